@@ -1,0 +1,103 @@
+/* Arena: a list of chunks, newest first. Requests larger than a chunk get a
+ * chunk of their own. */
+#include "arena.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_CHUNK (64 * 1024)
+
+struct arena_chunk {
+	struct arena_chunk *next;
+	size_t size;
+	size_t off;
+	max_align_t data[];
+};
+
+void arena_init(struct arena *a, size_t limit)
+{
+	memset(a, 0, sizeof *a);
+	a->limit = limit ? limit : (64u << 20);
+}
+
+void *arena_alloc(struct arena *a, size_t n)
+{
+	struct arena_chunk *c = a->head;
+	size_t need = (n + 15) & ~(size_t)15;
+	void *p;
+
+	if (n > a->limit || a->used + need > a->limit)
+		return NULL;
+	if (c == NULL || c->size - c->off < need) {
+		size_t size = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+		c = malloc(sizeof *c + size);
+		if (c == NULL)
+			return NULL;
+		c->size = size;
+		c->off = 0;
+		c->next = a->head;
+		a->head = c;
+	}
+	p = (char *)c->data + c->off;
+	c->off += need;
+	a->used += need;
+	return p;
+}
+
+void *arena_memdup(struct arena *a, const void *p, size_t n)
+{
+	void *q = arena_alloc(a, n ? n : 1);
+	if (q != NULL && n)
+		memcpy(q, p, n);
+	return q;
+}
+
+void arena_reset(struct arena *a)
+{
+	struct arena_chunk *c = a->head;
+
+	if (c == NULL)
+		return;
+	/* Keep the last (oldest) chunk of normal size; free the rest. */
+	while (c->next != NULL) {
+		struct arena_chunk *next = c->next;
+		free(c);
+		c = next;
+	}
+	if (c->size > ARENA_CHUNK) {
+		free(c);
+		c = NULL;
+	} else {
+		c->off = 0;
+	}
+	a->head = c;
+	a->used = 0;
+}
+
+void arena_free(struct arena *a)
+{
+	struct arena_chunk *c = a->head;
+	while (c != NULL) {
+		struct arena_chunk *next = c->next;
+		free(c);
+		c = next;
+	}
+	a->head = NULL;
+	a->used = 0;
+}
+
+static void *pb_alloc(void *data, size_t n) { return arena_alloc(data, n); }
+static void pb_free(void *data, void *p)
+{
+	(void)data;
+	(void)p;
+}
+
+ProtobufCAllocator *arena_pb_allocator(struct arena *a)
+{
+	a->pb.alloc = pb_alloc;
+	a->pb.free = pb_free;
+	a->pb.allocator_data = a;
+	return &a->pb;
+}

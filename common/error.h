@@ -1,0 +1,64 @@
+/* One error enum for all of msce, with a name and a message per code.
+ *
+ * Functions return 0 (MSCE_OK) or a positive MSCE_E* code. Where a caller
+ * needs to know *what* went wrong (which field, which limit), the callee also
+ * fills a struct err: a code plus a message, to which each layer prepends its
+ * own context with err_wrap() as the error travels up. */
+#ifndef MSCE_ERROR_H
+#define MSCE_ERROR_H
+
+#include <stddef.h>
+
+#define MSCE_ERRORS(X)                                                        \
+	X(OK, "ok")                                                           \
+	X(ENOMEM, "out of memory")                                            \
+	X(EINVAL, "invalid argument")                                         \
+	X(ETOOBIG, "over a size limit")                                       \
+	X(ENOTFOUND, "not found")                                             \
+	X(ECORRUPT, "malformed or corrupt data")                              \
+	X(EIO, "input/output error")                                          \
+	X(EFULL, "disk or map full")                                          \
+	X(ECLOCK, "clock too far ahead")                                      \
+	X(EMISMATCH, "store belongs to another node or cluster")              \
+	X(EREADONLY, "store refuses writes after a failed commit")            \
+	X(EPROTO, "protocol violation")                                       \
+	X(EVERSION, "unsupported version")                                    \
+	X(EPERM, "permission denied")                                         \
+	X(ETIMEOUT, "timed out")                                              \
+	X(ECLOSED, "closed")                                                  \
+	X(EAUTH, "authentication failed")                                     \
+	X(EBUSY, "busy, try again")                                           \
+	X(EGAP, "change out of order (gap in sequence)")                      \
+	X(ECONFIG, "bad configuration")                                       \
+	X(EUNAVAIL, "unavailable")
+
+enum {
+#define X(name, msg) MSCE_##name,
+	MSCE_ERRORS(X)
+#undef X
+	MSCE_NERRORS
+};
+
+/* Static string for a code: "out of memory". Unknown codes are reported. */
+const char *err_str(int code);
+/* Static symbolic name for a code: "ENOMEM". */
+const char *err_name(int code);
+
+#define ERR_MSG_MAX 512
+
+struct err {
+	int code;
+	char msg[ERR_MSG_MAX];
+};
+
+/* Sets code and a formatted message; returns code so callers can
+ * `return err_set(e, MSCE_EINVAL, "...")`. e may be NULL. */
+int err_set(struct err *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prepends "context: " to the message; returns e->code. e may be NULL. */
+int err_wrap(struct err *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Clears e (code 0, empty message). */
+void err_clear(struct err *e);
+
+#endif

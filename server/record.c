@@ -1,0 +1,429 @@
+/* Record codec and merge rule; see record.h for the rule itself.
+ *
+ * On-disk layout (little-endian), format RECORD_FORMAT:
+ *   u8 format, u8 reserved, u16 nfields, u8 hash[32],
+ *   u64 tomb_hlc, u32 tomb_origin,
+ *   nfields x { u16 name_len, u8 nlosers, fv winner, u64 seen_hlc,
+ *               u32 seen_origin, name, nlosers x fv }
+ *   fv = { u32 value_len, u64 hlc, u32 origin, u64 seq, u64 base_hlc,
+ *          u32 base_origin, value }
+ * The hash is stored so that replacing a record need not re-hash the old
+ * one to keep the store digest. */
+#include "record.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "error.h"
+
+#define REC_HEADER (1 + 1 + 2 + RECORD_HASH_LEN + 8 + 4)
+#define FV_FIXED (4 + 8 + 4 + 8 + 8 + 4)
+#define FS_FIXED (2 + 1 + 8 + 4)
+
+/* ---- little-endian helpers ------------------------------------------- */
+
+static void put16(uint8_t **p, uint16_t v)
+{
+	(*p)[0] = (uint8_t)v;
+	(*p)[1] = (uint8_t)(v >> 8);
+	*p += 2;
+}
+static void put32(uint8_t **p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		(*p)[i] = (uint8_t)(v >> (8 * i));
+	*p += 4;
+}
+static void put64(uint8_t **p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		(*p)[i] = (uint8_t)(v >> (8 * i));
+	*p += 8;
+}
+
+struct reader {
+	const uint8_t *p, *end;
+	int bad;
+};
+
+static const uint8_t *take(struct reader *r, size_t n)
+{
+	const uint8_t *q = r->p;
+	if (r->bad || (size_t)(r->end - r->p) < n) {
+		r->bad = 1;
+		return NULL;
+	}
+	r->p += n;
+	return q;
+}
+static uint64_t get_le(struct reader *r, int n)
+{
+	const uint8_t *q = take(r, (size_t)n);
+	uint64_t v = 0;
+	if (q == NULL)
+		return 0;
+	for (int i = n - 1; i >= 0; i--)
+		v = (v << 8) | q[i];
+	return v;
+}
+
+/* ---- codec ------------------------------------------------------------ */
+
+static void read_fv(struct reader *r, struct fv *f)
+{
+	f->value_len = (uint32_t)get_le(r, 4);
+	f->v.hlc = get_le(r, 8);
+	f->v.origin = (uint32_t)get_le(r, 4);
+	f->seq = get_le(r, 8);
+	f->base.hlc = get_le(r, 8);
+	f->base.origin = (uint32_t)get_le(r, 4);
+	f->value = take(r, f->value_len);
+}
+
+int record_decode(const uint8_t *buf, size_t len, struct record *rec,
+		  struct arena *a)
+{
+	struct reader r = {buf, buf + len, 0};
+	const uint8_t *h;
+	uint32_t n;
+
+	memset(rec, 0, sizeof *rec);
+	if (get_le(&r, 1) != RECORD_FORMAT)
+		return MSCE_ECORRUPT;
+	(void)get_le(&r, 1);
+	n = (uint32_t)get_le(&r, 2);
+	h = take(&r, RECORD_HASH_LEN);
+	if (h == NULL)
+		return MSCE_ECORRUPT;
+	memcpy(rec->hash, h, RECORD_HASH_LEN);
+	rec->tomb.hlc = get_le(&r, 8);
+	rec->tomb.origin = (uint32_t)get_le(&r, 4);
+	if (r.bad || n > (uint32_t)(len / FS_FIXED))
+		return MSCE_ECORRUPT;
+	rec->cap = n + 4;
+	rec->fields = arena_alloc(a, rec->cap * sizeof *rec->fields);
+	if (rec->fields == NULL)
+		return MSCE_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		struct field_state *fs = &rec->fields[i];
+		fs->name_len = (uint16_t)get_le(&r, 2);
+		fs->nlosers = (uint8_t)get_le(&r, 1);
+		read_fv(&r, &fs->w);
+		fs->seen.hlc = get_le(&r, 8);
+		fs->seen.origin = (uint32_t)get_le(&r, 4);
+		fs->name = take(&r, fs->name_len);
+		if (fs->nlosers > RECORD_MAX_LOSERS)
+			return MSCE_ECORRUPT;
+		for (int j = 0; j < fs->nlosers; j++)
+			read_fv(&r, &fs->losers[j]);
+		if (r.bad)
+			return MSCE_ECORRUPT;
+	}
+	if (r.p != r.end)
+		return MSCE_ECORRUPT;
+	rec->nfields = n;
+	return 0;
+}
+
+size_t record_encoded_size(const struct record *r)
+{
+	size_t n = REC_HEADER;
+	for (uint32_t i = 0; i < r->nfields; i++) {
+		const struct field_state *fs = &r->fields[i];
+		n += FS_FIXED + FV_FIXED + fs->name_len + fs->w.value_len;
+		for (int j = 0; j < fs->nlosers; j++)
+			n += FV_FIXED + fs->losers[j].value_len;
+	}
+	return n;
+}
+
+static void write_fv(uint8_t **p, const struct fv *f)
+{
+	put32(p, f->value_len);
+	put64(p, f->v.hlc);
+	put32(p, f->v.origin);
+	put64(p, f->seq);
+	put64(p, f->base.hlc);
+	put32(p, f->base.origin);
+	if (f->value_len)
+		memcpy(*p, f->value, f->value_len);
+	*p += f->value_len;
+}
+
+void record_encode(const struct record *r, uint8_t *out)
+{
+	uint8_t *p = out;
+
+	*p++ = RECORD_FORMAT;
+	*p++ = 0;
+	put16(&p, (uint16_t)r->nfields);
+	memcpy(p, r->hash, RECORD_HASH_LEN);
+	p += RECORD_HASH_LEN;
+	put64(&p, r->tomb.hlc);
+	put32(&p, r->tomb.origin);
+	for (uint32_t i = 0; i < r->nfields; i++) {
+		const struct field_state *fs = &r->fields[i];
+		put16(&p, fs->name_len);
+		*p++ = fs->nlosers;
+		write_fv(&p, &fs->w);
+		put64(&p, fs->seen.hlc);
+		put32(&p, fs->seen.origin);
+		memcpy(p, fs->name, fs->name_len);
+		p += fs->name_len;
+		for (int j = 0; j < fs->nlosers; j++)
+			write_fv(&p, &fs->losers[j]);
+	}
+}
+
+/* ---- merge ------------------------------------------------------------ */
+
+static int name_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
+		    size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+/* Binary search; *pos is where the name is or would go. */
+static struct field_state *find(const struct record *r, const uint8_t *name,
+				size_t len, uint32_t *pos)
+{
+	uint32_t lo = 0, hi = r->nfields;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = name_cmp(r->fields[mid].name, r->fields[mid].name_len,
+				 name, len);
+		if (c == 0) {
+			*pos = mid;
+			return &r->fields[mid];
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*pos = lo;
+	return NULL;
+}
+
+struct field_state *record_field(const struct record *r, const uint8_t *name,
+				 size_t name_len)
+{
+	uint32_t pos;
+	return find(r, name, name_len, &pos);
+}
+
+static struct field_state *insert(struct record *r, uint32_t pos,
+				  struct arena *a)
+{
+	if (r->nfields == r->cap) {
+		uint32_t cap = r->cap ? r->cap * 2 : 8;
+		struct field_state *f = arena_alloc(a, cap * sizeof *f);
+		if (f == NULL)
+			return NULL;
+		if (r->nfields)
+			memcpy(f, r->fields, r->nfields * sizeof *f);
+		r->fields = f;
+		r->cap = cap;
+	}
+	memmove(&r->fields[pos + 1], &r->fields[pos],
+		(r->nfields - pos) * sizeof *r->fields);
+	r->nfields++;
+	memset(&r->fields[pos], 0, sizeof r->fields[pos]);
+	return &r->fields[pos];
+}
+
+static int fv_same(const struct fv *a, const struct fv *b)
+{
+	return version_cmp(a->v, b->v) == 0;
+}
+
+/* Combines fs with extra candidate writes and an extra seen bound, keeping
+ * the winner and the highest unseen losers. Returns whether fs changed. */
+static int combine(struct field_state *fs, const struct fv *extra, size_t n,
+		   struct version seen)
+{
+	struct fv cand[2 * RECORD_MAX_LOSERS + 2];
+	size_t nc = 0;
+	struct field_state old = *fs;
+	int changed;
+
+	cand[nc++] = fs->w;
+	for (int i = 0; i < fs->nlosers; i++)
+		cand[nc++] = fs->losers[i];
+	for (size_t i = 0; i < n; i++) {
+		int dup = 0;
+		for (size_t j = 0; j < nc && !dup; j++)
+			dup = fv_same(&cand[j], &extra[i]);
+		if (!dup)
+			cand[nc++] = extra[i];
+	}
+	/* Insertion sort, highest version first: at most 18 entries. */
+	for (size_t i = 1; i < nc; i++) {
+		struct fv t = cand[i];
+		size_t j = i;
+		while (j > 0 && version_cmp(cand[j - 1].v, t.v) < 0) {
+			cand[j] = cand[j - 1];
+			j--;
+		}
+		cand[j] = t;
+	}
+	fs->seen = version_max(fs->seen, seen);
+	fs->w = cand[0];
+	fs->nlosers = 0;
+	for (size_t i = 1; i < nc && fs->nlosers < RECORD_MAX_LOSERS; i++)
+		if (version_cmp(cand[i].v, fs->seen) > 0)
+			fs->losers[fs->nlosers++] = cand[i];
+
+	changed = !fv_same(&old.w, &fs->w) ||
+		  version_cmp(old.seen, fs->seen) != 0 ||
+		  old.nlosers != fs->nlosers;
+	for (int i = 0; !changed && i < fs->nlosers; i++)
+		changed = !fv_same(&old.losers[i], &fs->losers[i]);
+	return changed;
+}
+
+int record_merge_put(struct record *r, struct version v, uint64_t seq,
+		     const struct field_write *w, size_t n, struct arena *a,
+		     int *changed)
+{
+	*changed = 0;
+	if (version_cmp(v, r->tomb) <= 0)
+		return 0; /* deleted after this write was made */
+	for (size_t i = 0; i < n; i++) {
+		uint32_t pos;
+		struct field_state *fs = find(r, w[i].name, w[i].name_len, &pos);
+		struct fv x = {w[i].value, w[i].value_len, v, seq, w[i].base};
+
+		if (fs == NULL) {
+			fs = insert(r, pos, a);
+			if (fs == NULL)
+				return MSCE_ENOMEM;
+			fs->name = w[i].name;
+			fs->name_len = w[i].name_len;
+			fs->w = x;
+			fs->seen = version_max(w[i].base, r->tomb);
+			*changed = 1;
+			continue;
+		}
+		if (combine(fs, &x, 1, version_max(w[i].base, r->tomb)))
+			*changed = 1;
+	}
+	return 0;
+}
+
+void record_merge_delete(struct record *r, struct version v, int *changed)
+{
+	uint32_t keep = 0;
+
+	*changed = 0;
+	if (version_cmp(v, r->tomb) <= 0)
+		return;
+	r->tomb = v;
+	*changed = 1;
+	for (uint32_t i = 0; i < r->nfields; i++) {
+		struct field_state fs = r->fields[i];
+		if (version_cmp(fs.w.v, v) <= 0)
+			continue; /* the whole field is older than the delete */
+		/* Losers at or below the tombstone go with it. */
+		combine(&fs, NULL, 0, v);
+		r->fields[keep++] = fs;
+	}
+	r->nfields = keep;
+}
+
+int record_merge_state(struct record *r, const struct field_state *in,
+		       struct arena *a, int *changed)
+{
+	struct fv extra[RECORD_MAX_LOSERS + 1];
+	size_t n = 0;
+	uint32_t pos;
+	struct field_state *fs;
+	struct version seen = version_max(in->seen, r->tomb);
+
+	*changed = 0;
+	if (version_cmp(in->w.v, r->tomb) > 0)
+		extra[n++] = in->w;
+	for (int i = 0; i < in->nlosers; i++)
+		if (version_cmp(in->losers[i].v, r->tomb) > 0)
+			extra[n++] = in->losers[i];
+	if (n == 0)
+		return 0;
+	fs = find(r, in->name, in->name_len, &pos);
+	if (fs == NULL) {
+		fs = insert(r, pos, a);
+		if (fs == NULL)
+			return MSCE_ENOMEM;
+		fs->name = in->name;
+		fs->name_len = in->name_len;
+		/* Start from the highest candidate; combine adds the rest. */
+		fs->w = extra[0];
+		fs->seen = seen;
+		for (size_t i = 1; i < n; i++)
+			if (version_cmp(extra[i].v, extra[0].v) > 0)
+				fs->w = extra[i];
+		combine(fs, extra, n, seen);
+		*changed = 1;
+		return 0;
+	}
+	*changed = combine(fs, extra, n, seen);
+	return 0;
+}
+
+/* ---- hashing ------------------------------------------------------------ */
+
+void record_hash(const char *coll, size_t coll_len, const char *key,
+		 size_t key_len, const struct record *r,
+		 uint8_t out[RECORD_HASH_LEN])
+{
+	crypto_generichash_state st;
+	uint8_t buf[32], *p;
+
+	if (r->nfields == 0) {
+		memset(out, 0, RECORD_HASH_LEN);
+		return;
+	}
+	crypto_generichash_init(&st, NULL, 0, RECORD_HASH_LEN);
+	p = buf;
+	put16(&p, (uint16_t)coll_len);
+	put16(&p, (uint16_t)key_len);
+	put32(&p, r->nfields);
+	crypto_generichash_update(&st, buf, (size_t)(p - buf));
+	crypto_generichash_update(&st, (const uint8_t *)coll, coll_len);
+	crypto_generichash_update(&st, (const uint8_t *)key, key_len);
+	for (uint32_t i = 0; i < r->nfields; i++) {
+		const struct field_state *fs = &r->fields[i];
+		p = buf;
+		put16(&p, fs->name_len);
+		put32(&p, fs->w.value_len);
+		put64(&p, fs->w.v.hlc);
+		put32(&p, fs->w.v.origin);
+		crypto_generichash_update(&st, buf, (size_t)(p - buf));
+		crypto_generichash_update(&st, fs->name, fs->name_len);
+		crypto_generichash_update(&st, fs->w.value, fs->w.value_len);
+	}
+	crypto_generichash_final(&st, out, RECORD_HASH_LEN);
+}
+
+void digest_add(uint8_t d[32], const uint8_t x[32])
+{
+	unsigned carry = 0;
+	for (int i = 0; i < 32; i++) {
+		unsigned s = (unsigned)d[i] + x[i] + carry;
+		d[i] = (uint8_t)s;
+		carry = s >> 8;
+	}
+}
+
+void digest_sub(uint8_t d[32], const uint8_t x[32])
+{
+	int borrow = 0;
+	for (int i = 0; i < 32; i++) {
+		int s = (int)d[i] - x[i] - borrow;
+		borrow = s < 0;
+		d[i] = (uint8_t)(s + (borrow ? 256 : 0));
+	}
+}

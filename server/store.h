@@ -1,0 +1,220 @@
+/* The node's store: one LMDB environment holding records, the change log,
+ * the version vector, conflicts, tombstones and metadata.
+ *
+ * Every mutation is one batch in one LMDB write transaction: records, log
+ * entries, vector, digest and clock high-water commit together, durably
+ * (unless opened with nosync, which only the simulator does). A function
+ * that returns 0 has committed. When the map is full the store grows it and
+ * retries the batch. When a commit fails the store refuses every later
+ * write with MSCE_EREADONLY; reads go on.
+ *
+ * A store is used from one thread at a time for writes; reads may run from
+ * another thread (MDB_NOTLS). Views handed to callbacks point into LMDB
+ * memory and are valid only during the callback. */
+#ifndef MSCE_STORE_H
+#define MSCE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "record.h"
+#include "version.h"
+
+struct store;
+
+struct store_options {
+	uint32_t node_id;    /* 1..65535 */
+	const char *cluster; /* cluster name */
+	int nosync;          /* simulator only: no fsync at commit */
+	size_t map_size;     /* initial map size; 0 = 256 MiB */
+	size_t max_map_size; /* growth stops here; 0 = 1 TiB */
+};
+
+/* Opens or creates the store in directory dir (created if missing).
+ * Refuses a store that belongs to another node id or cluster
+ * (MSCE_EMISMATCH). Clears stale reader slots. */
+int store_open(const char *dir, const struct store_options *o,
+	       struct store **out, struct err *e);
+void store_close(struct store *s);
+
+/* ---- local writes ------------------------------------------------------ */
+
+enum { STORE_PUT = 0, STORE_DELETE = 1 };
+
+struct store_field_in {
+	const char *name;
+	size_t name_len;
+	const uint8_t *value;
+	size_t value_len;
+	int has_base;        /* base given by the writer; else the store */
+	struct version base; /* uses the version it holds now */
+};
+
+struct store_write {
+	int op; /* STORE_PUT or STORE_DELETE */
+	const char *coll;
+	size_t coll_len;
+	const char *key;
+	size_t key_len;
+	const struct store_field_in *fields; /* PUT only */
+	size_t nfields;
+};
+
+struct store_written {
+	struct err err; /* code 0 if this write committed */
+	uint64_t seq;
+	uint64_t hlc;
+};
+
+/* Validates and applies n local writes in one transaction. Each write gets
+ * its own result in out[i]: an invalid write is refused (with a message
+ * naming the field and the rule) without failing the others. Returns 0
+ * when the batch committed (some writes may still have been refused), or
+ * an error when nothing was committed. */
+int store_write(struct store *s, const struct store_write *w, size_t n,
+		uint64_t wall_ms, struct store_written *out, struct err *e);
+
+/* ---- changes from other nodes ----------------------------------------- */
+
+struct store_blob {
+	const uint8_t *data; /* an encoded msce.Change */
+	size_t len;
+};
+
+struct store_apply_result {
+	size_t consumed;   /* changes applied or skipped as duplicates */
+	size_t applied;    /* of which new */
+	size_t duplicates; /* of which already held */
+};
+
+/* Applies encoded changes in order in one transaction. A change already
+ * held (seq <= vector) is skipped. Stops before a change that would leave a
+ * gap (MSCE_EGAP) or whose hlc is more than max_skew_ms ahead of wall_ms
+ * (MSCE_ECLOCK): the changes before it are committed and res->consumed
+ * says how many. A malformed change (MSCE_ECORRUPT) fails the whole batch
+ * and nothing changes. */
+int store_apply(struct store *s, const struct store_blob *c, size_t n,
+		uint64_t wall_ms, uint64_t max_skew_ms,
+		struct store_apply_result *res, struct err *e);
+
+/* ---- reads ------------------------------------------------------------- */
+
+struct store_record_view {
+	const char *coll;
+	size_t coll_len;
+	const char *key;
+	size_t key_len;
+	const struct record *rec; /* fields sorted by name, visible ones */
+};
+
+typedef int (*store_record_cb)(void *ctx, const struct store_record_view *r);
+
+/* Calls cb once with the record, or returns MSCE_ENOTFOUND when no field
+ * of it is visible. */
+int store_get(struct store *s, const char *coll, size_t coll_len,
+	      const char *key, size_t key_len, store_record_cb cb, void *ctx,
+	      struct err *e);
+
+struct store_scan {
+	const char *coll;
+	size_t coll_len;
+	const char *prefix; /* keys starting with prefix (may be NULL) */
+	size_t prefix_len;
+	const char *after; /* cursor: keys strictly after this (may be NULL) */
+	size_t after_len;
+	const char *end; /* keys strictly before this (may be NULL) */
+	size_t end_len;
+	size_t limit; /* at most this many records (0 = no limit) */
+};
+
+/* Calls cb for each record with a visible field, in key order. A non-zero
+ * return from cb stops the scan and is returned. */
+int store_scan(struct store *s, const struct store_scan *q, store_record_cb cb,
+	       void *ctx, struct err *e);
+
+typedef int (*store_log_cb)(void *ctx, uint32_t origin, uint64_t seq,
+			    const uint8_t *change, size_t len);
+
+/* Calls cb for logged changes of origin with seq >= from, in order, up to
+ * max_count changes and about max_bytes (at least one is given). Returns
+ * MSCE_ENOTFOUND if from is at or below the log floor (truncated). */
+int store_log_read(struct store *s, uint32_t origin, uint64_t from,
+		   size_t max_count, size_t max_bytes, store_log_cb cb,
+		   void *ctx, struct err *e);
+
+/* Drops logged changes of origin with seq <= upto; raises the floor. */
+int store_log_truncate(struct store *s, uint32_t origin, uint64_t upto,
+		       struct err *e);
+
+struct vv_entry {
+	uint32_t origin;
+	uint64_t seq;   /* highest contiguous seq applied */
+	uint64_t hlc;   /* hlc of that change */
+	uint64_t floor; /* log holds (floor, seq] */
+};
+
+/* Committed vector, sorted by origin. Returns the number of entries; fills
+ * at most max. */
+size_t store_vv(const struct store *s, struct vv_entry *out, size_t max);
+/* Committed entry for origin (zeroes if none). */
+struct vv_entry store_vv_get(const struct store *s, uint32_t origin);
+void store_digest(const struct store *s, uint8_t out[32]);
+uint32_t store_node_id(const struct store *s);
+/* Highest hlc committed: every later local write has a higher one. */
+uint64_t store_hlc_committed(const struct store *s);
+/* Commits a clock high-water of at least hlc_now(wall_ms), so that idle
+ * nodes still promise a rising hlc (tombstone collection relies on it). */
+int store_clock_advance(struct store *s, uint64_t wall_ms, struct err *e);
+/* Returns the sticky error code (0 if the store accepts writes). */
+int store_failed(const struct store *s);
+
+struct store_conflict_view {
+	const char *coll;
+	size_t coll_len;
+	const char *key;
+	size_t key_len;
+	const struct field_state *field; /* winner and losers */
+	const struct fv *loser;
+};
+typedef int (*store_conflict_cb)(void *ctx,
+				 const struct store_conflict_view *c);
+/* Calls cb for each open conflict (winner, loser) in a stable order. */
+int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
+		    void *ctx, struct err *e);
+
+/* ---- tombstones and snapshots ----------------------------------------- */
+
+/* Drops tombstones whose version is <= upto. */
+int store_gc_tombstones(struct store *s, struct version upto, size_t *dropped,
+			struct err *e);
+size_t store_tombstones(struct store *s);
+
+struct store_snap;
+/* Starts a consistent read of every record and the vector it covers. */
+int store_snap_begin(struct store *s, struct store_snap **out, struct err *e);
+/* The vector the snapshot covers. */
+size_t store_snap_vv(const struct store_snap *sn, struct vv_entry *out,
+		     size_t max);
+/* Calls cb for the next records (tombstones included) up to about
+ * max_bytes; *done is set after the last. */
+int store_snap_next(struct store_snap *sn, size_t max_bytes,
+		    store_record_cb cb, void *ctx, int *done, struct err *e);
+void store_snap_end(struct store_snap *sn);
+
+struct store_snap_record {
+	const char *coll;
+	size_t coll_len;
+	const char *key;
+	size_t key_len;
+	const struct record *rec;
+};
+/* Merges snapshot records by the normal rule, in one transaction. */
+int store_snap_merge(struct store *s, const struct store_snap_record *r,
+		     size_t n, struct err *e);
+/* After the last chunk: raises the vector to vv (what the snapshot covers)
+ * and the log floors with it, since those changes are not in our log. */
+int store_snap_finish(struct store *s, const struct vv_entry *vv, size_t n,
+		      struct err *e);
+
+#endif

@@ -1,0 +1,188 @@
+/* msce-bench store: durable apply rate of registration-sized changes from
+ * another origin into a fresh store, and the local-write rate. Every batch
+ * is one durable LMDB commit, as in the node. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "hlc.h"
+#include "msce.pb-c.h"
+#include "store.h"
+
+#define MAXF 16
+
+static char *tmpdir(void)
+{
+	char tmpl[] = "/tmp/msce-bench-XXXXXX";
+	char *d = mkdtemp(tmpl);
+	return d ? strdup(d) : NULL;
+}
+
+static void rmrf(const char *d)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+	if (system(cmd) != 0)
+		fprintf(stderr, "warning: could not remove %s\n", d);
+}
+
+int bench_store(int argc, char **argv)
+{
+	long records = 200000, batch = 1000;
+	int value_size = 300, json = 0;
+	static struct option opts[] = {{"records", 1, 0, 'n'},
+				       {"value-size", 1, 0, 'v'},
+				       {"batch", 1, 0, 'b'},
+				       {"json", 0, 0, 'j'},
+				       {0, 0, 0, 0}};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': records = atol(optarg); break;
+		case 'v': value_size = atoi(optarg); break;
+		case 'b': batch = atol(optarg); break;
+		case 'j': json = 1; break;
+		default: return 2;
+		}
+	}
+	if (records <= 0 || batch <= 0 || value_size < 50 || value_size > 3000) {
+		fprintf(stderr, "msce-bench store: --records and --batch must "
+				"be positive, --value-size 50..3000\n");
+		return 2;
+	}
+
+	/* Encode the changes up front, as they would arrive off the wire. */
+	static char names[MAXF][32], values[MAXF][256];
+	uint8_t **enc = malloc((size_t)records * sizeof *enc);
+	struct store_blob *blobs = malloc((size_t)records * sizeof *blobs);
+	size_t bytes = 0;
+	uint64_t t0 = bench_wall_ms();
+	for (long i = 0; i < records; i++) {
+		Msce__Change ch = MSCE__CHANGE__INIT;
+		Msce__FieldWrite fw[MAXF], *fp[MAXF];
+		char key[64];
+		int nf = bench_registration((uint64_t)i, value_size, names,
+					    values, MAXF);
+		snprintf(key, sizeof key, "%s:%s", values[1], values[3]);
+		ch.origin = 2;
+		ch.seq = (uint64_t)i + 1;
+		ch.hlc = hlc_make(t0 + (uint64_t)i / 60000, (uint32_t)(i % 60000));
+		ch.collection = "registration";
+		ch.key = key;
+		for (int k = 0; k < nf; k++) {
+			msce__field_write__init(&fw[k]);
+			fw[k].name = names[k];
+			fw[k].value.data = (uint8_t *)values[k];
+			fw[k].value.len = strlen(values[k]);
+			fp[k] = &fw[k];
+		}
+		ch.n_fields = (size_t)nf;
+		ch.fields = fp;
+		blobs[i].len = msce__change__get_packed_size(&ch);
+		enc[i] = malloc(blobs[i].len);
+		msce__change__pack(&ch, enc[i]);
+		blobs[i].data = enc[i];
+		bytes += blobs[i].len;
+	}
+
+	char *dir = tmpdir();
+	struct store_options o = {.node_id = 1, .cluster = "bench"};
+	struct store *s;
+	struct err e;
+	if (store_open(dir, &o, &s, &e)) {
+		fprintf(stderr, "msce-bench: %s\n", e.msg);
+		return 1;
+	}
+	double start = bench_now();
+	for (long i = 0; i < records; i += batch) {
+		size_t n = (size_t)(i + batch > records ? records - i : batch);
+		struct store_apply_result res;
+		if (store_apply(s, blobs + i, n, bench_wall_ms(), 60000, &res,
+				&e)) {
+			fprintf(stderr, "msce-bench: apply: %s\n", e.msg);
+			return 1;
+		}
+	}
+	double apply_s = bench_now() - start;
+	store_close(s);
+	rmrf(dir);
+	free(dir);
+
+	/* Local writes: validated, sequenced and logged at this node. */
+	dir = tmpdir();
+	if (store_open(dir, &o, &s, &e)) {
+		fprintf(stderr, "msce-bench: %s\n", e.msg);
+		return 1;
+	}
+	struct store_write *w = calloc((size_t)batch, sizeof *w);
+	struct store_written *out = calloc((size_t)batch, sizeof *out);
+	struct store_field_in(*f)[MAXF] = calloc((size_t)batch, sizeof *f);
+	char(*vals)[MAXF][256] = calloc((size_t)batch, sizeof *vals);
+	char(*keys)[64] = calloc((size_t)batch, sizeof *keys);
+	long refused = 0;
+	start = bench_now();
+	for (long i = 0; i < records; i += batch) {
+		size_t n = (size_t)(i + batch > records ? records - i : batch);
+		for (size_t j = 0; j < n; j++) {
+			int nf = bench_registration((uint64_t)(i + (long)j),
+						    value_size, names, vals[j],
+						    MAXF);
+			snprintf(keys[j], 64, "%s:%s", vals[j][1], vals[j][3]);
+			for (int k = 0; k < nf; k++)
+				f[j][k] = (struct store_field_in){
+					names[k], strlen(names[k]),
+					(const uint8_t *)vals[j][k],
+					strlen(vals[j][k]), 0, {0, 0}};
+			w[j] = (struct store_write){
+				STORE_PUT, "registration", 12, keys[j],
+				strlen(keys[j]), f[j], (size_t)nf};
+		}
+		if (store_write(s, w, n, bench_wall_ms(), out, &e)) {
+			fprintf(stderr, "msce-bench: write: %s\n", e.msg);
+			return 1;
+		}
+		for (size_t j = 0; j < n; j++)
+			if (out[j].err.code) {
+				if (refused++ == 0)
+					fprintf(stderr, "refused: %s\n",
+						out[j].err.msg);
+			}
+	}
+	double write_s = bench_now() - start;
+	store_close(s);
+	rmrf(dir);
+	free(dir);
+
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "bench", "store");
+	cJSON_AddNumberToObject(r, "records", (double)records);
+	cJSON_AddNumberToObject(r, "batch", (double)batch);
+	cJSON_AddNumberToObject(r, "value_size", value_size);
+	cJSON_AddNumberToObject(r, "change_bytes_avg",
+				(double)bytes / (double)records);
+	cJSON_AddNumberToObject(r, "apply_seconds", apply_s);
+	cJSON_AddNumberToObject(r, "apply_changes_per_s",
+				(double)records / apply_s);
+	cJSON_AddNumberToObject(r, "local_write_seconds", write_s);
+	cJSON_AddNumberToObject(r, "local_writes_per_s",
+				(double)records / write_s);
+	cJSON_AddNumberToObject(r, "local_writes_refused", (double)refused);
+	cJSON_AddNumberToObject(r, "durable_commits",
+				(double)((records + batch - 1) / batch) * 2);
+	bench_report(r, json);
+	cJSON_Delete(r);
+	for (long i = 0; i < records; i++)
+		free(enc[i]);
+	free(enc);
+	free(blobs);
+	free(w);
+	free(out);
+	free(f);
+	free(vals);
+	free(keys);
+	return refused ? 1 : 0;
+}

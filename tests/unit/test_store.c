@@ -1,0 +1,598 @@
+/* The LMDB store: local writes, remote changes in any interleaving with
+ * duplicates, conflicts, tombstones, validation, bad input, map growth,
+ * log truncation and snapshots. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <sys/stat.h>
+
+#include "msce.pb-c.h"
+#include "storeutil.h"
+
+#define T0 1700000000000ull
+
+static struct store *open_node(const char *dir, uint32_t id)
+{
+	struct store_options o = {.node_id = id, .cluster = "test"};
+	struct store *s;
+	struct err e;
+	int rc = store_open(dir, &o, &s, &e);
+	if (rc)
+		fprintf(stderr, "store_open: %s\n", e.msg);
+	assert_int_equal(rc, 0);
+	return s;
+}
+
+static char *subdir(const char *root, const char *name)
+{
+	char *p = malloc(strlen(root) + strlen(name) + 2);
+	sprintf(p, "%s/%s", root, name);
+	return p;
+}
+
+static void refuses_other_node_or_cluster(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store *s = open_node(dir, 3);
+	struct store_options o = {.node_id = 4, .cluster = "test"};
+	struct err e;
+
+	store_close(s);
+	assert_int_equal(store_open(dir, &o, &s, &e), MSCE_EMISMATCH);
+	assert_non_null(strstr(e.msg, "node 3"));
+	o.node_id = 3;
+	o.cluster = "other";
+	assert_int_equal(store_open(dir, &o, &s, &e), MSCE_EMISMATCH);
+	assert_non_null(strstr(e.msg, "cluster"));
+	tu_rmrf(dir);
+}
+
+struct keys {
+	char k[64][32];
+	int n;
+};
+static int keys_cb(void *ctx, const struct store_record_view *r)
+{
+	struct keys *k = ctx;
+	snprintf(k->k[k->n++], 32, "%.*s", (int)r->key_len, r->key);
+	return 0;
+}
+
+static void put_get_scan(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store *s = open_node(dir, 1);
+	char key[16];
+	struct keys ks;
+
+	for (int i = 0; i < 20; i++) {
+		snprintf(key, sizeof key, "%c%02d", i < 10 ? 'a' : 'b', i);
+		assert_int_equal(su_put(s, "t", key, "f", key, T0, NULL), 0);
+	}
+	assert_int_equal(su_put(s, "u", "a00", "f", "other", T0, NULL), 0);
+	assert_string_equal(su_get(s, "t", "a03", "f"), "a03");
+	assert_null(su_get(s, "t", "zz", "f"));
+
+	struct store_scan q = {.coll = "t", .coll_len = 1, .prefix = "a",
+			       .prefix_len = 1};
+	memset(&ks, 0, sizeof ks);
+	assert_int_equal(store_scan(s, &q, keys_cb, &ks, NULL), 0);
+	assert_int_equal(ks.n, 10);
+	/* Limit and cursor walk the same keys in pages. */
+	q.prefix = NULL;
+	q.prefix_len = 0;
+	q.limit = 7;
+	int total = 0;
+	char last[32] = "";
+	for (int page = 0; page < 10; page++) {
+		memset(&ks, 0, sizeof ks);
+		assert_int_equal(store_scan(s, &q, keys_cb, &ks, NULL), 0);
+		if (ks.n == 0)
+			break;
+		assert_true(strcmp(ks.k[0], last) > 0);
+		total += ks.n;
+		strcpy(last, ks.k[ks.n - 1]);
+		q.after = last;
+		q.after_len = strlen(last);
+	}
+	assert_int_equal(total, 20);
+	/* Range [a05, b12). */
+	memset(&ks, 0, sizeof ks);
+	struct store_scan r = {.coll = "t", .coll_len = 1, .after = "a04",
+			       .after_len = 3, .end = "b12", .end_len = 3};
+	assert_int_equal(store_scan(s, &r, keys_cb, &ks, NULL), 0);
+	assert_int_equal(ks.n, 7);
+	assert_string_equal(ks.k[0], "a05");
+	assert_string_equal(ks.k[6], "b11");
+	store_close(s);
+	tu_rmrf(dir);
+}
+
+/* Three origins write to a few shared keys, seeing each other's changes
+ * at random moments; then the union of their logs is delivered to fresh
+ * stores in random interleavings with duplicates. */
+static void random_orders_converge(void **state)
+{
+	(void)state;
+	uint64_t rs = tu_seed("random_orders_converge");
+	char *root = tu_tmpdir();
+	struct store *o[3];
+	char *dirs[3];
+	uint8_t ref_dump[32], ref_digest[32];
+	struct su_text ref_conf, conf;
+	static const char *fields[] = {"phone", "email", "address", "name"};
+
+	for (int i = 0; i < 3; i++) {
+		char name[8];
+		snprintf(name, sizeof name, "o%d", i + 1);
+		dirs[i] = subdir(root, name);
+		o[i] = open_node(dirs[i], (uint32_t)i + 1);
+	}
+	for (int step = 0; step < 300; step++) {
+		int who = (int)tu_below(&rs, 3);
+		char key[8];
+		uint64_t wall = T0 + (uint64_t)step * 3 + tu_below(&rs, 3);
+		snprintf(key, sizeof key, "k%d", (int)tu_below(&rs, 6));
+		if (tu_below(&rs, 4) == 0)
+			assert_int_equal(su_sync(o[tu_below(&rs, 3)], o[who],
+						 wall),
+					 0);
+		if (tu_below(&rs, 12) == 0) {
+			assert_int_equal(su_del(o[who], "t", key, wall), 0);
+		} else {
+			char val[16];
+			snprintf(val, sizeof val, "%d-%d", who, step);
+			assert_int_equal(su_put(o[who], "t", key,
+						fields[tu_below(&rs, 4)], val,
+						wall, NULL),
+					 0);
+		}
+	}
+	/* All origins' logs, per origin in order. */
+	struct su_blobs *logs[3];
+	for (int i = 0; i < 3; i++) {
+		logs[i] = calloc(1, sizeof *logs[i]);
+		su_log(o[i], (uint32_t)i + 1, 1, logs[i]);
+		assert_int_equal(logs[i]->n,
+				 store_vv_get(o[i], (uint32_t)i + 1).seq);
+	}
+	for (int trial = 0; trial < 12; trial++) {
+		char name[16];
+		snprintf(name, sizeof name, "r%d", trial);
+		char *d = subdir(root, name);
+		struct store *r = open_node(d, 9);
+		size_t next[3] = {0, 0, 0};
+		for (;;) {
+			int left = 0;
+			for (int i = 0; i < 3; i++)
+				left += next[i] < logs[i]->n;
+			if (!left)
+				break;
+			int i = (int)tu_below(&rs, 3);
+			if (next[i] >= logs[i]->n)
+				continue;
+			/* A batch from origin i, sometimes starting a few
+			 * changes back, as a second link would deliver. */
+			size_t from = next[i];
+			if (from > 0 && tu_below(&rs, 3) == 0)
+				from -= tu_below(&rs, from) + 1;
+			size_t cnt = 1 + tu_below(&rs, 8);
+			if (from + cnt > logs[i]->n)
+				cnt = logs[i]->n - from;
+			struct store_apply_result res;
+			struct err e;
+			assert_int_equal(store_apply(r, logs[i]->b + from, cnt,
+						     T0, 60000, &res, &e),
+					 0);
+			assert_int_equal(res.consumed, cnt);
+			if (from + cnt > next[i])
+				next[i] = from + cnt;
+		}
+		uint8_t dump[32], dig[32];
+		su_dump(r, dump);
+		store_digest(r, dig);
+		su_conflicts(r, &conf);
+		if (trial == 0) {
+			memcpy(ref_dump, dump, 32);
+			memcpy(ref_digest, dig, 32);
+			ref_conf = conf;
+			printf("converged with %d open conflicts\n", conf.n);
+			assert_true(conf.n > 0);
+		} else {
+			assert_memory_equal(dump, ref_dump, 32);
+			assert_memory_equal(dig, ref_digest, 32);
+			assert_string_equal(conf.buf, ref_conf.buf);
+		}
+		store_close(r);
+		tu_rmrf(d);
+	}
+	/* The origins themselves converge to the same state once synced. */
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 3; i++)
+			for (int j = 0; j < 3; j++)
+				if (i != j)
+					assert_int_equal(
+						su_sync(o[i], o[j], T0), 0);
+	for (int i = 0; i < 3; i++) {
+		uint8_t dump[32], dig[32];
+		su_dump(o[i], dump);
+		store_digest(o[i], dig);
+		assert_memory_equal(dump, ref_dump, 32);
+		assert_memory_equal(dig, ref_digest, 32);
+		store_close(o[i]);
+		su_blobs_free(logs[i]);
+		free(logs[i]);
+		free(dirs[i]);
+	}
+	tu_rmrf(root);
+}
+
+static void conflicts_detected_and_resolved(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b");
+	struct store *a = open_node(d1, 1), *b = open_node(d2, 2);
+	struct su_text ca, cb;
+	struct store_written w;
+
+	assert_int_equal(su_put(a, "t", "p", "phone", "111", T0, NULL), 0);
+	assert_int_equal(su_sync(a, b, T0), 0);
+	/* A clean overwrite (b saw a's value): no conflict anywhere. */
+	assert_int_equal(su_put(b, "t", "p", "phone", "222", T0 + 10, NULL), 0);
+	assert_int_equal(su_sync(b, a, T0), 0);
+	su_conflicts(a, &ca);
+	su_conflicts(b, &cb);
+	assert_int_equal(ca.n, 0);
+	assert_int_equal(cb.n, 0);
+	assert_string_equal(su_get(a, "t", "p", "phone"), "222");
+	/* Concurrent writes to the same field at both nodes. */
+	assert_int_equal(su_put(a, "t", "p", "phone", "333", T0 + 20, NULL), 0);
+	assert_int_equal(su_put(b, "t", "p", "phone", "444", T0 + 30, NULL), 0);
+	assert_int_equal(su_sync(a, b, T0), 0);
+	assert_int_equal(su_sync(b, a, T0), 0);
+	su_conflicts(a, &ca);
+	su_conflicts(b, &cb);
+	assert_int_equal(ca.n, 1);
+	assert_string_equal(ca.buf, cb.buf);
+	assert_string_equal(su_get(a, "t", "p", "phone"), "444");
+	assert_string_equal(su_get(b, "t", "p", "phone"), "444");
+	/* Resolving: a new value written over the winner at a. */
+	assert_int_equal(su_put(a, "t", "p", "phone", "555", T0 + 40, &w), 0);
+	assert_int_equal(su_sync(a, b, T0), 0);
+	su_conflicts(a, &ca);
+	su_conflicts(b, &cb);
+	assert_int_equal(ca.n, 0);
+	assert_int_equal(cb.n, 0);
+	store_close(a);
+	store_close(b);
+	free(d1);
+	free(d2);
+	tu_rmrf(root);
+}
+
+static void tombstones_against_earlier_and_later_writes(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b");
+	struct store *a = open_node(d1, 1), *b = open_node(d2, 2);
+	uint8_t da[32], db[32];
+
+	assert_int_equal(su_put(a, "t", "r", "x", "1", T0, NULL), 0);
+	assert_int_equal(su_put(a, "t", "r", "y", "1", T0, NULL), 0);
+	assert_int_equal(su_sync(a, b, T0), 0);
+	/* b writes x before a's delete (earlier clock), and y after. */
+	assert_int_equal(su_put(b, "t", "r", "x", "early", T0 + 100, NULL), 0);
+	assert_int_equal(su_del(a, "t", "r", T0 + 200), 0);
+	assert_null(su_get(a, "t", "r", "x"));
+	assert_int_equal(su_put(b, "t", "r", "y", "late", T0 + 300, NULL), 0);
+	/* Delivered in opposite orders at the two nodes. */
+	assert_int_equal(su_sync(b, a, T0), 0);
+	assert_int_equal(su_sync(a, b, T0), 0);
+	for (int i = 0; i < 2; i++) {
+		struct store *s = i ? b : a;
+		assert_null(su_get(s, "t", "r", "x"));
+		assert_string_equal(su_get(s, "t", "r", "y"), "late");
+	}
+	store_digest(a, da);
+	store_digest(b, db);
+	assert_memory_equal(da, db, 32);
+	assert_int_equal(store_tombstones(a), 1);
+	/* Deleting everything leaves an empty digest contribution. */
+	assert_int_equal(su_del(b, "t", "r", T0 + 400), 0);
+	assert_int_equal(su_sync(b, a, T0), 0);
+	assert_null(su_get(a, "t", "r", "y"));
+	store_digest(a, da);
+	uint8_t zero[32] = {0};
+	assert_memory_equal(da, zero, 32);
+	/* A write after GC would be new: GC only below a version. */
+	size_t dropped;
+	struct version upto = {hlc_make(T0 + 400, 100), 65535};
+	assert_int_equal(store_gc_tombstones(a, upto, &dropped, NULL), 0);
+	assert_int_equal(dropped, 1);
+	assert_int_equal(store_tombstones(a), 0);
+	store_close(a);
+	store_close(b);
+	free(d1);
+	free(d2);
+	tu_rmrf(root);
+}
+
+static void refused_input_changes_nothing(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store *s = open_node(dir, 1);
+	uint8_t before[32], after[32], dump1[32], dump2[32];
+	struct err e;
+	struct store_written out;
+
+	assert_int_equal(su_put(s, "t", "k", "f", "v", T0, NULL), 0);
+	store_digest(s, before);
+	su_dump(s, dump1);
+	/* Over the limits: collection, key, field name, value. */
+	char big[MSCE_MAX_VALUE + 2];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = 0;
+	assert_int_not_equal(su_put(s, "Bad-Name", "k", "f", "v", T0, NULL), 0);
+	assert_int_not_equal(su_put(s, "t", big + sizeof big - 300, "f", "v",
+				    T0, NULL),
+			     0);
+	assert_int_not_equal(su_put(s, "t", "k", big + sizeof big - 200, "v",
+				    T0, NULL),
+			     0);
+	assert_int_equal(su_put(s, "t", "k", "f", big, T0, &out), MSCE_ETOOBIG);
+	assert_non_null(strstr(out.err.msg, "65536"));
+	assert_int_not_equal(su_put(s, "_sys", "k", "f", "v", T0, NULL), 0);
+	/* A domain collection with a bad field names the field. */
+	assert_int_equal(su_put(s, "registration", "FRA:12AB",
+				"birth_date", "1990-13-45", T0, &out),
+			 MSCE_EINVAL);
+	assert_non_null(strstr(out.err.msg, "birth_date"));
+	/* Malformed protobuf and structurally bad changes. */
+	uint8_t junk[64];
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = (uint8_t)(i * 37 + 11);
+	struct store_blob bl = {junk, sizeof junk};
+	struct store_apply_result res;
+	assert_int_equal(store_apply(s, &bl, 1, T0, 60000, &res, &e),
+			 MSCE_ECORRUPT);
+	Msce__Change c = MSCE__CHANGE__INIT;
+	c.origin = 2;
+	c.seq = 1;
+	c.hlc = hlc_make(T0, 0);
+	c.collection = "t";
+	c.key = "k\x01";
+	c.op = MSCE__CHANGE__OP__DELETE;
+	uint8_t buf[256];
+	bl.data = buf;
+	bl.len = msce__change__pack(&c, buf);
+	assert_int_equal(store_apply(s, &bl, 1, T0, 60000, &res, &e),
+			 MSCE_ECORRUPT);
+	store_digest(s, after);
+	su_dump(s, dump2);
+	assert_memory_equal(before, after, 32);
+	assert_memory_equal(dump1, dump2, 32);
+	assert_int_equal(store_vv_get(s, 1).seq, 1);
+	assert_int_equal(store_vv_get(s, 2).seq, 0);
+	store_close(s);
+	tu_rmrf(dir);
+}
+
+static void gaps_and_clock_skew_stop_the_batch(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b");
+	struct store *a = open_node(d1, 1), *b = open_node(d2, 2);
+	struct su_blobs *bl = calloc(1, sizeof *bl);
+	struct store_apply_result res;
+	struct err e;
+
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(su_put(a, "t", "k", "f", "v", T0 + (uint64_t)i,
+					NULL),
+				 0);
+	/* Two changes made 10 minutes in the future. */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(
+			su_put(a, "t", "k", "f", "w", T0 + 600000, NULL), 0);
+	su_log(a, 1, 1, bl);
+	assert_int_equal(bl->n, 7);
+	/* Skipping change 1 is a gap: nothing applied. */
+	assert_int_equal(store_apply(b, bl->b + 1, 2, T0, 60000, &res, &e),
+			 MSCE_EGAP);
+	assert_int_equal(res.consumed, 0);
+	assert_int_equal(store_vv_get(b, 1).seq, 0);
+	/* The first five apply; the sixth is too far ahead and waits. */
+	assert_int_equal(store_apply(b, bl->b, 7, T0 + 10, 60000, &res, &e),
+			 MSCE_ECLOCK);
+	assert_non_null(strstr(e.msg, "ahead"));
+	assert_int_equal(res.consumed, 5);
+	assert_int_equal(store_vv_get(b, 1).seq, 5);
+	/* Once our clock is within the limit they apply. */
+	assert_int_equal(store_apply(b, bl->b, 7, T0 + 600000, 60000, &res, &e),
+			 0);
+	assert_int_equal(res.duplicates, 5);
+	assert_int_equal(res.applied, 2);
+	su_blobs_free(bl);
+	free(bl);
+	store_close(a);
+	store_close(b);
+	free(d1);
+	free(d2);
+	tu_rmrf(root);
+}
+
+static void map_grows_then_full_is_clear(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store_options o = {.node_id = 1, .cluster = "test",
+				  .map_size = 1 << 20, .max_map_size = 8 << 20};
+	struct store *s;
+	struct err e;
+	char key[32], val[4000];
+	int i, rc = 0;
+
+	memset(val, 'v', sizeof val - 1);
+	val[sizeof val - 1] = 0;
+	assert_int_equal(store_open(dir, &o, &s, &e), 0);
+	/* Well past 1 MiB: the map must grow. */
+	for (i = 0; i < 600; i++) {
+		snprintf(key, sizeof key, "k%05d", i);
+		rc = su_put(s, "t", key, "f", val, T0, NULL);
+		if (rc)
+			break;
+	}
+	assert_int_equal(rc, 0);
+	/* Past the 8 MiB cap: a clear error, nothing lost. */
+	struct store_written out;
+	for (; i < 5000; i++) {
+		snprintf(key, sizeof key, "k%05d", i);
+		struct store_field_in f = {"f", 1, (const uint8_t *)val,
+					   strlen(val), 0, {0, 0}};
+		struct store_write w = {STORE_PUT, "t", 1, key, strlen(key),
+					&f, 1};
+		rc = store_write(s, &w, 1, T0, &out, &e);
+		if (rc)
+			break;
+	}
+	assert_int_equal(rc, MSCE_EFULL);
+	assert_non_null(strstr(e.msg, "full"));
+	uint64_t held = store_vv_get(s, 1).seq;
+	assert_int_equal(held, (uint64_t)i);
+	assert_string_equal(su_get(s, "t", "k00000", "f"), val);
+	store_close(s);
+	/* Reopens with everything acknowledged. */
+	assert_int_equal(store_open(dir, &o, &s, &e), 0);
+	assert_int_equal(store_vv_get(s, 1).seq, held);
+	snprintf(key, sizeof key, "k%05d", i - 1);
+	assert_string_equal(su_get(s, "t", key, "f"), val);
+	store_close(s);
+	tu_rmrf(dir);
+}
+
+struct collect {
+	struct store_snap_record r[64];
+	struct record rec[64];
+	struct arena a;
+	int n;
+};
+
+/* Copies a snapshot record out of LMDB memory. */
+static int collect_cb(void *ctx, const struct store_record_view *v)
+{
+	struct collect *cc = ctx;
+	cc->rec[cc->n] = *v->rec;
+	cc->rec[cc->n].fields = arena_memdup(
+		&cc->a, v->rec->fields, v->rec->nfields * sizeof *v->rec->fields);
+	for (uint32_t i = 0; i < v->rec->nfields; i++) {
+		struct field_state *fs = &cc->rec[cc->n].fields[i];
+		fs->name = arena_memdup(&cc->a, fs->name, fs->name_len);
+		fs->w.value = arena_memdup(&cc->a, fs->w.value, fs->w.value_len);
+		for (int j = 0; j < fs->nlosers; j++)
+			fs->losers[j].value = arena_memdup(
+				&cc->a, fs->losers[j].value,
+				fs->losers[j].value_len);
+	}
+	cc->r[cc->n].coll = arena_memdup(&cc->a, v->coll, v->coll_len);
+	cc->r[cc->n].coll_len = v->coll_len;
+	cc->r[cc->n].key = arena_memdup(&cc->a, v->key, v->key_len);
+	cc->r[cc->n].key_len = v->key_len;
+	cc->r[cc->n].rec = &cc->rec[cc->n];
+	cc->n++;
+	return cc->n == 64;
+}
+
+static void log_truncation_and_snapshot(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b");
+	struct store *a = open_node(d1, 1), *b = open_node(d2, 2);
+	struct err e;
+	char key[16];
+
+	for (int i = 0; i < 50; i++) {
+		snprintf(key, sizeof key, "k%d", i % 20);
+		if (i % 9 == 8)
+			assert_int_equal(su_del(a, "t", key, T0 + (uint64_t)i),
+					 0);
+		else
+			assert_int_equal(su_put(a, "t", key, "f", key,
+						T0 + (uint64_t)i, NULL),
+					 0);
+	}
+	assert_int_equal(su_put(b, "t", "k1", "g", "from-b", T0, NULL), 0);
+	assert_int_equal(store_log_truncate(a, 1, 30, &e), 0);
+	assert_int_equal(store_vv_get(a, 1).floor, 30);
+	struct su_blobs *bl = calloc(1, sizeof *bl);
+	assert_int_equal(store_log_read(a, 1, 5, 10, 1 << 20, su_collect, bl,
+					&e),
+			 MSCE_ENOTFOUND);
+	su_log(a, 1, 31, bl);
+	assert_int_equal(bl->n, 20);
+	su_blobs_free(bl);
+	free(bl);
+
+	/* b is below a's floor: it gets a snapshot instead. */
+	struct store_snap *sn;
+	struct vv_entry vv[8];
+	assert_int_equal(store_snap_begin(a, &sn, &e), 0);
+	size_t nvv = store_snap_vv(sn, vv, 8);
+	/* Writes after the snapshot began are not in it. */
+	assert_int_equal(su_put(a, "t", "late", "f", "x", T0 + 99, NULL), 0);
+	int done = 0;
+	while (!done) {
+		struct collect *c = calloc(1, sizeof *c);
+		arena_init(&c->a, 0);
+		assert_int_equal(store_snap_next(sn, 300, collect_cb, c, &done,
+						 &e),
+				 0);
+		assert_int_equal(store_snap_merge(b, c->r, (size_t)c->n, &e), 0);
+		arena_free(&c->a);
+		free(c);
+	}
+	store_snap_end(sn);
+	assert_int_equal(store_snap_finish(b, vv, nvv, &e), 0);
+	assert_int_equal(store_vv_get(b, 1).seq, 50);
+	assert_int_equal(store_vv_get(b, 1).floor, 50);
+	/* Then streaming resumes: the late write arrives by log. */
+	assert_int_equal(su_sync(a, b, T0), 0);
+	assert_int_equal(su_sync(b, a, T0), 0);
+	uint8_t da[32], db[32], ua[32], ub[32];
+	store_digest(a, da);
+	store_digest(b, db);
+	su_dump(a, ua);
+	su_dump(b, ub);
+	assert_memory_equal(da, db, 32);
+	assert_memory_equal(ua, ub, 32);
+	assert_string_equal(su_get(b, "t", "k1", "g"), "from-b");
+	store_close(a);
+	store_close(b);
+	free(d1);
+	free(d2);
+	tu_rmrf(root);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(refuses_other_node_or_cluster),
+		cmocka_unit_test(put_get_scan),
+		cmocka_unit_test(random_orders_converge),
+		cmocka_unit_test(conflicts_detected_and_resolved),
+		cmocka_unit_test(tombstones_against_earlier_and_later_writes),
+		cmocka_unit_test(refused_input_changes_nothing),
+		cmocka_unit_test(gaps_and_clock_skew_stop_the_batch),
+		cmocka_unit_test(map_grows_then_full_is_clear),
+		cmocka_unit_test(log_truncation_and_snapshot),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
