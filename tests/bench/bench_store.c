@@ -67,7 +67,7 @@ int bench_store(int argc, char **argv)
 		char key[64];
 		int nf = bench_registration((uint64_t)i, value_size, names,
 					    values, MAXF);
-		snprintf(key, sizeof key, "%s:%s", values[1], values[3]);
+		snprintf(key, sizeof key, "%.3s:%.40s", values[1], values[3]);
 		ch.origin = 2;
 		ch.seq = (uint64_t)i + 1;
 		ch.hlc = hlc_make(t0 + (uint64_t)i / 60000, (uint32_t)(i % 60000));
@@ -131,7 +131,8 @@ int bench_store(int argc, char **argv)
 			int nf = bench_registration((uint64_t)(i + (long)j),
 						    value_size, names, vals[j],
 						    MAXF);
-			snprintf(keys[j], 64, "%s:%s", vals[j][1], vals[j][3]);
+			snprintf(keys[j], 64, "%.3s:%.40s", vals[j][1],
+				 vals[j][3]);
 			for (int k = 0; k < nf; k++)
 				f[j][k] = (struct store_field_in){
 					names[k], strlen(names[k]),

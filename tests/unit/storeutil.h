@@ -169,7 +169,7 @@ static inline void su_conflicts(struct store *s, struct su_text *t)
 /* Value of one field, or NULL. Returns a static buffer. */
 struct su_getctx {
 	const char *field;
-	char value[256];
+	char value[8192];
 	int found;
 	struct version v;
 };

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 
 #include "msce.pb-c.h"
+#include "bounds.h"
+#include "hlc.h"
 #include "storeutil.h"
 
 #define T0 1700000000000ull

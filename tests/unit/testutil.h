@@ -2,7 +2,6 @@
 #ifndef MSCE_TESTUTIL_H
 #define MSCE_TESTUTIL_H
 
-#define _GNU_SOURCE
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>

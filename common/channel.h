@@ -1,0 +1,216 @@
+/* The msce secure channel: Noise IK (noise.h) plus framing, fragmentation,
+ * replay protection of message 1 and in-band rekeying. Pure bytes in,
+ * bytes out: no sockets, no clock (time is passed in), no libuv.
+ * docs/PROTOCOL.md "Secure channel" is the wire specification.
+ *
+ * Use:
+ *   initiator: channel_init, channel_start (message 1 into out), then
+ *              channel_feed what the socket gives until channel_is_open;
+ *   responder: channel_init, channel_feed (the verify callback sees the
+ *              initiator's key and timestamp; message 2 goes into out).
+ *   both:      channel_send to encrypt, channel_feed to decrypt (complete
+ *              application messages arrive through the message callback),
+ *              channel_rekey_due on a timer, channel_destroy at the end.
+ *
+ * Any error from channel_feed (bad frame, failed decryption, protocol
+ * violation, refused key, a callback's refusal; not MSCE_EINVAL for a
+ * misuse) kills the channel: its keys are wiped and every later call returns
+ * the same code. The link must then be closed; a new connection starts a new
+ * handshake. */
+#ifndef MSCE_CHANNEL_H
+#define MSCE_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "noise.h"
+
+#define CHANNEL_MAX_CLUSTER 64 /* bytes of cluster name in the prologue */
+#define CHANNEL_PROLOGUE_MAX (16 + CHANNEL_MAX_CLUSTER)
+#define CHANNEL_FRAME_HDR 2 /* big-endian length before each Noise message */
+#define CHANNEL_TIMESTAMP_LEN 8
+#define CHANNEL_MSG1_LEN (NOISE_IK_MSG1_OVERHEAD + CHANNEL_TIMESTAMP_LEN)
+#define CHANNEL_MSG2_LEN NOISE_IK_MSG2_OVERHEAD
+/* Application bytes in one transport message: 65535 - tag - flags byte. */
+#define CHANNEL_MAX_FRAGMENT (NOISE_MAX_MSG - NOISE_TAG_LEN - 1)
+#define CHANNEL_MIN_TRANSPORT (NOISE_TAG_LEN + 1)
+
+/* Transport plaintext flags (first byte). */
+#define CHANNEL_F_MORE 0x01    /* more fragments of this message follow */
+#define CHANNEL_F_REKEY 0x02   /* sender rekeyed after this transport message */
+#define CHANNEL_F_CONTROL 0x04 /* no application data (rekey/keepalive) */
+#define CHANNEL_F_KNOWN (CHANNEL_F_MORE | CHANNEL_F_REKEY | CHANNEL_F_CONTROL)
+
+#define CHANNEL_DEFAULT_MAX_MESSAGE (4u << 20)		 /* 4 MiB */
+#define CHANNEL_DEFAULT_REKEY_BYTES (UINT64_C(1) << 30)	 /* 1 GiB */
+#define CHANNEL_DEFAULT_REKEY_MS (UINT64_C(3600) * 1000) /* 1 hour */
+/* Past this send nonce the channel asks for a new handshake. */
+#define CHANNEL_RENEW_NONCE (UINT64_MAX - (UINT64_C(1) << 32))
+/* Replay window for message 1 timestamps (DESIGN: max_clock_skew). */
+#define CHANNEL_DEFAULT_MAX_SKEW_MS (UINT64_C(60) * 1000)
+
+/* Growable byte buffer for wire output. The caller owns it (zero it before
+ * first use); the channel appends with realloc. The caller may consume
+ * data[0..len) and reset len to 0, or take data and zero the struct. */
+struct channel_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+/* Frees data and zeroes b. */
+void channel_buf_free(struct channel_buf *b);
+
+struct channel_cb {
+	/* Responder only, required: the initiator's static public key and the
+	 * timestamp (unix ms) from message 1, both authenticated. Called before
+	 * the channel allocates anything for the session. Return 0 to accept or
+	 * an MSCE_E* code to refuse (channel_replay_check does the usual
+	 * checks). key points into the channel, valid during the call. */
+	int (*verify)(void *ctx, const uint8_t key[NOISE_KEY_LEN],
+		      uint64_t timestamp_ms);
+	/* A complete application message. msg is owned by the channel and valid
+	 * only during the call (NULL when len is 0). Return 0 to go on, or an
+	 * MSCE_E* code to stop: channel_feed returns it and the channel dies.
+	 * The callback may call channel_send, but must not feed or destroy the
+	 * channel. */
+	int (*message)(void *ctx, const uint8_t *msg, size_t len);
+	void *ctx; /* passed back as is; owned by the caller */
+};
+
+struct channel_config {
+	enum noise_role role;
+	const char *cluster; /* 1..CHANNEL_MAX_CLUSTER bytes of 0x21..0x7e */
+	/* Local static key pair; copied during channel_init. */
+	const struct noise_keypair *local;
+	/* Initiator: the responder's static public key (copied); NULL for the
+	 * responder. */
+	const uint8_t *remote_key;
+	size_t max_message;   /* largest application message; 0 = default */
+	uint64_t rekey_bytes; /* plaintext bytes sent per key; 0 = default */
+	uint64_t rekey_ms;    /* age of a send key; 0 = default */
+	struct channel_cb cb;
+	const uint8_t *test_ephemeral; /* tests only: fixed ephemeral key */
+};
+
+struct channel_stats {
+	uint64_t messages_sent, messages_received;
+	uint64_t bytes_sent, bytes_received; /* application bytes */
+	uint64_t rekeys_sent, rekeys_received;
+};
+
+enum channel_state {
+	CHANNEL_NEW = 0,   /* initiator before channel_start */
+	CHANNEL_WAIT_MSG1, /* responder */
+	CHANNEL_WAIT_MSG2, /* initiator */
+	CHANNEL_OPEN,
+	CHANNEL_DEAD,
+};
+
+/* Caller-owned; the fields are private to channel.c (tests peek). */
+struct channel {
+	enum channel_state state;
+	int err; /* sticky once dead */
+	enum noise_role role;
+	struct noise_handshake hs;
+	struct noise_cipher tx, rx;
+	uint8_t hash[NOISE_HASH_LEN];
+	uint8_t remote_key[NOISE_KEY_LEN];
+	int have_remote;
+	uint64_t remote_timestamp_ms;
+	uint64_t start_ms;
+	struct channel_cb cb;
+	size_t max_message;
+	uint64_t rekey_bytes, rekey_ms;
+	uint64_t tx_since_rekey, last_rekey_ms;
+
+	/* Receive side: the frame being read. Handshake frames fit in
+	 * hs_frame; the 64 KiB transport frame buffer and the reassembly
+	 * buffer exist only once the handshake is done. */
+	uint8_t hdr[CHANNEL_FRAME_HDR];
+	size_t hdr_have;
+	size_t frame_len, frame_have;
+	uint8_t hs_frame[CHANNEL_MSG1_LEN];
+	uint8_t *frame;
+	uint8_t *asm_buf;
+	size_t asm_len, asm_cap;
+	int assembling;
+
+	struct channel_stats stats;
+};
+
+/* Sets up ch (caller-owned) from cfg (read during the call only; cb.ctx is
+ * kept). now_ms is the current unix time in ms: the initiator sends it in
+ * message 1, and both sides time rekeying from it. Allocates the handshake
+ * secrets. MSCE_EINVAL for a bad config. On error ch is left destroyed. */
+int channel_init(struct channel *ch, const struct channel_config *cfg,
+		 uint64_t now_ms);
+/* Initiator: appends message 1 (length-prefixed) to out (caller's). */
+int channel_start(struct channel *ch, struct channel_buf *out);
+/* Takes len received bytes from in (caller's, only read during the call),
+ * in any split: partial frames are kept until the rest arrives. Complete
+ * application messages are delivered to cb.message before this returns;
+ * handshake replies are appended to out (caller's; may be NULL for an
+ * initiator). Returns 0, or the code that killed the channel. */
+int channel_feed(struct channel *ch, const uint8_t *in, size_t len,
+		 struct channel_buf *out);
+/* Encrypts one application message (msg, len bytes, caller's, not inside
+ * out; NULL if len is 0) and appends its frames to out. MSCE_EBUSY before the
+ * handshake is done, MSCE_ETOOBIG over max_message (the channel stays usable),
+ * MSCE_ENOMEM if out cannot grow (nothing appended), MSCE_ECLOSED when the
+ * nonces are exhausted (the channel dies). Sets the rekey flag on its own
+ * once rekey_bytes have been sent under one key. */
+int channel_send(struct channel *ch, const uint8_t *msg, size_t len,
+		 struct channel_buf *out);
+
+enum channel_due {
+	CHANNEL_KEEP = 0,  /* nothing to do */
+	CHANNEL_REKEY = 1, /* call channel_rekey */
+	CHANNEL_RENEW = 2, /* nonces nearly exhausted: reconnect */
+};
+/* What the send direction needs at now_ms (unix ms, same clock as
+ * channel_init). CHANNEL_KEEP unless the channel is open. */
+enum channel_due channel_rekey_due(const struct channel *ch, uint64_t now_ms);
+/* Appends a control message with the rekey flag to out and rekeys the send
+ * cipher; the peer rekeys its receive cipher when it reads it. */
+int channel_rekey(struct channel *ch, uint64_t now_ms, struct channel_buf *out);
+
+int channel_is_open(const struct channel *ch);
+/* The sticky error, 0 while alive. */
+int channel_error(const struct channel *ch);
+/* The peer's static public key: for the initiator the configured one, for
+ * the responder the one from message 1 (NULL before). Points into ch. */
+const uint8_t *channel_remote_key(const struct channel *ch);
+/* The Noise handshake hash once open (NULL before): a unique session id
+ * both sides agree on. Points into ch. */
+const uint8_t *channel_handshake_hash(const struct channel *ch);
+/* Wipes keys, frees buffers. Safe on a zeroed struct; idempotent. */
+void channel_destroy(struct channel *ch);
+
+/* Writes "msce/<MSCE_PROTOCOL_VERSION>/<cluster>" into out (caller's, cap
+ * bytes, not NUL-terminated); *len gets its length. MSCE_EINVAL for a bad
+ * cluster name. */
+int channel_prologue(const char *cluster, uint8_t *out, size_t cap,
+		     size_t *len);
+
+/* ---- Replay check for message 1 ---- */
+
+/* One known initiator key and the last timestamp accepted from it. The
+ * caller owns the table (its allow-list of peers and clients), sets key
+ * and last_ms = 0 at start, and keeps it across connections. */
+struct channel_replay_entry {
+	uint8_t key[NOISE_KEY_LEN];
+	uint64_t last_ms;
+};
+
+/* The checks a verify callback normally makes: key must be in table
+ * (n entries; MSCE_EPERM if not), timestamp_ms within max_skew_ms of
+ * now_ms either way (MSCE_ECLOCK) and above the last one accepted for that
+ * key (MSCE_EAUTH: a replay). On success records timestamp_ms, sets *index
+ * (may be NULL) to the entry and returns 0; on refusal changes nothing. */
+int channel_replay_check(struct channel_replay_entry *table, size_t n,
+			 const uint8_t key[NOISE_KEY_LEN],
+			 uint64_t timestamp_ms, uint64_t now_ms,
+			 uint64_t max_skew_ms, size_t *index);
+
+#endif

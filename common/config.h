@@ -1,0 +1,95 @@
+/* Node configuration: one INI file per node (see DESIGN.md "Config").
+ *
+ * Parsing is strict because a typo in a replication config fails silently
+ * otherwise: unknown sections or keys, duplicates and bad values are all
+ * errors, each naming the file, the line and the setting:
+ *
+ *   node.conf:7: [node] id: "abc" is not a node id (1..65535)
+ *
+ * Paths (data_dir, key, socket) are used as written; relative ones resolve
+ * against the daemon's working directory. Lines are limited by libinih's
+ * line buffer (about 200 characters); longer ones are refused, not cut. */
+#ifndef MSCE_CONFIG_H
+#define MSCE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* Ordered so that `role >= CONFIG_ROLE_RW` means "may write". */
+enum { CONFIG_ROLE_RO = 1, CONFIG_ROLE_RW, CONFIG_ROLE_ADMIN };
+
+#define CONFIG_NAME_MAX 64
+#define CONFIG_MAX_PEERS 1024
+#define CONFIG_MAX_CLIENTS 4096
+#define CONFIG_DEFAULT_CLOCK_SKEW_MS 60000
+#define CONFIG_DEFAULT_LOG_RETENTION 1000000
+
+struct config_peer {
+	char name[CONFIG_NAME_MAX]; /* from [peer NAME] */
+	uint32_t id;                /* 1..65535, not the node's own */
+	char address[256];          /* host:port, checked by config_parse_addr */
+	uint8_t public_key[32];
+};
+
+struct config_client {
+	char name[CONFIG_NAME_MAX]; /* from [client NAME] */
+	uint8_t public_key[32];
+	int role; /* CONFIG_ROLE_RO, _RW, _ADMIN */
+};
+
+struct config {
+	char cluster[CONFIG_NAME_MAX];
+	uint32_t node_id;
+	char node_name[CONFIG_NAME_MAX];
+	char data_dir[512];
+	char key_path[512];
+	char listen[256];
+	char client_listen[256];  /* "" = no TCP client listener */
+	char socket_path[512];    /* "" = no unix socket; else fits sun_path */
+	char metrics_listen[256]; /* "" = no metrics endpoint */
+	uint64_t max_clock_skew_ms; /* default 60s */
+	uint64_t log_retention;     /* default 1000000 changes per origin */
+	int log_level;              /* enum log_level, default LOG_INFO */
+	int fsync;                  /* 1 (default) or 0, for tests only */
+	size_t npeers;
+	struct config_peer *peers; /* owned by the config */
+	size_t nclients;
+	struct config_client *clients; /* owned by the config */
+};
+
+/* Reads and parses the file at path. *out is overwritten (pass a fresh or
+ * freed one); on success the caller owns it and frees it with
+ * config_free(), on failure it is left empty. Returns 0, MSCE_ECONFIG,
+ * MSCE_EIO, MSCE_ENOTFOUND or MSCE_ENOMEM, with the reason in e. */
+int config_load(const char *path, struct config *out, struct err *e);
+/* Same from a NUL-terminated string (borrowed); name_for_errors is what
+ * messages call the file. */
+int config_parse_string(const char *text, const char *name_for_errors,
+			struct config *out, struct err *e);
+/* Frees what the config owns and zeroes it; safe on a zeroed config. */
+void config_free(struct config *c);
+
+/* Splits "1.2.3.4:7401", "[::1]:7401" or "localhost:7401" into host
+ * (without brackets, written to the caller's buffer) and port (1..65535).
+ * Only checks the syntax: names are not resolved. Returns 0 or
+ * MSCE_EINVAL. */
+int config_parse_addr(const char *s, char *host, size_t hostlen, int *port,
+		      struct err *e);
+/* Parses "60s", "500ms", "2m", "1h" or a plain number of seconds into
+ * milliseconds. Returns 0 or MSCE_EINVAL. */
+int config_parse_duration_ms(const char *s, uint64_t *ms, struct err *e);
+
+/* Lookups return a pointer into c (valid until config_free) or NULL. */
+const struct config_peer *config_peer_by_key(const struct config *c,
+					     const uint8_t key[32]);
+const struct config_client *config_client_by_key(const struct config *c,
+						 const uint8_t key[32]);
+const struct config_peer *config_peer_by_id(const struct config *c,
+					    uint32_t id);
+
+/* "ro", "rw", "admin"; static string, "?" if unknown. */
+const char *config_role_name(int role);
+
+#endif

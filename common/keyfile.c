@@ -1,0 +1,295 @@
+/* Key files. Every buffer that held a secret or its base64 is wiped before
+ * it goes out of scope. */
+#include "keyfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#define KEYFILE_MAX 128 /* one base64 line and some slack for whitespace */
+#define KEYFILE_PATH_MAX 4096
+
+static int errno_code(int err)
+{
+	if (err == ENOENT)
+		return MSCE_ENOTFOUND;
+	if (err == EACCES || err == EPERM)
+		return MSCE_EPERM;
+	return MSCE_EIO;
+}
+
+int key_from_base64(const char *b64, uint8_t out[32], struct err *e)
+{
+	uint8_t tmp[66];
+	size_t len = strlen(b64), n = 0;
+	const char *end = NULL;
+	int rc = 0;
+
+	if (len == 0)
+		return err_set(e, MSCE_ECORRUPT, "key is empty");
+	if (len > 88)
+		return err_set(e, MSCE_ECORRUPT,
+			       "not a key: %zu characters, want %d of base64",
+			       len, KEY_BASE64_LEN);
+	if (sodium_base642bin(tmp, sizeof tmp, b64, len, NULL, &n, &end,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    end != b64 + len)
+		rc = err_set(e, MSCE_ECORRUPT,
+			     "not a key: invalid base64 (want %d characters "
+			     "of A-Z a-z 0-9 + / ending in =)",
+			     KEY_BASE64_LEN);
+	else if (n != 32)
+		rc = err_set(e, MSCE_ECORRUPT,
+			     "not a key: decodes to %zu bytes, want 32", n);
+	else
+		memcpy(out, tmp, 32);
+	sodium_memzero(tmp, sizeof tmp);
+	return rc;
+}
+
+void key_to_base64(const uint8_t k[32], char out[64])
+{
+	sodium_bin2base64(out, 64, k, 32, sodium_base64_VARIANT_ORIGINAL);
+}
+
+/* Reads the one-line key file at path into buf (NUL-terminated, trailing
+ * whitespace removed). With secret, refuses group/other access first. */
+static int read_key_file(const char *path, int secret, char *buf, size_t cap,
+			 struct err *e)
+{
+	struct stat st;
+	size_t len = 0;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return err_set(e, errno_code(errno), "cannot open key file %s: %s",
+			       path, strerror(errno));
+	if (fstat(fd, &st) != 0) {
+		rc = err_set(e, MSCE_EIO, "cannot stat key file %s: %s", path,
+			     strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = err_set(e, MSCE_ECORRUPT,
+			     "key file %s is not a regular file", path);
+		goto out;
+	}
+	if (secret && (st.st_mode & 077) != 0) {
+		rc = err_set(e, MSCE_EPERM,
+			     "secret key file %s has mode %04o, so group or "
+			     "others may read or change it; fix with: "
+			     "chmod 600 %s",
+			     path, (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + len, cap - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = err_set(e, MSCE_EIO, "cannot read key file %s: %s",
+				     path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+		if (len == cap) {
+			rc = err_set(e, MSCE_ECORRUPT,
+				     "key file %s is too long (want one line "
+				     "of %d base64 characters)",
+				     path, KEY_BASE64_LEN);
+			goto out;
+		}
+	}
+	while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t' ||
+			   buf[len - 1] == '\r' || buf[len - 1] == '\n'))
+		len--;
+	buf[len] = '\0';
+	if (memchr(buf, '\0', len) != NULL) {
+		rc = err_set(e, MSCE_ECORRUPT,
+			     "key file %s holds binary data, not base64", path);
+		goto out;
+	}
+out:
+	close(fd);
+	return rc;
+}
+
+int keyfile_load_secret(const char *path, uint8_t *sk, uint8_t pk[32],
+			struct err *e)
+{
+	char buf[KEYFILE_MAX];
+	struct err ke;
+	int rc;
+
+	if (sodium_init() < 0) {
+		rc = err_set(e, MSCE_EIO, "libsodium failed to initialise");
+		goto fail;
+	}
+	rc = read_key_file(path, 1, buf, sizeof buf, e);
+	if (rc != 0)
+		goto fail;
+	if (key_from_base64(buf, sk, &ke) != 0) {
+		rc = err_set(e, ke.code, "secret key file %s: %s", path,
+			     ke.msg);
+		goto fail;
+	}
+	/* The zero scalar gives the zero point: no real key is all zeros. */
+	if (sodium_is_zero(sk, 32) ||
+	    crypto_scalarmult_base(pk, sk) != 0 || sodium_is_zero(pk, 32)) {
+		rc = err_set(e, MSCE_ECORRUPT,
+			     "secret key file %s: not a usable X25519 key",
+			     path);
+		goto fail;
+	}
+	sodium_memzero(buf, sizeof buf);
+	return 0;
+fail:
+	sodium_memzero(buf, sizeof buf);
+	sodium_memzero(sk, 32);
+	return rc;
+}
+
+int keyfile_load_public(const char *path, uint8_t pk[32], struct err *e)
+{
+	char buf[KEYFILE_MAX];
+	struct err ke;
+	int rc;
+
+	rc = read_key_file(path, 0, buf, sizeof buf, e);
+	if (rc != 0)
+		return rc;
+	if (key_from_base64(buf, pk, &ke) != 0)
+		return err_set(e, ke.code, "public key file %s: %s", path,
+			       ke.msg);
+	if (sodium_is_zero(pk, 32))
+		return err_set(e, MSCE_ECORRUPT,
+			       "public key file %s: all-zero key", path);
+	return 0;
+}
+
+static int write_all(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, s, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int create_excl(const char *path, mode_t mode, struct err *e)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		      mode);
+
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return -err_set(e, MSCE_EINVAL,
+					"%s already exists; refusing to "
+					"overwrite a key (move it away first)",
+					path);
+		return -err_set(e, errno_code(errno), "cannot create %s: %s",
+				path, strerror(errno));
+	}
+	/* The umask may have narrowed the mode; we want exactly this. */
+	if (fchmod(fd, mode) != 0) {
+		err_set(e, MSCE_EIO, "cannot chmod %s: %s", path,
+			strerror(errno));
+		close(fd);
+		unlink(path);
+		return -MSCE_EIO;
+	}
+	return fd;
+}
+
+static int finish_file(int fd, const char *path, const char *text,
+		       struct err *e)
+{
+	if (write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0)
+		return err_set(e, MSCE_EIO, "cannot write %s: %s", path,
+			       strerror(errno));
+	return 0;
+}
+
+int keyfile_generate(const char *prefix, struct err *e)
+{
+	char kpath[KEYFILE_PATH_MAX], ppath[KEYFILE_PATH_MAX];
+	char dir[KEYFILE_PATH_MAX];
+	char line[64 + 2];
+	uint8_t pk[32];
+	uint8_t *sk = NULL;
+	int kfd = -1, pfd = -1, rc = 0, dfd;
+
+	if (sodium_init() < 0)
+		return err_set(e, MSCE_EIO, "libsodium failed to initialise");
+	if (snprintf(kpath, sizeof kpath, "%s.key", prefix) >=
+		    (int)sizeof kpath ||
+	    snprintf(ppath, sizeof ppath, "%s.pub", prefix) >=
+		    (int)sizeof ppath)
+		return err_set(e, MSCE_EINVAL, "key path prefix is too long");
+	sk = sodium_malloc(32);
+	if (sk == NULL)
+		return err_set(e, MSCE_ENOMEM, "cannot allocate secure memory");
+
+	kfd = create_excl(kpath, 0600, e);
+	if (kfd < 0) {
+		rc = -kfd;
+		goto out;
+	}
+	pfd = create_excl(ppath, 0644, e);
+	if (pfd < 0) {
+		rc = -pfd;
+		goto out;
+	}
+
+	randombytes_buf(sk, 32);
+	if (crypto_scalarmult_base(pk, sk) != 0) {
+		rc = err_set(e, MSCE_EIO, "cannot derive the public key");
+		goto out;
+	}
+	key_to_base64(sk, line);
+	strcat(line, "\n");
+	rc = finish_file(kfd, kpath, line, e);
+	sodium_memzero(line, sizeof line);
+	if (rc != 0)
+		goto out;
+	key_to_base64(pk, line);
+	strcat(line, "\n");
+	rc = finish_file(pfd, ppath, line, e);
+	if (rc != 0)
+		goto out;
+
+	/* Make the new names durable too. Best effort: the files are whole
+	 * either way, and some file systems refuse fsync on a directory. */
+	snprintf(dir, sizeof dir, "%s", kpath);
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+out:
+	if (kfd >= 0)
+		close(kfd);
+	if (pfd >= 0)
+		close(pfd);
+	/* Never leave half a pair behind; only remove what we created. */
+	if (rc != 0 && kfd >= 0)
+		unlink(kpath);
+	if (rc != 0 && pfd >= 0)
+		unlink(ppath);
+	sodium_free(sk);
+	return rc;
+}
