@@ -1,12 +1,15 @@
 /* Record codec and merge rule; see record.h for the rule itself.
  *
- * On-disk layout (little-endian), format RECORD_FORMAT:
- *   u8 format, u8 reserved, u16 nfields, u8 hash[32],
- *   u64 tomb_hlc, u32 tomb_origin,
- *   nfields x { u16 name_len, u8 nlosers, fv winner, u64 seen_hlc,
- *               u32 seen_origin, name, nlosers x fv }
- *   fv = { u32 value_len, u64 hlc, u32 origin, u64 seq, u64 base_hlc,
- *          u32 base_origin, value }
+ * On-disk layout, format RECORD_FORMAT (varint = LEB128, u64 = 8 bytes LE):
+ *   u8 format, varint nfields, u8 hash[32], u64 tomb_hlc, varint tomb_origin,
+ *   nfields x { u8 flags, varint name_len, name, fv winner
+ *               [u64 seen_hlc, varint seen_origin]   unless SEEN_IS_BASE
+ *               [u8 nlosers, nlosers x fv]            if LOSERS }
+ *   fv = { u8 fvflags, varint value_len, value,
+ *          [u64 hlc, varint origin, varint seq]      unless SAME_VERSION
+ *          [u64 base_hlc, varint base_origin]        unless BASE_ZERO }
+ * Fields written by one change share a version, and fresh fields have no
+ * base, so a typical field costs three bytes beside its name and value.
  * The hash is stored so that replacing a record need not re-hash the old
  * one to keep the store digest. */
 #include "record.h"
@@ -16,12 +19,14 @@
 
 #include "error.h"
 
-#define REC_HEADER (1 + 1 + 2 + RECORD_HASH_LEN + 8 + 4)
-#define FV_FIXED (4 + 8 + 4 + 8 + 8 + 4)
-#define FS_FIXED (2 + 1 + 8 + 4)
+#define FV_SAME_VERSION 0x01 /* same version and seq as the previous fv */
+#define FV_BASE_ZERO 0x02
+#define FS_SEEN_IS_BASE 0x01 /* seen equals the winner's base */
+#define FS_LOSERS 0x02
 
-/* ---- little-endian helpers ------------------------------------------- */
+/* ---- encoding helpers ------------------------------------------------- */
 
+static void put8(uint8_t **p, uint8_t v) { *(*p)++ = v; }
 static void put16(uint8_t **p, uint16_t v)
 {
 	(*p)[0] = (uint8_t)v;
@@ -39,6 +44,23 @@ static void put64(uint8_t **p, uint64_t v)
 	for (int i = 0; i < 8; i++)
 		(*p)[i] = (uint8_t)(v >> (8 * i));
 	*p += 8;
+}
+static void putv(uint8_t **p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*(*p)++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*(*p)++ = (uint8_t)v;
+}
+static size_t varlen(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
 }
 
 struct reader {
@@ -66,18 +88,53 @@ static uint64_t get_le(struct reader *r, int n)
 		v = (v << 8) | q[i];
 	return v;
 }
+static uint64_t getv(struct reader *r)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		const uint8_t *q = take(r, 1);
+		if (q == NULL)
+			return 0;
+		v |= (uint64_t)(*q & 0x7f) << shift;
+		if (!(*q & 0x80))
+			return v;
+	}
+	r->bad = 1;
+	return 0;
+}
 
 /* ---- codec ------------------------------------------------------------ */
 
-static void read_fv(struct reader *r, struct fv *f)
+static void read_fv(struct reader *r, struct fv *f, const struct fv *prev)
 {
-	f->value_len = (uint32_t)get_le(r, 4);
-	f->v.hlc = get_le(r, 8);
-	f->v.origin = (uint32_t)get_le(r, 4);
-	f->seq = get_le(r, 8);
-	f->base.hlc = get_le(r, 8);
-	f->base.origin = (uint32_t)get_le(r, 4);
+	uint8_t flags = (uint8_t)get_le(r, 1);
+	uint64_t len = getv(r);
+
+	if (len > UINT32_MAX) {
+		r->bad = 1;
+		return;
+	}
+	f->value_len = (uint32_t)len;
 	f->value = take(r, f->value_len);
+	if (flags & FV_SAME_VERSION) {
+		if (prev == NULL) {
+			r->bad = 1;
+			return;
+		}
+		f->v = prev->v;
+		f->seq = prev->seq;
+	} else {
+		f->v.hlc = get_le(r, 8);
+		f->v.origin = (uint32_t)getv(r);
+		f->seq = getv(r);
+	}
+	if (flags & FV_BASE_ZERO) {
+		f->base.hlc = 0;
+		f->base.origin = 0;
+	} else {
+		f->base.hlc = get_le(r, 8);
+		f->base.origin = (uint32_t)getv(r);
+	}
 }
 
 int record_decode(const uint8_t *buf, size_t len, struct record *rec,
@@ -85,93 +142,152 @@ int record_decode(const uint8_t *buf, size_t len, struct record *rec,
 {
 	struct reader r = {buf, buf + len, 0};
 	const uint8_t *h;
-	uint32_t n;
+	const struct fv *prev = NULL;
+	uint64_t n;
 
 	memset(rec, 0, sizeof *rec);
 	if (get_le(&r, 1) != RECORD_FORMAT)
 		return MSCE_ECORRUPT;
-	(void)get_le(&r, 1);
-	n = (uint32_t)get_le(&r, 2);
+	n = getv(&r);
 	h = take(&r, RECORD_HASH_LEN);
 	if (h == NULL)
 		return MSCE_ECORRUPT;
 	memcpy(rec->hash, h, RECORD_HASH_LEN);
 	rec->tomb.hlc = get_le(&r, 8);
-	rec->tomb.origin = (uint32_t)get_le(&r, 4);
-	if (r.bad || n > (uint32_t)(len / FS_FIXED))
+	rec->tomb.origin = (uint32_t)getv(&r);
+	/* Each field takes at least 3 bytes: bounds n before allocating. */
+	if (r.bad || n > len / 3 || n > 65535)
 		return MSCE_ECORRUPT;
-	rec->cap = n + 4;
+	rec->cap = (uint32_t)n + 4;
 	rec->fields = arena_alloc(a, rec->cap * sizeof *rec->fields);
 	if (rec->fields == NULL)
 		return MSCE_ENOMEM;
 	for (uint32_t i = 0; i < n; i++) {
 		struct field_state *fs = &rec->fields[i];
-		fs->name_len = (uint16_t)get_le(&r, 2);
-		fs->nlosers = (uint8_t)get_le(&r, 1);
-		read_fv(&r, &fs->w);
-		fs->seen.hlc = get_le(&r, 8);
-		fs->seen.origin = (uint32_t)get_le(&r, 4);
-		fs->name = take(&r, fs->name_len);
-		if (fs->nlosers > RECORD_MAX_LOSERS)
+		uint8_t flags = (uint8_t)get_le(&r, 1);
+		uint64_t nl = getv(&r);
+		fs->nlosers = 0;
+		if (nl > 65535)
 			return MSCE_ECORRUPT;
-		for (int j = 0; j < fs->nlosers; j++)
-			read_fv(&r, &fs->losers[j]);
+		fs->name_len = (uint16_t)nl;
+		fs->name = take(&r, fs->name_len);
+		read_fv(&r, &fs->w, prev);
+		prev = &fs->w;
+		if (flags & FS_SEEN_IS_BASE) {
+			fs->seen = fs->w.base;
+		} else {
+			fs->seen.hlc = get_le(&r, 8);
+			fs->seen.origin = (uint32_t)getv(&r);
+		}
+		if (flags & FS_LOSERS) {
+			fs->nlosers = (uint8_t)get_le(&r, 1);
+			if (fs->nlosers > RECORD_MAX_LOSERS)
+				return MSCE_ECORRUPT;
+			for (int j = 0; j < fs->nlosers; j++) {
+				read_fv(&r, &fs->losers[j], prev);
+				prev = &fs->losers[j];
+			}
+		}
 		if (r.bad)
 			return MSCE_ECORRUPT;
 	}
 	if (r.p != r.end)
 		return MSCE_ECORRUPT;
-	rec->nfields = n;
+	rec->nfields = (uint32_t)n;
 	return 0;
+}
+
+static int same_version(const struct fv *f, const struct fv *prev)
+{
+	return prev != NULL && version_cmp(f->v, prev->v) == 0 &&
+	       f->seq == prev->seq;
+}
+
+static size_t fv_size(const struct fv *f, const struct fv *prev)
+{
+	size_t n = 1 + varlen(f->value_len) + f->value_len;
+	if (!same_version(f, prev))
+		n += 8 + varlen(f->v.origin) + varlen(f->seq);
+	if (!version_is_zero(f->base))
+		n += 8 + varlen(f->base.origin);
+	return n;
 }
 
 size_t record_encoded_size(const struct record *r)
 {
-	size_t n = REC_HEADER;
+	size_t n = 1 + varlen(r->nfields) + RECORD_HASH_LEN + 8 +
+		   varlen(r->tomb.origin);
+	const struct fv *prev = NULL;
 	for (uint32_t i = 0; i < r->nfields; i++) {
 		const struct field_state *fs = &r->fields[i];
-		n += FS_FIXED + FV_FIXED + fs->name_len + fs->w.value_len;
-		for (int j = 0; j < fs->nlosers; j++)
-			n += FV_FIXED + fs->losers[j].value_len;
+		n += 1 + varlen(fs->name_len) + fs->name_len;
+		n += fv_size(&fs->w, prev);
+		prev = &fs->w;
+		if (version_cmp(fs->seen, fs->w.base) != 0)
+			n += 8 + varlen(fs->seen.origin);
+		if (fs->nlosers) {
+			n += 1;
+			for (int j = 0; j < fs->nlosers; j++) {
+				n += fv_size(&fs->losers[j], prev);
+				prev = &fs->losers[j];
+			}
+		}
 	}
 	return n;
 }
 
-static void write_fv(uint8_t **p, const struct fv *f)
+static void write_fv(uint8_t **p, const struct fv *f, const struct fv *prev)
 {
-	put32(p, f->value_len);
-	put64(p, f->v.hlc);
-	put32(p, f->v.origin);
-	put64(p, f->seq);
-	put64(p, f->base.hlc);
-	put32(p, f->base.origin);
+	int same = same_version(f, prev), zero = version_is_zero(f->base);
+	put8(p, (uint8_t)((same ? FV_SAME_VERSION : 0) |
+			  (zero ? FV_BASE_ZERO : 0)));
+	putv(p, f->value_len);
 	if (f->value_len)
 		memcpy(*p, f->value, f->value_len);
 	*p += f->value_len;
+	if (!same) {
+		put64(p, f->v.hlc);
+		putv(p, f->v.origin);
+		putv(p, f->seq);
+	}
+	if (!zero) {
+		put64(p, f->base.hlc);
+		putv(p, f->base.origin);
+	}
 }
 
 void record_encode(const struct record *r, uint8_t *out)
 {
 	uint8_t *p = out;
+	const struct fv *prev = NULL;
 
-	*p++ = RECORD_FORMAT;
-	*p++ = 0;
-	put16(&p, (uint16_t)r->nfields);
+	put8(&p, RECORD_FORMAT);
+	putv(&p, r->nfields);
 	memcpy(p, r->hash, RECORD_HASH_LEN);
 	p += RECORD_HASH_LEN;
 	put64(&p, r->tomb.hlc);
-	put32(&p, r->tomb.origin);
+	putv(&p, r->tomb.origin);
 	for (uint32_t i = 0; i < r->nfields; i++) {
 		const struct field_state *fs = &r->fields[i];
-		put16(&p, fs->name_len);
-		*p++ = fs->nlosers;
-		write_fv(&p, &fs->w);
-		put64(&p, fs->seen.hlc);
-		put32(&p, fs->seen.origin);
+		int seen_is_base = version_cmp(fs->seen, fs->w.base) == 0;
+		put8(&p, (uint8_t)((seen_is_base ? FS_SEEN_IS_BASE : 0) |
+				   (fs->nlosers ? FS_LOSERS : 0)));
+		putv(&p, fs->name_len);
 		memcpy(p, fs->name, fs->name_len);
 		p += fs->name_len;
-		for (int j = 0; j < fs->nlosers; j++)
-			write_fv(&p, &fs->losers[j]);
+		write_fv(&p, &fs->w, prev);
+		prev = &fs->w;
+		if (!seen_is_base) {
+			put64(&p, fs->seen.hlc);
+			putv(&p, fs->seen.origin);
+		}
+		if (fs->nlosers) {
+			put8(&p, fs->nlosers);
+			for (int j = 0; j < fs->nlosers; j++) {
+				write_fv(&p, &fs->losers[j], prev);
+				prev = &fs->losers[j];
+			}
+		}
 	}
 }
 
