@@ -718,6 +718,10 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 		/* Their Hello overtook our link-up event. */
 		session_reset(p);
 		send_hello(r, p, now);
+	} else if (p->state == REPL_ACTIVE) {
+		/* They started a new session on a link we thought was up:
+		 * start over from their vector, without a second Hello. */
+		session_reset(p);
 	}
 	for (size_t i = 0; i < h->n_vv; i++)
 		have_raise(p, h->vv[i]->origin, h->vv[i]->seq, h->vv[i]->hlc,
