@@ -387,6 +387,15 @@ static int combine(struct field_state *fs, const struct fv *extra, size_t n,
 		}
 		cand[j] = t;
 	}
+#ifdef MSCE_BROKEN_MERGE
+	/* Deliberately wrong, only in msce-sim-broken (tests/sim): the lowest
+	 * version wins, which the simulator's oracle must catch. */
+	for (size_t i = 0, j = nc - 1; i < j; i++, j--) {
+		struct fv t = cand[i];
+		cand[i] = cand[j];
+		cand[j] = t;
+	}
+#endif
 	fs->seen = version_max(fs->seen, seen);
 	fs->w = cand[0];
 	fs->nlosers = 0;

@@ -24,10 +24,12 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "arena.h"
 #include "hlc.h"
@@ -41,6 +43,12 @@
 
 struct store {
 	MDB_env *env;
+	/* Threads: one writer at a time (wlock); readers may run in another
+	 * thread. Growing the map needs no read transaction open anywhere in
+	 * the process, so read transactions hold maplock shared and the grow
+	 * takes it exclusive. stlock guards the published state below. */
+	pthread_mutex_t wlock, stlock;
+	pthread_rwlock_t maplock;
 	MDB_dbi meta, recs, log, vv, conf, tombs;
 	uint32_t node_id;
 	int nosync;
@@ -303,9 +311,12 @@ int store_open(const char *dir, const struct store_options *o,
 	s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return err_set(e, MSCE_ENOMEM, "open store");
+	pthread_mutex_init(&s->wlock, NULL);
+	pthread_mutex_init(&s->stlock, NULL);
+	pthread_rwlock_init(&s->maplock, NULL);
 	s->node_id = o->node_id;
 	s->nosync = o->nosync;
-	s->map_size = o->map_size ? o->map_size : (size_t)256 << 20;
+	s->map_size = o->map_size ? o->map_size : (size_t)16 << 30;
 	s->max_map = o->max_map_size ? o->max_map_size : (size_t)1 << 40;
 	if (s->map_size > s->max_map)
 		s->map_size = s->max_map;
@@ -374,6 +385,9 @@ void store_close(struct store *s)
 	arena_free(&s->arena);
 	free(s->scratch);
 	free(s->vvs);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_mutex_destroy(&s->stlock);
+	pthread_rwlock_destroy(&s->maplock);
 	free(s);
 }
 
@@ -392,7 +406,20 @@ static int grow_map(struct store *s, struct err *e)
 			       s->max_map >> 20);
 	if (next > s->max_map)
 		next = s->max_map;
-	if ((rc = mdb_env_set_mapsize(s->env, next)))
+	/* A long read (a snapshot being streamed) may hold the lock; waiting
+	 * for it without bound could deadlock with its own thread, so give up
+	 * after a second and let the batch fail with a clear error. */
+	for (int i = 0; pthread_rwlock_trywrlock(&s->maplock) != 0; i++) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		if (i == 100)
+			return err_set(e, MSCE_EBUSY,
+				       "store map full and cannot grow while a "
+				       "snapshot is being read; retry");
+		nanosleep(&ts, NULL);
+	}
+	rc = mdb_env_set_mapsize(s->env, next);
+	pthread_rwlock_unlock(&s->maplock);
+	if (rc)
 		return lmdb_err(e, rc, "grow store map");
 	s->map_size = next;
 	return 0;
@@ -430,7 +457,8 @@ static int persist_state(struct wtxn *w)
 }
 
 /* Runs fn in a write transaction, retrying after growing a full map. */
-static int run_batch(struct store *s, batch_fn fn, void *arg, struct err *e)
+static int run_batch_locked(struct store *s, batch_fn fn, void *arg,
+			    struct err *e)
 {
 	struct wtxn w;
 	int rc, code;
@@ -484,11 +512,14 @@ static int run_batch(struct store *s, batch_fn fn, void *arg, struct err *e)
 		if (rc) {
 			free(w.vvs);
 			lmdb_err(e, rc, "commit");
+			pthread_mutex_lock(&s->stlock);
 			s->failed = e ? e->code : MSCE_EIO;
+			pthread_mutex_unlock(&s->stlock);
 			snprintf(s->failed_msg, sizeof s->failed_msg, "%s",
 				 mdb_strerror(rc));
 			return s->failed;
 		}
+		pthread_mutex_lock(&s->stlock);
 		free(s->vvs);
 		s->vvs = w.vvs;
 		s->nvv = w.nvv;
@@ -496,8 +527,18 @@ static int run_batch(struct store *s, batch_fn fn, void *arg, struct err *e)
 		s->clock = w.clock;
 		if (w.clock.last > s->hw)
 			s->hw = w.clock.last;
+		pthread_mutex_unlock(&s->stlock);
 		return 0;
 	}
+}
+
+static int run_batch(struct store *s, batch_fn fn, void *arg, struct err *e)
+{
+	int rc;
+	pthread_mutex_lock(&s->wlock);
+	rc = run_batch_locked(s, fn, arg, e);
+	pthread_mutex_unlock(&s->wlock);
+	return rc;
 }
 
 /* ---- applying one change -------------------------------------------------- */
@@ -1011,14 +1052,21 @@ int store_write(struct store *s, const struct store_write *w, size_t n,
 
 static int read_begin(struct store *s, MDB_txn **txn, struct err *e)
 {
-	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
-	if (rc == MDB_MAP_RESIZED) {
-		mdb_env_set_mapsize(s->env, 0);
-		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
-	}
+	int rc;
+
+	pthread_rwlock_rdlock(&s->maplock);
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	if (rc)
+		pthread_rwlock_unlock(&s->maplock);
 	if (rc)
 		return lmdb_err(e, rc, "begin read transaction");
 	return 0;
+}
+
+static void read_end(struct store *s, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&s->maplock);
 }
 
 int store_get(struct store *s, const char *coll, size_t clen, const char *key,
@@ -1040,12 +1088,12 @@ int store_get(struct store *s, const char *coll, size_t clen, const char *key,
 		return rc;
 	rc = mdb_get(txn, s->recs, &k, &v);
 	if (rc == MDB_NOTFOUND) {
-		mdb_txn_abort(txn);
+		read_end(s, txn);
 		return err_set(e, MSCE_ENOTFOUND, "%.*s/%.*s not found",
 			       (int)clen, coll, (int)klen, key);
 	}
 	if (rc) {
-		mdb_txn_abort(txn);
+		read_end(s, txn);
 		return lmdb_err(e, rc, "read record");
 	}
 	arena_init(&a, 1u << 20);
@@ -1061,7 +1109,7 @@ int store_get(struct store *s, const char *coll, size_t clen, const char *key,
 		rc = cb(ctx, &view);
 	}
 	arena_free(&a);
-	mdb_txn_abort(txn);
+	read_end(s, txn);
 	return rc;
 }
 
@@ -1115,7 +1163,7 @@ int store_scan(struct store *s, const struct store_scan *q, store_record_cb cb,
 	if ((rc = read_begin(s, &txn, e)))
 		return rc;
 	if ((rc = mdb_cursor_open(txn, s->recs, &cur))) {
-		mdb_txn_abort(txn);
+		read_end(s, txn);
 		return lmdb_err(e, rc, "open cursor");
 	}
 	arena_init(&a, 1u << 20);
@@ -1153,7 +1201,7 @@ int store_scan(struct store *s, const struct store_scan *q, store_record_cb cb,
 	}
 	arena_free(&a);
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	read_end(s, txn);
 	return rc;
 }
 
@@ -1178,7 +1226,7 @@ int store_log_read(struct store *s, uint32_t origin, uint64_t from,
 	if ((rc = read_begin(s, &txn, e)))
 		return rc;
 	if ((rc = mdb_cursor_open(txn, s->log, &cur))) {
-		mdb_txn_abort(txn);
+		read_end(s, txn);
 		return lmdb_err(e, rc, "open log cursor");
 	}
 	rc = 0;
@@ -1195,7 +1243,7 @@ int store_log_read(struct store *s, uint32_t origin, uint64_t from,
 		bytes += v.mv_size;
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	read_end(s, txn);
 	return rc;
 }
 
@@ -1256,28 +1304,54 @@ int store_log_truncate(struct store *s, uint32_t origin, uint64_t upto,
 	return run_batch(s, trunc_batch, &a, e);
 }
 
-size_t store_vv(const struct store *s, struct vv_entry *out, size_t max)
+size_t store_vv(struct store *s, struct vv_entry *out, size_t max)
 {
+	size_t n;
+	pthread_mutex_lock(&s->stlock);
 	for (size_t i = 0; i < s->nvv && i < max; i++)
 		out[i] = s->vvs[i];
-	return s->nvv;
+	n = s->nvv;
+	pthread_mutex_unlock(&s->stlock);
+	return n;
 }
 
-struct vv_entry store_vv_get(const struct store *s, uint32_t origin)
+struct vv_entry store_vv_get(struct store *s, uint32_t origin)
 {
-	struct vv_entry *p = vv_find(s->vvs, s->nvv, origin);
 	struct vv_entry z = {origin, 0, 0, 0};
-	return p ? *p : z;
+	pthread_mutex_lock(&s->stlock);
+	struct vv_entry *p = vv_find(s->vvs, s->nvv, origin);
+	if (p != NULL)
+		z = *p;
+	pthread_mutex_unlock(&s->stlock);
+	return z;
 }
 
-void store_digest(const struct store *s, uint8_t out[32])
+void store_digest(struct store *s, uint8_t out[32])
 {
+	pthread_mutex_lock(&s->stlock);
 	memcpy(out, s->digest, 32);
+	pthread_mutex_unlock(&s->stlock);
 }
 
 uint32_t store_node_id(const struct store *s) { return s->node_id; }
-uint64_t store_hlc_committed(const struct store *s) { return s->hw; }
-int store_failed(const struct store *s) { return s->failed; }
+
+uint64_t store_hlc_committed(struct store *s)
+{
+	uint64_t hw;
+	pthread_mutex_lock(&s->stlock);
+	hw = s->hw;
+	pthread_mutex_unlock(&s->stlock);
+	return hw;
+}
+
+int store_failed(struct store *s)
+{
+	int f;
+	pthread_mutex_lock(&s->stlock);
+	f = s->failed;
+	pthread_mutex_unlock(&s->stlock);
+	return f;
+}
 
 static int clock_batch(struct wtxn *w, void *arg, struct err *e)
 {
@@ -1304,7 +1378,7 @@ int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
 	if ((rc = read_begin(s, &txn, e)))
 		return rc;
 	if ((rc = mdb_cursor_open(txn, s->conf, &cur))) {
-		mdb_txn_abort(txn);
+		read_end(s, txn);
 		return lmdb_err(e, rc, "open conflict cursor");
 	}
 	arena_init(&a, 1u << 20);
@@ -1351,7 +1425,7 @@ int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
 	}
 	arena_free(&a);
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	read_end(s, txn);
 	return rc;
 }
 
@@ -1442,7 +1516,7 @@ size_t store_tombstones(struct store *s)
 	if (read_begin(s, &txn, NULL))
 		return 0;
 	mdb_stat(txn, s->tombs, &st);
-	mdb_txn_abort(txn);
+	read_end(s, txn);
 	return st.ms_entries;
 }
 
@@ -1557,7 +1631,7 @@ void store_snap_end(struct store_snap *sn)
 	if (sn->cur)
 		mdb_cursor_close(sn->cur);
 	if (sn->txn)
-		mdb_txn_abort(sn->txn);
+		read_end(sn->s, sn->txn);
 	arena_free(&sn->a);
 	free(sn->vvs);
 	free(sn);

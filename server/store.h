@@ -8,8 +8,8 @@
  * retries the batch. When a commit fails the store refuses every later
  * write with MSCE_EREADONLY; reads go on.
  *
- * A store is used from one thread at a time for writes; reads may run from
- * another thread (MDB_NOTLS). Views handed to callbacks point into LMDB
+ * Thread-safe: writes are serialised inside the store (one LMDB write
+ * transaction at a time); reads may run from any thread (MDB_NOTLS). Views handed to callbacks point into LMDB
  * memory and are valid only during the callback. */
 #ifndef MSCE_STORE_H
 #define MSCE_STORE_H
@@ -27,7 +27,7 @@ struct store_options {
 	uint32_t node_id;    /* 1..65535 */
 	const char *cluster; /* cluster name */
 	int nosync;          /* simulator only: no fsync at commit */
-	size_t map_size;     /* initial map size; 0 = 256 MiB */
+	size_t map_size;     /* initial map size; 0 = 16 GiB (sparse) */
 	size_t max_map_size; /* growth stops here; 0 = 1 TiB */
 };
 
@@ -156,18 +156,18 @@ struct vv_entry {
 
 /* Committed vector, sorted by origin. Returns the number of entries; fills
  * at most max. */
-size_t store_vv(const struct store *s, struct vv_entry *out, size_t max);
+size_t store_vv(struct store *s, struct vv_entry *out, size_t max);
 /* Committed entry for origin (zeroes if none). */
-struct vv_entry store_vv_get(const struct store *s, uint32_t origin);
-void store_digest(const struct store *s, uint8_t out[32]);
+struct vv_entry store_vv_get(struct store *s, uint32_t origin);
+void store_digest(struct store *s, uint8_t out[32]);
 uint32_t store_node_id(const struct store *s);
 /* Highest hlc committed: every later local write has a higher one. */
-uint64_t store_hlc_committed(const struct store *s);
+uint64_t store_hlc_committed(struct store *s);
 /* Commits a clock high-water of at least hlc_now(wall_ms), so that idle
  * nodes still promise a rising hlc (tombstone collection relies on it). */
 int store_clock_advance(struct store *s, uint64_t wall_ms, struct err *e);
 /* Returns the sticky error code (0 if the store accepts writes). */
-int store_failed(const struct store *s);
+int store_failed(struct store *s);
 
 struct store_conflict_view {
 	const char *coll;

@@ -1,0 +1,654 @@
+/* Client requests: decode, check, do, answer.
+ *
+ * Reads (get, scan, status) are served at once from the store on the loop
+ * thread. Writes (put, delete, batch) go to the group-commit writer and
+ * are answered from its done callback, after the commit is durable; the
+ * decoded request stays alive until then because the writes point into
+ * it. A malformed request gets an error response (id 0 if it could not be
+ * decoded) and the connection stays usable. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bounds.h"
+#include "client.pb-c.h"
+#include "log.h"
+#include "node.h"
+
+#define SCAN_MAX_LIMIT 10000
+
+static void reply(struct client_conn *c, const Msce__ClientResponse *r)
+{
+	size_t n = msce__client_response__get_packed_size(r);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (buf == NULL) {
+		client_conn_reply(c, (const uint8_t *)"", 0);
+		return;
+	}
+	msce__client_response__pack(r, buf);
+	client_conn_reply(c, buf, n);
+	free(buf);
+}
+
+static void reply_error(struct client_conn *c, uint64_t id, int code,
+			const char *msg)
+{
+	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
+	r.id = id;
+	r.code = (uint32_t)code;
+	r.error = (char *)msg;
+	reply(c, &r);
+}
+
+/* ---- writes ------------------------------------------------------------ */
+
+struct write_ctx {
+	struct writer_job job;
+	struct node *n;
+	struct client_conn *c;
+	Msce__ClientRequest *req;
+	struct store_write *w;
+	struct store_field_in *f;
+	struct store_written *out;
+	size_t nw;
+};
+
+static void fill_put_result(Msce__PutResult *pr, uint32_t origin,
+			    const struct store_written *o)
+{
+	msce__put_result__init(pr);
+	pr->origin = origin;
+	pr->seq = o->seq;
+	pr->hlc = o->hlc;
+	pr->sites = 1;
+}
+
+static void write_done(struct writer_job *j)
+{
+	struct write_ctx *x = (struct write_ctx *)j;
+	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
+	uint32_t me = x->n->cfg.node_id;
+
+	r.id = x->req->id;
+	if (j->rc != 0) {
+		r.code = (uint32_t)j->rc;
+		r.error = j->err.msg;
+		reply(x->c, &r);
+	} else if (x->req->op_case == MSCE__CLIENT_REQUEST__OP_BATCH) {
+		Msce__BatchResult br = MSCE__BATCH_RESULT__INIT;
+		Msce__ClientResponse *items = calloc(x->nw, sizeof *items);
+		Msce__ClientResponse **ip = calloc(x->nw, sizeof *ip);
+		Msce__PutResult *prs = calloc(x->nw, sizeof *prs);
+		if (items == NULL || ip == NULL || prs == NULL) {
+			r.code = MSCE_ENOMEM;
+			r.error = "out of memory building the batch answer";
+		} else {
+			for (size_t i = 0; i < x->nw; i++) {
+				msce__client_response__init(&items[i]);
+				items[i].id = i;
+				items[i].code = (uint32_t)x->out[i].err.code;
+				items[i].error = x->out[i].err.msg;
+				if (x->out[i].err.code == 0) {
+					fill_put_result(&prs[i], me, &x->out[i]);
+					items[i].result_case =
+						MSCE__CLIENT_RESPONSE__RESULT_PUT;
+					items[i].put = &prs[i];
+				}
+				ip[i] = &items[i];
+			}
+			br.n_results = x->nw;
+			br.results = ip;
+			r.result_case = MSCE__CLIENT_RESPONSE__RESULT_BATCH;
+			r.batch = &br;
+		}
+		reply(x->c, &r);
+		free(items);
+		free(ip);
+		free(prs);
+	} else {
+		Msce__PutResult pr;
+		r.code = (uint32_t)x->out[0].err.code;
+		r.error = x->out[0].err.msg;
+		if (r.code == 0) {
+			fill_put_result(&pr, me, &x->out[0]);
+			r.result_case = MSCE__CLIENT_RESPONSE__RESULT_PUT;
+			r.put = &pr;
+		}
+		reply(x->c, &r);
+	}
+	if (j->rc == 0 && !x->n->stopping)
+		repl_local_commit(x->n->repl, node_now_ms());
+	msce__client_request__free_unpacked(x->req, NULL);
+	free(x->w);
+	free(x->f);
+	free(x->out);
+	free(x);
+}
+
+static int fill_write(const Msce__PutRequest *p, struct store_write *w,
+		      struct store_field_in *f)
+{
+	w->op = p->delete_ ? STORE_DELETE : STORE_PUT;
+	w->coll = p->collection;
+	w->coll_len = strlen(p->collection);
+	w->key = p->key;
+	w->key_len = strlen(p->key);
+	w->fields = f;
+	w->nfields = p->delete_ ? 0 : p->n_fields;
+	for (size_t i = 0; i < w->nfields; i++) {
+		const Msce__FieldIn *in = p->fields[i];
+		f[i].name = in->name;
+		f[i].name_len = strlen(in->name);
+		f[i].value = in->value.data;
+		f[i].value_len = in->value.len;
+		f[i].has_base = in->has_base;
+		f[i].base.hlc = in->base_hlc;
+		f[i].base.origin = in->base_origin;
+	}
+	return 0;
+}
+
+static void do_writes(struct node *n, struct client_conn *c,
+		      Msce__ClientRequest *req)
+{
+	Msce__PutRequest **puts;
+	Msce__PutRequest *one[1];
+	size_t np, nf = 0, k = 0;
+	struct write_ctx *x;
+
+	if (req->op_case == MSCE__CLIENT_REQUEST__OP_BATCH) {
+		puts = req->batch->puts;
+		np = req->batch->n_puts;
+		if (np == 0 || np > 10000) {
+			reply_error(c, req->id, MSCE_EINVAL,
+				    "batch must hold 1..10000 puts");
+			msce__client_request__free_unpacked(req, NULL);
+			return;
+		}
+	} else {
+		one[0] = req->put;
+		puts = one;
+		np = 1;
+	}
+	for (size_t i = 0; i < np; i++) {
+		if (puts[i]->n_fields > MSCE_MAX_FIELDS) {
+			char msg[128];
+			snprintf(msg, sizeof msg, "%zu fields, limit %d",
+				 puts[i]->n_fields, MSCE_MAX_FIELDS);
+			reply_error(c, req->id, MSCE_ETOOBIG, msg);
+			msce__client_request__free_unpacked(req, NULL);
+			return;
+		}
+		if (puts[i]->min_sites > 1) {
+			reply_error(c, req->id, MSCE_EINVAL,
+				    "min_sites > 1 is not supported yet");
+			msce__client_request__free_unpacked(req, NULL);
+			return;
+		}
+		nf += puts[i]->n_fields;
+	}
+	x = calloc(1, sizeof *x);
+	if (x != NULL) {
+		x->w = calloc(np, sizeof *x->w);
+		x->f = calloc(nf ? nf : 1, sizeof *x->f);
+		x->out = calloc(np, sizeof *x->out);
+	}
+	if (x == NULL || x->w == NULL || x->f == NULL || x->out == NULL) {
+		if (x) {
+			free(x->w);
+			free(x->f);
+			free(x->out);
+			free(x);
+		}
+		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
+		msce__client_request__free_unpacked(req, NULL);
+		return;
+	}
+	for (size_t i = 0; i < np; i++) {
+		fill_write(puts[i], &x->w[i], x->f + k);
+		k += x->w[i].nfields;
+	}
+	x->n = n;
+	x->c = c;
+	x->req = req;
+	x->nw = np;
+	x->job.kind = WRITER_WRITE;
+	x->job.w = x->w;
+	x->job.n = np;
+	x->job.out = x->out;
+	x->job.done = write_done;
+	writer_submit(n->writer, &x->job);
+}
+
+/* ---- reads --------------------------------------------------------------- */
+
+static Msce__FieldVersion *fv_new(const struct field_state *fs,
+				  const struct fv *f)
+{
+	Msce__FieldVersion *m = calloc(1, sizeof *m);
+	if (m == NULL)
+		return NULL;
+	msce__field_version__init(m);
+	m->name = strndup((const char *)fs->name, fs->name_len);
+	m->value.data = malloc(f->value_len ? f->value_len : 1);
+	if (m->name == NULL || m->value.data == NULL) {
+		free(m->name);
+		free(m->value.data);
+		free(m);
+		return NULL;
+	}
+	memcpy(m->value.data, f->value, f->value_len);
+	m->value.len = f->value_len;
+	m->hlc = f->v.hlc;
+	m->origin = f->v.origin;
+	m->seq = f->seq;
+	m->base_hlc = f->base.hlc;
+	m->base_origin = f->base.origin;
+	return m;
+}
+
+static void record_free(Msce__Record *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->n_fields; i++) {
+		Msce__FieldState *fs = m->fields[i];
+		if (fs->winner) {
+			free(fs->winner->name);
+			free(fs->winner->value.data);
+			free(fs->winner);
+		}
+		for (size_t j = 0; j < fs->n_losers; j++) {
+			free(fs->losers[j]->name);
+			free(fs->losers[j]->value.data);
+			free(fs->losers[j]);
+		}
+		free(fs->losers);
+		free(fs);
+	}
+	free(m->fields);
+	free(m->collection);
+	free(m->key);
+	free(m);
+}
+
+/* A record with its visible fields (winners and open conflicts). */
+static Msce__Record *record_new(const struct store_record_view *v)
+{
+	Msce__Record *m = calloc(1, sizeof *m);
+	if (m == NULL)
+		return NULL;
+	msce__record__init(m);
+	m->collection = strndup(v->coll, v->coll_len);
+	m->key = strndup(v->key, v->key_len);
+	m->tomb_hlc = v->rec->tomb.hlc;
+	m->tomb_origin = v->rec->tomb.origin;
+	m->fields = calloc(v->rec->nfields ? v->rec->nfields : 1,
+			   sizeof *m->fields);
+	if (m->collection == NULL || m->key == NULL || m->fields == NULL)
+		goto oom;
+	for (uint32_t i = 0; i < v->rec->nfields; i++) {
+		const struct field_state *fs = &v->rec->fields[i];
+		Msce__FieldState *s = calloc(1, sizeof *s);
+		if (s == NULL)
+			goto oom;
+		msce__field_state__init(s);
+		m->fields[m->n_fields++] = s;
+		s->winner = fv_new(fs, &fs->w);
+		s->seen_hlc = fs->seen.hlc;
+		s->seen_origin = fs->seen.origin;
+		s->losers = calloc(fs->nlosers ? fs->nlosers : 1,
+				   sizeof *s->losers);
+		if (s->winner == NULL || s->losers == NULL)
+			goto oom;
+		for (int j = 0; j < fs->nlosers; j++) {
+			if ((s->losers[j] = fv_new(fs, &fs->losers[j])) == NULL)
+				goto oom;
+			s->n_losers++;
+		}
+	}
+	return m;
+oom:
+	record_free(m);
+	return NULL;
+}
+
+static int get_cb(void *ctx, const struct store_record_view *v)
+{
+	Msce__Record **out = ctx;
+	*out = record_new(v);
+	return *out ? 0 : MSCE_ENOMEM;
+}
+
+static void do_get(struct node *n, struct client_conn *c,
+		   const Msce__ClientRequest *req)
+{
+	const Msce__GetRequest *g = req->get;
+	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
+	Msce__RecordResult rr = MSCE__RECORD_RESULT__INIT;
+	Msce__Record *rec = NULL;
+	uint32_t seen[64];
+	struct err e;
+	int rc;
+
+	err_clear(&e);
+	rc = store_get(n->store, g->collection, strlen(g->collection), g->key,
+		       strlen(g->key), get_cb, &rec, &e);
+	r.id = req->id;
+	if (rc) {
+		r.code = (uint32_t)rc;
+		r.error = e.msg[0] ? e.msg : (char *)err_str(rc);
+		reply(c, &r);
+		return;
+	}
+	/* Which centers are known to hold the newest write of the record. */
+	uint32_t origin = 0;
+	uint64_t seq = 0, hlc = 0;
+	for (size_t i = 0; i < rec->n_fields; i++)
+		if (rec->fields[i]->winner->hlc > hlc) {
+			hlc = rec->fields[i]->winner->hlc;
+			origin = rec->fields[i]->winner->origin;
+			seq = rec->fields[i]->winner->seq;
+		}
+	size_t ns = 0;
+	for (size_t i = 0; i < n->nnodes && ns < 64; i++) {
+		uint64_t have = 0;
+		if (n->nodes[i] == n->cfg.node_id) {
+			have = store_vv_get(n->store, origin).seq;
+		} else {
+			struct repl_node_view *v = malloc(sizeof *v);
+			if (v == NULL)
+				continue;
+			repl_node(n->repl, n->nodes[i], v);
+			for (size_t k = 0; v->known && k < v->nvv; k++)
+				if (v->vv[k].origin == origin)
+					have = v->vv[k].seq;
+			free(v);
+		}
+		if (have >= seq)
+			seen[ns++] = n->nodes[i];
+	}
+	rr.record = rec;
+	rr.n_seen_by = ns;
+	rr.seen_by = seen;
+	r.result_case = MSCE__CLIENT_RESPONSE__RESULT_RECORD;
+	r.record = &rr;
+	reply(c, &r);
+	record_free(rec);
+}
+
+struct scan_acc {
+	Msce__Record **recs;
+	size_t n, cap;
+	int oom;
+};
+
+static int scan_cb(void *ctx, const struct store_record_view *v)
+{
+	struct scan_acc *a = ctx;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		Msce__Record **p = realloc(a->recs, cap * sizeof *p);
+		if (p == NULL) {
+			a->oom = 1;
+			return MSCE_ENOMEM;
+		}
+		a->recs = p;
+		a->cap = cap;
+	}
+	if ((a->recs[a->n] = record_new(v)) == NULL) {
+		a->oom = 1;
+		return MSCE_ENOMEM;
+	}
+	a->n++;
+	return 0;
+}
+
+static void do_scan(struct node *n, struct client_conn *c,
+		    const Msce__ClientRequest *req)
+{
+	const Msce__ScanRequest *q = req->scan;
+	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
+	Msce__ScanResult sr = MSCE__SCAN_RESULT__INIT;
+	struct scan_acc acc = {0};
+	struct store_scan s = {0};
+	struct err e;
+	size_t limit = q->limit ? q->limit : 100;
+	int rc;
+
+	if (limit > SCAN_MAX_LIMIT)
+		limit = SCAN_MAX_LIMIT;
+	s.coll = q->collection;
+	s.coll_len = strlen(q->collection);
+	s.prefix = q->prefix;
+	s.prefix_len = strlen(q->prefix);
+	if (q->after[0] != '\0') {
+		s.after = q->after;
+		s.after_len = strlen(q->after);
+	}
+	if (q->end[0] != '\0') {
+		s.end = q->end;
+		s.end_len = strlen(q->end);
+	}
+	s.limit = limit;
+	err_clear(&e);
+	rc = store_scan(n->store, &s, scan_cb, &acc, &e);
+	r.id = req->id;
+	if (rc) {
+		r.code = (uint32_t)rc;
+		r.error = e.msg[0] ? e.msg : (char *)err_str(rc);
+	} else {
+		sr.n_records = acc.n;
+		sr.records = acc.recs;
+		sr.next = (char *)(acc.n == limit ? acc.recs[acc.n - 1]->key : "");
+		r.result_case = MSCE__CLIENT_RESPONSE__RESULT_SCAN;
+		r.scan = &sr;
+	}
+	reply(c, &r);
+	for (size_t i = 0; i < acc.n; i++)
+		record_free(acc.recs[i]);
+	free(acc.recs);
+}
+
+/* ---- status ---------------------------------------------------------------- */
+
+static int count_cb(void *ctx, const struct store_conflict_view *v)
+{
+	(void)v;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+static void do_status(struct node *n, struct client_conn *c,
+		      const Msce__ClientRequest *req)
+{
+	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
+	Msce__StatusResult st = MSCE__STATUS_RESULT__INIT;
+	struct vv_entry vv[64];
+	Msce__VVEntry vs[64], *vp[64];
+	uint8_t digest[32];
+	size_t nvv = store_vv(n->store, vv, 64);
+	struct repl_peer_status ps[64];
+	size_t np = repl_peers(n->repl, ps, 64);
+	Msce__PeerStatus pm[64], *pp[64];
+	Msce__NodeReport nr[64], *np2[64];
+	Msce__VVEntry *nvs = calloc(64 * 64, sizeof *nvs);
+	Msce__VVEntry **nvp = calloc(64 * 64, sizeof *nvp);
+	struct repl_node_view *view = malloc(sizeof *view);
+	struct peer_net_stats ns;
+	struct repl_counters rcnt;
+	Msce__Counter cs[32], *cp[32];
+	size_t ncs = 0;
+	uint64_t conflicts = 0, now = node_now_ms();
+
+	if (nvs == NULL || nvp == NULL || view == NULL) {
+		free(nvs);
+		free(nvp);
+		free(view);
+		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
+		return;
+	}
+	if (nvv > 64)
+		nvv = 64;
+	for (size_t i = 0; i < nvv; i++) {
+		msce__vventry__init(&vs[i]);
+		vs[i].origin = vv[i].origin;
+		vs[i].seq = vv[i].seq;
+		vs[i].hlc = vv[i].hlc;
+		vp[i] = &vs[i];
+	}
+	store_digest(n->store, digest);
+	st.node = n->cfg.node_id;
+	st.name = n->cfg.node_name;
+	st.cluster = n->cfg.cluster;
+	st.n_vv = nvv;
+	st.vv = vp;
+	st.digest.data = digest;
+	st.digest.len = 32;
+	st.time_ms = now;
+	if (np > 64)
+		np = 64;
+	for (size_t i = 0; i < np; i++) {
+		msce__peer_status__init(&pm[i]);
+		pm[i].node = ps[i].node;
+		pm[i].connected = ps[i].state == REPL_ACTIVE;
+		pm[i].lag_changes = ps[i].lag_changes;
+		pm[i].lag_ms = ps[i].lag_ms;
+		pm[i].last_contact_ms = ps[i].last_contact_ms;
+		pm[i].clock_offset_ms = ps[i].clock_offset_ms;
+		pm[i].clock_refused = ps[i].clock_refused;
+		pp[i] = &pm[i];
+	}
+	st.n_peers = np;
+	st.peers = pp;
+	size_t nn = n->nnodes > 64 ? 64 : n->nnodes;
+	for (size_t i = 0; i < nn; i++) {
+		msce__node_report__init(&nr[i]);
+		nr[i].node = n->nodes[i];
+		if (n->nodes[i] == n->cfg.node_id) {
+			nr[i].known = 1;
+			for (size_t k = 0; k < nvv; k++)
+				nvp[i * 64 + k] = &vs[k];
+			nr[i].n_vv = nvv;
+			nr[i].vv = nvp + i * 64;
+			nr[i].digest.data = digest;
+			nr[i].digest.len = 32;
+		} else {
+			repl_node(n->repl, n->nodes[i], view);
+			nr[i].known = view->known;
+			if (view->known) {
+				size_t k;
+				for (k = 0; k < view->nvv && k < 64; k++) {
+					Msce__VVEntry *x = &nvs[i * 64 + k];
+					msce__vventry__init(x);
+					x->origin = view->vv[k].origin;
+					x->seq = view->vv[k].seq;
+					x->hlc = view->vv[k].hlc;
+					nvp[i * 64 + k] = x;
+				}
+				nr[i].n_vv = k;
+				nr[i].vv = nvp + i * 64;
+				nr[i].digest.data = malloc(32);
+				if (nr[i].digest.data) {
+					memcpy(nr[i].digest.data, view->digest, 32);
+					nr[i].digest.len = 32;
+				}
+				nr[i].age_ms = now > view->received_ms
+						       ? now - view->received_ms
+						       : 0;
+			}
+		}
+		np2[i] = &nr[i];
+	}
+	st.n_nodes = nn;
+	st.nodes = np2;
+	store_conflicts(n->store, 0, count_cb, &conflicts, NULL);
+	st.conflicts = conflicts;
+	st.tombstones = store_tombstones(n->store);
+
+	peer_net_stats(n->net, &ns);
+	repl_counters(n->repl, &rcnt);
+#define C(nm, v)                                                              \
+	do {                                                                  \
+		msce__counter__init(&cs[ncs]);                                \
+		cs[ncs].name = nm;                                            \
+		cs[ncs].value = (v);                                          \
+		cp[ncs] = &cs[ncs];                                           \
+		ncs++;                                                        \
+	} while (0)
+	C("sessions_established", ns.sessions_established);
+	C("refused_unknown_key", ns.refused_unknown_key);
+	C("refused_replay", ns.refused_replay);
+	C("refused_bad_handshake", ns.refused_bad_handshake);
+	C("refused_too_many_pending", ns.refused_too_many_pending);
+	C("handshake_timeouts", ns.handshake_timeouts);
+	C("decrypt_failures", ns.decrypt_failures);
+	C("oversized_frames", ns.oversized_frames);
+	C("duplicate_sessions", ns.duplicate_sessions);
+	C("connect_failures", ns.connect_failures);
+	C("snapshots_sent", rcnt.snapshots_sent);
+	C("snapshots_received", rcnt.snapshots_received);
+	C("clock_refusals", rcnt.clock_refusals);
+	C("protocol_errors", rcnt.protocol_errors);
+	C("tombstones_collected", rcnt.tombstones_collected);
+	C("log_truncated", rcnt.log_truncated);
+	C("client_requests", n->client_requests);
+	C("client_errors", n->client_errors);
+	C("store_failed", (uint64_t)store_failed(n->store));
+#undef C
+	st.n_counters = ncs;
+	st.counters = cp;
+
+	r.id = req->id;
+	r.result_case = MSCE__CLIENT_RESPONSE__RESULT_STATUS;
+	r.status = &st;
+	reply(c, &r);
+	for (size_t i = 0; i < nn; i++)
+		if (n->nodes[i] != n->cfg.node_id)
+			free(nr[i].digest.data);
+	free(nvs);
+	free(nvp);
+	free(view);
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+void api_request(void *node, struct client_conn *c, const uint8_t *msg,
+		 size_t len)
+{
+	struct node *n = node;
+	Msce__ClientRequest *req;
+
+	n->client_requests++;
+	client_conn_hold(c);
+	if (n->stopping) {
+		n->client_errors++;
+		reply_error(c, 0, MSCE_ECLOSED, "node is shutting down");
+		return;
+	}
+	req = msce__client_request__unpack(NULL, len, msg);
+	if (req == NULL) {
+		n->client_errors++;
+		reply_error(c, 0, MSCE_EPROTO,
+			    "malformed request: not a msce.ClientRequest");
+		return;
+	}
+	switch (req->op_case) {
+	case MSCE__CLIENT_REQUEST__OP_PUT:
+	case MSCE__CLIENT_REQUEST__OP_BATCH:
+		do_writes(n, c, req);
+		return; /* req freed when the write is done */
+	case MSCE__CLIENT_REQUEST__OP_GET:
+		do_get(n, c, req);
+		break;
+	case MSCE__CLIENT_REQUEST__OP_SCAN:
+		do_scan(n, c, req);
+		break;
+	case MSCE__CLIENT_REQUEST__OP_STATUS:
+		do_status(n, c, req);
+		break;
+	default:
+		n->client_errors++;
+		reply_error(c, req->id, MSCE_EINVAL, "unknown request");
+	}
+	msce__client_request__free_unpacked(req, NULL);
+}

@@ -1,0 +1,292 @@
+/* Node wiring and lifecycle.
+ *
+ * Start: load config and key, open the store, start the writer thread,
+ * create the replication core with store ops (reads direct, batch applies
+ * through the writer), start the peer links and the client socket, and a
+ * 50 ms tick for the core's timers.
+ *
+ * Stop (SIGTERM): refuse new work, let the writer commit what is queued
+ * (apply completions still reach the core and are acknowledged), then close
+ * the peer links and the client socket, then free the core and close the
+ * store. Each asynchronous close counts down closing_parts. */
+#include "node.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "keyfile.h"
+#include "log.h"
+
+uint64_t node_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- store ops for the core ------------------------------------------ */
+
+static size_t op_vv(void *ctx, struct vv_entry *out, size_t max)
+{
+	return store_vv(ctx, out, max);
+}
+static void op_digest(void *ctx, uint8_t out[32]) { store_digest(ctx, out); }
+static uint64_t op_hw(void *ctx) { return store_hlc_committed(ctx); }
+static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
+		       size_t max_count, size_t max_bytes, store_log_cb cb,
+		       void *cbctx, struct err *e)
+{
+	return store_log_read(ctx, origin, from, max_count, max_bytes, cb,
+			      cbctx, e);
+}
+static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
+			   struct err *e)
+{
+	return store_log_truncate(ctx, origin, upto, e);
+}
+static int op_gc(void *ctx, struct version upto, size_t *dropped,
+		 struct err *e)
+{
+	return store_gc_tombstones(ctx, upto, dropped, e);
+}
+static int op_clock(void *ctx, uint64_t wall_ms, struct err *e)
+{
+	return store_clock_advance(ctx, wall_ms, e);
+}
+static int op_snap_begin(void *ctx, struct store_snap **out, struct err *e)
+{
+	return store_snap_begin(ctx, out, e);
+}
+static int op_snap_merge(void *ctx, const struct store_snap_record *r,
+			 size_t n, struct err *e)
+{
+	return store_snap_merge(ctx, r, n, e);
+}
+static int op_snap_finish(void *ctx, const struct vv_entry *vv, size_t n,
+			  struct err *e)
+{
+	return store_snap_finish(ctx, vv, n, e);
+}
+
+/* ---- io for the core -------------------------------------------------- */
+
+static void io_send(void *data, uint32_t peer, const uint8_t *buf, size_t len)
+{
+	struct node *n = data;
+	if (n->net != NULL)
+		peer_net_send(n->net, peer, buf, len);
+}
+
+static void io_close(void *data, uint32_t peer, int code, const char *reason)
+{
+	struct node *n = data;
+	(void)code;
+	if (n->net != NULL)
+		peer_net_close(n->net, peer, reason);
+}
+
+struct apply_job {
+	struct writer_job job;
+	struct node *n;
+	uint64_t token;
+};
+
+static void apply_done(struct writer_job *j)
+{
+	struct apply_job *a = (struct apply_job *)j;
+	if (a->n->repl != NULL)
+		repl_apply_done(a->n->repl, a->token, j->rc, &j->res, &j->err,
+				node_now_ms());
+	free(a);
+}
+
+static void io_apply(void *data, uint64_t token, const struct store_blob *b,
+		     size_t nb)
+{
+	struct node *n = data;
+	struct apply_job *a;
+
+	if (n->stopping)
+		return; /* the core is freed with its pending batch */
+	a = calloc(1, sizeof *a);
+	if (a == NULL)
+		return;
+	a->n = n;
+	a->token = token;
+	a->job.kind = WRITER_APPLY;
+	a->job.blobs = b;
+	a->job.nblobs = nb;
+	a->job.max_skew_ms = n->cfg.max_clock_skew_ms;
+	a->job.done = apply_done;
+	writer_submit(n->writer, &a->job);
+}
+
+static void io_trace(void *data, int level, const char *msg)
+{
+	(void)data;
+	log_msg((enum log_level)level, "%s", msg);
+}
+
+/* ---- peer links -> core ------------------------------------------------- */
+
+static void net_up(void *data, uint32_t peer)
+{
+	struct node *n = data;
+	repl_link_up(n->repl, peer, node_now_ms());
+}
+
+static void net_down(void *data, uint32_t peer)
+{
+	struct node *n = data;
+	repl_link_down(n->repl, peer, node_now_ms());
+}
+
+static void net_message(void *data, uint32_t peer, const uint8_t *msg,
+			size_t len)
+{
+	struct node *n = data;
+	repl_recv(n->repl, peer, msg, len, node_now_ms());
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct node *n = t->data;
+	if (!n->stopping)
+		repl_tick(n->repl, node_now_ms());
+}
+
+/* ---- start --------------------------------------------------------------- */
+
+int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
+	       struct err *e)
+{
+	struct node *n = calloc(1, sizeof *n);
+	struct store_options so = {0};
+	struct repl_config rc = {0};
+	struct peer_net_config pc = {0};
+	struct peer_net_cb pcb;
+	int r;
+
+	*out = NULL;
+	if (n == NULL)
+		return err_set(e, MSCE_ENOMEM, "start node");
+	n->loop = loop;
+	if ((r = config_load(config_path, &n->cfg, e)))
+		goto fail;
+	log_set_level((enum log_level)n->cfg.log_level);
+	log_set_name(n->cfg.node_name);
+	n->key.priv = sodium_malloc(32);
+	if (n->key.priv == NULL) {
+		r = err_set(e, MSCE_ENOMEM, "key memory");
+		goto fail;
+	}
+	if ((r = keyfile_load_secret(n->cfg.key_path, n->key.priv, n->key.pub,
+				     e)))
+		goto fail;
+	so.node_id = n->cfg.node_id;
+	so.cluster = n->cfg.cluster;
+	so.nosync = !n->cfg.fsync;
+	if ((r = store_open(n->cfg.data_dir, &so, &n->store, e)))
+		goto fail;
+	if ((r = writer_start(loop, n->store, &n->writer, e)))
+		goto fail;
+
+	n->nnodes = n->cfg.npeers + 1;
+	n->nodes = calloc(n->nnodes, sizeof *n->nodes);
+	if (n->nodes == NULL) {
+		r = err_set(e, MSCE_ENOMEM, "start node");
+		goto fail;
+	}
+	n->nodes[0] = n->cfg.node_id;
+	for (size_t i = 0; i < n->cfg.npeers; i++)
+		n->nodes[i + 1] = n->cfg.peers[i].id;
+	n->ops = (struct repl_store_ops){
+		n->store,      op_vv,	       op_digest,     op_hw,
+		op_log_read,   op_log_truncate, op_gc,	       op_clock,
+		op_snap_begin, op_snap_merge,   op_snap_finish};
+	n->io = (struct repl_io){n, io_send, io_close, io_apply, io_trace};
+	rc.node_id = n->cfg.node_id;
+	rc.cluster = n->cfg.cluster;
+	rc.nodes = n->nodes;
+	rc.nnodes = n->nnodes;
+	rc.max_skew_ms = n->cfg.max_clock_skew_ms;
+	rc.log_retention = n->cfg.log_retention;
+	if ((r = repl_create(&rc, &n->ops, &n->io, node_now_ms(), &n->repl, e)))
+		goto fail;
+
+	pc.loop = loop;
+	pc.cfg = &n->cfg;
+	pc.key = &n->key;
+	pcb = (struct peer_net_cb){n, net_up, net_down, net_message};
+	if ((r = peer_net_start(&pc, &pcb, &n->net, e)))
+		goto fail;
+	if (n->cfg.socket_path[0] != '\0' &&
+	    (r = client_server_start(loop, n->cfg.socket_path, api_request, n,
+				     &n->clients, e)))
+		goto fail;
+	uv_timer_init(loop, &n->tick);
+	n->tick.data = n;
+	uv_timer_start(&n->tick, on_tick, 50, 50);
+	log_info("node %u (%s) of cluster %s started: %zu peers, data in %s",
+		 n->cfg.node_id, n->cfg.node_name, n->cfg.cluster,
+		 n->cfg.npeers, n->cfg.data_dir);
+	*out = n;
+	return 0;
+fail:
+	/* Only synchronous parts can be up here except the writer and net;
+	 * a start failure ends the process, so they are left to exit. */
+	err_wrap(e, "start node from %s", config_path);
+	return r;
+}
+
+/* ---- stop ----------------------------------------------------------------- */
+
+static void part_closed(void *arg)
+{
+	struct node *n = arg;
+	if (--n->closing_parts > 0)
+		return;
+	repl_destroy(n->repl);
+	n->repl = NULL;
+	store_close(n->store);
+	config_free(&n->cfg);
+	if (n->key.priv != NULL) {
+		sodium_memzero(n->key.priv, 32);
+		sodium_free(n->key.priv);
+	}
+	free(n->nodes);
+	void (*done)(void *) = n->stopped;
+	void *arg2 = n->stopped_arg;
+	free(n);
+	if (done)
+		done(arg2);
+}
+
+static void tick_closed(uv_handle_t *h) { part_closed(h->data); }
+
+static void writer_drained(void *arg)
+{
+	struct node *n = arg;
+	/* Everything queued is committed and acknowledged; now the links. */
+	n->writer = NULL;
+	n->closing_parts = 2 + (n->clients != NULL);
+	uv_close((uv_handle_t *)&n->tick, tick_closed);
+	peer_net_stop(n->net, part_closed, n);
+	if (n->clients != NULL)
+		client_server_stop(n->clients, part_closed, n);
+}
+
+void node_stop(struct node *n, void (*done)(void *arg), void *arg)
+{
+	if (n->stopping)
+		return;
+	n->stopping = 1;
+	n->stopped = done;
+	n->stopped_arg = arg;
+	log_info("stopping: committing in-flight batches");
+	uv_timer_stop(&n->tick);
+	writer_stop(n->writer, writer_drained, n);
+}

@@ -1,0 +1,52 @@
+/* A running node: the store, the group-commit writer, the replication
+ * core, the peer links and the client socket, wired together on one libuv
+ * loop. node.c does the wiring and the lifecycle; api.c serves client
+ * requests. */
+#ifndef MSCE_NODE_H
+#define MSCE_NODE_H
+
+#include <uv.h>
+
+#include "config.h"
+#include "noise.h"
+#include "repl.h"
+#include "store.h"
+#include "uv_client.h"
+#include "uv_peer.h"
+#include "writer.h"
+
+struct node {
+	uv_loop_t *loop;
+	struct config cfg;
+	struct noise_keypair key;
+	struct store *store;
+	struct writer *writer;
+	struct repl *repl;
+	struct peer_net *net;
+	struct client_server *clients;
+	struct repl_store_ops ops;
+	struct repl_io io;
+	uint32_t *nodes;
+	size_t nnodes;
+	uv_timer_t tick;
+	int stopping;
+	int closing_parts;
+	void (*stopped)(void *arg);
+	void *stopped_arg;
+	uint64_t client_requests, client_errors;
+};
+
+uint64_t node_now_ms(void);
+
+/* Opens the store and starts everything from the config file at path. */
+int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
+	       struct err *e);
+/* Commits what is in flight, closes links and sockets, frees the node,
+ * then calls done(arg). */
+void node_stop(struct node *n, void (*done)(void *arg), void *arg);
+
+/* api.c: one client request (an encoded msce.ClientRequest). */
+void api_request(void *node, struct client_conn *c, const uint8_t *msg,
+		 size_t len);
+
+#endif

@@ -1,0 +1,1123 @@
+/* Peer links on libuv (the policy is in uv_peer.h).
+ *
+ * Happy path: each configured peer has a dial timer. When it fires and no
+ * session with that peer exists, we connect, send Noise message 1 as the
+ * initiator, and once message 2 authenticates the peer the connection
+ * becomes that peer's session: cb->up, then every application message the
+ * channel reassembles goes to cb->message. The listener accepts connections
+ * as the responder; the verify callback looks the initiator's key up in the
+ * replay table (one entry per configured peer, same order as the peers) and
+ * so learns which peer is calling. A timer rekeys open channels. Each write
+ * owns the bytes the channel produced for it and frees them in its
+ * callback. Reads share one buffer per net, since channel_feed copies
+ * whatever it keeps.
+ *
+ * Failure modes: a connection that fails before its handshake completes is
+ * closed and counted by reason. Pending inbound handshakes are bounded in
+ * number (max_pending) and time (handshake_timeout_ms) and cost only the
+ * conn struct, never a transport buffer; the handshake bytes are fed to the
+ * channel separately from what follows, so a failure is classified exactly
+ * and the session exists before its first message is delivered. A session
+ * that fails (EOF, I/O error, bad frame, too slow a reader) is closed;
+ * cb->down runs from the close callback, so never inside a call the node
+ * made into us, and the peer is redialled after an exponential backoff with
+ * jitter. Two sessions with one peer: the one dialled by the lower node id
+ * stays, which both ends decide alike without talking; if one side dialled
+ * both, the newer stays, since that side has given up the older. Every
+ * refusal logs one WARN line, at most WARN_PER_SEC a second. */
+#include "uv_peer.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "channel.h"
+#include "log.h"
+
+#define DEF_MAX_PENDING 64
+#define DEF_HANDSHAKE_TIMEOUT_MS 5000
+#define DEF_BACKOFF_MIN_MS 100
+#define DEF_BACKOFF_MAX_MS 5000
+#define DEF_MAX_QUEUED ((size_t)64 << 20)
+#define DEF_REKEY_CHECK_MS 10000
+#define LISTEN_BACKLOG 128
+#define KEEPALIVE_S 30
+#define WARN_PER_SEC 10
+#define READ_BUF_LEN (64u << 10)
+#define ADDR_LEN 56 /* "[" INET6_ADDRSTRLEN "]:65535" */
+
+enum conn_state {
+	CONN_CONNECTING, /* outbound: TCP connect in flight */
+	CONN_HANDSHAKE,	 /* Noise messages 1 and 2 */
+	CONN_OPEN,	 /* authenticated: its peer's session */
+	CONN_CLOSING,	 /* uv_close called; freed in the close callback */
+};
+
+struct conn {
+	uv_tcp_t tcp; /* tcp.data = this conn */
+	uv_connect_t connect;
+	struct peer_net *net;
+	struct peer *peer; /* outbound: the dialled one; inbound: once verified */
+	struct conn *prev, *next;
+	enum conn_state state;
+	int outbound;
+	int session;	   /* cb->up delivered, cb->down owed */
+	int pending;	   /* counted in net->pending_in */
+	int verify_rc;	   /* our verify callback's refusal, 0 if none */
+	size_t hs_left;	   /* handshake bytes still to feed the channel */
+	uint64_t start_ms; /* loop time of the accept or dial */
+	struct channel ch;
+	char addr[ADDR_LEN]; /* inbound: the remote address, for logs */
+};
+
+struct peer {
+	struct peer_net *net;
+	const struct config_peer *cfg;
+	struct sockaddr_storage addr;
+	uv_timer_t dial_timer;
+	struct conn *session; /* up, or closing with cb->down still owed */
+	struct conn *dialing; /* outbound until its handshake is done */
+	uint64_t backoff_ms;  /* next delay, before jitter */
+	uint64_t last_ts;     /* last message-1 timestamp sent to it */
+	unsigned failures;    /* dials failed since the last session */
+};
+
+struct peer_net {
+	struct peer_net_config cfg; /* zeros replaced by defaults */
+	struct peer_net_cb cb;
+	uv_loop_t *loop;
+	uv_tcp_t listener;
+	uv_timer_t rekey_timer, hs_timer;
+	struct peer *peers;
+	size_t npeers;
+	struct channel_replay_entry *replay; /* parallel to peers */
+	struct conn *conns;
+	size_t pending_in;
+	size_t handles; /* initialised and not yet closed */
+	int stopping;
+	void (*done)(void *arg);
+	void *done_arg;
+	struct peer_net_stats stats;
+	uint64_t warn_window_ms;
+	unsigned warn_count;
+	uint64_t warn_dropped;
+	uint8_t rbuf[READ_BUF_LEN];
+};
+
+struct wreq {
+	uv_write_t req;
+	uint8_t *data;
+};
+
+static void conn_close(struct conn *c);
+static void schedule_dial(struct peer *p);
+
+/* ---- small helpers ---- */
+
+static uint64_t wall_ms(void)
+{
+	uv_timeval64_t tv;
+
+	if (uv_gettimeofday(&tv))
+		return 0;
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static uint32_t peer_id(const struct conn *c)
+{
+	return c->peer ? c->peer->cfg->id : 0;
+}
+
+static const char *conn_addr(const struct conn *c)
+{
+	return c->outbound ? c->peer->cfg->address : c->addr;
+}
+
+/* A flood of bad connections must not flood the log: WARN_PER_SEC lines a
+ * second, then one line saying how many were dropped. */
+static void net_warn(struct peer_net *n, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void net_warn(struct peer_net *n, const char *fmt, ...)
+{
+	uint64_t now = uv_now(n->loop);
+	char text[512];
+	va_list ap;
+
+	if (now - n->warn_window_ms >= 1000) {
+		if (n->warn_dropped)
+			log_warn("peer links: %llu more warnings suppressed",
+				 (unsigned long long)n->warn_dropped);
+		n->warn_window_ms = now;
+		n->warn_count = 0;
+		n->warn_dropped = 0;
+	}
+	if (n->warn_count >= WARN_PER_SEC) {
+		n->warn_dropped++;
+		return;
+	}
+	n->warn_count++;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_warn("%s", text);
+}
+
+static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		uv_ip4_name(in, ip, sizeof(ip));
+		snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+		    (const struct sockaddr_in6 *)sa;
+		uv_ip6_name(in6, ip, sizeof(ip));
+		snprintf(out, cap, "[%s]:%u", ip,
+			 (unsigned)ntohs(in6->sin6_port));
+	} else {
+		snprintf(out, cap, "?");
+	}
+}
+
+/* "host:port" with an IP literal or localhost; names are not resolved. */
+static int parse_sockaddr(const char *s, struct sockaddr_storage *ss,
+			  struct err *e)
+{
+	char host[256];
+	int port, rc;
+
+	memset(ss, 0, sizeof(*ss));
+	if ((rc = config_parse_addr(s, host, sizeof(host), &port, e)))
+		return rc;
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
+		return 0;
+	if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+		return 0;
+	return err_set(e, MSCE_ECONFIG,
+		       "\"%s\": not an IP address (host names are not "
+		       "resolved)",
+		       s);
+}
+
+/* ---- handles and closing ---- */
+
+static void net_free(struct peer_net *n)
+{
+	void (*done)(void *) = n->done;
+	void *arg = n->done_arg;
+
+	free(n->peers);
+	free(n->replay);
+	free(n);
+	if (done)
+		done(arg);
+}
+
+static void handle_closed(struct peer_net *n)
+{
+	if (--n->handles == 0 && n->stopping)
+		net_free(n);
+}
+
+static void on_net_handle_close(uv_handle_t *h)
+{
+	handle_closed(h->data);
+}
+
+static void on_dial_timer_close(uv_handle_t *h)
+{
+	struct peer *p = h->data;
+
+	handle_closed(p->net);
+}
+
+static void on_reject_close(uv_handle_t *h)
+{
+	struct peer_net *n = h->data;
+
+	free(h);
+	handle_closed(n);
+}
+
+/* The session on c ends: cb->down once, and the peer is dialled again.
+ * Only from a loop callback, never from inside a call the node made. */
+static void session_end(struct conn *c)
+{
+	struct peer_net *n = c->net;
+	struct peer *p = c->peer;
+
+	if (!c->session)
+		return;
+	c->session = 0;
+	if (p->session == c)
+		p->session = NULL;
+	log_info("peer %u (%s): session down", p->cfg->id, conn_addr(c));
+	if (!n->stopping && n->cb.down)
+		n->cb.down(n->cb.data, p->cfg->id);
+	schedule_dial(p);
+}
+
+static void on_conn_close(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	struct peer_net *n = c->net;
+
+	session_end(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		n->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	/* Wipes the keys; deferred to here because a close may be asked for
+	 * from inside channel_feed (a message callback). */
+	channel_destroy(&c->ch);
+	free(c);
+	handle_closed(n);
+}
+
+/* Starts closing c. A session stays attached to its peer until the close
+ * callback, which delivers cb->down. */
+static void conn_close(struct conn *c)
+{
+	struct peer_net *n = c->net;
+	struct peer *p = c->peer;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	c->state = CONN_CLOSING;
+	if (c->pending) {
+		c->pending = 0;
+		n->pending_in--;
+	}
+	if (p && p->dialing == c) {
+		p->dialing = NULL;
+		schedule_dial(p);
+	}
+	uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+}
+
+static struct conn *conn_new(struct peer_net *n, int outbound)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	if (uv_tcp_init(n->loop, &c->tcp)) {
+		free(c);
+		return NULL;
+	}
+	c->tcp.data = c;
+	c->net = n;
+	c->outbound = outbound;
+	c->start_ms = uv_now(n->loop);
+	c->next = n->conns;
+	if (n->conns)
+		n->conns->prev = c;
+	n->conns = c;
+	n->handles++;
+	return c;
+}
+
+/* ---- writing ---- */
+
+static void dial_failed(struct conn *c, const char *why)
+{
+	struct peer *p = c->peer;
+
+	c->net->stats.connect_failures++;
+	/* A peer that stays down would log every backoff: only the first
+	 * failure is worth INFO. */
+	if (++p->failures == 1)
+		log_info("peer %u (%s): cannot connect: %s", p->cfg->id,
+			 p->cfg->address, why);
+	else
+		log_debug("peer %u (%s): cannot connect: %s (%u times)",
+			  p->cfg->id, p->cfg->address, why, p->failures);
+	conn_close(c);
+}
+
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+	struct conn *c = req->handle->data;
+
+	free(w->data);
+	free(w);
+	if (status < 0 && status != UV_ECANCELED &&
+	    c->state != CONN_CLOSING) {
+		if (c->state == CONN_OPEN)
+			log_info("peer %u (%s): write failed: %s", peer_id(c),
+				 conn_addr(c), uv_strerror(status));
+		else if (c->outbound) {
+			dial_failed(c, uv_strerror(status));
+			return;
+		}
+		conn_close(c);
+	}
+}
+
+/* Writes what the channel put into b, taking its buffer (b is zeroed).
+ * Returns 0, or MSCE_ECLOSED if c is closing or was closed here (write
+ * error, or more than max_queued_bytes waiting: the reader is too slow). */
+static int conn_write(struct conn *c, struct channel_buf *b)
+{
+	struct peer_net *n = c->net;
+	struct wreq *w;
+	uv_buf_t buf;
+	size_t queued;
+	int rc;
+
+	if (c->state == CONN_CLOSING) {
+		channel_buf_free(b);
+		return MSCE_ECLOSED;
+	}
+	if (!b->len) {
+		channel_buf_free(b);
+		return 0;
+	}
+	if (!(w = malloc(sizeof(*w)))) {
+		channel_buf_free(b);
+		/* A lost frame desynchronises the stream: drop the link. */
+		log_error("peer %u (%s): out of memory writing", peer_id(c),
+			  conn_addr(c));
+		conn_close(c);
+		return MSCE_ECLOSED;
+	}
+	w->data = b->data;
+	buf = uv_buf_init((char *)b->data, (unsigned)b->len);
+	memset(b, 0, sizeof(*b));
+	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+	if (rc) {
+		free(w->data);
+		free(w);
+		log_info("peer %u (%s): write failed: %s", peer_id(c),
+			 conn_addr(c), uv_strerror(rc));
+		conn_close(c);
+		return MSCE_ECLOSED;
+	}
+	queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+	if (queued > n->cfg.max_queued_bytes) {
+		n->stats.too_slow++;
+		net_warn(n,
+			 "peer link %s (peer %u): closed: too slow, %zu bytes "
+			 "unsent",
+			 conn_addr(c), peer_id(c), queued);
+		conn_close(c);
+		return MSCE_ECLOSED;
+	}
+	return 0;
+}
+
+/* ---- sessions ---- */
+
+/* c has just authenticated its peer. Returns with c either the peer's
+ * session (cb->up delivered) or closing. */
+static void establish(struct conn *c)
+{
+	struct peer_net *n = c->net;
+	struct peer *p = c->peer;
+	struct conn *old = p->session;
+	uint32_t self = n->cfg.cfg->node_id, id = p->cfg->id;
+
+	if (c->pending) {
+		c->pending = 0;
+		n->pending_in--;
+	}
+	if (p->dialing == c)
+		p->dialing = NULL;
+	if (old) {
+		if (old->state != CONN_CLOSING) {
+			int keep_new;
+
+			n->stats.duplicate_sessions++;
+			if (old->outbound == c->outbound)
+				keep_new = 1;
+			else /* keep the one the lower id dialled */
+				keep_new = c->outbound == (self < id);
+			log_info("peer %u: two sessions, keeping the %s one",
+				 id, keep_new ? "new" : "old");
+			if (!keep_new) {
+				conn_close(c);
+				return;
+			}
+			conn_close(old);
+		}
+		/* Safe here: we are in a read callback, not in a call from
+		 * the node, so down can be delivered now, before up. */
+		session_end(old);
+		if (c->state == CONN_CLOSING)
+			return; /* the down callback stopped the net */
+	}
+	c->state = CONN_OPEN;
+	c->session = 1;
+	p->session = c;
+	p->backoff_ms = n->cfg.backoff_min_ms;
+	p->failures = 0;
+	uv_timer_stop(&p->dial_timer);
+	n->stats.sessions_established++;
+	log_info("peer %u (%s): session up (%s)", id, conn_addr(c),
+		 c->outbound ? "dialled" : "accepted");
+	if (!n->stopping && n->cb.up)
+		n->cb.up(n->cb.data, id);
+}
+
+/* Closes c after channel_feed failed with rc, counting the reason. */
+static void refuse(struct conn *c, int rc)
+{
+	struct peer_net *n = c->net;
+	struct peer_net_stats *st = &n->stats;
+	const char *why = err_str(rc);
+	uint64_t *counter = NULL;
+
+	if (c->verify_rc && rc == c->verify_rc) {
+		switch (rc) {
+		case MSCE_EPERM:
+			counter = &st->refused_unknown_key;
+			why = "unknown key";
+			break;
+		case MSCE_EAUTH:
+			counter = &st->refused_replay;
+			why = "message 1 replayed (timestamp not newer)";
+			break;
+		case MSCE_ECLOCK:
+			counter = &st->refused_clock_skew;
+			why = "message 1 timestamp outside the clock skew";
+			break;
+		}
+	} else if (c->state == CONN_HANDSHAKE) {
+		counter = &st->refused_bad_handshake;
+		why = rc == MSCE_EAUTH ? "bad handshake (does not decrypt)"
+				       : "bad handshake (malformed)";
+	} else {
+		switch (rc) {
+		case MSCE_EAUTH:
+			counter = &st->decrypt_failures;
+			why = "decryption failed";
+			break;
+		case MSCE_ETOOBIG:
+			counter = &st->oversized_frames;
+			why = "message over the size limit";
+			break;
+		case MSCE_EPROTO:
+			counter = &st->bad_frames;
+			why = "bad frame";
+			break;
+		case MSCE_ECLOSED:
+			why = "nonces exhausted";
+			break;
+		}
+	}
+	if (counter) {
+		(*counter)++;
+		if (c->peer)
+			net_warn(n, "peer link %s (peer %u): closed: %s",
+				 conn_addr(c), peer_id(c), why);
+		else
+			net_warn(n, "peer link %s: closed: %s", conn_addr(c),
+				 why);
+	} else {
+		log_info("peer link %s (peer %u): closed: %s", conn_addr(c),
+			 peer_id(c), why);
+	}
+	conn_close(c);
+}
+
+/* Feeds received bytes. Handshake bytes go in on their own so that the
+ * session is established before any message in the same read. */
+static void conn_feed(struct conn *c, const uint8_t *p, size_t len)
+{
+	struct channel_buf out = {0};
+	int rc;
+
+	while (len && c->state == CONN_HANDSHAKE) {
+		size_t take = len < c->hs_left ? len : c->hs_left;
+
+		rc = channel_feed(&c->ch, p, take, &out);
+		p += take;
+		len -= take;
+		c->hs_left -= take;
+		if (rc) {
+			channel_buf_free(&out);
+			refuse(c, rc);
+			return;
+		}
+		/* Message 2 must go out before anything up() sends. */
+		if (conn_write(c, &out))
+			return;
+		if (channel_is_open(&c->ch))
+			establish(c);
+		else if (!c->hs_left)
+			refuse(c, MSCE_EPROTO); /* cannot happen */
+	}
+	if (!len || c->state != CONN_OPEN)
+		return;
+	rc = channel_feed(&c->ch, p, len, NULL);
+	/* The node may have closed the link or stopped us from a message
+	 * callback: that is no fault of the peer. */
+	if (rc && c->state != CONN_CLOSING)
+		refuse(c, rc);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	(void)hint;
+	buf->base = (char *)c->net->rbuf;
+	buf->len = READ_BUF_LEN;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	const char *why;
+
+	if (nread == 0 || c->state == CONN_CLOSING)
+		return;
+	if (nread > 0) {
+		conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+		return;
+	}
+	why = nread == UV_EOF ? "closed by the other end"
+			      : uv_strerror((int)nread);
+	if (c->state == CONN_OPEN) {
+		log_info("peer %u (%s): link lost: %s", peer_id(c),
+			 conn_addr(c), why);
+	} else if (c->outbound) {
+		dial_failed(c, why);
+		return;
+	} else {
+		log_debug("peer link %s: closed before authenticating: %s",
+			  conn_addr(c), why);
+	}
+	conn_close(c);
+}
+
+static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
+			     uint64_t timestamp_ms)
+{
+	struct conn *c = ctx;
+	struct peer_net *n = c->net;
+	uint64_t skew = n->cfg.cfg->max_clock_skew_ms;
+	size_t i;
+	int rc;
+
+	if (!skew)
+		skew = CONFIG_DEFAULT_CLOCK_SKEW_MS;
+	/* The table holds exactly the configured peers' keys: an unknown key
+	 * is refused here, before the channel allocates anything. */
+	rc = channel_replay_check(n->replay, n->npeers, key, timestamp_ms,
+				  wall_ms(), skew, &i);
+	c->verify_rc = rc;
+	if (!rc)
+		c->peer = &n->peers[i];
+	return rc;
+}
+
+static int on_channel_message(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct conn *c = ctx;
+	struct peer_net *n = c->net;
+
+	if (c->state != CONN_OPEN || n->stopping)
+		return MSCE_ECLOSED;
+	if (n->cb.message)
+		n->cb.message(n->cb.data, c->peer->cfg->id, msg, len);
+	return c->state == CONN_OPEN && !n->stopping ? 0 : MSCE_ECLOSED;
+}
+
+static void channel_config_fill(struct peer_net *n, struct conn *c,
+				struct channel_config *cc)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->role = c->outbound ? NOISE_INITIATOR : NOISE_RESPONDER;
+	cc->cluster = n->cfg.cfg->cluster;
+	cc->local = n->cfg.key;
+	cc->remote_key = c->outbound ? c->peer->cfg->public_key : NULL;
+	cc->max_message = n->cfg.max_message;
+	cc->rekey_ms = n->cfg.rekey_ms;
+	cc->cb.verify = c->outbound ? NULL : on_channel_verify;
+	cc->cb.message = on_channel_message;
+	cc->cb.ctx = c;
+}
+
+static void tune_tcp(struct conn *c)
+{
+	/* Errors only cost latency or slower detection of a dead peer. */
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_S);
+}
+
+/* ---- dialling ---- */
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct conn *c = req->handle->data;
+	struct peer_net *n = c->net;
+	struct peer *p = c->peer;
+	struct channel_config cc;
+	struct channel_buf out = {0};
+	uint64_t ts;
+	int rc;
+
+	if (status == UV_ECANCELED || c->state == CONN_CLOSING)
+		return;
+	if (status < 0) {
+		dial_failed(c, uv_strerror(status));
+		return;
+	}
+	/* The responder refuses a timestamp not above the last it took from
+	 * us, so never reuse one, even within a millisecond. */
+	ts = wall_ms();
+	if (ts <= p->last_ts)
+		ts = p->last_ts + 1;
+	p->last_ts = ts;
+	channel_config_fill(n, c, &cc);
+	if ((rc = channel_init(&c->ch, &cc, ts)) ||
+	    (rc = channel_start(&c->ch, &out))) {
+		channel_buf_free(&out);
+		log_error("peer %u: cannot start the handshake: %s",
+			  p->cfg->id, err_str(rc));
+		conn_close(c);
+		return;
+	}
+	c->state = CONN_HANDSHAKE;
+	c->hs_left = CHANNEL_FRAME_HDR + CHANNEL_MSG2_LEN;
+	tune_tcp(c);
+	if (conn_write(c, &out))
+		return;
+	if ((rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)))
+		dial_failed(c, uv_strerror(rc));
+}
+
+static void dial(struct peer *p)
+{
+	struct peer_net *n = p->net;
+	struct conn *c;
+	int rc;
+
+	if (n->stopping || p->session || p->dialing)
+		return;
+	if (!(c = conn_new(n, 1))) {
+		log_error("peer %u: out of memory dialling", p->cfg->id);
+		schedule_dial(p);
+		return;
+	}
+	c->peer = p;
+	c->state = CONN_CONNECTING;
+	p->dialing = c;
+	rc = uv_tcp_connect(&c->connect, &c->tcp,
+			    (const struct sockaddr *)&p->addr, on_connect);
+	if (rc)
+		dial_failed(c, uv_strerror(rc));
+}
+
+static void on_dial_timer(uv_timer_t *t)
+{
+	dial(t->data);
+}
+
+/* Arms the dial timer unless a session or a dial exists or it is armed:
+ * backoff plus up to half of it again as jitter, so that nodes restarted
+ * together do not dial in lockstep; then the backoff doubles. */
+static void schedule_dial(struct peer *p)
+{
+	struct peer_net *n = p->net;
+	uint64_t delay, b = p->backoff_ms;
+
+	if (n->stopping || p->session || p->dialing ||
+	    uv_is_active((uv_handle_t *)&p->dial_timer))
+		return;
+	delay = b + randombytes_uniform((uint32_t)(b / 2 + 1));
+	p->backoff_ms = b * 2 > n->cfg.backoff_max_ms ? n->cfg.backoff_max_ms
+						     : b * 2;
+	uv_timer_start(&p->dial_timer, on_dial_timer, delay, 0);
+}
+
+/* ---- accepting ---- */
+
+static void reject(struct peer_net *n, uv_stream_t *server)
+{
+	uv_tcp_t *t = malloc(sizeof(*t));
+	char addr[ADDR_LEN] = "?";
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	n->stats.refused_too_many_pending++;
+	if (!t || uv_tcp_init(n->loop, t)) {
+		free(t);
+		net_warn(n, "peer listener: out of memory refusing a "
+			    "connection");
+		return;
+	}
+	t->data = n;
+	n->handles++;
+	if (uv_accept(server, (uv_stream_t *)t) == 0 &&
+	    uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0)
+		format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
+	net_warn(n,
+		 "peer link %s: refused: %zu handshakes already pending",
+		 addr, n->pending_in);
+	uv_close((uv_handle_t *)t, on_reject_close);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct peer_net *n = server->data;
+	struct channel_config cc;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss), rc;
+	struct conn *c;
+
+	if (status < 0) {
+		net_warn(n, "peer listener: accept failed: %s",
+			 uv_strerror(status));
+		return;
+	}
+	if (n->stopping)
+		return;
+	if (n->pending_in >= n->cfg.max_pending) {
+		reject(n, server);
+		return;
+	}
+	if (!(c = conn_new(n, 0))) {
+		reject(n, server);
+		return;
+	}
+	snprintf(c->addr, sizeof(c->addr), "?");
+	if ((rc = uv_accept(server, (uv_stream_t *)&c->tcp))) {
+		net_warn(n, "peer listener: accept failed: %s",
+			 uv_strerror(rc));
+		conn_close(c);
+		return;
+	}
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+		format_addr((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
+	c->state = CONN_HANDSHAKE;
+	c->pending = 1;
+	n->pending_in++;
+	c->hs_left = CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN;
+	channel_config_fill(n, c, &cc);
+	if ((rc = channel_init(&c->ch, &cc, wall_ms()))) {
+		log_error("peer link %s: cannot start the handshake: %s",
+			  c->addr, err_str(rc));
+		conn_close(c);
+		return;
+	}
+	tune_tcp(c);
+	if ((rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))) {
+		log_info("peer link %s: %s", c->addr, uv_strerror(rc));
+		conn_close(c);
+	}
+}
+
+/* ---- timers ---- */
+
+static void on_hs_timer(uv_timer_t *t)
+{
+	struct peer_net *n = t->data;
+	uint64_t now = uv_now(n->loop);
+	struct conn *c;
+
+	/* conn_close only unlinks in the close callback: next stays valid. */
+	for (c = n->conns; c; c = c->next) {
+		if (c->state != CONN_CONNECTING && c->state != CONN_HANDSHAKE)
+			continue;
+		if (now - c->start_ms < n->cfg.handshake_timeout_ms)
+			continue;
+		if (c->state == CONN_CONNECTING) {
+			dial_failed(c, "timed out");
+			continue;
+		}
+		n->stats.handshake_timeouts++;
+		net_warn(n,
+			 "peer link %s: closed: handshake not done in "
+			 "%llu ms",
+			 conn_addr(c),
+			 (unsigned long long)n->cfg.handshake_timeout_ms);
+		conn_close(c);
+	}
+}
+
+static void on_rekey_timer(uv_timer_t *t)
+{
+	struct peer_net *n = t->data;
+	uint64_t now = wall_ms();
+	struct conn *c;
+
+	for (c = n->conns; c; c = c->next) {
+		struct channel_buf out = {0};
+
+		if (c->state != CONN_OPEN)
+			continue;
+		switch (channel_rekey_due(&c->ch, now)) {
+		case CHANNEL_KEEP:
+			break;
+		case CHANNEL_REKEY:
+			if (channel_rekey(&c->ch, now, &out) == 0) {
+				n->stats.rekeys++;
+				conn_write(c, &out);
+			} else {
+				channel_buf_free(&out);
+				log_info("peer %u: rekey failed, reconnecting",
+					 peer_id(c));
+				conn_close(c);
+			}
+			break;
+		case CHANNEL_RENEW:
+			log_info("peer %u: nonces nearly used up, reconnecting",
+				 peer_id(c));
+			conn_close(c);
+			break;
+		}
+	}
+}
+
+/* ---- public ---- */
+
+static int listen_socket(const char *name, const struct sockaddr *sa,
+			 int *out, struct err *e)
+{
+	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
+	int one = 1, fd, saved;
+
+	/* Bound by hand so that "address in use" is reported here: a uv
+	 * handle, once made, can only be released asynchronously. */
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(e, MSCE_EIO, "listen %s: socket: %s", name,
+			       strerror(errno));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, sa, len) || listen(fd, LISTEN_BACKLOG)) {
+		saved = errno;
+		close(fd);
+		return err_set(e, MSCE_EIO, "listen %s: %s", name,
+			       strerror(saved));
+	}
+	*out = fd;
+	return 0;
+}
+
+static void defaults(struct peer_net_config *c)
+{
+	if (!c->max_pending)
+		c->max_pending = DEF_MAX_PENDING;
+	if (!c->handshake_timeout_ms)
+		c->handshake_timeout_ms = DEF_HANDSHAKE_TIMEOUT_MS;
+	if (!c->backoff_min_ms)
+		c->backoff_min_ms = DEF_BACKOFF_MIN_MS;
+	if (!c->backoff_max_ms)
+		c->backoff_max_ms = DEF_BACKOFF_MAX_MS;
+	if (c->backoff_max_ms < c->backoff_min_ms)
+		c->backoff_max_ms = c->backoff_min_ms;
+	if (!c->max_queued_bytes)
+		c->max_queued_bytes = DEF_MAX_QUEUED;
+	if (!c->max_message)
+		c->max_message = CHANNEL_DEFAULT_MAX_MESSAGE;
+	if (!c->rekey_check_ms)
+		c->rekey_check_ms = DEF_REKEY_CHECK_MS;
+}
+
+int peer_net_start(const struct peer_net_config *cfg,
+		   const struct peer_net_cb *cb, struct peer_net **out,
+		   struct err *e)
+{
+	const struct config *conf;
+	struct sockaddr_storage ss;
+	struct peer_net *n;
+	uint8_t prologue[CHANNEL_PROLOGUE_MAX];
+	uint64_t sweep;
+	size_t plen, i;
+	int fd = -1, rc;
+
+	*out = NULL;
+	if (!cfg || !cb || !cfg->loop || !cfg->cfg || !cfg->key ||
+	    !cfg->key->priv)
+		return err_set(e, MSCE_EINVAL, "peer links: missing argument");
+	conf = cfg->cfg;
+	if (sodium_init() < 0)
+		return err_set(e, MSCE_ENOMEM, "peer links: libsodium init");
+	if (channel_prologue(conf->cluster, prologue, sizeof(prologue), &plen))
+		return err_set(e, MSCE_ECONFIG,
+			       "peer links: bad cluster name \"%s\"",
+			       conf->cluster);
+	if ((rc = parse_sockaddr(conf->listen, &ss, e))) {
+		err_wrap(e, "peer links: listen");
+		return rc;
+	}
+
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return err_set(e, MSCE_ENOMEM, "peer links: out of memory");
+	n->cfg = *cfg;
+	defaults(&n->cfg);
+	n->cb = *cb;
+	n->loop = cfg->loop;
+	n->npeers = conf->npeers;
+	n->peers = calloc(n->npeers ? n->npeers : 1, sizeof(*n->peers));
+	n->replay = calloc(n->npeers ? n->npeers : 1, sizeof(*n->replay));
+	if (!n->peers || !n->replay) {
+		rc = err_set(e, MSCE_ENOMEM, "peer links: out of memory");
+		goto fail;
+	}
+	for (i = 0; i < n->npeers; i++) {
+		struct peer *p = &n->peers[i];
+
+		p->net = n;
+		p->cfg = &conf->peers[i];
+		p->backoff_ms = n->cfg.backoff_min_ms;
+		memcpy(n->replay[i].key, p->cfg->public_key, NOISE_KEY_LEN);
+		if ((rc = parse_sockaddr(p->cfg->address, &p->addr, e))) {
+			err_wrap(e, "peer links: peer %s (%u)", p->cfg->name,
+				 p->cfg->id);
+			goto fail;
+		}
+	}
+	if ((rc = listen_socket(conf->listen, (struct sockaddr *)&ss, &fd, e)))
+		goto fail;
+
+	/* From here on, handles exist. */
+	uv_tcp_init(n->loop, &n->listener);
+	n->listener.data = n;
+	n->handles++;
+	uv_timer_init(n->loop, &n->rekey_timer);
+	n->rekey_timer.data = n;
+	n->handles++;
+	uv_timer_init(n->loop, &n->hs_timer);
+	n->hs_timer.data = n;
+	n->handles++;
+	for (i = 0; i < n->npeers; i++) {
+		uv_timer_init(n->loop, &n->peers[i].dial_timer);
+		n->peers[i].dial_timer.data = &n->peers[i];
+		n->handles++;
+	}
+	if ((rc = uv_tcp_open(&n->listener, fd))) {
+		close(fd);
+		goto fail_async;
+	}
+	if ((rc = uv_listen((uv_stream_t *)&n->listener, LISTEN_BACKLOG,
+			    on_connection)))
+		goto fail_async;
+	sweep = n->cfg.handshake_timeout_ms / 4;
+	sweep = sweep < 10 ? 10 : sweep > 1000 ? 1000 : sweep;
+	uv_timer_start(&n->hs_timer, on_hs_timer, sweep, sweep);
+	uv_timer_start(&n->rekey_timer, on_rekey_timer, n->cfg.rekey_check_ms,
+		       n->cfg.rekey_check_ms);
+	/* First dial soon, jittered, so that a cluster started together does
+	 * not dial in lockstep. */
+	for (i = 0; i < n->npeers; i++)
+		uv_timer_start(&n->peers[i].dial_timer, on_dial_timer,
+			       randombytes_uniform(
+				   (uint32_t)n->cfg.backoff_min_ms),
+			       0);
+	log_info("peer links: listening on %s, %zu peers", conf->listen,
+		 n->npeers);
+	*out = n;
+	return 0;
+
+fail_async:
+	/* Handles are released by the loop; the net frees itself after. */
+	rc = err_set(e, MSCE_EIO, "peer links: listen %s: %s", conf->listen,
+		     uv_strerror(rc));
+	n->stopping = 1;
+	uv_close((uv_handle_t *)&n->listener, on_net_handle_close);
+	uv_close((uv_handle_t *)&n->rekey_timer, on_net_handle_close);
+	uv_close((uv_handle_t *)&n->hs_timer, on_net_handle_close);
+	for (i = 0; i < n->npeers; i++)
+		uv_close((uv_handle_t *)&n->peers[i].dial_timer,
+			 on_dial_timer_close);
+	return rc;
+fail:
+	free(n->peers);
+	free(n->replay);
+	free(n);
+	return rc;
+}
+
+static struct peer *find_peer(struct peer_net *n, uint32_t id)
+{
+	for (size_t i = 0; i < n->npeers; i++)
+		if (n->peers[i].cfg->id == id)
+			return &n->peers[i];
+	return NULL;
+}
+
+int peer_net_send(struct peer_net *n, uint32_t peer, const uint8_t *msg,
+		  size_t len)
+{
+	struct channel_buf out = {0};
+	struct peer *p;
+	struct conn *c;
+	int rc;
+
+	if (!n || n->stopping)
+		return MSCE_ECLOSED;
+	if (!(p = find_peer(n, peer)))
+		return MSCE_ENOTFOUND;
+	c = p->session;
+	if (!c || c->state != CONN_OPEN)
+		return MSCE_ECLOSED;
+	if ((rc = channel_send(&c->ch, msg, len, &out))) {
+		channel_buf_free(&out);
+		if (rc == MSCE_ECLOSED) {
+			log_info("peer %u: nonces used up, reconnecting",
+				 peer);
+			conn_close(c);
+		}
+		return rc;
+	}
+	return conn_write(c, &out);
+}
+
+void peer_net_close(struct peer_net *n, uint32_t peer, const char *reason)
+{
+	struct peer *p;
+	struct conn *c;
+
+	if (!n || n->stopping || !(p = find_peer(n, peer)))
+		return;
+	c = p->session;
+	if (!c || c->state != CONN_OPEN)
+		return;
+	log_info("peer %u (%s): closing the session: %s", peer, conn_addr(c),
+		 reason ? reason : "asked");
+	conn_close(c);
+}
+
+void peer_net_stats(const struct peer_net *n, struct peer_net_stats *out)
+{
+	*out = n->stats;
+}
+
+void peer_net_stop(struct peer_net *n, void (*done)(void *arg), void *arg)
+{
+	struct conn *c;
+
+	if (!n || n->stopping)
+		return;
+	n->stopping = 1;
+	n->done = done;
+	n->done_arg = arg;
+	uv_close((uv_handle_t *)&n->listener, on_net_handle_close);
+	uv_close((uv_handle_t *)&n->rekey_timer, on_net_handle_close);
+	uv_close((uv_handle_t *)&n->hs_timer, on_net_handle_close);
+	for (size_t i = 0; i < n->npeers; i++)
+		uv_close((uv_handle_t *)&n->peers[i].dial_timer,
+			 on_dial_timer_close);
+	for (c = n->conns; c; c = c->next)
+		conn_close(c);
+}

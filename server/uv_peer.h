@@ -1,0 +1,96 @@
+/* Peer links on libuv: listens for peers, dials every configured peer with
+ * backoff and jitter, runs the Noise channel (common/channel.h) on each TCP
+ * connection, and hands complete application messages (encoded PeerMsg) to
+ * the node. One session per pair of nodes: when two authenticated
+ * connections exist for the same peer, the one dialled by the lower node id
+ * stays and the other is closed.
+ *
+ * A connecting key that is not a configured peer is dropped before any
+ * session state is allocated; pending handshakes are bounded and time out;
+ * every refusal is counted by reason and logged. */
+#ifndef MSCE_UV_PEER_H
+#define MSCE_UV_PEER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "error.h"
+#include "noise.h"
+
+struct peer_net;
+
+struct peer_net_cb {
+	void *data;
+	/* An authenticated session with peer is established. */
+	void (*up)(void *data, uint32_t peer);
+	/* The session with peer ended (any reason). Not called after
+	 * peer_net_stop has been called. */
+	void (*down)(void *data, uint32_t peer);
+	/* One complete application message from peer; msg valid only
+	 * during the call. */
+	void (*message)(void *data, uint32_t peer, const uint8_t *msg,
+			size_t len);
+};
+
+/* A zero field takes the default shown. */
+struct peer_net_config {
+	uv_loop_t *loop;
+	const struct config *cfg; /* cluster, node id, listen, [peer] list */
+	const struct noise_keypair *key; /* our static key pair */
+	size_t max_pending;		 /* inbound handshakes in progress; 64 */
+	uint64_t handshake_timeout_ms;	 /* connect + handshake; 5000 */
+	uint64_t backoff_min_ms;	 /* 100 */
+	uint64_t backoff_max_ms;	 /* 5000 */
+	size_t max_queued_bytes; /* unsent bytes per link before it is cut
+				    as too slow; 64 MiB */
+	size_t max_message;	 /* largest message either way; 4 MiB */
+	uint64_t rekey_ms;	 /* age of a send key; 1 hour */
+	uint64_t rekey_check_ms; /* how often keys are checked; 10000 */
+};
+
+/* Refusal counters (also exported as metrics). */
+struct peer_net_stats {
+	uint64_t sessions_established;
+	uint64_t refused_unknown_key;
+	uint64_t refused_replay;     /* message 1 timestamp not newer */
+	uint64_t refused_bad_handshake; /* malformed, truncated, wrong size */
+	uint64_t refused_too_many_pending;
+	uint64_t handshake_timeouts;
+	uint64_t decrypt_failures;
+	uint64_t oversized_frames;
+	uint64_t duplicate_sessions;
+	uint64_t connect_failures; /* dial failed or link lost before auth */
+	uint64_t refused_clock_skew; /* message 1 timestamp off our clock */
+	uint64_t bad_frames;	     /* protocol violation after handshake */
+	uint64_t too_slow;	     /* cut at max_queued_bytes */
+	uint64_t rekeys;	     /* send keys rotated by the timer */
+};
+
+/* Starts listening on cfg->listen and dialling the peers. cfg (the
+ * struct and what it points to: loop, config, key) must outlive the net; cb
+ * is copied. Addresses must be IP literals or "localhost" (names are not
+ * resolved). Returns 0 or an error naming the address: MSCE_EINVAL or
+ * MSCE_ECONFIG for a bad setting, MSCE_EIO if the listener cannot be
+ * bound, MSCE_ENOMEM. */
+int peer_net_start(const struct peer_net_config *cfg,
+		   const struct peer_net_cb *cb, struct peer_net **out,
+		   struct err *e);
+/* Sends one application message to peer, if a session is up (else the
+ * message is dropped and MSCE_ECLOSED returned). msg is copied. Also
+ * MSCE_ENOTFOUND for a peer not in the config, MSCE_ETOOBIG over
+ * max_message (the session stays), MSCE_ENOMEM. If the write breaks the
+ * link (error, too slow) MSCE_ECLOSED is returned and cb->down follows
+ * from the loop, never from inside this call. */
+int peer_net_send(struct peer_net *n, uint32_t peer, const uint8_t *msg,
+		  size_t len);
+/* Closes the session with peer (it will be dialled again after backoff).
+ * cb->down runs later from the loop, not inside this call. */
+void peer_net_close(struct peer_net *n, uint32_t peer, const char *reason);
+void peer_net_stats(const struct peer_net *n, struct peer_net_stats *out);
+/* Closes everything; done(arg) runs once every handle is closed, after
+ * which the net is freed. No callbacks after this call. */
+void peer_net_stop(struct peer_net *n, void (*done)(void *arg), void *arg);
+
+#endif

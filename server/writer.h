@@ -1,0 +1,52 @@
+/* The group-commit writer: a thread that owns the store's write path.
+ *
+ * The event loop submits jobs (local writes from clients, batches of
+ * changes from peers) and keeps serving reads. The writer takes everything
+ * queued, commits all queued local writes in one LMDB transaction and each
+ * peer batch in its own, and hands the finished jobs back to the loop
+ * through a uv_async. A job's done callback runs on the loop thread, after
+ * its commit is durable: only then may anything be acknowledged. */
+#ifndef MSCE_WRITER_H
+#define MSCE_WRITER_H
+
+#include <uv.h>
+
+#include "store.h"
+
+enum writer_kind { WRITER_WRITE, WRITER_APPLY };
+
+struct writer_job {
+	enum writer_kind kind;
+	/* WRITER_WRITE: n writes in, n results out (owned by the caller,
+	 * valid until done runs). */
+	const struct store_write *w;
+	size_t n;
+	struct store_written *out;
+	/* WRITER_APPLY: encoded changes (owned by the caller). */
+	const struct store_blob *blobs;
+	size_t nblobs;
+	uint64_t max_skew_ms;
+	struct store_apply_result res;
+	/* Results: rc as from store_write / store_apply, err says why. */
+	int rc;
+	struct err err;
+	/* Runs on the loop thread when the job is committed (or failed). */
+	void (*done)(struct writer_job *job);
+	void *data;
+	struct writer_job *next; /* internal */
+};
+
+struct writer;
+
+int writer_start(uv_loop_t *loop, struct store *s, struct writer **out,
+		 struct err *e);
+/* Queues a job (loop thread only). */
+void writer_submit(struct writer *w, struct writer_job *job);
+/* Jobs queued and not yet done. */
+size_t writer_pending(const struct writer *w);
+/* Commits what is queued, runs the remaining done callbacks, stops the
+ * thread and frees the writer once the async handle has closed. Then
+ * calls cb(arg) on the loop thread. */
+void writer_stop(struct writer *w, void (*cb)(void *arg), void *arg);
+
+#endif
