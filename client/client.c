@@ -247,3 +247,71 @@ int msce_delete(msce_client *c, const char *collection, const char *key,
 	p.delete_ = 1;
 	return write_call(c, &p, res);
 }
+
+int msce_put_batch(msce_client *c, const struct msce_put *puts, size_t n,
+		   struct msce_write_result *res, int *codes)
+{
+	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
+	Msce__BatchPutRequest b = MSCE__BATCH_PUT_REQUEST__INIT;
+	Msce__PutRequest *ps = calloc(n ? n : 1, sizeof *ps);
+	Msce__PutRequest **pp = calloc(n ? n : 1, sizeof *pp);
+	size_t nf = 0, k = 0;
+	Msce__FieldIn *fs, **fp;
+	Msce__ClientResponse *r;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		nf += puts[i].nfields;
+	fs = calloc(nf ? nf : 1, sizeof *fs);
+	fp = calloc(nf ? nf : 1, sizeof *fp);
+	if (ps == NULL || pp == NULL || fs == NULL || fp == NULL) {
+		rc = fail(c, MSCE_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		msce__put_request__init(&ps[i]);
+		ps[i].collection = (char *)puts[i].collection;
+		ps[i].key = (char *)puts[i].key;
+		ps[i].delete_ = puts[i].is_delete;
+		ps[i].fields = fp + k;
+		ps[i].n_fields = puts[i].is_delete ? 0 : puts[i].nfields;
+		for (size_t j = 0; j < ps[i].n_fields; j++, k++) {
+			msce__field_in__init(&fs[k]);
+			fs[k].name = (char *)puts[i].fields[j].name;
+			fs[k].value.data = (uint8_t *)puts[i].fields[j].value;
+			fs[k].value.len = puts[i].fields[j].value_len;
+			fp[k] = &fs[k];
+		}
+		pp[i] = &ps[i];
+	}
+	b.n_puts = n;
+	b.puts = pp;
+	req.op_case = MSCE__CLIENT_REQUEST__OP_BATCH;
+	req.batch = &b;
+	if ((rc = msce_call(c, &req, &r)) != 0)
+		goto out;
+	rc = (int)r->code;
+	if (rc == 0 && (r->result_case != MSCE__CLIENT_RESPONSE__RESULT_BATCH ||
+			r->batch->n_results != n)) {
+		rc = fail(c, MSCE_EPROTO, "batch answer does not match");
+	} else if (rc == 0) {
+		for (size_t i = 0; i < n; i++) {
+			const Msce__ClientResponse *it = r->batch->results[i];
+			if (codes)
+				codes[i] = (int)it->code;
+			if (res && it->result_case ==
+					   MSCE__CLIENT_RESPONSE__RESULT_PUT) {
+				res[i].origin = it->put->origin;
+				res[i].seq = it->put->seq;
+				res[i].hlc = it->put->hlc;
+			}
+		}
+	}
+	msce__client_response__free_unpacked(r, NULL);
+out:
+	free(ps);
+	free(pp);
+	free(fs);
+	free(fp);
+	return rc;
+}

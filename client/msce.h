@@ -49,6 +49,23 @@ struct msce_write_result {
 int msce_put(msce_client *c, const char *collection, const char *key,
 	     const struct msce_field *fields, size_t n,
 	     struct msce_write_result *res);
+/* One write of a batch. */
+struct msce_put {
+	const char *collection;
+	const char *key;
+	const struct msce_field *fields;
+	size_t nfields;
+	int is_delete; /* a record delete; fields ignored */
+};
+
+/* Writes n records in one request, committed together at the node. Each
+ * write is checked on its own: codes[i] (if codes is not NULL) is 0 or the
+ * reason write i was refused; res[i] (if res is not NULL) its change.
+ * Returns 0 when the batch was processed, even if some writes were
+ * refused. */
+int msce_put_batch(msce_client *c, const struct msce_put *puts, size_t n,
+		   struct msce_write_result *res, int *codes);
+
 /* Deletes a record (a tombstone that replicates). res may be NULL. */
 int msce_delete(msce_client *c, const char *collection, const char *key,
 		struct msce_write_result *res);

@@ -68,6 +68,7 @@ struct peer {
 	struct store_snap *snap;
 	uint64_t snap_id;
 	int snap_wait, snap_last_sent, snap_first;
+	uint64_t snap_retry_at; /* after the peer refused one for its clock */
 	/* receiving */
 	struct rxmsg *rxq, *rxtail;
 	size_t rxbytes;
@@ -633,8 +634,7 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p)
 static void start_snapshot(struct repl *r, struct peer *p, uint64_t now)
 {
 	struct err e;
-	(void)now;
-	if (p->snap != NULL)
+	if (p->snap != NULL || now < p->snap_retry_at)
 		return;
 	if (r->ops->snap_begin(r->ops->ctx, &p->snap, &e)) {
 		trace(r, LOG_ERROR, "snapshot for node %u: %s", p->id, e.msg);
@@ -938,6 +938,17 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 		p->nfl = keep;
 	}
 	if (a->snapshot_id != 0 && p->snap != NULL &&
+	    a->snapshot_id == p->snap_id && a->refused_code != 0) {
+		/* Refused (our data is too far ahead of its clock): drop this
+		 * snapshot and try a new one later. */
+		trace(r, LOG_WARN, "node %u refused our snapshot: %s", p->id,
+		      a->refused_reason);
+		store_snap_end(p->snap);
+		p->snap = NULL;
+		p->snap_retry_at = now + r->cfg.retry_ms;
+		return;
+	}
+	if (a->snapshot_id != 0 && p->snap != NULL &&
 	    a->snapshot_id == p->snap_id) {
 		p->snap_wait = 0;
 		if (p->snap_last_sent) {
@@ -973,8 +984,37 @@ static int fv_from_msg(const Msce__FieldVersion *m, struct fv *f)
 	return 0;
 }
 
+/* A snapshot made by a node whose clock runs far ahead must not push our
+ * clock ahead: refuse the chunk, as store_apply refuses such changes. */
+static int snapshot_clock_check(struct repl *r, const Msce__SnapshotChunk *c,
+				uint64_t now, struct err *e)
+{
+	uint64_t worst = 0;
+	for (size_t i = 0; i < c->n_vv; i++)
+		if (c->vv[i]->hlc > worst)
+			worst = c->vv[i]->hlc;
+	for (size_t i = 0; i < c->n_records; i++) {
+		const Msce__Record *m = c->records[i];
+		if (m->tomb_hlc > worst)
+			worst = m->tomb_hlc;
+		for (size_t j = 0; j < m->n_fields; j++)
+			if (m->fields[j]->winner != NULL &&
+			    m->fields[j]->winner->hlc > worst)
+				worst = m->fields[j]->winner->hlc;
+	}
+	if (hlc_check(worst, now, r->cfg.max_skew_ms) == 0)
+		return 0;
+	r->counters.clock_refusals++;
+	return err_set(e, MSCE_ECLOCK,
+		       "snapshot holds a change %llu ms ahead of our clock "
+		       "(limit %llu ms)",
+		       (unsigned long long)(hlc_ms(worst) - now),
+		       (unsigned long long)r->cfg.max_skew_ms);
+}
+
 static int on_snapshot(struct repl *r, struct peer *p,
-		       const Msce__SnapshotChunk *c, struct err *e)
+		       const Msce__SnapshotChunk *c, uint64_t now,
+		       struct err *e)
 {
 	struct store_snap_record *recs = NULL;
 	struct record *rs = NULL;
@@ -984,6 +1024,10 @@ static int on_snapshot(struct repl *r, struct peer *p,
 
 	if (c->protocol != MSCE_PROTOCOL_VERSION || c->snapshot_id == 0)
 		return err_set(e, MSCE_EPROTO, "bad snapshot chunk header");
+	if (snapshot_clock_check(r, c, now, e)) {
+		p->clock_refused = 1;
+		return e->code;
+	}
 	if (c->snapshot_id != p->rx_snap_id) {
 		/* A new snapshot: its first chunk carries the vector. */
 		free(p->rx_snap_vv);
@@ -1228,7 +1272,15 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 		on_ack(r, p, m->ack, now_ms);
 		break;
 	case MSCE__PEER_MSG__MSG_SNAPSHOT:
-		if (on_snapshot(r, p, m->snapshot, &e)) {
+		if (on_snapshot(r, p, m->snapshot, now_ms, &e)) {
+			if (e.code == MSCE_ECLOCK) {
+				trace(r, LOG_WARN, "snapshot from node %u: %s",
+				      peer, e.msg);
+				p->rx_snap_id = 0;
+				send_ack(r, p, 0, MSCE_ECLOCK, e.msg,
+					 m->snapshot->snapshot_id);
+				break;
+			}
 			fail_link(r, p, e.code, "snapshot from node %u: %s",
 				  peer, e.msg);
 			break;

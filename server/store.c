@@ -14,7 +14,7 @@
  * is reopened.
  *
  * Databases:
- *   meta       "format", "node_id", "cluster", "hw", "digest"
+ *   meta       "format", "node_id", "cluster", "hw", "digest", "gc"
  *   records    coll \0 key                  -> record (record.c)
  *   log        origin(BE32) seq(BE64)       -> encoded msce.Change
  *   vv         origin(BE32)                 -> seq, hlc, floor (LE64 each)
@@ -58,6 +58,10 @@ struct store {
 	/* Committed state, published after each commit. */
 	struct hlc clock;
 	uint64_t hw;
+	/* Tombstones up to this hlc were collected: every node then held
+	 * every change up to it, so anything at or below it that arrives in
+	 * a (stale) snapshot is already reflected here and is ignored. */
+	uint64_t gc_upto;
 	uint8_t digest[32];
 	struct vv_entry *vvs;
 	size_t nvv;
@@ -265,6 +269,8 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 	if (meta_get(txn, s->meta, "digest", &v) || v.mv_size != 32)
 		return err_set(e, MSCE_ECORRUPT, "store has no digest");
 	memcpy(s->digest, v.mv_data, 32);
+	if (meta_get(txn, s->meta, "gc", &v) == 0 && v.mv_size == 8)
+		s->gc_upto = rd_le64(v.mv_data);
 
 	if ((rc = mdb_cursor_open(txn, s->vv, &cur)))
 		return lmdb_err(e, rc, "read version vector");
@@ -971,6 +977,11 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 	vv = wtxn_vv(w, s->node_id);
 	if (vv == NULL)
 		return err_set(e, MSCE_ENOMEM, "grow vector");
+	/* A write goes above every version it replaces, even one merged
+	 * from a snapshot whose origin's clock we have not observed yet. */
+	hlc_observe(&w->clock, cur.tomb.hlc);
+	for (uint32_t i = 0; i < cur.nfields; i++)
+		hlc_observe(&w->clock, cur.fields[i].w.v.hlc);
 	c.origin = s->node_id;
 	c.seq = vv->seq + 1;
 	c.hlc = hlc_now(&w->clock, wall_ms);
@@ -1496,6 +1507,12 @@ static int gc_batch(struct wtxn *w, void *arg, struct err *e)
 	mdb_cursor_close(cur);
 	if (rc && rc != MDB_NOTFOUND)
 		return lmdb_err(e, rc, "collect tombstones");
+	if (a->upto.hlc > s->gc_upto) {
+		uint8_t b[8];
+		le64(b, a->upto.hlc);
+		if ((rc = meta_put(w->txn, s->meta, "gc", b, 8)))
+			return lmdb_err(e, rc, "record collection point");
+	}
 	return 0;
 }
 
@@ -1504,6 +1521,8 @@ int store_gc_tombstones(struct store *s, struct version upto, size_t *dropped,
 {
 	struct gc_args a = {upto, 0};
 	int rc = run_batch(s, gc_batch, &a, e);
+	if (rc == 0 && upto.hlc > s->gc_upto)
+		s->gc_upto = upto.hlc; /* only the writer reads it */
 	if (dropped)
 		*dropped = rc ? 0 : a.dropped;
 	return rc;
@@ -1668,11 +1687,20 @@ static int snapmerge_batch(struct wtxn *w, void *arg, struct err *e)
 		old_tomb = r.tomb;
 		if (collect_losers(&r, &s->arena, &old, &nold))
 			return err_set(e, MSCE_ENOMEM, "index conflicts");
-		if (!version_is_zero(in->rec->tomb))
+		if (in->rec->tomb.hlc > s->gc_upto)
 			record_merge_delete(&r, in->rec->tomb, &changed);
 		for (uint32_t j = 0; j < in->rec->nfields; j++) {
-			if (record_merge_state(&r, &in->rec->fields[j],
-					       &s->arena, &ch))
+			struct field_state fs = in->rec->fields[j];
+			int keep = 0;
+			/* Versions at or below the collection point are held
+			 * already (or were deleted and collected). */
+			if (fs.w.v.hlc <= s->gc_upto)
+				continue;
+			for (int l = 0; l < fs.nlosers; l++)
+				if (fs.losers[l].v.hlc > s->gc_upto)
+					fs.losers[keep++] = fs.losers[l];
+			fs.nlosers = (uint8_t)keep;
+			if (record_merge_state(&r, &fs, &s->arena, &ch))
 				return err_set(e, MSCE_ENOMEM, "merge snapshot");
 			changed |= ch;
 		}

@@ -144,20 +144,28 @@ static const char *conn_addr(const struct conn *c)
  * second, then one line saying how many were dropped. */
 static void net_warn(struct peer_net *n, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-static void net_warn(struct peer_net *n, const char *fmt, ...)
+/* Starts a new one-second window once the last is over, reporting what
+ * the last one dropped. */
+static void warn_window(struct peer_net *n)
 {
 	uint64_t now = uv_now(n->loop);
+
+	if (now - n->warn_window_ms < 1000)
+		return;
+	if (n->warn_dropped)
+		log_warn("peer links: %llu more warnings suppressed",
+			 (unsigned long long)n->warn_dropped);
+	n->warn_window_ms = now;
+	n->warn_count = 0;
+	n->warn_dropped = 0;
+}
+
+static void net_warn(struct peer_net *n, const char *fmt, ...)
+{
 	char text[512];
 	va_list ap;
 
-	if (now - n->warn_window_ms >= 1000) {
-		if (n->warn_dropped)
-			log_warn("peer links: %llu more warnings suppressed",
-				 (unsigned long long)n->warn_dropped);
-		n->warn_window_ms = now;
-		n->warn_count = 0;
-		n->warn_dropped = 0;
-	}
+	warn_window(n);
 	if (n->warn_count >= WARN_PER_SEC) {
 		n->warn_dropped++;
 		return;
@@ -447,8 +455,10 @@ static void establish(struct conn *c)
 				keep_new = 1;
 			else /* keep the one the lower id dialled */
 				keep_new = c->outbound == (self < id);
-			log_info("peer %u: two sessions, keeping the %s one",
-				 id, keep_new ? "new" : "old");
+			log_info("peer %u: two sessions, keeping the %s one "
+				 "(dialled by node %u)",
+				 id, keep_new ? "new" : "old",
+				 (keep_new ? c : old)->outbound ? self : id);
 			if (!keep_new) {
 				conn_close(c);
 				return;
@@ -832,6 +842,7 @@ static void on_hs_timer(uv_timer_t *t)
 	uint64_t now = uv_now(n->loop);
 	struct conn *c;
 
+	warn_window(n); /* so a flood's last count is not held back */
 	/* conn_close only unlinks in the close callback: next stays valid. */
 	for (c = n->conns; c; c = c->next) {
 		if (c->state != CONN_CONNECTING && c->state != CONN_HANDSHAKE)

@@ -73,7 +73,9 @@ struct peer_net_stats {
  * is copied. Addresses must be IP literals or "localhost" (names are not
  * resolved). Returns 0 or an error naming the address: MSCE_EINVAL or
  * MSCE_ECONFIG for a bad setting, MSCE_EIO if the listener cannot be
- * bound, MSCE_ENOMEM. */
+ * bound, MSCE_ENOMEM. In the rare failure after the listener handle exists
+ * (uv_tcp_open, uv_listen), the handles are released when the loop next
+ * runs. */
 int peer_net_start(const struct peer_net_config *cfg,
 		   const struct peer_net_cb *cb, struct peer_net **out,
 		   struct err *e);

@@ -15,5 +15,7 @@ int bench_registration(uint64_t i, int value_size, char names[][32],
 void bench_report(cJSON *obj, int json);
 
 int bench_store(int argc, char **argv);
+int bench_replicate(int argc, char **argv);
+int bench_lag(int argc, char **argv);
 
 #endif

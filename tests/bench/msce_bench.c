@@ -86,7 +86,10 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: msce-bench store [--records N] [--value-size B] "
-		"[--batch K] [--json]\n");
+		"[--batch K] [--json]\n"
+		"       msce-bench replicate [--nodes K] [--records N] "
+		"[--batch B] [--clients C] [--json]\n"
+		"       msce-bench lag [--nodes K] [--samples S] [--json]\n");
 }
 
 int main(int argc, char **argv)
@@ -97,6 +100,10 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "store") == 0)
 		return bench_store(argc - 1, argv + 1);
+	if (strcmp(argv[1], "replicate") == 0)
+		return bench_replicate(argc - 1, argv + 1);
+	if (strcmp(argv[1], "lag") == 0)
+		return bench_lag(argc - 1, argv + 1);
 	fprintf(stderr, "msce-bench: unknown subcommand \"%s\"\n", argv[1]);
 	usage();
 	return 2;

@@ -1,0 +1,419 @@
+/* msce-bench replicate / lag: real msced processes on loopback.
+ *
+ * replicate: K nodes, N registration-sized records written at node 1
+ * through libmsce (batches, several connections in parallel), then the
+ * time until every node holds all N durably (its committed vector).
+ * lag: single writes at node 1 under light load; for each, the delay from
+ * the write's durable acknowledgement to its durable arrival at every
+ * other node (polling each node's committed vector).
+ * Every process started is stopped by PID at the end. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "client_internal.h"
+#include "keyfile.h"
+
+#define MAXN 16
+
+struct bcluster {
+	int k;
+	char dir[256];
+	char conf[MAXN][512];
+	pid_t pid[MAXN];
+};
+
+static const char *msced_path(const char *argv0)
+{
+	static char p[PATH_MAX + 32];
+	const char *env = getenv("MSCED");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (env)
+		return env;
+	n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		self[n] = 0;
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(p, sizeof p, "%s/../../server/msced", self);
+			if (access(p, X_OK) == 0)
+				return p;
+		}
+	}
+	(void)argv0;
+	return "msced";
+}
+
+static int free_port(void)
+{
+	static int next = 0;
+	if (next == 0)
+		next = 20000 + (int)(getpid() % 20000);
+	return next++;
+}
+
+static void cluster_stop(struct bcluster *c)
+{
+	for (int i = 0; i < c->k; i++)
+		if (c->pid[i] > 0)
+			kill(c->pid[i], SIGTERM);
+	for (int i = 0; i < c->k; i++)
+		if (c->pid[i] > 0) {
+			int st, waited = 0;
+			while (waitpid(c->pid[i], &st, WNOHANG) == 0 &&
+			       waited < 100) {
+				usleep(50 * 1000);
+				waited++;
+			}
+			if (waited == 100) {
+				kill(c->pid[i], SIGKILL);
+				waitpid(c->pid[i], &st, 0);
+			}
+			c->pid[i] = 0;
+		}
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "warning: could not remove %s\n", c->dir);
+}
+
+static int cluster_start(struct bcluster *c, int k, const char *argv0)
+{
+	char pub[MAXN][64], path[600];
+	int port[MAXN];
+	struct err e;
+	char tmpl[] = "/tmp/msce-bench-cluster-XXXXXX";
+
+	memset(c, 0, sizeof *c);
+	c->k = k;
+	if (mkdtemp(tmpl) == NULL)
+		return -1;
+	snprintf(c->dir, sizeof c->dir, "%s", tmpl);
+	for (int i = 0; i < k; i++) {
+		snprintf(path, sizeof path, "%s/n%d", c->dir, i + 1);
+		mkdir(path, 0750);
+		snprintf(path, sizeof path, "%s/n%d/node", c->dir, i + 1);
+		if (keyfile_generate(path, &e)) {
+			fprintf(stderr, "msce-bench: %s\n", e.msg);
+			return -1;
+		}
+		snprintf(path, sizeof path, "%s/n%d/node.pub", c->dir, i + 1);
+		FILE *f = fopen(path, "r");
+		if (f == NULL || fgets(pub[i], sizeof pub[i], f) == NULL)
+			return -1;
+		fclose(f);
+		pub[i][strcspn(pub[i], "\n")] = 0;
+		port[i] = free_port();
+	}
+	for (int i = 0; i < k; i++) {
+		snprintf(c->conf[i], sizeof c->conf[i], "%s/n%d/node.conf",
+			 c->dir, i + 1);
+		FILE *f = fopen(c->conf[i], "w");
+		if (f == NULL)
+			return -1;
+		fprintf(f,
+			"[cluster]\nname = bench\n[node]\nid = %d\nname = n%d\n"
+			"data_dir = %s/n%d/data\nkey = %s/n%d/node.key\n"
+			"listen = 127.0.0.1:%d\nsocket = %s/n%d/node.sock\n"
+			"log_level = warn\n",
+			i + 1, i + 1, c->dir, i + 1, c->dir, i + 1, port[i],
+			c->dir, i + 1);
+		for (int j = 0; j < k; j++)
+			if (j != i)
+				fprintf(f,
+					"[peer n%d]\nid = %d\naddress = "
+					"127.0.0.1:%d\npublic_key = %s\n",
+					j + 1, j + 1, port[j], pub[j]);
+		fclose(f);
+	}
+	const char *bin = msced_path(argv0);
+	for (int i = 0; i < k; i++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			char log[600];
+			snprintf(log, sizeof log, "%s/n%d/log", c->dir, i + 1);
+			FILE *lf = freopen(log, "w", stderr);
+			(void)lf;
+			execl(bin, "msced", "-c", c->conf[i], (char *)NULL);
+			_exit(127);
+		}
+		c->pid[i] = pid;
+	}
+	/* Ready when every socket answers and every peer link is up. */
+	for (int tries = 0; tries < 200; tries++) {
+		int ready = 0;
+		for (int i = 0; i < k; i++) {
+			msce_client *cl;
+			if (msce_connect_config(c->conf[i], &cl) == 0) {
+				Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
+				Msce__StatusRequest s = MSCE__STATUS_REQUEST__INIT;
+				Msce__ClientResponse *r;
+				req.op_case = MSCE__CLIENT_REQUEST__OP_STATUS;
+				req.status = &s;
+				if (msce_call(cl, &req, &r) == 0) {
+					int up = 1;
+					for (size_t p = 0; p < r->status->n_peers; p++)
+						up &= r->status->peers[p]->connected;
+					ready += up;
+					msce__client_response__free_unpacked(r, NULL);
+				}
+			}
+			msce_close(cl);
+		}
+		if (ready == k)
+			return 0;
+		usleep(50 * 1000);
+	}
+	fprintf(stderr, "msce-bench: cluster did not come up (logs in %s)\n",
+		c->dir);
+	return -1;
+}
+
+/* Committed seq of origin at node i, or 0. */
+static uint64_t held(msce_client *cl, uint32_t origin)
+{
+	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
+	Msce__StatusRequest s = MSCE__STATUS_REQUEST__INIT;
+	Msce__ClientResponse *r;
+	uint64_t seq = 0;
+	req.op_case = MSCE__CLIENT_REQUEST__OP_STATUS;
+	req.status = &s;
+	if (msce_call(cl, &req, &r) != 0)
+		return 0;
+	for (size_t i = 0; i < r->status->n_vv; i++)
+		if (r->status->vv[i]->origin == origin)
+			seq = r->status->vv[i]->seq;
+	msce__client_response__free_unpacked(r, NULL);
+	return seq;
+}
+
+struct writer_arg {
+	const char *conf;
+	long from, to, batch;
+	int value_size;
+	int failed;
+};
+
+static void *write_range(void *p)
+{
+	struct writer_arg *a = p;
+	msce_client *cl;
+	static __thread char names[16][32], values[256][16][256];
+	static __thread char keys[256][64];
+	struct msce_field f[256][16];
+	struct msce_put puts[256];
+	int codes[256];
+
+	if (msce_connect_config(a->conf, &cl) != 0) {
+		a->failed = 1;
+		msce_close(cl);
+		return NULL;
+	}
+	for (long i = a->from; i < a->to; i += a->batch) {
+		long n = i + a->batch > a->to ? a->to - i : a->batch;
+		for (long j = 0; j < n; j++) {
+			int nf = bench_registration((uint64_t)(i + j), a->value_size,
+						    names, values[j], 16);
+			snprintf(keys[j], 64, "%.3s:%.40s", values[j][1],
+				 values[j][3]);
+			for (int k = 0; k < nf; k++) {
+				f[j][k].name = names[k];
+				f[j][k].value = values[j][k];
+				f[j][k].value_len = strlen(values[j][k]);
+			}
+			puts[j] = (struct msce_put){"registration", keys[j], f[j],
+						    (size_t)nf, 0};
+		}
+		if (msce_put_batch(cl, puts, (size_t)n, NULL, codes) != 0) {
+			fprintf(stderr, "msce-bench: %s\n", msce_errmsg(cl));
+			a->failed = 1;
+			break;
+		}
+		for (long j = 0; j < n; j++)
+			if (codes[j])
+				a->failed = 1;
+	}
+	msce_close(cl);
+	return NULL;
+}
+
+int bench_replicate(int argc, char **argv)
+{
+	int k = 2, json = 0, value_size = 300, threads = 4;
+	long records = 100000, batch = 200;
+	static struct option opts[] = {{"nodes", 1, 0, 'k'},
+				       {"records", 1, 0, 'n'},
+				       {"batch", 1, 0, 'b'},
+				       {"clients", 1, 0, 't'},
+				       {"json", 0, 0, 'j'},
+				       {0, 0, 0, 0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': k = atoi(optarg); break;
+		case 'n': records = atol(optarg); break;
+		case 'b': batch = atol(optarg); break;
+		case 't': threads = atoi(optarg); break;
+		case 'j': json = 1; break;
+		default: return 2;
+		}
+	}
+	if (k < 2 || k > MAXN || records <= 0 || batch <= 0 || batch > 256 ||
+	    threads < 1 || threads > 16) {
+		fprintf(stderr, "msce-bench replicate: --nodes 2..%d, "
+				"--batch 1..256, --clients 1..16\n", MAXN);
+		return 2;
+	}
+	struct bcluster cl;
+	if (cluster_start(&cl, k, argv[0]) != 0) {
+		cluster_stop(&cl);
+		return 1;
+	}
+	msce_client *watch[MAXN];
+	for (int i = 0; i < k; i++)
+		msce_connect_config(cl.conf[i], &watch[i]);
+
+	pthread_t th[16];
+	struct writer_arg wa[16];
+	double t0 = bench_now(), t_written, t_all = 0, t_node2 = 0;
+	for (int t = 0; t < threads; t++) {
+		wa[t] = (struct writer_arg){cl.conf[0], records * t / threads,
+					    records * (t + 1) / threads, batch,
+					    value_size, 0};
+		pthread_create(&th[t], NULL, write_range, &wa[t]);
+	}
+	int failed = 0;
+	for (int t = 0; t < threads; t++) {
+		pthread_join(th[t], NULL);
+		failed |= wa[t].failed;
+	}
+	t_written = bench_now() - t0;
+	/* Until every node's committed vector holds all of node 1's. */
+	for (int tries = 0; !failed && tries < 60000; tries++) {
+		int all = 1;
+		for (int i = 1; i < k; i++) {
+			uint64_t h = held(watch[i], 1);
+			if (i == 1 && t_node2 == 0 && h >= (uint64_t)records)
+				t_node2 = bench_now() - t0;
+			all &= h >= (uint64_t)records;
+		}
+		if (all) {
+			t_all = bench_now() - t0;
+			break;
+		}
+		usleep(5000);
+	}
+	for (int i = 0; i < k; i++)
+		msce_close(watch[i]);
+	cluster_stop(&cl);
+	if (failed || t_all == 0) {
+		fprintf(stderr, "msce-bench replicate: %s\n",
+			failed ? "writes failed" : "nodes did not catch up");
+		return 1;
+	}
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "bench", "replicate");
+	cJSON_AddNumberToObject(r, "nodes", k);
+	cJSON_AddNumberToObject(r, "records", (double)records);
+	cJSON_AddNumberToObject(r, "clients", threads);
+	cJSON_AddNumberToObject(r, "batch", (double)batch);
+	cJSON_AddNumberToObject(r, "write_seconds", t_written);
+	cJSON_AddNumberToObject(r, "write_records_per_s",
+				(double)records / t_written);
+	cJSON_AddNumberToObject(r, "node2_all_durable_seconds", t_node2);
+	cJSON_AddNumberToObject(r, "all_nodes_durable_seconds", t_all);
+	cJSON_AddNumberToObject(r, "end_to_end_records_per_s",
+				(double)records / t_all);
+	bench_report(r, json);
+	cJSON_Delete(r);
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int bench_lag(int argc, char **argv)
+{
+	int k = 3, json = 0, samples = 200;
+	static struct option opts[] = {{"nodes", 1, 0, 'k'},
+				       {"samples", 1, 0, 's'},
+				       {"json", 0, 0, 'j'},
+				       {0, 0, 0, 0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': k = atoi(optarg); break;
+		case 's': samples = atoi(optarg); break;
+		case 'j': json = 1; break;
+		default: return 2;
+		}
+	}
+	if (k < 2 || k > MAXN || samples < 1 || samples > 100000) {
+		fprintf(stderr, "msce-bench lag: --nodes 2..%d\n", MAXN);
+		return 2;
+	}
+	struct bcluster cl;
+	if (cluster_start(&cl, k, argv[0]) != 0) {
+		cluster_stop(&cl);
+		return 1;
+	}
+	msce_client *cli[MAXN];
+	for (int i = 0; i < k; i++)
+		msce_connect_config(cl.conf[i], &cli[i]);
+	double *lag = calloc((size_t)samples, sizeof *lag);
+	int got = 0;
+	for (int s = 0; s < samples; s++) {
+		char key[32], val[32];
+		struct msce_write_result res;
+		snprintf(key, sizeof key, "lag-%d", s);
+		snprintf(val, sizeof val, "%d", s);
+		struct msce_field f = {"v", val, strlen(val)};
+		if (msce_put(cli[0], "bench", key, &f, 1, &res) != 0)
+			break;
+		double t0 = bench_now(), worst = 0;
+		for (int i = 1; i < k; i++) {
+			/* Poll until the node's committed vector has it. */
+			for (int tries = 0; tries < 100000; tries++) {
+				if (held(cli[i], 1) >= res.seq)
+					break;
+			}
+			double d = bench_now() - t0;
+			if (d > worst)
+				worst = d;
+		}
+		lag[got++] = worst * 1000.0;
+		usleep(20 * 1000); /* light load */
+	}
+	for (int i = 0; i < k; i++)
+		msce_close(cli[i]);
+	cluster_stop(&cl);
+	if (got == 0)
+		return 1;
+	qsort(lag, (size_t)got, sizeof *lag, cmp_double);
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "bench", "lag");
+	cJSON_AddNumberToObject(r, "nodes", k);
+	cJSON_AddNumberToObject(r, "samples", got);
+	cJSON_AddNumberToObject(r, "p50_ms", lag[got / 2]);
+	cJSON_AddNumberToObject(r, "p99_ms", lag[(got * 99) / 100 >= got ? got - 1 : (got * 99) / 100]);
+	cJSON_AddNumberToObject(r, "max_ms", lag[got - 1]);
+	bench_report(r, json);
+	cJSON_Delete(r);
+	free(lag);
+	return 0;
+}

@@ -1,0 +1,723 @@
+/* msce-probe: a hostile client for the cluster tests.
+ *
+ * It connects to a node's peer port and misbehaves in one chosen way, then
+ * watches how the node reacts. The expected reaction is always the same:
+ * the node closes the TCP connection (without answering message 1 when the
+ * initiator should not be let in) and goes on serving its peers. The probe
+ * never waits longer than --timeout-ms for any step, so a node that hangs
+ * on bad input fails the test instead of hanging it.
+ *
+ * Modes (docs/PROTOCOL.md "Secure channel" says what each violates):
+ *   valid      a correct handshake as the configured peer --key (sanity
+ *              check of the probe and of the test's keys)
+ *   wrong-key  a correct handshake with a fresh key the node does not know
+ *   random     random bytes; then a message-1-sized frame of random bytes
+ *   truncated  the first half of message 1, then wait for the node to
+ *              give up (its handshake timeout)
+ *   oversized  a 65535 length prefix before the handshake; then, as the
+ *              configured peer, an application message over 4 MiB
+ *   corrupt    as the configured peer, a transport frame with one bit
+ *              flipped
+ *   replay     as the configured peer, a full handshake, then the same
+ *              message 1 bytes again on a new connection
+ *
+ * Exit status: 0 the node reacted as expected, 1 it did not (accepted what
+ * it should have refused), 2 usage or setup error (cannot connect, valid
+ * handshake refused), 3 the node did not react within the timeout. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "channel.h"
+#include "config.h"
+#include "error.h"
+#include "keyfile.h"
+#include "noise.h"
+
+enum { EXIT_OK = 0, EXIT_BAD = 1, EXIT_SETUP = 2, EXIT_TIMEOUT = 3 };
+
+/* Application bytes sent in oversized mode: over the default 4 MiB limit
+ * by two full fragments. */
+#define OVERSIZE_LEN (CHANNEL_DEFAULT_MAX_MESSAGE + 2 * CHANNEL_MAX_FRAGMENT)
+
+struct opts {
+	char host[256];
+	int port;
+	const char *cluster;
+	uint8_t server_key[NOISE_KEY_LEN];
+	const char *key_path;
+	const char *mode;
+	int timeout_ms;
+	uint64_t deadline; /* of the whole mode, monotonic ms */
+};
+
+static struct opts o;
+static const char *mode_name = "?";
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("msce-probe %s: ", mode_name);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int left_ms(uint64_t deadline)
+{
+	uint64_t t = mono_ms();
+
+	return t >= deadline ? 0 : (int)(deadline - t);
+}
+
+/* ---- Sockets ---- */
+
+/* Non-blocking TCP connection to the target, or -1 (message printed). */
+static int dial(void)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char port[16];
+	int fd = -1, rc;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof port, "%d", o.port);
+	if ((rc = getaddrinfo(o.host, port, &hints, &res)) != 0) {
+		say("cannot resolve %s: %s", o.host, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		struct pollfd p;
+		int err = 0;
+		socklen_t elen = sizeof err;
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK,
+			    ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		if (errno == EINPROGRESS) {
+			p.fd = fd;
+			p.events = POLLOUT;
+			if (poll(&p, 1, left_ms(o.deadline)) == 1 &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) ==
+				0 &&
+			    err == 0)
+				break;
+			errno = err ? err : ETIMEDOUT;
+		}
+		say("cannot connect to %s:%d: %s", o.host, o.port,
+		    strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* How a wait for the node ended. */
+enum outcome {
+	NODE_CLOSED,  /* EOF or reset: the node dropped the connection */
+	NODE_TIMEOUT, /* still open at the deadline */
+	NODE_OPENED,  /* pump_handshake only: the handshake completed */
+	NODE_BROKEN,  /* pump_handshake only: the reply did not decrypt */
+};
+
+static const char *outcome_str(enum outcome r)
+{
+	switch (r) {
+	case NODE_CLOSED:
+		return "closed the connection";
+	case NODE_TIMEOUT:
+		return "kept the connection open";
+	case NODE_OPENED:
+		return "completed the handshake";
+	default:
+		return "answered with bytes that do not decrypt";
+	}
+}
+
+static int ignore_msg(void *ctx, const uint8_t *msg, size_t len)
+{
+	(void)ctx;
+	(void)msg;
+	(void)len;
+	return 0;
+}
+
+/* Reads what the node sends (into ch if given, else counting it in *got)
+ * until it closes or the deadline passes. */
+static enum outcome wait_close(int fd, struct channel *ch, size_t *got,
+			       uint64_t deadline)
+{
+	uint8_t buf[16384];
+
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int n = poll(&p, 1, left_ms(deadline));
+		ssize_t r;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NODE_TIMEOUT;
+		r = recv(fd, buf, sizeof buf, 0);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r <= 0)
+			return NODE_CLOSED;
+		if (got)
+			*got += (size_t)r;
+		/* Once the channel dies (a frame we cannot read) the bytes
+		 * are just counted. */
+		if (ch && channel_error(ch) == 0)
+			channel_feed(ch, buf, (size_t)r, NULL);
+	}
+}
+
+/* Sends len bytes while draining what the node sends (into ch if given),
+ * so a node that writes while we write cannot deadlock us. Returns
+ * NODE_OPENED when everything was sent, NODE_CLOSED if the node dropped
+ * the connection first, NODE_TIMEOUT at the deadline. */
+static enum outcome send_all(int fd, const uint8_t *data, size_t len,
+			     struct channel *ch, uint64_t deadline)
+{
+	size_t off = 0;
+	uint8_t buf[16384];
+
+	while (off < len) {
+		struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
+		int n = poll(&p, 1, left_ms(deadline));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NODE_TIMEOUT;
+		if (p.revents & POLLIN) {
+			ssize_t r = recv(fd, buf, sizeof buf, 0);
+
+			if (r == 0 ||
+			    (r < 0 && errno != EAGAIN && errno != EINTR))
+				return NODE_CLOSED;
+			if (r > 0 && ch && channel_error(ch) == 0)
+				channel_feed(ch, buf, (size_t)r, NULL);
+		}
+		if (p.revents & (POLLERR | POLLHUP))
+			return NODE_CLOSED;
+		if (p.revents & POLLOUT) {
+			ssize_t w =
+			    send(fd, data + off, len - off, MSG_NOSIGNAL);
+
+			if (w < 0 && errno != EAGAIN && errno != EINTR)
+				return NODE_CLOSED;
+			if (w > 0)
+				off += (size_t)w;
+		}
+	}
+	return NODE_OPENED;
+}
+
+/* ---- Channel ---- */
+
+/* Our static key pair: the configured peer's (--key) or a fresh one. */
+static int load_key(struct noise_keypair *kp, int fresh)
+{
+	struct err e;
+	int rc;
+
+	memset(kp, 0, sizeof *kp);
+	if (fresh)
+		return noise_keypair_generate(kp);
+	if (!o.key_path) {
+		say("mode needs --key (the secret key of a configured peer)");
+		return MSCE_EINVAL;
+	}
+	kp->priv = sodium_malloc(NOISE_KEY_LEN);
+	if (!kp->priv)
+		return MSCE_ENOMEM;
+	if ((rc = keyfile_load_secret(o.key_path, kp->priv, kp->pub, &e))) {
+		say("%s", e.msg);
+		noise_keypair_destroy(kp);
+	}
+	return rc;
+}
+
+static int start_channel(struct channel *ch, const struct noise_keypair *kp,
+			 size_t max_message, struct channel_buf *msg1)
+{
+	struct channel_config cfg;
+	int rc;
+
+	memset(&cfg, 0, sizeof cfg);
+	cfg.role = NOISE_INITIATOR;
+	cfg.cluster = o.cluster;
+	cfg.local = kp;
+	cfg.remote_key = o.server_key;
+	cfg.max_message = max_message;
+	cfg.cb.message = ignore_msg;
+	if ((rc = channel_init(ch, &cfg, now_ms())) ||
+	    (rc = channel_start(ch, msg1))) {
+		say("cannot start the channel: %s", err_str(rc));
+		return rc;
+	}
+	return 0;
+}
+
+/* Sends message 1 (msg1, already framed) and reads until the channel opens,
+ * the node closes, or the deadline. */
+static enum outcome pump_handshake(int fd, struct channel *ch,
+				   const struct channel_buf *msg1,
+				   uint64_t deadline)
+{
+	uint8_t buf[4096];
+	enum outcome r = send_all(fd, msg1->data, msg1->len, ch, deadline);
+
+	if (r != NODE_OPENED)
+		return r;
+	while (!channel_is_open(ch)) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int n = poll(&p, 1, left_ms(deadline));
+		ssize_t got;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NODE_TIMEOUT;
+		got = recv(fd, buf, sizeof buf, 0);
+		if (got < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (got <= 0)
+			return NODE_CLOSED;
+		/* Message 2 and any transport frames right behind it. */
+		if (channel_feed(ch, buf, (size_t)got, NULL))
+			return NODE_BROKEN;
+	}
+	return NODE_OPENED;
+}
+
+/* A full handshake as the configured peer on a new connection. Returns the
+ * socket, or -1 with *status set to the exit status to use. */
+static int open_session(struct channel *ch, const struct noise_keypair *kp,
+			size_t max_message, struct channel_buf *msg1,
+			int *status)
+{
+	enum outcome r;
+	int fd;
+
+	*status = EXIT_SETUP;
+	if (start_channel(ch, kp, max_message, msg1))
+		return -1;
+	if ((fd = dial()) < 0)
+		return -1;
+	r = pump_handshake(fd, ch, msg1, o.deadline);
+	if (r == NODE_OPENED)
+		return fd;
+	say("handshake as the configured peer failed: the node %s "
+	    "(is --key a [peer] in the node's config, --server-key its key, "
+	    "--cluster its cluster?)",
+	    outcome_str(r));
+	close(fd);
+	return -1;
+}
+
+/* Waits for the node to drop fd after an offence; maps it to a status. */
+static int expect_close(int fd, struct channel *ch, const char *what)
+{
+	uint64_t t0 = mono_ms();
+	size_t got = 0;
+	enum outcome r = wait_close(fd, ch, &got, o.deadline);
+
+	if (r == NODE_CLOSED) {
+		say("%s: node closed the connection after %llu ms "
+		    "(%zu bytes received first)",
+		    what, (unsigned long long)(mono_ms() - t0), got);
+		return EXIT_OK;
+	}
+	say("%s: node still holds the connection at the %d ms "
+	    "deadline",
+	    what, o.timeout_ms);
+	return EXIT_TIMEOUT;
+}
+
+static int worst(int a, int b)
+{
+	/* A misbehaving node outranks a timeout, which outranks setup. */
+	static const int rank[] = {0, 3, 1, 2};
+
+	return rank[a] >= rank[b] ? a : b;
+}
+
+/* ---- Modes ---- */
+
+static int mode_valid(void)
+{
+	struct noise_keypair kp;
+	struct channel ch;
+	struct channel_buf msg1 = {0};
+	int fd, status;
+
+	if (load_key(&kp, 0))
+		return EXIT_SETUP;
+	fd = open_session(&ch, &kp, 0, &msg1, &status);
+	if (fd >= 0) {
+		say("handshake completed as the configured peer");
+		status = EXIT_OK;
+		close(fd);
+	}
+	channel_destroy(&ch);
+	channel_buf_free(&msg1);
+	noise_keypair_destroy(&kp);
+	return status;
+}
+
+static int mode_wrong_key(void)
+{
+	struct noise_keypair kp;
+	struct channel ch;
+	struct channel_buf msg1 = {0};
+	enum outcome r;
+	int fd, status = EXIT_SETUP;
+
+	if (load_key(&kp, 1))
+		return EXIT_SETUP;
+	if (start_channel(&ch, &kp, 0, &msg1) || (fd = dial()) < 0)
+		goto out;
+	r = pump_handshake(fd, &ch, &msg1, o.deadline);
+	if (r == NODE_CLOSED) {
+		say("node closed the connection without answering message 1 "
+		    "from an unknown key");
+		status = EXIT_OK;
+	} else if (r == NODE_TIMEOUT) {
+		say("node neither answered nor closed within %d ms",
+		    o.timeout_ms);
+		status = EXIT_TIMEOUT;
+	} else {
+		say("node %s with an unknown key", outcome_str(r));
+		status = EXIT_BAD;
+	}
+	close(fd);
+out:
+	channel_destroy(&ch);
+	channel_buf_free(&msg1);
+	noise_keypair_destroy(&kp);
+	return status;
+}
+
+/* Sends data on a new connection and expects the node to close it without
+ * a word (any byte back would be message 2). */
+static int offend_raw(const uint8_t *data, size_t len, const char *what)
+{
+	uint64_t t0 = mono_ms();
+	size_t got = 0;
+	enum outcome r;
+	int fd = dial();
+
+	if (fd < 0)
+		return EXIT_SETUP;
+	r = send_all(fd, data, len, NULL, o.deadline);
+	if (r == NODE_OPENED)
+		r = wait_close(fd, NULL, &got, o.deadline);
+	close(fd);
+	if (got) {
+		say("%s: node answered with %zu bytes (it let us in)", what,
+		    got);
+		return EXIT_BAD;
+	}
+	if (r == NODE_TIMEOUT) {
+		say("%s: node still holds the connection after %d ms", what,
+		    o.timeout_ms);
+		return EXIT_TIMEOUT;
+	}
+	say("%s: node closed the connection after %llu ms", what,
+	    (unsigned long long)(mono_ms() - t0));
+	return EXIT_OK;
+}
+
+static int mode_random(void)
+{
+	uint8_t buf[1024];
+	int s1, s2;
+
+	randombytes_buf(buf, sizeof buf);
+	/* Whatever length the random prefix says, it is not 104. */
+	buf[0] = 0xA5;
+	s1 = offend_raw(buf, sizeof buf, "1 KiB of random bytes");
+	/* The right frame size, so the node must try (and fail) to read it
+	 * as message 1. */
+	randombytes_buf(buf, sizeof buf);
+	buf[0] = CHANNEL_MSG1_LEN >> 8;
+	buf[1] = CHANNEL_MSG1_LEN & 0xff;
+	s2 = offend_raw(buf, CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN,
+			"random message-1-sized frame");
+	return worst(s1, s2);
+}
+
+static int mode_truncated(void)
+{
+	struct noise_keypair kp;
+	struct channel ch;
+	struct channel_buf msg1 = {0};
+	int status = EXIT_SETUP, fresh = o.key_path == NULL;
+
+	/* A real message 1 from a known key, so only its length is wrong. */
+	if (load_key(&kp, fresh))
+		return EXIT_SETUP;
+	if (start_channel(&ch, &kp, 0, &msg1) == 0)
+		status = offend_raw(msg1.data, msg1.len / 2,
+				    "first half of message 1");
+	channel_destroy(&ch);
+	channel_buf_free(&msg1);
+	noise_keypair_destroy(&kp);
+	return status;
+}
+
+static int mode_oversized(void)
+{
+	struct noise_keypair kp;
+	struct channel ch;
+	struct channel_buf msg1 = {0}, big = {0};
+	uint8_t junk[1024];
+	uint8_t *payload = NULL;
+	int s1, s2 = EXIT_SETUP, fd;
+	enum outcome r;
+
+	randombytes_buf(junk, sizeof junk);
+	junk[0] = junk[1] = 0xff;
+	s1 = offend_raw(junk, sizeof junk,
+			"length prefix 65535 before the handshake");
+
+	if (load_key(&kp, 0))
+		return worst(s1, EXIT_SETUP);
+	/* Our side accepts the size, so channel_send fragments it. */
+	fd = open_session(&ch, &kp, OVERSIZE_LEN, &msg1, &s2);
+	if (fd < 0)
+		goto out;
+	if (!(payload = calloc(1, OVERSIZE_LEN)) ||
+	    channel_send(&ch, payload, OVERSIZE_LEN, &big)) {
+		say("cannot build the oversized message");
+		s2 = EXIT_SETUP;
+		close(fd);
+		goto out;
+	}
+	r = send_all(fd, big.data, big.len, &ch, o.deadline);
+	if (r == NODE_CLOSED) {
+		say("application message of %d bytes (limit %u): node closed "
+		    "the connection before all of it was sent",
+		    OVERSIZE_LEN, CHANNEL_DEFAULT_MAX_MESSAGE);
+		s2 = EXIT_OK;
+	} else if (r == NODE_TIMEOUT) {
+		say("application message of %d bytes: still sending after "
+		    "%d ms",
+		    OVERSIZE_LEN, o.timeout_ms);
+		s2 = EXIT_TIMEOUT;
+	} else {
+		s2 = expect_close(fd, &ch, "application message over 4 MiB");
+	}
+	close(fd);
+out:
+	free(payload);
+	channel_buf_free(&big);
+	channel_destroy(&ch);
+	channel_buf_free(&msg1);
+	noise_keypair_destroy(&kp);
+	return worst(s1, s2);
+}
+
+static int mode_corrupt(void)
+{
+	struct noise_keypair kp;
+	struct channel ch;
+	struct channel_buf msg1 = {0}, frame = {0};
+	uint8_t data[64];
+	int fd, status;
+
+	if (load_key(&kp, 0))
+		return EXIT_SETUP;
+	fd = open_session(&ch, &kp, 0, &msg1, &status);
+	if (fd < 0)
+		goto out;
+	randombytes_buf(data, sizeof data);
+	if (channel_send(&ch, data, sizeof data, &frame)) {
+		say("cannot build a transport frame");
+		status = EXIT_SETUP;
+		close(fd);
+		goto out;
+	}
+	/* One bit in the ciphertext, past the length prefix: the frame is
+	 * well formed but its tag cannot verify. */
+	frame.data[CHANNEL_FRAME_HDR + 7] ^= 0x01;
+	if (send_all(fd, frame.data, frame.len, &ch, o.deadline) ==
+	    NODE_CLOSED) {
+		say("node closed the connection while the frame was sent");
+		status = EXIT_OK;
+	} else {
+		status = expect_close(fd, &ch,
+				      "transport frame with a bit "
+				      "flipped");
+	}
+	close(fd);
+out:
+	channel_buf_free(&frame);
+	channel_destroy(&ch);
+	channel_buf_free(&msg1);
+	noise_keypair_destroy(&kp);
+	return status;
+}
+
+static int mode_replay(void)
+{
+	struct noise_keypair kp;
+	struct channel ch;
+	struct channel_buf msg1 = {0};
+	int fd, status;
+
+	if (load_key(&kp, 0))
+		return EXIT_SETUP;
+	fd = open_session(&ch, &kp, 0, &msg1, &status);
+	if (fd < 0)
+		goto out;
+	say("first handshake with the captured message 1 completed");
+	close(fd);
+	/* Let the node see the first connection end before the replay. */
+	usleep(100 * 1000);
+	status = offend_raw(msg1.data, msg1.len, "same message 1 replayed");
+out:
+	channel_destroy(&ch);
+	channel_buf_free(&msg1);
+	noise_keypair_destroy(&kp);
+	return status;
+}
+
+/* ---- Main ---- */
+
+static const struct {
+	const char *name;
+	int (*run)(void);
+} modes[] = {
+    {"valid", mode_valid},	   {"wrong-key", mode_wrong_key},
+    {"random", mode_random},	   {"truncated", mode_truncated},
+    {"oversized", mode_oversized}, {"corrupt", mode_corrupt},
+    {"replay", mode_replay},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: msce-probe --target HOST:PORT --cluster NAME "
+	    "--server-key BASE64\n"
+	    "                  [--key KEYFILE] [--timeout-ms N] "
+	    "--mode MODE\n"
+	    "modes: valid wrong-key random truncated oversized corrupt "
+	    "replay\n"
+	    "--key is the secret key of a configured [peer] (needed by "
+	    "valid, oversized,\ncorrupt and replay). Exit 0: the node "
+	    "reacted as expected; 1: it did not;\n2: usage or setup "
+	    "error; 3: no reaction before the mode's deadline\n(--timeout-ms "
+	    "for the whole mode, default 5000).\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *target = NULL, *server_key = NULL;
+	struct err e;
+	size_t i;
+
+	o.timeout_ms = 5000;
+	for (int a = 1; a < argc; a++) {
+		const char *v = a + 1 < argc ? argv[a + 1] : NULL;
+
+		if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		if (!v) {
+			fprintf(stderr, "msce-probe: %s needs a value\n",
+				argv[a]);
+			return EXIT_SETUP;
+		}
+		if (!strcmp(argv[a], "--target"))
+			target = v;
+		else if (!strcmp(argv[a], "--cluster"))
+			o.cluster = v;
+		else if (!strcmp(argv[a], "--server-key"))
+			server_key = v;
+		else if (!strcmp(argv[a], "--key"))
+			o.key_path = v;
+		else if (!strcmp(argv[a], "--mode"))
+			o.mode = v;
+		else if (!strcmp(argv[a], "--timeout-ms"))
+			o.timeout_ms = atoi(v);
+		else {
+			fprintf(stderr, "msce-probe: unknown option %s\n",
+				argv[a]);
+			usage(stderr);
+			return EXIT_SETUP;
+		}
+		a++;
+	}
+	if (!target || !o.cluster || !server_key || !o.mode) {
+		usage(stderr);
+		return EXIT_SETUP;
+	}
+	if (o.timeout_ms <= 0 || o.timeout_ms > 600000) {
+		fprintf(stderr, "msce-probe: --timeout-ms out of range\n");
+		return EXIT_SETUP;
+	}
+	if (config_parse_addr(target, o.host, sizeof o.host, &o.port, &e) ||
+	    key_from_base64(server_key, o.server_key, &e)) {
+		fprintf(stderr, "msce-probe: %s\n", e.msg);
+		return EXIT_SETUP;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "msce-probe: libsodium failed to start\n");
+		return EXIT_SETUP;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 0; i < sizeof modes / sizeof modes[0]; i++)
+		if (!strcmp(o.mode, modes[i].name)) {
+			int status;
+
+			mode_name = modes[i].name;
+			o.deadline = mono_ms() + (uint64_t)o.timeout_ms;
+			status = modes[i].run();
+			say("%s", status == EXIT_OK ? "ok" : "FAILED");
+			return status;
+		}
+	fprintf(stderr, "msce-probe: unknown mode %s\n", o.mode);
+	usage(stderr);
+	return EXIT_SETUP;
+}

@@ -1,0 +1,411 @@
+/* One simulated node: a real store (nosync) and a replication core, with
+ * the core's store operations as thin wrappers of store.h and its I/O as
+ * the simulator: sends go to the fake network, closes cut the link, and
+ * applies become jobs that run at a later step, in order, as a driver's
+ * worker would. The core is never entered from inside its own callbacks;
+ * in_core checks that.
+ *
+ * A crash destroys the core and closes the store: queued apply jobs and
+ * everything in flight are lost, what was committed stays. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hlc.h"
+#include "log.h"
+#include "sim.h"
+
+uint64_t node_now(struct node *nd)
+{
+	uint64_t t = (uint64_t)((int64_t)(SIM_T0 + nd->sim->now) + nd->offset);
+	if (t > nd->max_wall)
+		nd->max_wall = t;
+	return t;
+}
+
+/* ---- store operations ---------------------------------------------------- */
+
+static struct store *st(void *ctx)
+{
+	return ((struct node *)ctx)->store;
+}
+
+static size_t op_vv(void *ctx, struct vv_entry *out, size_t max)
+{
+	return store_vv(st(ctx), out, max);
+}
+
+static void op_digest(void *ctx, uint8_t out[32])
+{
+	store_digest(st(ctx), out);
+}
+
+static uint64_t op_hw(void *ctx)
+{
+	return store_hlc_committed(st(ctx));
+}
+
+static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
+		       size_t max_count, size_t max_bytes, store_log_cb cb,
+		       void *cbctx, struct err *e)
+{
+	return store_log_read(st(ctx), origin, from, max_count, max_bytes, cb,
+			      cbctx, e);
+}
+
+static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
+			   struct err *e)
+{
+	return store_log_truncate(st(ctx), origin, upto, e);
+}
+
+static int op_gc(void *ctx, struct version upto, size_t *dropped,
+		 struct err *e)
+{
+	struct node *nd = ctx;
+	int rc = store_gc_tombstones(nd->store, upto, dropped, e);
+	if (rc == 0 && *dropped)
+		sim_log(nd->sim, "node %u collects %zu tombstones up to %llu.%u",
+			nd->id, *dropped,
+			(unsigned long long)(upto.hlc >> 16),
+			(unsigned)(upto.hlc & 0xffff));
+	return rc;
+}
+
+static int op_clock_advance(void *ctx, uint64_t wall_ms, struct err *e)
+{
+	return store_clock_advance(st(ctx), wall_ms, e);
+}
+
+static int op_snap_begin(void *ctx, struct store_snap **out, struct err *e)
+{
+	struct node *nd = ctx;
+	sim_log(nd->sim, "node %u begins a snapshot read", nd->id);
+	return store_snap_begin(nd->store, out, e);
+}
+
+static int op_snap_merge(void *ctx, const struct store_snap_record *r,
+			 size_t n, struct err *e)
+{
+	return store_snap_merge(st(ctx), r, n, e);
+}
+
+static int op_snap_finish(void *ctx, const struct vv_entry *vv, size_t n,
+			  struct err *e)
+{
+	return store_snap_finish(st(ctx), vv, n, e);
+}
+
+/* ---- I/O callbacks ------------------------------------------------------- */
+
+static int peer_index(struct node *nd, uint32_t peer)
+{
+	if (!nd->in_core) {
+		sim_fail(nd->sim, "node %u: io callback outside a core call",
+			 nd->id);
+		return -1;
+	}
+	if (peer == 0 || peer > (uint32_t)nd->sim->n || peer == nd->id) {
+		sim_fail(nd->sim, "node %u: io callback for unknown peer %u",
+			 nd->id, peer);
+		return -1;
+	}
+	return (int)peer - 1;
+}
+
+static void io_send(void *data, uint32_t peer, const uint8_t *buf,
+		    size_t len)
+{
+	struct node *nd = data;
+	int p = peer_index(nd, peer);
+	if (p >= 0)
+		net_send(nd->sim, nd->idx, p, buf, len);
+}
+
+static void io_close(void *data, uint32_t peer, int code, const char *reason)
+{
+	struct node *nd = data;
+	struct sim *s = nd->sim;
+	int p = peer_index(nd, peer);
+
+	if (p < 0)
+		return;
+	sim_log(s, "node %u closes link to %u: %s: %s", nd->id, peer,
+		err_name(code), reason);
+	/* The driver reconnects after a back-off, as msced does. */
+	net_cut(s, nd->idx, p, rng_range(&s->rng, 100, 1000));
+}
+
+static void io_apply(void *data, uint64_t token, const struct store_blob *b,
+		     size_t n)
+{
+	struct node *nd = data;
+	struct sim *s = nd->sim;
+	struct job *j;
+
+	if (!nd->in_core) {
+		sim_fail(s, "node %u: apply outside a core call", nd->id);
+		return;
+	}
+	j = malloc(sizeof *j);
+	if (j == NULL) {
+		sim_fail(s, "out of memory queueing an apply");
+		return;
+	}
+	j->next = NULL;
+	j->due = s->now + rng_range(&s->rng, 0, 8);
+	if (j->due < nd->jobs_last_due)
+		j->due = nd->jobs_last_due;
+	nd->jobs_last_due = j->due;
+	j->seq = ++s->seq;
+	j->token = token;
+	j->b = b;
+	j->n = n;
+	if (nd->jobs_tail)
+		nd->jobs_tail->next = j;
+	else
+		nd->jobs = j;
+	nd->jobs_tail = j;
+}
+
+static void io_trace(void *data, int level, const char *msg)
+{
+	struct node *nd = data;
+
+	/* Protocol errors are traced as "link to node N: why". */
+	if (level <= LOG_WARN && strncmp(msg, "link to node", 12) == 0 &&
+	    nd->first_error[0] == 0)
+		snprintf(nd->first_error, sizeof nd->first_error, "%s", msg);
+	if (nd->sim->opt.verbose > 1 || (nd->sim->opt.verbose && level <= LOG_WARN))
+		sim_log(nd->sim, "node %u: %s", nd->id, msg);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static void enter(struct node *nd)
+{
+	if (nd->in_core)
+		sim_fail(nd->sim, "node %u: core entered from its own callback",
+			 nd->id);
+	nd->in_core = 1;
+}
+
+/* A node accepts remote hlcs at most max_skew ahead of its wall clock,
+ * so its high-water can never run further ahead of the highest wall clock
+ * it has seen ("nothing is poisoned", DESIGN.md). */
+static void check_clock(struct node *nd)
+{
+	uint64_t hw = hlc_ms(store_hlc_committed(nd->store));
+	if (hw > nd->max_wall + SIM_MAX_SKEW_MS)
+		sim_fail(nd->sim,
+			 "node %u's clock was pushed %llu ms ahead of its wall "
+			 "clock (limit %d ms): it accepted something stamped "
+			 "by a clock far ahead",
+			 nd->id, (unsigned long long)(hw - nd->max_wall),
+			 SIM_MAX_SKEW_MS);
+}
+
+static void leave(struct node *nd)
+{
+	nd->in_core = 0;
+	check_clock(nd);
+}
+
+int node_start(struct sim *s, int i)
+{
+	struct node *nd = &s->nodes[i];
+	struct store_options o = {.node_id = nd->id,
+				  .cluster = SIM_CLUSTER,
+				  .nosync = 1,
+				  .map_size = (size_t)(s->opt.small_map ? 4 : 64)
+					      << 20};
+	struct repl_config cfg = s->rcfg;
+	struct err e;
+	int rc;
+
+	err_clear(&e);
+	if ((rc = store_open(nd->dir, &o, &nd->store, &e))) {
+		sim_fail(s, "node %u: store_open: %s", nd->id, e.msg);
+		return rc;
+	}
+	nd->ops = (struct repl_store_ops){
+		.ctx = nd,
+		.vv = op_vv,
+		.digest = op_digest,
+		.hw = op_hw,
+		.log_read = op_log_read,
+		.log_truncate = op_log_truncate,
+		.gc_tombstones = op_gc,
+		.clock_advance = op_clock_advance,
+		.snap_begin = op_snap_begin,
+		.snap_merge = op_snap_merge,
+		.snap_finish = op_snap_finish,
+	};
+	nd->io = (struct repl_io){
+		.data = nd,
+		.send = io_send,
+		.close = io_close,
+		.apply = io_apply,
+		.trace = io_trace,
+	};
+	cfg.node_id = nd->id;
+	if ((rc = repl_create(&cfg, &nd->ops, &nd->io, node_now(nd), &nd->repl,
+			      &e))) {
+		sim_fail(s, "node %u: repl_create: %s", nd->id, e.msg);
+		store_close(nd->store);
+		nd->store = NULL;
+		return rc;
+	}
+	nd->alive = 1;
+	nd->in_core = 0;
+	nd->next_tick = s->now + rng_range(&s->rng, 1, 100);
+	nd->jobs_last_due = 0;
+	memset(nd->sees, 0, sizeof nd->sees);
+	/* Peers dial in after a while. */
+	for (int j = 0; j < s->n; j++) {
+		struct link *l;
+		if (j == i || !s->nodes[j].alive)
+			continue;
+		l = net_link(s, i, j);
+		if (!l->up)
+			l->reconnect_at = s->now + rng_range(&s->rng, 10, 300);
+	}
+	sim_log(s, "node %u started", nd->id);
+	return 0;
+}
+
+static void add_counters(struct repl_counters *a, const struct repl_counters *b)
+{
+	a->snapshots_sent += b->snapshots_sent;
+	a->snapshots_received += b->snapshots_received;
+	a->clock_refusals += b->clock_refusals;
+	a->protocol_errors += b->protocol_errors;
+	a->tombstones_collected += b->tombstones_collected;
+	a->log_truncated += b->log_truncated;
+}
+
+void node_stop(struct sim *s, int i)
+{
+	struct node *nd = &s->nodes[i];
+	struct repl_counters c;
+
+	if (!nd->alive)
+		return;
+	repl_counters(nd->repl, &c);
+	add_counters(&nd->acc, &c);
+	repl_destroy(nd->repl);
+	nd->repl = NULL;
+	/* The core forgot these applies: they never happen. */
+	while (nd->jobs != NULL) {
+		struct job *j = nd->jobs;
+		nd->jobs = j->next;
+		free(j);
+	}
+	nd->jobs_tail = NULL;
+	store_close(nd->store);
+	nd->store = NULL;
+	nd->alive = 0;
+	net_node_down(s, i);
+}
+
+void node_crash(struct sim *s, int i)
+{
+	sim_log(s, "node %u crashes", s->nodes[i].id);
+	node_stop(s, i);
+}
+
+void node_counters(const struct node *nd, struct repl_counters *out)
+{
+	*out = nd->acc;
+	if (nd->repl != NULL) {
+		struct repl_counters c;
+		repl_counters(nd->repl, &c);
+		add_counters(out, &c);
+	}
+}
+
+/* ---- calls into the core ---------------------------------------------------- */
+
+void node_tick(struct sim *s, int i)
+{
+	struct node *nd = &s->nodes[i];
+
+	enter(nd);
+	repl_tick(nd->repl, node_now(nd));
+	leave(nd);
+	nd->next_tick = s->now + rng_range(&s->rng, 10, 100);
+}
+
+void node_link_up(struct sim *s, int i, int peer)
+{
+	struct node *nd = &s->nodes[i];
+
+	enter(nd);
+	repl_link_up(nd->repl, (uint32_t)peer + 1, node_now(nd));
+	leave(nd);
+}
+
+void node_link_down(struct sim *s, int i, int peer)
+{
+	struct node *nd = &s->nodes[i];
+
+	enter(nd);
+	repl_link_down(nd->repl, (uint32_t)peer + 1, node_now(nd));
+	leave(nd);
+}
+
+void node_recv(struct sim *s, int i, int peer, const uint8_t *buf, size_t len)
+{
+	struct node *nd = &s->nodes[i];
+
+	enter(nd);
+	repl_recv(nd->repl, (uint32_t)peer + 1, buf, len, node_now(nd));
+	leave(nd);
+}
+
+void node_local_commit(struct sim *s, int i)
+{
+	struct node *nd = &s->nodes[i];
+
+	enter(nd);
+	repl_local_commit(nd->repl, node_now(nd));
+	leave(nd);
+}
+
+int node_job_peek(struct node *nd, uint64_t *due, uint64_t *seq)
+{
+	if (nd->jobs == NULL)
+		return 0;
+	*due = nd->jobs->due;
+	*seq = nd->jobs->seq;
+	return 1;
+}
+
+void node_job_run(struct sim *s, int i)
+{
+	struct node *nd = &s->nodes[i];
+	struct job *j = nd->jobs;
+	struct store_apply_result res;
+	struct err e;
+	int rc;
+
+	if (j == NULL)
+		return;
+	nd->jobs = j->next;
+	if (nd->jobs == NULL)
+		nd->jobs_tail = NULL;
+	memset(&res, 0, sizeof res);
+	err_clear(&e);
+	rc = store_apply(nd->store, j->b, j->n, node_now(nd), SIM_MAX_SKEW_MS,
+			 &res, &e);
+	if (rc != 0 && rc != MSCE_ECLOCK && rc != MSCE_EGAP)
+		sim_fail(s, "node %u: store_apply of %zu changes: %s: %s",
+			 nd->id, j->n, err_name(rc), e.msg);
+	else if (rc)
+		sim_log(s, "node %u: apply stopped after %zu of %zu: %s",
+			nd->id, res.consumed, j->n, e.msg);
+	enter(nd);
+	repl_apply_done(nd->repl, j->token, rc, &res, &e, node_now(nd));
+	leave(nd);
+	free(j);
+}

@@ -1,0 +1,241 @@
+/* msce-sim: N nodes in one process, each a real store and a replication
+ * core, joined by a seeded fake network (net.c), with client writes
+ * (workload.c), faults (faults.c) and an independent model of the merge
+ * rule to check the result against (oracle.c). sim.c runs the seeds.
+ *
+ * Determinism: all randomness comes from one PRNG seeded by the seed; time
+ * is simulated; everything is kept in arrays walked in index order, so a
+ * seed replays the same run. */
+#ifndef MSCE_SIM_H
+#define MSCE_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "repl.h"
+#include "store.h"
+
+#define SIM_MAX_NODES 32
+/* Wall-clock ms at sim time 0: a fixed date, never time(). */
+#define SIM_T0 UINT64_C(1700000000000)
+#define SIM_MAX_SKEW_MS 60000
+#define SIM_CLUSTER "sim"
+
+/* ---- PRNG (splitmix64) ------------------------------------------------ */
+
+struct rng {
+	uint64_t s;
+};
+
+static inline uint64_t rng_next(struct rng *r)
+{
+	uint64_t z = (r->s += UINT64_C(0x9E3779B97F4A7C15));
+	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, n); 0 when n == 0. */
+static inline uint64_t rng_below(struct rng *r, uint64_t n)
+{
+	return n ? rng_next(r) % n : 0;
+}
+
+/* Uniform in [lo, hi]. */
+static inline uint64_t rng_range(struct rng *r, uint64_t lo, uint64_t hi)
+{
+	return lo + rng_below(r, hi - lo + 1);
+}
+
+/* True with probability ppm / 1e6. */
+static inline int rng_ppm(struct rng *r, uint64_t ppm)
+{
+	return rng_below(r, 1000000) < ppm;
+}
+
+/* ---- network ------------------------------------------------------------ */
+
+enum item_kind { ITEM_MSG, ITEM_UP, ITEM_DOWN };
+
+/* Something in flight on a directed channel, for its receiving end: a
+ * message, or that end learning that the connection came up or went down.
+ * Control items share the FIFO with messages, so a node learns "up" before
+ * the first message of that connection, as over TCP. */
+struct item {
+	struct item *next;
+	uint64_t due, seq;
+	uint64_t conn; /* connection the item belongs to */
+	int kind;
+	size_t len;
+	uint8_t data[];
+};
+
+struct chan {
+	struct item *head, *tail;
+	uint64_t last_due; /* FIFO: nothing overtakes on one channel */
+};
+
+/* An undirected link between two nodes; conn numbers its connections. */
+struct link {
+	int up;
+	int blocked; /* partitioned: no reconnect until healed */
+	uint64_t conn;
+	uint64_t reconnect_at; /* 0: no reconnect scheduled */
+	uint64_t dmin, dmax;   /* per-message delay range, ms */
+};
+
+/* ---- nodes -------------------------------------------------------------- */
+
+struct job {
+	struct job *next;
+	uint64_t due, seq, token;
+	const struct store_blob *b; /* the core keeps them until done */
+	size_t n;
+};
+
+struct sim;
+
+struct node {
+	struct sim *sim;
+	int idx;     /* 0..n-1 */
+	uint32_t id; /* idx + 1 */
+	int alive;
+	char *dir;
+	struct store *store;
+	struct repl *repl;
+	struct repl_store_ops ops;
+	struct repl_io io;
+	int in_core; /* inside a call into repl: io callbacks only then */
+	int64_t offset; /* wall clock = sim time + offset */
+	uint64_t max_wall; /* highest wall clock it has shown the node */
+	uint64_t next_tick, restart_at;
+	uint64_t sees[SIM_MAX_NODES]; /* conn whose "up" it got, per peer */
+	struct job *jobs, *jobs_tail;
+	uint64_t jobs_last_due;
+	struct repl_counters acc; /* counters of cores destroyed by crashes */
+	char first_error[256];    /* first protocol error traced */
+};
+
+/* ---- the world ------------------------------------------------------------ */
+
+struct oracle;
+struct workload;
+struct faults;
+
+enum {
+	FAULT_CUT = 1,
+	FAULT_PARTITION = 2,
+	FAULT_CRASH = 4,
+	FAULT_CLOCK = 8,
+	FAULT_ALL = 15,
+};
+
+struct sim_opts {
+	int nodes;
+	int steps;
+	int verbose;
+	int keep;      /* leave the data dirs for inspection */
+	int small_map; /* 4 MiB maps, so that they must grow */
+	unsigned faults; /* FAULT_* kinds allowed */
+};
+
+struct sim {
+	struct sim_opts opt;
+	uint64_t seed;
+	struct rng rng;
+	uint64_t now; /* sim ms */
+	uint64_t seq; /* orders items and jobs due at the same ms */
+	uint64_t conn_seq; /* numbers connections */
+	int n;
+	struct node nodes[SIM_MAX_NODES];
+	uint32_t ids[SIM_MAX_NODES];
+	struct repl_config rcfg;
+	struct link *links; /* n*n, [lo*n+hi] */
+	struct chan *chans; /* n*n, [from*n+to] */
+	char *root;
+	struct oracle *oracle;
+	struct workload *work;
+	struct faults *faults;
+	int failed;
+	char reason[768];
+	/* what the run went through */
+	uint64_t partitions, crashes, cuts, clock_faults;
+	uint64_t writes_acked, writes_refused;
+	uint64_t msgs_sent, msgs_dropped;
+	uint64_t conflicts; /* open at the end */
+	int64_t max_offset; /* highest clock offset used: healed by a jump */
+};
+
+/* Records the first failure reason (printf-style); later ones are ignored. */
+void sim_fail(struct sim *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Prints a line prefixed by sim time when --verbose. */
+void sim_log(struct sim *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* net.c */
+int net_init(struct sim *s);
+void net_free(struct sim *s);
+struct link *net_link(struct sim *s, int a, int b);
+/* Queues a message from -> to if the connection is up as `from` sees it. */
+void net_send(struct sim *s, int from, int to, const uint8_t *buf,
+	      size_t len);
+/* Cuts the link: in-flight messages are dropped, both ends learn "down"
+ * after a delay; reconnects after reconnect_ms (0: not by itself). */
+void net_cut(struct sim *s, int a, int b, uint64_t reconnect_ms);
+/* A node crashed: everything in flight to or from it is gone. */
+void net_node_down(struct sim *s, int i);
+/* Earliest event (an item's arrival or a reconnect): returns 0 if none,
+ * else 1 with its time, its order among events of that ms, and a handle
+ * for net_run. */
+int net_peek(struct sim *s, uint64_t *due, uint64_t *seq, int *what);
+void net_run(struct sim *s, int what);
+/* Nothing in flight but gossip, acks and pending reconnects. */
+int net_quiet(struct sim *s, char *why, size_t whylen);
+
+/* node.c */
+/* The node's wall clock now (ms since the epoch). */
+uint64_t node_now(struct node *nd);
+int node_start(struct sim *s, int i);
+void node_crash(struct sim *s, int i);
+void node_stop(struct sim *s, int i); /* at the end of a run */
+void node_tick(struct sim *s, int i);
+void node_link_up(struct sim *s, int i, int peer);
+void node_link_down(struct sim *s, int i, int peer);
+void node_recv(struct sim *s, int i, int peer, const uint8_t *buf,
+	       size_t len);
+void node_local_commit(struct sim *s, int i);
+int node_job_peek(struct node *nd, uint64_t *due, uint64_t *seq);
+void node_job_run(struct sim *s, int i);
+/* Counters of the live core plus those of cores lost in crashes. */
+void node_counters(const struct node *nd, struct repl_counters *out);
+
+/* oracle.c */
+struct oracle *oracle_new(void);
+void oracle_free(struct oracle *o);
+/* Records one acknowledged change (an encoded msce.Change, which must be
+ * origin/seq). Returns 0, or -1 with why filled. */
+int oracle_add(struct oracle *o, uint32_t origin, uint64_t seq,
+	       const uint8_t *change, size_t len, char *why, size_t whylen);
+/* Compares a store's visible content and conflicts with the rule applied
+ * to every acknowledged write. Returns 0, or 1 with why filled. */
+int oracle_check(struct oracle *o, struct store *st, char *why,
+		 size_t whylen);
+/* The store's conflict list as canonical text (malloc'd, sorted). */
+char *oracle_conflict_text(struct store *st);
+
+/* workload.c */
+struct workload *workload_new(struct sim *s);
+void workload_free(struct workload *w);
+/* Maybe one client batch at a random live node. */
+void workload_step(struct sim *s);
+
+/* faults.c */
+struct faults *faults_new(struct sim *s);
+void faults_free(struct faults *f);
+void faults_step(struct sim *s);
+/* Ends every fault: nodes up, partition healed, clocks fixed (sim time
+ * jumps past the largest offset used). */
+void faults_heal_all(struct sim *s);
+
+#endif
