@@ -585,6 +585,10 @@ static void do_status(struct node *n, struct client_conn *c,
 	C("oversized_frames", ns.oversized_frames);
 	C("duplicate_sessions", ns.duplicate_sessions);
 	C("connect_failures", ns.connect_failures);
+	C("refused_clock_skew", ns.refused_clock_skew);
+	C("bad_frames", ns.bad_frames);
+	C("too_slow", ns.too_slow);
+	C("rekeys", ns.rekeys);
 	C("snapshots_sent", rcnt.snapshots_sent);
 	C("snapshots_received", rcnt.snapshots_received);
 	C("clock_refusals", rcnt.clock_refusals);

@@ -29,46 +29,121 @@ uint64_t node_now_ms(void)
 
 /* ---- store ops for the core ------------------------------------------ */
 
+static struct node *node_of_store(void *ctx) { return ctx; }
+#define STORE(ctx) (node_of_store(ctx)->store)
+
 static size_t op_vv(void *ctx, struct vv_entry *out, size_t max)
 {
-	return store_vv(ctx, out, max);
+	return store_vv(STORE(ctx), out, max);
 }
-static void op_digest(void *ctx, uint8_t out[32]) { store_digest(ctx, out); }
-static uint64_t op_hw(void *ctx) { return store_hlc_committed(ctx); }
+static void op_digest(void *ctx, uint8_t out[32])
+{
+	store_digest(STORE(ctx), out);
+}
+static uint64_t op_hw(void *ctx) { return store_hlc_committed(STORE(ctx)); }
 static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
 		       size_t max_count, size_t max_bytes, store_log_cb cb,
 		       void *cbctx, struct err *e)
 {
-	return store_log_read(ctx, origin, from, max_count, max_bytes, cb,
-			      cbctx, e);
+	return store_log_read(STORE(ctx), origin, from, max_count, max_bytes,
+			      cb, cbctx, e);
 }
+/* Maintenance writes (log truncation, tombstone collection, the clock
+ * high-water) run on the writer thread: their fsync must not stall the
+ * loop. The core needs no answer; failures are logged. */
+struct call_job {
+	struct writer_job job;
+	struct node *n;
+	const char *what;
+	uint32_t origin;
+	uint64_t u64;
+	struct version upto;
+};
+
+static void call_done(struct writer_job *j)
+{
+	struct call_job *c = (struct call_job *)j;
+	if (j->rc)
+		log_warn("%s: %s", c->what, j->err.msg);
+	free(c);
+}
+
+static int submit_call(void *ctx, const char *what,
+		       int (*fn)(struct store *, void *, struct err *),
+		       uint32_t origin, uint64_t u64, struct version upto)
+{
+	struct node *n = node_of_store(ctx);
+	struct call_job *c;
+	if (n->stopping)
+		return 0;
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return MSCE_ENOMEM;
+	c->n = n;
+	c->what = what;
+	c->origin = origin;
+	c->u64 = u64;
+	c->upto = upto;
+	c->job.kind = WRITER_CALL;
+	c->job.call = fn;
+	c->job.call_arg = c;
+	c->job.done = call_done;
+	writer_submit(n->writer, &c->job);
+	return 0;
+}
+
+static int call_truncate(struct store *s, void *arg, struct err *e)
+{
+	struct call_job *c = arg;
+	return store_log_truncate(s, c->origin, c->u64, e);
+}
+static int call_gc(struct store *s, void *arg, struct err *e)
+{
+	struct call_job *c = arg;
+	return store_gc_tombstones(s, c->upto, NULL, e);
+}
+static int call_clock(struct store *s, void *arg, struct err *e)
+{
+	struct call_job *c = arg;
+	return store_clock_advance(s, c->u64, e);
+}
+
 static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
 			   struct err *e)
 {
-	return store_log_truncate(ctx, origin, upto, e);
+	(void)e;
+	struct version z = {0, 0};
+	return submit_call(ctx, "log truncation", call_truncate, origin, upto,
+			   z);
 }
 static int op_gc(void *ctx, struct version upto, size_t *dropped,
 		 struct err *e)
 {
-	return store_gc_tombstones(ctx, upto, dropped, e);
+	(void)e;
+	if (dropped)
+		*dropped = 0;
+	return submit_call(ctx, "tombstone collection", call_gc, 0, 0, upto);
 }
 static int op_clock(void *ctx, uint64_t wall_ms, struct err *e)
 {
-	return store_clock_advance(ctx, wall_ms, e);
+	(void)e;
+	struct version z = {0, 0};
+	return submit_call(ctx, "clock high-water", call_clock, 0, wall_ms, z);
 }
+/* Snapshot merges stay synchronous (rare; the Ack must follow them). */
 static int op_snap_begin(void *ctx, struct store_snap **out, struct err *e)
 {
-	return store_snap_begin(ctx, out, e);
+	return store_snap_begin(STORE(ctx), out, e);
 }
 static int op_snap_merge(void *ctx, const struct store_snap_record *r,
 			 size_t n, struct err *e)
 {
-	return store_snap_merge(ctx, r, n, e);
+	return store_snap_merge(STORE(ctx), r, n, e);
 }
 static int op_snap_finish(void *ctx, const struct vv_entry *vv, size_t n,
 			  struct err *e)
 {
-	return store_snap_finish(ctx, vv, n, e);
+	return store_snap_finish(STORE(ctx), vv, n, e);
 }
 
 /* ---- io for the core -------------------------------------------------- */
@@ -204,7 +279,7 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	for (size_t i = 0; i < n->cfg.npeers; i++)
 		n->nodes[i + 1] = n->cfg.peers[i].id;
 	n->ops = (struct repl_store_ops){
-		n->store,      op_vv,	       op_digest,     op_hw,
+		n,	       op_vv,	       op_digest,     op_hw,
 		op_log_read,   op_log_truncate, op_gc,	       op_clock,
 		op_snap_begin, op_snap_merge,   op_snap_finish};
 	n->io = (struct repl_io){n, io_send, io_close, io_apply, io_trace};

@@ -1337,7 +1337,11 @@ static void truncate_logs(struct repl *r)
 		if (vv[i].seq > r->cfg.log_retention &&
 		    vv[i].seq - r->cfg.log_retention > upto)
 			upto = vv[i].seq - r->cfg.log_retention;
-		if (upto <= vv[i].floor)
+		/* Truncate in steps, not every change: each is a commit. */
+		uint64_t step = r->cfg.log_retention / 4 + 1;
+		if (step > 1000)
+			step = 1000;
+		if (upto <= vv[i].floor || upto - vv[i].floor < step)
 			continue;
 		if (r->ops->log_truncate(r->ops->ctx, vv[i].origin, upto, &e))
 			trace(r, LOG_WARN, "log truncation: %s", e.msg);

@@ -64,7 +64,7 @@ struct conn {
 	uv_tcp_t tcp; /* tcp.data = this conn */
 	uv_connect_t connect;
 	struct peer_net *net;
-	struct peer *peer; /* outbound: the dialled one; inbound: once verified */
+	struct peer *peer; /* dialled, or once verified */
 	struct conn *prev, *next;
 	enum conn_state state;
 	int outbound;
@@ -140,10 +140,6 @@ static const char *conn_addr(const struct conn *c)
 	return c->outbound ? c->peer->cfg->address : c->addr;
 }
 
-/* A flood of bad connections must not flood the log: WARN_PER_SEC lines a
- * second, then one line saying how many were dropped. */
-static void net_warn(struct peer_net *n, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 /* Starts a new one-second window once the last is over, reporting what
  * the last one dropped. */
 static void warn_window(struct peer_net *n)
@@ -160,6 +156,10 @@ static void warn_window(struct peer_net *n)
 	n->warn_dropped = 0;
 }
 
+/* A flood of bad connections must not flood the log: WARN_PER_SEC lines a
+ * second, then one line saying how many were dropped. */
+static void net_warn(struct peer_net *n, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void net_warn(struct peer_net *n, const char *fmt, ...)
 {
 	char text[512];
@@ -338,8 +338,7 @@ static struct conn *conn_new(struct peer_net *n, int outbound)
 	return c;
 }
 
-/* ---- writing ---- */
-
+/* A dial that did not reach an authenticated session. */
 static void dial_failed(struct conn *c, const char *why)
 {
 	struct peer *p = c->peer;
@@ -356,6 +355,7 @@ static void dial_failed(struct conn *c, const char *why)
 	conn_close(c);
 }
 
+/* ---- writing ---- */
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -364,8 +364,7 @@ static void on_write(uv_write_t *req, int status)
 
 	free(w->data);
 	free(w);
-	if (status < 0 && status != UV_ECANCELED &&
-	    c->state != CONN_CLOSING) {
+	if (status < 0 && status != UV_ECANCELED && c->state != CONN_CLOSING) {
 		if (c->state == CONN_OPEN)
 			log_info("peer %u (%s): write failed: %s", peer_id(c),
 				 conn_addr(c), uv_strerror(status));
@@ -699,8 +698,8 @@ static void on_connect(uv_connect_t *req, int status)
 	if ((rc = channel_init(&c->ch, &cc, ts)) ||
 	    (rc = channel_start(&c->ch, &out))) {
 		channel_buf_free(&out);
-		log_error("peer %u: cannot start the handshake: %s",
-			  p->cfg->id, err_str(rc));
+		log_error("peer %u: cannot start the handshake: %s", p->cfg->id,
+			  err_str(rc));
 		conn_close(c);
 		return;
 	}
@@ -740,6 +739,18 @@ static void on_dial_timer(uv_timer_t *t)
 	dial(t->data);
 }
 
+/* Both ends dial; when both dials complete, one session is dropped and
+ * the other side sees up/down/up. The higher id waits a little longer, so
+ * usually only the lower id's dial happens. */
+static uint64_t head_start(const struct peer *p)
+{
+	if (p->net->cfg.race_dials)
+		return 0;
+	return p->cfg->id < p->net->cfg.cfg->node_id
+		       ? 3 * p->net->cfg.backoff_min_ms
+		       : 0;
+}
+
 /* Arms the dial timer unless a session or a dial exists or it is armed:
  * backoff plus up to half of it again as jitter, so that nodes restarted
  * together do not dial in lockstep; then the backoff doubles. */
@@ -751,9 +762,9 @@ static void schedule_dial(struct peer *p)
 	if (n->stopping || p->session || p->dialing ||
 	    uv_is_active((uv_handle_t *)&p->dial_timer))
 		return;
-	delay = b + randombytes_uniform((uint32_t)(b / 2 + 1));
-	p->backoff_ms = b * 2 > n->cfg.backoff_max_ms ? n->cfg.backoff_max_ms
-						     : b * 2;
+	delay = b + randombytes_uniform((uint32_t)(b / 2 + 1)) + head_start(p);
+	p->backoff_ms =
+	    b * 2 > n->cfg.backoff_max_ms ? n->cfg.backoff_max_ms : b * 2;
 	uv_timer_start(&p->dial_timer, on_dial_timer, delay, 0);
 }
 
@@ -778,8 +789,7 @@ static void reject(struct peer_net *n, uv_stream_t *server)
 	if (uv_accept(server, (uv_stream_t *)t) == 0 &&
 	    uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0)
 		format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
-	net_warn(n,
-		 "peer link %s: refused: %zu handshakes already pending",
+	net_warn(n, "peer link %s: refused: %zu handshakes already pending",
 		 addr, n->pending_in);
 	uv_close((uv_handle_t *)t, on_reject_close);
 }
@@ -899,8 +909,8 @@ static void on_rekey_timer(uv_timer_t *t)
 
 /* ---- public ---- */
 
-static int listen_socket(const char *name, const struct sockaddr *sa,
-			 int *out, struct err *e)
+static int listen_socket(const char *name, const struct sockaddr *sa, int *out,
+			 struct err *e)
 {
 	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 						  : sizeof(struct sockaddr_in);
@@ -1031,10 +1041,11 @@ int peer_net_start(const struct peer_net_config *cfg,
 	/* First dial soon, jittered, so that a cluster started together does
 	 * not dial in lockstep. */
 	for (i = 0; i < n->npeers; i++)
-		uv_timer_start(&n->peers[i].dial_timer, on_dial_timer,
-			       randombytes_uniform(
-				   (uint32_t)n->cfg.backoff_min_ms),
-			       0);
+		uv_timer_start(
+		    &n->peers[i].dial_timer, on_dial_timer,
+		    randombytes_uniform((uint32_t)n->cfg.backoff_min_ms) +
+			head_start(&n->peers[i]),
+		    0);
 	log_info("peer links: listening on %s, %zu peers", conf->listen,
 		 n->npeers);
 	*out = n;
@@ -1085,8 +1096,7 @@ int peer_net_send(struct peer_net *n, uint32_t peer, const uint8_t *msg,
 	if ((rc = channel_send(&c->ch, msg, len, &out))) {
 		channel_buf_free(&out);
 		if (rc == MSCE_ECLOSED) {
-			log_info("peer %u: nonces used up, reconnecting",
-				 peer);
+			log_info("peer %u: nonces used up, reconnecting", peer);
 			conn_close(c);
 		}
 		return rc;

@@ -39,29 +39,31 @@ struct peer_net_config {
 	uv_loop_t *loop;
 	const struct config *cfg; /* cluster, node id, listen, [peer] list */
 	const struct noise_keypair *key; /* our static key pair */
-	size_t max_pending;		 /* inbound handshakes in progress; 64 */
-	uint64_t handshake_timeout_ms;	 /* connect + handshake; 5000 */
-	uint64_t backoff_min_ms;	 /* 100 */
-	uint64_t backoff_max_ms;	 /* 5000 */
-	size_t max_queued_bytes; /* unsent bytes per link before it is cut
-				    as too slow; 64 MiB */
-	size_t max_message;	 /* largest message either way; 4 MiB */
-	uint64_t rekey_ms;	 /* age of a send key; 1 hour */
-	uint64_t rekey_check_ms; /* how often keys are checked; 10000 */
+	size_t max_pending;	       /* inbound handshakes in progress; 64 */
+	uint64_t handshake_timeout_ms; /* connect + handshake; 5000 */
+	uint64_t backoff_min_ms;       /* 100 */
+	uint64_t backoff_max_ms;       /* 5000 */
+	size_t max_queued_bytes;       /* unsent bytes per link before it is cut
+					  as too slow; 64 MiB */
+	size_t max_message;	       /* largest message either way; 4 MiB */
+	uint64_t rekey_ms;	       /* age of a send key; 1 hour */
+	uint64_t rekey_check_ms;       /* how often keys are checked; 10000 */
+	int race_dials; /* tests: no head start for the lower id, so both
+			   ends dial at once and duplicates get resolved */
 };
 
 /* Refusal counters (also exported as metrics). */
 struct peer_net_stats {
 	uint64_t sessions_established;
 	uint64_t refused_unknown_key;
-	uint64_t refused_replay;     /* message 1 timestamp not newer */
+	uint64_t refused_replay;	/* message 1 timestamp not newer */
 	uint64_t refused_bad_handshake; /* malformed, truncated, wrong size */
 	uint64_t refused_too_many_pending;
 	uint64_t handshake_timeouts;
 	uint64_t decrypt_failures;
 	uint64_t oversized_frames;
 	uint64_t duplicate_sessions;
-	uint64_t connect_failures; /* dial failed or link lost before auth */
+	uint64_t connect_failures;   /* dial failed or link lost before auth */
 	uint64_t refused_clock_skew; /* message 1 timestamp off our clock */
 	uint64_t bad_frames;	     /* protocol violation after handshake */
 	uint64_t too_slow;	     /* cut at max_queued_bytes */

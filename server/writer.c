@@ -108,14 +108,18 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&w->mu);
 
 		commit_writes(w, jobs);
-		for (struct writer_job *j = jobs; j != NULL; j = j->next)
+		for (struct writer_job *j = jobs; j != NULL; j = j->next) {
 			if (j->kind == WRITER_APPLY) {
 				err_clear(&j->err);
 				j->rc = store_apply(w->store, j->blobs,
 						    j->nblobs, wall_ms(),
 						    j->max_skew_ms, &j->res,
 						    &j->err);
+			} else if (j->kind == WRITER_CALL) {
+				err_clear(&j->err);
+				j->rc = j->call(w->store, j->call_arg, &j->err);
 			}
+		}
 
 		pthread_mutex_lock(&w->mu);
 		if (w->finished_tail)

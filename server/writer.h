@@ -13,7 +13,7 @@
 
 #include "store.h"
 
-enum writer_kind { WRITER_WRITE, WRITER_APPLY };
+enum writer_kind { WRITER_WRITE, WRITER_APPLY, WRITER_CALL };
 
 struct writer_job {
 	enum writer_kind kind;
@@ -27,6 +27,10 @@ struct writer_job {
 	size_t nblobs;
 	uint64_t max_skew_ms;
 	struct store_apply_result res;
+	/* WRITER_CALL: any other write, e.g. log truncation, run on the
+	 * writer thread so that its commit never blocks the loop. */
+	int (*call)(struct store *s, void *arg, struct err *e);
+	void *call_arg;
 	/* Results: rc as from store_write / store_apply, err says why. */
 	int rc;
 	struct err err;

@@ -395,6 +395,10 @@ int bench_lag(int argc, char **argv)
 			double d = bench_now() - t0;
 			if (d > worst)
 				worst = d;
+			if (getenv("MSCE_BENCH_VERBOSE") && d > 0.02)
+				fprintf(stderr, "sample %d seq %llu node %d: %.1f ms\n",
+					s, (unsigned long long)res.seq, i + 1,
+					d * 1000);
 		}
 		lag[got++] = worst * 1000.0;
 		usleep(20 * 1000); /* light load */

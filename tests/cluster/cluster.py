@@ -123,15 +123,43 @@ atexit.register(_kill_all_children)
 # ---- Small helpers -------------------------------------------------------
 
 
-def free_ports(n):
-    """n distinct free loopback ports (held open together while picked)."""
-    socks = []
+def _ephemeral_low():
     try:
-        for _ in range(n):
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(n):
+    """n distinct free loopback ports, below the kernel's ephemeral range so
+    that no outgoing connection (a node dialling before its peer listens)
+    can take one of them between now and the bind."""
+    hi = _ephemeral_low()
+    lo = max(1024, hi - 12000)
+    rng = random.Random()
+    socks, ports = [], []
+    try:
+        for _ in range(50 * n):
+            if len(ports) == n:
+                break
+            port = rng.randrange(lo, hi)
+            if port in ports:
+                continue
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+            ports.append(port)
+        while len(ports) < n:  # a crowded range: let the kernel choose
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            ports.append(s.getsockname()[1])
+        return ports
     finally:
         for s in socks:
             s.close()
@@ -332,7 +360,9 @@ class Cluster:
             return f.read().strip()
 
     def _setup(self, proxy, extra_peers):
-        ports = free_ports(self.n + len(extra_peers))
+        npairs = self.n * (self.n - 1) if proxy else 0
+        ports = free_ports(self.n + len(extra_peers) + npairs)
+        proxy_ports = ports[self.n + len(extra_peers):]
         for node, port in zip(self.nodes, ports):
             os.makedirs(node.data_dir, mode=0o700)
             os.chmod(node.dir, 0o750)  # the socket's dir (DESIGN: 0750)
@@ -348,7 +378,8 @@ class Cluster:
                 for b in self.nodes:
                     if a is not b:
                         name = "%d->%d" % (a.id, b.id)
-                        self.link_ports[name] = self.proxy.add(name, b.port)
+                        self.link_ports[name] = self.proxy.add(
+                            name, b.port, listen=proxy_ports.pop())
                         self.links[(a.id, b.id)] = name
         for node in self.nodes:
             self.write_config(node)
@@ -588,9 +619,10 @@ class Cluster:
 
     def wait_counter(self, node, name, above, timeout=10):
         """Until counters[name] > above; returns the value."""
-        return wait_until(lambda: (self.counters(node).get(name, 0) > above
-                                   and self.counters(node).get(name)),
-                          timeout, "%s counter %s > %s" % (node.name, name, above))
+        def check():
+            v = self.counters(node).get(name, 0)
+            return v if v > above else None
+        return wait_until(check, timeout, "%s counter %s > %s" % (node.name, name, above))
 
     def wait_connected(self, node, peer_ids, connected=True, timeout=30):
         """Until node's status shows each peer in peer_ids (dis)connected."""

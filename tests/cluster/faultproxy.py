@@ -287,14 +287,12 @@ class Control:
 
 
 async def watch_parent(pid, done):
+    # Reparenting is the reliable sign: a dead parent may linger as a
+    # zombie that kill(pid, 0) still finds.
     while not done.is_set():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if os.getppid() != pid:
             done.set()
             return
-        except PermissionError:
-            pass
         await asyncio.sleep(0.5)
 
 

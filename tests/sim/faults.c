@@ -1,8 +1,10 @@
 /* Faults, drawn per step with rates chosen per seed (some seeds get none
  * of a kind, some many): a single link cut, a partition (a random split
  * of the nodes, links across cut until it heals), a node crash with a
- * restart later, and clock offsets, some within the skew limit and some
- * far beyond it (minutes ahead or behind).
+ * restart later, clock offsets, some within the skew limit and some far
+ * beyond it (minutes ahead or behind), and congestion (a link's delay
+ * rises to seconds for a while, so that long transfers such as snapshots
+ * overlap everything else).
  *
  * faults_heal_all ends them all for the final quiescence; clocks are set
  * right and sim time jumps past the largest offset used, so that changes
@@ -12,7 +14,7 @@
 #include "sim.h"
 
 struct faults {
-	uint64_t cut_ppm, part_ppm, crash_ppm, clock_ppm;
+	uint64_t cut_ppm, part_ppm, crash_ppm, clock_ppm, slow_ppm;
 	uint64_t partition_until; /* 0: no partition */
 };
 
@@ -39,6 +41,7 @@ struct faults *faults_new(struct sim *s)
 	f->part_ppm = rate(&s->rng, 600, 1500);
 	f->crash_ppm = rate(&s->rng, 600, 1500);
 	f->clock_ppm = rate(&s->rng, 700, 1500);
+	f->slow_ppm = rate(&s->rng, 700, 1500);
 	/* Drawn first, then masked: the other draws stay the same. */
 	if (!(s->opt.faults & FAULT_CUT))
 		f->cut_ppm = 0;
@@ -48,6 +51,8 @@ struct faults *faults_new(struct sim *s)
 		f->crash_ppm = 0;
 	if (!(s->opt.faults & FAULT_CLOCK))
 		f->clock_ppm = 0;
+	if (!(s->opt.faults & FAULT_SLOW))
+		f->slow_ppm = 0;
 	return f;
 }
 
@@ -116,6 +121,36 @@ static void clock_fault(struct sim *s)
 	sim_log(s, "node %u clock offset %lld ms", nd->id, (long long)off);
 }
 
+static void congest(struct sim *s)
+{
+	int a = (int)rng_below(&s->rng, (uint64_t)s->n);
+	int b = (int)rng_below(&s->rng, (uint64_t)s->n);
+	struct link *l;
+
+	if (a == b)
+		return;
+	l = net_link(s, a, b);
+	l->dmin = rng_range(&s->rng, 300, 2000);
+	l->dmax = l->dmin + rng_range(&s->rng, 0, 2000);
+	l->slow_until = s->now + rng_range(&s->rng, 2000, 10000);
+	sim_log(s, "link %d-%d congested: %llu..%llu ms", a + 1, b + 1,
+		(unsigned long long)l->dmin, (unsigned long long)l->dmax);
+}
+
+static void uncongest(struct sim *s, int all)
+{
+	for (int a = 0; a < s->n; a++)
+		for (int b = a + 1; b < s->n; b++) {
+			struct link *l = net_link(s, a, b);
+			if (l->slow_until == 0 ||
+			    (!all && s->now < l->slow_until))
+				continue;
+			l->dmin = l->base_dmin;
+			l->dmax = l->base_dmax;
+			l->slow_until = 0;
+		}
+}
+
 void faults_step(struct sim *s)
 {
 	struct faults *f = s->faults;
@@ -150,12 +185,16 @@ void faults_step(struct sim *s)
 	}
 	if (rng_ppm(&s->rng, f->clock_ppm))
 		clock_fault(s);
+	uncongest(s, 0);
+	if (rng_ppm(&s->rng, f->slow_ppm))
+		congest(s);
 }
 
 void faults_heal_all(struct sim *s)
 {
 	if (s->faults->partition_until)
 		heal_partition(s);
+	uncongest(s, 1);
 	for (int i = 0; i < s->n && !s->failed; i++)
 		if (!s->nodes[i].alive)
 			node_start(s, i);

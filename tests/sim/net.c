@@ -51,6 +51,8 @@ int net_init(struct sim *s)
 			l->dmax = l->dmin + rng_range(&s->rng, 0, 40);
 			if (rng_below(&s->rng, 5) == 0) /* a slow link */
 				l->dmax += rng_range(&s->rng, 50, 300);
+			l->base_dmin = l->dmin;
+			l->base_dmax = l->dmax;
 		}
 	return 0;
 }

@@ -8,7 +8,7 @@
  * time for gossip and tombstone collection. The checks: equal vectors and
  * digests, content and conflicts equal to the oracle on every node, no
  * tombstone left, no protocol error. A failing seed replays with
- * --seed X --seeds 1. */
+ * --seed X --seeds 1 and the same other options. */
 #include <ftw.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -97,8 +97,9 @@ static void advance_to(struct sim *s, uint64_t target)
 		else
 			node_tick(s, which);
 		if (++events > EVENTS_LIMIT)
-			sim_fail(s, "livelock: %llu events without time passing",
-				 (unsigned long long)events);
+			sim_fail(s, "livelock: over %llu events in %llu ms",
+				 (unsigned long long)EVENTS_LIMIT,
+				 (unsigned long long)(target - s->now));
 	}
 	if (target > s->now)
 		s->now = target;
@@ -444,9 +445,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: msce-sim [--nodes N] [--seeds S] [--seed X] [--steps K]\n"
-		"                [--faults cut,partition,crash,clock|none]\n"
+		"                [--faults cut,partition,crash,clock,slow|none]\n"
 		"                [--small-map] [--keep] [--verbose]...\n"
-		"Runs seeds X..X+S-1 (X = 1, S = 10, N = 3, K = 1500 by "
+		"Runs seeds X..X+S-1 (X = 1, S = 10, N = 3, K = 3000 by "
 		"default);\nexit 0 iff every seed passes. A seed replays with "
 		"the same options.\n"
 		"  --faults     kinds of fault to inject (default all)\n"
@@ -464,6 +465,7 @@ static int parse_faults(const char *s, unsigned *out)
 		     {"partition", FAULT_PARTITION},
 		     {"crash", FAULT_CRASH},
 		     {"clock", FAULT_CLOCK},
+		     {"slow", FAULT_SLOW},
 		     {"all", FAULT_ALL},
 		     {"none", 0}};
 	*out = 0;
@@ -483,9 +485,10 @@ static int parse_faults(const char *s, unsigned *out)
 
 static const char *faults_name(unsigned f, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s%s", f & FAULT_CUT ? ",cut" : "",
+	snprintf(buf, len, "%s%s%s%s%s", f & FAULT_CUT ? ",cut" : "",
 		 f & FAULT_PARTITION ? ",partition" : "",
-		 f & FAULT_CRASH ? ",crash" : "", f & FAULT_CLOCK ? ",clock" : "");
+		 f & FAULT_CRASH ? ",crash" : "",
+		 f & FAULT_CLOCK ? ",clock" : "", f & FAULT_SLOW ? ",slow" : "");
 	return buf[0] ? buf + 1 : "none";
 }
 
@@ -511,9 +514,9 @@ int main(int argc, char **argv)
 		{"faults", required_argument, NULL, 'f'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
-	struct sim_opts o = {.nodes = 3, .steps = 1500, .faults = FAULT_ALL};
+	struct sim_opts o = {.nodes = 3, .steps = 3000, .faults = FAULT_ALL};
 	uint64_t first = 1, count = 10, v;
-	uint64_t passed = 0, failed = 0;
+	uint64_t passed = 0, failed = 0, first_failed = 0;
 	int snaps = 0, parts = 0, crashes = 0, refusals = 0, c;
 	struct timespec t0, t1;
 	char fbuf[64];
@@ -566,7 +569,7 @@ int main(int argc, char **argv)
 			if (parse_faults(optarg, &o.faults)) {
 				fprintf(stderr, "msce-sim: --faults: a comma "
 						"list of cut, partition, crash, "
-						"clock, or none\n");
+						"clock, slow, or none\n");
 				return 2;
 			}
 			break;
@@ -590,7 +593,8 @@ int main(int argc, char **argv)
 		struct outcome r;
 		run_seed(seed, &o, &r);
 		if (r.failed) {
-			failed++;
+			if (failed++ == 0)
+				first_failed = seed;
 			printf("seed %llu: FAIL %s\n", (unsigned long long)seed,
 			       r.reason);
 		} else {
@@ -614,5 +618,11 @@ int main(int argc, char **argv)
 	       secs > 0 ? (double)count / secs : 0.0,
 	       (unsigned long long)count, secs, snaps, parts, crashes,
 	       refusals);
+	if (failed)
+		printf("replay: msce-sim --nodes %d --steps %d --faults %s%s "
+		       "--seed %llu --seeds 1 --verbose\n",
+		       o.nodes, o.steps, faults_name(o.faults, fbuf, sizeof fbuf),
+		       o.small_map ? " --small-map" : "",
+		       (unsigned long long)first_failed);
 	return failed ? 1 : 0;
 }

@@ -82,6 +82,7 @@ struct link {
 	uint64_t conn;
 	uint64_t reconnect_at; /* 0: no reconnect scheduled */
 	uint64_t dmin, dmax;   /* per-message delay range, ms */
+	uint64_t base_dmin, base_dmax, slow_until; /* congestion fault */
 };
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -127,7 +128,8 @@ enum {
 	FAULT_PARTITION = 2,
 	FAULT_CRASH = 4,
 	FAULT_CLOCK = 8,
-	FAULT_ALL = 15,
+	FAULT_SLOW = 16,
+	FAULT_ALL = 31,
 };
 
 struct sim_opts {

@@ -32,8 +32,8 @@
 #include "uv_peer.h"
 
 #define CLUSTER "test-msce"
-#define MAXN 6	       /* node ids 1..MAXN */
-#define WAIT_MS 10000  /* bound of every wait */
+#define MAXN 6	      /* node ids 1..MAXN */
+#define WAIT_MS 10000 /* bound of every wait */
 #define KIB (1u << 10)
 #define MIB (1u << 20)
 
@@ -56,8 +56,8 @@ struct tnode {
 	struct peer_net *net;
 	int stopping, stopped;
 	int ups[MAXN + 1], downs[MAXN + 1];
-	int violations; /* up/down out of turn, or a callback after stop */
-	int send_on_up;	/* say "hello" from inside the up callback */
+	int violations;	 /* up/down out of turn, or a callback after stop */
+	int send_on_up;	 /* say "hello" from inside the up callback */
 	int stop_on_msg; /* peer_net_stop from inside the message "stop" */
 	struct rxmsg *rx;
 	size_t nrx, caprx;
@@ -154,7 +154,8 @@ static void on_up(void *data, uint32_t peer)
 	t->ups[peer]++;
 	if (t->send_on_up)
 		assert_int_equal(
-		    peer_net_send(t->net, peer, (const uint8_t *)"hello", 5), 0);
+		    peer_net_send(t->net, peer, (const uint8_t *)"hello", 5),
+		    0);
 }
 
 static void on_down(void *data, uint32_t peer)
@@ -213,8 +214,8 @@ static int free_port(struct world *w)
 		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)),
 				 0);
-		assert_int_equal(
-		    getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+		assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len),
+				 0);
 		close(fd);
 		port = ntohs(sa.sin_port);
 		for (int i = 1; i <= MAXN; i++)
@@ -249,8 +250,7 @@ static struct tnode *node_init(struct world *w, uint32_t id)
 	snprintf(t->cfg.cluster, sizeof(t->cfg.cluster), "%s", CLUSTER);
 	t->cfg.node_id = id;
 	snprintf(t->cfg.node_name, sizeof(t->cfg.node_name), "n%u", id);
-	snprintf(t->cfg.listen, sizeof(t->cfg.listen), "127.0.0.1:%d",
-		 t->port);
+	snprintf(t->cfg.listen, sizeof(t->cfg.listen), "127.0.0.1:%d", t->port);
 	t->cfg.max_clock_skew_ms = CONFIG_DEFAULT_CLOCK_SKEW_MS;
 	t->cfg.peers = t->peers;
 	t->pc.loop = &w->loop;
@@ -263,8 +263,7 @@ static struct tnode *node_init(struct world *w, uint32_t id)
 }
 
 /* a's config lists peer id with that key and port. */
-static void know(struct tnode *a, uint32_t id, const uint8_t key[32],
-		 int port)
+static void know(struct tnode *a, uint32_t id, const uint8_t key[32], int port)
 {
 	struct config_peer *p = &a->peers[a->cfg.npeers++];
 
@@ -402,8 +401,7 @@ static size_t count_rx(const struct tnode *t, size_t from, uint32_t peer)
 	return k;
 }
 
-static size_t count_text(const struct tnode *t, uint32_t peer,
-			 const char *text)
+static size_t count_text(const struct tnode *t, uint32_t peer, const char *text)
 {
 	size_t k = 0, n = strlen(text);
 
@@ -607,10 +605,8 @@ static void test_sessions_and_messages(void **state)
 	na = a->nrx;
 	nb = b->nrx;
 	for (int i = 0; i < 4; i++) {
-		assert_int_equal(peer_net_send(a->net, 2, msgs[i], lens[i]),
-				 0);
-		assert_int_equal(peer_net_send(b->net, 1, msgs[i], lens[i]),
-				 0);
+		assert_int_equal(peer_net_send(a->net, 2, msgs[i], lens[i]), 0);
+		assert_int_equal(peer_net_send(b->net, 1, msgs[i], lens[i]), 0);
 	}
 	WAIT_FOR(w, count_rx(b, nb, 1) == 4 && count_rx(a, na, 2) == 4);
 	check_rx(b, nb, 1, msgs, lens, 4);
@@ -645,6 +641,7 @@ static void test_three_nodes_race(void **state)
 	for (uint32_t i = 1; i <= 3; i++) {
 		t[i] = node_init(w, i);
 		t[i]->pc.backoff_min_ms = 1; /* first dial at once */
+		t[i]->pc.race_dials = 1;
 		t[i]->send_on_up = 1;
 	}
 	link_nodes(t[1], t[2]);
@@ -659,13 +656,12 @@ static void test_three_nodes_race(void **state)
 		for (int j = 1; j <= 3; j++) {
 			ups[i][j] = t[i]->ups[j];
 			if (i != j)
-				assert_int_equal(
-				    t[i]->ups[j] - t[i]->downs[j], 1);
+				assert_int_equal(t[i]->ups[j] - t[i]->downs[j],
+						 1);
 		}
 		dups += stats(t[i]).duplicate_sessions;
 	}
-	printf("duplicate sessions resolved: %llu\n",
-	       (unsigned long long)dups);
+	printf("duplicate sessions resolved: %llu\n", (unsigned long long)dups);
 	assert_true(dups >= 1);
 	run_for(w, 300);
 	for (int i = 1; i <= 3; i++)
@@ -831,8 +827,7 @@ static void test_replay_skew_duplicate(void **state)
 	WAIT_FOR(w, count_rx(a, 0, 5) == 1);
 	assert_int_equal(a->rx[0].len, 2);
 	assert_memory_equal(a->rx[0].data, "hi", 2);
-	assert_int_equal(peer_net_send(a->net, 5, (const uint8_t *)"yo", 2),
-			 0);
+	assert_int_equal(peer_net_send(a->net, 5, (const uint8_t *)"yo", 2), 0);
 
 	/* The same message 1 again. */
 	raw_open(w, &r2, a->port, f1.msg1.data, f1.msg1.len);
@@ -849,13 +844,11 @@ static void test_replay_skew_duplicate(void **state)
 
 	/* The first session still works. */
 	WAIT_FOR(w, r1.in_len > CHANNEL_FRAME_HDR + CHANNEL_MSG2_LEN);
-	assert_int_equal(channel_feed(&f1.ch,
-				      r1.in + CHANNEL_FRAME_HDR +
-					  CHANNEL_MSG2_LEN,
-				      r1.in_len - CHANNEL_FRAME_HDR -
-					  CHANNEL_MSG2_LEN,
-				      NULL),
-			 0);
+	assert_int_equal(
+	    channel_feed(&f1.ch, r1.in + CHANNEL_FRAME_HDR + CHANNEL_MSG2_LEN,
+			 r1.in_len - CHANNEL_FRAME_HDR - CHANNEL_MSG2_LEN,
+			 NULL),
+	    0);
 	assert_int_equal(f1.received, 1);
 	assert_memory_equal(f1.last, "yo", 2);
 
@@ -1085,24 +1078,21 @@ static void test_start_errors(void **state)
 	(void)state;
 	node_start(a);
 	/* Port in use. */
-	snprintf(b->cfg.listen, sizeof(b->cfg.listen), "127.0.0.1:%d",
-		 a->port);
+	snprintf(b->cfg.listen, sizeof(b->cfg.listen), "127.0.0.1:%d", a->port);
 	assert_int_equal(peer_net_start(&b->pc, &cb, &n, &e), MSCE_EIO);
 	assert_null(n);
 	assert_non_null(strstr(e.msg, b->cfg.listen));
 	/* A host name is not resolved. */
-	snprintf(b->cfg.listen, sizeof(b->cfg.listen), "127.0.0.1:%d",
-		 b->port);
+	snprintf(b->cfg.listen, sizeof(b->cfg.listen), "127.0.0.1:%d", b->port);
 	know(b, 1, a->kp.pub, a->port);
 	snprintf(b->peers[0].address, sizeof(b->peers[0].address),
 		 "example.com:7401");
 	assert_int_equal(peer_net_start(&b->pc, &cb, &n, &e), MSCE_ECONFIG);
 	assert_non_null(strstr(e.msg, "example.com"));
 	/* IPv6 literal and localhost parse. */
-	snprintf(b->peers[0].address, sizeof(b->peers[0].address),
-		 "[::1]:%d", a->port);
-	snprintf(b->cfg.listen, sizeof(b->cfg.listen), "localhost:%d",
-		 b->port);
+	snprintf(b->peers[0].address, sizeof(b->peers[0].address), "[::1]:%d",
+		 a->port);
+	snprintf(b->cfg.listen, sizeof(b->cfg.listen), "localhost:%d", b->port);
 	node_start(b);
 	run_for(w, 50);
 	world_free(w);
