@@ -8,7 +8,7 @@
 /* Sends req (id is set here) and waits for its response; *resp is freed
  * with msce__client_response__free_unpacked(resp, NULL). Returns 0 when a
  * response arrived (check resp->code), or a transport error. */
-int msce_call(msce_client *c, Msce__ClientRequest *req,
+int client_call(msce_client *c, Msce__ClientRequest *req,
 	      Msce__ClientResponse **resp);
 
 #endif

@@ -12,6 +12,7 @@
 #include "bounds.h"
 #include "client.pb-c.h"
 #include "log.h"
+#include "pballoc.h"
 #include "node.h"
 
 #define SCAN_MAX_LIMIT 10000
@@ -46,6 +47,8 @@ struct write_ctx {
 	struct node *n;
 	struct client_conn *c;
 	Msce__ClientRequest *req;
+	Msce__ResolveRequest *resolve; /* when req was rewritten from it */
+	char *field_name;
 	struct store_write *w;
 	struct store_field_in *f;
 	struct store_written *out;
@@ -60,6 +63,70 @@ static void fill_put_result(Msce__PutResult *pr, uint32_t origin,
 	pr->seq = o->seq;
 	pr->hlc = o->hlc;
 	pr->sites = 1;
+}
+
+/* ---- min_sites: answering a put once enough centers hold it ---------- */
+
+struct waiter {
+	struct client_conn *c;
+	uint64_t id, seq, hlc, deadline;
+	uint32_t want;
+	struct waiter *next;
+};
+
+static void wait_add(struct node *n, struct client_conn *c, uint64_t id,
+		     uint64_t seq, uint64_t hlc, uint32_t want,
+		     uint64_t deadline)
+{
+	struct waiter *w = calloc(1, sizeof *w);
+	if (w == NULL) {
+		reply_error(c, id, MSCE_ENOMEM, "out of memory");
+		return;
+	}
+	*w = (struct waiter){c, id, seq, hlc, deadline, want, n->waiters};
+	n->waiters = w;
+	api_check_waiters(n); /* peers may already hold it (relayed fast) */
+}
+
+/* Answers every waiter whose put enough centers now hold, or whose time
+ * ran out (the write stays committed where it is; the client is told how
+ * many centers had it). */
+void api_check_waiters(struct node *n)
+{
+	struct waiter **pp = &n->waiters;
+	uint64_t now = node_now_ms();
+
+	while (*pp != NULL) {
+		struct waiter *w = *pp;
+		uint32_t ids[64];
+		size_t k = repl_holders(n->repl, n->cfg.node_id, w->seq, ids,
+					64);
+		if (k >= w->want || now >= w->deadline || n->stopping) {
+			Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
+			Msce__PutResult pr = MSCE__PUT_RESULT__INIT;
+			char msg[160];
+			r.id = w->id;
+			pr.origin = n->cfg.node_id;
+			pr.seq = w->seq;
+			pr.hlc = w->hlc;
+			pr.sites = (uint32_t)k;
+			r.result_case = MSCE__CLIENT_RESPONSE__RESULT_PUT;
+			r.put = &pr;
+			if (k < w->want) {
+				snprintf(msg, sizeof msg,
+					 "committed here, but only %zu of the "
+					 "%u centers asked for hold it",
+					 k, w->want);
+				r.code = MSCE_ETIMEOUT;
+				r.error = msg;
+			}
+			reply(w->c, &r);
+			*pp = w->next;
+			free(w);
+			continue;
+		}
+		pp = &w->next;
+	}
 }
 
 static void write_done(struct writer_job *j)
@@ -104,6 +171,13 @@ static void write_done(struct writer_job *j)
 		free(items);
 		free(ip);
 		free(prs);
+	} else if (x->out[0].err.code == 0 && x->req->put->min_sites > 1 &&
+		   !x->n->stopping) {
+		/* Committed here; answered once enough centers hold it. */
+		uint64_t t = x->req->put->timeout_ms ? x->req->put->timeout_ms
+						      : 10000;
+		wait_add(x->n, x->c, x->req->id, x->out[0].seq, x->out[0].hlc,
+			 x->req->put->min_sites, node_now_ms() + t);
 	} else {
 		Msce__PutResult pr;
 		r.code = (uint32_t)x->out[0].err.code;
@@ -115,8 +189,19 @@ static void write_done(struct writer_job *j)
 		}
 		reply(x->c, &r);
 	}
-	if (j->rc == 0 && !x->n->stopping)
+	if (j->rc == 0 && !x->n->stopping) {
 		repl_local_commit(x->n->repl, node_now_ms());
+		watch_pump(x->n);
+	}
+	if (x->resolve != NULL) {
+		/* Put the request back as decoded before freeing it. */
+		free(x->req->put->fields[0]);
+		free(x->req->put->fields);
+		free(x->req->put);
+		x->resolve->field = x->field_name;
+		x->req->op_case = MSCE__CLIENT_REQUEST__OP_RESOLVE;
+		x->req->resolve = x->resolve;
+	}
 	msce__client_request__free_unpacked(x->req, NULL);
 	free(x->w);
 	free(x->f);
@@ -147,8 +232,19 @@ static int fill_write(const Msce__PutRequest *p, struct store_write *w,
 	return 0;
 }
 
+static void do_writes_owned(struct node *n, struct client_conn *c,
+			    Msce__ClientRequest *req,
+			    Msce__ResolveRequest *resolve);
+
 static void do_writes(struct node *n, struct client_conn *c,
 		      Msce__ClientRequest *req)
+{
+	do_writes_owned(n, c, req, NULL);
+}
+
+static void do_writes_owned(struct node *n, struct client_conn *c,
+			    Msce__ClientRequest *req,
+			    Msce__ResolveRequest *resolve)
 {
 	Msce__PutRequest **puts;
 	Msce__PutRequest *one[1];
@@ -178,9 +274,12 @@ static void do_writes(struct node *n, struct client_conn *c,
 			msce__client_request__free_unpacked(req, NULL);
 			return;
 		}
-		if (puts[i]->min_sites > 1) {
-			reply_error(c, req->id, MSCE_EINVAL,
-				    "min_sites > 1 is not supported yet");
+		if (puts[i]->min_sites > n->nnodes) {
+			char msg[128];
+			snprintf(msg, sizeof msg,
+				 "min_sites %u, but the cluster has %zu centers",
+				 puts[i]->min_sites, n->nnodes);
+			reply_error(c, req->id, MSCE_EINVAL, msg);
 			msce__client_request__free_unpacked(req, NULL);
 			return;
 		}
@@ -210,6 +309,9 @@ static void do_writes(struct node *n, struct client_conn *c,
 	x->n = n;
 	x->c = c;
 	x->req = req;
+	x->resolve = resolve;
+	if (resolve != NULL)
+		x->field_name = req->put->fields[0]->name;
 	x->nw = np;
 	x->job.kind = WRITER_WRITE;
 	x->job.w = x->w;
@@ -376,15 +478,23 @@ static void do_get(struct node *n, struct client_conn *c,
 	record_free(rec);
 }
 
+#define SCAN_PAGE_FULL 1000 /* not an msce code: ends a page early */
+
 struct scan_acc {
 	Msce__Record **recs;
 	size_t n, cap;
+	size_t bytes, max_bytes;
 	int oom;
 };
 
 static int scan_cb(void *ctx, const struct store_record_view *v)
 {
 	struct scan_acc *a = ctx;
+	/* A page stops before it outgrows what the connection may carry. */
+	size_t sz = record_encoded_size(v->rec) + v->key_len + 64;
+	if (a->n > 0 && a->bytes + sz > a->max_bytes)
+		return SCAN_PAGE_FULL;
+	a->bytes += sz;
 	if (a->n == a->cap) {
 		size_t cap = a->cap ? a->cap * 2 : 64;
 		Msce__Record **p = realloc(a->recs, cap * sizeof *p);
@@ -431,7 +541,11 @@ static void do_scan(struct node *n, struct client_conn *c,
 	}
 	s.limit = limit;
 	err_clear(&e);
+	acc.max_bytes = client_conn_max_reply(c) / 2;
 	rc = store_scan(n->store, &s, scan_cb, &acc, &e);
+	int page_full = rc == SCAN_PAGE_FULL;
+	if (page_full)
+		rc = 0;
 	r.id = req->id;
 	if (rc) {
 		r.code = (uint32_t)rc;
@@ -439,7 +553,9 @@ static void do_scan(struct node *n, struct client_conn *c,
 	} else {
 		sr.n_records = acc.n;
 		sr.records = acc.recs;
-		sr.next = (char *)(acc.n == limit ? acc.recs[acc.n - 1]->key : "");
+		sr.next = (char *)(acc.n == limit || page_full
+					   ? acc.recs[acc.n - 1]->key
+					   : "");
 		r.result_case = MSCE__CLIENT_RESPONSE__RESULT_SCAN;
 		r.scan = &sr;
 	}
@@ -476,7 +592,7 @@ static void do_status(struct node *n, struct client_conn *c,
 	struct repl_node_view *view = malloc(sizeof *view);
 	struct peer_net_stats ns;
 	struct repl_counters rcnt;
-	Msce__Counter cs[32], *cp[32];
+	Msce__Counter cs[48], *cp[48];
 	size_t ncs = 0;
 	uint64_t conflicts = 0, now = node_now_ms();
 
@@ -597,6 +713,18 @@ static void do_status(struct node *n, struct client_conn *c,
 	C("log_truncated", rcnt.log_truncated);
 	C("client_requests", n->client_requests);
 	C("client_errors", n->client_errors);
+	if (n->clients != NULL) {
+		struct client_server_stats cst;
+		client_server_stats(n->clients, &cst);
+		C("client_tcp_sessions", cst.tcp_sessions);
+		C("client_refused_unknown_key", cst.refused_unknown_key);
+		C("client_refused_replay", cst.refused_replay);
+		C("client_refused_bad_handshake", cst.refused_bad_handshake);
+		C("client_handshake_timeouts", cst.handshake_timeouts);
+		C("client_decrypt_failures", cst.decrypt_failures);
+		C("client_bad_frames", cst.bad_frames);
+		C("client_oversized_requests", cst.oversized_requests);
+	}
 	C("store_failed", (uint64_t)store_failed(n->store));
 #undef C
 	st.n_counters = ncs;
@@ -614,7 +742,269 @@ static void do_status(struct node *n, struct client_conn *c,
 	free(view);
 }
 
+/* ---- conflicts, resolve, backup --------------------------------------------------- */
+
+struct conf_acc {
+	const char *coll;
+	Msce__Conflict **items;
+	size_t n, cap, limit;
+	int oom;
+};
+
+static int conflict_cb(void *ctx, const struct store_conflict_view *v)
+{
+	struct conf_acc *a = ctx;
+	Msce__Conflict *m;
+
+	if (a->coll[0] != '\0' &&
+	    (strlen(a->coll) != v->coll_len ||
+	     memcmp(a->coll, v->coll, v->coll_len) != 0))
+		return 0;
+	if (a->n == a->limit)
+		return 1;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		Msce__Conflict **p = realloc(a->items, cap * sizeof *p);
+		if (p == NULL)
+			goto oom;
+		a->items = p;
+		a->cap = cap;
+	}
+	m = calloc(1, sizeof *m);
+	if (m == NULL)
+		goto oom;
+	msce__conflict__init(m);
+	a->items[a->n++] = m;
+	m->collection = strndup(v->coll, v->coll_len);
+	m->key = strndup(v->key, v->key_len);
+	m->field = strndup((const char *)v->field->name, v->field->name_len);
+	m->winner = fv_new(v->field, &v->field->w);
+	m->loser = fv_new(v->field, v->loser);
+	if (m->collection && m->key && m->field && m->winner && m->loser)
+		return 0;
+oom:
+	a->oom = 1;
+	return MSCE_ENOMEM;
+}
+
+static void fv_free(Msce__FieldVersion *f)
+{
+	if (f == NULL)
+		return;
+	free(f->name);
+	free(f->value.data);
+	free(f);
+}
+
+static void do_conflicts(struct node *n, struct client_conn *c,
+			 const Msce__ClientRequest *req)
+{
+	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
+	Msce__ConflictsResult cr = MSCE__CONFLICTS_RESULT__INIT;
+	struct conf_acc acc = {req->conflicts->collection, NULL, 0, 0,
+			       req->conflicts->limit ? req->conflicts->limit
+						     : 1000,
+			       0};
+	struct err e;
+	int rc;
+
+	err_clear(&e);
+	rc = store_conflicts(n->store, 0, conflict_cb, &acc, &e);
+	r.id = req->id;
+	if ((rc && rc != 1) || acc.oom) {
+		r.code = acc.oom ? MSCE_ENOMEM : (uint32_t)rc;
+		r.error = acc.oom ? "out of memory" : e.msg;
+	} else {
+		cr.n_conflicts = acc.n;
+		cr.conflicts = acc.items;
+		r.result_case = MSCE__CLIENT_RESPONSE__RESULT_CONFLICTS;
+		r.conflicts = &cr;
+	}
+	reply(c, &r);
+	for (size_t i = 0; i < acc.n; i++) {
+		Msce__Conflict *m = acc.items[i];
+		free(m->collection);
+		free(m->key);
+		free(m->field);
+		fv_free(m->winner);
+		fv_free(m->loser);
+		free(m);
+	}
+	free(acc.items);
+}
+
+struct winner_ctx {
+	const char *field;
+	int found;
+	struct version v;
+};
+
+static int winner_cb(void *ctx, const struct store_record_view *v)
+{
+	struct winner_ctx *w = ctx;
+	struct field_state *fs = record_field(v->rec, (const uint8_t *)w->field,
+					      strlen(w->field));
+	if (fs != NULL) {
+		w->found = 1;
+		w->v = fs->w.v;
+	}
+	return 0;
+}
+
+/* Resolve = a put of the field based on the current winner, which raises
+ * the field's seen version above every open loser. */
+static void do_resolve(struct node *n, struct client_conn *c,
+		       Msce__ClientRequest *req)
+{
+	Msce__ResolveRequest *rs = req->resolve;
+	struct winner_ctx wc = {rs->field, 0, {0, 0}};
+	Msce__PutRequest *p;
+	Msce__FieldIn *f, **fp;
+	struct err e;
+	int rc;
+
+	err_clear(&e);
+	rc = store_get(n->store, rs->collection, strlen(rs->collection), rs->key,
+		       strlen(rs->key), winner_cb, &wc, &e);
+	if (rc || !wc.found) {
+		reply_error(c, req->id, rc ? rc : MSCE_ENOTFOUND,
+			    rc ? e.msg : "no such field in that record");
+		msce__client_request__free_unpacked(req, NULL);
+		return;
+	}
+	/* Rewrite the request as a put; the decoded request owns it all. */
+	p = malloc(sizeof *p);
+	f = malloc(sizeof *f);
+	fp = malloc(sizeof *fp);
+	if (p == NULL || f == NULL || fp == NULL) {
+		free(p);
+		free(f);
+		free(fp);
+		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
+		msce__client_request__free_unpacked(req, NULL);
+		return;
+	}
+	msce__put_request__init(p);
+	msce__field_in__init(f);
+	f->name = rs->field;
+	f->value = rs->value;
+	f->has_base = 1;
+	f->base_hlc = wc.v.hlc;
+	f->base_origin = wc.v.origin;
+	fp[0] = f;
+	p->collection = rs->collection;
+	p->key = rs->key;
+	p->n_fields = 1;
+	p->fields = fp;
+	/* Strings stay owned by the resolve message, freed with req. */
+	rs->field = NULL;
+	req->op_case = MSCE__CLIENT_REQUEST__OP_PUT;
+	req->put = p;
+	do_writes_owned(n, c, req, rs);
+}
+
+struct backup_work {
+	uv_work_t w;
+	struct node *n;
+	struct client_conn *c;
+	uint64_t id;
+	char path[512];
+	uint64_t bytes;
+	int rc;
+	struct err e;
+};
+
+static void backup_run(uv_work_t *w)
+{
+	struct backup_work *b = w->data;
+	err_clear(&b->e);
+	b->rc = store_backup(b->n->store, b->path, &b->bytes, &b->e);
+}
+
+static void backup_done(uv_work_t *w, int status)
+{
+	struct backup_work *b = w->data;
+	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
+	Msce__BackupResult br = MSCE__BACKUP_RESULT__INIT;
+	(void)status;
+	r.id = b->id;
+	if (b->rc) {
+		r.code = (uint32_t)b->rc;
+		r.error = b->e.msg;
+	} else {
+		br.path = b->path;
+		br.bytes = b->bytes;
+		r.result_case = MSCE__CLIENT_RESPONSE__RESULT_BACKUP;
+		r.backup = &br;
+		log_info("backup of %llu bytes written to %s",
+			 (unsigned long long)b->bytes, b->path);
+	}
+	reply(b->c, &r);
+	free(b);
+}
+
+/* The copy runs on libuv's thread pool: it reads the whole store. */
+static void do_backup(struct node *n, struct client_conn *c,
+		      const Msce__ClientRequest *req)
+{
+	struct backup_work *b;
+	const char *path = req->backup->path;
+
+	if (path[0] != '/' || strlen(path) >= sizeof b->path) {
+		reply_error(c, req->id, MSCE_EINVAL,
+			    "backup path must be absolute and under 512 bytes");
+		return;
+	}
+	b = calloc(1, sizeof *b);
+	if (b == NULL) {
+		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
+		return;
+	}
+	b->n = n;
+	b->c = c;
+	b->id = req->id;
+	snprintf(b->path, sizeof b->path, "%s", path);
+	b->w.data = b;
+	if (uv_queue_work(n->loop, &b->w, backup_run, backup_done)) {
+		free(b);
+		reply_error(c, req->id, MSCE_EBUSY, "cannot start the backup");
+	}
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
+
+/* ro reads and watches; rw also writes and resolves; admin also backs
+ * up. Unix-socket clients are admin (file modes guard the socket). */
+static int role_allows(int role, Msce__ClientRequest__OpCase op)
+{
+	switch (op) {
+	case MSCE__CLIENT_REQUEST__OP_GET:
+	case MSCE__CLIENT_REQUEST__OP_SCAN:
+	case MSCE__CLIENT_REQUEST__OP_STATUS:
+	case MSCE__CLIENT_REQUEST__OP_WATCH:
+	case MSCE__CLIENT_REQUEST__OP_CONFLICTS:
+		return role >= CONFIG_ROLE_RO;
+	case MSCE__CLIENT_REQUEST__OP_PUT:
+	case MSCE__CLIENT_REQUEST__OP_BATCH:
+	case MSCE__CLIENT_REQUEST__OP_RESOLVE:
+		return role >= CONFIG_ROLE_RW;
+	case MSCE__CLIENT_REQUEST__OP_BACKUP:
+		return role >= CONFIG_ROLE_ADMIN;
+	default:
+		return 1; /* unknown requests get their own error */
+	}
+}
+
+static const char *op_name(Msce__ClientRequest__OpCase op)
+{
+	switch (op) {
+	case MSCE__CLIENT_REQUEST__OP_PUT: return "write";
+	case MSCE__CLIENT_REQUEST__OP_BATCH: return "write a batch";
+	case MSCE__CLIENT_REQUEST__OP_RESOLVE: return "resolve conflicts";
+	case MSCE__CLIENT_REQUEST__OP_BACKUP: return "back up the store";
+	default: return "do that";
+	}
+}
 
 void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		 size_t len)
@@ -629,11 +1019,25 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		reply_error(c, 0, MSCE_ECLOSED, "node is shutting down");
 		return;
 	}
-	req = msce__client_request__unpack(NULL, len, msg);
+	struct pb_limit lim;
+	req = msce__client_request__unpack(pb_limit_init(&lim, pb_limit_for(len)),
+					   len, msg);
 	if (req == NULL) {
 		n->client_errors++;
 		reply_error(c, 0, MSCE_EPROTO,
 			    "malformed request: not a msce.ClientRequest");
+		return;
+	}
+	if (!role_allows(client_conn_role(c), req->op_case)) {
+		char msg[160];
+		n->client_errors++;
+		snprintf(msg, sizeof msg,
+			 "client \"%s\" has role %s, which may not %s",
+			 client_conn_name(c),
+			 config_role_name(client_conn_role(c)),
+			 op_name(req->op_case));
+		reply_error(c, req->id, MSCE_EPERM, msg);
+		msce__client_request__free_unpacked(req, NULL);
 		return;
 	}
 	switch (req->op_case) {
@@ -649,6 +1053,18 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		break;
 	case MSCE__CLIENT_REQUEST__OP_STATUS:
 		do_status(n, c, req);
+		break;
+	case MSCE__CLIENT_REQUEST__OP_CONFLICTS:
+		do_conflicts(n, c, req);
+		break;
+	case MSCE__CLIENT_REQUEST__OP_RESOLVE:
+		do_resolve(n, c, req);
+		return; /* req freed when the write is done */
+	case MSCE__CLIENT_REQUEST__OP_BACKUP:
+		do_backup(n, c, req);
+		break;
+	case MSCE__CLIENT_REQUEST__OP_WATCH:
+		watch_start(n, c, req->id, req->watch);
 		break;
 	default:
 		n->client_errors++;

@@ -175,6 +175,8 @@ static void apply_done(struct writer_job *j)
 	if (a->n->repl != NULL)
 		repl_apply_done(a->n->repl, a->token, j->rc, &j->res, &j->err,
 				node_now_ms());
+	if (j->rc == 0 && j->res.applied > 0)
+		watch_pump(a->n);
 	free(a);
 }
 
@@ -224,13 +226,20 @@ static void net_message(void *data, uint32_t peer, const uint8_t *msg,
 {
 	struct node *n = data;
 	repl_recv(n->repl, peer, msg, len, node_now_ms());
+	if (n->waiters != NULL)
+		api_check_waiters(n); /* an Ack may complete a min_sites put */
 }
 
 static void on_tick(uv_timer_t *t)
 {
 	struct node *n = t->data;
-	if (!n->stopping)
-		repl_tick(n->repl, node_now_ms());
+	if (n->stopping)
+		return;
+	repl_tick(n->repl, node_now_ms());
+	if (n->waiters != NULL)
+		api_check_waiters(n);
+	if (n->watchers != NULL)
+		watch_pump(n);
 }
 
 /* ---- start --------------------------------------------------------------- */
@@ -298,8 +307,9 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	pcb = (struct peer_net_cb){n, net_up, net_down, net_message};
 	if ((r = peer_net_start(&pc, &pcb, &n->net, e)))
 		goto fail;
-	if (n->cfg.socket_path[0] != '\0' &&
-	    (r = client_server_start(loop, n->cfg.socket_path, api_request, n,
+	if ((n->cfg.socket_path[0] != '\0' ||
+	     n->cfg.client_listen[0] != '\0') &&
+	    (r = client_server_start(loop, &n->cfg, &n->key, api_request, n,
 				     &n->clients, e)))
 		goto fail;
 	uv_timer_init(loop, &n->tick);
@@ -347,6 +357,7 @@ static void writer_drained(void *arg)
 	struct node *n = arg;
 	/* Everything queued is committed and acknowledged; now the links. */
 	n->writer = NULL;
+	api_check_waiters(n); /* stopping: answers every waiter */
 	n->closing_parts = 2 + (n->clients != NULL);
 	uv_close((uv_handle_t *)&n->tick, tick_closed);
 	peer_net_stop(n->net, part_closed, n);
@@ -363,5 +374,6 @@ void node_stop(struct node *n, void (*done)(void *arg), void *arg)
 	n->stopped_arg = arg;
 	log_info("stopping: committing in-flight batches");
 	uv_timer_stop(&n->tick);
+	watch_close_all(n);
 	writer_stop(n->writer, writer_drained, n);
 }

@@ -34,6 +34,8 @@ struct node {
 	void (*stopped)(void *arg);
 	void *stopped_arg;
 	uint64_t client_requests, client_errors;
+	struct waiter *waiters; /* puts waiting for min_sites (api.c) */
+	struct watcher *watchers; /* watch streams (watch.c) */
 };
 
 uint64_t node_now_ms(void);
@@ -48,5 +50,16 @@ void node_stop(struct node *n, void (*done)(void *arg), void *arg);
 /* api.c: one client request (an encoded msce.ClientRequest). */
 void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		 size_t len);
+/* api.c: answer min_sites puts that are now satisfied or timed out. */
+void api_check_waiters(struct node *n);
+
+/* watch.c: watch streams. */
+struct Msce__WatchRequest;
+void watch_start(struct node *n, struct client_conn *c, uint64_t id,
+		 const struct Msce__WatchRequest *req);
+/* New changes were committed: send them to every watcher. */
+void watch_pump(struct node *n);
+/* Ends every stream (shutdown). */
+void watch_close_all(struct node *n);
 
 #endif

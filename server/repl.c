@@ -31,6 +31,7 @@
 #include "bounds.h"
 #include "hlc.h"
 #include "log.h"
+#include "pballoc.h"
 #include "peer.pb-c.h"
 
 #define MAX_ORIGINS 64
@@ -1248,7 +1249,9 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 			  len, MSCE_MAX_MESSAGE);
 		return;
 	}
-	m = msce__peer_msg__unpack(NULL, len, msg);
+	struct pb_limit lim;
+	m = msce__peer_msg__unpack(pb_limit_init(&lim, pb_limit_for(len)), len,
+				   msg);
 	if (m == NULL) {
 		fail_link(r, p, MSCE_EPROTO, "malformed message from node %u",
 			  peer);
@@ -1320,6 +1323,9 @@ static uint64_t peer_have(struct repl *r, uint32_t node, uint32_t origin)
 	return 0;
 }
 
+/* The log keeps the last log_retention changes of each origin: enough for
+ * peers that were away a while and for watchers; a peer further behind
+ * gets a snapshot. */
 static void truncate_logs(struct repl *r)
 {
 	struct vv_entry vv[MAX_ORIGINS];
@@ -1327,20 +1333,14 @@ static void truncate_logs(struct repl *r)
 	struct err e;
 
 	for (size_t i = 0; i < n; i++) {
-		uint64_t need = vv[i].seq, upto;
-		for (size_t j = 0; j < r->npeers; j++) {
-			uint64_t h = peer_have(r, r->peers[j].id, vv[i].origin);
-			if (h < need)
-				need = h;
-		}
-		upto = need;
-		if (vv[i].seq > r->cfg.log_retention &&
-		    vv[i].seq - r->cfg.log_retention > upto)
-			upto = vv[i].seq - r->cfg.log_retention;
+		uint64_t upto;
 		/* Truncate in steps, not every change: each is a commit. */
 		uint64_t step = r->cfg.log_retention / 4 + 1;
 		if (step > 1000)
 			step = 1000;
+		if (vv[i].seq <= r->cfg.log_retention)
+			continue;
+		upto = vv[i].seq - r->cfg.log_retention;
 		if (upto <= vv[i].floor || upto - vv[i].floor < step)
 			continue;
 		if (r->ops->log_truncate(r->ops->ctx, vv[i].origin, upto, &e))
@@ -1397,6 +1397,12 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 void repl_tick(struct repl *r, uint64_t now_ms)
 {
 	struct err e;
+
+	/* A wall clock stepped back must not stall the timers. */
+	if (r->next_gossip > now_ms + r->cfg.gossip_interval_ms)
+		r->next_gossip = now_ms;
+	if (r->next_truncate > now_ms + r->cfg.truncate_interval_ms)
+		r->next_truncate = now_ms;
 
 	if (now_ms >= r->next_gossip) {
 		/* An idle node still promises a rising hlc, so tombstone
@@ -1472,4 +1478,19 @@ void repl_node(const struct repl *r, uint32_t node, struct repl_node_view *out)
 void repl_counters(const struct repl *r, struct repl_counters *out)
 {
 	*out = r->counters;
+}
+
+size_t repl_holders(struct repl *r, uint32_t origin, uint64_t seq,
+		    uint32_t *out, size_t max)
+{
+	struct vv_entry vv[MAX_ORIGINS];
+	size_t n = my_vv(r, vv), k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (vv[i].origin == origin && vv[i].seq >= seq && k < max)
+			out[k++] = r->cfg.node_id;
+	for (size_t i = 0; i < r->npeers && k < max; i++)
+		if (peer_have(r, r->peers[i].id, origin) >= seq)
+			out[k++] = r->peers[i].id;
+	return k;
 }

@@ -148,4 +148,10 @@ struct repl_counters {
 };
 void repl_counters(const struct repl *r, struct repl_counters *out);
 
+/* Nodes known to hold change (origin, seq) durably: ourselves if our
+ * committed vector covers it, and every peer whose acknowledged or
+ * gossiped vector does. Fills at most max ids; returns the count. */
+size_t repl_holders(struct repl *r, uint32_t origin, uint64_t seq,
+		    uint32_t *out, size_t max);
+
 #endif

@@ -1571,12 +1571,18 @@ size_t store_tombstones(struct store *s)
 
 /* ---- snapshots ------------------------------------------------------------------ */
 
+/* A snapshot reads its vector first, then the records in chunks, each in
+ * its own short read transaction (so the map can still grow meanwhile).
+ * A chunk may show changes newer than the vector: merging more than the
+ * vector promises is harmless, and nothing it promises can be missing,
+ * because a tombstone the receiver lacks cannot be collected (the
+ * receiver has not acknowledged it). */
 struct store_snap {
 	struct store *s;
-	MDB_txn *txn;
-	MDB_cursor *cur;
 	struct vv_entry *vvs;
 	size_t nvv;
+	uint8_t last[MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY];
+	size_t last_len;
 	int started, done;
 	struct arena a;
 };
@@ -1584,49 +1590,28 @@ struct store_snap {
 int store_snap_begin(struct store *s, struct store_snap **out, struct err *e)
 {
 	struct store_snap *sn = calloc(1, sizeof *sn);
-	MDB_cursor *vc;
-	MDB_val k, v;
-	int rc;
 
 	*out = NULL;
 	if (sn == NULL)
 		return err_set(e, MSCE_ENOMEM, "begin snapshot");
 	sn->s = s;
 	arena_init(&sn->a, 8u << 20);
-	if ((rc = read_begin(s, &sn->txn, e))) {
-		free(sn);
-		return rc;
-	}
-	/* The vector is read in the same transaction as the records, so the
-	 * snapshot covers exactly it. */
-	if ((rc = mdb_cursor_open(sn->txn, s->vv, &vc)))
-		goto fail;
-	while (mdb_cursor_get(vc, &k, &v, MDB_NEXT) == 0) {
-		struct vv_entry *p;
-		if (k.mv_size != 4 || v.mv_size != 24)
-			continue;
-		p = realloc(sn->vvs, (sn->nvv + 1) * sizeof *p);
-		if (p == NULL) {
-			mdb_cursor_close(vc);
-			rc = ENOMEM;
-			goto fail;
+	pthread_mutex_lock(&s->stlock);
+	sn->vvs = malloc((s->nvv ? s->nvv : 1) * sizeof *sn->vvs);
+	if (sn->vvs != NULL) {
+		for (size_t i = 0; i < s->nvv; i++) {
+			sn->vvs[i] = s->vvs[i];
+			sn->vvs[i].floor = 0;
 		}
-		sn->vvs = p;
-		p[sn->nvv].origin = rd_be32(k.mv_data);
-		p[sn->nvv].seq = rd_le64(v.mv_data);
-		p[sn->nvv].hlc = rd_le64((uint8_t *)v.mv_data + 8);
-		p[sn->nvv].floor = 0;
-		sn->nvv++;
+		sn->nvv = s->nvv;
 	}
-	mdb_cursor_close(vc);
-	if ((rc = mdb_cursor_open(sn->txn, s->recs, &sn->cur)))
-		goto fail;
+	pthread_mutex_unlock(&s->stlock);
+	if (sn->vvs == NULL) {
+		store_snap_end(sn);
+		return err_set(e, MSCE_ENOMEM, "begin snapshot");
+	}
 	*out = sn;
 	return 0;
-fail:
-	lmdb_err(e, rc, "begin snapshot");
-	store_snap_end(sn);
-	return e ? e->code : MSCE_EIO;
 }
 
 size_t store_snap_vv(const struct store_snap *sn, struct vv_entry *out,
@@ -1640,47 +1625,71 @@ size_t store_snap_vv(const struct store_snap *sn, struct vv_entry *out,
 int store_snap_next(struct store_snap *sn, size_t max_bytes,
 		    store_record_cb cb, void *ctx, int *done, struct err *e)
 {
+	struct store *s = sn->s;
 	size_t bytes = 0;
+	MDB_txn *txn;
+	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc = 0;
+	int rc = 0, op;
 
 	*done = sn->done;
-	while (!sn->done && bytes < max_bytes) {
+	if (sn->done)
+		return 0;
+	if ((rc = read_begin(s, &txn, e)))
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->recs, &cur))) {
+		read_end(s, txn);
+		return lmdb_err(e, rc, "snapshot cursor");
+	}
+	if (sn->started) {
+		k.mv_size = sn->last_len;
+		k.mv_data = sn->last;
+		op = MDB_SET_RANGE;
+	} else {
+		op = MDB_FIRST;
+	}
+	rc = 0;
+	while (bytes < max_bytes) {
 		const uint8_t *z;
 		struct record r;
-		if (mdb_cursor_get(sn->cur, &k, &v,
-				   sn->started ? MDB_NEXT : MDB_FIRST) != 0) {
+		if (mdb_cursor_get(cur, &k, &v, op) != 0) {
 			sn->done = 1;
 			break;
 		}
-		sn->started = 1;
+		op = MDB_NEXT;
+		/* Resuming lands on the last key sent: skip it. */
+		if (sn->started && k.mv_size == sn->last_len &&
+		    memcmp(k.mv_data, sn->last, sn->last_len) == 0)
+			continue;
 		z = memchr(k.mv_data, 0, k.mv_size);
 		arena_reset(&sn->a);
-		if (z == NULL ||
-		    record_decode(v.mv_data, v.mv_size, &r, &sn->a))
-			return err_set(e, MSCE_ECORRUPT,
-				       "record %.*s is corrupt",
-				       (int)k.mv_size, (char *)k.mv_data);
+		if (z == NULL || k.mv_size > sizeof sn->last ||
+		    record_decode(v.mv_data, v.mv_size, &r, &sn->a)) {
+			rc = err_set(e, MSCE_ECORRUPT, "record %.*s is corrupt",
+				     (int)k.mv_size, (char *)k.mv_data);
+			break;
+		}
 		struct store_record_view view = {
 			k.mv_data, (size_t)(z - (uint8_t *)k.mv_data),
 			(const char *)z + 1,
 			k.mv_size - (size_t)(z - (uint8_t *)k.mv_data) - 1, &r};
 		if ((rc = cb(ctx, &view)) != 0)
-			return rc;
+			break;
+		memcpy(sn->last, k.mv_data, k.mv_size);
+		sn->last_len = k.mv_size;
+		sn->started = 1;
 		bytes += k.mv_size + v.mv_size;
 	}
+	mdb_cursor_close(cur);
+	read_end(s, txn);
 	*done = sn->done;
-	return 0;
+	return rc;
 }
 
 void store_snap_end(struct store_snap *sn)
 {
 	if (sn == NULL)
 		return;
-	if (sn->cur)
-		mdb_cursor_close(sn->cur);
-	if (sn->txn)
-		read_end(sn->s, sn->txn);
 	arena_free(&sn->a);
 	free(sn->vvs);
 	free(sn);
@@ -1784,4 +1793,27 @@ int store_snap_finish(struct store *s, const struct vv_entry *vv, size_t n,
 {
 	struct snapfinish_args a = {vv, n};
 	return run_batch(s, snapfinish_batch, &a, e);
+}
+
+int store_backup(struct store *s, const char *path, uint64_t *bytes,
+		 struct err *e)
+{
+	char file[600];
+	struct stat st;
+	int rc;
+
+	if (mkdir(path, 0750) != 0)
+		return err_set(e, errno == EEXIST ? MSCE_EINVAL : MSCE_EIO,
+			       "backup directory %s: %s", path,
+			       errno == EEXIST ? "already exists"
+					       : strerror(errno));
+	/* A read transaction inside: no map growth meanwhile. */
+	pthread_rwlock_rdlock(&s->maplock);
+	rc = mdb_env_copy2(s->env, path, MDB_CP_COMPACT);
+	pthread_rwlock_unlock(&s->maplock);
+	if (rc)
+		return lmdb_err(e, rc, "copy store");
+	snprintf(file, sizeof file, "%s/data.mdb", path);
+	*bytes = stat(file, &st) == 0 ? (uint64_t)st.st_size : 0;
+	return 0;
 }

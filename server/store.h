@@ -183,6 +183,11 @@ typedef int (*store_conflict_cb)(void *ctx,
 int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
 		    void *ctx, struct err *e);
 
+/* Writes a consistent, compacted copy of the store into directory path,
+ * which is created and must not exist. *bytes gets the copy's size. */
+int store_backup(struct store *s, const char *path, uint64_t *bytes,
+		 struct err *e);
+
 /* ---- tombstones and snapshots ----------------------------------------- */
 
 /* Drops tombstones whose version is <= upto. */

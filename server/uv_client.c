@@ -1,61 +1,261 @@
-/* Unix-socket client server; see uv_client.h.
+/* Client server: unix socket and TCP + Noise; see uv_client.h.
  *
- * Each connection reads into a buffer sized by the length prefix, checked
- * against CLIENT_MAX_MESSAGE before anything is allocated. A connection is
- * freed only when it is closed *and* no request of it is in flight, so a
- * reply that completes after the client went away finds a live struct and
- * is dropped. */
+ * Happy path, unix: each connection reads a 4-byte length, checks it
+ * against CLIENT_MAX_MESSAGE before allocating, reads the message and hands
+ * it to the callback. Replies get the same framing.
+ *
+ * Happy path, TCP: each accepted connection gets a Noise channel as the
+ * responder. The first 106 bytes (message 1 in its frame) are fed on their
+ * own; the verify callback looks the initiator's key up in the replay table
+ * (one entry per [client] section, same order as cfg->clients), which
+ * refuses unknown keys before the channel allocates anything and replayed
+ * or stale timestamps. Message 2 is written, the connection takes the role
+ * and name of its client entry, and every application message the channel
+ * reassembles is one request for the callback. Replies go through
+ * channel_send. A timer rekeys open channels and sweeps slow handshakes.
+ *
+ * Lifetime: a connection is freed only when its handle is closed *and* no
+ * request of it is in flight, so a reply that completes after the client
+ * went away finds a live struct and is dropped. A held reply's write keeps
+ * its hold until the write completes, which with CLIENT_MAX_INFLIGHT and
+ * CLIENT_MAX_QUEUED is the back-pressure on a client that does not read.
+ * Channel keys are wiped in the close callback.
+ *
+ * Failure modes: anything wrong before the handshake is done (unknown key,
+ * replay, clock skew, bad message 1, too many pending, too slow) and any
+ * failed decryption, bad frame or oversized request after it closes the
+ * connection, is counted by reason in the stats and logged as one WARN
+ * line, at most WARN_PER_SEC a second. The client reconnects. */
 #include "uv_client.h"
 
 #include <errno.h>
 #include <libgen.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
+#include "channel.h"
 #include "log.h"
 
+#define LISTEN_BACKLOG 128
+#define KEEPALIVE_S 30
+#define WARN_PER_SEC 10
+#define SWEEP_MS 1000
+#define READ_BUF_LEN (64u << 10)
+#define ADDR_LEN 56 /* "[" INET6_ADDRSTRLEN "]:65535" */
+
+enum conn_kind { CONN_UNIX, CONN_TCP };
+
+enum conn_state {
+	CONN_HANDSHAKE, /* TCP: Noise message 1 and 2 */
+	CONN_OPEN,	/* requests flow */
+	CONN_CLOSING,	/* uv_close called */
+};
+
 struct client_conn {
-	uv_pipe_t pipe;
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_pipe_t pipe;
+		uv_tcp_t tcp;
+	} h; /* h.handle.data = this conn */
 	struct client_server *srv;
 	struct client_conn *prev, *next;
+	enum conn_kind kind;
+	enum conn_state state;
+	int holds;   /* requests in flight */
+	int closed;  /* the close callback ran */
+	int reading; /* uv_read_start in effect */
+	/* unix framing */
 	uint8_t hdr[4];
 	size_t hdr_len;
 	uint8_t *msg;
 	size_t msg_len, msg_have;
-	int holds, closing, closed, reading;
+	/* TCP */
+	const struct config_client *client; /* once verified */
+	int pending;			    /* counted in srv->pending */
+	int verify_rc;	   /* our verify callback's refusal, 0 if none */
+	size_t hs_left;	   /* handshake bytes still to feed the channel */
+	uint64_t start_ms; /* loop time of the accept */
+	struct channel ch;
+	char addr[ADDR_LEN];
 };
 
 struct client_server {
 	uv_loop_t *loop;
-	uv_pipe_t listener;
-	char path[256];
+	const struct config *cfg;
+	const struct noise_keypair *key;
 	client_request_cb cb;
 	void *data;
+	uv_pipe_t pipe_listener;
+	uv_tcp_t tcp_listener;
+	uv_timer_t timer;
+	int have_pipe, have_tcp; /* listener handles initialised */
+	int bound_path;		 /* the socket file is ours to remove */
+	char path[sizeof(((struct config *)0)->socket_path)];
+	struct channel_replay_entry *replay; /* parallel to cfg->clients */
+	size_t nclients;
 	struct client_conn *conns;
-	int open_handles;
+	size_t pending;
+	int handles; /* initialised and not yet closed */
 	int stopping;
-	uint64_t errors;
+	struct client_server_stats stats;
+	uint64_t warn_window_ms;
+	unsigned warn_count;
+	uint64_t warn_dropped;
 	void (*done)(void *);
 	void *done_arg;
+	uint8_t rbuf[READ_BUF_LEN]; /* loop thread only; consumed at once */
 };
+
+struct wreq {
+	uv_write_t req;
+	struct client_conn *c;
+	int held; /* a reply: releases one hold when done */
+	uint8_t *data;
+};
+
+static void update_reading(struct client_conn *c);
+
+/* ---- small helpers ---- */
+
+static uint64_t wall_ms(void)
+{
+	uv_timeval64_t tv;
+
+	if (uv_gettimeofday(&tv))
+		return 0;
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static void warn_window(struct client_server *s)
+{
+	uint64_t now = uv_now(s->loop);
+
+	if (now - s->warn_window_ms < 1000)
+		return;
+	if (s->warn_dropped)
+		log_warn("client server: %llu more warnings suppressed",
+			 (unsigned long long)s->warn_dropped);
+	s->warn_window_ms = now;
+	s->warn_count = 0;
+	s->warn_dropped = 0;
+}
+
+/* A flood of bad connections must not flood the log: WARN_PER_SEC lines a
+ * second, then one line saying how many were dropped. */
+static void srv_warn(struct client_server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void srv_warn(struct client_server *s, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	warn_window(s);
+	if (s->warn_count >= WARN_PER_SEC) {
+		s->warn_dropped++;
+		return;
+	}
+	s->warn_count++;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_warn("%s", text);
+}
+
+static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		uv_ip4_name(in, ip, sizeof(ip));
+		snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+		    (const struct sockaddr_in6 *)sa;
+		uv_ip6_name(in6, ip, sizeof(ip));
+		snprintf(out, cap, "[%s]:%u", ip,
+			 (unsigned)ntohs(in6->sin6_port));
+	} else {
+		snprintf(out, cap, "?");
+	}
+}
+
+/* "host:port" with an IP literal or localhost; names are not resolved. */
+static int parse_sockaddr(const char *s, struct sockaddr_storage *ss,
+			  struct err *e)
+{
+	char host[256];
+	int port, rc;
+
+	memset(ss, 0, sizeof(*ss));
+	if ((rc = config_parse_addr(s, host, sizeof(host), &port, e)))
+		return rc;
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
+		return 0;
+	if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+		return 0;
+	return err_set(e, MSCE_ECONFIG,
+		       "\"%s\": not an IP address (host names are not "
+		       "resolved)",
+		       s);
+}
+
+/* Who c is, for logs: "frontdesk-1 (10.0.0.5:40122)", "10.0.0.5:40122"
+ * before the handshake, "local" on the unix socket. */
+static const char *conn_label(const struct client_conn *c, char *buf,
+			      size_t cap)
+{
+	if (c->kind == CONN_UNIX)
+		return "local";
+	if (c->client)
+		snprintf(buf, cap, "%s (%s)", c->client->name, c->addr);
+	else
+		snprintf(buf, cap, "%s", c->addr);
+	return buf;
+}
+
+/* ---- lifetime ---- */
 
 static void maybe_finish(struct client_server *s)
 {
-	if (s->stopping && s->open_handles == 0 && s->conns == NULL) {
-		void (*done)(void *) = s->done;
-		void *arg = s->done_arg;
+	void (*done)(void *);
+	void *arg;
+
+	if (!s->stopping || s->handles > 0 || s->conns != NULL)
+		return;
+	done = s->done;
+	arg = s->done_arg;
+	if (s->bound_path)
 		unlink(s->path);
-		free(s);
-		if (done)
-			done(arg);
-	}
+	free(s->replay);
+	free(s);
+	if (done)
+		done(arg);
+}
+
+static void on_srv_handle_closed(uv_handle_t *h)
+{
+	struct client_server *s = h->data;
+
+	s->handles--;
+	maybe_finish(s);
 }
 
 static void conn_free_if_done(struct client_conn *c)
 {
 	struct client_server *s = c->srv;
+
 	if (!c->closed || c->holds > 0)
 		return;
 	if (c->prev)
@@ -72,52 +272,243 @@ static void conn_free_if_done(struct client_conn *c)
 static void on_conn_closed(uv_handle_t *h)
 {
 	struct client_conn *c = h->data;
+
 	c->closed = 1;
+	/* Wipes the keys now, even if replies are still owed; deferred to
+	 * here because a close may come from inside channel_feed. */
+	channel_destroy(&c->ch);
 	conn_free_if_done(c);
 }
 
 void client_conn_close(struct client_conn *c)
 {
-	if (c->closing)
+	struct client_server *s = c->srv;
+
+	if (c->state == CONN_CLOSING)
 		return;
-	c->closing = 1;
-	uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+	c->state = CONN_CLOSING;
+	if (c->pending) {
+		c->pending = 0;
+		s->pending--;
+	}
+	uv_close(&c->h.handle, on_conn_closed);
 }
+
+static struct client_conn *conn_new(struct client_server *s,
+				    enum conn_kind kind)
+{
+	struct client_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	if (kind == CONN_UNIX ? uv_pipe_init(s->loop, &c->h.pipe, 0)
+			      : uv_tcp_init(s->loop, &c->h.tcp)) {
+		free(c);
+		return NULL;
+	}
+	c->h.handle.data = c;
+	c->srv = s;
+	c->kind = kind;
+	c->state = kind == CONN_UNIX ? CONN_OPEN : CONN_HANDSHAKE;
+	c->start_ms = uv_now(s->loop);
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	return c;
+}
+
+/* ---- writing ---- */
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+	struct client_conn *c = w->c;
+
+	if (status < 0 && c->state != CONN_CLOSING) {
+		log_debug("client connection: write failed: %s",
+			  uv_strerror(status));
+		client_conn_close(c);
+	}
+	if (w->held)
+		c->holds--;
+	free(w->data);
+	free(w);
+	update_reading(c);
+	conn_free_if_done(c);
+}
+
+/* Writes len bytes of data (malloc'd; taken over, freed here or when the
+ * write completes). held: the write is a reply and releases one hold when
+ * done, or here on failure. On failure c is closed. */
+static void conn_write(struct client_conn *c, uint8_t *data, size_t len,
+		       int held)
+{
+	struct wreq *w;
+	uv_buf_t b;
+	int rc;
+
+	if (c->state == CONN_CLOSING || len == 0) {
+		free(data);
+		if (held)
+			c->holds--;
+		conn_free_if_done(c);
+		return;
+	}
+	if ((w = malloc(sizeof(*w))) == NULL) {
+		free(data);
+		if (held)
+			c->holds--;
+		log_error("client connection: out of memory writing");
+		/* A lost reply leaves the client waiting: drop it. */
+		client_conn_close(c);
+		return;
+	}
+	w->c = c;
+	w->held = held;
+	w->data = data;
+	b = uv_buf_init((char *)data, (unsigned)len);
+	if ((rc = uv_write(&w->req, &c->h.stream, &b, 1, on_written))) {
+		free(data);
+		free(w);
+		if (held)
+			c->holds--;
+		log_debug("client connection: write failed: %s",
+			  uv_strerror(rc));
+		client_conn_close(c);
+		return;
+	}
+	update_reading(c);
+}
+
+/* Writes what the channel put into b (taking its buffer; b is zeroed). */
+static void conn_write_buf(struct client_conn *c, struct channel_buf *b,
+			   int held)
+{
+	uint8_t *data = b->data;
+	size_t len = b->len;
+
+	memset(b, 0, sizeof(*b));
+	conn_write(c, data, len, held);
+}
+
+void client_conn_hold(struct client_conn *c)
+{
+	c->holds++;
+	update_reading(c);
+}
+
+size_t client_conn_max_reply(const struct client_conn *c)
+{
+	return c->kind == CONN_TCP ? CLIENT_MAX_MESSAGE : CLIENT_MAX_REPLY_UNIX;
+}
+
+void client_conn_reply(struct client_conn *c, const uint8_t *msg, size_t len)
+{
+	struct client_server *s = c->srv;
+	struct channel_buf out = {0};
+	char label[128];
+	uint8_t *data;
+	int rc;
+
+	if (c->state != CONN_OPEN) {
+		c->holds--;
+		conn_free_if_done(c);
+		return;
+	}
+	if (len > client_conn_max_reply(c)) {
+		s->stats.oversized_replies++;
+		srv_warn(s,
+			 "client %s: closed: reply of %zu bytes over the "
+			 "limit of %zu",
+			 conn_label(c, label, sizeof(label)), len,
+			 client_conn_max_reply(c));
+		c->holds--;
+		client_conn_close(c);
+		return;
+	}
+	if (c->kind == CONN_UNIX) {
+		if ((data = malloc(4 + len)) == NULL) {
+			c->holds--;
+			log_error("client connection: out of memory replying");
+			client_conn_close(c);
+			return;
+		}
+		data[0] = (uint8_t)(len >> 24);
+		data[1] = (uint8_t)(len >> 16);
+		data[2] = (uint8_t)(len >> 8);
+		data[3] = (uint8_t)len;
+		if (len)
+			memcpy(data + 4, msg, len);
+		conn_write(c, data, 4 + len, 1);
+		return;
+	}
+	if ((rc = channel_send(&c->ch, len ? msg : NULL, len, &out))) {
+		channel_buf_free(&out);
+		c->holds--;
+		log_info("client %s: closed: cannot send a reply: %s",
+			 conn_label(c, label, sizeof(label)), err_str(rc));
+		client_conn_close(c);
+		return;
+	}
+	conn_write_buf(c, &out, 1);
+}
+
+int client_conn_role(const struct client_conn *c)
+{
+	if (c->kind == CONN_UNIX)
+		return CONFIG_ROLE_ADMIN;
+	return c->client ? c->client->role : 0;
+}
+
+const char *client_conn_name(const struct client_conn *c)
+{
+	if (c->kind == CONN_UNIX)
+		return "local";
+	return c->client ? c->client->name : "?";
+}
+
+/* ---- reading ---- */
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	static char slab[65536]; /* loop thread only; consumed at once */
-	(void)h;
+	struct client_conn *c = h->data;
+
 	(void)suggested;
-	buf->base = slab;
-	buf->len = sizeof slab;
+	buf->base = (char *)c->srv->rbuf;
+	buf->len = READ_BUF_LEN;
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 static void update_reading(struct client_conn *c)
 {
-	int want = !c->closing && c->holds < CLIENT_MAX_INFLIGHT;
-	if (want && !c->reading)
-		uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
-	else if (!want && c->reading)
-		uv_read_stop((uv_stream_t *)&c->pipe);
+	int want =
+	    c->state != CONN_CLOSING && c->holds < CLIENT_MAX_INFLIGHT &&
+	    uv_stream_get_write_queue_size(&c->h.stream) < CLIENT_MAX_QUEUED;
+
+	if (want && !c->reading) {
+		if (uv_read_start(&c->h.stream, on_alloc, on_read)) {
+			client_conn_close(c);
+			return;
+		}
+	} else if (!want && c->reading && c->state != CONN_CLOSING) {
+		uv_read_stop(&c->h.stream);
+	}
 	c->reading = want;
 }
 
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+/* The unix framing: a 4-byte length, checked before allocating, and the
+ * message. */
+static void unix_feed(struct client_conn *c, const uint8_t *p, size_t left)
 {
-	struct client_conn *c = st->data;
-	const uint8_t *p = (const uint8_t *)buf->base;
-	size_t left = nread > 0 ? (size_t)nread : 0;
+	struct client_server *s = c->srv;
 
-	if (nread < 0) {
-		client_conn_close(c);
-		return;
-	}
-	while (left > 0 && !c->closing) {
+	while (left > 0 && c->state == CONN_OPEN) {
+		size_t n;
+
 		if (c->hdr_len < 4) {
-			size_t n = 4 - c->hdr_len < left ? 4 - c->hdr_len : left;
+			n = 4 - c->hdr_len < left ? 4 - c->hdr_len : left;
 			memcpy(c->hdr + c->hdr_len, p, n);
 			c->hdr_len += n;
 			p += n;
@@ -127,177 +518,621 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			c->msg_len = (size_t)c->hdr[0] << 24 |
 				     (size_t)c->hdr[1] << 16 |
 				     (size_t)c->hdr[2] << 8 | c->hdr[3];
-			if (c->msg_len == 0 || c->msg_len > CLIENT_MAX_MESSAGE) {
-				c->srv->errors++;
-				log_warn("client: request of %zu bytes refused "
-					 "(limit %u); closing",
+			if (c->msg_len == 0 ||
+			    c->msg_len > CLIENT_MAX_MESSAGE) {
+				if (c->msg_len)
+					s->stats.oversized_requests++;
+				else
+					s->stats.bad_frames++;
+				srv_warn(s,
+					 "client local: closed: request of "
+					 "%zu bytes (limit %u)",
 					 c->msg_len, CLIENT_MAX_MESSAGE);
 				client_conn_close(c);
 				return;
 			}
-			c->msg = malloc(c->msg_len);
-			if (c->msg == NULL) {
+			if ((c->msg = malloc(c->msg_len)) == NULL) {
+				log_error("client local: out of memory");
 				client_conn_close(c);
 				return;
 			}
 			c->msg_have = 0;
 		}
-		size_t n = c->msg_len - c->msg_have < left ? c->msg_len - c->msg_have
-							   : left;
+		n = c->msg_len - c->msg_have < left ? c->msg_len - c->msg_have
+						    : left;
 		memcpy(c->msg + c->msg_have, p, n);
 		c->msg_have += n;
 		p += n;
 		left -= n;
 		if (c->msg_have == c->msg_len) {
 			uint8_t *m = c->msg;
-			size_t len = c->msg_len;
+
 			c->msg = NULL;
 			c->hdr_len = 0;
-			c->srv->cb(c->srv->data, c, m, len);
+			if (!s->stopping)
+				s->cb(s->data, c, m, c->msg_len);
 			free(m);
 		}
 	}
-	update_reading(c);
 }
 
-struct wreq {
-	uv_write_t req;
-	struct client_conn *c;
-	uint8_t data[];
-};
-
-static void on_written(uv_write_t *req, int status)
+/* Closes c after channel_feed failed with rc, counting the reason. */
+static void refuse(struct client_conn *c, int rc)
 {
-	struct wreq *w = (struct wreq *)req;
-	if (status < 0)
-		client_conn_close(w->c);
-	w->c->holds--;
-	update_reading(w->c);
-	conn_free_if_done(w->c);
-	free(w);
-}
+	struct client_server *s = c->srv;
+	struct client_server_stats *st = &s->stats;
+	const char *why = err_str(rc);
+	uint64_t *counter = NULL;
+	char label[128];
 
-void client_conn_hold(struct client_conn *c)
-{
-	c->holds++;
-	update_reading(c);
-}
-
-void client_conn_reply(struct client_conn *c, const uint8_t *msg, size_t len)
-{
-	struct wreq *w;
-	uv_buf_t b;
-
-	if (c->closing) {
-		c->holds--;
-		conn_free_if_done(c);
-		return;
+	if (c->verify_rc && rc == c->verify_rc) {
+		switch (rc) {
+		case MSCE_EPERM:
+			counter = &st->refused_unknown_key;
+			why = "unknown client key";
+			break;
+		case MSCE_EAUTH:
+			counter = &st->refused_replay;
+			why = "message 1 replayed (timestamp not newer)";
+			break;
+		case MSCE_ECLOCK:
+			counter = &st->refused_clock_skew;
+			why = "message 1 timestamp outside the clock skew";
+			break;
+		}
+	} else if (c->state == CONN_HANDSHAKE) {
+		counter = &st->refused_bad_handshake;
+		why = rc == MSCE_EAUTH ? "bad handshake (does not decrypt: "
+					 "wrong node key or cluster?)"
+				       : "bad handshake (malformed)";
+	} else {
+		switch (rc) {
+		case MSCE_EAUTH:
+			counter = &st->decrypt_failures;
+			why = "decryption failed";
+			break;
+		case MSCE_ETOOBIG:
+			counter = &st->oversized_requests;
+			why = "request over the size limit";
+			break;
+		case MSCE_EPROTO:
+			counter = &st->bad_frames;
+			why = "bad frame";
+			break;
+		case MSCE_ECLOSED:
+			why = "nonces exhausted";
+			break;
+		}
 	}
-	w = malloc(sizeof *w + 4 + len);
-	if (w == NULL) {
-		c->holds--;
+	if (counter) {
+		(*counter)++;
+		srv_warn(s, "client %s: closed: %s",
+			 conn_label(c, label, sizeof(label)), why);
+	} else {
+		log_info("client %s: closed: %s",
+			 conn_label(c, label, sizeof(label)), why);
+	}
+	client_conn_close(c);
+}
+
+/* The handshake is done: c becomes its client's connection. */
+static void establish(struct client_conn *c)
+{
+	struct client_server *s = c->srv;
+	char label[128];
+
+	if (c->pending) {
+		c->pending = 0;
+		s->pending--;
+	}
+	c->state = CONN_OPEN;
+	s->stats.tcp_sessions++;
+	log_debug("client %s: connected, role %s",
+		  conn_label(c, label, sizeof(label)),
+		  config_role_name(c->client->role));
+}
+
+/* Feeds received bytes. Message 1 goes in on its own, so that a failure is
+ * classified exactly and the connection is open before any request. */
+static void tcp_feed(struct client_conn *c, const uint8_t *p, size_t len)
+{
+	struct channel_buf out = {0};
+	int rc;
+
+	while (len && c->state == CONN_HANDSHAKE) {
+		size_t take = len < c->hs_left ? len : c->hs_left;
+
+		rc = channel_feed(&c->ch, p, take, &out);
+		p += take;
+		len -= take;
+		c->hs_left -= take;
+		if (rc) {
+			channel_buf_free(&out);
+			refuse(c, rc);
+			return;
+		}
+		if (out.len)
+			conn_write_buf(c, &out, 0); /* message 2 */
+		else
+			channel_buf_free(&out);
+		if (c->state == CONN_CLOSING)
+			return;
+		if (channel_is_open(&c->ch))
+			establish(c);
+		else if (!c->hs_left)
+			refuse(c, MSCE_EPROTO); /* cannot happen */
+	}
+	if (!len || c->state != CONN_OPEN)
+		return;
+	rc = channel_feed(&c->ch, p, len, NULL);
+	/* The handler may have closed c, or the server been stopped, from a
+	 * request callback: no fault of the client. */
+	if (rc && c->state != CONN_CLOSING)
+		refuse(c, rc);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct client_conn *c = st->data;
+	char label[128];
+
+	if (nread == 0 || c->state == CONN_CLOSING)
+		return;
+	if (nread < 0) {
+		if (c->state == CONN_HANDSHAKE)
+			log_debug("client %s: closed before authenticating: "
+				  "%s",
+				  c->addr, uv_strerror((int)nread));
+		else
+			log_debug("client %s: disconnected: %s",
+				  conn_label(c, label, sizeof(label)),
+				  uv_strerror((int)nread));
 		client_conn_close(c);
 		return;
 	}
-	w->c = c;
-	w->data[0] = (uint8_t)(len >> 24);
-	w->data[1] = (uint8_t)(len >> 16);
-	w->data[2] = (uint8_t)(len >> 8);
-	w->data[3] = (uint8_t)len;
-	memcpy(w->data + 4, msg, len);
-	b = uv_buf_init((char *)w->data, (unsigned)(4 + len));
-	/* The hold is released when the write completes. */
-	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written)) {
-		free(w);
-		c->holds--;
-		client_conn_close(c);
-	}
+	if (c->kind == CONN_UNIX)
+		unix_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+	else
+		tcp_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+	if (c->state != CONN_CLOSING)
+		update_reading(c);
 }
 
-static void on_connection(uv_stream_t *l, int status)
+/* ---- the channel's callbacks ---- */
+
+static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
+			     uint64_t timestamp_ms)
+{
+	struct client_conn *c = ctx;
+	struct client_server *s = c->srv;
+	uint64_t skew = s->cfg->max_clock_skew_ms;
+	size_t i;
+	int rc;
+
+	if (!skew)
+		skew = CONFIG_DEFAULT_CLOCK_SKEW_MS;
+	/* The table holds exactly the [client] keys, in config order: an
+	 * unknown key is refused here, before the channel allocates anything
+	 * for the session, and the index is the client entry
+	 * (config_client_by_key would find the same one). */
+	rc = channel_replay_check(s->replay, s->nclients, key, timestamp_ms,
+				  wall_ms(), skew, &i);
+	c->verify_rc = rc;
+	if (!rc)
+		c->client = &s->cfg->clients[i];
+	return rc;
+}
+
+static int on_channel_message(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct client_conn *c = ctx;
+	struct client_server *s = c->srv;
+	char label[128];
+
+	if (c->state != CONN_OPEN || s->stopping)
+		return MSCE_ECLOSED;
+	if (len == 0) {
+		/* Like a zero length on the unix socket. */
+		s->stats.bad_frames++;
+		srv_warn(s, "client %s: closed: empty request",
+			 conn_label(c, label, sizeof(label)));
+		client_conn_close(c);
+		return MSCE_ECLOSED;
+	}
+	s->cb(s->data, c, msg, len);
+	return c->state == CONN_OPEN && !s->stopping ? 0 : MSCE_ECLOSED;
+}
+
+/* ---- accepting ---- */
+
+static void on_unix_connection(uv_stream_t *l, int status)
 {
 	struct client_server *s = l->data;
 	struct client_conn *c;
 
-	if (status < 0 || s->stopping)
+	if (status < 0) {
+		srv_warn(s, "client socket: accept failed: %s",
+			 uv_strerror(status));
 		return;
-	c = calloc(1, sizeof *c);
-	if (c == NULL)
+	}
+	if (s->stopping)
 		return;
-	c->srv = s;
-	uv_pipe_init(s->loop, &c->pipe, 0);
-	c->pipe.data = c;
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	if (uv_accept(l, (uv_stream_t *)&c->pipe)) {
+	if ((c = conn_new(s, CONN_UNIX)) == NULL) {
+		log_error("client socket: out of memory accepting");
+		return;
+	}
+	if (uv_accept(l, &c->h.stream)) {
 		client_conn_close(c);
 		return;
 	}
 	update_reading(c);
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_reject_closed(uv_handle_t *h)
 {
 	struct client_server *s = h->data;
-	s->open_handles--;
+
+	free(h);
+	s->handles--;
 	maybe_finish(s);
 }
 
-int client_server_start(uv_loop_t *loop, const char *path,
-			client_request_cb cb, void *data,
-			struct client_server **out, struct err *e)
+/* Too many handshakes pending: accept and close at once. */
+static void reject(struct client_server *s, uv_stream_t *l)
 {
-	struct client_server *s;
-	char dir[256];
+	uv_tcp_t *t = malloc(sizeof(*t));
+	char addr[ADDR_LEN] = "?";
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	s->stats.refused_too_many_pending++;
+	if (t == NULL || uv_tcp_init(s->loop, t)) {
+		free(t);
+		srv_warn(s, "client listener: out of memory refusing a "
+			    "connection");
+		return;
+	}
+	t->data = s;
+	s->handles++;
+	if (uv_accept(l, (uv_stream_t *)t) == 0 &&
+	    uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0)
+		format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
+	srv_warn(s, "client %s: refused: %zu handshakes already pending", addr,
+		 s->pending);
+	uv_close((uv_handle_t *)t, on_reject_closed);
+}
+
+static void on_tcp_connection(uv_stream_t *l, int status)
+{
+	struct client_server *s = l->data;
+	struct channel_config cc;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss), rc;
+	struct client_conn *c;
+
+	if (status < 0) {
+		srv_warn(s, "client listener: accept failed: %s",
+			 uv_strerror(status));
+		return;
+	}
+	if (s->stopping)
+		return;
+	if (s->pending >= CLIENT_MAX_PENDING ||
+	    (c = conn_new(s, CONN_TCP)) == NULL) {
+		reject(s, l);
+		return;
+	}
+	snprintf(c->addr, sizeof(c->addr), "?");
+	c->pending = 1;
+	s->pending++;
+	if ((rc = uv_accept(l, &c->h.stream))) {
+		srv_warn(s, "client listener: accept failed: %s",
+			 uv_strerror(rc));
+		client_conn_close(c);
+		return;
+	}
+	if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+		format_addr((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
+	c->hs_left = CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN;
+	memset(&cc, 0, sizeof(cc));
+	cc.role = NOISE_RESPONDER;
+	cc.cluster = s->cfg->cluster;
+	cc.local = s->key;
+	cc.max_message = CLIENT_MAX_MESSAGE;
+	cc.cb.verify = on_channel_verify;
+	cc.cb.message = on_channel_message;
+	cc.cb.ctx = c;
+	if ((rc = channel_init(&c->ch, &cc, wall_ms()))) {
+		log_error("client %s: cannot start the handshake: %s", c->addr,
+			  err_str(rc));
+		client_conn_close(c);
+		return;
+	}
+	/* Errors only cost latency or slower detection of a dead client. */
+	uv_tcp_nodelay(&c->h.tcp, 1);
+	uv_tcp_keepalive(&c->h.tcp, 1, KEEPALIVE_S);
+	update_reading(c);
+}
+
+/* ---- the timer: slow handshakes and rekeying ---- */
+
+static void on_timer(uv_timer_t *t)
+{
+	struct client_server *s = t->data;
+	uint64_t now = uv_now(s->loop), wall = wall_ms();
+	struct client_conn *c;
+	char label[128];
+
+	warn_window(s); /* so a flood's last count is not held back */
+	/* client_conn_close only unlinks in the close callback: next stays
+	 * valid. */
+	for (c = s->conns; c != NULL; c = c->next) {
+		struct channel_buf out = {0};
+
+		if (c->kind != CONN_TCP)
+			continue;
+		if (c->state == CONN_HANDSHAKE) {
+			if (now - c->start_ms < CLIENT_HANDSHAKE_TIMEOUT_MS)
+				continue;
+			s->stats.handshake_timeouts++;
+			srv_warn(s,
+				 "client %s: closed: handshake not done in "
+				 "%u ms",
+				 c->addr, CLIENT_HANDSHAKE_TIMEOUT_MS);
+			client_conn_close(c);
+			continue;
+		}
+		if (c->state != CONN_OPEN)
+			continue;
+		switch (channel_rekey_due(&c->ch, wall)) {
+		case CHANNEL_KEEP:
+			break;
+		case CHANNEL_REKEY:
+			if (channel_rekey(&c->ch, wall, &out) == 0) {
+				s->stats.rekeys++;
+				conn_write_buf(c, &out, 0);
+			} else {
+				channel_buf_free(&out);
+				log_info("client %s: closed: rekey failed",
+					 conn_label(c, label, sizeof(label)));
+				client_conn_close(c);
+			}
+			break;
+		case CHANNEL_RENEW:
+			log_info("client %s: closed: nonces nearly used up",
+				 conn_label(c, label, sizeof(label)));
+			client_conn_close(c);
+			break;
+		}
+	}
+}
+
+/* ---- start and stop ---- */
+
+/* Bound by hand so that "address in use" is reported here: a uv handle,
+ * once made, can only be released asynchronously. */
+static int listen_socket(const char *name, const struct sockaddr *sa, int *out,
+			 struct err *e)
+{
+	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
+	int one = 1, fd, saved;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(e, MSCE_EIO, "client listener %s: socket: %s",
+			       name, strerror(errno));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, sa, len) || listen(fd, LISTEN_BACKLOG)) {
+		saved = errno;
+		close(fd);
+		return err_set(e, MSCE_EIO, "client listener %s: %s", name,
+			       strerror(saved));
+	}
+	*out = fd;
+	return 0;
+}
+
+/* Releases what start made after a failure once handles exist; the
+ * server frees itself when the loop has closed them. */
+static void start_failed(struct client_server *s)
+{
+	s->stopping = 1;
+	if (s->have_pipe)
+		uv_close((uv_handle_t *)&s->pipe_listener,
+			 on_srv_handle_closed);
+	if (s->have_tcp) {
+		uv_close((uv_handle_t *)&s->tcp_listener, on_srv_handle_closed);
+		uv_close((uv_handle_t *)&s->timer, on_srv_handle_closed);
+	}
+	maybe_finish(s);
+}
+
+static int start_unix(struct client_server *s, const char *path, struct err *e)
+{
+	char dir[sizeof(s->path)];
 	int rc;
 
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	/* The directory is the access control: 0750, group may connect. */
+	if (mkdir(dirname(dir), 0750) != 0 && errno != EEXIST)
+		return err_set(e, MSCE_EIO,
+			       "create socket directory for %s: %s", path,
+			       strerror(errno));
+	unlink(path); /* a stale socket from a killed node */
+	uv_pipe_init(s->loop, &s->pipe_listener, 0);
+	s->pipe_listener.data = s;
+	s->have_pipe = 1;
+	s->handles++;
+	if ((rc = uv_pipe_bind(&s->pipe_listener, path)))
+		return err_set(e, MSCE_EIO, "listen on %s: %s", path,
+			       uv_strerror(rc));
+	s->bound_path = 1;
+	if ((rc = uv_listen((uv_stream_t *)&s->pipe_listener, LISTEN_BACKLOG,
+			    on_unix_connection)))
+		return err_set(e, MSCE_EIO, "listen on %s: %s", path,
+			       uv_strerror(rc));
+	chmod(path, 0660);
+	return 0;
+}
+
+static int start_tcp(struct client_server *s, int fd, struct err *e)
+{
+	const char *addr = s->cfg->client_listen;
+	int rc;
+
+	uv_tcp_init(s->loop, &s->tcp_listener);
+	s->tcp_listener.data = s;
+	uv_timer_init(s->loop, &s->timer);
+	s->timer.data = s;
+	s->have_tcp = 1;
+	s->handles += 2;
+	if ((rc = uv_tcp_open(&s->tcp_listener, fd))) {
+		close(fd);
+		return err_set(e, MSCE_EIO, "client listener %s: %s", addr,
+			       uv_strerror(rc));
+	}
+	if ((rc = uv_listen((uv_stream_t *)&s->tcp_listener, LISTEN_BACKLOG,
+			    on_tcp_connection)))
+		return err_set(e, MSCE_EIO, "client listener %s: %s", addr,
+			       uv_strerror(rc));
+	uv_timer_start(&s->timer, on_timer, SWEEP_MS, SWEEP_MS);
+	return 0;
+}
+
+int client_server_start(uv_loop_t *loop, const struct config *cfg,
+			const struct noise_keypair *key, client_request_cb cb,
+			void *data, struct client_server **out, struct err *e)
+{
+	int want_unix, want_tcp, fd = -1, rc;
+	uint8_t prologue[CHANNEL_PROLOGUE_MAX];
+	struct sockaddr_storage ss;
+	struct client_server *s;
+	size_t plen;
+
 	*out = NULL;
-	if (strlen(path) >= sizeof s->path)
-		return err_set(e, MSCE_EINVAL, "socket path too long: %s", path);
-	s = calloc(1, sizeof *s);
-	if (s == NULL)
-		return err_set(e, MSCE_ENOMEM, "client socket");
+	if (!loop || !cfg || !cb)
+		return err_set(e, MSCE_EINVAL,
+			       "client server: missing argument");
+	want_unix = cfg->socket_path[0] != '\0';
+	want_tcp = cfg->client_listen[0] != '\0';
+	if (!want_unix && !want_tcp)
+		return err_set(e, MSCE_EINVAL,
+			       "client server: neither socket nor "
+			       "client_listen is set");
+	if (want_unix && strlen(cfg->socket_path) >= sizeof(s->path))
+		return err_set(e, MSCE_EINVAL, "socket path too long: %s",
+			       cfg->socket_path);
+	if (want_tcp) {
+		if (!key || !key->priv)
+			return err_set(e, MSCE_EINVAL,
+				       "client listener: no node key");
+		if (sodium_init() < 0)
+			return err_set(e, MSCE_ENOMEM,
+				       "client listener: libsodium init");
+		if (channel_prologue(cfg->cluster, prologue, sizeof(prologue),
+				     &plen))
+			return err_set(e, MSCE_ECONFIG,
+				       "client listener: bad cluster name "
+				       "\"%s\"",
+				       cfg->cluster);
+		if ((rc = parse_sockaddr(cfg->client_listen, &ss, e))) {
+			err_wrap(e, "client listener");
+			return rc;
+		}
+	}
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return err_set(e, MSCE_ENOMEM, "client server: out of memory");
 	s->loop = loop;
+	s->cfg = cfg;
+	s->key = key;
 	s->cb = cb;
 	s->data = data;
-	snprintf(s->path, sizeof s->path, "%s", path);
-	snprintf(dir, sizeof dir, "%s", path);
-	/* The directory is the access control: 0750, group may connect. */
-	if (mkdir(dirname(dir), 0750) != 0 && errno != EEXIST) {
+	s->nclients = cfg->nclients;
+	s->replay = calloc(s->nclients ? s->nclients : 1, sizeof(*s->replay));
+	if (s->replay == NULL) {
 		free(s);
-		return err_set(e, MSCE_EIO, "create socket directory for %s: %s",
-			       path, strerror(errno));
+		return err_set(e, MSCE_ENOMEM, "client server: out of memory");
 	}
-	unlink(path); /* a stale socket from a killed node */
-	uv_pipe_init(loop, &s->listener, 0);
-	s->listener.data = s;
-	s->open_handles = 1;
-	if ((rc = uv_pipe_bind(&s->listener, path)) ||
-	    (rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection))) {
-		err_set(e, MSCE_EIO, "listen on %s: %s", path, uv_strerror(rc));
-		s->stopping = 1;
-		uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-		return MSCE_EIO;
+	for (size_t i = 0; i < s->nclients; i++)
+		memcpy(s->replay[i].key, cfg->clients[i].public_key,
+		       NOISE_KEY_LEN);
+	if (want_tcp && (rc = listen_socket(cfg->client_listen,
+					    (struct sockaddr *)&ss, &fd, e))) {
+		free(s->replay);
+		free(s);
+		return rc;
 	}
-	chmod(path, 0660);
+
+	/* From here on, handles may exist. */
+	if (want_unix && (rc = start_unix(s, cfg->socket_path, e))) {
+		if (fd >= 0)
+			close(fd);
+		start_failed(s);
+		return rc;
+	}
+	if (want_tcp && (rc = start_tcp(s, fd, e))) {
+		start_failed(s);
+		return rc;
+	}
+	if (want_unix)
+		log_info("client socket: listening on %s (admin)",
+			 cfg->socket_path);
+	if (want_tcp)
+		log_info("client listener: listening on %s, %zu clients",
+			 cfg->client_listen, cfg->nclients);
 	*out = s;
 	return 0;
 }
 
+void client_server_stats(const struct client_server *s,
+			 struct client_server_stats *out)
+{
+	*out = s->stats;
+}
+
 uint64_t client_server_errors(const struct client_server *s)
 {
-	return s->errors;
+	const struct client_server_stats *st = &s->stats;
+
+	return st->refused_unknown_key + st->refused_replay +
+	       st->refused_clock_skew + st->refused_bad_handshake +
+	       st->refused_too_many_pending + st->handshake_timeouts +
+	       st->decrypt_failures + st->bad_frames + st->oversized_requests +
+	       st->oversized_replies;
 }
 
 void client_server_stop(struct client_server *s, void (*done)(void *arg),
 			void *arg)
 {
+	if (s->stopping)
+		return;
 	s->stopping = 1;
 	s->done = done;
 	s->done_arg = arg;
 	for (struct client_conn *c = s->conns; c != NULL; c = c->next)
 		client_conn_close(c);
-	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+	if (s->have_pipe)
+		uv_close((uv_handle_t *)&s->pipe_listener,
+			 on_srv_handle_closed);
+	if (s->have_tcp) {
+		uv_close((uv_handle_t *)&s->tcp_listener, on_srv_handle_closed);
+		uv_close((uv_handle_t *)&s->timer, on_srv_handle_closed);
+	}
+}
+
+/* ---- for streams (watch.c) ---- */
+
+int client_conn_open(const struct client_conn *c)
+{
+	return c->state != CONN_CLOSING;
+}
+
+size_t client_conn_queued(const struct client_conn *c)
+{
+	return c->state == CONN_CLOSING
+		   ? 0
+		   : uv_stream_get_write_queue_size(&c->h.stream);
 }

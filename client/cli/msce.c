@@ -7,6 +7,14 @@
  *   msce -c CONFIG scan COLLECTION [--prefix P] [--limit N] [--json]
  *   msce -c CONFIG status [--json] [--max-lag SECONDS]
  *   msce -c CONFIG verify [--timeout S]
+ *   msce -c CONFIG conflicts [COLLECTION] [--json]
+ *   msce -c CONFIG resolve COLLECTION KEY FIELD VALUE
+ *   msce -c CONFIG import FILE        (JSON lines; "-" = stdin)
+ *   msce -c CONFIG export [COLLECTION...]
+ *   msce -c CONFIG backup PATH
+ * Instead of -c CONFIG (the node's unix socket, admin):
+ *   --node HOST:PORT --key FILE --node-key BASE64 [--cluster NAME]
+ *   (TCP with Noise, with the role configured for that client key)
  *
  * Exit codes: 0 ok; 1 refused, not found or degraded; 2 node unreachable
  * or bad usage. */
@@ -25,6 +33,7 @@
 #include "keyfile.h"
 
 static const char *config_path;
+static const char *node_addr, *key_file, *node_key, *cluster_name;
 
 static void usage(void)
 {
@@ -36,17 +45,38 @@ static void usage(void)
 		"       msce -c CONFIG scan COLLECTION [--prefix P] [--limit N] "
 		"[--json]\n"
 		"       msce -c CONFIG status [--json] [--max-lag SECONDS]\n"
-		"       msce -c CONFIG verify [--timeout SECONDS]\n");
+		"       msce -c CONFIG verify [--timeout SECONDS]\n"
+		"       msce -c CONFIG conflicts [COLLECTION] [--json]\n"
+		"       msce -c CONFIG resolve COLLECTION KEY FIELD VALUE\n"
+		"       msce -c CONFIG import FILE|-\n"
+		"       msce -c CONFIG export [COLLECTION...]\n"
+		"       msce -c CONFIG backup PATH\n"
+		"  -c CONFIG may be replaced by --node HOST:PORT --key FILE "
+		"--node-key BASE64 [--cluster NAME]\n");
 }
 
 static msce_client *connect_or_die(void)
 {
 	msce_client *c;
-	if (config_path == NULL) {
-		fprintf(stderr, "msce: -c CONFIG is required\n");
+	int rc;
+	if (node_addr != NULL) {
+		if (key_file == NULL || node_key == NULL) {
+			fprintf(stderr, "msce: --node needs --key FILE and "
+					"--node-key BASE64\n");
+			exit(2);
+		}
+		rc = msce_connect_tcp(node_addr, key_file, node_key,
+				      cluster_name ? cluster_name
+						   : "shenzhen-msce",
+				      &c);
+	} else if (config_path != NULL) {
+		rc = msce_connect_config(config_path, &c);
+	} else {
+		fprintf(stderr, "msce: -c CONFIG or --node HOST:PORT is "
+				"required\n");
 		exit(2);
 	}
-	if (msce_connect_config(config_path, &c) != 0) {
+	if (rc != 0) {
 		fprintf(stderr, "msce: %s\n", msce_errmsg(c));
 		msce_close(c);
 		exit(2);
@@ -58,7 +88,7 @@ static Msce__ClientResponse *call_or_die(msce_client *c,
 					 Msce__ClientRequest *req)
 {
 	Msce__ClientResponse *r;
-	if (msce_call(c, req, &r) != 0) {
+	if (client_call(c, req, &r) != 0) {
 		fprintf(stderr, "msce: %s\n", msce_errmsg(c));
 		exit(2);
 	}
@@ -468,6 +498,292 @@ static int cmd_verify(int argc, char **argv)
 	}
 }
 
+/* ---- conflicts ------------------------------------------------------------------ */
+
+static cJSON *value_json(const struct msce_value *v)
+{
+	cJSON *j = cJSON_CreateObject();
+	char h[24], *val = strndup(v->value, v->value_len);
+	snprintf(h, sizeof h, "%llu", (unsigned long long)v->hlc);
+	cJSON_AddStringToObject(j, "value", val ? val : "");
+	cJSON_AddStringToObject(j, "hlc", h);
+	cJSON_AddNumberToObject(j, "origin", v->origin);
+	free(val);
+	return j;
+}
+
+static int cmd_conflicts(int argc, char **argv)
+{
+	int json = 0;
+	const char *coll = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else
+			coll = argv[i];
+	}
+	msce_client *c = connect_or_die();
+	msce_conflicts *l;
+	int rc = msce_conflicts_list(c, coll, 0, &l);
+	if (rc) {
+		fprintf(stderr, "msce conflicts: %s\n", msce_errmsg(c));
+		msce_close(c);
+		return 1;
+	}
+	for (size_t i = 0; i < msce_conflicts_count(l); i++) {
+		const struct msce_conflict *k = msce_conflicts_get(l, i);
+		if (json) {
+			cJSON *j = cJSON_CreateObject();
+			cJSON_AddStringToObject(j, "collection", k->collection);
+			cJSON_AddStringToObject(j, "key", k->key);
+			cJSON_AddStringToObject(j, "field", k->field);
+			cJSON_AddItemToObject(j, "winner", value_json(&k->winner));
+			cJSON_AddItemToObject(j, "loser", value_json(&k->loser));
+			print_json(j);
+			cJSON_Delete(j);
+		} else {
+			printf("%s/%s %s: \"%.*s\" (node %u) won over "
+			       "\"%.*s\" (node %u)\n",
+			       k->collection, k->key, k->field,
+			       (int)k->winner.value_len,
+			       (const char *)k->winner.value, k->winner.origin,
+			       (int)k->loser.value_len,
+			       (const char *)k->loser.value, k->loser.origin);
+		}
+	}
+	if (!json)
+		printf("%zu open conflicts\n", msce_conflicts_count(l));
+	msce_conflicts_free(l);
+	msce_close(c);
+	return 0;
+}
+
+static int cmd_resolve(int argc, char **argv)
+{
+	struct msce_write_result res;
+	if (argc != 5) {
+		usage();
+		return 2;
+	}
+	msce_client *c = connect_or_die();
+	int rc = msce_resolve(c, argv[1], argv[2], argv[3], argv[4],
+			      strlen(argv[4]), &res);
+	if (rc) {
+		fprintf(stderr, "msce resolve: %s\n", msce_errmsg(c));
+		msce_close(c);
+		return 1;
+	}
+	printf("ok %u/%llu\n", res.origin, (unsigned long long)res.seq);
+	msce_close(c);
+	return 0;
+}
+
+/* ---- import / export ------------------------------------------------------------ */
+
+#define IMPORT_BATCH 500
+
+struct import_batch {
+	struct msce_put puts[IMPORT_BATCH];
+	struct msce_field *fields[IMPORT_BATCH];
+	cJSON *docs[IMPORT_BATCH];
+	long lines[IMPORT_BATCH];
+	size_t n;
+};
+
+static int flush_batch(msce_client *c, struct import_batch *b, long *ok,
+		       long *refused)
+{
+	int codes[IMPORT_BATCH];
+	int rc = 0;
+	if (b->n == 0)
+		return 0;
+	if (msce_put_batch(c, b->puts, b->n, NULL, codes) != 0) {
+		fprintf(stderr, "msce import: %s\n", msce_errmsg(c));
+		rc = 1;
+	} else {
+		for (size_t i = 0; i < b->n; i++) {
+			if (codes[i] == 0) {
+				(*ok)++;
+			} else {
+				(*refused)++;
+				fprintf(stderr, "line %ld: %s/%s refused: %s\n",
+					b->lines[i], b->puts[i].collection,
+					b->puts[i].key, msce_strerror(codes[i]));
+			}
+		}
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->fields[i]);
+		cJSON_Delete(b->docs[i]);
+	}
+	b->n = 0;
+	return rc;
+}
+
+/* One JSON object per line: {"collection":..,"key":..,"fields":{..}}
+ * or {"collection":..,"key":..,"delete":true}. */
+static int cmd_import(int argc, char **argv)
+{
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+	long lineno = 0, ok = 0, refused = 0, bad = 0;
+	struct import_batch *b = calloc(1, sizeof *b);
+	int rc = 0;
+
+	if (argc != 2 || b == NULL) {
+		usage();
+		free(b);
+		return 2;
+	}
+	f = strcmp(argv[1], "-") == 0 ? stdin : fopen(argv[1], "r");
+	if (f == NULL) {
+		fprintf(stderr, "msce import: cannot open %s\n", argv[1]);
+		free(b);
+		return 1;
+	}
+	msce_client *c = connect_or_die();
+	while (rc == 0 && getline(&line, &cap, f) > 0) {
+		lineno++;
+		if (line[strspn(line, " \t\r\n")] == '\0')
+			continue;
+		cJSON *d = cJSON_Parse(line);
+		cJSON *coll = cJSON_GetObjectItemCaseSensitive(d, "collection");
+		cJSON *key = cJSON_GetObjectItemCaseSensitive(d, "key");
+		cJSON *fields = cJSON_GetObjectItemCaseSensitive(d, "fields");
+		cJSON *del = cJSON_GetObjectItemCaseSensitive(d, "delete");
+		int is_del = cJSON_IsTrue(del);
+		if (!cJSON_IsString(coll) || !cJSON_IsString(key) ||
+		    (!is_del && !cJSON_IsObject(fields))) {
+			fprintf(stderr, "line %ld: not {\"collection\", "
+					"\"key\", \"fields\": {...}}\n",
+				lineno);
+			bad++;
+			cJSON_Delete(d);
+			continue;
+		}
+		size_t nf = 0, k = 0;
+		cJSON *it;
+		cJSON_ArrayForEach(it, fields) nf++;
+		struct msce_field *fs = calloc(nf ? nf : 1, sizeof *fs);
+		int ok_fields = fs != NULL;
+		cJSON_ArrayForEach(it, fields)
+		{
+			if (!cJSON_IsString(it)) {
+				ok_fields = 0;
+				break;
+			}
+			fs[k].name = it->string;
+			fs[k].value = it->valuestring;
+			fs[k].value_len = strlen(it->valuestring);
+			k++;
+		}
+		if (!ok_fields && !is_del) {
+			fprintf(stderr, "line %ld: field values must be "
+					"strings\n",
+				lineno);
+			bad++;
+			free(fs);
+			cJSON_Delete(d);
+			continue;
+		}
+		b->puts[b->n] = (struct msce_put){coll->valuestring,
+						  key->valuestring, fs, k,
+						  is_del};
+		b->fields[b->n] = fs;
+		b->docs[b->n] = d;
+		b->lines[b->n] = lineno;
+		if (++b->n == IMPORT_BATCH)
+			rc = flush_batch(c, b, &ok, &refused);
+	}
+	if (rc == 0)
+		rc = flush_batch(c, b, &ok, &refused);
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	free(b);
+	msce_close(c);
+	printf("imported %ld, refused %ld, unreadable lines %ld\n", ok,
+	       refused, bad);
+	return rc ? 2 : (refused || bad) ? 1 : 0;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+	static const char *const domain[] = {"registration", "case", "event"};
+	const char *const *colls = (const char *const *)argv + 1;
+	int ncolls = argc - 1;
+	if (ncolls == 0) {
+		colls = domain;
+		ncolls = 3;
+	}
+	msce_client *c = connect_or_die();
+	for (int i = 0; i < ncolls; i++) {
+		char after[512] = "";
+		for (;;) {
+			struct msce_scan_opts o = {NULL, after[0] ? after : NULL,
+						   NULL, 1000};
+			msce_page *p;
+			if (msce_scan(c, colls[i], &o, &p) != 0) {
+				fprintf(stderr, "msce export: %s\n",
+					msce_errmsg(c));
+				msce_close(c);
+				return 1;
+			}
+			for (size_t k = 0; k < msce_page_count(p); k++) {
+				const msce_record *r = msce_page_record(p, k);
+				cJSON *j = cJSON_CreateObject();
+				cJSON *fs = cJSON_CreateObject();
+				cJSON_AddStringToObject(j, "collection", colls[i]);
+				cJSON_AddStringToObject(j, "key",
+							msce_record_key(r));
+				for (size_t f = 0; f < msce_record_nfields(r);
+				     f++) {
+					const struct msce_value *v =
+						msce_record_field(r, f);
+					char *val = strndup(v->value,
+							    v->value_len);
+					cJSON_AddStringToObject(fs, v->name,
+								val ? val : "");
+					free(val);
+				}
+				cJSON_AddItemToObject(j, "fields", fs);
+				print_json(j);
+				cJSON_Delete(j);
+			}
+			const char *next = msce_page_next(p);
+			if (next == NULL) {
+				msce_page_free(p);
+				break;
+			}
+			snprintf(after, sizeof after, "%s", next);
+			msce_page_free(p);
+		}
+	}
+	msce_close(c);
+	return 0;
+}
+
+static int cmd_backup(int argc, char **argv)
+{
+	uint64_t bytes = 0;
+	if (argc != 2) {
+		usage();
+		return 2;
+	}
+	msce_client *c = connect_or_die();
+	if (msce_backup(c, argv[1], &bytes) != 0) {
+		fprintf(stderr, "msce backup: %s\n", msce_errmsg(c));
+		msce_close(c);
+		return 1;
+	}
+	printf("backup written to %s (%llu bytes); restore by pointing a "
+	       "stopped node's data_dir at a copy of it\n",
+	       argv[1], (unsigned long long)bytes);
+	msce_close(c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int i = 1;
@@ -476,6 +792,18 @@ int main(int argc, char **argv)
 	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
 			config_path = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "--node") == 0 && i + 1 < argc) {
+			node_addr = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
+			key_file = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "--node-key") == 0 && i + 1 < argc) {
+			node_key = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "--cluster") == 0 && i + 1 < argc) {
+			cluster_name = argv[i + 1];
 			i += 2;
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("msce %s\n", msce_version());
@@ -506,6 +834,16 @@ int main(int argc, char **argv)
 		return cmd_status(argc, argv);
 	if (strcmp(cmd, "verify") == 0)
 		return cmd_verify(argc, argv);
+	if (strcmp(cmd, "conflicts") == 0)
+		return cmd_conflicts(argc, argv);
+	if (strcmp(cmd, "resolve") == 0)
+		return cmd_resolve(argc, argv);
+	if (strcmp(cmd, "import") == 0)
+		return cmd_import(argc, argv);
+	if (strcmp(cmd, "export") == 0)
+		return cmd_export(argc, argv);
+	if (strcmp(cmd, "backup") == 0)
+		return cmd_backup(argc, argv);
 	fprintf(stderr, "msce: unknown command \"%s\"\n", cmd);
 	usage();
 	return 2;

@@ -23,16 +23,9 @@
 #include "client_internal.h"
 #include "keyfile.h"
 
-#define MAXN 16
+#define MAXN BENCH_MAXN
 
-struct bcluster {
-	int k;
-	char dir[256];
-	char conf[MAXN][512];
-	pid_t pid[MAXN];
-};
-
-static const char *msced_path(const char *argv0)
+static const char *msced_path(void)
 {
 	static char p[PATH_MAX + 32];
 	const char *env = getenv("MSCED");
@@ -52,7 +45,6 @@ static const char *msced_path(const char *argv0)
 				return p;
 		}
 	}
-	(void)argv0;
 	return "msced";
 }
 
@@ -64,32 +56,108 @@ static int free_port(void)
 	return next++;
 }
 
-static void cluster_stop(struct bcluster *c)
+static void node_wait(struct bcluster *c, int i)
+{
+	int st, waited = 0;
+	while (waitpid(c->pid[i], &st, WNOHANG) == 0 && waited < 100) {
+		usleep(50 * 1000);
+		waited++;
+	}
+	if (waited == 100) {
+		kill(c->pid[i], SIGKILL);
+		waitpid(c->pid[i], &st, 0);
+	}
+	c->pid[i] = 0;
+}
+
+void bcluster_node_stop(struct bcluster *c, int i)
+{
+	if (c->pid[i] <= 0)
+		return;
+	kill(c->pid[i], SIGTERM);
+	node_wait(c, i);
+}
+
+void bcluster_stop(struct bcluster *c)
 {
 	for (int i = 0; i < c->k; i++)
 		if (c->pid[i] > 0)
 			kill(c->pid[i], SIGTERM);
 	for (int i = 0; i < c->k; i++)
-		if (c->pid[i] > 0) {
-			int st, waited = 0;
-			while (waitpid(c->pid[i], &st, WNOHANG) == 0 &&
-			       waited < 100) {
-				usleep(50 * 1000);
-				waited++;
-			}
-			if (waited == 100) {
-				kill(c->pid[i], SIGKILL);
-				waitpid(c->pid[i], &st, 0);
-			}
-			c->pid[i] = 0;
-		}
+		if (c->pid[i] > 0)
+			node_wait(c, i);
+	if (c->dir[0] == 0)
+		return;
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "warning: could not remove %s\n", c->dir);
 }
 
-static int cluster_start(struct bcluster *c, int k, const char *argv0)
+int bcluster_node_start(struct bcluster *c, int i)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		char log[600];
+		snprintf(log, sizeof log, "%s/n%d/log", c->dir, i + 1);
+		FILE *lf = freopen(log, "a", stderr);
+		(void)lf;
+		execl(msced_path(), "msced", "-c", c->conf[i], (char *)NULL);
+		_exit(127);
+	}
+	c->pid[i] = pid;
+	return 0;
+}
+
+static Msce__ClientResponse *status_call(msce_client *cl)
+{
+	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
+	Msce__StatusRequest s = MSCE__STATUS_REQUEST__INIT;
+	Msce__ClientResponse *r;
+	req.op_case = MSCE__CLIENT_REQUEST__OP_STATUS;
+	req.status = &s;
+	if (client_call(cl, &req, &r) != 0)
+		return NULL;
+	if (r->code != 0 || r->status == NULL) {
+		msce__client_response__free_unpacked(r, NULL);
+		return NULL;
+	}
+	return r;
+}
+
+int bcluster_wait_ready(struct bcluster *c, int i, int links,
+			double timeout_s)
+{
+	double end = bench_now() + timeout_s;
+	while (bench_now() < end) {
+		msce_client *cl;
+		int ready = 0;
+		if (msce_connect_config(c->conf[i], &cl) == 0) {
+			Msce__ClientResponse *r = status_call(cl);
+			if (r != NULL) {
+				ready = 1;
+				for (size_t p = 0; links && p < r->status->n_peers; p++)
+					ready &= r->status->peers[p]->connected;
+				msce__client_response__free_unpacked(r, NULL);
+			}
+		}
+		msce_close(cl);
+		if (ready)
+			return 0;
+		if (waitpid(c->pid[i], NULL, WNOHANG) == c->pid[i]) {
+			c->pid[i] = 0;
+			break;
+		}
+		usleep(20 * 1000);
+	}
+	fprintf(stderr, "msce-bench: node %d did not come up (log in %s/n%d)\n",
+		i + 1, c->dir, i + 1);
+	return -1;
+}
+
+int bcluster_start(struct bcluster *c, int k, const char *extra_conf)
 {
 	char pub[MAXN][64], path[600];
 	int port[MAXN];
@@ -127,9 +195,9 @@ static int cluster_start(struct bcluster *c, int k, const char *argv0)
 			"[cluster]\nname = bench\n[node]\nid = %d\nname = n%d\n"
 			"data_dir = %s/n%d/data\nkey = %s/n%d/node.key\n"
 			"listen = 127.0.0.1:%d\nsocket = %s/n%d/node.sock\n"
-			"log_level = warn\n",
+			"log_level = warn\n%s",
 			i + 1, i + 1, c->dir, i + 1, c->dir, i + 1, port[i],
-			c->dir, i + 1);
+			c->dir, i + 1, extra_conf ? extra_conf : "");
 		for (int j = 0; j < k; j++)
 			if (j != i)
 				fprintf(f,
@@ -138,59 +206,20 @@ static int cluster_start(struct bcluster *c, int k, const char *argv0)
 					j + 1, j + 1, port[j], pub[j]);
 		fclose(f);
 	}
-	const char *bin = msced_path(argv0);
-	for (int i = 0; i < k; i++) {
-		pid_t pid = fork();
-		if (pid == 0) {
-			char log[600];
-			snprintf(log, sizeof log, "%s/n%d/log", c->dir, i + 1);
-			FILE *lf = freopen(log, "w", stderr);
-			(void)lf;
-			execl(bin, "msced", "-c", c->conf[i], (char *)NULL);
-			_exit(127);
-		}
-		c->pid[i] = pid;
-	}
-	/* Ready when every socket answers and every peer link is up. */
-	for (int tries = 0; tries < 200; tries++) {
-		int ready = 0;
-		for (int i = 0; i < k; i++) {
-			msce_client *cl;
-			if (msce_connect_config(c->conf[i], &cl) == 0) {
-				Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
-				Msce__StatusRequest s = MSCE__STATUS_REQUEST__INIT;
-				Msce__ClientResponse *r;
-				req.op_case = MSCE__CLIENT_REQUEST__OP_STATUS;
-				req.status = &s;
-				if (msce_call(cl, &req, &r) == 0) {
-					int up = 1;
-					for (size_t p = 0; p < r->status->n_peers; p++)
-						up &= r->status->peers[p]->connected;
-					ready += up;
-					msce__client_response__free_unpacked(r, NULL);
-				}
-			}
-			msce_close(cl);
-		}
-		if (ready == k)
-			return 0;
-		usleep(50 * 1000);
-	}
-	fprintf(stderr, "msce-bench: cluster did not come up (logs in %s)\n",
-		c->dir);
-	return -1;
+	for (int i = 0; i < k; i++)
+		if (bcluster_node_start(c, i) != 0)
+			return -1;
+	for (int i = 0; i < k; i++)
+		if (bcluster_wait_ready(c, i, 1, 20) != 0)
+			return -1;
+	return 0;
 }
 
-/* Committed seq of origin at node i, or 0. */
-static uint64_t held(msce_client *cl, uint32_t origin)
+uint64_t bench_held(msce_client *cl, uint32_t origin)
 {
-	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
-	Msce__StatusRequest s = MSCE__STATUS_REQUEST__INIT;
-	Msce__ClientResponse *r;
+	Msce__ClientResponse *r = status_call(cl);
 	uint64_t seq = 0;
-	req.op_case = MSCE__CLIENT_REQUEST__OP_STATUS;
-	req.status = &s;
-	if (msce_call(cl, &req, &r) != 0)
+	if (r == NULL)
 		return 0;
 	for (size_t i = 0; i < r->status->n_vv; i++)
 		if (r->status->vv[i]->origin == origin)
@@ -199,16 +228,22 @@ static uint64_t held(msce_client *cl, uint32_t origin)
 	return seq;
 }
 
-struct writer_arg {
-	const char *conf;
-	long from, to, batch;
-	int value_size;
-	int failed;
-};
-
-static void *write_range(void *p)
+uint64_t bench_counter(msce_client *cl, const char *name)
 {
-	struct writer_arg *a = p;
+	Msce__ClientResponse *r = status_call(cl);
+	uint64_t v = 0;
+	if (r == NULL)
+		return 0;
+	for (size_t i = 0; i < r->status->n_counters; i++)
+		if (strcmp(r->status->counters[i]->name, name) == 0)
+			v = r->status->counters[i]->value;
+	msce__client_response__free_unpacked(r, NULL);
+	return v;
+}
+
+void *bench_write_range(void *p)
+{
+	struct bench_writer *a = p;
 	msce_client *cl;
 	static __thread char names[16][32], values[256][16][256];
 	static __thread char keys[256][64];
@@ -217,6 +252,7 @@ static void *write_range(void *p)
 	int codes[256];
 
 	if (msce_connect_config(a->conf, &cl) != 0) {
+		fprintf(stderr, "msce-bench: %s\n", msce_errmsg(cl));
 		a->failed = 1;
 		msce_close(cl);
 		return NULL;
@@ -228,11 +264,11 @@ static void *write_range(void *p)
 						    names, values[j], 16);
 			snprintf(keys[j], 64, "%.3s:%.40s", values[j][1],
 				 values[j][3]);
-			for (int k = 0; k < nf; k++) {
-				f[j][k].name = names[k];
-				f[j][k].value = values[j][k];
-				f[j][k].value_len = strlen(values[j][k]);
-			}
+			for (int k = 0; k < nf; k++)
+				f[j][k] = (struct msce_field){
+					.name = names[k],
+					.value = values[j][k],
+					.value_len = strlen(values[j][k])};
 			puts[j] = (struct msce_put){"registration", keys[j], f[j],
 						    (size_t)nf, 0};
 		}
@@ -247,6 +283,27 @@ static void *write_range(void *p)
 	}
 	msce_close(cl);
 	return NULL;
+}
+
+double bench_write_parallel(const char *conf, long records, long batch,
+			    int threads, int value_size)
+{
+	pthread_t th[16];
+	struct bench_writer wa[16];
+	int failed = 0;
+	double t0 = bench_now();
+
+	for (int t = 0; t < threads; t++) {
+		wa[t] = (struct bench_writer){conf, records * t / threads,
+					      records * (t + 1) / threads, batch,
+					      value_size, 0};
+		pthread_create(&th[t], NULL, bench_write_range, &wa[t]);
+	}
+	for (int t = 0; t < threads; t++) {
+		pthread_join(th[t], NULL);
+		failed |= wa[t].failed;
+	}
+	return failed ? -1 : bench_now() - t0;
 }
 
 int bench_replicate(int argc, char **argv)
@@ -277,34 +334,23 @@ int bench_replicate(int argc, char **argv)
 		return 2;
 	}
 	struct bcluster cl;
-	if (cluster_start(&cl, k, argv[0]) != 0) {
-		cluster_stop(&cl);
+	if (bcluster_start(&cl, k, NULL) != 0) {
+		bcluster_stop(&cl);
 		return 1;
 	}
 	msce_client *watch[MAXN];
 	for (int i = 0; i < k; i++)
 		msce_connect_config(cl.conf[i], &watch[i]);
 
-	pthread_t th[16];
-	struct writer_arg wa[16];
-	double t0 = bench_now(), t_written, t_all = 0, t_node2 = 0;
-	for (int t = 0; t < threads; t++) {
-		wa[t] = (struct writer_arg){cl.conf[0], records * t / threads,
-					    records * (t + 1) / threads, batch,
-					    value_size, 0};
-		pthread_create(&th[t], NULL, write_range, &wa[t]);
-	}
-	int failed = 0;
-	for (int t = 0; t < threads; t++) {
-		pthread_join(th[t], NULL);
-		failed |= wa[t].failed;
-	}
-	t_written = bench_now() - t0;
+	double t0 = bench_now(), t_all = 0, t_node2 = 0;
+	double t_written = bench_write_parallel(cl.conf[0], records, batch,
+						threads, value_size);
+	int failed = t_written < 0;
 	/* Until every node's committed vector holds all of node 1's. */
 	for (int tries = 0; !failed && tries < 60000; tries++) {
 		int all = 1;
 		for (int i = 1; i < k; i++) {
-			uint64_t h = held(watch[i], 1);
+			uint64_t h = bench_held(watch[i], 1);
 			if (i == 1 && t_node2 == 0 && h >= (uint64_t)records)
 				t_node2 = bench_now() - t0;
 			all &= h >= (uint64_t)records;
@@ -317,7 +363,7 @@ int bench_replicate(int argc, char **argv)
 	}
 	for (int i = 0; i < k; i++)
 		msce_close(watch[i]);
-	cluster_stop(&cl);
+	bcluster_stop(&cl);
 	if (failed || t_all == 0) {
 		fprintf(stderr, "msce-bench replicate: %s\n",
 			failed ? "writes failed" : "nodes did not catch up");
@@ -341,12 +387,6 @@ int bench_replicate(int argc, char **argv)
 	return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 int bench_lag(int argc, char **argv)
 {
 	int k = 3, json = 0, samples = 200;
@@ -368,8 +408,8 @@ int bench_lag(int argc, char **argv)
 		return 2;
 	}
 	struct bcluster cl;
-	if (cluster_start(&cl, k, argv[0]) != 0) {
-		cluster_stop(&cl);
+	if (bcluster_start(&cl, k, NULL) != 0) {
+		bcluster_stop(&cl);
 		return 1;
 	}
 	msce_client *cli[MAXN];
@@ -382,14 +422,15 @@ int bench_lag(int argc, char **argv)
 		struct msce_write_result res;
 		snprintf(key, sizeof key, "lag-%d", s);
 		snprintf(val, sizeof val, "%d", s);
-		struct msce_field f = {"v", val, strlen(val)};
+		struct msce_field f = {.name = "v", .value = val,
+				       .value_len = strlen(val)};
 		if (msce_put(cli[0], "bench", key, &f, 1, &res) != 0)
 			break;
 		double t0 = bench_now(), worst = 0;
 		for (int i = 1; i < k; i++) {
 			/* Poll until the node's committed vector has it. */
-			for (int tries = 0; tries < 100000; tries++) {
-				if (held(cli[i], 1) >= res.seq)
+			for (long tries = 0; tries < 100000; tries++) {
+				if (bench_held(cli[i], 1) >= res.seq)
 					break;
 			}
 			double d = bench_now() - t0;
@@ -405,16 +446,16 @@ int bench_lag(int argc, char **argv)
 	}
 	for (int i = 0; i < k; i++)
 		msce_close(cli[i]);
-	cluster_stop(&cl);
+	bcluster_stop(&cl);
 	if (got == 0)
 		return 1;
-	qsort(lag, (size_t)got, sizeof *lag, cmp_double);
+	bench_sort(lag, got);
 	cJSON *r = cJSON_CreateObject();
 	cJSON_AddStringToObject(r, "bench", "lag");
 	cJSON_AddNumberToObject(r, "nodes", k);
 	cJSON_AddNumberToObject(r, "samples", got);
-	cJSON_AddNumberToObject(r, "p50_ms", lag[got / 2]);
-	cJSON_AddNumberToObject(r, "p99_ms", lag[(got * 99) / 100 >= got ? got - 1 : (got * 99) / 100]);
+	cJSON_AddNumberToObject(r, "p50_ms", bench_percentile(lag, got, 0.50));
+	cJSON_AddNumberToObject(r, "p99_ms", bench_percentile(lag, got, 0.99));
 	cJSON_AddNumberToObject(r, "max_ms", lag[got - 1]);
 	bench_report(r, json);
 	cJSON_Delete(r);

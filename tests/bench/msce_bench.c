@@ -1,8 +1,15 @@
 /* msce-bench: measures msce with real workloads and prints the figures.
- * Timing lives here, not in tests: the machines are shared and noisy. */
+ * Timing lives here, not in tests: the machines are shared and noisy.
+ * `all` runs every benchmark with the settings docs/BENCHMARKS.md quotes
+ * and reports them together with the machine they ran on. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -66,8 +73,16 @@ int bench_registration(uint64_t i, int value_size, char names[][32],
 	return n;
 }
 
+/* Under `all`: results are gathered here as well as printed. */
+static cJSON *collected;
+
 void bench_report(cJSON *obj, int json)
 {
+	if (collected != NULL) {
+		cJSON_AddItemToArray(collected, cJSON_Duplicate(obj, 1));
+		if (json)
+			return; /* printed once, at the end of `all` */
+	}
 	if (json) {
 		char *s = cJSON_PrintUnformatted(obj);
 		printf("%s\n", s);
@@ -82,6 +97,143 @@ void bench_report(cJSON *obj, int json)
 	}
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+void bench_sort(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+}
+
+/* Nearest rank. */
+double bench_percentile(const double *sorted, int n, double p)
+{
+	int i = (int)(p * n + 0.999999) - 1;
+	if (n == 0)
+		return 0;
+	if (i < 0)
+		i = 0;
+	if (i >= n)
+		i = n - 1;
+	return sorted[i];
+}
+
+/* ---- all ------------------------------------------------------------------ */
+
+static cJSON *machine(void)
+{
+	cJSON *m = cJSON_CreateObject();
+	char line[512], model[256] = "?";
+	struct utsname u;
+	struct statfs fs;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "model name", 10) == 0) {
+			char *c = strchr(line, ':');
+			if (c) {
+				snprintf(model, sizeof model, "%s", c + 2);
+				model[strcspn(model, "\n")] = 0;
+			}
+			break;
+		}
+	if (f)
+		fclose(f);
+	cJSON_AddNumberToObject(m, "nproc", (double)sysconf(_SC_NPROCESSORS_ONLN));
+	cJSON_AddStringToObject(m, "cpu", model);
+	if (uname(&u) == 0)
+		cJSON_AddStringToObject(m, "kernel", u.release);
+	if (statfs("/tmp", &fs) == 0) {
+		snprintf(line, sizeof line, "0x%lx", (unsigned long)fs.f_type);
+		cJSON_AddStringToObject(m, "tmp_fs_type", line);
+	}
+	double la[3];
+	if (getloadavg(la, 3) == 3)
+		cJSON_AddNumberToObject(m, "loadavg_1m_at_start", la[0]);
+	return m;
+}
+
+struct step {
+	const char *title;
+	int (*fn)(int, char **);
+	const char *args[8];
+};
+
+/* What docs/BENCHMARKS.md reports. */
+static const struct step steps[] = {
+	{"store: 200,000 registrations, batches of 1000", bench_store,
+	 {"store", "--records", "200000", "--batch", "1000"}},
+	{"replicate: 2 nodes, 100,000 records", bench_replicate,
+	 {"replicate", "--nodes", "2", "--records", "100000"}},
+	{"replicate: 8 nodes, 100,000 records", bench_replicate,
+	 {"replicate", "--nodes", "8", "--records", "100000"}},
+	{"lag: 3 nodes, 200 single writes", bench_lag,
+	 {"lag", "--nodes", "3", "--samples", "200"}},
+	{"catchup: 200,000 records from the log", bench_catchup,
+	 {"catchup", "--records", "200000"}},
+	{"catchup: 200,000 records by snapshot", bench_catchup,
+	 {"catchup", "--records", "200000", "--retention", "20000"}},
+	{"client: libmsce over the unix socket", bench_client, {"client"}},
+};
+
+static int bench_all(int argc, char **argv)
+{
+	int json = 0, failed = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else {
+			fprintf(stderr, "msce-bench all: unknown option %s\n",
+				argv[i]);
+			return 2;
+		}
+	}
+	cJSON *out = cJSON_CreateObject(), *m = machine();
+	collected = cJSON_CreateArray();
+	if (!json) {
+		printf("machine: %d cores, %s, kernel %s\n",
+		       (int)cJSON_GetObjectItem(m, "nproc")->valuedouble,
+		       cJSON_GetObjectItem(m, "cpu")->valuestring,
+		       cJSON_GetObjectItem(m, "kernel")->valuestring);
+	}
+	for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
+		char *av[9];
+		int ac = 0;
+		for (; steps[s].args[ac] != NULL; ac++)
+			av[ac] = (char *)steps[s].args[ac];
+		if (json)
+			av[ac++] = "--json";
+		av[ac] = NULL;
+		if (!json)
+			printf("\n== %s\n", steps[s].title);
+		fflush(stdout);
+		optind = 0; /* getopt restarts for each subcommand */
+		double t0 = bench_now();
+		int rc = steps[s].fn(ac, av);
+		if (rc != 0) {
+			fprintf(stderr, "msce-bench all: %s failed (%d)\n",
+				steps[s].title, rc);
+			failed = 1;
+		}
+		if (!json)
+			printf("(%.0f s)\n", bench_now() - t0);
+	}
+	cJSON_AddStringToObject(out, "bench", "all");
+	cJSON_AddItemToObject(out, "machine", m);
+	cJSON_AddItemToObject(out, "results", collected);
+	collected = NULL;
+	if (json) {
+		char *p = cJSON_Print(out);
+		printf("%s\n", p);
+		cJSON_free(p);
+	}
+	cJSON_Delete(out);
+	return failed;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -89,7 +241,13 @@ static void usage(void)
 		"[--batch K] [--json]\n"
 		"       msce-bench replicate [--nodes K] [--records N] "
 		"[--batch B] [--clients C] [--json]\n"
-		"       msce-bench lag [--nodes K] [--samples S] [--json]\n");
+		"       msce-bench lag [--nodes K] [--samples S] [--json]\n"
+		"       msce-bench catchup [--nodes K] [--records N] "
+		"[--retention R] [--json]\n"
+		"       msce-bench client [--nodes K] [--records N] "
+		"[--connections C] [--window W] [--batch B] [--samples S] "
+		"[--json]\n"
+		"       msce-bench all [--json]\n");
 }
 
 int main(int argc, char **argv)
@@ -104,6 +262,12 @@ int main(int argc, char **argv)
 		return bench_replicate(argc - 1, argv + 1);
 	if (strcmp(argv[1], "lag") == 0)
 		return bench_lag(argc - 1, argv + 1);
+	if (strcmp(argv[1], "catchup") == 0)
+		return bench_catchup(argc - 1, argv + 1);
+	if (strcmp(argv[1], "client") == 0)
+		return bench_client(argc - 1, argv + 1);
+	if (strcmp(argv[1], "all") == 0)
+		return bench_all(argc - 1, argv + 1);
 	fprintf(stderr, "msce-bench: unknown subcommand \"%s\"\n", argv[1]);
 	usage();
 	return 2;

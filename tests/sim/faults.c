@@ -179,7 +179,7 @@ void faults_step(struct sim *s)
 		if (s->nodes[i].alive) {
 			node_crash(s, i);
 			s->nodes[i].restart_at =
-				s->now + rng_range(&s->rng, 200, 8000);
+			    s->now + rng_range(&s->rng, 200, 8000);
 			s->crashes++;
 		}
 	}
@@ -213,6 +213,6 @@ void faults_heal_all(struct sim *s)
 			l->blocked = 0;
 			if (!l->up && l->reconnect_at == 0)
 				l->reconnect_at =
-					s->now + rng_range(&s->rng, 10, 500);
+				    s->now + rng_range(&s->rng, 10, 500);
 		}
 }

@@ -127,8 +127,7 @@ static void drop_msgs(struct sim *s, struct chan *c)
 	}
 }
 
-void net_send(struct sim *s, int from, int to, const uint8_t *buf,
-	      size_t len)
+void net_send(struct sim *s, int from, int to, const uint8_t *buf, size_t len)
 {
 	struct link *l = net_link(s, from, to);
 
@@ -286,8 +285,8 @@ int net_quiet(struct sim *s, char *why, size_t whylen)
 			const struct link *l = net_link(s, a, b);
 			if (!l->up || s->nodes[a].sees[b] != l->conn ||
 			    s->nodes[b].sees[a] != l->conn) {
-				snprintf(why, whylen, "link %d-%d not up", a + 1,
-					 b + 1);
+				snprintf(why, whylen, "link %d-%d not up",
+					 a + 1, b + 1);
 				return 0;
 			}
 		}
@@ -300,11 +299,11 @@ int net_quiet(struct sim *s, char *why, size_t whylen)
 				continue;
 			snprintf(why, whylen,
 				 "%s in flight from node %d to node %d",
-				 it->kind != ITEM_MSG	 ? "link event"
-				 : tag == TAG_CHANGES	 ? "changes"
+				 it->kind != ITEM_MSG  ? "link event"
+				 : tag == TAG_CHANGES  ? "changes"
 				 : tag == TAG_SNAPSHOT ? "a snapshot"
-				 : tag == TAG_HELLO	 ? "a hello"
-							 : "a message",
+				 : tag == TAG_HELLO    ? "a hello"
+						       : "a message",
 				 k / n + 1, k % n + 1);
 			return 0;
 		}

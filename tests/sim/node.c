@@ -59,15 +59,14 @@ static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
 	return store_log_truncate(st(ctx), origin, upto, e);
 }
 
-static int op_gc(void *ctx, struct version upto, size_t *dropped,
-		 struct err *e)
+static int op_gc(void *ctx, struct version upto, size_t *dropped, struct err *e)
 {
 	struct node *nd = ctx;
 	int rc = store_gc_tombstones(nd->store, upto, dropped, e);
 	if (rc == 0 && *dropped)
-		sim_log(nd->sim, "node %u collects %zu tombstones up to %llu.%u",
-			nd->id, *dropped,
-			(unsigned long long)(upto.hlc >> 16),
+		sim_log(nd->sim,
+			"node %u collects %zu tombstones up to %llu.%u", nd->id,
+			*dropped, (unsigned long long)(upto.hlc >> 16),
 			(unsigned)(upto.hlc & 0xffff));
 	return rc;
 }
@@ -84,8 +83,8 @@ static int op_snap_begin(void *ctx, struct store_snap **out, struct err *e)
 	return store_snap_begin(nd->store, out, e);
 }
 
-static int op_snap_merge(void *ctx, const struct store_snap_record *r,
-			 size_t n, struct err *e)
+static int op_snap_merge(void *ctx, const struct store_snap_record *r, size_t n,
+			 struct err *e)
 {
 	return store_snap_merge(st(ctx), r, n, e);
 }
@@ -113,8 +112,7 @@ static int peer_index(struct node *nd, uint32_t peer)
 	return (int)peer - 1;
 }
 
-static void io_send(void *data, uint32_t peer, const uint8_t *buf,
-		    size_t len)
+static void io_send(void *data, uint32_t peer, const uint8_t *buf, size_t len)
 {
 	struct node *nd = data;
 	int p = peer_index(nd, peer);
@@ -176,11 +174,12 @@ static void io_trace(void *data, int level, const char *msg)
 	if (level <= LOG_WARN && strncmp(msg, "link to node", 12) == 0 &&
 	    nd->first_error[0] == 0)
 		snprintf(nd->first_error, sizeof nd->first_error, "%s", msg);
-	if (nd->sim->opt.verbose > 1 || (nd->sim->opt.verbose && level <= LOG_WARN))
+	if (nd->sim->opt.verbose > 1 ||
+	    (nd->sim->opt.verbose && level <= LOG_WARN))
 		sim_log(nd->sim, "node %u: %s", nd->id, msg);
 }
 
-/* ---- lifecycle ------------------------------------------------------------ */
+/* ---- lifecycle ----------------------------------------------------------- */
 
 static void enter(struct node *nd)
 {
@@ -214,11 +213,11 @@ static void leave(struct node *nd)
 int node_start(struct sim *s, int i)
 {
 	struct node *nd = &s->nodes[i];
-	struct store_options o = {.node_id = nd->id,
-				  .cluster = SIM_CLUSTER,
-				  .nosync = 1,
-				  .map_size = (size_t)(s->opt.small_map ? 4 : 64)
-					      << 20};
+	struct store_options o = {
+	    .node_id = nd->id,
+	    .cluster = SIM_CLUSTER,
+	    .nosync = 1,
+	    .map_size = (size_t)(s->opt.small_map ? 4 : 64) << 20};
 	struct repl_config cfg = s->rcfg;
 	struct err e;
 	int rc;
@@ -229,24 +228,24 @@ int node_start(struct sim *s, int i)
 		return rc;
 	}
 	nd->ops = (struct repl_store_ops){
-		.ctx = nd,
-		.vv = op_vv,
-		.digest = op_digest,
-		.hw = op_hw,
-		.log_read = op_log_read,
-		.log_truncate = op_log_truncate,
-		.gc_tombstones = op_gc,
-		.clock_advance = op_clock_advance,
-		.snap_begin = op_snap_begin,
-		.snap_merge = op_snap_merge,
-		.snap_finish = op_snap_finish,
+	    .ctx = nd,
+	    .vv = op_vv,
+	    .digest = op_digest,
+	    .hw = op_hw,
+	    .log_read = op_log_read,
+	    .log_truncate = op_log_truncate,
+	    .gc_tombstones = op_gc,
+	    .clock_advance = op_clock_advance,
+	    .snap_begin = op_snap_begin,
+	    .snap_merge = op_snap_merge,
+	    .snap_finish = op_snap_finish,
 	};
 	nd->io = (struct repl_io){
-		.data = nd,
-		.send = io_send,
-		.close = io_close,
-		.apply = io_apply,
-		.trace = io_trace,
+	    .data = nd,
+	    .send = io_send,
+	    .close = io_close,
+	    .apply = io_apply,
+	    .trace = io_trace,
 	};
 	cfg.node_id = nd->id;
 	if ((rc = repl_create(&cfg, &nd->ops, &nd->io, node_now(nd), &nd->repl,
@@ -324,7 +323,7 @@ void node_counters(const struct node *nd, struct repl_counters *out)
 	}
 }
 
-/* ---- calls into the core ---------------------------------------------------- */
+/* ---- calls into the core ------------------------------------------------- */
 
 void node_tick(struct sim *s, int i)
 {

@@ -94,8 +94,8 @@ static int same(const char *a, const char *b, size_t blen)
 	return strlen(a) == blen && memcmp(a, b, blen) == 0;
 }
 
-static struct orec *rec_find(struct oracle *o, const char *coll,
-			     size_t clen, const char *key, size_t klen)
+static struct orec *rec_find(struct oracle *o, const char *coll, size_t clen,
+			     const char *key, size_t klen)
 {
 	for (size_t i = 0; i < o->n; i++)
 		if (same(o->r[i].coll, coll, clen) &&
@@ -104,8 +104,7 @@ static struct orec *rec_find(struct oracle *o, const char *coll,
 	return NULL;
 }
 
-static struct ofield *field_find(struct orec *r, const char *name,
-				 size_t len)
+static struct ofield *field_find(struct orec *r, const char *name, size_t len)
 {
 	for (size_t i = 0; i < r->nf; i++)
 		if (same(r->f[i].name, name, len))
@@ -122,8 +121,9 @@ int oracle_add(struct oracle *o, uint32_t origin, uint64_t seq,
 	int rc = -1;
 
 	if (c == NULL) {
-		snprintf(why, whylen, "change %u/%llu in the log is not a "
-				      "valid msce.Change",
+		snprintf(why, whylen,
+			 "change %u/%llu in the log is not a "
+			 "valid msce.Change",
 			 origin, (unsigned long long)seq);
 		return -1;
 	}
@@ -186,7 +186,7 @@ out:
 	return rc;
 }
 
-/* ---- the rule ---------------------------------------------------------------- */
+/* ---- the rule ------------------------------------------------------------ */
 
 static void expect_field(const struct orec *r, const struct ofield *f,
 			 struct expect *x)
@@ -235,7 +235,7 @@ static int has_visible(const struct orec *r)
 	return 0;
 }
 
-/* ---- comparing with a store ---------------------------------------------------- */
+/* ---- comparing with a store ---------------------------------------------- */
 
 struct check {
 	struct oracle *o;
@@ -245,7 +245,7 @@ struct check {
 };
 
 static int fail(struct check *cx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static int fail(struct check *cx, const char *fmt, ...)
 {
 	va_list ap;
@@ -270,7 +270,7 @@ static const struct field_state *view_field(const struct record *rec,
 
 /* A version printed as ms.logical@origin. */
 #define VF "%llu.%u@%u"
-#define V(v)                                                                  \
+#define V(v)                                                                   \
 	(unsigned long long)hlc_ms((v).hlc), hlc_logical((v).hlc), (v).origin
 
 static int check_record(void *ctx, const struct store_record_view *view)
@@ -321,9 +321,8 @@ static int check_record(void *ctx, const struct store_record_view *view)
 	for (size_t i = 0; i < r->nf; i++) {
 		struct expect x;
 		expect_field(r, &r->f[i], &x);
-		if (x.win != NULL &&
-		    view_field(view->rec, r->f[i].name,
-			       strlen(r->f[i].name)) == NULL)
+		if (x.win != NULL && view_field(view->rec, r->f[i].name,
+						strlen(r->f[i].name)) == NULL)
 			return fail(cx,
 				    "acknowledged write lost: %s/%s.%s "
 				    "missing, expected \"%.*s\" at " VF,
@@ -334,7 +333,7 @@ static int check_record(void *ctx, const struct store_record_view *view)
 	return 0;
 }
 
-/* ---- conflict lists as sorted text lines ------------------------------------------ */
+/* ---- conflict lists as sorted text lines --------------------------------- */
 
 struct lines {
 	char **v;
@@ -343,7 +342,7 @@ struct lines {
 };
 
 static void lines_add(struct lines *l, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void lines_add(struct lines *l, const char *fmt, ...)
 {
 	va_list ap;
@@ -393,8 +392,8 @@ static char *lines_join(struct lines *l)
 
 static int conflict_line(void *ctx, const struct store_conflict_view *c)
 {
-	lines_add(ctx, "%.*s/%.*s.%.*s " VF ">" VF, (int)c->coll_len,
-		  c->coll, (int)c->key_len, c->key, (int)c->field->name_len,
+	lines_add(ctx, "%.*s/%.*s.%.*s " VF ">" VF, (int)c->coll_len, c->coll,
+		  (int)c->key_len, c->key, (int)c->field->name_len,
 		  (const char *)c->field->name, V(c->field->w.v),
 		  V(c->loser->v));
 	return 0;
@@ -439,10 +438,9 @@ static void first_diff(const char *a, const char *b, char *out, size_t len)
 		 (int)strcspn(a, "\n"), a, (int)strcspn(b, "\n"), b);
 }
 
-/* ---- the check --------------------------------------------------------------------- */
+/* ---- the check ----------------------------------------------------------- */
 
-int oracle_check(struct oracle *o, struct store *st, char *why,
-		 size_t whylen)
+int oracle_check(struct oracle *o, struct store *st, char *why, size_t whylen)
 {
 	struct check cx = {o, why, whylen, 0};
 	struct err e;
@@ -468,8 +466,9 @@ int oracle_check(struct oracle *o, struct store *st, char *why,
 		struct orec *r = &o->r[i];
 		int vis = has_visible(r), rc;
 		if (vis && !r->scanned) {
-			fail(&cx, "acknowledged write lost: %s/%s missing from "
-				  "the scan",
+			fail(&cx,
+			     "acknowledged write lost: %s/%s missing from "
+			     "the scan",
 			     r->coll, r->key);
 			break;
 		}

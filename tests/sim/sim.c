@@ -19,9 +19,9 @@
 
 #include "sim.h"
 
-#define QUIET_HOLD_MS 3000      /* quiescent this long counts */
-#define QUIET_LIMIT_MS 600000   /* else "no quiescence" */
-#define EXTRA_MS 20000          /* gossip and tombstone collection */
+#define QUIET_HOLD_MS 3000	 /* quiescent this long counts */
+#define QUIET_LIMIT_MS 600000	 /* else "no quiescence" */
+#define EXTRA_MS 20000		 /* gossip and tombstone collection */
 #define EVENTS_LIMIT 50000000ull /* per advance: a livelock otherwise */
 
 void sim_fail(struct sim *s, const char *fmt, ...)
@@ -105,7 +105,7 @@ static void advance_to(struct sim *s, uint64_t target)
 		s->now = target;
 }
 
-/* ---- setup and teardown ----------------------------------------------------- */
+/* ---- setup and teardown -------------------------------------------------- */
 
 static uint64_t pick(struct rng *r, const uint64_t *v, size_t n)
 {
@@ -156,11 +156,11 @@ static int sim_init(struct sim *s, uint64_t seed, const struct sim_opts *o)
 	s->rcfg.relay_delay_ms = pick(&s->rng, relays, 3);
 	s->rcfg.truncate_interval_ms = 1000;
 	s->rcfg.snapshot_chunk_bytes = pick(&s->rng, chunks, 3);
-	sim_log(s, "%d nodes, window %zu, batch %zu/%zu, retention %llu, "
-		   "relay %llu ms, chunk %zu",
+	sim_log(s,
+		"%d nodes, window %zu, batch %zu/%zu, retention %llu, "
+		"relay %llu ms, chunk %zu",
 		s->n, s->rcfg.window_bytes, s->rcfg.batch_changes,
-		s->rcfg.batch_bytes,
-		(unsigned long long)s->rcfg.log_retention,
+		s->rcfg.batch_bytes, (unsigned long long)s->rcfg.log_retention,
 		(unsigned long long)s->rcfg.relay_delay_ms,
 		s->rcfg.snapshot_chunk_bytes);
 	if (net_init(s) || (s->oracle = oracle_new()) == NULL ||
@@ -201,10 +201,10 @@ static void sim_free(struct sim *s)
 	free(s->root);
 }
 
-/* ---- quiescence ------------------------------------------------------------------ */
+/* ---- quiescence ---------------------------------------------------------- */
 
-static int vv_equal(struct sim *s, int a, int b, uint32_t *origin,
-		    uint64_t *sa, uint64_t *sb)
+static int vv_equal(struct sim *s, int a, int b, uint32_t *origin, uint64_t *sa,
+		    uint64_t *sb)
 {
 	for (int k = 0; k < s->n; k++) {
 		uint32_t o = (uint32_t)k + 1;
@@ -249,8 +249,8 @@ static int quiet(struct sim *s, char *why, size_t len)
 					 "%s",
 					 nd->id, ps[k].node,
 					 ps[k].state == REPL_HELLO
-						 ? "stuck in HELLO"
-						 : "down");
+					     ? "stuck in HELLO"
+					     : "down");
 				return 0;
 			}
 		if (!vv_equal(s, 0, i, &o, &x, &y)) {
@@ -291,7 +291,7 @@ static void quiesce(struct sim *s)
 	}
 }
 
-/* ---- the checks ---------------------------------------------------------------------- */
+/* ---- the checks ---------------------------------------------------------- */
 
 static void check(struct sim *s)
 {
@@ -315,13 +315,13 @@ static void check(struct sim *s)
 		if (memcmp(d, d0, 32) == 0)
 			continue;
 		/* Say what differs if the oracle can tell. */
-		int k = oracle_check(s->oracle, s->nodes[i].store, why,
-				     sizeof why)
-				? i
-			: oracle_check(s->oracle, s->nodes[0].store, why,
-				       sizeof why)
-				? 0
-				: -1;
+		int k =
+		    oracle_check(s->oracle, s->nodes[i].store, why, sizeof why)
+			? i
+		    : oracle_check(s->oracle, s->nodes[0].store, why,
+				   sizeof why)
+			? 0
+			: -1;
 		if (k >= 0)
 			sim_fail(s,
 				 "node %d digest differs after quiescence "
@@ -332,8 +332,7 @@ static void check(struct sim *s)
 				 i + 1);
 	}
 	for (int i = 0; i < s->n && !s->failed; i++)
-		if (oracle_check(s->oracle, s->nodes[i].store, why,
-				 sizeof why))
+		if (oracle_check(s->oracle, s->nodes[i].store, why, sizeof why))
 			sim_fail(s, "node %d %s", i + 1, why);
 	c0 = oracle_conflict_text(s->nodes[0].store);
 	for (const char *p = c0; p != NULL && *p; p++)
@@ -358,13 +357,14 @@ static void check(struct sim *s)
 		struct repl_counters c;
 		node_counters(&s->nodes[i], &c);
 		if (c.protocol_errors)
-			sim_fail(s, "node %d had %llu protocol errors, first: %s",
+			sim_fail(s,
+				 "node %d had %llu protocol errors, first: %s",
 				 i + 1, (unsigned long long)c.protocol_errors,
 				 s->nodes[i].first_error);
 	}
 }
 
-/* ---- one seed ------------------------------------------------------------------------ */
+/* ---- one seed ------------------------------------------------------------ */
 
 struct outcome {
 	int failed;
@@ -418,42 +418,42 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	out->partitions = s->partitions > 0;
 	out->crashes = s->crashes > 0;
 	out->refusals = total.clock_refusals > 0;
-	sim_log(s,
-		"done at %llu s: %llu acked, %llu refused, %llu conflicts, "
-		"%llu msgs (%llu dropped), %llu snapshots, %llu partitions, "
-		"%llu crashes, %llu cuts, %llu clock faults, %llu clock "
-		"refusals, %llu tombstones collected",
-		(unsigned long long)s->now / 1000,
-		(unsigned long long)s->writes_acked,
-		(unsigned long long)s->writes_refused,
-		(unsigned long long)s->conflicts,
-		(unsigned long long)s->msgs_sent,
-		(unsigned long long)s->msgs_dropped,
-		(unsigned long long)total.snapshots_sent,
-		(unsigned long long)s->partitions,
-		(unsigned long long)s->crashes, (unsigned long long)s->cuts,
-		(unsigned long long)s->clock_faults,
-		(unsigned long long)total.clock_refusals,
-		(unsigned long long)total.tombstones_collected);
+	sim_log(
+	    s,
+	    "done at %llu s: %llu acked, %llu refused, %llu conflicts, "
+	    "%llu msgs (%llu dropped), %llu snapshots, %llu partitions, "
+	    "%llu crashes, %llu cuts, %llu clock faults, %llu clock "
+	    "refusals, %llu tombstones collected",
+	    (unsigned long long)s->now / 1000,
+	    (unsigned long long)s->writes_acked,
+	    (unsigned long long)s->writes_refused,
+	    (unsigned long long)s->conflicts, (unsigned long long)s->msgs_sent,
+	    (unsigned long long)s->msgs_dropped,
+	    (unsigned long long)total.snapshots_sent,
+	    (unsigned long long)s->partitions, (unsigned long long)s->crashes,
+	    (unsigned long long)s->cuts, (unsigned long long)s->clock_faults,
+	    (unsigned long long)total.clock_refusals,
+	    (unsigned long long)total.tombstones_collected);
 	sim_free(s);
 	free(s);
 }
 
-/* ---- main -------------------------------------------------------------------------------- */
+/* ---- main ---------------------------------------------------------------- */
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: msce-sim [--nodes N] [--seeds S] [--seed X] [--steps K]\n"
-		"                [--faults cut,partition,crash,clock,slow|none]\n"
-		"                [--small-map] [--keep] [--verbose]...\n"
-		"Runs seeds X..X+S-1 (X = 1, S = 10, N = 3, K = 3000 by "
-		"default);\nexit 0 iff every seed passes. A seed replays with "
-		"the same options.\n"
-		"  --faults     kinds of fault to inject (default all)\n"
-		"  --small-map  4 MiB store maps, so that they must grow\n"
-		"  --keep       leave the data directories\n"
-		"  --verbose    events; twice: the cores' traces too\n");
+	fprintf(
+	    f,
+	    "usage: msce-sim [--nodes N] [--seeds S] [--seed X] [--steps K]\n"
+	    "                [--faults cut,partition,crash,clock,slow|none]\n"
+	    "                [--small-map] [--keep] [--verbose]...\n"
+	    "Runs seeds X..X+S-1 (X = 1, S = 10, N = 3, K = 3000 by "
+	    "default);\nexit 0 iff every seed passes. A seed replays with "
+	    "the same options.\n"
+	    "  --faults     kinds of fault to inject (default all)\n"
+	    "  --small-map  4 MiB store maps, so that they must grow\n"
+	    "  --keep       leave the data directories\n"
+	    "  --verbose    events; twice: the cores' traces too\n");
 }
 
 static int parse_faults(const char *s, unsigned *out)
@@ -488,7 +488,8 @@ static const char *faults_name(unsigned f, char *buf, size_t len)
 	snprintf(buf, len, "%s%s%s%s%s", f & FAULT_CUT ? ",cut" : "",
 		 f & FAULT_PARTITION ? ",partition" : "",
 		 f & FAULT_CRASH ? ",crash" : "",
-		 f & FAULT_CLOCK ? ",clock" : "", f & FAULT_SLOW ? ",slow" : "");
+		 f & FAULT_CLOCK ? ",clock" : "",
+		 f & FAULT_SLOW ? ",slow" : "");
 	return buf[0] ? buf + 1 : "none";
 }
 
@@ -504,16 +505,16 @@ static int parse_u64(const char *s, uint64_t *out)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"nodes", required_argument, NULL, 'n'},
-		{"seeds", required_argument, NULL, 's'},
-		{"seed", required_argument, NULL, 'x'},
-		{"steps", required_argument, NULL, 'k'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"keep", no_argument, NULL, 'K'},
-		{"small-map", no_argument, NULL, 'M'},
-		{"faults", required_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	    {"nodes", required_argument, NULL, 'n'},
+	    {"seeds", required_argument, NULL, 's'},
+	    {"seed", required_argument, NULL, 'x'},
+	    {"steps", required_argument, NULL, 'k'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"keep", no_argument, NULL, 'K'},
+	    {"small-map", no_argument, NULL, 'M'},
+	    {"faults", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
 	struct sim_opts o = {.nodes = 3, .steps = 3000, .faults = FAULT_ALL};
 	uint64_t first = 1, count = 10, v;
 	uint64_t passed = 0, failed = 0, first_failed = 0;
@@ -522,9 +523,12 @@ int main(int argc, char **argv)
 	char fbuf[64];
 	double secs;
 
+	const char *prog =
+	    strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((c = getopt_long(argc, argv, "n:s:x:k:vKMf:h", longopts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "n:s:x:k:vKMf:h", longopts,
+				NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (parse_u64(optarg, &v) || v < 2 ||
@@ -567,9 +571,10 @@ int main(int argc, char **argv)
 			break;
 		case 'f':
 			if (parse_faults(optarg, &o.faults)) {
-				fprintf(stderr, "msce-sim: --faults: a comma "
-						"list of cut, partition, crash, "
-						"clock, slow, or none\n");
+				fprintf(stderr,
+					"msce-sim: --faults: a comma "
+					"list of cut, partition, crash, "
+					"clock, slow, or none\n");
 				return 2;
 			}
 			break;
@@ -588,7 +593,8 @@ int main(int argc, char **argv)
 	printf("msce-sim: %d nodes, seeds %llu..%llu, %d steps, faults %s\n",
 	       o.nodes, (unsigned long long)first,
 	       (unsigned long long)(first + count - 1), o.steps,
-	       faults_name(o.faults, fbuf, sizeof fbuf));	clock_gettime(CLOCK_MONOTONIC, &t0);
+	       faults_name(o.faults, fbuf, sizeof fbuf));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t seed = first; seed < first + count; seed++) {
 		struct outcome r;
 		run_seed(seed, &o, &r);
@@ -615,13 +621,13 @@ int main(int argc, char **argv)
 	       (unsigned long long)failed);
 	printf("%.2f seeds/s (%llu seeds in %.1f s); runs with snapshots %d, "
 	       "partitions %d, crashes %d, clock refusals %d\n",
-	       secs > 0 ? (double)count / secs : 0.0,
-	       (unsigned long long)count, secs, snaps, parts, crashes,
-	       refusals);
+	       secs > 0 ? (double)count / secs : 0.0, (unsigned long long)count,
+	       secs, snaps, parts, crashes, refusals);
 	if (failed)
-		printf("replay: msce-sim --nodes %d --steps %d --faults %s%s "
+		printf("replay: %s --nodes %d --steps %d --faults %s%s "
 		       "--seed %llu --seeds 1 --verbose\n",
-		       o.nodes, o.steps, faults_name(o.faults, fbuf, sizeof fbuf),
+		       prog, o.nodes, o.steps,
+		       faults_name(o.faults, fbuf, sizeof fbuf),
 		       o.small_map ? " --small-map" : "",
 		       (unsigned long long)first_failed);
 	return failed ? 1 : 0;

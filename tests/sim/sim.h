@@ -21,7 +21,7 @@
 #define SIM_MAX_SKEW_MS 60000
 #define SIM_CLUSTER "sim"
 
-/* ---- PRNG (splitmix64) ------------------------------------------------ */
+/* ---- PRNG (splitmix64) --------------------------------------------------- */
 
 struct rng {
 	uint64_t s;
@@ -53,7 +53,7 @@ static inline int rng_ppm(struct rng *r, uint64_t ppm)
 	return rng_below(r, 1000000) < ppm;
 }
 
-/* ---- network ------------------------------------------------------------ */
+/* ---- network ------------------------------------------------------------- */
 
 enum item_kind { ITEM_MSG, ITEM_UP, ITEM_DOWN };
 
@@ -85,7 +85,7 @@ struct link {
 	uint64_t base_dmin, base_dmax, slow_until; /* congestion fault */
 };
 
-/* ---- nodes -------------------------------------------------------------- */
+/* ---- nodes --------------------------------------------------------------- */
 
 struct job {
 	struct job *next;
@@ -106,18 +106,18 @@ struct node {
 	struct repl *repl;
 	struct repl_store_ops ops;
 	struct repl_io io;
-	int in_core; /* inside a call into repl: io callbacks only then */
-	int64_t offset; /* wall clock = sim time + offset */
+	int in_core;	   /* inside a call into repl: io callbacks only then */
+	int64_t offset;	   /* wall clock = sim time + offset */
 	uint64_t max_wall; /* highest wall clock it has shown the node */
 	uint64_t next_tick, restart_at;
 	uint64_t sees[SIM_MAX_NODES]; /* conn whose "up" it got, per peer */
 	struct job *jobs, *jobs_tail;
 	uint64_t jobs_last_due;
 	struct repl_counters acc; /* counters of cores destroyed by crashes */
-	char first_error[256];    /* first protocol error traced */
+	char first_error[256];	  /* first protocol error traced */
 };
 
-/* ---- the world ------------------------------------------------------------ */
+/* ---- the world ----------------------------------------------------------- */
 
 struct oracle;
 struct workload;
@@ -136,8 +136,8 @@ struct sim_opts {
 	int nodes;
 	int steps;
 	int verbose;
-	int keep;      /* leave the data dirs for inspection */
-	int small_map; /* 4 MiB maps, so that they must grow */
+	int keep;	 /* leave the data dirs for inspection */
+	int small_map;	 /* 4 MiB maps, so that they must grow */
 	unsigned faults; /* FAULT_* kinds allowed */
 };
 
@@ -145,8 +145,8 @@ struct sim {
 	struct sim_opts opt;
 	uint64_t seed;
 	struct rng rng;
-	uint64_t now; /* sim ms */
-	uint64_t seq; /* orders items and jobs due at the same ms */
+	uint64_t now;	   /* sim ms */
+	uint64_t seq;	   /* orders items and jobs due at the same ms */
 	uint64_t conn_seq; /* numbers connections */
 	int n;
 	struct node nodes[SIM_MAX_NODES];
@@ -170,18 +170,17 @@ struct sim {
 
 /* Records the first failure reason (printf-style); later ones are ignored. */
 void sim_fail(struct sim *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Prints a line prefixed by sim time when --verbose. */
 void sim_log(struct sim *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* net.c */
 int net_init(struct sim *s);
 void net_free(struct sim *s);
 struct link *net_link(struct sim *s, int a, int b);
 /* Queues a message from -> to if the connection is up as `from` sees it. */
-void net_send(struct sim *s, int from, int to, const uint8_t *buf,
-	      size_t len);
+void net_send(struct sim *s, int from, int to, const uint8_t *buf, size_t len);
 /* Cuts the link: in-flight messages are dropped, both ends learn "down"
  * after a delay; reconnects after reconnect_ms (0: not by itself). */
 void net_cut(struct sim *s, int a, int b, uint64_t reconnect_ms);
@@ -204,8 +203,7 @@ void node_stop(struct sim *s, int i); /* at the end of a run */
 void node_tick(struct sim *s, int i);
 void node_link_up(struct sim *s, int i, int peer);
 void node_link_down(struct sim *s, int i, int peer);
-void node_recv(struct sim *s, int i, int peer, const uint8_t *buf,
-	       size_t len);
+void node_recv(struct sim *s, int i, int peer, const uint8_t *buf, size_t len);
 void node_local_commit(struct sim *s, int i);
 int node_job_peek(struct node *nd, uint64_t *due, uint64_t *seq);
 void node_job_run(struct sim *s, int i);
@@ -221,8 +219,7 @@ int oracle_add(struct oracle *o, uint32_t origin, uint64_t seq,
 	       const uint8_t *change, size_t len, char *why, size_t whylen);
 /* Compares a store's visible content and conflicts with the rule applied
  * to every acknowledged write. Returns 0, or 1 with why filled. */
-int oracle_check(struct oracle *o, struct store *st, char *why,
-		 size_t whylen);
+int oracle_check(struct oracle *o, struct store *st, char *why, size_t whylen);
 /* The store's conflict list as canonical text (malloc'd, sorted). */
 char *oracle_conflict_text(struct store *st);
 

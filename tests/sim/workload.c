@@ -17,10 +17,10 @@
 #define MAX_FIELDS 4
 
 struct workload {
-	int nkeys;          /* keys k0.. in "t" */
+	int nkeys;	    /* keys k0.. in "t" */
 	uint64_t write_ppm; /* chance of a batch per step */
 	uint64_t counter;   /* makes every value unique */
-	uint8_t *buf;       /* a change read back from the log */
+	uint8_t *buf;	    /* a change read back from the log */
 	size_t len, cap;
 	int copied;
 };
@@ -83,14 +83,14 @@ static void record_ack(struct sim *s, struct node *nd, uint64_t seq)
 	rc = store_log_read(nd->store, nd->id, seq, 1, (size_t)1 << 20,
 			    copy_change, w, &e);
 	if (rc || !w->copied) {
-		sim_fail(s, "node %u: acknowledged write %u/%llu not in its "
-			    "log: %s",
+		sim_fail(s,
+			 "node %u: acknowledged write %u/%llu not in its "
+			 "log: %s",
 			 nd->id, nd->id, (unsigned long long)seq,
 			 rc ? e.msg : "no entry");
 		return;
 	}
-	if (oracle_add(s->oracle, nd->id, seq, w->buf, w->len, why,
-		       sizeof why))
+	if (oracle_add(s->oracle, nd->id, seq, w->buf, w->len, why, sizeof why))
 		sim_fail(s, "node %u: %s", nd->id, why);
 	s->writes_acked++;
 }
@@ -229,8 +229,7 @@ void workload_step(struct sim *s)
 		}
 		sim_log(s, "node %u %s %s/%s seq %llu hlc %llu", nd->id,
 			b.w[i].op == STORE_DELETE ? "deletes" : "writes",
-			b.w[i].coll, b.w[i].key,
-			(unsigned long long)out[i].seq,
+			b.w[i].coll, b.w[i].key, (unsigned long long)out[i].seq,
 			(unsigned long long)out[i].hlc);
 		record_ack(s, nd, out[i].seq);
 		acked++;

@@ -1,0 +1,197 @@
+"""libmsce and the msce CLI against live nodes: every operation and error
+path (msce-libtest), the example desk program built against the installed
+library through pkg-config, CLI exit codes, import/export, conflicts and
+resolve, and clients that send garbage or vanish mid-request."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import unittest
+
+from cluster import ClusterTestCase, MSCE, wait_until
+
+LIBTEST = os.environ.get("MSCE_LIBTEST")
+BUILD = os.path.dirname(os.path.dirname(MSCE)) if MSCE else None
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class ClientTest(ClusterTestCase):
+    def run_checked(self, argv, **kw):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120, **kw)
+        if r.returncode != 0:
+            self.fail("%s exited %d\n%s\n%s" % (argv, r.returncode, r.stdout, r.stderr))
+        return r
+
+    @unittest.skipUnless(LIBTEST, "MSCE_LIBTEST not set")
+    def test_libmsce_operations(self):
+        c = self.make_cluster(2)
+        n1, n2 = c.nodes
+        c.wait_converged(timeout=30)
+        self.run_checked([LIBTEST, "up", n1.socket, n2.socket])
+        c.stop(n2)
+        self.run_checked([LIBTEST, "down", n1.socket])
+
+    def test_example_builds_against_installed_library(self):
+        if not BUILD or not shutil.which("pkg-config") or not shutil.which("cc"):
+            self.skipTest("no build dir, pkg-config or cc")
+        prefix = tempfile.mkdtemp(prefix="msce-inst-")
+        self.addCleanup(shutil.rmtree, prefix, True)
+        self.run_checked(["cmake", "--install", BUILD, "--prefix", prefix])
+        pc = [d for d in ("lib", "lib64", "lib/x86_64-linux-gnu")
+              if os.path.exists(os.path.join(prefix, d, "pkgconfig", "msce.pc"))]
+        self.assertTrue(pc, "msce.pc not installed")
+        libdir = os.path.join(prefix, pc[0])
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(libdir, "pkgconfig"))
+        flags = self.run_checked(["pkg-config", "--cflags", "--libs", "msce"],
+                                 env=env).stdout.split()
+        exe = os.path.join(prefix, "desk")
+        self.run_checked(["cc", "-o", exe, os.path.join(SRC, "client/examples/desk.c")]
+                         + flags)
+        c = self.make_cluster(1)
+        r = self.run_checked([exe, c.nodes[0].socket, "E4242"],
+                             env=dict(os.environ, LD_LIBRARY_PATH=libdir))
+        self.assertIn("registered FRA:E4242", r.stdout)
+        self.assertIn("bad birth date refused", r.stdout)
+        self.assertEqual(c.values(c.nodes[0], "registration", "FRA:E4242")["name"],
+                         "Amelie Laurent")
+
+    def test_cli_exit_codes_import_export(self):
+        c = self.make_cluster(2)
+        n1, n2 = c.nodes
+        cli = lambda node, *a: subprocess.run([MSCE, "-c", node.config] + list(a),
+                                              capture_output=True, text=True, timeout=60)
+        wait_until(lambda: cli(n1, "status").returncode == 0, 20, "healthy status")
+        # Import JSON lines, with one refused and one unreadable line.
+        path = os.path.join(c.dir, "in.jsonl")
+        with open(path, "w") as f:
+            for i in range(1200):
+                f.write(json.dumps({"collection": "registration", "key": "USA:P%04d" % i,
+                                    "fields": {"name": "Person %d" % i, "nationality": "USA",
+                                               "document_type": "passport",
+                                               "document_number": "P%04d" % i}}) + "\n")
+            f.write(json.dumps({"collection": "registration", "key": "USA:Q1",
+                                "fields": {"name": "No Type"}}) + "\n")
+            f.write("{not json\n")
+        r = cli(n1, "import", path)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("imported 1200, refused 1, unreadable lines 1", r.stdout)
+        c.wait_converged(timeout=60)
+        r = cli(n2, "export", "registration")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(len(rows), 1200)
+        self.assertEqual(rows[0]["fields"]["nationality"], "USA")
+        # verify passes on a converged cluster.
+        self.assertEqual(cli(n1, "verify", "--timeout", "20").returncode, 0)
+        # Degraded (a peer down) is 1; an unreachable node is 2.
+        c.stop(n2)
+        wait_until(lambda: cli(n1, "status").returncode == 1, 20, "degraded status")
+        self.assertEqual(cli(n2, "status").returncode, 2)
+        self.assertEqual(cli(n2, "put", "t", "k", "a=1").returncode, 2)
+        # A refused write is 1, with the reason.
+        r = cli(n1, "put", "registration", "FRA:Z9", "birth_date=2020-02-30")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("birth_date", r.stderr)
+        self.assertEqual(cli(n1, "get", "t", "nothing-here").returncode, 1)
+
+    def test_garbage_and_vanishing_clients_do_not_disturb_others(self):
+        c = self.make_cluster(1)
+        n1 = c.nodes[0]
+        socks = []
+        for payload in (b"\xff\xff\xff\xff", b"\x00\x00\x00\x05hello", b"\x00\x00",
+                        b"\x00\x00\x10\x00" + b"\x01" * 100):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(n1.socket)
+            s.sendall(payload)
+            socks.append(s)
+        # One sends half a request and vanishes.
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(n1.socket)
+        s.sendall(b"\x00\x00\x00\x40" + b"\x08\x01")
+        s.close()
+        # A decodable-length but malformed request gets an error answer.
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(n1.socket)
+        s.sendall(b"\x00\x00\x00\x03\xff\xff\xff")
+        s.settimeout(5)
+        hdr = s.recv(4)
+        self.assertEqual(len(hdr), 4)
+        s.close()
+        for _ in range(20):
+            c.put(n1, "t", "still-ok", {"v": "1"})
+        self.assertEqual(c.values(n1, "t", "still-ok"), {"v": "1"})
+        for s in socks:
+            s.close()
+        c.check_alive(n1)
+
+    def test_conflicts_listed_and_resolved(self):
+        c = self.make_cluster(2, proxy=True)
+        n1, n2 = c.nodes
+        c.wait_converged(timeout=30)
+        c.put(n1, "t", "doc", {"phone": "0"})
+        c.wait_converged(timeout=30)
+        c.proxy.cut("*")
+        c.put(n1, "t", "doc", {"phone": "111"})
+        c.put(n2, "t", "doc", {"phone": "222"})
+        c.proxy.resume("*")
+        c.wait_converged(timeout=60)
+        listed = lambda node: [json.loads(l) for l in subprocess.run(
+            [MSCE, "-c", node.config, "conflicts", "--json"], capture_output=True,
+            text=True, timeout=60).stdout.splitlines()]
+        for node in (n1, n2):
+            rows = listed(node)
+            self.assertEqual(len(rows), 1, rows)
+            self.assertEqual(rows[0]["field"], "phone")
+            self.assertEqual({rows[0]["winner"]["value"], rows[0]["loser"]["value"]},
+                             {"111", "222"})
+        r = subprocess.run([MSCE, "-c", n1.config, "resolve", "t", "doc", "phone", "333"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        c.wait_converged(timeout=60)
+        for node in (n1, n2):
+            self.assertEqual(listed(node), [])
+            self.assertEqual(c.values(node, "t", "doc")["phone"], "333")
+
+    def test_roles_over_tcp(self):
+        c = self.make_cluster(1, start=False)
+        n1 = c.nodes[0]
+        port = __import__("cluster").free_ports(1)[0]
+        keys = {}
+        for name in ("desk-ro", "desk-rw", "stranger"):
+            keys[name] = c.keygen(os.path.join(c.dir, name))
+        c.write_config(n1, client_listen="127.0.0.1:%d" % port)
+        with open(n1.config, "a") as f:
+            f.write("\n[client desk-ro]\npublic_key = %s\nrole = ro\n" % keys["desk-ro"])
+            f.write("\n[client desk-rw]\npublic_key = %s\nrole = rw\n" % keys["desk-rw"])
+        c.start(n1)
+        c.put(n1, "t", "shared", {"v": "1"})
+
+        def tcp(name, *args):
+            return subprocess.run(
+                [MSCE, "--node", "127.0.0.1:%d" % port, "--key",
+                 os.path.join(c.dir, name + ".key"), "--node-key", n1.pub,
+                 "--cluster", c.name] + list(args),
+                capture_output=True, text=True, timeout=60)
+
+        r = tcp("desk-ro", "get", "t", "shared", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["fields"]["v"]["value"], "1")
+        r = tcp("desk-ro", "put", "t", "shared", "v=2")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("role ro", r.stderr)
+        r = tcp("desk-rw", "put", "t", "shared", "v=3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = tcp("desk-rw", "backup", os.path.join(c.dir, "bk"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("role rw", r.stderr)
+        # A key the node does not know never gets a session.
+        r = tcp("stranger", "get", "t", "shared")
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(c.values(n1, "t", "shared"), {"v": "3"})
+
+
+if __name__ == "__main__":
+    unittest.main()

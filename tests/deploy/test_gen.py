@@ -1,0 +1,181 @@
+"""deploy/msce-gen without daemons: what it writes for the eight centers,
+where the secrets go, that a rerun changes nothing, and that each mistake
+in a centers file is refused with its line named."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from deployutil import MSCE, run_gen
+
+EIGHT = """\
+# The eight centers of Shenzhen
+shekou        1  10.0.1.10:7401   metrics_listen=127.0.0.1:9401
+shenzhen-bay  2  10.0.2.10:7401
+nanshan       3  10.0.3.10:7401
+futian        4  10.0.4.10:7401
+luohu         5  10.0.5.10:7401
+baoan         6  10.0.6.10:7401
+longgang      7  [fd00::7]:7401   listen=[::]:7401
+longhua       8  10.0.8.10:7401   # opens in spring
+pingshan      9  retired
+client frontdesk-1 shekou rw
+client ops * admin
+client audit futian,luohu ro
+"""
+NAMES = ["shekou", "shenzhen-bay", "nanshan", "futian", "luohu", "baoan",
+         "longgang", "longhua"]
+
+
+def sections(text):
+    """{section header: {key: value}} of an INI text."""
+    out, cur = {}, None
+    for line in text.splitlines():
+        line = line.split(";", 1)[0].strip()
+        if line.startswith("["):
+            cur = out.setdefault(line, {})
+        elif "=" in line:
+            k, v = line.split("=", 1)
+            cur[k.strip()] = v.strip()
+    return out
+
+
+class GenTest(unittest.TestCase):
+    def setUp(self):
+        if not os.access(MSCE, os.X_OK):
+            self.skipTest("%s not built" % MSCE)
+        self.dir = tempfile.mkdtemp(prefix="msce-gen-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.out = os.path.join(self.dir, "out")
+
+    def centers(self, text):
+        path = os.path.join(self.dir, "centers")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def read(self, name, suffix=".conf"):
+        with open(os.path.join(self.out, name, name + suffix)) as f:
+            return f.read()
+
+    def test_eight_centers(self):
+        run_gen(self.centers(EIGHT), self.out)
+        self.assertEqual(sorted(os.listdir(self.out)), sorted(NAMES + ["_clients"]))
+        self.assertEqual(sorted(os.listdir(os.path.join(self.out, "_clients"))),
+                         ["audit.key", "audit.pub", "ops.key", "ops.pub"])
+        pubs = {n: self.read(n, ".pub").strip() for n in NAMES}
+        self.assertEqual(len(set(pubs.values())), 8)
+        for n in NAMES:
+            d = os.path.join(self.out, n)
+            self.assertEqual(os.stat(d).st_mode & 0o777, 0o700)
+            self.assertEqual(os.stat(os.path.join(d, n + ".key")).st_mode & 0o777, 0o600)
+            self.assertEqual(os.stat(os.path.join(d, n + ".conf")).st_mode & 0o777, 0o640)
+            # Only its own secret key in a center's directory.
+            keys = [os.path.relpath(os.path.join(r, f), d)
+                    for r, _, fs in os.walk(d) for f in fs if f.endswith(".key")]
+            want = [n + ".key"] + (["clients/frontdesk-1.key"] if n == "shekou" else [])
+            self.assertEqual(sorted(keys), sorted(want))
+            conf = sections(self.read(n))
+            node = conf["[node]"]
+            self.assertEqual(conf["[cluster]"]["name"], "shenzhen-msce")
+            self.assertEqual(node["id"], str(NAMES.index(n) + 1))
+            self.assertEqual(node["name"], n)
+            self.assertEqual(node["key"], "/etc/msce/%s.key" % n)
+            self.assertEqual(node["data_dir"], "/var/lib/msce/" + n)
+            self.assertEqual(node["socket"], "/run/msce/%s.sock" % n)
+            peers = {h[6:-1]: v for h, v in conf.items() if h.startswith("[peer ")}
+            self.assertEqual(sorted(peers), sorted(set(NAMES) - {n}))
+            for p, v in peers.items():
+                self.assertEqual(v["public_key"], pubs[p])
+                self.assertEqual(v["id"], str(NAMES.index(p) + 1))
+            self.assertNotIn(pubs[n], self.read(n))
+            self.assertNotIn("pingshan", self.read(n))
+        shekou = sections(self.read("shekou"))
+        self.assertEqual(shekou["[node]"]["metrics_listen"], "127.0.0.1:9401")
+        self.assertEqual(shekou["[client frontdesk-1]"]["role"], "rw")
+        self.assertNotIn("[client frontdesk-1]", self.read("futian"))
+        with open(os.path.join(self.out, "_clients", "ops.pub")) as f:
+            ops = f.read().strip()
+        for n in NAMES:
+            conf = sections(self.read(n))
+            self.assertEqual(conf["[client ops]"],
+                             {"public_key": ops, "role": "admin"})
+            self.assertEqual("[client audit]" in conf, n in ("futian", "luohu"))
+        self.assertEqual(sections(self.read("longgang"))["[node]"]["listen"], "[::]:7401")
+        self.assertEqual(sections(self.read("futian"))["[peer longgang]"]["address"],
+                         "[fd00::7]:7401")
+
+    def test_rerun_keeps_keys_and_reports_changes(self):
+        path = self.centers(EIGHT)
+        run_gen(path, self.out)
+        before = {n: self.read(n, ".key") for n in NAMES}
+        r = run_gen(path, self.out)
+        self.assertIn("configs unchanged", r.stdout)
+        self.assertEqual(before, {n: self.read(n, ".key") for n in NAMES})
+        with open(path, "a") as f:
+            f.write("dapeng 10 10.0.10.10:7401\n")
+        r = run_gen(path, self.out)
+        changed = re.search(r"restart these centers\): (.*)", r.stdout).group(1).split()
+        self.assertEqual(sorted(changed), sorted(NAMES + ["dapeng"]))
+        self.assertEqual(before, {n: self.read(n, ".key") for n in NAMES})
+
+    def test_center_made_key(self):
+        # The center ran `msce keygen` itself and sent only its .pub.
+        path = self.centers("a 1 10.0.0.1:7401\nb 2 10.0.0.2:7401\n")
+        pre = os.path.join(self.dir, "own")
+        os.makedirs(pre)
+        subprocess.run([MSCE, "keygen", "--out", os.path.join(pre, "b")],
+                       check=True, capture_output=True)
+        os.makedirs(os.path.join(self.out, "b"))
+        shutil.copy(os.path.join(pre, "b.pub"), os.path.join(self.out, "b", "b.pub"))
+        run_gen(path, self.out)
+        self.assertFalse(os.path.exists(os.path.join(self.out, "b", "b.key")))
+        with open(os.path.join(pre, "b.pub")) as f:
+            self.assertIn(f.read().strip(), self.read("a"))
+        r = run_gen("rotate", path, self.out, "b", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("keeps its own key", r.stderr)
+
+    def test_system_paths_and_local_layout(self):
+        path = self.centers("a 1 127.0.0.1:7401\nb 2 127.0.0.1:7402\n")
+        run_gen("--layout", "local", "--cluster", "test-1", "--set", "fsync=false",
+                "--set", "log_level=debug", path, self.out)
+        node = sections(self.read("a"))["[node]"]
+        a = os.path.join(os.path.abspath(self.out), "a")
+        self.assertEqual(node["key"], os.path.join(a, "a.key"))
+        self.assertEqual(node["data_dir"], os.path.join(a, "data"))
+        self.assertEqual(node["socket"], os.path.join(a, "a.sock"))
+        self.assertEqual(node["fsync"], "false")
+        self.assertEqual(node["log_level"], "debug")
+
+    def test_mistakes_are_refused(self):
+        cases = [
+            ("a 1 10.0.0.1:7401\nb 1 10.0.0.2:7401\n", "centers:2: id 1 already used"),
+            ("a 1 10.0.0.1:7401\na 2 10.0.0.2:7401\n", "centers:2: center a already"),
+            ("a 1 10.0.0.1:7401\nold 2 retired\nb 2 10.0.0.3:7401\n",
+             "centers:3: id 2 already used"),
+            ("a 1 10.0.0.1\n", "is not host:port"),
+            ("a 1 10.0.0.1:99999\n", "is not host:port"),
+            ("a 0 10.0.0.1:7401\n", "is not a node id"),
+            ("A 1 10.0.0.1:7401\n", "is not a center name"),
+            ("a 1 10.0.0.1:7401 colour=blue\n", "not setting=value"),
+            ("a 1 10.0.0.1:7401\nclient fd a superuser\n", "role \"superuser\""),
+            ("a 1 10.0.0.1:7401\nclient fd b rw\n", "\"b\" is not a live center"),
+            ("a 1 10.0.0.1:7401\nclient fd a rw\nclient fd * ro\n", "client fd given twice"),
+            ("# nothing\n", "no centers"),
+        ]
+        for text, want in cases:
+            with self.subTest(text=text):
+                r = run_gen(self.centers(text), self.out, check=False)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(want, r.stderr)
+        r = run_gen("--cluster", "bad name", self.centers("a 1 10.0.0.1:7401\n"),
+                    self.out, check=False)
+        self.assertIn("is not a cluster name", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

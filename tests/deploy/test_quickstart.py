@@ -1,0 +1,151 @@
+"""deploy/quickstart end to end with the built binaries (--prebuilt: no
+install, no build): eight centers start, the demo data converges with
+conflicts to see, start and stop are both safe to repeat, and stop leaves
+no msced behind. A cleanup kills by PID file whatever is left if the test
+fails half way."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import unittest
+
+from deployutil import MSCE, MSCED, QUICKSTART, require_binaries
+
+NAMES = ["shekou", "shenzhen-bay", "nanshan", "futian", "luohu", "baoan",
+         "longgang", "longhua"]
+
+
+def free_base():
+    """A base port with base+1..8 and base+2001..2008 free on loopback."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(12000, 28000)
+        ok = True
+        for p in [base + i for i in range(1, 9)] + [base + 2000 + i for i in range(1, 9)]:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+            if not ok:
+                break
+        if ok:
+            return base
+    raise unittest.SkipTest("no free port range")
+
+
+def is_msced(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return b"msced" in f.read()
+    except OSError:
+        return False
+
+
+class QuickstartTest(unittest.TestCase):
+    def setUp(self):
+        require_binaries()
+        self.dir = tempfile.mkdtemp(prefix="msce-qs-")
+        self.run_dir = os.path.join(self.dir, "run")
+        self.env = dict(os.environ, MSCED=os.path.abspath(MSCED),
+                        MSCE=os.path.abspath(MSCE))
+        self.addCleanup(self.cleanup)
+
+    def cleanup(self):
+        for n in NAMES:
+            try:
+                with open(os.path.join(self.run_dir, n, "msced.pid")) as f:
+                    pid = int(f.read())
+                if is_msced(pid):
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def quickstart(self, *args, timeout=240):
+        r = subprocess.run([QUICKSTART, "--prebuilt", "--dir", self.run_dir] + list(args),
+                           capture_output=True, text=True, timeout=timeout,
+                           env=self.env, cwd=self.dir)
+        return r.returncode, r.stdout + r.stderr
+
+    def pids(self):
+        out = {}
+        for n in NAMES:
+            try:
+                with open(os.path.join(self.run_dir, n, "msced.pid")) as f:
+                    out[n] = int(f.read())
+            except OSError:
+                pass
+        return out
+
+    def test_start_twice_stop_twice(self):
+        base = free_base()
+        rc, out = self.quickstart("--base-port", str(base), "--records", "200")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("verified: 8 nodes", out)
+        self.assertIn("node 1 (shekou), cluster shenzhen-msce: healthy", out)
+        pids = self.pids()
+        self.assertEqual(sorted(pids), sorted(NAMES))
+        for n in NAMES:
+            self.assertIn("127.0.0.1:%d" % (base + NAMES.index(n) + 1), out)
+
+        conf = os.path.join(self.run_dir, "futian", "futian.conf")
+        st = json.loads(subprocess.run([MSCE, "-c", conf, "status", "--json"],
+                                       capture_output=True, text=True).stdout)
+        self.assertTrue(st["healthy"])
+        self.assertGreater(st["conflicts"], 0, "no concurrent writes made conflicts")
+        with open(os.path.join(self.run_dir, "demo.json")) as f:
+            demo = json.load(f)
+        self.assertEqual(demo["registrations"], 200)
+        r = subprocess.run([MSCE, "-c", conf, "scan", "registration", "--limit", "1000"],
+                           capture_output=True, text=True)
+        self.assertEqual(len(r.stdout.split()), 200)
+
+        # Again: the same processes are kept, the data is not loaded twice.
+        rc, out = self.quickstart()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("already running", out)
+        self.assertNotIn("loading demo data", out)
+        self.assertEqual(self.pids(), pids)
+
+        rc, out = self.quickstart("stop")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("stopped", out)
+        for n, pid in pids.items():
+            self.assertFalse(is_msced(pid), "%s (pid %d) still runs" % (n, pid))
+            with open(os.path.join(self.run_dir, n, "msced.log")) as f:
+                self.assertIn("stopped", f.read().splitlines()[-1])
+        self.assertEqual(self.pids(), {})
+        rc, out = self.quickstart("stop")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("nothing running", out)
+
+        # And up again from the same directory: same keys, data kept.
+        rc, out = self.quickstart()
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("loading demo data", out)
+        rc, out = self.quickstart("stop")
+        self.assertEqual(rc, 0, out)
+
+    def test_stale_pid_file_is_not_signalled(self):
+        # A PID file left by a crash may name an unrelated process now.
+        victim = subprocess.Popen(["sleep", "60"])
+        self.addCleanup(victim.kill)
+        d = os.path.join(self.run_dir, "shekou")
+        os.makedirs(d)
+        with open(os.path.join(d, "msced.pid"), "w") as f:
+            f.write("%d\n" % victim.pid)
+        rc, out = self.quickstart("stop")
+        self.assertEqual(rc, 0, out)
+        self.assertIsNone(victim.poll(), "quickstart stop killed an unrelated process")
+
+
+if __name__ == "__main__":
+    unittest.main()
