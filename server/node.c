@@ -19,6 +19,7 @@
 
 #include "keyfile.h"
 #include "log.h"
+#include "uv_metrics.h"
 
 uint64_t node_now_ms(void)
 {
@@ -312,6 +313,8 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	    (r = client_server_start(loop, &n->cfg, &n->key, api_request, n,
 				     &n->clients, e)))
 		goto fail;
+	if ((r = node_metrics_start(n, e)))
+		goto fail;
 	uv_timer_init(loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, on_tick, 50, 50);
@@ -358,7 +361,9 @@ static void writer_drained(void *arg)
 	/* Everything queued is committed and acknowledged; now the links. */
 	n->writer = NULL;
 	api_check_waiters(n); /* stopping: answers every waiter */
-	n->closing_parts = 2 + (n->clients != NULL);
+	n->closing_parts = 2 + (n->clients != NULL) + (n->metrics != NULL);
+	if (n->metrics != NULL)
+		metrics_stop(n->metrics, part_closed, n);
 	uv_close((uv_handle_t *)&n->tick, tick_closed);
 	peer_net_stop(n->net, part_closed, n);
 	if (n->clients != NULL)

@@ -24,6 +24,7 @@ struct node {
 	struct repl *repl;
 	struct peer_net *net;
 	struct client_server *clients;
+	struct metrics_server *metrics;
 	struct repl_store_ops ops;
 	struct repl_io io;
 	uint32_t *nodes;
@@ -46,6 +47,9 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 /* Commits what is in flight, closes links and sockets, frees the node,
  * then calls done(arg). */
 void node_stop(struct node *n, void (*done)(void *arg), void *arg);
+
+/* metrics.c: serves /metrics on [node] metrics_listen (if set). */
+int node_metrics_start(struct node *n, struct err *e);
 
 /* api.c: one client request (an encoded msce.ClientRequest). */
 void api_request(void *node, struct client_conn *c, const uint8_t *msg,

@@ -1817,3 +1817,12 @@ int store_backup(struct store *s, const char *path, uint64_t *bytes,
 	*bytes = stat(file, &st) == 0 ? (uint64_t)st.st_size : 0;
 	return 0;
 }
+
+uint64_t store_size(struct store *s)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_env_info(s->env, &info);
+	mdb_env_stat(s->env, &st);
+	return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}

@@ -166,6 +166,8 @@ uint64_t store_hlc_committed(struct store *s);
 /* Commits a clock high-water of at least hlc_now(wall_ms), so that idle
  * nodes still promise a rising hlc (tombstone collection relies on it). */
 int store_clock_advance(struct store *s, uint64_t wall_ms, struct err *e);
+/* Bytes of the store's data in use (pages up to the last one used). */
+uint64_t store_size(struct store *s);
 /* Returns the sticky error code (0 if the store accepts writes). */
 int store_failed(struct store *s);
 

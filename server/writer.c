@@ -31,11 +31,45 @@ struct writer {
 	uv_async_t async;
 	void (*stop_cb)(void *);
 	void *stop_arg;
+	struct writer_stats stats; /* under mu */
 	/* Scratch for combining queued writes into one transaction. */
 	struct store_write *ws;
 	struct store_written *outs;
 	size_t cap;
 };
+
+const double writer_lat_bounds[WRITER_LAT_BUCKETS] = {
+	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0};
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void record_commit(struct writer *w, double secs, int failed,
+			  uint64_t local, uint64_t applied)
+{
+	int b = 0;
+	while (b < WRITER_LAT_BUCKETS && secs > writer_lat_bounds[b])
+		b++;
+	pthread_mutex_lock(&w->mu);
+	w->stats.commits++;
+	w->stats.failures += failed != 0;
+	w->stats.local_writes += local;
+	w->stats.applied += applied;
+	w->stats.lat[b]++;
+	w->stats.lat_sum += secs;
+	pthread_mutex_unlock(&w->mu);
+}
+
+void writer_stats(struct writer *w, struct writer_stats *out)
+{
+	pthread_mutex_lock(&w->mu);
+	*out = w->stats;
+	pthread_mutex_unlock(&w->mu);
+}
 
 static uint64_t wall_ms(void)
 {
@@ -79,7 +113,12 @@ static void commit_writes(struct writer *w, struct writer_job *jobs)
 			k += j->n;
 		}
 	err_clear(&e);
+	double t0 = mono_s();
 	rc = store_write(w->store, w->ws, total, wall_ms(), w->outs, &e);
+	uint64_t ok = 0;
+	for (size_t i = 0; rc == 0 && i < total; i++)
+		ok += w->outs[i].err.code == 0;
+	record_commit(w, mono_s() - t0, rc, ok, 0);
 	k = 0;
 	for (struct writer_job *j = jobs; j != NULL; j = j->next) {
 		if (j->kind != WRITER_WRITE)
@@ -110,11 +149,16 @@ static void *run(void *arg)
 		commit_writes(w, jobs);
 		for (struct writer_job *j = jobs; j != NULL; j = j->next) {
 			if (j->kind == WRITER_APPLY) {
+				double t0 = mono_s();
 				err_clear(&j->err);
 				j->rc = store_apply(w->store, j->blobs,
 						    j->nblobs, wall_ms(),
 						    j->max_skew_ms, &j->res,
 						    &j->err);
+				record_commit(w, mono_s() - t0,
+					      j->rc && j->rc != MSCE_ECLOCK &&
+						      j->rc != MSCE_EGAP,
+					      0, j->res.applied);
 			} else if (j->kind == WRITER_CALL) {
 				err_clear(&j->err);
 				j->rc = j->call(w->store, j->call_arg, &j->err);

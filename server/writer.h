@@ -46,6 +46,19 @@ int writer_start(uv_loop_t *loop, struct store *s, struct writer **out,
 		 struct err *e);
 /* Queues a job (loop thread only). */
 void writer_submit(struct writer *w, struct writer_job *job);
+/* Commit latency histogram and counts, for metrics. */
+#define WRITER_LAT_BUCKETS 10
+extern const double writer_lat_bounds[WRITER_LAT_BUCKETS]; /* seconds */
+struct writer_stats {
+	uint64_t commits;	/* transactions committed */
+	uint64_t local_writes;	/* client writes committed */
+	uint64_t applied;	/* changes from peers applied (not dups) */
+	uint64_t failures;	/* batches that failed */
+	uint64_t lat[WRITER_LAT_BUCKETS + 1]; /* per bucket, +Inf last */
+	double lat_sum;
+};
+void writer_stats(struct writer *w, struct writer_stats *out);
+
 /* Jobs queued and not yet done. */
 size_t writer_pending(const struct writer *w);
 /* Commits what is queued, runs the remaining done callbacks, stops the

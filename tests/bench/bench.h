@@ -45,8 +45,7 @@ void bcluster_node_stop(struct bcluster *c, int i);
 int bcluster_node_start(struct bcluster *c, int i);
 /* Until node i answers and (if links) has every peer link up, at most
  * timeout_s. Returns 0 or -1. */
-int bcluster_wait_ready(struct bcluster *c, int i, int links,
-			double timeout_s);
+int bcluster_wait_ready(struct bcluster *c, int i, int links, double timeout_s);
 
 /* Committed seq of origin at the node behind cl, or 0. */
 uint64_t bench_held(msce_client *cl, uint32_t origin);

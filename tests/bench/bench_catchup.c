@@ -25,22 +25,33 @@ int bench_catchup(int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'k': k = atoi(optarg); break;
-		case 'n': records = atol(optarg); break;
-		case 'r': retention = atol(optarg); break;
-		case 'j': json = 1; break;
-		default: return 2;
+		case 'k':
+			k = atoi(optarg);
+			break;
+		case 'n':
+			records = atol(optarg);
+			break;
+		case 'r':
+			retention = atol(optarg);
+			break;
+		case 'j':
+			json = 1;
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (k < 2 || k > BENCH_MAXN || records <= 0 || retention < 0) {
-		fprintf(stderr, "msce-bench catchup: --nodes 2..%d, --records "
-				"and --retention positive\n",
+		fprintf(stderr,
+			"msce-bench catchup: --nodes 2..%d, --records "
+			"and --retention positive\n",
 			BENCH_MAXN);
 		return 2;
 	}
 	char extra[64] = "";
 	if (retention > 0)
-		snprintf(extra, sizeof extra, "log_retention = %ld\n", retention);
+		snprintf(extra, sizeof extra, "log_retention = %ld\n",
+			 retention);
 	struct bcluster cl;
 	if (bcluster_start(&cl, k, extra) != 0) {
 		bcluster_stop(&cl);
@@ -61,7 +72,8 @@ int bench_catchup(int argc, char **argv)
 	msce_connect_config(cl.conf[0], &w);
 	/* Truncation runs about once a second: wait for it, or the node
 	 * would stream from the log after all. */
-	for (double end = bench_now() + 30; retention > 0 && retention < records;) {
+	for (double end = bench_now() + 30;
+	     retention > 0 && retention < records;) {
 		truncated = bench_counter(w, "log_truncated");
 		if (truncated > 0)
 			break;
@@ -86,8 +98,9 @@ int bench_catchup(int argc, char **argv)
 		}
 	}
 	if (t_all == 0) {
-		fprintf(stderr, "msce-bench catchup: node %d did not catch up "
-				"in 600 s\n",
+		fprintf(stderr,
+			"msce-bench catchup: node %d did not catch up "
+			"in 600 s\n",
 			k);
 		goto out;
 	}

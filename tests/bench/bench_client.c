@@ -57,8 +57,8 @@ static void *pipeline(void *arg)
 		while (next < a->to && (long)msce_pending(cl) < a->window) {
 			int nf = fields_of((uint64_t)next, a->value_size, names,
 					   values, f, key);
-			if (msce_put_send(cl, "registration", key, f, (size_t)nf,
-					  NULL) != 0)
+			if (msce_put_send(cl, "registration", key, f,
+					  (size_t)nf, NULL) != 0)
 				goto fail;
 			sent[(next - a->from) % MAXW] = bench_now();
 			next++;
@@ -82,33 +82,46 @@ int bench_client(int argc, char **argv)
 	int k = 2, json = 0, conns = 4, window = 64, value_size = 300;
 	int samples = 2000;
 	long records = 100000, batch = 100;
-	static struct option opts[] = {{"nodes", 1, 0, 'k'},
-				       {"records", 1, 0, 'n'},
-				       {"connections", 1, 0, 'c'},
-				       {"window", 1, 0, 'w'},
-				       {"batch", 1, 0, 'b'},
-				       {"samples", 1, 0, 's'},
-				       {"json", 0, 0, 'j'},
-				       {0, 0, 0, 0}};
+	static struct option opts[] = {
+	    {"nodes", 1, 0, 'k'},	{"records", 1, 0, 'n'},
+	    {"connections", 1, 0, 'c'}, {"window", 1, 0, 'w'},
+	    {"batch", 1, 0, 'b'},	{"samples", 1, 0, 's'},
+	    {"json", 0, 0, 'j'},	{0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'k': k = atoi(optarg); break;
-		case 'n': records = atol(optarg); break;
-		case 'c': conns = atoi(optarg); break;
-		case 'w': window = atoi(optarg); break;
-		case 'b': batch = atol(optarg); break;
-		case 's': samples = atoi(optarg); break;
-		case 'j': json = 1; break;
-		default: return 2;
+		case 'k':
+			k = atoi(optarg);
+			break;
+		case 'n':
+			records = atol(optarg);
+			break;
+		case 'c':
+			conns = atoi(optarg);
+			break;
+		case 'w':
+			window = atoi(optarg);
+			break;
+		case 'b':
+			batch = atol(optarg);
+			break;
+		case 's':
+			samples = atoi(optarg);
+			break;
+		case 'j':
+			json = 1;
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (k < 1 || k > BENCH_MAXN || records < conns || conns < 1 ||
 	    conns > 16 || window < 1 || window > MAXW || batch < 1 ||
 	    batch > 256 || samples < 1 || samples > 1000000) {
-		fprintf(stderr, "msce-bench client: --nodes 1..%d, "
-				"--connections 1..16, --window 1..%d, "
-				"--batch 1..256\n",
+		fprintf(stderr,
+			"msce-bench client: --nodes 1..%d, "
+			"--connections 1..16, --window 1..%d, "
+			"--batch 1..256\n",
 			BENCH_MAXN, MAXW);
 		return 2;
 	}
@@ -129,8 +142,8 @@ int bench_client(int argc, char **argv)
 	double t0 = bench_now();
 	for (int t = 0; t < conns; t++) {
 		long from = records * t / conns, to = records * (t + 1) / conns;
-		pa[t] = (struct piper){cl.conf[0], from, to, window, value_size,
-				       lat + from, 0};
+		pa[t] = (struct piper){cl.conf[0], from,       to, window,
+				       value_size, lat + from, 0};
 		pthread_create(&th[t], NULL, pipeline, &pa[t]);
 	}
 	for (int t = 0; t < conns; t++) {
@@ -143,8 +156,8 @@ int bench_client(int argc, char **argv)
 	bench_sort(lat, (int)records);
 
 	/* batches, on fresh keys */
-	double t_batch = bench_write_parallel(cl.conf[0], records, batch, conns,
-					      value_size);
+	double t_batch =
+	    bench_write_parallel(cl.conf[0], records, batch, conns, value_size);
 	(void)t_batch;
 	if (t_batch < 0)
 		goto out;
@@ -157,11 +170,13 @@ int bench_client(int argc, char **argv)
 	for (int s = 0; s < samples; s++) {
 		char names[16][32], values[16][256], key[64];
 		struct msce_field f[16];
-		int nf = fields_of((uint64_t)(2 * records + s), value_size, names,
-				   values, f, key);
+		int nf = fields_of((uint64_t)(2 * records + s), value_size,
+				   names, values, f, key);
 		double s0 = bench_now();
-		if (msce_put(one, "registration", key, f, (size_t)nf, NULL) != 0) {
-			fprintf(stderr, "msce-bench: put: %s\n", msce_errmsg(one));
+		if (msce_put(one, "registration", key, f, (size_t)nf, NULL) !=
+		    0) {
+			fprintf(stderr, "msce-bench: put: %s\n",
+				msce_errmsg(one));
 			goto out;
 		}
 		single[s] = (bench_now() - s0) * 1000.0;

@@ -127,8 +127,7 @@ static Msce__ClientResponse *status_call(msce_client *cl)
 	return r;
 }
 
-int bcluster_wait_ready(struct bcluster *c, int i, int links,
-			double timeout_s)
+int bcluster_wait_ready(struct bcluster *c, int i, int links, double timeout_s)
 {
 	double end = bench_now() + timeout_s;
 	while (bench_now() < end) {
@@ -138,7 +137,8 @@ int bcluster_wait_ready(struct bcluster *c, int i, int links,
 			Msce__ClientResponse *r = status_call(cl);
 			if (r != NULL) {
 				ready = 1;
-				for (size_t p = 0; links && p < r->status->n_peers; p++)
+				for (size_t p = 0;
+				     links && p < r->status->n_peers; p++)
 					ready &= r->status->peers[p]->connected;
 				msce__client_response__free_unpacked(r, NULL);
 			}
@@ -260,17 +260,18 @@ void *bench_write_range(void *p)
 	for (long i = a->from; i < a->to; i += a->batch) {
 		long n = i + a->batch > a->to ? a->to - i : a->batch;
 		for (long j = 0; j < n; j++) {
-			int nf = bench_registration((uint64_t)(i + j), a->value_size,
-						    names, values[j], 16);
+			int nf =
+			    bench_registration((uint64_t)(i + j), a->value_size,
+					       names, values[j], 16);
 			snprintf(keys[j], 64, "%.3s:%.40s", values[j][1],
 				 values[j][3]);
 			for (int k = 0; k < nf; k++)
 				f[j][k] = (struct msce_field){
-					.name = names[k],
-					.value = values[j][k],
-					.value_len = strlen(values[j][k])};
-			puts[j] = (struct msce_put){"registration", keys[j], f[j],
-						    (size_t)nf, 0};
+				    .name = names[k],
+				    .value = values[j][k],
+				    .value_len = strlen(values[j][k])};
+			puts[j] = (struct msce_put){"registration", keys[j],
+						    f[j], (size_t)nf, 0};
 		}
 		if (msce_put_batch(cl, puts, (size_t)n, NULL, codes) != 0) {
 			fprintf(stderr, "msce-bench: %s\n", msce_errmsg(cl));
@@ -294,9 +295,12 @@ double bench_write_parallel(const char *conf, long records, long batch,
 	double t0 = bench_now();
 
 	for (int t = 0; t < threads; t++) {
-		wa[t] = (struct bench_writer){conf, records * t / threads,
-					      records * (t + 1) / threads, batch,
-					      value_size, 0};
+		wa[t] = (struct bench_writer){conf,
+					      records * t / threads,
+					      records * (t + 1) / threads,
+					      batch,
+					      value_size,
+					      0};
 		pthread_create(&th[t], NULL, bench_write_range, &wa[t]);
 	}
 	for (int t = 0; t < threads; t++) {
@@ -310,27 +314,38 @@ int bench_replicate(int argc, char **argv)
 {
 	int k = 2, json = 0, value_size = 300, threads = 4;
 	long records = 100000, batch = 200;
-	static struct option opts[] = {{"nodes", 1, 0, 'k'},
-				       {"records", 1, 0, 'n'},
-				       {"batch", 1, 0, 'b'},
-				       {"clients", 1, 0, 't'},
-				       {"json", 0, 0, 'j'},
-				       {0, 0, 0, 0}};
+	static struct option opts[] = {
+	    {"nodes", 1, 0, 'k'}, {"records", 1, 0, 'n'},
+	    {"batch", 1, 0, 'b'}, {"clients", 1, 0, 't'},
+	    {"json", 0, 0, 'j'},  {0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'k': k = atoi(optarg); break;
-		case 'n': records = atol(optarg); break;
-		case 'b': batch = atol(optarg); break;
-		case 't': threads = atoi(optarg); break;
-		case 'j': json = 1; break;
-		default: return 2;
+		case 'k':
+			k = atoi(optarg);
+			break;
+		case 'n':
+			records = atol(optarg);
+			break;
+		case 'b':
+			batch = atol(optarg);
+			break;
+		case 't':
+			threads = atoi(optarg);
+			break;
+		case 'j':
+			json = 1;
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (k < 2 || k > MAXN || records <= 0 || batch <= 0 || batch > 256 ||
 	    threads < 1 || threads > 16) {
-		fprintf(stderr, "msce-bench replicate: --nodes 2..%d, "
-				"--batch 1..256, --clients 1..16\n", MAXN);
+		fprintf(stderr,
+			"msce-bench replicate: --nodes 2..%d, "
+			"--batch 1..256, --clients 1..16\n",
+			MAXN);
 		return 2;
 	}
 	struct bcluster cl;
@@ -397,10 +412,17 @@ int bench_lag(int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'k': k = atoi(optarg); break;
-		case 's': samples = atoi(optarg); break;
-		case 'j': json = 1; break;
-		default: return 2;
+		case 'k':
+			k = atoi(optarg);
+			break;
+		case 's':
+			samples = atoi(optarg);
+			break;
+		case 'j':
+			json = 1;
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (k < 2 || k > MAXN || samples < 1 || samples > 100000) {
@@ -422,8 +444,8 @@ int bench_lag(int argc, char **argv)
 		struct msce_write_result res;
 		snprintf(key, sizeof key, "lag-%d", s);
 		snprintf(val, sizeof val, "%d", s);
-		struct msce_field f = {.name = "v", .value = val,
-				       .value_len = strlen(val)};
+		struct msce_field f = {
+		    .name = "v", .value = val, .value_len = strlen(val)};
 		if (msce_put(cli[0], "bench", key, &f, 1, &res) != 0)
 			break;
 		double t0 = bench_now(), worst = 0;
@@ -437,7 +459,8 @@ int bench_lag(int argc, char **argv)
 			if (d > worst)
 				worst = d;
 			if (getenv("MSCE_BENCH_VERBOSE") && d > 0.02)
-				fprintf(stderr, "sample %d seq %llu node %d: %.1f ms\n",
+				fprintf(stderr,
+					"sample %d seq %llu node %d: %.1f ms\n",
 					s, (unsigned long long)res.seq, i + 1,
 					d * 1000);
 		}

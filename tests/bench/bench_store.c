@@ -58,9 +58,11 @@ static double raw_lmdb_rate(long records, long batch, int value_size)
 		for (long j = i; j < i + batch && j < records; j++) {
 			static const char *const nat[] = {"FRA", "DEU", "USA",
 							  "GBR", "JPN"};
-			int n = snprintf(key, sizeof key, "registration%c%s:P%09ld",
-					 0, nat[j % 5], j);
-			MDB_val k = {(size_t)n, key}, v = {(size_t)value_size, val};
+			int n =
+			    snprintf(key, sizeof key, "registration%c%s:P%09ld",
+				     0, nat[j % 5], j);
+			MDB_val k = {(size_t)n, key},
+				v = {(size_t)value_size, val};
 			mdb_put(txn, dbi, &k, &v, 0);
 		}
 		if (mdb_txn_commit(txn)) {
@@ -89,14 +91,24 @@ int bench_store(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'n': records = atol(optarg); break;
-		case 'v': value_size = atoi(optarg); break;
-		case 'b': batch = atol(optarg); break;
-		case 'j': json = 1; break;
-		default: return 2;
+		case 'n':
+			records = atol(optarg);
+			break;
+		case 'v':
+			value_size = atoi(optarg);
+			break;
+		case 'b':
+			batch = atol(optarg);
+			break;
+		case 'j':
+			json = 1;
+			break;
+		default:
+			return 2;
 		}
 	}
-	if (records <= 0 || batch <= 0 || value_size < 50 || value_size > 3000) {
+	if (records <= 0 || batch <= 0 || value_size < 50 ||
+	    value_size > 3000) {
 		fprintf(stderr, "msce-bench store: --records and --batch must "
 				"be positive, --value-size 50..3000\n");
 		return 2;
@@ -117,7 +129,8 @@ int bench_store(int argc, char **argv)
 		snprintf(key, sizeof key, "%.3s:%.40s", values[1], values[3]);
 		ch.origin = 2;
 		ch.seq = (uint64_t)i + 1;
-		ch.hlc = hlc_make(t0 + (uint64_t)i / 60000, (uint32_t)(i % 60000));
+		ch.hlc =
+		    hlc_make(t0 + (uint64_t)i / 60000, (uint32_t)(i % 60000));
 		ch.collection = "registration";
 		ch.key = key;
 		for (int k = 0; k < nf; k++) {
@@ -182,12 +195,15 @@ int bench_store(int argc, char **argv)
 				 vals[j][3]);
 			for (int k = 0; k < nf; k++)
 				f[j][k] = (struct store_field_in){
-					names[k], strlen(names[k]),
-					(const uint8_t *)vals[j][k],
-					strlen(vals[j][k]), 0, {0, 0}};
+				    names[k],
+				    strlen(names[k]),
+				    (const uint8_t *)vals[j][k],
+				    strlen(vals[j][k]),
+				    0,
+				    {0, 0}};
 			w[j] = (struct store_write){
-				STORE_PUT, "registration", 12, keys[j],
-				strlen(keys[j]), f[j], (size_t)nf};
+			    STORE_PUT,	     "registration", 12,	keys[j],
+			    strlen(keys[j]), f[j],	     (size_t)nf};
 		}
 		if (store_write(s, w, n, bench_wall_ms(), out, &e)) {
 			fprintf(stderr, "msce-bench: write: %s\n", e.msg);

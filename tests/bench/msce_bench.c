@@ -34,21 +34,22 @@ int bench_registration(uint64_t i, int value_size, char names[][32],
 		       char values[][256], int max)
 {
 	int n = 0, used = 0;
-#define F(k, ...)                                                           \
-	do {                                                                \
-		if (n < max) {                                              \
-			snprintf(names[n], 32, "%s", k);                    \
-			snprintf(values[n], 256, __VA_ARGS__);              \
-			used += (int)strlen(values[n]) + (int)strlen(k);    \
-			n++;                                                \
-		}                                                           \
+#define F(k, ...)                                                              \
+	do {                                                                   \
+		if (n < max) {                                                 \
+			snprintf(names[n], 32, "%s", k);                       \
+			snprintf(values[n], 256, __VA_ARGS__);                 \
+			used += (int)strlen(values[n]) + (int)strlen(k);       \
+			n++;                                                   \
+		}                                                              \
 	} while (0)
 	F("name", "Resident Number %llu Example", (unsigned long long)i);
 	F("nationality", "%s", nat[i % 10]);
 	F("document_type", "passport");
 	F("document_number", "P%09llu", (unsigned long long)i);
-	F("birth_date", "19%02llu-%02llu-%02llu", (unsigned long long)(50 + i % 50),
-	  (unsigned long long)(1 + i % 12), (unsigned long long)(1 + i % 28));
+	F("birth_date", "19%02llu-%02llu-%02llu",
+	  (unsigned long long)(50 + i % 50), (unsigned long long)(1 + i % 12),
+	  (unsigned long long)(1 + i % 28));
 	F("phone", "+86138%08llu", (unsigned long long)(i % 100000000));
 	F("email", "resident%llu@example.com", (unsigned long long)i);
 	F("district", "nanshan");
@@ -121,7 +122,8 @@ double bench_percentile(const double *sorted, int n, double p)
 	return sorted[i];
 }
 
-/* ---- all ------------------------------------------------------------------ */
+/* ---- all ------------------------------------------------------------------
+ */
 
 static cJSON *machine(void)
 {
@@ -142,7 +144,8 @@ static cJSON *machine(void)
 		}
 	if (f)
 		fclose(f);
-	cJSON_AddNumberToObject(m, "nproc", (double)sysconf(_SC_NPROCESSORS_ONLN));
+	cJSON_AddNumberToObject(m, "nproc",
+				(double)sysconf(_SC_NPROCESSORS_ONLN));
 	cJSON_AddStringToObject(m, "cpu", model);
 	if (uname(&u) == 0)
 		cJSON_AddStringToObject(m, "kernel", u.release);
@@ -164,19 +167,25 @@ struct step {
 
 /* What docs/BENCHMARKS.md reports. */
 static const struct step steps[] = {
-	{"store: 200,000 registrations, batches of 1000", bench_store,
-	 {"store", "--records", "200000", "--batch", "1000"}},
-	{"replicate: 2 nodes, 100,000 records", bench_replicate,
-	 {"replicate", "--nodes", "2", "--records", "100000"}},
-	{"replicate: 8 nodes, 100,000 records", bench_replicate,
-	 {"replicate", "--nodes", "8", "--records", "100000"}},
-	{"lag: 3 nodes, 200 single writes", bench_lag,
-	 {"lag", "--nodes", "3", "--samples", "200"}},
-	{"catchup: 200,000 records from the log", bench_catchup,
-	 {"catchup", "--records", "200000"}},
-	{"catchup: 200,000 records by snapshot", bench_catchup,
-	 {"catchup", "--records", "200000", "--retention", "20000"}},
-	{"client: libmsce over the unix socket", bench_client, {"client"}},
+    {"store: 200,000 registrations, batches of 1000",
+     bench_store,
+     {"store", "--records", "200000", "--batch", "1000"}},
+    {"replicate: 2 nodes, 100,000 records",
+     bench_replicate,
+     {"replicate", "--nodes", "2", "--records", "100000"}},
+    {"replicate: 8 nodes, 100,000 records",
+     bench_replicate,
+     {"replicate", "--nodes", "8", "--records", "100000"}},
+    {"lag: 3 nodes, 200 single writes",
+     bench_lag,
+     {"lag", "--nodes", "3", "--samples", "200"}},
+    {"catchup: 200,000 records from the log",
+     bench_catchup,
+     {"catchup", "--records", "200000"}},
+    {"catchup: 200,000 records by snapshot",
+     bench_catchup,
+     {"catchup", "--records", "200000", "--retention", "20000"}},
+    {"client: libmsce over the unix socket", bench_client, {"client"}},
 };
 
 static int bench_all(int argc, char **argv)

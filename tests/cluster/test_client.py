@@ -192,6 +192,35 @@ class ClientTest(ClusterTestCase):
         self.assertEqual(r.returncode, 2)
         self.assertEqual(c.values(n1, "t", "shared"), {"v": "3"})
 
+    def test_metrics_endpoint(self):
+        import urllib.request
+        c = self.make_cluster(2, start=False)
+        n1, n2 = c.nodes
+        port = __import__("cluster").free_ports(1)[0]
+        c.write_config(n1, metrics_listen="127.0.0.1:%d" % port)
+        c.start_all()
+        c.wait_converged(timeout=30)
+        for i in range(20):
+            c.put(n2, "t", "m%d" % i, {"v": str(i)})
+        c.wait_converged(timeout=30)
+
+        def scrape():
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                        timeout=10) as r:
+                self.assertIn("text/plain", r.headers["Content-Type"])
+                return r.read().decode()
+        text = scrape()
+        self.assertIn('msce_peer_connected{peer="2"} 1', text)
+        self.assertIn("msce_commit_seconds_bucket{le=", text)
+        self.assertIn('msce_handshake_failures_total{reason="unknown_key"} 0', text)
+        applied = [l for l in text.splitlines() if l.startswith("msce_changes_applied_total ")]
+        self.assertTrue(applied and int(applied[0].split()[1]) >= 20, applied)
+        c.stop(n2)
+        wait_until(lambda: 'msce_peer_connected{peer="2"} 0' in scrape(), 20,
+                   "peer down in metrics")
+        with self.assertRaises(Exception):
+            urllib.request.urlopen("http://127.0.0.1:%d/nope" % port, timeout=10)
+
 
 if __name__ == "__main__":
     unittest.main()

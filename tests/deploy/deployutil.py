@@ -11,6 +11,7 @@ A failed test keeps its directory and prints each node's log tail.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -140,6 +141,21 @@ class GenCluster:
         assert rc == 0, "%s exited %s on SIGTERM" % (c.name, rc)
         self.start(c)
 
+    def stop_all(self):
+        """SIGTERM to every node, then wait. Returns {name: exit code}."""
+        return {c.name: self.stop(c) for c in self.centers if c.proc}
+
+    def sanitizer_reports(self):
+        bad = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:")
+        out = []
+        for c in self.centers:
+            try:
+                with open(c.log, errors="replace") as f:
+                    out += ["%s: %s" % (c.name, ln.rstrip()) for ln in f if bad.search(ln)]
+            except OSError:
+                pass
+        return out
+
     def close(self):
         for c in self.centers:
             if c.proc is not None:
@@ -224,6 +240,13 @@ class DeployTestCase(unittest.TestCase):
                 wait_until(lambda: gc.alive(c) and gc.status(c), 20,
                            "%s to answer" % c.name)
         return gc
+
+    def tearDown(self):
+        for gc in self._clusters:
+            rcs = gc.stop_all()
+            self.assertEqual({k: v for k, v in rcs.items() if v != 0}, {},
+                             "msced did not exit 0 on SIGTERM")
+            self.assertEqual(gc.sanitizer_reports(), [], "sanitizer reports")
 
     def run(self, result=None):
         self._clusters = []

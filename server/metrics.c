@@ -1,0 +1,137 @@
+/* The node's Prometheus metrics: what an operator alerts on (links down,
+ * lag, clock alarms, refusals, a store that refuses writes) and what a
+ * capacity planner watches (commit latency, changes, store size). Rendered
+ * on the loop thread from counters the parts keep anyway. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+#include "uv_metrics.h"
+
+#define GAUGE(b, name, help, fmt, ...)                                        \
+	metrics_printf(b, "# HELP " name " " help "\n# TYPE " name            \
+			  " gauge\n" name fmt "\n",                           \
+		       __VA_ARGS__)
+#define COUNTER(b, name, help, fmt, ...)                                      \
+	metrics_printf(b, "# HELP " name " " help "\n# TYPE " name            \
+			  " counter\n" name fmt "\n",                         \
+		       __VA_ARGS__)
+
+static int render(void *ctx, char **buf, size_t *len)
+{
+	struct node *n = ctx;
+	struct metrics_buf b = {0};
+	struct repl_peer_status ps[64];
+	size_t np = repl_peers(n->repl, ps, 64);
+	struct peer_net_stats ns;
+	struct repl_counters rc;
+	struct writer_stats ws;
+	uint64_t clock_alarm = 0;
+
+	if (np > 64)
+		np = 64;
+	peer_net_stats(n->net, &ns);
+	repl_counters(n->repl, &rc);
+	writer_stats(n->writer, &ws);
+
+	metrics_printf(&b, "# HELP msce_peer_connected 1 if the session with "
+			   "the peer is up\n# TYPE msce_peer_connected gauge\n");
+	for (size_t i = 0; i < np; i++)
+		metrics_printf(&b, "msce_peer_connected{peer=\"%u\"} %d\n",
+			       ps[i].node, ps[i].state == REPL_ACTIVE);
+	metrics_printf(&b, "# HELP msce_peer_lag_changes changes we hold that "
+			   "the peer lacks\n# TYPE msce_peer_lag_changes gauge\n");
+	for (size_t i = 0; i < np; i++)
+		metrics_printf(&b, "msce_peer_lag_changes{peer=\"%u\"} %llu\n",
+			       ps[i].node,
+			       (unsigned long long)ps[i].lag_changes);
+	metrics_printf(&b, "# HELP msce_peer_lag_seconds how far behind the "
+			   "peer is, by change time\n# TYPE "
+			   "msce_peer_lag_seconds gauge\n");
+	for (size_t i = 0; i < np; i++)
+		metrics_printf(&b, "msce_peer_lag_seconds{peer=\"%u\"} %.3f\n",
+			       ps[i].node, (double)ps[i].lag_ms / 1000.0);
+	metrics_printf(&b, "# HELP msce_peer_clock_offset_seconds the peer's "
+			   "clock minus ours\n# TYPE "
+			   "msce_peer_clock_offset_seconds gauge\n");
+	for (size_t i = 0; i < np; i++) {
+		metrics_printf(&b,
+			       "msce_peer_clock_offset_seconds{peer=\"%u\"} "
+			       "%.3f\n",
+			       ps[i].node, (double)ps[i].clock_offset_ms / 1000.0);
+		uint64_t off = ps[i].clock_offset_ms < 0
+				       ? (uint64_t)-ps[i].clock_offset_ms
+				       : (uint64_t)ps[i].clock_offset_ms;
+		if (ps[i].clock_refused || off > n->cfg.max_clock_skew_ms)
+			clock_alarm = 1;
+	}
+	GAUGE(&b, "msce_clock_alarm",
+	      "1 if a peer's clock is beyond max_clock_skew or its changes "
+	      "wait for our clock",
+	      " %llu", (unsigned long long)clock_alarm);
+	COUNTER(&b, "msce_changes_applied_total",
+		"changes from peers applied (duplicates not counted)", " %llu",
+		(unsigned long long)ws.applied);
+	COUNTER(&b, "msce_local_writes_total", "client writes committed",
+		" %llu", (unsigned long long)ws.local_writes);
+	COUNTER(&b, "msce_commit_failures_total", "batches that failed to commit",
+		" %llu", (unsigned long long)ws.failures);
+	metrics_histogram(&b, "msce_commit_seconds",
+			  "durable commit latency of a batch", writer_lat_bounds,
+			  ws.lat, WRITER_LAT_BUCKETS, ws.lat_sum);
+	uint64_t conflicts = 0;
+	GAUGE(&b, "msce_store_bytes", "bytes of store data in use", " %llu",
+	      (unsigned long long)store_size(n->store));
+	GAUGE(&b, "msce_store_failed",
+	      "1 if the store refuses writes after a failed commit", " %d",
+	      store_failed(n->store) != 0);
+	(void)conflicts;
+	GAUGE(&b, "msce_tombstones", "tombstones not yet collected", " %zu",
+	      store_tombstones(n->store));
+	metrics_printf(&b, "# HELP msce_handshake_failures_total peer "
+			   "handshakes and links refused, by reason\n# TYPE "
+			   "msce_handshake_failures_total counter\n");
+#define R(reason, v)                                                          \
+	metrics_printf(&b,                                                    \
+		       "msce_handshake_failures_total{reason=\"" reason      \
+		       "\"} %llu\n",                                          \
+		       (unsigned long long)(v))
+	R("unknown_key", ns.refused_unknown_key);
+	R("replay", ns.refused_replay);
+	R("clock_skew", ns.refused_clock_skew);
+	R("bad_handshake", ns.refused_bad_handshake);
+	R("too_many_pending", ns.refused_too_many_pending);
+	R("timeout", ns.handshake_timeouts);
+	R("decrypt_failure", ns.decrypt_failures);
+	R("oversized_frame", ns.oversized_frames);
+	R("bad_frame", ns.bad_frames);
+#undef R
+	COUNTER(&b, "msce_snapshots_sent_total", "snapshots sent to peers",
+		" %llu", (unsigned long long)rc.snapshots_sent);
+	COUNTER(&b, "msce_snapshots_received_total",
+		"snapshots received from peers", " %llu",
+		(unsigned long long)rc.snapshots_received);
+	COUNTER(&b, "msce_clock_refusals_total",
+		"batches refused for a clock too far ahead", " %llu",
+		(unsigned long long)rc.clock_refusals);
+	COUNTER(&b, "msce_protocol_errors_total",
+		"peer links closed for a protocol error", " %llu",
+		(unsigned long long)rc.protocol_errors);
+	COUNTER(&b, "msce_client_requests_total", "client requests", " %llu",
+		(unsigned long long)n->client_requests);
+	if (b.oom) {
+		free(b.data);
+		return MSCE_ENOMEM;
+	}
+	*buf = b.data;
+	*len = b.len;
+	return 0;
+}
+
+int node_metrics_start(struct node *n, struct err *e)
+{
+	if (n->cfg.metrics_listen[0] == '\0')
+		return 0;
+	return metrics_start(n->loop, n->cfg.metrics_listen, render, n,
+			     &n->metrics, e);
+}
