@@ -2,6 +2,8 @@
  * chunk of their own. */
 #include "arena.h"
 
+#include "fault.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +31,17 @@ void *arena_alloc(struct arena *a, size_t n)
 
 	if (n > a->limit || a->used + need > a->limit)
 		return NULL;
+	if (fault_hit(FAULT_ALLOC)) {
+		a->nomem = 1;
+		return NULL;
+	}
 	if (c == NULL || c->size - c->off < need) {
 		size_t size = need > ARENA_CHUNK ? need : ARENA_CHUNK;
 		c = malloc(sizeof *c + size);
-		if (c == NULL)
+		if (c == NULL) {
+			a->nomem = 1;
 			return NULL;
+		}
 		c->size = size;
 		c->off = 0;
 		c->next = a->head;
@@ -73,6 +81,7 @@ void arena_reset(struct arena *a)
 	}
 	a->head = c;
 	a->used = 0;
+	a->nomem = 0;
 }
 
 void arena_free(struct arena *a)

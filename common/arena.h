@@ -13,6 +13,7 @@ struct arena {
 	struct arena_chunk *head;
 	size_t used;  /* bytes handed out since the last reset */
 	size_t limit; /* arena_alloc fails past this */
+	int nomem;    /* set when malloc failed (not the limit) */
 	ProtobufCAllocator pb;
 };
 

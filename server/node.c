@@ -231,12 +231,52 @@ static void net_message(void *data, uint32_t peer, const uint8_t *msg,
 		api_check_waiters(n); /* an Ack may complete a min_sites put */
 }
 
+/* A store that failed a commit refuses writes; every few seconds the
+ * writer tries a probe commit, and writes resume once it succeeds. */
+static int call_retry(struct store *s, void *arg, struct err *e)
+{
+	(void)arg;
+	return store_retry(s, node_now_ms(), e);
+}
+
+static void retry_done(struct writer_job *j)
+{
+	struct call_job *c = (struct call_job *)j;
+	c->n->retrying = 0;
+	if (j->rc == 0)
+		log_warn("store accepts writes again: the probe commit succeeded");
+	free(c);
+}
+
+static void retry_store(struct node *n)
+{
+	uint64_t now = node_now_ms();
+	struct call_job *c;
+
+	if (!store_failed(n->store) || n->retrying ||
+	    now < n->next_retry_ms)
+		return;
+	n->next_retry_ms = now + 2000;
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return;
+	c->n = n;
+	c->what = "store probe commit";
+	c->job.kind = WRITER_CALL;
+	c->job.call = call_retry;
+	c->job.call_arg = c;
+	c->job.done = retry_done;
+	n->retrying = 1;
+	writer_submit(n->writer, &c->job);
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct node *n = t->data;
 	if (n->stopping)
 		return;
 	repl_tick(n->repl, node_now_ms());
+	retry_store(n);
 	if (n->waiters != NULL)
 		api_check_waiters(n);
 	if (n->watchers != NULL)

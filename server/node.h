@@ -35,6 +35,8 @@ struct node {
 	void (*stopped)(void *arg);
 	void *stopped_arg;
 	uint64_t client_requests, client_errors;
+	int retrying;		/* a store probe commit is queued */
+	uint64_t next_retry_ms; /* when to try the next one */
 	struct waiter *waiters; /* puts waiting for min_sites (api.c) */
 	struct watcher *watchers; /* watch streams (watch.c) */
 };

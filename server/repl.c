@@ -891,9 +891,18 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		p->rxq = p->rxtail = NULL;
 		p->rxbytes = 0;
 		send_ack(r, p, refused, rc, e ? e->msg : "", 0);
-	} else if (rc != 0) {
+	} else if (rc == MSCE_ECORRUPT) {
 		fail_link(r, p, rc, "applying changes from node %u: %s", p->id,
 			  e ? e->msg : err_str(rc));
+		return;
+	} else if (rc != 0) {
+		/* Our store is in trouble (memory, disk): nothing was applied.
+		 * Drop the link; the next session resends from our vector. */
+		r->counters.store_errors++;
+		trace(r, LOG_ERROR, "cannot apply changes from node %u: %s",
+		      p->id, e ? e->msg : err_str(rc));
+		r->io->close(r->io->data, p->id, rc, "local store error");
+		p->state = REPL_DOWN;
 		return;
 	} else {
 		if (res && res->applied)

@@ -145,6 +145,7 @@ struct repl_counters {
 	uint64_t snapshots_sent, snapshots_received;
 	uint64_t clock_refusals, protocol_errors;
 	uint64_t tombstones_collected, log_truncated;
+	uint64_t store_errors; /* batches our store could not apply */
 };
 void repl_counters(const struct repl *r, struct repl_counters *out);
 

@@ -34,6 +34,7 @@
 #include "arena.h"
 #include "hlc.h"
 #include "bounds.h"
+#include "fault.h"
 #include "msce.pb-c.h"
 #include "schema.h"
 
@@ -150,8 +151,10 @@ static size_t rec_key(uint8_t *buf, const char *coll, size_t clen,
 
 static int ensure_scratch(struct store *s, size_t n)
 {
-	if (n <= s->scratch_cap)
+	if (n <= s->scratch_cap && !fault_hit(FAULT_ALLOC))
 		return 0;
+	if (n <= s->scratch_cap)
+		return MSCE_ENOMEM;
 	size_t cap = s->scratch_cap ? s->scratch_cap : 4096;
 	while (cap < n)
 		cap *= 2;
@@ -410,6 +413,10 @@ static int grow_map(struct store *s, struct err *e)
 		return err_set(e, MSCE_EFULL,
 			       "store map is full at its limit of %zu MiB",
 			       s->max_map >> 20);
+	if (fault_hit(FAULT_FULL))
+		return err_set(e, MSCE_EFULL,
+			       "store map is full and the disk has no room to "
+			       "grow it (No space left on device)");
 	if (next > s->max_map)
 		next = s->max_map;
 	/* A long read (a snapshot being streamed) may hold the lock; waiting
@@ -471,14 +478,17 @@ static int run_batch_locked(struct store *s, batch_fn fn, void *arg,
 
 	if (s->failed)
 		return err_set(e, MSCE_EREADONLY,
-			       "store refuses writes after a failed commit "
-			       "(%s); restart the node once the cause is fixed",
+			       "store refuses writes since a commit failed "
+			       "(%s); reads go on, and writes resume once a "
+			       "probe commit succeeds",
 			       s->failed_msg);
 	memset(&w, 0, sizeof w);
 	w.s = s;
 	for (;;) {
 		w.capvv = s->nvv + 8;
-		w.vvs = malloc(w.capvv * sizeof *w.vvs);
+		w.vvs = fault_hit(FAULT_ALLOC)
+				? NULL
+				: malloc(w.capvv * sizeof *w.vvs);
 		if (w.vvs == NULL)
 			return err_set(e, MSCE_ENOMEM, "begin batch");
 		if (s->nvv)
@@ -508,7 +518,21 @@ static int run_batch_locked(struct store *s, batch_fn fn, void *arg,
 				continue;
 			return code;
 		}
-		rc = mdb_txn_commit(w.txn);
+		if (fault_hit(FAULT_FULL)) {
+			/* As if the pages did not fit and growing failed. */
+			mdb_txn_abort(w.txn);
+			free(w.vvs);
+			return err_set(e, MSCE_EFULL,
+				       "store map is full and the disk has no "
+				       "room to grow it (No space left on "
+				       "device)");
+		}
+		if (fault_hit(FAULT_COMMIT)) {
+			mdb_txn_abort(w.txn);
+			rc = EIO;
+		} else {
+			rc = mdb_txn_commit(w.txn);
+		}
 		if (rc == MDB_MAP_FULL) {
 			free(w.vvs);
 			if (grow_map(s, e) == 0)
@@ -833,6 +857,10 @@ static int apply_batch(struct wtxn *w, void *arg, struct err *e)
 				       a->c[i].len, MSCE_MAX_CHANGE);
 		c = msce__change__unpack(arena_pb_allocator(&s->arena),
 					 a->c[i].len, a->c[i].data);
+		if (c == NULL && s->arena.nomem)
+			return err_set(e, MSCE_ENOMEM,
+				       "change %zu: out of memory decoding it",
+				       i);
 		if (c == NULL)
 			return err_set(e, MSCE_ECORRUPT,
 				       "change %zu: not a valid msce.Change", i);
@@ -1825,4 +1853,24 @@ uint64_t store_size(struct store *s)
 	mdb_env_info(s->env, &info);
 	mdb_env_stat(s->env, &st);
 	return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+int store_retry(struct store *s, uint64_t wall_ms, struct err *e)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->wlock);
+	if (!s->failed) {
+		pthread_mutex_unlock(&s->wlock);
+		return 0;
+	}
+	/* A failed commit left the last committed state on disk (LMDB writes
+	 * its meta page last); a probe commit tells whether the cause is
+	 * gone. */
+	pthread_mutex_lock(&s->stlock);
+	s->failed = 0;
+	pthread_mutex_unlock(&s->stlock);
+	rc = run_batch_locked(s, clock_batch, &wall_ms, e);
+	pthread_mutex_unlock(&s->wlock);
+	return rc;
 }

@@ -170,6 +170,9 @@ int store_clock_advance(struct store *s, uint64_t wall_ms, struct err *e);
 uint64_t store_size(struct store *s);
 /* Returns the sticky error code (0 if the store accepts writes). */
 int store_failed(struct store *s);
+/* After a failed commit: tries a probe commit; on success the store
+ * accepts writes again (returns 0), else it stays read-only. */
+int store_retry(struct store *s, uint64_t wall_ms, struct err *e);
 
 struct store_conflict_view {
 	const char *coll;

@@ -1,0 +1,25 @@
+/* Fault injection for tests: a test arms a fault, and the next matching
+ * event (an allocation on the apply path, a commit, a map growth) fails as
+ * if the system had failed it. Disarmed, a check costs one relaxed atomic
+ * load; production code never arms anything. */
+#ifndef MSCE_FAULT_H
+#define MSCE_FAULT_H
+
+enum fault_kind {
+	FAULT_ALLOC,  /* an allocation returns NULL */
+	FAULT_COMMIT, /* the commit fails with EIO (as a failed fsync) */
+	FAULT_FULL,   /* the disk is full: the map cannot grow */
+	FAULT_NKINDS
+};
+
+/* The nth next event of kind fails (nth >= 1); with sticky, every event
+ * from then on fails until fault_clear. */
+void fault_arm(enum fault_kind k, long nth, int sticky);
+void fault_clear(enum fault_kind k);
+/* Called at each site: 1 if this event must fail. */
+int fault_hit(enum fault_kind k);
+/* How many events of kind were checked since the last arm or clear, so a
+ * test can walk every site one by one. */
+long fault_events(enum fault_kind k);
+
+#endif

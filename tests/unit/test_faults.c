@@ -1,0 +1,227 @@
+/* Fault injection in the store: a failing commit, a full disk, and an
+ * allocation failure at each allocation site of the apply and write paths,
+ * walked one by one. Each time: a clear error, reads go on, nothing
+ * acknowledged is lost or changed, and writes resume once the fault
+ * clears. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "fault.h"
+#include "storeutil.h"
+
+#define T0 1700000000000ull
+
+static struct store *open_node(const char *dir, uint32_t id)
+{
+	struct store_options o = {.node_id = id, .cluster = "faults"};
+	struct store *s;
+	struct err e;
+	assert_int_equal(store_open(dir, &o, &s, &e), 0);
+	return s;
+}
+
+static void snapshot_state(struct store *s, uint8_t dump[32],
+			   uint8_t digest[32])
+{
+	su_dump(s, dump);
+	store_digest(s, digest);
+}
+
+static void failed_commit_then_recovery(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store *s = open_node(dir, 1);
+	uint8_t d1[32], g1[32], d2[32], g2[32];
+	struct store_written out;
+	struct err e;
+
+	for (int i = 0; i < 20; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "k%d", i);
+		assert_int_equal(su_put(s, "t", k, "v", "acked", T0, NULL), 0);
+	}
+	snapshot_state(s, d1, g1);
+	fault_arm(FAULT_COMMIT, 1, 1); /* every commit fails from now on */
+	struct store_field_in f = {"v", 1, (const uint8_t *)"lost", 4, 0, {0, 0}};
+	struct store_write w = {STORE_PUT, "t", 1, "k0", 2, &f, 1};
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EIO);
+	assert_true(store_failed(s) != 0);
+	/* Refused with a clear error; reads and status go on. */
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EREADONLY);
+	assert_non_null(strstr(e.msg, "reads go on"));
+	assert_string_equal(su_get(s, "t", "k0", "v"), "acked");
+	snapshot_state(s, d2, g2);
+	assert_memory_equal(d1, d2, 32);
+	assert_memory_equal(g1, g2, 32);
+	assert_int_equal(store_vv_get(s, 1).seq, 20);
+	/* While the cause lasts, the probe fails too. */
+	assert_int_not_equal(store_retry(s, T0, &e), 0);
+	assert_true(store_failed(s) != 0);
+	/* The cause goes away: the probe succeeds, writes resume. */
+	fault_clear(FAULT_COMMIT);
+	assert_int_equal(store_retry(s, T0, &e), 0);
+	assert_int_equal(store_failed(s), 0);
+	assert_int_equal(su_put(s, "t", "k0", "v", "after", T0, NULL), 0);
+	store_close(s);
+	/* Reopened: every acknowledged write, nothing of the failed one. */
+	s = open_node(dir, 1);
+	assert_string_equal(su_get(s, "t", "k0", "v"), "after");
+	assert_string_equal(su_get(s, "t", "k19", "v"), "acked");
+	assert_int_equal(store_vv_get(s, 1).seq, 21);
+	store_close(s);
+	tu_rmrf(dir);
+}
+
+static void full_disk_is_a_clear_error(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store *s = open_node(dir, 1);
+	uint8_t d1[32], g1[32], d2[32], g2[32];
+	struct store_written out;
+	struct err e;
+
+	assert_int_equal(su_put(s, "t", "a", "v", "1", T0, NULL), 0);
+	snapshot_state(s, d1, g1);
+	fault_arm(FAULT_FULL, 1, 1);
+	struct store_field_in f = {"v", 1, (const uint8_t *)"2", 1, 0, {0, 0}};
+	struct store_write w = {STORE_PUT, "t", 1, "b", 1, &f, 1};
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EFULL);
+	assert_non_null(strstr(e.msg, "No space left"));
+	snapshot_state(s, d2, g2);
+	assert_memory_equal(d1, d2, 32);
+	assert_memory_equal(g1, g2, 32);
+	assert_null(su_get(s, "t", "b", "v"));
+	assert_string_equal(su_get(s, "t", "a", "v"), "1");
+	/* Space freed: the next write goes through, no restart needed. */
+	fault_clear(FAULT_FULL);
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), 0);
+	assert_string_equal(su_get(s, "t", "b", "v"), "2");
+	store_close(s);
+	tu_rmrf(dir);
+}
+
+/* Builds 30 changes of origin 2 (puts, overwrites, a conflict, a delete). */
+static void make_changes(const char *root, struct su_blobs *bl)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/origin", root);
+	struct store *o = open_node(path, 2);
+	for (int i = 0; i < 30; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "k%d", i % 7);
+		if (i % 11 == 10)
+			assert_int_equal(su_del(o, "t", k, T0 + (uint64_t)i), 0);
+		else
+			assert_int_equal(su_put(o, "t", k, i % 2 ? "a" : "b",
+						"value", T0 + (uint64_t)i, NULL),
+					 0);
+	}
+	su_log(o, 2, 1, bl);
+	store_close(o);
+}
+
+static void alloc_failure_at_each_site(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	struct su_blobs *bl = calloc(1, sizeof *bl);
+	uint8_t ref_dump[32], ref_dig[32];
+	char path[256];
+	int sites = 0;
+
+	make_changes(root, bl);
+	assert_int_equal(bl->n, 30);
+	/* Reference: the batch applied without faults. */
+	snprintf(path, sizeof path, "%s/ref", root);
+	struct store *ref = open_node(path, 1);
+	struct store_apply_result res;
+	struct err e;
+	assert_int_equal(su_put(ref, "t", "k1", "a", "mine", T0, NULL), 0);
+	assert_int_equal(store_apply(ref, bl->b, bl->n, T0, 60000, &res, &e), 0);
+	snapshot_state(ref, ref_dump, ref_dig);
+	store_close(ref);
+
+	for (long nth = 1;; nth++) {
+		uint8_t d0[32], g0[32], d1[32], g1[32];
+		snprintf(path, sizeof path, "%s/walk%ld", root, nth);
+		struct store *s = open_node(path, 1);
+		assert_int_equal(su_put(s, "t", "k1", "a", "mine", T0, NULL), 0);
+		snapshot_state(s, d0, g0);
+		fault_arm(FAULT_ALLOC, nth, 0);
+		int rc = store_apply(s, bl->b, bl->n, T0, 60000, &res, &e);
+		int fired = fault_events(FAULT_ALLOC) >= nth;
+		fault_clear(FAULT_ALLOC);
+		if (rc == 0) {
+			/* Past the last site: the walk is over. */
+			assert_false(fired);
+			store_close(s);
+			tu_rmrf(strdup(path));
+			break;
+		}
+		sites++;
+		assert_int_equal(rc, MSCE_ENOMEM);
+		assert_true(e.msg[0] != '\0');
+		/* Nothing of the batch is visible; the store still works. */
+		snapshot_state(s, d1, g1);
+		assert_memory_equal(d0, d1, 32);
+		assert_memory_equal(g0, g1, 32);
+		assert_int_equal(store_vv_get(s, 2).seq, 0);
+		assert_int_equal(store_failed(s), 0);
+		assert_int_equal(store_apply(s, bl->b, bl->n, T0, 60000, &res, &e),
+				 0);
+		snapshot_state(s, d1, g1);
+		assert_memory_equal(d1, ref_dump, 32);
+		assert_memory_equal(g1, ref_dig, 32);
+		store_close(s);
+		tu_rmrf(strdup(path));
+		assert_true(nth < 100000);
+	}
+	printf("allocation sites on the apply path walked: %d\n", sites);
+	assert_true(sites > 30);
+
+	/* The local write path too. */
+	int wsites = 0;
+	for (long nth = 1;; nth++) {
+		struct store_written out;
+		snprintf(path, sizeof path, "%s/w%ld", root, nth);
+		struct store *s = open_node(path, 1);
+		fault_arm(FAULT_ALLOC, nth, 0);
+		struct store_field_in f = {"v", 1, (const uint8_t *)"x", 1, 0,
+					   {0, 0}};
+		struct store_write w = {STORE_PUT, "t", 1, "k", 1, &f, 1};
+		int rc = store_write(s, &w, 1, T0, &out, &e);
+		fault_clear(FAULT_ALLOC);
+		if (rc == 0 && out.err.code == 0) {
+			store_close(s);
+			tu_rmrf(strdup(path));
+			break;
+		}
+		wsites++;
+		assert_int_equal(rc ? rc : out.err.code, MSCE_ENOMEM);
+		assert_int_equal(store_vv_get(s, 1).seq, 0);
+		assert_null(su_get(s, "t", "k", "v"));
+		assert_int_equal(su_put(s, "t", "k", "v", "x", T0, NULL), 0);
+		store_close(s);
+		tu_rmrf(strdup(path));
+		assert_true(nth < 1000);
+	}
+	printf("allocation sites on the write path walked: %d\n", wsites);
+	assert_true(wsites > 3);
+	su_blobs_free(bl);
+	free(bl);
+	tu_rmrf(root);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(failed_commit_then_recovery),
+		cmocka_unit_test(full_disk_is_a_clear_error),
+		cmocka_unit_test(alloc_failure_at_each_site),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
