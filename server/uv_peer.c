@@ -27,6 +27,8 @@
  * refusal logs one WARN line, at most WARN_PER_SEC a second. */
 #include "uv_peer.h"
 
+#define PEER_HANDSHAKE_SKEW_MS (UINT64_C(24) * 3600 * 1000)
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -620,12 +622,15 @@ static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
 {
 	struct conn *c = ctx;
 	struct peer_net *n = c->net;
-	uint64_t skew = n->cfg.cfg->max_clock_skew_ms;
+	/* The handshake tolerates a clock far more off than max_clock_skew:
+	 * a center whose clock is wrong should still connect, so that status
+	 * shows its offset and its changes wait (repl refuses them) rather
+	 * than the link silently failing. Replays are refused by timestamp
+	 * order all the same. */
+	uint64_t skew = PEER_HANDSHAKE_SKEW_MS;
 	size_t i;
 	int rc;
 
-	if (!skew)
-		skew = CONFIG_DEFAULT_CLOCK_SKEW_MS;
 	/* The table holds exactly the configured peers' keys: an unknown key
 	 * is refused here, before the channel allocates anything. */
 	rc = channel_replay_check(n->replay, n->npeers, key, timestamp_ms,

@@ -287,6 +287,7 @@ class Node:
         self.pub = None
         self.proc = None
         self.starts = 0
+        self.env = {}  # extra environment for msced (e.g. libfaketime)
 
     def __repr__(self):
         return "<%s pid=%s>" % (self.name, self.proc.pid if self.proc else None)
@@ -428,8 +429,12 @@ class Cluster:
         log.write(("---- harness: start #%d ----\n" % (node.starts + 1)).encode())
         log.flush()
         try:
-            node.proc = spawn([MSCED, "-c", node.config], stdin=subprocess.DEVNULL,
-                              stdout=log, stderr=log, cwd=node.dir)
+            env = None
+            if node.env:
+                env = dict(os.environ, **node.env)
+            node.proc = spawn([MSCED, "-c", node.config],
+                              stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                              cwd=node.dir, env=env)
         finally:
             log.close()
         node.starts += 1
