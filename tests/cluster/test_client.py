@@ -192,6 +192,14 @@ class ClientTest(ClusterTestCase):
         self.assertEqual(r.returncode, 2)
         self.assertEqual(c.values(n1, "t", "shared"), {"v": "3"})
 
+    def test_no_core_dumps(self):
+        # The node's memory holds its secret key: no core file may carry it.
+        c = self.make_cluster(1)
+        pid = c.nodes[0].proc.pid
+        with open("/proc/%d/limits" % pid) as f:
+            core = [l for l in f if l.startswith("Max core file size")][0]
+        self.assertEqual(core.split()[4:6], ["0", "0"], core)
+
     def test_metrics_endpoint(self):
         import urllib.request
         c = self.make_cluster(2, start=False)

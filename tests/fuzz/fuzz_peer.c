@@ -320,6 +320,30 @@ static void local_writes(struct harness *h)
 
 static const uint32_t nodes[] = {1, 2, 3};
 
+/* What msced's status request reads, over the state the input built. */
+static void status(struct harness *h)
+{
+	struct repl_peer_status ps[4];
+	struct repl_node_view *v = malloc(sizeof *v);
+	struct repl_counters c;
+	size_t n = repl_peers(h->repl, ps, 4);
+
+	if (n != 2) {
+		fprintf(stderr, "fuzz_peer: repl_peers says %zu peers\n", n);
+		abort();
+	}
+	for (uint32_t id = 1; v != NULL && id <= 4; id++) {
+		repl_node(h->repl, id, v);
+		if (v->nvv > sizeof v->vv / sizeof v->vv[0]) {
+			fprintf(stderr, "fuzz_peer: view of %u has %zu entries\n",
+				id, v->nvv);
+			abort();
+		}
+	}
+	free(v);
+	repl_counters(h->repl, &c);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct harness *h = &H;
@@ -423,6 +447,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	leave(h);
 	reconnect_closed(h);
 	run_jobs(h);
+	status(h);
 	repl_destroy(h->repl);
 	h->repl = NULL;
 	return 0;

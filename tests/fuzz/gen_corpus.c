@@ -346,7 +346,7 @@ static void gossip(struct seed *s, uint8_t hdr)
 		st[i].vv = &vp;
 		st[i].digest.data = digest;
 		st[i].digest.len = 32;
-		st[i].hw = HLC(30, (uint32_t)i);
+		st[i].hw = HLC(100, (uint32_t)i); /* above the delete: GC */
 		st[i].time_ms = FUZZ_T0;
 		st[i].n_connected = 2;
 		st[i].connected = conn;
