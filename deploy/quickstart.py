@@ -767,14 +767,19 @@ def cmd_status(args):
 
 
 def main(argv):
-    ap = argparse.ArgumentParser(prog="deploy/quickstart")
+    ap = argparse.ArgumentParser(
+        prog="deploy/quickstart",
+        description="A local eight-center msce cluster with demo data.")
     ap.add_argument("command", nargs="?", default="start",
-                    choices=("start", "stop", "status"))
+                    choices=("start", "stop", "status"),
+                    help="start (default): install, build, start, load demo "
+                         "data; stop: stop every node; status: which run")
     ap.add_argument("--dir", default="run",
                     help="where keys, configs, data and logs go (default ./run)")
     ap.add_argument("--base-port", type=int, default=7410,
-                    help="peer port of center N is BASE+N, metrics BASE+2000+N "
-                         "(default 7410; used when DIR is new)")
+                    help="center N listens on BASE+N (peers), BASE+1000+N "
+                         "(clients) and BASE+2000+N (metrics); default 7410, "
+                         "used when DIR is new")
     ap.add_argument("--records", type=int, default=3000,
                     help="demo registrations (default 3000)")
     ap.add_argument("--prebuilt", action="store_true",
