@@ -246,6 +246,21 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 			    Msce__ClientRequest *req,
 			    Msce__ResolveRequest *resolve)
 {
+	char why[256];
+	if (node_write_gate(n, why, sizeof why) != 0) {
+		reply_error(c, req->id, MSCE_EBUSY, why);
+		if (resolve != NULL) {
+			/* Undo the rewrite of a resolve before freeing. */
+			resolve->field = req->put->fields[0]->name;
+			free(req->put->fields[0]);
+			free(req->put->fields);
+			free(req->put);
+			req->op_case = MSCE__CLIENT_REQUEST__OP_RESOLVE;
+			req->resolve = resolve;
+		}
+		msce__client_request__free_unpacked(req, NULL);
+		return;
+	}
 	Msce__PutRequest **puts;
 	Msce__PutRequest *one[1];
 	size_t np, nf = 0, k = 0;

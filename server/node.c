@@ -270,6 +270,22 @@ static void retry_store(struct node *n)
 	writer_submit(n->writer, &c->job);
 }
 
+int node_write_gate(struct node *n, char *why, size_t whylen)
+{
+	int restored = store_restored(n->store);
+	int fresh = store_created(n->store) && !n->gate_open;
+	int rc = repl_write_gate(n->repl, restored, fresh, why, whylen);
+	if (rc == 0 && restored) {
+		struct err e;
+		if (store_clear_restored(n->store, &e) == 0)
+			log_info("restored store confirmed by every peer: "
+				 "writes resume");
+	}
+	if (rc == 0)
+		n->gate_open = 1;
+	return rc;
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct node *n = t->data;

@@ -36,6 +36,7 @@ struct node {
 	void *stopped_arg;
 	uint64_t client_requests, client_errors;
 	int retrying;		/* a store probe commit is queued */
+	int gate_open;		/* local writes allowed (node_write_gate) */
 	uint64_t next_retry_ms; /* when to try the next one */
 	struct waiter *waiters; /* puts waiting for min_sites (api.c) */
 	struct watcher *watchers; /* watch streams (watch.c) */
@@ -49,6 +50,9 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 /* Commits what is in flight, closes links and sockets, frees the node,
  * then calls done(arg). */
 void node_stop(struct node *n, void (*done)(void *arg), void *arg);
+
+/* 0 if local writes may go ahead, else MSCE_EBUSY with why. */
+int node_write_gate(struct node *n, char *why, size_t whylen);
 
 /* metrics.c: serves /metrics on [node] metrics_listen (if set). */
 int node_metrics_start(struct node *n, struct err *e);

@@ -70,6 +70,7 @@ struct peer {
 	uint64_t snap_id;
 	int snap_wait, snap_last_sent, snap_first;
 	uint64_t snap_retry_at; /* after the peer refused one for its clock */
+	int greeted;	       /* a Hello arrived since start */
 	/* receiving */
 	struct rxmsg *rxq, *rxtail;
 	size_t rxbytes;
@@ -744,6 +745,7 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 	}
 	p->offset = (int64_t)h->time_ms - (int64_t)now;
 	p->state = REPL_ACTIVE;
+	p->greeted = 1;
 	trace(r, LOG_INFO, "session with node %u active (clock offset %lld ms)",
 	      p->id, (long long)p->offset);
 	pump(r, p, now);
@@ -1502,4 +1504,43 @@ size_t repl_holders(struct repl *r, uint32_t origin, uint64_t seq,
 		if (peer_have(r, r->peers[i].id, origin) >= seq)
 			out[k++] = r->peers[i].id;
 	return k;
+}
+
+int repl_write_gate(struct repl *r, int all_peers, int one_peer, char *why,
+		    size_t whylen)
+{
+	struct vv_entry vv[MAX_ORIGINS];
+	size_t n = my_vv(r, vv), greeted = 0;
+	uint64_t mine = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (vv[i].origin == r->cfg.node_id)
+			mine = vv[i].seq;
+	for (size_t i = 0; i < r->npeers; i++) {
+		uint64_t theirs = peer_have(r, r->peers[i].id, r->cfg.node_id);
+		greeted += r->peers[i].greeted;
+		if (theirs > mine) {
+			snprintf(why, whylen,
+				 "node %u holds %llu changes of this center, "
+				 "we hold %llu: writes wait until they are back",
+				 r->peers[i].id, (unsigned long long)theirs,
+				 (unsigned long long)mine);
+			return MSCE_EBUSY;
+		}
+	}
+	if (all_peers && greeted < r->npeers) {
+		snprintf(why, whylen,
+			 "this center was restored from a backup: writes wait "
+			 "until every peer has confirmed its own changes are "
+			 "back (%zu of %zu so far)",
+			 greeted, r->npeers);
+		return MSCE_EBUSY;
+	}
+	if (one_peer && r->npeers > 0 && greeted == 0) {
+		snprintf(why, whylen,
+			 "this center's store is new: writes wait until a peer "
+			 "has said what it holds of this center");
+		return MSCE_EBUSY;
+	}
+	return 0;
 }

@@ -149,6 +149,15 @@ struct repl_counters {
 };
 void repl_counters(const struct repl *r, struct repl_counters *out);
 
+/* May this node make local writes without reusing a seq of its own that
+ * a peer already holds? 0 if so; else MSCE_EBUSY (try again) and why. A peer that
+ * holds more of our origin than we do means our own changes are still
+ * coming back (after a restore or a rebuild). With all_peers, every
+ * configured peer must have greeted us since start (a restored backup);
+ * with one_peer, at least one (a store just created). */
+int repl_write_gate(struct repl *r, int all_peers, int one_peer, char *why,
+		    size_t whylen);
+
 /* Nodes known to hold change (origin, seq) durably: ourselves if our
  * committed vector covers it, and every peer whose acknowledged or
  * gossiped vector does. Fills at most max ids; returns the count. */

@@ -63,6 +63,8 @@ struct store {
 	 * every change up to it, so anything at or below it that arrives in
 	 * a (stale) snapshot is already reflected here and is ignored. */
 	uint64_t gc_upto;
+	int created;  /* this open created the store */
+	int restored; /* opened from a backup copy, not yet confirmed */
 	uint8_t digest[32];
 	struct vv_entry *vvs;
 	size_t nvv;
@@ -241,6 +243,7 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 		    (rc = meta_put(txn, s->meta, "hw", zero, 8)) ||
 		    (rc = meta_put(txn, s->meta, "digest", zero, 32)))
 			return lmdb_err(e, rc, "initialise store metadata");
+		s->created = 1;
 		return 0;
 	}
 	if (rc)
@@ -274,6 +277,7 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 	memcpy(s->digest, v.mv_data, 32);
 	if (meta_get(txn, s->meta, "gc", &v) == 0 && v.mv_size == 8)
 		s->gc_upto = rd_le64(v.mv_data);
+	s->restored = meta_get(txn, s->meta, "restored", &v) == 0;
 
 	if ((rc = mdb_cursor_open(txn, s->vv, &cur)))
 		return lmdb_err(e, rc, "read version vector");
@@ -1823,6 +1827,55 @@ int store_snap_finish(struct store *s, const struct vv_entry *vv, size_t n,
 	return run_batch(s, snapfinish_batch, &a, e);
 }
 
+/* A backup is marked so that a node started on it knows it may be
+ * missing its own latest changes (see store_restored). */
+static int mark_restored(const char *path)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc;
+
+	if ((rc = mdb_env_create(&env)))
+		return rc;
+	mdb_env_set_maxdbs(env, 8);
+	if ((rc = mdb_env_open(env, path, 0, 0640)) ||
+	    (rc = mdb_txn_begin(env, NULL, 0, &txn))) {
+		mdb_env_close(env);
+		return rc;
+	}
+	if ((rc = mdb_dbi_open(txn, "meta", 0, &dbi)) ||
+	    (rc = meta_put(txn, dbi, "restored", "1", 1))) {
+		mdb_txn_abort(txn);
+		mdb_env_close(env);
+		return rc;
+	}
+	rc = mdb_txn_commit(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+int store_created(const struct store *s) { return s->created; }
+int store_restored(const struct store *s) { return s->restored; }
+
+static int unrestore_batch(struct wtxn *w, void *arg, struct err *e)
+{
+	MDB_val key = {8, (void *)"restored"};
+	int rc = mdb_del(w->txn, w->s->meta, &key, NULL);
+	(void)arg;
+	if (rc && rc != MDB_NOTFOUND)
+		return lmdb_err(e, rc, "clear the restored mark");
+	return 0;
+}
+
+int store_clear_restored(struct store *s, struct err *e)
+{
+	int rc = run_batch(s, unrestore_batch, NULL, e);
+	if (rc == 0)
+		s->restored = 0;
+	return rc;
+}
+
 int store_backup(struct store *s, const char *path, uint64_t *bytes,
 		 struct err *e)
 {
@@ -1841,6 +1894,8 @@ int store_backup(struct store *s, const char *path, uint64_t *bytes,
 	pthread_rwlock_unlock(&s->maplock);
 	if (rc)
 		return lmdb_err(e, rc, "copy store");
+	if ((rc = mark_restored(path)))
+		return lmdb_err(e, rc, "mark the backup");
 	snprintf(file, sizeof file, "%s/data.mdb", path);
 	*bytes = stat(file, &st) == 0 ? (uint64_t)st.st_size : 0;
 	return 0;

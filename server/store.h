@@ -166,6 +166,11 @@ uint64_t store_hlc_committed(struct store *s);
 /* Commits a clock high-water of at least hlc_now(wall_ms), so that idle
  * nodes still promise a rising hlc (tombstone collection relies on it). */
 int store_clock_advance(struct store *s, uint64_t wall_ms, struct err *e);
+/* Whether this open created the store, and whether it is a restored
+ * backup not yet confirmed by the peers. */
+int store_created(const struct store *s);
+int store_restored(const struct store *s);
+int store_clear_restored(struct store *s, struct err *e);
 /* Bytes of the store's data in use (pages up to the last one used). */
 uint64_t store_size(struct store *s);
 /* Returns the sticky error code (0 if the store accepts writes). */
@@ -189,7 +194,10 @@ int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
 		    void *ctx, struct err *e);
 
 /* Writes a consistent, compacted copy of the store into directory path,
- * which is created and must not exist. *bytes gets the copy's size. */
+ * which is created and must not exist. *bytes gets the copy's size. The
+ * copy is marked restored: a node started on it may lack its own latest
+ * changes, so it must get them back from its peers before writing again
+ * (reusing their seqs would split the cluster). */
 int store_backup(struct store *s, const char *path, uint64_t *bytes,
 		 struct err *e);
 

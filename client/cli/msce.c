@@ -158,8 +158,15 @@ static int cmd_put(int argc, char **argv, int del)
 		n++;
 	}
 	c = connect_or_die();
-	rc = del ? msce_delete(c, argv[1], argv[2], &res)
-		 : msce_put(c, argv[1], argv[2], f, (size_t)n, &res);
+	/* A node that just started on a new or restored store answers "busy"
+	 * until its peers have said what they hold of it: wait a little. */
+	for (int tries = 0;; tries++) {
+		rc = del ? msce_delete(c, argv[1], argv[2], &res)
+			 : msce_put(c, argv[1], argv[2], f, (size_t)n, &res);
+		if (rc != MSCE_EBUSY || tries == 100)
+			break;
+		usleep(100 * 1000);
+	}
 	if (rc != 0) {
 		fprintf(stderr, "msce %s: %s: %s\n", del ? "del" : "put",
 			msce_strerror(rc), msce_errmsg(c));
@@ -597,7 +604,14 @@ static int flush_batch(msce_client *c, struct import_batch *b, long *ok,
 	int rc = 0;
 	if (b->n == 0)
 		return 0;
-	if (msce_put_batch(c, b->puts, b->n, NULL, codes) != 0) {
+	int brc;
+	for (int tries = 0;; tries++) {
+		brc = msce_put_batch(c, b->puts, b->n, NULL, codes);
+		if (brc != MSCE_EBUSY || tries == 100)
+			break;
+		usleep(100 * 1000);
+	}
+	if (brc != 0) {
 		fprintf(stderr, "msce import: %s\n", msce_errmsg(c));
 		rc = 1;
 	} else {

@@ -532,13 +532,22 @@ class Cluster:
 
     def cli(self, node, *args, check=True, timeout=CLI_TIMEOUT):
         argv = [MSCE, "-c", node.config] + [str(a) for a in args]
-        try:
-            r = subprocess.run(argv, capture_output=True, timeout=timeout,
-                               stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            raise CliError(argv, "timeout", (e.stdout or b"").decode(),
-                           (e.stderr or b"").decode())
-        out, err = r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = subprocess.run(argv, capture_output=True, timeout=timeout,
+                                   stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired as e:
+                raise CliError(argv, "timeout", (e.stdout or b"").decode(),
+                               (e.stderr or b"").decode())
+            out, err = r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+            # A new or restored center holds writes back until its peers
+            # have said what they hold of it: a client retries.
+            if r.returncode == 1 and "writes wait until" in err and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            break
         if check and r.returncode != 0:
             cls = Unreachable if r.returncode == 2 else CliError
             raise cls(argv, r.returncode, out, err)

@@ -29,7 +29,9 @@ class ClientTest(ClusterTestCase):
     def test_libmsce_operations(self):
         c = self.make_cluster(2)
         n1, n2 = c.nodes
-        c.wait_converged(timeout=30)
+        # New stores take writes once a peer has greeted them.
+        wait_until(lambda: all(p["connected"] for n in (n1, n2)
+                               for p in c.status(n)["peers"]), 30, "links up")
         self.run_checked([LIBTEST, "up", n1.socket, n2.socket])
         c.stop(n2)
         self.run_checked([LIBTEST, "down", n1.socket])

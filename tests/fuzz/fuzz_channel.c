@@ -67,7 +67,8 @@ static int verify(void *ctx, const uint8_t key[NOISE_KEY_LEN], uint64_t ts)
 				    CHANNEL_DEFAULT_MAX_SKEW_MS, NULL);
 }
 
-/* ---- modes 0 and 1: raw bytes --------------------------------------------- */
+/* ---- modes 0 and 1: raw bytes ---------------------------------------------
+ */
 
 struct echo {
 	struct channel *ch;
@@ -105,13 +106,12 @@ static void mode_handshake(const uint8_t *p, size_t n)
 	struct echo x = {0};
 	struct channel ch;
 	struct channel_buf out = {0};
-	struct channel_config c = {.role = NOISE_RESPONDER,
-				   .cluster = FUZZ_CLUSTER,
-				   .local = &kr,
-				   .cb = {.verify = verify,
-					  .message = echo,
-					  .ctx = &x},
-				   .test_ephemeral = eph_r};
+	struct channel_config c = {
+	    .role = NOISE_RESPONDER,
+	    .cluster = FUZZ_CLUSTER,
+	    .local = &kr,
+	    .cb = {.verify = verify, .message = echo, .ctx = &x},
+	    .test_ephemeral = eph_r};
 	size_t chunk = 0;
 	int rc;
 
@@ -126,7 +126,8 @@ static void mode_handshake(const uint8_t *p, size_t n)
 		die("responder init", rc);
 	feed_chunks(&ch, p, n, chunk, &out);
 	if (verbose)
-		fprintf(stderr, "handshake: state %d, error %s, %llu messages\n",
+		fprintf(stderr,
+			"handshake: state %d, error %s, %llu messages\n",
 			(int)ch.state, err_name(channel_error(&ch)),
 			(unsigned long long)ch.stats.messages_received);
 	if (channel_is_open(&ch) &&
@@ -163,7 +164,8 @@ static void pair(struct channel *i, struct channel *r,
 
 	cr.cb.verify = verify;
 	table[0].last_ms = 0;
-	if ((rc = channel_init(i, &ci, now)) || (rc = channel_init(r, &cr, now)))
+	if ((rc = channel_init(i, &ci, now)) ||
+	    (rc = channel_init(r, &cr, now)))
 		die("pair init", rc);
 	if ((rc = channel_start(i, &m1)))
 		die("channel_start", rc);
@@ -201,7 +203,7 @@ static void mode_transport(const uint8_t *p, size_t n)
 		fprintf(stderr, "transport: error %s, %llu messages\n",
 			err_name(channel_error(sel & 0x80 ? &i : &r)),
 			(unsigned long long)(sel & 0x80 ? &i : &r)
-				->stats.messages_received);
+			    ->stats.messages_received);
 	channel_destroy(&i);
 	channel_destroy(&r);
 	channel_buf_free(&out);
@@ -209,14 +211,15 @@ static void mode_transport(const uint8_t *p, size_t n)
 	channel_buf_free(&xr.out);
 }
 
-/* ---- mode 2: scripted traffic ------------------------------------------------- */
+/* ---- mode 2: scripted traffic
+ * ------------------------------------------------- */
 
 #define MAX_EXPECT 256
 #define MAX_SCRIPT_BYTES (512u << 10)
 
 struct dir {
 	struct channel *rx;
-	struct channel_buf wire; /* sent, not yet delivered */
+	struct channel_buf wire;     /* sent, not yet delivered */
 	uint64_t expect[MAX_EXPECT]; /* hashes of messages in flight */
 	size_t elen[MAX_EXPECT];
 	size_t head, count;
@@ -357,14 +360,16 @@ static void script(const uint8_t *p, size_t n)
 			if (dd->wire.len == 0 || dd->dead)
 				break;
 			dd->wire.data[arg % dd->wire.len] ^=
-				(uint8_t)(1u << (op >> 4 & 7));
+			    (uint8_t)(1u << (op >> 4 & 7));
 			dd->tampered = 1;
 			break;
 		case 6: /* time passes; rekey what is due */
 			now += (uint64_t)arg * 60000;
 			for (int k = 0; k < 2; k++)
-				if (channel_rekey_due(tx[k], now) == CHANNEL_REKEY &&
-				    (rc = channel_rekey(tx[k], now, &d[k].wire)))
+				if (channel_rekey_due(tx[k], now) ==
+					CHANNEL_REKEY &&
+				    (rc =
+					 channel_rekey(tx[k], now, &d[k].wire)))
 					die("timed channel_rekey", rc);
 			break;
 		}
@@ -372,18 +377,18 @@ static void script(const uint8_t *p, size_t n)
 	for (int k = 0; k < 2; k++) {
 		deliver(&d[k], d[k].wire.len);
 		if (verbose)
-			fprintf(stderr,
-				"script %d: %llu delivered, %zu pending, "
-				"%llu rekeys, dead %d (%s), tampered %d, "
-				"oversize %d\n",
-				k,
-				(unsigned long long)d[k]
-					.rx->stats.messages_received,
-				d[k].count,
-				(unsigned long long)d[k]
-					.rx->stats.rekeys_received,
-				d[k].dead, err_name(channel_error(d[k].rx)),
-				d[k].tampered, d[k].oversize);
+			fprintf(
+			    stderr,
+			    "script %d: %llu delivered, %zu pending, "
+			    "%llu rekeys, dead %d (%s), tampered %d, "
+			    "oversize %d\n",
+			    k,
+			    (unsigned long long)d[k]
+				.rx->stats.messages_received,
+			    d[k].count,
+			    (unsigned long long)d[k].rx->stats.rekeys_received,
+			    d[k].dead, err_name(channel_error(d[k].rx)),
+			    d[k].tampered, d[k].oversize);
 		if (!d[k].dead && !d[k].tampered && d[k].count != 0)
 			die("untampered stream lost messages", 0);
 	}

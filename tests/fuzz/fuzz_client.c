@@ -7,19 +7,20 @@
  * own, so that a put can be followed by the get, scan, watch and status
  * that read it. Header bits 1-2 pick the connection's role (admin, ro,
  * rw, admin), bit 3 lets 5 s pass first (min_sites waiters time out),
- * bit 0 marks the node as stopping for that request. Backup requests are
+ * bit 4 closes the write gate (node_write_gate refuses), bit 0 marks the
+ * node as stopping for that request. Backup requests are
  * skipped: they write wherever the request says.
  *
  * The neighbours of api.c and watch.c are stubs here, so that no socket,
  * thread or event loop is involved: the client connection (client_conn_*,
  * normally uv_client.c), the group-commit writer (writer_submit runs the
- * write on the store at once and calls done), the peer network's counters
- * and the clock. When api.c starts calling another function of those
- * files, add its stub below. The replication core is real, with no link
- * up. Oracles beyond ASan/UBSan: a reply never comes without a hold, every
- * reply decodes as a msce.ClientResponse, and once streams are closed and
- * waiters timed out at the end of the input no hold is left. The store is
- * kept between inputs (fuzz_store.h). MSCE_FUZZ_VERBOSE=1 prints every
+ * write on the store at once and calls done), the peer network's counters,
+ * the node's write gate and the clock. When api.c starts calling another
+ * function of those files, add its stub below. The replication core is real,
+ * with no link up. Oracles beyond ASan/UBSan: a reply never comes without a
+ * hold, every reply decodes as a msce.ClientResponse, and once streams are
+ * closed and waiters timed out at the end of the input no hold is left. The
+ * store is kept between inputs (fuzz_store.h). MSCE_FUZZ_VERBOSE=1 prints every
  * reply's id, code and error. */
 #include <stdint.h>
 #include <stdio.h>
@@ -68,7 +69,10 @@ struct client_conn {
 	int role;
 };
 
-void client_conn_hold(struct client_conn *c) { c->holds++; }
+void client_conn_hold(struct client_conn *c)
+{
+	c->holds++;
+}
 
 void client_conn_reply(struct client_conn *c, const uint8_t *msg, size_t len)
 {
@@ -95,9 +99,15 @@ void client_conn_reply(struct client_conn *c, const uint8_t *msg, size_t len)
 	msce__client_response__free_unpacked(r, NULL);
 }
 
-void client_conn_close(struct client_conn *c) { (void)c; }
+void client_conn_close(struct client_conn *c)
+{
+	(void)c;
+}
 
-int client_conn_role(const struct client_conn *c) { return c->role; }
+int client_conn_role(const struct client_conn *c)
+{
+	return c->role;
+}
 
 const char *client_conn_name(const struct client_conn *c)
 {
@@ -123,7 +133,28 @@ int client_conn_open(const struct client_conn *c)
 	return 1;
 }
 
-uint64_t node_now_ms(void) { return clock_ms; }
+void client_server_stats(const struct client_server *s,
+			 struct client_server_stats *out)
+{
+	(void)s;
+	memset(out, 0, sizeof *out);
+}
+
+uint64_t node_now_ms(void)
+{
+	return clock_ms;
+}
+
+static int gate_closed; /* header bit 4 */
+
+int node_write_gate(struct node *n, char *why, size_t whylen)
+{
+	(void)n;
+	if (!gate_closed)
+		return 0;
+	snprintf(why, whylen, "fuzz: writes gated");
+	return MSCE_EUNAVAIL;
+}
 
 void peer_net_stats(const struct peer_net *n, struct peer_net_stats *out)
 {
@@ -171,8 +202,8 @@ static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
 		       void *cbctx, struct err *e)
 {
 	(void)ctx;
-	return store_log_read(cur_store, origin, from, max_count, max_bytes,
-			      cb, cbctx, e);
+	return store_log_read(cur_store, origin, from, max_count, max_bytes, cb,
+			      cbctx, e);
 }
 
 static void io_send(void *data, uint32_t peer, const uint8_t *buf, size_t len)
@@ -203,14 +234,13 @@ static void io_apply(void *data, uint64_t token, const struct store_blob *b,
 }
 
 static const struct repl_store_ops ops = {
-	.vv = op_vv,
-	.digest = op_digest,
-	.hw = op_hw,
-	.log_read = op_log_read,
+    .vv = op_vv,
+    .digest = op_digest,
+    .hw = op_hw,
+    .log_read = op_log_read,
 };
-static const struct repl_io io = {.send = io_send,
-				  .close = io_close,
-				  .apply = io_apply};
+static const struct repl_io io = {
+    .send = io_send, .close = io_close, .apply = io_apply};
 static uint32_t nodes[] = {1, 2, 3};
 
 /* ---- the node -------------------------------------------------------- */
@@ -231,7 +261,7 @@ static void setup(void)
 }
 
 static int roles[4] = {CONFIG_ROLE_ADMIN, CONFIG_ROLE_RO, CONFIG_ROLE_RW,
-			CONFIG_ROLE_ADMIN};
+		       CONFIG_ROLE_ADMIN};
 
 /* Backups write files where the request says: not in a fuzzer. */
 static int is_backup(const uint8_t *p, size_t n)
@@ -246,10 +276,8 @@ static int is_backup(const uint8_t *p, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct client_conn conns[MAX_CONNS];
-	struct repl_config rc = {.node_id = SELF,
-				 .cluster = CLUSTER,
-				 .nodes = nodes,
-				 .nnodes = 3};
+	struct repl_config rc = {
+	    .node_id = SELF, .cluster = CLUSTER, .nodes = nodes, .nnodes = 3};
 	struct fuzz_reader rd = {data, size};
 	const uint8_t *body;
 	uint8_t hdr;
@@ -277,8 +305,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		clock_ms += hdr & 8 ? 5000 : 1;
 		N.stopping = hdr & 1;
+		gate_closed = hdr >> 4 & 1;
 		api_request(&N, c, body, len);
 		N.stopping = 0;
+		gate_closed = 0;
 		api_check_waiters(&N);
 	}
 	/* End of input: waiters time out, streams close. */

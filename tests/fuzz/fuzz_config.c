@@ -14,8 +14,9 @@
 
 static void check_err(const struct err *e, int rc, const char *what)
 {
-	if (rc != 0 && (e->code != rc || memchr(e->msg, 0, sizeof e->msg) == NULL ||
-			e->msg[0] == 0)) {
+	if (rc != 0 &&
+	    (e->code != rc || memchr(e->msg, 0, sizeof e->msg) == NULL ||
+	     e->msg[0] == 0)) {
 		fprintf(stderr, "fuzz_config: %s: code %d without a message\n",
 			what, rc);
 		abort();
@@ -40,15 +41,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	err_clear(&e);
 	rc = config_parse_string(text, "fuzz.conf", &c, &e);
 	check_err(&e, rc, "config_parse_string");
-	if (rc != 0 && (c.peers != NULL || c.clients != NULL || c.npeers ||
-			c.nclients)) {
+	if (rc != 0 &&
+	    (c.peers != NULL || c.clients != NULL || c.npeers || c.nclients)) {
 		fprintf(stderr, "fuzz_config: failed parse left lists\n");
 		abort();
 	}
 	if (rc == 0) {
 		for (size_t i = 0; i < c.npeers; i++) {
 			if (config_peer_by_key(&c, c.peers[i].public_key) ==
-				    NULL ||
+				NULL ||
 			    config_peer_by_id(&c, c.peers[i].id) == NULL) {
 				fprintf(stderr, "fuzz_config: peer %zu lost\n",
 					i);

@@ -111,8 +111,7 @@ static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
 				  e);
 }
 
-static int op_gc(void *ctx, struct version upto, size_t *dropped,
-		 struct err *e)
+static int op_gc(void *ctx, struct version upto, size_t *dropped, struct err *e)
 {
 	return store_gc_tombstones(((struct harness *)ctx)->store, upto,
 				   dropped, e);
@@ -128,8 +127,8 @@ static int op_snap_begin(void *ctx, struct store_snap **out, struct err *e)
 	return store_snap_begin(((struct harness *)ctx)->store, out, e);
 }
 
-static int op_snap_merge(void *ctx, const struct store_snap_record *r,
-			 size_t n, struct err *e)
+static int op_snap_merge(void *ctx, const struct store_snap_record *r, size_t n,
+			 struct err *e)
 {
 	return store_snap_merge(((struct harness *)ctx)->store, r, n, e);
 }
@@ -227,7 +226,10 @@ static void enter(struct harness *h)
 	h->in_core = 1;
 }
 
-static void leave(struct harness *h) { h->in_core = 0; }
+static void leave(struct harness *h)
+{
+	h->in_core = 0;
+}
 
 /* Links the core asked to close go down and come straight back up. */
 static void reconnect_closed(struct harness *h)
@@ -335,8 +337,9 @@ static void status(struct harness *h)
 	for (uint32_t id = 1; v != NULL && id <= 4; id++) {
 		repl_node(h->repl, id, v);
 		if (v->nvv > sizeof v->vv / sizeof v->vv[0]) {
-			fprintf(stderr, "fuzz_peer: view of %u has %zu entries\n",
-				id, v->nvv);
+			fprintf(stderr,
+				"fuzz_peer: view of %u has %zu entries\n", id,
+				v->nvv);
 			abort();
 		}
 	}
@@ -382,17 +385,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	h->njobs = 0;
 	memset(h->closed, 0, sizeof h->closed);
 	h->ops = (struct repl_store_ops){
-		.ctx = h,
-		.vv = op_vv,
-		.digest = op_digest,
-		.hw = op_hw,
-		.log_read = op_log_read,
-		.log_truncate = op_log_truncate,
-		.gc_tombstones = op_gc,
-		.clock_advance = op_clock_advance,
-		.snap_begin = op_snap_begin,
-		.snap_merge = op_snap_merge,
-		.snap_finish = op_snap_finish,
+	    .ctx = h,
+	    .vv = op_vv,
+	    .digest = op_digest,
+	    .hw = op_hw,
+	    .log_read = op_log_read,
+	    .log_truncate = op_log_truncate,
+	    .gc_tombstones = op_gc,
+	    .clock_advance = op_clock_advance,
+	    .snap_begin = op_snap_begin,
+	    .snap_merge = op_snap_merge,
+	    .snap_finish = op_snap_finish,
 	};
 	h->io = (struct repl_io){.data = h,
 				 .send = io_send,

@@ -65,7 +65,10 @@ static void raw(struct seed *s, const void *p, size_t n)
 	s->n += n;
 }
 
-static void byte(struct seed *s, uint8_t v) { raw(s, &v, 1); }
+static void byte(struct seed *s, uint8_t v)
+{
+	raw(s, &v, 1);
+}
 
 static void be16(struct seed *s, size_t v)
 {
@@ -103,12 +106,12 @@ static void pair(struct channel *i, struct channel *r, struct channel_buf *m1)
 				    .remote_key = kr.pub,
 				    .cb = {.message = ignore},
 				    .test_ephemeral = eph_i};
-	struct channel_config cr = {.role = NOISE_RESPONDER,
-				    .cluster = FUZZ_CLUSTER,
-				    .local = &kr,
-				    .cb = {.verify = accept_key,
-					   .message = ignore},
-				    .test_ephemeral = eph_r};
+	struct channel_config cr = {
+	    .role = NOISE_RESPONDER,
+	    .cluster = FUZZ_CLUSTER,
+	    .local = &kr,
+	    .cb = {.verify = accept_key, .message = ignore},
+	    .test_ephemeral = eph_r};
 	struct channel_buf m2 = {0};
 
 	if (channel_init(i, &ci, FUZZ_T0) || channel_init(r, &cr, FUZZ_T0) ||
@@ -167,15 +170,15 @@ static void gen_channel(void)
 	s.n = 0;
 	byte(&s, 2);
 	byte(&s, 16 | 4); /* responder takes 4 KiB messages */
-	byte(&s, 4);      /* rekey every 1 KiB */
-	byte(&s, 0), be16(&s, 5), raw(&s, "hello", 5);   /* i -> r */
-	byte(&s, 3), be16(&s, 9);                         /* part */
-	byte(&s, 2), be16(&s, 0);                         /* rekey */
-	byte(&s, 1), be16(&s, 300);                       /* 2400 bytes */
-	byte(&s, 4), be16(&s, 0);                         /* deliver */
-	byte(&s, 0x80), be16(&s, 3), raw(&s, "abc", 3);   /* r -> i */
-	byte(&s, 0x87), be16(&s, 0);                      /* empty */
-	byte(&s, 6), be16(&s, 61);                        /* an hour */
+	byte(&s, 4);	  /* rekey every 1 KiB */
+	byte(&s, 0), be16(&s, 5), raw(&s, "hello", 5);	/* i -> r */
+	byte(&s, 3), be16(&s, 9);			/* part */
+	byte(&s, 2), be16(&s, 0);			/* rekey */
+	byte(&s, 1), be16(&s, 300);			/* 2400 bytes */
+	byte(&s, 4), be16(&s, 0);			/* deliver */
+	byte(&s, 0x80), be16(&s, 3), raw(&s, "abc", 3); /* r -> i */
+	byte(&s, 0x87), be16(&s, 0);			/* empty */
+	byte(&s, 6), be16(&s, 61);			/* an hour */
 	byte(&s, 0x84), be16(&s, 0);
 	put_file("channel", "script_basic", s.b, s.n);
 
@@ -210,10 +213,9 @@ static void gen_channel(void)
 #define HLC(ms_after, n) hlc_make(FUZZ_T0 + (ms_after), (n))
 
 /* An encoded Change into buf; returns its length. */
-static size_t change(uint8_t *buf, uint32_t origin, uint64_t seq,
-		     uint64_t hlc, const char *key, int del,
-		     const char *field, const char *value, uint64_t base_hlc,
-		     uint32_t base_origin)
+static size_t change(uint8_t *buf, uint32_t origin, uint64_t seq, uint64_t hlc,
+		     const char *key, int del, const char *field,
+		     const char *value, uint64_t base_hlc, uint32_t base_origin)
 {
 	Msce__Change c = MSCE__CHANGE__INIT;
 	Msce__FieldWrite f = MSCE__FIELD_WRITE__INIT, *fp = &f;
@@ -274,8 +276,8 @@ static void hello(struct seed *s, uint8_t hdr, uint32_t node, uint32_t origin,
 }
 
 /* Changes of origin, seqs from..to, one per key k<seq>. */
-static void changes(struct seed *s, uint8_t hdr, uint32_t origin,
-		    uint64_t from, uint64_t to, uint32_t epoch, int del_last,
+static void changes(struct seed *s, uint8_t hdr, uint32_t origin, uint64_t from,
+		    uint64_t to, uint32_t epoch, int del_last,
 		    uint64_t ahead_ms)
 {
 	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
@@ -288,11 +290,10 @@ static void changes(struct seed *s, uint8_t hdr, uint32_t origin,
 		char key[16];
 		snprintf(key, sizeof key, "k%llu", (unsigned long long)(q % 3));
 		items[n].data = bufs[n];
-		items[n].len = change(bufs[n], origin, q,
-				      HLC(ahead_ms + q * 10, 0), key,
-				      del_last && q == to, "name", "value",
-				      q > 1 ? HLC((q - 1) * 10, 0) : 0,
-				      q > 1 ? origin : 0);
+		items[n].len = change(
+		    bufs[n], origin, q, HLC(ahead_ms + q * 10, 0), key,
+		    del_last && q == to, "name", "value",
+		    q > 1 ? HLC((q - 1) * 10, 0) : 0, q > 1 ? origin : 0);
 	}
 	c.origin = origin;
 	c.epoch = epoch;
@@ -334,7 +335,7 @@ static void gossip(struct seed *s, uint8_t hdr)
 	Msce__NodeStatus st[2], *sp[2];
 	Msce__VVEntry v = MSCE__VVENTRY__INIT, *vp = &v;
 	uint8_t digest[32] = {1};
-	uint32_t conn[] = {1, 3};
+	uint32_t conn[] = {1, 2};
 
 	v.origin = 2;
 	v.seq = 3;
@@ -348,8 +349,10 @@ static void gossip(struct seed *s, uint8_t hdr)
 		st[i].digest.len = 32;
 		st[i].hw = HLC(100, (uint32_t)i); /* above the delete: GC */
 		st[i].time_ms = FUZZ_T0;
-		st[i].n_connected = 2;
-		st[i].connected = conn;
+		/* Node 3 (the sender) is linked to 1 and 2; node 2 has
+		 * just restarted and has no sessions yet. */
+		st[i].n_connected = i == 1 ? 2 : 0;
+		st[i].connected = i == 1 ? conn : NULL;
 		sp[i] = &st[i];
 	}
 	g.n_nodes = 2;
@@ -435,8 +438,8 @@ static void gen_peer(void)
 	byte(&s, 0);
 	hello(&s, 0, 2, 2, 0);
 	hello(&s, 1, 3, 2, 0);
-	changes(&s, 4, 2, 1, 2, 0, 0, 0);  /* held */
-	changes(&s, 0, 2, 3, 4, 0, 0, 0);  /* queued behind it */
+	changes(&s, 4, 2, 1, 2, 0, 0, 0);    /* held */
+	changes(&s, 0, 2, 3, 4, 0, 0, 0);    /* queued behind it */
 	changes(&s, 0x19, 3, 1, 2, 0, 0, 0); /* tick, 250 ms later */
 	ack(&s, 0x81, 3, 2, 0, 0, 0);
 	put_file("peer", "hello_relay", s.b, s.n);
@@ -476,7 +479,8 @@ static void gen_peer(void)
 	put_file("peer", "refuse_wrong_node", s.b, s.n);
 }
 
-/* ---- client ---------------------------------------------------------------- */
+/* ---- client ----------------------------------------------------------------
+ */
 
 static void request(struct seed *s, const Msce__ClientRequest *r)
 {
@@ -635,47 +639,48 @@ static void gen_client(void)
 	put_file("client", "watch_conflicts_resolve", s.b, s.n);
 }
 
-/* ---- config ---------------------------------------------------------------- */
+/* ---- config ----------------------------------------------------------------
+ */
 
 static void gen_config(void)
 {
 	static const char full[] =
-		"; a node\n"
-		"[cluster]\n"
-		"name = shenzhen-msce\n"
-		"\n"
-		"[node]\n"
-		"id = 1\n"
-		"name = shekou\n"
-		"data_dir = /var/lib/msce/shekou\n"
-		"key = /etc/msce/shekou.key\n"
-		"listen = 0.0.0.0:7401\n"
-		"client_listen = 127.0.0.1:7402\n"
-		"socket = /run/msce/shekou.sock\n"
-		"metrics_listen = 127.0.0.1:9401\n"
-		"max_clock_skew = 30s\n"
-		"log_retention = 5000\n"
-		"log_level = debug\n"
-		"fsync = no\n"
-		"\n"
-		"[peer shenzhen-bay]\n"
-		"id = 2\n"
-		"address = 10.0.2.10:7401\n"
-		"public_key = AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n"
-		"\n"
-		"[peer futian]\n"
-		"id = 3\n"
-		"address = [fd00::3]:7401\n"
-		"public_key = AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=\n"
-		"\n"
-		"[client frontdesk-1]\n"
-		"public_key = AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=\n"
-		"role = rw\n"
-		"\n"
-		"[client ops]\n"
-		"public_key = BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ="
-		"   ; the ops laptop\n"
-		"role = admin\n";
+	    "; a node\n"
+	    "[cluster]\n"
+	    "name = shenzhen-msce\n"
+	    "\n"
+	    "[node]\n"
+	    "id = 1\n"
+	    "name = shekou\n"
+	    "data_dir = /var/lib/msce/shekou\n"
+	    "key = /etc/msce/shekou.key\n"
+	    "listen = 0.0.0.0:7401\n"
+	    "client_listen = 127.0.0.1:7402\n"
+	    "socket = /run/msce/shekou.sock\n"
+	    "metrics_listen = 127.0.0.1:9401\n"
+	    "max_clock_skew = 30s\n"
+	    "log_retention = 5000\n"
+	    "log_level = debug\n"
+	    "fsync = no\n"
+	    "\n"
+	    "[peer shenzhen-bay]\n"
+	    "id = 2\n"
+	    "address = 10.0.2.10:7401\n"
+	    "public_key = AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n"
+	    "\n"
+	    "[peer futian]\n"
+	    "id = 3\n"
+	    "address = [fd00::3]:7401\n"
+	    "public_key = AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=\n"
+	    "\n"
+	    "[client frontdesk-1]\n"
+	    "public_key = AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=\n"
+	    "role = rw\n"
+	    "\n"
+	    "[client ops]\n"
+	    "public_key = BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ="
+	    "   ; the ops laptop\n"
+	    "role = admin\n";
 	static const char min[] = "[cluster]\n"
 				  "name = c1\n"
 				  "[node]\n"
@@ -685,14 +690,14 @@ static void gen_config(void)
 				  "key = /tmp/n.key\n"
 				  "listen = localhost:7401\n";
 
-	put_file("config", "full.conf", (const uint8_t *)full,
-		 sizeof full - 1);
+	put_file("config", "full.conf", (const uint8_t *)full, sizeof full - 1);
 	put_file("config", "min.conf", (const uint8_t *)min, sizeof min - 1);
 	put_file("config", "addr", (const uint8_t *)"[::1]:7401", 10);
 	put_file("config", "duration", (const uint8_t *)"1500ms", 6);
 }
 
-/* ---- record ---------------------------------------------------------------- */
+/* ---- record ----------------------------------------------------------------
+ */
 
 static void put_record(const char *name, const struct record *r)
 {
@@ -711,9 +716,8 @@ static void gen_record(void)
 	struct arena a;
 	struct record r;
 	struct field_write w[2] = {
-		{(const uint8_t *)"age", 3, (const uint8_t *)"30", 2, {0, 0}},
-		{(const uint8_t *)"name", 4, (const uint8_t *)"alice", 5,
-		 {0, 0}},
+	    {(const uint8_t *)"age", 3, (const uint8_t *)"30", 2, {0, 0}},
+	    {(const uint8_t *)"name", 4, (const uint8_t *)"alice", 5, {0, 0}},
 	};
 	struct version v1 = {HLC(1, 0), 1}, v2 = {HLC(2, 0), 2},
 		       v3 = {HLC(3, 0), 3}, v4 = {HLC(4, 0), 1};
