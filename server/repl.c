@@ -789,7 +789,7 @@ static void start_apply(struct repl *r, struct peer *p)
 }
 
 static void on_changes(struct repl *r, struct peer *p, Msce__PeerMsg *m,
-		       size_t len)
+		       size_t len, uint64_t now)
 {
 	struct rxmsg *q;
 
@@ -803,6 +803,20 @@ static void on_changes(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 		fail_link(r, p, MSCE_EPROTO,
 			  "node %u overran the receive window", p->id);
 		return;
+	}
+	/* The sender holds what it sends: no need to send it back. */
+	{
+		const ProtobufCBinaryData *last =
+			&m->changes->changes[m->changes->n_changes - 1];
+		struct pb_limit lim;
+		Msce__Change *c = msce__change__unpack(
+			pb_limit_init(&lim, pb_limit_for(last->len)), last->len,
+			last->data);
+		if (c != NULL) {
+			if (c->origin == m->changes->origin)
+				have_raise(p, c->origin, c->seq, c->hlc, now);
+			msce__change__free_unpacked(c, NULL);
+		}
 	}
 	q = malloc(sizeof *q);
 	if (q == NULL) {
@@ -1229,8 +1243,9 @@ static int on_gossip(struct repl *r, struct peer *from, const Msce__Gossip *g,
 		w->v.time_ms = s->time_ms;
 		w->v.received_ms = now;
 		w->nconnected = s->n_connected;
-		memcpy(w->connected, s->connected,
-		       s->n_connected * sizeof *s->connected);
+		if (s->n_connected) /* NULL when empty */
+			memcpy(w->connected, s->connected,
+			       s->n_connected * sizeof *s->connected);
 		if (s->node == from->id)
 			from->offset = (int64_t)s->time_ms - (int64_t)now;
 		/* Gossip also tells us what each peer holds. */
@@ -1280,7 +1295,7 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 		break;
 	case MSCE__PEER_MSG__MSG_CHANGES:
 		keep = 1;
-		on_changes(r, p, m, len);
+		on_changes(r, p, m, len, now_ms);
 		break;
 	case MSCE__PEER_MSG__MSG_ACK:
 		on_ack(r, p, m->ack, now_ms);

@@ -307,6 +307,35 @@ static void test_pipelined_puts(void **state)
 	msce_close(c);
 }
 
+/* The documented batch limit holds: 10,000 puts in one request. */
+static void test_largest_batch(void **state)
+{
+	(void)state;
+	msce_client *c = conn(sock1);
+	enum { N = 10000 };
+	struct msce_put *puts = calloc(N, sizeof *puts);
+	struct msce_field *f = calloc(N, sizeof *f);
+	char (*keys)[48] = calloc(N, sizeof *keys);
+	int *codes = calloc(N, sizeof *codes);
+
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], 48, "%s-big-%05d", tag, i);
+		f[i] = (struct msce_field){"v", "1", 1, 0, 0, 0};
+		puts[i] = (struct msce_put){"bulk", keys[i], &f[i], 1, 0};
+	}
+	int rc = msce_put_batch(c, puts, N, NULL, codes);
+	if (rc)
+		fprintf(stderr, "batch: %s\n", msce_errmsg(c));
+	assert_int_equal(rc, 0);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(codes[i], 0);
+	free(puts);
+	free(f);
+	free(keys);
+	free(codes);
+	msce_close(c);
+}
+
 static void test_backup(void **state)
 {
 	(void)state;
@@ -359,6 +388,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_watch_every_change_once_in_order),
 		cmocka_unit_test(test_status_and_helpers),
 		cmocka_unit_test(test_pipelined_puts),
+		cmocka_unit_test(test_largest_batch),
 		cmocka_unit_test(test_backup),
 	};
 	const struct CMUnitTest down[] = {
