@@ -1,5 +1,6 @@
-/* msce-bench client: what a front end gets from libmsce, over the unix
- * socket of node 1 of a K-node cluster (writes replicate as in service).
+/* msce-bench client: what a front end gets from libmsce, over TCP with
+ * Noise (a front desk's path; --unix for the node's local socket) to node
+ * 1 of a K-node cluster (writes replicate as in service).
  *
  * pipelined: C connections, each keeping W single puts in flight
  *   (msce_put_send / msce_put_recv); acknowledged durable writes per second
@@ -12,8 +13,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
+#include "keyfile.h"
+
+/* How the clients reach node 1: TCP + Noise with a rw client key, or
+ * (tcp_addr empty) the unix socket named in the config. */
+static char tcp_addr[64], client_key[600], node_pub[64];
+
+static int bench_connect(const char *conf, msce_client **out)
+{
+	if (tcp_addr[0] == '\0')
+		return msce_connect_config(conf, out);
+	return msce_connect_tcp(tcp_addr, client_key, node_pub, "bench", out);
+}
 
 #define MAXW 1024
 
@@ -46,7 +60,7 @@ static void *pipeline(void *arg)
 	double sent[MAXW];
 	long next = a->from, done = 0, total = a->to - a->from;
 
-	if (msce_connect_config(a->conf, &cl) != 0) {
+	if (bench_connect(a->conf, &cl) != 0) {
 		fprintf(stderr, "msce-bench: %s\n", msce_errmsg(cl));
 		a->failed = 1;
 		msce_close(cl);
@@ -86,7 +100,9 @@ int bench_client(int argc, char **argv)
 	    {"nodes", 1, 0, 'k'},	{"records", 1, 0, 'n'},
 	    {"connections", 1, 0, 'c'}, {"window", 1, 0, 'w'},
 	    {"batch", 1, 0, 'b'},	{"samples", 1, 0, 's'},
-	    {"json", 0, 0, 'j'},	{0, 0, 0, 0}};
+	    {"json", 0, 0, 'j'},	{"unix", 0, 0, 'u'},
+	    {0, 0, 0, 0}};
+	int use_unix = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -111,6 +127,9 @@ int bench_client(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case 'u':
+			use_unix = 1;
+			break;
 		default:
 			return 2;
 		}
@@ -126,9 +145,49 @@ int bench_client(int argc, char **argv)
 		return 2;
 	}
 	struct bcluster cl;
-	if (bcluster_start(&cl, k, NULL) != 0) {
+	char extra[512] = "";
+	char keydir[] = "/tmp/msce-bench-key-XXXXXX";
+	if (!use_unix) {
+		/* A rw client key for node 1's TCP listener. */
+		struct err e;
+		char pub[64] = "";
+		FILE *f;
+		if (mkdtemp(keydir) == NULL)
+			return 1;
+		snprintf(client_key, sizeof client_key, "%s/desk", keydir);
+		if (keyfile_generate(client_key, &e) != 0) {
+			fprintf(stderr, "msce-bench: %s\n", e.msg);
+			return 1;
+		}
+		snprintf(client_key, sizeof client_key, "%s/desk.pub", keydir);
+		f = fopen(client_key, "r");
+		if (f == NULL || fgets(pub, sizeof pub, f) == NULL)
+			return 1;
+		fclose(f);
+		pub[strcspn(pub, "\n")] = 0;
+		snprintf(client_key, sizeof client_key, "%s/desk.key", keydir);
+		int port = 30000 + (int)(getpid() % 20000);
+		snprintf(tcp_addr, sizeof tcp_addr, "127.0.0.1:%d", port);
+		snprintf(extra, sizeof extra,
+			 "client_listen = %s\n[client desk]\npublic_key = %s\n"
+			 "role = rw\n",
+			 tcp_addr, pub);
+	}
+	if (bcluster_start(&cl, k, extra[0] ? extra : NULL) != 0) {
 		bcluster_stop(&cl);
 		return 1;
+	}
+	if (!use_unix) {
+		char path[600];
+		FILE *f;
+		snprintf(path, sizeof path, "%s/n1/node.pub", cl.dir);
+		f = fopen(path, "r");
+		if (f == NULL || fgets(node_pub, sizeof node_pub, f) == NULL) {
+			bcluster_stop(&cl);
+			return 1;
+		}
+		fclose(f);
+		node_pub[strcspn(node_pub, "\n")] = 0;
 	}
 	int rc = 1;
 	double *lat = calloc((size_t)records, sizeof *lat);
@@ -163,7 +222,7 @@ int bench_client(int argc, char **argv)
 		goto out;
 
 	/* one put at a time */
-	if (msce_connect_config(cl.conf[0], &one) != 0) {
+	if (bench_connect(cl.conf[0], &one) != 0) {
 		fprintf(stderr, "msce-bench: %s\n", msce_errmsg(one));
 		goto out;
 	}
@@ -186,6 +245,7 @@ int bench_client(int argc, char **argv)
 	cJSON *r = cJSON_CreateObject();
 	cJSON_AddStringToObject(r, "bench", "client");
 	cJSON_AddNumberToObject(r, "nodes", k);
+	cJSON_AddStringToObject(r, "transport", use_unix ? "unix" : "tcp+noise");
 	cJSON_AddNumberToObject(r, "records", (double)records);
 	cJSON_AddNumberToObject(r, "connections", conns);
 	cJSON_AddNumberToObject(r, "window", window);
@@ -210,6 +270,12 @@ int bench_client(int argc, char **argv)
 out:
 	msce_close(one);
 	bcluster_stop(&cl);
+	if (!use_unix) {
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", keydir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "warning: could not remove %s\n", keydir);
+	}
 	free(lat);
 	free(single);
 	return rc;

@@ -50,8 +50,11 @@ class ClientTest(ClusterTestCase):
         flags = self.run_checked(["pkg-config", "--cflags", "--libs", "msce"],
                                  env=env).stdout.split()
         exe = os.path.join(prefix, "desk")
+        # A sanitized libmsce needs a sanitized program around it.
+        san = (["-fsanitize=address,undefined"]
+               if os.environ.get("MSCE_SANITIZED") in ("ON", "1", "TRUE") else [])
         self.run_checked(["cc", "-o", exe, os.path.join(SRC, "client/examples/desk.c")]
-                         + flags)
+                         + san + flags)
         c = self.make_cluster(1)
         r = self.run_checked([exe, c.nodes[0].socket, "E4242"],
                              env=dict(os.environ, LD_LIBRARY_PATH=libdir))
