@@ -39,6 +39,11 @@ struct bcluster {
  * and has all its links up. Returns 0 or -1 (message printed); on -1 the
  * caller still calls bcluster_stop. */
 int bcluster_start(struct bcluster *c, int k, const char *extra_conf);
+/* The same, with extra_first added to node 1's config only. */
+int bcluster_start_first(struct bcluster *c, int k, const char *extra_conf,
+			 const char *extra_first);
+/* A loopback port for a listener (below the ephemeral range). */
+int bench_free_port(void);
 void bcluster_stop(struct bcluster *c);
 /* Stops node i (0-based) gracefully; starts it again from its config. */
 void bcluster_node_stop(struct bcluster *c, int i);

@@ -166,14 +166,14 @@ int bench_client(int argc, char **argv)
 		fclose(f);
 		pub[strcspn(pub, "\n")] = 0;
 		snprintf(client_key, sizeof client_key, "%s/desk.key", keydir);
-		int port = 30000 + (int)(getpid() % 20000);
+		int port = bench_free_port() + 100; /* after the peers' ports */
 		snprintf(tcp_addr, sizeof tcp_addr, "127.0.0.1:%d", port);
 		snprintf(extra, sizeof extra,
 			 "client_listen = %s\n[client desk]\npublic_key = %s\n"
 			 "role = rw\n",
 			 tcp_addr, pub);
 	}
-	if (bcluster_start(&cl, k, extra[0] ? extra : NULL) != 0) {
+	if (bcluster_start_first(&cl, k, NULL, extra[0] ? extra : NULL) != 0) {
 		bcluster_stop(&cl);
 		return 1;
 	}

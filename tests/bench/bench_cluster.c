@@ -48,11 +48,13 @@ static const char *msced_path(void)
 	return "msced";
 }
 
-static int free_port(void)
+/* Ports below the kernel's range for outgoing connections (32768 and
+ * up), so no client socket can be holding the one we are about to bind. */
+int bench_free_port(void)
 {
 	static int next = 0;
 	if (next == 0)
-		next = 20000 + (int)(getpid() % 20000);
+		next = 10000 + (int)(getpid() % 20000);
 	return next++;
 }
 
@@ -89,6 +91,10 @@ void bcluster_stop(struct bcluster *c)
 	if (c->dir[0] == 0)
 		return;
 	char cmd[300];
+	if (getenv("MSCE_BENCH_KEEP")) {
+		fprintf(stderr, "msce-bench: kept %s\n", c->dir);
+		return;
+	}
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "warning: could not remove %s\n", c->dir);
@@ -159,6 +165,12 @@ int bcluster_wait_ready(struct bcluster *c, int i, int links, double timeout_s)
 
 int bcluster_start(struct bcluster *c, int k, const char *extra_conf)
 {
+	return bcluster_start_first(c, k, extra_conf, NULL);
+}
+
+int bcluster_start_first(struct bcluster *c, int k, const char *extra_conf,
+			 const char *extra_first)
+{
 	char pub[MAXN][64], path[600];
 	int port[MAXN];
 	struct err e;
@@ -183,7 +195,7 @@ int bcluster_start(struct bcluster *c, int k, const char *extra_conf)
 			return -1;
 		fclose(f);
 		pub[i][strcspn(pub[i], "\n")] = 0;
-		port[i] = free_port();
+		port[i] = bench_free_port();
 	}
 	for (int i = 0; i < k; i++) {
 		snprintf(c->conf[i], sizeof c->conf[i], "%s/n%d/node.conf",
@@ -198,6 +210,8 @@ int bcluster_start(struct bcluster *c, int k, const char *extra_conf)
 			"log_level = warn\n%s",
 			i + 1, i + 1, c->dir, i + 1, c->dir, i + 1, port[i],
 			c->dir, i + 1, extra_conf ? extra_conf : "");
+		if (i == 0 && extra_first != NULL)
+			fputs(extra_first, f);
 		for (int j = 0; j < k; j++)
 			if (j != i)
 				fprintf(f,
