@@ -13,6 +13,7 @@
 #include "client.pb-c.h"
 #include "log.h"
 #include "pballoc.h"
+#include "record_pb.h"
 #include "node.h"
 
 #define SCAN_MAX_LIMIT 10000
@@ -338,95 +339,10 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 
 /* ---- reads --------------------------------------------------------------- */
 
-static Msce__FieldVersion *fv_new(const struct field_state *fs,
-				  const struct fv *f)
-{
-	Msce__FieldVersion *m = calloc(1, sizeof *m);
-	if (m == NULL)
-		return NULL;
-	msce__field_version__init(m);
-	m->name = strndup((const char *)fs->name, fs->name_len);
-	m->value.data = malloc(f->value_len ? f->value_len : 1);
-	if (m->name == NULL || m->value.data == NULL) {
-		free(m->name);
-		free(m->value.data);
-		free(m);
-		return NULL;
-	}
-	memcpy(m->value.data, f->value, f->value_len);
-	m->value.len = f->value_len;
-	m->hlc = f->v.hlc;
-	m->origin = f->v.origin;
-	m->seq = f->seq;
-	m->base_hlc = f->base.hlc;
-	m->base_origin = f->base.origin;
-	return m;
-}
-
-static void record_free(Msce__Record *m)
-{
-	if (m == NULL)
-		return;
-	for (size_t i = 0; i < m->n_fields; i++) {
-		Msce__FieldState *fs = m->fields[i];
-		if (fs->winner) {
-			free(fs->winner->name);
-			free(fs->winner->value.data);
-			free(fs->winner);
-		}
-		for (size_t j = 0; j < fs->n_losers; j++) {
-			free(fs->losers[j]->name);
-			free(fs->losers[j]->value.data);
-			free(fs->losers[j]);
-		}
-		free(fs->losers);
-		free(fs);
-	}
-	free(m->fields);
-	free(m->collection);
-	free(m->key);
-	free(m);
-}
-
 /* A record with its visible fields (winners and open conflicts). */
 static Msce__Record *record_new(const struct store_record_view *v)
 {
-	Msce__Record *m = calloc(1, sizeof *m);
-	if (m == NULL)
-		return NULL;
-	msce__record__init(m);
-	m->collection = strndup(v->coll, v->coll_len);
-	m->key = strndup(v->key, v->key_len);
-	m->tomb_hlc = v->rec->tomb.hlc;
-	m->tomb_origin = v->rec->tomb.origin;
-	m->fields = calloc(v->rec->nfields ? v->rec->nfields : 1,
-			   sizeof *m->fields);
-	if (m->collection == NULL || m->key == NULL || m->fields == NULL)
-		goto oom;
-	for (uint32_t i = 0; i < v->rec->nfields; i++) {
-		const struct field_state *fs = &v->rec->fields[i];
-		Msce__FieldState *s = calloc(1, sizeof *s);
-		if (s == NULL)
-			goto oom;
-		msce__field_state__init(s);
-		m->fields[m->n_fields++] = s;
-		s->winner = fv_new(fs, &fs->w);
-		s->seen_hlc = fs->seen.hlc;
-		s->seen_origin = fs->seen.origin;
-		s->losers = calloc(fs->nlosers ? fs->nlosers : 1,
-				   sizeof *s->losers);
-		if (s->winner == NULL || s->losers == NULL)
-			goto oom;
-		for (int j = 0; j < fs->nlosers; j++) {
-			if ((s->losers[j] = fv_new(fs, &fs->losers[j])) == NULL)
-				goto oom;
-			s->n_losers++;
-		}
-	}
-	return m;
-oom:
-	record_free(m);
-	return NULL;
+	return record_pb_new(v->coll, v->coll_len, v->key, v->key_len, v->rec);
 }
 
 static int get_cb(void *ctx, const struct store_record_view *v)
@@ -490,7 +406,7 @@ static void do_get(struct node *n, struct client_conn *c,
 	r.result_case = MSCE__CLIENT_RESPONSE__RESULT_RECORD;
 	r.record = &rr;
 	reply(c, &r);
-	record_free(rec);
+	record_pb_free(rec);
 }
 
 #define SCAN_PAGE_FULL 1000 /* not an msce code: ends a page early */
@@ -576,7 +492,7 @@ static void do_scan(struct node *n, struct client_conn *c,
 	}
 	reply(c, &r);
 	for (size_t i = 0; i < acc.n; i++)
-		record_free(acc.recs[i]);
+		record_pb_free(acc.recs[i]);
 	free(acc.recs);
 }
 
@@ -793,8 +709,8 @@ static int conflict_cb(void *ctx, const struct store_conflict_view *v)
 	m->collection = strndup(v->coll, v->coll_len);
 	m->key = strndup(v->key, v->key_len);
 	m->field = strndup((const char *)v->field->name, v->field->name_len);
-	m->winner = fv_new(v->field, &v->field->w);
-	m->loser = fv_new(v->field, v->loser);
+	m->winner = record_pb_fv(v->field, &v->field->w);
+	m->loser = record_pb_fv(v->field, v->loser);
 	if (m->collection && m->key && m->field && m->winner && m->loser)
 		return 0;
 oom:
@@ -802,14 +718,6 @@ oom:
 	return MSCE_ENOMEM;
 }
 
-static void fv_free(Msce__FieldVersion *f)
-{
-	if (f == NULL)
-		return;
-	free(f->name);
-	free(f->value.data);
-	free(f);
-}
 
 static void do_conflicts(struct node *n, struct client_conn *c,
 			 const Msce__ClientRequest *req)
@@ -841,8 +749,8 @@ static void do_conflicts(struct node *n, struct client_conn *c,
 		free(m->collection);
 		free(m->key);
 		free(m->field);
-		fv_free(m->winner);
-		fv_free(m->loser);
+		record_pb_fv_free(m->winner);
+		record_pb_fv_free(m->loser);
 		free(m);
 	}
 	free(acc.items);

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "pballoc.h"
 #include "peer.pb-c.h"
+#include "record_pb.h"
 
 #define MAX_ORIGINS 64
 
@@ -482,59 +483,6 @@ struct snap_build {
 	int oom;
 };
 
-static Msce__FieldVersion *fv_msg(const struct fv *f, const struct field_state *fs)
-{
-	Msce__FieldVersion *m = malloc(sizeof *m);
-	if (m == NULL)
-		return NULL;
-	msce__field_version__init(m);
-	m->name = strndup((const char *)fs->name, fs->name_len);
-	m->value.data = malloc(f->value_len ? f->value_len : 1);
-	if (m->name == NULL || m->value.data == NULL) {
-		free(m->name);
-		free(m->value.data);
-		free(m);
-		return NULL;
-	}
-	memcpy(m->value.data, f->value, f->value_len);
-	m->value.len = f->value_len;
-	m->hlc = f->v.hlc;
-	m->origin = f->v.origin;
-	m->base_hlc = f->base.hlc;
-	m->base_origin = f->base.origin;
-	m->seq = f->seq;
-	return m;
-}
-
-static void fv_msg_free(Msce__FieldVersion *m)
-{
-	if (m == NULL)
-		return;
-	free(m->name);
-	free(m->value.data);
-	free(m);
-}
-
-static void record_msg_free(Msce__Record *m)
-{
-	if (m == NULL)
-		return;
-	for (size_t i = 0; i < m->n_fields; i++) {
-		Msce__FieldState *fs = m->fields[i];
-		if (fs == NULL)
-			continue;
-		fv_msg_free(fs->winner);
-		for (size_t j = 0; j < fs->n_losers; j++)
-			fv_msg_free(fs->losers[j]);
-		free(fs->losers);
-		free(fs);
-	}
-	free(m->fields);
-	free(m->collection);
-	free(m->key);
-	free(m);
-}
-
 static int snap_collect(void *ctx, const struct store_record_view *v)
 {
 	struct snap_build *b = ctx;
@@ -548,40 +496,10 @@ static int snap_collect(void *ctx, const struct store_record_view *v)
 		b->recs = p;
 		b->cap = cap;
 	}
-	m = calloc(1, sizeof *m);
+	m = record_pb_new(v->coll, v->coll_len, v->key, v->key_len, v->rec);
 	if (m == NULL)
 		goto oom;
-	msce__record__init(m);
 	b->recs[b->n++] = m;
-	m->collection = strndup(v->coll, v->coll_len);
-	m->key = strndup(v->key, v->key_len);
-	m->tomb_hlc = v->rec->tomb.hlc;
-	m->tomb_origin = v->rec->tomb.origin;
-	m->fields = calloc(v->rec->nfields ? v->rec->nfields : 1,
-			   sizeof *m->fields);
-	if (m->collection == NULL || m->key == NULL || m->fields == NULL)
-		goto oom;
-	for (uint32_t i = 0; i < v->rec->nfields; i++) {
-		const struct field_state *fs = &v->rec->fields[i];
-		Msce__FieldState *s = calloc(1, sizeof *s);
-		if (s == NULL)
-			goto oom;
-		msce__field_state__init(s);
-		m->fields[m->n_fields++] = s;
-		s->winner = fv_msg(&fs->w, fs);
-		s->seen_hlc = fs->seen.hlc;
-		s->seen_origin = fs->seen.origin;
-		s->losers = calloc(fs->nlosers ? fs->nlosers : 1,
-				   sizeof *s->losers);
-		if (s->winner == NULL || s->losers == NULL)
-			goto oom;
-		for (int j = 0; j < fs->nlosers; j++) {
-			s->losers[j] = fv_msg(&fs->losers[j], fs);
-			if (s->losers[j] == NULL)
-				goto oom;
-			s->n_losers++;
-		}
-	}
 	return 0;
 oom:
 	b->oom = 1;
@@ -602,7 +520,7 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p)
 			     &b, &done, &e);
 	if (rc || b.oom) {
 		for (size_t i = 0; i < b.n; i++)
-			record_msg_free(b.recs[i]);
+			record_pb_free(b.recs[i]);
 		free(b.recs);
 		fail_link(r, p, rc ? rc : MSCE_ENOMEM, "snapshot read: %s",
 			  rc ? e.msg : "out of memory");
@@ -628,7 +546,7 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p)
 	p->snap_wait = 1;
 	p->snap_last_sent = done;
 	for (size_t i = 0; i < b.n; i++)
-		record_msg_free(b.recs[i]);
+		record_pb_free(b.recs[i]);
 	free(b.recs);
 	free(vp);
 }

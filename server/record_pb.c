@@ -1,0 +1,97 @@
+/* Records to protobuf; see record_pb.h. Built with malloc piece by piece,
+ * so record_pb_free can free a half-built message after a failure. */
+#include "record_pb.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+Msce__FieldVersion *record_pb_fv(const struct field_state *fs,
+				 const struct fv *f)
+{
+	Msce__FieldVersion *m = malloc(sizeof *m);
+	if (m == NULL)
+		return NULL;
+	msce__field_version__init(m);
+	m->name = strndup((const char *)fs->name, fs->name_len);
+	m->value.data = malloc(f->value_len ? f->value_len : 1);
+	if (m->name == NULL || m->value.data == NULL) {
+		record_pb_fv_free(m);
+		return NULL;
+	}
+	memcpy(m->value.data, f->value, f->value_len);
+	m->value.len = f->value_len;
+	m->hlc = f->v.hlc;
+	m->origin = f->v.origin;
+	m->seq = f->seq;
+	m->base_hlc = f->base.hlc;
+	m->base_origin = f->base.origin;
+	return m;
+}
+
+void record_pb_fv_free(Msce__FieldVersion *m)
+{
+	if (m == NULL)
+		return;
+	free(m->name);
+	free(m->value.data);
+	free(m);
+}
+
+void record_pb_free(Msce__Record *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->n_fields; i++) {
+		Msce__FieldState *fs = m->fields[i];
+		record_pb_fv_free(fs->winner);
+		for (size_t j = 0; j < fs->n_losers; j++)
+			record_pb_fv_free(fs->losers[j]);
+		free(fs->losers);
+		free(fs);
+	}
+	free(m->fields);
+	free(m->collection);
+	free(m->key);
+	free(m);
+}
+
+Msce__Record *record_pb_new(const char *coll, size_t coll_len, const char *key,
+			    size_t key_len, const struct record *r)
+{
+	Msce__Record *m = calloc(1, sizeof *m);
+	if (m == NULL)
+		return NULL;
+	msce__record__init(m);
+	m->collection = strndup(coll, coll_len);
+	m->key = strndup(key, key_len);
+	m->tomb_hlc = r->tomb.hlc;
+	m->tomb_origin = r->tomb.origin;
+	m->fields = calloc(r->nfields ? r->nfields : 1, sizeof *m->fields);
+	if (m->collection == NULL || m->key == NULL || m->fields == NULL)
+		goto oom;
+	for (uint32_t i = 0; i < r->nfields; i++) {
+		const struct field_state *fs = &r->fields[i];
+		Msce__FieldState *s = calloc(1, sizeof *s);
+		if (s == NULL)
+			goto oom;
+		msce__field_state__init(s);
+		m->fields[m->n_fields++] = s;
+		s->winner = record_pb_fv(fs, &fs->w);
+		s->seen_hlc = fs->seen.hlc;
+		s->seen_origin = fs->seen.origin;
+		s->losers = calloc(fs->nlosers ? fs->nlosers : 1,
+				   sizeof *s->losers);
+		if (s->winner == NULL || s->losers == NULL)
+			goto oom;
+		for (int j = 0; j < fs->nlosers; j++) {
+			if ((s->losers[j] = record_pb_fv(fs, &fs->losers[j])) ==
+			    NULL)
+				goto oom;
+			s->n_losers++;
+		}
+	}
+	return m;
+oom:
+	record_pb_free(m);
+	return NULL;
+}
