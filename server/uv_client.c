@@ -43,6 +43,7 @@
 
 #include "channel.h"
 #include "log.h"
+#include "ratelog.h"
 
 #define LISTEN_BACKLOG 128
 #define KEEPALIVE_S 30
@@ -107,9 +108,7 @@ struct client_server {
 	int handles; /* initialised and not yet closed */
 	int stopping;
 	struct client_server_stats stats;
-	uint64_t warn_window_ms;
-	unsigned warn_count;
-	uint64_t warn_dropped;
+	struct ratelog warn; /* refusals, rate-limited */
 	void (*done)(void *);
 	void *done_arg;
 	uint8_t rbuf[READ_BUF_LEN]; /* loop thread only; consumed at once */
@@ -135,40 +134,8 @@ static uint64_t wall_ms(void)
 	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-static void warn_window(struct client_server *s)
-{
-	uint64_t now = uv_now(s->loop);
-
-	if (now - s->warn_window_ms < 1000)
-		return;
-	if (s->warn_dropped)
-		log_warn("client server: %llu more warnings suppressed",
-			 (unsigned long long)s->warn_dropped);
-	s->warn_window_ms = now;
-	s->warn_count = 0;
-	s->warn_dropped = 0;
-}
-
-/* A flood of bad connections must not flood the log: WARN_PER_SEC lines a
- * second, then one line saying how many were dropped. */
-static void srv_warn(struct client_server *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void srv_warn(struct client_server *s, const char *fmt, ...)
-{
-	char text[512];
-	va_list ap;
-
-	warn_window(s);
-	if (s->warn_count >= WARN_PER_SEC) {
-		s->warn_dropped++;
-		return;
-	}
-	s->warn_count++;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	log_warn("%s", text);
-}
+/* A flood of bad connections must not flood the log (ratelog.h). */
+#define srv_warn(s, ...) ratelog_warn(&(s)->warn, uv_now((s)->loop), __VA_ARGS__)
 
 static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
 {
@@ -863,7 +830,7 @@ static void on_timer(uv_timer_t *t)
 	struct client_conn *c;
 	char label[128];
 
-	warn_window(s); /* so a flood's last count is not held back */
+	ratelog_tick(&s->warn, uv_now(s->loop)); /* a flood's last count */
 	/* client_conn_close only unlinks in the close callback: next stays
 	 * valid. */
 	for (c = s->conns; c != NULL; c = c->next) {
@@ -1045,6 +1012,7 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return err_set(e, MSCE_ENOMEM, "client server: out of memory");
+	ratelog_init(&s->warn, "client server", WARN_PER_SEC);
 	s->loop = loop;
 	s->cfg = cfg;
 	s->key = key;

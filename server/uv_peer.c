@@ -42,6 +42,7 @@
 
 #include "channel.h"
 #include "log.h"
+#include "ratelog.h"
 
 #define DEF_MAX_PENDING 64
 #define DEF_HANDSHAKE_TIMEOUT_MS 5000
@@ -107,9 +108,7 @@ struct peer_net {
 	void (*done)(void *arg);
 	void *done_arg;
 	struct peer_net_stats stats;
-	uint64_t warn_window_ms;
-	unsigned warn_count;
-	uint64_t warn_dropped;
+	struct ratelog warn; /* refusals, rate-limited */
 	uint8_t rbuf[READ_BUF_LEN];
 };
 
@@ -142,42 +141,8 @@ static const char *conn_addr(const struct conn *c)
 	return c->outbound ? c->peer->cfg->address : c->addr;
 }
 
-/* Starts a new one-second window once the last is over, reporting what
- * the last one dropped. */
-static void warn_window(struct peer_net *n)
-{
-	uint64_t now = uv_now(n->loop);
-
-	if (now - n->warn_window_ms < 1000)
-		return;
-	if (n->warn_dropped)
-		log_warn("peer links: %llu more warnings suppressed",
-			 (unsigned long long)n->warn_dropped);
-	n->warn_window_ms = now;
-	n->warn_count = 0;
-	n->warn_dropped = 0;
-}
-
-/* A flood of bad connections must not flood the log: WARN_PER_SEC lines a
- * second, then one line saying how many were dropped. */
-static void net_warn(struct peer_net *n, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void net_warn(struct peer_net *n, const char *fmt, ...)
-{
-	char text[512];
-	va_list ap;
-
-	warn_window(n);
-	if (n->warn_count >= WARN_PER_SEC) {
-		n->warn_dropped++;
-		return;
-	}
-	n->warn_count++;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	log_warn("%s", text);
-}
+/* A flood of bad connections must not flood the log (ratelog.h). */
+#define net_warn(n, ...) ratelog_warn(&(n)->warn, uv_now((n)->loop), __VA_ARGS__)
 
 static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
 {
@@ -857,7 +822,7 @@ static void on_hs_timer(uv_timer_t *t)
 	uint64_t now = uv_now(n->loop);
 	struct conn *c;
 
-	warn_window(n); /* so a flood's last count is not held back */
+	ratelog_tick(&n->warn, uv_now(n->loop)); /* a flood's last count */
 	/* conn_close only unlinks in the close callback: next stays valid. */
 	for (c = n->conns; c; c = c->next) {
 		if (c->state != CONN_CONNECTING && c->state != CONN_HANDSHAKE)
@@ -989,6 +954,7 @@ int peer_net_start(const struct peer_net_config *cfg,
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return err_set(e, MSCE_ENOMEM, "peer links: out of memory");
+	ratelog_init(&n->warn, "peer links", WARN_PER_SEC);
 	n->cfg = *cfg;
 	defaults(&n->cfg);
 	n->cb = *cb;
