@@ -490,7 +490,7 @@ class Loader:
         self.count = 0
 
     def _put(self, rec):
-        ci, coll, key, fields = rec
+        ci, coll, key, fields = rec[:4]  # a base (rec[4]) needs import
         rc, out, err = cli(self.centers[ci], "put", coll, key,
                            *["%s=%s" % kv for kv in fields.items()])
         if rc != 0:
@@ -502,9 +502,12 @@ class Loader:
         c = self.centers[ci]
         path = os.path.join(self.workdir, "%s-%s.jsonl" % (tag, c.name))
         with open(path, "w", encoding="utf-8") as f:
-            for _, coll, key, fields in recs:
-                f.write(json.dumps({"collection": coll, "key": key,
-                                    "fields": fields}, ensure_ascii=False))
+            for r in recs:
+                _, coll, key, fields = r[:4]
+                line = {"collection": coll, "key": key, "fields": fields}
+                if len(r) > 4:
+                    line["base"] = r[4]  # the version both writers saw
+                f.write(json.dumps(line, ensure_ascii=False))
                 f.write("\n")
         rc, out, err = cli(c, "import", path, timeout=600)
         if rc != 0:
@@ -596,6 +599,20 @@ def load_demo(root, centers, records):
         ld.delete(ci, "event", ev[-1][2])
     pairs = demo.conflicts(24)
     sync(centers)
+    # Both writes of a pair declare they saw the same version of the field
+    # (what the cluster holds now), as two desks editing the same record
+    # at once would: a conflict however fast replication is.
+    based = []
+    for pair in pairs:
+        _, coll, key, fields = pair[0]
+        rc, out, _ = cli(centers[pair[0][0]], "get", coll, key, "--json")
+        seen = "0/0"
+        if rc == 0:
+            f = json.loads(out)["fields"].get("phone")
+            if f:
+                seen = "%s/%d" % (f["hlc"], f["origin"])
+        based.append(tuple(r + ({"phone": seen},) for r in pair))
+    pairs = based
     ld.write_concurrently(pairs, "conflicts")
     sync(centers)
     example = None

@@ -43,6 +43,7 @@
 
 #include "channel.h"
 #include "log.h"
+#include "uv_addr.h"
 #include "ratelog.h"
 
 #define LISTEN_BACKLOG 128
@@ -137,46 +138,7 @@ static uint64_t wall_ms(void)
 /* A flood of bad connections must not flood the log (ratelog.h). */
 #define srv_warn(s, ...) ratelog_warn(&(s)->warn, uv_now((s)->loop), __VA_ARGS__)
 
-static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
 
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		uv_ip4_name(in, ip, sizeof(ip));
-		snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 =
-		    (const struct sockaddr_in6 *)sa;
-		uv_ip6_name(in6, ip, sizeof(ip));
-		snprintf(out, cap, "[%s]:%u", ip,
-			 (unsigned)ntohs(in6->sin6_port));
-	} else {
-		snprintf(out, cap, "?");
-	}
-}
-
-/* "host:port" with an IP literal or localhost; names are not resolved. */
-static int parse_sockaddr(const char *s, struct sockaddr_storage *ss,
-			  struct err *e)
-{
-	char host[256];
-	int port, rc;
-
-	memset(ss, 0, sizeof(*ss));
-	if ((rc = config_parse_addr(s, host, sizeof(host), &port, e)))
-		return rc;
-	if (strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof(host), "127.0.0.1");
-	if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
-		return 0;
-	if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
-		return 0;
-	return err_set(e, MSCE_ECONFIG,
-		       "\"%s\": not an IP address (host names are not "
-		       "resolved)",
-		       s);
-}
 
 /* Who c is, for logs: "frontdesk-1 (10.0.0.5:40122)", "10.0.0.5:40122"
  * before the handshake, "local" on the unix socket. */
@@ -763,7 +725,7 @@ static void reject(struct client_server *s, uv_stream_t *l)
 	s->handles++;
 	if (uv_accept(l, (uv_stream_t *)t) == 0 &&
 	    uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0)
-		format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
+		addr_format((struct sockaddr *)&ss, addr, sizeof(addr));
 	srv_warn(s, "client %s: refused: %zu handshakes already pending", addr,
 		 s->pending);
 	uv_close((uv_handle_t *)t, on_reject_closed);
@@ -799,7 +761,7 @@ static void on_tcp_connection(uv_stream_t *l, int status)
 		return;
 	}
 	if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
-		format_addr((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
+		addr_format((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
 	c->hs_left = CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN;
 	memset(&cc, 0, sizeof(cc));
 	cc.role = NOISE_RESPONDER;
@@ -876,29 +838,6 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- start and stop ---- */
 
-/* Bound by hand so that "address in use" is reported here: a uv handle,
- * once made, can only be released asynchronously. */
-static int listen_socket(const char *name, const struct sockaddr *sa, int *out,
-			 struct err *e)
-{
-	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
-	int one = 1, fd, saved;
-
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err_set(e, MSCE_EIO, "client listener %s: socket: %s",
-			       name, strerror(errno));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(fd, sa, len) || listen(fd, LISTEN_BACKLOG)) {
-		saved = errno;
-		close(fd);
-		return err_set(e, MSCE_EIO, "client listener %s: %s", name,
-			       strerror(saved));
-	}
-	*out = fd;
-	return 0;
-}
 
 /* Releases what start made after a failure once handles exist; the
  * server frees itself when the loop has closed them. */
@@ -1004,7 +943,7 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 				       "client listener: bad cluster name "
 				       "\"%s\"",
 				       cfg->cluster);
-		if ((rc = parse_sockaddr(cfg->client_listen, &ss, e))) {
+		if ((rc = addr_parse(cfg->client_listen, &ss, e))) {
 			err_wrap(e, "client listener");
 			return rc;
 		}
@@ -1027,8 +966,9 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	for (size_t i = 0; i < s->nclients; i++)
 		memcpy(s->replay[i].key, cfg->clients[i].public_key,
 		       NOISE_KEY_LEN);
-	if (want_tcp && (rc = listen_socket(cfg->client_listen,
-					    (struct sockaddr *)&ss, &fd, e))) {
+	if (want_tcp &&
+	    (rc = addr_listen("client listener", cfg->client_listen,
+			      (struct sockaddr *)&ss, LISTEN_BACKLOG, &fd, e))) {
 		free(s->replay);
 		free(s);
 		return rc;

@@ -37,6 +37,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "uv_addr.h"
 
 #define LISTEN_BACKLOG 128
 #define LINGER_MS 1000 /* after our answer, for the client's FIN */
@@ -97,51 +98,7 @@ static void on_retry(uv_timer_t *t);
 
 /* ---- addresses and the listening socket ---- */
 
-/* "host:port" with an IP literal or localhost; names are not resolved. */
-static int parse_sockaddr(const char *s, struct sockaddr_storage *ss,
-			  struct err *e)
-{
-	char host[256];
-	int port, rc;
 
-	memset(ss, 0, sizeof(*ss));
-	if ((rc = config_parse_addr(s, host, sizeof(host), &port, e)))
-		return rc;
-	if (strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof(host), "127.0.0.1");
-	if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
-		return 0;
-	if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
-		return 0;
-	return err_set(e, MSCE_ECONFIG,
-		       "\"%s\": not an IP address (host names are not "
-		       "resolved)",
-		       s);
-}
-
-/* Bound by hand so that "address in use" is reported by metrics_start: a
- * uv handle, once made, can only be released asynchronously. */
-static int listen_socket(const char *name, const struct sockaddr *sa, int *out,
-			 struct err *e)
-{
-	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
-	int one = 1, fd, saved;
-
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err_set(e, MSCE_EIO, "metrics: listen %s: socket: %s",
-			       name, strerror(errno));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(fd, sa, len) || listen(fd, LISTEN_BACKLOG)) {
-		saved = errno;
-		close(fd);
-		return err_set(e, MSCE_EIO, "metrics: listen %s: %s", name,
-			       strerror(saved));
-	}
-	*out = fd;
-	return 0;
-}
 
 /* ---- handles and closing ---- */
 
@@ -592,7 +549,7 @@ int metrics_start(uv_loop_t *loop, const char *addr, metrics_render_fn render,
 		*out = NULL;
 	if (!loop || !addr || !render || !out)
 		return err_set(e, MSCE_EINVAL, "metrics: missing argument");
-	if ((rc = parse_sockaddr(addr, &ss, e))) {
+	if ((rc = addr_parse(addr, &ss, e))) {
 		err_wrap(e, "metrics: listen");
 		return rc;
 	}
@@ -603,7 +560,8 @@ int metrics_start(uv_loop_t *loop, const char *addr, metrics_render_fn render,
 	m->render = render;
 	m->ctx = ctx;
 	snprintf(m->addr, sizeof(m->addr), "%s", addr);
-	if ((rc = listen_socket(addr, (struct sockaddr *)&ss, &fd, e))) {
+	if ((rc = addr_listen("metrics: listen", addr, (struct sockaddr *)&ss,
+			      LISTEN_BACKLOG, &fd, e))) {
 		free(m);
 		return rc;
 	}

@@ -42,6 +42,7 @@
 
 #include "channel.h"
 #include "log.h"
+#include "uv_addr.h"
 #include "ratelog.h"
 
 #define DEF_MAX_PENDING 64
@@ -144,46 +145,7 @@ static const char *conn_addr(const struct conn *c)
 /* A flood of bad connections must not flood the log (ratelog.h). */
 #define net_warn(n, ...) ratelog_warn(&(n)->warn, uv_now((n)->loop), __VA_ARGS__)
 
-static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
 
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		uv_ip4_name(in, ip, sizeof(ip));
-		snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 =
-		    (const struct sockaddr_in6 *)sa;
-		uv_ip6_name(in6, ip, sizeof(ip));
-		snprintf(out, cap, "[%s]:%u", ip,
-			 (unsigned)ntohs(in6->sin6_port));
-	} else {
-		snprintf(out, cap, "?");
-	}
-}
-
-/* "host:port" with an IP literal or localhost; names are not resolved. */
-static int parse_sockaddr(const char *s, struct sockaddr_storage *ss,
-			  struct err *e)
-{
-	char host[256];
-	int port, rc;
-
-	memset(ss, 0, sizeof(*ss));
-	if ((rc = config_parse_addr(s, host, sizeof(host), &port, e)))
-		return rc;
-	if (strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof(host), "127.0.0.1");
-	if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
-		return 0;
-	if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
-		return 0;
-	return err_set(e, MSCE_ECONFIG,
-		       "\"%s\": not an IP address (host names are not "
-		       "resolved)",
-		       s);
-}
 
 /* ---- handles and closing ---- */
 
@@ -758,7 +720,7 @@ static void reject(struct peer_net *n, uv_stream_t *server)
 	n->handles++;
 	if (uv_accept(server, (uv_stream_t *)t) == 0 &&
 	    uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0)
-		format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
+		addr_format((struct sockaddr *)&ss, addr, sizeof(addr));
 	net_warn(n, "peer link %s: refused: %zu handshakes already pending",
 		 addr, n->pending_in);
 	uv_close((uv_handle_t *)t, on_reject_close);
@@ -795,7 +757,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
-		format_addr((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
+		addr_format((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
 	c->state = CONN_HANDSHAKE;
 	c->pending = 1;
 	n->pending_in++;
@@ -879,29 +841,6 @@ static void on_rekey_timer(uv_timer_t *t)
 
 /* ---- public ---- */
 
-static int listen_socket(const char *name, const struct sockaddr *sa, int *out,
-			 struct err *e)
-{
-	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
-	int one = 1, fd, saved;
-
-	/* Bound by hand so that "address in use" is reported here: a uv
-	 * handle, once made, can only be released asynchronously. */
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err_set(e, MSCE_EIO, "listen %s: socket: %s", name,
-			       strerror(errno));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(fd, sa, len) || listen(fd, LISTEN_BACKLOG)) {
-		saved = errno;
-		close(fd);
-		return err_set(e, MSCE_EIO, "listen %s: %s", name,
-			       strerror(saved));
-	}
-	*out = fd;
-	return 0;
-}
 
 static void defaults(struct peer_net_config *c)
 {
@@ -946,7 +885,7 @@ int peer_net_start(const struct peer_net_config *cfg,
 		return err_set(e, MSCE_ECONFIG,
 			       "peer links: bad cluster name \"%s\"",
 			       conf->cluster);
-	if ((rc = parse_sockaddr(conf->listen, &ss, e))) {
+	if ((rc = addr_parse(conf->listen, &ss, e))) {
 		err_wrap(e, "peer links: listen");
 		return rc;
 	}
@@ -973,13 +912,14 @@ int peer_net_start(const struct peer_net_config *cfg,
 		p->cfg = &conf->peers[i];
 		p->backoff_ms = n->cfg.backoff_min_ms;
 		memcpy(n->replay[i].key, p->cfg->public_key, NOISE_KEY_LEN);
-		if ((rc = parse_sockaddr(p->cfg->address, &p->addr, e))) {
+		if ((rc = addr_parse(p->cfg->address, &p->addr, e))) {
 			err_wrap(e, "peer links: peer %s (%u)", p->cfg->name,
 				 p->cfg->id);
 			goto fail;
 		}
 	}
-	if ((rc = listen_socket(conf->listen, (struct sockaddr *)&ss, &fd, e)))
+	if ((rc = addr_listen("listen", conf->listen, (struct sockaddr *)&ss,
+			      LISTEN_BACKLOG, &fd, e)))
 		goto fail;
 
 	/* From here on, handles exist. */

@@ -635,6 +635,7 @@ static int flush_batch(msce_client *c, struct import_batch *b, long *ok,
 }
 
 /* One JSON object per line: {"collection":..,"key":..,"fields":{..}}
+ * (optionally "base":{"field":"HLC/ORIGIN"}, the version the writer saw)
  * or {"collection":..,"key":..,"delete":true}. */
 static int cmd_import(int argc, char **argv)
 {
@@ -681,6 +682,7 @@ static int cmd_import(int argc, char **argv)
 		cJSON_ArrayForEach(it, fields) nf++;
 		struct msce_field *fs = calloc(nf ? nf : 1, sizeof *fs);
 		int ok_fields = fs != NULL;
+		cJSON *base = cJSON_GetObjectItemCaseSensitive(d, "base");
 		cJSON_ArrayForEach(it, fields)
 		{
 			if (!cJSON_IsString(it)) {
@@ -690,11 +692,26 @@ static int cmd_import(int argc, char **argv)
 			fs[k].name = it->string;
 			fs[k].value = it->valuestring;
 			fs[k].value_len = strlen(it->valuestring);
+			/* Optional "base": {"field": "HLC/ORIGIN"}: the version
+			 * the writer saw (else the node's current one). */
+			cJSON *b = cJSON_GetObjectItemCaseSensitive(base,
+								    it->string);
+			unsigned long long bh;
+			unsigned bo;
+			if (cJSON_IsString(b) &&
+			    sscanf(b->valuestring, "%llu/%u", &bh, &bo) == 2) {
+				fs[k].has_base = 1;
+				fs[k].base_hlc = bh;
+				fs[k].base_origin = bo;
+			} else if (b != NULL) {
+				ok_fields = 0;
+				break;
+			}
 			k++;
 		}
 		if (!ok_fields && !is_del) {
 			fprintf(stderr, "line %ld: field values must be "
-					"strings\n",
+					"strings, bases \"HLC/ORIGIN\"\n",
 				lineno);
 			bad++;
 			free(fs);
