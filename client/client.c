@@ -227,6 +227,24 @@ static int call_ok(msce_client *c, Msce__ClientRequest *req,
 	return rc;
 }
 
+/* call_ok, and the answer must carry a result of kind want; what names
+ * the request in the error. *resp is kept only on success. */
+static int call_expect(msce_client *c, Msce__ClientRequest *req,
+		       Msce__ClientResponse__ResultCase want, const char *what,
+		       Msce__ClientResponse **resp)
+{
+	int rc = call_ok(c, req, resp);
+	if (rc)
+		return rc;
+	if ((*resp)->result_case != want) {
+		msce__client_response__free_unpacked(*resp, NULL);
+		*resp = NULL;
+		return fail(c, MSCE_EPROTO, "%s answered without its result",
+			    what);
+	}
+	return 0;
+}
+
 /* ---- writes ------------------------------------------------------------------ */
 
 static Msce__FieldIn *fields_in(const struct msce_field *f, size_t n,
@@ -600,12 +618,9 @@ int msce_scan(msce_client *c, const char *collection,
 	}
 	req.op_case = MSCE__CLIENT_REQUEST__OP_SCAN;
 	req.scan = &s;
-	if ((rc = call_ok(c, &req, &r)) != 0)
+	if ((rc = call_expect(c, &req, MSCE__CLIENT_RESPONSE__RESULT_SCAN,
+			      "scan", &r)) != 0)
 		return rc;
-	if (r->result_case != MSCE__CLIENT_RESPONSE__RESULT_SCAN) {
-		msce__client_response__free_unpacked(r, NULL);
-		return fail(c, MSCE_EPROTO, "scan answered without records");
-	}
 	p = calloc(1, sizeof *p);
 	if (p != NULL)
 		p->recs = calloc(r->scan->n_records ? r->scan->n_records : 1,
@@ -670,12 +685,9 @@ int msce_status_get(msce_client *c, msce_status **out)
 	*out = NULL;
 	req.op_case = MSCE__CLIENT_REQUEST__OP_STATUS;
 	req.status = &sr;
-	if ((rc = call_ok(c, &req, &r)) != 0)
+	if ((rc = call_expect(c, &req, MSCE__CLIENT_RESPONSE__RESULT_STATUS,
+			      "status", &r)) != 0)
 		return rc;
-	if (r->result_case != MSCE__CLIENT_RESPONSE__RESULT_STATUS) {
-		msce__client_response__free_unpacked(r, NULL);
-		return fail(c, MSCE_EPROTO, "status answered without status");
-	}
 	s = calloc(1, sizeof *s);
 	if (s != NULL)
 		s->peers = calloc(r->status->n_peers ? r->status->n_peers : 1,
@@ -766,12 +778,9 @@ int msce_conflicts_list(msce_client *c, const char *collection,
 	q.limit = limit;
 	req.op_case = MSCE__CLIENT_REQUEST__OP_CONFLICTS;
 	req.conflicts = &q;
-	if ((rc = call_ok(c, &req, &r)) != 0)
+	if ((rc = call_expect(c, &req, MSCE__CLIENT_RESPONSE__RESULT_CONFLICTS,
+			      "conflicts", &r)) != 0)
 		return rc;
-	if (r->result_case != MSCE__CLIENT_RESPONSE__RESULT_CONFLICTS) {
-		msce__client_response__free_unpacked(r, NULL);
-		return fail(c, MSCE_EPROTO, "conflicts answered without a list");
-	}
 	l = calloc(1, sizeof *l);
 	if (l != NULL)
 		l->items = calloc(r->conflicts->n_conflicts
