@@ -1,0 +1,167 @@
+/* Internals shared by the store's files (store_*.c; the API is store.h):
+ * the store and write-transaction structs, the batch runner, key encoding
+ * and helpers. Not for use outside the store.
+ *
+ * Databases:
+ *   meta       "format", "node_id", "cluster", "hw", "digest", "gc"
+ *   records    coll \0 key                  -> record (record.c)
+ *   log        origin(BE32) seq(BE64)       -> encoded msce.Change
+ *   vv         origin(BE32)                 -> seq, hlc, floor (LE64 each)
+ *   conflicts  coll \0 key \0 field \0 loser version(BE64, BE32) -> ""
+ *   tombs      tomb version(BE64, BE32) coll \0 key -> ""  (for GC) */
+#ifndef MSCE_STORE_INT_H
+#define MSCE_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "arena.h"
+#include "bounds.h"
+#include "hlc.h"
+#include "store.h"
+
+#define STORE_FORMAT "msce-store/1"
+#define KEY_MAX (MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY + 1 + \
+		 MSCE_MAX_FIELD_NAME + 1 + 12)
+
+struct store {
+	MDB_env *env;
+	/* Threads: one writer at a time (wlock); readers may run in another
+	 * thread. Growing the map needs no read transaction open anywhere in
+	 * the process, so read transactions hold maplock shared and the grow
+	 * takes it exclusive. stlock guards the published state below. */
+	pthread_mutex_t wlock, stlock;
+	pthread_rwlock_t maplock;
+	MDB_dbi meta, recs, log, vv, conf, tombs;
+	uint32_t node_id;
+	int nosync;
+	size_t map_size, max_map;
+	int failed;
+	char failed_msg[256];
+	/* Committed state, published after each commit. */
+	struct hlc clock;
+	uint64_t hw;
+	/* Tombstones up to this hlc were collected: every node then held
+	 * every change up to it, so anything at or below it that arrives in
+	 * a (stale) snapshot is already reflected here and is ignored. */
+	uint64_t gc_upto;
+	int created;  /* this open created the store */
+	int restored; /* opened from a backup copy, not yet confirmed */
+	uint8_t digest[32];
+	struct vv_entry *vvs;
+	size_t nvv;
+	struct arena arena; /* per change; reset often */
+	uint8_t *scratch;
+	size_t scratch_cap;
+};
+
+/* A write transaction in progress, with its private copy of the state. */
+struct wtxn {
+	struct store *s;
+	MDB_txn *txn;
+	struct vv_entry *vvs;
+	size_t nvv, capvv;
+	uint8_t digest[32];
+	struct hlc clock;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static inline void be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+static inline void be64(uint8_t *p, uint64_t v)
+{
+	be32(p, (uint32_t)(v >> 32));
+	be32(p + 4, (uint32_t)v);
+}
+static inline uint32_t rd_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t rd_be64(const uint8_t *p)
+{
+	return (uint64_t)rd_be32(p) << 32 | rd_be32(p + 4);
+}
+static inline uint64_t rd_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+static inline void le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* coll \0 key into buf; returns length. Lengths are checked by callers. */
+static inline size_t rec_key(uint8_t *buf, const char *coll, size_t clen,
+			     const char *key, size_t klen)
+{
+	memcpy(buf, coll, clen);
+	buf[clen] = 0;
+	memcpy(buf + clen + 1, key, klen);
+	return clen + 1 + klen;
+}
+
+/* ---- store_txn.c -------------------------------------------------------- */
+
+typedef int (*batch_fn)(struct wtxn *w, void *arg, struct err *e);
+
+/* Maps an LMDB error to an msce code, sets e, returns the code. */
+int st_lmdb_err(struct err *e, int rc, const char *what);
+/* Grows s->scratch to at least n bytes. */
+int st_ensure_scratch(struct store *s, size_t n);
+/* Entry for origin o in the sorted vector v, or NULL. */
+struct vv_entry *st_vv_find(struct vv_entry *v, size_t n, uint32_t o);
+/* The transaction's entry for origin, added if missing; NULL on ENOMEM. */
+struct vv_entry *st_wtxn_vv(struct wtxn *w, uint32_t origin);
+/* Runs fn in one write transaction and publishes what it committed;
+ * st_run_batch takes s->wlock, st_run_batch_locked needs it held. */
+int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e);
+int st_run_batch(struct store *s, batch_fn fn, void *arg, struct err *e);
+/* A read transaction; holds s->maplock shared until st_read_end. */
+int st_read_begin(struct store *s, MDB_txn **txn, struct err *e);
+void st_read_end(struct store *s, MDB_txn *txn);
+
+/* ---- store_life.c ------------------------------------------------------- */
+
+int st_meta_get(MDB_txn *txn, MDB_dbi dbi, const char *k, MDB_val *v);
+int st_meta_put(MDB_txn *txn, MDB_dbi dbi, const char *k, const void *d,
+		size_t n);
+
+/* ---- store_records.c ---------------------------------------------------- */
+
+struct loser_ref {
+	const uint8_t *name;
+	uint16_t name_len;
+	struct version v;
+};
+
+int st_collect_losers(const struct record *r, struct arena *a,
+		      struct loser_ref **out, size_t *n);
+int st_load_record(struct wtxn *w, const uint8_t *rk, size_t rklen,
+		   struct record *r, int *exists, struct err *e);
+int st_save_record(struct wtxn *w, const char *coll, size_t clen,
+		   const char *key, size_t klen, const uint8_t *rk,
+		   size_t rklen, struct record *r, struct version old_tomb,
+		   const struct loser_ref *old, size_t nold, struct err *e);
+
+/* ---- store_log.c -------------------------------------------------------- */
+
+int st_log_put(struct wtxn *w, uint32_t origin, uint64_t seq,
+	       const uint8_t *data, size_t len, struct err *e);
+/* Deletes log entries of origin with seq <= upto (an LMDB code). */
+int st_log_delete_upto(struct wtxn *w, uint32_t origin, uint64_t upto);
+
+#endif

@@ -1,0 +1,377 @@
+/* The store's lifecycle and its published state: open (creating or
+ * checking the metadata), close, backup and the restored mark, size, the
+ * sticky failure and its retry, and the committed vector, digest and
+ * clock. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store_int.h"
+
+/* ---- open / close -------------------------------------------------------- */
+
+int st_meta_get(MDB_txn *txn, MDB_dbi dbi, const char *k, MDB_val *v)
+{
+	MDB_val key = {strlen(k), (void *)k};
+	return mdb_get(txn, dbi, &key, v);
+}
+
+int st_meta_put(MDB_txn *txn, MDB_dbi dbi, const char *k, const void *d,
+		size_t n)
+{
+	MDB_val key = {strlen(k), (void *)k};
+	MDB_val val = {n, (void *)d};
+	return mdb_put(txn, dbi, &key, &val, 0);
+}
+
+static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
+		      struct err *e)
+{
+	MDB_val v;
+	MDB_cursor *cur;
+	MDB_val k;
+	int rc;
+
+	rc = st_meta_get(txn, s->meta, "format", &v);
+	if (rc == MDB_NOTFOUND) {
+		uint8_t id[4];
+		uint8_t zero[32] = {0};
+		be32(id, s->node_id);
+		if ((rc = st_meta_put(txn, s->meta, "format", STORE_FORMAT,
+				      strlen(STORE_FORMAT))) ||
+		    (rc = st_meta_put(txn, s->meta, "node_id", id, 4)) ||
+		    (rc = st_meta_put(txn, s->meta, "cluster", cluster,
+				      strlen(cluster))) ||
+		    (rc = st_meta_put(txn, s->meta, "hw", zero, 8)) ||
+		    (rc = st_meta_put(txn, s->meta, "digest", zero, 32)))
+			return st_lmdb_err(e, rc, "initialise store metadata");
+		s->created = 1;
+		return 0;
+	}
+	if (rc)
+		return st_lmdb_err(e, rc, "read store format");
+	if (v.mv_size != strlen(STORE_FORMAT) ||
+	    memcmp(v.mv_data, STORE_FORMAT, v.mv_size) != 0)
+		return err_set(e, MSCE_EVERSION,
+			       "store format \"%.*s\" is not \"%s\"",
+			       (int)(v.mv_size > 64 ? 64 : v.mv_size),
+			       (char *)v.mv_data, STORE_FORMAT);
+	if (st_meta_get(txn, s->meta, "node_id", &v) || v.mv_size != 4)
+		return err_set(e, MSCE_ECORRUPT, "store has no node id");
+	if (rd_be32(v.mv_data) != s->node_id)
+		return err_set(e, MSCE_EMISMATCH,
+			       "store belongs to node %u, not node %u",
+			       rd_be32(v.mv_data), s->node_id);
+	if (st_meta_get(txn, s->meta, "cluster", &v))
+		return err_set(e, MSCE_ECORRUPT, "store has no cluster name");
+	if (v.mv_size != strlen(cluster) ||
+	    memcmp(v.mv_data, cluster, v.mv_size) != 0)
+		return err_set(e, MSCE_EMISMATCH,
+			       "store belongs to cluster \"%.*s\", not \"%s\"",
+			       (int)(v.mv_size > 64 ? 64 : v.mv_size),
+			       (char *)v.mv_data, cluster);
+	if (st_meta_get(txn, s->meta, "hw", &v) || v.mv_size != 8)
+		return err_set(e, MSCE_ECORRUPT, "store has no clock");
+	s->hw = rd_le64(v.mv_data);
+	hlc_init(&s->clock, s->hw);
+	if (st_meta_get(txn, s->meta, "digest", &v) || v.mv_size != 32)
+		return err_set(e, MSCE_ECORRUPT, "store has no digest");
+	memcpy(s->digest, v.mv_data, 32);
+	if (st_meta_get(txn, s->meta, "gc", &v) == 0 && v.mv_size == 8)
+		s->gc_upto = rd_le64(v.mv_data);
+	s->restored = st_meta_get(txn, s->meta, "restored", &v) == 0;
+
+	if ((rc = mdb_cursor_open(txn, s->vv, &cur)))
+		return st_lmdb_err(e, rc, "read version vector");
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		struct vv_entry *p;
+		if (k.mv_size != 4 || v.mv_size != 24) {
+			mdb_cursor_close(cur);
+			return err_set(e, MSCE_ECORRUPT, "bad vector entry");
+		}
+		p = realloc(s->vvs, (s->nvv + 1) * sizeof *p);
+		if (p == NULL) {
+			mdb_cursor_close(cur);
+			return err_set(e, MSCE_ENOMEM, "read version vector");
+		}
+		s->vvs = p;
+		p[s->nvv].origin = rd_be32(k.mv_data);
+		p[s->nvv].seq = rd_le64(v.mv_data);
+		p[s->nvv].hlc = rd_le64((uint8_t *)v.mv_data + 8);
+		p[s->nvv].floor = rd_le64((uint8_t *)v.mv_data + 16);
+		s->nvv++;
+	}
+	mdb_cursor_close(cur);
+	return 0;
+}
+
+int store_open(const char *dir, const struct store_options *o,
+	       struct store **out, struct err *e)
+{
+	struct store *s;
+	MDB_txn *txn = NULL;
+	int rc, dead = 0;
+	unsigned flags = MDB_NOTLS;
+
+	*out = NULL;
+	if (o->node_id == 0 || o->node_id > 65535)
+		return err_set(e, MSCE_EINVAL, "node id %u not in 1..65535",
+			       o->node_id);
+	if (o->cluster == NULL || o->cluster[0] == '\0' ||
+	    strlen(o->cluster) > 63)
+		return err_set(e, MSCE_EINVAL, "cluster name empty or too long");
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+		return err_set(e, MSCE_EIO, "create data dir %s: %s", dir,
+			       strerror(errno));
+	s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return err_set(e, MSCE_ENOMEM, "open store");
+	pthread_mutex_init(&s->wlock, NULL);
+	pthread_mutex_init(&s->stlock, NULL);
+	pthread_rwlock_init(&s->maplock, NULL);
+	s->node_id = o->node_id;
+	s->nosync = o->nosync;
+	s->map_size = o->map_size ? o->map_size : (size_t)16 << 30;
+	s->max_map = o->max_map_size ? o->max_map_size : (size_t)1 << 40;
+	if (s->map_size > s->max_map)
+		s->map_size = s->max_map;
+	arena_init(&s->arena, 16u << 20);
+	if (o->nosync)
+		flags |= MDB_NOSYNC;
+
+	if ((rc = mdb_env_create(&s->env)) ||
+	    (rc = mdb_env_set_maxdbs(s->env, 8)) ||
+	    (rc = mdb_env_set_maxreaders(s->env, 256)) ||
+	    (rc = mdb_env_set_mapsize(s->env, s->map_size))) {
+		st_lmdb_err(e, rc, "create LMDB environment");
+		goto fail;
+	}
+	if ((rc = mdb_env_open(s->env, dir, flags, 0640))) {
+		st_lmdb_err(e, rc, "open LMDB environment");
+		err_wrap(e, "%s", dir);
+		goto fail;
+	}
+	/* The map may have been grown by an earlier run. */
+	{
+		MDB_envinfo info;
+		mdb_env_info(s->env, &info);
+		if (info.me_mapsize > s->map_size)
+			s->map_size = info.me_mapsize;
+	}
+	/* Slots of readers that died (kill -9) would pin old pages forever. */
+	mdb_reader_check(s->env, &dead);
+
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
+		st_lmdb_err(e, rc, "begin open transaction");
+		goto fail;
+	}
+	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) ||
+	    (rc = mdb_dbi_open(txn, "records", MDB_CREATE, &s->recs)) ||
+	    (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
+	    (rc = mdb_dbi_open(txn, "vv", MDB_CREATE, &s->vv)) ||
+	    (rc = mdb_dbi_open(txn, "conflicts", MDB_CREATE, &s->conf)) ||
+	    (rc = mdb_dbi_open(txn, "tombs", MDB_CREATE, &s->tombs))) {
+		st_lmdb_err(e, rc, "open databases");
+		goto fail;
+	}
+	if (load_state(s, txn, o->cluster, e))
+		goto fail;
+	if ((rc = mdb_txn_commit(txn))) {
+		txn = NULL;
+		st_lmdb_err(e, rc, "commit open transaction");
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	err_wrap(e, "open store %s", dir);
+	store_close(s);
+	return e ? e->code : MSCE_EIO;
+}
+
+void store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	arena_free(&s->arena);
+	free(s->scratch);
+	free(s->vvs);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_mutex_destroy(&s->stlock);
+	pthread_rwlock_destroy(&s->maplock);
+	free(s);
+}
+
+/* ---- committed state ---------------------------------------------------- */
+
+size_t store_vv(struct store *s, struct vv_entry *out, size_t max)
+{
+	size_t n;
+	pthread_mutex_lock(&s->stlock);
+	for (size_t i = 0; i < s->nvv && i < max; i++)
+		out[i] = s->vvs[i];
+	n = s->nvv;
+	pthread_mutex_unlock(&s->stlock);
+	return n;
+}
+
+struct vv_entry store_vv_get(struct store *s, uint32_t origin)
+{
+	struct vv_entry z = {origin, 0, 0, 0};
+	pthread_mutex_lock(&s->stlock);
+	struct vv_entry *p = st_vv_find(s->vvs, s->nvv, origin);
+	if (p != NULL)
+		z = *p;
+	pthread_mutex_unlock(&s->stlock);
+	return z;
+}
+
+void store_digest(struct store *s, uint8_t out[32])
+{
+	pthread_mutex_lock(&s->stlock);
+	memcpy(out, s->digest, 32);
+	pthread_mutex_unlock(&s->stlock);
+}
+
+uint32_t store_node_id(const struct store *s) { return s->node_id; }
+
+uint64_t store_hlc_committed(struct store *s)
+{
+	uint64_t hw;
+	pthread_mutex_lock(&s->stlock);
+	hw = s->hw;
+	pthread_mutex_unlock(&s->stlock);
+	return hw;
+}
+
+int store_failed(struct store *s)
+{
+	int f;
+	pthread_mutex_lock(&s->stlock);
+	f = s->failed;
+	pthread_mutex_unlock(&s->stlock);
+	return f;
+}
+
+static int clock_batch(struct wtxn *w, void *arg, struct err *e)
+{
+	(void)e;
+	hlc_now(&w->clock, *(uint64_t *)arg);
+	return 0;
+}
+
+int store_clock_advance(struct store *s, uint64_t wall_ms, struct err *e)
+{
+	return st_run_batch(s, clock_batch, &wall_ms, e);
+}
+
+/* ---- backup ------------------------------------------------------------- */
+
+/* A backup is marked so that a node started on it knows it may be
+ * missing its own latest changes (see store_restored). */
+static int mark_restored(const char *path)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc;
+
+	if ((rc = mdb_env_create(&env)))
+		return rc;
+	mdb_env_set_maxdbs(env, 8);
+	if ((rc = mdb_env_open(env, path, 0, 0640)) ||
+	    (rc = mdb_txn_begin(env, NULL, 0, &txn))) {
+		mdb_env_close(env);
+		return rc;
+	}
+	if ((rc = mdb_dbi_open(txn, "meta", 0, &dbi)) ||
+	    (rc = st_meta_put(txn, dbi, "restored", "1", 1))) {
+		mdb_txn_abort(txn);
+		mdb_env_close(env);
+		return rc;
+	}
+	rc = mdb_txn_commit(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+int store_created(const struct store *s) { return s->created; }
+int store_restored(const struct store *s) { return s->restored; }
+
+static int unrestore_batch(struct wtxn *w, void *arg, struct err *e)
+{
+	MDB_val key = {8, (void *)"restored"};
+	int rc = mdb_del(w->txn, w->s->meta, &key, NULL);
+	(void)arg;
+	if (rc && rc != MDB_NOTFOUND)
+		return st_lmdb_err(e, rc, "clear the restored mark");
+	return 0;
+}
+
+int store_clear_restored(struct store *s, struct err *e)
+{
+	int rc = st_run_batch(s, unrestore_batch, NULL, e);
+	if (rc == 0)
+		s->restored = 0;
+	return rc;
+}
+
+int store_backup(struct store *s, const char *path, uint64_t *bytes,
+		 struct err *e)
+{
+	char file[600];
+	struct stat st;
+	int rc;
+
+	if (mkdir(path, 0750) != 0)
+		return err_set(e, errno == EEXIST ? MSCE_EINVAL : MSCE_EIO,
+			       "backup directory %s: %s", path,
+			       errno == EEXIST ? "already exists"
+					       : strerror(errno));
+	/* A read transaction inside: no map growth meanwhile. */
+	pthread_rwlock_rdlock(&s->maplock);
+	rc = mdb_env_copy2(s->env, path, MDB_CP_COMPACT);
+	pthread_rwlock_unlock(&s->maplock);
+	if (rc)
+		return st_lmdb_err(e, rc, "copy store");
+	if ((rc = mark_restored(path)))
+		return st_lmdb_err(e, rc, "mark the backup");
+	snprintf(file, sizeof file, "%s/data.mdb", path);
+	*bytes = stat(file, &st) == 0 ? (uint64_t)st.st_size : 0;
+	return 0;
+}
+
+uint64_t store_size(struct store *s)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_env_info(s->env, &info);
+	mdb_env_stat(s->env, &st);
+	return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+int store_retry(struct store *s, uint64_t wall_ms, struct err *e)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->wlock);
+	if (!s->failed) {
+		pthread_mutex_unlock(&s->wlock);
+		return 0;
+	}
+	/* A failed commit left the last committed state on disk (LMDB writes
+	 * its meta page last); a probe commit tells whether the cause is
+	 * gone. */
+	pthread_mutex_lock(&s->stlock);
+	s->failed = 0;
+	pthread_mutex_unlock(&s->stlock);
+	rc = st_run_batch_locked(s, clock_batch, &wall_ms, e);
+	pthread_mutex_unlock(&s->wlock);
+	return rc;
+}

@@ -1,0 +1,710 @@
+/* Records and the paths that write them: local writes (store_write) and
+ * changes from other nodes (store_apply) are checked, merged into their
+ * record and logged; the conflict and tombstone indexes follow each saved
+ * record. Also the record reads: store_get, store_scan, store_conflicts. */
+#include <string.h>
+
+#include "msce.pb-c.h"
+#include "schema.h"
+#include "store_int.h"
+
+/* ---- applying one change -------------------------------------------------- */
+
+int st_collect_losers(const struct record *r, struct arena *a,
+		      struct loser_ref **out, size_t *n)
+{
+	size_t count = 0, k = 0;
+	for (uint32_t i = 0; i < r->nfields; i++)
+		count += r->fields[i].nlosers;
+	*n = count;
+	*out = NULL;
+	if (count == 0)
+		return 0;
+	*out = arena_alloc(a, count * sizeof **out);
+	if (*out == NULL)
+		return MSCE_ENOMEM;
+	for (uint32_t i = 0; i < r->nfields; i++)
+		for (int j = 0; j < r->fields[i].nlosers; j++) {
+			(*out)[k].name = r->fields[i].name;
+			(*out)[k].name_len = r->fields[i].name_len;
+			(*out)[k].v = r->fields[i].losers[j].v;
+			k++;
+		}
+	return 0;
+}
+
+static int has_loser(const struct loser_ref *l, size_t n,
+		     const struct loser_ref *x)
+{
+	for (size_t i = 0; i < n; i++)
+		if (l[i].name_len == x->name_len &&
+		    version_cmp(l[i].v, x->v) == 0 &&
+		    memcmp(l[i].name, x->name, x->name_len) == 0)
+			return 1;
+	return 0;
+}
+
+static int conflict_index(struct wtxn *w, const uint8_t *rk, size_t rklen,
+			  const struct loser_ref *x, int add)
+{
+	uint8_t k[KEY_MAX];
+	size_t n = rklen;
+	MDB_val key, val = {0, (void *)""};
+	int rc;
+
+	memcpy(k, rk, rklen);
+	k[n++] = 0;
+	memcpy(k + n, x->name, x->name_len);
+	n += x->name_len;
+	k[n++] = 0;
+	be64(k + n, x->v.hlc);
+	be32(k + n + 8, x->v.origin);
+	n += 12;
+	key.mv_size = n;
+	key.mv_data = k;
+	if (add)
+		return mdb_put(w->txn, w->s->conf, &key, &val, 0);
+	rc = mdb_del(w->txn, w->s->conf, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int tomb_index(struct wtxn *w, const uint8_t *rk, size_t rklen,
+		      struct version t, int add)
+{
+	uint8_t k[12 + MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY];
+	MDB_val key = {12 + rklen, k}, val = {0, (void *)""};
+	int rc;
+
+	be64(k, t.hlc);
+	be32(k + 8, t.origin);
+	memcpy(k + 12, rk, rklen);
+	if (add)
+		return mdb_put(w->txn, w->s->tombs, &key, &val, 0);
+	rc = mdb_del(w->txn, w->s->tombs, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+
+/* Loads a record for update; an absent record is empty. */
+int st_load_record(struct wtxn *w, const uint8_t *rk, size_t rklen,
+		   struct record *r, int *exists, struct err *e)
+{
+	MDB_val key = {rklen, (void *)rk}, val;
+	int rc = mdb_get(w->txn, w->s->recs, &key, &val);
+
+	*exists = 0;
+	if (rc == MDB_NOTFOUND) {
+		memset(r, 0, sizeof *r);
+		return 0;
+	}
+	if (rc)
+		return st_lmdb_err(e, rc, "read record");
+	*exists = 1;
+	rc = record_decode(val.mv_data, val.mv_size, r, &w->s->arena);
+	if (rc)
+		return err_set(e, rc, "record %.*s is %s", (int)rklen, rk,
+			       rc == MSCE_ENOMEM ? "too big to load"
+						 : "corrupt on disk");
+	return 0;
+}
+
+/* Writes back a merged record with its hash, digest and index updates.
+
+ * old_tomb and old_losers describe the record as it was loaded. */
+int st_save_record(struct wtxn *w, const char *coll, size_t clen,
+		   const char *key, size_t klen, const uint8_t *rk,
+		   size_t rklen, struct record *r, struct version old_tomb,
+		   const struct loser_ref *old, size_t nold, struct err *e)
+{
+	struct store *s = w->s;
+	struct loser_ref *now;
+	size_t nnow;
+	MDB_val k = {rklen, (void *)rk}, v;
+	int rc;
+
+	digest_sub(w->digest, r->hash);
+	record_hash(coll, clen, key, klen, r, r->hash);
+	digest_add(w->digest, r->hash);
+
+	if (st_collect_losers(r, &s->arena, &now, &nnow))
+		return err_set(e, MSCE_ENOMEM, "index conflicts");
+	for (size_t i = 0; i < nold; i++)
+		if (!has_loser(now, nnow, &old[i]) &&
+		    (rc = conflict_index(w, rk, rklen, &old[i], 0)))
+			return st_lmdb_err(e, rc, "index conflicts");
+	for (size_t i = 0; i < nnow; i++)
+		if (!has_loser(old, nold, &now[i]) &&
+		    (rc = conflict_index(w, rk, rklen, &now[i], 1)))
+			return st_lmdb_err(e, rc, "index conflicts");
+	if (version_cmp(old_tomb, r->tomb) != 0) {
+		if (!version_is_zero(old_tomb) &&
+		    (rc = tomb_index(w, rk, rklen, old_tomb, 0)))
+			return st_lmdb_err(e, rc, "index tombstones");
+		if (!version_is_zero(r->tomb) &&
+		    (rc = tomb_index(w, rk, rklen, r->tomb, 1)))
+			return st_lmdb_err(e, rc, "index tombstones");
+	}
+	if (r->nfields == 0 && version_is_zero(r->tomb)) {
+		rc = mdb_del(w->txn, s->recs, &k, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			return st_lmdb_err(e, rc, "delete record");
+		return 0;
+	}
+	/* Encode into scratch first: the merged record points into the old
+	 * value's page, which the put may overwrite. */
+	v.mv_size = record_encoded_size(r);
+	if (st_ensure_scratch(s, v.mv_size))
+		return err_set(e, MSCE_ENOMEM, "encode record");
+	record_encode(r, s->scratch);
+	v.mv_data = s->scratch;
+	if ((rc = mdb_put(w->txn, s->recs, &k, &v, 0)))
+		return st_lmdb_err(e, rc, "write record");
+	return 0;
+}
+
+/* Structural checks on a change from anywhere: names, lengths, counts.
+ * Domain rules were checked at the origin and are not re-checked, so that
+ * a rule change between versions cannot split the cluster. */
+static int check_change(const Msce__Change *c, struct err *e)
+{
+	if (c->origin == 0 || c->origin > 65535)
+		return err_set(e, MSCE_ECORRUPT, "origin %u not in 1..65535",
+			       c->origin);
+	if (c->seq == 0 || c->hlc == 0)
+		return err_set(e, MSCE_ECORRUPT, "change without seq or hlc");
+	if (c->op != MSCE__CHANGE__OP__PUT && c->op != MSCE__CHANGE__OP__DELETE)
+		return err_set(e, MSCE_ECORRUPT, "unknown op %d", (int)c->op);
+	if (schema_check_collection(c->collection, strlen(c->collection), 1,
+				    e) ||
+	    schema_check_key(c->key, strlen(c->key), e))
+		return err_set(e, MSCE_ECORRUPT, "%s", e ? e->msg : "bad name");
+	if (c->n_fields > MSCE_MAX_FIELDS)
+		return err_set(e, MSCE_ECORRUPT, "%zu fields, limit %d",
+			       c->n_fields, MSCE_MAX_FIELDS);
+	if (c->op == MSCE__CHANGE__OP__PUT && c->n_fields == 0)
+		return err_set(e, MSCE_ECORRUPT, "put without fields");
+	for (size_t i = 0; i < c->n_fields; i++) {
+		const Msce__FieldWrite *f = c->fields[i];
+		struct schema_field sf = {f->name, strlen(f->name),
+					  f->value.data, f->value.len};
+		if (schema_check_field(&sf, e))
+			return err_set(e, MSCE_ECORRUPT, "%s",
+				       e ? e->msg : "bad field");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c->fields[j]->name, f->name) == 0)
+				return err_set(e, MSCE_ECORRUPT,
+					       "field \"%s\" written twice",
+					       f->name);
+	}
+	return 0;
+}
+
+
+/* Merges a checked change into its record and logs it. raw is the change
+ * encoded (what goes into the log). */
+static int merge_change(struct wtxn *w, const Msce__Change *c,
+			const uint8_t *raw, size_t rawlen, struct err *e)
+{
+	struct store *s = w->s;
+	size_t clen = strlen(c->collection), klen = strlen(c->key);
+	uint8_t rk[MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY];
+	size_t rklen = rec_key(rk, c->collection, clen, c->key, klen);
+	struct version v = {c->hlc, c->origin};
+	struct record r;
+	struct loser_ref *old;
+	size_t nold;
+	struct version old_tomb;
+	int exists, changed = 0, rc;
+
+	if ((rc = st_load_record(w, rk, rklen, &r, &exists, e)))
+		return rc;
+	old_tomb = r.tomb;
+	if (st_collect_losers(&r, &s->arena, &old, &nold))
+		return err_set(e, MSCE_ENOMEM, "index conflicts");
+	if (c->op == MSCE__CHANGE__OP__DELETE) {
+		record_merge_delete(&r, v, &changed);
+	} else {
+		struct field_write *fw =
+			arena_alloc(&s->arena, c->n_fields * sizeof *fw);
+		if (fw == NULL)
+			return err_set(e, MSCE_ENOMEM, "merge change");
+		for (size_t i = 0; i < c->n_fields; i++) {
+			fw[i].name = (const uint8_t *)c->fields[i]->name;
+			fw[i].name_len = (uint16_t)strlen(c->fields[i]->name);
+			fw[i].value = c->fields[i]->value.data;
+			fw[i].value_len = (uint32_t)c->fields[i]->value.len;
+			fw[i].base.hlc = c->fields[i]->base_hlc;
+			fw[i].base.origin = c->fields[i]->base_origin;
+		}
+		if (record_merge_put(&r, v, c->seq, fw, c->n_fields,
+				     &s->arena, &changed))
+			return err_set(e, MSCE_ENOMEM, "merge change");
+	}
+	if (changed &&
+	    (rc = st_save_record(w, c->collection, clen, c->key, klen, rk,
+				 rklen, &r, old_tomb, old, nold, e)))
+		return rc;
+	return st_log_put(w, c->origin, c->seq, raw, rawlen, e);
+}
+
+/* ---- store_apply ---------------------------------------------------------- */
+
+struct apply_args {
+	const struct store_blob *c;
+	size_t n;
+	uint64_t wall_ms, max_skew_ms;
+	struct store_apply_result *res;
+	int stop_code; /* EGAP / ECLOCK: commit the prefix, then report */
+	struct err stop_err;
+};
+
+static int apply_batch(struct wtxn *w, void *arg, struct err *e)
+{
+	struct apply_args *a = arg;
+	struct store *s = w->s;
+
+	memset(a->res, 0, sizeof *a->res);
+	a->stop_code = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		Msce__Change *c;
+		struct vv_entry *vv;
+		int rc;
+
+		arena_reset(&s->arena);
+		if (a->c[i].len > MSCE_MAX_CHANGE)
+			return err_set(e, MSCE_ECORRUPT,
+				       "change %zu: %zu bytes, limit %u", i,
+				       a->c[i].len, MSCE_MAX_CHANGE);
+		c = msce__change__unpack(arena_pb_allocator(&s->arena),
+					 a->c[i].len, a->c[i].data);
+		if (c == NULL && s->arena.nomem)
+			return err_set(e, MSCE_ENOMEM,
+				       "change %zu: out of memory decoding it",
+				       i);
+		if (c == NULL)
+			return err_set(e, MSCE_ECORRUPT,
+				       "change %zu: not a valid msce.Change", i);
+		if ((rc = check_change(c, e)))
+			return err_wrap(e, "change %zu", i);
+		vv = st_wtxn_vv(w, c->origin);
+		if (vv == NULL)
+			return err_set(e, MSCE_ENOMEM, "grow vector");
+		if (c->seq <= vv->seq) {
+			a->res->consumed++;
+			a->res->duplicates++;
+			continue;
+		}
+		if (c->seq != vv->seq + 1) {
+			a->stop_code = err_set(
+				&a->stop_err, MSCE_EGAP,
+				"change %u/%llu arrived after %u/%llu",
+				c->origin, (unsigned long long)c->seq,
+				c->origin, (unsigned long long)vv->seq);
+			break;
+		}
+		if (hlc_check(c->hlc, a->wall_ms, a->max_skew_ms)) {
+			a->stop_code = err_set(
+				&a->stop_err, MSCE_ECLOCK,
+				"change %u/%llu is %llu ms ahead of our clock "
+				"(limit %llu ms)",
+				c->origin, (unsigned long long)c->seq,
+				(unsigned long long)(hlc_ms(c->hlc) - a->wall_ms),
+				(unsigned long long)a->max_skew_ms);
+			break;
+		}
+		if ((rc = merge_change(w, c, a->c[i].data, a->c[i].len, e)))
+			return err_wrap(e, "apply change %u/%llu", c->origin,
+					(unsigned long long)c->seq);
+		vv->seq = c->seq;
+		vv->hlc = c->hlc;
+		hlc_observe(&w->clock, c->hlc);
+		a->res->consumed++;
+		a->res->applied++;
+	}
+	return 0;
+}
+
+int store_apply(struct store *s, const struct store_blob *c, size_t n,
+		uint64_t wall_ms, uint64_t max_skew_ms,
+		struct store_apply_result *res, struct err *e)
+{
+	struct apply_args a = {c, n, wall_ms, max_skew_ms, res, 0, {0, ""}};
+	int rc = st_run_batch(s, apply_batch, &a, e);
+
+	if (rc)
+		return rc;
+	if (a.stop_code) {
+		if (e != NULL)
+			*e = a.stop_err;
+		return a.stop_code;
+	}
+	return 0;
+}
+
+/* ---- store_write ---------------------------------------------------------- */
+
+struct write_args {
+	const struct store_write *w;
+	size_t n;
+	uint64_t wall_ms;
+	struct store_written *out;
+};
+
+/* Current winner of a field, or the tombstone if the field is absent. */
+static struct version current_version(const struct record *r,
+				      const char *name, size_t len)
+{
+	struct field_state *fs =
+		record_field(r, (const uint8_t *)name, len);
+	return fs ? fs->w.v : r->tomb;
+}
+
+static int write_one(struct wtxn *w, const struct store_write *in,
+		     uint64_t wall_ms, struct store_written *out,
+		     struct err *e)
+{
+	struct store *s = w->s;
+	struct err *we = &out->err;
+	Msce__Change c = MSCE__CHANGE__INIT;
+	uint8_t rk[MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY];
+	struct record cur;
+	struct vv_entry *vv;
+	uint8_t *raw;
+	size_t rawlen, rklen;
+	int exists, rc;
+
+	/* Refusals of this write go to its own result, not the batch. */
+	if (in->op == STORE_DELETE)
+		rc = schema_validate_delete(in->coll, in->coll_len, in->key,
+					    in->key_len, we);
+	else if (in->op == STORE_PUT)
+		rc = 0;
+	else
+		rc = err_set(we, MSCE_EINVAL, "unknown operation %d", in->op);
+	if (rc)
+		return 0;
+	if (schema_check_collection(in->coll, in->coll_len, 0, we) ||
+	    schema_check_key(in->key, in->key_len, we))
+		return 0;
+	rklen = rec_key(rk, in->coll, in->coll_len, in->key, in->key_len);
+	if ((rc = st_load_record(w, rk, rklen, &cur, &exists, e)))
+		return rc;
+	if (in->op == STORE_PUT) {
+		struct schema_field sf[MSCE_MAX_FIELDS];
+		if (in->nfields > MSCE_MAX_FIELDS) {
+			err_set(we, MSCE_ETOOBIG, "%zu fields, limit %d",
+				in->nfields, MSCE_MAX_FIELDS);
+			return 0;
+		}
+		if (in->nfields == 0) {
+			err_set(we, MSCE_EINVAL, "put without fields");
+			return 0;
+		}
+		for (size_t i = 0; i < in->nfields; i++) {
+			sf[i].name = in->fields[i].name;
+			sf[i].name_len = in->fields[i].name_len;
+			sf[i].value = in->fields[i].value;
+			sf[i].value_len = in->fields[i].value_len;
+			for (size_t j = 0; j < i; j++)
+				if (sf[j].name_len == sf[i].name_len &&
+				    memcmp(sf[j].name, sf[i].name,
+					   sf[i].name_len) == 0) {
+					err_set(we, MSCE_EINVAL,
+						"field \"%.*s\" given twice",
+						(int)sf[i].name_len,
+						sf[i].name);
+					return 0;
+				}
+		}
+		if (schema_validate_put(in->coll, in->coll_len, in->key,
+					in->key_len, sf, in->nfields,
+					cur.nfields == 0, we))
+			return 0;
+	}
+
+	vv = st_wtxn_vv(w, s->node_id);
+	if (vv == NULL)
+		return err_set(e, MSCE_ENOMEM, "grow vector");
+	/* A write goes above every version it replaces, even one merged
+	 * from a snapshot whose origin's clock we have not observed yet. */
+	hlc_observe(&w->clock, cur.tomb.hlc);
+	for (uint32_t i = 0; i < cur.nfields; i++)
+		hlc_observe(&w->clock, cur.fields[i].w.v.hlc);
+	c.origin = s->node_id;
+	c.seq = vv->seq + 1;
+	c.hlc = hlc_now(&w->clock, wall_ms);
+	c.collection = arena_alloc(&s->arena, in->coll_len + 1);
+	c.key = arena_alloc(&s->arena, in->key_len + 1);
+	if (c.collection == NULL || c.key == NULL)
+		return err_set(e, MSCE_ENOMEM, "build change");
+	memcpy(c.collection, in->coll, in->coll_len);
+	c.collection[in->coll_len] = 0;
+	memcpy(c.key, in->key, in->key_len);
+	c.key[in->key_len] = 0;
+	c.op = in->op == STORE_DELETE ? MSCE__CHANGE__OP__DELETE
+				      : MSCE__CHANGE__OP__PUT;
+	if (in->op == STORE_PUT) {
+		Msce__FieldWrite *fws =
+			arena_alloc(&s->arena, in->nfields * sizeof *fws);
+		Msce__FieldWrite **fp =
+			arena_alloc(&s->arena, in->nfields * sizeof *fp);
+		if (fws == NULL || fp == NULL)
+			return err_set(e, MSCE_ENOMEM, "build change");
+		for (size_t i = 0; i < in->nfields; i++) {
+			const struct store_field_in *f = &in->fields[i];
+			struct version base =
+				f->has_base ? f->base
+					    : current_version(&cur, f->name,
+							      f->name_len);
+			char *name = arena_alloc(&s->arena, f->name_len + 1);
+			if (name == NULL)
+				return err_set(e, MSCE_ENOMEM, "build change");
+			memcpy(name, f->name, f->name_len);
+			name[f->name_len] = 0;
+			msce__field_write__init(&fws[i]);
+			fws[i].name = name;
+			fws[i].value.data = (uint8_t *)f->value;
+			fws[i].value.len = f->value_len;
+			fws[i].base_hlc = base.hlc;
+			fws[i].base_origin = base.origin;
+			fp[i] = &fws[i];
+		}
+		c.n_fields = in->nfields;
+		c.fields = fp;
+	}
+	rawlen = msce__change__get_packed_size(&c);
+	raw = arena_alloc(&s->arena, rawlen);
+	if (raw == NULL)
+		return err_set(e, MSCE_ENOMEM, "encode change");
+	msce__change__pack(&c, raw);
+	if ((rc = merge_change(w, &c, raw, rawlen, e)))
+		return rc;
+	vv->seq = c.seq;
+	vv->hlc = c.hlc;
+	out->seq = c.seq;
+	out->hlc = c.hlc;
+	return 0;
+}
+
+static int write_batch(struct wtxn *w, void *arg, struct err *e)
+{
+	struct write_args *a = arg;
+
+	for (size_t i = 0; i < a->n; i++) {
+		int rc;
+		memset(&a->out[i], 0, sizeof a->out[i]);
+		arena_reset(&w->s->arena);
+		if ((rc = write_one(w, &a->w[i], a->wall_ms, &a->out[i], e)))
+			return rc;
+	}
+	return 0;
+}
+
+int store_write(struct store *s, const struct store_write *w, size_t n,
+		uint64_t wall_ms, struct store_written *out, struct err *e)
+{
+	struct write_args a = {w, n, wall_ms, out};
+	return st_run_batch(s, write_batch, &a, e);
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+int store_get(struct store *s, const char *coll, size_t clen, const char *key,
+	      size_t klen, store_record_cb cb, void *ctx, struct err *e)
+{
+	uint8_t rk[MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY];
+	MDB_txn *txn;
+	MDB_val k, v;
+	struct record r;
+	struct arena a;
+	int rc;
+
+	if (schema_check_collection(coll, clen, 1, e) ||
+	    schema_check_key(key, klen, e))
+		return e ? e->code : MSCE_EINVAL;
+	k.mv_size = rec_key(rk, coll, clen, key, klen);
+	k.mv_data = rk;
+	if ((rc = st_read_begin(s, &txn, e)))
+		return rc;
+	rc = mdb_get(txn, s->recs, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		st_read_end(s, txn);
+		return err_set(e, MSCE_ENOTFOUND, "%.*s/%.*s not found",
+			       (int)clen, coll, (int)klen, key);
+	}
+	if (rc) {
+		st_read_end(s, txn);
+		return st_lmdb_err(e, rc, "read record");
+	}
+	arena_init(&a, 1u << 20);
+	rc = record_decode(v.mv_data, v.mv_size, &r, &a);
+	if (rc) {
+		err_set(e, rc, "record %.*s/%.*s is corrupt", (int)clen, coll,
+			(int)klen, key);
+	} else if (r.nfields == 0) {
+		rc = err_set(e, MSCE_ENOTFOUND, "%.*s/%.*s not found (deleted)",
+			     (int)clen, coll, (int)klen, key);
+	} else {
+		struct store_record_view view = {coll, clen, key, klen, &r};
+		rc = cb(ctx, &view);
+	}
+	arena_free(&a);
+	st_read_end(s, txn);
+	return rc;
+}
+
+static int starts_with(const MDB_val *k, const uint8_t *p, size_t n)
+{
+	return k->mv_size >= n && memcmp(k->mv_data, p, n) == 0;
+}
+
+static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
+		   size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+int store_scan(struct store *s, const struct store_scan *q, store_record_cb cb,
+	       void *ctx, struct err *e)
+{
+	uint8_t pre[MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY];
+	uint8_t start[MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY + 1];
+	size_t prelen, startlen, count = 0;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct arena a;
+	int rc, op;
+
+	if (schema_check_collection(q->coll, q->coll_len, 1, e))
+		return e ? e->code : MSCE_EINVAL;
+	if (q->prefix_len > MSCE_MAX_KEY || q->after_len > MSCE_MAX_KEY ||
+	    q->end_len > MSCE_MAX_KEY)
+		return err_set(e, MSCE_ETOOBIG, "scan bound over %d bytes",
+			       MSCE_MAX_KEY);
+	prelen = rec_key(pre, q->coll, q->coll_len, q->prefix ? q->prefix : "",
+			 q->prefix_len);
+	if (q->after != NULL &&
+	    key_cmp((const uint8_t *)q->after, q->after_len,
+		    (const uint8_t *)(q->prefix ? q->prefix : ""),
+		    q->prefix_len) >= 0) {
+		/* Position just after the cursor key. */
+		startlen = rec_key(start, q->coll, q->coll_len, q->after,
+				   q->after_len);
+		start[startlen++] = 0;
+	} else {
+		memcpy(start, pre, prelen);
+		startlen = prelen;
+	}
+	if ((rc = st_read_begin(s, &txn, e)))
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->recs, &cur))) {
+		st_read_end(s, txn);
+		return st_lmdb_err(e, rc, "open cursor");
+	}
+	arena_init(&a, 1u << 20);
+	k.mv_size = startlen;
+	k.mv_data = start;
+	op = MDB_SET_RANGE;
+	rc = 0;
+	while (mdb_cursor_get(cur, &k, &v, op) == 0) {
+		struct record r;
+		op = MDB_NEXT;
+		if (!starts_with(&k, pre, prelen))
+			break;
+		if (q->end != NULL &&
+		    key_cmp((uint8_t *)k.mv_data + q->coll_len + 1,
+			    k.mv_size - q->coll_len - 1,
+			    (const uint8_t *)q->end, q->end_len) >= 0)
+			break;
+		arena_reset(&a);
+		if (record_decode(k.mv_size ? v.mv_data : NULL, v.mv_size, &r,
+				  &a)) {
+			rc = err_set(e, MSCE_ECORRUPT, "record %.*s is corrupt",
+				     (int)k.mv_size, (char *)k.mv_data);
+			break;
+		}
+		if (r.nfields == 0)
+			continue;
+		struct store_record_view view = {
+			q->coll, q->coll_len,
+			(const char *)k.mv_data + q->coll_len + 1,
+			k.mv_size - q->coll_len - 1, &r};
+		if ((rc = cb(ctx, &view)) != 0)
+			break;
+		if (q->limit && ++count >= q->limit)
+			break;
+	}
+	arena_free(&a);
+	mdb_cursor_close(cur);
+	st_read_end(s, txn);
+	return rc;
+}
+
+int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
+		    void *ctx, struct err *e)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct arena a;
+	size_t count = 0;
+	int rc;
+
+	if ((rc = st_read_begin(s, &txn, e)))
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->conf, &cur))) {
+		st_read_end(s, txn);
+		return st_lmdb_err(e, rc, "open conflict cursor");
+	}
+	arena_init(&a, 1u << 20);
+	rc = 0;
+	while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+		const uint8_t *p = k.mv_data, *end = p + k.mv_size;
+		const uint8_t *z1 = memchr(p, 0, k.mv_size), *z2, *z3;
+		struct version lv;
+		MDB_val rk, rv;
+		struct record r;
+		struct field_state *fs;
+
+		if (z1 == NULL || (z2 = memchr(z1 + 1, 0, end - z1 - 1)) == NULL ||
+		    (z3 = memchr(z2 + 1, 0, end - z2 - 1)) == NULL ||
+		    end - z3 - 1 != 12) {
+			rc = err_set(e, MSCE_ECORRUPT, "bad conflict entry");
+			break;
+		}
+		lv.hlc = rd_be64(z3 + 1);
+		lv.origin = rd_be32(z3 + 9);
+		rk.mv_data = (void *)p;
+		rk.mv_size = (size_t)(z2 - p);
+		arena_reset(&a);
+		if (mdb_get(txn, s->recs, &rk, &rv) ||
+		    record_decode(rv.mv_data, rv.mv_size, &r, &a)) {
+			rc = err_set(e, MSCE_ECORRUPT,
+				     "conflict without its record");
+			break;
+		}
+		fs = record_field(&r, z2 + 1, (size_t)(z3 - z2 - 1));
+		for (int i = 0; fs != NULL && i < fs->nlosers; i++) {
+			if (version_cmp(fs->losers[i].v, lv) != 0)
+				continue;
+			struct store_conflict_view cv = {
+				(const char *)p, (size_t)(z1 - p),
+				(const char *)z1 + 1, (size_t)(z2 - z1 - 1),
+				fs, &fs->losers[i]};
+			rc = cb(ctx, &cv);
+			count++;
+			break;
+		}
+		if (rc || (limit && count >= limit))
+			break;
+	}
+	arena_free(&a);
+	mdb_cursor_close(cur);
+	st_read_end(s, txn);
+	return rc;
+}
