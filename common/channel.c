@@ -88,7 +88,7 @@ int channel_prologue(const char *cluster, uint8_t *out, size_t cap, size_t *len)
 	for (size_t i = 0; i < clen; i++)
 		if (cluster[i] < 0x21 || cluster[i] > 0x7e)
 			return MSCE_EINVAL;
-	n = snprintf(tmp, sizeof(tmp), "msce/%d/%s", MSCE_PROTOCOL_VERSION,
+	n = snprintf(tmp, sizeof(tmp), "msce/%d/%s", MSCE_CHANNEL_VERSION,
 		     cluster);
 	if (n < 0 || (size_t)n >= sizeof(tmp) || (size_t)n > cap)
 		return MSCE_EINVAL;

@@ -187,7 +187,7 @@ const uint8_t *channel_handshake_hash(const struct channel *ch);
 /* Wipes keys, frees buffers. Safe on a zeroed struct; idempotent. */
 void channel_destroy(struct channel *ch);
 
-/* Writes "msce/<MSCE_PROTOCOL_VERSION>/<cluster>" into out (caller's, cap
+/* Writes "msce/<MSCE_CHANNEL_VERSION>/<cluster>" into out (caller's, cap
  * bytes, not NUL-terminated); *len gets its length. MSCE_EINVAL for a bad
  * cluster name. */
 int channel_prologue(const char *cluster, uint8_t *out, size_t cap,

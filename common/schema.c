@@ -1010,6 +1010,34 @@ int schema_validate_put(const char *coll, size_t coll_len, const char *key,
 	return 0;
 }
 
+size_t schema_missing_required(const char *coll, size_t coll_len,
+			       int (*has)(void *ctx, const char *name),
+			       void *ctx, char *list, size_t listlen)
+{
+	char cname[MSCE_MAX_COLLECTION + 1];
+	const struct cspec *cs;
+	size_t missing = 0, o = 0;
+
+	if (listlen > 0)
+		list[0] = '\0';
+	if (coll_len > MSCE_MAX_COLLECTION)
+		return 0;
+	memcpy(cname, coll, coll_len);
+	cname[coll_len] = '\0';
+	if ((cs = find_collection(cname)) == NULL)
+		return 0;
+	for (size_t i = 0; i < cs->n; i++) {
+		if (!cs->fields[i].required || has(ctx, cs->fields[i].name))
+			continue;
+		missing++;
+		if (o < listlen)
+			o += (size_t)snprintf(list + o, listlen - o, "%s%s",
+					      o ? ", " : "",
+					      cs->fields[i].name);
+	}
+	return missing;
+}
+
 int schema_validate_delete(const char *coll, size_t coll_len, const char *key,
 			   size_t key_len, struct err *e)
 {

@@ -50,6 +50,12 @@ int schema_check_field(const struct schema_field *f, struct err *e);
 int schema_validate_put(const char *coll, size_t coll_len, const char *key,
 			size_t key_len, const struct schema_field *fields,
 			size_t n, int creating, struct err *e);
+/* For registration/case/event: how many required fields has(ctx, name)
+ * says are absent, their names into list ("name, nationality"); 0 for
+ * other collections. A typed record is visible only when complete. */
+size_t schema_missing_required(const char *coll, size_t coll_len,
+			       int (*has)(void *ctx, const char *name),
+			       void *ctx, char *list, size_t listlen);
 /* Deletes: collection and key checks (domain key format included). */
 int schema_validate_delete(const char *coll, size_t coll_len, const char *key,
 			   size_t key_len, struct err *e);

@@ -5,7 +5,23 @@
 
 #include <stdint.h>
 
-#define MSCE_PROTOCOL_VERSION 1
+/* The secure channel's version, bound into the Noise prologue. */
+#define MSCE_CHANNEL_VERSION 1
+/* The peer protocol's version, carried in Hello and snapshot chunks: 2 added
+ * writers (incarnations), per-writer tombstone collection and snapshot
+ * ranges. A node refuses a peer speaking another version, naming both. */
+#define MSCE_PROTOCOL_VERSION 2
+
+/* An origin (writer id) is a node id in the low 16 bits and an incarnation
+ * in the high 16: a store that was created, wiped or restored writes under a
+ * new incarnation, so that no (origin, seq) names two changes. Incarnation
+ * 0 is the writer of a store made before incarnations existed. */
+static inline uint32_t writer_node(uint32_t w) { return w & 0xffff; }
+static inline uint32_t writer_inc(uint32_t w) { return w >> 16; }
+static inline uint32_t writer_make(uint32_t node, uint32_t inc)
+{
+	return (inc << 16) | (node & 0xffff);
+}
 
 struct version {
 	uint64_t hlc;

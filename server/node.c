@@ -58,7 +58,8 @@ struct call_job {
 	const char *what;
 	uint32_t origin;
 	uint64_t u64;
-	struct version upto;
+	struct vv_entry *upto;
+	size_t nupto;
 };
 
 static void call_done(struct writer_job *j)
@@ -66,12 +67,14 @@ static void call_done(struct writer_job *j)
 	struct call_job *c = (struct call_job *)j;
 	if (j->rc)
 		log_warn("%s: %s", c->what, j->err.msg);
+	free(c->upto);
 	free(c);
 }
 
 static int submit_call(void *ctx, const char *what,
 		       int (*fn)(struct store *, void *, struct err *),
-		       uint32_t origin, uint64_t u64, struct version upto)
+		       uint32_t origin, uint64_t u64,
+		       const struct vv_entry *upto, size_t nupto)
 {
 	struct node *n = node_of_store(ctx);
 	struct call_job *c;
@@ -80,11 +83,19 @@ static int submit_call(void *ctx, const char *what,
 	c = calloc(1, sizeof *c);
 	if (c == NULL)
 		return MSCE_ENOMEM;
+	if (nupto > 0) {
+		c->upto = malloc(nupto * sizeof *upto);
+		if (c->upto == NULL) {
+			free(c);
+			return MSCE_ENOMEM;
+		}
+		memcpy(c->upto, upto, nupto * sizeof *upto);
+		c->nupto = nupto;
+	}
 	c->n = n;
 	c->what = what;
 	c->origin = origin;
 	c->u64 = u64;
-	c->upto = upto;
 	c->job.kind = WRITER_CALL;
 	c->job.call = fn;
 	c->job.call_arg = c;
@@ -101,50 +112,43 @@ static int call_truncate(struct store *s, void *arg, struct err *e)
 static int call_gc(struct store *s, void *arg, struct err *e)
 {
 	struct call_job *c = arg;
-	return store_gc_tombstones(s, c->upto, NULL, e);
+	return store_gc_tombstones(s, c->upto, c->nupto, NULL, e);
 }
-static int call_clock(struct store *s, void *arg, struct err *e)
+static int call_writer(struct store *s, void *arg, struct err *e)
 {
 	struct call_job *c = arg;
-	return store_clock_advance(s, c->u64, e);
+	return store_set_writer(s, c->origin, c->u64, node_now_ms(), e);
 }
 
 static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
 			   struct err *e)
 {
 	(void)e;
-	struct version z = {0, 0};
 	return submit_call(ctx, "log truncation", call_truncate, origin, upto,
-			   z);
+			   NULL, 0);
 }
-static int op_gc(void *ctx, struct version upto, size_t *dropped,
-		 struct err *e)
+static int op_gc(void *ctx, const struct vv_entry *upto, size_t n,
+		 size_t *dropped, struct err *e)
 {
 	(void)e;
 	if (dropped)
 		*dropped = 0;
-	return submit_call(ctx, "tombstone collection", call_gc, 0, 0, upto);
+	return submit_call(ctx, "tombstone collection", call_gc, 0, 0, upto,
+			   n);
 }
-static int op_clock(void *ctx, uint64_t wall_ms, struct err *e)
+static uint32_t op_writer(void *ctx, uint64_t *born)
+{
+	return store_writer(STORE(ctx), born);
+}
+static int op_set_writer(void *ctx, uint32_t w, uint64_t floor,
+			 struct err *e)
 {
 	(void)e;
-	struct version z = {0, 0};
-	return submit_call(ctx, "clock high-water", call_clock, 0, wall_ms, z);
+	return submit_call(ctx, "new writer", call_writer, w, floor, NULL, 0);
 }
-/* Snapshot merges stay synchronous (rare; the Ack must follow them). */
 static int op_snap_begin(void *ctx, struct store_snap **out, struct err *e)
 {
 	return store_snap_begin(STORE(ctx), out, e);
-}
-static int op_snap_merge(void *ctx, const struct store_snap_record *r,
-			 size_t n, struct err *e)
-{
-	return store_snap_merge(STORE(ctx), r, n, e);
-}
-static int op_snap_finish(void *ctx, const struct vv_entry *vv, size_t n,
-			  struct err *e)
-{
-	return store_snap_finish(STORE(ctx), vv, n, e);
 }
 
 /* ---- io for the core -------------------------------------------------- */
@@ -200,6 +204,57 @@ static void io_apply(void *data, uint64_t token, const struct store_blob *b,
 	a->job.max_skew_ms = n->cfg.max_clock_skew_ms;
 	a->job.done = apply_done;
 	writer_submit(n->writer, &a->job);
+}
+
+/* Snapshot chunks merge on the writer thread too: a big chunk's commit
+ * must not stall the loop. */
+struct snap_job {
+	struct writer_job job;
+	struct node *n;
+	uint64_t token;
+	const struct store_snap_chunk *chunk;
+};
+
+static int call_snap(struct store *s, void *arg, struct err *e)
+{
+	struct snap_job *j = arg;
+	return store_snap_apply(s, j->chunk, e);
+}
+
+static void snap_done(struct writer_job *j)
+{
+	struct snap_job *sj = (struct snap_job *)j;
+	if (sj->n->repl != NULL)
+		repl_snapshot_done(sj->n->repl, sj->token, j->rc, &j->err,
+				   node_now_ms());
+	free(sj);
+}
+
+static void io_snapshot(void *data, uint64_t token,
+			const struct store_snap_chunk *c)
+{
+	struct node *n = data;
+	struct snap_job *j;
+
+	if (n->stopping)
+		return; /* the core is freed with its pending chunk */
+	j = calloc(1, sizeof *j);
+	if (j == NULL)
+		return;
+	j->n = n;
+	j->token = token;
+	j->chunk = c;
+	j->job.kind = WRITER_CALL;
+	j->job.call = call_snap;
+	j->job.call_arg = j;
+	j->job.done = snap_done;
+	writer_submit(n->writer, &j->job);
+}
+
+static uint32_t io_random(void *data)
+{
+	(void)data;
+	return randombytes_random();
 }
 
 static void io_trace(void *data, int level, const char *msg)
@@ -272,18 +327,7 @@ static void retry_store(struct node *n)
 
 int node_write_gate(struct node *n, char *why, size_t whylen)
 {
-	int restored = store_restored(n->store);
-	int fresh = store_created(n->store) && !n->gate_open;
-	int rc = repl_write_gate(n->repl, restored, fresh, why, whylen);
-	if (rc == 0 && restored) {
-		struct err e;
-		if (store_clear_restored(n->store, &e) == 0)
-			log_info("restored store confirmed by every peer: "
-				 "writes resume");
-	}
-	if (rc == 0)
-		n->gate_open = 1;
-	return rc;
+	return repl_write_gate(n->repl, why, whylen);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -345,10 +389,27 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	for (size_t i = 0; i < n->cfg.npeers; i++)
 		n->nodes[i + 1] = n->cfg.peers[i].id;
 	n->ops = (struct repl_store_ops){
-		n,	       op_vv,	       op_digest,     op_hw,
-		op_log_read,   op_log_truncate, op_gc,	       op_clock,
-		op_snap_begin, op_snap_merge,   op_snap_finish};
-	n->io = (struct repl_io){n, io_send, io_close, io_apply, io_trace};
+	    .ctx = n,
+	    .vv = op_vv,
+	    .digest = op_digest,
+	    .hw = op_hw,
+	    .writer = op_writer,
+	    .set_writer = op_set_writer,
+	    .log_read = op_log_read,
+	    .log_truncate = op_log_truncate,
+	    .gc_tombstones = op_gc,
+	    .snap_begin = op_snap_begin,
+	    .snap_vv = store_snap_vv,
+	    .snap_next = store_snap_next,
+	    .snap_end = store_snap_end,
+	};
+	n->io = (struct repl_io){.data = n,
+				 .send = io_send,
+				 .close = io_close,
+				 .apply = io_apply,
+				 .snapshot = io_snapshot,
+				 .random = io_random,
+				 .trace = io_trace};
 	rc.node_id = n->cfg.node_id;
 	rc.cluster = n->cfg.cluster;
 	rc.nodes = n->nodes;

@@ -36,7 +36,6 @@ struct node {
 	void *stopped_arg;
 	uint64_t client_requests, client_errors;
 	int retrying;		/* a store probe commit is queued */
-	int gate_open;		/* local writes allowed (node_write_gate) */
 	uint64_t next_retry_ms; /* when to try the next one */
 	struct waiter *waiters; /* puts waiting for min_sites (api.c) */
 	struct watcher *watchers; /* watch streams (watch.c) */

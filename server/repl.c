@@ -1,4 +1,5 @@
-/* Replication core; see repl.h for the shape and the session states.
+/* Replication core; see repl.h for the shape, the session states and the
+ * two rules (identity, tombstone collection) this file implements.
  *
  * Sending: per peer and origin we know what the peer holds (`have`, from
  * its Hello, Acks and gossip) and what we already sent (`sent`). pump()
@@ -15,12 +16,21 @@
  * refused origin for retry_ms. Batches of an old epoch are dropped.
  *
  * Snapshots: when a peer needs changes below our log floor we stream a
- * consistent snapshot in chunks, one chunk in flight; the receiver merges
- * each chunk, and after the last raises its vector to the snapshot's.
+ * consistent snapshot in chunks, one chunk in flight; each chunk says which
+ * range of positions it covers, so the receiver can drop what the sender
+ * no longer has there. The receiver merges each chunk through io->snapshot
+ * (asynchronous, durable), and the last one raises its vector.
+ *
+ * Views: every node's latest status (its vector, digest, writer, members
+ * and what it believes of the others' writers), from Hello and gossip,
+ * direct or relayed. A view only moves forward: a status replaces the view
+ * if it is from the same writer and newer, or from a later-born writer.
+ * Views drive status, relaying, the write gate and tombstone collection.
  *
  * Failure modes: any malformed or unexpected message closes the link
- * (counted); the driver reconnects and a new Hello restarts the session
- * from the vectors, so nothing depends on in-flight state surviving. */
+ * (counted); a link silent for liveness_ms is closed too. The driver
+ * reconnects and a new Hello restarts the session from the vectors, so
+ * nothing depends on in-flight state surviving. */
 #include "repl.h"
 
 #include <stdarg.h>
@@ -28,14 +38,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bounds.h"
 #include "hlc.h"
 #include "log.h"
 #include "pballoc.h"
 #include "peer.pb-c.h"
 #include "record_pb.h"
+#include "schema.h"
 
-#define MAX_ORIGINS 64
+#define MAX_ORIGINS MSCE_MAX_ORIGINS
+#define MAX_NODES MSCE_MAX_NODES
+#define MAX_WRITERS (2 * MSCE_MAX_ORIGINS)
+#define WCANDS 8 /* candidate statuses kept per writer */
+
+/* ---- state ------------------------------------------------------------- */
 
 struct ostate {
 	uint32_t origin;
@@ -56,12 +71,29 @@ struct rxmsg {
 	struct rxmsg *next;
 };
 
+/* A snapshot chunk being merged by the driver, with what it points into. */
+struct rxsnap {
+	Msce__PeerMsg *m;
+	struct store_snap_chunk chunk;
+	struct store_snap_record *recs;
+	struct record *rs;
+	struct field_state *fss;
+	struct store_pos end;
+};
+
 struct peer {
 	uint32_t id;
 	enum repl_state state;
 	uint32_t session; /* bumped at each link up/down */
 	struct ostate o[MAX_ORIGINS];
 	size_t no;
+	uint64_t last_rx; /* last message of this session */
+	/* what its Hello of this session said */
+	int greeted;
+	uint32_t hello_writer;
+	uint64_t hello_hw;
+	struct vv_entry *hello_vv;
+	size_t hello_nvv;
 	/* sending */
 	struct inflight *fl;
 	size_t nfl, capfl, unacked;
@@ -71,7 +103,7 @@ struct peer {
 	uint64_t snap_id;
 	int snap_wait, snap_last_sent, snap_first;
 	uint64_t snap_retry_at; /* after the peer refused one for its clock */
-	int greeted;	       /* a Hello arrived since start */
+	struct repl_snap_status snap_out;
 	/* receiving */
 	struct rxmsg *rxq, *rxtail;
 	size_t rxbytes;
@@ -84,19 +116,56 @@ struct peer {
 	uint64_t rx_snap_id;
 	struct vv_entry *rx_snap_vv;
 	size_t rx_snap_nvv;
+	int rx_started; /* rx_start is set (else the start of the store) */
+	struct store_pos rx_start;
+	struct rxsnap *snap_applying;
+	uint64_t snap_token;
+	struct repl_snap_status snap_in;
 	/* status */
 	uint64_t last_contact;
 	int64_t offset;
 	int clock_refused;
 	uint64_t sent_changes, recv_changes, dup_changes;
-	uint64_t snaps_sent, snaps_recv;
+	uint64_t snaps_sent, snaps_recv, timeouts;
+};
+
+struct belief {
+	uint32_t writer;
+	uint64_t born;
 };
 
 struct view {
-	int known;
-	struct repl_node_view v;
-	uint32_t connected[MAX_ORIGINS];
+	uint32_t node;
+	struct repl_node_view v; /* v.known: a status arrived */
+	uint32_t members[MAX_NODES];
+	size_t nmembers;
+	struct belief beliefs[MAX_NODES];
+	size_t nbeliefs;
+	uint32_t connected[MAX_NODES];
 	size_t nconnected;
+};
+
+/* A status of a writer's node, waiting until every node holds the
+ * writer's changes up to it. */
+struct wcand {
+	uint64_t s; /* the writer's own seq in it */
+	struct vv_entry *vv;
+	size_t n;
+};
+
+/* Every writer (origin) we have heard of. */
+struct wstate {
+	uint32_t id;
+	int born_known;
+	uint64_t born;
+	/* The newest status of its node, made while it was the writer and
+	 * held it seq s, such that every node holds s: whatever it wrote
+	 * before holding a change is everywhere. */
+	int has_stable;
+	struct vv_entry *stable;
+	size_t nstable;
+	struct wcand cand[WCANDS];
+	size_t ncand;
 };
 
 struct repl {
@@ -106,17 +175,23 @@ struct repl {
 	const struct repl_io *io;
 	struct peer *peers;
 	size_t npeers;
-	struct view *views; /* indexed like cfg.nodes */
-	uint64_t stable[MAX_ORIGINS]; /* per node index: GC watermark */
+	struct view *views;
+	size_t nviews;
+	struct wstate *writers;
+	size_t nwriters;
 	uint64_t next_gossip, next_truncate;
 	uint64_t token_seq;
 	uint64_t snap_seq;
+	uint32_t pending_writer; /* asked the store to take it */
+	uint64_t pending_until;
+	uint32_t retiring; /* asked the store to give it up */
+	char gate_why[256];
 	uint8_t *buf;
 	size_t bufcap;
 	struct repl_counters counters;
 };
 
-/* ---- small helpers ---------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------ */
 
 static void trace(struct repl *r, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -138,14 +213,6 @@ static struct peer *peer_get(struct repl *r, uint32_t id)
 		if (r->peers[i].id == id)
 			return &r->peers[i];
 	return NULL;
-}
-
-static int node_index(const struct repl *r, uint32_t id)
-{
-	for (size_t i = 0; i < r->cfg.nnodes; i++)
-		if (r->nodes[i] == id)
-			return (int)i;
-	return -1;
 }
 
 static struct ostate *ostate(struct peer *p, uint32_t origin)
@@ -175,6 +242,27 @@ static size_t my_vv(struct repl *r, struct vv_entry *vv)
 {
 	size_t n = r->ops->vv(r->ops->ctx, vv, MAX_ORIGINS);
 	return n > MAX_ORIGINS ? MAX_ORIGINS : n;
+}
+
+static const struct vv_entry *vv_at(const struct vv_entry *vv, size_t n,
+				    uint32_t origin)
+{
+	for (size_t i = 0; i < n; i++)
+		if (vv[i].origin == origin)
+			return &vv[i];
+	return NULL;
+}
+
+static uint64_t vv_seq(const struct vv_entry *vv, size_t n, uint32_t origin)
+{
+	const struct vv_entry *e = vv_at(vv, n, origin);
+	return e ? e->seq : 0;
+}
+
+static uint64_t vv_hlc(const struct vv_entry *vv, size_t n, uint32_t origin)
+{
+	const struct vv_entry *e = vv_at(vv, n, origin);
+	return e ? e->hlc : 0;
 }
 
 static int send_msg(struct repl *r, uint32_t peer, const Msce__PeerMsg *m)
@@ -209,23 +297,31 @@ static Msce__VVEntry **vv_msg(const struct vv_entry *vv, size_t n,
 	return p;
 }
 
-static void fail_link(struct repl *r, struct peer *p, int code,
-		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void fail_link(struct repl *r, struct peer *p, int code,
-		      const char *fmt, ...)
+/* Copies a message vector into a malloc'd array; NULL on a bad one. */
+static struct vv_entry *vv_from_msg(Msce__VVEntry **in, size_t n)
 {
-	char reason[256];
-	va_list ap;
+	struct vv_entry *v;
+	if (n > MAX_ORIGINS)
+		return NULL;
+	v = calloc(n ? n : 1, sizeof *v);
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		v[i].origin = in[i]->origin;
+		v[i].seq = in[i]->seq;
+		v[i].hlc = in[i]->hlc;
+	}
+	return v;
+}
+
+static void close_link(struct repl *r, struct peer *p, int code,
+		       const char *reason)
+{
 	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
 	Msce__Refuse rf = MSCE__REFUSE__INIT;
 
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof reason, fmt, ap);
-	va_end(ap);
-	r->counters.protocol_errors++;
-	trace(r, LOG_WARN, "link to node %u: %s", p->id, reason);
 	rf.code = (uint32_t)code;
-	rf.reason = reason;
+	rf.reason = (char *)reason;
 	m.msg_case = MSCE__PEER_MSG__MSG_REFUSE;
 	m.refuse = &rf;
 	send_msg(r, p->id, &m);
@@ -233,40 +329,450 @@ static void fail_link(struct repl *r, struct peer *p, int code,
 	p->state = REPL_DOWN;
 }
 
-/* ---- create / destroy --------------------------------------------------- */
+static void fail_link(struct repl *r, struct peer *p, int code,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void fail_link(struct repl *r, struct peer *p, int code,
+		      const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof reason, fmt, ap);
+	va_end(ap);
+	r->counters.protocol_errors++;
+	trace(r, LOG_WARN, "link to node %u: %s", p->id, reason);
+	close_link(r, p, code, reason);
+}
+
+/* ---- writers ------------------------------------------------------------- */
+
+static struct wstate *writer_find(struct repl *r, uint32_t id)
+{
+	for (size_t i = 0; i < r->nwriters; i++)
+		if (r->writers[i].id == id)
+			return &r->writers[i];
+	return NULL;
+}
+
+/* Notes that writer id exists (born, if known). */
+static struct wstate *writer_note(struct repl *r, uint32_t id, int born_known,
+				  uint64_t born)
+{
+	struct wstate *w;
+	if (id == 0 || writer_node(id) == 0)
+		return NULL;
+	w = writer_find(r, id);
+	if (w == NULL) {
+		if (r->nwriters == MAX_WRITERS)
+			return NULL;
+		w = &r->writers[r->nwriters++];
+		memset(w, 0, sizeof *w);
+		w->id = id;
+	}
+	if (born_known && !w->born_known) {
+		w->born_known = 1;
+		w->born = born;
+	}
+	return w;
+}
+
+/* The current writer of node: the latest born we know of, 0 if none. */
+static const struct wstate *node_writer(const struct repl *r, uint32_t node)
+{
+	const struct wstate *best = NULL;
+	for (size_t i = 0; i < r->nwriters; i++) {
+		const struct wstate *w = &r->writers[i];
+		if (writer_node(w->id) != node || !w->born_known)
+			continue;
+		if (best == NULL || w->born > best->born ||
+		    (w->born == best->born && w->id > best->id))
+			best = w;
+	}
+	return best;
+}
+
+static void cand_free(struct wcand *c)
+{
+	free(c->vv);
+	c->vv = NULL;
+	c->n = 0;
+}
+
+/* A status of writer w's node, made while w wrote there. */
+static void writer_candidate(struct wstate *w, const struct vv_entry *vv,
+			     size_t n)
+{
+	struct wcand c;
+	c.s = vv_seq(vv, n, w->id);
+	/* Same as the newest: nothing new to wait for. */
+	if (w->ncand > 0 && w->cand[w->ncand - 1].s == c.s &&
+	    w->cand[w->ncand - 1].n == n &&
+	    memcmp(w->cand[w->ncand - 1].vv, vv, n * sizeof *vv) == 0)
+		return;
+	c.vv = malloc((n ? n : 1) * sizeof *vv);
+	if (c.vv == NULL)
+		return;
+	memcpy(c.vv, vv, n * sizeof *vv);
+	c.n = n;
+	if (w->ncand == WCANDS) {
+		cand_free(&w->cand[0]);
+		memmove(&w->cand[0], &w->cand[1],
+			(WCANDS - 1) * sizeof w->cand[0]);
+		w->ncand--;
+	}
+	w->cand[w->ncand++] = c;
+}
+
+static void writers_free(struct repl *r)
+{
+	for (size_t i = 0; i < r->nwriters; i++) {
+		for (size_t k = 0; k < r->writers[i].ncand; k++)
+			cand_free(&r->writers[i].cand[k]);
+		free(r->writers[i].stable);
+	}
+	r->nwriters = 0;
+}
+
+/* ---- views ------------------------------------------------------------------ */
+
+static struct view *view_find(struct repl *r, uint32_t node)
+{
+	for (size_t i = 0; i < r->nviews; i++)
+		if (r->views[i].node == node)
+			return &r->views[i];
+	return NULL;
+}
+
+static struct view *view_get(struct repl *r, uint32_t node)
+{
+	struct view *v = view_find(r, node);
+	if (v != NULL || r->nviews == MAX_NODES)
+		return v;
+	v = &r->views[r->nviews++];
+	memset(v, 0, sizeof *v);
+	v->node = node;
+	v->v.node = node;
+	return v;
+}
+
+static int has_member(const struct view *v, uint32_t node)
+{
+	for (size_t i = 0; i < v->nmembers; i++)
+		if (v->members[i] == node)
+			return 1;
+	return 0;
+}
+
+static const struct belief *view_belief(const struct view *v, uint32_t node)
+{
+	for (size_t i = 0; i < v->nbeliefs; i++)
+		if (writer_node(v->beliefs[i].writer) == node)
+			return &v->beliefs[i];
+	return NULL;
+}
+
+/* The nodes that count: ours, and every member a member lists. */
+static size_t members(const struct repl *r, uint32_t *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->cfg.nnodes && n < MAX_NODES; i++)
+		out[n++] = r->nodes[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct view *v = NULL;
+		for (size_t k = 0; k < r->nviews; k++)
+			if (r->views[k].node == out[i] && r->views[k].v.known)
+				v = &r->views[k];
+		for (size_t j = 0; v != NULL && j < v->nmembers; j++) {
+			int dup = 0;
+			for (size_t k = 0; k < n && !dup; k++)
+				dup = out[k] == v->members[j];
+			if (!dup && n < MAX_NODES)
+				out[n++] = v->members[j];
+		}
+	}
+	return n;
+}
+
+/* Our own status as a view, fresh from the store. */
+static void self_view(struct repl *r, uint64_t now)
+{
+	struct view *v = view_get(r, r->cfg.node_id);
+	uint64_t born = 0;
+	uint32_t w = r->ops->writer(r->ops->ctx, &born);
+	uint32_t m[MAX_NODES];
+	size_t nm;
+
+	if (v == NULL)
+		return;
+	v->v.known = 1;
+	v->v.nvv = my_vv(r, v->v.vv);
+	r->ops->digest(r->ops->ctx, v->v.digest);
+	v->v.hw = r->ops->hw(r->ops->ctx);
+	v->v.time_ms = now;
+	v->v.received_ms = now;
+	v->v.writer = w;
+	v->v.born = born;
+	v->v.settled = w != 0;
+	for (size_t i = 0; i < v->v.nvv; i++)
+		writer_note(r, v->v.vv[i].origin, 0, 0);
+	if (w != 0) {
+		struct wstate *ws = writer_note(r, w, 1, born);
+		if (ws != NULL)
+			writer_candidate(ws, v->v.vv, v->v.nvv);
+	}
+	v->nconnected = 0;
+	for (size_t i = 0; i < r->npeers; i++)
+		if (r->peers[i].state == REPL_ACTIVE)
+			v->connected[v->nconnected++] = r->peers[i].id;
+	v->nmembers = 0;
+	for (size_t i = 0; i < r->cfg.nnodes; i++)
+		v->members[v->nmembers++] = r->nodes[i];
+	nm = members(r, m);
+	v->nbeliefs = 0;
+	for (size_t i = 0; i < nm; i++) {
+		const struct wstate *cw = node_writer(r, m[i]);
+		if (cw == NULL)
+			continue;
+		v->beliefs[v->nbeliefs].writer = cw->id;
+		v->beliefs[v->nbeliefs].born = cw->born;
+		v->nbeliefs++;
+	}
+}
+
+static int status_ok(const Msce__NodeStatus *s)
+{
+	return s->node >= 1 && s->node <= 65535 && s->n_vv <= MAX_ORIGINS &&
+	       s->digest.len == 32 && s->n_connected <= MAX_NODES &&
+	       s->n_members <= MAX_NODES && s->n_writers <= MAX_NODES;
+}
+
+static void note_writers(struct repl *r, Msce__WriterInfo **ws, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		writer_note(r, ws[i]->writer, 1, ws[i]->born);
+}
+
+/* Takes a status (checked with status_ok) into our views if it is newer. */
+static void view_accept(struct repl *r, const Msce__NodeStatus *s, uint64_t now)
+{
+	struct view *v;
+	struct wstate *ws;
+
+	note_writers(r, s->writers, s->n_writers);
+	for (size_t j = 0; j < s->n_vv; j++)
+		writer_note(r, s->vv[j]->origin, 0, 0);
+	if (s->writer != 0)
+		writer_note(r, s->writer, 1, s->born);
+	if (s->node == r->cfg.node_id)
+		return; /* we know ourselves */
+	v = view_get(r, s->node);
+	if (v == NULL)
+		return;
+	if (v->v.known) {
+		if (s->writer == v->v.writer) {
+			if (s->hw < v->v.hw ||
+			    (s->hw == v->v.hw && s->time_ms <= v->v.time_ms))
+				return;
+		} else if (s->born <= v->v.born) {
+			return; /* an older incarnation's, or not yet born */
+		}
+	}
+	v->v.known = 1;
+	v->v.nvv = s->n_vv;
+	for (size_t j = 0; j < s->n_vv; j++) {
+		v->v.vv[j].origin = s->vv[j]->origin;
+		v->v.vv[j].seq = s->vv[j]->seq;
+		v->v.vv[j].hlc = s->vv[j]->hlc;
+		v->v.vv[j].floor = 0;
+	}
+	memcpy(v->v.digest, s->digest.data, 32);
+	v->v.hw = s->hw;
+	v->v.time_ms = s->time_ms;
+	v->v.received_ms = now;
+	v->v.writer = s->writer;
+	v->v.born = s->born;
+	v->v.settled = s->settled;
+	v->nconnected = s->n_connected;
+	if (s->n_connected) /* NULL when empty */
+		memcpy(v->connected, s->connected,
+		       s->n_connected * sizeof *s->connected);
+	v->nmembers = s->n_members;
+	if (s->n_members)
+		memcpy(v->members, s->members,
+		       s->n_members * sizeof *s->members);
+	v->nbeliefs = s->n_writers;
+	for (size_t j = 0; j < s->n_writers; j++) {
+		v->beliefs[j].writer = s->writers[j]->writer;
+		v->beliefs[j].born = s->writers[j]->born;
+	}
+	if (s->writer != 0 && (ws = writer_find(r, s->writer)) != NULL)
+		writer_candidate(ws, v->v.vv, v->v.nvv);
+}
+
+/* ---- create / destroy / reconfigure -------------------------------------- */
+
+static void rx_free(struct rxmsg *q)
+{
+	while (q != NULL) {
+		struct rxmsg *n = q->next;
+		msce__peer_msg__free_unpacked(q->m, NULL);
+		free(q);
+		q = n;
+	}
+}
+
+static void rxsnap_free(struct rxsnap *x)
+{
+	if (x == NULL)
+		return;
+	if (x->m != NULL)
+		msce__peer_msg__free_unpacked(x->m, NULL);
+	free(x->recs);
+	free(x->rs);
+	free(x->fss);
+	free(x);
+}
+
+static void snap_out_end(struct repl *r, struct peer *p)
+{
+	if (p->snap != NULL)
+		r->ops->snap_end(p->snap);
+	p->snap = NULL;
+	p->snap_out.active = 0;
+	p->snap_out.stalled = 0;
+}
+
+static void session_reset(struct repl *r, struct peer *p)
+{
+	p->nfl = 0;
+	p->unacked = 0;
+	p->tx_epoch = 0;
+	p->rx_epoch = 0;
+	for (size_t i = 0; i < p->no; i++) {
+		p->o[i].sent = 0;
+		p->o[i].paused_until = 0;
+	}
+	snap_out_end(r, p);
+	p->snap_wait = 0;
+	p->snap_last_sent = 0;
+	rx_free(p->rxq);
+	p->rxq = p->rxtail = NULL;
+	p->rxbytes = 0;
+	free(p->rx_snap_vv);
+	p->rx_snap_vv = NULL;
+	p->rx_snap_nvv = 0;
+	p->rx_snap_id = 0;
+	p->rx_started = 0;
+	p->snap_in.active = 0;
+	p->snap_in.stalled = 0;
+	free(p->hello_vv);
+	p->hello_vv = NULL;
+	p->hello_nvv = 0;
+	p->greeted = 0;
+	p->session++;
+}
+
+static void peer_free(struct repl *r, struct peer *p)
+{
+	session_reset(r, p);
+	rx_free(p->applying_msgs);
+	p->applying_msgs = NULL;
+	rxsnap_free(p->snap_applying);
+	p->snap_applying = NULL;
+	free(p->fl);
+	free(p->blobs);
+}
+
+static int set_nodes(struct repl *r, const uint32_t *nodes, size_t n,
+		     struct err *e)
+{
+	uint32_t *ids;
+	struct peer *ps;
+	size_t np = 0;
+	int self = 0;
+
+	if (n == 0 || n > MAX_NODES)
+		return err_set(e, MSCE_EINVAL, "%zu nodes, limit %d", n,
+			       MAX_NODES);
+	for (size_t i = 0; i < n; i++) {
+		if (nodes[i] == 0 || nodes[i] > 65535)
+			return err_set(e, MSCE_EINVAL,
+				       "node id %u not in 1..65535", nodes[i]);
+		self |= nodes[i] == r->cfg.node_id;
+		for (size_t j = 0; j < i; j++)
+			if (nodes[j] == nodes[i])
+				return err_set(e, MSCE_EINVAL,
+					       "node %u listed twice", nodes[i]);
+	}
+	if (!self)
+		return err_set(e, MSCE_EINVAL, "node %u not in the node list",
+			       r->cfg.node_id);
+	ids = malloc(n * sizeof *ids);
+	ps = calloc(n, sizeof *ps);
+	if (ids == NULL || ps == NULL) {
+		free(ids);
+		free(ps);
+		return err_set(e, MSCE_ENOMEM, "node list");
+	}
+	memcpy(ids, nodes, n * sizeof *ids);
+	for (size_t i = 0; i < n; i++) {
+		struct peer *old;
+		if (nodes[i] == r->cfg.node_id)
+			continue;
+		old = peer_get(r, nodes[i]);
+		if (old != NULL) {
+			ps[np] = *old;
+			old->id = 0; /* moved */
+		} else {
+			ps[np].id = nodes[i];
+		}
+		np++;
+	}
+	for (size_t i = 0; i < r->npeers; i++)
+		if (r->peers[i].id != 0) { /* removed from the list */
+			if (r->peers[i].state != REPL_DOWN)
+				r->io->close(r->io->data, r->peers[i].id,
+					     MSCE_ECONFIG,
+					     "node removed from the configuration");
+			peer_free(r, &r->peers[i]);
+		}
+	free(r->peers);
+	free(r->nodes);
+	r->peers = ps;
+	r->npeers = np;
+	r->nodes = ids;
+	r->cfg.nodes = ids;
+	r->cfg.nnodes = n;
+	return 0;
+}
 
 int repl_create(const struct repl_config *cfg, const struct repl_store_ops *ops,
 		const struct repl_io *io, uint64_t now_ms, struct repl **out,
 		struct err *e)
 {
 	struct repl *r;
+	int rc;
 
 	*out = NULL;
-	if (cfg->nnodes == 0 || cfg->nnodes > MAX_ORIGINS)
-		return err_set(e, MSCE_EINVAL, "%zu nodes, limit %d",
-			       cfg->nnodes, MAX_ORIGINS);
 	r = calloc(1, sizeof *r);
 	if (r == NULL)
 		return err_set(e, MSCE_ENOMEM, "create replication core");
 	r->cfg = *cfg;
+	r->cfg.nodes = NULL;
+	r->cfg.nnodes = 0;
 	r->ops = ops;
 	r->io = io;
-	r->nodes = malloc(cfg->nnodes * sizeof *r->nodes);
-	r->peers = calloc(cfg->nnodes, sizeof *r->peers);
-	r->views = calloc(cfg->nnodes, sizeof *r->views);
-	if (r->nodes == NULL || r->peers == NULL || r->views == NULL) {
+	r->views = calloc(MAX_NODES, sizeof *r->views);
+	r->writers = calloc(MAX_WRITERS, sizeof *r->writers);
+	if (r->views == NULL || r->writers == NULL) {
 		repl_destroy(r);
 		return err_set(e, MSCE_ENOMEM, "create replication core");
 	}
-	memcpy(r->nodes, cfg->nodes, cfg->nnodes * sizeof *r->nodes);
-	if (node_index(r, cfg->node_id) < 0) {
+	if ((rc = set_nodes(r, cfg->nodes, cfg->nnodes, e))) {
 		repl_destroy(r);
-		return err_set(e, MSCE_EINVAL, "node %u not in the node list",
-			       cfg->node_id);
+		return rc;
 	}
-	for (size_t i = 0; i < cfg->nnodes; i++)
-		if (cfg->nodes[i] != cfg->node_id)
-			r->peers[r->npeers++].id = cfg->nodes[i];
 #define DEF(f, v)                                                             \
 	if (r->cfg.f == 0)                                                    \
 	r->cfg.f = (v)
@@ -280,6 +786,8 @@ int repl_create(const struct repl_config *cfg, const struct repl_store_ops *ops,
 	DEF(relay_delay_ms, 3000);
 	DEF(truncate_interval_ms, 1000);
 	DEF(snapshot_chunk_bytes, 256u << 10);
+	DEF(liveness_ms, 5 * r->cfg.gossip_interval_ms);
+	DEF(snapshot_stall_ms, 30000);
 #undef DEF
 	r->next_gossip = now_ms;
 	r->next_truncate = now_ms + r->cfg.truncate_interval_ms;
@@ -287,58 +795,29 @@ int repl_create(const struct repl_config *cfg, const struct repl_store_ops *ops,
 	return 0;
 }
 
-static void rx_free(struct rxmsg *q)
-{
-	while (q != NULL) {
-		struct rxmsg *n = q->next;
-		msce__peer_msg__free_unpacked(q->m, NULL);
-		free(q);
-		q = n;
-	}
-}
-
-static void session_reset(struct peer *p)
-{
-	p->nfl = 0;
-	p->unacked = 0;
-	p->tx_epoch = 0;
-	p->rx_epoch = 0;
-	for (size_t i = 0; i < p->no; i++) {
-		p->o[i].sent = 0;
-		p->o[i].paused_until = 0;
-	}
-	if (p->snap != NULL) {
-		store_snap_end(p->snap);
-		p->snap = NULL;
-	}
-	p->snap_wait = 0;
-	p->snap_last_sent = 0;
-	rx_free(p->rxq);
-	p->rxq = p->rxtail = NULL;
-	p->rxbytes = 0;
-	free(p->rx_snap_vv);
-	p->rx_snap_vv = NULL;
-	p->rx_snap_nvv = 0;
-	p->rx_snap_id = 0;
-	p->session++;
-}
-
 void repl_destroy(struct repl *r)
 {
 	if (r == NULL)
 		return;
-	for (size_t i = 0; i < r->npeers; i++) {
-		struct peer *p = &r->peers[i];
-		session_reset(p);
-		rx_free(p->applying_msgs);
-		free(p->fl);
-		free(p->blobs);
-	}
+	for (size_t i = 0; i < r->npeers; i++)
+		peer_free(r, &r->peers[i]);
+	if (r->writers != NULL)
+		writers_free(r);
+	free(r->writers);
 	free(r->peers);
 	free(r->views);
 	free(r->nodes);
 	free(r->buf);
 	free(r);
+}
+
+int repl_reconfigure(struct repl *r, const uint32_t *nodes, size_t n,
+		     struct err *e)
+{
+	int rc = set_nodes(r, nodes, n, e);
+	if (rc == 0)
+		trace(r, LOG_INFO, "configuration now lists %zu nodes", n);
+	return rc;
 }
 
 /* ---- sending ------------------------------------------------------------- */
@@ -436,6 +915,7 @@ static int send_batch(struct repl *r, struct peer *p, const struct vv_entry *min
 static void pump(struct repl *r, struct peer *p, uint64_t now)
 {
 	struct vv_entry vv[MAX_ORIGINS];
+	uint32_t mine = r->ops->writer(r->ops->ctx, NULL);
 	size_t n;
 
 	if (p->state != REPL_ACTIVE || p->snap != NULL)
@@ -455,7 +935,7 @@ static void pump(struct repl *r, struct peer *p, uint64_t now)
 				continue;
 			/* Relay another origin only when the peer seems not
 			 * to get it elsewhere. */
-			if (vv[i].origin != r->cfg.node_id &&
+			if (vv[i].origin != mine &&
 			    now - o->moved_at < r->cfg.relay_delay_ms)
 				continue;
 			int rc = send_batch(r, p, &vv[i], o, now);
@@ -506,18 +986,20 @@ oom:
 	return 1;
 }
 
-static void send_snapshot_chunk(struct repl *r, struct peer *p)
+static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 {
 	struct snap_build b = {0};
 	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
 	Msce__SnapshotChunk c = MSCE__SNAPSHOT_CHUNK__INIT;
+	Msce__Position pos = MSCE__POSITION__INIT;
+	struct store_pos end;
 	struct vv_entry vv[MAX_ORIGINS];
 	Msce__VVEntry vs[MAX_ORIGINS], **vp = NULL;
 	struct err e;
 	int done = 0, rc;
 
-	rc = store_snap_next(p->snap, r->cfg.snapshot_chunk_bytes, snap_collect,
-			     &b, &done, &e);
+	rc = r->ops->snap_next(p->snap, r->cfg.snapshot_chunk_bytes,
+			       snap_collect, &b, &done, &end, &e);
 	if (rc || b.oom) {
 		for (size_t i = 0; i < b.n; i++)
 			record_pb_free(b.recs[i]);
@@ -529,7 +1011,7 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p)
 	c.protocol = MSCE_PROTOCOL_VERSION;
 	c.snapshot_id = p->snap_id;
 	if (p->snap_first) {
-		size_t n = store_snap_vv(p->snap, vv, MAX_ORIGINS);
+		size_t n = r->ops->snap_vv(p->snap, vv, MAX_ORIGINS);
 		if (n > MAX_ORIGINS)
 			n = MAX_ORIGINS;
 		vp = vv_msg(vv, n, vs, 0);
@@ -540,11 +1022,20 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p)
 	c.n_records = b.n;
 	c.records = b.recs;
 	c.done = done;
+	if (!done) {
+		pos.collection = end.coll;
+		pos.key = end.key;
+		pos.field = end.field;
+		c.end = &pos;
+	}
 	m.msg_case = MSCE__PEER_MSG__MSG_SNAPSHOT;
 	m.snapshot = &c;
 	send_msg(r, p->id, &m);
 	p->snap_wait = 1;
 	p->snap_last_sent = done;
+	p->snap_out.chunks++;
+	p->snap_out.records += b.n;
+	p->snap_out.progress_ms = now;
 	for (size_t i = 0; i < b.n; i++)
 		record_pb_free(b.recs[i]);
 	free(b.recs);
@@ -566,32 +1057,66 @@ static void start_snapshot(struct repl *r, struct peer *p, uint64_t now)
 	p->snap_last_sent = 0;
 	p->snaps_sent++;
 	r->counters.snapshots_sent++;
-	send_snapshot_chunk(r, p);
+	memset(&p->snap_out, 0, sizeof p->snap_out);
+	p->snap_out.active = 1;
+	p->snap_out.started_ms = now;
+	p->snap_out.progress_ms = now;
+	send_snapshot_chunk(r, p, now);
 }
 
-/* ---- hello, links ---------------------------------------------------------- */
+/* ---- hello, links, the write gate ------------------------------------------ */
+
+static Msce__WriterInfo **beliefs_msg(const struct view *self,
+				      Msce__WriterInfo *store)
+{
+	Msce__WriterInfo **p = malloc((self->nbeliefs ? self->nbeliefs : 1) *
+				      sizeof *p);
+	if (p == NULL)
+		return NULL;
+	for (size_t i = 0; i < self->nbeliefs; i++) {
+		msce__writer_info__init(&store[i]);
+		store[i].node = writer_node(self->beliefs[i].writer);
+		store[i].writer = self->beliefs[i].writer;
+		store[i].born = self->beliefs[i].born;
+		p[i] = &store[i];
+	}
+	return p;
+}
 
 static void send_hello(struct repl *r, struct peer *p, uint64_t now)
 {
 	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
 	Msce__Hello h = MSCE__HELLO__INIT;
-	struct vv_entry vv[MAX_ORIGINS];
 	Msce__VVEntry vs[MAX_ORIGINS], fs[MAX_ORIGINS];
-	size_t n = my_vv(r, vv);
+	Msce__WriterInfo ws[MAX_NODES];
+	struct view *self;
 
+	self_view(r, now);
+	self = view_find(r, r->cfg.node_id);
+	if (self == NULL)
+		return;
 	h.node = r->cfg.node_id;
 	h.cluster = (char *)r->cfg.cluster;
 	h.protocol = MSCE_PROTOCOL_VERSION;
-	h.vv = vv_msg(vv, n, vs, 0);
-	h.floor = vv_msg(vv, n, fs, 1);
-	h.n_vv = h.vv ? n : 0;
-	h.n_floor = h.floor ? n : 0;
+	h.vv = vv_msg(self->v.vv, self->v.nvv, vs, 0);
+	{
+		struct vv_entry vv[MAX_ORIGINS];
+		size_t n = my_vv(r, vv);
+		h.floor = vv_msg(vv, n, fs, 1);
+		h.n_floor = h.floor ? n : 0;
+	}
+	h.n_vv = h.vv ? self->v.nvv : 0;
 	h.time_ms = now;
+	h.writer = self->v.writer;
+	h.hw = self->v.hw;
+	h.writers = beliefs_msg(self, ws);
+	h.n_writers = h.writers ? self->nbeliefs : 0;
 	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
 	m.hello = &h;
 	send_msg(r, p->id, &m);
 	free(h.vv);
 	free(h.floor);
+	free(h.writers);
 }
 
 void repl_link_up(struct repl *r, uint32_t peer, uint64_t now_ms)
@@ -599,8 +1124,9 @@ void repl_link_up(struct repl *r, uint32_t peer, uint64_t now_ms)
 	struct peer *p = peer_get(r, peer);
 	if (p == NULL)
 		return;
-	session_reset(p);
+	session_reset(r, p);
 	p->state = REPL_HELLO;
+	p->last_rx = now_ms;
 	send_hello(r, p, now_ms);
 }
 
@@ -610,17 +1136,152 @@ void repl_link_down(struct repl *r, uint32_t peer, uint64_t now_ms)
 	(void)now_ms;
 	if (p == NULL || p->state == REPL_DOWN)
 		return;
-	session_reset(p);
+	session_reset(r, p);
 	p->state = REPL_DOWN;
+}
+
+/* Our writer must be given up if a peer holds more of it than we do (we
+ * are a stale copy, or an incarnation collided) or a later-born writer of
+ * our node exists. Returns 1 when it asked the store to give it up. */
+static int writer_check(struct repl *r, uint32_t w, uint64_t born,
+			uint64_t theirs, uint32_t from)
+{
+	struct vv_entry vv[MAX_ORIGINS];
+	size_t n = my_vv(r, vv);
+	const struct wstate *cur = node_writer(r, r->cfg.node_id);
+	uint64_t mine = vv_seq(vv, n, w);
+	struct err e;
+
+	if (w == 0 || r->retiring == w)
+		return 0;
+	if (theirs > mine) {
+		trace(r, LOG_ERROR,
+		      "node %u holds %llu changes of our writer %u/%u, we hold "
+		      "%llu: this store is a stale copy or its incarnation "
+		      "collided; writing under a new one",
+		      from, (unsigned long long)theirs, writer_node(w),
+		      writer_inc(w), (unsigned long long)mine);
+	} else if (cur != NULL && cur->id != w && cur->born > born) {
+		trace(r, LOG_ERROR,
+		      "a later incarnation %u/%u of this node exists: this "
+		      "store is a stale copy; writing under a new one",
+		      writer_node(cur->id), writer_inc(cur->id));
+	} else {
+		return 0;
+	}
+	r->counters.writer_collisions++;
+	r->retiring = w;
+	r->pending_writer = 0;
+	r->ops->set_writer(r->ops->ctx, 0, 0, &e);
+	return 1;
+}
+
+static int covers(const struct vv_entry *mine, size_t nm,
+		  const struct vv_entry *theirs, size_t nt)
+{
+	for (size_t i = 0; i < nt; i++)
+		if (vv_seq(mine, nm, theirs[i].origin) < theirs[i].seq)
+			return 0;
+	return 1;
+}
+
+/* A store without a writer gets one once it holds what a settled peer
+ * held when it greeted us (that peer holds every change a collected
+ * tombstone depends on), or, in a cluster where nobody has a writer yet,
+ * once every peer has greeted us. The incarnation is random among those
+ * of our node not known anywhere; the clock starts above every peer's. */
+static void gate_step(struct repl *r, uint64_t now)
+{
+	struct vv_entry vv[MAX_ORIGINS];
+	size_t n, greeted = 0, settled = 0;
+	uint64_t born = 0, floor = 0;
+	uint32_t w = r->ops->writer(r->ops->ctx, &born), inc;
+	const struct peer *src = NULL;
+	struct err e;
+
+	if (w != 0) {
+		r->pending_writer = 0;
+		return;
+	}
+	r->retiring = 0;
+	if (r->pending_writer != 0 && now < r->pending_until)
+		return;
+	n = my_vv(r, vv);
+	for (size_t i = 0; i < r->npeers; i++) {
+		const struct peer *p = &r->peers[i];
+		if (p->state != REPL_ACTIVE || !p->greeted)
+			continue;
+		greeted++;
+		if (p->hello_writer != 0) {
+			settled++;
+			if (src == NULL &&
+			    covers(vv, n, p->hello_vv, p->hello_nvv))
+				src = p;
+		}
+		if (p->hello_hw > floor)
+			floor = p->hello_hw;
+	}
+	if (r->npeers > 0 && src == NULL &&
+	    !(settled == 0 && greeted == r->npeers)) {
+		snprintf(r->gate_why, sizeof r->gate_why,
+			 "this store is new or was restored: writes wait "
+			 "until it has caught up with a peer that writes "
+			 "(%zu of %zu peers greeted, %zu of them writing)",
+			 greeted, r->npeers, settled);
+		return;
+	}
+	for (size_t i = 0; i < r->nwriters; i++)
+		if (writer_node(r->writers[i].id) == r->cfg.node_id &&
+		    r->writers[i].born_known && r->writers[i].born > floor)
+			floor = r->writers[i].born;
+	/* A peer whose clock runs far ahead must not drag ours along. */
+	if (floor > hlc_make(now + r->cfg.max_skew_ms, 0))
+		floor = hlc_make(now + r->cfg.max_skew_ms, 0);
+	for (int tries = 0;; tries++) {
+		inc = r->io->random(r->io->data) % 65535 + 1;
+		if (writer_find(r, writer_make(r->cfg.node_id, inc)) == NULL)
+			break;
+		if (tries == 1000) {
+			snprintf(r->gate_why, sizeof r->gate_why,
+				 "no free incarnation found");
+			return;
+		}
+	}
+	w = writer_make(r->cfg.node_id, inc);
+	trace(r, LOG_INFO,
+	      "this store writes under a new incarnation %u/%u (caught up "
+	      "with %s)",
+	      r->cfg.node_id, inc,
+	      src ? "a writing peer" : r->npeers ? "every peer" : "no peer");
+	r->pending_writer = w;
+	r->pending_until = now + 5000;
+	r->counters.writer_changes++;
+	if (r->ops->set_writer(r->ops->ctx, w, floor, &e))
+		trace(r, LOG_ERROR, "cannot give the store a writer: %s",
+		      e.msg);
+}
+
+int repl_write_gate(struct repl *r, char *why, size_t whylen)
+{
+	if (r->ops->writer(r->ops->ctx, NULL) != 0 && r->retiring == 0)
+		return 0;
+	snprintf(why, whylen, "%s",
+		 r->gate_why[0] ? r->gate_why
+				: "this store is new or was restored: writes "
+				  "wait until it has caught up with a peer");
+	return MSCE_EBUSY;
 }
 
 static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 		     uint64_t now)
 {
+	uint64_t born = 0;
+	uint32_t w;
+
 	if (h->protocol != MSCE_PROTOCOL_VERSION) {
 		fail_link(r, p, MSCE_EVERSION,
-			  "node %u speaks protocol %u, we speak %u", h->node,
-			  h->protocol, MSCE_PROTOCOL_VERSION);
+			  "node %u speaks peer protocol %u, we speak %u",
+			  h->node, h->protocol, MSCE_PROTOCOL_VERSION);
 		return;
 	}
 	if (strcmp(h->cluster, r->cfg.cluster) != 0) {
@@ -634,20 +1295,35 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 			  "link to node %u says it is node %u", p->id, h->node);
 		return;
 	}
+	if (h->n_vv > MAX_ORIGINS || h->n_writers > MAX_NODES ||
+	    (h->writer != 0 && writer_node(h->writer) != h->node)) {
+		fail_link(r, p, MSCE_EPROTO, "malformed hello from node %u",
+			  h->node);
+		return;
+	}
 	if (p->state == REPL_DOWN) {
 		/* Their Hello overtook our link-up event. */
-		session_reset(p);
+		session_reset(r, p);
 		send_hello(r, p, now);
 	} else if (p->state == REPL_ACTIVE) {
 		/* They started a new session on a link we thought was up:
 		 * start over from their vector, without a second Hello. */
-		session_reset(p);
+		session_reset(r, p);
 	}
-	for (size_t i = 0; i < h->n_vv; i++)
+	free(p->hello_vv);
+	p->hello_vv = vv_from_msg(h->vv, h->n_vv);
+	p->hello_nvv = p->hello_vv ? h->n_vv : 0;
+	p->hello_writer = h->writer;
+	p->hello_hw = h->hw;
+	note_writers(r, h->writers, h->n_writers);
+	for (size_t i = 0; i < h->n_vv; i++) {
+		writer_note(r, h->vv[i]->origin, 0, 0);
 		have_raise(p, h->vv[i]->origin, h->vv[i]->seq, h->vv[i]->hlc,
 			   now);
+	}
 	/* A restarted peer may hold less than we thought (it lost nothing
-	 * acknowledged, but our view may be from gossip of another run). */
+	 * acknowledged, but our view may be from gossip of another run, or
+	 * it was restored). */
 	for (size_t i = 0; i < p->no; i++) {
 		uint64_t seq = 0, hlc = 0;
 		for (size_t j = 0; j < h->n_vv; j++)
@@ -666,6 +1342,9 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 	p->greeted = 1;
 	trace(r, LOG_INFO, "session with node %u active (clock offset %lld ms)",
 	      p->id, (long long)p->offset);
+	w = r->ops->writer(r->ops->ctx, &born);
+	writer_check(r, w, born, vv_seq(p->hello_vv, p->hello_nvv, w), p->id);
+	gate_step(r, now);
 	pump(r, p, now);
 }
 
@@ -698,11 +1377,10 @@ static void start_apply(struct repl *r, struct peer *p)
 	p->rxq = p->rxtail = NULL;
 	p->rxbytes = 0;
 	p->applying = 1;
-	/* token = peer index | session | sequence, so a completion for an
-	 * old session or peer is recognised. */
-	p->apply_token = ((uint64_t)(p - r->peers) << 48) |
-			 ((uint64_t)(p->session & 0xffff) << 32) |
-			 (++r->token_seq & 0xffffffffu);
+	/* A session number in the token recognises a completion that
+	 * belongs to an older session. */
+	p->apply_token = ((uint64_t)(p->session & 0xffff) << 48) |
+			 (++r->token_seq & 0xffffffffffffu);
 	r->io->apply(r->io->data, p->apply_token, p->blobs, p->nblobs);
 }
 
@@ -774,26 +1452,34 @@ static void send_ack(struct repl *r, struct peer *p, uint32_t refused_origin,
 	free(a.vv);
 }
 
+static struct peer *peer_by_token(struct repl *r, uint64_t token, int snap)
+{
+	for (size_t i = 0; i < r->npeers; i++) {
+		struct peer *p = &r->peers[i];
+		if (!snap && p->applying && p->apply_token == token)
+			return p;
+		if (snap && p->snap_applying != NULL && p->snap_token == token)
+			return p;
+	}
+	return NULL;
+}
+
 void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		     const struct store_apply_result *res, const struct err *e,
 		     uint64_t now_ms)
 {
-	size_t idx = (size_t)(token >> 48);
-	struct peer *p;
-	uint32_t session = (uint32_t)(token >> 32) & 0xffff;
+	struct peer *p = peer_by_token(r, token, 0);
+	uint32_t session = (uint32_t)(token >> 48);
 	uint32_t refused = 0;
 
-	if (idx >= r->npeers)
-		return;
-	p = &r->peers[idx];
-	if (!p->applying || p->apply_token != token)
+	if (p == NULL)
 		return;
 	p->applying = 0;
 	if (res != NULL) {
 		p->recv_changes += res->applied;
 		p->dup_changes += res->duplicates;
 	}
-	if (rc == MSCE_ECLOCK || rc == MSCE_EGAP) {
+	if (rc == MSCE_ECLOCK || rc == MSCE_EGAP || rc == MSCE_EMISMATCH) {
 		/* Which origin stopped the batch: the first unconsumed one. */
 		size_t at = res ? res->consumed : 0;
 		for (struct rxmsg *q = p->applying_msgs; q != NULL; q = q->next) {
@@ -806,6 +1492,14 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 	}
 	rx_free(p->applying_msgs);
 	p->applying_msgs = NULL;
+	if (rc == MSCE_EMISMATCH) {
+		/* Changes of our own writer we did not make: give it up;
+		 * they come again as an old writer's. */
+		uint64_t born = 0;
+		uint32_t w = r->ops->writer(r->ops->ctx, &born);
+		writer_check(r, w, born, UINT64_MAX, p->id);
+		rc = MSCE_EGAP; /* refuse the rest, resend later */
+	}
 	if (session != (p->session & 0xffff) || p->state != REPL_ACTIVE) {
 		/* The link went down meanwhile; what committed stays. */
 		if (p->state == REPL_ACTIVE)
@@ -844,6 +1538,7 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		send_ack(r, p, 0, 0, NULL, 0);
 		start_apply(r, p);
 	}
+	gate_step(r, now_ms);
 	/* What we just applied may be news for the other peers. */
 	pump_all(r, now_ms);
 }
@@ -887,17 +1582,16 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 		 * snapshot and try a new one later. */
 		trace(r, LOG_WARN, "node %u refused our snapshot: %s", p->id,
 		      a->refused_reason);
-		store_snap_end(p->snap);
-		p->snap = NULL;
+		snap_out_end(r, p);
 		p->snap_retry_at = now + r->cfg.retry_ms;
 		return;
 	}
 	if (a->snapshot_id != 0 && p->snap != NULL &&
 	    a->snapshot_id == p->snap_id) {
 		p->snap_wait = 0;
+		p->snap_out.progress_ms = now;
 		if (p->snap_last_sent) {
-			store_snap_end(p->snap);
-			p->snap = NULL;
+			snap_out_end(r, p);
 			p->nfl = 0;
 			p->unacked = 0;
 			for (size_t i = 0; i < p->no; i++)
@@ -905,7 +1599,7 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 			trace(r, LOG_INFO, "snapshot to node %u complete",
 			      p->id);
 		} else {
-			send_snapshot_chunk(r, p);
+			send_snapshot_chunk(r, p, now);
 			return;
 		}
 	}
@@ -916,7 +1610,7 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 
 static int fv_from_msg(const Msce__FieldVersion *m, struct fv *f)
 {
-	if (m == NULL || m->value.len > MSCE_MAX_VALUE)
+	if (m == NULL || m->value.len > MSCE_MAX_VALUE || m->origin == 0)
 		return MSCE_EPROTO;
 	f->value = m->value.data;
 	f->value_len = (uint32_t)m->value.len;
@@ -956,18 +1650,169 @@ static int snapshot_clock_check(struct repl *r, const Msce__SnapshotChunk *c,
 		       (unsigned long long)r->cfg.max_skew_ms);
 }
 
-static int on_snapshot(struct repl *r, struct peer *p,
-		       const Msce__SnapshotChunk *c, uint64_t now,
-		       struct err *e)
+static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
-	struct store_snap_record *recs = NULL;
-	struct record *rs = NULL;
-	struct field_state *fss = NULL;
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+/* Order of positions: collection, key, field, each bytewise. */
+static int pos_cmp(const char *coll, size_t cl, const char *key, size_t kl,
+		   const char *field, size_t fl, const struct store_pos *p)
+{
+	int c = bytes_cmp(coll, cl, p->coll, p->coll_len);
+	if (c == 0)
+		c = bytes_cmp(key, kl, p->key, p->key_len);
+	if (c == 0)
+		c = bytes_cmp(field, fl, p->field, p->field_len);
+	return c;
+}
+
+static int pos_from_msg(const Msce__Position *m, struct store_pos *p,
+			struct err *e)
+{
+	size_t cl = strlen(m->collection), kl = strlen(m->key),
+	       fl = strlen(m->field);
+	if (cl > MSCE_MAX_COLLECTION || kl > MSCE_MAX_KEY ||
+	    fl > MSCE_MAX_FIELD_NAME)
+		return err_set(e, MSCE_EPROTO, "snapshot range bound too long");
+	memcpy(p->coll, m->collection, cl + 1);
+	memcpy(p->key, m->key, kl + 1);
+	memcpy(p->field, m->field, fl + 1);
+	p->coll_len = cl;
+	p->key_len = kl;
+	p->field_len = fl;
+	return 0;
+}
+
+/* Decodes a chunk into x: records in range and in order, bounded. */
+static int snapshot_decode(struct repl *r, struct peer *p,
+			   const Msce__SnapshotChunk *c, struct rxsnap *x,
+			   struct err *e)
+{
 	size_t nfs = 0, k = 0;
-	int rc = 0;
+	const struct store_pos *start = p->rx_started ? &p->rx_start : NULL;
+
+	(void)r;
+	if (!c->done && c->end == NULL)
+		return err_set(e, MSCE_EPROTO, "snapshot chunk without range");
+	if (c->end != NULL && pos_from_msg(c->end, &x->end, e))
+		return e->code;
+	for (size_t i = 0; i < c->n_records; i++)
+		nfs += c->records[i]->n_fields;
+	x->recs = calloc(c->n_records ? c->n_records : 1, sizeof *x->recs);
+	x->rs = calloc(c->n_records ? c->n_records : 1, sizeof *x->rs);
+	x->fss = calloc(nfs ? nfs : 1, sizeof *x->fss);
+	if (x->recs == NULL || x->rs == NULL || x->fss == NULL)
+		return err_set(e, MSCE_ENOMEM, "snapshot chunk");
+	for (size_t i = 0; i < c->n_records; i++) {
+		const Msce__Record *m = c->records[i];
+		size_t cl = strlen(m->collection), kl = strlen(m->key);
+		struct record *rs = &x->rs[i];
+
+		if (schema_check_collection(m->collection, cl, 1, NULL) ||
+		    schema_check_key(m->key, kl, NULL))
+			return err_set(e, MSCE_EPROTO,
+				       "bad record name in snapshot");
+		rs->tomb.hlc = m->tomb_hlc;
+		rs->tomb.origin = m->tomb_origin;
+		rs->fields = &x->fss[k];
+		rs->nfields = (uint32_t)m->n_fields;
+		rs->cap = rs->nfields;
+		for (size_t j = 0; j < m->n_fields; j++) {
+			const Msce__FieldState *fm = m->fields[j];
+			struct field_state *fs = &x->fss[k++];
+			const char *name;
+			size_t nl;
+			if (fm->winner == NULL ||
+			    fm->n_losers > RECORD_MAX_LOSERS ||
+			    (nl = strlen(name = fm->winner->name)) >
+				MSCE_MAX_FIELD_NAME ||
+			    nl == 0 || fv_from_msg(fm->winner, &fs->w))
+				return err_set(e, MSCE_EPROTO,
+					       "bad field in snapshot record");
+			fs->name = (const uint8_t *)name;
+			fs->name_len = (uint16_t)nl;
+			fs->seen.hlc = fm->seen_hlc;
+			fs->seen.origin = fm->seen_origin;
+			fs->nlosers = (uint8_t)fm->n_losers;
+			for (size_t l = 0; l < fm->n_losers; l++)
+				if (fv_from_msg(fm->losers[l], &fs->losers[l]))
+					return err_set(e, MSCE_EPROTO,
+						       "bad loser in snapshot");
+			/* In order, and inside [start, end). */
+			if ((j > 0 &&
+			     bytes_cmp((const char *)x->fss[k - 2].name,
+				       x->fss[k - 2].name_len, name, nl) >= 0) ||
+			    (start != NULL &&
+			     pos_cmp(m->collection, cl, m->key, kl, name, nl,
+				     start) < 0) ||
+			    (c->end != NULL &&
+			     pos_cmp(m->collection, cl, m->key, kl, name, nl,
+				     &x->end) >= 0))
+				return err_set(e, MSCE_EPROTO,
+					       "snapshot field out of range or "
+					       "order");
+		}
+		if (i > 0) {
+			const struct store_snap_record *pr = &x->recs[i - 1];
+			int o = bytes_cmp(pr->coll, pr->coll_len,
+					  m->collection, cl);
+			if (o == 0)
+				o = bytes_cmp(pr->key, pr->key_len, m->key, kl);
+			if (o >= 0)
+				return err_set(e, MSCE_EPROTO,
+					       "snapshot records out of order");
+		}
+		if ((start != NULL &&
+		     pos_cmp(m->collection, cl, m->key, kl, "", 0, start) < 0 &&
+		     m->n_fields == 0) ||
+		    (c->end != NULL &&
+		     pos_cmp(m->collection, cl, m->key, kl, "", 0, &x->end) >=
+			 0))
+			return err_set(e, MSCE_EPROTO,
+				       "snapshot record %s/%s out of range "
+				       "(start %s/%s/%s, end %s/%s/%s)",
+				       m->collection, m->key,
+				       start ? start->coll : "-",
+				       start ? start->key : "-",
+				       start ? start->field : "-",
+				       c->end ? x->end.coll : "-",
+				       c->end ? x->end.key : "-",
+				       c->end ? x->end.field : "-");
+		x->recs[i].coll = m->collection;
+		x->recs[i].coll_len = cl;
+		x->recs[i].key = m->key;
+		x->recs[i].key_len = kl;
+		x->recs[i].rec = rs;
+	}
+	x->chunk.source = p->id;
+	x->chunk.first = start == NULL;
+	x->chunk.recs = x->recs;
+	x->chunk.n = c->n_records;
+	x->chunk.cover = p->rx_snap_vv;
+	x->chunk.ncover = p->rx_snap_nvv;
+	x->chunk.done = c->done;
+	return 0;
+}
+
+/* Returns 0 when the chunk went to the driver (it keeps m), or an error
+ * (m stays the caller's). */
+static int on_snapshot(struct repl *r, struct peer *p, Msce__PeerMsg *m,
+		       uint64_t now, struct err *e)
+{
+	const Msce__SnapshotChunk *c = m->snapshot;
+	struct rxsnap *x;
+	int rc;
 
 	if (c->protocol != MSCE_PROTOCOL_VERSION || c->snapshot_id == 0)
 		return err_set(e, MSCE_EPROTO, "bad snapshot chunk header");
+	if (p->snap_applying != NULL)
+		return err_set(e, MSCE_EPROTO,
+			       "snapshot chunk before the last was acked");
 	if (snapshot_clock_check(r, c, now, e)) {
 		p->clock_refused = 1;
 		return e->code;
@@ -975,105 +1820,84 @@ static int on_snapshot(struct repl *r, struct peer *p,
 	if (c->snapshot_id != p->rx_snap_id) {
 		/* A new snapshot: its first chunk carries the vector. */
 		free(p->rx_snap_vv);
-		p->rx_snap_vv = calloc(c->n_vv ? c->n_vv : 1,
-				       sizeof *p->rx_snap_vv);
-		if (p->rx_snap_vv == NULL || c->n_vv > MAX_ORIGINS)
-			return err_set(e, MSCE_EPROTO, "bad snapshot vector");
-		for (size_t i = 0; i < c->n_vv; i++) {
-			p->rx_snap_vv[i].origin = c->vv[i]->origin;
-			p->rx_snap_vv[i].seq = c->vv[i]->seq;
-			p->rx_snap_vv[i].hlc = c->vv[i]->hlc;
-		}
+		p->rx_snap_vv = vv_from_msg(c->vv, c->n_vv);
 		p->rx_snap_nvv = c->n_vv;
+		if (p->rx_snap_vv == NULL)
+			return err_set(e, MSCE_EPROTO, "bad snapshot vector");
 		p->rx_snap_id = c->snapshot_id;
+		p->rx_started = 0;
 		p->snaps_recv++;
 		r->counters.snapshots_received++;
+		memset(&p->snap_in, 0, sizeof p->snap_in);
+		p->snap_in.active = 1;
+		p->snap_in.started_ms = now;
 		trace(r, LOG_INFO, "receiving a snapshot from node %u", p->id);
 	}
-	for (size_t i = 0; i < c->n_records; i++) {
-		if (c->records[i]->n_fields > MSCE_MAX_FIELDS)
-			return err_set(e, MSCE_EPROTO, "snapshot record with "
-						       "too many fields");
-		nfs += c->records[i]->n_fields;
+	x = calloc(1, sizeof *x);
+	if (x == NULL)
+		return err_set(e, MSCE_ENOMEM, "snapshot chunk");
+	if ((rc = snapshot_decode(r, p, c, x, e))) {
+		rxsnap_free(x);
+		return rc;
 	}
-	recs = calloc(c->n_records ? c->n_records : 1, sizeof *recs);
-	rs = calloc(c->n_records ? c->n_records : 1, sizeof *rs);
-	fss = calloc(nfs ? nfs : 1, sizeof *fss);
-	if (recs == NULL || rs == NULL || fss == NULL) {
-		rc = err_set(e, MSCE_ENOMEM, "snapshot chunk");
-		goto out;
+	x->m = m;
+	p->snap_applying = x;
+	p->snap_token = ((uint64_t)(p->session & 0xffff) << 48) |
+			(++r->token_seq & 0xffffffffffffu);
+	p->snap_in.chunks++;
+	p->snap_in.records += c->n_records;
+	p->snap_in.progress_ms = now;
+	r->io->snapshot(r->io->data, p->snap_token, &x->chunk);
+	return 0;
+}
+
+void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
+			const struct err *e, uint64_t now_ms)
+{
+	struct peer *p = peer_by_token(r, token, 1);
+	struct rxsnap *x;
+	uint32_t session = (uint32_t)(token >> 48);
+
+	if (p == NULL)
+		return;
+	x = p->snap_applying;
+	p->snap_applying = NULL;
+	if (session != (p->session & 0xffff) || p->state != REPL_ACTIVE) {
+		rxsnap_free(x);
+		return;
 	}
-	for (size_t i = 0; i < c->n_records && rc == 0; i++) {
-		const Msce__Record *m = c->records[i];
-		rs[i].tomb.hlc = m->tomb_hlc;
-		rs[i].tomb.origin = m->tomb_origin;
-		rs[i].fields = &fss[k];
-		rs[i].nfields = (uint32_t)m->n_fields;
-		rs[i].cap = rs[i].nfields;
-		for (size_t j = 0; j < m->n_fields; j++) {
-			const Msce__FieldState *fm = m->fields[j];
-			struct field_state *fs = &fss[k++];
-			if (fm->winner == NULL ||
-			    fm->n_losers > RECORD_MAX_LOSERS ||
-			    strlen(fm->winner->name) > MSCE_MAX_FIELD_NAME ||
-			    fv_from_msg(fm->winner, &fs->w)) {
-				rc = err_set(e, MSCE_EPROTO,
-					     "bad field in snapshot record");
-				break;
-			}
-			fs->name = (const uint8_t *)fm->winner->name;
-			fs->name_len = (uint16_t)strlen(fm->winner->name);
-			fs->seen.hlc = fm->seen_hlc;
-			fs->seen.origin = fm->seen_origin;
-			fs->nlosers = (uint8_t)fm->n_losers;
-			for (size_t l = 0; l < fm->n_losers && rc == 0; l++)
-				if (fv_from_msg(fm->losers[l], &fs->losers[l]))
-					rc = err_set(e, MSCE_EPROTO,
-						     "bad loser in snapshot");
-		}
-		recs[i].coll = m->collection;
-		recs[i].coll_len = strlen(m->collection);
-		recs[i].key = m->key;
-		recs[i].key_len = strlen(m->key);
-		recs[i].rec = &rs[i];
+	if (rc != 0) {
+		r->counters.store_errors++;
+		trace(r, LOG_ERROR, "cannot merge a snapshot from node %u: %s",
+		      p->id, e ? e->msg : err_str(rc));
+		rxsnap_free(x);
+		r->io->close(r->io->data, p->id, rc, "local store error");
+		p->state = REPL_DOWN;
+		return;
 	}
-	if (rc == 0 && c->n_records > 0)
-		rc = r->ops->snap_merge(r->ops->ctx, recs, c->n_records, e);
-	if (rc == 0 && c->done) {
-		rc = r->ops->snap_finish(r->ops->ctx, p->rx_snap_vv,
-					 p->rx_snap_nvv, e);
+	if (x->chunk.done) {
 		trace(r, LOG_INFO, "snapshot from node %u merged", p->id);
+		p->rx_snap_id = 0;
+		p->snap_in.active = 0;
+		p->snap_in.stalled = 0;
+	} else {
+		p->rx_start = x->end;
+		p->rx_started = 1;
 	}
-out:
-	free(recs);
-	free(rs);
-	free(fss);
-	return rc;
+	send_ack(r, p, 0, 0, NULL, x->m->snapshot->snapshot_id);
+	rxsnap_free(x);
+	gate_step(r, now_ms);
+	pump_all(r, now_ms);
 }
 
 /* ---- gossip ---------------------------------------------------------------------- */
 
-static void self_view(struct repl *r, uint64_t now, struct view *out)
-{
-	memset(out, 0, sizeof *out);
-	out->known = 1;
-	out->v.node = r->cfg.node_id;
-	out->v.known = 1;
-	out->v.nvv = my_vv(r, out->v.vv);
-	r->ops->digest(r->ops->ctx, out->v.digest);
-	out->v.hw = r->ops->hw(r->ops->ctx);
-	out->v.time_ms = now;
-	out->v.received_ms = now;
-	for (size_t i = 0; i < r->npeers; i++)
-		if (r->peers[i].state == REPL_ACTIVE)
-			out->connected[out->nconnected++] = r->peers[i].id;
-}
-
 static void status_msg(const struct view *w, Msce__NodeStatus *s,
-		       Msce__VVEntry *vs, Msce__VVEntry **vp)
+		       Msce__VVEntry *vs, Msce__VVEntry **vp,
+		       Msce__WriterInfo *ws, Msce__WriterInfo **wp)
 {
 	msce__node_status__init(s);
-	s->node = w->v.node;
+	s->node = w->node;
 	for (size_t i = 0; i < w->v.nvv; i++) {
 		msce__vventry__init(&vs[i]);
 		vs[i].origin = w->v.vv[i].origin;
@@ -1089,89 +1913,98 @@ static void status_msg(const struct view *w, Msce__NodeStatus *s,
 	s->time_ms = w->v.time_ms;
 	s->n_connected = w->nconnected;
 	s->connected = (uint32_t *)w->connected;
+	s->writer = w->v.writer;
+	s->born = w->v.born;
+	s->settled = w->v.settled;
+	s->n_members = w->nmembers;
+	s->members = (uint32_t *)w->members;
+	for (size_t i = 0; i < w->nbeliefs; i++) {
+		msce__writer_info__init(&ws[i]);
+		ws[i].node = writer_node(w->beliefs[i].writer);
+		ws[i].writer = w->beliefs[i].writer;
+		ws[i].born = w->beliefs[i].born;
+		wp[i] = &ws[i];
+	}
+	s->n_writers = w->nbeliefs;
+	s->writers = wp;
 }
 
+/* Our status and the newest we hold of every member. */
 static void gossip(struct repl *r, uint64_t now)
 {
-	size_t n = r->cfg.nnodes;
-	struct view *self = malloc(sizeof *self);
-	Msce__NodeStatus *st = calloc(n, sizeof *st);
-	Msce__NodeStatus **sp = calloc(n, sizeof *sp);
-	Msce__VVEntry *vs = calloc(n * MAX_ORIGINS, sizeof *vs);
-	Msce__VVEntry **vp = calloc(n * MAX_ORIGINS, sizeof *vp);
-	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	uint32_t m[MAX_NODES];
+	size_t nm, k = 0;
+	Msce__NodeStatus *st = calloc(MAX_NODES, sizeof *st);
+	Msce__NodeStatus **sp = calloc(MAX_NODES, sizeof *sp);
+	Msce__VVEntry *vs = calloc(MAX_NODES * MAX_ORIGINS, sizeof *vs);
+	Msce__VVEntry **vp = calloc(MAX_NODES * MAX_ORIGINS, sizeof *vp);
+	Msce__WriterInfo *ws = calloc(MAX_NODES * MAX_NODES, sizeof *ws);
+	Msce__WriterInfo **wp = calloc(MAX_NODES * MAX_NODES, sizeof *wp);
+	Msce__PeerMsg msg = MSCE__PEER_MSG__INIT;
 	Msce__Gossip g = MSCE__GOSSIP__INIT;
-	size_t k = 0;
 
-	if (self == NULL || st == NULL || sp == NULL || vs == NULL || vp == NULL)
+	if (st == NULL || sp == NULL || vs == NULL || vp == NULL ||
+	    ws == NULL || wp == NULL)
 		goto out;
-	self_view(r, now, self);
-	r->views[node_index(r, r->cfg.node_id)] = *self;
-	for (size_t i = 0; i < n; i++) {
-		const struct view *w = &r->views[i];
-		if (!w->known)
+	self_view(r, now);
+	nm = members(r, m);
+	for (size_t i = 0; i < nm; i++) {
+		const struct view *w = view_find(r, m[i]);
+		if (w == NULL || !w->v.known)
 			continue;
-		status_msg(w, &st[k], vs + i * MAX_ORIGINS, vp + i * MAX_ORIGINS);
+		status_msg(w, &st[k], vs + k * MAX_ORIGINS,
+			   vp + k * MAX_ORIGINS, ws + k * MAX_NODES,
+			   wp + k * MAX_NODES);
 		sp[k] = &st[k];
 		k++;
 	}
 	g.n_nodes = k;
 	g.nodes = sp;
-	m.msg_case = MSCE__PEER_MSG__MSG_GOSSIP;
-	m.gossip = &g;
+	msg.msg_case = MSCE__PEER_MSG__MSG_GOSSIP;
+	msg.gossip = &g;
 	for (size_t i = 0; i < r->npeers; i++)
 		if (r->peers[i].state == REPL_ACTIVE)
-			send_msg(r, r->peers[i].id, &m);
+			send_msg(r, r->peers[i].id, &msg);
 out:
-	free(self);
 	free(st);
 	free(sp);
 	free(vs);
 	free(vp);
+	free(ws);
+	free(wp);
 }
 
 static int on_gossip(struct repl *r, struct peer *from, const Msce__Gossip *g,
 		     uint64_t now)
 {
+	uint64_t born = 0;
+	uint32_t mine = r->ops->writer(r->ops->ctx, &born);
+
+	if (g->n_nodes > MAX_NODES)
+		return MSCE_EPROTO;
+	for (size_t i = 0; i < g->n_nodes; i++)
+		if (!status_ok(g->nodes[i]))
+			return MSCE_EPROTO;
 	for (size_t i = 0; i < g->n_nodes; i++) {
 		const Msce__NodeStatus *s = g->nodes[i];
-		int idx = node_index(r, s->node);
-		struct view *w;
-		if (idx < 0 || s->node == r->cfg.node_id)
-			continue; /* unknown nodes are not ours to track */
-		if (s->n_vv > MAX_ORIGINS || s->digest.len != 32 ||
-		    s->n_connected > MAX_ORIGINS)
-			return MSCE_EPROTO;
-		w = &r->views[idx];
-		if (w->known && (s->hw < w->v.hw ||
-				 (s->hw == w->v.hw && s->time_ms <= w->v.time_ms)))
-			continue;
-		w->known = 1;
-		w->v.known = 1;
-		w->v.node = s->node;
-		w->v.nvv = s->n_vv;
-		for (size_t j = 0; j < s->n_vv; j++) {
-			w->v.vv[j].origin = s->vv[j]->origin;
-			w->v.vv[j].seq = s->vv[j]->seq;
-			w->v.vv[j].hlc = s->vv[j]->hlc;
-			w->v.vv[j].floor = 0;
-		}
-		memcpy(w->v.digest, s->digest.data, 32);
-		w->v.hw = s->hw;
-		w->v.time_ms = s->time_ms;
-		w->v.received_ms = now;
-		w->nconnected = s->n_connected;
-		if (s->n_connected) /* NULL when empty */
-			memcpy(w->connected, s->connected,
-			       s->n_connected * sizeof *s->connected);
+		struct peer *p;
+		view_accept(r, s, now);
 		if (s->node == from->id)
 			from->offset = (int64_t)s->time_ms - (int64_t)now;
 		/* Gossip also tells us what each peer holds. */
-		struct peer *p = peer_get(r, s->node);
-		if (p != NULL)
+		if ((p = peer_get(r, s->node)) != NULL)
 			for (size_t j = 0; j < s->n_vv; j++)
 				have_raise(p, s->vv[j]->origin, s->vv[j]->seq,
 					   s->vv[j]->hlc, now);
+		if (s->node != r->cfg.node_id)
+			writer_check(r, mine, born,
+				     vv_seq((const struct vv_entry *)NULL, 0, 0),
+				     s->node);
+		for (size_t j = 0; j < s->n_vv && s->node != r->cfg.node_id;
+		     j++)
+			if (s->vv[j]->origin == mine)
+				writer_check(r, mine, born, s->vv[j]->seq,
+					     s->node);
 	}
 	return 0;
 }
@@ -1202,6 +2035,7 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 		return;
 	}
 	p->last_contact = now_ms;
+	p->last_rx = now_ms;
 	if (p->state != REPL_ACTIVE && m->msg_case != MSCE__PEER_MSG__MSG_HELLO &&
 	    m->msg_case != MSCE__PEER_MSG__MSG_REFUSE) {
 		msce__peer_msg__free_unpacked(m, NULL);
@@ -1219,20 +2053,22 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 		on_ack(r, p, m->ack, now_ms);
 		break;
 	case MSCE__PEER_MSG__MSG_SNAPSHOT:
-		if (on_snapshot(r, p, m->snapshot, now_ms, &e)) {
-			if (e.code == MSCE_ECLOCK) {
-				trace(r, LOG_WARN, "snapshot from node %u: %s",
-				      peer, e.msg);
-				p->rx_snap_id = 0;
-				send_ack(r, p, 0, MSCE_ECLOCK, e.msg,
-					 m->snapshot->snapshot_id);
-				break;
-			}
-			fail_link(r, p, e.code, "snapshot from node %u: %s",
-				  peer, e.msg);
+		err_clear(&e);
+		if (on_snapshot(r, p, m, now_ms, &e) == 0) {
+			keep = 1;
 			break;
 		}
-		send_ack(r, p, 0, 0, NULL, m->snapshot->snapshot_id);
+		if (e.code == MSCE_ECLOCK) {
+			trace(r, LOG_WARN, "snapshot from node %u: %s", peer,
+			      e.msg);
+			p->rx_snap_id = 0;
+			p->snap_in.active = 0;
+			send_ack(r, p, 0, MSCE_ECLOCK, e.msg,
+				 m->snapshot->snapshot_id);
+			break;
+		}
+		fail_link(r, p, e.code, "snapshot from node %u: %s", peer,
+			  e.msg);
 		break;
 	case MSCE__PEER_MSG__MSG_GOSSIP:
 		if (on_gossip(r, p, m->gossip, now_ms))
@@ -1256,15 +2092,34 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 
 void repl_local_commit(struct repl *r, uint64_t now_ms) { pump_all(r, now_ms); }
 
-/* ---- timers: truncation and tombstone collection ------------------------------------------ */
+/* ---- timers: liveness, truncation, tombstone collection ------------------------ */
 
-static uint64_t peer_have(struct repl *r, uint32_t node, uint32_t origin)
+static void liveness(struct repl *r, uint64_t now)
 {
-	struct peer *p = peer_get(r, node);
-	for (size_t i = 0; p != NULL && i < p->no; i++)
-		if (p->o[i].origin == origin)
-			return p->o[i].have;
-	return 0;
+	for (size_t i = 0; i < r->npeers; i++) {
+		struct peer *p = &r->peers[i];
+		char reason[128];
+		if (p->state == REPL_DOWN || now < p->last_rx ||
+		    now - p->last_rx <= r->cfg.liveness_ms)
+			continue;
+		snprintf(reason, sizeof reason,
+			 "no message from node %u for %llu ms (limit %llu ms)",
+			 p->id, (unsigned long long)(now - p->last_rx),
+			 (unsigned long long)r->cfg.liveness_ms);
+		trace(r, LOG_WARN, "link to node %u: %s", p->id, reason);
+		r->counters.link_timeouts++;
+		p->timeouts++;
+		close_link(r, p, MSCE_ETIMEOUT, reason);
+	}
+	for (size_t i = 0; i < r->npeers; i++) {
+		struct peer *p = &r->peers[i];
+		p->snap_out.stalled =
+			p->snap_out.active &&
+			now > p->snap_out.progress_ms + r->cfg.snapshot_stall_ms;
+		p->snap_in.stalled =
+			p->snap_in.active &&
+			now > p->snap_in.progress_ms + r->cfg.snapshot_stall_ms;
+	}
 }
 
 /* The log keeps the last log_retention changes of each origin: enough for
@@ -1294,45 +2149,127 @@ static void truncate_logs(struct repl *r)
 	}
 }
 
-static uint64_t view_seq(const struct repl_node_view *v, uint32_t origin)
+/* Does every member hold seq s of origin o (as far as we know)? */
+static int all_hold(const struct repl *r, const uint32_t *m, size_t nm,
+		    uint32_t o, uint64_t s)
 {
-	for (size_t i = 0; i < v->nvv; i++)
-		if (v->vv[i].origin == origin)
-			return v->vv[i].seq;
-	return 0;
+	for (size_t i = 0; i < nm; i++) {
+		const struct view *v = view_find((struct repl *)r, m[i]);
+		if (v == NULL || !v->v.known || vv_seq(v->v.vv, v->v.nvv, o) < s)
+			return 0;
+	}
+	return 1;
 }
 
-/* A tombstone at hlc T can go once every node holds every change made
- * with an hlc <= T. Node o promises (gossip) that its changes up to hlc
- * hw_o have seq <= s_o; once every node holds s_o of origin o, all of o's
- * changes up to hw_o are everywhere. */
+/* A writer that is not current stops counting once every member knows of
+ * a later writer of its node (or no longer lists its node) and all hold
+ * the same last seq of it: then all of it is everywhere. */
+static int retired(const struct repl *r, const struct wstate *w,
+		   const uint32_t *m, size_t nm)
+{
+	uint32_t node = writer_node(w->id);
+	uint64_t f = 0;
+
+	for (size_t i = 0; i < nm; i++) {
+		const struct view *v = view_find((struct repl *)r, m[i]);
+		const struct belief *b;
+		if (v == NULL || !v->v.known)
+			return 0;
+		if (has_member(v, node)) {
+			b = view_belief(v, node);
+			if (b == NULL || b->writer == w->id ||
+			    (w->born_known && b->born <= w->born))
+				return 0;
+		}
+		if (vv_seq(v->v.vv, v->v.nvv, w->id) > f)
+			f = vv_seq(v->v.vv, v->v.nvv, w->id);
+	}
+	return all_hold(r, m, nm, w->id, f);
+}
+
+/* Promotes the newest candidate status every member has caught up with. */
+static void writer_promote(struct wstate *w, const struct repl *r,
+			   const uint32_t *m, size_t nm)
+{
+	for (size_t k = w->ncand; k-- > 0;) {
+		if (!all_hold(r, m, nm, w->id, w->cand[k].s))
+			continue;
+		free(w->stable);
+		w->stable = w->cand[k].vv;
+		w->nstable = w->cand[k].n;
+		w->has_stable = 1;
+		w->cand[k].vv = NULL;
+		for (size_t j = 0; j < k; j++)
+			cand_free(&w->cand[j]);
+		memmove(&w->cand[0], &w->cand[k + 1],
+			(w->ncand - k - 1) * sizeof w->cand[0]);
+		w->ncand -= k + 1;
+		return;
+	}
+}
+
+/* A tombstone of origin p at hlc T is collected once every writer that
+ * still counts has a stable status holding T: each has seen the delete,
+ * and whatever it wrote without seeing it is everywhere. */
 static void collect_tombstones(struct repl *r, uint64_t now)
 {
-	uint64_t bound = UINT64_MAX;
-	struct view self;
+	uint32_t m[MAX_NODES];
+	size_t nm, n;
+	struct vv_entry mine[MAX_ORIGINS], upto[MAX_ORIGINS];
 	struct err e;
-	size_t dropped;
+	size_t dropped = 0, nu = 0;
 
-	self_view(r, now, &self);
-	r->views[node_index(r, r->cfg.node_id)] = self;
-	for (size_t i = 0; i < r->cfg.nnodes; i++) {
-		const struct view *w = &r->views[i];
-		if (w->known) {
-			uint64_t s = view_seq(&w->v, r->nodes[i]);
-			int all = 1;
-			for (size_t j = 0; j < r->cfg.nnodes && all; j++)
-				all = r->views[j].known &&
-				      view_seq(&r->views[j].v, r->nodes[i]) >= s;
-			if (all && w->v.hw > r->stable[i])
-				r->stable[i] = w->v.hw;
-		}
-		if (r->stable[i] < bound)
-			bound = r->stable[i];
+	self_view(r, now);
+	nm = members(r, m);
+	for (size_t i = 0; i < nm; i++) {
+		const struct view *v = view_find(r, m[i]);
+		if (v == NULL || !v->v.known)
+			return; /* a member we have not heard of yet */
 	}
-	if (bound == 0 || bound == UINT64_MAX)
+	n = my_vv(r, mine);
+	for (size_t i = 0; i < n; i++) {
+		upto[i].origin = mine[i].origin;
+		upto[i].hlc = UINT64_MAX;
+		upto[i].seq = 0;
+		upto[i].floor = 0;
+	}
+	for (size_t i = 0; i < r->nwriters; i++) {
+		struct wstate *w = &r->writers[i];
+		const struct wstate *cur = node_writer(r, writer_node(w->id));
+		int member = 0;
+		for (size_t k = 0; k < nm && !member; k++)
+			member = m[k] == writer_node(w->id);
+		writer_promote(w, r, m, nm);
+		if (!(member && cur == w) && retired(r, w, m, nm))
+			continue;
+		if (!w->has_stable)
+			return;
+		for (size_t k = 0; k < n; k++) {
+			uint64_t h = vv_hlc(w->stable, w->nstable,
+					    upto[k].origin);
+			if (h < upto[k].hlc)
+				upto[k].hlc = h;
+		}
+	}
+	for (size_t k = 0; k < n; k++)
+		if (upto[k].hlc != 0 && upto[k].hlc != UINT64_MAX)
+			upto[nu++] = upto[k];
+	if (nu == 0)
 		return;
-	struct version upto = {bound, UINT32_MAX};
-	if (r->ops->gc_tombstones(r->ops->ctx, upto, &dropped, &e))
+	if (r->io->trace != NULL) {
+		char line[400];
+		size_t o = 0;
+		for (size_t k = 0; k < nu && o < sizeof line - 40; k++)
+			o += (size_t)snprintf(line + o, sizeof line - o,
+					      " %u/%u<=%llu.%u",
+					      writer_node(upto[k].origin),
+					      writer_inc(upto[k].origin),
+					      (unsigned long long)hlc_ms(
+						  upto[k].hlc),
+					      hlc_logical(upto[k].hlc));
+		trace(r, LOG_DEBUG, "collection bound:%s", line);
+	}
+	if (r->ops->gc_tombstones(r->ops->ctx, upto, nu, &dropped, &e))
 		trace(r, LOG_WARN, "tombstone collection: %s", e.msg);
 	else
 		r->counters.tombstones_collected += dropped;
@@ -1340,20 +2277,15 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 
 void repl_tick(struct repl *r, uint64_t now_ms)
 {
-	struct err e;
-
 	/* A wall clock stepped back must not stall the timers. */
 	if (r->next_gossip > now_ms + r->cfg.gossip_interval_ms)
 		r->next_gossip = now_ms;
 	if (r->next_truncate > now_ms + r->cfg.truncate_interval_ms)
 		r->next_truncate = now_ms;
 
+	liveness(r, now_ms);
+	gate_step(r, now_ms);
 	if (now_ms >= r->next_gossip) {
-		/* An idle node still promises a rising hlc, so tombstone
-		 * collection elsewhere is not held back by it. */
-		if (hlc_ms(r->ops->hw(r->ops->ctx)) + r->cfg.gossip_interval_ms <
-		    now_ms)
-			r->ops->clock_advance(r->ops->ctx, now_ms, &e);
 		gossip(r, now_ms);
 		r->next_gossip = now_ms + r->cfg.gossip_interval_ms;
 	}
@@ -1388,6 +2320,9 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 		s->dup_changes = p->dup_changes;
 		s->snapshots_sent = p->snaps_sent;
 		s->snapshots_received = p->snaps_recv;
+		s->link_timeouts = p->timeouts;
+		s->snap_out = p->snap_out;
+		s->snap_in = p->snap_in;
 		for (size_t k = 0; k < n; k++) {
 			uint64_t have = 0, have_hlc = 0;
 			for (size_t j = 0; j < p->no; j++)
@@ -1396,12 +2331,12 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 					have_hlc = p->o[j].have_hlc;
 				}
 			if (vv[k].seq > have) {
-				uint64_t lag = hlc_ms(vv[k].hlc) -
-					       (have_hlc ? hlc_ms(have_hlc)
-							 : hlc_ms(vv[k].hlc));
+				uint64_t lag = 0;
+				if (have_hlc != 0 &&
+				    hlc_ms(vv[k].hlc) > hlc_ms(have_hlc))
+					lag = hlc_ms(vv[k].hlc) -
+					      hlc_ms(have_hlc);
 				s->lag_changes += vv[k].seq - have;
-				if (have_hlc == 0)
-					lag = 0;
 				if (lag > s->lag_ms)
 					s->lag_ms = lag;
 			}
@@ -1412,11 +2347,50 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 
 void repl_node(const struct repl *r, uint32_t node, struct repl_node_view *out)
 {
-	int idx = node_index(r, node);
+	const struct view *v = view_find((struct repl *)r, node);
 	memset(out, 0, sizeof *out);
 	out->node = node;
-	if (idx >= 0 && r->views[idx].known)
-		*out = r->views[idx].v;
+	if (v != NULL && v->v.known)
+		*out = v->v;
+}
+
+size_t repl_members(const struct repl *r, uint32_t *out, size_t max)
+{
+	uint32_t m[MAX_NODES];
+	size_t n = members(r, m);
+	for (size_t i = 0; i < n && i < max; i++)
+		out[i] = m[i];
+	return n;
+}
+
+void repl_inbound_lag(const struct repl *r, uint64_t *changes, uint64_t *ms)
+{
+	struct vv_entry mine[MAX_ORIGINS];
+	size_t n = my_vv((struct repl *)r, mine);
+
+	*changes = 0;
+	*ms = 0;
+	for (size_t w = 0; w < r->nwriters; w++) {
+		uint32_t o = r->writers[w].id;
+		uint64_t have = vv_seq(mine, n, o), best = have, hlc = 0;
+		for (size_t i = 0; i < r->nviews; i++) {
+			const struct view *v = &r->views[i];
+			uint64_t s;
+			if (!v->v.known || v->node == r->cfg.node_id)
+				continue;
+			s = vv_seq(v->v.vv, v->v.nvv, o);
+			if (s > best) {
+				best = s;
+				hlc = vv_hlc(v->v.vv, v->v.nvv, o);
+			}
+		}
+		if (best > have) {
+			uint64_t mh = hlc_ms(vv_hlc(mine, n, o)), th = hlc_ms(hlc);
+			*changes += best - have;
+			if (mh != 0 && th > mh && th - mh > *ms)
+				*ms = th - mh;
+		}
+	}
 }
 
 void repl_counters(const struct repl *r, struct repl_counters *out)
@@ -1430,50 +2404,15 @@ size_t repl_holders(struct repl *r, uint32_t origin, uint64_t seq,
 	struct vv_entry vv[MAX_ORIGINS];
 	size_t n = my_vv(r, vv), k = 0;
 
-	for (size_t i = 0; i < n; i++)
-		if (vv[i].origin == origin && vv[i].seq >= seq && k < max)
-			out[k++] = r->cfg.node_id;
-	for (size_t i = 0; i < r->npeers && k < max; i++)
-		if (peer_have(r, r->peers[i].id, origin) >= seq)
-			out[k++] = r->peers[i].id;
+	if (vv_seq(vv, n, origin) >= seq && k < max)
+		out[k++] = r->cfg.node_id;
+	for (size_t i = 0; i < r->npeers && k < max; i++) {
+		const struct peer *p = &r->peers[i];
+		for (size_t j = 0; j < p->no; j++)
+			if (p->o[j].origin == origin && p->o[j].have >= seq) {
+				out[k++] = p->id;
+				break;
+			}
+	}
 	return k;
-}
-
-int repl_write_gate(struct repl *r, int all_peers, int one_peer, char *why,
-		    size_t whylen)
-{
-	struct vv_entry vv[MAX_ORIGINS];
-	size_t n = my_vv(r, vv), greeted = 0;
-	uint64_t mine = 0;
-
-	for (size_t i = 0; i < n; i++)
-		if (vv[i].origin == r->cfg.node_id)
-			mine = vv[i].seq;
-	for (size_t i = 0; i < r->npeers; i++) {
-		uint64_t theirs = peer_have(r, r->peers[i].id, r->cfg.node_id);
-		greeted += r->peers[i].greeted;
-		if (theirs > mine) {
-			snprintf(why, whylen,
-				 "node %u holds %llu changes of this center, "
-				 "we hold %llu: writes wait until they are back",
-				 r->peers[i].id, (unsigned long long)theirs,
-				 (unsigned long long)mine);
-			return MSCE_EBUSY;
-		}
-	}
-	if (all_peers && greeted < r->npeers) {
-		snprintf(why, whylen,
-			 "this center was restored from a backup: writes wait "
-			 "until every peer has confirmed its own changes are "
-			 "back (%zu of %zu so far)",
-			 greeted, r->npeers);
-		return MSCE_EBUSY;
-	}
-	if (one_peer && r->npeers > 0 && greeted == 0) {
-		snprintf(why, whylen,
-			 "this center's store is new: writes wait until a peer "
-			 "has said what it holds of this center");
-		return MSCE_EBUSY;
-	}
-	return 0;
 }

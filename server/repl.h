@@ -1,27 +1,43 @@
 /* The replication core: a pure state machine.
  *
- * No libuv, sockets, threads or clock in here. The driver (msced's libuv
- * code, or the simulator) hands it link events, received messages and the
- * time; the core answers by calling the driver back through struct
- * repl_io (send a message, close a link, apply a batch) and by reading the
- * store through struct repl_store_ops. Randomness is not needed.
+ * No libuv, sockets, threads, clock or randomness of its own. The driver
+ * (msced's libuv code, or the simulator) hands it link events, received
+ * messages and the time; the core answers by calling the driver back
+ * through struct repl_io (send a message, close a link, apply a batch,
+ * merge a snapshot chunk, draw a random number) and by reading the store
+ * through struct repl_store_ops. Randomness is asked of the driver so that
+ * the simulator replays a seed exactly.
  *
- * Re-entrancy rule, as in canonical/raft: io->apply must not call
- * repl_apply_done before it returns; the driver completes it later. The
- * other io callbacks must not call back into the core at all.
+ * Re-entrancy rule, as in canonical/raft: io->apply and io->snapshot must
+ * not call back (repl_apply_done / repl_snapshot_done) before they return;
+ * the driver completes them later. The other io callbacks must not call
+ * back into the core at all.
  *
  * Per link the session goes DOWN -> HELLO (sent ours, waiting for theirs)
  * -> ACTIVE. In ACTIVE each side streams to the other, per origin, the
  * changes after the other's vector, in seq order, in batches, with at most
  * window_bytes unacknowledged; the receiver applies each batch durably and
  * answers Ack{vector}. A peer whose vector is below our log floor for some
- * origin gets a snapshot first (SNAPSHOT state on our side). */
+ * origin gets a snapshot first. A link that delivers nothing for
+ * liveness_ms is closed and re-established.
+ *
+ * Identity: a store writes under one writer (origin) id at a time. A new,
+ * wiped or restored store has none; the core gives it a new one (a fresh
+ * incarnation) once it has caught up with a settled peer (see
+ * repl_write_gate), so no (origin, seq) is ever reused.
+ *
+ * Tombstones: a tombstone made by origin p at hlc T is collected once, for
+ * every writer o that exists or may still have changes in flight, o has
+ * reported a status holding T and every node holds o's changes up to that
+ * status. Writers of wiped or restored stores stop counting once every
+ * node knows they are gone and all hold the same last seq of them. */
 #ifndef MSCE_REPL_H
 #define MSCE_REPL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
 #include "error.h"
 #include "store.h"
 
@@ -39,32 +55,45 @@ struct repl_config {
 	uint64_t log_retention;      /* changes kept per origin; 1000000 */
 	uint64_t gossip_interval_ms; /* default 1000 */
 	uint64_t retry_ms;           /* after a clock refusal; 1000 */
-	uint64_t relay_delay_ms;     /* before relaying another origin; 200 */
+	uint64_t relay_delay_ms;     /* before relaying another origin; 3000 */
 	uint64_t truncate_interval_ms; /* log truncation and GC; 1000 */
 	size_t snapshot_chunk_bytes; /* default 256 KiB */
+	uint64_t liveness_ms;        /* silent link is down; 5 gossips */
+	uint64_t snapshot_stall_ms;  /* no chunk for this long: stalled;
+					30000 */
 };
 
-/* Store access for the core. Reads are synchronous; the batch apply of
- * received changes is asynchronous (struct repl_io.apply). The simulator
- * and msced both pass thin wrappers of store.h. */
+/* Store access for the core. Reads are synchronous; durable changes of
+ * received data are asynchronous (struct repl_io.apply and .snapshot);
+ * maintenance writes (log_truncate, gc_tombstones, set_writer) may be
+ * queued by the driver and need no answer: the core reads their effect
+ * back through vv / writer. The simulator and msced both pass thin
+ * wrappers of store.h. */
 struct repl_store_ops {
 	void *ctx;
 	size_t (*vv)(void *ctx, struct vv_entry *out, size_t max);
 	void (*digest)(void *ctx, uint8_t out[32]);
 	uint64_t (*hw)(void *ctx);
+	/* Current writer id and its birth hlc; 0 if none. */
+	uint32_t (*writer)(void *ctx, uint64_t *born);
+	/* Gives the store writer id w (born above floor), or 0 to stop
+	 * writing under the current one. */
+	int (*set_writer)(void *ctx, uint32_t w, uint64_t floor, struct err *e);
 	int (*log_read)(void *ctx, uint32_t origin, uint64_t from,
 			size_t max_count, size_t max_bytes, store_log_cb cb,
 			void *cbctx, struct err *e);
 	int (*log_truncate)(void *ctx, uint32_t origin, uint64_t upto,
 			    struct err *e);
-	int (*gc_tombstones)(void *ctx, struct version upto, size_t *dropped,
-			     struct err *e);
-	int (*clock_advance)(void *ctx, uint64_t wall_ms, struct err *e);
+	/* Drops tombstones of origin upto[i].origin with hlc <= upto[i].hlc. */
+	int (*gc_tombstones)(void *ctx, const struct vv_entry *upto, size_t n,
+			     size_t *dropped, struct err *e);
 	int (*snap_begin)(void *ctx, struct store_snap **out, struct err *e);
-	int (*snap_merge)(void *ctx, const struct store_snap_record *r,
-			  size_t n, struct err *e);
-	int (*snap_finish)(void *ctx, const struct vv_entry *vv, size_t n,
-			   struct err *e);
+	size_t (*snap_vv)(const struct store_snap *sn, struct vv_entry *out,
+			  size_t max);
+	int (*snap_next)(struct store_snap *sn, size_t max_bytes,
+			 store_record_cb cb, void *cbctx, int *done,
+			 struct store_pos *end, struct err *e);
+	void (*snap_end)(struct store_snap *sn);
 };
 
 struct repl_io {
@@ -75,10 +104,17 @@ struct repl_io {
 	/* Close the link to peer (after a protocol error or refusal). The
 	 * driver calls repl_link_down later, as for any closed link. */
 	void (*close)(void *data, uint32_t peer, int code, const char *reason);
-	/* Apply n encoded changes durably, then call repl_apply_done with the
-	 * same token. The blobs are valid until then. */
+	/* Apply n encoded changes durably (store_apply), then call
+	 * repl_apply_done with the same token. The blobs are valid until
+	 * then. */
 	void (*apply)(void *data, uint64_t token, const struct store_blob *b,
 		      size_t n);
+	/* Merge one snapshot chunk durably (store_snap_apply), then call
+	 * repl_snapshot_done with the same token. c is valid until then. */
+	void (*snapshot)(void *data, uint64_t token,
+			 const struct store_snap_chunk *c);
+	/* A uniformly random 32-bit number. */
+	uint32_t (*random)(void *data);
 	/* Optional: a line for the log (level as in log.h). */
 	void (*trace)(void *data, int level, const char *msg);
 };
@@ -88,8 +124,14 @@ int repl_create(const struct repl_config *cfg, const struct repl_store_ops *ops,
 		const struct repl_io *io, uint64_t now_ms, struct repl **out,
 		struct err *e);
 /* Frees the core. Outstanding applies are forgotten: the driver must not
- * call repl_apply_done after this. */
+ * call repl_apply_done / repl_snapshot_done after this. */
 void repl_destroy(struct repl *r);
+
+/* The configured node list changed (a center added or removed): links to
+ * removed nodes are dropped (the driver closes them), new ones start DOWN.
+ * nodes must include this node. */
+int repl_reconfigure(struct repl *r, const uint32_t *nodes, size_t n,
+		     struct err *e);
 
 /* An authenticated link to peer is up (we send Hello) or gone. */
 void repl_link_up(struct repl *r, uint32_t peer, uint64_t now_ms);
@@ -102,15 +144,30 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		     const struct store_apply_result *res, const struct err *e,
 		     uint64_t now_ms);
+/* Completion of io->snapshot: rc as from store_snap_apply. */
+void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
+			const struct err *e, uint64_t now_ms);
 /* New local changes were committed: push them. */
 void repl_local_commit(struct repl *r, uint64_t now_ms);
-/* Timers: gossip, retries after clock refusals, relays, log truncation,
- * tombstone collection. Call at least every 100 ms. */
+/* Timers: gossip, liveness, retries after clock refusals, relays, log
+ * truncation, tombstone collection, the write gate. Call at least every
+ * 100 ms. */
 void repl_tick(struct repl *r, uint64_t now_ms);
+
+/* May this node make local writes? 0 if so; else MSCE_EBUSY and why (a
+ * new or restored store still catching up, or a writer given up). */
+int repl_write_gate(struct repl *r, char *why, size_t whylen);
 
 /* ---- status ---------------------------------------------------------- */
 
 enum repl_state { REPL_DOWN = 0, REPL_HELLO, REPL_ACTIVE };
+
+struct repl_snap_status {
+	int active;		  /* a snapshot is being sent or received */
+	uint64_t chunks, records; /* so far */
+	uint64_t started_ms, progress_ms; /* 0 when not active */
+	int stalled;		  /* no chunk for snapshot_stall_ms */
+};
 
 struct repl_peer_status {
 	uint32_t node;
@@ -122,17 +179,22 @@ struct repl_peer_status {
 	int clock_refused;        /* their changes were too far ahead */
 	uint64_t sent_changes, recv_changes, dup_changes;
 	uint64_t snapshots_sent, snapshots_received;
+	uint64_t link_timeouts;   /* sessions closed for silence */
+	struct repl_snap_status snap_out, snap_in;
 };
 
 struct repl_node_view {
 	uint32_t node;
 	int known;
-	struct vv_entry vv[64];
+	struct vv_entry vv[MSCE_MAX_ORIGINS];
 	size_t nvv;
 	uint8_t digest[32];
 	uint64_t hw;
 	uint64_t time_ms;     /* its clock when reported */
 	uint64_t received_ms; /* our clock when we learned it */
+	uint32_t writer;      /* its current writer, 0 if none */
+	uint64_t born;
+	int settled;
 };
 
 /* Fills at most max entries; returns the number of configured peers. */
@@ -140,23 +202,25 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 		  size_t max);
 /* What we know of node id (self included), or known = 0. */
 void repl_node(const struct repl *r, uint32_t node, struct repl_node_view *out);
+/* Every node id we track: configured ones and those other nodes list as
+ * members. Returns the count; fills at most max. */
+size_t repl_members(const struct repl *r, uint32_t *out, size_t max);
+
+/* What peers are known to hold that we lack: changes, and the age of the
+ * newest in ms (their hlc minus ours for that origin). */
+void repl_inbound_lag(const struct repl *r, uint64_t *changes, uint64_t *ms);
 
 struct repl_counters {
 	uint64_t snapshots_sent, snapshots_received;
 	uint64_t clock_refusals, protocol_errors;
 	uint64_t tombstones_collected, log_truncated;
-	uint64_t store_errors; /* batches our store could not apply */
+	uint64_t store_errors;	   /* batches our store could not apply */
+	uint64_t link_timeouts;	   /* sessions closed for silence */
+	uint64_t writer_changes;   /* writers given to this store */
+	uint64_t writer_collisions; /* writers given up: a peer held more of
+				       them than we did */
 };
 void repl_counters(const struct repl *r, struct repl_counters *out);
-
-/* May this node make local writes without reusing a seq of its own that
- * a peer already holds? 0 if so; else MSCE_EBUSY (try again) and why. A peer that
- * holds more of our origin than we do means our own changes are still
- * coming back (after a restore or a rebuild). With all_peers, every
- * configured peer must have greeted us since start (a restored backup);
- * with one_peer, at least one (a store just created). */
-int repl_write_gate(struct repl *r, int all_peers, int one_peer, char *why,
-		    size_t whylen);
 
 /* Nodes known to hold change (origin, seq) durably: ourselves if our
  * committed vector covers it, and every peer whose acknowledged or

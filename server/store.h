@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
 #include "error.h"
 #include "record.h"
 #include "version.h"
@@ -32,8 +33,10 @@ struct store_options {
 };
 
 /* Opens or creates the store in directory dir (created if missing).
- * Refuses a store that belongs to another node id or cluster
- * (MSCE_EMISMATCH). Clears stale reader slots. */
+ * Takes the directory's lock: a store another process (or another open)
+ * holds is refused with MSCE_EBUSY naming the holder's pid. Refuses a
+ * store that belongs to another node id or cluster (MSCE_EMISMATCH).
+ * Clears stale reader slots. */
 int store_open(const char *dir, const struct store_options *o,
 	       struct store **out, struct err *e);
 void store_close(struct store *s);
@@ -63,6 +66,7 @@ struct store_write {
 
 struct store_written {
 	struct err err; /* code 0 if this write committed */
+	uint32_t origin; /* the writer it went under */
 	uint64_t seq;
 	uint64_t hlc;
 };
@@ -111,10 +115,20 @@ struct store_record_view {
 typedef int (*store_record_cb)(void *ctx, const struct store_record_view *r);
 
 /* Calls cb once with the record, or returns MSCE_ENOTFOUND when no field
- * of it is visible. */
+ * of it is visible, or when it is a registration, case or event without
+ * all its required fields (a write that outlived a concurrent delete, or
+ * an update whose create has not arrived): such records are never shown,
+ * by get or scan. */
 int store_get(struct store *s, const char *coll, size_t coll_len,
 	      const char *key, size_t key_len, store_record_cb cb, void *ctx,
 	      struct err *e);
+
+/* Like store_get, but calls cb with the record's whole state (tombstone,
+ * every field, losers) whether or not it is visible; MSCE_ENOTFOUND only
+ * when the store holds nothing of it. For admin views and the tests. */
+int store_get_state(struct store *s, const char *coll, size_t coll_len,
+		    const char *key, size_t key_len, store_record_cb cb,
+		    void *ctx, struct err *e);
 
 struct store_scan {
 	const char *coll;
@@ -166,11 +180,18 @@ uint64_t store_hlc_committed(struct store *s);
 /* Commits a clock high-water of at least hlc_now(wall_ms), so that idle
  * nodes still promise a rising hlc (tombstone collection relies on it). */
 int store_clock_advance(struct store *s, uint64_t wall_ms, struct err *e);
-/* Whether this open created the store, and whether it is a restored
- * backup not yet confirmed by the peers. */
+/* Whether this open created the store, and whether it was opened from a
+ * backup copy. */
 int store_created(const struct store *s);
 int store_restored(const struct store *s);
-int store_clear_restored(struct store *s, struct err *e);
+/* The writer id (origin) local writes go under, and its birth hlc; 0 when
+ * the store has none (created or restored, not yet caught up): then
+ * store_write refuses with MSCE_EBUSY. */
+uint32_t store_writer(struct store *s, uint64_t *born);
+/* Commits writer as the store's writer, born at an hlc above floor and
+ * close to wall_ms; writer 0 gives the current one up. */
+int store_set_writer(struct store *s, uint32_t writer, uint64_t floor,
+		     uint64_t wall_ms, struct err *e);
 /* Bytes of the store's data in use (pages up to the last one used). */
 uint64_t store_size(struct store *s);
 /* Returns the sticky error code (0 if the store accepts writes). */
@@ -186,6 +207,10 @@ struct store_conflict_view {
 	size_t key_len;
 	const struct field_state *field; /* winner and losers */
 	const struct fv *loser;
+	/* The loser is the record's delete (loser->v its version, no value):
+	 * the field's winner was written without seeing the delete and
+	 * survived it. */
+	int deleted;
 };
 typedef int (*store_conflict_cb)(void *ctx,
 				 const struct store_conflict_view *c);
@@ -195,18 +220,31 @@ int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
 
 /* Writes a consistent, compacted copy of the store into directory path,
  * which is created and must not exist. *bytes gets the copy's size. The
- * copy is marked restored: a node started on it may lack its own latest
- * changes, so it must get them back from its peers before writing again
- * (reusing their seqs would split the cluster). */
+ * copy is marked restored and has no writer: a node started on it writes
+ * under a new incarnation once it has caught up (reusing seqs of the old
+ * writer would split the cluster). */
 int store_backup(struct store *s, const char *path, uint64_t *bytes,
 		 struct err *e);
 
 /* ---- tombstones and snapshots ----------------------------------------- */
 
-/* Drops tombstones whose version is <= upto. */
-int store_gc_tombstones(struct store *s, struct version upto, size_t *dropped,
-			struct err *e);
+/* Drops tombstones of origin upto[i].origin whose hlc is <= upto[i].hlc
+ * (none of other origins), except a tombstone a field survived without
+ * having seen it (a delete conflict): it stays until that is resolved. */
+int store_gc_tombstones(struct store *s, const struct vv_entry *upto,
+			size_t n, size_t *dropped, struct err *e);
 size_t store_tombstones(struct store *s);
+
+/* A position in record order: (collection, key) bytewise, then the field
+ * name bytewise; an empty field is the start of the record. */
+struct store_pos {
+	char coll[MSCE_MAX_COLLECTION + 1];
+	size_t coll_len;
+	char key[MSCE_MAX_KEY + 1];
+	size_t key_len;
+	char field[MSCE_MAX_FIELD_NAME + 1];
+	size_t field_len;
+};
 
 struct store_snap;
 /* Starts a consistent read of every record and the vector it covers. */
@@ -215,9 +253,13 @@ int store_snap_begin(struct store *s, struct store_snap **out, struct err *e);
 size_t store_snap_vv(const struct store_snap *sn, struct vv_entry *out,
 		     size_t max);
 /* Calls cb for the next records (tombstones included) up to about
- * max_bytes; *done is set after the last. */
+ * max_bytes; *done is set after the last. A record larger than max_bytes
+ * is given in parts (some of its fields each, every part with the
+ * tombstone). *end is where the next call starts: everything before it has
+ * been given (unset when *done). */
 int store_snap_next(struct store_snap *sn, size_t max_bytes,
-		    store_record_cb cb, void *ctx, int *done, struct err *e);
+		    store_record_cb cb, void *ctx, int *done,
+		    struct store_pos *end, struct err *e);
 void store_snap_end(struct store_snap *sn);
 
 struct store_snap_record {
@@ -227,12 +269,26 @@ struct store_snap_record {
 	size_t key_len;
 	const struct record *rec;
 };
-/* Merges snapshot records by the normal rule, in one transaction. */
-int store_snap_merge(struct store *s, const struct store_snap_record *r,
-		     size_t n, struct err *e);
-/* After the last chunk: raises the vector to vv (what the snapshot covers)
- * and the log floors with it, since those changes are not in our log. */
-int store_snap_finish(struct store *s, const struct vv_entry *vv, size_t n,
-		      struct err *e);
+/* One chunk of a snapshot as received from node source: records (or
+ * record parts) in the sender's order, and the vector it covers. */
+struct store_snap_chunk {
+	uint32_t source; /* the sending node */
+	const struct store_snap_record *recs;
+	size_t n;
+	const struct vv_entry *cover; /* the sender's vector */
+	size_t ncover;
+	int first; /* the first chunk: forget what source staged before */
+	int done;  /* the last chunk: merge the whole snapshot */
+};
+
+/* Stages a chunk; the last one merges the whole snapshot in one
+ * transaction: every version the sender held (cover) but no longer has is
+ * dropped here (deleted or collected there), every version we held
+ * already is ignored (we know its fate), the rest merges by the normal
+ * rule; then the vector is raised to cover, and the log floors with it,
+ * since those changes are not in our log. Nothing but the staging area
+ * changes before the last chunk. */
+int store_snap_apply(struct store *s, const struct store_snap_chunk *c,
+		     struct err *e);
 
 #endif

@@ -1,53 +1,92 @@
-/* Tombstone collection: dropping the tombstones at or below a version
- * every node holds, and remembering how far collection went (gc_upto in
- * struct store). */
+/* Tombstone collection: dropping the tombstones the replication core says
+ * every writer has seen (a bound per origin), except those that still
+ * explain a delete conflict (a field written without seeing the delete),
+ * which stay until the conflict is resolved. */
 #include <errno.h>
 #include <string.h>
 
 #include "store_int.h"
 
 struct gc_args {
-	struct version upto;
+	const struct vv_entry *upto;
+	size_t n;
 	size_t dropped;
 };
 
-static int gc_batch(struct wtxn *w, void *arg, struct err *e)
+static uint64_t bound_of(const struct gc_args *a, uint32_t origin)
 {
-	struct gc_args *a = arg;
-	struct store *s = w->s;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->upto[i].origin == origin)
+			return a->upto[i].hlc;
+	return 0;
+}
+
+static uint64_t bound_max(const struct gc_args *a)
+{
+	uint64_t m = 0;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->upto[i].hlc > m)
+			m = a->upto[i].hlc;
+	return m;
+}
+
+/* Does a field of r survive the delete without having seen it? */
+static int delete_conflict(const struct record *r)
+{
+	for (uint32_t i = 0; i < r->nfields; i++)
+		if (st_survived_delete(r, &r->fields[i]))
+			return 1;
+	return 0;
+}
+
+/* Walks the tombstones that may go, in index order. With txn a write
+ * transaction (w != NULL) it drops them; else it only counts. Returns an
+ * LMDB code. */
+static int gc_walk(struct store *s, MDB_txn *txn, struct wtxn *w,
+		   struct gc_args *a, struct arena *ar)
+{
+	uint8_t at[12 + MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY];
+	uint64_t top = bound_max(a);
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc;
+	int rc, op = MDB_FIRST;
 
 	a->dropped = 0;
-	if ((rc = mdb_cursor_open(w->txn, s->tombs, &cur)))
-		return st_lmdb_err(e, rc, "open tombstone cursor");
-	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+	if ((rc = mdb_cursor_open(txn, s->tombs, &cur)))
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
 		struct version t;
 		MDB_val rk, rv;
 		struct record r;
+		size_t klen = k.mv_size;
 
-		if (k.mv_size < 12) {
+		op = MDB_NEXT;
+		if (klen < 12 || klen > sizeof at) {
 			rc = MDB_CORRUPTED;
 			break;
 		}
 		t.hlc = rd_be64(k.mv_data);
 		t.origin = rd_be32((uint8_t *)k.mv_data + 8);
-		if (version_cmp(t, a->upto) > 0)
-			break;
+		if (t.hlc > top)
+			break; /* the index is in hlc order */
+		if (t.hlc > bound_of(a, t.origin))
+			continue;
 		rk.mv_data = (uint8_t *)k.mv_data + 12;
-		rk.mv_size = k.mv_size - 12;
-		arena_reset(&s->arena);
-		rc = mdb_get(w->txn, s->recs, &rk, &rv);
+		rk.mv_size = klen - 12;
+		arena_reset(ar);
+		rc = mdb_get(txn, s->recs, &rk, &rv);
 		if (rc == 0 &&
-		    record_decode(rv.mv_data, rv.mv_size, &r, &s->arena) == 0 &&
-		    version_cmp(r.tomb, t) == 0) {
-			uint8_t keybuf[MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY];
-			size_t klen = rk.mv_size;
-			memcpy(keybuf, rk.mv_data, klen);
-			rk.mv_data = keybuf;
+		    record_decode(rv.mv_data, rv.mv_size, &r, ar) == 0 &&
+		    version_cmp(r.tomb, t) == 0 && delete_conflict(&r))
+			continue;
+		a->dropped++;
+		if (w == NULL)
+			continue;
+		memcpy(at, k.mv_data, klen);
+		if (rc == 0 && version_cmp(r.tomb, t) == 0) {
+			rk.mv_data = at + 12;
 			if (r.nfields == 0) {
-				rc = mdb_del(w->txn, s->recs, &rk, NULL);
+				rc = mdb_del(txn, s->recs, &rk, NULL);
 			} else {
 				/* Fields written after the delete stay. */
 				r.tomb.hlc = 0;
@@ -59,64 +98,58 @@ static int gc_batch(struct wtxn *w, void *arg, struct err *e)
 				}
 				record_encode(&r, s->scratch);
 				rv.mv_data = s->scratch;
-				rc = mdb_put(w->txn, s->recs, &rk, &rv, 0);
+				rc = mdb_put(txn, s->recs, &rk, &rv, 0);
 			}
 			if (rc)
 				break;
 		}
 		if ((rc = mdb_cursor_del(cur, 0)))
 			break;
-		a->dropped++;
+		/* Re-seek after a delete rather than trust the cursor. */
+		k.mv_data = at;
+		k.mv_size = klen;
+		op = MDB_SET_RANGE;
 	}
 	mdb_cursor_close(cur);
-	if (rc && rc != MDB_NOTFOUND)
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int gc_batch(struct wtxn *w, void *arg, struct err *e)
+{
+	int rc = gc_walk(w->s, w->txn, w, arg, &w->s->arena);
+	if (rc)
 		return st_lmdb_err(e, rc, "collect tombstones");
-	if (a->upto.hlc > s->gc_upto) {
-		uint8_t b[8];
-		le64(b, a->upto.hlc);
-		if ((rc = st_meta_put(w->txn, s->meta, "gc", b, 8)))
-			return st_lmdb_err(e, rc, "record collection point");
-	}
 	return 0;
 }
 
-/* Is any tombstone at or below upto? A read, so that an idle collection
- * round costs no commit. */
-static int gc_due(struct store *s, struct version upto)
+/* Is any tombstone collectable? A read, so that an idle collection round
+ * costs no commit. */
+static int gc_due(struct store *s, struct gc_args *a)
 {
+	struct arena ar;
 	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int due = 0;
+	int rc;
 
 	if (st_read_begin(s, &txn, NULL))
 		return 1;
-	if (mdb_cursor_open(txn, s->tombs, &cur) == 0) {
-		if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 &&
-		    k.mv_size >= 12) {
-			struct version t = {rd_be64(k.mv_data),
-					    rd_be32((uint8_t *)k.mv_data + 8)};
-			due = version_cmp(t, upto) <= 0;
-		}
-		mdb_cursor_close(cur);
-	}
+	arena_init(&ar, 1u << 20);
+	rc = gc_walk(s, txn, NULL, a, &ar);
+	arena_free(&ar);
 	st_read_end(s, txn);
-	return due;
+	return rc != 0 || a->dropped > 0;
 }
 
-int store_gc_tombstones(struct store *s, struct version upto, size_t *dropped,
-			struct err *e)
+int store_gc_tombstones(struct store *s, const struct vv_entry *upto,
+			size_t n, size_t *dropped, struct err *e)
 {
-	struct gc_args a = {upto, 0};
+	struct gc_args a = {upto, n, 0};
 	int rc;
 
 	if (dropped)
 		*dropped = 0;
-	if (!gc_due(s, upto))
+	if (n == 0 || !gc_due(s, &a))
 		return 0;
 	rc = st_run_batch(s, gc_batch, &a, e);
-	if (rc == 0 && upto.hlc > s->gc_upto)
-		s->gc_upto = upto.hlc; /* only the writer reads it */
 	if (dropped)
 		*dropped = rc ? 0 : a.dropped;
 	return rc;

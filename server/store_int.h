@@ -3,12 +3,17 @@
  * and helpers. Not for use outside the store.
  *
  * Databases:
- *   meta       "format", "node_id", "cluster", "hw", "digest", "gc"
+ *   meta       "format", "node_id", "cluster", "hw", "digest",
+ *              "writer" (BE32 writer id, LE64 birth hlc; absent in stores
+ *              made before incarnations: the writer is then the node id),
+ *              "restored" (present in a backup copy until it has a writer)
  *   records    coll \0 key                  -> record (record.c)
  *   log        origin(BE32) seq(BE64)       -> encoded msce.Change
  *   vv         origin(BE32)                 -> seq, hlc, floor (LE64 each)
  *   conflicts  coll \0 key \0 field \0 loser version(BE64, BE32) -> ""
- *   tombs      tomb version(BE64, BE32) coll \0 key -> ""  (for GC) */
+ *   tombs      tomb version(BE64, BE32) coll \0 key -> ""  (for GC)
+ *   snapin     source(BE32) coll \0 key \0 field -> record part: snapshot
+ *              chunks staged until the last one arrives */
 #ifndef MSCE_STORE_INT_H
 #define MSCE_STORE_INT_H
 
@@ -35,7 +40,7 @@ struct store {
 	 * takes it exclusive. stlock guards the published state below. */
 	pthread_mutex_t wlock, stlock;
 	pthread_rwlock_t maplock;
-	MDB_dbi meta, recs, log, vv, conf, tombs;
+	MDB_dbi meta, recs, log, vv, conf, tombs, snapin;
 	uint32_t node_id;
 	int nosync;
 	size_t map_size, max_map;
@@ -44,12 +49,14 @@ struct store {
 	/* Committed state, published after each commit. */
 	struct hlc clock;
 	uint64_t hw;
-	/* Tombstones up to this hlc were collected: every node then held
-	 * every change up to it, so anything at or below it that arrives in
-	 * a (stale) snapshot is already reflected here and is ignored. */
-	uint64_t gc_upto;
+	/* The origin id local writes go under (0: none yet, writes are
+	 * refused) and when it was born. */
+	uint32_t writer;
+	uint64_t born;
 	int created;  /* this open created the store */
-	int restored; /* opened from a backup copy, not yet confirmed */
+	int restored; /* opened from a backup copy */
+	int lockfd;   /* flock'd lock file: one process per store */
+
 	uint8_t digest[32];
 	struct vv_entry *vvs;
 	size_t nvv;
@@ -66,6 +73,9 @@ struct wtxn {
 	size_t nvv, capvv;
 	uint8_t digest[32];
 	struct hlc clock;
+	int set_writer; /* publish writer and born after the commit */
+	uint32_t writer;
+	uint64_t born;
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -118,7 +128,8 @@ static inline size_t rec_key(uint8_t *buf, const char *coll, size_t clen,
 
 typedef int (*batch_fn)(struct wtxn *w, void *arg, struct err *e);
 
-/* Maps an LMDB error to an msce code, sets e, returns the code. */
+/* Maps an LMDB error to an msce code, sets e, returns the code. A full
+ * map is also noted for the runner (it grows the map and retries). */
 int st_lmdb_err(struct err *e, int rc, const char *what);
 /* Grows s->scratch to at least n bytes. */
 int st_ensure_scratch(struct store *s, size_t n);
@@ -148,6 +159,8 @@ struct loser_ref {
 	struct version v;
 };
 
+/* Does field f of r outlive a delete it did not see (a delete conflict)? */
+int st_survived_delete(const struct record *r, const struct field_state *f);
 int st_collect_losers(const struct record *r, struct arena *a,
 		      struct loser_ref **out, size_t *n);
 int st_load_record(struct wtxn *w, const uint8_t *rk, size_t rklen,

@@ -1,12 +1,20 @@
-/* The store's lifecycle and its published state: open (creating or
- * checking the metadata), close, backup and the restored mark, size, the
- * sticky failure and its retry, and the committed vector, digest and
- * clock. */
+/* The store's lifecycle and its published state: open (taking the lock,
+ * creating or checking the metadata), close, its writer identity, backup
+ * and the restored mark, size, the sticky failure and its retry, and the
+ * committed vector, digest and clock.
+ *
+ * Identity: a store writes under one writer id (origin) at a time. A store
+ * this open creates, and a backup copy, have none: the replication core
+ * gives it a new incarnation (store_set_writer) once it has caught up, so
+ * that it never reuses a seq of an origin it may not hold in full. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store_int.h"
 
@@ -45,7 +53,8 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 		    (rc = st_meta_put(txn, s->meta, "cluster", cluster,
 				      strlen(cluster))) ||
 		    (rc = st_meta_put(txn, s->meta, "hw", zero, 8)) ||
-		    (rc = st_meta_put(txn, s->meta, "digest", zero, 32)))
+		    (rc = st_meta_put(txn, s->meta, "digest", zero, 32)) ||
+		    (rc = st_meta_put(txn, s->meta, "writer", zero, 12)))
 			return st_lmdb_err(e, rc, "initialise store metadata");
 		s->created = 1;
 		return 0;
@@ -79,9 +88,23 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 	if (st_meta_get(txn, s->meta, "digest", &v) || v.mv_size != 32)
 		return err_set(e, MSCE_ECORRUPT, "store has no digest");
 	memcpy(s->digest, v.mv_data, 32);
-	if (st_meta_get(txn, s->meta, "gc", &v) == 0 && v.mv_size == 8)
-		s->gc_upto = rd_le64(v.mv_data);
 	s->restored = st_meta_get(txn, s->meta, "restored", &v) == 0;
+	rc = st_meta_get(txn, s->meta, "writer", &v);
+	if (rc == 0 && v.mv_size == 12) {
+		s->writer = rd_be32(v.mv_data);
+		s->born = rd_le64((uint8_t *)v.mv_data + 4);
+		if (s->writer != 0 && writer_node(s->writer) != s->node_id)
+			return err_set(e, MSCE_ECORRUPT,
+				       "store writer %u is not of node %u",
+				       s->writer, s->node_id);
+	} else if (rc == MDB_NOTFOUND) {
+		/* Made before incarnations: its writer is the node id,
+		 * unless it is a backup copy. */
+		s->writer = s->restored ? 0 : s->node_id;
+		s->born = 0;
+	} else {
+		return err_set(e, MSCE_ECORRUPT, "bad store writer");
+	}
 
 	if ((rc = mdb_cursor_open(txn, s->vv, &cur)))
 		return st_lmdb_err(e, rc, "read version vector");
@@ -107,6 +130,44 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 	return 0;
 }
 
+/* One process per store: two writers of one LMDB file would each number
+ * changes of the same origin. The kernel drops the lock when the holder
+ * dies, so a restart after kill -9 is not blocked. */
+static int take_lock(struct store *s, const char *dir, struct err *e)
+{
+	char path[4096], pid[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return err_set(e, MSCE_EIO, "open lock file %s: %s", path,
+			       strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int busy = errno == EWOULDBLOCK;
+		n = pread(fd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		if (!busy)
+			return err_set(e, MSCE_EIO, "lock %s: %s", path,
+				       strerror(errno));
+		return err_set(e, MSCE_EBUSY,
+			       "data directory %s is in use by process %s "
+			       "(it holds %s): one msced per store",
+			       dir, pid[0] ? pid : "(unknown)", path);
+	}
+	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		close(fd);
+		return err_set(e, MSCE_EIO, "write lock file %s: %s", path,
+			       strerror(errno));
+	}
+	s->lockfd = fd;
+	return 0;
+}
+
 int store_open(const char *dir, const struct store_options *o,
 	       struct store **out, struct err *e)
 {
@@ -128,6 +189,11 @@ int store_open(const char *dir, const struct store_options *o,
 	s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return err_set(e, MSCE_ENOMEM, "open store");
+	s->lockfd = -1;
+	if (take_lock(s, dir, e)) {
+		free(s);
+		return e ? e->code : MSCE_EBUSY;
+	}
 	pthread_mutex_init(&s->wlock, NULL);
 	pthread_mutex_init(&s->stlock, NULL);
 	pthread_rwlock_init(&s->maplock, NULL);
@@ -172,7 +238,8 @@ int store_open(const char *dir, const struct store_options *o,
 	    (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
 	    (rc = mdb_dbi_open(txn, "vv", MDB_CREATE, &s->vv)) ||
 	    (rc = mdb_dbi_open(txn, "conflicts", MDB_CREATE, &s->conf)) ||
-	    (rc = mdb_dbi_open(txn, "tombs", MDB_CREATE, &s->tombs))) {
+	    (rc = mdb_dbi_open(txn, "tombs", MDB_CREATE, &s->tombs)) ||
+	    (rc = mdb_dbi_open(txn, "snapin", MDB_CREATE, &s->snapin))) {
 		st_lmdb_err(e, rc, "open databases");
 		goto fail;
 	}
@@ -205,6 +272,8 @@ void store_close(struct store *s)
 	pthread_mutex_destroy(&s->wlock);
 	pthread_mutex_destroy(&s->stlock);
 	pthread_rwlock_destroy(&s->maplock);
+	if (s->lockfd >= 0)
+		close(s->lockfd); /* releases the lock */
 	free(s);
 }
 
@@ -273,10 +342,12 @@ int store_clock_advance(struct store *s, uint64_t wall_ms, struct err *e)
 
 /* ---- backup ------------------------------------------------------------- */
 
-/* A backup is marked so that a node started on it knows it may be
- * missing its own latest changes (see store_restored). */
+/* A backup is marked, and loses the writer, so that a node started on it
+ * writes under a new incarnation: the original may have gone on writing
+ * after the copy. */
 static int mark_restored(const char *path)
 {
+	static const uint8_t none[12];
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
@@ -291,7 +362,8 @@ static int mark_restored(const char *path)
 		return rc;
 	}
 	if ((rc = mdb_dbi_open(txn, "meta", 0, &dbi)) ||
-	    (rc = st_meta_put(txn, dbi, "restored", "1", 1))) {
+	    (rc = st_meta_put(txn, dbi, "restored", "1", 1)) ||
+	    (rc = st_meta_put(txn, dbi, "writer", none, 12))) {
 		mdb_txn_abort(txn);
 		mdb_env_close(env);
 		return rc;
@@ -304,22 +376,56 @@ static int mark_restored(const char *path)
 int store_created(const struct store *s) { return s->created; }
 int store_restored(const struct store *s) { return s->restored; }
 
-static int unrestore_batch(struct wtxn *w, void *arg, struct err *e)
+/* ---- identity ----------------------------------------------------------- */
+
+uint32_t store_writer(struct store *s, uint64_t *born)
 {
+	uint32_t w;
+	pthread_mutex_lock(&s->stlock);
+	w = s->writer;
+	if (born != NULL)
+		*born = s->born;
+	pthread_mutex_unlock(&s->stlock);
+	return w;
+}
+
+struct writer_args {
+	uint32_t writer;
+	uint64_t floor, wall_ms;
+};
+
+static int writer_batch(struct wtxn *w, void *arg, struct err *e)
+{
+	struct writer_args *a = arg;
+	uint8_t buf[12];
 	MDB_val key = {8, (void *)"restored"};
-	int rc = mdb_del(w->txn, w->s->meta, &key, NULL);
-	(void)arg;
+	int rc;
+
+	w->set_writer = 1;
+	w->writer = a->writer;
+	w->born = 0;
+	if (a->writer != 0) {
+		hlc_observe(&w->clock, a->floor);
+		w->born = hlc_now(&w->clock, a->wall_ms);
+	}
+	be32(buf, w->writer);
+	le64(buf + 4, w->born);
+	if ((rc = st_meta_put(w->txn, w->s->meta, "writer", buf, 12)))
+		return st_lmdb_err(e, rc, "record the store writer");
+	rc = mdb_del(w->txn, w->s->meta, &key, NULL);
 	if (rc && rc != MDB_NOTFOUND)
 		return st_lmdb_err(e, rc, "clear the restored mark");
 	return 0;
 }
 
-int store_clear_restored(struct store *s, struct err *e)
+int store_set_writer(struct store *s, uint32_t writer, uint64_t floor,
+		     uint64_t wall_ms, struct err *e)
 {
-	int rc = st_run_batch(s, unrestore_batch, NULL, e);
-	if (rc == 0)
-		s->restored = 0;
-	return rc;
+	struct writer_args a = {writer, floor, wall_ms};
+	if (writer != 0 && writer_node(writer) != s->node_id)
+		return err_set(e, MSCE_EINVAL, "writer %u is not of node %u",
+			       writer, s->node_id);
+	return st_run_batch(s, writer_batch, &a, e);
 }
 
 int store_backup(struct store *s, const char *path, uint64_t *bytes,

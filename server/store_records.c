@@ -10,12 +10,24 @@
 
 /* ---- applying one change -------------------------------------------------- */
 
+/* A field whose winner updated a version the delete removed (its base is
+ * below the tombstone) survives a delete it did not see: a delete
+ * conflict, indexed like a loser with the tombstone's version in place of
+ * the loser's. A write that saw nothing (base zero) creates the field
+ * afresh: after a tombstone is collected, that is what a write to a
+ * deleted field looks like, wherever it was made. */
+int st_survived_delete(const struct record *r, const struct field_state *f)
+{
+	return !version_is_zero(r->tomb) && !version_is_zero(f->w.base) &&
+	       version_cmp(f->w.base, r->tomb) < 0;
+}
+
 int st_collect_losers(const struct record *r, struct arena *a,
 		      struct loser_ref **out, size_t *n)
 {
 	size_t count = 0, k = 0;
 	for (uint32_t i = 0; i < r->nfields; i++)
-		count += r->fields[i].nlosers;
+		count += r->fields[i].nlosers + st_survived_delete(r, &r->fields[i]);
 	*n = count;
 	*out = NULL;
 	if (count == 0)
@@ -23,13 +35,20 @@ int st_collect_losers(const struct record *r, struct arena *a,
 	*out = arena_alloc(a, count * sizeof **out);
 	if (*out == NULL)
 		return MSCE_ENOMEM;
-	for (uint32_t i = 0; i < r->nfields; i++)
+	for (uint32_t i = 0; i < r->nfields; i++) {
 		for (int j = 0; j < r->fields[i].nlosers; j++) {
 			(*out)[k].name = r->fields[i].name;
 			(*out)[k].name_len = r->fields[i].name_len;
 			(*out)[k].v = r->fields[i].losers[j].v;
 			k++;
 		}
+		if (st_survived_delete(r, &r->fields[i])) {
+			(*out)[k].name = r->fields[i].name;
+			(*out)[k].name_len = r->fields[i].name_len;
+			(*out)[k].v = r->tomb;
+			k++;
+		}
+	}
 	return 0;
 }
 
@@ -167,8 +186,8 @@ int st_save_record(struct wtxn *w, const char *coll, size_t clen,
  * a rule change between versions cannot split the cluster. */
 static int check_change(const Msce__Change *c, struct err *e)
 {
-	if (c->origin == 0 || c->origin > 65535)
-		return err_set(e, MSCE_ECORRUPT, "origin %u not in 1..65535",
+	if (writer_node(c->origin) == 0)
+		return err_set(e, MSCE_ECORRUPT, "origin %u names no node",
 			       c->origin);
 	if (c->seq == 0 || c->hlc == 0)
 		return err_set(e, MSCE_ECORRUPT, "change without seq or hlc");
@@ -254,7 +273,8 @@ struct apply_args {
 	size_t n;
 	uint64_t wall_ms, max_skew_ms;
 	struct store_apply_result *res;
-	int stop_code; /* EGAP / ECLOCK: commit the prefix, then report */
+	int stop_code; /* EGAP / ECLOCK / EMISMATCH: commit the prefix,
+			  then report */
 	struct err stop_err;
 };
 
@@ -286,6 +306,13 @@ static int apply_batch(struct wtxn *w, void *arg, struct err *e)
 				       "change %zu: not a valid msce.Change", i);
 		if ((rc = check_change(c, e)))
 			return err_wrap(e, "change %zu", i);
+		if (st_vv_find(w->vvs, w->nvv, c->origin) == NULL &&
+		    w->nvv >= MSCE_MAX_ORIGINS)
+			return err_set(e, MSCE_ECORRUPT,
+				       "change %zu: origin %u would be origin "
+				       "%d of the vector, limit %d",
+				       i, c->origin, MSCE_MAX_ORIGINS + 1,
+				       MSCE_MAX_ORIGINS);
 		vv = st_wtxn_vv(w, c->origin);
 		if (vv == NULL)
 			return err_set(e, MSCE_ENOMEM, "grow vector");
@@ -293,6 +320,17 @@ static int apply_batch(struct wtxn *w, void *arg, struct err *e)
 			a->res->consumed++;
 			a->res->duplicates++;
 			continue;
+		}
+		if (c->origin == s->writer) {
+			/* Only we write under our writer id: someone holds
+			 * changes of it we did not make. */
+			a->stop_code = err_set(
+				&a->stop_err, MSCE_EMISMATCH,
+				"change %u/%llu is of this store's own writer, "
+				"which holds only %llu of them",
+				c->origin, (unsigned long long)c->seq,
+				(unsigned long long)vv->seq);
+			break;
 		}
 		if (c->seq != vv->seq + 1) {
 			a->stop_code = err_set(
@@ -359,6 +397,59 @@ static struct version current_version(const struct record *r,
 	return fs ? fs->w.v : r->tomb;
 }
 
+struct has_ctx {
+	const struct record *r;
+	const struct store_write *in;
+};
+
+/* Is field name present after the write in ctx (or in the record alone
+ * when in is NULL)? */
+static int has_after(void *ctx, const char *name)
+{
+	const struct has_ctx *h = ctx;
+	size_t len = strlen(name);
+	if (h->in != NULL)
+		for (size_t i = 0; i < h->in->nfields; i++)
+			if (h->in->fields[i].name_len == len &&
+			    memcmp(h->in->fields[i].name, name, len) == 0)
+				return h->in->fields[i].value_len > 0;
+	return record_field(h->r, (const uint8_t *)name, len) != NULL;
+}
+
+/* Whole-record limits, checked where a write enters: the record as this
+ * write leaves it (a local write wins every field it writes). */
+static int check_record_limits(const struct record *cur,
+			       const struct store_write *in, struct err *we)
+{
+	size_t fields = cur->nfields, bytes = 0;
+
+	for (uint32_t i = 0; i < cur->nfields; i++)
+		bytes += cur->fields[i].name_len + cur->fields[i].w.value_len;
+	for (size_t i = 0; i < in->nfields; i++) {
+		const struct store_field_in *f = &in->fields[i];
+		const struct field_state *fs = record_field(
+			cur, (const uint8_t *)f->name, f->name_len);
+		if (fs != NULL)
+			bytes -= fs->name_len + fs->w.value_len;
+		else
+			fields++;
+		bytes += f->name_len + f->value_len;
+	}
+	if (fields > MSCE_MAX_RECORD_FIELDS)
+		return err_set(we, MSCE_ETOOBIG,
+			       "%.*s/%.*s would have %zu fields, limit %d per "
+			       "record",
+			       (int)in->coll_len, in->coll, (int)in->key_len,
+			       in->key, fields, MSCE_MAX_RECORD_FIELDS);
+	if (bytes > MSCE_MAX_RECORD)
+		return err_set(we, MSCE_ETOOBIG,
+			       "%.*s/%.*s would be %zu bytes of names and "
+			       "values, limit %u per record",
+			       (int)in->coll_len, in->coll, (int)in->key_len,
+			       in->key, bytes, MSCE_MAX_RECORD);
+	return 0;
+}
+
 static int write_one(struct wtxn *w, const struct store_write *in,
 		     uint64_t wall_ms, struct store_written *out,
 		     struct err *e)
@@ -417,12 +508,28 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 				}
 		}
 		if (schema_validate_put(in->coll, in->coll_len, in->key,
-					in->key_len, sf, in->nfields,
-					cur.nfields == 0, we))
+					in->key_len, sf, in->nfields, 0, we))
+			return 0;
+		/* A typed record must be whole after the write: a create
+		 * carries the required fields, and so does a write to a
+		 * record a concurrent delete left incomplete. */
+		struct has_ctx hc = {&cur, in};
+		char missing[256];
+		if (schema_missing_required(in->coll, in->coll_len, has_after,
+					    &hc, missing, sizeof missing)) {
+			err_set(we, MSCE_EINVAL,
+				"%.*s: missing required field(s) for a %s "
+				"record: %s",
+				(int)in->coll_len, in->coll,
+				cur.nfields == 0 ? "new" : "incomplete",
+				missing);
+			return 0;
+		}
+		if (check_record_limits(&cur, in, we))
 			return 0;
 	}
 
-	vv = st_wtxn_vv(w, s->node_id);
+	vv = st_wtxn_vv(w, s->writer);
 	if (vv == NULL)
 		return err_set(e, MSCE_ENOMEM, "grow vector");
 	/* A write goes above every version it replaces, even one merged
@@ -430,7 +537,7 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 	hlc_observe(&w->clock, cur.tomb.hlc);
 	for (uint32_t i = 0; i < cur.nfields; i++)
 		hlc_observe(&w->clock, cur.fields[i].w.v.hlc);
-	c.origin = s->node_id;
+	c.origin = s->writer;
 	c.seq = vv->seq + 1;
 	c.hlc = hlc_now(&w->clock, wall_ms);
 	c.collection = arena_alloc(&s->arena, in->coll_len + 1);
@@ -473,6 +580,14 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 		c.fields = fp;
 	}
 	rawlen = msce__change__get_packed_size(&c);
+	if (rawlen > MSCE_MAX_CHANGE) {
+		err_set(we, MSCE_ETOOBIG,
+			"%.*s/%.*s: the change is %zu bytes, limit %u per "
+			"change",
+			(int)in->coll_len, in->coll, (int)in->key_len, in->key,
+			rawlen, MSCE_MAX_CHANGE);
+		return 0;
+	}
 	raw = arena_alloc(&s->arena, rawlen);
 	if (raw == NULL)
 		return err_set(e, MSCE_ENOMEM, "encode change");
@@ -481,6 +596,7 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 		return rc;
 	vv->seq = c.seq;
 	vv->hlc = c.hlc;
+	out->origin = c.origin;
 	out->seq = c.seq;
 	out->hlc = c.hlc;
 	return 0;
@@ -504,19 +620,60 @@ int store_write(struct store *s, const struct store_write *w, size_t n,
 		uint64_t wall_ms, struct store_written *out, struct err *e)
 {
 	struct write_args a = {w, n, wall_ms, out};
-	return st_run_batch(s, write_batch, &a, e);
+	int rc;
+
+	pthread_mutex_lock(&s->wlock);
+	if (s->writer == 0)
+		rc = err_set(e, MSCE_EBUSY,
+			     "this store has no writer yet (it is new or was "
+			     "restored): writes wait until it has caught up");
+	else
+		rc = st_run_batch_locked(s, write_batch, &a, e);
+	pthread_mutex_unlock(&s->wlock);
+	return rc;
 }
 
 /* ---- reads ------------------------------------------------------------------ */
 
+/* Visible: some field, and for a typed record every required one (a
+ * field that outlived a concurrent delete does not make a registration). */
+static int visible(const char *coll, size_t clen, const struct record *r,
+		   char *missing, size_t mlen)
+{
+	struct has_ctx hc = {r, NULL};
+	if (r->nfields == 0)
+		return 0;
+	return schema_missing_required(coll, clen, has_after, &hc, missing,
+				       mlen) == 0;
+}
+
+static int get_record(struct store *s, const char *coll, size_t clen,
+		      const char *key, size_t klen, int raw, store_record_cb cb,
+		      void *ctx, struct err *e);
+
 int store_get(struct store *s, const char *coll, size_t clen, const char *key,
 	      size_t klen, store_record_cb cb, void *ctx, struct err *e)
+{
+	return get_record(s, coll, clen, key, klen, 0, cb, ctx, e);
+}
+
+int store_get_state(struct store *s, const char *coll, size_t clen,
+		    const char *key, size_t klen, store_record_cb cb,
+		    void *ctx, struct err *e)
+{
+	return get_record(s, coll, clen, key, klen, 1, cb, ctx, e);
+}
+
+static int get_record(struct store *s, const char *coll, size_t clen,
+		      const char *key, size_t klen, int raw, store_record_cb cb,
+		      void *ctx, struct err *e)
 {
 	uint8_t rk[MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY];
 	MDB_txn *txn;
 	MDB_val k, v;
 	struct record r;
 	struct arena a;
+	char miss[256];
 	int rc;
 
 	if (schema_check_collection(coll, clen, 1, e) ||
@@ -541,9 +698,20 @@ int store_get(struct store *s, const char *coll, size_t clen, const char *key,
 	if (rc) {
 		err_set(e, rc, "record %.*s/%.*s is corrupt", (int)clen, coll,
 			(int)klen, key);
+	} else if (raw) {
+		struct store_record_view view = {coll, clen, key, klen, &r};
+		rc = cb(ctx, &view);
 	} else if (r.nfields == 0) {
 		rc = err_set(e, MSCE_ENOTFOUND, "%.*s/%.*s not found (deleted)",
 			     (int)clen, coll, (int)klen, key);
+	} else if (!visible(coll, clen, &r, miss, sizeof miss)) {
+		rc = err_set(e, MSCE_ENOTFOUND,
+			     "%.*s/%.*s not found: incomplete (no %s), %s",
+			     (int)clen, coll, (int)klen, key, miss,
+			     version_is_zero(r.tomb)
+				 ? "its creation has not arrived yet"
+				 : "a write survived a concurrent delete; see "
+				   "the conflicts");
 	} else {
 		struct store_record_view view = {coll, clen, key, klen, &r};
 		rc = cb(ctx, &view);
@@ -628,7 +796,7 @@ int store_scan(struct store *s, const struct store_scan *q, store_record_cb cb,
 				     (int)k.mv_size, (char *)k.mv_data);
 			break;
 		}
-		if (r.nfields == 0)
+		if (!visible(q->coll, q->coll_len, &r, NULL, 0))
 			continue;
 		struct store_record_view view = {
 			q->coll, q->coll_len,
@@ -689,13 +857,24 @@ int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
 			break;
 		}
 		fs = record_field(&r, z2 + 1, (size_t)(z3 - z2 - 1));
+		if (fs != NULL && !version_is_zero(r.tomb) &&
+		    version_cmp(lv, r.tomb) == 0) {
+			/* A delete conflict: the delete is the loser. */
+			struct fv del = {NULL, 0, r.tomb, 0, {0, 0}};
+			struct store_conflict_view cv = {
+				(const char *)p, (size_t)(z1 - p),
+				(const char *)z1 + 1, (size_t)(z2 - z1 - 1),
+				fs, &del, 1};
+			rc = cb(ctx, &cv);
+			count++;
+		}
 		for (int i = 0; fs != NULL && i < fs->nlosers; i++) {
 			if (version_cmp(fs->losers[i].v, lv) != 0)
 				continue;
 			struct store_conflict_view cv = {
 				(const char *)p, (size_t)(z1 - p),
 				(const char *)z1 + 1, (size_t)(z2 - z1 - 1),
-				fs, &fs->losers[i]};
+				fs, &fs->losers[i], 0};
 			rc = cb(ctx, &cv);
 			count++;
 			break;

@@ -10,8 +10,8 @@
  * Failure modes: MDB_MAP_FULL aborts the transaction, grows the map and
  * runs the whole batch again from its inputs. Any other error aborts and
  * nothing changes. A failed commit leaves the on-disk state unknown to us,
- * so the store turns read-only (sticky, like an LMDB txn error) until it
- * is reopened. */
+ * so the store turns read-only (sticky, like an LMDB txn error) until a
+ * probe commit succeeds (store_retry). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +23,14 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
+/* Set when a batch function met MDB_MAP_FULL (per thread: the writer). */
+static _Thread_local int map_full;
+
 int st_lmdb_err(struct err *e, int rc, const char *what)
 {
 	int code;
+	if (rc == MDB_MAP_FULL)
+		map_full = 1;
 	switch (rc) {
 	case MDB_MAP_FULL:
 	case ENOSPC:
@@ -197,12 +202,16 @@ int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
 		if ((rc = mdb_txn_begin(s->env, NULL, 0, &w.txn))) {
 			free(w.vvs);
 			if (rc == MDB_MAP_RESIZED) {
-				/* Another process grew it; adopt its size. */
+				/* Another process grew it; adopt its size, with
+				 * no read transaction open in this process. */
+				pthread_rwlock_wrlock(&s->maplock);
 				mdb_env_set_mapsize(s->env, 0);
+				pthread_rwlock_unlock(&s->maplock);
 				continue;
 			}
 			return st_lmdb_err(e, rc, "begin write transaction");
 		}
+		map_full = 0;
 		code = fn(&w, arg, e);
 		arena_reset(&s->arena);
 		if (code == 0 && (rc = persist_state(&w)))
@@ -210,9 +219,7 @@ int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
 		if (code != 0) {
 			mdb_txn_abort(w.txn);
 			free(w.vvs);
-			if (code == MSCE_EFULL && e != NULL &&
-			    strstr(e->msg, mdb_strerror(MDB_MAP_FULL)) &&
-			    grow_map(s, e) == 0)
+			if (code == MSCE_EFULL && map_full && grow_map(s, e) == 0)
 				continue;
 			return code;
 		}
@@ -255,6 +262,10 @@ int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
 		s->clock = w.clock;
 		if (w.clock.last > s->hw)
 			s->hw = w.clock.last;
+		if (w.set_writer) {
+			s->writer = w.writer;
+			s->born = w.born;
+		}
 		pthread_mutex_unlock(&s->stlock);
 		return 0;
 	}

@@ -153,7 +153,8 @@ int bench_store(int argc, char **argv)
 	struct store_options o = {.node_id = 1, .cluster = "bench"};
 	struct store *s;
 	struct err e;
-	if (store_open(dir, &o, &s, &e)) {
+	if (store_open(dir, &o, &s, &e) ||
+	    store_set_writer(s, o.node_id, 0, 1, &e)) {
 		fprintf(stderr, "msce-bench: %s\n", e.msg);
 		return 1;
 	}
@@ -174,7 +175,8 @@ int bench_store(int argc, char **argv)
 
 	/* Local writes: validated, sequenced and logged at this node. */
 	dir = tmpdir();
-	if (store_open(dir, &o, &s, &e)) {
+	if (store_open(dir, &o, &s, &e) ||
+	    store_set_writer(s, o.node_id, 0, 1, &e)) {
 		fprintf(stderr, "msce-bench: %s\n", e.msg);
 		return 1;
 	}

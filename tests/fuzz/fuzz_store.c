@@ -51,7 +51,8 @@ static void open_fresh(uint32_t node_id, const char *cluster)
 	generation++;
 	snprintf(dir, sizeof dir, "%s/store-%u", base, generation);
 	err_clear(&e);
-	if (store_open(dir, &o, &cur, &e)) {
+	if (store_open(dir, &o, &cur, &e) ||
+	    store_set_writer(cur, o.node_id, 0, 1, &e)) {
 		fprintf(stderr, "fuzz_store: store_open %s: %s\n", dir, e.msg);
 		abort();
 	}

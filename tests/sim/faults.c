@@ -6,16 +6,39 @@
  * rises to seconds for a while, so that long transfers such as snapshots
  * overlap everything else).
  *
+ * The edges of a node's life: a backup taken at a random moment and
+ * restored later over the node's store (sometimes the same backup twice);
+ * a wipe (the node starts empty); a center that joins late while the
+ * other configurations learn of it one by one; and a second process that
+ * tries to open a live store (it must be refused).
+ *
  * faults_heal_all ends them all for the final quiescence; clocks are set
  * right and sim time jumps past the largest offset used, so that changes
  * stamped by a clock that ran ahead become acceptable everywhere. */
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sim.h"
 
+#define MAX_BACKUPS 4
+
+struct backup {
+	int node;
+	char *dir;
+};
+
 struct faults {
 	uint64_t cut_ppm, part_ppm, crash_ppm, clock_ppm, slow_ppm;
+	uint64_t backup_ppm, restore_ppm, wipe_ppm, second_ppm;
 	uint64_t partition_until; /* 0: no partition */
+	struct backup backups[MAX_BACKUPS];
+	int nbackups, backup_seq;
+	uint64_t join_at;      /* the joiner starts then (0: started) */
+	uint64_t next_rollout; /* a configuration learns of it */
 };
 
 /* A rate: none, low or high. */
@@ -42,6 +65,14 @@ struct faults *faults_new(struct sim *s)
 	f->crash_ppm = rate(&s->rng, 600, 1500);
 	f->clock_ppm = rate(&s->rng, 700, 1500);
 	f->slow_ppm = rate(&s->rng, 700, 1500);
+	f->backup_ppm = rate(&s->rng, 500, 1500);
+	f->restore_ppm = rate(&s->rng, 150, 500);
+	f->wipe_ppm = rate(&s->rng, 150, 400);
+	f->second_ppm = rate(&s->rng, 300, 1000);
+	f->join_at = s->joiner >= 0
+			 ? rng_range(&s->rng, 100,
+				     (uint64_t)s->opt.steps * 6 + 100)
+			 : 0;
 	/* Drawn first, then masked: the other draws stay the same. */
 	if (!(s->opt.faults & FAULT_CUT))
 		f->cut_ppm = 0;
@@ -53,12 +84,187 @@ struct faults *faults_new(struct sim *s)
 		f->clock_ppm = 0;
 	if (!(s->opt.faults & FAULT_SLOW))
 		f->slow_ppm = 0;
+	if (!(s->opt.faults & FAULT_RESTORE))
+		f->backup_ppm = f->restore_ppm = 0;
+	if (!(s->opt.faults & FAULT_WIPE))
+		f->wipe_ppm = 0;
+	if (!(s->opt.faults & FAULT_SECOND))
+		f->second_ppm = 0;
 	return f;
 }
 
 void faults_free(struct faults *f)
 {
+	if (f == NULL)
+		return;
+	for (int i = 0; i < f->nbackups; i++)
+		free(f->backups[i].dir);
 	free(f);
+}
+
+/* ---- a node's life ------------------------------------------------------- */
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+		  struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void rmrf(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Copies the files of directory from into directory to (made). */
+static int copy_dir(const char *from, const char *to)
+{
+	static const char *const files[] = {"data.mdb", NULL};
+	char a[512], b[512], buf[65536];
+	if (mkdir(to, 0750) != 0)
+		return -1;
+	for (int i = 0; files[i] != NULL; i++) {
+		FILE *in, *out;
+		size_t n;
+		snprintf(a, sizeof a, "%s/%s", from, files[i]);
+		snprintf(b, sizeof b, "%s/%s", to, files[i]);
+		if ((in = fopen(a, "rb")) == NULL)
+			return -1;
+		if ((out = fopen(b, "wb")) == NULL) {
+			fclose(in);
+			return -1;
+		}
+		while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+			fwrite(buf, 1, n, out);
+		fclose(in);
+		if (fclose(out) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void take_backup(struct sim *s, int i)
+{
+	struct faults *f = s->faults;
+	struct node *nd = &s->nodes[i];
+	char path[512];
+	uint64_t bytes;
+	struct err e;
+	int slot;
+
+	snprintf(path, sizeof path, "%s/backup-%d", s->root, ++f->backup_seq);
+	err_clear(&e);
+	if (store_backup(nd->store, path, &bytes, &e)) {
+		sim_fail(s, "node %u: backup: %s", nd->id, e.msg);
+		return;
+	}
+	slot = f->nbackups < MAX_BACKUPS ? f->nbackups++
+					 : (int)rng_below(&s->rng, MAX_BACKUPS);
+	if (slot < f->nbackups && f->backups[slot].dir != NULL) {
+		rmrf(f->backups[slot].dir);
+		free(f->backups[slot].dir);
+	}
+	f->backups[slot].node = i;
+	f->backups[slot].dir = strdup(path);
+	sim_log(s, "node %u backed up to %s (%llu bytes)", nd->id, path,
+		(unsigned long long)bytes);
+}
+
+/* The node's store is replaced (restore) or lost (wipe); it restarts. */
+static void replace_store(struct sim *s, int i, const char *backup)
+{
+	struct node *nd = &s->nodes[i];
+
+	if (nd->alive)
+		node_crash(s, i);
+	oracle_store_destroyed(s->oracle, i);
+	rmrf(nd->dir);
+	if (backup != NULL && copy_dir(backup, nd->dir) != 0) {
+		sim_fail(s, "node %u: cannot copy backup %s", nd->id, backup);
+		return;
+	}
+	nd->restart_at = s->now + rng_range(&s->rng, 200, 5000);
+	sim_log(s, "node %u's store %s", nd->id,
+		backup ? "replaced by a backup" : "wiped");
+}
+
+/* Another process opening a live store must be refused. */
+static void second_process(struct sim *s, int i)
+{
+	struct node *nd = &s->nodes[i];
+	struct store_options o = {.node_id = nd->id, .cluster = SIM_CLUSTER};
+	struct store *x = NULL;
+	struct err e;
+	int rc;
+
+	err_clear(&e);
+	rc = store_open(nd->dir, &o, &x, &e);
+	if (rc == 0) {
+		store_close(x);
+		sim_fail(s, "a second store opened node %u's live data "
+			    "directory",
+			 nd->id);
+	} else if (rc != MSCE_EBUSY) {
+		sim_fail(s, "a second open of node %u's store: %s: %s", nd->id,
+			 err_name(rc), e.msg);
+	} else {
+		s->second_refused++;
+	}
+}
+
+/* Node i's configuration lists the joiner from now on. */
+static void roll_out(struct sim *s, int i)
+{
+	int j = s->joiner;
+	struct link *l;
+	uint32_t ids[SIM_MAX_NODES];
+	struct err e;
+
+	if (s->member[i][j])
+		return;
+	s->member[i][j] = 1;
+	s->rollouts++;
+	if (s->nodes[i].alive &&
+	    repl_reconfigure(s->nodes[i].repl, ids, node_members(s, i, ids),
+			     &e))
+		sim_fail(s, "node %u: reconfigure: %s", s->nodes[i].id, e.msg);
+	l = net_link(s, i, j);
+	if (!l->up && l->reconnect_at == 0)
+		l->reconnect_at = s->now + rng_range(&s->rng, 10, 300);
+	sim_log(s, "node %u's configuration now lists node %u",
+		s->nodes[i].id, s->nodes[j].id);
+}
+
+static void membership_step(struct sim *s, int all)
+{
+	struct faults *f = s->faults;
+	int pending[SIM_MAX_NODES], np = 0;
+
+	if (s->joiner < 0)
+		return;
+	if (f->join_at != 0 && (all || s->now >= f->join_at)) {
+		f->join_at = 0;
+		s->joins++;
+		sim_log(s, "node %u joins", s->nodes[s->joiner].id);
+		node_start(s, s->joiner);
+		f->next_rollout = s->now + rng_range(&s->rng, 100, 3000);
+	}
+	if (f->join_at != 0 || (!all && s->now < f->next_rollout))
+		return;
+	for (int i = 0; i < s->n; i++)
+		if (!s->member[i][s->joiner])
+			pending[np++] = i;
+	if (np == 0)
+		return;
+	if (all) {
+		for (int k = 0; k < np; k++)
+			roll_out(s, pending[k]);
+		return;
+	}
+	roll_out(s, pending[rng_below(&s->rng, (uint64_t)np)]);
+	f->next_rollout = s->now + rng_range(&s->rng, 100, 4000);
 }
 
 static void heal_partition(struct sim *s)
@@ -156,9 +362,11 @@ void faults_step(struct sim *s)
 	struct faults *f = s->faults;
 	int alive = 0;
 
+	membership_step(s, 0);
 	for (int i = 0; i < s->n && !s->failed; i++) {
 		struct node *nd = &s->nodes[i];
-		if (!nd->alive && nd->restart_at <= s->now)
+		if (!nd->alive && nd->restart_at <= s->now &&
+		    !(i == s->joiner && f->join_at != 0))
 			node_start(s, i);
 		alive += nd->alive;
 	}
@@ -185,6 +393,30 @@ void faults_step(struct sim *s)
 	}
 	if (rng_ppm(&s->rng, f->clock_ppm))
 		clock_fault(s);
+	if (rng_ppm(&s->rng, f->backup_ppm)) {
+		int i = (int)rng_below(&s->rng, (uint64_t)s->n);
+		if (s->nodes[i].alive)
+			take_backup(s, i);
+	}
+	if (f->nbackups > 0 && rng_ppm(&s->rng, f->restore_ppm) &&
+	    alive > 1) {
+		struct backup *b =
+		    &f->backups[rng_below(&s->rng, (uint64_t)f->nbackups)];
+		s->restores++;
+		replace_store(s, b->node, b->dir);
+	}
+	if (rng_ppm(&s->rng, f->wipe_ppm) && alive > 1) {
+		int i = (int)rng_below(&s->rng, (uint64_t)s->n);
+		if (!(i == s->joiner && f->join_at != 0)) {
+			s->wipes++;
+			replace_store(s, i, NULL);
+		}
+	}
+	if (rng_ppm(&s->rng, f->second_ppm)) {
+		int i = (int)rng_below(&s->rng, (uint64_t)s->n);
+		if (s->nodes[i].alive)
+			second_process(s, i);
+	}
 	uncongest(s, 0);
 	if (rng_ppm(&s->rng, f->slow_ppm))
 		congest(s);
@@ -195,6 +427,7 @@ void faults_heal_all(struct sim *s)
 	if (s->faults->partition_until)
 		heal_partition(s);
 	uncongest(s, 1);
+	membership_step(s, 1);
 	for (int i = 0; i < s->n && !s->failed; i++)
 		if (!s->nodes[i].alive)
 			node_start(s, i);

@@ -178,8 +178,10 @@ void net_node_down(struct sim *s, int i)
 static int can_connect(struct sim *s, int a, int b)
 {
 	struct link *l = net_link(s, a, b);
+	/* Both must list each other, as msced's handshake requires. */
 	return !l->up && !l->blocked && l->reconnect_at != 0 &&
-	       s->nodes[a].alive && s->nodes[b].alive;
+	       s->nodes[a].alive && s->nodes[b].alive && s->member[a][b] &&
+	       s->member[b][a];
 }
 
 /* what: channel index (from*n+to), or -1 - link index for a reconnect. */

@@ -59,21 +59,30 @@ static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
 	return store_log_truncate(st(ctx), origin, upto, e);
 }
 
-static int op_gc(void *ctx, struct version upto, size_t *dropped, struct err *e)
+static int op_gc(void *ctx, const struct vv_entry *upto, size_t n,
+		 size_t *dropped, struct err *e)
 {
 	struct node *nd = ctx;
-	int rc = store_gc_tombstones(nd->store, upto, dropped, e);
+	int rc = store_gc_tombstones(nd->store, upto, n, dropped, e);
 	if (rc == 0 && *dropped)
-		sim_log(nd->sim,
-			"node %u collects %zu tombstones up to %llu.%u", nd->id,
-			*dropped, (unsigned long long)(upto.hlc >> 16),
-			(unsigned)(upto.hlc & 0xffff));
+		sim_log(nd->sim, "node %u collects %zu tombstones", nd->id,
+			*dropped);
 	return rc;
 }
 
-static int op_clock_advance(void *ctx, uint64_t wall_ms, struct err *e)
+static uint32_t op_writer(void *ctx, uint64_t *born)
 {
-	return store_clock_advance(st(ctx), wall_ms, e);
+	return store_writer(st(ctx), born);
+}
+
+static int op_set_writer(void *ctx, uint32_t w, uint64_t floor,
+			 struct err *e)
+{
+	struct node *nd = ctx;
+	int rc = store_set_writer(nd->store, w, floor, node_now(nd), e);
+	sim_log(nd->sim, "node %u: writer %u/%u%s", nd->id, writer_node(w),
+		writer_inc(w), rc ? " refused" : "");
+	return rc;
 }
 
 static int op_snap_begin(void *ctx, struct store_snap **out, struct err *e)
@@ -81,18 +90,6 @@ static int op_snap_begin(void *ctx, struct store_snap **out, struct err *e)
 	struct node *nd = ctx;
 	sim_log(nd->sim, "node %u begins a snapshot read", nd->id);
 	return store_snap_begin(nd->store, out, e);
-}
-
-static int op_snap_merge(void *ctx, const struct store_snap_record *r, size_t n,
-			 struct err *e)
-{
-	return store_snap_merge(st(ctx), r, n, e);
-}
-
-static int op_snap_finish(void *ctx, const struct vv_entry *vv, size_t n,
-			  struct err *e)
-{
-	return store_snap_finish(st(ctx), vv, n, e);
 }
 
 /* ---- I/O callbacks ------------------------------------------------------- */
@@ -159,11 +156,28 @@ static void io_apply(void *data, uint64_t token, const struct store_blob *b,
 	j->token = token;
 	j->b = b;
 	j->n = n;
+	j->chunk = NULL;
 	if (nd->jobs_tail)
 		nd->jobs_tail->next = j;
 	else
 		nd->jobs = j;
 	nd->jobs_tail = j;
+}
+
+static void io_snapshot(void *data, uint64_t token,
+			const struct store_snap_chunk *c)
+{
+	struct node *nd = data;
+	/* Queued like a batch apply: the same job order as msced's writer. */
+	io_apply(data, token, NULL, 0);
+	if (nd->jobs_tail != NULL && nd->jobs_tail->token == token)
+		nd->jobs_tail->chunk = c;
+}
+
+static uint32_t io_random(void *data)
+{
+	struct node *nd = data;
+	return (uint32_t)rng_next(&nd->sim->rng);
 }
 
 static void io_trace(void *data, int level, const char *msg)
@@ -210,6 +224,15 @@ static void leave(struct node *nd)
 	check_clock(nd);
 }
 
+size_t node_members(struct sim *s, int i, uint32_t *out)
+{
+	size_t n = 0;
+	for (int j = 0; j < s->n; j++)
+		if (s->member[i][j])
+			out[n++] = s->nodes[j].id;
+	return n;
+}
+
 int node_start(struct sim *s, int i)
 {
 	struct node *nd = &s->nodes[i];
@@ -217,8 +240,10 @@ int node_start(struct sim *s, int i)
 	    .node_id = nd->id,
 	    .cluster = SIM_CLUSTER,
 	    .nosync = 1,
-	    .map_size = (size_t)(s->opt.small_map ? 4 : 64) << 20};
+	    .map_size = (size_t)(s->opt.small_map ? 4 : 64) << 20,
+	    .max_map_size = (size_t)1 << 30};
 	struct repl_config cfg = s->rcfg;
+	uint32_t ids[SIM_MAX_NODES];
 	struct err e;
 	int rc;
 
@@ -232,22 +257,28 @@ int node_start(struct sim *s, int i)
 	    .vv = op_vv,
 	    .digest = op_digest,
 	    .hw = op_hw,
+	    .writer = op_writer,
+	    .set_writer = op_set_writer,
 	    .log_read = op_log_read,
 	    .log_truncate = op_log_truncate,
 	    .gc_tombstones = op_gc,
-	    .clock_advance = op_clock_advance,
 	    .snap_begin = op_snap_begin,
-	    .snap_merge = op_snap_merge,
-	    .snap_finish = op_snap_finish,
+	    .snap_vv = store_snap_vv,
+	    .snap_next = store_snap_next,
+	    .snap_end = store_snap_end,
 	};
 	nd->io = (struct repl_io){
 	    .data = nd,
 	    .send = io_send,
 	    .close = io_close,
 	    .apply = io_apply,
+	    .snapshot = io_snapshot,
+	    .random = io_random,
 	    .trace = io_trace,
 	};
 	cfg.node_id = nd->id;
+	cfg.nodes = ids;
+	cfg.nnodes = node_members(s, i, ids);
 	if ((rc = repl_create(&cfg, &nd->ops, &nd->io, node_now(nd), &nd->repl,
 			      &e))) {
 		sim_fail(s, "node %u: repl_create: %s", nd->id, e.msg);
@@ -395,9 +426,21 @@ void node_job_run(struct sim *s, int i)
 		nd->jobs_tail = NULL;
 	memset(&res, 0, sizeof res);
 	err_clear(&e);
+	if (j->chunk != NULL) {
+		rc = store_snap_apply(nd->store, j->chunk, &e);
+		if (rc != 0)
+			sim_fail(s, "node %u: snapshot chunk: %s: %s", nd->id,
+				 err_name(rc), e.msg);
+		enter(nd);
+		repl_snapshot_done(nd->repl, j->token, rc, &e, node_now(nd));
+		leave(nd);
+		free(j);
+		return;
+	}
 	rc = store_apply(nd->store, j->b, j->n, node_now(nd), SIM_MAX_SKEW_MS,
 			 &res, &e);
-	if (rc != 0 && rc != MSCE_ECLOCK && rc != MSCE_EGAP)
+	if (rc != 0 && rc != MSCE_ECLOCK && rc != MSCE_EGAP &&
+	    rc != MSCE_EMISMATCH)
 		sim_fail(s, "node %u: store_apply of %zu changes: %s: %s",
 			 nd->id, j->n, err_name(rc), e.msg);
 	else if (rc)

@@ -1,52 +1,87 @@
-/* The oracle: what every node must hold, computed from the set of
- * acknowledged writes by the rule in DESIGN.md / record.h, written here
- * again on purpose (nothing from record.c), so that a wrong merge in the
- * store cannot also make the expectation wrong.
+/* The oracle: what every node must hold, computed from what the workload
+ * asked and was told, never from what the stores say.
  *
- * Per (collection, key): T = the highest delete version. Per field: the
- * candidates are its writes above T; the winner is the highest; seen =
- * max(T, every base a candidate declared); losers = the other candidates
- * above seen, the RECORD_MAX_LOSERS highest. A field without candidates is
- * absent. */
+ * At each acknowledgment the workload hands over the request (collection,
+ * key, delete or the fields and values), the bases it expects (the
+ * versions it read just before writing, or the ones it passed), and what
+ * the node answered (origin, seq, hlc). The oracle checks the answer at
+ * once (seqs of an origin are 1, 2, 3... with none twice or missing; the
+ * write's version beats what it replaces) and keeps the change.
+ *
+ * Checks against a store (oracle_check_*): every log entry is the change
+ * the oracle recorded for its (origin, seq), byte for byte the same on
+ * every node; the visible records and the conflict list are what the rule
+ * gives for the changes the store's vector says it holds; typed records
+ * are whole. The rule is written here again on purpose, with its own
+ * version order (nothing from record.c or version.h):
+ *
+ *   per (collection, key): T = the highest delete version; per field, the
+ *   candidates are its writes above T; the winner is the highest; seen =
+ *   max(T, every base a candidate declared); losers = the other
+ *   candidates above seen, the 8 highest; a winner whose base is a
+ *   version below T (not none) updated what the delete removed, unseen:
+ *   a delete conflict. A registration, case or event missing a required
+ *   field is not visible.
+ *
+ * Changes acknowledged by a store that was later wiped or replaced by a
+ * backup may be lost (nothing else held them); no other change may. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "hlc.h"
+#include <sodium.h>
+
 #include "msce.pb-c.h"
 #include "sim.h"
 
-struct owrite {
-	struct version v, base;
+#define OMAX_LOSERS 8
+
+/* The oracle's own version order: hlc, then origin. */
+static int ocmp(struct over_ver a, struct over_ver b)
+{
+	if (a.hlc != b.hlc)
+		return a.hlc < b.hlc ? -1 : 1;
+	if (a.origin != b.origin)
+		return a.origin < b.origin ? -1 : 1;
+	return 0;
+}
+
+static struct over_ver omax(struct over_ver a, struct over_ver b)
+{
+	return ocmp(a, b) >= 0 ? a : b;
+}
+
+struct ofw {
+	char *name;
 	uint8_t *val;
 	size_t len;
+	struct over_ver base;
 };
 
-struct ofield {
-	char *name;
-	struct owrite *w;
-	size_t n, cap;
-};
-
-struct orec {
+struct ochange {
+	uint32_t origin;
+	uint64_t seq, hlc;
 	char *coll, *key;
-	struct version tomb;
-	struct ofield *f;
-	size_t nf, capf;
-	int scanned;
+	int del;
+	struct ofw *f;
+	size_t nf;
+	int acked_by;	     /* node index */
+	int lost_ok;	     /* its store was destroyed later */
+	int logged;	     /* bytes seen in some log */
+	uint8_t bytes[32];   /* hash of the first log entry seen */
+};
+
+struct oorigin {
+	uint32_t origin;
+	struct ochange **c; /* by seq - 1 */
+	size_t n, cap;
 };
 
 struct oracle {
-	struct orec *r;
+	struct oorigin *o;
 	size_t n, cap;
-};
-
-struct expect {
-	const struct owrite *win;
-	struct version seen;
-	const struct owrite *losers[RECORD_MAX_LOSERS];
-	int nlosers;
+	uint64_t changes;
 };
 
 /* ---- building ------------------------------------------------------------ */
@@ -56,25 +91,312 @@ struct oracle *oracle_new(void)
 	return calloc(1, sizeof(struct oracle));
 }
 
+static void change_free(struct ochange *c)
+{
+	for (size_t i = 0; i < c->nf; i++) {
+		free(c->f[i].name);
+		free(c->f[i].val);
+	}
+	free(c->f);
+	free(c->coll);
+	free(c->key);
+	free(c);
+}
+
 void oracle_free(struct oracle *o)
 {
 	if (o == NULL)
 		return;
 	for (size_t i = 0; i < o->n; i++) {
-		struct orec *r = &o->r[i];
-		for (size_t j = 0; j < r->nf; j++) {
-			for (size_t k = 0; k < r->f[j].n; k++)
-				free(r->f[j].w[k].val);
-			free(r->f[j].w);
-			free(r->f[j].name);
-		}
-		free(r->f);
-		free(r->coll);
-		free(r->key);
+		for (size_t k = 0; k < o->o[i].n; k++)
+			change_free(o->o[i].c[k]);
+		free(o->o[i].c);
 	}
-	free(o->r);
+	free(o->o);
 	free(o);
 }
+
+static struct oorigin *origin_get(struct oracle *o, uint32_t origin, int add)
+{
+	for (size_t i = 0; i < o->n; i++)
+		if (o->o[i].origin == origin)
+			return &o->o[i];
+	if (!add)
+		return NULL;
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 16;
+		struct oorigin *p = realloc(o->o, cap * sizeof *p);
+		if (p == NULL)
+			return NULL;
+		o->o = p;
+		o->cap = cap;
+	}
+	memset(&o->o[o->n], 0, sizeof o->o[o->n]);
+	o->o[o->n].origin = origin;
+	return &o->o[o->n++];
+}
+
+static struct ochange *change_get(struct oracle *o, uint32_t origin,
+				  uint64_t seq)
+{
+	struct oorigin *or = origin_get(o, origin, 0);
+	if (or == NULL || seq == 0 || seq > or->n)
+		return NULL;
+	return or->c[seq - 1];
+}
+
+uint64_t oracle_acked(struct oracle *o, uint32_t origin)
+{
+	struct oorigin *or = origin_get(o, origin, 0);
+	return or ? or->n : 0;
+}
+
+int oracle_ack(struct oracle *o, int node, const struct oracle_write *w,
+	       char *why, size_t whylen)
+{
+	struct oorigin *or;
+	struct ochange *c;
+	struct over_ver v = {w->hlc, w->origin};
+
+	if ((w->origin & 0xffff) != w->node_id) {
+		snprintf(why, whylen,
+			 "node %u acknowledged a write under origin %u, "
+			 "which is not one of its own",
+			 w->node_id, w->origin);
+		return -1;
+	}
+	or = origin_get(o, w->origin, 1);
+	if (or == NULL)
+		goto oom;
+	if (w->seq != or->n + 1) {
+		snprintf(why, whylen,
+			 "node %u acknowledged %u/%llu, but the last "
+			 "acknowledged seq of that origin is %zu (%s)",
+			 w->node_id, w->origin, (unsigned long long)w->seq,
+			 or->n,
+			 w->seq <= or->n ? "(origin, seq) names two changes"
+					 : "a seq is missing");
+		return -1;
+	}
+	if (or->n > 0 && w->hlc <= or->c[or->n - 1]->hlc) {
+		snprintf(why, whylen,
+			 "node %u: %u/%llu has hlc %llu, not above the hlc "
+			 "%llu of the change before it",
+			 w->node_id, w->origin, (unsigned long long)w->seq,
+			 (unsigned long long)w->hlc,
+			 (unsigned long long)or->c[or->n - 1]->hlc);
+		return -1;
+	}
+	for (size_t i = 0; i < w->nfields; i++)
+		if (ocmp(v, w->fields[i].replaces) <= 0) {
+			snprintf(why, whylen,
+				 "node %u: %u/%llu writes %s/%s.%s at hlc "
+				 "%llu, not above the version it replaces "
+				 "(%llu@%u)",
+				 w->node_id, w->origin,
+				 (unsigned long long)w->seq, w->coll, w->key,
+				 w->fields[i].name, (unsigned long long)w->hlc,
+				 (unsigned long long)w->fields[i].replaces.hlc,
+				 w->fields[i].replaces.origin);
+			return -1;
+		}
+	if (w->del && ocmp(v, w->replaces_tomb) <= 0) {
+		snprintf(why, whylen, "node %u: delete %u/%llu not above the "
+				      "record's tombstone",
+			 w->node_id, w->origin, (unsigned long long)w->seq);
+		return -1;
+	}
+	if (or->n == or->cap) {
+		size_t cap = or->cap ? or->cap * 2 : 64;
+		struct ochange **p = realloc(or->c, cap * sizeof *p);
+		if (p == NULL)
+			goto oom;
+		or->c = p;
+		or->cap = cap;
+	}
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		goto oom;
+	c->origin = w->origin;
+	c->seq = w->seq;
+	c->hlc = w->hlc;
+	c->del = w->del;
+	c->acked_by = node;
+	c->coll = strdup(w->coll);
+	c->key = strdup(w->key);
+	c->f = calloc(w->nfields ? w->nfields : 1, sizeof *c->f);
+	if (c->coll == NULL || c->key == NULL || c->f == NULL) {
+		change_free(c);
+		goto oom;
+	}
+	for (size_t i = 0; i < w->nfields; i++) {
+		struct ofw *f = &c->f[c->nf++];
+		f->name = strdup(w->fields[i].name);
+		f->len = w->fields[i].len;
+		f->val = malloc(f->len ? f->len : 1);
+		f->base = w->fields[i].base;
+		if (f->name == NULL || f->val == NULL) {
+			change_free(c);
+			goto oom;
+		}
+		memcpy(f->val, w->fields[i].val, f->len);
+	}
+	or->c[or->n++] = c;
+	o->changes++;
+	return 0;
+oom:
+	snprintf(why, whylen, "out of memory in the oracle");
+	return -1;
+}
+
+void oracle_store_destroyed(struct oracle *o, int node)
+{
+	for (size_t i = 0; i < o->n; i++)
+		for (size_t k = 0; k < o->o[i].n; k++)
+			if (o->o[i].c[k]->acked_by == node)
+				o->o[i].c[k]->lost_ok = 1;
+}
+
+/* ---- the logs ------------------------------------------------------------ */
+
+struct logcheck {
+	struct oracle *o;
+	char *why;
+	size_t whylen;
+	int bad;
+	uint32_t node;
+};
+
+static int lfail(struct logcheck *lc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int lfail(struct logcheck *lc, const char *fmt, ...)
+{
+	va_list ap;
+	if (!lc->bad) {
+		va_start(ap, fmt);
+		vsnprintf(lc->why, lc->whylen, fmt, ap);
+		va_end(ap);
+	}
+	lc->bad = 1;
+	return 1;
+}
+
+/* A log entry must be the change acknowledged under its (origin, seq). */
+static int check_entry(void *ctx, uint32_t origin, uint64_t seq,
+		       const uint8_t *data, size_t len)
+{
+	struct logcheck *lc = ctx;
+	struct ochange *c = change_get(lc->o, origin, seq);
+	Msce__Change *m;
+	uint8_t h[32];
+	int bad = 0;
+
+	if (c == NULL)
+		return lfail(lc,
+			     "node %u logs %u/%llu, which was never "
+			     "acknowledged",
+			     lc->node, origin, (unsigned long long)seq);
+	crypto_generichash(h, sizeof h, data, len, NULL, 0);
+	if (c->logged && memcmp(h, c->bytes, 32) != 0)
+		return lfail(lc,
+			     "node %u logs %u/%llu with other bytes than "
+			     "another node: (origin, seq) names two changes",
+			     lc->node, origin, (unsigned long long)seq);
+	if (c->logged)
+		return 0;
+	m = msce__change__unpack(NULL, len, data);
+	if (m == NULL)
+		return lfail(lc, "node %u logs %u/%llu: not a msce.Change",
+			     lc->node, origin, (unsigned long long)seq);
+	if (m->origin != origin || m->seq != seq || m->hlc != c->hlc ||
+	    strcmp(m->collection, c->coll) != 0 || strcmp(m->key, c->key) != 0 ||
+	    (m->op == MSCE__CHANGE__OP__DELETE) != c->del ||
+	    m->n_fields != c->nf)
+		bad = 1;
+	for (size_t i = 0; !bad && i < m->n_fields; i++) {
+		const Msce__FieldWrite *f = m->fields[i];
+		const struct ofw *x = &c->f[i];
+		bad = strcmp(f->name, x->name) != 0 || f->value.len != x->len ||
+		      (x->len && memcmp(f->value.data, x->val, x->len) != 0) ||
+		      f->base_hlc != x->base.hlc ||
+		      f->base_origin != x->base.origin;
+	}
+	msce__change__free_unpacked(m, NULL);
+	if (bad)
+		return lfail(lc,
+			     "node %u logs %u/%llu unlike what was asked and "
+			     "answered (%s/%s: fields, values, bases or hlc "
+			     "differ)",
+			     lc->node, origin, (unsigned long long)seq, c->coll,
+			     c->key);
+	memcpy(c->bytes, h, 32);
+	c->logged = 1;
+	return 0;
+}
+
+int oracle_check_log(struct oracle *o, struct store *st, uint32_t node,
+		     char *why, size_t whylen)
+{
+	struct vv_entry vv[MSCE_MAX_ORIGINS];
+	size_t n = store_vv(st, vv, MSCE_MAX_ORIGINS);
+	struct logcheck lc = {o, why, whylen, 0, node};
+	struct err e;
+
+	for (size_t i = 0; i < n && i < MSCE_MAX_ORIGINS && !lc.bad; i++) {
+		if (vv[i].seq > oracle_acked(o, vv[i].origin)) {
+			lfail(&lc,
+			      "node %u holds %llu changes of origin %u, only "
+			      "%llu were acknowledged",
+			      node, (unsigned long long)vv[i].seq, vv[i].origin,
+			      (unsigned long long)oracle_acked(o, vv[i].origin));
+			break;
+		}
+		if (vv[i].seq <= vv[i].floor)
+			continue;
+		err_clear(&e);
+		if (store_log_read(st, vv[i].origin, vv[i].floor + 1,
+				   (size_t)-1, (size_t)-1, check_entry, &lc,
+				   &e) &&
+		    !lc.bad)
+			lfail(&lc, "node %u: log of origin %u: %s", node,
+			      vv[i].origin, e.msg);
+	}
+	return lc.bad;
+}
+
+/* ---- the rule ------------------------------------------------------------ */
+
+struct owrite {
+	struct over_ver v, base;
+	const struct ofw *f;
+};
+
+struct ofield {
+	const char *name;
+	struct owrite *w;
+	size_t n, cap;
+};
+
+struct orec {
+	const char *coll, *key;
+	struct over_ver tomb;
+	struct ofield *f;
+	size_t nf, capf;
+	int scanned;
+};
+
+struct expect {
+	const struct owrite *win;
+	struct over_ver seen;
+	const struct owrite *losers[OMAX_LOSERS];
+	int nlosers;
+	int deleted; /* the winner survived the delete without seeing it */
+};
+
+struct model {
+	struct orec *r;
+	size_t n, cap;
+};
 
 static int grow(void **p, size_t *cap, size_t n, size_t size)
 {
@@ -89,18 +411,28 @@ static int grow(void **p, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
+static void model_free(struct model *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		for (size_t j = 0; j < m->r[i].nf; j++)
+			free(m->r[i].f[j].w);
+		free(m->r[i].f);
+	}
+	free(m->r);
+}
+
 static int same(const char *a, const char *b, size_t blen)
 {
 	return strlen(a) == blen && memcmp(a, b, blen) == 0;
 }
 
-static struct orec *rec_find(struct oracle *o, const char *coll, size_t clen,
+static struct orec *rec_find(struct model *m, const char *coll, size_t clen,
 			     const char *key, size_t klen)
 {
-	for (size_t i = 0; i < o->n; i++)
-		if (same(o->r[i].coll, coll, clen) &&
-		    same(o->r[i].key, key, klen))
-			return &o->r[i];
+	for (size_t i = 0; i < m->n; i++)
+		if (same(m->r[i].coll, coll, clen) &&
+		    same(m->r[i].key, key, klen))
+			return &m->r[i];
 	return NULL;
 }
 
@@ -112,81 +444,57 @@ static struct ofield *field_find(struct orec *r, const char *name, size_t len)
 	return NULL;
 }
 
-int oracle_add(struct oracle *o, uint32_t origin, uint64_t seq,
-	       const uint8_t *change, size_t len, char *why, size_t whylen)
+/* The model of every change held: seq <= held(origin). */
+static int model_build(struct oracle *o, const struct vv_entry *held,
+		       size_t nheld, struct model *m)
 {
-	Msce__Change *c = msce__change__unpack(NULL, len, change);
-	struct orec *r;
-	struct version v;
-	int rc = -1;
-
-	if (c == NULL) {
-		snprintf(why, whylen,
-			 "change %u/%llu in the log is not a "
-			 "valid msce.Change",
-			 origin, (unsigned long long)seq);
-		return -1;
-	}
-	if (c->origin != origin || c->seq != seq) {
-		snprintf(why, whylen, "log entry %u/%llu holds change %u/%llu",
-			 origin, (unsigned long long)seq, c->origin,
-			 (unsigned long long)c->seq);
-		goto out;
-	}
-	v.hlc = c->hlc;
-	v.origin = c->origin;
-	r = rec_find(o, c->collection, strlen(c->collection), c->key,
-		     strlen(c->key));
-	if (r == NULL) {
-		if (grow((void **)&o->r, &o->cap, o->n, sizeof *o->r))
-			goto oom;
-		r = &o->r[o->n++];
-		memset(r, 0, sizeof *r);
-		r->coll = strdup(c->collection);
-		r->key = strdup(c->key);
-		if (r->coll == NULL || r->key == NULL)
-			goto oom;
-	}
-	if (c->op == MSCE__CHANGE__OP__DELETE) {
-		r->tomb = version_max(r->tomb, v);
-		rc = 0;
-		goto out;
-	}
-	for (size_t i = 0; i < c->n_fields; i++) {
-		const Msce__FieldWrite *fw = c->fields[i];
-		struct ofield *f = field_find(r, fw->name, strlen(fw->name));
-		struct owrite *w;
-		if (f == NULL) {
-			if (grow((void **)&r->f, &r->capf, r->nf, sizeof *r->f))
-				goto oom;
-			f = &r->f[r->nf++];
-			memset(f, 0, sizeof *f);
-			if ((f->name = strdup(fw->name)) == NULL)
-				goto oom;
+	memset(m, 0, sizeof *m);
+	for (size_t i = 0; i < o->n; i++) {
+		uint64_t upto = 0;
+		for (size_t k = 0; k < nheld; k++)
+			if (held[k].origin == o->o[i].origin)
+				upto = held[k].seq;
+		for (size_t k = 0; k < o->o[i].n && k < upto; k++) {
+			const struct ochange *c = o->o[i].c[k];
+			struct over_ver v = {c->hlc, c->origin};
+			struct orec *r = rec_find(m, c->coll, strlen(c->coll),
+						  c->key, strlen(c->key));
+			if (r == NULL) {
+				if (grow((void **)&m->r, &m->cap, m->n,
+					 sizeof *m->r))
+					return -1;
+				r = &m->r[m->n++];
+				memset(r, 0, sizeof *r);
+				r->coll = c->coll;
+				r->key = c->key;
+			}
+			if (c->del) {
+				r->tomb = omax(r->tomb, v);
+				continue;
+			}
+			for (size_t j = 0; j < c->nf; j++) {
+				struct ofield *f = field_find(
+					r, c->f[j].name, strlen(c->f[j].name));
+				if (f == NULL) {
+					if (grow((void **)&r->f, &r->capf, r->nf,
+						 sizeof *r->f))
+						return -1;
+					f = &r->f[r->nf++];
+					memset(f, 0, sizeof *f);
+					f->name = c->f[j].name;
+				}
+				if (grow((void **)&f->w, &f->cap, f->n,
+					 sizeof *f->w))
+					return -1;
+				f->w[f->n].v = v;
+				f->w[f->n].base = c->f[j].base;
+				f->w[f->n].f = &c->f[j];
+				f->n++;
+			}
 		}
-		if (grow((void **)&f->w, &f->cap, f->n, sizeof *f->w))
-			goto oom;
-		w = &f->w[f->n++];
-		w->v = v;
-		w->base.hlc = fw->base_hlc;
-		w->base.origin = fw->base_origin;
-		w->len = fw->value.len;
-		w->val = malloc(w->len ? w->len : 1);
-		if (w->val == NULL)
-			goto oom;
-		if (w->len)
-			memcpy(w->val, fw->value.data, w->len);
 	}
-	rc = 0;
-	goto out;
-oom:
-	snprintf(why, whylen, "out of memory in the oracle");
-out:
-	msce__change__free_unpacked(c, NULL);
-	return rc;
+	return 0;
 }
-
-/* ---- the rule ------------------------------------------------------------ */
 
 static void expect_field(const struct orec *r, const struct ofield *f,
 			 struct expect *x)
@@ -195,57 +503,94 @@ static void expect_field(const struct orec *r, const struct ofield *f,
 	x->seen = r->tomb;
 	for (size_t i = 0; i < f->n; i++) {
 		const struct owrite *w = &f->w[i];
-		if (version_cmp(w->v, r->tomb) <= 0)
+		if (ocmp(w->v, r->tomb) <= 0)
 			continue;
-		if (x->win == NULL || version_cmp(w->v, x->win->v) > 0)
+		if (x->win == NULL || ocmp(w->v, x->win->v) > 0)
 			x->win = w;
-		x->seen = version_max(x->seen, w->base);
+		x->seen = omax(x->seen, w->base);
 	}
 	for (size_t i = 0; x->win != NULL && i < f->n; i++) {
 		const struct owrite *w = &f->w[i];
 		int k;
-		if (w == x->win || version_cmp(w->v, x->seen) <= 0 ||
-		    version_cmp(w->v, r->tomb) <= 0)
+		if (w == x->win || ocmp(w->v, x->seen) <= 0 ||
+		    ocmp(w->v, r->tomb) <= 0)
 			continue;
 		/* Insert by version, highest first, keeping the top ones. */
 		k = x->nlosers;
-		if (k == RECORD_MAX_LOSERS) {
-			if (version_cmp(w->v, x->losers[k - 1]->v) <= 0)
+		if (k == OMAX_LOSERS) {
+			if (ocmp(w->v, x->losers[k - 1]->v) <= 0)
 				continue;
 			k--;
 		} else {
 			x->nlosers++;
 		}
-		while (k > 0 && version_cmp(x->losers[k - 1]->v, w->v) < 0) {
+		while (k > 0 && ocmp(x->losers[k - 1]->v, w->v) < 0) {
 			x->losers[k] = x->losers[k - 1];
 			k--;
 		}
 		x->losers[k] = w;
 	}
+	x->deleted = x->win != NULL && (r->tomb.hlc || r->tomb.origin) &&
+		     (x->win->base.hlc || x->win->base.origin) &&
+		     ocmp(x->win->base, r->tomb) < 0;
 }
 
-static int has_visible(const struct orec *r)
+/* Required fields, written down here again (DESIGN.md). */
+static const char *const *required(const char *coll)
 {
-	for (size_t i = 0; i < r->nf; i++) {
+	static const char *const reg[] = {"name", "nationality",
+					  "document_type", "document_number",
+					  NULL};
+	static const char *const cas[] = {"person", "category", "status",
+					  "center", NULL};
+	static const char *const evt[] = {"title", "kind", "center",
+					  "starts_at", NULL};
+	if (strcmp(coll, "registration") == 0)
+		return reg;
+	if (strcmp(coll, "case") == 0)
+		return cas;
+	if (strcmp(coll, "event") == 0)
+		return evt;
+	return NULL;
+}
+
+static int has_winner(const struct orec *r, const char *name)
+{
+	for (size_t i = 0; i < r->nf; i++)
+		if (strcmp(r->f[i].name, name) == 0) {
+			struct expect x;
+			expect_field(r, &r->f[i], &x);
+			return x.win != NULL && x.win->f->len > 0;
+		}
+	return 0;
+}
+
+static int visible(const struct orec *r)
+{
+	const char *const *req = required(r->coll);
+	int any = 0;
+	for (size_t i = 0; i < r->nf && !any; i++) {
 		struct expect x;
 		expect_field(r, &r->f[i], &x);
-		if (x.win != NULL)
-			return 1;
+		any = x.win != NULL;
 	}
-	return 0;
+	for (size_t i = 0; any && req != NULL && req[i] != NULL; i++)
+		if (!has_winner(r, req[i]))
+			return 0;
+	return any;
 }
 
 /* ---- comparing with a store ---------------------------------------------- */
 
 struct check {
-	struct oracle *o;
+	struct model *m;
 	char *why;
 	size_t whylen;
 	int bad;
 };
 
 static int fail(struct check *cx, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 static int fail(struct check *cx, const char *fmt, ...)
 {
 	va_list ap;
@@ -258,76 +603,80 @@ static int fail(struct check *cx, const char *fmt, ...)
 	return 1;
 }
 
-static const struct field_state *view_field(const struct record *rec,
-					    const char *name, size_t len)
-{
-	for (uint32_t i = 0; i < rec->nfields; i++)
-		if (rec->fields[i].name_len == len &&
-		    memcmp(rec->fields[i].name, name, len) == 0)
-			return &rec->fields[i];
-	return NULL;
-}
-
 /* A version printed as ms.logical@origin. */
 #define VF "%llu.%u@%u"
 #define V(v)                                                                   \
-	(unsigned long long)hlc_ms((v).hlc), hlc_logical((v).hlc), (v).origin
+	(unsigned long long)((v).hlc >> 16), (unsigned)((v).hlc & 0xffff),     \
+		(v).origin
 
 static int check_record(void *ctx, const struct store_record_view *view)
 {
 	struct check *cx = ctx;
 	int cl = (int)view->coll_len, kl = (int)view->key_len;
-	struct orec *r = rec_find(cx->o, view->coll, view->coll_len, view->key,
+	struct orec *r = rec_find(cx->m, view->coll, view->coll_len, view->key,
 				  view->key_len);
 
 	if (r == NULL)
 		return fail(cx, "record %.*s/%.*s visible but never written",
 			    cl, view->coll, kl, view->key);
 	r->scanned = 1;
+	if (!visible(r))
+		return fail(cx,
+			    "%s/%s is visible, expected %s", r->coll, r->key,
+			    required(r->coll) && (r->tomb.hlc || r->nf)
+				? "hidden (deleted, or incomplete: a typed "
+				  "record without its required fields)"
+				: "deleted: a deleted record returned");
 	for (uint32_t i = 0; i < view->rec->nfields; i++) {
 		const struct field_state *fs = &view->rec->fields[i];
 		int nl = fs->name_len;
 		const char *name = (const char *)fs->name;
 		struct ofield *f = field_find(r, name, fs->name_len);
+		struct over_ver wv = {fs->w.v.hlc, fs->w.v.origin};
 		struct expect x;
 
 		if (f == NULL)
 			return fail(cx, "%s/%s.%.*s visible but never written",
 				    r->coll, r->key, nl, name);
-		if (version_cmp(fs->w.v, r->tomb) <= 0)
+		if (ocmp(wv, r->tomb) <= 0)
 			return fail(cx,
-				    "acknowledged delete undone: %s/%s.%.*s "
-				    "written at " VF " is visible, the record "
-				    "was deleted at " VF,
-				    r->coll, r->key, nl, name, V(fs->w.v),
+				    "deleted data returned: %s/%s.%.*s written "
+				    "at " VF " is visible, the record was "
+				    "deleted at " VF,
+				    r->coll, r->key, nl, name, V(wv),
 				    V(r->tomb));
 		expect_field(r, f, &x);
 		if (x.win == NULL)
 			return fail(cx, "%s/%s.%.*s visible, expected absent",
 				    r->coll, r->key, nl, name);
-		if (version_cmp(fs->w.v, x.win->v) != 0 ||
-		    fs->w.value_len != x.win->len ||
-		    (x.win->len &&
-		     memcmp(fs->w.value, x.win->val, x.win->len) != 0))
+		if (ocmp(wv, x.win->v) != 0 ||
+		    fs->w.value_len != x.win->f->len ||
+		    (x.win->f->len &&
+		     memcmp(fs->w.value, x.win->f->val, x.win->f->len) != 0))
 			return fail(cx,
 				    "%s/%s.%.*s is \"%.*s\" at " VF ", "
 				    "expected \"%.*s\" at " VF,
 				    r->coll, r->key, nl, name,
-				    (int)fs->w.value_len,
-				    (const char *)fs->w.value, V(fs->w.v),
-				    (int)x.win->len, (const char *)x.win->val,
-				    V(x.win->v));
+				    (int)(fs->w.value_len > 60 ? 60
+							       : fs->w.value_len),
+				    (const char *)fs->w.value, V(wv),
+				    (int)(x.win->f->len > 60 ? 60
+							     : x.win->f->len),
+				    (const char *)x.win->f->val, V(x.win->v));
 	}
 	for (size_t i = 0; i < r->nf; i++) {
 		struct expect x;
+		int found = 0;
 		expect_field(r, &r->f[i], &x);
-		if (x.win != NULL && view_field(view->rec, r->f[i].name,
-						strlen(r->f[i].name)) == NULL)
+		for (uint32_t k = 0; k < view->rec->nfields && !found; k++)
+			found = same(r->f[i].name,
+				     (const char *)view->rec->fields[k].name,
+				     view->rec->fields[k].name_len);
+		if (x.win != NULL && !found)
 			return fail(cx,
 				    "acknowledged write lost: %s/%s.%s "
-				    "missing, expected \"%.*s\" at " VF,
+				    "missing, expected the write at " VF,
 				    r->coll, r->key, r->f[i].name,
-				    (int)x.win->len, (const char *)x.win->val,
 				    V(x.win->v));
 	}
 	return 0;
@@ -342,7 +691,7 @@ struct lines {
 };
 
 static void lines_add(struct lines *l, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 static void lines_add(struct lines *l, const char *fmt, ...)
 {
 	va_list ap;
@@ -392,35 +741,47 @@ static char *lines_join(struct lines *l)
 
 static int conflict_line(void *ctx, const struct store_conflict_view *c)
 {
-	lines_add(ctx, "%.*s/%.*s.%.*s " VF ">" VF, (int)c->coll_len, c->coll,
+	struct over_ver w = {c->field->w.v.hlc, c->field->w.v.origin};
+	struct over_ver l = {c->loser->v.hlc, c->loser->v.origin};
+	lines_add(ctx, "%.*s/%.*s.%.*s " VF "%s" VF, (int)c->coll_len, c->coll,
 		  (int)c->key_len, c->key, (int)c->field->name_len,
-		  (const char *)c->field->name, V(c->field->w.v),
-		  V(c->loser->v));
+		  (const char *)c->field->name, V(w),
+		  c->deleted ? ">delete " : ">", V(l));
 	return 0;
 }
 
 char *oracle_conflict_text(struct store *st)
 {
 	struct lines l = {0};
-	if (store_conflicts(st, 0, conflict_line, &l, NULL)) {
+	if (store_conflicts(st, 0, conflict_line, &l, NULL))
 		lines_add(&l, "(store_conflicts failed)");
-	}
 	return lines_join(&l);
 }
 
-static char *expected_conflicts(struct oracle *o)
+static char *expected_conflicts(struct model *m, size_t *tombs)
 {
 	struct lines l = {0};
-	for (size_t i = 0; i < o->n; i++)
-		for (size_t j = 0; j < o->r[i].nf; j++) {
+	*tombs = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		int deleted = 0;
+		for (size_t j = 0; j < m->r[i].nf; j++) {
 			struct expect x;
-			expect_field(&o->r[i], &o->r[i].f[j], &x);
+			expect_field(&m->r[i], &m->r[i].f[j], &x);
 			for (int k = 0; k < x.nlosers; k++)
 				lines_add(&l, "%s/%s.%s " VF ">" VF,
-					  o->r[i].coll, o->r[i].key,
-					  o->r[i].f[j].name, V(x.win->v),
+					  m->r[i].coll, m->r[i].key,
+					  m->r[i].f[j].name, V(x.win->v),
 					  V(x.losers[k]->v));
+			if (x.deleted) {
+				lines_add(&l, "%s/%s.%s " VF ">delete " VF,
+					  m->r[i].coll, m->r[i].key,
+					  m->r[i].f[j].name, V(x.win->v),
+					  V(m->r[i].tomb));
+				deleted = 1;
+			}
 		}
+		*tombs += deleted;
+	}
 	return lines_join(&l);
 }
 
@@ -438,33 +799,60 @@ static void first_diff(const char *a, const char *b, char *out, size_t len)
 		 (int)strcspn(a, "\n"), a, (int)strcspn(b, "\n"), b);
 }
 
-/* ---- the check ----------------------------------------------------------- */
+/* ---- the checks ---------------------------------------------------------- */
 
-int oracle_check(struct oracle *o, struct store *st, char *why, size_t whylen)
+int oracle_check_state(struct oracle *o, struct store *st, int final,
+		       size_t *conflict_tombs, char *why, size_t whylen)
 {
-	struct check cx = {o, why, whylen, 0};
+	struct vv_entry vv[MSCE_MAX_ORIGINS];
+	size_t n = store_vv(st, vv, MSCE_MAX_ORIGINS);
+	struct model m;
+	struct check cx = {&m, why, whylen, 0};
 	struct err e;
 
-	for (size_t i = 0; i < o->n; i++)
-		o->r[i].scanned = 0;
+	if (n > MSCE_MAX_ORIGINS)
+		n = MSCE_MAX_ORIGINS;
+	if (model_build(o, vv, n, &m)) {
+		model_free(&m);
+		snprintf(why, whylen, "out of memory in the oracle");
+		return 1;
+	}
+	/* At the end every acknowledged change is held, unless only a
+	 * destroyed store had it. */
+	for (size_t i = 0; final && i < o->n && !cx.bad; i++) {
+		uint64_t upto = 0;
+		for (size_t k = 0; k < n; k++)
+			if (vv[k].origin == o->o[i].origin)
+				upto = vv[k].seq;
+		for (size_t k = upto; k < o->o[i].n; k++)
+			if (!o->o[i].c[k]->lost_ok) {
+				fail(&cx,
+				     "acknowledged write lost: %u/%llu "
+				     "(%s/%s) is held nowhere",
+				     o->o[i].origin,
+				     (unsigned long long)(k + 1),
+				     o->o[i].c[k]->coll, o->o[i].c[k]->key);
+				break;
+			}
+	}
 	/* Scan each collection written to, once. */
-	for (size_t i = 0; i < o->n && !cx.bad; i++) {
+	for (size_t i = 0; i < m.n && !cx.bad; i++) {
 		struct store_scan q = {0};
 		int dup = 0;
 		for (size_t j = 0; j < i && !dup; j++)
-			dup = strcmp(o->r[j].coll, o->r[i].coll) == 0;
+			dup = strcmp(m.r[j].coll, m.r[i].coll) == 0;
 		if (dup)
 			continue;
-		q.coll = o->r[i].coll;
+		q.coll = m.r[i].coll;
 		q.coll_len = strlen(q.coll);
 		err_clear(&e);
 		if (store_scan(st, &q, check_record, &cx, &e) && !cx.bad)
 			fail(&cx, "scan of %s failed: %s", q.coll, e.msg);
 	}
 	/* Each record again by key; absent exactly when nothing is visible. */
-	for (size_t i = 0; i < o->n && !cx.bad; i++) {
-		struct orec *r = &o->r[i];
-		int vis = has_visible(r), rc;
+	for (size_t i = 0; i < m.n && !cx.bad; i++) {
+		struct orec *r = &m.r[i];
+		int vis = visible(r), rc;
 		if (vis && !r->scanned) {
 			fail(&cx,
 			     "acknowledged write lost: %s/%s missing from "
@@ -481,15 +869,16 @@ int oracle_check(struct oracle *o, struct store *st, char *why, size_t whylen)
 			fail(&cx, "acknowledged write lost: %s/%s not found",
 			     r->coll, r->key);
 		else if (!vis && rc == 0)
-			fail(&cx, "%s/%s found, expected deleted", r->coll,
+			fail(&cx, "%s/%s found, expected gone", r->coll,
 			     r->key);
 		else if (rc != 0 && rc != MSCE_ENOTFOUND)
 			fail(&cx, "get %s/%s failed: %s", r->coll, r->key,
 			     e.msg);
 	}
 	if (!cx.bad) {
+		size_t tombs;
 		char *have = oracle_conflict_text(st);
-		char *want = expected_conflicts(o);
+		char *want = expected_conflicts(&m, &tombs);
 		if (have == NULL || want == NULL) {
 			fail(&cx, "out of memory listing conflicts");
 		} else if (strcmp(have, want) != 0) {
@@ -497,8 +886,13 @@ int oracle_check(struct oracle *o, struct store *st, char *why, size_t whylen)
 			first_diff(have, want, d, sizeof d);
 			fail(&cx, "conflicts differ from the oracle: %s", d);
 		}
+		if (conflict_tombs != NULL)
+			*conflict_tombs = tombs;
 		free(have);
 		free(want);
 	}
+	model_free(&m);
 	return cx.bad;
 }
+
+uint64_t oracle_changes(const struct oracle *o) { return o->changes; }

@@ -5,10 +5,15 @@
  * clients write and faults strike. Then every fault is healed and the
  * nodes run until quiescent (all links up, nothing but gossip and acks in
  * flight, no apply pending, equal vectors, for a while), plus some more
- * time for gossip and tombstone collection. The checks: equal vectors and
- * digests, content and conflicts equal to the oracle on every node, no
- * tombstone left, no protocol error. A failing seed replays with
- * --seed X --seeds 1 and the same other options. */
+ * time for gossip and tombstone collection. The checks, during the run:
+ * every log entry is the change acknowledged under its (origin, seq), the
+ * same bytes everywhere, and no typed record is visible without its
+ * required fields; at the end: every node has a writer and active
+ * sessions with all others, equal vectors and digests, content and
+ * conflicts equal to the oracle on every node, no acknowledged write lost
+ * (but for what only a wiped or replaced store held), no tombstone left
+ * but those a delete conflict keeps, no protocol error. A failing seed
+ * replays with --seed X --seeds 1 and the same other options. */
 #include <ftw.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -23,6 +28,7 @@
 #define QUIET_LIMIT_MS 600000	 /* else "no quiescence" */
 #define EXTRA_MS 20000		 /* gossip and tombstone collection */
 #define EVENTS_LIMIT 50000000ull /* per advance: a livelock otherwise */
+#define CHECK_EVERY 250		 /* steps between checks during the run */
 
 void sim_fail(struct sim *s, const char *fmt, ...)
 {
@@ -156,6 +162,14 @@ static int sim_init(struct sim *s, uint64_t seed, const struct sim_opts *o)
 	s->rcfg.relay_delay_ms = pick(&s->rng, relays, 3);
 	s->rcfg.truncate_interval_ms = 1000;
 	s->rcfg.snapshot_chunk_bytes = pick(&s->rng, chunks, 3);
+	/* Some seeds: the last node is a center that joins later. */
+	s->joiner = -1;
+	if ((o->faults & FAULT_MEMBERSHIP) && s->n > 2 &&
+	    rng_below(&s->rng, 2) == 0)
+		s->joiner = s->n - 1;
+	for (int i = 0; i < s->n; i++)
+		for (int j = 0; j < s->n; j++)
+			s->member[i][j] = j != s->joiner || i == s->joiner;
 	sim_log(s,
 		"%d nodes, window %zu, batch %zu/%zu, retention %llu, "
 		"relay %llu ms, chunk %zu",
@@ -170,7 +184,8 @@ static int sim_init(struct sim *s, uint64_t seed, const struct sim_opts *o)
 		return -1;
 	}
 	for (int i = 0; i < s->n && !s->failed; i++)
-		node_start(s, i);
+		if (i != s->joiner)
+			node_start(s, i);
 	return s->failed ? -1 : 0;
 }
 
@@ -206,15 +221,23 @@ static void sim_free(struct sim *s)
 static int vv_equal(struct sim *s, int a, int b, uint32_t *origin, uint64_t *sa,
 		    uint64_t *sb)
 {
-	for (int k = 0; k < s->n; k++) {
-		uint32_t o = (uint32_t)k + 1;
-		uint64_t x = store_vv_get(s->nodes[a].store, o).seq;
-		uint64_t y = store_vv_get(s->nodes[b].store, o).seq;
-		if (x != y) {
-			*origin = o;
-			*sa = x;
-			*sb = y;
-			return 0;
+	struct vv_entry va[MSCE_MAX_ORIGINS], vb[MSCE_MAX_ORIGINS];
+	size_t na = store_vv(s->nodes[a].store, va, MSCE_MAX_ORIGINS);
+	size_t nb = store_vv(s->nodes[b].store, vb, MSCE_MAX_ORIGINS);
+
+	for (int pass = 0; pass < 2; pass++) {
+		const struct vv_entry *v = pass ? vb : va;
+		size_t n = pass ? nb : na;
+		for (size_t k = 0; k < n && k < MSCE_MAX_ORIGINS; k++) {
+			uint32_t o = v[k].origin;
+			uint64_t x = store_vv_get(s->nodes[a].store, o).seq;
+			uint64_t y = store_vv_get(s->nodes[b].store, o).seq;
+			if (x != y) {
+				*origin = o;
+				*sa = x;
+				*sb = y;
+				return 0;
+			}
 		}
 	}
 	return 1;
@@ -236,6 +259,10 @@ static int quiet(struct sim *s, char *why, size_t len)
 		size_t np;
 		uint32_t o;
 		uint64_t x, y;
+		if (store_writer(nd->store, NULL) == 0) {
+			snprintf(why, len, "node %u has no writer yet", nd->id);
+			return 0;
+		}
 		if (nd->jobs != NULL) {
 			snprintf(why, len, "node %u has an apply pending",
 				 nd->id);
@@ -293,6 +320,55 @@ static void quiesce(struct sim *s)
 
 /* ---- the checks ---------------------------------------------------------- */
 
+/* Visible typed records are whole: checked on the store's own answers. */
+static int whole_cb(void *ctx, const struct store_record_view *v)
+{
+	static const char *const reg[] = {"name", "nationality",
+					  "document_type", "document_number",
+					  NULL};
+	const char **missing = ctx;
+	for (int i = 0; reg[i] != NULL; i++)
+		if (record_field(v->rec, (const uint8_t *)reg[i],
+				 strlen(reg[i])) == NULL) {
+			*missing = reg[i];
+			return 1;
+		}
+	return 0;
+}
+
+/* Invariants that hold at every moment, on every live node. */
+static void check_now(struct sim *s)
+{
+	char why[600];
+
+	for (int i = 0; i < s->n && !s->failed; i++) {
+		struct node *nd = &s->nodes[i];
+		struct store_scan q = {.coll = "registration", .coll_len = 12};
+		const char *missing = NULL;
+		if (!nd->alive)
+			continue;
+		if (oracle_check_log(s->oracle, nd->store, nd->id, why,
+				     sizeof why)) {
+			sim_fail(s, "%s", why);
+			return;
+		}
+		if (store_scan(nd->store, &q, whole_cb, &missing, NULL) &&
+		    missing != NULL) {
+			sim_fail(s,
+				 "node %u shows a registration without its "
+				 "required field %s",
+				 nd->id, missing);
+			return;
+		}
+		/* A store is at every moment the effect of exactly the
+		 * changes its vector covers (snapshots are point in time and
+		 * merge all at once). */
+		if (oracle_check_state(s->oracle, nd->store, 0, NULL, why,
+				       sizeof why))
+			sim_fail(s, "node %u during the run: %s", nd->id, why);
+	}
+}
+
 static void check(struct sim *s)
 {
 	uint8_t d0[32], d[32];
@@ -315,13 +391,13 @@ static void check(struct sim *s)
 		if (memcmp(d, d0, 32) == 0)
 			continue;
 		/* Say what differs if the oracle can tell. */
-		int k =
-		    oracle_check(s->oracle, s->nodes[i].store, why, sizeof why)
-			? i
-		    : oracle_check(s->oracle, s->nodes[0].store, why,
-				   sizeof why)
-			? 0
-			: -1;
+		int k = oracle_check_state(s->oracle, s->nodes[i].store, 1,
+					   NULL, why, sizeof why)
+			    ? i
+			: oracle_check_state(s->oracle, s->nodes[0].store, 1,
+					     NULL, why, sizeof why)
+			    ? 0
+			    : -1;
 		if (k >= 0)
 			sim_fail(s,
 				 "node %d digest differs after quiescence "
@@ -331,9 +407,35 @@ static void check(struct sim *s)
 			sim_fail(s, "node %d digest differs after quiescence",
 				 i + 1);
 	}
-	for (int i = 0; i < s->n && !s->failed; i++)
-		if (oracle_check(s->oracle, s->nodes[i].store, why, sizeof why))
-			sim_fail(s, "node %d %s", i + 1, why);
+	check_now(s);
+	for (int i = 0; i < s->n && !s->failed; i++) {
+		size_t keep = 0, t;
+		if (oracle_check_state(s->oracle, s->nodes[i].store, 1, &keep,
+				       why, sizeof why)) {
+			sim_fail(s, "node %d: %s", i + 1, why);
+			break;
+		}
+		t = store_tombstones(s->nodes[i].store);
+		if (t != keep)
+			sim_fail(s,
+				 "node %d keeps %zu tombstones after "
+				 "quiescence, %zu expected (those of delete "
+				 "conflicts)",
+				 i + 1, t, keep);
+		s->delete_conflicts = keep;
+	}
+	for (int i = 0; i < s->n && !s->failed; i++) {
+		struct repl_peer_status ps[SIM_MAX_NODES];
+		size_t np = repl_peers(s->nodes[i].repl, ps, SIM_MAX_NODES);
+		for (size_t k = 0; k < np && k < SIM_MAX_NODES; k++)
+			if (ps[k].state != REPL_ACTIVE) {
+				sim_fail(s,
+					 "node %d's link to node %u made no "
+					 "progress after the heal",
+					 i + 1, ps[k].node);
+				break;
+			}
+	}
 	c0 = oracle_conflict_text(s->nodes[0].store);
 	for (const char *p = c0; p != NULL && *p; p++)
 		s->conflicts += *p == '\n';
@@ -345,14 +447,6 @@ static void check(struct sim *s)
 		free(c);
 	}
 	free(c0);
-	for (int i = 0; i < s->n && !s->failed; i++) {
-		size_t t = store_tombstones(s->nodes[i].store);
-		if (t)
-			sim_fail(s,
-				 "node %d keeps %zu tombstones after "
-				 "quiescence",
-				 i + 1, t);
-	}
 	for (int i = 0; i < s->n && !s->failed; i++) {
 		struct repl_counters c;
 		node_counters(&s->nodes[i], &c);
@@ -366,10 +460,13 @@ static void check(struct sim *s)
 
 /* ---- one seed ------------------------------------------------------------ */
 
+/* What a run exercised, one flag per kind (0 or 1). */
 struct outcome {
 	int failed;
 	char reason[768];
 	int snapshots, partitions, crashes, refusals;
+	int restores, wipes, joins, oversize, delete_conflicts, second,
+	    acked;
 };
 
 static void run_seed(uint64_t seed, const struct sim_opts *o,
@@ -391,6 +488,8 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 				workload_step(s);
 			if (!s->failed)
 				faults_step(s);
+			if (!s->failed && step % CHECK_EVERY == 0)
+				check_now(s);
 		}
 		sim_log(s, "healing: %llu writes acknowledged, %llu refused",
 			(unsigned long long)s->writes_acked,
@@ -418,12 +517,21 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	out->partitions = s->partitions > 0;
 	out->crashes = s->crashes > 0;
 	out->refusals = total.clock_refusals > 0;
+	out->restores = s->restores > 0;
+	out->wipes = s->wipes > 0;
+	out->joins = s->joins > 0 && s->rollouts > 0;
+	out->oversize = s->oversize_refused > 0;
+	out->delete_conflicts = s->delete_conflicts > 0;
+	out->second = s->second_refused > 0;
+	out->acked = s->writes_acked > 0;
 	sim_log(
 	    s,
 	    "done at %llu s: %llu acked, %llu refused, %llu conflicts, "
 	    "%llu msgs (%llu dropped), %llu snapshots, %llu partitions, "
 	    "%llu crashes, %llu cuts, %llu clock faults, %llu clock "
-	    "refusals, %llu tombstones collected",
+	    "refusals, %llu tombstones collected, %llu restores, %llu wipes, "
+	    "%llu joins, %llu oversize refused, %llu gated, %llu delete "
+	    "conflicts, %llu second opens refused",
 	    (unsigned long long)s->now / 1000,
 	    (unsigned long long)s->writes_acked,
 	    (unsigned long long)s->writes_refused,
@@ -433,7 +541,13 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	    (unsigned long long)s->partitions, (unsigned long long)s->crashes,
 	    (unsigned long long)s->cuts, (unsigned long long)s->clock_faults,
 	    (unsigned long long)total.clock_refusals,
-	    (unsigned long long)total.tombstones_collected);
+	    (unsigned long long)total.tombstones_collected,
+	    (unsigned long long)s->restores, (unsigned long long)s->wipes,
+	    (unsigned long long)s->joins,
+	    (unsigned long long)s->oversize_refused,
+	    (unsigned long long)s->writes_gated,
+	    (unsigned long long)s->delete_conflicts,
+	    (unsigned long long)s->second_refused);
 	sim_free(s);
 	free(s);
 }
@@ -445,7 +559,9 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: msce-sim [--nodes N] [--seeds S] [--seed X] [--steps K]\n"
-	    "                [--faults cut,partition,crash,clock,slow|none]\n"
+	    "                [--faults cut,partition,crash,clock,slow,restore,\n"
+	    "                          wipe,membership,oversize,delrace,\n"
+	    "                          second|all|none]\n"
 	    "                [--small-map] [--keep] [--verbose]...\n"
 	    "Runs seeds X..X+S-1 (X = 1, S = 10, N = 3, K = 3000 by "
 	    "default);\nexit 0 iff every seed passes. A seed replays with "
@@ -466,6 +582,12 @@ static int parse_faults(const char *s, unsigned *out)
 		     {"crash", FAULT_CRASH},
 		     {"clock", FAULT_CLOCK},
 		     {"slow", FAULT_SLOW},
+		     {"restore", FAULT_RESTORE},
+		     {"wipe", FAULT_WIPE},
+		     {"membership", FAULT_MEMBERSHIP},
+		     {"oversize", FAULT_OVERSIZE},
+		     {"delrace", FAULT_DELRACE},
+		     {"second", FAULT_SECOND},
 		     {"all", FAULT_ALL},
 		     {"none", 0}};
 	*out = 0;
@@ -485,11 +607,18 @@ static int parse_faults(const char *s, unsigned *out)
 
 static const char *faults_name(unsigned f, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s%s%s", f & FAULT_CUT ? ",cut" : "",
+	snprintf(buf, len, "%s%s%s%s%s%s%s%s%s%s%s",
+		 f & FAULT_CUT ? ",cut" : "",
 		 f & FAULT_PARTITION ? ",partition" : "",
 		 f & FAULT_CRASH ? ",crash" : "",
 		 f & FAULT_CLOCK ? ",clock" : "",
-		 f & FAULT_SLOW ? ",slow" : "");
+		 f & FAULT_SLOW ? ",slow" : "",
+		 f & FAULT_RESTORE ? ",restore" : "",
+		 f & FAULT_WIPE ? ",wipe" : "",
+		 f & FAULT_MEMBERSHIP ? ",membership" : "",
+		 f & FAULT_OVERSIZE ? ",oversize" : "",
+		 f & FAULT_DELRACE ? ",delrace" : "",
+		 f & FAULT_SECOND ? ",second" : "");
 	return buf[0] ? buf + 1 : "none";
 }
 
@@ -519,8 +648,10 @@ int main(int argc, char **argv)
 	uint64_t first = 1, count = 10, v;
 	uint64_t passed = 0, failed = 0, first_failed = 0;
 	int snaps = 0, parts = 0, crashes = 0, refusals = 0, c;
+	int restores = 0, wipes = 0, joins = 0, oversize = 0, delconf = 0,
+	    second = 0, idle = 0;
 	struct timespec t0, t1;
-	char fbuf[64];
+	char fbuf[160];
 	double secs;
 
 	const char *prog =
@@ -613,6 +744,13 @@ int main(int argc, char **argv)
 		parts += r.partitions;
 		crashes += r.crashes;
 		refusals += r.refusals;
+		restores += r.restores;
+		wipes += r.wipes;
+		joins += r.joins;
+		oversize += r.oversize;
+		delconf += r.delete_conflicts;
+		second += r.second;
+		idle += !r.acked && !r.failed;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double)(t1.tv_sec - t0.tv_sec) +
@@ -620,9 +758,17 @@ int main(int argc, char **argv)
 	printf("%llu passed, %llu failed\n", (unsigned long long)passed,
 	       (unsigned long long)failed);
 	printf("%.2f seeds/s (%llu seeds in %.1f s); runs with snapshots %d, "
-	       "partitions %d, crashes %d, clock refusals %d\n",
+	       "partitions %d, crashes %d, clock refusals %d, restores %d, "
+	       "wipes %d, joins %d, oversize refusals %d, delete conflicts "
+	       "%d, second opens refused %d\n",
 	       secs > 0 ? (double)count / secs : 0.0, (unsigned long long)count,
-	       secs, snaps, parts, crashes, refusals);
+	       secs, snaps, parts, crashes, refusals, restores, wipes, joins,
+	       oversize, delconf, second);
+	/* A run that acknowledged nothing tested nothing. */
+	if (idle > 0) {
+		printf("%d runs acknowledged no write\n", idle);
+		failed += (uint64_t)idle;
+	}
 	if (failed)
 		printf("replay: %s --nodes %d --steps %d --faults %s%s "
 		       "--seed %llu --seeds 1 --verbose\n",

@@ -92,6 +92,7 @@ struct job {
 	uint64_t due, seq, token;
 	const struct store_blob *b; /* the core keeps them until done */
 	size_t n;
+	const struct store_snap_chunk *chunk; /* a snapshot chunk instead */
 };
 
 struct sim;
@@ -129,7 +130,13 @@ enum {
 	FAULT_CRASH = 4,
 	FAULT_CLOCK = 8,
 	FAULT_SLOW = 16,
-	FAULT_ALL = 31,
+	FAULT_RESTORE = 32,    /* a store replaced by an earlier backup */
+	FAULT_WIPE = 64,       /* a store lost: the node starts empty */
+	FAULT_MEMBERSHIP = 128, /* a center joins; configs roll out unevenly */
+	FAULT_OVERSIZE = 256,  /* writes over the limits, records that grow */
+	FAULT_DELRACE = 512,   /* deletes racing updates across partitions */
+	FAULT_SECOND = 1024,   /* a second process opens a live store */
+	FAULT_ALL = 2047,
 };
 
 struct sim_opts {
@@ -158,11 +165,16 @@ struct sim {
 	struct oracle *oracle;
 	struct workload *work;
 	struct faults *faults;
+	/* member[i][j]: node i's configuration lists node j */
+	unsigned char member[SIM_MAX_NODES][SIM_MAX_NODES];
+	int joiner;	     /* index of the node that joins late, or -1 */
 	int failed;
 	char reason[768];
 	/* what the run went through */
 	uint64_t partitions, crashes, cuts, clock_faults;
-	uint64_t writes_acked, writes_refused;
+	uint64_t restores, wipes, joins, rollouts, second_refused;
+	uint64_t writes_acked, writes_refused, writes_gated, oversize_refused;
+	uint64_t delete_conflicts; /* open at the end */
 	uint64_t msgs_sent, msgs_dropped;
 	uint64_t conflicts; /* open at the end */
 	int64_t max_offset; /* highest clock offset used: healed by a jump */
@@ -198,6 +210,8 @@ int net_quiet(struct sim *s, char *why, size_t whylen);
 /* The node's wall clock now (ms since the epoch). */
 uint64_t node_now(struct node *nd);
 int node_start(struct sim *s, int i);
+/* Node i's configured node ids (member[i]) into out; returns the count. */
+size_t node_members(struct sim *s, int i, uint32_t *out);
 void node_crash(struct sim *s, int i);
 void node_stop(struct sim *s, int i); /* at the end of a run */
 void node_tick(struct sim *s, int i);
@@ -213,13 +227,54 @@ void node_counters(const struct node *nd, struct repl_counters *out);
 /* oracle.c */
 struct oracle *oracle_new(void);
 void oracle_free(struct oracle *o);
-/* Records one acknowledged change (an encoded msce.Change, which must be
- * origin/seq). Returns 0, or -1 with why filled. */
-int oracle_add(struct oracle *o, uint32_t origin, uint64_t seq,
-	       const uint8_t *change, size_t len, char *why, size_t whylen);
-/* Compares a store's visible content and conflicts with the rule applied
- * to every acknowledged write. Returns 0, or 1 with why filled. */
-int oracle_check(struct oracle *o, struct store *st, char *why, size_t whylen);
+
+/* One field of an acknowledged write, as the workload asked it. */
+struct oracle_field {
+	const char *name;
+	const uint8_t *val;
+	size_t len;
+	struct over_ver {
+		uint64_t hlc;
+		uint32_t origin;
+	} base,		      /* the base the change must declare */
+	    replaces;	      /* the version it overwrites at the node */
+};
+
+/* An acknowledged write: the request and the node's answer. */
+struct oracle_write {
+	uint32_t node_id;
+	uint32_t origin;
+	uint64_t seq, hlc;
+	const char *coll, *key;
+	int del;
+	struct over_ver replaces_tomb; /* for a delete: the node's tombstone */
+	const struct oracle_field *fields;
+	size_t nfields;
+};
+
+/* Records an acknowledged write by node index `node`; checks the answer
+ * (seq order per origin, version above what it replaces). Returns 0, or
+ * -1 with why filled. */
+int oracle_ack(struct oracle *o, int node, const struct oracle_write *w,
+	       char *why, size_t whylen);
+/* How many changes of origin were acknowledged. */
+uint64_t oracle_acked(struct oracle *o, uint32_t origin);
+uint64_t oracle_changes(const struct oracle *o);
+/* Node `node`'s store is being wiped or replaced: what it acknowledged
+ * may be lost if nothing else holds it. */
+void oracle_store_destroyed(struct oracle *o, int node);
+/* Every log entry of the store is the change acknowledged under its
+ * (origin, seq), the same bytes on every node; the store holds no more of
+ * an origin than was acknowledged. Returns 0, or 1 with why filled. */
+int oracle_check_log(struct oracle *o, struct store *st, uint32_t node,
+		     char *why, size_t whylen);
+/* The store's visible records and conflicts are what the rule gives for
+ * the changes its vector says it holds. With final, also: every
+ * acknowledged change not lost with a destroyed store is held.
+ * *conflict_tombs gets how many tombstones must stay (delete conflicts).
+ * Returns 0, or 1 with why filled. */
+int oracle_check_state(struct oracle *o, struct store *st, int final,
+		       size_t *conflict_tombs, char *why, size_t whylen);
 /* The store's conflict list as canonical text (malloc'd, sorted). */
 char *oracle_conflict_text(struct store *st);
 

@@ -3,10 +3,18 @@
  * concurrently. Most go to the unvalidated collection "t"; some to
  * "registration", whose rules refuse a few of them (an update creating a
  * record without its required fields, a district not in the list), which
- * must then not count.
+ * must then not count; with the delete-race kind, registrations are
+ * deleted and updated often, so deletes race updates across partitions.
+ * With the oversize kind, some writes are over the per-change limit and
+ * some grow records in "big" towards the per-record limits: the workload
+ * works out from what it read whether the node must refuse them, and
+ * checks that it does.
  *
- * Every write store_write acknowledges is read back from the origin's log
- * and handed to the oracle. */
+ * Like a client, it reads each record just before writing it: that gives
+ * the versions the write replaces and the bases it must declare (unless it
+ * passes its own). What it asked and what the node answered go to the
+ * oracle; nothing is read back from the log. A node whose write gate is
+ * closed (a new or restored store catching up) gets no writes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +22,15 @@
 #include "sim.h"
 
 #define MAX_BATCH 3
-#define MAX_FIELDS 4
+#define MAX_FIELDS 24
+#define BIG_VALUE 65536
 
 struct workload {
 	int nkeys;	    /* keys k0.. in "t" */
 	uint64_t write_ppm; /* chance of a batch per step */
 	uint64_t counter;   /* makes every value unique */
-	uint8_t *buf;	    /* a change read back from the log */
-	size_t len, cap;
-	int copied;
+	int oversize, delrace;
+	uint8_t *bigbuf;    /* values of "big" */
 };
 
 static const char *const tfields[] = {"a", "b", "c", "d", "e"};
@@ -38,6 +46,20 @@ struct workload *workload_new(struct sim *s)
 		return NULL;
 	w->nkeys = (int)rng_range(&s->rng, 3, 12);
 	w->write_ppm = rng_range(&s->rng, 150000, 450000);
+	/* Drawn always, then masked, so other draws stay the same. */
+	w->oversize = rng_below(&s->rng, 3) == 0;
+	w->delrace = rng_below(&s->rng, 2) == 0;
+	if (!(s->opt.faults & FAULT_OVERSIZE))
+		w->oversize = 0;
+	if (!(s->opt.faults & FAULT_DELRACE))
+		w->delrace = 0;
+	w->bigbuf = malloc(BIG_VALUE);
+	if (w->bigbuf == NULL) {
+		free(w);
+		return NULL;
+	}
+	for (size_t i = 0; i < BIG_VALUE; i++)
+		w->bigbuf[i] = (uint8_t)('a' + i % 26);
 	return w;
 }
 
@@ -45,74 +67,87 @@ void workload_free(struct workload *w)
 {
 	if (w == NULL)
 		return;
-	free(w->buf);
+	free(w->bigbuf);
 	free(w);
 }
 
-static int copy_change(void *ctx, uint32_t origin, uint64_t seq,
-		       const uint8_t *data, size_t len)
+/* ---- one write ---------------------------------------------------------- */
+
+/* What the node holds of a record just before the write. */
+struct seen {
+	struct over_ver tomb;
+	struct {
+		char name[MSCE_MAX_FIELD_NAME + 1];
+		struct over_ver v;
+		size_t len;
+	} f[MSCE_MAX_RECORD_FIELDS + 8];
+	size_t nf;
+};
+
+static int seen_cb(void *ctx, const struct store_record_view *r)
 {
-	struct workload *w = ctx;
-	(void)origin;
-	(void)seq;
-	if (w->copied)
-		return 1;
-	if (len > w->cap) {
-		uint8_t *b = realloc(w->buf, len);
-		if (b == NULL)
-			return 1;
-		w->buf = b;
-		w->cap = len;
+	struct seen *sn = ctx;
+	sn->tomb.hlc = r->rec->tomb.hlc;
+	sn->tomb.origin = r->rec->tomb.origin;
+	for (uint32_t i = 0; i < r->rec->nfields && sn->nf < 1032; i++) {
+		const struct field_state *fs = &r->rec->fields[i];
+		snprintf(sn->f[sn->nf].name, sizeof sn->f[sn->nf].name, "%.*s",
+			 (int)fs->name_len, (const char *)fs->name);
+		sn->f[sn->nf].v.hlc = fs->w.v.hlc;
+		sn->f[sn->nf].v.origin = fs->w.v.origin;
+		sn->f[sn->nf].len = fs->name_len + fs->w.value_len;
+		sn->nf++;
 	}
-	memcpy(w->buf, data, len);
-	w->len = len;
-	w->copied = 1;
 	return 0;
 }
 
-/* Reads the acknowledged change back from the origin's log. */
-static void record_ack(struct sim *s, struct node *nd, uint64_t seq)
+static const struct over_ver *seen_field(const struct seen *sn,
+					 const char *name)
 {
-	struct workload *w = s->work;
-	char why[256];
-	struct err e;
-	int rc;
-
-	w->copied = 0;
-	err_clear(&e);
-	rc = store_log_read(nd->store, nd->id, seq, 1, (size_t)1 << 20,
-			    copy_change, w, &e);
-	if (rc || !w->copied) {
-		sim_fail(s,
-			 "node %u: acknowledged write %u/%llu not in its "
-			 "log: %s",
-			 nd->id, nd->id, (unsigned long long)seq,
-			 rc ? e.msg : "no entry");
-		return;
-	}
-	if (oracle_add(s->oracle, nd->id, seq, w->buf, w->len, why, sizeof why))
-		sim_fail(s, "node %u: %s", nd->id, why);
-	s->writes_acked++;
+	for (size_t i = 0; i < sn->nf; i++)
+		if (strcmp(sn->f[i].name, name) == 0)
+			return &sn->f[i].v;
+	return NULL;
 }
 
 struct wbuf {
 	struct store_write w[MAX_BATCH];
 	struct store_field_in f[MAX_BATCH][MAX_FIELDS];
-	char key[MAX_BATCH][16];
+	struct oracle_field of[MAX_BATCH][MAX_FIELDS];
+	char key[MAX_BATCH][32];
+	char name[MAX_BATCH][MAX_FIELDS][24];
 	char val[MAX_BATCH][MAX_FIELDS][40];
+	int expect_big[MAX_BATCH]; /* must be refused ETOOBIG */
+	struct seen *seen[MAX_BATCH];
 };
 
 static void set_field(struct store_field_in *f, const char *name,
-		      const char *val)
+		      const uint8_t *val, size_t len)
 {
 	memset(f, 0, sizeof *f);
 	f->name = name;
 	f->name_len = strlen(name);
-	f->value = (const uint8_t *)val;
-	f->value_len = strlen(val);
+	f->value = val;
+	f->value_len = len;
 }
 
-static void make_t(struct sim *s, struct wbuf *b, int i, uint32_t node)
+static void set_text(struct store_field_in *f, const char *name,
+		     const char *val)
+{
+	set_field(f, name, (const uint8_t *)val, strlen(val));
+}
+
+static int key_taken(const struct wbuf *b, int upto, const char *coll,
+		     const char *key)
+{
+	for (int i = 0; i < upto; i++)
+		if (strcmp(b->w[i].coll, coll) == 0 &&
+		    strcmp(b->key[i], key) == 0)
+			return 1;
+	return 0;
+}
+
+static int make_t(struct sim *s, struct wbuf *b, int i, uint32_t node)
 {
 	struct workload *w = s->work;
 	struct store_write *x = &b->w[i];
@@ -122,12 +157,14 @@ static void make_t(struct sim *s, struct wbuf *b, int i, uint32_t node)
 	snprintf(b->key[i], sizeof b->key[i], "k%d",
 		 (int)rng_below(&s->rng, (uint64_t)w->nkeys));
 	x->coll = "t";
+	if (key_taken(b, i, x->coll, b->key[i]))
+		return -1;
 	x->coll_len = 1;
 	x->key = b->key[i];
 	x->key_len = strlen(b->key[i]);
 	if (rng_below(&s->rng, 100) < 12) {
 		x->op = STORE_DELETE;
-		return;
+		return 0;
 	}
 	x->op = STORE_PUT;
 	nf = (int)rng_range(&s->rng, 1, 3);
@@ -138,14 +175,15 @@ static void make_t(struct sim *s, struct wbuf *b, int i, uint32_t node)
 		order[j] = t;
 		snprintf(b->val[i][k], sizeof b->val[i][k], "n%u.%llu", node,
 			 (unsigned long long)++w->counter);
-		set_field(&b->f[i][k], tfields[order[k]], b->val[i][k]);
+		set_text(&b->f[i][k], tfields[order[k]], b->val[i][k]);
 	}
 	x->fields = b->f[i];
 	x->nfields = (size_t)nf;
+	return 0;
 }
 
-static void make_registration(struct sim *s, struct wbuf *b, int i,
-			      uint32_t node)
+static int make_registration(struct sim *s, struct wbuf *b, int i,
+			     uint32_t node)
 {
 	struct workload *w = s->work;
 	struct store_write *x = &b->w[i];
@@ -155,36 +193,147 @@ static void make_registration(struct sim *s, struct wbuf *b, int i,
 
 	snprintf(b->key[i], sizeof b->key[i], "%s", key);
 	x->coll = "registration";
+	if (key_taken(b, i, x->coll, b->key[i]))
+		return -1;
 	x->coll_len = strlen(x->coll);
 	x->key = b->key[i];
 	x->key_len = strlen(key);
-	if (r < 10) {
+	if (r < (w->delrace ? 25u : 10u)) {
 		x->op = STORE_DELETE;
-		return;
+		return 0;
 	}
 	x->op = STORE_PUT;
 	snprintf(b->val[i][0], sizeof b->val[i][0], "Person n%u.%llu", node,
 		 (unsigned long long)++w->counter);
-	set_field(&b->f[i][nf++], "name", b->val[i][0]);
+	set_text(&b->f[i][nf++], "name", b->val[i][0]);
 	if (r < 45) {
 		/* Creating: the required fields, matching the key. */
 		snprintf(b->val[i][1], sizeof b->val[i][1], "%.3s", key);
 		snprintf(b->val[i][2], sizeof b->val[i][2], "%s", key + 4);
-		set_field(&b->f[i][nf++], "nationality", b->val[i][1]);
-		set_field(&b->f[i][nf++], "document_type", "passport");
-		set_field(&b->f[i][nf++], "document_number", b->val[i][2]);
+		set_text(&b->f[i][nf++], "nationality", b->val[i][1]);
+		set_text(&b->f[i][nf++], "document_type", "passport");
+		set_text(&b->f[i][nf++], "document_number", b->val[i][2]);
 	} else {
 		/* An update: refused when it would create the record. */
-		set_field(&b->f[i][nf++], "district",
-			  districts[rng_below(&s->rng, 4)]);
+		set_text(&b->f[i][nf++], "district",
+			 districts[rng_below(&s->rng, 4)]);
 		if (rng_below(&s->rng, 2)) {
 			snprintf(b->val[i][2], sizeof b->val[i][2], "Z%llu",
 				 (unsigned long long)w->counter);
-			set_field(&b->f[i][nf++], "visa_type", b->val[i][2]);
+			set_text(&b->f[i][nf++], "visa_type", b->val[i][2]);
 		}
 	}
 	x->fields = b->f[i];
 	x->nfields = nf;
+	return 0;
+}
+
+/* Big values in "big": sometimes one change over the per-change limit,
+ * else growth towards the per-record limits. */
+static int make_big(struct sim *s, struct wbuf *b, int i)
+{
+	struct workload *w = s->work;
+	struct store_write *x = &b->w[i];
+	int over = rng_below(&s->rng, 6) == 0;
+	size_t nf = over ? 20 : (size_t)rng_range(&s->rng, 1, 8);
+	size_t len = over ? BIG_VALUE : (size_t)rng_range(&s->rng, 1, 24000);
+
+	snprintf(b->key[i], sizeof b->key[i], "b%d",
+		 (int)rng_below(&s->rng, 3));
+	x->coll = "big";
+	if (key_taken(b, i, x->coll, b->key[i]))
+		return -1;
+	x->coll_len = 3;
+	x->key = b->key[i];
+	x->key_len = strlen(b->key[i]);
+	x->op = STORE_PUT;
+	for (size_t k = 0; k < nf; k++) {
+		/* Mostly new fields, some rewritten. */
+		snprintf(b->name[i][k], sizeof b->name[i][k], "n%llu",
+			 rng_below(&s->rng, 4) == 0
+			     ? (unsigned long long)rng_below(&s->rng, 50)
+			     : (unsigned long long)++w->counter);
+		for (size_t j = 0; j < k; j++)
+			if (strcmp(b->name[i][j], b->name[i][k]) == 0)
+				snprintf(b->name[i][k], sizeof b->name[i][k],
+					 "n%llu",
+					 (unsigned long long)++w->counter);
+		set_field(&b->f[i][k], b->name[i][k],
+			  w->bigbuf + rng_below(&s->rng, BIG_VALUE - len + 1),
+			  len);
+	}
+	x->fields = b->f[i];
+	x->nfields = nf;
+	b->expect_big[i] = over ? 1 : -1; /* -1: decided after the read */
+	return 0;
+}
+
+/* Would the node refuse this write as too large, given what it holds? */
+static int over_record_limits(const struct store_write *x,
+			      const struct seen *sn)
+{
+	size_t fields = sn->nf, bytes = 0;
+	for (size_t i = 0; i < sn->nf; i++)
+		bytes += sn->f[i].len;
+	for (size_t i = 0; i < x->nfields; i++) {
+		char name[MSCE_MAX_FIELD_NAME + 1];
+		int found = 0;
+		snprintf(name, sizeof name, "%.*s", (int)x->fields[i].name_len,
+			 x->fields[i].name);
+		for (size_t k = 0; k < sn->nf && !found; k++)
+			if (strcmp(sn->f[k].name, name) == 0) {
+				bytes -= sn->f[k].len;
+				found = 1;
+			}
+		fields += !found;
+		bytes += x->fields[i].name_len + x->fields[i].value_len;
+	}
+	return fields > MSCE_MAX_RECORD_FIELDS || bytes > MSCE_MAX_RECORD;
+}
+
+/* Reads the record as the node holds it, then chooses the bases. */
+static int prepare(struct sim *s, struct node *nd, struct wbuf *b, int i)
+{
+	struct store_write *x = &b->w[i];
+	struct seen *sn = b->seen[i];
+	struct err e;
+	int rc;
+
+	memset(sn, 0, sizeof *sn);
+	err_clear(&e);
+	rc = store_get_state(nd->store, x->coll, x->coll_len, x->key,
+			     x->key_len, seen_cb, sn, &e);
+	if (rc != 0 && rc != MSCE_ENOTFOUND) {
+		sim_fail(s, "node %u: reading %s/%s: %s", nd->id, x->coll,
+			 x->key, e.msg);
+		return -1;
+	}
+	for (size_t k = 0; k < x->nfields; k++) {
+		struct store_field_in *f = &b->f[i][k];
+		struct oracle_field *of = &b->of[i][k];
+		const struct over_ver *cur;
+		char name[MSCE_MAX_FIELD_NAME + 1];
+
+		snprintf(name, sizeof name, "%.*s", (int)f->name_len, f->name);
+		cur = seen_field(sn, name);
+		of->name = f->name;
+		of->val = f->value;
+		of->len = f->value_len;
+		of->replaces = cur ? *cur : sn->tomb;
+		of->base = of->replaces;
+		/* Sometimes the client says what it saw, and sometimes it
+		 * saw nothing (an old form): a conflict unless it wins. */
+		if (rng_below(&s->rng, 10) < 3) {
+			f->has_base = 1;
+			if (rng_below(&s->rng, 4) == 0)
+				of->base.hlc = 0, of->base.origin = 0;
+			f->base.hlc = of->base.hlc;
+			f->base.origin = of->base.origin;
+		}
+	}
+	if (b->expect_big[i] == -1)
+		b->expect_big[i] = over_record_limits(x, sn);
+	return 0;
 }
 
 void workload_step(struct sim *s)
@@ -192,8 +341,9 @@ void workload_step(struct sim *s)
 	struct workload *w = s->work;
 	int alive[SIM_MAX_NODES], na = 0, n, acked = 0;
 	struct node *nd;
-	struct wbuf b;
+	struct wbuf *b;
 	struct store_written out[MAX_BATCH];
+	char why[512];
 	struct err e;
 	int rc;
 
@@ -205,35 +355,104 @@ void workload_step(struct sim *s)
 	if (na == 0)
 		return;
 	nd = &s->nodes[alive[rng_below(&s->rng, (uint64_t)na)]];
-	n = (int)rng_range(&s->rng, 1, MAX_BATCH);
-	memset(&b, 0, sizeof b);
-	for (int i = 0; i < n; i++) {
-		if (rng_below(&s->rng, 100) < 85)
-			make_t(s, &b, i, nd->id);
-		else
-			make_registration(s, &b, i, nd->id);
+	if (repl_write_gate(nd->repl, why, sizeof why) != 0) {
+		s->writes_gated++;
+		return;
 	}
+	b = calloc(1, sizeof *b);
+	for (int i = 0; b != NULL && i < MAX_BATCH; i++)
+		if ((b->seen[i] = malloc(sizeof(struct seen))) == NULL)
+			goto oom;
+	if (b == NULL)
+		goto oom;
+	n = (int)rng_range(&s->rng, 1, MAX_BATCH);
+	for (int i = 0; i < n; i++) {
+		uint64_t r = rng_below(&s->rng, 100);
+		int made;
+		if (w->oversize && r < 6)
+			made = make_big(s, b, i);
+		else if (r < 85)
+			made = make_t(s, b, i, nd->id);
+		else
+			made = make_registration(s, b, i, nd->id);
+		if (made < 0) { /* a key twice in one batch: stop here */
+			n = i;
+			break;
+		}
+		if (prepare(s, nd, b, i))
+			goto out;
+	}
+	if (n == 0)
+		goto out;
 	err_clear(&e);
-	rc = store_write(nd->store, b.w, (size_t)n, node_now(nd), out, &e);
+	rc = store_write(nd->store, b->w, (size_t)n, node_now(nd), out, &e);
 	if (rc) {
 		sim_fail(s, "node %u: store_write failed: %s: %s", nd->id,
 			 err_name(rc), e.msg);
-		return;
+		goto out;
 	}
 	for (int i = 0; i < n && !s->failed; i++) {
+		const struct store_write *x = &b->w[i];
+		int big = out[i].err.code == MSCE_ETOOBIG;
+		if (b->expect_big[i] == 1 && !big) {
+			sim_fail(s,
+				 "node %u: %s/%s over the size limits was %s",
+				 nd->id, x->coll, x->key,
+				 out[i].err.code ? out[i].err.msg : "accepted");
+			break;
+		}
+		if (b->expect_big[i] == 0 && big) {
+			sim_fail(s,
+				 "node %u: %s/%s within the size limits was "
+				 "refused: %s",
+				 nd->id, x->coll, x->key, out[i].err.msg);
+			break;
+		}
 		if (out[i].err.code != 0) {
-			s->writes_refused++;
-			sim_log(s, "node %u refused %s/%s: %s", nd->id,
-				b.w[i].coll, b.w[i].key, out[i].err.msg);
+			s->writes_refused += !big;
+			s->oversize_refused += big;
+			sim_log(s, "node %u refused %s/%s: %s", nd->id, x->coll,
+				x->key, out[i].err.msg);
 			continue;
 		}
-		sim_log(s, "node %u %s %s/%s seq %llu hlc %llu", nd->id,
-			b.w[i].op == STORE_DELETE ? "deletes" : "writes",
-			b.w[i].coll, b.w[i].key, (unsigned long long)out[i].seq,
-			(unsigned long long)out[i].hlc);
-		record_ack(s, nd, out[i].seq);
+		struct oracle_write ow = {
+		    .node_id = nd->id,
+		    .origin = out[i].origin,
+		    .seq = out[i].seq,
+		    .hlc = out[i].hlc,
+		    .coll = x->coll,
+		    .key = x->key,
+		    .del = x->op == STORE_DELETE,
+		    .replaces_tomb = b->seen[i]->tomb,
+		    .fields = b->of[i],
+		    .nfields = x->op == STORE_DELETE ? 0 : x->nfields,
+		};
+		if (ow.del)
+			for (size_t k = 0; k < b->seen[i]->nf; k++)
+				if (b->seen[i]->f[k].v.hlc > ow.replaces_tomb.hlc ||
+				    (b->seen[i]->f[k].v.hlc ==
+					 ow.replaces_tomb.hlc &&
+				     b->seen[i]->f[k].v.origin >
+					 ow.replaces_tomb.origin))
+					ow.replaces_tomb = b->seen[i]->f[k].v;
+		sim_log(s, "node %u %s %s/%s as %u/%llu hlc %llu", nd->id,
+			ow.del ? "deletes" : "writes", x->coll, x->key,
+			ow.origin, (unsigned long long)ow.seq,
+			(unsigned long long)ow.hlc);
+		if (oracle_ack(s->oracle, nd->idx, &ow, why, sizeof why)) {
+			sim_fail(s, "%s", why);
+			break;
+		}
+		s->writes_acked++;
 		acked++;
 	}
 	if (acked && !s->failed)
 		node_local_commit(s, nd->idx);
+	goto out;
+oom:
+	sim_fail(s, "out of memory in the workload");
+out:
+	for (int i = 0; b != NULL && i < MAX_BATCH; i++)
+		free(b->seen[i]);
+	free(b);
 }

@@ -37,10 +37,21 @@ static inline void su_dump(struct store *s, uint8_t out[32])
 	if (store_snap_begin(s, &sn, NULL))
 		abort();
 	while (!done)
-		if (store_snap_next(sn, 1 << 20, su_dump_cb, &st, &done, NULL))
+		if (store_snap_next(sn, 1 << 20, su_dump_cb, &st, &done, NULL,
+				    NULL))
 			abort();
 	store_snap_end(sn);
 	crypto_generichash_final(&st, out, 32);
+}
+
+/* A store made for a test writes under its node id (incarnation 0) at
+ * once: these tests drive stores directly, with no replication core to
+ * give them a writer. */
+static inline void su_writer(struct store *s)
+{
+	if (store_writer(s, NULL) == 0 &&
+	    store_set_writer(s, store_node_id(s), 0, 1, NULL) != 0)
+		abort();
 }
 
 struct su_blobs {

@@ -26,6 +26,9 @@ static void child(const char *dir, int fd, int first)
 
 	if (store_open(dir, &o, &s, &e))
 		_exit(2);
+	if (store_writer(s, NULL) == 0 &&
+	    store_set_writer(s, 1, 0, 1, &e) != 0)
+		_exit(2);
 	for (int b = first;; b++) {
 		for (int i = 0; i < BATCH; i++) {
 			snprintf(keys[i], 32, "b%06d-%02d", b, i);

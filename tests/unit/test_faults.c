@@ -19,6 +19,8 @@ static struct store *open_node(const char *dir, uint32_t id)
 	struct store *s;
 	struct err e;
 	assert_int_equal(store_open(dir, &o, &s, &e), 0);
+	if (store_writer(s, NULL) == 0)
+		assert_int_equal(store_set_writer(s, id, 0, 1, &e), 0);
 	return s;
 }
 

@@ -77,6 +77,8 @@ static void no_reuse_after_restart(void **state)
 	assert_non_null(dir);
 	for (int round = 0; round < 3; round++) {
 		assert_int_equal(store_open(dir, &o, &s, &e), 0);
+		if (store_writer(s, NULL) == 0)
+			assert_int_equal(store_set_writer(s, 1, 0, 1, &e), 0);
 		assert_true(store_hlc_committed(s) >= last);
 		for (int i = 0; i < 10; i++) {
 			struct store_field_in f = {"v", 1, (const uint8_t *)"x",
