@@ -55,17 +55,17 @@ static void *next_sym(const char *name, void **slot)
 	return p;
 }
 #define NEXT(fn) ((__typeof__(fn) *)next_sym(#fn, &next_##fn))
-static void *next_open, *next_open64, *next_openat, *next_openat64,
-	*next_write, *next_writev, *next_pwrite, *next_pwrite64,
-	*next_pwritev, *next_pwritev64, *next_fsync, *next_fdatasync,
-	*next_ftruncate, *next_ftruncate64, *next_mmap, *next_mmap64;
+static void *next_open, *next_open64, *next_openat, *next_openat64, *next_write,
+    *next_writev, *next_pwrite, *next_pwrite64, *next_pwritev, *next_pwritev64,
+    *next_fsync, *next_fdatasync, *next_ftruncate, *next_ftruncate64,
+    *next_mmap, *next_mmap64;
 
 static struct {
 	const char *pattern; /* NULL: the library does nothing */
 	const char *journal;
 	const char *stats;
 	pthread_mutex_t lock; /* one tracked write or sync at a time */
-	int have_file;        /* set once, then dev/ino are fixed */
+	int have_file;	      /* set once, then dev/ino are fixed */
 	dev_t dev;
 	ino_t ino;
 	int rfd; /* our own read descriptor: the writer's may be O_WRONLY */
@@ -75,8 +75,8 @@ static struct {
 	uint8_t buf[1 << 16];
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .rfd = -1, .jfd = -1, .sfd = -1};
 
-__attribute__((format(printf, 1, 2), noreturn)) static void
-die(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt,
+								...)
 {
 	char msg[PATH_MAX + 256];
 	va_list ap;
@@ -162,9 +162,8 @@ static void file_start(const char *fdlink, const char *path,
 	append(g.jfd, path, plen);
 	g.header_len = 4 + sizeof plen + plen;
 	if (g.stats != NULL && g.stats[0] != '\0') {
-		g.sfd = NEXT(open)(g.stats,
-				   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-				   0600);
+		g.sfd = NEXT(open)(
+		    g.stats, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (g.sfd < 0)
 			die("create stats %s: %s", g.stats, strerror(errno));
 		stats_write();
@@ -390,8 +389,7 @@ VISIBLE ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
 	return rc;
 }
 
-VISIBLE ssize_t pwritev64(int fd, const struct iovec *iov, int n,
-			  off64_t off)
+VISIBLE ssize_t pwritev64(int fd, const struct iovec *iov, int n, off64_t off)
 {
 	int f = write_begin(fd, off, iov_total(iov, n));
 	ssize_t rc = NEXT(pwritev64)(fd, iov, n, off);

@@ -27,10 +27,10 @@ enum {
 };
 
 struct pl_rec {
-	char magic[4];     /* PL_REC_MAGIC */
-	uint32_t flags;    /* PL_DURABLE or 0 */
-	uint64_t off;      /* where the write starts */
-	uint64_t len;      /* bytes the write asks for */
+	char magic[4];	   /* PL_REC_MAGIC */
+	uint32_t flags;	   /* PL_DURABLE or 0 */
+	uint64_t off;	   /* where the write starts */
+	uint64_t len;	   /* bytes the write asks for */
 	uint64_t old_size; /* file size before the write */
 	uint64_t old_len;  /* old bytes that follow: min(len, old_size - off) */
 };

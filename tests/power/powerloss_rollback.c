@@ -28,7 +28,7 @@
 struct entry {
 	struct pl_rec r;
 	const uint8_t *old; /* into the journal buffer */
-	uint8_t *now;       /* bytes the write left, read back before undo */
+	uint8_t *now;	    /* bytes the write left, read back before undo */
 	uint64_t now_len;
 };
 
@@ -84,8 +84,9 @@ static uint8_t *get(int fd, uint64_t off, uint64_t len, uint64_t *got,
 	if (fstat(fd, &st) != 0)
 		fail("stat", path);
 	if (off < (uint64_t)st.st_size)
-		n = len < (uint64_t)st.st_size - off ? len
-						     : (uint64_t)st.st_size - off;
+		n = len < (uint64_t)st.st_size - off
+			? len
+			: (uint64_t)st.st_size - off;
 	b = malloc(n ? n : 1);
 	if (b == NULL)
 		fail("allocate for", path);

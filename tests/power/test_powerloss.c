@@ -16,11 +16,13 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -53,8 +55,8 @@ static int stats_read(const char *path, struct stats *s)
 		      "unsynced %llu",
 		      &s->writes, &s->durable_writes, &s->syncs,
 		      &s->unsynced) == 4
-		       ? 0
-		       : -1;
+		   ? 0
+		   : -1;
 }
 
 /* Runs this program under the interposer, tracking `file`. */
@@ -64,6 +66,8 @@ static pid_t spawn_child(const char *file, const char *journal,
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
+	/* Dies with the parent (a ctest timeout): never left committing. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	setenv("LD_PRELOAD", MSCE_POWERLOSS_PRELOAD, 1);
 	setenv("MSCE_POWERLOSS_FILE", file, 1);
 	setenv("MSCE_POWERLOSS_JOURNAL", journal, 1);
@@ -135,8 +139,7 @@ static void raw_child(const char *file)
 	fill(fd, 'B', 4096, 4096);
 	memset(c, 'C', sizeof c);
 	memset(d, 'D', sizeof d);
-	if (lseek(fd, 8192, SEEK_SET) != 8192 ||
-	    writev(fd, iov, 2) != 8192)
+	if (lseek(fd, 8192, SEEK_SET) != 8192 || writev(fd, iov, 2) != 8192)
 		_exit(5);
 	dfd = open(file, O_WRONLY | O_DSYNC);
 	if (dfd < 0)
@@ -160,9 +163,8 @@ static void run_raw(const char *dir, uint64_t seed, int reorder,
 	int fd;
 
 	unlink(file);
-	assert_int_equal(wait_exit(spawn_child("data.bin", journal, stats,
-					       argv)),
-			 0);
+	assert_int_equal(
+	    wait_exit(spawn_child("data.bin", journal, stats, argv)), 0);
 	/* Counted: A, B, C+D, E, F; M through O_DSYNC; the one fsync. */
 	assert_int_equal(stats_read(stats, &s), 0);
 	assert_int_equal(s.writes, 5);
@@ -267,10 +269,11 @@ static void store_child(const char *dir, int fd, int first, const char *stats)
 			snprintf(keys[i], 32, "b%06d-%02d", b, i);
 			snprintf(vals[i], 32, "%d", b);
 			f[i] = (struct store_field_in){
-				"batch", 5, (const uint8_t *)vals[i],
-				strlen(vals[i]), 0, {0, 0}};
-			w[i] = (struct store_write){STORE_PUT, "t", 1, keys[i],
-						    strlen(keys[i]), &f[i], 1};
+			    "batch",	     5, (const uint8_t *)vals[i],
+			    strlen(vals[i]), 0, {0, 0}};
+			w[i] = (struct store_write){
+			    STORE_PUT,	     "t",   1, keys[i],
+			    strlen(keys[i]), &f[i], 1};
 		}
 		if (stats_read(stats, &before))
 			_exit(3);
@@ -318,7 +321,7 @@ static void kill_power_during_commits(void **state)
 	for (int round = 0; round < 6; round++) {
 		char fdarg[16], firstarg[16];
 		char *argv[] = {"test_powerloss", "--store", dir, fdarg,
-				firstarg, stats, NULL};
+				firstarg,	  stats,     NULL};
 		int p[2], n = 0, want = 5 + (int)tu_below(&rs, 40);
 		struct ack a;
 		struct stats st;
@@ -389,8 +392,8 @@ static void kill_power_during_commits(void **state)
 		}
 		printf("round %d: %d batches acked, %d held, last ack saw "
 		       "%llu sync(s) + %llu durable write(s)\n",
-		       round, n, c->max + 1 - next_batch,
-		       acks[n - 1].syncs, acks[n - 1].durable_writes);
+		       round, n, c->max + 1 - next_batch, acks[n - 1].syncs,
+		       acks[n - 1].durable_writes);
 		next_batch = c->max + 1;
 		store_close(s);
 		free(c);
@@ -405,9 +408,9 @@ static void kill_power_during_commits(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(journal_restores_last_sync),
-		cmocka_unit_test(journal_reorder_keeps_some_pages),
-		cmocka_unit_test(kill_power_during_commits),
+	    cmocka_unit_test(journal_restores_last_sync),
+	    cmocka_unit_test(journal_reorder_keeps_some_pages),
+	    cmocka_unit_test(kill_power_during_commits),
 	};
 	if (argc == 3 && strcmp(argv[1], "--raw") == 0)
 		raw_child(argv[2]);
