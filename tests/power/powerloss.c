@@ -216,23 +216,26 @@ static int is_tracked(int fd)
 	return r;
 }
 
-/* Before a write of len bytes at off (-1: the descriptor's position):
- * journals the bytes it will overwrite and takes the lock, released by
- * write_end. Returns -1 for other files, else the record's flags. */
+#define AT_POS ((off_t)-1) /* write() and writev(): at the file position */
+
+/* Before a write of len bytes at off: journals the bytes it will
+ * overwrite and takes the lock, released by write_end. Returns -1 for
+ * other files (and for a negative offset, which the call refuses), else
+ * the record's flags. */
 static int write_begin(int fd, off_t off, uint64_t len)
 {
 	struct pl_rec r = {.len = len};
 	struct stat st;
 	int fl, saved;
 
-	if (!is_tracked(fd))
+	if ((off < 0 && off != AT_POS) || !is_tracked(fd))
 		return -1;
 	saved = errno;
 	pthread_mutex_lock(&g.lock);
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fstat(g.rfd, &st) != 0)
 		die("inspect the tracked file: %s", strerror(errno));
-	if (off < 0)
+	if (off == AT_POS)
 		off = (fl & O_APPEND) ? st.st_size : lseek(fd, 0, SEEK_CUR);
 	if (off < 0)
 		die("lseek: %s", strerror(errno));
@@ -351,7 +354,7 @@ VISIBLE int openat64(int dir, const char *path, int flags, ...)
 
 VISIBLE ssize_t write(int fd, const void *b, size_t n)
 {
-	int f = write_begin(fd, -1, n);
+	int f = write_begin(fd, AT_POS, n);
 	ssize_t rc = NEXT(write)(fd, b, n);
 	write_end(f, rc);
 	return rc;
@@ -359,7 +362,7 @@ VISIBLE ssize_t write(int fd, const void *b, size_t n)
 
 VISIBLE ssize_t writev(int fd, const struct iovec *iov, int n)
 {
-	int f = write_begin(fd, -1, iov_total(iov, n));
+	int f = write_begin(fd, AT_POS, iov_total(iov, n));
 	ssize_t rc = NEXT(writev)(fd, iov, n);
 	write_end(f, rc);
 	return rc;
