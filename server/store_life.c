@@ -206,6 +206,9 @@ int store_open(const char *dir, const struct store_options *o,
 	arena_init(&s->arena, 16u << 20);
 	if (o->nosync)
 		flags |= MDB_NOSYNC;
+#ifdef MSCE_BROKEN_FSYNC
+	flags |= MDB_NOSYNC; /* mutant: tests/power must catch it */
+#endif
 
 	if ((rc = mdb_env_create(&s->env)) ||
 	    (rc = mdb_env_set_maxdbs(s->env, 8)) ||
