@@ -21,10 +21,19 @@
  * that fails (EOF, I/O error, bad frame, too slow a reader) is closed;
  * cb->down runs from the close callback, so never inside a call the node
  * made into us, and the peer is redialled after an exponential backoff with
- * jitter. Two sessions with one peer: the one dialled by the lower node id
- * stays, which both ends decide alike without talking; if one side dialled
- * both, the newer stays, since that side has given up the older. Every
- * refusal logs one WARN line, at most WARN_PER_SEC a second. */
+ * jitter.
+ *
+ * Two connections for one peer key. If both ends dialled at once (the
+ * other is inbound and ours is younger than a handshake can take), the
+ * one dialled by the lower node id stays, which both ends decide alike
+ * without talking. Otherwise the session that is alive stays: one that
+ * delivered an authenticated message within live_ms. A newer connection
+ * with the same key is then refused before message 2 and counted as a
+ * duplicate: a second process runs with that node's key, and letting the
+ * newest win would make the two take the link from each other at every
+ * redial. A session that is closing or silent for live_ms is replaced, so
+ * a restarted peer (or one behind a half-open connection) gets back at
+ * once. Every refusal logs one WARN line, at most WARN_PER_SEC a second. */
 #include "uv_peer.h"
 
 #define PEER_HANDSHAKE_SKEW_MS (UINT64_C(24) * 3600 * 1000)
@@ -51,6 +60,7 @@
 #define DEF_BACKOFF_MAX_MS 5000
 #define DEF_MAX_QUEUED ((size_t)64 << 20)
 #define DEF_REKEY_CHECK_MS 10000
+#define DEF_LIVE_MS 5000
 #define LISTEN_BACKLOG 128
 #define KEEPALIVE_S 30
 #define WARN_PER_SEC 10
@@ -77,6 +87,8 @@ struct conn {
 	int verify_rc;	   /* our verify callback's refusal, 0 if none */
 	size_t hs_left;	   /* handshake bytes still to feed the channel */
 	uint64_t start_ms; /* loop time of the accept or dial */
+	uint64_t up_ms;	   /* loop time the session was established */
+	uint64_t heard_ms; /* loop time of its last authenticated message */
 	struct channel ch;
 	char addr[ADDR_LEN]; /* inbound: the remote address, for logs */
 };
@@ -359,6 +371,31 @@ static int conn_write(struct conn *c, struct channel_buf *b)
 
 /* ---- sessions ---- */
 
+/* c and p's session are two dials that crossed: each end dialled the
+ * other before it knew of the other's dial. Ours cannot be older than a
+ * handshake may take, since the other end only dials while it has no
+ * session with us. */
+static int crossed(const struct conn *old, const struct conn *c)
+{
+	struct peer_net *n = c->net;
+
+	return old->outbound != c->outbound &&
+	       uv_now(n->loop) - old->up_ms < n->cfg.handshake_timeout_ms;
+}
+
+/* p's session, if it must be kept against the new connection c with the
+ * same key: open, not crossed with c, and heard from within live_ms. */
+static struct conn *live_session(const struct peer *p, const struct conn *c)
+{
+	struct conn *old = p->session;
+
+	if (!old || old == c || old->state != CONN_OPEN || crossed(old, c))
+		return NULL;
+	if (uv_now(c->net->loop) - old->heard_ms >= c->net->cfg.live_ms)
+		return NULL;
+	return old;
+}
+
 /* c has just authenticated its peer. Returns with c either the peer's
  * session (cb->up delivered) or closing. */
 static void establish(struct conn *c)
@@ -378,15 +415,26 @@ static void establish(struct conn *c)
 		if (old->state != CONN_CLOSING) {
 			int keep_new;
 
-			n->stats.duplicate_sessions++;
-			if (old->outbound == c->outbound)
-				keep_new = 1;
-			else /* keep the one the lower id dialled */
+			if (crossed(old, c)) {
+				/* keep the one the lower id dialled */
+				n->stats.crossed_dials++;
 				keep_new = c->outbound == (self < id);
-			log_info("peer %u: two sessions, keeping the %s one "
-				 "(dialled by node %u)",
-				 id, keep_new ? "new" : "old",
-				 (keep_new ? c : old)->outbound ? self : id);
+				log_info("peer %u: dials crossed, keeping the "
+					 "one dialled by node %u",
+					 id, self < id ? self : id);
+			} else if (live_session(p, c)) {
+				/* Our own dial, late: an inbound one was
+				 * refused in on_channel_verify already. */
+				keep_new = 0;
+			} else {
+				n->stats.sessions_replaced++;
+				keep_new = 1;
+				log_info("peer %u (%s): new session replaces "
+					 "one silent for %llu ms",
+					 id, conn_addr(c),
+					 (unsigned long long)(uv_now(n->loop) -
+							      old->heard_ms));
+			}
 			if (!keep_new) {
 				conn_close(c);
 				return;
@@ -401,6 +449,7 @@ static void establish(struct conn *c)
 	}
 	c->state = CONN_OPEN;
 	c->session = 1;
+	c->up_ms = c->heard_ms = uv_now(n->loop);
 	p->session = c;
 	p->backoff_ms = n->cfg.backoff_min_ms;
 	p->failures = 0;
@@ -420,6 +469,21 @@ static void refuse(struct conn *c, int rc)
 	const char *why = err_str(rc);
 	uint64_t *counter = NULL;
 
+	if (c->verify_rc == MSCE_EBUSY && rc == MSCE_EBUSY) {
+		struct conn *old = c->peer->session;
+
+		st->duplicate_sessions++;
+		net_warn(n,
+			 "peer link %s: refused node %u (%s): a session with "
+			 "it is up and live (last message %llu ms ago); is a "
+			 "second msced running with its key?",
+			 conn_addr(c), peer_id(c), c->peer->cfg->name,
+			 (unsigned long long)(old ? uv_now(n->loop) -
+							old->heard_ms
+						  : 0));
+		conn_close(c);
+		return;
+	}
 	if (c->verify_rc && rc == c->verify_rc) {
 		switch (rc) {
 		case MSCE_EPERM:
@@ -562,9 +626,12 @@ static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
 	 * is refused here, before the channel allocates anything. */
 	rc = channel_replay_check(n->replay, n->npeers, key, timestamp_ms,
 				  wall_ms(), skew, &i);
-	c->verify_rc = rc;
-	if (!rc)
+	if (!rc) {
 		c->peer = &n->peers[i];
+		if (live_session(c->peer, c))
+			rc = MSCE_EBUSY; /* refuse() logs and counts it */
+	}
+	c->verify_rc = rc;
 	return rc;
 }
 
@@ -575,6 +642,7 @@ static int on_channel_message(void *ctx, const uint8_t *msg, size_t len)
 
 	if (c->state != CONN_OPEN || n->stopping)
 		return MSCE_ECLOSED;
+	c->heard_ms = uv_now(n->loop);
 	if (n->cb.message)
 		n->cb.message(n->cb.data, c->peer->cfg->id, msg, len);
 	return c->state == CONN_OPEN && !n->stopping ? 0 : MSCE_ECLOSED;
@@ -860,6 +928,8 @@ static void defaults(struct peer_net_config *c)
 		c->max_message = CHANNEL_DEFAULT_MAX_MESSAGE;
 	if (!c->rekey_check_ms)
 		c->rekey_check_ms = DEF_REKEY_CHECK_MS;
+	if (!c->live_ms)
+		c->live_ms = DEF_LIVE_MS;
 }
 
 int peer_net_start(const struct peer_net_config *cfg,

@@ -117,8 +117,8 @@ static void dump(struct world *w)
 			continue;
 		printf("node %u: est %llu unk %llu replay %llu badhs %llu "
 		       "pend %llu hsto %llu dec %llu big %llu dup %llu "
-		       "conn %llu skew %llu frames %llu slow %llu rekeys %llu "
-		       "rx %zu\n",
+		       "crossed %llu replaced %llu conn %llu skew %llu "
+		       "frames %llu slow %llu rekeys %llu rx %zu\n",
 		       id, (unsigned long long)s.sessions_established,
 		       (unsigned long long)s.refused_unknown_key,
 		       (unsigned long long)s.refused_replay,
@@ -128,6 +128,8 @@ static void dump(struct world *w)
 		       (unsigned long long)s.decrypt_failures,
 		       (unsigned long long)s.oversized_frames,
 		       (unsigned long long)s.duplicate_sessions,
+		       (unsigned long long)s.crossed_dials,
+		       (unsigned long long)s.sessions_replaced,
 		       (unsigned long long)s.connect_failures,
 		       (unsigned long long)s.refused_clock_skew,
 		       (unsigned long long)s.bad_frames,
@@ -659,9 +661,11 @@ static void test_three_nodes_race(void **state)
 				assert_int_equal(t[i]->ups[j] - t[i]->downs[j],
 						 1);
 		}
-		dups += stats(t[i]).duplicate_sessions;
+		dups += stats(t[i]).crossed_dials;
+		/* Crossed dials are not a second process with one key. */
+		assert_int_equal(stats(t[i]).duplicate_sessions, 0);
 	}
-	printf("duplicate sessions resolved: %llu\n", (unsigned long long)dups);
+	printf("crossed dials resolved: %llu\n", (unsigned long long)dups);
 	assert_true(dups >= 1);
 	run_for(w, 300);
 	for (int i = 1; i <= 3; i++)
@@ -797,21 +801,23 @@ static void test_max_pending(void **state)
 }
 
 /* The test plays peer 5 by hand: a replayed message 1 and one far off the
- * clock are refused; a newer connection from the same peer replaces the
- * old session (down, then up). */
+ * clock are refused; a newer connection from the same peer is refused
+ * while the old session is live (a second process with its key), and
+ * replaces it once it has been silent for live_ms (down, then up). */
 static void test_replay_skew_duplicate(void **state)
 {
 	struct world *w = world_new("replay_skew_duplicate");
 	struct tnode *a = node_init(w, 1);
 	struct noise_keypair k5 = {0};
-	struct fake f1, f2, f3;
-	struct raw r1, r2, r3, r4;
+	struct fake f1, f2, f3, f4;
+	struct raw r1, r2, r3, r4, r5;
 	struct channel_buf out = {0};
 	uint64_t now = tu_wall_ms();
 
 	(void)state;
 	assert_int_equal(noise_keypair_generate(&k5), 0);
 	know(a, 5, k5.pub, free_port(w)); /* nothing listens there */
+	a->pc.live_ms = 1000;
 	node_start(a);
 
 	fake_init(&f1, &k5, a->kp.pub, now);
@@ -853,19 +859,40 @@ static void test_replay_skew_duplicate(void **state)
 	assert_int_equal(f1.received, 1);
 	assert_memory_equal(f1.last, "yo", 2);
 
-	/* Peer 5 dials again: the newer connection wins. */
+	/* Peer 5 speaks on its session and dials again at once: the newer
+	 * connection is refused before message 2, the session stays. */
+	assert_int_equal(channel_send(&f1.ch, (const uint8_t *)"hi", 2, &out),
+			 0);
+	raw_write(&r1, out.data, out.len);
+	channel_buf_free(&out);
+	WAIT_FOR(w, count_rx(a, 0, 5) == 2);
 	fake_init(&f3, &k5, a->kp.pub, tu_wall_ms() + 1);
 	raw_open(w, &r4, a->port, f3.msg1.data, f3.msg1.len);
+	WAIT_FOR(w, r4.closed);
+	assert_int_equal(r4.in_len, 0);
+	assert_int_equal(stats(a).duplicate_sessions, 1);
+	assert_int_equal(stats(a).sessions_replaced, 0);
+	assert_int_equal(a->ups[5], 1);
+	assert_int_equal(a->downs[5], 0);
+	assert_false(r1.closing);
+
+	/* Silent for live_ms (a peer restarted behind a half-open
+	 * connection): the newer connection replaces the session. */
+	run_for(w, 1100);
+	fake_init(&f4, &k5, a->kp.pub, tu_wall_ms() + 2);
+	raw_open(w, &r5, a->port, f4.msg1.data, f4.msg1.len);
 	WAIT_FOR(w, a->ups[5] == 2 && r1.closed);
 	assert_int_equal(a->downs[5], 1);
+	assert_int_equal(stats(a).sessions_replaced, 1);
 	assert_int_equal(stats(a).duplicate_sessions, 1);
-	assert_false(r4.closing);
-	raw_close(&r4);
+	assert_false(r5.closing);
+	raw_close(&r5);
 	WAIT_FOR(w, a->downs[5] == 2);
 
 	fake_free(&f1);
 	fake_free(&f2);
 	fake_free(&f3);
+	fake_free(&f4);
 	noise_keypair_destroy(&k5);
 	world_free(w);
 }
