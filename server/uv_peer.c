@@ -23,17 +23,20 @@
  * made into us, and the peer is redialled after an exponential backoff with
  * jitter.
  *
- * Two connections for one peer key. If both ends dialled at once (the
- * other is inbound and ours is younger than a handshake can take), the
- * one dialled by the lower node id stays, which both ends decide alike
- * without talking. Otherwise the session that is alive stays: one that
- * delivered an authenticated message within live_ms. A newer connection
- * with the same key is then refused before message 2 and counted as a
- * duplicate: a second process runs with that node's key, and letting the
- * newest win would make the two take the link from each other at every
- * redial. A session that is closing or silent for live_ms is replaced, so
- * a restarted peer (or one behind a half-open connection) gets back at
- * once. Every refusal logs one WARN line, at most WARN_PER_SEC a second. */
+ * Two connections for one peer key. A session that is alive (it delivered
+ * an authenticated message within live_ms) stays: a newer inbound
+ * connection with its key is refused before message 2. If it came within
+ * a handshake's time of our own dial becoming the session, both ends
+ * dialled at once and the peer keeps our dial too (counted as crossed);
+ * otherwise a second process runs with that node's key (counted as a
+ * duplicate, one WARN): letting the newest win would make the two take the
+ * link from each other at every redial. If both dials complete before
+ * either end sees the other's (our dial finds an inbound session), the
+ * one dialled by the lower node id stays, which both ends decide alike.
+ * A session that is closing or silent for live_ms is replaced, so a
+ * restarted peer (or one behind a half-open connection) gets back at
+ * once. Every other refusal logs one WARN line, at most WARN_PER_SEC a
+ * second. */
 #include "uv_peer.h"
 
 #define PEER_HANDSHAKE_SKEW_MS (UINT64_C(24) * 3600 * 1000)
@@ -284,6 +287,14 @@ static void dial_failed(struct conn *c, const char *why)
 {
 	struct peer *p = c->peer;
 
+	if (p->session) {
+		/* The peer's own dial is the session: it refused ours as
+		 * crossed. Nothing is wrong with the link. */
+		log_debug("peer %u (%s): dial not needed: %s", p->cfg->id,
+			  p->cfg->address, why);
+		conn_close(c);
+		return;
+	}
 	c->net->stats.connect_failures++;
 	/* A peer that stays down would log every backoff: only the first
 	 * failure is worth INFO. */
@@ -371,29 +382,27 @@ static int conn_write(struct conn *c, struct channel_buf *b)
 
 /* ---- sessions ---- */
 
-/* c and p's session are two dials that crossed: each end dialled the
- * other before it knew of the other's dial. Ours cannot be older than a
- * handshake may take, since the other end only dials while it has no
- * session with us. */
-static int crossed(const struct conn *old, const struct conn *c)
-{
-	struct peer_net *n = c->net;
-
-	return old->outbound != c->outbound &&
-	       uv_now(n->loop) - old->up_ms < n->cfg.handshake_timeout_ms;
-}
-
-/* p's session, if it must be kept against the new connection c with the
- * same key: open, not crossed with c, and heard from within live_ms. */
-static struct conn *live_session(const struct peer *p, const struct conn *c)
+/* p's session if it is alive: open, and it delivered an authenticated
+ * message (or its handshake) within live_ms. */
+static struct conn *live_session(const struct peer *p)
 {
 	struct conn *old = p->session;
 
-	if (!old || old == c || old->state != CONN_OPEN || crossed(old, c))
+	if (!old || old->state != CONN_OPEN)
 		return NULL;
-	if (uv_now(c->net->loop) - old->heard_ms >= c->net->cfg.live_ms)
+	if (uv_now(p->net->loop) - old->heard_ms >= p->net->cfg.live_ms)
 		return NULL;
 	return old;
+}
+
+/* The inbound c is the other half of two dials that crossed: the peer
+ * dialled before it took our dial, which is now the session. It only
+ * dials while it has no session with us, so its connection reached us
+ * at most a handshake's time after ours was up. */
+static int crossed(const struct conn *old, const struct conn *c)
+{
+	return old->outbound && !c->outbound &&
+	       c->start_ms < old->up_ms + c->net->cfg.handshake_timeout_ms;
 }
 
 /* c has just authenticated its peer. Returns with c either the peer's
@@ -415,18 +424,19 @@ static void establish(struct conn *c)
 		if (old->state != CONN_CLOSING) {
 			int keep_new;
 
-			if (crossed(old, c)) {
-				/* keep the one the lower id dialled */
+			if (c->outbound) {
+				/* The peer's dial became the session while
+				 * ours was in flight, and the same happened
+				 * at its end: keep the one the lower id
+				 * dialled, as it does. */
 				n->stats.crossed_dials++;
-				keep_new = c->outbound == (self < id);
+				keep_new = self < id;
 				log_info("peer %u: dials crossed, keeping the "
 					 "one dialled by node %u",
 					 id, self < id ? self : id);
-			} else if (live_session(p, c)) {
-				/* Our own dial, late: an inbound one was
-				 * refused in on_channel_verify already. */
-				keep_new = 0;
 			} else {
+				/* on_channel_verify refused c if old were
+				 * alive: it is silent, maybe half-open. */
 				n->stats.sessions_replaced++;
 				keep_new = 1;
 				log_info("peer %u (%s): new session replaces "
@@ -472,15 +482,21 @@ static void refuse(struct conn *c, int rc)
 	if (c->verify_rc == MSCE_EBUSY && rc == MSCE_EBUSY) {
 		struct conn *old = c->peer->session;
 
-		st->duplicate_sessions++;
-		net_warn(n,
-			 "peer link %s: refused node %u (%s): a session with "
-			 "it is up and live (last message %llu ms ago); is a "
-			 "second msced running with its key?",
-			 conn_addr(c), peer_id(c), c->peer->cfg->name,
-			 (unsigned long long)(old ? uv_now(n->loop) -
-							old->heard_ms
-						  : 0));
+		if (crossed(old, c)) {
+			st->crossed_dials++;
+			log_debug("peer link %s (peer %u): dials crossed, "
+				  "keeping ours",
+				  conn_addr(c), peer_id(c));
+		} else {
+			st->duplicate_sessions++;
+			net_warn(n,
+				 "peer link %s: refused node %u (%s): a session "
+				 "with it is up and live (last message %llu ms "
+				 "ago); is a second msced running with its key?",
+				 conn_addr(c), peer_id(c), c->peer->cfg->name,
+				 (unsigned long long)(uv_now(n->loop) -
+						      old->heard_ms));
+		}
 		conn_close(c);
 		return;
 	}
@@ -628,7 +644,7 @@ static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
 				  wall_ms(), skew, &i);
 	if (!rc) {
 		c->peer = &n->peers[i];
-		if (live_session(c->peer, c))
+		if (live_session(c->peer))
 			rc = MSCE_EBUSY; /* refuse() logs and counts it */
 	}
 	c->verify_rc = rc;

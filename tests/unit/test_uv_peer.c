@@ -897,6 +897,129 @@ static void test_replay_skew_duplicate(void **state)
 	world_free(w);
 }
 
+/* A listener the test answers by hand, as peer 5 would: it takes one
+ * connection into a raw. */
+struct raw_listener {
+	uv_tcp_t tcp;
+	struct raw *into;
+	int accepted;
+};
+
+static void on_raw_listener_conn(uv_stream_t *s, int status)
+{
+	struct raw_listener *l = s->data;
+	struct raw *r = l->into;
+
+	assert_int_equal(status, 0);
+	assert_false(l->accepted);
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(uv_tcp_init(s->loop, &r->tcp), 0);
+	r->tcp.data = r;
+	assert_int_equal(uv_accept(s, (uv_stream_t *)&r->tcp), 0);
+	r->connected = 1;
+	l->accepted = 1;
+	uv_read_start((uv_stream_t *)&r->tcp, on_raw_alloc, on_raw_read);
+}
+
+static void raw_listen(struct world *w, struct raw_listener *l, int port,
+		       struct raw *into)
+{
+	struct sockaddr_in sa;
+
+	memset(l, 0, sizeof(*l));
+	l->into = into;
+	assert_int_equal(uv_tcp_init(&w->loop, &l->tcp), 0);
+	l->tcp.data = l;
+	assert_int_equal(uv_ip4_addr("127.0.0.1", port, &sa), 0);
+	assert_int_equal(uv_tcp_bind(&l->tcp, (const struct sockaddr *)&sa, 0),
+			 0);
+	assert_int_equal(
+	    uv_listen((uv_stream_t *)&l->tcp, 4, on_raw_listener_conn), 0);
+}
+
+static int accept_any(void *ctx, const uint8_t key[32], uint64_t ts)
+{
+	(void)ctx;
+	(void)key;
+	(void)ts;
+	return 0;
+}
+
+/* Peer 5 (played by the test) takes node 1's dial, and its own dial
+ * reaches node 1 just after: both ends dialled at once. Node 1 refuses the
+ * late one quietly as crossed, not as a duplicate, and keeps its session.
+ * Once a handshake's time has passed, the same connection while the
+ * session is live is a second process with peer 5's key: a duplicate. */
+static void test_crossed_dial(void **state)
+{
+	struct world *w = world_new("crossed_dial");
+	struct tnode *a = node_init(w, 1);
+	struct noise_keypair k5 = {0};
+	struct raw_listener l;
+	struct channel resp;
+	struct channel_config cc;
+	struct channel_buf out = {0};
+	struct fake f1, f2;
+	struct raw in, r1, r2;
+	int port = free_port(w);
+
+	(void)state;
+	assert_int_equal(noise_keypair_generate(&k5), 0);
+	know(a, 5, k5.pub, port);
+	a->pc.handshake_timeout_ms = 300;
+	raw_listen(w, &l, port, &in);
+	node_start(a);
+
+	/* Node 1 dials 5; the test answers message 2. */
+	WAIT_FOR(w, l.accepted &&
+			in.in_len >= CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN);
+	memset(&cc, 0, sizeof(cc));
+	cc.role = NOISE_RESPONDER;
+	cc.cluster = CLUSTER;
+	cc.local = &k5;
+	cc.cb.verify = accept_any;
+	cc.cb.message = on_fake_message;
+	assert_int_equal(channel_init(&resp, &cc, tu_wall_ms()), 0);
+	assert_int_equal(channel_feed(&resp, in.in,
+				      CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN,
+				      &out),
+			 0);
+	assert_true(channel_is_open(&resp));
+	raw_write(&in, out.data, out.len);
+	channel_buf_free(&out);
+	WAIT_FOR(w, is_up(a, 5));
+
+	/* 5's own dial, sent before it saw node 1's. */
+	fake_init(&f1, &k5, a->kp.pub, tu_wall_ms());
+	raw_open(w, &r1, a->port, f1.msg1.data, f1.msg1.len);
+	WAIT_FOR(w, r1.closed);
+	assert_int_equal(r1.in_len, 0);
+	assert_int_equal(stats(a).crossed_dials, 1);
+	assert_int_equal(stats(a).duplicate_sessions, 0);
+	assert_int_equal(a->ups[5], 1);
+	assert_int_equal(a->downs[5], 0);
+
+	/* Later, with the session still live: a duplicate. */
+	run_for(w, 400);
+	fake_init(&f2, &k5, a->kp.pub, tu_wall_ms() + 1);
+	raw_open(w, &r2, a->port, f2.msg1.data, f2.msg1.len);
+	WAIT_FOR(w, r2.closed);
+	assert_int_equal(r2.in_len, 0);
+	assert_int_equal(stats(a).crossed_dials, 1);
+	assert_int_equal(stats(a).duplicate_sessions, 1);
+	assert_int_equal(a->ups[5], 1);
+	assert_false(in.closing);
+
+	uv_close((uv_handle_t *)&l.tcp, NULL); /* no second accept */
+	raw_close(&in);
+	WAIT_FOR(w, a->downs[5] == 1);
+	channel_destroy(&resp);
+	fake_free(&f1);
+	fake_free(&f2);
+	noise_keypair_destroy(&k5);
+	world_free(w);
+}
+
 /* Stopping one net is a down at the other; a new start brings it back. */
 static void test_stop_restart(void **state)
 {
@@ -1136,6 +1259,7 @@ int main(void)
 	    cmocka_unit_test(test_handshake_timeout),
 	    cmocka_unit_test(test_max_pending),
 	    cmocka_unit_test(test_replay_skew_duplicate),
+	    cmocka_unit_test(test_crossed_dial),
 	    cmocka_unit_test(test_stop_restart),
 	    cmocka_unit_test(test_close_redial),
 	    cmocka_unit_test(test_oversized),
