@@ -10,7 +10,8 @@
  * Stop (SIGTERM): refuse new work, let the writer commit what is queued
  * (apply completions still reach the core and are acknowledged), then close
  * the peer links and the client socket, then free the core, close the
- * store and release the directory lock. Each asynchronous close counts down closing_parts. */
+ * store and release the directory lock. Each asynchronous close counts
+ * down closing_parts. */
 #include "node.h"
 
 #include <stdlib.h>

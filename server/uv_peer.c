@@ -489,13 +489,14 @@ static void refuse(struct conn *c, int rc)
 				  conn_addr(c), peer_id(c));
 		} else {
 			st->duplicate_sessions++;
-			net_warn(n,
-				 "peer link %s: refused node %u (%s): a session "
-				 "with it is up and live (last message %llu ms "
-				 "ago); is a second msced running with its key?",
-				 conn_addr(c), peer_id(c), c->peer->cfg->name,
-				 (unsigned long long)(uv_now(n->loop) -
-						      old->heard_ms));
+			net_warn(
+			    n,
+			    "peer link %s: refused node %u (%s): a session "
+			    "with it is up and live (last message %llu ms "
+			    "ago); is a second msced running with its key?",
+			    conn_addr(c), peer_id(c), c->peer->cfg->name,
+			    (unsigned long long)(uv_now(n->loop) -
+						 old->heard_ms));
 		}
 		conn_close(c);
 		return;

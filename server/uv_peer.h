@@ -50,9 +50,10 @@ struct peer_net_config {
 	size_t max_message;	       /* largest message either way; 4 MiB */
 	uint64_t rekey_ms;	       /* age of a send key; 1 hour */
 	uint64_t rekey_check_ms;       /* how often keys are checked; 10000 */
-	uint64_t live_ms; /* a session heard from this recently is kept against
-			     a newer connection with its key; 5000 (five
-			     gossip intervals, the replication liveness) */
+	/* A session heard from within live_ms is kept against a newer
+	 * connection with its key; 5000 (five gossip intervals, the
+	 * replication liveness bound). */
+	uint64_t live_ms;
 	int race_dials; /* tests: no head start for the lower id, so both
 			   ends dial at once and duplicates get resolved */
 };
@@ -69,7 +70,7 @@ struct peer_net_stats {
 	uint64_t oversized_frames;
 	uint64_t duplicate_sessions; /* refused: its key has a live session */
 	uint64_t crossed_dials;	     /* both ends dialled at once; one went */
-	uint64_t sessions_replaced;  /* a silent session gave way to a new one */
+	uint64_t sessions_replaced;  /* a silent session gave way to a newer */
 	uint64_t connect_failures;   /* dial failed or link lost before auth */
 	uint64_t refused_clock_skew; /* message 1 timestamp off our clock */
 	uint64_t bad_frames;	     /* protocol violation after handshake */
