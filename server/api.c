@@ -631,6 +631,8 @@ static void do_status(struct node *n, struct client_conn *c,
 	C("decrypt_failures", ns.decrypt_failures);
 	C("oversized_frames", ns.oversized_frames);
 	C("duplicate_sessions", ns.duplicate_sessions);
+	C("crossed_dials", ns.crossed_dials);
+	C("sessions_replaced", ns.sessions_replaced);
 	C("connect_failures", ns.connect_failures);
 	C("refused_clock_skew", ns.refused_clock_skew);
 	C("bad_frames", ns.bad_frames);

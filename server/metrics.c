@@ -106,6 +106,10 @@ static int render(void *ctx, char **buf, size_t *len)
 	R("oversized_frame", ns.oversized_frames);
 	R("bad_frame", ns.bad_frames);
 #undef R
+	COUNTER(&b, "msce_peer_duplicate_sessions_total",
+		"connections refused because the peer's key already had a "
+		"live session: a second process with that key?",
+		" %llu", (unsigned long long)ns.duplicate_sessions);
 	COUNTER(&b, "msce_snapshots_sent_total", "snapshots sent to peers",
 		" %llu", (unsigned long long)rc.snapshots_sent);
 	COUNTER(&b, "msce_snapshots_received_total",

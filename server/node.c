@@ -1,14 +1,17 @@
 /* Node wiring and lifecycle.
  *
- * Start: load config and key, open the store, start the writer thread,
- * create the replication core with store ops (reads direct, batch applies
- * through the writer), start the peer links and the client socket, and a
- * 50 ms tick for the core's timers.
+ * Start: load config and key, lock the data directory (one process per
+ * store: a second msced on it is refused before it reads the store), open
+ * the store, start the writer thread, create the replication core with
+ * store ops (reads direct, batch applies through the writer), start the
+ * peer links and the client socket, and a 50 ms tick for the core's
+ * timers.
  *
  * Stop (SIGTERM): refuse new work, let the writer commit what is queued
  * (apply completions still reach the core and are acknowledged), then close
- * the peer links and the client socket, then free the core and close the
- * store. Each asynchronous close counts down closing_parts. */
+ * the peer links and the client socket, then free the core, close the
+ * store and release the directory lock. Each asynchronous close counts
+ * down closing_parts. */
 #include "node.h"
 
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 
 #include <sodium.h>
 
+#include "dirlock.h"
 #include "keyfile.h"
 #include "log.h"
 #include "uv_metrics.h"
@@ -359,6 +363,7 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	if (n == NULL)
 		return err_set(e, MSCE_ENOMEM, "start node");
 	n->loop = loop;
+	n->lock_fd = -1;
 	if ((r = config_load(config_path, &n->cfg, e)))
 		goto fail;
 	log_set_level((enum log_level)n->cfg.log_level);
@@ -370,6 +375,8 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	}
 	if ((r = keyfile_load_secret(n->cfg.key_path, n->key.priv, n->key.pub,
 				     e)))
+		goto fail;
+	if ((r = dirlock_acquire(n->cfg.data_dir, &n->lock_fd, e)))
 		goto fail;
 	so.node_id = n->cfg.node_id;
 	so.cluster = n->cfg.cluster;
@@ -457,6 +464,7 @@ static void part_closed(void *arg)
 	repl_destroy(n->repl);
 	n->repl = NULL;
 	store_close(n->store);
+	dirlock_release(n->lock_fd);
 	config_free(&n->cfg);
 	if (n->key.priv != NULL) {
 		sodium_memzero(n->key.priv, 32);

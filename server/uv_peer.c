@@ -21,10 +21,22 @@
  * that fails (EOF, I/O error, bad frame, too slow a reader) is closed;
  * cb->down runs from the close callback, so never inside a call the node
  * made into us, and the peer is redialled after an exponential backoff with
- * jitter. Two sessions with one peer: the one dialled by the lower node id
- * stays, which both ends decide alike without talking; if one side dialled
- * both, the newer stays, since that side has given up the older. Every
- * refusal logs one WARN line, at most WARN_PER_SEC a second. */
+ * jitter.
+ *
+ * Two connections for one peer key. A session that is alive (it delivered
+ * an authenticated message within live_ms) stays: a newer inbound
+ * connection with its key is refused before message 2. If it came within
+ * a handshake's time of our own dial becoming the session, both ends
+ * dialled at once and the peer keeps our dial too (counted as crossed);
+ * otherwise a second process runs with that node's key (counted as a
+ * duplicate, one WARN): letting the newest win would make the two take the
+ * link from each other at every redial. If both dials complete before
+ * either end sees the other's (our dial finds an inbound session), the
+ * one dialled by the lower node id stays, which both ends decide alike.
+ * A session that is closing or silent for live_ms is replaced, so a
+ * restarted peer (or one behind a half-open connection) gets back at
+ * once. Every other refusal logs one WARN line, at most WARN_PER_SEC a
+ * second. */
 #include "uv_peer.h"
 
 #define PEER_HANDSHAKE_SKEW_MS (UINT64_C(24) * 3600 * 1000)
@@ -51,6 +63,7 @@
 #define DEF_BACKOFF_MAX_MS 5000
 #define DEF_MAX_QUEUED ((size_t)64 << 20)
 #define DEF_REKEY_CHECK_MS 10000
+#define DEF_LIVE_MS 5000
 #define LISTEN_BACKLOG 128
 #define KEEPALIVE_S 30
 #define WARN_PER_SEC 10
@@ -77,6 +90,8 @@ struct conn {
 	int verify_rc;	   /* our verify callback's refusal, 0 if none */
 	size_t hs_left;	   /* handshake bytes still to feed the channel */
 	uint64_t start_ms; /* loop time of the accept or dial */
+	uint64_t up_ms;	   /* loop time the session was established */
+	uint64_t heard_ms; /* loop time of its last authenticated message */
 	struct channel ch;
 	char addr[ADDR_LEN]; /* inbound: the remote address, for logs */
 };
@@ -272,6 +287,14 @@ static void dial_failed(struct conn *c, const char *why)
 {
 	struct peer *p = c->peer;
 
+	if (p->session) {
+		/* The peer's own dial is the session: it refused ours as
+		 * crossed. Nothing is wrong with the link. */
+		log_debug("peer %u (%s): dial not needed: %s", p->cfg->id,
+			  p->cfg->address, why);
+		conn_close(c);
+		return;
+	}
 	c->net->stats.connect_failures++;
 	/* A peer that stays down would log every backoff: only the first
 	 * failure is worth INFO. */
@@ -359,6 +382,29 @@ static int conn_write(struct conn *c, struct channel_buf *b)
 
 /* ---- sessions ---- */
 
+/* p's session if it is alive: open, and it delivered an authenticated
+ * message (or its handshake) within live_ms. */
+static struct conn *live_session(const struct peer *p)
+{
+	struct conn *old = p->session;
+
+	if (!old || old->state != CONN_OPEN)
+		return NULL;
+	if (uv_now(p->net->loop) - old->heard_ms >= p->net->cfg.live_ms)
+		return NULL;
+	return old;
+}
+
+/* The inbound c is the other half of two dials that crossed: the peer
+ * dialled before it took our dial, which is now the session. It only
+ * dials while it has no session with us, so its connection reached us
+ * at most a handshake's time after ours was up. */
+static int crossed(const struct conn *old, const struct conn *c)
+{
+	return old->outbound && !c->outbound &&
+	       c->start_ms < old->up_ms + c->net->cfg.handshake_timeout_ms;
+}
+
 /* c has just authenticated its peer. Returns with c either the peer's
  * session (cb->up delivered) or closing. */
 static void establish(struct conn *c)
@@ -378,15 +424,27 @@ static void establish(struct conn *c)
 		if (old->state != CONN_CLOSING) {
 			int keep_new;
 
-			n->stats.duplicate_sessions++;
-			if (old->outbound == c->outbound)
+			if (c->outbound) {
+				/* The peer's dial became the session while
+				 * ours was in flight, and the same happened
+				 * at its end: keep the one the lower id
+				 * dialled, as it does. */
+				n->stats.crossed_dials++;
+				keep_new = self < id;
+				log_info("peer %u: dials crossed, keeping the "
+					 "one dialled by node %u",
+					 id, self < id ? self : id);
+			} else {
+				/* on_channel_verify refused c if old were
+				 * alive: it is silent, maybe half-open. */
+				n->stats.sessions_replaced++;
 				keep_new = 1;
-			else /* keep the one the lower id dialled */
-				keep_new = c->outbound == (self < id);
-			log_info("peer %u: two sessions, keeping the %s one "
-				 "(dialled by node %u)",
-				 id, keep_new ? "new" : "old",
-				 (keep_new ? c : old)->outbound ? self : id);
+				log_info("peer %u (%s): new session replaces "
+					 "one silent for %llu ms",
+					 id, conn_addr(c),
+					 (unsigned long long)(uv_now(n->loop) -
+							      old->heard_ms));
+			}
 			if (!keep_new) {
 				conn_close(c);
 				return;
@@ -401,6 +459,7 @@ static void establish(struct conn *c)
 	}
 	c->state = CONN_OPEN;
 	c->session = 1;
+	c->up_ms = c->heard_ms = uv_now(n->loop);
 	p->session = c;
 	p->backoff_ms = n->cfg.backoff_min_ms;
 	p->failures = 0;
@@ -420,6 +479,28 @@ static void refuse(struct conn *c, int rc)
 	const char *why = err_str(rc);
 	uint64_t *counter = NULL;
 
+	if (c->verify_rc == MSCE_EBUSY && rc == MSCE_EBUSY) {
+		struct conn *old = c->peer->session;
+
+		if (crossed(old, c)) {
+			st->crossed_dials++;
+			log_debug("peer link %s (peer %u): dials crossed, "
+				  "keeping ours",
+				  conn_addr(c), peer_id(c));
+		} else {
+			st->duplicate_sessions++;
+			net_warn(
+			    n,
+			    "peer link %s: refused node %u (%s): a session "
+			    "with it is up and live (last message %llu ms "
+			    "ago); is a second msced running with its key?",
+			    conn_addr(c), peer_id(c), c->peer->cfg->name,
+			    (unsigned long long)(uv_now(n->loop) -
+						 old->heard_ms));
+		}
+		conn_close(c);
+		return;
+	}
 	if (c->verify_rc && rc == c->verify_rc) {
 		switch (rc) {
 		case MSCE_EPERM:
@@ -562,9 +643,12 @@ static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
 	 * is refused here, before the channel allocates anything. */
 	rc = channel_replay_check(n->replay, n->npeers, key, timestamp_ms,
 				  wall_ms(), skew, &i);
-	c->verify_rc = rc;
-	if (!rc)
+	if (!rc) {
 		c->peer = &n->peers[i];
+		if (live_session(c->peer))
+			rc = MSCE_EBUSY; /* refuse() logs and counts it */
+	}
+	c->verify_rc = rc;
 	return rc;
 }
 
@@ -575,6 +659,7 @@ static int on_channel_message(void *ctx, const uint8_t *msg, size_t len)
 
 	if (c->state != CONN_OPEN || n->stopping)
 		return MSCE_ECLOSED;
+	c->heard_ms = uv_now(n->loop);
 	if (n->cb.message)
 		n->cb.message(n->cb.data, c->peer->cfg->id, msg, len);
 	return c->state == CONN_OPEN && !n->stopping ? 0 : MSCE_ECLOSED;
@@ -860,6 +945,8 @@ static void defaults(struct peer_net_config *c)
 		c->max_message = CHANNEL_DEFAULT_MAX_MESSAGE;
 	if (!c->rekey_check_ms)
 		c->rekey_check_ms = DEF_REKEY_CHECK_MS;
+	if (!c->live_ms)
+		c->live_ms = DEF_LIVE_MS;
 }
 
 int peer_net_start(const struct peer_net_config *cfg,

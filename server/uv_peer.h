@@ -1,9 +1,11 @@
 /* Peer links on libuv: listens for peers, dials every configured peer with
  * backoff and jitter, runs the Noise channel (common/channel.h) on each TCP
  * connection, and hands complete application messages (encoded PeerMsg) to
- * the node. One session per pair of nodes: when two authenticated
- * connections exist for the same peer, the one dialled by the lower node id
- * stays and the other is closed.
+ * the node. One session per pair of nodes: when both ends dialled at once,
+ * the connection dialled by the lower node id stays; otherwise a live
+ * session (heard from within live_ms) is kept and a newer connection with
+ * the same key refused as a duplicate (a second process with that node's
+ * key), while a silent or closing one is replaced.
  *
  * A connecting key that is not a configured peer is dropped before any
  * session state is allocated; pending handshakes are bounded and time out;
@@ -48,6 +50,10 @@ struct peer_net_config {
 	size_t max_message;	       /* largest message either way; 4 MiB */
 	uint64_t rekey_ms;	       /* age of a send key; 1 hour */
 	uint64_t rekey_check_ms;       /* how often keys are checked; 10000 */
+	/* A session heard from within live_ms is kept against a newer
+	 * connection with its key; 5000 (five gossip intervals, the
+	 * replication liveness bound). */
+	uint64_t live_ms;
 	int race_dials; /* tests: no head start for the lower id, so both
 			   ends dial at once and duplicates get resolved */
 };
@@ -62,7 +68,9 @@ struct peer_net_stats {
 	uint64_t handshake_timeouts;
 	uint64_t decrypt_failures;
 	uint64_t oversized_frames;
-	uint64_t duplicate_sessions;
+	uint64_t duplicate_sessions; /* refused: its key has a live session */
+	uint64_t crossed_dials;	     /* both ends dialled at once; one went */
+	uint64_t sessions_replaced;  /* a silent session gave way to a newer */
 	uint64_t connect_failures;   /* dial failed or link lost before auth */
 	uint64_t refused_clock_skew; /* message 1 timestamp off our clock */
 	uint64_t bad_frames;	     /* protocol violation after handshake */

@@ -393,8 +393,9 @@ class Cluster:
             port = b.port
         return "127.0.0.1:%d" % port
 
-    def write_config(self, node, **overrides):
-        """(Re)writes node's config; overrides replace [node] settings."""
+    def write_config(self, node, path=None, **overrides):
+        """(Re)writes node's config (or writes it to path: a second process
+        with node's identity); overrides replace [node] settings."""
         settings = {
             "id": node.id,
             "name": node.name,
@@ -418,7 +419,7 @@ class Cluster:
         for pname, (pid, _key, pub, port) in sorted(self.extra.items()):
             lines += ["", "[peer %s]" % pname, "id = %d" % pid,
                       "address = 127.0.0.1:%d" % port, "public_key = %s" % pub]
-        with open(node.config, "w") as f:
+        with open(path or node.config, "w") as f:
             f.write("\n".join(lines) + "\n")
 
     # -- processes

@@ -117,8 +117,8 @@ static void dump(struct world *w)
 			continue;
 		printf("node %u: est %llu unk %llu replay %llu badhs %llu "
 		       "pend %llu hsto %llu dec %llu big %llu dup %llu "
-		       "conn %llu skew %llu frames %llu slow %llu rekeys %llu "
-		       "rx %zu\n",
+		       "crossed %llu replaced %llu conn %llu skew %llu "
+		       "frames %llu slow %llu rekeys %llu rx %zu\n",
 		       id, (unsigned long long)s.sessions_established,
 		       (unsigned long long)s.refused_unknown_key,
 		       (unsigned long long)s.refused_replay,
@@ -128,6 +128,8 @@ static void dump(struct world *w)
 		       (unsigned long long)s.decrypt_failures,
 		       (unsigned long long)s.oversized_frames,
 		       (unsigned long long)s.duplicate_sessions,
+		       (unsigned long long)s.crossed_dials,
+		       (unsigned long long)s.sessions_replaced,
 		       (unsigned long long)s.connect_failures,
 		       (unsigned long long)s.refused_clock_skew,
 		       (unsigned long long)s.bad_frames,
@@ -659,9 +661,11 @@ static void test_three_nodes_race(void **state)
 				assert_int_equal(t[i]->ups[j] - t[i]->downs[j],
 						 1);
 		}
-		dups += stats(t[i]).duplicate_sessions;
+		dups += stats(t[i]).crossed_dials;
+		/* Crossed dials are not a second process with one key. */
+		assert_int_equal(stats(t[i]).duplicate_sessions, 0);
 	}
-	printf("duplicate sessions resolved: %llu\n", (unsigned long long)dups);
+	printf("crossed dials resolved: %llu\n", (unsigned long long)dups);
 	assert_true(dups >= 1);
 	run_for(w, 300);
 	for (int i = 1; i <= 3; i++)
@@ -797,21 +801,23 @@ static void test_max_pending(void **state)
 }
 
 /* The test plays peer 5 by hand: a replayed message 1 and one far off the
- * clock are refused; a newer connection from the same peer replaces the
- * old session (down, then up). */
+ * clock are refused; a newer connection from the same peer is refused
+ * while the old session is live (a second process with its key), and
+ * replaces it once it has been silent for live_ms (down, then up). */
 static void test_replay_skew_duplicate(void **state)
 {
 	struct world *w = world_new("replay_skew_duplicate");
 	struct tnode *a = node_init(w, 1);
 	struct noise_keypair k5 = {0};
-	struct fake f1, f2, f3;
-	struct raw r1, r2, r3, r4;
+	struct fake f1, f2, f3, f4;
+	struct raw r1, r2, r3, r4, r5;
 	struct channel_buf out = {0};
 	uint64_t now = tu_wall_ms();
 
 	(void)state;
 	assert_int_equal(noise_keypair_generate(&k5), 0);
 	know(a, 5, k5.pub, free_port(w)); /* nothing listens there */
+	a->pc.live_ms = 1000;
 	node_start(a);
 
 	fake_init(&f1, &k5, a->kp.pub, now);
@@ -853,19 +859,163 @@ static void test_replay_skew_duplicate(void **state)
 	assert_int_equal(f1.received, 1);
 	assert_memory_equal(f1.last, "yo", 2);
 
-	/* Peer 5 dials again: the newer connection wins. */
+	/* Peer 5 speaks on its session and dials again at once: the newer
+	 * connection is refused before message 2, the session stays. */
+	assert_int_equal(channel_send(&f1.ch, (const uint8_t *)"hi", 2, &out),
+			 0);
+	raw_write(&r1, out.data, out.len);
+	channel_buf_free(&out);
+	WAIT_FOR(w, count_rx(a, 0, 5) == 2);
 	fake_init(&f3, &k5, a->kp.pub, tu_wall_ms() + 1);
 	raw_open(w, &r4, a->port, f3.msg1.data, f3.msg1.len);
+	WAIT_FOR(w, r4.closed);
+	assert_int_equal(r4.in_len, 0);
+	assert_int_equal(stats(a).duplicate_sessions, 1);
+	assert_int_equal(stats(a).sessions_replaced, 0);
+	assert_int_equal(a->ups[5], 1);
+	assert_int_equal(a->downs[5], 0);
+	assert_false(r1.closing);
+
+	/* Silent for live_ms (a peer restarted behind a half-open
+	 * connection): the newer connection replaces the session. */
+	run_for(w, 1100);
+	fake_init(&f4, &k5, a->kp.pub, tu_wall_ms() + 2);
+	raw_open(w, &r5, a->port, f4.msg1.data, f4.msg1.len);
 	WAIT_FOR(w, a->ups[5] == 2 && r1.closed);
 	assert_int_equal(a->downs[5], 1);
+	assert_int_equal(stats(a).sessions_replaced, 1);
 	assert_int_equal(stats(a).duplicate_sessions, 1);
-	assert_false(r4.closing);
-	raw_close(&r4);
+	assert_false(r5.closing);
+	raw_close(&r5);
 	WAIT_FOR(w, a->downs[5] == 2);
 
 	fake_free(&f1);
 	fake_free(&f2);
 	fake_free(&f3);
+	fake_free(&f4);
+	noise_keypair_destroy(&k5);
+	world_free(w);
+}
+
+/* A listener the test answers by hand, as peer 5 would: it takes one
+ * connection into a raw. */
+struct raw_listener {
+	uv_tcp_t tcp;
+	struct raw *into;
+	int accepted;
+};
+
+static void on_raw_listener_conn(uv_stream_t *s, int status)
+{
+	struct raw_listener *l = s->data;
+	struct raw *r = l->into;
+
+	assert_int_equal(status, 0);
+	assert_false(l->accepted);
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(uv_tcp_init(s->loop, &r->tcp), 0);
+	r->tcp.data = r;
+	assert_int_equal(uv_accept(s, (uv_stream_t *)&r->tcp), 0);
+	r->connected = 1;
+	l->accepted = 1;
+	uv_read_start((uv_stream_t *)&r->tcp, on_raw_alloc, on_raw_read);
+}
+
+static void raw_listen(struct world *w, struct raw_listener *l, int port,
+		       struct raw *into)
+{
+	struct sockaddr_in sa;
+
+	memset(l, 0, sizeof(*l));
+	l->into = into;
+	assert_int_equal(uv_tcp_init(&w->loop, &l->tcp), 0);
+	l->tcp.data = l;
+	assert_int_equal(uv_ip4_addr("127.0.0.1", port, &sa), 0);
+	assert_int_equal(uv_tcp_bind(&l->tcp, (const struct sockaddr *)&sa, 0),
+			 0);
+	assert_int_equal(
+	    uv_listen((uv_stream_t *)&l->tcp, 4, on_raw_listener_conn), 0);
+}
+
+static int accept_any(void *ctx, const uint8_t key[32], uint64_t ts)
+{
+	(void)ctx;
+	(void)key;
+	(void)ts;
+	return 0;
+}
+
+/* Peer 5 (played by the test) takes node 1's dial, and its own dial
+ * reaches node 1 just after: both ends dialled at once. Node 1 refuses the
+ * late one quietly as crossed, not as a duplicate, and keeps its session.
+ * Once a handshake's time has passed, the same connection while the
+ * session is live is a second process with peer 5's key: a duplicate. */
+static void test_crossed_dial(void **state)
+{
+	struct world *w = world_new("crossed_dial");
+	struct tnode *a = node_init(w, 1);
+	struct noise_keypair k5 = {0};
+	struct raw_listener l;
+	struct channel resp;
+	struct channel_config cc;
+	struct channel_buf out = {0};
+	struct fake f1, f2;
+	struct raw in, r1, r2;
+	int port = free_port(w);
+
+	(void)state;
+	assert_int_equal(noise_keypair_generate(&k5), 0);
+	know(a, 5, k5.pub, port);
+	a->pc.handshake_timeout_ms = 300;
+	raw_listen(w, &l, port, &in);
+	node_start(a);
+
+	/* Node 1 dials 5; the test answers message 2. */
+	WAIT_FOR(w, l.accepted &&
+			in.in_len >= CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN);
+	memset(&cc, 0, sizeof(cc));
+	cc.role = NOISE_RESPONDER;
+	cc.cluster = CLUSTER;
+	cc.local = &k5;
+	cc.cb.verify = accept_any;
+	cc.cb.message = on_fake_message;
+	assert_int_equal(channel_init(&resp, &cc, tu_wall_ms()), 0);
+	assert_int_equal(channel_feed(&resp, in.in,
+				      CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN,
+				      &out),
+			 0);
+	assert_true(channel_is_open(&resp));
+	raw_write(&in, out.data, out.len);
+	channel_buf_free(&out);
+	WAIT_FOR(w, is_up(a, 5));
+
+	/* 5's own dial, sent before it saw node 1's. */
+	fake_init(&f1, &k5, a->kp.pub, tu_wall_ms());
+	raw_open(w, &r1, a->port, f1.msg1.data, f1.msg1.len);
+	WAIT_FOR(w, r1.closed);
+	assert_int_equal(r1.in_len, 0);
+	assert_int_equal(stats(a).crossed_dials, 1);
+	assert_int_equal(stats(a).duplicate_sessions, 0);
+	assert_int_equal(a->ups[5], 1);
+	assert_int_equal(a->downs[5], 0);
+
+	/* Later, with the session still live: a duplicate. */
+	run_for(w, 400);
+	fake_init(&f2, &k5, a->kp.pub, tu_wall_ms() + 1);
+	raw_open(w, &r2, a->port, f2.msg1.data, f2.msg1.len);
+	WAIT_FOR(w, r2.closed);
+	assert_int_equal(r2.in_len, 0);
+	assert_int_equal(stats(a).crossed_dials, 1);
+	assert_int_equal(stats(a).duplicate_sessions, 1);
+	assert_int_equal(a->ups[5], 1);
+	assert_false(in.closing);
+
+	uv_close((uv_handle_t *)&l.tcp, NULL); /* no second accept */
+	raw_close(&in);
+	WAIT_FOR(w, a->downs[5] == 1);
+	channel_destroy(&resp);
+	fake_free(&f1);
+	fake_free(&f2);
 	noise_keypair_destroy(&k5);
 	world_free(w);
 }
@@ -1109,6 +1259,7 @@ int main(void)
 	    cmocka_unit_test(test_handshake_timeout),
 	    cmocka_unit_test(test_max_pending),
 	    cmocka_unit_test(test_replay_skew_duplicate),
+	    cmocka_unit_test(test_crossed_dial),
 	    cmocka_unit_test(test_stop_restart),
 	    cmocka_unit_test(test_close_redial),
 	    cmocka_unit_test(test_oversized),
