@@ -1,5 +1,5 @@
 /* One process per data directory: an exclusive lock on DIR/msced.lock,
- * taken before the store is opened and held for the life of the process.
+ * taken by store_open before LMDB is opened and held until store_close.
  * Two processes writing one store under one node id would each hand out
  * the same sequence numbers. */
 #ifndef MSCE_DIRLOCK_H

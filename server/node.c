@@ -1,16 +1,16 @@
 /* Node wiring and lifecycle.
  *
- * Start: load config and key, lock the data directory (one process per
- * store: a second msced on it is refused before it reads the store), open
- * the store, start the writer thread, create the replication core with
+ * Start: load config and key, open the store (which locks the data
+ * directory: a second msced on it is refused before it reads the store),
+ * start the writer thread, create the replication core with
  * store ops (reads direct, batch applies through the writer), start the
  * peer links and the client socket, and a 50 ms tick for the core's
  * timers.
  *
  * Stop (SIGTERM): refuse new work, let the writer commit what is queued
  * (apply completions still reach the core and are acknowledged), then close
- * the peer links and the client socket, then free the core, close the
- * store and release the directory lock. Each asynchronous close counts
+ * the peer links and the client socket, then free the core and close the
+ * store (releasing the directory lock). Each asynchronous close counts
  * down closing_parts. */
 #include "node.h"
 
@@ -20,7 +20,6 @@
 
 #include <sodium.h>
 
-#include "dirlock.h"
 #include "keyfile.h"
 #include "log.h"
 #include "uv_metrics.h"
@@ -363,7 +362,6 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	if (n == NULL)
 		return err_set(e, MSCE_ENOMEM, "start node");
 	n->loop = loop;
-	n->lock_fd = -1;
 	if ((r = config_load(config_path, &n->cfg, e)))
 		goto fail;
 	log_set_level((enum log_level)n->cfg.log_level);
@@ -375,8 +373,6 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	}
 	if ((r = keyfile_load_secret(n->cfg.key_path, n->key.priv, n->key.pub,
 				     e)))
-		goto fail;
-	if ((r = dirlock_acquire(n->cfg.data_dir, &n->lock_fd, e)))
 		goto fail;
 	so.node_id = n->cfg.node_id;
 	so.cluster = n->cfg.cluster;
@@ -464,7 +460,6 @@ static void part_closed(void *arg)
 	repl_destroy(n->repl);
 	n->repl = NULL;
 	store_close(n->store);
-	dirlock_release(n->lock_fd);
 	config_free(&n->cfg);
 	if (n->key.priv != NULL) {
 		sodium_memzero(n->key.priv, 32);

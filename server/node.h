@@ -19,7 +19,6 @@ struct node {
 	uv_loop_t *loop;
 	struct config cfg;
 	struct noise_keypair key;
-	int lock_fd; /* holds the data directory's lock (dirlock.h) */
 	struct store *store;
 	struct writer *writer;
 	struct repl *repl;

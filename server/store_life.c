@@ -8,14 +8,12 @@
  * gives it a new incarnation (store_set_writer) once it has caught up, so
  * that it never reuses a seq of an origin it may not hold in full. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "dirlock.h"
 #include "store_int.h"
 
 /* ---- open / close -------------------------------------------------------- */
@@ -130,44 +128,6 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 	return 0;
 }
 
-/* One process per store: two writers of one LMDB file would each number
- * changes of the same origin. The kernel drops the lock when the holder
- * dies, so a restart after kill -9 is not blocked. */
-static int take_lock(struct store *s, const char *dir, struct err *e)
-{
-	char path[4096], pid[32];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof path, "%s/lock", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (fd < 0)
-		return err_set(e, MSCE_EIO, "open lock file %s: %s", path,
-			       strerror(errno));
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		int busy = errno == EWOULDBLOCK;
-		n = pread(fd, pid, sizeof pid - 1, 0);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
-		close(fd);
-		if (!busy)
-			return err_set(e, MSCE_EIO, "lock %s: %s", path,
-				       strerror(errno));
-		return err_set(e, MSCE_EBUSY,
-			       "data directory %s is in use by process %s "
-			       "(it holds %s): one msced per store",
-			       dir, pid[0] ? pid : "(unknown)", path);
-	}
-	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-		close(fd);
-		return err_set(e, MSCE_EIO, "write lock file %s: %s", path,
-			       strerror(errno));
-	}
-	s->lockfd = fd;
-	return 0;
-}
-
 int store_open(const char *dir, const struct store_options *o,
 	       struct store **out, struct err *e)
 {
@@ -189,8 +149,9 @@ int store_open(const char *dir, const struct store_options *o,
 	s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return err_set(e, MSCE_ENOMEM, "open store");
-	s->lockfd = -1;
-	if (take_lock(s, dir, e)) {
+	/* One process per store: two writers of one LMDB file would each
+	 * number changes of the same origin. */
+	if (dirlock_acquire(dir, &s->lockfd, e)) {
 		free(s);
 		return e ? e->code : MSCE_EBUSY;
 	}
@@ -275,8 +236,7 @@ void store_close(struct store *s)
 	pthread_mutex_destroy(&s->wlock);
 	pthread_mutex_destroy(&s->stlock);
 	pthread_rwlock_destroy(&s->maplock);
-	if (s->lockfd >= 0)
-		close(s->lockfd); /* releases the lock */
+	dirlock_release(s->lockfd);
 	free(s);
 }
 
