@@ -56,11 +56,10 @@ struct write_ctx {
 	size_t nw;
 };
 
-static void fill_put_result(Msce__PutResult *pr, uint32_t origin,
-			    const struct store_written *o)
+static void fill_put_result(Msce__PutResult *pr, const struct store_written *o)
 {
 	msce__put_result__init(pr);
-	pr->origin = origin;
+	pr->origin = o->origin;
 	pr->seq = o->seq;
 	pr->hlc = o->hlc;
 	pr->sites = 1;
@@ -71,12 +70,12 @@ static void fill_put_result(Msce__PutResult *pr, uint32_t origin,
 struct waiter {
 	struct client_conn *c;
 	uint64_t id, seq, hlc, deadline;
-	uint32_t want;
+	uint32_t origin, want;
 	struct waiter *next;
 };
 
 static void wait_add(struct node *n, struct client_conn *c, uint64_t id,
-		     uint64_t seq, uint64_t hlc, uint32_t want,
+		     const struct store_written *o, uint32_t want,
 		     uint64_t deadline)
 {
 	struct waiter *w = calloc(1, sizeof *w);
@@ -84,7 +83,8 @@ static void wait_add(struct node *n, struct client_conn *c, uint64_t id,
 		reply_error(c, id, MSCE_ENOMEM, "out of memory");
 		return;
 	}
-	*w = (struct waiter){c, id, seq, hlc, deadline, want, n->waiters};
+	*w = (struct waiter){c,	       id,   o->seq,	 o->hlc,
+			     deadline, o->origin, want, n->waiters};
 	n->waiters = w;
 	api_check_waiters(n); /* peers may already hold it (relayed fast) */
 }
@@ -100,14 +100,13 @@ void api_check_waiters(struct node *n)
 	while (*pp != NULL) {
 		struct waiter *w = *pp;
 		uint32_t ids[64];
-		size_t k = repl_holders(n->repl, n->cfg.node_id, w->seq, ids,
-					64);
+		size_t k = repl_holders(n->repl, w->origin, w->seq, ids, 64);
 		if (k >= w->want || now >= w->deadline || n->stopping) {
 			Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
 			Msce__PutResult pr = MSCE__PUT_RESULT__INIT;
 			char msg[160];
 			r.id = w->id;
-			pr.origin = n->cfg.node_id;
+			pr.origin = w->origin;
 			pr.seq = w->seq;
 			pr.hlc = w->hlc;
 			pr.sites = (uint32_t)k;
@@ -134,7 +133,6 @@ static void write_done(struct writer_job *j)
 {
 	struct write_ctx *x = (struct write_ctx *)j;
 	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
-	uint32_t me = x->n->cfg.node_id;
 
 	r.id = x->req->id;
 	if (j->rc != 0) {
@@ -156,7 +154,7 @@ static void write_done(struct writer_job *j)
 				items[i].code = (uint32_t)x->out[i].err.code;
 				items[i].error = x->out[i].err.msg;
 				if (x->out[i].err.code == 0) {
-					fill_put_result(&prs[i], me, &x->out[i]);
+					fill_put_result(&prs[i], &x->out[i]);
 					items[i].result_case =
 						MSCE__CLIENT_RESPONSE__RESULT_PUT;
 					items[i].put = &prs[i];
@@ -177,14 +175,14 @@ static void write_done(struct writer_job *j)
 		/* Committed here; answered once enough centers hold it. */
 		uint64_t t = x->req->put->timeout_ms ? x->req->put->timeout_ms
 						      : 10000;
-		wait_add(x->n, x->c, x->req->id, x->out[0].seq, x->out[0].hlc,
+		wait_add(x->n, x->c, x->req->id, &x->out[0],
 			 x->req->put->min_sites, node_now_ms() + t);
 	} else {
 		Msce__PutResult pr;
 		r.code = (uint32_t)x->out[0].err.code;
 		r.error = x->out[0].err.msg;
 		if (r.code == 0) {
-			fill_put_result(&pr, me, &x->out[0]);
+			fill_put_result(&pr, &x->out[0]);
 			r.result_case = MSCE__CLIENT_RESPONSE__RESULT_PUT;
 			r.put = &pr;
 		}

@@ -553,9 +553,15 @@ static void note_writers(struct repl *r, Msce__WriterInfo **ws, size_t n)
 		writer_note(r, ws[i]->writer, 1, ws[i]->born);
 }
 
-/* Takes a status (checked with status_ok) into our views if it is newer. */
-static void view_accept(struct repl *r, const Msce__NodeStatus *s, uint64_t now)
+/* Takes a status (checked with status_ok) into our views if it is newer:
+ * from the same writer with a higher hw (then time), or from a writer born
+ * later. A status that comes straight from its node always wins (a
+ * restored node without a writer yet speaks for itself), and raises the
+ * view's birth so that a stale relay of an older one cannot come back. */
+static void view_accept(struct repl *r, const Msce__NodeStatus *s, int direct,
+			uint64_t now)
 {
+	uint64_t born = s->born;
 	struct view *v;
 	struct wstate *ws;
 
@@ -569,7 +575,10 @@ static void view_accept(struct repl *r, const Msce__NodeStatus *s, uint64_t now)
 	v = view_get(r, s->node);
 	if (v == NULL)
 		return;
-	if (v->v.known) {
+	if (v->v.known && direct) {
+		if (born < v->v.born)
+			born = v->v.born + (s->writer != v->v.writer);
+	} else if (v->v.known) {
 		if (s->writer == v->v.writer) {
 			if (s->hw < v->v.hw ||
 			    (s->hw == v->v.hw && s->time_ms <= v->v.time_ms))
@@ -591,7 +600,7 @@ static void view_accept(struct repl *r, const Msce__NodeStatus *s, uint64_t now)
 	v->v.time_ms = s->time_ms;
 	v->v.received_ms = now;
 	v->v.writer = s->writer;
-	v->v.born = s->born;
+	v->v.born = born;
 	v->v.settled = s->settled;
 	v->nconnected = s->n_connected;
 	if (s->n_connected) /* NULL when empty */
@@ -1187,16 +1196,19 @@ static int covers(const struct vv_entry *mine, size_t nm,
 
 /* A store without a writer gets one once it holds what a settled peer
  * held when it greeted us (that peer holds every change a collected
- * tombstone depends on), or, in a cluster where nobody has a writer yet,
- * once every peer has greeted us. The incarnation is random among those
- * of our node not known anywhere; the clock starts above every peer's. */
+ * tombstone depends on); or, when every peer that greeted us is as empty
+ * and writerless as we are (a new cluster), at once; or, when every peer
+ * has greeted us, none writes and we hold all they hold; or with no peers
+ * at all. The incarnation is random among those of our node not known
+ * anywhere; the clock starts above every greeting peer's. */
 static void gate_step(struct repl *r, uint64_t now)
 {
 	struct vv_entry vv[MAX_ORIGINS];
-	size_t n, greeted = 0, settled = 0;
+	size_t n, greeted = 0, settled = 0, empty = 0, behind = 0;
 	uint64_t born = 0, floor = 0;
 	uint32_t w = r->ops->writer(r->ops->ctx, &born), inc;
 	const struct peer *src = NULL;
+	const char *how;
 	struct err e;
 
 	if (w != 0) {
@@ -1209,9 +1221,14 @@ static void gate_step(struct repl *r, uint64_t now)
 	n = my_vv(r, vv);
 	for (size_t i = 0; i < r->npeers; i++) {
 		const struct peer *p = &r->peers[i];
+		int blank = 1;
 		if (p->state != REPL_ACTIVE || !p->greeted)
 			continue;
 		greeted++;
+		for (size_t k = 0; k < p->hello_nvv && blank; k++)
+			blank = p->hello_vv[k].seq == 0;
+		empty += blank && p->hello_writer == 0;
+		behind += !covers(vv, n, p->hello_vv, p->hello_nvv);
 		if (p->hello_writer != 0) {
 			settled++;
 			if (src == NULL &&
@@ -1221,13 +1238,24 @@ static void gate_step(struct repl *r, uint64_t now)
 		if (p->hello_hw > floor)
 			floor = p->hello_hw;
 	}
-	if (r->npeers > 0 && src == NULL &&
-	    !(settled == 0 && greeted == r->npeers)) {
-		snprintf(r->gate_why, sizeof r->gate_why,
+	if (src != NULL)
+		how = "caught up with a writing peer";
+	else if (r->npeers == 0)
+		how = "no peers";
+	else if (greeted > 0 && empty == greeted && n == 0)
+		how = "a new cluster: every peer met is empty too";
+	else if (greeted == r->npeers && settled == 0 && behind == 0)
+		how = "no peer writes, and this store holds all they do";
+	else {
+		char why[sizeof r->gate_why];
+		snprintf(why, sizeof why,
 			 "this store is new or was restored: writes wait "
 			 "until it has caught up with a peer that writes "
 			 "(%zu of %zu peers greeted, %zu of them writing)",
 			 greeted, r->npeers, settled);
+		if (strcmp(why, r->gate_why) != 0)
+			trace(r, LOG_DEBUG, "%s", why);
+		memcpy(r->gate_why, why, sizeof why);
 		return;
 	}
 	for (size_t i = 0; i < r->nwriters; i++)
@@ -1248,11 +1276,8 @@ static void gate_step(struct repl *r, uint64_t now)
 		}
 	}
 	w = writer_make(r->cfg.node_id, inc);
-	trace(r, LOG_INFO,
-	      "this store writes under a new incarnation %u/%u (caught up "
-	      "with %s)",
-	      r->cfg.node_id, inc,
-	      src ? "a writing peer" : r->npeers ? "every peer" : "no peer");
+	trace(r, LOG_INFO, "this store writes under a new incarnation %u/%u (%s)",
+	      r->cfg.node_id, inc, how);
 	r->pending_writer = w;
 	r->pending_until = now + 5000;
 	r->counters.writer_changes++;
@@ -1987,19 +2012,18 @@ static int on_gossip(struct repl *r, struct peer *from, const Msce__Gossip *g,
 			return MSCE_EPROTO;
 	for (size_t i = 0; i < g->n_nodes; i++) {
 		const Msce__NodeStatus *s = g->nodes[i];
-		struct peer *p;
-		view_accept(r, s, now);
-		if (s->node == from->id)
+		int direct = s->node == from->id;
+		view_accept(r, s, direct, now);
+		/* The peer's own status tells us what it holds (a relayed
+		 * one may be from before it was restored). */
+		if (direct) {
 			from->offset = (int64_t)s->time_ms - (int64_t)now;
-		/* Gossip also tells us what each peer holds. */
-		if ((p = peer_get(r, s->node)) != NULL)
 			for (size_t j = 0; j < s->n_vv; j++)
-				have_raise(p, s->vv[j]->origin, s->vv[j]->seq,
-					   s->vv[j]->hlc, now);
+				have_raise(from, s->vv[j]->origin,
+					   s->vv[j]->seq, s->vv[j]->hlc, now);
+		}
 		if (s->node != r->cfg.node_id)
-			writer_check(r, mine, born,
-				     vv_seq((const struct vv_entry *)NULL, 0, 0),
-				     s->node);
+			writer_check(r, mine, born, 0, s->node);
 		for (size_t j = 0; j < s->n_vv && s->node != r->cfg.node_id;
 		     j++)
 			if (s->vv[j]->origin == mine)

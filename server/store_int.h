@@ -141,6 +141,9 @@ struct vv_entry *st_wtxn_vv(struct wtxn *w, uint32_t origin);
  * st_run_batch takes s->wlock, st_run_batch_locked needs it held. */
 int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e);
 int st_run_batch(struct store *s, batch_fn fn, void *arg, struct err *e);
+/* Doubles the map (up to max_map_size); needs no read transaction open in
+ * this process (waits a second for them, then MSCE_EBUSY). */
+int st_grow_map(struct store *s, struct err *e);
 /* A read transaction; holds s->maplock shared until st_read_end. */
 int st_read_begin(struct store *s, MDB_txn **txn, struct err *e);
 void st_read_end(struct store *s, MDB_txn *txn);

@@ -51,8 +51,11 @@ int store_snap_begin(struct store *s, struct store_snap **out, struct err *e)
 	sn->s = s;
 	arena_init(&sn->a, 8u << 20);
 	/* Under the write lock: the read sees exactly the committed state
-	 * whose vector we copy. */
+	 * whose vector we copy. The map cannot grow while the read lasts, so
+	 * grow it now if it is more than half used. */
 	pthread_mutex_lock(&s->wlock);
+	if (store_size(s) > s->map_size / 2 && s->map_size < s->max_map)
+		st_grow_map(s, NULL);
 	rc = st_read_begin(s, &sn->txn, e);
 	if (rc == 0) {
 		pthread_mutex_lock(&s->stlock);

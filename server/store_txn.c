@@ -107,7 +107,7 @@ struct vv_entry *st_wtxn_vv(struct wtxn *w, uint32_t origin)
 
 /* ---- write transactions ------------------------------------------------- */
 
-static int grow_map(struct store *s, struct err *e)
+int st_grow_map(struct store *s, struct err *e)
 {
 	size_t next = s->map_size * 2;
 	int rc;
@@ -219,8 +219,11 @@ int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
 		if (code != 0) {
 			mdb_txn_abort(w.txn);
 			free(w.vvs);
-			if (code == MSCE_EFULL && map_full && grow_map(s, e) == 0)
-				continue;
+			if (code == MSCE_EFULL && map_full) {
+				if (st_grow_map(s, e) == 0)
+					continue;
+				return e ? e->code : code;
+			}
 			return code;
 		}
 		if (fault_hit(FAULT_FULL)) {
@@ -240,7 +243,7 @@ int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
 		}
 		if (rc == MDB_MAP_FULL) {
 			free(w.vvs);
-			if (grow_map(s, e) == 0)
+			if (st_grow_map(s, e) == 0)
 				continue;
 			return e ? e->code : MSCE_EFULL;
 		}

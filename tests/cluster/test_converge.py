@@ -21,7 +21,8 @@ class ConvergeTest(ClusterTestCase):
                 key = "%s-k%d" % (node.name, i)
                 fields = {"v": str(i), "at": node.name}
                 origin, seq = c.put(node, "t", key, fields)
-                self.assertEqual(origin, node.id)
+                # An origin is the node id and its store's incarnation.
+                self.assertEqual(origin & 0xffff, node.id)
                 seqs[origin] = max(seqs.get(origin, 0), seq)
                 expect[("t", key)] = fields
         return expect, seqs
