@@ -10,8 +10,8 @@ Every process started here is recorded by PID and killed at the end, also
 when a test fails or the interpreter exits (atexit; and the kernel kills
 the daemons if the test process dies, through PR_SET_PDEATHSIG).
 
-Binaries come from MSCED, MSCE, MSCE_PROBE (ctest sets them), else from
-../../build. MSCE_KEEP_TMP=1 keeps every temp dir; a failed test keeps its
+Binaries come from MSCED, MSCE, MSCE_PROBE, MSCE_LIBTEST (ctest sets
+them), else from ../../build; a missing one fails the test, naming it. MSCE_KEEP_TMP=1 keeps every temp dir; a failed test keeps its
 dir anyway and prints the tail of each node's log.
 """
 
@@ -36,25 +36,36 @@ REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 
 
 def _binary(env, *rel):
+    """The path in $env, else the one built in ../../build if it is there;
+    None if neither (require_binaries then fails, naming it)."""
     path = os.environ.get(env)
     if path:
         return path
-    return os.path.join(REPO, "build", *rel)
+    path = os.path.join(REPO, "build", *rel)
+    return path if os.access(path, os.X_OK) else None
 
 
 MSCED = _binary("MSCED", "server", "msced")
 MSCE = _binary("MSCE", "client", "cli", "msce")
 MSCE_PROBE = _binary("MSCE_PROBE", "tests", "cluster", "msce-probe")
+MSCE_LIBTEST = _binary("MSCE_LIBTEST", "tests", "cluster", "msce-libtest")
+_ENV_OF = {"MSCED": MSCED, "MSCE": MSCE, "MSCE_PROBE": MSCE_PROBE,
+           "MSCE_LIBTEST": MSCE_LIBTEST}
 
 CLI_TIMEOUT = 15  # seconds for one CLI call
 POLL = 0.1  # seconds between status polls
 
 
-def require_binaries(*paths):
-    """Skips the test when the binaries are not built (manual runs)."""
-    for p in paths or (MSCED, MSCE):
-        if not os.access(p, os.X_OK):
-            raise unittest.SkipTest("%s not built (set MSCED/MSCE/MSCE_PROBE)" % p)
+def require_binaries(*names):
+    """Fails the test (never skips it) when a binary is missing: names are
+    the environment variables (default MSCED and MSCE)."""
+    for name in names or ("MSCED", "MSCE"):
+        p = _ENV_OF[name]
+        if not p or not os.access(p, os.X_OK):
+            raise AssertionError(
+                "%s: %s is not an executable; build first (cmake --build "
+                "build) or set %s" % (name, p or os.path.join(REPO, "build", "..."),
+                                      name))
 
 
 # ---- Process bookkeeping -------------------------------------------------

@@ -29,7 +29,7 @@ def peak_rss_kb(pid):
 
 class BurstTest(ClusterTestCase):
     def test_random_bytes_and_unknown_keys(self):
-        require_binaries(MSCE_PROBE)
+        require_binaries("MSCE_PROBE")
         c = self.make_cluster(2)
         n1, n2 = c.nodes
         c.wait_converged(timeout=30)

@@ -11,9 +11,8 @@ import subprocess
 import tempfile
 import unittest
 
-from cluster import ClusterTestCase, MSCE, wait_until
+from cluster import MSCE, MSCE_LIBTEST as LIBTEST, ClusterTestCase, require_binaries, wait_until
 
-LIBTEST = os.environ.get("MSCE_LIBTEST")
 BUILD = os.path.dirname(os.path.dirname(MSCE)) if MSCE else None
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,8 +24,8 @@ class ClientTest(ClusterTestCase):
             self.fail("%s exited %d\n%s\n%s" % (argv, r.returncode, r.stdout, r.stderr))
         return r
 
-    @unittest.skipUnless(LIBTEST, "MSCE_LIBTEST not set")
     def test_libmsce_operations(self):
+        require_binaries("MSCE_LIBTEST")
         c = self.make_cluster(2)
         n1, n2 = c.nodes
         # New stores take writes once a peer has greeted them.
@@ -37,8 +36,9 @@ class ClientTest(ClusterTestCase):
         self.run_checked([LIBTEST, "down", n1.socket])
 
     def test_example_builds_against_installed_library(self):
-        if not BUILD or not shutil.which("pkg-config") or not shutil.which("cc"):
-            self.skipTest("no build dir, pkg-config or cc")
+        for tool in ("pkg-config", "cc"):  # deploy/install-deps installs them
+            self.assertTrue(shutil.which(tool), "%s is not installed" % tool)
+        self.assertTrue(BUILD, "no build dir: MSCE is not set")
         prefix = tempfile.mkdtemp(prefix="msce-inst-")
         self.addCleanup(shutil.rmtree, prefix, True)
         self.run_checked(["cmake", "--install", BUILD, "--prefix", prefix])
