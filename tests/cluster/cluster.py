@@ -46,7 +46,7 @@ def _binary(env, *rel):
 
 
 MSCED = _binary("MSCED", "server", "msced")
-MSCE = _binary("MSCE", "client", "cli", "msce")
+MSCE = _binary("MSCE", "client", "msce")
 MSCE_PROBE = _binary("MSCE_PROBE", "tests", "cluster", "msce-probe")
 MSCE_LIBTEST = _binary("MSCE_LIBTEST", "tests", "cluster", "msce-libtest")
 _ENV_OF = {"MSCED": MSCED, "MSCE": MSCE, "MSCE_PROBE": MSCE_PROBE,
