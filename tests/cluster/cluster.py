@@ -299,6 +299,7 @@ class Node:
         self.proc = None
         self.starts = 0
         self.env = {}  # extra environment for msced (e.g. libfaketime)
+        self.offline = 0  # a dead port every peer address points to
 
     def __repr__(self):
         return "<%s pid=%s>" % (self.name, self.proc.pid if self.proc else None)
@@ -354,6 +355,7 @@ class Cluster:
         self.links = {}  # (from id, to id) -> proxy name
         self.link_ports = {}  # proxy name -> its listen port
         self.extra = {}  # name -> (id, key path, pub, dead port)
+        self.offline_nodes = []  # start_offline
         try:
             self._setup(proxy, extra_peers or {})
         except BaseException:
@@ -398,6 +400,8 @@ class Cluster:
 
     def peer_address(self, a, b):
         """Where node a dials node b."""
+        if a.offline:
+            return "127.0.0.1:%d" % a.offline  # nothing listens there
         if self.proxy:
             port = self.link_ports[self.links[(a.id, b.id)]]
         else:
@@ -421,7 +425,7 @@ class Cluster:
         lines = ["[cluster]", "name = %s" % self.name, "", "[node]"]
         lines += ["%s = %s" % kv for kv in settings.items()]
         for other in self.nodes:
-            if other is node:
+            if other.id == node.id:
                 continue
             lines += ["", "[peer %s]" % other.name, "id = %d" % other.id,
                       "address = %s" % self.peer_address(node, other),
@@ -431,6 +435,25 @@ class Cluster:
                       "address = 127.0.0.1:%d" % port, "public_key = %s" % pub]
         with open(node.config, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def start_offline(self, node, data_dir, name):
+        """Starts msced as node (its id and key) on data_dir, a copy of a
+        store such as a backup, with every peer address dead: the copy is
+        read as it is and catches up with nothing. Returns the new Node,
+        stopped with the cluster."""
+        x = Node(self, node.id)
+        x.name = name
+        x.dir = os.path.join(self.dir, name)
+        os.makedirs(x.dir, mode=0o750)
+        x.data_dir = data_dir
+        x.key, x.pub = node.key, node.pub
+        x.config = os.path.join(x.dir, "node.conf")
+        x.socket = os.path.join(x.dir, "node.sock")
+        x.log_path = os.path.join(x.dir, "msced.log")
+        x.port, x.offline = free_ports(2)
+        self.write_config(x)
+        self.offline_nodes.append(x)
+        return self.start(x)
 
     # -- processes
 
@@ -504,7 +527,7 @@ class Cluster:
 
     def stop_all(self, timeout=15):
         """SIGTERM to every node at once, then wait. Returns {name: rc}."""
-        live = [x for x in self.nodes if x.proc is not None]
+        live = [x for x in self.nodes + self.offline_nodes if x.proc is not None]
         for x in live:
             if x.proc.poll() is None:
                 x.proc.send_signal(signal.SIGTERM)
@@ -517,7 +540,7 @@ class Cluster:
 
     def close(self):
         """Kills everything we started; idempotent."""
-        for x in self.nodes:
+        for x in self.nodes + self.offline_nodes:
             if x.proc is not None:
                 reap(x.proc, 0)  # SIGTERM, then SIGKILL at once
                 x.proc = None
@@ -536,7 +559,7 @@ class Cluster:
     def sanitizer_reports(self):
         """Lines from AddressSanitizer/UBSan/LeakSanitizer in any log."""
         bad = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:")
-        return ["%s: %s" % (x.name, line) for x in self.nodes
+        return ["%s: %s" % (x.name, line) for x in self.nodes + self.offline_nodes
                 for line in x.log_text().splitlines() if bad.search(line)]
 
     # -- CLI
