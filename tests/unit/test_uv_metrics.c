@@ -218,12 +218,12 @@ struct client {
 	int family, port;
 	const char *req; /* NULL: connect only */
 	size_t reqlen;
-	int shut_wr; /* shutdown(SHUT_WR) after the request */
-	int byte_ms; /* send one byte at a time, this many ms apart */
-	int drip_ms; /* then one more byte every drip_ms until closed */
-	int hold_ms; /* wait this long before reading */
+	int shut_wr;	     /* shutdown(SHUT_WR) after the request */
+	int byte_ms;	     /* send one byte at a time, this many ms apart */
+	int drip_ms;	     /* then one more byte every drip_ms until closed */
+	int hold_ms;	     /* wait this long before reading */
 	atomic_int *release; /* wait until the test sets it before reading */
-	size_t late; /* then this many more bytes, after late_ms */
+	size_t late;	     /* then this many more bytes, after late_ms */
 	int late_ms;
 	/* out */
 	int connected;

@@ -45,7 +45,8 @@ static inline uint64_t tu_wall_ms(void)
 static inline uint64_t tu_seed(const char *test)
 {
 	const char *s = getenv("MSCE_SEED");
-	uint64_t seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
+	uint64_t seed = s ? strtoull(s, NULL, 0)
+			  : (uint64_t)time(NULL) ^ (uint64_t)getpid();
 	printf("%s: seed %llu (replay with MSCE_SEED=%llu)\n", test,
 	       (unsigned long long)seed, (unsigned long long)seed);
 	return seed;
@@ -84,18 +85,19 @@ static inline int tu_skip_allowed(const char *name, const char *why)
 	if (f != NULL)
 		fclose(f);
 	printf("SKIPPED %s: %s%s\n", name, why,
-	       ok ? "" : "  (not allowed under CI=true: not in "
-			 "tests/allowed-skips)");
+	       ok ? ""
+		  : "  (not allowed under CI=true: not in "
+		    "tests/allowed-skips)");
 	return ok;
 }
 
 /* Skips the current cmocka test with a reason, or fails it under CI=true
  * unless allowed (ctest shows a skip as skipped, never as passed). */
-#define tu_skip(name, why)                                                    \
-	do {                                                                  \
-		if (tu_skip_allowed(name, why))                               \
-			skip();                                               \
-		fail_msg("skip of %s not allowed under CI=true", name);      \
+#define tu_skip(name, why)                                                     \
+	do {                                                                   \
+		if (tu_skip_allowed(name, why))                                \
+			skip();                                                \
+		fail_msg("skip of %s not allowed under CI=true", name);        \
 	} while (0)
 
 #endif
