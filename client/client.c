@@ -736,6 +736,15 @@ uint64_t msce_status_conflicts(const msce_status *s)
 {
 	return s->resp->status->conflicts;
 }
+void msce_status_cursor(const msce_status *s, struct msce_cursor *out)
+{
+	const Msce__StatusResult *st = s->resp->status;
+	out->n = 0;
+	for (size_t i = 0; i < st->n_vv && out->n < MSCE_CURSOR_MAX; i++) {
+		out->origin[out->n] = st->vv[i]->origin;
+		out->seq[out->n++] = st->vv[i]->seq;
+	}
+}
 void msce_status_free(msce_status *s)
 {
 	if (s == NULL)

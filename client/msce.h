@@ -184,6 +184,12 @@ const struct msce_peer_status *msce_status_peer(const msce_status *s,
 /* A counter by name (e.g. "refused_unknown_key"), 0 if unknown. */
 uint64_t msce_status_counter(const msce_status *s, const char *name);
 uint64_t msce_status_conflicts(const msce_status *s);
+struct msce_cursor;
+/* The node's version vector as a watch cursor: a watch from it streams
+ * what commits after this status. After a watch ends with MSCE_ENOTFOUND
+ * (its cursor fell below the log floor): take a status, rescan, then watch
+ * from this cursor. */
+void msce_status_cursor(const msce_status *s, struct msce_cursor *out);
 void msce_status_free(msce_status *s);
 
 /* ---- conflicts ------------------------------------------------------------------ */

@@ -10,9 +10,10 @@ Every process started here is recorded by PID and killed at the end, also
 when a test fails or the interpreter exits (atexit; and the kernel kills
 the daemons if the test process dies, through PR_SET_PDEATHSIG).
 
-Binaries come from MSCED, MSCE, MSCE_PROBE (ctest sets them), else from
-../../build. MSCE_KEEP_TMP=1 keeps every temp dir; a failed test keeps its
-dir anyway and prints the tail of each node's log.
+Binaries come from MSCED, MSCE, MSCE_PROBE, MSCE_LIBTEST,
+MSCE_FAILSYNC_LIB (ctest sets them), else from ../../build; a missing one
+fails the test, naming it. MSCE_KEEP_TMP=1 keeps every temp dir; a failed
+test keeps its dir anyway and prints the tail of each node's log.
 """
 
 import atexit
@@ -36,25 +37,37 @@ REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 
 
 def _binary(env, *rel):
+    """The path in $env, else the one built in ../../build if it is there;
+    None if neither (require_binaries then fails, naming it)."""
     path = os.environ.get(env)
     if path:
         return path
-    return os.path.join(REPO, "build", *rel)
+    path = os.path.join(REPO, "build", *rel)
+    return path if os.access(path, os.X_OK) else None
 
 
 MSCED = _binary("MSCED", "server", "msced")
-MSCE = _binary("MSCE", "client", "cli", "msce")
+MSCE = _binary("MSCE", "client", "msce")
 MSCE_PROBE = _binary("MSCE_PROBE", "tests", "cluster", "msce-probe")
+MSCE_LIBTEST = _binary("MSCE_LIBTEST", "tests", "cluster", "msce-libtest")
+MSCE_FAILSYNC_LIB = _binary("MSCE_FAILSYNC_LIB", "tests", "cluster", "libmsce-failsync.so")
+_ENV_OF = {"MSCED": MSCED, "MSCE": MSCE, "MSCE_PROBE": MSCE_PROBE,
+           "MSCE_LIBTEST": MSCE_LIBTEST, "MSCE_FAILSYNC_LIB": MSCE_FAILSYNC_LIB}
 
 CLI_TIMEOUT = 15  # seconds for one CLI call
 POLL = 0.1  # seconds between status polls
 
 
-def require_binaries(*paths):
-    """Skips the test when the binaries are not built (manual runs)."""
-    for p in paths or (MSCED, MSCE):
-        if not os.access(p, os.X_OK):
-            raise unittest.SkipTest("%s not built (set MSCED/MSCE/MSCE_PROBE)" % p)
+def require_binaries(*names):
+    """Fails the test (never skips it) when a binary is missing: names are
+    the environment variables (default MSCED and MSCE)."""
+    for name in names or ("MSCED", "MSCE"):
+        p = _ENV_OF[name]
+        if not p or not os.access(p, os.X_OK):
+            raise AssertionError(
+                "%s: %s is not an executable; build first (cmake --build "
+                "build) or set %s" % (name, p or os.path.join(REPO, "build", "..."),
+                                      name))
 
 
 # ---- Process bookkeeping -------------------------------------------------
@@ -288,6 +301,7 @@ class Node:
         self.proc = None
         self.starts = 0
         self.env = {}  # extra environment for msced (e.g. libfaketime)
+        self.offline = 0  # a dead port every peer address points to
 
     def __repr__(self):
         return "<%s pid=%s>" % (self.name, self.proc.pid if self.proc else None)
@@ -343,6 +357,7 @@ class Cluster:
         self.links = {}  # (from id, to id) -> proxy name
         self.link_ports = {}  # proxy name -> its listen port
         self.extra = {}  # name -> (id, key path, pub, dead port)
+        self.offline_nodes = []  # start_offline
         try:
             self._setup(proxy, extra_peers or {})
         except BaseException:
@@ -387,6 +402,8 @@ class Cluster:
 
     def peer_address(self, a, b):
         """Where node a dials node b."""
+        if a.offline:
+            return "127.0.0.1:%d" % a.offline  # nothing listens there
         if self.proxy:
             port = self.link_ports[self.links[(a.id, b.id)]]
         else:
@@ -411,7 +428,7 @@ class Cluster:
         lines = ["[cluster]", "name = %s" % self.name, "", "[node]"]
         lines += ["%s = %s" % kv for kv in settings.items()]
         for other in self.nodes:
-            if other is node:
+            if other.id == node.id:
                 continue
             lines += ["", "[peer %s]" % other.name, "id = %d" % other.id,
                       "address = %s" % self.peer_address(node, other),
@@ -421,6 +438,25 @@ class Cluster:
                       "address = 127.0.0.1:%d" % port, "public_key = %s" % pub]
         with open(path or node.config, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def start_offline(self, node, data_dir, name):
+        """Starts msced as node (its id and key) on data_dir, a copy of a
+        store such as a backup, with every peer address dead: the copy is
+        read as it is and catches up with nothing. Returns the new Node,
+        stopped with the cluster."""
+        x = Node(self, node.id)
+        x.name = name
+        x.dir = os.path.join(self.dir, name)
+        os.makedirs(x.dir, mode=0o750)
+        x.data_dir = data_dir
+        x.key, x.pub = node.key, node.pub
+        x.config = os.path.join(x.dir, "node.conf")
+        x.socket = os.path.join(x.dir, "node.sock")
+        x.log_path = os.path.join(x.dir, "msced.log")
+        x.port, x.offline = free_ports(2)
+        self.write_config(x)
+        self.offline_nodes.append(x)
+        return self.start(x)
 
     # -- processes
 
@@ -494,7 +530,7 @@ class Cluster:
 
     def stop_all(self, timeout=15):
         """SIGTERM to every node at once, then wait. Returns {name: rc}."""
-        live = [x for x in self.nodes if x.proc is not None]
+        live = [x for x in self.nodes + self.offline_nodes if x.proc is not None]
         for x in live:
             if x.proc.poll() is None:
                 x.proc.send_signal(signal.SIGTERM)
@@ -507,7 +543,7 @@ class Cluster:
 
     def close(self):
         """Kills everything we started; idempotent."""
-        for x in self.nodes:
+        for x in self.nodes + self.offline_nodes:
             if x.proc is not None:
                 reap(x.proc, 0)  # SIGTERM, then SIGKILL at once
                 x.proc = None
@@ -526,7 +562,7 @@ class Cluster:
     def sanitizer_reports(self):
         """Lines from AddressSanitizer/UBSan/LeakSanitizer in any log."""
         bad = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:")
-        return ["%s: %s" % (x.name, line) for x in self.nodes
+        return ["%s: %s" % (x.name, line) for x in self.nodes + self.offline_nodes
                 for line in x.log_text().splitlines() if bad.search(line)]
 
     # -- CLI

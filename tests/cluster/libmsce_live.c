@@ -1,9 +1,17 @@
 /* libmsce against live nodes: every operation and its error paths.
  *
- *   msce-libtest up   SOCKET1 SOCKET2   (both nodes running)
- *   msce-libtest down SOCKET1           (node 2 stopped: min_sites times out)
+ *   msce-libtest up    SOCKET1 SOCKET2 BACKUP  (both nodes running; the
+ *                      backup is written to BACKUP and left for the caller
+ *                      to open: "backup PATH TAG DIGEST" is printed)
+ *   msce-libtest down  SOCKET1   (node 2 stopped: min_sites times out)
+ *   msce-libtest raw   SOCKET1   (a malformed request on the wire: the
+ *                      decoded EPROTO answer, then the same connection)
+ *   msce-libtest floor SOCKET1   (a watch cursor below node 1's log floor)
+ *   msce-libtest fake            (no node: a fake one answers garbage, then
+ *                      hangs up: libmsce says EPROTO, then ECLOSED)
  *
- * Run by test_client.py, which starts and stops the nodes. */
+ * Run by test_client.py and test_snapshot.py, which start and stop the
+ * nodes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,9 +23,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "client.pb-c.h"
 #include "msce.h"
 
-static const char *sock1, *sock2;
+static const char *sock1, *sock2, *backup_path;
 static char tag[32]; /* keeps keys unique across runs */
 
 static msce_client *conn(const char *path)
@@ -336,20 +350,29 @@ static void test_largest_batch(void **state)
 	msce_close(c);
 }
 
+/* The backup holds exactly the node's state when it was taken: no write
+ * runs meanwhile, so the digest before and after must match it. The caller
+ * starts a node on the backup and compares (test_client.py). */
 static void test_backup(void **state)
 {
 	(void)state;
 	msce_client *c = conn(sock1);
-	char path[128];
-	char cmd[200];
+	msce_status *s;
+	char before[65], after[65];
 	uint64_t bytes = 0;
-	snprintf(path, sizeof path, "/tmp/msce-backup-%s", tag);
-	assert_int_equal(msce_backup(c, path, &bytes), 0);
+
+	assert_int_equal(msce_status_get(c, &s), 0);
+	snprintf(before, sizeof before, "%s", msce_status_digest(s));
+	msce_status_free(s);
+	assert_int_equal(msce_backup(c, backup_path, &bytes), 0);
 	assert_true(bytes > 0);
+	assert_int_equal(msce_status_get(c, &s), 0);
+	snprintf(after, sizeof after, "%s", msce_status_digest(s));
+	msce_status_free(s);
+	assert_string_equal(before, after);
 	/* Never over an existing directory. */
-	assert_int_equal(msce_backup(c, path, &bytes), MSCE_EINVAL);
-	snprintf(cmd, sizeof cmd, "rm -rf '%.150s'", path);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(msce_backup(c, backup_path, &bytes), MSCE_EINVAL);
+	printf("backup %s %s %s\n", backup_path, tag, after);
 	msce_close(c);
 }
 
@@ -378,6 +401,174 @@ static void test_min_sites_times_out(void **state)
 	msce_close(c);
 }
 
+/* ---- raw: the wire format of an error answer -------------------------- */
+
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct timeval tv = {10, 0};
+
+	assert_true(fd >= 0);
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	return fd;
+}
+
+static void send_frame(int fd, const void *body, uint32_t len)
+{
+	uint32_t be = htonl(len);
+	assert_int_equal(send(fd, &be, 4, MSG_NOSIGNAL), 4);
+	if (len)
+		assert_int_equal(send(fd, body, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+static void read_full(int fd, void *buf, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t k = recv(fd, (char *)buf + got, n - got, 0);
+		assert_true(k > 0);
+		got += (size_t)k;
+	}
+}
+
+static Msce__ClientResponse *recv_response(int fd)
+{
+	uint32_t be;
+	read_full(fd, &be, 4);
+	uint32_t len = ntohl(be);
+	uint8_t *body = malloc(len ? len : 1);
+	assert_non_null(body);
+	read_full(fd, body, len);
+	Msce__ClientResponse *r =
+		msce__client_response__unpack(NULL, len, body);
+	free(body);
+	assert_non_null(r);
+	return r;
+}
+
+static void test_malformed_request_answered(void **state)
+{
+	(void)state;
+	int fd = unix_connect(sock1);
+	Msce__ClientResponse *r;
+
+	/* Not a ClientRequest (field 31, wire type 7): id 0, EPROTO. */
+	send_frame(fd, "\xff\xff\xff", 3);
+	r = recv_response(fd);
+	assert_int_equal(r->id, 0);
+	assert_int_equal(r->code, MSCE_EPROTO);
+	assert_string_equal(r->error,
+			    "malformed request: not a msce.ClientRequest");
+	msce__client_response__free_unpacked(r, NULL);
+
+	/* The same connection still serves a request. */
+	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
+	Msce__StatusRequest st = MSCE__STATUS_REQUEST__INIT;
+	req.id = 7;
+	req.op_case = MSCE__CLIENT_REQUEST__OP_STATUS;
+	req.status = &st;
+	size_t n = msce__client_request__get_packed_size(&req);
+	uint8_t buf[64];
+	assert_true(n <= sizeof buf);
+	msce__client_request__pack(&req, buf);
+	send_frame(fd, buf, (uint32_t)n);
+	r = recv_response(fd);
+	assert_int_equal(r->id, 7);
+	assert_int_equal(r->code, 0);
+	assert_int_equal(r->result_case, MSCE__CLIENT_RESPONSE__RESULT_STATUS);
+	assert_int_equal(r->status->node, 1);
+	msce__client_response__free_unpacked(r, NULL);
+	close(fd);
+}
+
+/* ---- floor: a watch cursor the log no longer covers ------------------- */
+
+static void test_watch_below_floor(void **state)
+{
+	(void)state;
+	msce_client *w = conn(sock1), *c = conn(sock1);
+	struct msce_cursor cur = {.n = 1, .origin = {1}, .seq = {1}};
+	struct msce_event ev;
+	msce_status *s;
+
+	/* Node 1's log no longer holds its change 2: the stream ends with
+	 * ENOTFOUND and says why. */
+	assert_int_equal(msce_watch(w, NULL, &cur), 0);
+	assert_int_equal(msce_watch_next(w, &ev, 10000, NULL), MSCE_ENOTFOUND);
+	assert_non_null(strstr(msce_errmsg(w), "below the log floor"));
+	msce_close(w);
+
+	/* From the current vector (what a rescan gives), watching works. */
+	assert_int_equal(msce_status_get(c, &s), 0);
+	msce_status_cursor(s, &cur);
+	assert_true(cur.n >= 1 && cur.origin[0] == 1 && cur.seq[0] > 1);
+	msce_status_free(s);
+	w = conn(sock1);
+	assert_int_equal(msce_watch(w, "floored", &cur), 0);
+	put1(c, "floored", "after-rescan", "v", "1", NULL);
+	assert_int_equal(msce_watch_next(w, &ev, 10000, &cur), 0);
+	assert_string_equal(ev.key, "after-rescan");
+	msce_close(w);
+	msce_close(c);
+}
+
+/* ---- fake: a node that answers garbage, then hangs up ------------------ */
+
+static char fake_path[108];
+
+static void *fake_node(void *arg)
+{
+	int lfd = *(int *)arg, fd = accept(lfd, NULL, NULL);
+	uint32_t be;
+	uint8_t body[4096];
+
+	if (fd < 0)
+		return NULL;
+	/* First request: a frame that is no ClientResponse. */
+	read_full(fd, &be, 4);
+	read_full(fd, body, ntohl(be));
+	send_frame(fd, "\xff\xff\xff", 3);
+	/* Second request: hang up without answering. */
+	read_full(fd, &be, 4);
+	read_full(fd, body, ntohl(be));
+	close(fd);
+	return NULL;
+}
+
+static void test_garbage_reply_then_closed(void **state)
+{
+	(void)state;
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	pthread_t t;
+	msce_client *c;
+	msce_record *r;
+	msce_status *s;
+
+	snprintf(fake_path, sizeof fake_path, "/tmp/msce-fake-%ld.sock",
+		 (long)getpid());
+	unlink(fake_path);
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", fake_path);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(pthread_create(&t, NULL, fake_node, &lfd), 0);
+
+	c = conn(fake_path);
+	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_EPROTO);
+	assert_null(r);
+	assert_string_equal(msce_errmsg(c), "malformed response");
+	assert_int_equal(msce_status_get(c, &s), MSCE_ECLOSED);
+	assert_non_null(msce_errmsg(c)[0] ? msce_errmsg(c) : NULL);
+	/* And stays closed: no hang, no crash. */
+	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_ECLOSED);
+	msce_close(c);
+	pthread_join(t, NULL);
+	close(lfd);
+	unlink(fake_path);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest up[] = {
@@ -394,15 +585,33 @@ int main(int argc, char **argv)
 	const struct CMUnitTest down[] = {
 		cmocka_unit_test(test_min_sites_times_out),
 	};
-	if (argc < 3) {
-		fprintf(stderr, "usage: msce-libtest up S1 S2 | down S1\n");
-		return 2;
-	}
-	sock1 = argv[2];
+	const struct CMUnitTest raw[] = {
+		cmocka_unit_test(test_malformed_request_answered),
+	};
+	const struct CMUnitTest floor_[] = {
+		cmocka_unit_test(test_watch_below_floor),
+	};
+	const struct CMUnitTest fake[] = {
+		cmocka_unit_test(test_garbage_reply_then_closed),
+	};
+	const char *mode = argc > 1 ? argv[1] : "";
+
+	sock1 = argc > 2 ? argv[2] : NULL;
 	sock2 = argc > 3 ? argv[3] : NULL;
+	backup_path = argc > 4 ? argv[4] : NULL;
 	snprintf(tag, sizeof tag, "r%ld", (long)time(NULL) % 100000 * 100 +
 						  (long)getpid() % 100);
-	if (strcmp(argv[1], "up") == 0 && sock2 != NULL)
+	if (strcmp(mode, "up") == 0 && backup_path != NULL)
 		return cmocka_run_group_tests(up, NULL, NULL);
-	return cmocka_run_group_tests(down, NULL, NULL);
+	if (strcmp(mode, "down") == 0 && sock1 != NULL)
+		return cmocka_run_group_tests(down, NULL, NULL);
+	if (strcmp(mode, "raw") == 0 && sock1 != NULL)
+		return cmocka_run_group_tests(raw, NULL, NULL);
+	if (strcmp(mode, "floor") == 0 && sock1 != NULL)
+		return cmocka_run_group_tests(floor_, NULL, NULL);
+	if (strcmp(mode, "fake") == 0)
+		return cmocka_run_group_tests(fake, NULL, NULL);
+	fprintf(stderr, "usage: msce-libtest up S1 S2 BACKUP | down S1 | "
+			"raw S1 | floor S1 | fake\n");
+	return 2;
 }

@@ -5,15 +5,15 @@ resolve, and clients that send garbage or vanish mid-request."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import unittest
 
-from cluster import ClusterTestCase, MSCE, wait_until
+from cluster import MSCE, MSCE_LIBTEST as LIBTEST, ClusterTestCase, require_binaries, wait_until
 
-LIBTEST = os.environ.get("MSCE_LIBTEST")
 BUILD = os.path.dirname(os.path.dirname(MSCE)) if MSCE else None
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,20 +25,45 @@ class ClientTest(ClusterTestCase):
             self.fail("%s exited %d\n%s\n%s" % (argv, r.returncode, r.stdout, r.stderr))
         return r
 
-    @unittest.skipUnless(LIBTEST, "MSCE_LIBTEST not set")
     def test_libmsce_operations(self):
+        require_binaries("MSCE_LIBTEST")
         c = self.make_cluster(2)
         n1, n2 = c.nodes
         # New stores take writes once a peer has greeted them.
         wait_until(lambda: all(p["connected"] for n in (n1, n2)
                                for p in c.status(n)["peers"]), 30, "links up")
-        self.run_checked([LIBTEST, "up", n1.socket, n2.socket])
+        backup = os.path.join(c.dir, "backup")
+        r = self.run_checked([LIBTEST, "up", n1.socket, n2.socket, backup])
+        _, tag, digest = re.search(r"^backup (\S+) (\S+) ([0-9a-f]{64})$",
+                                   r.stdout, re.M).groups()
         c.stop(n2)
         self.run_checked([LIBTEST, "down", n1.socket])
 
+        # The backup, opened by a node of its own, holds what node 1 held
+        # when it was taken: the same digest, and the records written.
+        copy = os.path.join(c.dir, "restored")
+        shutil.copytree(backup, copy)
+        b = c.start_offline(n1, copy, "n1-backup")
+        self.assertEqual(c.status(b)["digest"], digest)
+        rows = [json.loads(l) for l in c.cli(b, "export", "scan")[1].splitlines()]
+        self.assertEqual([(x["key"], x["fields"]) for x in rows
+                          if x["key"].startswith(tag + "-")],
+                         [("%s-%03d" % (tag, i), {"n": str(i)}) for i in range(40)])
+        bulk = c.cli(b, "export", "bulk")[1].splitlines()
+        self.assertEqual(sum(json.loads(l)["key"].startswith(tag + "-big-") for l in bulk),
+                         10000)
+        self.assertIsNone(c.get(b, "t", tag + "-pgd"))  # deleted before
+
+    def test_libmsce_protocol_errors(self):
+        # A reply that is no ClientResponse is EPROTO; a node that hangs up
+        # is ECLOSED, and stays so (a fake node inside msce-libtest).
+        require_binaries("MSCE_LIBTEST")
+        self.run_checked([LIBTEST, "fake"])
+
     def test_example_builds_against_installed_library(self):
-        if not BUILD or not shutil.which("pkg-config") or not shutil.which("cc"):
-            self.skipTest("no build dir, pkg-config or cc")
+        for tool in ("pkg-config", "cc"):  # deploy/install-deps installs them
+            self.assertTrue(shutil.which(tool), "%s is not installed" % tool)
+        self.assertTrue(BUILD, "no build dir: MSCE is not set")
         prefix = tempfile.mkdtemp(prefix="msce-inst-")
         self.addCleanup(shutil.rmtree, prefix, True)
         self.run_checked(["cmake", "--install", BUILD, "--prefix", prefix])
@@ -117,14 +142,11 @@ class ClientTest(ClusterTestCase):
         s.connect(n1.socket)
         s.sendall(b"\x00\x00\x00\x40" + b"\x08\x01")
         s.close()
-        # A decodable-length but malformed request gets an error answer.
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(n1.socket)
-        s.sendall(b"\x00\x00\x00\x03\xff\xff\xff")
-        s.settimeout(5)
-        hdr = s.recv(4)
-        self.assertEqual(len(hdr), 4)
-        s.close()
+        # A decodable-length but malformed request gets an error answer,
+        # id 0 and EPROTO, and the connection goes on serving (decoded by
+        # msce-libtest raw).
+        require_binaries("MSCE_LIBTEST")
+        self.run_checked([LIBTEST, "raw", n1.socket])
         for _ in range(20):
             c.put(n1, "t", "still-ok", {"v": "1"})
         self.assertEqual(c.values(n1, "t", "still-ok"), {"v": "1"})
@@ -206,6 +228,7 @@ class ClientTest(ClusterTestCase):
         self.assertEqual(core.split()[4:6], ["0", "0"], core)
 
     def test_metrics_endpoint(self):
+        import urllib.error
         import urllib.request
         c = self.make_cluster(2, start=False)
         n1, n2 = c.nodes
@@ -231,8 +254,11 @@ class ClientTest(ClusterTestCase):
         c.stop(n2)
         wait_until(lambda: 'msce_peer_connected{peer="2"} 0' in scrape(), 20,
                    "peer down in metrics")
-        with self.assertRaises(Exception):
+        with self.assertRaises(urllib.error.HTTPError) as cm:
             urllib.request.urlopen("http://127.0.0.1:%d/nope" % port, timeout=10)
+        self.assertEqual(cm.exception.code, 404)
+        cm.exception.close()
+        self.assertIn('msce_peer_connected{peer="2"} 0', scrape())  # still serving
 
 
 if __name__ == "__main__":

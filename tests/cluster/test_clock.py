@@ -1,7 +1,8 @@
 """Clocks: a center whose clock runs 10 minutes ahead (msced under
 libfaketime) does not poison the others: its changes wait, every other
 node's clock stays put, status shows its offset and the refusal, and the
-clock alarm metric is set. Its own view of the others is unaffected."""
+clock alarm metric is set. Its own view of the others is unaffected. A
+max_clock_skew set in the config replaces the default (60 s)."""
 
 import json
 import os
@@ -70,6 +71,29 @@ class ClockTest(ClusterTestCase):
         # Nothing counted as a protocol error.
         for node in (n1, n2):
             self.assertEqual(c.counters(node).get("protocol_errors", 0), 0)
+
+    def test_max_clock_skew_from_the_config(self):
+        # Node 3 runs 3 minutes ahead. Node 1 is configured to accept up
+        # to 10 minutes of skew and takes its change; node 2 keeps the
+        # default (60 s) and refuses it.
+        c = self.make_cluster(3, start=False)
+        n1, n2, n3 = c.nodes
+        c.write_config(n1, max_clock_skew="10m")
+        n3.env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": "+3m",
+                  "ASAN_OPTIONS": "verify_asan_link_order=0:" +
+                  os.environ.get("ASAN_OPTIONS", "")}
+        c.start_all()
+        c.wait_connected(n1, [2, 3])
+        c.wait_connected(n2, [1, 3])
+        c.put(n3, "t", "ahead", {"v": "x"})
+        c.wait_value(n1, "t", "ahead", "v", "x")
+
+        def n2_refuses():
+            return {p["node"]: p for p in c.status(n2)["peers"]}[3]["clock_refused"]
+        wait_until(n2_refuses, 30, "node 2 to refuse node 3's change")
+        self.assertIsNone(c.get(n2, "t", "ahead"))
+        self.assertFalse({p["node"]: p for p in c.status(n1)["peers"]}[3]["clock_refused"])
+        self.assertEqual(c.counters(n1).get("clock_refusals", 0), 0)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ PROBE_PEER = {"probe": 9}
 
 class HostileTest(ClusterTestCase):
     def setUp(self):
-        require_binaries(MSCE_PROBE)
+        require_binaries("MSCE_PROBE")
         self.c = self.make_cluster(3, extra_peers=PROBE_PEER)
         self.target = self.c.nodes[0]
 

@@ -3,14 +3,19 @@ center's own latest changes, which its peers hold. It never writes under
 its old origin again (a reused seq would split the cluster for good): it
 refuses writes until it has caught up with a peer that writes, then takes
 a new incarnation, an origin of its own node never used before, and the
-cluster converges with every change of the old origin."""
+cluster converges with every change of the old origin. A backup taken
+while two nodes keep writing is consistent (for each origin, exactly its
+changes up to the backup's vector) and holds every write acknowledged
+before it started."""
 
+import json
 import os
 import shutil
 import subprocess
+import threading
 import unittest
 
-from cluster import MSCE, ClusterTestCase, norm_vv, wait_until
+from cluster import MSCE, ClusterTestCase, CliError, norm_vv, wait_until
 
 
 class RestoreTest(ClusterTestCase):
@@ -48,6 +53,61 @@ class RestoreTest(ClusterTestCase):
         c.wait_converged(timeout=60)
         self.assertEqual(c.values(n2, "t", "k9"), {"v": "after"})
         self.assertEqual(c.values(n1, "t", "k9"), {"v": "after"})
+
+    def test_backup_while_writing(self):
+        c = self.make_cluster(2)
+        n1, n2 = c.nodes
+        c.wait_connected(n1, [2])
+        c.wait_connected(n2, [1])
+        # Every write its own key, so that a key is in the backup exactly
+        # when its (origin, seq) is.
+        acked, stop, errors, lock = [], threading.Event(), [], threading.Lock()
+
+        def writer(node):
+            i = 0
+            while not stop.is_set():
+                key = "%s-%d" % (node.name, i)
+                try:
+                    origin, seq = c.put(node, "t", key, {"v": str(i)})
+                except CliError as e:
+                    errors.append(str(e))
+                    return
+                with lock:
+                    acked.append((key, str(i), origin, seq))
+                i += 1
+        threads = [threading.Thread(target=writer, args=(x,)) for x in (n1, n2)]
+        for t in threads:
+            t.start()
+        try:
+            wait_until(lambda: len(acked) >= 40 or errors, 60, "40 writes before the backup")
+            with lock:
+                before = list(acked)
+            backup = os.path.join(c.dir, "backup")
+            c.cli(n1, "backup", backup)
+            n = len(acked)
+            wait_until(lambda: len(acked) >= n + 20 or errors, 60, "20 writes after it")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        self.assertEqual(errors, [])
+
+        b = c.start_offline(n1, backup, "n1-backup")
+        vv = norm_vv(c.status(b)["vv"])
+        rows = {}
+        for line in c.cli(b, "export", "t")[1].splitlines():
+            r = json.loads(line)
+            rows[r["key"]] = r["fields"]["v"]
+        # Complete up to its start: every write acknowledged before.
+        for key, v, origin, seq in before:
+            self.assertEqual(rows.get(key), v, key)
+        # Consistent: of each origin, exactly the writes up to its vector.
+        with lock:
+            everything = list(acked)
+        self.assertEqual(sorted(rows.items()),
+                         sorted((key, v) for key, v, origin, seq in everything
+                                if seq <= vv.get(str(origin), 0)))
+        self.assertLess(len(rows), len(everything), "writes acked after the backup cannot all be in it")
 
 
 if __name__ == "__main__":

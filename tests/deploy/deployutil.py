@@ -5,7 +5,8 @@ A GenCluster writes a centers file (loopback, free ports), runs msce-gen
 tests exercise what an operator does. Process bookkeeping (PID tracking,
 SIGTERM then SIGKILL, PDEATHSIG, atexit) comes from tests/cluster/cluster.py.
 
-Binaries: MSCED, MSCE, MSCE_PROBE (ctest sets them), else ../../build.
+Binaries: MSCED, MSCE, MSCE_PROBE (ctest sets them), else ../../build;
+a missing one fails the test (cluster.require_binaries).
 A failed test keeps its directory and prints each node's log tail.
 """
 
@@ -22,21 +23,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 
-from cluster import free_ports, norm_vv, reap, spawn, wait_until  # noqa: E402
+from cluster import (MSCE, MSCE_PROBE, MSCED, free_ports, norm_vv, reap,  # noqa: E402
+                     require_binaries as _require, spawn, wait_until)
 
-MSCED = os.environ.get("MSCED") or os.path.join(REPO, "build", "server", "msced")
-MSCE = os.environ.get("MSCE") or os.path.join(REPO, "build", "client", "msce")
-MSCE_PROBE = os.environ.get("MSCE_PROBE") or os.path.join(
-    REPO, "build", "tests", "cluster", "msce-probe")
 MSCE_GEN = os.path.join(REPO, "deploy", "msce-gen")
 QUICKSTART = os.path.join(REPO, "deploy", "quickstart")
 CLI_TIMEOUT = 20
 
 
-def require_binaries():
-    for p in (MSCED, MSCE):
-        if not os.access(p, os.X_OK):
-            raise unittest.SkipTest("%s not built (set MSCED/MSCE)" % p)
+def require_binaries(*names):
+    """Fails the test when msced or msce (or the names given) is missing."""
+    _require(*names)
 
 
 def run_gen(*args, check=True):

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
-from deployutil import MSCE, run_gen
+from deployutil import MSCE, require_binaries, run_gen
 
 EIGHT = """\
 # The eight centers of Shenzhen
@@ -45,8 +45,7 @@ def sections(text):
 
 class GenTest(unittest.TestCase):
     def setUp(self):
-        if not os.access(MSCE, os.X_OK):
-            self.skipTest("%s not built" % MSCE)
+        require_binaries("MSCE")
         self.dir = tempfile.mkdtemp(prefix="msce-gen-")
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.out = os.path.join(self.dir, "out")

@@ -9,7 +9,7 @@ import os
 import subprocess
 import unittest
 
-from deployutil import MSCE_PROBE, DeployTestCase, wait_until
+from deployutil import MSCE_PROBE, DeployTestCase, require_binaries, wait_until
 
 
 class RotateTest(DeployTestCase):
@@ -70,8 +70,7 @@ class RotateTest(DeployTestCase):
         self.assertEqual(gc.values(n3, "registration", "ITA:R0000002")["name"],
                          "During Rotation")
 
-        if not os.access(MSCE_PROBE, os.X_OK):
-            self.skipTest("msce-probe not built: the direct key check is skipped")
+        require_binaries("MSCE_PROBE")
         before = gc.counter(n1, "refused_unknown_key")
         rc, out = self.probe(gc, n1, n2.key + ".old")
         self.assertNotEqual(rc, 0, "the old key was accepted:\n" + out)

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import unittest
 
-from deployutil import MSCED, REPO
+from deployutil import MSCED, REPO, require_binaries
 
 UNIT = os.path.join(REPO, "deploy", "msced@.service")
 
@@ -39,8 +39,7 @@ class SystemdUnitTest(unittest.TestCase):
         # verify checks that ExecStart's program exists: use the built one
         # when msced is not installed here.
         if not os.access("/usr/sbin/msced", os.X_OK):
-            if not os.access(MSCED, os.X_OK):
-                self.skipTest("no msced to stand in for /usr/sbin/msced")
+            require_binaries("MSCED")  # stands in for /usr/sbin/msced
             text = text.replace("/usr/sbin/msced", os.path.abspath(MSCED))
         d = tempfile.mkdtemp(prefix="msce-unit-")
         self.addCleanup(shutil.rmtree, d, True)

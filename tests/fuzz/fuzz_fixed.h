@@ -26,7 +26,7 @@ enum fuzz_key {
 static inline void fuzz_key(enum fuzz_key k, uint8_t out[NOISE_KEY_LEN])
 {
 	for (int i = 0; i < NOISE_KEY_LEN; i++)
-		out[i] = (uint8_t)(i ? i : k);
+		out[i] = (uint8_t)(i ? (unsigned)i : (unsigned)k);
 }
 
 #endif

@@ -386,6 +386,10 @@ void workload_step(struct sim *s)
 		goto out;
 	err_clear(&e);
 	rc = store_write(nd->store, b->w, (size_t)n, node_now(nd), out, &e);
+	if (rc == MSCE_EBUSY) { /* the map cannot grow during a snapshot */
+		s->writes_refused += (uint64_t)n;
+		goto out;
+	}
 	if (rc) {
 		sim_fail(s, "node %u: store_write failed: %s: %s", nd->id,
 			 err_name(rc), e.msg);

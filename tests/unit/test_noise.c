@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "noise.h"
+#include "testutil.h"
 
 #define VECTORS                                                                \
 	MSCE_SOURCE_DIR                                                        \
@@ -238,8 +239,8 @@ static void test_vectors(void **state)
 
 	(void)state;
 	if (!text) {
-		printf("skipped: ../shared not found\n");
-		skip();
+		tu_skip("test_noise.test_vectors",
+			"no test vectors (" VECTORS ") next to the repository");
 	}
 	doc = cJSON_Parse(text);
 	assert_non_null(doc);

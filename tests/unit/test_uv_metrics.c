@@ -218,11 +218,12 @@ struct client {
 	int family, port;
 	const char *req; /* NULL: connect only */
 	size_t reqlen;
-	int shut_wr; /* shutdown(SHUT_WR) after the request */
-	int byte_ms; /* send one byte at a time, this many ms apart */
-	int drip_ms; /* then one more byte every drip_ms until closed */
-	int hold_ms; /* wait this long before reading */
-	size_t late; /* then this many more bytes, after late_ms */
+	int shut_wr;	     /* shutdown(SHUT_WR) after the request */
+	int byte_ms;	     /* send one byte at a time, this many ms apart */
+	int drip_ms;	     /* then one more byte every drip_ms until closed */
+	int hold_ms;	     /* wait this long before reading */
+	atomic_int *release; /* wait until the test sets it before reading */
+	size_t late;	     /* then this many more bytes, after late_ms */
 	int late_ms;
 	/* out */
 	int connected;
@@ -339,6 +340,9 @@ static void client_main(void *arg)
 	}
 	if (c->hold_ms)
 		uv_sleep((unsigned)c->hold_ms);
+	while (c->release && !atomic_load(c->release) &&
+	       now_ms() - t0 < 2 * WAIT_MS)
+		uv_sleep(5);
 	client_read(fd, c);
 	close(fd);
 out:
@@ -865,10 +869,11 @@ static void test_stop_in_flight(void **state)
 
 	(void)state;
 	env_init(&v);
-	/* A 16 MiB answer to a client that does not read yet: the write
-	 * stays queued. */
+	/* A 16 MiB answer to a client that reads only once the server has
+	 * stopped: the write stays queued until the stop. */
+	atomic_int stopped = 0;
 	v.big = 16 * MIB;
-	slow.hold_ms = 300;
+	slow.release = &stopped;
 	client_start(&v, &slow, "GET /metrics HTTP/1.1\r\n\r\n", 0);
 	client_start(&v, &idle, "GET /met", 0);
 	RUN_UNTIL(&v, v.renders == 1);
@@ -876,6 +881,7 @@ static void test_stop_in_flight(void **state)
 	metrics_stop(v.m, on_stopped, &v);
 	v.m = NULL;
 	RUN_UNTIL(&v, v.stopped == 1);
+	atomic_store(&stopped, 1);
 	client_wait(&v, &slow);
 	client_wait(&v, &idle);
 	/* Cut short, one way or another. */
@@ -1012,8 +1018,7 @@ static void test_ipv6(void **state)
 	if (fd >= 0)
 		close(fd);
 	if (!ok) {
-		printf("no IPv6 loopback here: skipped\n");
-		skip();
+		tu_skip("test_uv_metrics.test_ipv6", "no IPv6 loopback here");
 	}
 	env_init_family(&v, AF_INET6);
 	r = request(&v, &c, "GET /metrics HTTP/1.1\r\n\r\n", 0);

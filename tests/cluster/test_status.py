@@ -1,0 +1,98 @@
+"""What msce status and msce verify tell an operator (deploy/README.md,
+"Status and alerts"): status exits 1 when a peer is behind more than
+--max-lag seconds while every link is up; verify exits 0 once every node
+reports the same digest now, 1 when they still differ after --timeout (a
+node that does not answer: its last report is stale), 2 when the node
+itself does not answer."""
+
+import json
+import subprocess
+import time
+import unittest
+
+from cluster import MSCE, ClusterTestCase, wait_until
+
+
+def hlc_ms(field):
+    return int(field["hlc"]) >> 16
+
+
+class StatusTest(ClusterTestCase):
+    def rc(self, node, *args):
+        r = subprocess.run([MSCE, "-c", node.config] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        return r.returncode, r.stdout, r.stderr
+
+    def test_max_lag(self):
+        c = self.make_cluster(2, proxy=True)
+        n1, n2 = c.nodes
+        c.wait_connected(n1, [2])
+        c.put(n1, "t", "a", {"v": "1"})
+        c.wait_converged()
+        self.assertEqual(self.rc(n1, "status", "--max-lag", "1")[0], 0)
+        a = hlc_ms(c.get(n1, "t", "a")["fields"]["v"])
+        # Node 2 holds a; the next change, 2.5 s younger, is held back by a
+        # 60 s delay on every link (which stay up): node 2 is 2.5 s behind.
+        wait_until(lambda: time.time() * 1000 > a + 2500, 10, "2.5 s to pass")
+        c.proxy.delay("*", 60000)
+        c.put(n1, "t", "b", {"v": "2"})
+        st = c.status(n1)
+        peer = {p["node"]: p for p in st["peers"]}[2]
+        self.assertTrue(peer["connected"], st)
+        self.assertEqual(peer["lag_changes"], 1, st)
+        self.assertGreaterEqual(peer["lag_ms"], 2500, st)
+        rc, out, err = self.rc(n1, "status", "--max-lag", "1")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("DEGRADED", out)
+        self.assertEqual(self.rc(n1, "status", "--max-lag", "600")[0], 0)
+        self.assertEqual(self.rc(n1, "status")[0], 0)  # links up: healthy
+        rc, out, _ = self.rc(n1, "status", "--json", "--max-lag", "1")
+        self.assertEqual((rc, json.loads(out)["healthy"]), (1, False))
+        # The delay lifted (the links cut once so that nothing stays
+        # queued in the proxy): node 2 catches up, healthy again.
+        c.proxy.delay("*", 0)
+        c.proxy.cut("*")
+        c.proxy.resume("*")
+        wait_until(lambda: self.rc(n1, "status", "--max-lag", "1")[0] == 0, 60,
+                   "node 2 to catch up")
+        c.wait_value(n2, "t", "b", "v", "2")
+
+    def test_verify(self):
+        c = self.make_cluster(2)
+        n1, n2 = c.nodes
+        c.wait_connected(n1, [2])
+        c.put(n1, "t", "a", {"v": "1"})
+        c.wait_converged()
+        rc, out, err = self.rc(n1, "verify", "--timeout", "30")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.strip(), "verified: 2 nodes hold digest %s"
+                         % c.status(n1)["digest"])
+        # Node 2 stops answering. Its last report matches node 1, but once
+        # it is older than 5 s (gossip renews it every second) verify no
+        # longer counts it: it waits out its timeout, then says the nodes
+        # differ, exit 1.
+        c.stop(n2)
+
+        def report_age():
+            return {r["node"]: r for r in c.status(n1)["nodes"]}[2].get("age_ms", 0)
+        wait_until(lambda: report_age() > 5000, 30, "node 2's report to age past 5 s")
+        t0 = time.monotonic()
+        rc, out, err = self.rc(n1, "verify", "--timeout", "2")
+        elapsed = time.monotonic() - t0
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(err.strip(), "msce verify: nodes still differ after 2 s "
+                         "(see msce status)")
+        self.assertGreaterEqual(elapsed, 2.0)
+        # A write node 2 does not have changes nothing.
+        c.put(n1, "t", "b", {"v": "2"})
+        self.assertEqual(self.rc(n1, "verify", "--timeout", "1")[0], 1)
+        # Asked of the stopped node itself: unreachable, exit 2.
+        rc, _, err = self.rc(n2, "verify", "--timeout", "1")
+        self.assertEqual(rc, 2, err)
+        # Back: verify passes again.
+        c.start(n2)
+        self.assertEqual(self.rc(n1, "verify", "--timeout", "60")[0], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

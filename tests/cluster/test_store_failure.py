@@ -1,0 +1,70 @@
+"""A failing disk seen through the daemon (deploy/README.md: store_failed):
+node 1 runs on a disk whose flushes fail on demand (failsync.c, preloaded).
+While they fail, the write being committed is refused with the cause, and
+every later write with a clear read-only error; reads go on; status and
+the msce_store_failed metric say so. Once the disk recovers, the node's
+probe commit succeeds and writes resume, and the failed write is nowhere."""
+
+import os
+import urllib.request
+
+import cluster
+from cluster import MSCE_FAILSYNC_LIB, ClusterTestCase, require_binaries, wait_until
+
+
+class StoreFailureTest(ClusterTestCase):
+    def test_failed_commits_refuse_writes_until_the_disk_recovers(self):
+        require_binaries("MSCE_FAILSYNC_LIB")
+        c = self.make_cluster(2, start=False)
+        n1, n2 = c.nodes
+        port = cluster.free_ports(1)[0]
+        c.write_config(n1, metrics_listen="127.0.0.1:%d" % port)
+        flag = os.path.join(c.dir, "disk-fails")
+        n1.env = {"LD_PRELOAD": os.path.abspath(MSCE_FAILSYNC_LIB), "MSCE_FAILSYNC": flag,
+                  "ASAN_OPTIONS": "verify_asan_link_order=0:" +
+                  os.environ.get("ASAN_OPTIONS", "")}
+        c.start_all()
+        c.wait_connected(n1, [2])
+        c.put(n1, "t", "before", {"v": "1"})
+
+        def metric():
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                        timeout=10) as r:
+                text = r.read().decode()
+            return [l for l in text.splitlines() if l.startswith("msce_store_failed ")]
+
+        self.assertEqual(metric(), ["msce_store_failed 0"])
+        self.assertEqual(c.counters(n1)["store_failed"], 0)
+
+        open(flag, "w").close()
+        # The write whose commit fails: refused with the cause.
+        rc, out, err = c.cli(n1, "put", "t", "lost", "v=1", check=False)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("Input/output error", err)
+        # Every later write: read-only, and why.
+        rc, out, err = c.cli(n1, "put", "t", "lost2", "v=1", check=False)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("store refuses writes since a commit failed "
+                      "(Input/output error); reads go on", err)
+        # Reads go on; status and the metric show the failure.
+        self.assertEqual(c.values(n1, "t", "before"), {"v": "1"})
+        self.assertNotEqual(c.counters(n1)["store_failed"], 0)
+        self.assertEqual(metric(), ["msce_store_failed 1"])
+
+        # The disk recovers: within a few probe periods writes resume.
+        os.unlink(flag)
+        wait_until(lambda: c.counters(n1)["store_failed"] == 0, 30,
+                   "the probe commit to succeed")
+        self.assertEqual(metric(), ["msce_store_failed 0"])
+        c.put(n1, "t", "after", {"v": "2"})
+        c.wait_converged()
+        for x in c.nodes:
+            self.assertIsNone(c.get(x, "t", "lost"))
+            self.assertIsNone(c.get(x, "t", "lost2"))
+            self.assertEqual(c.values(x, "t", "after"), {"v": "2"})
+        self.assertIn("store accepts writes again", n1.log_text())
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
