@@ -640,7 +640,7 @@ static void do_status(struct node *n, struct client_conn *c,
 	C("snapshots_received", rcnt.snapshots_received);
 	C("clock_refusals", rcnt.clock_refusals);
 	C("protocol_errors", rcnt.protocol_errors);
-	C("tombstones_collected", rcnt.tombstones_collected);
+	C("tombstones_collected", n->tombstones_collected);
 	C("log_truncated", rcnt.log_truncated);
 	C("client_requests", n->client_requests);
 	C("client_errors", n->client_errors);

@@ -65,11 +65,15 @@ struct call_job {
 	size_t nupto;
 };
 
+static int call_gc(struct store *s, void *arg, struct err *e);
+
 static void call_done(struct writer_job *j)
 {
 	struct call_job *c = (struct call_job *)j;
 	if (j->rc)
 		log_warn("%s: %s", c->what, j->err.msg);
+	else if (c->job.call == call_gc)
+		c->n->tombstones_collected += c->u64;
 	free(c->upto);
 	free(c);
 }
@@ -115,7 +119,10 @@ static int call_truncate(struct store *s, void *arg, struct err *e)
 static int call_gc(struct store *s, void *arg, struct err *e)
 {
 	struct call_job *c = arg;
-	return store_gc_tombstones(s, c->upto, c->nupto, NULL, e);
+	size_t dropped = 0;
+	int rc = store_gc_tombstones(s, c->upto, c->nupto, &dropped, e);
+	c->u64 = dropped; /* read by call_done, on the loop */
+	return rc;
 }
 static int call_writer(struct store *s, void *arg, struct err *e)
 {

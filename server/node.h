@@ -35,6 +35,7 @@ struct node {
 	void (*stopped)(void *arg);
 	void *stopped_arg;
 	uint64_t client_requests, client_errors;
+	uint64_t tombstones_collected; /* by the writer thread */
 	int retrying;		/* a store probe commit is queued */
 	uint64_t next_retry_ms; /* when to try the next one */
 	struct waiter *waiters; /* puts waiting for min_sites (api.c) */

@@ -22,13 +22,21 @@ int st_survived_delete(const struct record *r, const struct field_state *f)
 	       version_cmp(f->w.base, r->tomb) < 0;
 }
 
+/* A loser with the winner's value is no conflict: both sides agree. It
+ * stays in the state (the winner may change), but is not listed. */
+static int differs(const struct field_state *f, const struct fv *l)
+{
+	return l->value_len != f->w.value_len ||
+	       (l->value_len && memcmp(l->value, f->w.value, l->value_len) != 0);
+}
+
 int st_collect_losers(const struct record *r, struct arena *a,
 		      struct loser_ref **out, size_t *n)
 {
 	size_t count = 0, k = 0;
 	for (uint32_t i = 0; i < r->nfields; i++)
 		count += r->fields[i].nlosers + st_survived_delete(r, &r->fields[i]);
-	*n = count;
+	*n = 0;
 	*out = NULL;
 	if (count == 0)
 		return 0;
@@ -37,6 +45,8 @@ int st_collect_losers(const struct record *r, struct arena *a,
 		return MSCE_ENOMEM;
 	for (uint32_t i = 0; i < r->nfields; i++) {
 		for (int j = 0; j < r->fields[i].nlosers; j++) {
+			if (!differs(&r->fields[i], &r->fields[i].losers[j]))
+				continue;
 			(*out)[k].name = r->fields[i].name;
 			(*out)[k].name_len = r->fields[i].name_len;
 			(*out)[k].v = r->fields[i].losers[j].v;
@@ -49,6 +59,7 @@ int st_collect_losers(const struct record *r, struct arena *a,
 			k++;
 		}
 	}
+	*n = k;
 	return 0;
 }
 

@@ -19,8 +19,6 @@ class LivenessTest(ClusterTestCase):
         peers = {q["node"]: q for q in c.status(node)["peers"]}
         return bool(peers[peer_id]["connected"])
 
-    # needs repl liveness (issue 10 item 7)
-    @unittest.expectedFailure
     def test_blackholed_link_is_reported_down(self):
         c = self.make_cluster(3, proxy=True)
         n1, n2, n3 = c.nodes

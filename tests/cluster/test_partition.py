@@ -39,15 +39,16 @@ class PartitionTest(ClusterTestCase):
         for i in range(20):
             c.put(n2, "t", "left-%d" % i, {"v": str(i)})
             c.put(n4, "t", "right-%d" % i, {"v": str(i)})
-        _, left_seq = c.put(n2, "t", "before", {"v": "left"})
-        _, right_seq = c.put(n4, "t", "before", {"v": "right"})
+        left_origin, left_seq = c.put(n2, "t", "before", {"v": "left"})
+        right_origin, right_seq = c.put(n4, "t", "before", {"v": "right"})
 
         # Each side converges on its own and sees nothing of the other.
         c.wait_converged([n1, n2])
         c.wait_converged([n3, n4])
         self.assertEqual(c.values(n2, "registration", REG_KEY)["name"], "Alice Martin")
         self.assertEqual(c.values(n4, "registration", REG_KEY)["name"], "Alice Dupont")
-        self.assert_nothing_crosses(c, (n1, n2, 2, left_seq), (n3, n4, 4, right_seq), at_cut)
+        self.assert_nothing_crosses(c, (n1, n2, left_origin, left_seq),
+                                    (n3, n4, right_origin, right_seq), at_cut)
         # The versions each side wrote, to know the winners after the heal.
         sides = {side: c.get(x, coll, key)["fields"]
                  for side, x in (("left", n1), ("right", n3))
@@ -118,20 +119,20 @@ class PartitionTest(ClusterTestCase):
         for a, b, _, _ in (left, right):
             for x in (a, b):
                 vv = norm_vv(c.status(x)["vv"])
-                for o in c.nodes:
-                    if o not in (a, b):  # the other side's origins
-                        self.assertEqual(vv.get(str(o.id), 0),
-                                         at_cut[x.name].get(str(o.id), 0),
-                                         "%s got changes of %s across the cut" % (x.name, o.name))
+                # The other side's origins: an origin is a node id and
+                # an incarnation (origin & 0xffff is the node).
+                theirs = {o.id for o in c.nodes if o not in (a, b)}
+                for origin in set(vv) | set(at_cut[x.name]):
+                    if int(origin) & 0xffff in theirs:
+                        self.assertEqual(vv.get(origin, 0),
+                                         at_cut[x.name].get(origin, 0),
+                                         "%s got changes of %s across the cut"
+                                         % (x.name, origin))
         for x in (left[0], left[1]):
             self.assertIsNone(c.get(x, "t", "right-19"))
         for x in (right[0], right[1]):
             self.assertIsNone(c.get(x, "t", "left-19"))
 
-    # Known bug (record merge, server/record.c): two concurrent writes of
-    # the same value are recorded as a conflict, while DESIGN.md promises
-    # "a conflict for each field that differs".
-    @unittest.expectedFailure
     def test_same_value_is_no_conflict(self):
         c = self.make_cluster(2, proxy=True)
         n1, n2 = c.nodes

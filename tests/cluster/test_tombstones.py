@@ -59,10 +59,6 @@ class TombstoneTest(ClusterTestCase):
                    "the tombstone to be collected everywhere")
         c.wait_converged()
 
-    # Known bug (server/node.c op_gc): tombstone collection runs on the
-    # writer thread after repl has read the count it dropped, which is
-    # always 0, so the status counter tombstones_collected never rises.
-    @unittest.expectedFailure
     def test_collected_tombstones_are_counted(self):
         c = self.make_cluster(2)
         n1, n2 = c.nodes

@@ -76,6 +76,11 @@ class RotateTest(DeployTestCase):
         self.assertNotEqual(rc, 0, "the old key was accepted:\n" + out)
         wait_until(lambda: gc.counter(n1, "refused_unknown_key") > before, 10,
                    "n1 to count the old key as unknown")
+        # One live session per node key: the real n2 holds it, so the
+        # probe with n2's new key is let in once n2 has stopped (and its
+        # session is gone).
+        gc.stop(n2)
+        wait_until(lambda: not gc.connected(n1, 2), 30, "n1 to see n2 stop")
         rc, out = self.probe(gc, n1, n2.key)
         self.assertEqual(rc, 0, "the new key was refused:\n" + out)
 

@@ -233,10 +233,17 @@ static void io_apply(void *data, uint64_t token, const struct store_blob *b,
 	abort();
 }
 
+static uint32_t op_writer(void *ctx, uint64_t *born)
+{
+	(void)ctx;
+	return store_writer(cur_store, born);
+}
+
 static const struct repl_store_ops ops = {
     .vv = op_vv,
     .digest = op_digest,
     .hw = op_hw,
+    .writer = op_writer,
     .log_read = op_log_read,
 };
 static const struct repl_io io = {

@@ -49,6 +49,7 @@ struct job {
 	uint64_t token;
 	const struct store_blob *b;
 	size_t n;
+	const struct store_snap_chunk *chunk; /* a snapshot chunk instead */
 };
 
 struct harness {
@@ -111,32 +112,28 @@ static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
 				  e);
 }
 
-static int op_gc(void *ctx, struct version upto, size_t *dropped, struct err *e)
+static int op_gc(void *ctx, const struct vv_entry *upto, size_t n,
+		 size_t *dropped, struct err *e)
 {
-	return store_gc_tombstones(((struct harness *)ctx)->store, upto,
+	return store_gc_tombstones(((struct harness *)ctx)->store, upto, n,
 				   dropped, e);
 }
 
-static int op_clock_advance(void *ctx, uint64_t wall_ms, struct err *e)
+static uint32_t op_writer(void *ctx, uint64_t *born)
 {
-	return store_clock_advance(((struct harness *)ctx)->store, wall_ms, e);
+	return store_writer(((struct harness *)ctx)->store, born);
+}
+
+static int op_set_writer(void *ctx, uint32_t w, uint64_t floor,
+			 struct err *e)
+{
+	struct harness *h = ctx;
+	return store_set_writer(h->store, w, floor, h->now, e);
 }
 
 static int op_snap_begin(void *ctx, struct store_snap **out, struct err *e)
 {
 	return store_snap_begin(((struct harness *)ctx)->store, out, e);
-}
-
-static int op_snap_merge(void *ctx, const struct store_snap_record *r, size_t n,
-			 struct err *e)
-{
-	return store_snap_merge(((struct harness *)ctx)->store, r, n, e);
-}
-
-static int op_snap_finish(void *ctx, const struct vv_entry *vv, size_t n,
-			  struct err *e)
-{
-	return store_snap_finish(((struct harness *)ctx)->store, vv, n, e);
 }
 
 /* ---- I/O callbacks ------------------------------------------------------- */
@@ -212,7 +209,22 @@ static void io_apply(void *data, uint64_t token, const struct store_blob *b,
 			MAX_JOBS);
 		abort();
 	}
-	h->jobs[h->njobs++] = (struct job){token, b, n};
+	h->jobs[h->njobs++] = (struct job){token, b, n, NULL};
+}
+
+static void io_snapshot(void *data, uint64_t token,
+			const struct store_snap_chunk *c)
+{
+	struct harness *h = data;
+
+	io_apply(data, token, NULL, 0);
+	h->jobs[h->njobs - 1].chunk = c;
+}
+
+static uint32_t io_random(void *data)
+{
+	(void)data;
+	return 12345; /* deterministic: the input decides everything */
 }
 
 /* ---- driving the core ---------------------------------------------------- */
@@ -259,6 +271,16 @@ static void run_jobs(struct harness *h)
 		memmove(h->jobs, h->jobs + 1, --h->njobs * sizeof *h->jobs);
 		memset(&res, 0, sizeof res);
 		err_clear(&e);
+		if (j.chunk != NULL) {
+			rc = store_snap_apply(h->store, j.chunk, &e);
+			say("  snapshot chunk of %zu records: %s %s", j.chunk->n,
+			    err_name(rc), e.msg);
+			enter(h);
+			repl_snapshot_done(h->repl, j.token, rc, &e, h->now);
+			leave(h);
+			reconnect_closed(h);
+			continue;
+		}
 		rc = store_apply(h->store, j.b, j.n, h->now, 60000, &res, &e);
 		say("  apply %zu changes: %s, %zu applied, %zu dups %s", j.n,
 		    err_name(rc), res.applied, res.duplicates, e.msg);
@@ -389,18 +411,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .vv = op_vv,
 	    .digest = op_digest,
 	    .hw = op_hw,
+	    .writer = op_writer,
+	    .set_writer = op_set_writer,
 	    .log_read = op_log_read,
 	    .log_truncate = op_log_truncate,
 	    .gc_tombstones = op_gc,
-	    .clock_advance = op_clock_advance,
 	    .snap_begin = op_snap_begin,
-	    .snap_merge = op_snap_merge,
-	    .snap_finish = op_snap_finish,
+	    .snap_vv = store_snap_vv,
+	    .snap_next = store_snap_next,
+	    .snap_end = store_snap_end,
 	};
 	h->io = (struct repl_io){.data = h,
 				 .send = io_send,
 				 .close = io_close,
 				 .apply = io_apply,
+				 .snapshot = io_snapshot,
+				 .random = io_random,
 				 .trace = io_trace};
 	if (flags & 2)
 		local_writes(h);

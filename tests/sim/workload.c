@@ -253,11 +253,14 @@ static int make_big(struct sim *s, struct wbuf *b, int i)
 			 rng_below(&s->rng, 4) == 0
 			     ? (unsigned long long)rng_below(&s->rng, 50)
 			     : (unsigned long long)++w->counter);
+		/* A fresh counter value is a name no earlier field has. */
 		for (size_t j = 0; j < k; j++)
-			if (strcmp(b->name[i][j], b->name[i][k]) == 0)
+			if (strcmp(b->name[i][j], b->name[i][k]) == 0) {
 				snprintf(b->name[i][k], sizeof b->name[i][k],
 					 "n%llu",
 					 (unsigned long long)++w->counter);
+				j = (size_t)-1;
+			}
 		set_field(&b->f[i][k], b->name[i][k],
 			  w->bigbuf + rng_below(&s->rng, BIG_VALUE - len + 1),
 			  len);
