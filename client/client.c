@@ -512,6 +512,13 @@ static msce_record *record_from(Msce__Record *m)
 int msce_get(msce_client *c, const char *collection, const char *key,
 	     msce_record **out)
 {
+	return msce_get_fields(c, collection, key, NULL, 0, out);
+}
+
+int msce_get_fields(msce_client *c, const char *collection, const char *key,
+		    const char *const *fields, size_t nfields,
+		    msce_record **out)
+{
 	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
 	Msce__GetRequest g = MSCE__GET_REQUEST__INIT;
 	Msce__ClientResponse *r;
@@ -520,6 +527,8 @@ int msce_get(msce_client *c, const char *collection, const char *key,
 	*out = NULL;
 	g.collection = (char *)collection;
 	g.key = (char *)key;
+	g.n_fields = nfields;
+	g.fields = (char **)fields;
 	req.op_case = MSCE__CLIENT_REQUEST__OP_GET;
 	req.get = &g;
 	if ((rc = call_ok(c, &req, &r)) != 0)

@@ -128,9 +128,18 @@ struct msce_value {
 
 typedef struct msce_record msce_record;
 
-/* Reads a record: MSCE_ENOTFOUND if it has no visible field. */
+/* Reads a record: MSCE_ENOTFOUND if it has no visible field (or is a
+ * registration, case or event without its required fields). MSCE_ETOOBIG
+ * if it is larger than one reply (4 MiB over TCP; only a record merged
+ * from concurrent writes at several centers can be): read it in parts
+ * with msce_get_fields. */
 int msce_get(msce_client *c, const char *collection, const char *key,
 	     msce_record **out);
+/* Reads only the named fields (nfields of them; fields is the caller's,
+ * used during the call only) of a record. */
+int msce_get_fields(msce_client *c, const char *collection, const char *key,
+		    const char *const *fields, size_t nfields,
+		    msce_record **out);
 const char *msce_record_collection(const msce_record *r);
 const char *msce_record_key(const msce_record *r);
 size_t msce_record_nfields(const msce_record *r);

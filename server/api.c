@@ -21,7 +21,32 @@
 static void reply(struct client_conn *c, const Msce__ClientResponse *r)
 {
 	size_t n = msce__client_response__get_packed_size(r);
-	uint8_t *buf = malloc(n ? n : 1);
+	uint8_t *buf;
+
+	/* An answer too large for the connection is an error answer, never
+	 * a closed connection. */
+	if (n > client_conn_max_reply(c)) {
+		Msce__ClientResponse big = MSCE__CLIENT_RESPONSE__INIT;
+		char msg[200];
+		snprintf(msg, sizeof msg,
+			 "the answer would be %zu bytes, more than the %zu a "
+			 "reply may hold: ask for less (fewer fields, a smaller "
+			 "scan limit)",
+			 n, client_conn_max_reply(c));
+		big.id = r->id;
+		big.code = MSCE_ETOOBIG;
+		big.error = msg;
+		r = &big;
+		n = msce__client_response__get_packed_size(r);
+		buf = malloc(n);
+		if (buf != NULL) {
+			msce__client_response__pack(r, buf);
+			client_conn_reply(c, buf, n);
+		}
+		free(buf);
+		return;
+	}
+	buf = malloc(n ? n : 1);
 	if (buf == NULL) {
 		client_conn_reply(c, (const uint8_t *)"", 0);
 		return;
@@ -343,11 +368,40 @@ static Msce__Record *record_new(const struct store_record_view *v)
 	return record_pb_new(v->coll, v->coll_len, v->key, v->key_len, v->rec);
 }
 
+struct get_ctx {
+	const Msce__GetRequest *g;
+	Msce__Record *rec;
+};
+
 static int get_cb(void *ctx, const struct store_record_view *v)
 {
-	Msce__Record **out = ctx;
-	*out = record_new(v);
-	return *out ? 0 : MSCE_ENOMEM;
+	struct get_ctx *x = ctx;
+	struct record part = *v->rec;
+	struct store_record_view pv = *v;
+	uint32_t k = 0;
+
+	/* Only the fields asked for, if any were named. */
+	if (x->g->n_fields > 0) {
+		part.fields = calloc(v->rec->nfields ? v->rec->nfields : 1,
+				     sizeof *part.fields);
+		if (part.fields == NULL)
+			return MSCE_ENOMEM;
+		for (uint32_t i = 0; i < v->rec->nfields; i++)
+			for (size_t j = 0; j < x->g->n_fields; j++)
+				if (strlen(x->g->fields[j]) ==
+					    v->rec->fields[i].name_len &&
+				    memcmp(x->g->fields[j], v->rec->fields[i].name,
+					   v->rec->fields[i].name_len) == 0) {
+					part.fields[k++] = v->rec->fields[i];
+					break;
+				}
+		part.nfields = k;
+		pv.rec = &part;
+	}
+	x->rec = record_new(&pv);
+	if (x->g->n_fields > 0)
+		free(part.fields);
+	return x->rec ? 0 : MSCE_ENOMEM;
 }
 
 static void do_get(struct node *n, struct client_conn *c,
@@ -357,13 +411,15 @@ static void do_get(struct node *n, struct client_conn *c,
 	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
 	Msce__RecordResult rr = MSCE__RECORD_RESULT__INIT;
 	Msce__Record *rec = NULL;
+	struct get_ctx gx = {g, NULL};
 	uint32_t seen[64];
 	struct err e;
 	int rc;
 
 	err_clear(&e);
 	rc = store_get(n->store, g->collection, strlen(g->collection), g->key,
-		       strlen(g->key), get_cb, &rec, &e);
+		       strlen(g->key), get_cb, &gx, &e);
+	rec = gx.rec;
 	r.id = req->id;
 	if (rc) {
 		r.code = (uint32_t)rc;
@@ -414,6 +470,8 @@ struct scan_acc {
 	size_t n, cap;
 	size_t bytes, max_bytes;
 	int oom;
+	char big[MSCE_MAX_KEY + 1]; /* a record too large for a reply */
+	size_t big_bytes;
 };
 
 static int scan_cb(void *ctx, const struct store_record_view *v)
@@ -423,6 +481,15 @@ static int scan_cb(void *ctx, const struct store_record_view *v)
 	size_t sz = record_encoded_size(v->rec) + v->key_len + 64;
 	if (a->n > 0 && a->bytes + sz > a->max_bytes)
 		return SCAN_PAGE_FULL;
+	if (a->n == 0 && sz > 2 * a->max_bytes) {
+		/* One record larger than a reply (merged from concurrent
+		 * writes): say which, so the client reads it in parts and
+		 * goes on after it. */
+		snprintf(a->big, sizeof a->big, "%.*s", (int)v->key_len,
+			 v->key);
+		a->big_bytes = sz;
+		return MSCE_ETOOBIG;
+	}
 	a->bytes += sz;
 	if (a->n == a->cap) {
 		size_t cap = a->cap ? a->cap * 2 : 64;
@@ -476,6 +543,13 @@ static void do_scan(struct node *n, struct client_conn *c,
 	if (page_full)
 		rc = 0;
 	r.id = req->id;
+	if (rc == MSCE_ETOOBIG && acc.big[0]) {
+		err_set(&e, MSCE_ETOOBIG,
+			"%s/%s is about %zu bytes, more than one reply holds: "
+			"read it with get, some fields at a time, and scan on "
+			"after it",
+			q->collection, acc.big, acc.big_bytes);
+	}
 	if (rc) {
 		r.code = (uint32_t)rc;
 		r.error = e.msg[0] ? e.msg : (char *)err_str(rc);
@@ -503,27 +577,43 @@ static int count_cb(void *ctx, const struct store_conflict_view *v)
 	return 0;
 }
 
+static void snap_msg(Msce__SnapshotProgress *m, const struct repl_snap_status *s)
+{
+	msce__snapshot_progress__init(m);
+	m->active = s->active;
+	m->chunks = s->chunks;
+	m->records = s->records;
+	m->started_ms = s->started_ms;
+	m->progress_ms = s->progress_ms;
+	m->stalled = s->stalled;
+}
+
+#define MAXO MSCE_MAX_ORIGINS
+#define MAXN MSCE_MAX_NODES
+
 static void do_status(struct node *n, struct client_conn *c,
 		      const Msce__ClientRequest *req)
 {
 	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
 	Msce__StatusResult st = MSCE__STATUS_RESULT__INIT;
-	struct vv_entry vv[64];
-	Msce__VVEntry vs[64], *vp[64];
+	struct vv_entry vv[MAXO];
+	Msce__VVEntry vs[MAXO], *vp[MAXO];
 	uint8_t digest[32];
-	size_t nvv = store_vv(n->store, vv, 64);
-	struct repl_peer_status ps[64];
-	size_t np = repl_peers(n->repl, ps, 64);
-	Msce__PeerStatus pm[64], *pp[64];
-	Msce__NodeReport nr[64], *np2[64];
-	Msce__VVEntry *nvs = calloc(64 * 64, sizeof *nvs);
-	Msce__VVEntry **nvp = calloc(64 * 64, sizeof *nvp);
+	size_t nvv = store_vv(n->store, vv, MAXO);
+	struct repl_peer_status ps[MAXN];
+	size_t np = repl_peers(n->repl, ps, MAXN);
+	Msce__PeerStatus pm[MAXN], *pp[MAXN];
+	Msce__SnapshotProgress so[MAXN], si[MAXN];
+	Msce__NodeReport nr[MAXN], *np2[MAXN];
+	Msce__VVEntry *nvs = calloc(MAXN * MAXO, sizeof *nvs);
+	Msce__VVEntry **nvp = calloc(MAXN * MAXO, sizeof *nvp);
 	struct repl_node_view *view = malloc(sizeof *view);
 	struct peer_net_stats ns;
 	struct repl_counters rcnt;
-	Msce__Counter cs[48], *cp[48];
+	Msce__Counter cs[64], *cp[64];
 	size_t ncs = 0;
 	uint64_t conflicts = 0, now = node_now_ms();
+	char gate[256];
 
 	if (nvs == NULL || nvp == NULL || view == NULL) {
 		free(nvs);
@@ -532,8 +622,8 @@ static void do_status(struct node *n, struct client_conn *c,
 		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
 		return;
 	}
-	if (nvv > 64)
-		nvv = 64;
+	if (nvv > MAXO)
+		nvv = MAXO;
 	for (size_t i = 0; i < nvv; i++) {
 		msce__vventry__init(&vs[i]);
 		vs[i].origin = vv[i].origin;
@@ -550,8 +640,12 @@ static void do_status(struct node *n, struct client_conn *c,
 	st.digest.data = digest;
 	st.digest.len = 32;
 	st.time_ms = now;
-	if (np > 64)
-		np = 64;
+	st.writer = store_writer(n->store, NULL);
+	st.write_gate = node_write_gate(n, gate, sizeof gate) ? gate : "";
+	repl_inbound_lag(n->repl, &st.inbound_lag_changes,
+			 &st.inbound_lag_ms);
+	if (np > MAXN)
+		np = MAXN;
 	for (size_t i = 0; i < np; i++) {
 		msce__peer_status__init(&pm[i]);
 		pm[i].node = ps[i].node;
@@ -561,37 +655,43 @@ static void do_status(struct node *n, struct client_conn *c,
 		pm[i].last_contact_ms = ps[i].last_contact_ms;
 		pm[i].clock_offset_ms = ps[i].clock_offset_ms;
 		pm[i].clock_refused = ps[i].clock_refused;
+		pm[i].link_timeouts = ps[i].link_timeouts;
+		snap_msg(&so[i], &ps[i].snap_out);
+		snap_msg(&si[i], &ps[i].snap_in);
+		pm[i].snapshot_out = &so[i];
+		pm[i].snapshot_in = &si[i];
 		pp[i] = &pm[i];
 	}
 	st.n_peers = np;
 	st.peers = pp;
-	size_t nn = n->nnodes > 64 ? 64 : n->nnodes;
+	size_t nn = n->nnodes > MAXN ? MAXN : n->nnodes;
 	for (size_t i = 0; i < nn; i++) {
 		msce__node_report__init(&nr[i]);
 		nr[i].node = n->nodes[i];
 		if (n->nodes[i] == n->cfg.node_id) {
 			nr[i].known = 1;
 			for (size_t k = 0; k < nvv; k++)
-				nvp[i * 64 + k] = &vs[k];
+				nvp[i * MAXO + k] = &vs[k];
 			nr[i].n_vv = nvv;
-			nr[i].vv = nvp + i * 64;
+			nr[i].vv = nvp + i * MAXO;
 			nr[i].digest.data = digest;
 			nr[i].digest.len = 32;
+			nr[i].writer = st.writer;
 		} else {
 			repl_node(n->repl, n->nodes[i], view);
 			nr[i].known = view->known;
 			if (view->known) {
 				size_t k;
-				for (k = 0; k < view->nvv && k < 64; k++) {
-					Msce__VVEntry *x = &nvs[i * 64 + k];
+				for (k = 0; k < view->nvv && k < MAXO; k++) {
+					Msce__VVEntry *x = &nvs[i * MAXO + k];
 					msce__vventry__init(x);
 					x->origin = view->vv[k].origin;
 					x->seq = view->vv[k].seq;
 					x->hlc = view->vv[k].hlc;
-					nvp[i * 64 + k] = x;
+					nvp[i * MAXO + k] = x;
 				}
 				nr[i].n_vv = k;
-				nr[i].vv = nvp + i * 64;
+				nr[i].vv = nvp + i * MAXO;
 				nr[i].digest.data = malloc(32);
 				if (nr[i].digest.data) {
 					memcpy(nr[i].digest.data, view->digest, 32);
@@ -600,6 +700,7 @@ static void do_status(struct node *n, struct client_conn *c,
 				nr[i].age_ms = now > view->received_ms
 						       ? now - view->received_ms
 						       : 0;
+				nr[i].writer = view->writer;
 			}
 		}
 		np2[i] = &nr[i];
@@ -640,6 +741,10 @@ static void do_status(struct node *n, struct client_conn *c,
 	C("snapshots_received", rcnt.snapshots_received);
 	C("clock_refusals", rcnt.clock_refusals);
 	C("protocol_errors", rcnt.protocol_errors);
+	C("link_timeouts", rcnt.link_timeouts);
+	C("writer_changes", rcnt.writer_changes);
+	C("writer_collisions", rcnt.writer_collisions);
+	C("store_errors", rcnt.store_errors);
 	C("tombstones_collected", n->tombstones_collected);
 	C("log_truncated", rcnt.log_truncated);
 	C("client_requests", n->client_requests);

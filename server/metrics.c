@@ -21,15 +21,18 @@ static int render(void *ctx, char **buf, size_t *len)
 {
 	struct node *n = ctx;
 	struct metrics_buf b = {0};
-	struct repl_peer_status ps[64];
-	size_t np = repl_peers(n->repl, ps, 64);
+	struct repl_peer_status ps[MSCE_MAX_NODES];
+	size_t np = repl_peers(n->repl, ps, MSCE_MAX_NODES);
+	uint64_t in_changes, in_ms;
+	char gate[256];
 	struct peer_net_stats ns;
 	struct repl_counters rc;
 	struct writer_stats ws;
 	uint64_t clock_alarm = 0;
 
-	if (np > 64)
-		np = 64;
+	if (np > MSCE_MAX_NODES)
+		np = MSCE_MAX_NODES;
+	repl_inbound_lag(n->repl, &in_changes, &in_ms);
 	peer_net_stats(n->net, &ns);
 	repl_counters(n->repl, &rc);
 	writer_stats(n->writer, &ws);
@@ -65,6 +68,40 @@ static int render(void *ctx, char **buf, size_t *len)
 		if (ps[i].clock_refused || off > n->cfg.max_clock_skew_ms)
 			clock_alarm = 1;
 	}
+	metrics_printf(&b, "# HELP msce_peer_snapshot_stalled 1 if a snapshot "
+			   "to or from the peer made no progress for 30 s\n"
+			   "# TYPE msce_peer_snapshot_stalled gauge\n");
+	for (size_t i = 0; i < np; i++)
+		metrics_printf(&b, "msce_peer_snapshot_stalled{peer=\"%u\"} %d\n",
+			       ps[i].node,
+			       ps[i].snap_in.stalled || ps[i].snap_out.stalled);
+	metrics_printf(&b, "# HELP msce_peer_snapshot_active 1 if a snapshot "
+			   "is being sent to (out) or received from (in) the "
+			   "peer\n# TYPE msce_peer_snapshot_active gauge\n");
+	for (size_t i = 0; i < np; i++)
+		metrics_printf(&b,
+			       "msce_peer_snapshot_active{peer=\"%u\","
+			       "direction=\"out\"} %d\n"
+			       "msce_peer_snapshot_active{peer=\"%u\","
+			       "direction=\"in\"} %d\n",
+			       ps[i].node, ps[i].snap_out.active, ps[i].node,
+			       ps[i].snap_in.active);
+	GAUGE(&b, "msce_inbound_lag_changes",
+	      "changes the peers are known to hold that this node lacks",
+	      " %llu", (unsigned long long)in_changes);
+	GAUGE(&b, "msce_inbound_lag_seconds",
+	      "how much newer what the peers hold is than what we hold",
+	      " %.3f", (double)in_ms / 1000.0);
+	GAUGE(&b, "msce_writing",
+	      "1 if this node takes writes (0: a new or restored store still "
+	      "catching up)",
+	      " %d", node_write_gate(n, gate, sizeof gate) == 0);
+	COUNTER(&b, "msce_link_timeouts_total",
+		"peer sessions closed because the peer fell silent", " %llu",
+		(unsigned long long)rc.link_timeouts);
+	COUNTER(&b, "msce_writer_collisions_total",
+		"writers given up because a peer held more of them", " %llu",
+		(unsigned long long)rc.writer_collisions);
 	GAUGE(&b, "msce_clock_alarm",
 	      "1 if a peer's clock is beyond max_clock_skew or its changes "
 	      "wait for our clock",

@@ -331,6 +331,26 @@ static cJSON *vv_json(Msce__VVEntry **vv, size_t n)
 	return j;
 }
 
+/* Without --max-lag, a node more than this behind its peers (in hlc
+ * seconds), or this many changes, is catching up: degraded. */
+#define INBOUND_LAG_S 5.0
+#define INBOUND_LAG_CHANGES 1000
+
+static cJSON *snap_json(const Msce__SnapshotProgress *p)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddBoolToObject(j, "active", p != NULL && p->active);
+	if (p != NULL && p->active) {
+		cJSON_AddNumberToObject(j, "chunks", (double)p->chunks);
+		cJSON_AddNumberToObject(j, "records", (double)p->records);
+		cJSON_AddNumberToObject(j, "started_ms", (double)p->started_ms);
+		cJSON_AddNumberToObject(j, "progress_ms",
+					(double)p->progress_ms);
+		cJSON_AddBoolToObject(j, "stalled", p->stalled);
+	}
+	return j;
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	int json = 0;
@@ -348,15 +368,47 @@ static int cmd_status(int argc, char **argv)
 		return 2;
 	}
 	const Msce__StatusResult *s = r->status;
-	char dig[65];
+	char dig[65], why[1024] = "";
+	size_t wl = 0;
 	int degraded = 0;
 	hex(s->digest.data, s->digest.len > 32 ? 32 : s->digest.len, dig);
+	/* Every reason the node is not healthy, for the text and the JSON. */
+#define WHY(...)                                                              \
+	do {                                                                  \
+		degraded = 1;                                                 \
+		if (wl < sizeof why)                                          \
+			wl += (size_t)snprintf(why + wl, sizeof why - wl,     \
+					       wl ? "; " : "");               \
+		if (wl < sizeof why)                                          \
+			wl += (size_t)snprintf(why + wl, sizeof why - wl,     \
+					       __VA_ARGS__);                  \
+	} while (0)
 	for (size_t i = 0; i < s->n_peers; i++) {
-		if (!s->peers[i]->connected)
-			degraded = 1;
-		if (max_lag >= 0 && (double)s->peers[i]->lag_ms / 1000.0 > max_lag)
-			degraded = 1;
+		const Msce__PeerStatus *p = s->peers[i];
+		if (!p->connected)
+			WHY("link to node %u down", p->node);
+		if (max_lag >= 0 && (double)p->lag_ms / 1000.0 > max_lag)
+			WHY("node %u is %.1f s behind us", p->node,
+			    (double)p->lag_ms / 1000.0);
+		if ((p->snapshot_in && p->snapshot_in->stalled) ||
+		    (p->snapshot_out && p->snapshot_out->stalled))
+			WHY("snapshot with node %u makes no progress", p->node);
 	}
+	/* This node behind its peers: catching up is not healthy. */
+	if (s->inbound_lag_changes > 0 &&
+	    ((double)s->inbound_lag_ms / 1000.0 >
+		 (max_lag >= 0 ? max_lag : INBOUND_LAG_S) ||
+	     s->inbound_lag_changes >= INBOUND_LAG_CHANGES))
+		WHY("catching up: peers hold %llu changes we lack, %.1f s newer",
+		    (unsigned long long)s->inbound_lag_changes,
+		    (double)s->inbound_lag_ms / 1000.0);
+	if (s->write_gate[0])
+		WHY("not writing yet: %s", s->write_gate);
+	for (size_t i = 0; i < s->n_counters; i++)
+		if (strcmp(s->counters[i]->name, "store_failed") == 0 &&
+		    s->counters[i]->value)
+			WHY("the store refuses writes since a commit failed");
+#undef WHY
 	if (json) {
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddNumberToObject(j, "node", s->node);
@@ -367,6 +419,13 @@ static int cmd_status(int argc, char **argv)
 		cJSON_AddNumberToObject(j, "conflicts", (double)s->conflicts);
 		cJSON_AddNumberToObject(j, "tombstones", (double)s->tombstones);
 		cJSON_AddBoolToObject(j, "healthy", !degraded);
+		cJSON_AddStringToObject(j, "problems", why);
+		cJSON_AddNumberToObject(j, "writer", s->writer);
+		cJSON_AddStringToObject(j, "write_gate", s->write_gate);
+		cJSON_AddNumberToObject(j, "inbound_lag_changes",
+					(double)s->inbound_lag_changes);
+		cJSON_AddNumberToObject(j, "inbound_lag_ms",
+					(double)s->inbound_lag_ms);
 		cJSON *peers = cJSON_CreateArray();
 		for (size_t i = 0; i < s->n_peers; i++) {
 			const Msce__PeerStatus *p = s->peers[i];
@@ -382,6 +441,12 @@ static int cmd_status(int argc, char **argv)
 						(double)p->clock_offset_ms);
 			cJSON_AddBoolToObject(pj, "clock_refused",
 					      p->clock_refused);
+			cJSON_AddNumberToObject(pj, "link_timeouts",
+						(double)p->link_timeouts);
+			cJSON_AddItemToObject(pj, "snapshot_out",
+					      snap_json(p->snapshot_out));
+			cJSON_AddItemToObject(pj, "snapshot_in",
+					      snap_json(p->snapshot_in));
 			cJSON_AddItemToArray(peers, pj);
 		}
 		cJSON_AddItemToObject(j, "peers", peers);
@@ -400,6 +465,7 @@ static int cmd_status(int argc, char **argv)
 				cJSON_AddStringToObject(nj, "digest", d);
 				cJSON_AddNumberToObject(nj, "age_ms",
 							(double)n->age_ms);
+				cJSON_AddNumberToObject(nj, "writer", n->writer);
 			}
 			cJSON_AddItemToArray(nodes, nj);
 		}
@@ -414,6 +480,13 @@ static int cmd_status(int argc, char **argv)
 	} else {
 		printf("node %u (%s), cluster %s: %s\n", s->node, s->name,
 		       s->cluster, degraded ? "DEGRADED" : "healthy");
+		if (degraded)
+			printf("  %s\n", why);
+		printf("writes under origin %u/%u; inbound lag %llu changes, "
+		       "%.1f s\n",
+		       s->writer & 0xffff, s->writer >> 16,
+		       (unsigned long long)s->inbound_lag_changes,
+		       (double)s->inbound_lag_ms / 1000.0);
 		printf("digest %s  conflicts %llu  tombstones %llu\n", dig,
 		       (unsigned long long)s->conflicts,
 		       (unsigned long long)s->tombstones);
@@ -454,18 +527,16 @@ static int cmd_status(int argc, char **argv)
 	return degraded ? 1 : 0;
 }
 
-/* A node's report older than this is no answer: gossip brings a fresh one
- * about every second, also through a third node. */
-#define VERIFY_FRESH_MS 5000
-
-/* Every configured node reports, now, the same digest at the same vector.
- * A stopped node's last report may still match: its age tells. */
-static int status_agrees(const Msce__StatusResult *s)
+/* Every configured node reports the same digest at the same vector, in a
+ * report that arrived since this verify began (run_ms ago): a stopped
+ * node's last report may still match, but it did not answer this run.
+ * Gossip brings a fresh report about every second, also through a third
+ * node. */
+static int status_agrees(const Msce__StatusResult *s, uint64_t run_ms)
 {
 	for (size_t i = 0; i < s->n_nodes; i++) {
 		const Msce__NodeReport *n = s->nodes[i];
-		if (!n->known ||
-		    (n->node != s->node && n->age_ms > VERIFY_FRESH_MS) ||
+		if (!n->known || (n->node != s->node && n->age_ms > run_ms) ||
 		    n->digest.len != s->digest.len ||
 		    memcmp(n->digest.data, s->digest.data, s->digest.len) != 0 ||
 		    n->n_vv != s->n_vv)
@@ -489,7 +560,10 @@ static int cmd_verify(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		Msce__ClientResponse *r = get_status(c);
-		int ok = r->code == 0 && status_agrees(r->status);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		uint64_t run_ms = (uint64_t)((t.tv_sec - t0.tv_sec) * 1000 +
+					     (t.tv_nsec - t0.tv_nsec) / 1000000);
+		int ok = r->code == 0 && status_agrees(r->status, run_ms);
 		if (ok) {
 			char d[65];
 			hex(r->status->digest.data, 32, d);
