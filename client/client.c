@@ -823,6 +823,7 @@ int msce_conflicts_list(msce_client *c, const char *collection,
 		}
 		value_from(&l->items[i].winner, m->winner);
 		value_from(&l->items[i].loser, m->loser);
+		l->items[i].is_delete = m->delete_;
 	}
 	*out = l;
 	return 0;

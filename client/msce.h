@@ -207,6 +207,9 @@ struct msce_conflict {
 	const char *collection, *key, *field;
 	struct msce_value winner; /* the visible value */
 	struct msce_value loser;  /* the concurrent value it replaced */
+	/* The loser is the record's delete (its version, no value): the
+	 * winner updated what a concurrent delete removed and survived it. */
+	int is_delete;
 };
 
 typedef struct msce_conflicts msce_conflicts;

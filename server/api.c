@@ -816,6 +816,7 @@ static int conflict_cb(void *ctx, const struct store_conflict_view *v)
 	m->field = strndup((const char *)v->field->name, v->field->name_len);
 	m->winner = record_pb_fv(v->field, &v->field->w);
 	m->loser = record_pb_fv(v->field, v->loser);
+	m->delete_ = v->deleted;
 	if (m->collection && m->key && m->field && m->winner && m->loser)
 		return 0;
 oom:

@@ -629,16 +629,27 @@ static int cmd_conflicts(int argc, char **argv)
 			cJSON_AddStringToObject(j, "field", k->field);
 			cJSON_AddItemToObject(j, "winner", value_json(&k->winner));
 			cJSON_AddItemToObject(j, "loser", value_json(&k->loser));
+			cJSON_AddBoolToObject(j, "delete", k->is_delete);
 			print_json(j);
 			cJSON_Delete(j);
+		} else if (k->is_delete) {
+			printf("%s/%s %s: \"%.*s\" (node %u) survived a "
+			       "concurrent delete (node %u) it had not seen\n",
+			       k->collection, k->key, k->field,
+			       (int)k->winner.value_len,
+			       (const char *)k->winner.value,
+			       k->winner.origin & 0xffff,
+			       k->loser.origin & 0xffff);
 		} else {
 			printf("%s/%s %s: \"%.*s\" (node %u) won over "
 			       "\"%.*s\" (node %u)\n",
 			       k->collection, k->key, k->field,
 			       (int)k->winner.value_len,
-			       (const char *)k->winner.value, k->winner.origin,
+			       (const char *)k->winner.value,
+			       k->winner.origin & 0xffff,
 			       (int)k->loser.value_len,
-			       (const char *)k->loser.value, k->loser.origin);
+			       (const char *)k->loser.value,
+			       k->loser.origin & 0xffff);
 		}
 	}
 	if (!json)
