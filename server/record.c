@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "mutant.h"
 
 #define FV_SAME_VERSION 0x01 /* same version and seq as the previous fv */
 #define FV_BASE_ZERO 0x02
@@ -387,20 +388,18 @@ static int combine(struct field_state *fs, const struct fv *extra, size_t n,
 		}
 		cand[j] = t;
 	}
-#ifdef MSCE_BROKEN_MERGE
-	/* Deliberately wrong, only in msce-sim-broken (tests/sim): the lowest
-	 * version wins, which the simulator's oracle must catch. */
-	for (size_t i = 0, j = nc - 1; i < j; i++, j--) {
-		struct fv t = cand[i];
-		cand[i] = cand[j];
-		cand[j] = t;
-	}
-#endif
+	if (MUTANT("version_order")) /* the lowest version wins */
+		for (size_t i = 0, j = nc - 1; i < j; i++, j--) {
+			struct fv t = cand[i];
+			cand[i] = cand[j];
+			cand[j] = t;
+		}
 	fs->seen = version_max(fs->seen, seen);
 	fs->w = cand[0];
 	fs->nlosers = 0;
 	for (size_t i = 1; i < nc && fs->nlosers < RECORD_MAX_LOSERS; i++)
-		if (version_cmp(cand[i].v, fs->seen) > 0)
+		if (version_cmp(cand[i].v, fs->seen) > 0 ||
+		    MUTANT("seen_filter")) /* keeps losers a writer had seen */
 			fs->losers[fs->nlosers++] = cand[i];
 
 	changed = !fv_same(&old.w, &fs->w) ||
@@ -416,7 +415,7 @@ int record_merge_put(struct record *r, struct version v, uint64_t seq,
 		     int *changed)
 {
 	*changed = 0;
-	if (version_cmp(v, r->tomb) <= 0)
+	if (version_cmp(v, r->tomb) <= 0 && !MUTANT("tomb_order"))
 		return 0; /* deleted after this write was made */
 	for (size_t i = 0; i < n; i++) {
 		uint32_t pos;

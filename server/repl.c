@@ -40,6 +40,7 @@
 
 #include "hlc.h"
 #include "log.h"
+#include "mutant.h"
 #include "pballoc.h"
 #include "peer.pb-c.h"
 #include "record_pb.h"
@@ -2120,7 +2121,7 @@ void repl_local_commit(struct repl *r, uint64_t now_ms) { pump_all(r, now_ms); }
 
 static void liveness(struct repl *r, uint64_t now)
 {
-	for (size_t i = 0; i < r->npeers; i++) {
+	for (size_t i = 0; i < r->npeers && !MUTANT("no_liveness"); i++) {
 		struct peer *p = &r->peers[i];
 		char reason[128];
 		if (p->state == REPL_DOWN || now < p->last_rx ||
@@ -2266,6 +2267,11 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 		writer_promote(w, r, m, nm);
 		if (!(member && cur == w) && retired(r, w, m, nm))
 			continue;
+		if (MUTANT("gc_dead_writers") && cur != w)
+			continue; /* only current writers count */
+		if (MUTANT("gc_bound") && w->id != r->ops->writer(r->ops->ctx,
+								   NULL))
+			continue; /* only our own writer counts */
 		if (!w->has_stable)
 			return;
 		for (size_t k = 0; k < n; k++) {

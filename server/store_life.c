@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "dirlock.h"
+#include "mutant.h"
 #include "store_int.h"
 
 /* ---- open / close -------------------------------------------------------- */
@@ -55,6 +56,13 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 		    (rc = st_meta_put(txn, s->meta, "writer", zero, 12)))
 			return st_lmdb_err(e, rc, "initialise store metadata");
 		s->created = 1;
+		if (MUTANT("wipe_reuses_writer")) { /* incarnation 0 again */
+			uint8_t w[12] = {0};
+			be32(w, s->node_id);
+			if ((rc = st_meta_put(txn, s->meta, "writer", w, 12)))
+				return st_lmdb_err(e, rc, "mutant");
+			s->writer = s->node_id;
+		}
 		return 0;
 	}
 	if (rc)
@@ -151,7 +159,9 @@ int store_open(const char *dir, const struct store_options *o,
 		return err_set(e, MSCE_ENOMEM, "open store");
 	/* One process per store: two writers of one LMDB file would each
 	 * number changes of the same origin. */
-	if (dirlock_acquire(dir, &s->lockfd, e)) {
+	if (MUTANT("no_lock")) {
+		s->lockfd = -1;
+	} else if (dirlock_acquire(dir, &s->lockfd, e)) {
 		free(s);
 		return e ? e->code : MSCE_EBUSY;
 	}
@@ -326,7 +336,8 @@ static int mark_restored(const char *path)
 	}
 	if ((rc = mdb_dbi_open(txn, "meta", 0, &dbi)) ||
 	    (rc = st_meta_put(txn, dbi, "restored", "1", 1)) ||
-	    (rc = st_meta_put(txn, dbi, "writer", none, 12))) {
+	    (!MUTANT("restore_keeps_writer") &&
+	     (rc = st_meta_put(txn, dbi, "writer", none, 12)))) {
 		mdb_txn_abort(txn);
 		mdb_env_close(env);
 		return rc;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "msce.pb-c.h"
+#include "mutant.h"
 #include "schema.h"
 #include "store_int.h"
 
@@ -18,6 +19,8 @@
  * deleted field looks like, wherever it was made. */
 int st_survived_delete(const struct record *r, const struct field_state *f)
 {
+	if (MUTANT("delete_conflict"))
+		return 0;
 	return !version_is_zero(r->tomb) && !version_is_zero(f->w.base) &&
 	       version_cmp(f->w.base, r->tomb) < 0;
 }
@@ -536,7 +539,7 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 				missing);
 			return 0;
 		}
-		if (check_record_limits(&cur, in, we))
+		if (!MUTANT("record_limits") && check_record_limits(&cur, in, we))
 			return 0;
 	}
 
@@ -550,6 +553,8 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 		hlc_observe(&w->clock, cur.fields[i].w.v.hlc);
 	c.origin = s->writer;
 	c.seq = vv->seq + 1;
+	if (MUTANT("seq_assignment") && c.seq == 5)
+		c.seq++; /* a seq skipped */
 	c.hlc = hlc_now(&w->clock, wall_ms);
 	c.collection = arena_alloc(&s->arena, in->coll_len + 1);
 	c.key = arena_alloc(&s->arena, in->key_len + 1);
@@ -654,6 +659,8 @@ static int visible(const char *coll, size_t clen, const struct record *r,
 	struct has_ctx hc = {r, NULL};
 	if (r->nfields == 0)
 		return 0;
+	if (MUTANT("typed_visibility"))
+		return 1;
 	return schema_missing_required(coll, clen, has_after, &hc, missing,
 				       mlen) == 0;
 }

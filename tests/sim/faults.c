@@ -33,7 +33,7 @@ struct backup {
 
 struct faults {
 	uint64_t cut_ppm, part_ppm, crash_ppm, clock_ppm, slow_ppm;
-	uint64_t backup_ppm, restore_ppm, wipe_ppm, second_ppm;
+	uint64_t backup_ppm, restore_ppm, wipe_ppm, second_ppm, silent_ppm;
 	uint64_t partition_until; /* 0: no partition */
 	struct backup backups[MAX_BACKUPS];
 	int nbackups, backup_seq;
@@ -69,6 +69,7 @@ struct faults *faults_new(struct sim *s)
 	f->restore_ppm = rate(&s->rng, 150, 500);
 	f->wipe_ppm = rate(&s->rng, 150, 400);
 	f->second_ppm = rate(&s->rng, 300, 1000);
+	f->silent_ppm = rate(&s->rng, 300, 1000);
 	f->join_at = s->joiner >= 0
 			 ? rng_range(&s->rng, 100,
 				     (uint64_t)s->opt.steps * 6 + 100)
@@ -90,6 +91,8 @@ struct faults *faults_new(struct sim *s)
 		f->wipe_ppm = 0;
 	if (!(s->opt.faults & FAULT_SECOND))
 		f->second_ppm = 0;
+	if (!(s->opt.faults & FAULT_SILENT))
+		f->silent_ppm = 0;
 	return f;
 }
 
@@ -410,6 +413,19 @@ void faults_step(struct sim *s)
 		if (!(i == s->joiner && f->join_at != 0)) {
 			s->wipes++;
 			replace_store(s, i, NULL);
+		}
+	}
+	if (rng_ppm(&s->rng, f->silent_ppm)) {
+		/* The connection goes dead without a word (a middlebox lost
+		 * it): only the ends' liveness check can find out. */
+		int a = (int)rng_below(&s->rng, (uint64_t)s->n);
+		int b = (int)rng_below(&s->rng, (uint64_t)s->n);
+		struct link *l = a != b ? net_link(s, a, b) : NULL;
+		if (l != NULL && l->up) {
+			l->dead_conn = l->conn;
+			s->silences++;
+			sim_log(s, "link %d-%d goes silent (conn %llu)", a + 1,
+				b + 1, (unsigned long long)l->conn);
 		}
 	}
 	if (rng_ppm(&s->rng, f->second_ppm)) {

@@ -136,6 +136,10 @@ void net_send(struct sim *s, int from, int to, const uint8_t *buf, size_t len)
 		s->msgs_dropped++; /* the socket is gone; "down" will follow */
 		return;
 	}
+	if (l->dead_conn == l->conn) {
+		s->msgs_dropped++; /* a half-open path: nobody is told */
+		return;
+	}
 	push(s, from, to, ITEM_MSG, l->conn, buf, len);
 }
 
@@ -250,10 +254,12 @@ static void deliver(struct sim *s, int from, int to, struct item *it)
 		}
 		break;
 	default:
-		if (current && nd->sees[from] == it->conn)
+		if (current && nd->sees[from] == it->conn) {
+			chan(s, from, to)->delivered_at = s->now;
 			node_recv(s, to, from, it->data, it->len);
-		else
+		} else {
 			s->msgs_dropped++;
+		}
 	}
 }
 

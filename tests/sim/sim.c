@@ -29,6 +29,7 @@
 #define EXTRA_MS 20000		 /* gossip and tombstone collection */
 #define EVENTS_LIMIT 50000000ull /* per advance: a livelock otherwise */
 #define CHECK_EVERY 250		 /* steps between checks during the run */
+#define PROGRESS_MS 3000	 /* a healed link delivers within this */
 
 void sim_fail(struct sim *s, const char *fmt, ...)
 {
@@ -427,14 +428,21 @@ static void check(struct sim *s)
 	for (int i = 0; i < s->n && !s->failed; i++) {
 		struct repl_peer_status ps[SIM_MAX_NODES];
 		size_t np = repl_peers(s->nodes[i].repl, ps, SIM_MAX_NODES);
-		for (size_t k = 0; k < np && k < SIM_MAX_NODES; k++)
-			if (ps[k].state != REPL_ACTIVE) {
+		for (size_t k = 0; k < np && k < SIM_MAX_NODES; k++) {
+			int j = (int)ps[k].node - 1;
+			uint64_t at = s->chans[j * s->n + i].delivered_at;
+			/* Gossip crosses every live link each second. */
+			if (ps[k].state != REPL_ACTIVE ||
+			    s->now - at > PROGRESS_MS) {
 				sim_fail(s,
-					 "node %d's link to node %u made no "
-					 "progress after the heal",
-					 i + 1, ps[k].node);
+					 "node %d's link from node %u made no "
+					 "progress after the heal (last "
+					 "message %llu ms ago)",
+					 i + 1, ps[k].node,
+					 (unsigned long long)(s->now - at));
 				break;
 			}
+		}
 	}
 	c0 = oracle_conflict_text(s->nodes[0].store);
 	for (const char *p = c0; p != NULL && *p; p++)
@@ -466,7 +474,7 @@ struct outcome {
 	char reason[768];
 	int snapshots, partitions, crashes, refusals;
 	int restores, wipes, joins, oversize, delete_conflicts, second,
-	    acked;
+	    silences, acked;
 };
 
 static void run_seed(uint64_t seed, const struct sim_opts *o,
@@ -523,6 +531,7 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	out->oversize = s->oversize_refused > 0;
 	out->delete_conflicts = s->delete_conflicts > 0;
 	out->second = s->second_refused > 0;
+	out->silences = s->silences > 0;
 	out->acked = s->writes_acked > 0;
 	sim_log(
 	    s,
@@ -561,13 +570,14 @@ static void usage(FILE *f)
 	    "usage: msce-sim [--nodes N] [--seeds S] [--seed X] [--steps K]\n"
 	    "                [--faults cut,partition,crash,clock,slow,restore,\n"
 	    "                          wipe,membership,oversize,delrace,\n"
-	    "                          second|all|none]\n"
+	    "                          second,silent|all|none]\n"
 	    "                [--small-map] [--keep] [--verbose]...\n"
 	    "Runs seeds X..X+S-1 (X = 1, S = 10, N = 3, K = 3000 by "
 	    "default);\nexit 0 iff every seed passes. A seed replays with "
 	    "the same options.\n"
 	    "  --faults     kinds of fault to inject (default all)\n"
 	    "  --small-map  4 MiB store maps, so that they must grow\n"
+	    "  --mutant M   (msce-sim-mutant) turn on deliberate bug M\n"
 	    "  --keep       leave the data directories\n"
 	    "  --verbose    events; twice: the cores' traces too\n");
 }
@@ -588,6 +598,7 @@ static int parse_faults(const char *s, unsigned *out)
 		     {"oversize", FAULT_OVERSIZE},
 		     {"delrace", FAULT_DELRACE},
 		     {"second", FAULT_SECOND},
+		     {"silent", FAULT_SILENT},
 		     {"all", FAULT_ALL},
 		     {"none", 0}};
 	*out = 0;
@@ -607,7 +618,7 @@ static int parse_faults(const char *s, unsigned *out)
 
 static const char *faults_name(unsigned f, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s%s%s%s%s%s%s%s%s",
+	snprintf(buf, len, "%s%s%s%s%s%s%s%s%s%s%s%s",
 		 f & FAULT_CUT ? ",cut" : "",
 		 f & FAULT_PARTITION ? ",partition" : "",
 		 f & FAULT_CRASH ? ",crash" : "",
@@ -618,7 +629,8 @@ static const char *faults_name(unsigned f, char *buf, size_t len)
 		 f & FAULT_MEMBERSHIP ? ",membership" : "",
 		 f & FAULT_OVERSIZE ? ",oversize" : "",
 		 f & FAULT_DELRACE ? ",delrace" : "",
-		 f & FAULT_SECOND ? ",second" : "");
+		 f & FAULT_SECOND ? ",second" : "",
+		 f & FAULT_SILENT ? ",silent" : "");
 	return buf[0] ? buf + 1 : "none";
 }
 
@@ -642,6 +654,7 @@ int main(int argc, char **argv)
 	    {"keep", no_argument, NULL, 'K'},
 	    {"small-map", no_argument, NULL, 'M'},
 	    {"faults", required_argument, NULL, 'f'},
+	    {"mutant", required_argument, NULL, 'm'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct sim_opts o = {.nodes = 3, .steps = 3000, .faults = FAULT_ALL};
@@ -649,7 +662,8 @@ int main(int argc, char **argv)
 	uint64_t passed = 0, failed = 0, first_failed = 0;
 	int snaps = 0, parts = 0, crashes = 0, refusals = 0, c;
 	int restores = 0, wipes = 0, joins = 0, oversize = 0, delconf = 0,
-	    second = 0, idle = 0;
+	    second = 0, silences = 0, idle = 0;
+	const char *mutant = NULL;
 	struct timespec t0, t1;
 	char fbuf[160];
 	double secs;
@@ -658,7 +672,7 @@ int main(int argc, char **argv)
 	    strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((c = getopt_long(argc, argv, "n:s:x:k:vKMf:h", longopts,
+	while ((c = getopt_long(argc, argv, "n:s:x:k:vKMf:m:h", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'n':
@@ -709,6 +723,11 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'm':
+			/* Only msce-sim-mutant has mutants to turn on. */
+			mutant = optarg;
+			setenv("MSCE_MUTANT", optarg, 1);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -721,10 +740,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	printf("msce-sim: %d nodes, seeds %llu..%llu, %d steps, faults %s\n",
+	printf("msce-sim: %d nodes, seeds %llu..%llu, %d steps, faults %s%s%s\n",
 	       o.nodes, (unsigned long long)first,
 	       (unsigned long long)(first + count - 1), o.steps,
-	       faults_name(o.faults, fbuf, sizeof fbuf));
+	       faults_name(o.faults, fbuf, sizeof fbuf),
+	       mutant ? ", mutant " : "", mutant ? mutant : "");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t seed = first; seed < first + count; seed++) {
 		struct outcome r;
@@ -750,6 +770,7 @@ int main(int argc, char **argv)
 		oversize += r.oversize;
 		delconf += r.delete_conflicts;
 		second += r.second;
+		silences += r.silences;
 		idle += !r.acked && !r.failed;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -760,21 +781,22 @@ int main(int argc, char **argv)
 	printf("%.2f seeds/s (%llu seeds in %.1f s); runs with snapshots %d, "
 	       "partitions %d, crashes %d, clock refusals %d, restores %d, "
 	       "wipes %d, joins %d, oversize refusals %d, delete conflicts "
-	       "%d, second opens refused %d\n",
+	       "%d, second opens refused %d, silent links %d\n",
 	       secs > 0 ? (double)count / secs : 0.0, (unsigned long long)count,
 	       secs, snaps, parts, crashes, refusals, restores, wipes, joins,
-	       oversize, delconf, second);
+	       oversize, delconf, second, silences);
 	/* A run that acknowledged nothing tested nothing. */
 	if (idle > 0) {
 		printf("%d runs acknowledged no write\n", idle);
 		failed += (uint64_t)idle;
 	}
 	if (failed)
-		printf("replay: %s --nodes %d --steps %d --faults %s%s "
+		printf("replay: %s --nodes %d --steps %d --faults %s%s%s%s "
 		       "--seed %llu --seeds 1 --verbose\n",
 		       prog, o.nodes, o.steps,
 		       faults_name(o.faults, fbuf, sizeof fbuf),
 		       o.small_map ? " --small-map" : "",
+		       mutant ? " --mutant " : "", mutant ? mutant : "",
 		       (unsigned long long)first_failed);
 	return failed ? 1 : 0;
 }

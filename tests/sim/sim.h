@@ -73,6 +73,7 @@ struct item {
 struct chan {
 	struct item *head, *tail;
 	uint64_t last_due; /* FIFO: nothing overtakes on one channel */
+	uint64_t delivered_at; /* when a message last reached its node */
 };
 
 /* An undirected link between two nodes; conn numbers its connections. */
@@ -83,6 +84,7 @@ struct link {
 	uint64_t reconnect_at; /* 0: no reconnect scheduled */
 	uint64_t dmin, dmax;   /* per-message delay range, ms */
 	uint64_t base_dmin, base_dmax, slow_until; /* congestion fault */
+	uint64_t dead_conn; /* this connection silently drops everything */
 };
 
 /* ---- nodes --------------------------------------------------------------- */
@@ -136,7 +138,8 @@ enum {
 	FAULT_OVERSIZE = 256,  /* writes over the limits, records that grow */
 	FAULT_DELRACE = 512,   /* deletes racing updates across partitions */
 	FAULT_SECOND = 1024,   /* a second process opens a live store */
-	FAULT_ALL = 2047,
+	FAULT_SILENT = 2048,   /* a connection drops everything, unannounced */
+	FAULT_ALL = 4095,
 };
 
 struct sim_opts {
@@ -172,7 +175,7 @@ struct sim {
 	char reason[768];
 	/* what the run went through */
 	uint64_t partitions, crashes, cuts, clock_faults;
-	uint64_t restores, wipes, joins, rollouts, second_refused;
+	uint64_t restores, wipes, joins, rollouts, second_refused, silences;
 	uint64_t writes_acked, writes_refused, writes_gated, oversize_refused;
 	uint64_t delete_conflicts; /* open at the end */
 	uint64_t msgs_sent, msgs_dropped;

@@ -5,6 +5,9 @@
  * record without its required fields, a district not in the list), which
  * must then not count; with the delete-race kind, registrations are
  * deleted and updated often, so deletes race updates across partitions.
+ * Records in "u" are written once and maybe deleted once, never written
+ * again, so a delete that came back (a restore, a collected tombstone)
+ * cannot hide behind a later write.
  * With the oversize kind, some writes are over the per-change limit and
  * some grow records in "big" towards the per-record limits: the workload
  * works out from what it read whether the node must refuse them, and
@@ -31,6 +34,8 @@ struct workload {
 	uint64_t counter;   /* makes every value unique */
 	int oversize, delrace;
 	uint8_t *bigbuf;    /* values of "big" */
+	uint64_t once[64];  /* "u" keys written and not yet deleted */
+	int nonce;
 };
 
 static const char *const tfields[] = {"a", "b", "c", "d", "e"};
@@ -228,6 +233,39 @@ static int make_registration(struct sim *s, struct wbuf *b, int i,
 	return 0;
 }
 
+/* A record written once ("u" + a fresh number), or one of them deleted. */
+static int make_once(struct sim *s, struct wbuf *b, int i, uint32_t node)
+{
+	struct workload *w = s->work;
+	struct store_write *x = &b->w[i];
+	int del = w->nonce > 0 && (w->nonce == 64 || rng_below(&s->rng, 2));
+
+	x->coll = "u";
+	x->coll_len = 1;
+	if (del) {
+		int k = (int)rng_below(&s->rng, (uint64_t)w->nonce);
+		snprintf(b->key[i], sizeof b->key[i], "u%llu",
+			 (unsigned long long)w->once[k]);
+		if (key_taken(b, i, x->coll, b->key[i]))
+			return -1;
+		w->once[k] = w->once[--w->nonce];
+		x->op = STORE_DELETE;
+	} else {
+		w->once[w->nonce++] = ++w->counter;
+		snprintf(b->key[i], sizeof b->key[i], "u%llu",
+			 (unsigned long long)w->counter);
+		x->op = STORE_PUT;
+		snprintf(b->val[i][0], sizeof b->val[i][0], "n%u.%llu", node,
+			 (unsigned long long)w->counter);
+		set_text(&b->f[i][0], "v", b->val[i][0]);
+		x->fields = b->f[i];
+		x->nfields = 1;
+	}
+	x->key = b->key[i];
+	x->key_len = strlen(b->key[i]);
+	return 0;
+}
+
 /* Big values in "big": sometimes one change over the per-change limit,
  * else growth towards the per-record limits. */
 static int make_big(struct sim *s, struct wbuf *b, int i)
@@ -374,6 +412,8 @@ void workload_step(struct sim *s)
 		int made;
 		if (w->oversize && r < 6)
 			made = make_big(s, b, i);
+		else if (r < 20)
+			made = make_once(s, b, i, nd->id);
 		else if (r < 85)
 			made = make_t(s, b, i, nd->id);
 		else
