@@ -180,6 +180,8 @@ int store_open(const char *dir, const struct store_options *o,
 #ifdef MSCE_BROKEN_FSYNC
 	flags |= MDB_NOSYNC; /* mutant: tests/power must catch it */
 #endif
+	if (MUTANT("no_fsync")) /* msce-sim's crashes must catch it */
+		flags |= MDB_NOSYNC;
 
 	if ((rc = mdb_env_create(&s->env)) ||
 	    (rc = mdb_env_set_maxdbs(s->env, 8)) ||

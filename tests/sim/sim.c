@@ -672,6 +672,7 @@ int main(int argc, char **argv)
 	    strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	disk_init();
 	while ((c = getopt_long(argc, argv, "n:s:x:k:vKMf:m:h", longopts,
 				NULL)) != -1) {
 		switch (c) {

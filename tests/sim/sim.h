@@ -287,6 +287,14 @@ void workload_free(struct workload *w);
 /* Maybe one client batch at a random live node. */
 void workload_step(struct sim *s);
 
+/* disk.c: the page cache as a power cut sees it */
+/* From now on, data.mdb files keep an undo journal of unsynced writes. */
+void disk_init(void);
+/* After the store in dir was closed by a crash: its unsynced writes
+ * vanish. Returns 0, or -1 with why filled. */
+int disk_crash(const char *dir, char *why, size_t whylen);
+void disk_stats(uint64_t *syncs, uint64_t *undone);
+
 /* faults.c */
 struct faults *faults_new(struct sim *s);
 void faults_free(struct faults *f);
