@@ -481,6 +481,8 @@ static size_t members(const struct repl *r, uint32_t *out)
 		out[n++] = r->nodes[i];
 	for (size_t i = 0; i < n; i++) {
 		const struct view *v = NULL;
+		if (out[i] == r->cfg.node_id)
+			continue; /* our own list is the configuration */
 		for (size_t k = 0; k < r->nviews; k++)
 			if (r->views[k].node == out[i] && r->views[k].v.known)
 				v = &r->views[k];

@@ -1,0 +1,587 @@
+/* The replication core on its own, driven step by step: cores with real
+ * stores in temp dirs, their messages held in per-link queues that the
+ * test delivers when it chooses, applies run when the test says. Checks
+ * the session (Hello, streaming, Ack), the write gate of a new store and
+ * its incarnation, giving up a writer a peer holds more of, liveness,
+ * refusals (garbage, another protocol version), snapshots for a peer below
+ * the log floor, and reconfiguration. The simulator runs the same core
+ * under random faults; these are the cases one can read. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hlc.h"
+#include "peer.pb-c.h"
+#include "repl.h"
+#include "storeutil.h"
+
+#define N 3
+#define T0 1700000000000ull
+#define MAXQ 4096
+
+struct qmsg {
+	uint8_t *data;
+	size_t len;
+};
+
+struct job {
+	uint64_t token;
+	const struct store_blob *b;
+	size_t n;
+	const struct store_snap_chunk *chunk;
+};
+
+struct tnode {
+	uint32_t id;
+	char *dir;
+	struct store *store;
+	struct repl *repl;
+	struct repl_store_ops ops;
+	struct repl_io io;
+	struct qmsg q[N + 1][MAXQ]; /* to peer id: messages not delivered */
+	size_t nq[N + 1];
+	int closed[N + 1];	    /* io->close asked, and its code */
+	int close_code[N + 1];
+	char close_reason[N + 1][256];
+	struct job jobs[64];
+	size_t njobs;
+};
+
+static struct tnode nodes[N + 1];
+static char *root;
+static uint64_t now;
+
+static struct store *ST(void *ctx) { return ((struct tnode *)ctx)->store; }
+static size_t op_vv(void *c, struct vv_entry *o, size_t m)
+{
+	return store_vv(ST(c), o, m);
+}
+static void op_digest(void *c, uint8_t o[32]) { store_digest(ST(c), o); }
+static uint64_t op_hw(void *c) { return store_hlc_committed(ST(c)); }
+static uint32_t op_writer(void *c, uint64_t *born)
+{
+	return store_writer(ST(c), born);
+}
+static int op_set_writer(void *c, uint32_t w, uint64_t f, struct err *e)
+{
+	return store_set_writer(ST(c), w, f, now, e);
+}
+static int op_log_read(void *c, uint32_t o, uint64_t from, size_t mc,
+		       size_t mb, store_log_cb cb, void *x, struct err *e)
+{
+	return store_log_read(ST(c), o, from, mc, mb, cb, x, e);
+}
+static int op_log_truncate(void *c, uint32_t o, uint64_t u, struct err *e)
+{
+	return store_log_truncate(ST(c), o, u, e);
+}
+static int op_gc(void *c, const struct vv_entry *u, size_t n, size_t *d,
+		 struct err *e)
+{
+	return store_gc_tombstones(ST(c), u, n, d, e);
+}
+static int op_snap_begin(void *c, struct store_snap **o, struct err *e)
+{
+	return store_snap_begin(ST(c), o, e);
+}
+
+static void io_send(void *data, uint32_t peer, const uint8_t *buf,
+		    size_t len)
+{
+	struct tnode *t = data;
+	struct qmsg *m;
+	assert_true(peer >= 1 && peer <= N && t->nq[peer] < MAXQ);
+	m = &t->q[peer][t->nq[peer]++];
+	m->data = malloc(len ? len : 1);
+	assert_non_null(m->data);
+	memcpy(m->data, buf, len);
+	m->len = len;
+}
+
+static void io_close(void *data, uint32_t peer, int code, const char *why)
+{
+	struct tnode *t = data;
+	t->closed[peer]++;
+	t->close_code[peer] = code;
+	snprintf(t->close_reason[peer], sizeof t->close_reason[peer], "%s",
+		 why);
+}
+
+static void io_apply(void *data, uint64_t token, const struct store_blob *b,
+		     size_t n)
+{
+	struct tnode *t = data;
+	assert_true(t->njobs < 64);
+	t->jobs[t->njobs++] = (struct job){token, b, n, NULL};
+}
+
+static void io_snapshot(void *data, uint64_t token,
+			const struct store_snap_chunk *c)
+{
+	struct tnode *t = data;
+	assert_true(t->njobs < 64);
+	t->jobs[t->njobs++] = (struct job){token, NULL, 0, c};
+}
+
+static uint32_t rnd = 12345;
+
+static uint32_t io_random(void *data)
+{
+	(void)data;
+	rnd = rnd * 1103515245u + 12345u;
+	return rnd >> 8;
+}
+
+/* ---- the harness ---------------------------------------------------------- */
+
+static void start(uint32_t id, const uint32_t *members, size_t nm,
+		  uint64_t retention)
+{
+	struct tnode *t = &nodes[id];
+	struct store_options so = {.node_id = id, .cluster = "t"};
+	struct repl_config rc = {.node_id = id,
+				 .cluster = "t",
+				 .nodes = members,
+				 .nnodes = nm,
+				 .relay_delay_ms = 1,
+				 .log_retention = retention,
+				 .snapshot_chunk_bytes = 512};
+	struct err e;
+	char name[16];
+
+	snprintf(name, sizeof name, "n%u", id);
+	if (t->dir == NULL) {
+		t->dir = malloc(strlen(root) + 8);
+		sprintf(t->dir, "%s/%s", root, name);
+	}
+	t->id = id;
+	assert_int_equal(store_open(t->dir, &so, &t->store, &e), 0);
+	t->ops = (struct repl_store_ops){.ctx = t,
+					 .vv = op_vv,
+					 .digest = op_digest,
+					 .hw = op_hw,
+					 .writer = op_writer,
+					 .set_writer = op_set_writer,
+					 .log_read = op_log_read,
+					 .log_truncate = op_log_truncate,
+					 .gc_tombstones = op_gc,
+					 .snap_begin = op_snap_begin,
+					 .snap_vv = store_snap_vv,
+					 .snap_next = store_snap_next,
+					 .snap_end = store_snap_end};
+	t->io = (struct repl_io){.data = t,
+				 .send = io_send,
+				 .close = io_close,
+				 .apply = io_apply,
+				 .snapshot = io_snapshot,
+				 .random = io_random};
+	assert_int_equal(repl_create(&rc, &t->ops, &t->io, now, &t->repl, &e),
+			 0);
+}
+
+static void stop(uint32_t id)
+{
+	struct tnode *t = &nodes[id];
+	repl_destroy(t->repl);
+	store_close(t->store);
+	for (int p = 0; p <= N; p++) {
+		for (size_t i = 0; i < t->nq[p]; i++)
+			free(t->q[p][i].data);
+		t->nq[p] = 0;
+		t->closed[p] = 0;
+	}
+	t->njobs = 0;
+	t->repl = NULL;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(nodes, 0, sizeof nodes);
+	root = tu_tmpdir();
+	now = T0;
+	return root == NULL;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	for (int i = 1; i <= N; i++) {
+		if (nodes[i].repl != NULL)
+			stop((uint32_t)i);
+		free(nodes[i].dir);
+	}
+	tu_rmrf(root);
+	return 0;
+}
+
+/* Runs the queued applies of node id, in order. */
+static void run_jobs(uint32_t id)
+{
+	struct tnode *t = &nodes[id];
+	while (t->njobs > 0) {
+		struct job j = t->jobs[0];
+		struct store_apply_result res = {0};
+		struct err e;
+		int rc;
+		memmove(t->jobs, t->jobs + 1, --t->njobs * sizeof *t->jobs);
+		err_clear(&e);
+		if (j.chunk != NULL) {
+			rc = store_snap_apply(t->store, j.chunk, &e);
+			repl_snapshot_done(t->repl, j.token, rc, &e, now);
+		} else {
+			rc = store_apply(t->store, j.b, j.n, now, 60000, &res,
+					 &e);
+			repl_apply_done(t->repl, j.token, rc, &res, &e, now);
+		}
+	}
+}
+
+/* Delivers everything queued from a to b (and what that provokes), and
+ * returns how many messages went. */
+static size_t deliver(uint32_t a, uint32_t b)
+{
+	struct tnode *t = &nodes[a];
+	size_t sent = 0;
+	while (t->nq[b] > 0) {
+		struct qmsg m = t->q[b][0];
+		memmove(t->q[b], t->q[b] + 1, --t->nq[b] * sizeof m);
+		repl_recv(nodes[b].repl, a, m.data, m.len, now);
+		free(m.data);
+		run_jobs(b);
+		sent++;
+	}
+	return sent;
+}
+
+/* Delivers back and forth among the given nodes until nothing moves. */
+static void settle(const uint32_t *ids, size_t n)
+{
+	for (int round = 0; round < 1000; round++) {
+		size_t moved = 0;
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < n; j++)
+				if (i != j)
+					moved += deliver(ids[i], ids[j]);
+		if (moved == 0)
+			return;
+	}
+	fail_msg("the cores never stopped talking");
+}
+
+/* Time passes: every running core ticks (relays, gossip), then talks. */
+static void advance(uint64_t ms, const uint32_t *ids, size_t n)
+{
+	now += ms;
+	for (size_t i = 0; i < n; i++)
+		repl_tick(nodes[ids[i]].repl, now);
+	settle(ids, n);
+}
+
+static void connect_pair(uint32_t a, uint32_t b)
+{
+	repl_link_up(nodes[a].repl, b, now);
+	repl_link_up(nodes[b].repl, a, now);
+}
+
+static void drop_queue(uint32_t a, uint32_t b)
+{
+	for (size_t i = 0; i < nodes[a].nq[b]; i++)
+		free(nodes[a].q[b][i].data);
+	nodes[a].nq[b] = 0;
+}
+
+static enum repl_state state_of(uint32_t a, uint32_t b)
+{
+	struct repl_peer_status ps[N];
+	size_t n = repl_peers(nodes[a].repl, ps, N);
+	for (size_t i = 0; i < n; i++)
+		if (ps[i].node == b)
+			return ps[i].state;
+	fail_msg("node %u has no peer %u", a, b);
+	return REPL_DOWN;
+}
+
+static int put(uint32_t id, const char *key, const char *value)
+{
+	struct store_written out;
+	int rc = su_put(nodes[id].store, "t", key, "v", value, now, &out);
+	if (rc == 0)
+		repl_local_commit(nodes[id].repl, now);
+	return rc;
+}
+
+/* ---- the tests ------------------------------------------------------------ */
+
+static const uint32_t two[] = {1, 2}, three[] = {1, 2, 3};
+
+/* A new cluster: the stores start without a writer, greet each other, find
+ * the peer as empty as themselves, and take incarnations of their own. */
+static void session_and_streaming(void **state)
+{
+	char why[256];
+	(void)state;
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
+	assert_int_equal(repl_write_gate(nodes[1].repl, why, sizeof why),
+			 MSCE_EBUSY);
+	assert_non_null(strstr(why, "new or was restored"));
+	connect_pair(1, 2);
+	settle(two, 2);
+	assert_int_equal(state_of(1, 2), REPL_ACTIVE);
+	assert_int_equal(state_of(2, 1), REPL_ACTIVE);
+	for (uint32_t i = 1; i <= 2; i++) {
+		uint32_t w = store_writer(nodes[i].store, NULL);
+		assert_int_equal(writer_node(w), i);
+		assert_int_not_equal(writer_inc(w), 0);
+		assert_int_equal(repl_write_gate(nodes[i].repl, why, sizeof why),
+				 0);
+	}
+	for (int k = 0; k < 20; k++) {
+		char key[16];
+		snprintf(key, sizeof key, "k%d", k);
+		assert_int_equal(put(1, key, "from-1"), 0);
+	}
+	settle(two, 2);
+	uint32_t w1 = store_writer(nodes[1].store, NULL);
+	assert_int_equal(store_vv_get(nodes[2].store, w1).seq, 20);
+	assert_string_equal(su_get(nodes[2].store, "t", "k19", "v"), "from-1");
+	/* Node 1 knows node 2 holds all of it: nothing more to send. */
+	struct repl_peer_status ps[N];
+	repl_peers(nodes[1].repl, ps, N);
+	assert_int_equal(ps[0].lag_changes, 0);
+	uint8_t d1[32], d2[32];
+	store_digest(nodes[1].store, d1);
+	store_digest(nodes[2].store, d2);
+	assert_memory_equal(d1, d2, 32);
+}
+
+/* A link that delivers nothing is closed after liveness_ms; messages
+ * keep it alive. */
+static void silent_link_goes_down(void **state)
+{
+	struct repl_counters c;
+	(void)state;
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	now += 4000;
+	repl_tick(nodes[1].repl, now);
+	assert_int_equal(nodes[1].closed[2], 0);
+	drop_queue(1, 2); /* the path eats everything from now on */
+	drop_queue(2, 1);
+	now += 1500;
+	repl_tick(nodes[1].repl, now);
+	assert_int_equal(nodes[1].closed[2], 1);
+	assert_int_equal(nodes[1].close_code[2], MSCE_ETIMEOUT);
+	assert_non_null(strstr(nodes[1].close_reason[2], "no message"));
+	repl_counters(nodes[1].repl, &c);
+	assert_int_equal(c.link_timeouts, 1);
+	assert_int_equal(c.protocol_errors, 0);
+}
+
+/* Garbage and another protocol version close the link, counted, and the
+ * refusal names both versions. */
+static void refusals(void **state)
+{
+	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01, 0x02};
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__Hello h = MSCE__HELLO__INIT;
+	struct repl_counters c;
+	uint8_t buf[256];
+	size_t n;
+	(void)state;
+	start(1, two, 2, 0);
+	repl_link_up(nodes[1].repl, 2, now);
+	repl_recv(nodes[1].repl, 2, junk, sizeof junk, now);
+	assert_int_equal(nodes[1].closed[2], 1);
+	assert_int_equal(nodes[1].close_code[2], MSCE_EPROTO);
+	repl_link_down(nodes[1].repl, 2, now);
+	repl_link_up(nodes[1].repl, 2, now);
+	h.node = 2;
+	h.cluster = "t";
+	h.protocol = 1;
+	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
+	m.hello = &h;
+	n = msce__peer_msg__pack(&m, buf);
+	repl_recv(nodes[1].repl, 2, buf, n, now);
+	assert_int_equal(nodes[1].closed[2], 2);
+	assert_int_equal(nodes[1].close_code[2], MSCE_EVERSION);
+	assert_non_null(strstr(nodes[1].close_reason[2], "protocol 1"));
+	assert_non_null(strstr(nodes[1].close_reason[2], "we speak 2"));
+	repl_counters(nodes[1].repl, &c);
+	assert_int_equal(c.protocol_errors, 2);
+}
+
+/* A store restored or wiped among writing peers waits until it holds what
+ * a writing peer holds, then writes under a new incarnation. */
+static void new_store_waits_for_a_writing_peer(void **state)
+{
+	char why[256];
+	uint32_t old;
+	(void)state;
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	for (int k = 0; k < 30; k++) {
+		char key[16];
+		snprintf(key, sizeof key, "k%d", k);
+		assert_int_equal(put(2, key, "x"), 0);
+	}
+	assert_int_equal(put(1, "before", "x"), 0);
+	settle(two, 2);
+	old = store_writer(nodes[1].store, NULL);
+	/* Node 1 loses its disk. */
+	stop(1);
+	tu_rmrf(strdup(nodes[1].dir));
+	start(1, two, 2, 0);
+	assert_int_equal(store_writer(nodes[1].store, NULL), 0);
+	repl_link_down(nodes[2].repl, 1, now);
+	repl_link_up(nodes[1].repl, 2, now);
+	repl_link_up(nodes[2].repl, 1, now);
+	/* Node 2's Hello arrives first: node 1 does not hold what it does. */
+	deliver(2, 1);
+	assert_int_equal(store_writer(nodes[1].store, NULL), 0);
+	assert_int_equal(repl_write_gate(nodes[1].repl, why, sizeof why),
+			 MSCE_EBUSY);
+	assert_non_null(strstr(why, "1 of 1 peers greeted, 1 of them writing"));
+	settle(two, 2);
+	advance(10, two, 2); /* its old origin's change comes back by relay */
+	uint32_t w = store_writer(nodes[1].store, NULL);
+	assert_int_equal(writer_node(w), 1);
+	assert_int_not_equal(w, old);
+	assert_int_equal(store_vv_get(nodes[1].store, w).seq, 0);
+	assert_int_equal(put(1, "after", "y"), 0);
+	assert_int_equal(store_vv_get(nodes[1].store, w).seq, 1);
+}
+
+/* A peer that holds more of our writer than we do means we are a stale
+ * copy (or collided): the writer is given up, and a new one taken. */
+static void writer_given_up_when_a_peer_holds_more(void **state)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__Hello h = MSCE__HELLO__INIT;
+	Msce__VVEntry ve = MSCE__VVENTRY__INIT, *vp[1] = {&ve};
+	struct repl_counters c;
+	uint8_t buf[512];
+	uint32_t w;
+	(void)state;
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	assert_int_equal(put(1, "a", "1"), 0);
+	settle(two, 2);
+	w = store_writer(nodes[1].store, NULL);
+	repl_link_down(nodes[1].repl, 2, now);
+	repl_link_up(nodes[1].repl, 2, now);
+	h.node = 2;
+	h.cluster = "t";
+	h.protocol = MSCE_PROTOCOL_VERSION;
+	ve.origin = w;
+	ve.seq = 5; /* we made 1 */
+	ve.hlc = hlc_make(now, 0);
+	h.n_vv = 1;
+	h.vv = vp;
+	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
+	m.hello = &h;
+	repl_recv(nodes[1].repl, 2, buf, msce__peer_msg__pack(&m, buf), now);
+	repl_counters(nodes[1].repl, &c);
+	assert_int_equal(c.writer_collisions, 1);
+	assert_int_equal(store_writer(nodes[1].store, NULL), 0);
+	char why[256];
+	assert_int_equal(repl_write_gate(nodes[1].repl, why, sizeof why),
+			 MSCE_EBUSY);
+}
+
+/* A peer below the log floor gets a snapshot; it arrives whole, all at
+ * once, and the peer converges. */
+static void snapshot_below_the_floor(void **state)
+{
+	struct repl_counters c1, c3;
+	uint8_t d1[32], d3[32];
+	(void)state;
+	start(1, three, 3, 10);
+	start(2, three, 3, 10);
+	connect_pair(1, 2);
+	settle(three, 2);
+	for (int k = 0; k < 200; k++) {
+		char key[16];
+		snprintf(key, sizeof key, "k%d", k % 50);
+		assert_int_equal(put(1, key, "v"), 0);
+		if (k % 20 == 0)
+			assert_int_equal(su_del(nodes[1].store, "t", "k3", now),
+					 0);
+	}
+	settle(three, 2);
+	now += 2000;
+	repl_tick(nodes[1].repl, now); /* truncates: retention 10 */
+	settle(three, 2);
+	assert_true(store_vv_get(nodes[1].store,
+				 store_writer(nodes[1].store, NULL))
+			.floor > 0);
+	/* Node 3 joins empty and far behind. */
+	start(3, three, 3, 10);
+	connect_pair(1, 3);
+	connect_pair(2, 3);
+	const uint32_t all[] = {1, 2, 3};
+	settle(all, 3);
+	repl_counters(nodes[1].repl, &c1);
+	repl_counters(nodes[3].repl, &c3);
+	assert_true(c1.snapshots_sent + c3.snapshots_received > 0);
+	store_digest(nodes[1].store, d1);
+	store_digest(nodes[3].store, d3);
+	assert_memory_equal(d1, d3, 32);
+	assert_string_equal(su_get(nodes[3].store, "t", "k49", "v"), "v");
+	assert_int_not_equal(store_writer(nodes[3].store, NULL), 0);
+}
+
+/* Adding a node to the configuration makes a peer of it; removing one
+ * closes its link. */
+static void reconfigure(void **state)
+{
+	struct repl_peer_status ps[N];
+	struct err e;
+	(void)state;
+	start(1, two, 2, 0);
+	assert_int_equal(repl_peers(nodes[1].repl, ps, N), 1);
+	assert_int_equal(repl_reconfigure(nodes[1].repl, three, 3, &e), 0);
+	assert_int_equal(repl_peers(nodes[1].repl, ps, N), 2);
+	repl_link_up(nodes[1].repl, 3, now);
+	const uint32_t one_three[] = {1, 3};
+	assert_int_equal(repl_reconfigure(nodes[1].repl, one_three, 2, &e), 0);
+	assert_int_equal(repl_peers(nodes[1].repl, ps, N), 1);
+	assert_int_equal(ps[0].node, 3);
+	const uint32_t without_me[] = {2, 3};
+	assert_int_equal(repl_reconfigure(nodes[1].repl, without_me, 2, &e),
+			 MSCE_EINVAL);
+	uint32_t members[8];
+	assert_int_equal(repl_members(nodes[1].repl, members, 8), 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(session_and_streaming, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(silent_link_goes_down, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(new_store_waits_for_a_writing_peer,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		writer_given_up_when_a_peer_holds_more, setup, teardown),
+	    cmocka_unit_test_setup_teardown(snapshot_below_the_floor, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(reconfigure, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
