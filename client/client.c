@@ -27,7 +27,8 @@ struct msce_client {
 	uint64_t watch_id; /* non-zero while streaming */
 	Msce__ClientResponse *event; /* the last watch event, owned */
 	struct msce_value *event_fields;
-	uint32_t node_id; /* learnt from status, for note names */
+	char node_name[64];    /* learnt from status: the default note center */
+	uint64_t last_note_ms; /* this client's notes get increasing times */
 	size_t pending;	  /* pipelined puts not yet answered */
 	char msg[512];
 };
@@ -715,7 +716,7 @@ int msce_status_get(msce_client *c, msce_status **out)
 			p->node, p->connected, p->lag_changes, p->lag_ms,
 			p->last_contact_ms, p->clock_offset_ms};
 	}
-	c->node_id = r->status->node;
+	snprintf(c->node_name, sizeof c->node_name, "%s", r->status->name);
 	*out = s;
 	return 0;
 }
@@ -1055,31 +1056,129 @@ int msce_case_put(msce_client *c, const char *case_key,
 	return domain_put(c, "case", case_key, names, values, 6, res);
 }
 
+_Static_assert(MSCE_NOTE_ID_SIZE == SCHEMA_NOTE_ID_MAX + 1,
+	       "msce.h and schema.h agree on the note id length");
+
+#define NOTES_PAGE 500 /* notes per scan; the node also ends pages by size */
+
+/* YYYYMMDDTHHMMSS.mmmZ-<center>-<16 hex>, later than this client's last
+ * note, so one desk's notes keep their order within a millisecond. */
+static void note_id_make(msce_client *c, const char *center, char *out)
+{
+	struct timespec ts;
+	struct tm tm;
+	uint8_t rnd[8];
+	uint64_t ms;
+	time_t sec;
+	size_t o;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (ms <= c->last_note_ms)
+		ms = c->last_note_ms + 1;
+	c->last_note_ms = ms;
+	sec = (time_t)(ms / 1000);
+	gmtime_r(&sec, &tm);
+	o = strftime(out, MSCE_NOTE_ID_SIZE, "%Y%m%dT%H%M%S", &tm);
+	o += (size_t)snprintf(out + o, MSCE_NOTE_ID_SIZE - o, ".%03uZ-%s-",
+			      (unsigned)(ms % 1000), center);
+	randombytes_buf(rnd, sizeof rnd);
+	for (size_t i = 0; i < sizeof rnd; i++)
+		o += (size_t)snprintf(out + o, MSCE_NOTE_ID_SIZE - o, "%02x",
+				      rnd[i]);
+}
+
+int msce_case_note_put(msce_client *c, const char *case_key,
+		       const struct msce_case_note *n, char *id,
+		       struct msce_write_result *res)
+{
+	static const char *const names[] = {"text", "center", "author",
+					    "written_at"};
+	const char *values[] = {n->text, n->center, n->author, n->written_at};
+	char nid[MSCE_NOTE_ID_SIZE], key[MSCE_MAX_KEY + 1];
+	int rc;
+
+	if (n->text == NULL)
+		return fail(c, MSCE_EINVAL, "case_note.text: required");
+	if (values[1] == NULL) {
+		if (c->node_name[0] == '\0') {
+			msce_status *s;
+			if ((rc = msce_status_get(c, &s)) != 0)
+				return rc;
+			msce_status_free(s);
+		}
+		values[1] = c->node_name;
+	}
+	/* The center is part of the id: check it before making one. */
+	if (!schema_center_valid(values[1], strlen(values[1])))
+		return fail(c, MSCE_EINVAL,
+			    "case_note.center: \"%s\" is not a center name "
+			    "([a-z][a-z0-9-]{0,31})%s",
+			    values[1],
+			    n->center ? ""
+				      : " (it is the node's name): give one");
+	if (sodium_init() < 0)
+		return fail(c, MSCE_EIO, "libsodium failed to initialize");
+	note_id_make(c, values[1], nid);
+	if ((size_t)snprintf(key, sizeof key, "%s/%s", case_key, nid) >=
+	    sizeof key)
+		return fail(c, MSCE_ETOOBIG,
+			    "case_note: key: case key of %zu bytes, limit "
+			    "%zu for a case with notes",
+			    strlen(case_key), MSCE_MAX_KEY - 1 - strlen(nid));
+	rc = domain_put(c, "case_note", key, names, values, 4, res);
+	if (rc == 0 && id != NULL)
+		memcpy(id, nid, strlen(nid) + 1);
+	return rc;
+}
+
 int msce_case_add_note(msce_client *c, const char *case_key, const char *text,
 		       struct msce_write_result *res)
 {
-	char name[64];
-	struct timespec ts;
-	uint64_t hlc;
-	const char *names[1] = {name};
-	const char *values[1] = {text};
+	struct msce_case_note n = {.text = text};
+	return msce_case_note_put(c, case_key, &n, NULL, res);
+}
 
-	if (c->node_id == 0) {
-		msce_status *s;
-		int rc = msce_status_get(c, &s);
-		if (rc)
+int msce_case_notes(msce_client *c, const char *case_key, msce_note_fn fn,
+		    void *ctx)
+{
+	char prefix[MSCE_MAX_KEY + 2], after[MSCE_MAX_KEY + 1] = "";
+	size_t pl = strlen(case_key) + 1;
+	int rc;
+
+	if (pl == 1 || pl + SCHEMA_NOTE_ID_MIN > MSCE_MAX_KEY)
+		return fail(c, MSCE_EINVAL,
+			    "case_note: case key of %zu bytes: no note key "
+			    "can start with it",
+			    pl - 1);
+	snprintf(prefix, sizeof prefix, "%s/", case_key);
+	for (;;) {
+		struct msce_scan_opts o = {prefix, after[0] ? after : NULL,
+					   NULL, NOTES_PAGE};
+		const char *next;
+		msce_page *p;
+
+		if ((rc = msce_scan(c, "case_note", &o, &p)) != 0)
 			return rc;
-		msce_status_free(s);
+		for (size_t i = 0; i < msce_page_count(p); i++) {
+			const msce_record *r = msce_page_record(p, i);
+			const char *nid = msce_record_key(r) + pl;
+			/* Case keys may hold '/': the notes of case "a/b"
+			 * share the prefix "a/" but are not notes of "a". */
+			if (!schema_note_id_valid(nid, strlen(nid)))
+				continue;
+			if (fn(ctx, nid, r) != 0) {
+				msce_page_free(p);
+				return 0;
+			}
+		}
+		if ((next = msce_page_next(p)) == NULL) {
+			msce_page_free(p);
+			return 0;
+		}
+		snprintf(after, sizeof after, "%s", next);
+		msce_page_free(p);
 	}
-	/* Unique without coordination: this node's id, and the time in
-	 * milliseconds with a random low part, as an hlc. */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	hlc = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000)
-		      << 16 |
-	      randombytes_uniform(65536);
-	snprintf(name, sizeof name, "note/%llu/%u", (unsigned long long)hlc,
-		 c->node_id);
-	return domain_put(c, "case", case_key, names, values, 1, res);
 }
 
 int msce_event_put(msce_client *c, const char *date, const char *id,

@@ -281,10 +281,40 @@ struct msce_case {
 };
 int msce_case_put(msce_client *c, const char *case_key,
 		  const struct msce_case *k, struct msce_write_result *res);
-/* Adds a note as its own field note/<hlc>/<origin>, so notes written at
- * two centers both survive. */
+
+/* Notes of a case are records of their own in collection case_note, key
+ * "<case key>/<note id>", so a case collects any number of notes and its
+ * own record stays small. The note id is made by the writer, without
+ * coordination: YYYYMMDDTHHMMSS.mmmZ-<center>-<16 hex digits> (UTC time,
+ * the writing center, 64 random bits), time first so that key order is
+ * time order. Notes written before case_note existed are fields
+ * note/<hlc>/<origin> of the case record; they stay valid and readable. */
+struct msce_case_note {
+	const char *text;	/* required: multi-line text, <= 8000 bytes */
+	const char *center;	/* where it is written; NULL: the node's name */
+	const char *author;	/* optional, one line */
+	const char *written_at; /* optional ISO 8601 UTC timestamp */
+};
+#define MSCE_NOTE_ID_SIZE 71 /* bytes of a note id with its NUL */
+/* Writes a new note of case case_key; its id into id (MSCE_NOTE_ID_SIZE
+ * bytes) if id is not NULL. One client's notes get strictly increasing
+ * times (a burst within a millisecond borrows the next ones), so they list
+ * in the order written. */
+int msce_case_note_put(msce_client *c, const char *case_key,
+		       const struct msce_case_note *n, char *id,
+		       struct msce_write_result *res);
+/* The same for a note of just text, written at the node's center. */
 int msce_case_add_note(msce_client *c, const char *case_key, const char *text,
 		       struct msce_write_result *res);
+/* Called for each note: its id and its record (fields text, center,
+ * author, written_at), both valid during the call. Non-zero stops. */
+typedef int (*msce_note_fn)(void *ctx, const char *note_id,
+			    const msce_record *note);
+/* Calls fn for every note of case_key in time order (by note id), paging
+ * through the case's notes; returns 0 when all were listed or fn stopped,
+ * or the error of a scan. */
+int msce_case_notes(msce_client *c, const char *case_key, msce_note_fn fn,
+		    void *ctx);
 
 struct msce_event_rec {
 	const char *title, *kind, *center, *starts_at, *ends_at;

@@ -448,6 +448,98 @@ static int eventkey_check(const char *s, size_t len, const char **why)
 	return 0;
 }
 
+/* [a-z][a-z0-9-]{0,31}: a center name (case.center and the like). */
+static int center_ok(const char *s, size_t len)
+{
+	if (len < 1 || len > 32 || !is_lower(s[0]))
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if (!(is_lower(s[i]) || is_digit(s[i]) || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+int schema_center_valid(const char *s, size_t len)
+{
+	return s != NULL && center_ok(s, len);
+}
+
+/* '-' and 16 lower-case hex digits. */
+static int dash_hex16(const char *s)
+{
+	if (s[0] != '-')
+		return 0;
+	for (size_t i = 1; i <= 16; i++)
+		if (!(is_digit(s[i]) || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* YYYYMMDDTHHMMSS.mmmZ-<center>-<16 lower-case hex digits>: the writer's
+ * UTC time in ISO 8601 basic format (fixed width, so ids sort by time),
+ * its center, and 64 random bits, so two writers never need to agree. */
+static int noteid_check(const char *s, size_t len, const char **why)
+{
+	char date[10];
+
+	if (len < 21 || s[8] != 'T' || s[15] != '.' || s[19] != 'Z' ||
+	    s[20] != '-' || digits(s + 16, 3) < 0) {
+		*why = "note id does not start with a time "
+		       "YYYYMMDDTHHMMSS.mmmZ and '-'";
+		return MSCE_EINVAL;
+	}
+	memcpy(date, s, 4);
+	date[4] = '-';
+	memcpy(date + 5, s + 4, 2);
+	date[7] = '-';
+	memcpy(date + 8, s + 6, 2);
+	int h = digits(s + 9, 2), mi = digits(s + 11, 2),
+	    se = digits(s + 13, 2);
+	if (digits(s, 8) < 0 || !schema_date_valid(date, 10) || h < 0 ||
+	    h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59) {
+		*why = "note id time is not a real YYYYMMDDTHHMMSS.mmmZ";
+		return MSCE_EINVAL;
+	}
+	if (len > SCHEMA_NOTE_ID_MAX) {
+		*why = "note id over 70 characters";
+		return MSCE_ETOOBIG;
+	}
+	if (len < 21 + 17 || !dash_hex16(s + len - 17)) {
+		*why = "note id does not end in '-' and 16 lower-case hex "
+		       "digits";
+		return MSCE_EINVAL;
+	}
+	if (!center_ok(s + 21, len - 21 - 17)) {
+		*why = "note id has no center name ([a-z][a-z0-9-]{0,31}) "
+		       "between the time and the random part";
+		return MSCE_EINVAL;
+	}
+	return 0;
+}
+
+int schema_note_id_valid(const char *s, size_t len)
+{
+	const char *why;
+	return s != NULL && noteid_check(s, len, &why) == 0;
+}
+
+/* <case key>/<note id>: the note id is what follows the last '/', so a
+ * case key may hold '/' too. */
+static int notekey_check(const char *s, size_t len, const char **why)
+{
+	const char *slash = memrchr(s, '/', len);
+
+	if (slash == NULL) {
+		*why = "no '/' before the note id";
+		return MSCE_EINVAL;
+	}
+	if (slash == s) {
+		*why = "empty case key";
+		return MSCE_EINVAL;
+	}
+	return noteid_check(slash + 1, len - (size_t)(slash - s) - 1, why);
+}
+
 /* E.164: '+', then 6..15 digits; country codes never start with 0. */
 static int phone_ok(const char *s, size_t len)
 {
@@ -509,17 +601,6 @@ static int email_ok(const char *s, size_t len)
 		return 0;
 	for (size_t i = 0; i < tld; i++)
 		if (is_digit(t[i]) || t[i] == '-')
-			return 0;
-	return 1;
-}
-
-/* [a-z][a-z0-9-]{0,31}; the length is checked by the field spec. */
-static int center_ok(const char *s, size_t len)
-{
-	if (len < 1 || !is_lower(s[0]))
-		return 0;
-	for (size_t i = 1; i < len; i++)
-		if (!(is_lower(s[i]) || is_digit(s[i]) || s[i] == '-'))
 			return 0;
 	return 1;
 }
@@ -627,7 +708,17 @@ static const struct fspec case_fields[] = {
     {"status", T_ENUM, 0, 1, statuses}, {"center", T_CENTER, 32, 1, NULL},
     {"assignee", T_LINE, 200, 0, NULL}, {"summary", T_MULTI, 4000, 0, NULL},
 };
+/* Notes written before case_note existed; still valid, no longer written:
+ * a case collecting notes as fields would reach the record limits. */
 static const struct fspec note_field = {"note", T_MULTI, 8000, 0, NULL};
+
+/* One note of a case, its own record: a case collects any number. */
+static const struct fspec case_note_fields[] = {
+    {"text", T_MULTI, 8000, 1, NULL},
+    {"center", T_CENTER, 32, 1, NULL},
+    {"author", T_LINE, 200, 0, NULL},
+    {"written_at", T_TIME, 0, 0, NULL},
+};
 
 static const struct fspec event_fields[] = {
     {"title", T_LINE, 200, 1, NULL},	     {"kind", T_ENUM, 0, 1, kinds},
@@ -636,7 +727,7 @@ static const struct fspec event_fields[] = {
     {"description", T_MULTI, 8000, 0, NULL},
 };
 
-enum { C_REGISTRATION, C_CASE, C_EVENT };
+enum { C_REGISTRATION, C_CASE, C_CASE_NOTE, C_EVENT };
 
 struct cspec {
 	const char *name;
@@ -650,6 +741,7 @@ struct cspec {
 static const struct cspec collections[] = {
     {"registration", C_REGISTRATION, reg_fields, NELEM(reg_fields)},
     {"case", C_CASE, case_fields, NELEM(case_fields)},
+    {"case_note", C_CASE_NOTE, case_note_fields, NELEM(case_note_fields)},
     {"event", C_EVENT, event_fields, NELEM(event_fields)},
 };
 
@@ -860,6 +952,14 @@ static int check_domain_key(const struct cspec *cs, const char *key, size_t len,
 				       "%s",
 				       why, quote(q, key, len));
 		return 0;
+	case C_CASE_NOTE:
+		rc = notekey_check(key, len, &why);
+		if (rc)
+			return err_set(e, rc,
+				       "case_note: key: not <case key>/<note "
+				       "id>: %s: %s",
+				       why, quote(q, key, len));
+		return 0;
 	}
 	return 0; /* case keys are made at the origin: any valid key */
 }
@@ -890,6 +990,26 @@ static int check_registration_match(const char *key, size_t klen,
 			       "match the key %s",
 			       quote(q1, f->value, f->value_len),
 			       quote(q2, key, klen));
+	return 0;
+}
+
+/* The center in the note id is the center that wrote the note. */
+static int check_note_match(const char *key, size_t klen,
+			    const struct schema_field *fs, size_t n,
+			    struct err *e)
+{
+	const struct schema_field *f = find_field(fs, n, "center");
+	const char *id = (const char *)memrchr(key, '/', klen) + 1;
+	size_t cl = klen - (size_t)(id - key) - 21 - 17;
+	char q1[QBUF], q2[QBUF];
+
+	if (f && f->value_len > 0 &&
+	    (f->value_len != cl || memcmp(f->value, id + 21, cl) != 0))
+		return err_set(e, MSCE_EINVAL,
+			       "case_note.center: %s does not match the "
+			       "center in the note id %s",
+			       quote(q1, f->value, f->value_len),
+			       quote(q2, id, klen - (size_t)(id - key)));
 	return 0;
 }
 
@@ -1002,6 +1122,9 @@ int schema_validate_put(const char *coll, size_t coll_len, const char *key,
 		return 0;
 	if (cs->id == C_REGISTRATION &&
 	    (rc = check_registration_match(key, key_len, fields, n, e)))
+		return rc;
+	if (cs->id == C_CASE_NOTE &&
+	    (rc = check_note_match(key, key_len, fields, n, e)))
 		return rc;
 	if (cs->id == C_EVENT && (rc = check_event_order(fields, n, e)))
 		return rc;

@@ -1,5 +1,6 @@
-/* Validation of names (collections, keys, fields) and of the three domain
- * collections: registration, case, event (DESIGN.md "Domain collections").
+/* Validation of names (collections, keys, fields) and of the domain
+ * collections: registration, case, case_note, event (DESIGN.md "Domain
+ * collections").
  *
  * Every check returns 0, MSCE_EINVAL (bad format) or MSCE_ETOOBIG (over a
  * length limit) and fills e->msg naming the collection, the field and the
@@ -39,18 +40,18 @@ int schema_check_field(const struct schema_field *f, struct err *e);
 
 /* Full check of one user write: collection (no '_' names), key, field count
  * (<= MSCE_MAX_FIELDS), each field's limits, no field twice, and for
- * registration/case/event the domain rules. creating != 0 when the write
- * creates the record: then the required fields must be present. Other
- * collections: limits only, values are opaque bytes.
+ * registration/case/case_note/event the domain rules. creating != 0 when
+ * the write creates the record: then the required fields must be present.
+ * Other collections: limits only, values are opaque bytes.
  *
  * Domain choices (field tables in schema.c): unknown field names are
  * refused; every value is UTF-8 text without control characters (address,
- * summary, note, description may hold tab/LF/CR); an empty value clears an
- * optional field, while a required field may never be empty. */
+ * summary, note, text, description may hold tab/LF/CR); an empty value clears
+ * an optional field, while a required field may never be empty. */
 int schema_validate_put(const char *coll, size_t coll_len, const char *key,
 			size_t key_len, const struct schema_field *fields,
 			size_t n, int creating, struct err *e);
-/* For registration/case/event: how many required fields has(ctx, name)
+/* For the domain collections: how many required fields has(ctx, name)
  * says are absent, their names into list ("name, nationality"); 0 for
  * other collections. A typed record is visible only when complete. */
 size_t schema_missing_required(const char *coll, size_t coll_len,
@@ -71,7 +72,18 @@ int schema_country_valid(const char *s, size_t len);
 int schema_date_valid(const char *s, size_t len);
 /* YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z, UTC, seconds 00..59. */
 int schema_timestamp_valid(const char *s, size_t len);
+/* A center name, as in case.center: [a-z][a-z0-9-]{0,31}. */
+int schema_center_valid(const char *s, size_t len);
 /* <NATIONALITY>:<DOCUMENT-NUMBER>, e.g. "DEU:C01X00T47". */
 int schema_registration_key_valid(const char *s, size_t len);
+/* A note id, the last part of a case_note key <case key>/<note id>:
+ * YYYYMMDDTHHMMSS.mmmZ-<center>-<16 lower-case hex digits>, e.g.
+ * "20260405T093012.345Z-shekou-9f3a6c01d2e4b758": the writer's UTC time
+ * (a real date and time, ISO 8601 basic format), its center
+ * ([a-z][a-z0-9-]{0,31}) and 64 random bits. Fixed-width time first, so
+ * byte order is time order. */
+int schema_note_id_valid(const char *s, size_t len);
+#define SCHEMA_NOTE_ID_MIN 39 /* a one-letter center */
+#define SCHEMA_NOTE_ID_MAX 70 /* a 32-letter center */
 
 #endif

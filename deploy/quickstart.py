@@ -411,13 +411,26 @@ class Demo:
             out.append((ci, "registration", key, f))
         return out
 
-    def note_name(self, ci, k):
-        # note/<hlc>/<origin>: an HLC-shaped stamp (ms << 16 | counter)
-        # and the writing center's id make the name unique citywide.
-        return "note/%d/%d" % (((self.base_ms + k) << 16) | k, CENTERS[ci][1])
+    def note(self, ci, case_key, k, text):
+        """A case_note record: key <case key>/<note id>, the id as libmsce
+        makes it (YYYYMMDDTHHMMSS.mmmZ-<center>-<16 hex>): the writer's
+        time, so notes list in the order written, its center, and random
+        bits, so two centers never pick the same id."""
+        ms = self.base_ms + k
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ms // 1000))
+        center = CENTERS[ci][0]
+        nid = "%s.%03dZ-%s-%016x" % (stamp, ms % 1000, center,
+                                     self.rng.getrandbits(64))
+        return (ci, "case_note", "%s/%s" % (case_key, nid), {
+            "text": text, "center": center,
+            "author": self.rng.choice(STAFF),
+            "written_at": "%s-%s-%sT%s:%s:%s.%03dZ" % (
+                stamp[0:4], stamp[4:6], stamp[6:8], stamp[9:11],
+                stamp[11:13], stamp[13:15], ms % 1000)})
 
     def cases(self):
-        """(first writes, later notes written at another center)."""
+        """(cases with their first notes, later writes at another center:
+        a note and a status change)."""
         rng, first, later = self.rng, [], []
         n = max(8, self.records // 10)
         for i in range(n):
@@ -429,15 +442,14 @@ class Demo:
                  "status": rng.choice(["open", "in_progress", "resolved",
                                        "closed"]),
                  "center": CENTERS[ci][0], "assignee": rng.choice(STAFF),
-                 "summary": SUMMARIES[cat],
-                 self.note_name(ci, 2 * i): rng.choice(NOTES)}
+                 "summary": SUMMARIES[cat]}
             first.append((ci, "case", key, f))
+            first.append(self.note(ci, key, 2 * i, rng.choice(NOTES)))
             if rng.random() < 0.3:
                 other = (ci + rng.randrange(1, len(CENTERS))) % len(CENTERS)
-                later.append((other, "case", key, {
-                    self.note_name(other, 2 * i + 1):
-                        "Seen at %s: %s" % (CENTERS[other][0], rng.choice(NOTES)),
-                    "status": "in_progress"}))
+                later.append(self.note(other, key, 2 * i + 1, "Seen at %s: %s" % (
+                    CENTERS[other][0], rng.choice(NOTES))))
+                later.append((other, "case", key, {"status": "in_progress"}))
         return first, later
 
     def events(self):
@@ -585,14 +597,15 @@ def load_demo(root, centers, records):
         % ("msce import" if ld.use_import else "msce put (no msce import in "
            "this build: slower)", records))
     regs = demo.registrations()
-    cases, notes = demo.cases()
+    cases, later = demo.cases()
     events = demo.events()
     ld.write(regs + events, "base")
     ld.write(cases, "cases")
-    # A second center adds a note only once it holds the case: a write
-    # that would create a case without its required fields is refused.
+    # A second center changes a case's status only once it holds the case:
+    # a write that would create a case without its required fields is
+    # refused. (Its notes are records of their own and need no case.)
     sync(centers)
-    ld.write(notes, "notes")
+    ld.write(later, "later")
     # A cancelled event per center: a tombstone that replicates.
     for ci, (name, _, _) in enumerate(CENTERS):
         ev = [e for e in events if e[0] == ci]
@@ -622,8 +635,11 @@ def load_demo(root, centers, records):
             example = pair[0][2]
             break
     with open(os.path.join(root, "demo.json"), "w") as f:
-        json.dump({"registrations": len(regs), "cases": len(cases),
-                   "notes_at_other_centers": len(notes),
+        json.dump({"registrations": len(regs),
+                   "cases": sum(r[1] == "case" for r in cases),
+                   "notes": sum(r[1] == "case_note" for r in cases + later),
+                   "notes_at_other_centers": sum(r[1] == "case_note"
+                                                 for r in later),
                    "events": len(events), "events_deleted": len(CENTERS),
                    "concurrent_pairs": len(pairs),
                    "example_conflict_key": example,

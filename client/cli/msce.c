@@ -1,7 +1,7 @@
 /* msce: the operators' command line tool, on libmsce.
  *
  *   msce keygen --out PREFIX
- *   msce -c CONFIG put COLLECTION KEY name=value... 
+ *   msce -c CONFIG put COLLECTION KEY name=value...
  *   msce -c CONFIG del COLLECTION KEY
  *   msce -c CONFIG get COLLECTION KEY [--json]
  *   msce -c CONFIG scan COLLECTION [--prefix P] [--limit N] [--json]
@@ -9,6 +9,8 @@
  *   msce -c CONFIG verify [--timeout S]
  *   msce -c CONFIG conflicts [COLLECTION] [--json]
  *   msce -c CONFIG resolve COLLECTION KEY FIELD VALUE
+ *   msce -c CONFIG note add CASE TEXT [--author NAME]
+ *   msce -c CONFIG note list CASE [--json]
  *   msce -c CONFIG import FILE        (JSON lines; "-" = stdin)
  *   msce -c CONFIG export [COLLECTION...]
  *   msce -c CONFIG backup PATH
@@ -37,22 +39,25 @@ static const char *node_addr, *key_file, *node_key, *cluster_name;
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: msce keygen --out PREFIX\n"
-		"       msce -c CONFIG put COLLECTION KEY name=value...\n"
-		"       msce -c CONFIG del COLLECTION KEY\n"
-		"       msce -c CONFIG get COLLECTION KEY [--json]\n"
-		"       msce -c CONFIG scan COLLECTION [--prefix P] [--limit N] "
-		"[--json]\n"
-		"       msce -c CONFIG status [--json] [--max-lag SECONDS]\n"
-		"       msce -c CONFIG verify [--timeout SECONDS]\n"
-		"       msce -c CONFIG conflicts [COLLECTION] [--json]\n"
-		"       msce -c CONFIG resolve COLLECTION KEY FIELD VALUE\n"
-		"       msce -c CONFIG import FILE|-\n"
-		"       msce -c CONFIG export [COLLECTION...]\n"
-		"       msce -c CONFIG backup PATH\n"
-		"  -c CONFIG may be replaced by --node HOST:PORT --key FILE "
-		"--node-key BASE64 [--cluster NAME]\n");
+	fprintf(
+	    stderr,
+	    "usage: msce keygen --out PREFIX\n"
+	    "       msce -c CONFIG put COLLECTION KEY name=value...\n"
+	    "       msce -c CONFIG del COLLECTION KEY\n"
+	    "       msce -c CONFIG get COLLECTION KEY [--json]\n"
+	    "       msce -c CONFIG scan COLLECTION [--prefix P] [--limit N] "
+	    "[--json]\n"
+	    "       msce -c CONFIG status [--json] [--max-lag SECONDS]\n"
+	    "       msce -c CONFIG verify [--timeout SECONDS]\n"
+	    "       msce -c CONFIG conflicts [COLLECTION] [--json]\n"
+	    "       msce -c CONFIG resolve COLLECTION KEY FIELD VALUE\n"
+	    "       msce -c CONFIG note add CASE TEXT [--author NAME]\n"
+	    "       msce -c CONFIG note list CASE [--json]\n"
+	    "       msce -c CONFIG import FILE|-\n"
+	    "       msce -c CONFIG export [COLLECTION...]\n"
+	    "       msce -c CONFIG backup PATH\n"
+	    "  -c CONFIG may be replaced by --node HOST:PORT --key FILE "
+	    "--node-key BASE64 [--cluster NAME]\n");
 }
 
 static msce_client *connect_or_die(void)
@@ -728,6 +733,71 @@ static int flush_batch(msce_client *c, struct import_batch *b, long *ok,
 	return rc;
 }
 
+/* ---- case notes (records of collection case_note) ------------------------ */
+
+static cJSON *fields_json(const msce_record *r)
+{
+	cJSON *fs = cJSON_CreateObject();
+	for (size_t f = 0; f < msce_record_nfields(r); f++) {
+		const struct msce_value *v = msce_record_field(r, f);
+		char *val = strndup(v->value, v->value_len);
+		cJSON_AddStringToObject(fs, v->name, val ? val : "");
+		free(val);
+	}
+	return fs;
+}
+
+static int print_note(void *ctx, const char *id, const msce_record *r)
+{
+	const struct msce_value *t = msce_record_find(r, "text");
+	const struct msce_value *a = msce_record_find(r, "author");
+	if (*(int *)ctx) {
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "id", id);
+		cJSON_AddItemToObject(j, "fields", fields_json(r));
+		print_json(j);
+		cJSON_Delete(j);
+		return 0;
+	}
+	printf("%s%s%.*s\n%.*s\n\n", id, a ? " " : "",
+	       a ? (int)a->value_len : 0, a ? (const char *)a->value : "",
+	       t ? (int)t->value_len : 0, t ? (const char *)t->value : "");
+	return 0;
+}
+
+static int cmd_note(int argc, char **argv)
+{
+	struct msce_case_note n = {0};
+	const char *pos[3];
+	int np = 0, json = 0, rc;
+	char id[MSCE_NOTE_ID_SIZE];
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "--author") == 0 && i + 1 < argc)
+			n.author = argv[++i];
+		else if (np < 3)
+			pos[np++] = argv[i];
+	}
+	int add = np == 3 && strcmp(pos[0], "add") == 0;
+	if (!add && !(np == 2 && strcmp(pos[0], "list") == 0)) {
+		usage();
+		return 2;
+	}
+	msce_client *c = connect_or_die();
+	n.text = add ? pos[2] : NULL;
+	rc = add ? msce_case_note_put(c, pos[1], &n, id, NULL)
+		 : msce_case_notes(c, pos[1], print_note, &json);
+	if (rc != 0)
+		fprintf(stderr, "msce note: %s: %s\n", msce_strerror(rc),
+			msce_errmsg(c));
+	else if (add)
+		printf("%s\n", id);
+	msce_close(c);
+	return rc == 0 ? 0 : rc == MSCE_ECLOSED || rc == MSCE_EUNAVAIL ? 2 : 1;
+}
+
 /* One JSON object per line: {"collection":..,"key":..,"fields":{..}}
  * (optionally "base":{"field":"HLC/ORIGIN"}, the version the writer saw)
  * or {"collection":..,"key":..,"delete":true}. */
@@ -835,12 +905,13 @@ static int cmd_import(int argc, char **argv)
 
 static int cmd_export(int argc, char **argv)
 {
-	static const char *const domain[] = {"registration", "case", "event"};
+	static const char *const domain[] = {"registration", "case",
+					     "case_note", "event"};
 	const char *const *colls = (const char *const *)argv + 1;
 	int ncolls = argc - 1;
 	if (ncolls == 0) {
 		colls = domain;
-		ncolls = 3;
+		ncolls = 4;
 	}
 	msce_client *c = connect_or_die();
 	for (int i = 0; i < ncolls; i++) {
@@ -858,21 +929,11 @@ static int cmd_export(int argc, char **argv)
 			for (size_t k = 0; k < msce_page_count(p); k++) {
 				const msce_record *r = msce_page_record(p, k);
 				cJSON *j = cJSON_CreateObject();
-				cJSON *fs = cJSON_CreateObject();
 				cJSON_AddStringToObject(j, "collection", colls[i]);
 				cJSON_AddStringToObject(j, "key",
 							msce_record_key(r));
-				for (size_t f = 0; f < msce_record_nfields(r);
-				     f++) {
-					const struct msce_value *v =
-						msce_record_field(r, f);
-					char *val = strndup(v->value,
-							    v->value_len);
-					cJSON_AddStringToObject(fs, v->name,
-								val ? val : "");
-					free(val);
-				}
-				cJSON_AddItemToObject(j, "fields", fs);
+				cJSON_AddItemToObject(j, "fields",
+						      fields_json(r));
 				print_json(j);
 				cJSON_Delete(j);
 			}
@@ -963,6 +1024,8 @@ int main(int argc, char **argv)
 		return cmd_conflicts(argc, argv);
 	if (strcmp(cmd, "resolve") == 0)
 		return cmd_resolve(argc, argv);
+	if (strcmp(cmd, "note") == 0)
+		return cmd_note(argc, argv);
 	if (strcmp(cmd, "import") == 0)
 		return cmd_import(argc, argv);
 	if (strcmp(cmd, "export") == 0)

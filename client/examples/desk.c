@@ -1,5 +1,5 @@
 /* desk: a minimal front desk program on libmsce. It registers a person
- * and opens a case with a note, then reads both back.
+ * and opens a case with a note, then reads them back.
  *
  *   desk SOCKET_PATH [DOCUMENT_NUMBER]
  *
@@ -9,6 +9,15 @@
 #include <string.h>
 
 #include <msce.h>
+
+static int print_note(void *ctx, const char *note_id, const msce_record *n)
+{
+	const struct msce_value *text = msce_record_find(n, "text");
+	(void)ctx;
+	printf("  note %s: %.*s\n", note_id, (int)text->value_len,
+	       (const char *)text->value);
+	return 0;
+}
 
 static int check(msce_client *c, int rc, const char *what)
 {
@@ -61,11 +70,14 @@ int main(int argc, char **argv)
 			      .status = "open",
 			      .center = "shekou",
 			      .summary = "Landlord keeps the deposit"};
+	/* A note is a record of its own (collection case_note), so a case
+	 * can collect any number of them. */
+	struct msce_case_note note = {
+	    .text = "Called the landlord; meeting on Friday.",
+	    .center = "shekou",
+	    .author = "li.wei"};
 	if (check(c, msce_case_put(c, case_key, &k, &res), "open case") ||
-	    check(c,
-		  msce_case_add_note(c, case_key,
-				     "Called the landlord; meeting on Friday.",
-				     &res),
+	    check(c, msce_case_note_put(c, case_key, &note, NULL, &res),
 		  "add note"))
 		goto fail;
 
@@ -78,6 +90,9 @@ int main(int argc, char **argv)
 		       (const char *)v->value);
 	}
 	msce_record_free(r);
+	if (check(c, msce_case_notes(c, case_key, print_note, NULL),
+		  "list notes"))
+		goto fail;
 
 	/* A bad date is refused here, naming the field. */
 	struct msce_registration bad = reg;

@@ -244,6 +244,50 @@ static void test_watch_every_change_once_in_order(void **state)
 	msce_close(c);
 }
 
+/* What msce_case_notes listed: copies, in the order called. */
+struct notes {
+	size_t n, cap, stop_at;
+	char (*id)[MSCE_NOTE_ID_SIZE];
+	char **text, **center;
+};
+
+static char *value_dup(const msce_record *r, const char *name)
+{
+	const struct msce_value *v = msce_record_find(r, name);
+	assert_non_null(v);
+	return strndup(v->value, v->value_len);
+}
+
+static int collect(void *ctx, const char *note_id, const msce_record *note)
+{
+	struct notes *g = ctx;
+	if (g->n == g->cap) {
+		g->cap = g->cap ? 2 * g->cap : 16;
+		g->id = realloc(g->id, g->cap * sizeof *g->id);
+		g->text = realloc(g->text, g->cap * sizeof *g->text);
+		g->center = realloc(g->center, g->cap * sizeof *g->center);
+		assert_true(g->id && g->text && g->center);
+	}
+	assert_true(strlen(note_id) < MSCE_NOTE_ID_SIZE);
+	snprintf(g->id[g->n], MSCE_NOTE_ID_SIZE, "%s", note_id);
+	g->text[g->n] = value_dup(note, "text");
+	g->center[g->n] = value_dup(note, "center");
+	g->n++;
+	return g->stop_at != 0 && g->n == g->stop_at;
+}
+
+static void notes_free(struct notes *g)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		free(g->text[i]);
+		free(g->center[i]);
+	}
+	free(g->id);
+	free(g->text);
+	free(g->center);
+	memset(g, 0, sizeof *g);
+}
+
 static void test_status_and_helpers(void **state)
 {
 	(void)state;
@@ -276,11 +320,21 @@ static void test_status_and_helpers(void **state)
 	assert_int_equal(msce_case_put(c, key, &k, &res), 0);
 	assert_int_equal(msce_case_add_note(c, key, "first", &res), 0);
 	assert_int_equal(msce_case_add_note(c, key, "second", &res), 0);
+	/* Notes are case_note records now, listed in the order written. */
+	struct notes got = {0};
+	assert_int_equal(msce_case_notes(c, key, collect, &got), 0);
+	assert_int_equal(got.n, 2);
+	assert_string_equal(got.text[0], "first");
+	assert_string_equal(got.text[1], "second");
+	assert_string_equal(got.center[0], "n1"); /* the node's name */
+	notes_free(&got);
+	/* A note field written before case_note existed is still valid. */
+	put1(c, "case", key, "note/1711958400000/1", "legacy", &res);
 	assert_int_equal(msce_get(c, "case", key, &r), 0);
 	int notes = 0;
 	for (size_t i = 0; i < msce_record_nfields(r); i++)
 		notes += strncmp(msce_record_field(r, i)->name, "note/", 5) == 0;
-	assert_int_equal(notes, 2);
+	assert_int_equal(notes, 1);
 	msce_record_free(r);
 	struct msce_event_rec e = {.title = "Visa Q&A", .kind = "qa",
 				   .center = "shekou",
@@ -291,6 +345,128 @@ static void test_status_and_helpers(void **state)
 			 MSCE_EINVAL);
 	assert_non_null(strstr(msce_errmsg(c), "kind"));
 	msce_close(c);
+}
+
+/* A case that lives for years collects hundreds of notes: 600 notes of
+ * 2000 bytes, more than a record may hold, all listed back in order, and
+ * the case record itself stays small. */
+static void test_case_with_many_notes(void **state)
+{
+	(void)state;
+	enum { N = 600, LEN = 2000 };
+	_Static_assert((size_t)N * LEN > 1u << 20,
+		       "more than one record may hold (MSCE_MAX_RECORD)");
+	msce_client *c = conn(sock1), *c2 = conn(sock2);
+	struct msce_write_result res;
+	char doc[40], key[64], sub[80], person[64];
+	char(*ids)[MSCE_NOTE_ID_SIZE] = calloc(N, MSCE_NOTE_ID_SIZE);
+	char *text = malloc(LEN + 1);
+	msce_record *r;
+
+	assert_non_null(ids);
+	assert_non_null(text);
+	snprintf(doc, sizeof doc, "N%s", tag);
+	for (char *p = doc; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	struct msce_registration reg = {.name = "Many Notes",
+					.nationality = "FRA",
+					.document_type = "passport",
+					.document_number = doc};
+	assert_int_equal(msce_registration_put(c, &reg, &res), 0);
+	snprintf(person, sizeof person, "FRA:%s", doc);
+	snprintf(key, sizeof key, "notes-%s", tag);
+	struct msce_case k = {.person = person,
+			      .category = "lease",
+			      .status = "open",
+			      .center = "shekou"};
+	assert_int_equal(msce_case_put(c, key, &k, &res), 0);
+
+	for (int i = 0; i < N; i++) {
+		int o = snprintf(text, LEN + 1, "note %03d\n", i);
+		memset(text + o, 'a' + i % 26, LEN - (size_t)o);
+		text[LEN] = '\0';
+		struct msce_case_note n = {.text = text,
+					   .center = i % 2 ? "shekou" : NULL,
+					   .author = "li.wei",
+					   .written_at =
+					       "2026-04-05T09:30:12.345Z"};
+		int rc = msce_case_note_put(c, key, &n, ids[i], &res);
+		if (rc)
+			fprintf(stderr, "note %d: %s\n", i, msce_errmsg(c));
+		assert_int_equal(rc, 0);
+	}
+	/* A case whose key extends this one's: its notes are not ours. */
+	snprintf(sub, sizeof sub, "%s/sub", key);
+	assert_int_equal(msce_case_add_note(c, sub, "other case", &res), 0);
+
+	struct notes got = {0};
+	assert_int_equal(msce_case_notes(c, key, collect, &got), 0);
+	assert_int_equal(got.n, N);
+	for (int i = 0; i < N; i++) {
+		assert_string_equal(got.id[i], ids[i]); /* in order written */
+		if (i > 0)
+			assert_true(strcmp(got.id[i - 1], got.id[i]) < 0);
+		assert_int_equal(strlen(got.text[i]), LEN);
+		char head[16];
+		snprintf(head, sizeof head, "note %03d\n", i);
+		assert_memory_equal(got.text[i], head, strlen(head));
+		assert_string_equal(got.center[i], i % 2 ? "shekou" : "n1");
+	}
+	notes_free(&got);
+
+	/* The case record is what it was: four fields, read whole. */
+	assert_int_equal(msce_get(c, "case", key, &r), 0);
+	assert_int_equal(msce_record_nfields(r), 4);
+	assert_non_null(msce_record_find(r, "person"));
+	assert_non_null(msce_record_find(r, "status"));
+	msce_record_free(r);
+
+	/* The listing can stop early. */
+	got.stop_at = 10;
+	assert_int_equal(msce_case_notes(c, key, collect, &got), 0);
+	assert_int_equal(got.n, 10);
+	assert_string_equal(got.id[9], ids[9]);
+	notes_free(&got);
+
+	/* Every note replicates as its own record. */
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		assert_int_equal(msce_case_notes(c2, key, collect, &got), 0);
+		size_t n = got.n;
+		int last_ok = n == N && strcmp(got.id[N - 1], ids[N - 1]) == 0;
+		notes_free(&got);
+		if (last_ok)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec > 60)
+			fail_msg("node 2 lists %zu of %d notes after 60 s", n,
+				 N);
+		usleep(100 * 1000);
+	}
+
+	/* Refused before anything is sent, naming the rule. */
+	struct msce_case_note bad = {.text = "x", .center = "Shekou"};
+	assert_int_equal(msce_case_note_put(c, key, &bad, NULL, NULL),
+			 MSCE_EINVAL);
+	assert_non_null(strstr(msce_errmsg(c), "case_note.center"));
+	bad = (struct msce_case_note){.text = NULL};
+	assert_int_equal(msce_case_note_put(c, key, &bad, NULL, NULL),
+			 MSCE_EINVAL);
+	assert_non_null(strstr(msce_errmsg(c), "case_note.text"));
+	char *huge = calloc(8002, 1);
+	assert_non_null(huge);
+	memset(huge, 'x', 8001);
+	struct msce_case_note big = {.text = huge};
+	assert_int_equal(msce_case_note_put(c, key, &big, NULL, NULL),
+			 MSCE_ETOOBIG);
+	assert_non_null(strstr(msce_errmsg(c), "case_note.text"));
+	free(huge);
+	free(text);
+	free(ids);
+	msce_close(c);
+	msce_close(c2);
 }
 
 static void test_pipelined_puts(void **state)
@@ -590,15 +766,16 @@ static void test_garbage_reply_then_closed(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest up[] = {
-		cmocka_unit_test(test_put_get_delete),
-		cmocka_unit_test(test_errors_name_the_problem),
-		cmocka_unit_test(test_batch_and_scan_pages),
-		cmocka_unit_test(test_min_sites_waits),
-		cmocka_unit_test(test_watch_every_change_once_in_order),
-		cmocka_unit_test(test_status_and_helpers),
-		cmocka_unit_test(test_pipelined_puts),
-		cmocka_unit_test(test_largest_batch),
-		cmocka_unit_test(test_backup),
+	    cmocka_unit_test(test_put_get_delete),
+	    cmocka_unit_test(test_errors_name_the_problem),
+	    cmocka_unit_test(test_batch_and_scan_pages),
+	    cmocka_unit_test(test_min_sites_waits),
+	    cmocka_unit_test(test_watch_every_change_once_in_order),
+	    cmocka_unit_test(test_status_and_helpers),
+	    cmocka_unit_test(test_case_with_many_notes),
+	    cmocka_unit_test(test_pipelined_puts),
+	    cmocka_unit_test(test_largest_batch),
+	    cmocka_unit_test(test_backup),
 	};
 	const struct CMUnitTest down[] = {
 		cmocka_unit_test(test_min_sites_times_out),

@@ -1,7 +1,7 @@
 """libmsce and the msce CLI against live nodes: every operation and error
 path (msce-libtest), the example desk program built against the installed
-library through pkg-config, CLI exit codes, import/export, conflicts and
-resolve, and clients that send garbage or vanish mid-request."""
+library through pkg-config, CLI exit codes, import/export, case notes,
+conflicts and resolve, and clients that send garbage or vanish mid-request."""
 
 import json
 import os
@@ -85,6 +85,8 @@ class ClientTest(ClusterTestCase):
                              env=dict(os.environ, LD_LIBRARY_PATH=libdir))
         self.assertIn("registered FRA:E4242", r.stdout)
         self.assertIn("bad birth date refused", r.stdout)
+        self.assertRegex(r.stdout, r"note \d{8}T\d{6}\.\d{3}Z-shekou-[0-9a-f]{16}: "
+                         r"Called the landlord; meeting on Friday\.")
         self.assertEqual(c.values(c.nodes[0], "registration", "FRA:E4242")["name"],
                          "Amelie Laurent")
 
@@ -126,6 +128,41 @@ class ClientTest(ClusterTestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("birth_date", r.stderr)
         self.assertEqual(cli(n1, "get", "t", "nothing-here").returncode, 1)
+
+    def test_cli_case_notes(self):
+        c = self.make_cluster(1)
+        n1 = c.nodes[0]
+        c.put(n1, "registration", "FRA:N1", name="A B", nationality="FRA",
+              document_type="passport", document_number="N1")
+        c.put(n1, "case", "n1-7", person="FRA:N1", category="lease", status="open",
+              center="n1")
+        ids = []
+        for text in ("first\nof two lines", "second"):
+            rc, out, _ = c.cli(n1, "note", "add", "n1-7", text, "--author", "li.wei")
+            self.assertRegex(out, r"^\d{8}T\d{6}\.\d{3}Z-n1-[0-9a-f]{16}\n$")
+            ids.append(out.strip())
+        _, out, _ = c.cli(n1, "note", "list", "n1-7", "--json")
+        rows = [json.loads(l) for l in out.splitlines()]
+        self.assertEqual([r["id"] for r in rows], ids)
+        self.assertEqual(rows[0]["fields"], {"text": "first\nof two lines", "center": "n1",
+                                             "author": "li.wei"})
+        _, out, _ = c.cli(n1, "note", "list", "n1-7")
+        self.assertIn("%s li.wei\nfirst\nof two lines\n" % ids[0], out)
+        # Each note is a record of its own; the case holds no note field.
+        self.assertEqual(set(c.values(n1, "case", "n1-7")),
+                         {"person", "category", "status", "center"})
+        self.assertEqual(c.values(n1, "case_note", "n1-7/" + ids[1])["text"], "second")
+        _, out, _ = c.cli(n1, "export")
+        self.assertEqual(sum(json.loads(l)["collection"] == "case_note"
+                             for l in out.splitlines()), 2)
+        # A note whose center is not the one in its id is refused.
+        rc, _, err = c.cli(n1, "put", "case_note", "n1-7/" + ids[0], "center=futian",
+                           check=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("does not match the center in the note id", err)
+        rc, _, err = c.cli(n1, "note", "add", "n1-7", "", check=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("case_note.text", err)
 
     def test_garbage_and_vanishing_clients_do_not_disturb_others(self):
         c = self.make_cluster(1)

@@ -107,6 +107,24 @@ class QuickstartTest(unittest.TestCase):
         r = subprocess.run([MSCE, "-c", conf, "scan", "registration", "--limit", "1000"],
                            capture_output=True, text=True)
         self.assertEqual(len(r.stdout.split()), 200)
+        # Case notes are case_note records, one per case and a second one
+        # from another center for some; listed per case in time order.
+        r = subprocess.run([MSCE, "-c", conf, "scan", "case_note", "--limit", "1000"],
+                           capture_output=True, text=True)
+        keys = r.stdout.split()
+        self.assertEqual(len(keys), demo["notes"])
+        self.assertEqual(demo["notes"], demo["cases"] + demo["notes_at_other_centers"])
+        self.assertGreater(demo["notes_at_other_centers"], 0)
+        case = next(k.rsplit("/", 1)[0] for k in keys
+                    if sum(x.startswith(k.rsplit("/", 1)[0] + "/") for x in keys) == 2)
+        r = subprocess.run([MSCE, "-c", conf, "note", "list", case, "--json"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        notes = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(len(notes), 2)
+        self.assertLess(notes[0]["id"], notes[1]["id"])
+        self.assertTrue(notes[1]["fields"]["text"].startswith("Seen at "))
+        self.assertNotEqual(notes[0]["fields"]["center"], notes[1]["fields"]["center"])
 
         # Again: the same processes are kept, the data is not loaded twice.
         rc, out = self.quickstart()

@@ -21,8 +21,8 @@
  *   candidates above seen, the 8 highest (listed as conflicts when their
  *   value differs from the winner's); a winner whose base is a
  *   version below T (not none) updated what the delete removed, unseen:
- *   a delete conflict. A registration, case or event missing a required
- *   field is not visible.
+ *   a delete conflict. A registration, case, case note or event missing
+ *   a required field is not visible.
  *
  * Changes acknowledged by a store that was later wiped or replaced by a
  * backup may be lost (nothing else held them); no other change may. */
@@ -544,12 +544,15 @@ static const char *const *required(const char *coll)
 					  NULL};
 	static const char *const cas[] = {"person", "category", "status",
 					  "center", NULL};
+	static const char *const note[] = {"text", "center", NULL};
 	static const char *const evt[] = {"title", "kind", "center",
 					  "starts_at", NULL};
 	if (strcmp(coll, "registration") == 0)
 		return reg;
 	if (strcmp(coll, "case") == 0)
 		return cas;
+	if (strcmp(coll, "case_note") == 0)
+		return note;
 	if (strcmp(coll, "event") == 0)
 		return evt;
 	return NULL;

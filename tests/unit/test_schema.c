@@ -138,6 +138,15 @@ static const struct schema_field case_good[] = {
     FLD("note/112195315302400000/3", "Called the landlord."),
 };
 
+#define NOTE_ID "20260405T093012.345Z-shekou-9f3a6c01d2e4b758"
+#define NOTE_KEY CASE_KEY "/" NOTE_ID
+static const struct schema_field note_good[] = {
+    FLD("text", "Called the landlord.\nMeeting on Friday."),
+    FLD("center", "shekou"),
+    FLD("author", "li.wei"),
+    FLD("written_at", "2026-04-05T09:30:12.345Z"),
+};
+
 #define EVENT_KEY "2024-05-18/dragon-boat-tour"
 static const struct schema_field event_good[] = {
     FLD("title", "Dragon boat tour, Shekou harbour"),
@@ -822,6 +831,288 @@ static void case_limits(void **state)
 	}
 }
 
+/* ---- case_note ---- */
+
+static void case_note_good_and_required(void **state)
+{
+	(void)state;
+	struct rec r;
+	struct err e;
+
+	rec_init(&r, note_good, NELEM(note_good));
+	expect_ok(put("case_note", NOTE_KEY, &r, 1, &e), &e);
+	rec_init(&r, note_good, 2); /* text and center only */
+	expect_ok(put("case_note", NOTE_KEY, &r, 1, &e), &e);
+	const char *req[] = {"text", "center"};
+	for (size_t i = 0; i < NELEM(req); i++) {
+		rec_init(&r, note_good, NELEM(note_good));
+		rec_del(&r, req[i]);
+		expect_err(put("case_note", NOTE_KEY, &r, 1, &e), &e,
+			   MSCE_EINVAL, req[i]);
+		/* An update of an existing note may carry one field. */
+		expect_ok(put("case_note", NOTE_KEY, &r, 0, &e), &e);
+	}
+	/* Required fields cannot be cleared later. */
+	rec_init(&r, NULL, 0);
+	rec_set(&r, "text", "", 0);
+	expect_err(put("case_note", NOTE_KEY, &r, 0, &e), &e, MSCE_EINVAL,
+		   "case_note.text: empty, and the field is required");
+	/* Optional ones can. */
+	rec_init(&r, NULL, 0);
+	rec_set(&r, "author", "", 0);
+	rec_set(&r, "written_at", "", 0);
+	expect_ok(put("case_note", NOTE_KEY, &r, 0, &e), &e);
+}
+
+static void case_note_key(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *key;
+		int code;
+		const char *needle;
+	} cases[] = {
+	    {"c/20260405T093012.345Z-shekou-9f3a6c01d2e4b758", 0, NULL},
+	    {"c/20240229T000000.000Z-a-0000000000000000", 0, NULL},
+	    {"c/20261231T235959.999Z-shenzhen-bay-ffffffffffffffff", 0, NULL},
+	    {"c/00010101T000000.000Z-x9-0123456789abcdef", 0, NULL},
+	    /* A case key may hold '/': the note id follows the last. */
+	    {"a/b/20260405T093012.345Z-futian-9f3a6c01d2e4b758", 0, NULL},
+	    {"\xE6\xB7\xB1/20260405T093012.345Z-futian-9f3a6c01d2e4b758", 0,
+	     NULL},
+	    {"20260405T093012.345Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "no '/' before the note id"},
+	    {"/20260405T093012.345Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "empty case key"},
+	    {"c/", MSCE_EINVAL, "does not start with a time"},
+	    {"c/20260405T093012.345Z-shekou-9f3a6c01d2e4b758/x", MSCE_EINVAL,
+	     "does not start with a time"},
+	    {"c/2026-04-05T09:30:12.345Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "does not start with a time"},
+	    {"c/20260405T093012Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "does not start with a time"},
+	    {"c/20260405T093012.34Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "does not start with a time"},
+	    {"c/20260405T093012.3a5Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "does not start with a time"},
+	    {"c/20260405 093012.345Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "does not start with a time"},
+	    {"c/20260405T093012.345-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "does not start with a time"},
+	    {"c/20260405T093012.345Zshekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "does not start with a time"},
+	    {"c/20261305T093012.345Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "not a real"},
+	    {"c/20230229T093012.345Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "not a real"},
+	    {"c/00000101T093012.345Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "not a real"},
+	    {"c/20260405T243012.345Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "not a real"},
+	    {"c/20260405T096012.345Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "not a real"},
+	    {"c/20260405T093060.345Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "not a real"},
+	    {"c/2026O405T093012.345Z-shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "not a real"},
+	    {"c/20260405T093012.345Z-shekou-9F3A6C01D2E4B758", MSCE_EINVAL,
+	     "16 lower-case hex digits"},
+	    {"c/20260405T093012.345Z-shekou-9f3a6c01d2e4b75", MSCE_EINVAL,
+	     "16 lower-case hex digits"},
+	    {"c/20260405T093012.345Z-shekou-9f3a6c01d2e4b7580", MSCE_EINVAL,
+	     "16 lower-case hex digits"},
+	    {"c/20260405T093012.345Z-shekou-9f3a6c01d2e4b75g", MSCE_EINVAL,
+	     "16 lower-case hex digits"},
+	    {"c/20260405T093012.345Z-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "16 lower-case hex digits"},
+	    {"c/20260405T093012.345Z--9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "no center name"},
+	    {"c/20260405T093012.345Z-Shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "no center name"},
+	    {"c/20260405T093012.345Z-1shekou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "no center name"},
+	    {"c/20260405T093012.345Z-she_kou-9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "no center name"},
+	    {"c/20260405T093012.345Z-shekou_9f3a6c01d2e4b758", MSCE_EINVAL,
+	     "16 lower-case hex digits"},
+	};
+	struct rec r;
+	struct err e;
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		const char *k = cases[i].key;
+		rec_init(&r, note_good, 1);
+		/* The center must match the key's: take it from there. */
+		const char *at = strrchr(k, '/');
+		size_t cl = 0;
+		if (at != NULL && strlen(at + 1) >= 39) {
+			cl = strlen(at + 1) - 38;
+			rec_set(&r, "center", at + 22, cl);
+		} else {
+			rec_set(&r, "center", "shekou", 6);
+		}
+		int rc = put("case_note", k, &r, 1, &e);
+		if (cases[i].code == 0) {
+			expect_ok(rc, &e);
+			expect_ok(schema_validate_delete("case_note", 9, k,
+							 strlen(k), &e),
+				  &e);
+			assert_true(
+			    schema_note_id_valid(at + 1, strlen(at + 1)));
+			continue;
+		}
+		expect_err(rc, &e, cases[i].code,
+			   "case_note: key: not <case key>/<note id>: ");
+		expect_err(rc, &e, cases[i].code, cases[i].needle);
+		expect_err(
+		    schema_validate_delete("case_note", 9, k, strlen(k), &e),
+		    &e, cases[i].code, "case_note: key: ");
+		if (at != NULL && at != k) /* "/<id>": the id is fine */
+			assert_false(
+			    schema_note_id_valid(at + 1, strlen(at + 1)));
+	}
+
+	/* A center of 32 letters is the longest id (70 bytes); 33 is over. */
+	char id[80], key[90];
+	char *c33 = fill(33, 'c');
+	snprintf(id, sizeof id, "20260405T093012.345Z-%.32s-9f3a6c01d2e4b758",
+		 c33);
+	assert_int_equal(strlen(id), SCHEMA_NOTE_ID_MAX);
+	assert_true(schema_note_id_valid(id, strlen(id)));
+	snprintf(key, sizeof key, "c/%s", id);
+	rec_init(&r, note_good, 1);
+	rec_set(&r, "center", c33, 32);
+	expect_ok(put("case_note", key, &r, 1, &e), &e);
+	snprintf(id, sizeof id, "20260405T093012.345Z-%s-9f3a6c01d2e4b758",
+		 c33);
+	assert_false(schema_note_id_valid(id, strlen(id)));
+	snprintf(key, sizeof key, "c/%s", id);
+	expect_err(put("case_note", key, &r, 1, &e), &e, MSCE_ETOOBIG,
+		   "note id over 70 characters");
+	free(c33);
+	assert_int_equal(strlen("20260405T093012.345Z-a-9f3a6c01d2e4b758"),
+			 SCHEMA_NOTE_ID_MIN);
+	assert_false(schema_note_id_valid(NULL, 0));
+	/* Fixed width, time first: byte order is time order. */
+	assert_true(strcmp("20260405T093012.345Z-zz-ffffffffffffffff",
+			   "20260405T093012.346Z-a-0000000000000000") < 0);
+	assert_true(strcmp("20251231T235959.999Z-zz-ffffffffffffffff",
+			   "20260101T000000.000Z-a-0000000000000000") < 0);
+}
+
+static void case_note_fields(void **state)
+{
+	(void)state;
+#define N(field, v, want)                                                      \
+	EXPECT_FIELD(note_good, "case_note", NOTE_KEY, field, v, want)
+	N("text", "line 1\r\nline 2\ttab", 0);
+	N("text", "\xE6\xB7\xB1\xE5\x9C\xB3", 0);
+	N("text", "bell \x07", MSCE_EINVAL);
+	N("text", "\xC1\x81", MSCE_EINVAL);
+	N("center", "futian", MSCE_EINVAL); /* not the key's center */
+	N("center", "Shekou", MSCE_EINVAL);
+	N("author", "Li Wei", 0);
+	N("author", "li\nwei", MSCE_EINVAL);
+	N("written_at", "2026-04-05T09:30:12Z", 0);
+	N("written_at", "2026-04-05", MSCE_EINVAL);
+	N("written_at", "20260405T093012.345Z", MSCE_EINVAL);
+	N("note", "x", MSCE_EINVAL);
+	N("note/1/1", "x", MSCE_EINVAL); /* note fields are the case's */
+	N("summary", "x", MSCE_EINVAL);
+#undef N
+	struct rec r;
+	struct err e;
+	rec_init(&r, note_good, NELEM(note_good));
+	rec_set(&r, "center", "futian", 6);
+	expect_err(put("case_note", NOTE_KEY, &r, 1, &e), &e, MSCE_EINVAL,
+		   "case_note.center: \"futian\" does not match the center in "
+		   "the note id");
+	rec_init(&r, note_good, NELEM(note_good));
+	rec_set(&r, "subject", "x", 1);
+	expect_err(put("case_note", NOTE_KEY, &r, 1, &e), &e, MSCE_EINVAL,
+		   "case_note.subject: unknown field (known: text, center, "
+		   "author, written_at)");
+
+	static const struct {
+		const char *field;
+		size_t limit;
+	} lim[] = {{"text", 8000}, {"author", 200}};
+	char need[80];
+	for (size_t i = 0; i < NELEM(lim); i++) {
+		char *s = fill(lim[i].limit + 1, 'x');
+		rec_init(&r, note_good, NELEM(note_good));
+		rec_set(&r, lim[i].field, s, lim[i].limit);
+		expect_ok(put("case_note", NOTE_KEY, &r, 1, &e), &e);
+		rec_set(&r, lim[i].field, s, lim[i].limit + 1);
+		snprintf(need, sizeof need,
+			 "case_note.%s: %zu bytes, limit %zu", lim[i].field,
+			 lim[i].limit + 1, lim[i].limit);
+		expect_err(put("case_note", NOTE_KEY, &r, 1, &e), &e,
+			   MSCE_ETOOBIG, need);
+		free(s);
+	}
+}
+
+/* What the store hides: a typed record without its required fields. */
+static int has_in(void *ctx, const char *name)
+{
+	for (const char *const *p = ctx; *p != NULL; p++)
+		if (strcmp(*p, name) == 0)
+			return 1;
+	return 0;
+}
+
+static void required_fields_hide(void **state)
+{
+	(void)state;
+	const char *whole[] = {"text", "center", NULL};
+	const char *no_text[] = {"center", "author", NULL};
+	const char *none[] = {"author", NULL};
+	const char *case_whole[] = {"person", "category", "status", "center",
+				    NULL};
+	char list[64];
+
+	assert_int_equal(schema_missing_required("case_note", 9, has_in, whole,
+						 list, sizeof list),
+			 0);
+	assert_int_equal(schema_missing_required("case_note", 9, has_in,
+						 no_text, list, sizeof list),
+			 1);
+	assert_string_equal(list, "text");
+	assert_int_equal(schema_missing_required("case_note", 9, has_in, none,
+						 list, sizeof list),
+			 2);
+	assert_string_equal(list, "text, center");
+	assert_int_equal(schema_missing_required("case", 4, has_in, case_whole,
+						 list, sizeof list),
+			 0);
+	assert_int_equal(
+	    schema_missing_required("case", 4, has_in, none, list, sizeof list),
+	    4);
+	assert_int_equal(schema_missing_required("notes", 5, has_in, none, list,
+						 sizeof list),
+			 0);
+}
+
+static void centers(void **state)
+{
+	(void)state;
+	assert_true(schema_center_valid("shekou", 6));
+	assert_true(schema_center_valid("shenzhen-bay", 12));
+	assert_true(schema_center_valid("a", 1));
+	assert_true(schema_center_valid("futian-1", 8));
+	assert_false(schema_center_valid("", 0));
+	assert_false(schema_center_valid(NULL, 0));
+	assert_false(schema_center_valid("1futian", 7));
+	assert_false(schema_center_valid("Futian", 6));
+	assert_false(schema_center_valid("fu_tian", 7));
+	assert_false(schema_center_valid("fu tian", 7));
+	char *s = fill(33, 'c');
+	assert_true(schema_center_valid(s, 32));
+	assert_false(schema_center_valid(s, 33));
+	free(s);
+}
+
 /* ---- event ---- */
 
 static void event_good_and_required(void **state)
@@ -1126,6 +1417,11 @@ int main(void)
 	    cmocka_unit_test(case_good_and_required),
 	    cmocka_unit_test(case_fields),
 	    cmocka_unit_test(case_limits),
+	    cmocka_unit_test(case_note_good_and_required),
+	    cmocka_unit_test(case_note_key),
+	    cmocka_unit_test(case_note_fields),
+	    cmocka_unit_test(required_fields_hide),
+	    cmocka_unit_test(centers),
 	    cmocka_unit_test(event_good_and_required),
 	    cmocka_unit_test(event_key),
 	    cmocka_unit_test(event_fields),
