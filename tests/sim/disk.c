@@ -315,6 +315,16 @@ int disk_crash(const char *dir, char *why, size_t whylen)
 	return 0;
 }
 
+void disk_forget(const char *prefix)
+{
+	size_t n = strlen(prefix);
+	for (int i = 0; i < MAX_FILES; i++)
+		if (files[i].used && strncmp(files[i].path, prefix, n) == 0) {
+			journal_free(&files[i]);
+			files[i].used = 0;
+		}
+}
+
 void disk_stats(uint64_t *nsyncs, uint64_t *nundone)
 {
 	*nsyncs = syncs;

@@ -214,6 +214,8 @@ static void sim_free(struct sim *s)
 		       (unsigned long long)s->seed, s->root);
 	else if (s->root != NULL)
 		nftw(s->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (s->root != NULL)
+		disk_forget(s->root);
 	free(s->root);
 }
 

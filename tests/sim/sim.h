@@ -294,6 +294,8 @@ void disk_init(void);
  * vanish. Returns 0, or -1 with why filled. */
 int disk_crash(const char *dir, char *why, size_t whylen);
 void disk_stats(uint64_t *syncs, uint64_t *undone);
+/* Files under prefix are gone (a run's directories removed). */
+void disk_forget(const char *prefix);
 
 /* faults.c */
 struct faults *faults_new(struct sim *s);
