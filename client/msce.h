@@ -23,10 +23,10 @@
 extern "C" {
 #endif
 
-#define MSCE_VERSION_MAJOR 0
-#define MSCE_VERSION_MINOR 1
-#define MSCE_VERSION_PATCH 0
-#define MSCE_VERSION_STRING "0.1.0"
+/* MSCE_VERSION ("0.2.0"), MSCE_VERSION_MAJOR, _MINOR, _PATCH: made from
+ * the one version in the build (CMakeLists.txt project()). */
+#include "msce_version.h"
+#define MSCE_VERSION_STRING MSCE_VERSION
 
 /* The library's version at run time ("0.1.0"); compare with the macros. */
 const char *msce_version(void);

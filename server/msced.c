@@ -14,6 +14,8 @@
 
 #include "log.h"
 #include "node.h"
+#include "msce_version.h"
+#include "version.h"
 
 static struct node *node;
 static uv_signal_t sigterm, sigint;
@@ -34,9 +36,11 @@ static void on_signal(uv_signal_t *s, int signum)
 		node_stop(node, stopped, NULL);
 }
 
-static void usage(void)
+static void usage(FILE *f)
 {
-	fprintf(stderr, "usage: msced -c CONFIG\n");
+	fprintf(f, "usage: msced -c CONFIG\n"
+		   "       msced --version\n"
+		   "Runs one msce node (center) from its configuration.\n");
 }
 
 int main(int argc, char **argv)
@@ -47,18 +51,31 @@ int main(int argc, char **argv)
 	struct err e;
 	int c;
 
-	while ((c = getopt(argc, argv, "c:h")) != -1) {
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0}};
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
 			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("msced %s (peer protocol %d, channel %d)\n",
+			       MSCE_VERSION, MSCE_PROTOCOL_VERSION,
+			       MSCE_CHANNEL_VERSION);
+			return 0;
 		default:
-			usage();
+			usage(stderr);
 			return 2;
 		}
 	}
 	if (config == NULL || optind != argc) {
-		usage();
+		usage(stderr);
 		return 2;
 	}
 	/* Keys live in this process's memory: no core dumps of it. */

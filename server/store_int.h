@@ -28,7 +28,11 @@
 #include "hlc.h"
 #include "store.h"
 
-#define STORE_FORMAT "msce-store/1"
+/* On-disk format. 2 added the writer (incarnation) and snapshot staging;
+ * a format 1 store is upgraded in place when opened (its writer is its
+ * node id); a newer one is refused. */
+#define STORE_FORMAT "msce-store/2"
+#define STORE_FORMAT_1 "msce-store/1"
 #define KEY_MAX (MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY + 1 + \
 		 MSCE_MAX_FIELD_NAME + 1 + 12)
 
@@ -55,6 +59,7 @@ struct store {
 	uint64_t born;
 	int created;  /* this open created the store */
 	int restored; /* opened from a backup copy */
+	int upgraded; /* this open upgraded it from format 1 */
 	int lockfd;   /* flock'd lock file: one process per store */
 
 	uint8_t digest[32];

@@ -67,12 +67,22 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 	}
 	if (rc)
 		return st_lmdb_err(e, rc, "read store format");
-	if (v.mv_size != strlen(STORE_FORMAT) ||
-	    memcmp(v.mv_data, STORE_FORMAT, v.mv_size) != 0)
+	if (v.mv_size == strlen(STORE_FORMAT_1) &&
+	    memcmp(v.mv_data, STORE_FORMAT_1, v.mv_size) == 0) {
+		/* Upgraded in place, in this open's transaction. */
+		if ((rc = st_meta_put(txn, s->meta, "format", STORE_FORMAT,
+				      strlen(STORE_FORMAT))))
+			return st_lmdb_err(e, rc, "upgrade store format");
+		s->upgraded = 1;
+	} else if (v.mv_size != strlen(STORE_FORMAT) ||
+		   memcmp(v.mv_data, STORE_FORMAT, v.mv_size) != 0) {
 		return err_set(e, MSCE_EVERSION,
-			       "store format \"%.*s\" is not \"%s\"",
+			       "store format \"%.*s\" is not \"%s\" (nor %s, "
+			       "which this version upgrades): a newer msce "
+			       "wrote it",
 			       (int)(v.mv_size > 64 ? 64 : v.mv_size),
-			       (char *)v.mv_data, STORE_FORMAT);
+			       (char *)v.mv_data, STORE_FORMAT, STORE_FORMAT_1);
+	}
 	if (st_meta_get(txn, s->meta, "node_id", &v) || v.mv_size != 4)
 		return err_set(e, MSCE_ECORRUPT, "store has no node id");
 	if (rd_be32(v.mv_data) != s->node_id)
