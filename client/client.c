@@ -16,6 +16,7 @@
 #include "error.h"
 #include "keyfile.h"
 #include "pballoc.h"
+#include "purpose.h"
 #include "schema.h"
 #include "transport.h"
 
@@ -30,6 +31,7 @@ struct msce_client {
 	char node_name[64];    /* learnt from status: the default note center */
 	uint64_t last_note_ms; /* this client's notes get increasing times */
 	size_t pending;	  /* pipelined puts not yet answered */
+	char purpose[PURPOSE_MAX + 1]; /* sent with every request */
 	char msg[512];
 };
 
@@ -47,6 +49,25 @@ static int fail(msce_client *c, int code, const char *fmt, ...)
 const char *msce_strerror(int code) { return err_str(code); }
 const char *msce_errmsg(const msce_client *c) { return c ? c->msg : ""; }
 const char *msce_version(void) { return MSCE_VERSION_STRING; }
+
+_Static_assert(sizeof MSCE_PURPOSES == sizeof PURPOSE_LIST,
+	       "msce.h and purpose.h list the same purposes");
+
+int msce_set_purpose(msce_client *c, const char *purpose)
+{
+	if (purpose == NULL || purpose[0] == '\0') {
+		c->purpose[0] = '\0';
+		return 0;
+	}
+	if (!purpose_valid(purpose))
+		return fail(c, MSCE_EINVAL,
+			    "purpose \"%.*s\" is not one of: " PURPOSE_LIST,
+			    PURPOSE_MAX, purpose);
+	snprintf(c->purpose, sizeof c->purpose, "%s", purpose);
+	return 0;
+}
+
+const char *msce_purpose(const msce_client *c) { return c->purpose; }
 
 static msce_client *client_new(void)
 {
@@ -159,6 +180,12 @@ static int send_request(msce_client *c, Msce__ClientRequest *req)
 			    "this connection is streaming a watch; open "
 			    "another one for requests");
 
+	/* The client's purpose, unless the request names its own. */
+	if (c->purpose[0] != '\0' &&
+	    (req->purpose == NULL || req->purpose[0] == '\0')) {
+		req->purpose = c->purpose;
+		n = msce__client_request__get_packed_size(req);
+	}
 	buf = malloc(n ? n : 1);
 	if (buf == NULL)
 		return fail(c, MSCE_ENOMEM, "out of memory");
@@ -741,6 +768,14 @@ uint64_t msce_status_counter(const msce_status *s, const char *name)
 		if (strcmp(s->resp->status->counters[i]->name, name) == 0)
 			return s->resp->status->counters[i]->value;
 	return 0;
+}
+const char *msce_status_client(const msce_status *s)
+{
+	return s->resp->status->client;
+}
+const char *msce_status_role(const msce_status *s)
+{
+	return s->resp->status->role;
 }
 uint64_t msce_status_conflicts(const msce_status *s)
 {

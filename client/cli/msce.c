@@ -14,9 +14,17 @@
  *   msce -c CONFIG import FILE        (JSON lines; "-" = stdin)
  *   msce -c CONFIG export [COLLECTION...]
  *   msce -c CONFIG backup PATH
+ *   msce -c CONFIG watch [COLLECTION] [--all] [--count N] [--timeout S]
+ *   msce -c CONFIG audit [--record COLL/KEY] [--client NAME]
+ *                        [--since ISO-TIME] [--json]
+ *   msce -c CONFIG person export NATIONALITY:DOCNUMBER
+ *   msce -c CONFIG erase registration|case KEY
+ *   msce -c CONFIG retention preview|apply [--json]
  * Instead of -c CONFIG (the node's unix socket, admin):
  *   --node HOST:PORT --key FILE --node-key BASE64 [--cluster NAME]
  *   (TCP with Noise, with the role configured for that client key)
+ * Anywhere: --purpose PURPOSE (why personal records are read; audited),
+ * --reveal (document and phone numbers unmasked; admin only).
  *
  * Exit codes: 0 ok; 1 refused, not found or degraded; 2 node unreachable
  * or bad usage. */
@@ -30,12 +38,17 @@
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
+#include "cli.h"
 #include "client_internal.h"
 #include "error.h"
 #include "keyfile.h"
+#include "mask.h"
+#include "purpose.h"
 
 static const char *config_path;
 static const char *node_addr, *key_file, *node_key, *cluster_name;
+static const char *cli_purpose;
+int cli_reveal;
 
 static void usage(void)
 {
@@ -56,11 +69,50 @@ static void usage(void)
 	    "       msce -c CONFIG import FILE|-\n"
 	    "       msce -c CONFIG export [COLLECTION...]\n"
 	    "       msce -c CONFIG backup PATH\n"
+	    "       msce -c CONFIG watch [COLLECTION] [--all] [--count N] "
+	    "[--timeout SECONDS]\n"
+	    "       msce -c CONFIG audit [--record COLL/KEY] [--client NAME] "
+	    "[--since ISO-TIME] [--json]\n"
+	    "       msce -c CONFIG person export NATIONALITY:DOCNUMBER\n"
+	    "       msce -c CONFIG erase registration|case KEY\n"
+	    "       msce -c CONFIG retention preview|apply [--json]\n"
 	    "  -c CONFIG may be replaced by --node HOST:PORT --key FILE "
-	    "--node-key BASE64 [--cluster NAME]\n");
+	    "--node-key BASE64 [--cluster NAME]\n"
+	    "  --purpose PURPOSE  why personal records (registration, case, "
+	    "case_note)\n"
+	    "                     are read or written; recorded in the audit "
+	    "log, and\n"
+	    "                     required for reads by ro and rw clients: "
+	    "one of\n"
+	    "                     " PURPOSE_LIST "\n"
+	    "  --reveal           show document and phone numbers in full "
+	    "(admin only;\n"
+	    "                     masked by default, e.g. GL10****01)\n");
 }
 
-static msce_client *connect_or_die(void)
+/* --reveal is for admins: the node says which role this client has. */
+static void check_reveal(msce_client *c)
+{
+	msce_status *s;
+	if (msce_status_get(c, &s) != 0) {
+		fprintf(stderr, "msce: %s\n", msce_errmsg(c));
+		exit(2);
+	}
+	if (strcmp(msce_status_role(s), "admin") != 0) {
+		fprintf(stderr,
+			"msce: --reveal shows document and phone numbers in "
+			"full, to admin clients only; this client (%s) has "
+			"role %s\n",
+			msce_status_client(s), msce_status_role(s)[0]
+						   ? msce_status_role(s)
+						   : "unknown");
+		msce_status_free(s);
+		exit(1);
+	}
+	msce_status_free(s);
+}
+
+msce_client *connect_or_die(void)
 {
 	msce_client *c;
 	int rc;
@@ -86,11 +138,17 @@ static msce_client *connect_or_die(void)
 		msce_close(c);
 		exit(2);
 	}
+	if (cli_purpose != NULL && msce_set_purpose(c, cli_purpose) != 0) {
+		fprintf(stderr, "msce: --purpose: %s\n", msce_errmsg(c));
+		msce_close(c);
+		exit(2);
+	}
+	if (cli_reveal)
+		check_reveal(c);
 	return c;
 }
 
-static Msce__ClientResponse *call_or_die(msce_client *c,
-					 Msce__ClientRequest *req)
+Msce__ClientResponse *call_or_die(msce_client *c, Msce__ClientRequest *req)
 {
 	Msce__ClientResponse *r;
 	if (client_call(c, req, &r) != 0) {
@@ -107,7 +165,7 @@ static void hex(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = 0;
 }
 
-static void print_json(cJSON *j)
+void print_json(cJSON *j)
 {
 	char *s = cJSON_PrintUnformatted(j);
 	printf("%s\n", s);
@@ -185,19 +243,86 @@ static int cmd_put(int argc, char **argv, int del)
 	return 0;
 }
 
+/* ---- masking ------------------------------------------------------------- */
+
+/* Lines "collection/key" (audit entries) with registration keys masked. */
+static char *mask_lines(const char *v, size_t len)
+{
+	char *out = malloc(len + 1), m[MASK_BUF];
+	size_t o = 0, at = 0;
+
+	if (out == NULL)
+		return NULL;
+	while (at < len) {
+		const char *nl = memchr(v + at, '\n', len - at);
+		size_t end = nl ? (size_t)(nl - v) : len;
+		const char *slash = memchr(v + at, '/', end - at);
+		size_t cl = slash ? (size_t)(slash - (v + at)) : 0;
+		if (slash && cl == 12 && memcmp(v + at, "registration", 12) == 0) {
+			mask_regkey(slash + 1, end - at - cl - 1, m);
+			o += (size_t)sprintf(out + o, "registration/%s", m);
+		} else {
+			memcpy(out + o, v + at, end - at);
+			o += end - at;
+		}
+		if (nl)
+			out[o++] = '\n';
+		at = end + 1;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+char *cli_value(const char *coll, const char *field, const void *value,
+		size_t len)
+{
+	char m[MASK_BUF];
+	if (cli_reveal)
+		return strndup(value, len);
+	if (coll[0] == '_' &&
+	    (strcmp(field, "records") == 0 || strcmp(field, "subject") == 0))
+		return mask_lines(value, len);
+	if (!mask_field_applies(coll, field) || len == 0)
+		return strndup(value, len);
+	return strdup(mask_value(coll, field, value, len, m));
+}
+
+char *cli_key(const char *coll, const char *key)
+{
+	char m[MASK_BUF];
+	return strdup(cli_reveal ? key : mask_key(coll, key, m));
+}
+
+static void add_str(cJSON *o, const char *name, char *owned)
+{
+	cJSON_AddStringToObject(o, name, owned ? owned : "");
+	free(owned);
+}
+
+cJSON *record_values_json(const Msce__Record *rec)
+{
+	cJSON *fs = cJSON_CreateObject();
+	for (size_t i = 0; i < rec->n_fields; i++) {
+		const Msce__FieldVersion *w = rec->fields[i]->winner;
+		add_str(fs, w->name,
+			cli_value(rec->collection, w->name, w->value.data,
+				  w->value.len));
+	}
+	return fs;
+}
+
 /* ---- reads ------------------------------------------------------------------ */
 
-static cJSON *record_json(const Msce__Record *rec)
+cJSON *record_json(const Msce__Record *rec)
 {
 	cJSON *j = cJSON_CreateObject(), *fields = cJSON_CreateObject();
 	cJSON_AddStringToObject(j, "collection", rec->collection);
-	cJSON_AddStringToObject(j, "key", rec->key);
+	add_str(j, "key", cli_key(rec->collection, rec->key));
 	for (size_t i = 0; i < rec->n_fields; i++) {
 		const Msce__FieldVersion *w = rec->fields[i]->winner;
 		cJSON *f = cJSON_CreateObject();
-		char *v = strndup((const char *)w->value.data, w->value.len);
-		cJSON_AddStringToObject(f, "value", v ? v : "");
-		free(v);
+		add_str(f, "value", cli_value(rec->collection, w->name,
+					      w->value.data, w->value.len));
 		/* hlc as a string: 64 bits do not fit a JSON double. */
 		char h[24];
 		snprintf(h, sizeof h, "%llu", (unsigned long long)w->hlc);
@@ -216,9 +341,11 @@ static void record_text(const Msce__Record *rec)
 {
 	for (size_t i = 0; i < rec->n_fields; i++) {
 		const Msce__FieldVersion *w = rec->fields[i]->winner;
-		printf("%s = %.*s%s\n", w->name, (int)w->value.len,
-		       (const char *)w->value.data,
+		char *v = cli_value(rec->collection, w->name, w->value.data,
+				    w->value.len);
+		printf("%s = %s%s\n", w->name, v ? v : "",
 		       rec->fields[i]->n_losers ? "  (conflict)" : "");
+		free(v);
 	}
 }
 
@@ -305,7 +432,9 @@ static int cmd_scan(int argc, char **argv)
 				print_json(j);
 				cJSON_Delete(j);
 			} else {
-				printf("%s\n", r->scan->records[i]->key);
+				char *k = cli_key(coll, r->scan->records[i]->key);
+				printf("%s\n", k ? k : "");
+				free(k);
 			}
 		}
 	}
@@ -595,10 +724,11 @@ static int cmd_verify(int argc, char **argv)
 
 /* ---- conflicts ------------------------------------------------------------------ */
 
-static cJSON *value_json(const struct msce_value *v)
+static cJSON *value_json(const char *coll, const char *field,
+			 const struct msce_value *v)
 {
 	cJSON *j = cJSON_CreateObject();
-	char h[24], *val = strndup(v->value, v->value_len);
+	char h[24], *val = cli_value(coll, field, v->value, v->value_len);
 	snprintf(h, sizeof h, "%llu", (unsigned long long)v->hlc);
 	cJSON_AddStringToObject(j, "value", val ? val : "");
 	cJSON_AddStringToObject(j, "hlc", h);
@@ -627,35 +757,41 @@ static int cmd_conflicts(int argc, char **argv)
 	}
 	for (size_t i = 0; i < msce_conflicts_count(l); i++) {
 		const struct msce_conflict *k = msce_conflicts_get(l, i);
+		char *key = cli_key(k->collection, k->key);
+		char *wv = cli_value(k->collection, k->field, k->winner.value,
+				     k->winner.value_len);
+		char *lv = cli_value(k->collection, k->field, k->loser.value,
+				     k->loser.value_len);
 		if (json) {
 			cJSON *j = cJSON_CreateObject();
 			cJSON_AddStringToObject(j, "collection", k->collection);
-			cJSON_AddStringToObject(j, "key", k->key);
+			cJSON_AddStringToObject(j, "key", key ? key : "");
 			cJSON_AddStringToObject(j, "field", k->field);
-			cJSON_AddItemToObject(j, "winner", value_json(&k->winner));
-			cJSON_AddItemToObject(j, "loser", value_json(&k->loser));
+			cJSON_AddItemToObject(j, "winner",
+					      value_json(k->collection, k->field,
+							 &k->winner));
+			cJSON_AddItemToObject(j, "loser",
+					      value_json(k->collection, k->field,
+							 &k->loser));
 			cJSON_AddBoolToObject(j, "delete", k->is_delete);
 			print_json(j);
 			cJSON_Delete(j);
 		} else if (k->is_delete) {
-			printf("%s/%s %s: \"%.*s\" (node %u) survived a "
+			printf("%s/%s %s: \"%s\" (node %u) survived a "
 			       "concurrent delete (node %u) it had not seen\n",
-			       k->collection, k->key, k->field,
-			       (int)k->winner.value_len,
-			       (const char *)k->winner.value,
-			       k->winner.origin & 0xffff,
+			       k->collection, key ? key : "", k->field,
+			       wv ? wv : "", k->winner.origin & 0xffff,
 			       k->loser.origin & 0xffff);
 		} else {
-			printf("%s/%s %s: \"%.*s\" (node %u) won over "
-			       "\"%.*s\" (node %u)\n",
-			       k->collection, k->key, k->field,
-			       (int)k->winner.value_len,
-			       (const char *)k->winner.value,
-			       k->winner.origin & 0xffff,
-			       (int)k->loser.value_len,
-			       (const char *)k->loser.value,
-			       k->loser.origin & 0xffff);
+			printf("%s/%s %s: \"%s\" (node %u) won over "
+			       "\"%s\" (node %u)\n",
+			       k->collection, key ? key : "", k->field,
+			       wv ? wv : "", k->winner.origin & 0xffff,
+			       lv ? lv : "", k->loser.origin & 0xffff);
 		}
+		free(key);
+		free(wv);
+		free(lv);
 	}
 	if (!json)
 		printf("%zu open conflicts\n", msce_conflicts_count(l));
@@ -740,9 +876,9 @@ static cJSON *fields_json(const msce_record *r)
 	cJSON *fs = cJSON_CreateObject();
 	for (size_t f = 0; f < msce_record_nfields(r); f++) {
 		const struct msce_value *v = msce_record_field(r, f);
-		char *val = strndup(v->value, v->value_len);
-		cJSON_AddStringToObject(fs, v->name, val ? val : "");
-		free(val);
+		add_str(fs, v->name,
+			cli_value(msce_record_collection(r), v->name, v->value,
+				  v->value_len));
 	}
 	return fs;
 }
@@ -917,33 +1053,37 @@ static int cmd_export(int argc, char **argv)
 	for (int i = 0; i < ncolls; i++) {
 		char after[512] = "";
 		for (;;) {
-			struct msce_scan_opts o = {NULL, after[0] ? after : NULL,
-						   NULL, 1000};
-			msce_page *p;
-			if (msce_scan(c, colls[i], &o, &p) != 0) {
-				fprintf(stderr, "msce export: %s\n",
-					msce_errmsg(c));
+			/* Scans marked as an export: audited as op export. */
+			Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
+			Msce__ScanRequest q = MSCE__SCAN_REQUEST__INIT;
+			q.collection = (char *)colls[i];
+			q.after = after;
+			q.limit = 1000;
+			q.export = 1;
+			req.op_case = MSCE__CLIENT_REQUEST__OP_SCAN;
+			req.scan = &q;
+			Msce__ClientResponse *r = call_or_die(c, &req);
+			if (r->code != 0 ||
+			    r->result_case != MSCE__CLIENT_RESPONSE__RESULT_SCAN) {
+				fprintf(stderr, "msce export: %s\n", r->error);
+				msce__client_response__free_unpacked(r, NULL);
 				msce_close(c);
 				return 1;
 			}
-			for (size_t k = 0; k < msce_page_count(p); k++) {
-				const msce_record *r = msce_page_record(p, k);
+			for (size_t k = 0; k < r->scan->n_records; k++) {
+				const Msce__Record *m = r->scan->records[k];
 				cJSON *j = cJSON_CreateObject();
 				cJSON_AddStringToObject(j, "collection", colls[i]);
-				cJSON_AddStringToObject(j, "key",
-							msce_record_key(r));
+				add_str(j, "key", cli_key(colls[i], m->key));
 				cJSON_AddItemToObject(j, "fields",
-						      fields_json(r));
+						      record_values_json(m));
 				print_json(j);
 				cJSON_Delete(j);
 			}
-			const char *next = msce_page_next(p);
-			if (next == NULL) {
-				msce_page_free(p);
+			snprintf(after, sizeof after, "%s", r->scan->next);
+			msce__client_response__free_unpacked(r, NULL);
+			if (after[0] == '\0')
 				break;
-			}
-			snprintf(after, sizeof after, "%s", next);
-			msce_page_free(p);
 		}
 	}
 	msce_close(c);
@@ -970,11 +1110,43 @@ static int cmd_backup(int argc, char **argv)
 	return 0;
 }
 
+/* Takes --purpose P (or --purpose=P) and --reveal out of argv, wherever
+ * they are, so that every command has them. */
+static int global_options(int *argc, char **argv)
+{
+	int o = 1;
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--reveal") == 0) {
+			cli_reveal = 1;
+		} else if (strcmp(argv[i], "--purpose") == 0) {
+			if (i + 1 >= *argc)
+				return -1;
+			cli_purpose = argv[++i];
+		} else if (strncmp(argv[i], "--purpose=", 10) == 0) {
+			cli_purpose = argv[i] + 10;
+		} else {
+			argv[o++] = argv[i];
+		}
+	}
+	argv[o] = NULL;
+	*argc = o;
+	if (cli_purpose != NULL && !purpose_valid(cli_purpose)) {
+		fprintf(stderr, "msce: --purpose \"%s\" is not one of: %s\n",
+			cli_purpose, PURPOSE_LIST);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int i = 1;
 	if (sodium_init() < 0)
 		return 2;
+	if (global_options(&argc, argv) != 0) {
+		usage();
+		return 2;
+	}
 	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
 			config_path = argv[i + 1];
@@ -1032,6 +1204,16 @@ int main(int argc, char **argv)
 		return cmd_export(argc, argv);
 	if (strcmp(cmd, "backup") == 0)
 		return cmd_backup(argc, argv);
+	if (strcmp(cmd, "watch") == 0)
+		return cmd_watch(argc, argv);
+	if (strcmp(cmd, "audit") == 0)
+		return cmd_audit(argc, argv);
+	if (strcmp(cmd, "person") == 0)
+		return cmd_person(argc, argv);
+	if (strcmp(cmd, "erase") == 0)
+		return cmd_erase(argc, argv);
+	if (strcmp(cmd, "retention") == 0)
+		return cmd_retention(argc, argv);
 	fprintf(stderr, "msce: unknown command \"%s\"\n", cmd);
 	usage();
 	return 2;
