@@ -154,7 +154,7 @@ void api_reply_audited(struct node *n, struct client_conn *c,
 		reply(c, r);
 		return;
 	}
-	if (n->stopping || n->writer == NULL) {
+	if (n->stopping) {
 		audit_refs_free(refs);
 		reply_error(c, r->id, MSCE_ECLOSED, "node is shutting down");
 		return;
@@ -1307,7 +1307,7 @@ void api_erase_person(struct node *n, struct client_conn *c,
 	struct erase_item *items = NULL;
 	size_t ni = 0, nw, k = 0;
 
-	if (n->stopping || n->writer == NULL) {
+	if (n->stopping) {
 		done(arg, MSCE_ECLOSED, "node is shutting down", NULL, 0);
 		return;
 	}

@@ -202,7 +202,7 @@ static void deliver(struct watcher *w)
 		flush_held(w);
 		return;
 	}
-	if (w->n->stopping || w->n->writer == NULL) {
+	if (w->n->stopping) {
 		drop_held(w);
 		return;
 	}
