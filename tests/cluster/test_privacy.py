@@ -242,6 +242,9 @@ class PrivacyTest(ClusterTestCase):
         c.wait_converged(timeout=60)  # the gets above are audited too
         dumps = {self.audit_dump(c, x) for x in c.nodes}
         self.assertEqual(len(dumps), 1)
+        # Logs carry no personal data: the erasure is logged without its key.
+        for x in c.nodes:
+            self.assertNotIn("GL1012345601", x.log_text(), x.name)
         # Nothing left: a second erase says so.
         rc, _, err = c.cli(n1, "erase", "registration", PERSON, check=False)
         self.assertEqual(rc, 1)
