@@ -1463,7 +1463,7 @@ static int check_write_coll(const char *coll, char *why, size_t len)
 static int check_access(const struct client_conn *c,
 			const Msce__ClientRequest *req, char *why, size_t len)
 {
-	int role = client_conn_role(c), rc;
+	int role = client_conn_role(c), rc, all = 0;
 	const char *coll = NULL, *what = "read";
 
 	if (req->purpose[0] != '\0' && !purpose_valid(req->purpose)) {
@@ -1491,10 +1491,12 @@ static int check_access(const struct client_conn *c,
 	case MSCE__CLIENT_REQUEST__OP_WATCH:
 		coll = req->watch->collection;
 		what = "watch";
+		all = 1;
 		break;
 	case MSCE__CLIENT_REQUEST__OP_CONFLICTS:
 		coll = req->conflicts->collection;
 		what = "list conflicts of";
+		all = 1;
 		break;
 	case MSCE__CLIENT_REQUEST__OP_PERSON:
 		if (role < CONFIG_ROLE_ADMIN &&
@@ -1518,8 +1520,9 @@ static int check_access(const struct client_conn *c,
 			 client_conn_name(c), config_role_name(role), what, coll);
 		return MSCE_EPERM;
 	}
+	/* A watch or conflicts of "" covers every collection. */
 	if (req->purpose[0] == '\0' &&
-	    (coll[0] == '\0' || audit_personal(coll, strlen(coll)))) {
+	    ((all && coll[0] == '\0') || audit_personal(coll, strlen(coll)))) {
 		snprintf(why, len,
 			 "a purpose is required to %s %s (personal records, "
 			 "audited): one of " PURPOSE_LIST,

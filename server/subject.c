@@ -115,7 +115,7 @@ static int cases_cb(void *ctx, const struct store_record_view *v)
 	char key[MSCE_MAX_KEY + 1];
 	struct subject **who;
 
-	if (p == NULL || p->w.value_len > MSCE_MAX_KEY)
+	if (p == NULL || p->w.value_len == 0 || p->w.value_len > MSCE_MAX_KEY)
 		return 0;
 	memcpy(key, p->w.value, p->w.value_len);
 	key[p->w.value_len] = '\0';

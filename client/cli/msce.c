@@ -277,12 +277,14 @@ char *cli_value(const char *coll, const char *field, const void *value,
 		size_t len)
 {
 	char m[MASK_BUF];
+	if (len == 0) /* an empty value may come as NULL */
+		return strdup("");
 	if (cli_reveal)
 		return strndup(value, len);
 	if (coll[0] == '_' &&
 	    (strcmp(field, "records") == 0 || strcmp(field, "subject") == 0))
 		return mask_lines(value, len);
-	if (!mask_field_applies(coll, field) || len == 0)
+	if (!mask_field_applies(coll, field))
 		return strndup(value, len);
 	return strdup(mask_value(coll, field, value, len, m));
 }

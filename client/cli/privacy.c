@@ -25,8 +25,9 @@ static const Msce__FieldVersion *field_of(const Msce__Record *m,
 static char *value_of(const Msce__Record *m, const char *name)
 {
 	const Msce__FieldVersion *f = field_of(m, name);
-	return f ? strndup((const char *)f->value.data, f->value.len)
-		 : strdup("");
+	return f && f->value.len
+		       ? strndup((const char *)f->value.data, f->value.len)
+		       : strdup("");
 }
 
 static void iso_ms(uint64_t ms, char out[32])
