@@ -9,10 +9,11 @@
  * entry holds a value of a record, only references.
  *
  * Happy paths: a client's write of a personal record and its entry go in
- * the same write batch (STORE_W_LIST lists exactly what committed); a read
- * is answered only once its entry is durable (audit_submit), one entry per
- * request, whatever the number of records it names (split at
- * AUDIT_LIST_MAX bytes). Failure: an entry that cannot be written fails
+ * the same write batch (STORE_W_LIST lists exactly what committed; alike
+ * entries of one group commit merge into one); a read is answered only
+ * once its entry is durable (audit_submit), one entry per request,
+ * whatever the number of records it names (split at AUDIT_LIST_MAX
+ * bytes). Failure: an entry that cannot be written fails
  * its batch, so the write it records does not commit either; a read whose
  * entry failed is refused. */
 #ifndef MSCE_AUDIT_H
@@ -26,7 +27,7 @@
 #define AUDIT_COLLECTION "_audit"
 /* Bytes of "collection/key\n" lines in one entry, under the 64 KiB value
  * limit: 200 or more records. */
-#define AUDIT_LIST_MAX 60000
+#define AUDIT_LIST_MAX STORE_LIST_MAX
 #define AUDIT_MAX_FIELDS 8
 
 /* Personal collections: registration, case, case_note. */

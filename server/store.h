@@ -62,13 +62,18 @@ enum {
 	/* Listed by the next STORE_W_LIST write if it committed. */
 	STORE_W_LISTED = 1 << 10,
 	/* Gets one more field, STORE_LIST_FIELD: a line "collection/key\n"
-	 * for each STORE_W_LISTED write since the previous STORE_W_LIST
-	 * write of the batch that was not refused, so that it records
-	 * exactly what committed, in the same transaction. When none did,
-	 * it is skipped (its result MSCE_ENOTFOUND). */
+	 * for each STORE_W_LISTED write since the last STORE_W_LIST write
+	 * of the batch that was written, that was not refused, so that it
+	 * records exactly what committed, in the same transaction. When
+	 * none did, it is skipped (its result MSCE_ENOTFOUND). It is
+	 * skipped too when the next STORE_W_LIST write of the batch has the
+	 * same fields and the lines of both fit STORE_LIST_MAX bytes: that
+	 * one lists them all (group commit of one client's requests makes
+	 * one entry, not one per request). */
 	STORE_W_LIST = 1 << 11,
 };
 #define STORE_LIST_FIELD "records"
+#define STORE_LIST_MAX 60000 /* bytes of lines, under MSCE_MAX_VALUE */
 
 struct store_field_in {
 	const char *name;

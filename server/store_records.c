@@ -656,7 +656,8 @@ static int with_list(struct store *s, const struct store_write *a,
 	struct store_field_in *f;
 	char *v;
 
-	while (from > 0 && !(a[from - 1].op & STORE_W_LIST))
+	while (from > 0 && !((a[from - 1].op & STORE_W_LIST) &&
+			     done[from - 1].err.code == 0))
 		from--;
 	for (size_t j = from; j < i; j++)
 		if ((a[j].op & STORE_W_LISTED) && done[j].err.code == 0)
@@ -688,9 +689,44 @@ static int with_list(struct store *s, const struct store_write *a,
 	return 0;
 }
 
+static int same_fields(const struct store_write *x,
+		       const struct store_write *y)
+{
+	if (x->nfields != y->nfields)
+		return 0;
+	for (size_t i = 0; i < x->nfields; i++) {
+		const struct store_field_in *f = &x->fields[i], *g = &y->fields[i];
+		if (f->name_len != g->name_len || f->value_len != g->value_len ||
+		    memcmp(f->name, g->name, f->name_len) != 0 ||
+		    (f->value_len && memcmp(f->value, g->value, f->value_len)))
+			return 0;
+	}
+	return 1;
+}
+
+static size_t line_len(const struct store_write *w)
+{
+	return w->op & STORE_W_LISTED ? w->coll_len + 1 + w->key_len + 1 : 0;
+}
+
+/* Whether the STORE_W_LIST write a[i] can leave its lines to the next
+ * one: the same fields, and every listed line of both within
+ * STORE_LIST_MAX. len: the lines since the last list written, committed
+ * or not (an upper bound). */
+static int list_merges(const struct store_write *a, size_t n, size_t i,
+		       size_t len)
+{
+	size_t j = i + 1;
+
+	while (j < n && !(a[j].op & STORE_W_LIST))
+		len += line_len(&a[j++]);
+	return j < n && len <= STORE_LIST_MAX && same_fields(&a[i], &a[j]);
+}
+
 static int write_batch(struct wtxn *w, void *arg, struct err *e)
 {
 	struct write_args *a = arg;
+	size_t lines = 0; /* bytes listed since the last list written */
 
 	for (size_t i = 0; i < a->n; i++) {
 		const struct store_write *in = &a->w[i];
@@ -698,7 +734,13 @@ static int write_batch(struct wtxn *w, void *arg, struct err *e)
 		int rc;
 		memset(&a->out[i], 0, sizeof a->out[i]);
 		arena_reset(&w->s->arena);
+		lines += line_len(in);
 		if (in->op & STORE_W_LIST) {
+			if (list_merges(a->w, a->n, i, lines)) {
+				err_set(&a->out[i].err, MSCE_ENOTFOUND,
+					"listed by the next entry");
+				continue;
+			}
 			if ((rc = with_list(w->s, a->w, a->out, i, &listed,
 					    e)))
 				return rc;
@@ -711,6 +753,8 @@ static int write_batch(struct wtxn *w, void *arg, struct err *e)
 		}
 		if ((rc = write_one(w, in, a->wall_ms, &a->out[i], e)))
 			return rc;
+		if ((in->op & STORE_W_LIST) && a->out[i].err.code == 0)
+			lines = 0;
 		/* The node's own writes (audit entries) are never refused
 		 * alone: what they record must not commit without them. */
 		if ((in->op & STORE_W_SYSTEM) && a->out[i].err.code != 0)

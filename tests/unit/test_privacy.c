@@ -262,6 +262,7 @@ static void store_audit_writes(void **state)
 		fin("document_number", "GL1012345601")};
 	struct store_field_in bad = fin("birth_date", "1990-13-01");
 	struct store_field_in who = fin("op", "put");
+	struct store_field_in who2 = fin("op", "delete");
 	struct store_field_in t = fin("v", "1");
 	struct store_written out[8];
 	struct keys k;
@@ -283,10 +284,12 @@ static void store_audit_writes(void **state)
 	w[2] = wr(STORE_PUT, "t", "k", &t, 1);
 	w[3] = wr(STORE_PUT | STORE_W_SYSTEM | STORE_W_STAMP | STORE_W_LIST,
 		  "_audit", "", &who, 1);
-	/* A second run: nothing of it commits, so its entry is skipped. */
+	/* A second run by someone else: nothing of it commits, so its
+	 * entry is skipped. */
 	w[4] = wr(STORE_PUT | STORE_W_LISTED, "registration", "FRA:Q1", &bad,
 		  1);
-	w[5] = w[3];
+	w[5] = wr(STORE_PUT | STORE_W_SYSTEM | STORE_W_STAMP | STORE_W_LIST,
+		  "_audit", "", &who2, 1);
 	assert_int_equal(store_write(s, w, 6, T0, out, &e), 0);
 	assert_int_equal(out[0].err.code, 0);
 	assert_int_equal(out[1].err.code, MSCE_EINVAL);
@@ -304,15 +307,36 @@ static void store_audit_writes(void **state)
 	assert_true(out[3].hlc > out[0].hlc);
 	assert_string_equal(k.records[0], "registration/FRA:GL1012345601\n");
 
+	/* Entries alike (one client's requests in one group commit) make
+	 * one entry listing them all; a different one stays apart. */
+	w[0] = wr(STORE_PUT | STORE_W_LISTED, "t", "a", &t, 1);
+	w[1] = wr(STORE_PUT | STORE_W_SYSTEM | STORE_W_STAMP | STORE_W_LIST,
+		  "_audit", "", &who, 1);
+	w[2] = wr(STORE_PUT | STORE_W_LISTED, "t", "b", &t, 1);
+	w[3] = w[1];
+	w[4] = wr(STORE_DELETE | STORE_W_LISTED, "t", "a", NULL, 0);
+	w[5] = wr(STORE_PUT | STORE_W_SYSTEM | STORE_W_STAMP | STORE_W_LIST,
+		  "_audit", "", &who2, 1);
+	assert_int_equal(store_write(s, w, 6, T0, out, &e), 0);
+	for (int i = 0; i < 6; i += 2)
+		assert_int_equal(out[i].err.code, 0);
+	assert_int_equal(out[1].err.code, MSCE_ENOTFOUND);
+	assert_int_equal(out[3].err.code, 0);
+	assert_int_equal(out[5].err.code, 0);
+	audit_entries(s, &k);
+	assert_int_equal(k.n, 3);
+	assert_string_equal(k.records[1], "t/a\nt/b\n");
+	assert_string_equal(k.records[2], "t/a\n");
+
 	/* Keys are in time order, one per entry. */
 	w[0] = wr(STORE_PUT | STORE_W_SYSTEM | STORE_W_STAMP, "_audit", "",
 		  &who, 1);
 	w[1] = w[0];
 	assert_int_equal(store_write(s, w, 2, T0 - 5000, out, &e), 0);
 	audit_entries(s, &k);
-	assert_int_equal(k.n, 3);
-	assert_true(strcmp(k.key[0], k.key[1]) < 0 &&
-		    strcmp(k.key[1], k.key[2]) < 0);
+	assert_int_equal(k.n, 5);
+	for (int i = 1; i < k.n; i++)
+		assert_true(strcmp(k.key[i - 1], k.key[i]) < 0);
 
 	/* The node's own write is never refused alone: the whole batch
 	 * fails and nothing of it commits. */
