@@ -79,6 +79,7 @@ struct rxsnap {
 	struct store_snap_record *recs;
 	struct record *rs;
 	struct field_state *fss;
+	struct fv *fvs; /* the losers of fss */
 	struct store_pos end;
 };
 
@@ -643,6 +644,7 @@ static void rxsnap_free(struct rxsnap *x)
 	free(x->recs);
 	free(x->rs);
 	free(x->fss);
+	free(x->fvs);
 	free(x);
 }
 
@@ -1721,7 +1723,7 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 			   const Msce__SnapshotChunk *c, struct rxsnap *x,
 			   struct err *e)
 {
-	size_t nfs = 0, k = 0;
+	size_t nfs = 0, nfv = 0, k = 0, kv = 0;
 	const struct store_pos *start = p->rx_started ? &p->rx_start : NULL;
 
 	(void)r;
@@ -1729,12 +1731,17 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 		return err_set(e, MSCE_EPROTO, "snapshot chunk without range");
 	if (c->end != NULL && pos_from_msg(c->end, &x->end, e))
 		return e->code;
-	for (size_t i = 0; i < c->n_records; i++)
+	for (size_t i = 0; i < c->n_records; i++) {
 		nfs += c->records[i]->n_fields;
+		for (size_t j = 0; j < c->records[i]->n_fields; j++)
+			nfv += c->records[i]->fields[j]->n_losers;
+	}
 	x->recs = calloc(c->n_records ? c->n_records : 1, sizeof *x->recs);
 	x->rs = calloc(c->n_records ? c->n_records : 1, sizeof *x->rs);
 	x->fss = calloc(nfs ? nfs : 1, sizeof *x->fss);
-	if (x->recs == NULL || x->rs == NULL || x->fss == NULL)
+	x->fvs = calloc(nfv ? nfv : 1, sizeof *x->fvs);
+	if (x->recs == NULL || x->rs == NULL || x->fss == NULL ||
+	    x->fvs == NULL)
 		return err_set(e, MSCE_ENOMEM, "snapshot chunk");
 	for (size_t i = 0; i < c->n_records; i++) {
 		const Msce__Record *m = c->records[i];
@@ -1767,6 +1774,8 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 			fs->seen.hlc = fm->seen_hlc;
 			fs->seen.origin = fm->seen_origin;
 			fs->nlosers = (uint8_t)fm->n_losers;
+			fs->losers = fm->n_losers ? &x->fvs[kv] : NULL;
+			kv += fm->n_losers;
 			for (size_t l = 0; l < fm->n_losers; l++)
 				if (fv_from_msg(fm->losers[l], &fs->losers[l]))
 					return err_set(e, MSCE_EPROTO,

@@ -243,7 +243,7 @@ static int has_version(const struct field_state *f, struct version v)
  * Winner and losers are in version order, so the highest left wins. */
 static int filter(struct field_state *f,
 		  int (*keep)(const struct fv *x, const void *arg),
-		  const void *arg)
+		  const void *arg, struct arena *a)
 {
 	struct fv k[RECORD_MAX_LOSERS + 1];
 	size_t n = 0, total = 1 + (size_t)f->nlosers;
@@ -255,10 +255,17 @@ static int filter(struct field_state *f,
 	}
 	if (n == 0)
 		return 0;
+	if (n == total)
+		return 1;
+	/* A new array: f may be a copy sharing its losers with another. */
 	f->w = k[0];
 	f->nlosers = (uint8_t)(n - 1);
-	for (size_t i = 1; i < n; i++)
-		f->losers[i - 1] = k[i];
+	f->losers = NULL;
+	if (n > 1) {
+		f->losers = arena_memdup(a, &k[1], (n - 1) * sizeof *k);
+		if (f->losers == NULL)
+			return -1;
+	}
 	return 1;
 }
 
@@ -322,7 +329,10 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 				     cover, ncover};
 		uint8_t before = f->nlosers;
 		struct version win = f->w.v;
-		if (filter(f, not_gone, &g)) {
+		int kept = filter(f, not_gone, &g, &s->arena);
+		if (kept < 0)
+			return err_set(e, MSCE_ENOMEM, "merge snapshot");
+		if (kept) {
 			changed |= before != f->nlosers ||
 				   version_cmp(win, f->w.v) != 0;
 			i++;
@@ -340,7 +350,11 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 		}
 		for (uint32_t j = 0; j < theirs->nfields; j++) {
 			struct field_state fs = theirs->fields[j];
-			if (!filter(&fs, not_known, &ka))
+			int kept = filter(&fs, not_known, &ka, &s->arena);
+			if (kept < 0)
+				return err_set(e, MSCE_ENOMEM,
+					       "merge snapshot");
+			if (!kept)
 				continue;
 			if (record_merge_state(&r, &fs, &s->arena, &ch))
 				return err_set(e, MSCE_ENOMEM, "merge snapshot");
