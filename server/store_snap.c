@@ -411,7 +411,8 @@ static size_t stage_key(uint8_t *out, uint32_t source, const uint8_t *rk,
 	be32(out, source);
 	memcpy(out + 4, rk, rklen);
 	out[4 + rklen] = 0;
-	memcpy(out + 5 + rklen, field, flen);
+	if (flen) /* a record of a tombstone only: no field, field NULL */
+		memcpy(out + 5 + rklen, field, flen);
 	return 5 + rklen + flen;
 }
 
@@ -528,7 +529,9 @@ static int stage_next(struct wtxn *w, MDB_cursor *cur, uint32_t source,
 			fs = f;
 			cap = nc;
 		}
-		memcpy(fs + nfs, part.fields, part.nfields * sizeof *fs);
+		if (part.nfields) /* a tombstone's part has none (NULL) */
+			memcpy(fs + nfs, part.fields,
+			       part.nfields * sizeof *fs);
 		nfs += part.nfields;
 		rc = mdb_cursor_get(cur, k, &v, MDB_NEXT);
 		if (rc == MDB_NOTFOUND)
