@@ -342,6 +342,19 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 		memmove(f, f + 1, (r.nfields - i - 1) * sizeof *f);
 		r.nfields--;
 	}
+	/* A tombstone the snapshot covers is as the source holds it: the
+	 * source saw that delete, and may since have collected it (or a
+	 * later one). Kept, it would be a base below the delete the other
+	 * centers remember, and a write here would be a delete conflict at
+	 * some centers and not at others. */
+	if (!version_is_zero(r.tomb) && covered(cover, ncover, r.tomb) &&
+	    !MUTANT("stale_tomb")) {
+		struct version t = theirs ? theirs->tomb : (struct version){0, 0};
+		if (version_cmp(t, r.tomb) < 0) {
+			r.tomb = t;
+			changed = 1;
+		}
+	}
 	if (theirs != NULL) {
 		if (!version_is_zero(theirs->tomb) &&
 		    !covered(w->vvs, w->nvv, theirs->tomb)) {
