@@ -762,6 +762,9 @@ static const struct cspec *find_collection(const char *name)
 
 static int name_is(const struct schema_field *f, const char *name)
 {
+	/* The first byte rules out most names without a strlen. */
+	if (f->name_len == 0 || f->name[0] != name[0])
+		return 0;
 	size_t l = strlen(name);
 	return f->name_len == l && memcmp(f->name, name, l) == 0;
 }

@@ -224,7 +224,8 @@ static int check_change(const Msce__Change *c, struct err *e)
 			return err_set(e, MSCE_ECORRUPT, "%s",
 				       e ? e->msg : "bad field");
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(c->fields[j]->name, f->name) == 0)
+			if (c->fields[j]->name[0] == f->name[0] &&
+			    strcmp(c->fields[j]->name, f->name) == 0)
 				return err_set(e, MSCE_ECORRUPT,
 					       "field \"%s\" written twice",
 					       f->name);
