@@ -340,7 +340,7 @@ static void write_done(struct writer_job *j)
 		x->req->op_case = MSCE__CLIENT_REQUEST__OP_RESOLVE;
 		x->req->resolve = x->resolve;
 	}
-	msce__client_request__free_unpacked(x->req, NULL);
+	pb_arena_free(x->req);
 	free(x->w);
 	free(x->f);
 	free(x->out);
@@ -436,7 +436,7 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 			req->op_case = MSCE__CLIENT_REQUEST__OP_RESOLVE;
 			req->resolve = resolve;
 		}
-		msce__client_request__free_unpacked(req, NULL);
+		pb_arena_free(req);
 		return;
 	}
 	Msce__PutRequest **puts;
@@ -451,7 +451,7 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 		if (np == 0 || np > 10000) {
 			reply_error(c, req->id, MSCE_EINVAL,
 				    "batch must hold 1..10000 puts");
-			msce__client_request__free_unpacked(req, NULL);
+			pb_arena_free(req);
 			return;
 		}
 	} else {
@@ -465,7 +465,7 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 			snprintf(msg, sizeof msg, "%zu fields, limit %d",
 				 puts[i]->n_fields, MSCE_MAX_FIELDS);
 			reply_error(c, req->id, MSCE_ETOOBIG, msg);
-			msce__client_request__free_unpacked(req, NULL);
+			pb_arena_free(req);
 			return;
 		}
 		if (puts[i]->min_sites > n->nnodes) {
@@ -474,7 +474,7 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 				 "min_sites %u, but the cluster has %zu centers",
 				 puts[i]->min_sites, n->nnodes);
 			reply_error(c, req->id, MSCE_EINVAL, msg);
-			msce__client_request__free_unpacked(req, NULL);
+			pb_arena_free(req);
 			return;
 		}
 		nf += puts[i]->n_fields;
@@ -500,7 +500,7 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 		}
 		free(ends);
 		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
-		msce__client_request__free_unpacked(req, NULL);
+		pb_arena_free(req);
 		return;
 	}
 	/* The request owns every string the audit entries point to. */
@@ -1107,7 +1107,7 @@ static void do_resolve(struct node *n, struct client_conn *c,
 	if (rc || !wc.found) {
 		reply_error(c, req->id, rc ? rc : MSCE_ENOTFOUND,
 			    rc ? e.msg : "no such field in that record");
-		msce__client_request__free_unpacked(req, NULL);
+		pb_arena_free(req);
 		return;
 	}
 	/* Rewrite the request as a put; the decoded request owns it all. */
@@ -1119,7 +1119,7 @@ static void do_resolve(struct node *n, struct client_conn *c,
 		free(f);
 		free(fp);
 		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
-		msce__client_request__free_unpacked(req, NULL);
+		pb_arena_free(req);
 		return;
 	}
 	msce__put_request__init(p);
@@ -1545,9 +1545,10 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		reply_error(c, 0, MSCE_ECLOSED, "node is shutting down");
 		return;
 	}
-	struct pb_limit lim;
-	req = msce__client_request__unpack(pb_limit_init(&lim, pb_limit_for(len)),
-					   len, msg);
+	struct pb_arena ar;
+	req = pb_arena_end(&ar, msce__client_request__unpack(
+					pb_arena_begin(&ar, pb_limit_for(len), len),
+					len, msg));
 	if (req == NULL) {
 		n->client_errors++;
 		reply_error(c, 0, MSCE_EPROTO,
@@ -1563,7 +1564,7 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 			 config_role_name(client_conn_role(c)),
 			 op_name(req->op_case));
 		reply_error(c, req->id, MSCE_EPERM, msg);
-		msce__client_request__free_unpacked(req, NULL);
+		pb_arena_free(req);
 		return;
 	}
 	{
@@ -1615,5 +1616,5 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		n->client_errors++;
 		reply_error(c, req->id, MSCE_EINVAL, "unknown request");
 	}
-	msce__client_request__free_unpacked(req, NULL);
+	pb_arena_free(req);
 }
