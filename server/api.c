@@ -1573,7 +1573,7 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		if (rc) {
 			n->client_errors++;
 			reply_error(c, req->id, rc, why);
-			msce__client_request__free_unpacked(req, NULL);
+			pb_arena_free(req);
 			return;
 		}
 	}
