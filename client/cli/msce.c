@@ -41,7 +41,7 @@ static void usage(void)
 {
 	fprintf(
 	    stderr,
-	    "usage: msce keygen --out PREFIX\n"
+	    "usage: msce keygen --out PREFIX | --sign-pub PREFIX\n"
 	    "       msce -c CONFIG put COLLECTION KEY name=value...\n"
 	    "       msce -c CONFIG del COLLECTION KEY\n"
 	    "       msce -c CONFIG get COLLECTION KEY [--json]\n"
@@ -118,11 +118,22 @@ static void print_json(cJSON *j)
 
 static int cmd_keygen(int argc, char **argv)
 {
-	const char *out = NULL;
+	const char *out = NULL, *sign = NULL;
 	struct err e;
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
 			out = argv[++i];
+		else if (strcmp(argv[i], "--sign-pub") == 0 && i + 1 < argc)
+			sign = argv[++i];
+	if (sign != NULL) {
+		/* A key made before signatures: derive its signing key. */
+		if (keyfile_write_sign_pub(sign, &e) != 0) {
+			fprintf(stderr, "msce keygen: %s\n", e.msg);
+			return 1;
+		}
+		printf("wrote %s.sign.pub\n", sign);
+		return 0;
+	}
 	if (out == NULL) {
 		usage();
 		return 2;
@@ -131,7 +142,8 @@ static int cmd_keygen(int argc, char **argv)
 		fprintf(stderr, "msce keygen: %s\n", e.msg);
 		return 1;
 	}
-	printf("wrote %s.key (secret, mode 0600) and %s.pub\n", out, out);
+	printf("wrote %s.key (secret, mode 0600), %s.pub and %s.sign.pub\n",
+	       out, out, out);
 	return 0;
 }
 

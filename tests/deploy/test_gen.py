@@ -64,7 +64,8 @@ class GenTest(unittest.TestCase):
         run_gen(self.centers(EIGHT), self.out)
         self.assertEqual(sorted(os.listdir(self.out)), sorted(NAMES + ["_clients"]))
         self.assertEqual(sorted(os.listdir(os.path.join(self.out, "_clients"))),
-                         ["audit.key", "audit.pub", "ops.key", "ops.pub"])
+                         ["audit.key", "audit.pub", "audit.sign.pub", "ops.key",
+                          "ops.pub", "ops.sign.pub"])
         pubs = {n: self.read(n, ".pub").strip() for n in NAMES}
         self.assertEqual(len(set(pubs.values())), 8)
         for n in NAMES:
@@ -130,10 +131,19 @@ class GenTest(unittest.TestCase):
                        check=True, capture_output=True)
         os.makedirs(os.path.join(self.out, "b"))
         shutil.copy(os.path.join(pre, "b.pub"), os.path.join(self.out, "b", "b.pub"))
+        # Without its signing key the others could not check its changes.
+        r = run_gen(path, self.out, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("b.sign.pub is missing", r.stderr)
+        self.assertIn("msce keygen --sign-pub", r.stderr)
+        shutil.copy(os.path.join(pre, "b.sign.pub"),
+                    os.path.join(self.out, "b", "b.sign.pub"))
         run_gen(path, self.out)
         self.assertFalse(os.path.exists(os.path.join(self.out, "b", "b.key")))
         with open(os.path.join(pre, "b.pub")) as f:
-            self.assertIn(f.read().strip(), self.read("a"))
+            self.assertIn("public_key = " + f.read().strip(), self.read("a"))
+        with open(os.path.join(pre, "b.sign.pub")) as f:
+            self.assertIn("sign_key = " + f.read().strip(), self.read("a"))
         r = run_gen("rotate", path, self.out, "b", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("keeps its own key", r.stderr)
