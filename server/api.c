@@ -12,6 +12,7 @@
 #include "bounds.h"
 #include "client.pb-c.h"
 #include "log.h"
+#include "msce_version.h"
 #include "pballoc.h"
 #include "record_pb.h"
 #include "node.h"
@@ -1055,6 +1056,18 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		n->client_errors++;
 		reply_error(c, 0, MSCE_EPROTO,
 			    "malformed request: not a msce.ClientRequest");
+		return;
+	}
+	if (req->protocol != 0 && req->protocol != MSCE_CLIENT_PROTOCOL) {
+		char msg[160];
+		n->client_errors++;
+		snprintf(msg, sizeof msg,
+			 "client speaks client protocol %u, this node speaks %u "
+			 "(msce %s): use a libmsce that speaks %u",
+			 req->protocol, MSCE_CLIENT_PROTOCOL, MSCE_VERSION,
+			 MSCE_CLIENT_PROTOCOL);
+		reply_error(c, req->id, MSCE_EVERSION, msg);
+		msce__client_request__free_unpacked(req, NULL);
 		return;
 	}
 	if (!role_allows(client_conn_role(c), req->op_case)) {
