@@ -15,6 +15,7 @@
 #include "msce_version.h"
 #include "pballoc.h"
 #include "record_pb.h"
+#include "schema.h"
 #include "node.h"
 
 #define SCAN_MAX_LIMIT 10000
@@ -250,6 +251,13 @@ static int fill_write(const Msce__PutRequest *p, struct store_write *w,
 		f[i].name_len = strlen(in->name);
 		f[i].value = in->value.data;
 		f[i].value_len = in->value.len;
+		/* A time with an offset is stored in UTC; that form is never
+		 * longer, so it overwrites the decoded value. */
+		size_t utc = schema_time_field_utc(
+			p->collection, w->coll_len, in->name, f[i].name_len,
+			in->value.data, in->value.len, in->value.data);
+		if (utc)
+			f[i].value_len = utc;
 		f[i].has_base = in->has_base;
 		f[i].base.hlc = in->base_hlc;
 		f[i].base.origin = in->base_origin;
