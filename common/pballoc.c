@@ -2,7 +2,9 @@
  * back: the budget bounds the total a single decode may allocate. */
 #include "pballoc.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void *limit_alloc(void *data, size_t n)
 {
@@ -27,4 +29,117 @@ ProtobufCAllocator *pb_limit_init(struct pb_limit *l, size_t limit)
 	l->used = 0;
 	l->limit = limit;
 	return &l->a;
+}
+
+/* ---- arena ---------------------------------------------------------------- */
+
+struct pb_arena_block {
+	struct pb_arena_block *next;
+	size_t size, used;
+	max_align_t data[];
+};
+
+/* Kept just before the message in the first block, so that the message
+ * alone is enough to free everything. */
+struct pb_owner {
+	struct pb_arena_block *blocks;
+	void *msg;
+	max_align_t pad[];
+};
+
+#define ALIGN_UP(n) (((n) + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1))
+
+static void blocks_free(struct pb_arena_block *b)
+{
+	while (b != NULL) {
+		struct pb_arena_block *next = b->next;
+		free(b);
+		b = next;
+	}
+}
+
+static void *arena_alloc_pb(void *data, size_t n)
+{
+	struct pb_arena *ar = data;
+	struct pb_arena_block *b = ar->blocks;
+	size_t need = ALIGN_UP(n ? n : 1);
+
+	if (need > ar->limit - ar->used)
+		return NULL;
+	if (b == NULL || b->size - b->used < need) {
+		size_t size = b == NULL ? ar->first_size : 2 * b->size;
+		if (size < need + ALIGN_UP(sizeof(struct pb_owner)))
+			size = need + ALIGN_UP(sizeof(struct pb_owner));
+		b = malloc(sizeof *b + size);
+		if (b == NULL)
+			return NULL;
+		b->size = size;
+		b->used = 0;
+		b->next = ar->blocks;
+		if (ar->blocks == NULL) /* room for the owner record */
+			b->used = ALIGN_UP(sizeof(struct pb_owner));
+		ar->blocks = b;
+	}
+	void *p = (char *)b->data + b->used;
+	b->used += need;
+	ar->used += need;
+	if (ar->first == NULL)
+		ar->first = p;
+	return p;
+}
+
+static void arena_free_pb(void *data, void *p)
+{
+	(void)data;
+	(void)p; /* all at once, in pb_arena_free */
+}
+
+ProtobufCAllocator *pb_arena_begin(struct pb_arena *ar, size_t limit,
+				   size_t len)
+{
+	ar->a.alloc = arena_alloc_pb;
+	ar->a.free = arena_free_pb;
+	ar->a.allocator_data = ar;
+	ar->blocks = NULL;
+	ar->used = 0;
+	ar->limit = limit;
+	ar->first = NULL;
+	/* Decoded messages take a few times their encoding. */
+	ar->first_size = 4 * len + 4096;
+	return &ar->a;
+}
+
+void *pb_arena_end(struct pb_arena *ar, void *m)
+{
+	struct pb_arena_block *first;
+
+	if (m == NULL || m != ar->first) {
+		/* Failed, or (never with protobuf-c) the message was not its
+		 * first allocation: then it cannot own the blocks. */
+		blocks_free(ar->blocks);
+		ar->blocks = NULL;
+		if (m != NULL)
+			abort();
+		return NULL;
+	}
+	first = ar->blocks;
+	while (first->next != NULL)
+		first = first->next;
+	struct pb_owner *o = (struct pb_owner *)first->data;
+	o->blocks = ar->blocks;
+	o->msg = m;
+	ar->blocks = NULL;
+	return m;
+}
+
+void pb_arena_free(void *m)
+{
+	struct pb_owner *o;
+
+	if (m == NULL)
+		return;
+	o = (struct pb_owner *)((char *)m - ALIGN_UP(sizeof(struct pb_owner)));
+	if (o->msg != m)
+		abort(); /* not from pb_arena_end */
+	blocks_free(o->blocks);
 }

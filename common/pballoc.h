@@ -26,4 +26,26 @@ static inline size_t pb_limit_for(size_t len)
 	return 16 * len + 64 * 1024;
 }
 
+/* The same budget, but the decode goes into a few large blocks (bump
+ * allocation, no per-field malloc and free): for the messages a node
+ * decodes by the thousand, peer batches and client requests. Decode with
+ *   m = msce__x__unpack(pb_arena_begin(&ar, budget), len, buf);
+ *   m = pb_arena_end(&ar, m);
+ * and free with pb_arena_free(m), never ..._free_unpacked. */
+struct pb_arena_block;
+struct pb_arena {
+	ProtobufCAllocator a;
+	struct pb_arena_block *blocks;
+	size_t used, limit, first_size;
+	void *first; /* the first allocation: the decoded message */
+};
+
+ProtobufCAllocator *pb_arena_begin(struct pb_arena *ar, size_t limit,
+				   size_t len);
+/* Ties the blocks to the message (m from unpack, may be NULL: then the
+ * blocks are freed). Returns m. */
+void *pb_arena_end(struct pb_arena *ar, void *m);
+/* Frees a message decoded this way; NULL is ignored. */
+void pb_arena_free(void *m);
+
 #endif

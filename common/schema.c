@@ -11,7 +11,9 @@
 
 #define QMAX 48		    /* bytes of a value shown in a message */
 #define QBUF (QMAX * 4 + 8) /* worst case: every byte as \xNN */
-#define PFX_MAX (MSCE_MAX_COLLECTION + 1 + MSCE_MAX_FIELD_NAME + 1)
+/* "collection.field" in errors, formatted only when there is one. */
+#define FIELD_FMT "%s.%.*s"
+#define FIELD_ARGS(cname, f) (cname), (int)(f)->name_len, (f)->name
 #define DOCNUM_MAX 32
 #define EVENT_ID_MAX 64
 #define CAPACITY_MAX 100000
@@ -124,6 +126,11 @@ static int scan_text(const uint8_t *s, size_t len, int multi, size_t *at,
 	uint32_t cp;
 
 	for (size_t i = 0; i < len;) {
+		/* Printable ASCII is most text: one compare per byte. */
+		if (s[i] >= 0x20 && s[i] < 0x7F) {
+			i++;
+			continue;
+		}
 		size_t n = utf8_next(s + i, len - i, &cp);
 		*at = i;
 		if (n == 0)
@@ -251,7 +258,7 @@ static int check_field_in(const struct schema_field *f, const char *coll,
 	int rc = check_name("field name", f->name, f->name_len,
 			    MSCE_MAX_FIELD_NAME, e);
 	if (rc)
-		return rc;
+		return coll ? err_wrap(e, "%s", coll) : rc;
 	if (f->value_len > MSCE_MAX_VALUE)
 		return err_set(e, MSCE_ETOOBIG,
 			       "%s%s%.*s: value %zu bytes, "
@@ -854,6 +861,9 @@ static const struct cspec *find_collection(const char *name)
 
 static int name_is(const struct schema_field *f, const char *name)
 {
+	/* The first byte rules out most names without a strlen. */
+	if (f->name_len == 0 || f->name[0] != name[0])
+		return 0;
 	size_t l = strlen(name);
 	return f->name_len == l && memcmp(f->name, name, l) == 0;
 }
@@ -896,7 +906,7 @@ static void join_spec(char *out, size_t size, const struct cspec *cs)
  * schema change. */
 static const struct fspec *lookup_field(const struct cspec *cs,
 					const struct schema_field *f,
-					const char *pfx, struct err *e)
+					const char *cname, struct err *e)
 {
 	char list[256];
 
@@ -908,20 +918,24 @@ static const struct fspec *lookup_field(const struct cspec *cs,
 		if (note_name_ok(f->name, f->name_len))
 			return &note_field;
 		err_set(e, MSCE_EINVAL,
-			"%s: not a note field name (note/<hlc>/<origin>: "
+			FIELD_FMT
+			": not a note field name (note/<hlc>/<origin>: "
 			"decimal, no leading zeros, origin 1..65535)",
-			pfx);
+			FIELD_ARGS(cname, f));
 		return NULL;
 	}
 	join_spec(list, sizeof list, cs);
-	err_set(e, MSCE_EINVAL, "%s: unknown field (known: %s)", pfx, list);
+	err_set(e, MSCE_EINVAL, FIELD_FMT ": unknown field (known: %s)",
+		FIELD_ARGS(cname, f), list);
 	return NULL;
 }
 
-/* One domain field value; pfx is "collection.field". */
-static int check_value(const struct fspec *fs, const char *pfx,
-		       const uint8_t *v, size_t len, struct err *e)
+/* One domain field value; errors name it "collection.field". */
+static int check_value(const struct fspec *fs, const char *cname,
+		       const struct schema_field *f, struct err *e)
 {
+	const uint8_t *v = f->value;
+	size_t len = f->value_len;
 	const char *s = (const char *)v, *why = NULL;
 	char q[QBUF], list[256];
 	size_t at = 0;
@@ -933,22 +947,25 @@ static int check_value(const struct fspec *fs, const char *pfx,
 	if (len == 0) {
 		if (fs->required)
 			return err_set(e, MSCE_EINVAL,
-				       "%s: empty, and the field is required",
-				       pfx);
+				       FIELD_FMT
+				       ": empty, and the field is required",
+				       FIELD_ARGS(cname, f));
 		return 0;
 	}
 	if (fs->max && len > fs->max)
-		return err_set(e, MSCE_ETOOBIG, "%s: %zu bytes, limit %zu", pfx,
-			       len, fs->max);
+		return err_set(e, MSCE_ETOOBIG,
+			       FIELD_FMT ": %zu bytes, limit %zu",
+			       FIELD_ARGS(cname, f), len, fs->max);
 	switch (scan_text(v, len, fs->type == T_MULTI, &at, &bad)) {
 	case TEXT_BAD_UTF8:
 		return err_set(e, MSCE_EINVAL,
-			       "%s: not valid UTF-8 at byte %zu: %s", pfx, at,
-			       quote(q, v, len));
+			       FIELD_FMT ": not valid UTF-8 at byte %zu: %s",
+			       FIELD_ARGS(cname, f), at, quote(q, v, len));
 	case TEXT_CONTROL:
-		return err_set(e, MSCE_EINVAL,
-			       "%s: control character U+%04X at byte %zu: %s",
-			       pfx, (unsigned)bad, at, quote(q, v, len));
+		return err_set(
+		    e, MSCE_EINVAL,
+		    FIELD_FMT ": control character U+%04X at byte %zu: %s",
+		    FIELD_ARGS(cname, f), (unsigned)bad, at, quote(q, v, len));
 	}
 	switch (fs->type) {
 	case T_LINE:
@@ -960,73 +977,82 @@ static int check_value(const struct fspec *fs, const char *pfx,
 			    memcmp(fs->choices[i], s, len) == 0)
 				return 0;
 		join(list, sizeof list, fs->choices);
-		return err_set(e, MSCE_EINVAL, "%s: not one of %s: %s", pfx,
-			       list, quote(q, v, len));
+		return err_set(e, MSCE_EINVAL, FIELD_FMT ": not one of %s: %s",
+			       FIELD_ARGS(cname, f), list, quote(q, v, len));
 	case T_DATE:
 		if (schema_date_valid(s, len))
 			return 0;
 		return err_set(e, MSCE_EINVAL,
-			       "%s: not an ISO 8601 date (YYYY-MM-DD): %s", pfx,
-			       quote(q, v, len));
+			       FIELD_FMT
+			       ": not an ISO 8601 date (YYYY-MM-DD): %s",
+			       FIELD_ARGS(cname, f), quote(q, v, len));
 	case T_TIME: {
 		char utc[SCHEMA_TIME_MAX];
 		if (schema_timestamp_utc(s, len, utc))
 			return 0;
 		return err_set(e, MSCE_EINVAL,
-			       "%s: not an ISO 8601 timestamp "
+			       FIELD_FMT
+			       ": not an ISO 8601 timestamp "
 			       "(YYYY-MM-DDTHH:MM:SS[.fraction] then Z or an "
 			       "offset -12:00..+14:00): %s",
-			       pfx, quote(q, v, len));
+			       FIELD_ARGS(cname, f), quote(q, v, len));
 	}
 	case T_CENTER:
 		if (center_ok(s, len))
 			return 0;
 		return err_set(e, MSCE_EINVAL,
-			       "%s: not a center name ([a-z][a-z0-9-]{0,31}): "
+			       FIELD_FMT
+			       ": not a center name ([a-z][a-z0-9-]{0,31}): "
 			       "%s",
-			       pfx, quote(q, v, len));
+			       FIELD_ARGS(cname, f), quote(q, v, len));
 	case T_PHONE:
 		if (phone_ok(s, len))
 			return 0;
 		return err_set(e, MSCE_EINVAL,
-			       "%s: not an E.164 phone number ('+' then 6..15 "
+			       FIELD_FMT
+			       ": not an E.164 phone number ('+' then 6..15 "
 			       "digits, the first not 0): %s",
-			       pfx, quote(q, v, len));
+			       FIELD_ARGS(cname, f), quote(q, v, len));
 	case T_EMAIL:
 		if (email_ok(s, len))
 			return 0;
 		return err_set(e, MSCE_EINVAL,
-			       "%s: not an email address (local@domain.tld): "
+			       FIELD_FMT
+			       ": not an email address (local@domain.tld): "
 			       "%s",
-			       pfx, quote(q, v, len));
+			       FIELD_ARGS(cname, f), quote(q, v, len));
 	case T_COUNTRY:
 		if (schema_country_valid(s, len))
 			return 0;
 		return err_set(e, MSCE_EINVAL,
-			       "%s: not an ISO 3166-1 alpha-3 country code: %s",
-			       pfx, quote(q, v, len));
+			       FIELD_FMT
+			       ": not an ISO 3166-1 alpha-3 country code: %s",
+			       FIELD_ARGS(cname, f), quote(q, v, len));
 	case T_DOCNUM:
 		if (docnum_chars_ok(s, len))
 			return 0;
 		return err_set(e, MSCE_EINVAL,
-			       "%s: not a document number (A-Z, 0-9, '-'): %s",
-			       pfx, quote(q, v, len));
+			       FIELD_FMT
+			       ": not a document number (A-Z, 0-9, '-'): %s",
+			       FIELD_ARGS(cname, f), quote(q, v, len));
 	case T_REGKEY:
 		rc = regkey_check(s, len, &why);
 		if (rc == 0)
 			return 0;
 		return err_set(e, rc,
-			       "%s: not a registration key "
+			       FIELD_FMT
+			       ": not a registration key "
 			       "(<NATIONALITY>:<DOCUMENT-NUMBER>): %s: %s",
-			       pfx, why, quote(q, v, len));
+			       FIELD_ARGS(cname, f), why, quote(q, v, len));
 	case T_COUNT:
 		if (capacity_ok(s, len))
 			return 0;
-		return err_set(e, MSCE_EINVAL,
-			       "%s: not a whole number 0..%d: %s", pfx,
-			       CAPACITY_MAX, quote(q, v, len));
+		return err_set(
+		    e, MSCE_EINVAL, FIELD_FMT ": not a whole number 0..%d: %s",
+		    FIELD_ARGS(cname, f), CAPACITY_MAX, quote(q, v, len));
 	}
-	return err_set(e, MSCE_EINVAL, "%s: unknown field type", pfx);
+	return err_set(e, MSCE_EINVAL, FIELD_FMT ": unknown field type",
+		       FIELD_ARGS(cname, f));
 }
 
 static int check_domain_key(const struct cspec *cs, const char *key, size_t len,
@@ -1181,7 +1207,7 @@ int schema_validate_put(const char *coll, size_t coll_len, const char *key,
 			size_t key_len, const struct schema_field *fields,
 			size_t n, int creating, struct err *e)
 {
-	char cname[MSCE_MAX_COLLECTION + 1], pfx[PFX_MAX];
+	char cname[MSCE_MAX_COLLECTION + 1];
 	const struct cspec *cs = NULL;
 	int rc;
 
@@ -1196,30 +1222,24 @@ int schema_validate_put(const char *coll, size_t coll_len, const char *key,
 		return err_set(e, MSCE_EINVAL, "%s: fields missing", cname);
 	for (size_t i = 0; i < n; i++) {
 		const struct schema_field *f = &fields[i];
-		rc = check_name("field name", f->name, f->name_len,
-				MSCE_MAX_FIELD_NAME, e);
-		if (rc)
-			return err_wrap(e, "%s", cname);
 		rc = check_field_in(f, cname, e);
 		if (rc)
 			return rc;
-		snprintf(pfx, sizeof pfx, "%s.%.*s", cname, (int)f->name_len,
-			 f->name);
 		/* Two values for one field in one write would get the same
 		 * version: which one wins would depend on the store. */
 		for (size_t j = 0; j < i; j++)
 			if (fields[j].name_len == f->name_len &&
 			    memcmp(fields[j].name, f->name, f->name_len) == 0)
 				return err_set(e, MSCE_EINVAL,
-					       "%s: field given twice in one "
-					       "write",
-					       pfx);
+					       FIELD_FMT ": field given twice "
+							 "in one write",
+					       FIELD_ARGS(cname, f));
 		if (cs == NULL)
 			continue;
-		const struct fspec *fs = lookup_field(cs, f, pfx, e);
+		const struct fspec *fs = lookup_field(cs, f, cname, e);
 		if (fs == NULL)
 			return MSCE_EINVAL;
-		rc = check_value(fs, pfx, f->value, f->value_len, e);
+		rc = check_value(fs, cname, f, e);
 		if (rc)
 			return rc;
 	}

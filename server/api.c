@@ -228,7 +228,7 @@ static void write_done(struct writer_job *j)
 		x->req->op_case = MSCE__CLIENT_REQUEST__OP_RESOLVE;
 		x->req->resolve = x->resolve;
 	}
-	msce__client_request__free_unpacked(x->req, NULL);
+	pb_arena_free(x->req);
 	free(x->w);
 	free(x->f);
 	free(x->out);
@@ -291,7 +291,7 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 			req->op_case = MSCE__CLIENT_REQUEST__OP_RESOLVE;
 			req->resolve = resolve;
 		}
-		msce__client_request__free_unpacked(req, NULL);
+		pb_arena_free(req);
 		return;
 	}
 	Msce__PutRequest **puts;
@@ -305,7 +305,7 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 		if (np == 0 || np > 10000) {
 			reply_error(c, req->id, MSCE_EINVAL,
 				    "batch must hold 1..10000 puts");
-			msce__client_request__free_unpacked(req, NULL);
+			pb_arena_free(req);
 			return;
 		}
 	} else {
@@ -319,7 +319,7 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 			snprintf(msg, sizeof msg, "%zu fields, limit %d",
 				 puts[i]->n_fields, MSCE_MAX_FIELDS);
 			reply_error(c, req->id, MSCE_ETOOBIG, msg);
-			msce__client_request__free_unpacked(req, NULL);
+			pb_arena_free(req);
 			return;
 		}
 		if (puts[i]->min_sites > n->nnodes) {
@@ -328,7 +328,7 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 				 "min_sites %u, but the cluster has %zu centers",
 				 puts[i]->min_sites, n->nnodes);
 			reply_error(c, req->id, MSCE_EINVAL, msg);
-			msce__client_request__free_unpacked(req, NULL);
+			pb_arena_free(req);
 			return;
 		}
 		nf += puts[i]->n_fields;
@@ -347,7 +347,7 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 			free(x);
 		}
 		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
-		msce__client_request__free_unpacked(req, NULL);
+		pb_arena_free(req);
 		return;
 	}
 	for (size_t i = 0; i < np; i++) {
@@ -907,7 +907,7 @@ static void do_resolve(struct node *n, struct client_conn *c,
 	if (rc || !wc.found) {
 		reply_error(c, req->id, rc ? rc : MSCE_ENOTFOUND,
 			    rc ? e.msg : "no such field in that record");
-		msce__client_request__free_unpacked(req, NULL);
+		pb_arena_free(req);
 		return;
 	}
 	/* Rewrite the request as a put; the decoded request owns it all. */
@@ -919,7 +919,7 @@ static void do_resolve(struct node *n, struct client_conn *c,
 		free(f);
 		free(fp);
 		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
-		msce__client_request__free_unpacked(req, NULL);
+		pb_arena_free(req);
 		return;
 	}
 	msce__put_request__init(p);
@@ -1057,9 +1057,10 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		reply_error(c, 0, MSCE_ECLOSED, "node is shutting down");
 		return;
 	}
-	struct pb_limit lim;
-	req = msce__client_request__unpack(pb_limit_init(&lim, pb_limit_for(len)),
-					   len, msg);
+	struct pb_arena ar;
+	req = pb_arena_end(&ar, msce__client_request__unpack(
+					pb_arena_begin(&ar, pb_limit_for(len), len),
+					len, msg));
 	if (req == NULL) {
 		n->client_errors++;
 		reply_error(c, 0, MSCE_EPROTO,
@@ -1075,7 +1076,7 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 			 req->protocol, MSCE_CLIENT_PROTOCOL, MSCE_VERSION,
 			 MSCE_CLIENT_PROTOCOL);
 		reply_error(c, req->id, MSCE_EVERSION, msg);
-		msce__client_request__free_unpacked(req, NULL);
+		pb_arena_free(req);
 		return;
 	}
 	if (!role_allows(client_conn_role(c), req->op_case)) {
@@ -1087,7 +1088,7 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 			 config_role_name(client_conn_role(c)),
 			 op_name(req->op_case));
 		reply_error(c, req->id, MSCE_EPERM, msg);
-		msce__client_request__free_unpacked(req, NULL);
+		pb_arena_free(req);
 		return;
 	}
 	switch (req->op_case) {
@@ -1120,5 +1121,5 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		n->client_errors++;
 		reply_error(c, req->id, MSCE_EINVAL, "unknown request");
 	}
-	msce__client_request__free_unpacked(req, NULL);
+	pb_arena_free(req);
 }

@@ -15,6 +15,7 @@
 #include "record.h"
 
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -180,10 +181,15 @@ int record_decode(const uint8_t *buf, size_t len, struct record *rec,
 			fs->seen.hlc = get_le(&r, 8);
 			fs->seen.origin = (uint32_t)getv(&r);
 		}
+		fs->losers = NULL;
 		if (flags & FS_LOSERS) {
 			fs->nlosers = (uint8_t)get_le(&r, 1);
 			if (fs->nlosers > RECORD_MAX_LOSERS)
 				return MSCE_ECORRUPT;
+			fs->losers = arena_alloc(a, RECORD_MAX_LOSERS *
+							sizeof *fs->losers);
+			if (fs->losers == NULL)
+				return MSCE_ENOMEM;
 			for (int j = 0; j < fs->nlosers; j++) {
 				read_fv(&r, &fs->losers[j], prev);
 				prev = &fs->losers[j];
@@ -361,8 +367,9 @@ static int fv_same(const struct fv *a, const struct fv *b)
 /* Combines fs with extra candidate writes and an extra seen bound, keeping
  * the winner and the highest unseen losers. Returns whether fs changed. */
 static int combine(struct field_state *fs, const struct fv *extra, size_t n,
-		   struct version seen)
+		   struct version seen, struct arena *a)
 {
+	struct fv kept[RECORD_MAX_LOSERS];
 	struct fv cand[2 * RECORD_MAX_LOSERS + 2];
 	size_t nc = 0;
 	struct field_state old = *fs;
@@ -400,13 +407,29 @@ static int combine(struct field_state *fs, const struct fv *extra, size_t n,
 	for (size_t i = 1; i < nc && fs->nlosers < RECORD_MAX_LOSERS; i++)
 		if (version_cmp(cand[i].v, fs->seen) > 0 ||
 		    MUTANT("seen_filter")) /* keeps losers a writer had seen */
-			fs->losers[fs->nlosers++] = cand[i];
+			kept[fs->nlosers++] = cand[i];
 
 	changed = !fv_same(&old.w, &fs->w) ||
 		  version_cmp(old.seen, fs->seen) != 0 ||
 		  old.nlosers != fs->nlosers;
 	for (int i = 0; !changed && i < fs->nlosers; i++)
-		changed = !fv_same(&old.losers[i], &fs->losers[i]);
+		changed = !fv_same(&old.losers[i], &kept[i]);
+	if (fs->nlosers == 0) {
+		fs->losers = NULL;
+		return changed;
+	}
+	/* The old array has room for as many as it held. */
+	if (fs->nlosers > old.nlosers) {
+		if (a == NULL)
+			abort(); /* callers without an arena only drop losers */
+		fs->losers = arena_alloc(a, RECORD_MAX_LOSERS *
+						sizeof *fs->losers);
+		if (fs->losers == NULL) {
+			*fs = old;
+			return -1;
+		}
+	}
+	memcpy(fs->losers, kept, fs->nlosers * sizeof *kept);
 	return changed;
 }
 
@@ -433,7 +456,10 @@ int record_merge_put(struct record *r, struct version v, uint64_t seq,
 			*changed = 1;
 			continue;
 		}
-		if (combine(fs, &x, 1, version_max(w[i].base, r->tomb)))
+		int c = combine(fs, &x, 1, version_max(w[i].base, r->tomb), a);
+		if (c < 0)
+			return MSCE_ENOMEM;
+		if (c)
 			*changed = 1;
 	}
 	return 0;
@@ -453,7 +479,7 @@ void record_merge_delete(struct record *r, struct version v, int *changed)
 		if (version_cmp(fs.w.v, v) <= 0)
 			continue; /* the whole field is older than the delete */
 		/* Losers at or below the tombstone go with it. */
-		combine(&fs, NULL, 0, v);
+		combine(&fs, NULL, 0, v, NULL);
 		r->fields[keep++] = fs;
 	}
 	r->nfields = keep;
@@ -489,35 +515,62 @@ int record_merge_state(struct record *r, const struct field_state *in,
 		for (size_t i = 1; i < n; i++)
 			if (version_cmp(extra[i].v, extra[0].v) > 0)
 				fs->w = extra[i];
-		combine(fs, extra, n, seen);
+		if (combine(fs, extra, n, seen, a) < 0)
+			return MSCE_ENOMEM;
 		*changed = 1;
 		return 0;
 	}
-	*changed = combine(fs, extra, n, seen);
+	int c = combine(fs, extra, n, seen, a);
+	if (c < 0)
+		return MSCE_ENOMEM;
+	*changed = c;
 	return 0;
 }
 
 /* ---- hashing ------------------------------------------------------------ */
 
+/* Feeds BLAKE2b in large pieces: the fields are small, and a call per
+ * piece cost more than the hashing. */
+struct hbuf {
+	crypto_generichash_state st;
+	size_t n;
+	uint8_t b[2048];
+};
+
+static void hb_put(struct hbuf *h, const void *p, size_t len)
+{
+	if (h->n + len > sizeof h->b) {
+		crypto_generichash_update(&h->st, h->b, h->n);
+		h->n = 0;
+		if (len > sizeof h->b) {
+			crypto_generichash_update(&h->st, p, len);
+			return;
+		}
+	}
+	memcpy(h->b + h->n, p, len);
+	h->n += len;
+}
+
 void record_hash(const char *coll, size_t coll_len, const char *key,
 		 size_t key_len, const struct record *r,
 		 uint8_t out[RECORD_HASH_LEN])
 {
-	crypto_generichash_state st;
+	struct hbuf h;
 	uint8_t buf[32], *p;
 
 	if (r->nfields == 0) {
 		memset(out, 0, RECORD_HASH_LEN);
 		return;
 	}
-	crypto_generichash_init(&st, NULL, 0, RECORD_HASH_LEN);
+	crypto_generichash_init(&h.st, NULL, 0, RECORD_HASH_LEN);
+	h.n = 0;
 	p = buf;
 	put16(&p, (uint16_t)coll_len);
 	put16(&p, (uint16_t)key_len);
 	put32(&p, r->nfields);
-	crypto_generichash_update(&st, buf, (size_t)(p - buf));
-	crypto_generichash_update(&st, (const uint8_t *)coll, coll_len);
-	crypto_generichash_update(&st, (const uint8_t *)key, key_len);
+	hb_put(&h, buf, (size_t)(p - buf));
+	hb_put(&h, coll, coll_len);
+	hb_put(&h, key, key_len);
 	for (uint32_t i = 0; i < r->nfields; i++) {
 		const struct field_state *fs = &r->fields[i];
 		p = buf;
@@ -525,11 +578,12 @@ void record_hash(const char *coll, size_t coll_len, const char *key,
 		put32(&p, fs->w.value_len);
 		put64(&p, fs->w.v.hlc);
 		put32(&p, fs->w.v.origin);
-		crypto_generichash_update(&st, buf, (size_t)(p - buf));
-		crypto_generichash_update(&st, fs->name, fs->name_len);
-		crypto_generichash_update(&st, fs->w.value, fs->w.value_len);
+		hb_put(&h, buf, (size_t)(p - buf));
+		hb_put(&h, fs->name, fs->name_len);
+		hb_put(&h, fs->w.value, fs->w.value_len);
 	}
-	crypto_generichash_final(&st, out, RECORD_HASH_LEN);
+	crypto_generichash_update(&h.st, h.b, h.n);
+	crypto_generichash_final(&h.st, out, RECORD_HASH_LEN);
 }
 
 void digest_add(uint8_t d[32], const uint8_t x[32])

@@ -45,7 +45,10 @@ struct field_state {
 	struct fv w;         /* winner */
 	struct version seen; /* highest base declared, >= tombstone */
 	uint8_t nlosers;
-	struct fv losers[RECORD_MAX_LOSERS]; /* by version, highest first */
+	/* By version, highest first; caller's memory (an arena), NULL when
+	 * there are none: most fields have none, and a record's fields are
+	 * moved and copied whole. */
+	struct fv *losers;
 };
 
 struct record {

@@ -18,7 +18,7 @@ Msce__FieldVersion *record_pb_fv(const struct field_state *fs,
 		record_pb_fv_free(m);
 		return NULL;
 	}
-	if (f->value_len)
+	if (f->value_len) /* a delete as a loser has no value (NULL) */
 		memcpy(m->value.data, f->value, f->value_len);
 	m->value.len = f->value_len;
 	m->hlc = f->v.hlc;

@@ -79,6 +79,7 @@ struct rxsnap {
 	struct store_snap_record *recs;
 	struct record *rs;
 	struct field_state *fss;
+	struct fv *fvs; /* the losers of fss */
 	struct store_pos end;
 };
 
@@ -628,7 +629,7 @@ static void rx_free(struct rxmsg *q)
 {
 	while (q != NULL) {
 		struct rxmsg *n = q->next;
-		msce__peer_msg__free_unpacked(q->m, NULL);
+		pb_arena_free(q->m);
 		free(q);
 		q = n;
 	}
@@ -639,10 +640,11 @@ static void rxsnap_free(struct rxsnap *x)
 	if (x == NULL)
 		return;
 	if (x->m != NULL)
-		msce__peer_msg__free_unpacked(x->m, NULL);
+		pb_arena_free(x->m);
 	free(x->recs);
 	free(x->rs);
 	free(x->fss);
+	free(x->fvs);
 	free(x);
 }
 
@@ -838,6 +840,8 @@ struct batch_build {
 	ProtobufCBinaryData *items;
 	size_t n, cap, bytes;
 	uint64_t last;
+	uint8_t *buf; /* the changes, one after another */
+	size_t used, bufcap;
 };
 
 static int collect_change(void *ctx, uint32_t origin, uint64_t seq,
@@ -845,11 +849,11 @@ static int collect_change(void *ctx, uint32_t origin, uint64_t seq,
 {
 	struct batch_build *b = ctx;
 	(void)origin;
-	if (b->n == b->cap)
+	if (b->n == b->cap || b->used + len > b->bufcap)
 		return 1;
-	b->items[b->n].data = malloc(len ? len : 1);
-	if (b->items[b->n].data == NULL)
-		return 1;
+	/* Copied into one buffer: the log's pages are gone after the read. */
+	b->items[b->n].data = b->buf + b->used;
+	b->used += len;
 	memcpy(b->items[b->n].data, data, len);
 	b->items[b->n].len = len;
 	b->n++;
@@ -881,12 +885,19 @@ static int send_batch(struct repl *r, struct peer *p, const struct vv_entry *min
 	}
 	b.cap = r->cfg.batch_changes;
 	b.items = malloc(b.cap * sizeof *b.items);
-	if (b.items == NULL)
+	/* The log read stops after the change that reaches batch_bytes. */
+	b.bufcap = r->cfg.batch_bytes + MSCE_MAX_CHANGE;
+	b.buf = malloc(b.bufcap);
+	if (b.items == NULL || b.buf == NULL) {
+		free(b.items);
+		free(b.buf);
 		return 0;
+	}
 	rc = r->ops->log_read(r->ops->ctx, o->origin, from, b.cap,
 			      r->cfg.batch_bytes, collect_change, &b, &e);
 	if (rc == MSCE_ENOTFOUND) {
 		free(b.items);
+		free(b.buf);
 		start_snapshot(r, p, now);
 		return -1;
 	}
@@ -918,8 +929,7 @@ static int send_batch(struct repl *r, struct peer *p, const struct vv_entry *min
 		}
 		p->unacked += b.bytes;
 	}
-	for (size_t i = 0; i < b.n; i++)
-		free(b.items[i].data);
+	free(b.buf);
 	free(b.items);
 	return b.n > 0;
 }
@@ -1418,12 +1428,12 @@ static void on_changes(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 	struct rxmsg *q;
 
 	if (m->changes->epoch != p->rx_epoch) {
-		msce__peer_msg__free_unpacked(m, NULL);
+		pb_arena_free(m);
 		return; /* sent before our refusal reached the sender */
 	}
 	if (m->changes->n_changes == 0 ||
 	    p->rxbytes + len > 2 * r->cfg.window_bytes + MSCE_MAX_MESSAGE) {
-		msce__peer_msg__free_unpacked(m, NULL);
+		pb_arena_free(m);
 		fail_link(r, p, MSCE_EPROTO,
 			  "node %u overran the receive window", p->id);
 		return;
@@ -1444,7 +1454,7 @@ static void on_changes(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 	}
 	q = malloc(sizeof *q);
 	if (q == NULL) {
-		msce__peer_msg__free_unpacked(m, NULL);
+		pb_arena_free(m);
 		return;
 	}
 	q->m = m;
@@ -1721,7 +1731,7 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 			   const Msce__SnapshotChunk *c, struct rxsnap *x,
 			   struct err *e)
 {
-	size_t nfs = 0, k = 0;
+	size_t nfs = 0, nfv = 0, k = 0, kv = 0;
 	const struct store_pos *start = p->rx_started ? &p->rx_start : NULL;
 
 	(void)r;
@@ -1729,12 +1739,17 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 		return err_set(e, MSCE_EPROTO, "snapshot chunk without range");
 	if (c->end != NULL && pos_from_msg(c->end, &x->end, e))
 		return e->code;
-	for (size_t i = 0; i < c->n_records; i++)
+	for (size_t i = 0; i < c->n_records; i++) {
 		nfs += c->records[i]->n_fields;
+		for (size_t j = 0; j < c->records[i]->n_fields; j++)
+			nfv += c->records[i]->fields[j]->n_losers;
+	}
 	x->recs = calloc(c->n_records ? c->n_records : 1, sizeof *x->recs);
 	x->rs = calloc(c->n_records ? c->n_records : 1, sizeof *x->rs);
 	x->fss = calloc(nfs ? nfs : 1, sizeof *x->fss);
-	if (x->recs == NULL || x->rs == NULL || x->fss == NULL)
+	x->fvs = calloc(nfv ? nfv : 1, sizeof *x->fvs);
+	if (x->recs == NULL || x->rs == NULL || x->fss == NULL ||
+	    x->fvs == NULL)
 		return err_set(e, MSCE_ENOMEM, "snapshot chunk");
 	for (size_t i = 0; i < c->n_records; i++) {
 		const Msce__Record *m = c->records[i];
@@ -1767,6 +1782,8 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 			fs->seen.hlc = fm->seen_hlc;
 			fs->seen.origin = fm->seen_origin;
 			fs->nlosers = (uint8_t)fm->n_losers;
+			fs->losers = fm->n_losers ? &x->fvs[kv] : NULL;
+			kv += fm->n_losers;
 			for (size_t l = 0; l < fm->n_losers; l++)
 				if (fv_from_msg(fm->losers[l], &fs->losers[l]))
 					return err_set(e, MSCE_EPROTO,
@@ -2053,9 +2070,10 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 			  len, MSCE_MAX_MESSAGE);
 		return;
 	}
-	struct pb_limit lim;
-	m = msce__peer_msg__unpack(pb_limit_init(&lim, pb_limit_for(len)), len,
-				   msg);
+	struct pb_arena ar;
+	m = pb_arena_end(&ar, msce__peer_msg__unpack(
+				      pb_arena_begin(&ar, pb_limit_for(len), len),
+				      len, msg));
 	if (m == NULL) {
 		fail_link(r, p, MSCE_EPROTO, "malformed message from node %u",
 			  peer);
@@ -2065,7 +2083,7 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 	p->last_rx = now_ms;
 	if (p->state != REPL_ACTIVE && m->msg_case != MSCE__PEER_MSG__MSG_HELLO &&
 	    m->msg_case != MSCE__PEER_MSG__MSG_REFUSE) {
-		msce__peer_msg__free_unpacked(m, NULL);
+		pb_arena_free(m);
 		return; /* stale: from before this session */
 	}
 	switch (m->msg_case) {
@@ -2114,7 +2132,7 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 			  peer);
 	}
 	if (!keep)
-		msce__peer_msg__free_unpacked(m, NULL);
+		pb_arena_free(m);
 }
 
 void repl_local_commit(struct repl *r, uint64_t now_ms) { pump_all(r, now_ms); }

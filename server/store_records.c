@@ -224,7 +224,8 @@ static int check_change(const Msce__Change *c, struct err *e)
 			return err_set(e, MSCE_ECORRUPT, "%s",
 				       e ? e->msg : "bad field");
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(c->fields[j]->name, f->name) == 0)
+			if (c->fields[j]->name[0] == f->name[0] &&
+			    strcmp(c->fields[j]->name, f->name) == 0)
 				return err_set(e, MSCE_ECORRUPT,
 					       "field \"%s\" written twice",
 					       f->name);
@@ -233,30 +234,68 @@ static int check_change(const Msce__Change *c, struct err *e)
 }
 
 
-/* Merges a checked change into its record and logs it. raw is the change
- * encoded (what goes into the log). */
+/* One change to merge: what its origin wrote, in our own terms. */
+struct merge_in {
+	const char *coll, *key;
+	size_t clen, klen;
+	int del;
+	struct version v;
+	uint64_t seq;
+	const struct field_write *fw;
+	size_t n;
+	const uint8_t *raw; /* the change encoded: what goes into the log */
+	size_t rawlen;
+};
+
+/* Merges a checked change into its record r, loaded from rk, and logs it. */
+static int merge_into(struct wtxn *w, const struct merge_in *m,
+		      struct record *r, const uint8_t *rk, size_t rklen,
+		      struct err *e)
+{
+	struct store *s = w->s;
+	struct loser_ref *old;
+	size_t nold;
+	struct version old_tomb = r->tomb;
+	int changed = 0, rc;
+
+	if (st_collect_losers(r, &s->arena, &old, &nold))
+		return err_set(e, MSCE_ENOMEM, "index conflicts");
+	if (m->del)
+		record_merge_delete(r, m->v, &changed);
+	else if (record_merge_put(r, m->v, m->seq, m->fw, m->n, &s->arena,
+				  &changed))
+		return err_set(e, MSCE_ENOMEM, "merge change");
+	if (changed &&
+	    (rc = st_save_record(w, m->coll, m->clen, m->key, m->klen, rk,
+				 rklen, r, old_tomb, old, nold, e)))
+		return rc;
+	return st_log_put(w, m->v.origin, m->seq, m->raw, m->rawlen, e);
+}
+
+/* Merges a checked change from another origin. raw is it encoded. */
 static int merge_change(struct wtxn *w, const Msce__Change *c,
 			const uint8_t *raw, size_t rawlen, struct err *e)
 {
 	struct store *s = w->s;
-	size_t clen = strlen(c->collection), klen = strlen(c->key);
+	struct merge_in m = {c->collection,
+			     c->key,
+			     strlen(c->collection),
+			     strlen(c->key),
+			     c->op == MSCE__CHANGE__OP__DELETE,
+			     {c->hlc, c->origin},
+			     c->seq,
+			     NULL,
+			     0,
+			     raw,
+			     rawlen};
 	uint8_t rk[MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY];
-	size_t rklen = rec_key(rk, c->collection, clen, c->key, klen);
-	struct version v = {c->hlc, c->origin};
+	size_t rklen = rec_key(rk, m.coll, m.clen, m.key, m.klen);
 	struct record r;
-	struct loser_ref *old;
-	size_t nold;
-	struct version old_tomb;
-	int exists, changed = 0, rc;
+	int exists, rc;
 
 	if ((rc = st_load_record(w, rk, rklen, &r, &exists, e)))
 		return rc;
-	old_tomb = r.tomb;
-	if (st_collect_losers(&r, &s->arena, &old, &nold))
-		return err_set(e, MSCE_ENOMEM, "index conflicts");
-	if (c->op == MSCE__CHANGE__OP__DELETE) {
-		record_merge_delete(&r, v, &changed);
-	} else {
+	if (!m.del) {
 		struct field_write *fw =
 			arena_alloc(&s->arena, c->n_fields * sizeof *fw);
 		if (fw == NULL)
@@ -269,15 +308,10 @@ static int merge_change(struct wtxn *w, const Msce__Change *c,
 			fw[i].base.hlc = c->fields[i]->base_hlc;
 			fw[i].base.origin = c->fields[i]->base_origin;
 		}
-		if (record_merge_put(&r, v, c->seq, fw, c->n_fields,
-				     &s->arena, &changed))
-			return err_set(e, MSCE_ENOMEM, "merge change");
+		m.fw = fw;
+		m.n = c->n_fields;
 	}
-	if (changed &&
-	    (rc = st_save_record(w, c->collection, clen, c->key, klen, rk,
-				 rklen, &r, old_tomb, old, nold, e)))
-		return rc;
-	return st_log_put(w, c->origin, c->seq, raw, rawlen, e);
+	return merge_into(w, &m, &r, rk, rklen, e);
 }
 
 /* ---- store_apply ---------------------------------------------------------- */
@@ -510,16 +544,6 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 			sf[i].name_len = in->fields[i].name_len;
 			sf[i].value = in->fields[i].value;
 			sf[i].value_len = in->fields[i].value_len;
-			for (size_t j = 0; j < i; j++)
-				if (sf[j].name_len == sf[i].name_len &&
-				    memcmp(sf[j].name, sf[i].name,
-					   sf[i].name_len) == 0) {
-					err_set(we, MSCE_EINVAL,
-						"field \"%.*s\" given twice",
-						(int)sf[i].name_len,
-						sf[i].name);
-					return 0;
-				}
 		}
 		if (schema_validate_put(in->coll, in->coll_len, in->key,
 					in->key_len, sf, in->nfields, 0, we))
@@ -566,12 +590,28 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 	c.key[in->key_len] = 0;
 	c.op = in->op == STORE_DELETE ? MSCE__CHANGE__OP__DELETE
 				      : MSCE__CHANGE__OP__PUT;
+	struct merge_in m = {c.collection,
+			     c.key,
+			     in->coll_len,
+			     in->key_len,
+			     in->op == STORE_DELETE,
+			     {c.hlc, c.origin},
+			     c.seq,
+			     NULL,
+			     0,
+			     NULL,
+			     0};
+	/* An upper bound of the encoding, so it is sized once, by pack:
+	 * tags and lengths take at most 11 bytes per item. */
+	size_t bound = 64 + in->coll_len + in->key_len;
 	if (in->op == STORE_PUT) {
 		Msce__FieldWrite *fws =
 			arena_alloc(&s->arena, in->nfields * sizeof *fws);
 		Msce__FieldWrite **fp =
 			arena_alloc(&s->arena, in->nfields * sizeof *fp);
-		if (fws == NULL || fp == NULL)
+		struct field_write *fw =
+			arena_alloc(&s->arena, in->nfields * sizeof *fw);
+		if (fws == NULL || fp == NULL || fw == NULL)
 			return err_set(e, MSCE_ENOMEM, "build change");
 		for (size_t i = 0; i < in->nfields; i++) {
 			const struct store_field_in *f = &in->fields[i];
@@ -591,24 +631,35 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 			fws[i].base_hlc = base.hlc;
 			fws[i].base_origin = base.origin;
 			fp[i] = &fws[i];
+			fw[i] = (struct field_write){(const uint8_t *)name,
+						     (uint16_t)f->name_len,
+						     f->value,
+						     (uint32_t)f->value_len,
+						     base};
+			bound += 64 + f->name_len + f->value_len;
 		}
 		c.n_fields = in->nfields;
 		c.fields = fp;
+		m.fw = fw;
+		m.n = in->nfields;
 	}
-	rawlen = msce__change__get_packed_size(&c);
-	if (rawlen > MSCE_MAX_CHANGE) {
+	if (bound > MSCE_MAX_CHANGE)
+		bound = msce__change__get_packed_size(&c);
+	if (bound > MSCE_MAX_CHANGE) {
 		err_set(we, MSCE_ETOOBIG,
 			"%.*s/%.*s: the change is %zu bytes, limit %u per "
 			"change",
 			(int)in->coll_len, in->coll, (int)in->key_len, in->key,
-			rawlen, MSCE_MAX_CHANGE);
+			bound, MSCE_MAX_CHANGE);
 		return 0;
 	}
-	raw = arena_alloc(&s->arena, rawlen);
+	raw = arena_alloc(&s->arena, bound);
 	if (raw == NULL)
 		return err_set(e, MSCE_ENOMEM, "encode change");
-	msce__change__pack(&c, raw);
-	if ((rc = merge_change(w, &c, raw, rawlen, e)))
+	rawlen = msce__change__pack(&c, raw);
+	m.raw = raw;
+	m.rawlen = rawlen;
+	if ((rc = merge_into(w, &m, &cur, rk, rklen, e)))
 		return rc;
 	vv->seq = c.seq;
 	vv->hlc = c.hlc;

@@ -243,7 +243,7 @@ static int has_version(const struct field_state *f, struct version v)
  * Winner and losers are in version order, so the highest left wins. */
 static int filter(struct field_state *f,
 		  int (*keep)(const struct fv *x, const void *arg),
-		  const void *arg)
+		  const void *arg, struct arena *a)
 {
 	struct fv k[RECORD_MAX_LOSERS + 1];
 	size_t n = 0, total = 1 + (size_t)f->nlosers;
@@ -255,10 +255,17 @@ static int filter(struct field_state *f,
 	}
 	if (n == 0)
 		return 0;
+	if (n == total)
+		return 1;
+	/* A new array: f may be a copy sharing its losers with another. */
 	f->w = k[0];
 	f->nlosers = (uint8_t)(n - 1);
-	for (size_t i = 1; i < n; i++)
-		f->losers[i - 1] = k[i];
+	f->losers = NULL;
+	if (n > 1) {
+		f->losers = arena_memdup(a, &k[1], (n - 1) * sizeof *k);
+		if (f->losers == NULL)
+			return -1;
+	}
 	return 1;
 }
 
@@ -322,7 +329,10 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 				     cover, ncover};
 		uint8_t before = f->nlosers;
 		struct version win = f->w.v;
-		if (filter(f, not_gone, &g)) {
+		int kept = filter(f, not_gone, &g, &s->arena);
+		if (kept < 0)
+			return err_set(e, MSCE_ENOMEM, "merge snapshot");
+		if (kept) {
 			changed |= before != f->nlosers ||
 				   version_cmp(win, f->w.v) != 0;
 			i++;
@@ -332,6 +342,19 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 		memmove(f, f + 1, (r.nfields - i - 1) * sizeof *f);
 		r.nfields--;
 	}
+	/* A tombstone the snapshot covers is as the source holds it: the
+	 * source saw that delete, and may since have collected it (or a
+	 * later one). Kept, it would be a base below the delete the other
+	 * centers remember, and a write here would be a delete conflict at
+	 * some centers and not at others. */
+	if (!version_is_zero(r.tomb) && covered(cover, ncover, r.tomb) &&
+	    !MUTANT("stale_tomb")) {
+		struct version t = theirs ? theirs->tomb : (struct version){0, 0};
+		if (version_cmp(t, r.tomb) < 0) {
+			r.tomb = t;
+			changed = 1;
+		}
+	}
 	if (theirs != NULL) {
 		if (!version_is_zero(theirs->tomb) &&
 		    !covered(w->vvs, w->nvv, theirs->tomb)) {
@@ -340,7 +363,11 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 		}
 		for (uint32_t j = 0; j < theirs->nfields; j++) {
 			struct field_state fs = theirs->fields[j];
-			if (!filter(&fs, not_known, &ka))
+			int kept = filter(&fs, not_known, &ka, &s->arena);
+			if (kept < 0)
+				return err_set(e, MSCE_ENOMEM,
+					       "merge snapshot");
+			if (!kept)
 				continue;
 			if (record_merge_state(&r, &fs, &s->arena, &ch))
 				return err_set(e, MSCE_ENOMEM, "merge snapshot");
@@ -397,7 +424,8 @@ static size_t stage_key(uint8_t *out, uint32_t source, const uint8_t *rk,
 	be32(out, source);
 	memcpy(out + 4, rk, rklen);
 	out[4 + rklen] = 0;
-	memcpy(out + 5 + rklen, field, flen);
+	if (flen) /* a record of a tombstone only: no field, field NULL */
+		memcpy(out + 5 + rklen, field, flen);
 	return 5 + rklen + flen;
 }
 
@@ -514,7 +542,9 @@ static int stage_next(struct wtxn *w, MDB_cursor *cur, uint32_t source,
 			fs = f;
 			cap = nc;
 		}
-		memcpy(fs + nfs, part.fields, part.nfields * sizeof *fs);
+		if (part.nfields) /* a tombstone's part has none (NULL) */
+			memcpy(fs + nfs, part.fields,
+			       part.nfields * sizeof *fs);
 		nfs += part.nfields;
 		rc = mdb_cursor_get(cur, k, &v, MDB_NEXT);
 		if (rc == MDB_NOTFOUND)

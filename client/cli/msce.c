@@ -195,7 +195,9 @@ static cJSON *record_json(const Msce__Record *rec)
 	for (size_t i = 0; i < rec->n_fields; i++) {
 		const Msce__FieldVersion *w = rec->fields[i]->winner;
 		cJSON *f = cJSON_CreateObject();
-		char *v = strndup((const char *)w->value.data, w->value.len);
+		char *v =
+		    strndup(w->value.len ? (const char *)w->value.data : "",
+			    w->value.len);
 		cJSON_AddStringToObject(f, "value", v ? v : "");
 		free(v);
 		/* hlc as a string: 64 bits do not fit a JSON double. */
@@ -598,7 +600,8 @@ static int cmd_verify(int argc, char **argv)
 static cJSON *value_json(const struct msce_value *v)
 {
 	cJSON *j = cJSON_CreateObject();
-	char h[24], *val = strndup(v->value, v->value_len);
+	/* An empty value (a delete as a loser) may come as NULL. */
+	char h[24], *val = strndup(v->value ? v->value : "", v->value_len);
 	snprintf(h, sizeof h, "%llu", (unsigned long long)v->hlc);
 	cJSON_AddStringToObject(j, "value", val ? val : "");
 	cJSON_AddStringToObject(j, "hlc", h);

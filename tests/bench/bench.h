@@ -32,6 +32,7 @@ struct bcluster {
 	char dir[256];
 	char conf[BENCH_MAXN][512];
 	pid_t pid[BENCH_MAXN];
+	uint32_t writer[BENCH_MAXN]; /* the origin each writes under */
 };
 
 /* Starts k nodes; extra_conf (may be NULL) is appended to every [node]
@@ -48,8 +49,8 @@ void bcluster_stop(struct bcluster *c);
 /* Stops node i (0-based) gracefully; starts it again from its config. */
 void bcluster_node_stop(struct bcluster *c, int i);
 int bcluster_node_start(struct bcluster *c, int i);
-/* Until node i answers and (if links) has every peer link up, at most
- * timeout_s. Returns 0 or -1. */
+/* Until node i answers, writes (has a writer id, kept in c->writer) and
+ * (if links) has every peer link up, at most timeout_s. Returns 0 or -1. */
 int bcluster_wait_ready(struct bcluster *c, int i, int links, double timeout_s);
 
 /* Committed seq of origin at the node behind cl, or 0. */
@@ -77,5 +78,6 @@ int bench_replicate(int argc, char **argv);
 int bench_lag(int argc, char **argv);
 int bench_catchup(int argc, char **argv);
 int bench_client(int argc, char **argv);
+int bench_compare(int argc, char **argv);
 
 #endif

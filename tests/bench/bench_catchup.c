@@ -92,7 +92,7 @@ int bench_catchup(int argc, char **argv)
 	t_ready = bench_now() - t0;
 	msce_connect_config(cl.conf[last], &l);
 	for (double end = t0 + 600; bench_now() < end; usleep(10 * 1000)) {
-		if (bench_held(l, 1) >= (uint64_t)records) {
+		if (bench_held(l, cl.writer[0]) >= (uint64_t)records) {
 			t_all = bench_now() - t0;
 			break;
 		}

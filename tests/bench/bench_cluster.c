@@ -142,7 +142,8 @@ int bcluster_wait_ready(struct bcluster *c, int i, int links, double timeout_s)
 		if (msce_connect_config(c->conf[i], &cl) == 0) {
 			Msce__ClientResponse *r = status_call(cl);
 			if (r != NULL) {
-				ready = 1;
+				c->writer[i] = r->status->writer;
+				ready = r->status->writer != 0;
 				for (size_t p = 0;
 				     links && p < r->status->n_peers; p++)
 					ready &= r->status->peers[p]->connected;
@@ -379,7 +380,7 @@ int bench_replicate(int argc, char **argv)
 	for (int tries = 0; !failed && tries < 60000; tries++) {
 		int all = 1;
 		for (int i = 1; i < k; i++) {
-			uint64_t h = bench_held(watch[i], 1);
+			uint64_t h = bench_held(watch[i], cl.writer[0]);
 			if (i == 1 && t_node2 == 0 && h >= (uint64_t)records)
 				t_node2 = bench_now() - t0;
 			all &= h >= (uint64_t)records;
@@ -466,7 +467,7 @@ int bench_lag(int argc, char **argv)
 		for (int i = 1; i < k; i++) {
 			/* Poll until the node's committed vector has it. */
 			for (long tries = 0; tries < 100000; tries++) {
-				if (bench_held(cli[i], 1) >= res.seq)
+				if (bench_held(cli[i], cl.writer[0]) >= res.seq)
 					break;
 			}
 			double d = bench_now() - t0;

@@ -256,6 +256,8 @@ static void usage(void)
 		"       msce-bench client [--nodes K] [--records N] "
 		"[--connections C] [--window W] [--batch B] [--samples S] "
 		"[--json]\n"
+		"       msce-bench compare [--records N] [--rounds R] "
+		"[--json]   (with ../shared/peers)\n"
 		"       msce-bench all [--json]\n");
 }
 
@@ -277,6 +279,8 @@ int main(int argc, char **argv)
 		return bench_client(argc - 1, argv + 1);
 	if (strcmp(argv[1], "all") == 0)
 		return bench_all(argc - 1, argv + 1);
+	if (strcmp(argv[1], "compare") == 0)
+		return bench_compare(argc - 1, argv + 1);
 	fprintf(stderr, "msce-bench: unknown subcommand \"%s\"\n", argv[1]);
 	usage();
 	return 2;

@@ -107,6 +107,17 @@ static int is_data_file(const char *path)
 	return n >= 9 && strcmp(path + n - 9, "/data.mdb") == 0;
 }
 
+/* Forgets files[i], and every descriptor still naming it: a descriptor
+ * of a deleted file must not sync the file that takes its place. */
+static void untrack(int i)
+{
+	journal_free(&files[i]);
+	files[i].used = 0;
+	for (int fd = 0; fd < MAX_FDS; fd++)
+		if (fds[fd].file == i + 1)
+			fds[fd].file = 0;
+}
+
 static void track(int fd, const char *path, int durable)
 {
 	struct stat st;
@@ -116,20 +127,23 @@ static void track(int fd, const char *path, int durable)
 		return;
 	for (int i = 0; i < MAX_FILES; i++) {
 		struct dfile *f = &files[i];
+		int same_path, same_file;
 		if (!f->used) {
 			if (free_slot < 0)
 				free_slot = i;
 			continue;
 		}
-		if (f->dev == st.st_dev && f->ino == st.st_ino) {
+		same_path = strcmp(f->path, path) == 0;
+		same_file = f->dev == st.st_dev && f->ino == st.st_ino;
+		if (same_path && same_file) {
 			fds[fd].file = i + 1;
 			fds[fd].durable = durable;
 			return;
 		}
-		if (strcmp(f->path, path) == 0) {
-			/* Same path, another file: the old one is gone. */
-			journal_free(f);
-			f->used = 0;
+		if (same_path || same_file) {
+			/* Another file at this path, or this inode reused by
+			 * another path: either way the old file is gone. */
+			untrack(i);
 			if (free_slot < 0)
 				free_slot = i;
 		}
@@ -277,6 +291,40 @@ void disk_init(void)
 	enabled = 1;
 }
 
+/* After a crash the file must hold every page its newest durable meta
+ * page names (LMDB's layout: two meta pages, last page number at byte
+ * 136, txn id at 144): else the model, or the store's syncing, is wrong,
+ * and the store would read beyond its file. */
+static int check_meta(int fd, const char *path, char *why, size_t whylen)
+{
+	long psz = sysconf(_SC_PAGESIZE);
+	uint64_t last[2] = {0, 0}, txn[2] = {0, 0};
+	uint32_t magic[2] = {0, 0};
+	struct stat st;
+	int m;
+
+	if (fstat(fd, &st) != 0 || st.st_size < 2 * psz)
+		return 0; /* never committed: LMDB starts it again */
+	for (m = 0; m < 2; m++)
+		if (pread(fd, &magic[m], 4, m * psz + 16) != 4 ||
+		    pread(fd, &last[m], 8, m * psz + 136) != 8 ||
+		    pread(fd, &txn[m], 8, m * psz + 144) != 8)
+			return 0;
+	m = txn[1] > txn[0];
+	if (magic[m] != 0xBEEFC0DE)
+		return 0;
+	if ((last[m] + 1) * (uint64_t)psz > (uint64_t)st.st_size) {
+		snprintf(why, whylen,
+			 "crash: %s keeps %lld bytes, but its durable meta "
+			 "(txn %llu) names page %llu",
+			 path, (long long)st.st_size,
+			 (unsigned long long)txn[m],
+			 (unsigned long long)last[m]);
+		return -1;
+	}
+	return 0;
+}
+
 int disk_crash(const char *dir, char *why, size_t whylen)
 {
 	char path[600];
@@ -286,7 +334,7 @@ int disk_crash(const char *dir, char *why, size_t whylen)
 		int fd;
 		if (!f->used || strcmp(f->path, path) != 0)
 			continue;
-		fd = real_open(path, O_WRONLY, 0);
+		fd = real_open(path, O_RDWR, 0);
 		if (fd < 0) {
 			snprintf(why, whylen, "crash: open %s: %s", path,
 				 strerror(errno));
@@ -310,6 +358,10 @@ int disk_crash(const char *dir, char *why, size_t whylen)
 			real_close(fd);
 			return -1;
 		}
+		if (check_meta(fd, path, why, whylen) != 0) {
+			real_close(fd);
+			return -1;
+		}
 		real_close(fd);
 	}
 	return 0;
@@ -319,10 +371,8 @@ void disk_forget(const char *prefix)
 {
 	size_t n = strlen(prefix);
 	for (int i = 0; i < MAX_FILES; i++)
-		if (files[i].used && strncmp(files[i].path, prefix, n) == 0) {
-			journal_free(&files[i]);
-			files[i].used = 0;
-		}
+		if (files[i].used && strncmp(files[i].path, prefix, n) == 0)
+			untrack(i);
 }
 
 void disk_stats(uint64_t *nsyncs, uint64_t *nundone)

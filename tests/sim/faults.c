@@ -184,6 +184,9 @@ static void replace_store(struct sim *s, int i, const char *backup)
 		node_crash(s, i);
 	oracle_store_destroyed(s->oracle, i);
 	rmrf(nd->dir);
+	char prefix[600];
+	snprintf(prefix, sizeof prefix, "%s/", nd->dir);
+	disk_forget(prefix);
 	if (backup != NULL && copy_dir(backup, nd->dir) != 0) {
 		sim_fail(s, "node %u: cannot copy backup %s", nd->id, backup);
 		return;

@@ -808,6 +808,14 @@ static void first_diff(const char *a, const char *b, char *out, size_t len)
 
 /* ---- the checks ---------------------------------------------------------- */
 
+static int get_tomb(void *ctx, const struct store_record_view *view)
+{
+	struct over_ver *t = ctx;
+	t->hlc = view->rec->tomb.hlc;
+	t->origin = view->rec->tomb.origin;
+	return 0;
+}
+
 int oracle_check_state(struct oracle *o, struct store *st, int final,
 		       size_t *conflict_tombs, char *why, size_t whylen)
 {
@@ -881,6 +889,24 @@ int oracle_check_state(struct oracle *o, struct store *st, int final,
 		else if (rc != 0 && rc != MSCE_ENOTFOUND)
 			fail(&cx, "get %s/%s failed: %s", r->coll, r->key,
 			     e.msg);
+	}
+	/* A tombstone, while kept, is the latest delete the store holds: an
+	 * older one (an old delete replayed after the latest was collected)
+	 * would be a base below the delete other centers remember. */
+	for (size_t i = 0; i < m.n && !cx.bad; i++) {
+		struct orec *r = &m.r[i];
+		struct over_ver t = {0, 0};
+		err_clear(&e);
+		int rc = store_get_state(st, r->coll, strlen(r->coll), r->key,
+					 strlen(r->key), get_tomb, &t, &e);
+		if (rc != 0 && rc != MSCE_ENOTFOUND)
+			fail(&cx, "get %s/%s failed: %s", r->coll, r->key,
+			     e.msg);
+		else if ((t.hlc || t.origin) && ocmp(t, r->tomb) != 0)
+			fail(&cx,
+			     "%s/%s keeps a tombstone at " VF ", but the "
+			     "latest delete the store holds is at " VF,
+			     r->coll, r->key, V(t), V(r->tomb));
 	}
 	if (!cx.bad) {
 		size_t tombs;

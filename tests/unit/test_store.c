@@ -501,6 +501,10 @@ static int collect_cb(void *ctx, const struct store_record_view *v)
 		struct field_state *fs = &cc->rec[cc->n].fields[i];
 		fs->name = arena_memdup(&cc->a, fs->name, fs->name_len);
 		fs->w.value = arena_memdup(&cc->a, fs->w.value, fs->w.value_len);
+		if (fs->nlosers)
+			fs->losers = arena_memdup(&cc->a, fs->losers,
+						  fs->nlosers *
+						      sizeof *fs->losers);
 		for (int j = 0; j < fs->nlosers; j++)
 			fs->losers[j].value = arena_memdup(
 				&cc->a, fs->losers[j].value,
