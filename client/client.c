@@ -18,6 +18,7 @@
 #include "pballoc.h"
 #include "schema.h"
 #include "transport.h"
+#include "version.h"
 
 #define RESPONSE_TIMEOUT_MS 0 /* writes may wait for min_sites */
 
@@ -148,9 +149,12 @@ void msce_close(msce_client *c)
 
 static int send_request(msce_client *c, Msce__ClientRequest *req)
 {
-	size_t n = msce__client_request__get_packed_size(req);
+	size_t n;
 	uint8_t *buf;
 	int rc;
+
+	req->protocol = MSCE_CLIENT_PROTOCOL;
+	n = msce__client_request__get_packed_size(req);
 
 	if (c->t == NULL)
 		return fail(c, MSCE_ECLOSED, "not connected");

@@ -12,8 +12,10 @@
 #include "bounds.h"
 #include "client.pb-c.h"
 #include "log.h"
+#include "msce_version.h"
 #include "pballoc.h"
 #include "record_pb.h"
+#include "schema.h"
 #include "node.h"
 
 #define SCAN_MAX_LIMIT 10000
@@ -249,6 +251,13 @@ static int fill_write(const Msce__PutRequest *p, struct store_write *w,
 		f[i].name_len = strlen(in->name);
 		f[i].value = in->value.data;
 		f[i].value_len = in->value.len;
+		/* A time with an offset is stored in UTC; that form is never
+		 * longer, so it overwrites the decoded value. */
+		size_t utc = schema_time_field_utc(
+			p->collection, w->coll_len, in->name, f[i].name_len,
+			in->value.data, in->value.len, in->value.data);
+		if (utc)
+			f[i].value_len = utc;
 		f[i].has_base = in->has_base;
 		f[i].base.hlc = in->base_hlc;
 		f[i].base.origin = in->base_origin;
@@ -1056,6 +1065,18 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		n->client_errors++;
 		reply_error(c, 0, MSCE_EPROTO,
 			    "malformed request: not a msce.ClientRequest");
+		return;
+	}
+	if (req->protocol != 0 && req->protocol != MSCE_CLIENT_PROTOCOL) {
+		char msg[160];
+		n->client_errors++;
+		snprintf(msg, sizeof msg,
+			 "client speaks client protocol %u, this node speaks %u "
+			 "(msce %s): use a libmsce that speaks %u",
+			 req->protocol, MSCE_CLIENT_PROTOCOL, MSCE_VERSION,
+			 MSCE_CLIENT_PROTOCOL);
+		reply_error(c, req->id, MSCE_EVERSION, msg);
+		pb_arena_free(req);
 		return;
 	}
 	if (!role_allows(client_conn_role(c), req->op_case)) {
