@@ -7,8 +7,8 @@
  * matrix of who holds what from whom: one row per center (the holder, as
  * its latest report says), one column per origin (a center's writer),
  * each cell the seq held and how far behind the newest known one it is,
- * in changes and seconds; per center the link from this node (up, down,
- * never), last contact, clock offset, the age of its report and its
+ * in changes and seconds; per center the link from this node (up, down
+ * since when, never), clock offset, the age of its report and its
  * digest against ours; the first open conflicts; the last warnings and
  * refusals of the log. Both render on the loop thread from the node's
  * status message (node_status.c), built in an arena per request. */
@@ -29,7 +29,7 @@
 #include "uv_metrics.h"
 
 #define STATUS_PAGE_REFRESH_S 5
-#define PAGE_CONFLICTS 20 /* open conflicts listed */
+#define PAGE_CONFLICTS 10 /* open conflicts listed */
 
 /* ---- the model: what both views show ----------------------------------------- */
 
@@ -76,6 +76,12 @@ static const Msce__VVEntry *vv_of(const Msce__NodeReport *r, uint32_t origin)
 	return NULL;
 }
 
+/* An origin is center id (low 16 bits) and incarnation (high 16). */
+static uint32_t col_key(uint32_t origin)
+{
+	return (origin & 0xffff) << 16 | origin >> 16;
+}
+
 static void add_origin(struct model *m, const Msce__VVEntry *e)
 {
 	size_t i;
@@ -86,8 +92,8 @@ static void add_origin(struct model *m, const Msce__VVEntry *e)
 	if (i == m->ncols) {
 		if (m->ncols == MSCE_MAX_ORIGINS)
 			return;
-		/* Kept in origin order. */
-		while (i > 0 && m->cols[i - 1].origin > e->origin) {
+		/* Kept in center order, then incarnation. */
+		while (i > 0 && col_key(m->cols[i - 1].origin) > col_key(e->origin)) {
 			m->cols[i] = m->cols[i - 1];
 			i--;
 		}
@@ -352,7 +358,7 @@ static void esc(struct metrics_buf *b, const char *s)
 }
 
 static const char page_style[] =
-    "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}"
+    "body{font:13px/1.35 system-ui,sans-serif;margin:1.2em;color:#222}"
     "h1{font-size:1.3em;margin:0 0 .3em}h2{font-size:1.05em;margin:1.4em 0 "
     ".4em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
     "padding:.25em .55em;text-align:right;white-space:nowrap}"
@@ -374,13 +380,15 @@ static void html_matrix(struct metrics_buf *b, const struct model *m)
 
 	metrics_printf(b, "<h2>Who holds what from whom</h2><table id=matrix>"
 			  "<tr><th class=l>center</th><th>link</th>"
-			  "<th>last contact</th><th>clock offset</th>"
-			  "<th>report age</th><th>digest</th>");
+			  "<th>clock offset</th>"
+			  "<th>report age</th><th>digest</th>"
+			  "<th colspan=%zu>changes held, from each origin</th></tr>"
+			  "<tr><th colspan=5></th>",
+		       m->ncols ? m->ncols : 1);
 	for (size_t k = 0; k < m->ncols; k++) {
-		metrics_printf(b, "<th>from ");
+		metrics_printf(b, "<th>");
 		esc(b, name_of(m, m->cols[k].origin));
-		metrics_printf(b, "<br><span class=muted>origin %u/%u</span>"
-				  "</th>",
+		metrics_printf(b, "<br><span class=muted>%u/%u</span></th>",
 			       m->cols[k].origin & 0xffff,
 			       m->cols[k].origin >> 16);
 	}
@@ -395,28 +403,26 @@ static void html_matrix(struct metrics_buf *b, const struct model *m)
 		html_center(b, self ? s->name : r->name, r->node);
 		if (self)
 			metrics_printf(b, " <b>(this node)</b></td><td>"
-					  "&mdash;</td><td>&mdash;</td><td>"
-					  "&mdash;</td>");
+					  "&mdash;</td><td>&mdash;</td>");
 		else if (p == NULL)
 			metrics_printf(b, "</td><td>&mdash;</td><td>&mdash;"
-					  "</td><td>&mdash;</td>");
+					  "</td>");
 		else {
-			metrics_printf(b, "</td><td class=%s>%s</td>",
+			/* Up means heard from lately; down says since when. */
+			metrics_printf(b, "</td><td class=%s>%s",
 				       p->connected ? "ok" : "bad",
 				       p->connected	      ? "up"
 				       : p->last_contact_ms ? "DOWN"
 							    : "never");
-			if (p->last_contact_ms)
+			if (!p->connected && p->last_contact_ms)
 				metrics_printf(
-				    b, "<td>%.1f s ago</td>",
+				    b, "<br><span class=muted>%.0f s ago</span>",
 				    s->time_ms > p->last_contact_ms
 					? (double)(s->time_ms -
 						   p->last_contact_ms) /
 					      1000.0
 					: 0.0);
-			else
-				metrics_printf(b, "<td>never</td>");
-			metrics_printf(b, "<td class=%s>%lld ms%s</td>",
+			metrics_printf(b, "</td><td class=%s>%lld ms%s</td>",
 				       p->clock_refused ? "bad" : "",
 				       (long long)p->clock_offset_ms,
 				       p->clock_refused ? " CLOCK" : "");
@@ -430,7 +436,7 @@ static void html_matrix(struct metrics_buf *b, const struct model *m)
 			metrics_printf(b, "<td>never</td>");
 		if (r->known) {
 			hex(r->digest.data,
-			    r->digest.len > 8 ? 8 : r->digest.len, d);
+			    r->digest.len > 6 ? 6 : r->digest.len, d);
 			metrics_printf(b, "<td class=%s><code>%s</code></td>",
 				       same_digest(s, r) ? "ok" : "warn", d);
 		} else {
@@ -453,11 +459,12 @@ static void html_matrix(struct metrics_buf *b, const struct model *m)
 		}
 		metrics_printf(b, "</tr>\n");
 	}
-	metrics_printf(b, "</table><p class=muted>Each cell: the last change "
-			  "of that origin the center holds, and how far "
-			  "behind the newest known one it is (changes, "
-			  "seconds), from its latest report to this node."
-			  "</p>\n");
+	metrics_printf(b, "</table><p class=muted>Rows: each center, as its "
+			  "latest report to this node says. Columns: each "
+			  "origin (a center's writer, center/incarnation). A "
+			  "cell: the last change of that origin the center "
+			  "holds, and how far behind the newest known one it "
+			  "is (&minus;changes, seconds).</p>\n");
 }
 
 static void html_page(struct metrics_buf *b, const struct model *m)
@@ -506,8 +513,9 @@ static void html_page(struct metrics_buf *b, const struct model *m)
 	metrics_printf(b, "</p>\n");
 	html_matrix(b, m);
 
-	metrics_printf(b, "<h2>Open conflicts (%llu)</h2>",
-		       (unsigned long long)s->conflicts);
+	metrics_printf(b, "<h2>Open conflicts (%llu%s)</h2>",
+		       (unsigned long long)s->conflicts,
+		       s->conflicts > m->nconf ? ", the first listed" : "");
 	if (m->nconf == 0) {
 		metrics_printf(b, "<p class=muted>none</p>\n");
 	} else {
