@@ -14,7 +14,7 @@ void health_center(const char *name, unsigned id, char *out, size_t outlen)
 }
 
 static void why(struct health *h, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void why(struct health *h, const char *fmt, ...)
 {
 	va_list ap;
@@ -56,8 +56,9 @@ void health_check(const Msce__StatusResult *s, double max_lag_s,
 	    ((double)s->inbound_lag_ms / 1000.0 >
 		 (max_lag_s >= 0 ? max_lag_s : HEALTH_INBOUND_LAG_S) ||
 	     s->inbound_lag_changes >= HEALTH_INBOUND_LAG_CHANGES))
-		why(h, "catching up: peers hold %llu changes we lack, %.1f s "
-		       "newer",
+		why(h,
+		    "catching up: peers hold %llu changes we lack, %.1f s "
+		    "newer",
 		    (unsigned long long)s->inbound_lag_changes,
 		    (double)s->inbound_lag_ms / 1000.0);
 	if (s->write_gate != NULL && s->write_gate[0] != '\0')
@@ -65,7 +66,8 @@ void health_check(const Msce__StatusResult *s, double max_lag_s,
 	for (size_t i = 0; i < s->n_counters; i++)
 		if (strcmp(s->counters[i]->name, "store_failed") == 0 &&
 		    s->counters[i]->value)
-			why(h, "the store refuses writes since a commit failed");
+			why(h,
+			    "the store refuses writes since a commit failed");
 }
 
 void health_join(const struct health *h, char *out, size_t outlen)

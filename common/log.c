@@ -15,7 +15,7 @@
 
 static enum log_level cur_level = LOG_INFO;
 static char log_name[64] = "msce";
-static int journal;	     /* stderr is the journal: priority prefixes */
+static int journal;	    /* stderr is the journal: priority prefixes */
 static char log_path[4096]; /* log_open_file's, for log_reopen */
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
@@ -27,8 +27,14 @@ static pthread_mutex_t recent_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct log_entry recent[LOG_RECENT_MAX];
 static size_t recent_next, recent_count;
 
-void log_set_level(enum log_level level) { cur_level = level; }
-enum log_level log_get_level(void) { return cur_level; }
+void log_set_level(enum log_level level)
+{
+	cur_level = level;
+}
+enum log_level log_get_level(void)
+{
+	return cur_level;
+}
 
 int log_level_parse(const char *s)
 {

@@ -8,8 +8,7 @@
 #include "node_status.h"
 
 static void snapshots(struct catchup *c, struct node *n,
-		      const struct repl_peer_status *p, size_t np,
-		      uint64_t now)
+		      const struct repl_peer_status *p, size_t np, uint64_t now)
 {
 	for (size_t i = 0; i < np && i < MSCE_MAX_NODES; i++) {
 		const char *name = node_center_name(n, p[i].node);
@@ -49,8 +48,8 @@ static void snapshots(struct catchup *c, struct node *n,
 	}
 }
 
-void catchup_tick(struct catchup *c, struct node *n, uint64_t now,
-		  char *status, size_t len)
+void catchup_tick(struct catchup *c, struct node *n, uint64_t now, char *status,
+		  size_t len)
 {
 	struct repl_peer_status p[MSCE_MAX_NODES];
 	size_t np = repl_peers(n->repl, p, MSCE_MAX_NODES), up = 0;
@@ -93,8 +92,9 @@ void catchup_tick(struct catchup *c, struct node *n, uint64_t now,
 		c->log_changes = changes;
 	}
 	if (c->active)
-		snprintf(status, len, "%zu/%zu links up; catching up: %llu "
-				      "changes left",
+		snprintf(status, len,
+			 "%zu/%zu links up; catching up: %llu "
+			 "changes left",
 			 up, np, (unsigned long long)changes);
 	else
 		snprintf(status, len, "%zu/%zu links up", up, np);

@@ -142,7 +142,8 @@ static int fill_nodes(struct node *n, struct arena *a, Msce__StatusResult *st,
 					       ? view->nvv
 					       : MSCE_MAX_ORIGINS;
 				r->vv = vv_msg(a, view->vv, k);
-				r->digest.data = arena_memdup(a, view->digest, 32);
+				r->digest.data =
+				    arena_memdup(a, view->digest, 32);
 				if (r->vv == NULL || r->digest.data == NULL)
 					return MSCE_ENOMEM;
 				r->n_vv = k;
@@ -173,15 +174,15 @@ static int fill_counters(struct node *n, struct arena *a,
 		return MSCE_ENOMEM;
 	peer_net_stats(n->net, &ns);
 	repl_counters(n->repl, &rc);
-#define C(nm, v)                                                              \
-	do {                                                                  \
-		if (k < MAXC) {                                               \
-			msce__counter__init(&cs[k]);                          \
-			cs[k].name = nm;                                      \
-			cs[k].value = (v);                                    \
-			st->counters[k] = &cs[k];                             \
-			k++;                                                  \
-		}                                                             \
+#define C(nm, v)                                                               \
+	do {                                                                   \
+		if (k < MAXC) {                                                \
+			msce__counter__init(&cs[k]);                           \
+			cs[k].name = nm;                                       \
+			cs[k].value = (v);                                     \
+			st->counters[k] = &cs[k];                              \
+			k++;                                                   \
+		}                                                              \
 	} while (0)
 	C("sessions_established", ns.sessions_established);
 	C("refused_unknown_key", ns.refused_unknown_key);

@@ -82,11 +82,11 @@ int node_reload(struct node *n, const char *path, struct reload_result *res)
 		return rc;
 	}
 	const struct config *o = &n->cfg;
-#define STR(f, what)                                                          \
-	if (strcmp(o->f, nc.f) != 0)                                          \
+#define STR(f, what)                                                           \
+	if (strcmp(o->f, nc.f) != 0)                                           \
 	need(restart, rl, what)
-#define NUM(f, what)                                                          \
-	if (o->f != nc.f)                                                     \
+#define NUM(f, what)                                                           \
+	if (o->f != nc.f)                                                      \
 	need(restart, rl, what)
 	STR(cluster, "[cluster] name");
 	NUM(node_id, "id");

@@ -31,7 +31,8 @@
 #define STATUS_PAGE_REFRESH_S 5
 #define PAGE_CONFLICTS 10 /* open conflicts listed */
 
-/* ---- the model: what both views show ----------------------------------------- */
+/* ---- the model: what both views show
+ * ----------------------------------------- */
 
 struct origin_col {
 	uint32_t origin;
@@ -59,8 +60,7 @@ struct model {
 	size_t nrecent;
 };
 
-static const Msce__PeerStatus *peer_of(const Msce__StatusResult *s,
-				       uint32_t id)
+static const Msce__PeerStatus *peer_of(const Msce__StatusResult *s, uint32_t id)
 {
 	for (size_t i = 0; i < s->n_peers; i++)
 		if (s->peers[i]->node == id)
@@ -93,7 +93,8 @@ static void add_origin(struct model *m, const Msce__VVEntry *e)
 		if (m->ncols == MSCE_MAX_ORIGINS)
 			return;
 		/* Kept in center order, then incarnation. */
-		while (i > 0 && col_key(m->cols[i - 1].origin) > col_key(e->origin)) {
+		while (i > 0 &&
+		       col_key(m->cols[i - 1].origin) > col_key(e->origin)) {
 			m->cols[i] = m->cols[i - 1];
 			i--;
 		}
@@ -156,7 +157,10 @@ static int model_build(struct model *m, struct node *n)
 	return 0;
 }
 
-static void model_free(struct model *m) { arena_free(&m->a); }
+static void model_free(struct model *m)
+{
+	arena_free(&m->a);
+}
 
 /* Holder r's cell for column c: seq held, changes and ms behind. */
 static void cell(const struct origin_col *c, const Msce__NodeReport *r,
@@ -168,8 +172,8 @@ static void cell(const struct origin_col *c, const Msce__NodeReport *r,
 	*seq = e ? e->seq : 0;
 	*lag = c->max_seq > *seq ? c->max_seq - *seq : 0;
 	/* hlc: 48 bits of ms, 16 of logical counter. */
-	*lag_ms = *lag && c->max_hlc > hlc ? (c->max_hlc >> 16) - (hlc >> 16)
-					    : 0;
+	*lag_ms =
+	    *lag && c->max_hlc > hlc ? (c->max_hlc >> 16) - (hlc >> 16) : 0;
 }
 
 static const char *name_of(const struct model *m, uint32_t origin)
@@ -190,7 +194,8 @@ static int same_digest(const Msce__StatusResult *s, const Msce__NodeReport *r)
 	       memcmp(r->digest.data, s->digest.data, s->digest.len) == 0;
 }
 
-/* ---- /status.json ------------------------------------------------------------ */
+/* ---- /status.json
+ * ------------------------------------------------------------ */
 
 static cJSON *origin_json(const struct model *m, uint32_t origin)
 {
@@ -225,8 +230,7 @@ static cJSON *model_json(const struct model *m)
 	cJSON_AddStringToObject(j, "write_gate", s->write_gate);
 	cJSON_AddNumberToObject(j, "inbound_lag_changes",
 				(double)s->inbound_lag_changes);
-	cJSON_AddNumberToObject(j, "inbound_lag_ms",
-				(double)s->inbound_lag_ms);
+	cJSON_AddNumberToObject(j, "inbound_lag_ms", (double)s->inbound_lag_ms);
 
 	a = cJSON_AddArrayToObject(j, "origins");
 	for (size_t i = 0; i < m->ncols; i++) {
@@ -246,9 +250,9 @@ static cJSON *model_json(const struct model *m)
 		cJSON_AddStringToObject(c, "name", self ? s->name : r->name);
 		cJSON_AddBoolToObject(c, "self", self);
 		cJSON_AddStringToObject(c, "link",
-					self	      ? "self"
-					: p == NULL   ? "none"
-					: p->connected ? "up"
+					self		     ? "self"
+					: p == NULL	     ? "none"
+					: p->connected	     ? "up"
 					: p->last_contact_ms ? "down"
 							     : "never");
 		if (p != NULL) {
@@ -340,19 +344,31 @@ static int render_json(void *ctx, char **buf, size_t *len)
 	return 0;
 }
 
-/* ---- / ------------------------------------------------------------------------ */
+/* ---- /
+ * ------------------------------------------------------------------------ */
 
 /* Text into HTML: & < > " ' escaped. */
 static void esc(struct metrics_buf *b, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '&': metrics_printf(b, "&amp;"); break;
-		case '<': metrics_printf(b, "&lt;"); break;
-		case '>': metrics_printf(b, "&gt;"); break;
-		case '"': metrics_printf(b, "&quot;"); break;
-		case '\'': metrics_printf(b, "&#39;"); break;
-		default: metrics_printf(b, "%c", *s);
+		case '&':
+			metrics_printf(b, "&amp;");
+			break;
+		case '<':
+			metrics_printf(b, "&lt;");
+			break;
+		case '>':
+			metrics_printf(b, "&gt;");
+			break;
+		case '"':
+			metrics_printf(b, "&quot;");
+			break;
+		case '\'':
+			metrics_printf(b, "&#39;");
+			break;
+		default:
+			metrics_printf(b, "%c", *s);
 		}
 	}
 }
@@ -367,8 +383,7 @@ static const char page_style[] =
     "#f8d7da}.badge{padding:.1em .5em;border-radius:.3em;font-weight:600}"
     ".muted{color:#777}code{font-size:.95em}ul{margin:.2em 0}";
 
-static void html_center(struct metrics_buf *b, const char *name,
-			uint32_t id)
+static void html_center(struct metrics_buf *b, const char *name, uint32_t id)
 {
 	esc(b, name[0] ? name : "?");
 	metrics_printf(b, " <span class=muted>(%u)</span>", id);
@@ -378,13 +393,15 @@ static void html_matrix(struct metrics_buf *b, const struct model *m)
 {
 	const Msce__StatusResult *s = m->s;
 
-	metrics_printf(b, "<h2>Who holds what from whom</h2><table id=matrix>"
-			  "<tr><th class=l>center</th><th>link</th>"
-			  "<th>clock offset</th>"
-			  "<th>report age</th><th>digest</th>"
-			  "<th colspan=%zu>changes held, from each origin</th></tr>"
-			  "<tr><th colspan=5></th>",
-		       m->ncols ? m->ncols : 1);
+	metrics_printf(
+	    b,
+	    "<h2>Who holds what from whom</h2><table id=matrix>"
+	    "<tr><th class=l>center</th><th>link</th>"
+	    "<th>clock offset</th>"
+	    "<th>report age</th><th>digest</th>"
+	    "<th colspan=%zu>changes held, from each origin</th></tr>"
+	    "<tr><th colspan=5></th>",
+	    m->ncols ? m->ncols : 1);
 	for (size_t k = 0; k < m->ncols; k++) {
 		metrics_printf(b, "<th>");
 		esc(b, name_of(m, m->cols[k].origin));
@@ -411,12 +428,13 @@ static void html_matrix(struct metrics_buf *b, const struct model *m)
 			/* Up means heard from lately; down says since when. */
 			metrics_printf(b, "</td><td class=%s>%s",
 				       p->connected ? "ok" : "bad",
-				       p->connected	      ? "up"
+				       p->connected	    ? "up"
 				       : p->last_contact_ms ? "DOWN"
 							    : "never");
 			if (!p->connected && p->last_contact_ms)
 				metrics_printf(
-				    b, "<br><span class=muted>%.0f s ago</span>",
+				    b,
+				    "<br><span class=muted>%.0f s ago</span>",
 				    s->time_ms > p->last_contact_ms
 					? (double)(s->time_ms -
 						   p->last_contact_ms) /
@@ -449,7 +467,8 @@ static void html_matrix(struct metrics_buf *b, const struct model *m)
 				continue;
 			}
 			cell(&m->cols[k], r, &seq, &lag, &lag_ms);
-			metrics_printf(b, "<td class=%s>%llu", lag ? "warn" : "ok",
+			metrics_printf(b, "<td class=%s>%llu",
+				       lag ? "warn" : "ok",
 				       (unsigned long long)seq);
 			if (lag)
 				metrics_printf(b, "<br>&minus;%llu, %.1f s",
@@ -472,19 +491,22 @@ static void html_page(struct metrics_buf *b, const struct model *m)
 	const Msce__StatusResult *s = m->s;
 	char d[65];
 
-	metrics_printf(b, "<!DOCTYPE html><html lang=en><head><meta "
-			  "charset=utf-8><meta http-equiv=refresh "
-			  "content=%d><title>",
+	metrics_printf(b,
+		       "<!DOCTYPE html><html lang=en><head><meta "
+		       "charset=utf-8><meta http-equiv=refresh "
+		       "content=%d><title>",
 		       STATUS_PAGE_REFRESH_S);
 	esc(b, s->name);
-	metrics_printf(b, ": %s &middot; msce</title><style>%s</style></head>"
-			  "<body>\n<h1>",
+	metrics_printf(b,
+		       ": %s &middot; msce</title><style>%s</style></head>"
+		       "<body>\n<h1>",
 		       m->h.n ? "DEGRADED" : "healthy", page_style);
 	html_center(b, s->name, s->node);
 	metrics_printf(b, ", cluster ");
 	esc(b, s->cluster);
-	metrics_printf(b, ": <span id=health class=\"badge %s\">%s</span>"
-			  "</h1>\n",
+	metrics_printf(b,
+		       ": <span id=health class=\"badge %s\">%s</span>"
+		       "</h1>\n",
 		       m->h.n ? "bad" : "ok", m->h.n ? "DEGRADED" : "healthy");
 	if (m->h.n) {
 		metrics_printf(b, "<ul id=problems>");
@@ -496,11 +518,12 @@ static void html_page(struct metrics_buf *b, const struct model *m)
 		metrics_printf(b, "</ul>\n");
 	}
 	hex(s->digest.data, s->digest.len, d);
-	metrics_printf(b, "<p>digest <code id=digest>%s</code> &middot; "
-			  "<span id=conflicts>%llu</span> open conflicts "
-			  "&middot; %llu tombstones &middot; inbound lag "
-			  "%llu changes, %.1f s &middot; writes under origin "
-			  "%u/%u",
+	metrics_printf(b,
+		       "<p>digest <code id=digest>%s</code> &middot; "
+		       "<span id=conflicts>%llu</span> open conflicts "
+		       "&middot; %llu tombstones &middot; inbound lag "
+		       "%llu changes, %.1f s &middot; writes under origin "
+		       "%u/%u",
 		       d, (unsigned long long)s->conflicts,
 		       (unsigned long long)s->tombstones,
 		       (unsigned long long)s->inbound_lag_changes,
@@ -562,8 +585,9 @@ static void html_page(struct metrics_buf *b, const struct model *m)
 			uint64_t age = s->time_ms > e->time_ms
 					   ? s->time_ms - e->time_ms
 					   : 0;
-			metrics_printf(b, "<tr><td>%.0f s ago</td><td class=%s>"
-					  "%s</td><td class=l>",
+			metrics_printf(b,
+				       "<tr><td>%.0f s ago</td><td class=%s>"
+				       "%s</td><td class=l>",
 				       (double)age / 1000.0,
 				       e->level == LOG_ERROR ? "bad" : "warn",
 				       log_level_name(e->level));
@@ -572,10 +596,11 @@ static void html_page(struct metrics_buf *b, const struct model *m)
 		}
 		metrics_printf(b, "</table>\n");
 	}
-	metrics_printf(b, "<p class=muted>msce %s &middot; refreshes every "
-			  "%d s &middot; <a href=\"/status.json\">status.json"
-			  "</a> &middot; <a href=\"/metrics\">metrics</a></p>"
-			  "\n</body></html>\n",
+	metrics_printf(b,
+		       "<p class=muted>msce %s &middot; refreshes every "
+		       "%d s &middot; <a href=\"/status.json\">status.json"
+		       "</a> &middot; <a href=\"/metrics\">metrics</a></p>"
+		       "\n</body></html>\n",
 		       MSCE_VERSION, STATUS_PAGE_REFRESH_S);
 }
 
@@ -603,8 +628,8 @@ int status_page_start(struct node *n, struct err *e)
 
 	if ((rc = metrics_route(n->metrics, "/", "text/html; charset=utf-8",
 				render_html, n)) ||
-	    (rc = metrics_route(n->metrics, "/status.json",
-				"application/json", render_json, n)))
+	    (rc = metrics_route(n->metrics, "/status.json", "application/json",
+				render_json, n)))
 		return err_set(e, rc, "status page: cannot add its routes");
 	return 0;
 }

@@ -14,10 +14,10 @@
 #include "client_internal.h"
 
 enum {
-	CLI_OK = 0,	 /* done; healthy */
-	CLI_NO = 1,	 /* refused, not found, degraded, differ */
-	CLI_FAIL = 2,	 /* bad usage, node unreachable or too slow */
-	CLI_DENIED = 3,	 /* permission denied (socket or config) */
+	CLI_OK = 0,	/* done; healthy */
+	CLI_NO = 1,	/* refused, not found, degraded, differ */
+	CLI_FAIL = 2,	/* bad usage, node unreachable or too slow */
+	CLI_DENIED = 3, /* permission denied (socket or config) */
 };
 
 #define CLI_DEFAULT_TIMEOUT_S 5.0
@@ -39,10 +39,10 @@ struct cli {
 /* Reports a failure (stderr; with --json also {"error":{...}} on stdout)
  * and returns exit_code. code is an msce error code (0: none). */
 int cli_fail(struct cli *x, int exit_code, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* A usage error: the message, a hint to --help, exit 2. */
 int cli_usage(struct cli *x, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* The exit code for a libmsce call that failed with rc (after connect):
  * 2 when the node did not answer (in time), else 1. */
 int cli_exit_for(int rc);
@@ -55,8 +55,7 @@ int cli_connect(struct cli *x);
 /* The timeout in ms for calls (default CLI_DEFAULT_TIMEOUT_S). */
 unsigned cli_timeout_ms(const struct cli *x);
 /* One raw request; 0 and *r, or the exit code after reporting. */
-int cli_call(struct cli *x, Msce__ClientRequest *req,
-	     Msce__ClientResponse **r);
+int cli_call(struct cli *x, Msce__ClientRequest *req, Msce__ClientResponse **r);
 /* A status of the node: 0 and *r (r->status set), or the exit code. */
 int cli_status(struct cli *x, Msce__ClientResponse **r);
 /* Learns the center names from a status (once); 0 or the exit code. */
@@ -65,8 +64,7 @@ void cli_names_from(struct cli *x, const Msce__StatusResult *s);
 /* The name of center id ("" if unknown). origin: low 16 bits = center. */
 const char *cli_name(const struct cli *x, uint32_t id);
 /* "luohu (5)" or "node 5". */
-const char *cli_center(const struct cli *x, uint32_t id, char *buf,
-		       size_t len);
+const char *cli_center(const struct cli *x, uint32_t id, char *buf, size_t len);
 
 /* Numbers from the command line: the whole string, in range; 0 or -1. */
 int cli_parse_seconds(const char *s, double *out);
@@ -85,28 +83,20 @@ struct cli_opts {
 	double max_lag;
 	int from_start;
 };
-int cmd_keygen(struct cli *x, const struct cli_opts *o, int argc,
-	       char **argv);
+int cmd_keygen(struct cli *x, const struct cli_opts *o, int argc, char **argv);
 int cmd_put(struct cli *x, const struct cli_opts *o, int argc, char **argv);
 int cmd_del(struct cli *x, const struct cli_opts *o, int argc, char **argv);
 int cmd_get(struct cli *x, const struct cli_opts *o, int argc, char **argv);
 int cmd_scan(struct cli *x, const struct cli_opts *o, int argc, char **argv);
 int cmd_conflicts(struct cli *x, const struct cli_opts *o, int argc,
 		  char **argv);
-int cmd_resolve(struct cli *x, const struct cli_opts *o, int argc,
-		char **argv);
+int cmd_resolve(struct cli *x, const struct cli_opts *o, int argc, char **argv);
 int cmd_note(struct cli *x, const struct cli_opts *o, int argc, char **argv);
-int cmd_watch(struct cli *x, const struct cli_opts *o, int argc,
-	      char **argv);
-int cmd_status(struct cli *x, const struct cli_opts *o, int argc,
-	       char **argv);
-int cmd_verify(struct cli *x, const struct cli_opts *o, int argc,
-	       char **argv);
-int cmd_import(struct cli *x, const struct cli_opts *o, int argc,
-	       char **argv);
-int cmd_export(struct cli *x, const struct cli_opts *o, int argc,
-	       char **argv);
-int cmd_backup(struct cli *x, const struct cli_opts *o, int argc,
-	       char **argv);
+int cmd_watch(struct cli *x, const struct cli_opts *o, int argc, char **argv);
+int cmd_status(struct cli *x, const struct cli_opts *o, int argc, char **argv);
+int cmd_verify(struct cli *x, const struct cli_opts *o, int argc, char **argv);
+int cmd_import(struct cli *x, const struct cli_opts *o, int argc, char **argv);
+int cmd_export(struct cli *x, const struct cli_opts *o, int argc, char **argv);
+int cmd_backup(struct cli *x, const struct cli_opts *o, int argc, char **argv);
 
 #endif

@@ -16,18 +16,19 @@
 #include "error.h"
 #include "progress.h"
 
-/* ---- import ------------------------------------------------------------------ */
+/* ---- import
+ * ------------------------------------------------------------------ */
 
 #define IMPORT_BATCH 500
 #define BUSY_TRIES 100 /* "busy" answers retried, 100 ms apart */
 
 struct line {
 	long no;
-	cJSON *doc;		/* owned; the strings below point into it */
-	char why[160];		/* unreadable: why; "" if sent */
+	cJSON *doc;    /* owned; the strings below point into it */
+	char why[160]; /* unreadable: why; "" if sent */
 	Msce__PutRequest put;
-	Msce__FieldIn *fields;	/* put.n_fields of them, owned */
-	Msce__FieldIn **fptrs;	/* owned */
+	Msce__FieldIn *fields; /* put.n_fields of them, owned */
+	Msce__FieldIn **fptrs; /* owned */
 };
 
 struct import {
@@ -102,8 +103,8 @@ static void parse_line(struct line *l, const char *text)
 		/* Optional "base": {"field": "HLC/ORIGIN"}: the version the
 		 * writer saw (else the node's current one). */
 		cJSON *b = cJSON_GetObjectItemCaseSensitive(base, it->string);
-		if (cJSON_IsString(b) &&
-		    sscanf(b->valuestring, "%llu/%u%c", &bh, &bo, &extra) == 2) {
+		if (cJSON_IsString(b) && sscanf(b->valuestring, "%llu/%u%c",
+						&bh, &bo, &extra) == 2) {
 			f->has_base = 1;
 			f->base_hlc = bh;
 			f->base_origin = bo;
@@ -202,8 +203,9 @@ static int flush(struct import *im)
 		} else {
 			im->refused++;
 			report_line(im, l, (int)it->code,
-				    it->error[0] ? it->error
-						 : msce_strerror((int)it->code));
+				    it->error[0]
+					? it->error
+					: msce_strerror((int)it->code));
 		}
 	}
 out:
@@ -284,7 +286,8 @@ done:
 	return rc;
 }
 
-/* ---- export ------------------------------------------------------------------ */
+/* ---- export
+ * ------------------------------------------------------------------ */
 
 static cJSON *fields_json(const msce_record *r)
 {
@@ -318,8 +321,8 @@ int cmd_export(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	for (int i = 0; i < ncolls; i++) {
 		char after[512] = "";
 		for (;;) {
-			struct msce_scan_opts so = {NULL, after[0] ? after : NULL,
-						    NULL, 1000};
+			struct msce_scan_opts so = {
+			    NULL, after[0] ? after : NULL, NULL, 1000};
 			msce_page *p;
 			if ((rc = msce_scan(x->c, colls[i], &so, &p)) != 0) {
 				progress_end(&pg);
@@ -350,7 +353,8 @@ int cmd_export(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	return 0;
 }
 
-/* ---- backup ------------------------------------------------------------------ */
+/* ---- backup
+ * ------------------------------------------------------------------ */
 
 #define BACKUP_WAIT_S 3600.0 /* for the copy, unless --timeout says more */
 
@@ -394,8 +398,8 @@ int cmd_backup(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 		if (strcmp(r->status->counters[i]->name, "store_bytes") == 0)
 			store_bytes = r->status->counters[i]->value;
 	msce__client_response__free_unpacked(r, NULL);
-	double wait = x->timeout_s > BACKUP_WAIT_S ? x->timeout_s
-						   : BACKUP_WAIT_S;
+	double wait =
+	    x->timeout_s > BACKUP_WAIT_S ? x->timeout_s : BACKUP_WAIT_S;
 	msce_set_timeout(x->c, (unsigned)(wait * 1000));
 
 	memset(&w, 0, sizeof w);

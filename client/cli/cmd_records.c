@@ -9,7 +9,8 @@
 
 #include "cli.h"
 
-/* ---- writes ---------------------------------------------------------------- */
+/* ---- writes ----------------------------------------------------------------
+ */
 
 static int print_write(struct cli *x, const struct msce_write_result *res)
 {
@@ -80,8 +81,7 @@ int cmd_del(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	return write_one(x, argc, argv, 1);
 }
 
-int cmd_resolve(struct cli *x, const struct cli_opts *o, int argc,
-		char **argv)
+int cmd_resolve(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 {
 	struct msce_write_result res;
 	int rc;
@@ -97,7 +97,8 @@ int cmd_resolve(struct cli *x, const struct cli_opts *o, int argc,
 	return print_write(x, &res);
 }
 
-/* ---- reads -------------------------------------------------------------------- */
+/* ---- reads
+ * -------------------------------------------------------------------- */
 
 static cJSON *record_json(struct cli *x, const Msce__Record *rec)
 {
@@ -117,8 +118,8 @@ static cJSON *record_json(struct cli *x, const Msce__Record *rec)
 		cJSON_AddNumberToObject(f, "origin", w->origin);
 		cJSON_AddStringToObject(f, "center", cli_name(x, w->origin));
 		if (rec->fields[i]->n_losers)
-			cJSON_AddNumberToObject(f, "conflicts",
-						(double)rec->fields[i]->n_losers);
+			cJSON_AddNumberToObject(
+			    f, "conflicts", (double)rec->fields[i]->n_losers);
 		cJSON_AddItemToObject(fields, w->name, f);
 	}
 	cJSON_AddItemToObject(j, "fields", fields);
@@ -213,7 +214,8 @@ int cmd_scan(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	return 0;
 }
 
-/* ---- conflicts ------------------------------------------------------------------ */
+/* ---- conflicts
+ * ------------------------------------------------------------------ */
 
 static cJSON *value_json(struct cli *x, const struct msce_value *v)
 {
@@ -338,7 +340,8 @@ int cmd_note(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	return 0;
 }
 
-/* ---- watch ------------------------------------------------------------------ */
+/* ---- watch ------------------------------------------------------------------
+ */
 
 static volatile sig_atomic_t interrupted;
 
@@ -383,7 +386,8 @@ int cmd_watch(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	if ((rc = cli_connect(x)) != 0 || (rc = cli_status(x, &r)) != 0)
 		return rc;
 	/* From now: the node's vector is the cursor of what it holds. */
-	for (size_t i = 0; i < r->status->n_vv && cur.n < MSCE_CURSOR_MAX; i++) {
+	for (size_t i = 0; i < r->status->n_vv && cur.n < MSCE_CURSOR_MAX;
+	     i++) {
 		cur.origin[cur.n] = r->status->vv[i]->origin;
 		cur.seq[cur.n++] = r->status->vv[i]->seq;
 	}
@@ -400,10 +404,9 @@ int cmd_watch(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 		if (rc == MSCE_ETIMEOUT)
 			continue;
 		if (rc != 0)
-			return cli_fail(x, cli_exit_for(rc) == CLI_FAIL
-					       ? CLI_FAIL
-					       : CLI_NO,
-					rc, "%s", msce_errmsg(x->c));
+			return cli_fail(
+			    x, cli_exit_for(rc) == CLI_FAIL ? CLI_FAIL : CLI_NO,
+			    rc, "%s", msce_errmsg(x->c));
 		print_event(x, &ev);
 		seen++;
 	}

@@ -71,8 +71,7 @@ static cJSON *status_json(const Msce__StatusResult *s, const char *dig,
 	cJSON_AddStringToObject(j, "write_gate", s->write_gate);
 	cJSON_AddNumberToObject(j, "inbound_lag_changes",
 				(double)s->inbound_lag_changes);
-	cJSON_AddNumberToObject(j, "inbound_lag_ms",
-				(double)s->inbound_lag_ms);
+	cJSON_AddNumberToObject(j, "inbound_lag_ms", (double)s->inbound_lag_ms);
 	cJSON *peers = cJSON_CreateArray();
 	for (size_t i = 0; i < s->n_peers; i++) {
 		const Msce__PeerStatus *p = s->peers[i];
@@ -114,9 +113,11 @@ static cJSON *status_json(const Msce__StatusResult *s, const char *dig,
 		if (n->known) {
 			cli_hex(n->digest.data,
 				n->digest.len > 32 ? 32 : n->digest.len, d);
-			cJSON_AddItemToObject(nj, "vv", vv_json(n->vv, n->n_vv));
+			cJSON_AddItemToObject(nj, "vv",
+					      vv_json(n->vv, n->n_vv));
 			cJSON_AddStringToObject(nj, "digest", d);
-			cJSON_AddNumberToObject(nj, "age_ms", (double)n->age_ms);
+			cJSON_AddNumberToObject(nj, "age_ms",
+						(double)n->age_ms);
 			cJSON_AddNumberToObject(nj, "writer", n->writer);
 		}
 		cJSON_AddItemToArray(nodes, nj);
@@ -206,7 +207,8 @@ int cmd_status(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	return h.n ? CLI_NO : CLI_OK;
 }
 
-/* ---- verify ----------------------------------------------------------------- */
+/* ---- verify -----------------------------------------------------------------
+ */
 
 static uint64_t mono_ms(void)
 {
@@ -256,8 +258,8 @@ int cmd_verify(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	/* Each call waits at most what is left (and at least 1 ms). */
-	x->timeout_s = limit_s > CLI_DEFAULT_TIMEOUT_S ? CLI_DEFAULT_TIMEOUT_S
-						       : limit_s;
+	x->timeout_s =
+	    limit_s > CLI_DEFAULT_TIMEOUT_S ? CLI_DEFAULT_TIMEOUT_S : limit_s;
 	if ((rc = cli_connect(x)) != 0)
 		return rc;
 	for (;;) {
@@ -276,10 +278,9 @@ int cmd_verify(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 			health_center(s->nodes[i]->name, s->nodes[i]->node, c,
 				      sizeof c);
 			if (len < sizeof list)
-				len += (size_t)snprintf(list + len,
-							sizeof list - len,
-							"%s%s: %s",
-							len ? "; " : "", c, why);
+				len += (size_t)snprintf(
+				    list + len, sizeof list - len, "%s%s: %s",
+				    len ? "; " : "", c, why);
 		}
 		cli_hex(s->digest.data, s->digest.len > 32 ? 32 : s->digest.len,
 			d);
@@ -328,8 +329,8 @@ int cmd_verify(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 							  : VERIFY_POLL_MS) *
 		       1000);
 		/* The next answer too must come before the limit. */
-		left = limit_ms > mono_ms() - t0 ? limit_ms - (mono_ms() - t0)
-						 : 1;
+		left =
+		    limit_ms > mono_ms() - t0 ? limit_ms - (mono_ms() - t0) : 1;
 		msce_set_timeout(x->c, left < cli_timeout_ms(x)
 					   ? (unsigned)(left ? left : 1)
 					   : cli_timeout_ms(x));

@@ -45,10 +45,10 @@ enum {
 struct command {
 	const char *name;
 	int (*run)(struct cli *, const struct cli_opts *, int, char **);
-	unsigned opts;	      /* command options it takes (O_*) */
+	unsigned opts;		/* command options it takes (O_*) */
 	int min_args, max_args; /* positional arguments; -1: no limit */
-	const char *args;     /* its synopsis */
-	const char *help;     /* what it does, its options */
+	const char *args;	/* its synopsis */
+	const char *help;	/* what it does, its options */
 };
 
 static const struct command commands[] = {
@@ -127,12 +127,13 @@ static void print_usage(FILE *f)
 		   "Commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].args);
-	fprintf(f, "  help      [COMMAND]\n\n%s"
-		   "  -V, --version         the version\n\n"
-		   "Exit: 0 ok or healthy; 1 refused, not found, degraded or "
-		   "differing;\n2 bad usage or no answer from the node; 3 "
-		   "permission denied.\n`msce COMMAND --help` or `man msce` "
-		   "for more.\n",
+	fprintf(f,
+		"  help      [COMMAND]\n\n%s"
+		"  -V, --version         the version\n\n"
+		"Exit: 0 ok or healthy; 1 refused, not found, degraded or "
+		"differing;\n2 bad usage or no answer from the node; 3 "
+		"permission denied.\n`msce COMMAND --help` or `man msce` "
+		"for more.\n",
 		common_help);
 }
 
@@ -288,8 +289,7 @@ int cli_connect(struct cli *x)
 			return cli_usage(x, "--node needs --key FILE and "
 					    "--node-key BASE64");
 		rc = msce_connect_tcp(x->node, x->key, x->node_key,
-				      x->cluster ? x->cluster
-						 : "shenzhen-msce",
+				      x->cluster ? x->cluster : "shenzhen-msce",
 				      &x->c);
 	} else if (x->config != NULL) {
 		/* A config the user may not read is a permission problem,
@@ -325,8 +325,7 @@ int cli_connect(struct cli *x)
 	return rc;
 }
 
-int cli_call(struct cli *x, Msce__ClientRequest *req,
-	     Msce__ClientResponse **r)
+int cli_call(struct cli *x, Msce__ClientRequest *req, Msce__ClientResponse **r)
 {
 	int rc = client_call(x->c, req, r);
 	return rc ? cli_call_failed(x, rc) : 0;
@@ -391,8 +390,7 @@ const char *cli_name(const struct cli *x, uint32_t id)
 	return "";
 }
 
-const char *cli_center(const struct cli *x, uint32_t id, char *buf,
-		       size_t len)
+const char *cli_center(const struct cli *x, uint32_t id, char *buf, size_t len)
 {
 	const char *n = cli_name(x, id);
 	if (n[0] != '\0')
@@ -402,7 +400,8 @@ const char *cli_center(const struct cli *x, uint32_t id, char *buf,
 	return buf;
 }
 
-/* ---- keygen ----------------------------------------------------------------- */
+/* ---- keygen -----------------------------------------------------------------
+ */
 
 #include "keyfile.h"
 
@@ -431,7 +430,8 @@ int cmd_keygen(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	return 0;
 }
 
-/* ---- options and main -------------------------------------------------------- */
+/* ---- options and main
+ * -------------------------------------------------------- */
 
 enum {
 	OPT_NODE = 256,
@@ -473,15 +473,33 @@ static const struct option longopts[] = {
 static unsigned opt_flag(int c, const char **name)
 {
 	switch (c) {
-	case OPT_OUT: *name = "--out"; return O_OUT;
-	case OPT_PREFIX: *name = "--prefix"; return O_PREFIX;
-	case OPT_LIMIT: *name = "--limit"; return O_LIMIT;
-	case OPT_MAX_LAG: *name = "--max-lag"; return O_MAX_LAG;
-	case OPT_AUTHOR: *name = "--author"; return O_AUTHOR;
-	case OPT_FROM_START: *name = "--from-start"; return O_FROM_START;
-	case OPT_COUNT: *name = "--count"; return O_COUNT;
-	case OPT_AFTER: *name = "--after"; return O_AFTER;
-	default: *name = ""; return 0;
+	case OPT_OUT:
+		*name = "--out";
+		return O_OUT;
+	case OPT_PREFIX:
+		*name = "--prefix";
+		return O_PREFIX;
+	case OPT_LIMIT:
+		*name = "--limit";
+		return O_LIMIT;
+	case OPT_MAX_LAG:
+		*name = "--max-lag";
+		return O_MAX_LAG;
+	case OPT_AUTHOR:
+		*name = "--author";
+		return O_AUTHOR;
+	case OPT_FROM_START:
+		*name = "--from-start";
+		return O_FROM_START;
+	case OPT_COUNT:
+		*name = "--count";
+		return O_COUNT;
+	case OPT_AFTER:
+		*name = "--after";
+		return O_AFTER;
+	default:
+		*name = "";
+		return 0;
 	}
 }
 
@@ -506,8 +524,7 @@ int main(int argc, char **argv)
 		if (find_command(argv[i]) != NULL)
 			x.cmd = argv[i];
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:t:hV", longopts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, ":c:t:hV", longopts, NULL)) != -1) {
 		const char *oname;
 		unsigned f;
 
@@ -556,14 +573,30 @@ int main(int argc, char **argv)
 				if (f == 1u << b)
 					given_name[b] = oname;
 			switch (c) {
-			case OPT_OUT: o.out = optarg; break;
-			case OPT_PREFIX: o.prefix = optarg; break;
-			case OPT_LIMIT: limit_arg = optarg; break;
-			case OPT_MAX_LAG: lag_arg = optarg; break;
-			case OPT_AUTHOR: o.author = optarg; break;
-			case OPT_FROM_START: o.from_start = 1; break;
-			case OPT_COUNT: count_arg = optarg; break;
-			case OPT_AFTER: o.after = optarg; break;
+			case OPT_OUT:
+				o.out = optarg;
+				break;
+			case OPT_PREFIX:
+				o.prefix = optarg;
+				break;
+			case OPT_LIMIT:
+				limit_arg = optarg;
+				break;
+			case OPT_MAX_LAG:
+				lag_arg = optarg;
+				break;
+			case OPT_AUTHOR:
+				o.author = optarg;
+				break;
+			case OPT_FROM_START:
+				o.from_start = 1;
+				break;
+			case OPT_COUNT:
+				count_arg = optarg;
+				break;
+			case OPT_AFTER:
+				o.after = optarg;
+				break;
 			}
 		}
 	}
@@ -605,28 +638,32 @@ int main(int argc, char **argv)
 					 given_name[b]);
 	if (timeout_arg != NULL &&
 	    cli_parse_seconds(timeout_arg, &x.timeout_s) != 0)
-		return cli_usage(&x, "--timeout: \"%s\" is not a number of "
-				     "seconds",
+		return cli_usage(&x,
+				 "--timeout: \"%s\" is not a number of "
+				 "seconds",
 				 timeout_arg);
 	if (lag_arg != NULL && cli_parse_seconds(lag_arg, &o.max_lag) != 0)
-		return cli_usage(&x, "--max-lag: \"%s\" is not a number of "
-				     "seconds",
+		return cli_usage(&x,
+				 "--max-lag: \"%s\" is not a number of "
+				 "seconds",
 				 lag_arg);
 	if (limit_arg != NULL &&
 	    cli_parse_uint(limit_arg, 1, 10000, &o.limit) != 0)
-		return cli_usage(&x, "--limit: \"%s\" is not a whole number "
-				     "from 1 to 10000",
+		return cli_usage(&x,
+				 "--limit: \"%s\" is not a whole number "
+				 "from 1 to 10000",
 				 limit_arg);
 	if (count_arg != NULL &&
 	    cli_parse_uint(count_arg, 1, (unsigned long)-1, &o.count) != 0)
-		return cli_usage(&x, "--count: \"%s\" is not a whole number "
-				     "from 1",
+		return cli_usage(&x,
+				 "--count: \"%s\" is not a whole number "
+				 "from 1",
 				 count_arg);
 	argc -= optind;
 	argv += optind;
 	if (argc < cmd->min_args)
-		return cli_usage(&x, "missing arguments: msce %s %s",
-				 cmd->name, cmd->args);
+		return cli_usage(&x, "missing arguments: msce %s %s", cmd->name,
+				 cmd->args);
 	if (cmd->max_args >= 0 && argc > cmd->max_args)
 		return cli_usage(&x, "unexpected argument \"%s\"",
 				 argv[cmd->max_args]);

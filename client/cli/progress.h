@@ -8,14 +8,14 @@
 #include <stdint.h>
 
 struct progress {
-	int on;		   /* stderr is a terminal */
-	const char *what;  /* "import" */
-	const char *unit;  /* what is counted: "lines" */
-	uint64_t total;	   /* of the work, in its measure; 0 unknown */
-	uint64_t count;	   /* units counted so far */
-	uint64_t done;	   /* of total so far (may be bytes, not units) */
+	int on;		  /* stderr is a terminal */
+	const char *what; /* "import" */
+	const char *unit; /* what is counted: "lines" */
+	uint64_t total;	  /* of the work, in its measure; 0 unknown */
+	uint64_t count;	  /* units counted so far */
+	uint64_t done;	  /* of total so far (may be bytes, not units) */
 	uint64_t t0_ms, shown_ms;
-	int shown;	   /* a line is on the screen */
+	int shown; /* a line is on the screen */
 };
 
 void progress_start(struct progress *p, const char *what, const char *unit,
