@@ -36,7 +36,9 @@ const char *msce_strerror(int code);
 typedef struct msce_client msce_client;
 
 /* Connections. On failure *out is still set (so msce_errmsg works) and
- * must be closed with msce_close. */
+ * must be closed with msce_close. A unix socket the caller may not open
+ * (its permissions) is MSCE_EPERM; a node that is not there
+ * MSCE_EUNAVAIL. */
 int msce_connect_unix(const char *path, msce_client **out);
 /* The socket named in a node's config file ([node] socket). */
 int msce_connect_config(const char *config_path, msce_client **out);
