@@ -216,11 +216,10 @@ int cli_usage(struct cli *x, const char *fmt, ...)
 int cli_exit_for(int rc)
 {
 	switch (rc) {
+	/* The node's own refusals (EIO: its disk) are 1. */
 	case MSCE_ETIMEOUT:
 	case MSCE_ECLOSED:
 	case MSCE_EUNAVAIL:
-	case MSCE_EIO:
-	case MSCE_EPROTO:
 		return CLI_FAIL;
 	default:
 		return CLI_NO;

@@ -124,9 +124,14 @@ class CliTest(ClusterTestCase):
         conf = os.path.join(d, "node.conf")
         shutil.copy(n1.config, conf)
         os.chmod(conf, 0o644)
+        prog = MSCE
         if os.geteuid() == 0:
             # root opens everything: ask as nobody, who may read the
-            # config and reach the socket's directory but not the socket.
+            # config and reach the socket's directory but not the socket
+            # (and runs a copy of msce: the build dir may be closed to it).
+            prog = os.path.join(d, "msce")
+            shutil.copy(MSCE, prog)
+            os.chmod(prog, 0o755)
             for p in (c.dir, n1.dir):
                 mode = os.stat(p).st_mode & 0o7777
                 os.chmod(p, mode | 0o711)
@@ -141,17 +146,19 @@ class CliTest(ClusterTestCase):
             os.chmod(n1.socket, 0)
             self.addCleanup(os.chmod, n1.socket, 0o660)
             kw = {}
-        r = msce("-c", conf, "status", **kw)
+        run = lambda *a: subprocess.run([prog] + list(a), capture_output=True, text=True,
+                                        timeout=30, stdin=subprocess.DEVNULL, **kw)
+        r = run("-c", conf, "status")
         self.assertEqual(r.returncode, 3, r.stderr)
         self.assertIn("permission denied", r.stderr)
         self.assertIn("usermod -aG msce", r.stderr)
-        r = msce("-c", conf, "--json", "status", **kw)
+        r = run("-c", conf, "--json", "status")
         self.assertEqual(r.returncode, 3)
         self.assertEqual(json.loads(r.stdout)["error"]["exit"], 3)
         if os.geteuid() == 0:
             # A config nobody may read is the same kind of problem.
             os.chmod(conf, 0o600)
-            r = msce("-c", conf, "status", **kw)
+            r = run("-c", conf, "status")
             self.assertEqual(r.returncode, 3, r.stderr)
             self.assertIn("permission denied: cannot read %s" % conf, r.stderr)
 
@@ -251,10 +258,15 @@ class CliTest(ClusterTestCase):
         c.delete(n1, "t", "from-n2")
         wait_until(lambda: got("from-n2", delete=True), 20, "the delete")
         self.assertEqual(reap(p, 10), 0)  # SIGTERM ends it cleanly
-        # --from-start replays what the node holds; --count stops.
-        r = msce("-c", n1.config, "watch", "t", "--from-start", "--count", "1")
+        # --from-start replays what the node holds (origin by origin);
+        # --count stops.
+        total = len(lines) + 1
+        r = msce("-c", n1.config, "watch", "t", "--from-start", "--count", total)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(json.loads(r.stdout)["key"], "old")
+        replay = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(len(replay), total)
+        self.assertEqual(sorted((e["key"], e["delete"]) for e in replay),
+                         sorted([("old", False)] + [(e["key"], e["delete"]) for e in lines]))
 
     def test_import_reports_each_line_in_order(self):
         c = self.make_cluster(1)
