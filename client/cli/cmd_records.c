@@ -404,9 +404,8 @@ int cmd_watch(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 		if (rc == MSCE_ETIMEOUT)
 			continue;
 		if (rc != 0)
-			return cli_fail(
-			    x, cli_exit_for(rc) == CLI_FAIL ? CLI_FAIL : CLI_NO,
-			    rc, "%s", msce_errmsg(x->c));
+			return cli_fail(x, cli_exit_for(rc), rc, "%s",
+					msce_errmsg(x->c));
 		print_event(x, &ev);
 		seen++;
 	}

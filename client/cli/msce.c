@@ -28,6 +28,7 @@
 
 #include "cli.h"
 #include "error.h"
+#include "keyfile.h"
 
 /* ---- the commands ------------------------------------------------------ */
 
@@ -401,8 +402,6 @@ const char *cli_center(const struct cli *x, uint32_t id, char *buf, size_t len)
 
 /* ---- keygen -----------------------------------------------------------------
  */
-
-#include "keyfile.h"
 
 int cmd_keygen(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 {
