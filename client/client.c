@@ -19,8 +19,9 @@
 #include "purpose.h"
 #include "schema.h"
 #include "transport.h"
+#include "version.h"
 
-#define RESPONSE_TIMEOUT_MS 0 /* writes may wait for min_sites */
+#define MIN_SITES_DEFAULT_MS 10000 /* the node's wait when a put gives 0 */
 
 struct msce_client {
 	struct transport *t;
@@ -32,6 +33,7 @@ struct msce_client {
 	uint64_t last_note_ms; /* this client's notes get increasing times */
 	size_t pending;	  /* pipelined puts not yet answered */
 	char purpose[PURPOSE_MAX + 1]; /* sent with every request */
+	unsigned timeout_ms; /* for each answer; 0 = none (msce_set_timeout) */
 	char msg[512];
 };
 
@@ -169,9 +171,12 @@ void msce_close(msce_client *c)
 
 static int send_request(msce_client *c, Msce__ClientRequest *req)
 {
-	size_t n = msce__client_request__get_packed_size(req);
+	size_t n;
 	uint8_t *buf;
 	int rc;
+
+	req->protocol = MSCE_CLIENT_PROTOCOL;
+	n = msce__client_request__get_packed_size(req);
 
 	if (c->t == NULL)
 		return fail(c, MSCE_ECLOSED, "not connected");
@@ -193,6 +198,31 @@ static int send_request(msce_client *c, Msce__ClientRequest *req)
 	rc = transport_send(c->t, buf, n, c->msg, sizeof c->msg);
 	free(buf);
 	return rc;
+}
+
+int msce_set_timeout(msce_client *c, unsigned ms)
+{
+	if (c == NULL)
+		return MSCE_EINVAL;
+	c->timeout_ms = ms;
+	if (c->t != NULL)
+		transport_set_send_timeout(c->t, ms);
+	return 0;
+}
+
+/* How long req may wait for its answer: the client's timeout, and a put
+ * with min_sites also the time the node waits for the other centers. */
+static uint64_t answer_timeout(const msce_client *c,
+			       const Msce__ClientRequest *req)
+{
+	uint64_t t = c->timeout_ms;
+	if (t == 0)
+		return 0;
+	if (req->op_case == MSCE__CLIENT_REQUEST__OP_PUT && req->put != NULL &&
+	    req->put->min_sites > 1)
+		t += req->put->timeout_ms ? req->put->timeout_ms
+					  : MIN_SITES_DEFAULT_MS;
+	return t;
 }
 
 static int recv_response(msce_client *c, uint64_t id, uint64_t timeout_ms,
@@ -231,7 +261,7 @@ int client_call(msce_client *c, Msce__ClientRequest *req,
 	req->id = c->next_id++;
 	if ((rc = send_request(c, req)) != 0)
 		return rc;
-	if ((rc = recv_response(c, req->id, RESPONSE_TIMEOUT_MS, resp)) != 0)
+	if ((rc = recv_response(c, req->id, answer_timeout(c, req), resp)) != 0)
 		return rc;
 	if ((*resp)->code != 0)
 		fail(c, (int)(*resp)->code, "%s", (*resp)->error);
@@ -395,7 +425,8 @@ int msce_put_recv(msce_client *c, uint64_t *id, struct msce_write_result *res)
 
 	if (c->pending == 0)
 		return fail(c, MSCE_EINVAL, "no put is waiting for its result");
-	rc = transport_recv(c->t, &buf, &len, 0, c->msg, sizeof c->msg);
+	rc = transport_recv(c->t, &buf, &len, c->timeout_ms, c->msg,
+			    sizeof c->msg);
 	if (rc)
 		return rc;
 	struct pb_limit lim;

@@ -36,7 +36,9 @@ const char *msce_strerror(int code);
 typedef struct msce_client msce_client;
 
 /* Connections. On failure *out is still set (so msce_errmsg works) and
- * must be closed with msce_close. */
+ * must be closed with msce_close. A unix socket the caller may not open
+ * (its permissions) is MSCE_EPERM; a node that is not there
+ * MSCE_EUNAVAIL. */
 int msce_connect_unix(const char *path, msce_client **out);
 /* The socket named in a node's config file ([node] socket). */
 int msce_connect_config(const char *config_path, msce_client **out);
@@ -47,6 +49,14 @@ int msce_connect_tcp(const char *hostport, const char *key_file,
 		     msce_client **out);
 void msce_close(msce_client *c);
 const char *msce_errmsg(const msce_client *c);
+/* The most each later call on c waits for the node, in ms (0 = no limit,
+ * the default): to take a request, and for its answer (a put with
+ * min_sites waits its own timeout_ms on top). A call past it returns
+ * MSCE_ETIMEOUT; an answer that comes later is skipped, so c stays usable
+ * unless a request could not be sent whole (then c is closed: reconnect).
+ * Connecting itself is bounded separately (5 s over TCP). A watch's
+ * msce_watch_next takes its own timeout. */
+int msce_set_timeout(msce_client *c, unsigned ms);
 
 /* ---- purposes ------------------------------------------------------------ */
 

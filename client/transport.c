@@ -58,6 +58,7 @@ struct transport {
 	int fd;
 	enum transport_kind kind;
 	int err;	  /* sticky failure of the connection, 0 if none */
+	uint64_t send_timeout_ms; /* 0 = a send may block forever */
 	char errmsg[256]; /* what it was */
 	struct rxmsg *head, *tail; /* complete messages, oldest first */
 	/* unix framing of the message being read */
@@ -151,19 +152,35 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 	}
 }
 
-static int send_all(int fd, const uint8_t *p, size_t n)
+/* Sends all n bytes; waits until deadline (monotonic ms, 0 = none) for
+ * room in the socket. Returns 0, ETIMEDOUT or the errno of the failure. */
+static int send_until(int fd, const uint8_t *p, size_t n, uint64_t deadline)
 {
 	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int rc = wait_fd(fd, POLLOUT, deadline);
+
+			if (rc == 0)
+				return ETIMEDOUT;
+			if (rc < 0)
+				return errno;
+			continue;
+		}
 		if (w < 0)
 			return errno;
 		p += w;
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+static int send_all(int fd, const uint8_t *p, size_t n)
+{
+	return send_until(fd, p, n, 0);
 }
 
 /* Queues a copy of a complete message. */
@@ -356,7 +373,10 @@ int transport_unix(const char *path, struct transport **out, char *err,
 	if (t->fd < 0 || connect(t->fd, (struct sockaddr *)&a, sizeof(a))) {
 		saved = errno;
 		transport_close(t);
-		return report(err, errlen, MSCE_EUNAVAIL,
+		/* Not the node's fault: the socket's permissions keep us out. */
+		return report(err, errlen,
+			      saved == EACCES || saved == EPERM ? MSCE_EPERM
+								: MSCE_EUNAVAIL,
 			      "cannot reach the node at %s: %s", path,
 			      strerror(saved));
 	}
@@ -565,9 +585,17 @@ static int send_msg(struct transport *t, const uint8_t *msg, size_t len,
 		p = t->out.data;
 		n = t->out.len;
 	}
-	rc = send_all(t->fd, p, n);
+	rc = send_until(t->fd, p, n,
+		      t->send_timeout_ms
+			  ? clock_ms(CLOCK_MONOTONIC) + t->send_timeout_ms
+			  : 0);
 	free(buf);
 	t->out.len = 0;
+	/* Part of a message may have gone: the stream is unusable. */
+	if (rc == ETIMEDOUT)
+		return die(t, err, errlen, MSCE_ETIMEOUT,
+			   "the node took no data for %llu ms",
+			   (unsigned long long)t->send_timeout_ms);
 	if (rc)
 		return die(t, err, errlen, MSCE_ECLOSED,
 			   "connection to the node lost: %s", strerror(rc));
@@ -607,6 +635,12 @@ int transport_recv(struct transport *t, uint8_t **msg, size_t *len,
 		    t->head == NULL)
 			return rc;
 	}
+}
+
+void transport_set_send_timeout(struct transport *t, uint64_t ms)
+{
+	if (t != NULL)
+		t->send_timeout_ms = ms;
 }
 
 void transport_close(struct transport *t)

@@ -25,6 +25,9 @@ int transport_send(struct transport *t, const uint8_t *msg, size_t len,
  * most timeout_ms (0 = forever). */
 int transport_recv(struct transport *t, uint8_t **msg, size_t *len,
 		   uint64_t timeout_ms, char *err, size_t errlen);
+/* The most a send waits for room in the socket (0 = forever, the
+ * default); a send that times out kills the transport (MSCE_ETIMEOUT). */
+void transport_set_send_timeout(struct transport *t, uint64_t ms);
 void transport_close(struct transport *t);
 
 #endif

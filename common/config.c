@@ -474,6 +474,63 @@ static int s_peer_key(struct parser *p, const char *v)
 	return set_key(p, cur_peer(p)->public_key, v);
 }
 
+/* A comma-separated list of base64 keys into keys (at most max). */
+static int set_key_list(struct parser *p, uint8_t (*keys)[32], size_t max,
+			size_t *n, const char *v)
+{
+	char buf[1024], *save = NULL;
+
+	if (strlen(v) >= sizeof buf)
+		return bad(p, "list too long");
+	snprintf(buf, sizeof buf, "%s", v);
+	*n = 0;
+	for (char *t = strtok_r(buf, ", \t", &save); t != NULL;
+	     t = strtok_r(NULL, ", \t", &save)) {
+		if (*n == max)
+			return bad(p, "more than %zu keys", max);
+		if (set_key(p, keys[*n], t))
+			return -1;
+		(*n)++;
+	}
+	if (*n == 0)
+		return bad(p, "no key given");
+	return 0;
+}
+
+static int s_peer_sign_key(struct parser *p, const char *v)
+{
+	struct config_peer *pe = cur_peer(p);
+	return set_key_list(p, pe->sign_keys, CONFIG_MAX_SIGN_KEYS,
+			    &pe->nsign_keys, v);
+}
+
+/* ID:KEY, ID:KEY, ... */
+static int s_cluster_retired(struct parser *p, const char *v)
+{
+	char buf[8192], *save = NULL;
+
+	if (strlen(v) >= sizeof buf)
+		return bad(p, "list too long");
+	snprintf(buf, sizeof buf, "%s", v);
+	p->cfg->nretired = 0;
+	for (char *t = strtok_r(buf, ", \t", &save); t != NULL;
+	     t = strtok_r(NULL, ", \t", &save)) {
+		char *colon = strchr(t, ':');
+		struct config_retired *r;
+		if (p->cfg->nretired == CONFIG_MAX_RETIRED)
+			return bad(p, "more than %d retired centers",
+				   CONFIG_MAX_RETIRED);
+		if (colon == NULL)
+			return bad(p, "\"%s\" is not ID:SIGN_KEY", t);
+		*colon = '\0';
+		r = &p->cfg->retired[p->cfg->nretired];
+		if (set_id(p, &r->id, t) || set_key(p, r->sign_key, colon + 1))
+			return -1;
+		p->cfg->nretired++;
+	}
+	return 0;
+}
+
 static int s_client_key(struct parser *p, const char *v)
 {
 	return set_key(p, cur_client(p)->public_key, v);
@@ -532,6 +589,7 @@ enum { CLIENT_KEY, CLIENT_ROLE };
 
 static const struct key_def cluster_keys[] = {
 	{"name", 1, s_cluster_name},
+	{"retired", 0, s_cluster_retired},
 };
 
 static const struct key_def node_keys[] = {
@@ -553,6 +611,7 @@ static const struct key_def peer_keys[] = {
 	[PEER_ID] = {"id", 1, s_peer_id},
 	[PEER_ADDRESS] = {"address", 1, s_peer_address},
 	[PEER_KEY] = {"public_key", 1, s_peer_key},
+	{"sign_key", 0, s_peer_sign_key},
 };
 
 static const struct key_def client_keys[] = {

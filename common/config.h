@@ -27,11 +27,24 @@ enum { CONFIG_ROLE_RO = 1, CONFIG_ROLE_RW, CONFIG_ROLE_ADMIN };
 #define CONFIG_DEFAULT_CLOCK_SKEW_MS 60000
 #define CONFIG_DEFAULT_LOG_RETENTION 1000000
 
+#define CONFIG_MAX_SIGN_KEYS 4
+#define CONFIG_MAX_RETIRED 64
+
 struct config_peer {
 	char name[CONFIG_NAME_MAX]; /* from [peer NAME] */
 	uint32_t id;                /* 1..65535, not the node's own */
 	char address[256];          /* host:port, checked by config_parse_addr */
 	uint8_t public_key[32];
+	/* Its origin signing keys (sign_key, a list for rotation). */
+	uint8_t sign_keys[CONFIG_MAX_SIGN_KEYS][32];
+	size_t nsign_keys;
+};
+
+/* A removed center's signing key, kept so that what it wrote can still
+ * be checked ([cluster] retired = ID:KEY, ...). */
+struct config_retired {
+	uint32_t id;
+	uint8_t sign_key[32];
 };
 
 struct config_client {
@@ -58,6 +71,8 @@ struct config {
 	struct config_peer *peers; /* owned by the config */
 	size_t nclients;
 	struct config_client *clients; /* owned by the config */
+	size_t nretired;
+	struct config_retired retired[CONFIG_MAX_RETIRED];
 	/* [retention]: anchor RETENTION_NONE when not set. */
 	struct retention_rule retention_registration, retention_case;
 };

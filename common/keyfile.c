@@ -1,6 +1,7 @@
 /* Key files. Every buffer that held a secret or its base64 is wiped before
  * it goes out of scope. */
 #include "keyfile.h"
+#include "seg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -224,6 +225,53 @@ static int finish_file(int fd, const char *path, const char *text,
 	return 0;
 }
 
+int keyfile_write_sign_pub(const char *prefix, struct err *e)
+{
+	char kpath[KEYFILE_PATH_MAX], spath[KEYFILE_PATH_MAX], tmp[KEYFILE_PATH_MAX + 8];
+	char line[64 + 2];
+	uint8_t pk[32], link_pk[32], spk[32];
+	uint8_t *sk = NULL, *ssk = NULL;
+	int rc, fd;
+
+	if (snprintf(kpath, sizeof kpath, "%s.key", prefix) >=
+		    (int)sizeof kpath ||
+	    snprintf(spath, sizeof spath, "%s.sign.pub", prefix) >=
+		    (int)sizeof spath)
+		return err_set(e, MSCE_EINVAL, "key path prefix is too long");
+	snprintf(tmp, sizeof tmp, "%s.tmp", spath);
+	sk = sodium_malloc(32);
+	ssk = sodium_malloc(64);
+	if (sk == NULL || ssk == NULL) {
+		rc = err_set(e, MSCE_ENOMEM, "cannot allocate secure memory");
+		goto out;
+	}
+	if ((rc = keyfile_load_secret(kpath, sk, link_pk, e)))
+		goto out;
+	seg_keypair_from_link(sk, spk, ssk);
+	(void)pk;
+	key_to_base64(spk, line);
+	strcat(line, "\n");
+	/* Derived, so rewriting it is harmless: through a temporary file,
+	 * so it is never half written. */
+	unlink(tmp);
+	fd = create_excl(tmp, 0644, e);
+	if (fd < 0) {
+		rc = -fd;
+		goto out;
+	}
+	rc = finish_file(fd, tmp, line, e);
+	close(fd);
+	if (rc == 0 && rename(tmp, spath) != 0)
+		rc = err_set(e, MSCE_EIO, "cannot rename %s: %s", tmp,
+			     strerror(errno));
+	if (rc != 0)
+		unlink(tmp);
+out:
+	sodium_free(sk);
+	sodium_free(ssk);
+	return rc;
+}
+
 int keyfile_generate(const char *prefix, struct err *e)
 {
 	char kpath[KEYFILE_PATH_MAX], ppath[KEYFILE_PATH_MAX];
@@ -269,6 +317,10 @@ int keyfile_generate(const char *prefix, struct err *e)
 	key_to_base64(pk, line);
 	strcat(line, "\n");
 	rc = finish_file(pfd, ppath, line, e);
+	if (rc != 0)
+		goto out;
+
+	rc = keyfile_write_sign_pub(prefix, e);
 	if (rc != 0)
 		goto out;
 

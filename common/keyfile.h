@@ -17,6 +17,10 @@
  * caller keeps prefix. Returns 0, MSCE_EINVAL (exists, path too long),
  * MSCE_EIO or MSCE_ENOMEM. */
 int keyfile_generate(const char *prefix, struct err *e);
+/* Writes PREFIX.sign.pub: the origin signing key derived from the secret
+ * in PREFIX.key (seg.h), for the other centers' configs. keyfile_generate
+ * writes it too. */
+int keyfile_write_sign_pub(const char *prefix, struct err *e);
 
 /* Reads a secret key file into sk (32 bytes of caller-owned memory, meant to
  * be sodium_malloc'd) and derives its public key into pk. Refuses files that

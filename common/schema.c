@@ -366,8 +366,107 @@ int schema_timestamp_valid(const char *s, size_t len)
 	return 1;
 }
 
+/* Days since 1970-01-01 of a proleptic Gregorian date, and back
+ * (Hinnant's civil calendar algorithms; valid far beyond years 1..9999). */
+static long days_from_civil(long y, int m, int d)
+{
+	y -= m <= 2;
+	long era = (y >= 0 ? y : y - 399) / 400;
+	long yoe = y - era * 400;
+	long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(long z, long *y, int *m, int *d)
+{
+	z += 719468;
+	long era = (z >= 0 ? z : z - 146096) / 146097;
+	long doe = z - era * 146097;
+	long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	long mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+/* The offset at s (len bytes, the rest of the timestamp) in minutes east
+ * of UTC: "Z", or +/- then HH:MM, HHMM or HH, between -12:00 and +14:00
+ * (every zone in use). Returns 0 and sets *min, or -1. */
+static int parse_offset(const char *s, size_t len, int *min)
+{
+	int h, m = 0, sign;
+
+	if (len == 1 && s[0] == 'Z') {
+		*min = 0;
+		return 0;
+	}
+	if (len < 3 || (s[0] != '+' && s[0] != '-'))
+		return -1;
+	sign = s[0] == '+' ? 1 : -1;
+	h = digits(s + 1, 2);
+	if (len == 6 && s[3] == ':')
+		m = digits(s + 4, 2);
+	else if (len == 5)
+		m = digits(s + 3, 2);
+	else if (len != 3)
+		return -1;
+	if (h < 0 || m < 0 || m > 59)
+		return -1;
+	*min = sign * (h * 60 + m);
+	if (*min < -12 * 60 || *min > 14 * 60)
+		return -1;
+	return 0;
+}
+
+size_t schema_timestamp_utc(const char *s, size_t len,
+			    char out[SCHEMA_TIME_MAX])
+{
+	size_t i = 19, fl = 0;
+	int off, mo, d;
+	long y;
+
+	if (s == NULL || len < 20 || !schema_date_valid(s, 10) ||
+	    s[10] != 'T' || s[13] != ':' || s[16] != ':')
+		return 0;
+	int h = digits(s + 11, 2), mi = digits(s + 14, 2),
+	    se = digits(s + 17, 2);
+	if (h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59)
+		return 0;
+	if (s[i] == '.' || s[i] == ',') {
+		for (i++; i < len && is_digit(s[i]); i++)
+			fl++;
+		if (fl < 1 || fl > 9)
+			return 0;
+	}
+	if (parse_offset(s + i, len - i, &off))
+		return 0;
+	/* Every number is read: out may be s itself. */
+	long day =
+	    days_from_civil(digits(s, 4), digits(s + 5, 2), digits(s + 8, 2));
+	long t = day * 1440 + h * 60 + mi - off; /* minutes, UTC */
+	day = t >= 0 ? t / 1440 : -((-t + 1439) / 1440);
+	long mod = t - day * 1440;
+	civil_from_days(day, &y, &mo, &d);
+	if (y < 1 || y > 9999)
+		return 0;
+	char head[32];
+	int hm = (int)mod; /* 0..1439 */
+	snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d", (int)y, mo,
+		 d, hm / 60, hm % 60, se);
+	memcpy(out, head, 19);
+	if (fl) {
+		memmove(out + 20, s + 20, fl);
+		out[19] = '.';
+		fl++;
+	}
+	out[19 + fl] = 'Z';
+	return 20 + fl;
+}
+
 /* Order of two valid timestamps; fractions compared as if padded to 9
- * digits, so "…:00.5Z" == "…:00.500Z". */
+ * digits, so "…:00.5Z" == "…:00.500Z". Both must be in UTC. */
 static int timestamp_cmp(const char *a, size_t al, const char *b, size_t bl)
 {
 	int c = memcmp(a, b, 19);
@@ -662,7 +761,7 @@ enum ftype {
 	T_MULTI,   /* text, may hold tab, LF, CR */
 	T_ENUM,	   /* one of choices */
 	T_DATE,	   /* YYYY-MM-DD */
-	T_TIME,	   /* YYYY-MM-DDTHH:MM:SS[.f]Z */
+	T_TIME,	   /* YYYY-MM-DDTHH:MM:SS[.f](Z|offset), stored in UTC */
 	T_CENTER,  /* [a-z][a-z0-9-]{0,31} */
 	T_PHONE,   /* +digits */
 	T_EMAIL,   /* local@domain.tld */
@@ -887,14 +986,17 @@ static int check_value(const struct fspec *fs, const char *cname,
 			       FIELD_FMT
 			       ": not an ISO 8601 date (YYYY-MM-DD): %s",
 			       FIELD_ARGS(cname, f), quote(q, v, len));
-	case T_TIME:
-		if (schema_timestamp_valid(s, len))
+	case T_TIME: {
+		char utc[SCHEMA_TIME_MAX];
+		if (schema_timestamp_utc(s, len, utc))
 			return 0;
 		return err_set(e, MSCE_EINVAL,
 			       FIELD_FMT
-			       ": not an ISO 8601 UTC timestamp "
-			       "(YYYY-MM-DDTHH:MM:SS[.fraction]Z): %s",
+			       ": not an ISO 8601 timestamp "
+			       "(YYYY-MM-DDTHH:MM:SS[.fraction] then Z or an "
+			       "offset -12:00..+14:00): %s",
 			       FIELD_ARGS(cname, f), quote(q, v, len));
+	}
 	case T_CENTER:
 		if (center_ok(s, len))
 			return 0;
@@ -1044,12 +1146,15 @@ static int check_event_order(const struct schema_field *fs, size_t n,
 {
 	const struct schema_field *s = find_field(fs, n, "starts_at");
 	const struct schema_field *t = find_field(fs, n, "ends_at");
-	char q1[QBUF], q2[QBUF];
+	char q1[QBUF], q2[QBUF], su[SCHEMA_TIME_MAX], tu[SCHEMA_TIME_MAX];
+	size_t sl, tl;
 
 	if (s == NULL || t == NULL || s->value_len == 0 || t->value_len == 0)
 		return 0;
-	if (timestamp_cmp((const char *)t->value, t->value_len,
-			  (const char *)s->value, s->value_len) < 0)
+	/* Compared in UTC: each may have its own offset. */
+	sl = schema_timestamp_utc((const char *)s->value, s->value_len, su);
+	tl = schema_timestamp_utc((const char *)t->value, t->value_len, tu);
+	if (sl && tl && timestamp_cmp(tu, tl, su, sl) < 0)
 		return err_set(e, MSCE_EINVAL,
 			       "event.ends_at: %s is before starts_at %s",
 			       quote(q1, t->value, t->value_len),
@@ -1179,6 +1284,34 @@ size_t schema_missing_required(const char *coll, size_t coll_len,
 					      cs->fields[i].name);
 	}
 	return missing;
+}
+
+size_t schema_time_field_utc(const char *coll, size_t coll_len,
+			     const char *name, size_t name_len,
+			     const uint8_t *value, size_t len, uint8_t *out)
+{
+	char cname[MSCE_MAX_COLLECTION + 1], utc[SCHEMA_TIME_MAX];
+	const struct cspec *cs;
+	struct schema_field f = {name, name_len, value, len};
+	size_t n;
+
+	if (coll_len > MSCE_MAX_COLLECTION)
+		return 0;
+	memcpy(cname, coll, coll_len);
+	cname[coll_len] = '\0';
+	if ((cs = find_collection(cname)) == NULL)
+		return 0;
+	for (size_t i = 0; i < cs->n; i++) {
+		if (cs->fields[i].type != T_TIME ||
+		    !name_is(&f, cs->fields[i].name))
+			continue;
+		n = schema_timestamp_utc((const char *)value, len, utc);
+		if (n == 0 || (n == len && memcmp(utc, value, n) == 0))
+			return 0;
+		memcpy(out, utc, n);
+		return n;
+	}
+	return 0;
 }
 
 int schema_validate_delete(const char *coll, size_t coll_len, const char *key,

@@ -57,6 +57,16 @@ int schema_validate_put(const char *coll, size_t coll_len, const char *key,
 size_t schema_missing_required(const char *coll, size_t coll_len,
 			       int (*has)(void *ctx, const char *name),
 			       void *ctx, char *list, size_t listlen);
+/* Times are stored in UTC: when field name of collection coll is a domain
+ * timestamp (registration.registered_at, case_note.written_at,
+ * event.starts_at, event.ends_at) and value is a valid timestamp with an
+ * offset other than Z, writes its UTC form into out (SCHEMA_TIME_MAX
+ * bytes; may be value itself) and returns its length. Otherwise returns 0
+ * and out is untouched: the value is stored as given, or refused by
+ * validation. The node applies it to every put before validating. */
+size_t schema_time_field_utc(const char *coll, size_t coll_len,
+			     const char *name, size_t name_len,
+			     const uint8_t *value, size_t len, uint8_t *out);
 /* Deletes: collection and key checks (domain key format included). */
 int schema_validate_delete(const char *coll, size_t coll_len, const char *key,
 			   size_t key_len, struct err *e);
@@ -72,6 +82,16 @@ int schema_country_valid(const char *s, size_t len);
 int schema_date_valid(const char *s, size_t len);
 /* YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z, UTC, seconds 00..59. */
 int schema_timestamp_valid(const char *s, size_t len);
+/* A timestamp with any offset: YYYY-MM-DDTHH:MM:SS[.f{1,9}] (',' may stand
+ * for '.') then Z, or +/- HH:MM, HHMM or HH between -12:00 and +14:00;
+ * seconds 00..59 (no leap second). Writes its UTC form
+ * (YYYY-MM-DDTHH:MM:SS[.f]Z, the fraction's digits as given) into out and
+ * returns its length, or returns 0 if s is no such timestamp or its UTC
+ * date is outside years 0001..9999. out may be s itself: the UTC form is
+ * never longer. */
+#define SCHEMA_TIME_MAX 30 /* "YYYY-MM-DDTHH:MM:SS.fffffffffZ" */
+size_t schema_timestamp_utc(const char *s, size_t len,
+			    char out[SCHEMA_TIME_MAX]);
 /* A center name, as in case.center: [a-z][a-z0-9-]{0,31}. */
 int schema_center_valid(const char *s, size_t len);
 /* <NATIONALITY>:<DOCUMENT-NUMBER>, e.g. "DEU:C01X00T47". */

@@ -11,6 +11,11 @@
  * writers (incarnations), per-writer tombstone collection and snapshot
  * ranges. A node refuses a peer speaking another version, naming both. */
 #define MSCE_PROTOCOL_VERSION 2
+/* The client protocol's version (client.proto), sent in every request by
+ * libmsce. A node refuses a request naming another version with EVERSION,
+ * naming both; a request that names none (0: clients before 0.2.0) is
+ * served. */
+#define MSCE_CLIENT_PROTOCOL 1
 
 /* An origin (writer id) is a node id in the low 16 bits and an incarnation
  * in the high 16: a store that was created, wiped or restored writes under a

@@ -62,8 +62,9 @@ MSCED = binary("MSCED", "server", "msced")
 MSCE = binary("MSCE", "client", "msce")
 
 
-def say(msg):
-    print("quickstart: " + msg, flush=True)
+def say(msg, file=sys.stdout):
+    """One line per stage, saying what it does."""
+    print("quickstart: " + msg, file=file, flush=True)
 
 
 class Failure(Exception):
@@ -726,6 +727,8 @@ def cmd_start(args):
     root = os.path.abspath(args.dir)
     os.makedirs(root, mode=0o750, exist_ok=True)
     _lk = lock(root)
+    say("keys and configs of %d centers in %s (deploy/msce-gen)"
+        % (len(CENTERS), shown(root)))
     generate(root, args.base_port)
     centers = centers_of(root)
     for c in centers:
@@ -749,8 +752,8 @@ def cmd_start(args):
         for c in to_start:
             started[c.name] = start_node(c)
         if started:
-            say("started %s" % ", ".join("%s (pid %d)" % (n, p.pid)
-                                         for n, p in started.items()))
+            say("started %s; waiting for every link"
+                % ", ".join("%s (pid %d)" % (n, p.pid) for n, p in started.items()))
         wait_ready(centers, started)
     except BaseException:
         # Leave nothing half-started behind: stop what this run started.
@@ -760,6 +763,7 @@ def cmd_start(args):
     say("all %d centers up and linked" % len(centers))
     if not os.path.exists(os.path.join(root, "demo.json")):
         load_demo(root, centers, args.records)
+    say("checking that every center holds the same data (msce verify)")
     say(sync(centers))
     print_summary(root, centers)
     return 0
@@ -827,10 +831,10 @@ def main(argv):
         return {"start": cmd_start, "stop": cmd_stop,
                 "status": cmd_status}[args.command](args)
     except Failure as e:
-        say("error: %s" % e)
+        say("error: %s" % e, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        say("interrupted")
+        say("interrupted", file=sys.stderr)
         return 130
 
 

@@ -20,10 +20,13 @@
 #include "bounds.h"
 #include "client.pb-c.h"
 #include "log.h"
+#include "msce_version.h"
 #include "pballoc.h"
 #include "purpose.h"
 #include "record_pb.h"
+#include "schema.h"
 #include "node.h"
+#include "node_status.h"
 
 #define SCAN_MAX_LIMIT 10000
 
@@ -364,6 +367,13 @@ static int fill_write(const Msce__PutRequest *p, struct store_write *w,
 		f[i].name_len = strlen(in->name);
 		f[i].value = in->value.data;
 		f[i].value_len = in->value.len;
+		/* A time with an offset is stored in UTC; that form is never
+		 * longer, so it overwrites the decoded value. */
+		size_t utc = schema_time_field_utc(
+			p->collection, w->coll_len, in->name, f[i].name_len,
+			in->value.data, in->value.len, in->value.data);
+		if (utc)
+			f[i].value_len = utc;
 		f[i].has_base = in->has_base;
 		f[i].base.hlc = in->base_hlc;
 		f[i].base.origin = in->base_origin;
@@ -761,214 +771,25 @@ static void do_scan(struct node *n, struct client_conn *c,
 
 /* ---- status ---------------------------------------------------------------- */
 
-static int count_cb(void *ctx, const struct store_conflict_view *v)
-{
-	(void)v;
-	(*(uint64_t *)ctx)++;
-	return 0;
-}
-
-static void snap_msg(Msce__SnapshotProgress *m, const struct repl_snap_status *s)
-{
-	msce__snapshot_progress__init(m);
-	m->active = s->active;
-	m->chunks = s->chunks;
-	m->records = s->records;
-	m->started_ms = s->started_ms;
-	m->progress_ms = s->progress_ms;
-	m->stalled = s->stalled;
-}
-
-#define MAXO MSCE_MAX_ORIGINS
-#define MAXN MSCE_MAX_NODES
-
 static void do_status(struct node *n, struct client_conn *c,
 		      const Msce__ClientRequest *req)
 {
 	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
-	Msce__StatusResult st = MSCE__STATUS_RESULT__INIT;
-	struct vv_entry vv[MAXO];
-	Msce__VVEntry vs[MAXO], *vp[MAXO];
-	uint8_t digest[32];
-	size_t nvv = store_vv(n->store, vv, MAXO);
-	struct repl_peer_status ps[MAXN];
-	size_t np = repl_peers(n->repl, ps, MAXN);
-	Msce__PeerStatus pm[MAXN], *pp[MAXN];
-	Msce__SnapshotProgress so[MAXN], si[MAXN];
-	Msce__NodeReport nr[MAXN], *np2[MAXN];
-	Msce__VVEntry *nvs = calloc(MAXN * MAXO, sizeof *nvs);
-	Msce__VVEntry **nvp = calloc(MAXN * MAXO, sizeof *nvp);
-	struct repl_node_view *view = malloc(sizeof *view);
-	struct peer_net_stats ns;
-	struct repl_counters rcnt;
-	Msce__Counter cs[64], *cp[64];
-	size_t ncs = 0;
-	uint64_t conflicts = 0, now = node_now_ms();
-	char gate[256];
+	struct arena a;
 
-	if (nvs == NULL || nvp == NULL || view == NULL) {
-		free(nvs);
-		free(nvp);
-		free(view);
+	arena_init(&a, 0);
+	r.status = node_status(n, &a);
+	if (r.status == NULL) {
 		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
-		return;
+	} else {
+		/* Who asks: the CLI allows --reveal to admins only. */
+		r.status->client = (char *)client_conn_name(c);
+		r.status->role = (char *)config_role_name(client_conn_role(c));
+		r.id = req->id;
+		r.result_case = MSCE__CLIENT_RESPONSE__RESULT_STATUS;
+		reply(c, &r);
 	}
-	if (nvv > MAXO)
-		nvv = MAXO;
-	for (size_t i = 0; i < nvv; i++) {
-		msce__vventry__init(&vs[i]);
-		vs[i].origin = vv[i].origin;
-		vs[i].seq = vv[i].seq;
-		vs[i].hlc = vv[i].hlc;
-		vp[i] = &vs[i];
-	}
-	store_digest(n->store, digest);
-	st.node = n->cfg.node_id;
-	st.name = n->cfg.node_name;
-	st.cluster = n->cfg.cluster;
-	st.n_vv = nvv;
-	st.vv = vp;
-	st.digest.data = digest;
-	st.digest.len = 32;
-	st.time_ms = now;
-	st.writer = store_writer(n->store, NULL);
-	st.write_gate = node_write_gate(n, gate, sizeof gate) ? gate : "";
-	st.client = (char *)client_conn_name(c);
-	st.role = (char *)config_role_name(client_conn_role(c));
-	repl_inbound_lag(n->repl, &st.inbound_lag_changes,
-			 &st.inbound_lag_ms);
-	if (np > MAXN)
-		np = MAXN;
-	for (size_t i = 0; i < np; i++) {
-		msce__peer_status__init(&pm[i]);
-		pm[i].node = ps[i].node;
-		pm[i].connected = ps[i].state == REPL_ACTIVE;
-		pm[i].lag_changes = ps[i].lag_changes;
-		pm[i].lag_ms = ps[i].lag_ms;
-		pm[i].last_contact_ms = ps[i].last_contact_ms;
-		pm[i].clock_offset_ms = ps[i].clock_offset_ms;
-		pm[i].clock_refused = ps[i].clock_refused;
-		pm[i].link_timeouts = ps[i].link_timeouts;
-		snap_msg(&so[i], &ps[i].snap_out);
-		snap_msg(&si[i], &ps[i].snap_in);
-		pm[i].snapshot_out = &so[i];
-		pm[i].snapshot_in = &si[i];
-		pp[i] = &pm[i];
-	}
-	st.n_peers = np;
-	st.peers = pp;
-	size_t nn = n->nnodes > MAXN ? MAXN : n->nnodes;
-	for (size_t i = 0; i < nn; i++) {
-		msce__node_report__init(&nr[i]);
-		nr[i].node = n->nodes[i];
-		if (n->nodes[i] == n->cfg.node_id) {
-			nr[i].known = 1;
-			for (size_t k = 0; k < nvv; k++)
-				nvp[i * MAXO + k] = &vs[k];
-			nr[i].n_vv = nvv;
-			nr[i].vv = nvp + i * MAXO;
-			nr[i].digest.data = digest;
-			nr[i].digest.len = 32;
-			nr[i].writer = st.writer;
-		} else {
-			repl_node(n->repl, n->nodes[i], view);
-			nr[i].known = view->known;
-			if (view->known) {
-				size_t k;
-				for (k = 0; k < view->nvv && k < MAXO; k++) {
-					Msce__VVEntry *x = &nvs[i * MAXO + k];
-					msce__vventry__init(x);
-					x->origin = view->vv[k].origin;
-					x->seq = view->vv[k].seq;
-					x->hlc = view->vv[k].hlc;
-					nvp[i * MAXO + k] = x;
-				}
-				nr[i].n_vv = k;
-				nr[i].vv = nvp + i * MAXO;
-				nr[i].digest.data = malloc(32);
-				if (nr[i].digest.data) {
-					memcpy(nr[i].digest.data, view->digest, 32);
-					nr[i].digest.len = 32;
-				}
-				nr[i].age_ms = now > view->received_ms
-						       ? now - view->received_ms
-						       : 0;
-				nr[i].writer = view->writer;
-			}
-		}
-		np2[i] = &nr[i];
-	}
-	st.n_nodes = nn;
-	st.nodes = np2;
-	store_conflicts(n->store, 0, count_cb, &conflicts, NULL);
-	st.conflicts = conflicts;
-	st.tombstones = store_tombstones(n->store);
-
-	peer_net_stats(n->net, &ns);
-	repl_counters(n->repl, &rcnt);
-#define C(nm, v)                                                              \
-	do {                                                                  \
-		msce__counter__init(&cs[ncs]);                                \
-		cs[ncs].name = nm;                                            \
-		cs[ncs].value = (v);                                          \
-		cp[ncs] = &cs[ncs];                                           \
-		ncs++;                                                        \
-	} while (0)
-	C("sessions_established", ns.sessions_established);
-	C("refused_unknown_key", ns.refused_unknown_key);
-	C("refused_replay", ns.refused_replay);
-	C("refused_bad_handshake", ns.refused_bad_handshake);
-	C("refused_too_many_pending", ns.refused_too_many_pending);
-	C("handshake_timeouts", ns.handshake_timeouts);
-	C("decrypt_failures", ns.decrypt_failures);
-	C("oversized_frames", ns.oversized_frames);
-	C("duplicate_sessions", ns.duplicate_sessions);
-	C("crossed_dials", ns.crossed_dials);
-	C("sessions_replaced", ns.sessions_replaced);
-	C("connect_failures", ns.connect_failures);
-	C("refused_clock_skew", ns.refused_clock_skew);
-	C("bad_frames", ns.bad_frames);
-	C("too_slow", ns.too_slow);
-	C("rekeys", ns.rekeys);
-	C("snapshots_sent", rcnt.snapshots_sent);
-	C("snapshots_received", rcnt.snapshots_received);
-	C("clock_refusals", rcnt.clock_refusals);
-	C("protocol_errors", rcnt.protocol_errors);
-	C("link_timeouts", rcnt.link_timeouts);
-	C("writer_changes", rcnt.writer_changes);
-	C("writer_collisions", rcnt.writer_collisions);
-	C("store_errors", rcnt.store_errors);
-	C("tombstones_collected", n->tombstones_collected);
-	C("log_truncated", rcnt.log_truncated);
-	C("client_requests", n->client_requests);
-	C("client_errors", n->client_errors);
-	if (n->clients != NULL) {
-		struct client_server_stats cst;
-		client_server_stats(n->clients, &cst);
-		C("client_tcp_sessions", cst.tcp_sessions);
-		C("client_refused_unknown_key", cst.refused_unknown_key);
-		C("client_refused_replay", cst.refused_replay);
-		C("client_refused_bad_handshake", cst.refused_bad_handshake);
-		C("client_handshake_timeouts", cst.handshake_timeouts);
-		C("client_decrypt_failures", cst.decrypt_failures);
-		C("client_bad_frames", cst.bad_frames);
-		C("client_oversized_requests", cst.oversized_requests);
-	}
-	C("store_failed", (uint64_t)store_failed(n->store));
-#undef C
-	st.n_counters = ncs;
-	st.counters = cp;
-
-	r.id = req->id;
-	r.result_case = MSCE__CLIENT_RESPONSE__RESULT_STATUS;
-	r.status = &st;
-	reply(c, &r);
-	for (size_t i = 0; i < nn; i++)
-		if (n->nodes[i] != n->cfg.node_id)
-			free(nr[i].digest.data);
-	free(nvs);
-	free(nvp);
-	free(view);
+	arena_free(&a);
 }
 
 /* ---- conflicts, resolve, backup --------------------------------------------------- */
@@ -1553,6 +1374,18 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		n->client_errors++;
 		reply_error(c, 0, MSCE_EPROTO,
 			    "malformed request: not a msce.ClientRequest");
+		return;
+	}
+	if (req->protocol != 0 && req->protocol != MSCE_CLIENT_PROTOCOL) {
+		char msg[160];
+		n->client_errors++;
+		snprintf(msg, sizeof msg,
+			 "client speaks client protocol %u, this node speaks %u "
+			 "(msce %s): use a libmsce that speaks %u",
+			 req->protocol, MSCE_CLIENT_PROTOCOL, MSCE_VERSION,
+			 MSCE_CLIENT_PROTOCOL);
+		reply_error(c, req->id, MSCE_EVERSION, msg);
+		pb_arena_free(req);
 		return;
 	}
 	if (!role_allows(client_conn_role(c), req->op_case)) {

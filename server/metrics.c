@@ -5,8 +5,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "msce_version.h"
 #include "node.h"
+#include "node_status.h"
+#include "status_page.h"
 #include "uv_metrics.h"
+
+/* A label value: backslash, quote and newline escaped (names in configs
+ * are plain, but a config is not ours to trust here). */
+static void label_value(char *out, size_t cap, const char *s)
+{
+	size_t k = 0;
+	for (; *s && k + 2 < cap; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n') {
+			out[k++] = '\\';
+			out[k++] = *s == '\n' ? 'n' : *s;
+		} else {
+			out[k++] = *s;
+		}
+	}
+	out[k] = '\0';
+}
+
+/* The labels of a per-peer series: this center, the peer's id and its
+ * center name ({center="futian",peer="5",peer_center="luohu"}). */
+struct peer_labels {
+	char text[CONFIG_NAME_MAX * 4 + 64];
+};
+
+static void peer_labels(struct node *n, uint32_t peer, struct peer_labels *l)
+{
+	char self[CONFIG_NAME_MAX * 2], other[CONFIG_NAME_MAX * 2];
+	label_value(self, sizeof self, n->cfg.node_name);
+	label_value(other, sizeof other, node_center_name(n, peer));
+	snprintf(l->text, sizeof l->text,
+		 "center=\"%s\",peer=\"%u\",peer_center=\"%s\"", self, peer,
+		 other);
+}
 
 #define GAUGE(b, name, help, fmt, ...)                                        \
 	metrics_printf(b, "# HELP " name " " help "\n# TYPE " name            \
@@ -29,6 +64,11 @@ static int render(void *ctx, char **buf, size_t *len)
 	struct repl_counters rc;
 	struct writer_stats ws;
 	uint64_t clock_alarm = 0;
+	struct peer_labels *pl = calloc(MSCE_MAX_NODES, sizeof *pl);
+	char center[CONFIG_NAME_MAX * 2], cluster[CONFIG_NAME_MAX * 2];
+
+	if (pl == NULL)
+		return MSCE_ENOMEM;
 
 	if (np > MSCE_MAX_NODES)
 		np = MSCE_MAX_NODES;
@@ -36,32 +76,43 @@ static int render(void *ctx, char **buf, size_t *len)
 	peer_net_stats(n->net, &ns);
 	repl_counters(n->repl, &rc);
 	writer_stats(n->writer, &ws);
+	for (size_t i = 0; i < np; i++)
+		peer_labels(n, ps[i].node, &pl[i]);
+	label_value(center, sizeof center, n->cfg.node_name);
+	label_value(cluster, sizeof cluster, n->cfg.cluster);
+
+	metrics_printf(&b, "# HELP msce_build_info the node: its version, "
+			   "center, id and cluster (value 1)\n# TYPE "
+			   "msce_build_info gauge\n");
+	metrics_printf(&b,
+		       "msce_build_info{version=\"%s\",center=\"%s\","
+		       "node=\"%u\",cluster=\"%s\"} 1\n",
+		       MSCE_VERSION, center, n->cfg.node_id, cluster);
 
 	metrics_printf(&b, "# HELP msce_peer_connected 1 if the session with "
 			   "the peer is up\n# TYPE msce_peer_connected gauge\n");
 	for (size_t i = 0; i < np; i++)
-		metrics_printf(&b, "msce_peer_connected{peer=\"%u\"} %d\n",
-			       ps[i].node, ps[i].state == REPL_ACTIVE);
+		metrics_printf(&b, "msce_peer_connected{%s} %d\n",
+			       pl[i].text, ps[i].state == REPL_ACTIVE);
 	metrics_printf(&b, "# HELP msce_peer_lag_changes changes we hold that "
 			   "the peer lacks\n# TYPE msce_peer_lag_changes gauge\n");
 	for (size_t i = 0; i < np; i++)
-		metrics_printf(&b, "msce_peer_lag_changes{peer=\"%u\"} %llu\n",
-			       ps[i].node,
+		metrics_printf(&b, "msce_peer_lag_changes{%s} %llu\n",
+			       pl[i].text,
 			       (unsigned long long)ps[i].lag_changes);
 	metrics_printf(&b, "# HELP msce_peer_lag_seconds how far behind the "
 			   "peer is, by change time\n# TYPE "
 			   "msce_peer_lag_seconds gauge\n");
 	for (size_t i = 0; i < np; i++)
-		metrics_printf(&b, "msce_peer_lag_seconds{peer=\"%u\"} %.3f\n",
-			       ps[i].node, (double)ps[i].lag_ms / 1000.0);
+		metrics_printf(&b, "msce_peer_lag_seconds{%s} %.3f\n",
+			       pl[i].text, (double)ps[i].lag_ms / 1000.0);
 	metrics_printf(&b, "# HELP msce_peer_clock_offset_seconds the peer's "
 			   "clock minus ours\n# TYPE "
 			   "msce_peer_clock_offset_seconds gauge\n");
 	for (size_t i = 0; i < np; i++) {
-		metrics_printf(&b,
-			       "msce_peer_clock_offset_seconds{peer=\"%u\"} "
-			       "%.3f\n",
-			       ps[i].node, (double)ps[i].clock_offset_ms / 1000.0);
+		metrics_printf(&b, "msce_peer_clock_offset_seconds{%s} %.3f\n",
+			       pl[i].text,
+			       (double)ps[i].clock_offset_ms / 1000.0);
 		uint64_t off = ps[i].clock_offset_ms < 0
 				       ? (uint64_t)-ps[i].clock_offset_ms
 				       : (uint64_t)ps[i].clock_offset_ms;
@@ -72,19 +123,19 @@ static int render(void *ctx, char **buf, size_t *len)
 			   "to or from the peer made no progress for 30 s\n"
 			   "# TYPE msce_peer_snapshot_stalled gauge\n");
 	for (size_t i = 0; i < np; i++)
-		metrics_printf(&b, "msce_peer_snapshot_stalled{peer=\"%u\"} %d\n",
-			       ps[i].node,
+		metrics_printf(&b, "msce_peer_snapshot_stalled{%s} %d\n",
+			       pl[i].text,
 			       ps[i].snap_in.stalled || ps[i].snap_out.stalled);
 	metrics_printf(&b, "# HELP msce_peer_snapshot_active 1 if a snapshot "
 			   "is being sent to (out) or received from (in) the "
 			   "peer\n# TYPE msce_peer_snapshot_active gauge\n");
 	for (size_t i = 0; i < np; i++)
 		metrics_printf(&b,
-			       "msce_peer_snapshot_active{peer=\"%u\","
-			       "direction=\"out\"} %d\n"
-			       "msce_peer_snapshot_active{peer=\"%u\","
-			       "direction=\"in\"} %d\n",
-			       ps[i].node, ps[i].snap_out.active, ps[i].node,
+			       "msce_peer_snapshot_active{%s,direction=\"out\"} "
+			       "%d\n"
+			       "msce_peer_snapshot_active{%s,direction=\"in\"} "
+			       "%d\n",
+			       pl[i].text, ps[i].snap_out.active, pl[i].text,
 			       ps[i].snap_in.active);
 	GAUGE(&b, "msce_inbound_lag_changes",
 	      "changes the peers are known to hold that this node lacks",
@@ -116,13 +167,14 @@ static int render(void *ctx, char **buf, size_t *len)
 	metrics_histogram(&b, "msce_commit_seconds",
 			  "durable commit latency of a batch", writer_lat_bounds,
 			  ws.lat, WRITER_LAT_BUCKETS, ws.lat_sum);
-	uint64_t conflicts = 0;
+	GAUGE(&b, "msce_open_conflicts",
+	      "conflicts recorded and not yet resolved (msce conflicts)",
+	      " %llu", (unsigned long long)node_open_conflicts(n));
 	GAUGE(&b, "msce_store_bytes", "bytes of store data in use", " %llu",
 	      (unsigned long long)store_size(n->store));
 	GAUGE(&b, "msce_store_failed",
 	      "1 if the store refuses writes after a failed commit", " %d",
 	      store_failed(n->store) != 0);
-	(void)conflicts;
 	GAUGE(&b, "msce_tombstones", "tombstones not yet collected", " %zu",
 	      store_tombstones(n->store));
 	metrics_printf(&b, "# HELP msce_handshake_failures_total peer "
@@ -160,6 +212,7 @@ static int render(void *ctx, char **buf, size_t *len)
 		(unsigned long long)rc.protocol_errors);
 	COUNTER(&b, "msce_client_requests_total", "client requests", " %llu",
 		(unsigned long long)n->client_requests);
+	free(pl);
 	if (b.oom) {
 		free(b.data);
 		return MSCE_ENOMEM;
@@ -173,6 +226,7 @@ int node_metrics_start(struct node *n, struct err *e)
 {
 	if (n->cfg.metrics_listen[0] == '\0')
 		return 0;
-	return metrics_start(n->loop, n->cfg.metrics_listen, render, n,
-			     &n->metrics, e);
+	int rc = metrics_start(n->loop, n->cfg.metrics_listen, render, n,
+			       &n->metrics, e);
+	return rc ? rc : status_page_start(n, e);
 }

@@ -13,6 +13,7 @@
  * store (releasing the directory lock). Each asynchronous close counts
  * down closing_parts. */
 #include "node.h"
+#include "seg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,10 +48,58 @@ static void op_digest(void *ctx, uint8_t out[32])
 static uint64_t op_hw(void *ctx) { return store_hlc_committed(STORE(ctx)); }
 static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
 		       size_t max_count, size_t max_bytes, store_log_cb cb,
-		       void *cbctx, struct err *e)
+		       store_seg_cb seg_cb, void *cbctx, struct err *e)
 {
-	return store_log_read(STORE(ctx), origin, from, max_count, max_bytes,
-			      cb, cbctx, e);
+	return store_log_read_segs(STORE(ctx), origin, from, max_count,
+				   max_bytes, cb, seg_cb, cbctx, e);
+}
+static size_t op_seals(void *ctx, struct seg *out, size_t max)
+{
+	return store_seals(STORE(ctx), out, max);
+}
+
+/* Seals a peer sent: checked here, kept by the writer thread (the commit
+ * must not stall the loop). */
+struct seals_job {
+	struct writer_job job;
+	struct seg *g;
+	size_t n;
+};
+static int call_seals(struct store *s, void *arg, struct err *e)
+{
+	struct seals_job *j = arg;
+	return store_add_seals(s, j->g, j->n, e);
+}
+static void seals_done(struct writer_job *j)
+{
+	struct seals_job *sj = (struct seals_job *)j;
+	if (j->rc)
+		log_warn("keeping seals: %s", j->err.msg);
+	free(sj->g);
+	free(sj);
+}
+static int op_add_seals(void *ctx, const struct seg *g, size_t n,
+			struct err *e)
+{
+	struct node *nd = node_of_store(ctx);
+	struct seals_job *j;
+	size_t fresh = 0;
+	int rc = store_check_seals(STORE(ctx), g, n, &fresh, e);
+	if (rc != 0 || fresh == 0 || nd->stopping)
+		return rc;
+	j = calloc(1, sizeof *j);
+	if (j == NULL || (j->g = malloc(n * sizeof *g)) == NULL) {
+		free(j);
+		return 0; /* they come again with the next Hello */
+	}
+	memcpy(j->g, g, n * sizeof *g);
+	j->n = n;
+	j->job.kind = WRITER_CALL;
+	j->job.call = call_seals;
+	j->job.call_arg = j;
+	j->job.done = seals_done;
+	writer_submit(nd->writer, &j->job);
+	return 0;
 }
 /* Maintenance writes (log truncation, tombstone collection, the clock
  * high-water) run on the writer thread: their fsync must not stall the
@@ -196,7 +245,7 @@ static void apply_done(struct writer_job *j)
 }
 
 static void io_apply(void *data, uint64_t token, const struct store_blob *b,
-		     size_t nb)
+		     size_t nb, const struct seg *g, size_t ng)
 {
 	struct node *n = data;
 	struct apply_job *a;
@@ -211,6 +260,8 @@ static void io_apply(void *data, uint64_t token, const struct store_blob *b,
 	a->job.kind = WRITER_APPLY;
 	a->job.blobs = b;
 	a->job.nblobs = nb;
+	a->job.segs = g;
+	a->job.nsegs = ng;
 	a->job.max_skew_ms = n->cfg.max_clock_skew_ms;
 	a->job.done = apply_done;
 	writer_submit(n->writer, &a->job);
@@ -353,6 +404,43 @@ static void on_tick(uv_timer_t *t)
 		watch_pump(n);
 }
 
+/* The keys changes are checked with: every peer's (required: a center
+ * whose changes cannot be checked cannot be trusted) and retired ones'. */
+static int node_set_sign_keys(struct node *n, struct err *e)
+{
+	struct store_key *k;
+	size_t nk = 0, cap = n->cfg.nretired;
+	int rc;
+
+	for (size_t i = 0; i < n->cfg.npeers; i++) {
+		if (n->cfg.peers[i].nsign_keys == 0)
+			return err_set(e, MSCE_ECONFIG,
+				       "[peer %s]: sign_key missing: every "
+				       "center's origin signing key is pinned "
+				       "(msce keygen writes NAME.sign.pub, "
+				       "msce-gen puts it in the configs)",
+				       n->cfg.peers[i].name);
+		cap += n->cfg.peers[i].nsign_keys;
+	}
+	k = calloc(cap ? cap : 1, sizeof *k);
+	if (k == NULL)
+		return err_set(e, MSCE_ENOMEM, "signing keys");
+	for (size_t i = 0; i < n->cfg.npeers; i++)
+		for (size_t j = 0; j < n->cfg.peers[i].nsign_keys; j++) {
+			k[nk].node = n->cfg.peers[i].id;
+			memcpy(k[nk].pk, n->cfg.peers[i].sign_keys[j], 32);
+			nk++;
+		}
+	for (size_t i = 0; i < n->cfg.nretired; i++) {
+		k[nk].node = n->cfg.retired[i].id;
+		memcpy(k[nk].pk, n->cfg.retired[i].sign_key, 32);
+		nk++;
+	}
+	rc = store_set_keys(n->store, k, nk, e);
+	free(k);
+	return rc;
+}
+
 /* ---- start --------------------------------------------------------------- */
 
 int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
@@ -384,7 +472,19 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	so.node_id = n->cfg.node_id;
 	so.cluster = n->cfg.cluster;
 	so.nosync = !n->cfg.fsync;
-	if ((r = store_open(n->cfg.data_dir, &so, &n->store, e)))
+	/* The origin signing key comes from the link key: one secret. */
+	uint8_t sign_pk[32], *sign_sk = sodium_malloc(64);
+	if (sign_sk == NULL) {
+		r = err_set(e, MSCE_ENOMEM, "key memory");
+		goto fail;
+	}
+	seg_keypair_from_link(n->key.priv, sign_pk, sign_sk);
+	so.sign_sk = sign_sk;
+	r = store_open(n->cfg.data_dir, &so, &n->store, e);
+	sodium_free(sign_sk);
+	if (r)
+		goto fail;
+	if ((r = node_set_sign_keys(n, e)))
 		goto fail;
 	if ((r = writer_start(loop, n->store, &n->writer, e)))
 		goto fail;
@@ -412,6 +512,9 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	    .snap_vv = store_snap_vv,
 	    .snap_next = store_snap_next,
 	    .snap_end = store_snap_end,
+	    .snap_segs = store_snap_segs,
+	    .seals = op_seals,
+	    .add_seals = op_add_seals,
 	};
 	n->io = (struct repl_io){.data = n,
 				 .send = io_send,

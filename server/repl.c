@@ -105,6 +105,7 @@ struct peer {
 	uint64_t snap_id;
 	int snap_wait, snap_last_sent, snap_first;
 	uint64_t snap_retry_at; /* after the peer refused one for its clock */
+	int snap_offered;	 /* we told it to ask us for a snapshot */
 	struct repl_snap_status snap_out;
 	/* receiving */
 	struct rxmsg *rxq, *rxtail;
@@ -114,10 +115,15 @@ struct peer {
 	uint64_t apply_token;
 	struct store_blob *blobs;
 	size_t nblobs, capblobs;
+	struct seg *segs; /* the signed segments of blobs */
+	size_t nsegs, capsegs;
 	struct rxmsg *applying_msgs;
 	uint64_t rx_snap_id;
 	struct vv_entry *rx_snap_vv;
 	size_t rx_snap_nvv;
+	struct seg *rx_snap_segs; /* what proves rx_snap_vv */
+	size_t rx_snap_nsegs;
+	int snap_asked; /* we asked it for a snapshot this session */
 	int rx_started; /* rx_start is set (else the start of the store) */
 	struct store_pos rx_start;
 	struct rxsnap *snap_applying;
@@ -129,6 +135,7 @@ struct peer {
 	int clock_refused;
 	uint64_t sent_changes, recv_changes, dup_changes;
 	uint64_t snaps_sent, snaps_recv, timeouts;
+	uint64_t refused_forged, refused_snapshots, refused_protocol;
 };
 
 struct belief {
@@ -316,6 +323,53 @@ static struct vv_entry *vv_from_msg(Msce__VVEntry **in, size_t n)
 	return v;
 }
 
+/* Segments with their origin and hash (snapshot covers, seals). NULL on
+ * a malformed one (or out of memory). */
+static struct seg *segs_from_msg(Msce__Segment **in, size_t n)
+{
+	struct seg *g;
+	if (n > MAX_ORIGINS)
+		return NULL;
+	g = calloc(n ? n : 1, sizeof *g);
+	if (g == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (in[i]->sig.len != SEG_SIG_LEN ||
+		    in[i]->hash.len != SEG_HASH_LEN) {
+			free(g);
+			return NULL;
+		}
+		g[i].origin = in[i]->origin;
+		g[i].first = in[i]->first;
+		g[i].last = in[i]->last;
+		g[i].last_hlc = in[i]->last_hlc;
+		memcpy(g[i].hash, in[i]->hash.data, SEG_HASH_LEN);
+		memcpy(g[i].sig, in[i]->sig.data, SEG_SIG_LEN);
+	}
+	return g;
+}
+
+/* Messages for segments; entries point into store and g. */
+static Msce__Segment **segs_msg(struct seg *g, size_t n, Msce__Segment *store)
+{
+	Msce__Segment **p = malloc((n ? n : 1) * sizeof *p);
+	if (p == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		msce__segment__init(&store[i]);
+		store[i].origin = g[i].origin;
+		store[i].first = g[i].first;
+		store[i].last = g[i].last;
+		store[i].last_hlc = g[i].last_hlc;
+		store[i].hash.data = g[i].hash;
+		store[i].hash.len = SEG_HASH_LEN;
+		store[i].sig.data = g[i].sig;
+		store[i].sig.len = SEG_SIG_LEN;
+		p[i] = &store[i];
+	}
+	return p;
+}
+
 static void close_link(struct repl *r, struct peer *p, int code,
 		       const char *reason)
 {
@@ -331,20 +385,53 @@ static void close_link(struct repl *r, struct peer *p, int code,
 	p->state = REPL_DOWN;
 }
 
+enum refusal { REFUSED_PROTOCOL, REFUSED_FORGED, REFUSED_SNAPSHOT };
+
+static void vrefuse(struct repl *r, struct peer *p, enum refusal why, int code,
+		    const char *fmt, va_list ap)
+{
+	char reason[256];
+
+	vsnprintf(reason, sizeof reason, fmt, ap);
+	switch (why) {
+	case REFUSED_PROTOCOL:
+		r->counters.protocol_errors++;
+		p->refused_protocol++;
+		break;
+	case REFUSED_FORGED:
+		r->counters.forged_refusals++;
+		p->refused_forged++;
+		break;
+	case REFUSED_SNAPSHOT:
+		r->counters.snapshot_refusals++;
+		p->refused_snapshots++;
+		break;
+	}
+	trace(r, LOG_WARN, "link to node %u: %s", p->id, reason);
+	close_link(r, p, code, reason);
+}
+
+/* Closes the link after something we refuse from p, counted by kind. */
+static void refuse(struct repl *r, struct peer *p, enum refusal why, int code,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void refuse(struct repl *r, struct peer *p, enum refusal why, int code,
+		   const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vrefuse(r, p, why, code, fmt, ap);
+	va_end(ap);
+}
+
 static void fail_link(struct repl *r, struct peer *p, int code,
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void fail_link(struct repl *r, struct peer *p, int code,
 		      const char *fmt, ...)
 {
-	char reason[256];
 	va_list ap;
-
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof reason, fmt, ap);
+	vrefuse(r, p, REFUSED_PROTOCOL, code, fmt, ap);
 	va_end(ap);
-	r->counters.protocol_errors++;
-	trace(r, LOG_WARN, "link to node %u: %s", p->id, reason);
-	close_link(r, p, code, reason);
 }
 
 /* ---- writers ------------------------------------------------------------- */
@@ -676,6 +763,11 @@ static void session_reset(struct repl *r, struct peer *p)
 	free(p->rx_snap_vv);
 	p->rx_snap_vv = NULL;
 	p->rx_snap_nvv = 0;
+	free(p->rx_snap_segs);
+	p->rx_snap_segs = NULL;
+	p->rx_snap_nsegs = 0;
+	p->snap_asked = 0;
+	p->snap_offered = 0;
 	p->rx_snap_id = 0;
 	p->rx_started = 0;
 	p->snap_in.active = 0;
@@ -696,6 +788,7 @@ static void peer_free(struct repl *r, struct peer *p)
 	p->snap_applying = NULL;
 	free(p->fl);
 	free(p->blobs);
+	free(p->segs);
 }
 
 static int set_nodes(struct repl *r, const uint32_t *nodes, size_t n,
@@ -842,7 +935,63 @@ struct batch_build {
 	uint64_t last;
 	uint8_t *buf; /* the changes, one after another */
 	size_t used, bufcap;
+	Msce__Segment *segs, **segp;
+	size_t nsegs, capsegs;
 };
+
+static int collect_seg(void *ctx, const struct seg *g)
+{
+	struct batch_build *b = ctx;
+	if (b->nsegs == b->capsegs) {
+		size_t cap = b->capsegs ? 2 * b->capsegs : 8;
+		Msce__Segment *s = realloc(b->segs, cap * sizeof *s);
+		Msce__Segment **sp = realloc(b->segp, cap * sizeof *sp);
+		if (s != NULL)
+			b->segs = s;
+		if (sp != NULL)
+			b->segp = sp;
+		if (s == NULL || sp == NULL)
+			return 1;
+		b->capsegs = cap;
+	}
+	Msce__Segment *m = &b->segs[b->nsegs];
+	msce__segment__init(m);
+	m->first = g->first;
+	m->last = g->last;
+	m->last_hlc = g->last_hlc;
+	/* Points into g: copied out before the next segment is read. */
+	m->sig.data = malloc(SEG_SIG_LEN);
+	if (m->sig.data == NULL)
+		return 1;
+	memcpy(m->sig.data, g->sig, SEG_SIG_LEN);
+	m->sig.len = SEG_SIG_LEN;
+	b->nsegs++;
+	return 0;
+}
+
+static void batch_free(struct batch_build *b)
+{
+	for (size_t i = 0; i < b->nsegs; i++)
+		free(b->segs[i].sig.data);
+	free(b->segs);
+	free(b->segp);
+	free(b->buf);
+	free(b->items);
+}
+
+static void offer_snapshot(struct repl *r, struct peer *p)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__SnapshotRequest q = MSCE__SNAPSHOT_REQUEST__INIT;
+
+	if (p->snap_offered || p->snap != NULL)
+		return;
+	p->snap_offered = 1;
+	q.offer = 1;
+	m.msg_case = MSCE__PEER_MSG__MSG_SNAPSHOT_REQUEST;
+	m.snapshot_request = &q;
+	send_msg(r, p->id, &m);
+}
 
 static int collect_change(void *ctx, uint32_t origin, uint64_t seq,
 			  const uint8_t *data, size_t len)
@@ -871,35 +1020,60 @@ static int send_batch(struct repl *r, struct peer *p, const struct vv_entry *min
 {
 	struct batch_build b = {0};
 	uint64_t from = (o->sent > o->have ? o->sent : o->have) + 1;
+	(void)now;
 	struct err e;
 	int rc;
 
 	if (from <= mine->floor) {
-		trace(r, LOG_INFO,
-		      "node %u needs origin %u from seq %llu, below our log "
-		      "floor %llu: sending a snapshot",
-		      p->id, o->origin, (unsigned long long)from,
-		      (unsigned long long)mine->floor);
-		start_snapshot(r, p, now);
+		if (!p->snap_offered)
+			trace(r, LOG_INFO,
+			      "node %u needs origin %u from seq %llu, below "
+			      "our log floor %llu: offering a snapshot",
+			      p->id, o->origin, (unsigned long long)from,
+			      (unsigned long long)mine->floor);
+		offer_snapshot(r, p);
 		return -1;
 	}
-	b.cap = r->cfg.batch_changes;
+	/* The log read gives whole segments, at least one, so a batch may
+	 * go over its limits by one segment. */
+	b.cap = r->cfg.batch_changes + SEG_MAX_CHANGES;
 	b.items = malloc(b.cap * sizeof *b.items);
-	/* The log read stops after the change that reaches batch_bytes. */
-	b.bufcap = r->cfg.batch_bytes + MSCE_MAX_CHANGE;
+	b.bufcap = r->cfg.batch_bytes + SEG_MAX_BYTES + MSCE_MAX_CHANGE;
 	b.buf = malloc(b.bufcap);
 	if (b.items == NULL || b.buf == NULL) {
 		free(b.items);
 		free(b.buf);
 		return 0;
 	}
-	rc = r->ops->log_read(r->ops->ctx, o->origin, from, b.cap,
-			      r->cfg.batch_bytes, collect_change, &b, &e);
+	err_clear(&e);
+	rc = r->ops->log_read(r->ops->ctx, o->origin, from,
+			      r->cfg.batch_changes, r->cfg.batch_bytes,
+			      collect_change, collect_seg, &b, &e);
 	if (rc == MSCE_ENOTFOUND) {
-		free(b.items);
-		free(b.buf);
-		start_snapshot(r, p, now);
+		batch_free(&b);
+		offer_snapshot(r, p);
 		return -1;
+	}
+	if (rc != 0 && b.nsegs == 0) {
+		/* Unsigned history (made without a key) cannot be relayed. */
+		batch_free(&b);
+		trace(r, LOG_WARN, "cannot send origin %u to node %u: %s",
+		      o->origin, p->id, e.msg);
+		return 0;
+	}
+	{
+		/* Whole segments only, whatever stopped the read. */
+		size_t covered = 0;
+		for (size_t i = 0; i < b.nsegs; i++)
+			covered += (size_t)(b.segs[i].last - b.segs[i].first + 1);
+		if (covered < b.n) {
+			b.n = covered;
+			b.bytes = 0;
+			for (size_t i = 0; i < b.n; i++)
+				b.bytes += b.items[i].len;
+		}
+		if (b.nsegs > 0)
+			b.last = b.segs[b.nsegs - 1].last;
 	}
 	if (b.n > 0) {
 		Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
@@ -908,6 +1082,10 @@ static int send_batch(struct repl *r, struct peer *p, const struct vv_entry *min
 		c.n_changes = b.n;
 		c.changes = b.items;
 		c.epoch = p->tx_epoch;
+		for (size_t i = 0; i < b.nsegs; i++)
+			b.segp[i] = &b.segs[i];
+		c.n_segments = b.nsegs;
+		c.segments = b.segp;
 		m.msg_case = MSCE__PEER_MSG__MSG_CHANGES;
 		m.changes = &c;
 		send_msg(r, p->id, &m);
@@ -929,8 +1107,7 @@ static int send_batch(struct repl *r, struct peer *p, const struct vv_entry *min
 		}
 		p->unacked += b.bytes;
 	}
-	free(b.buf);
-	free(b.items);
+	batch_free(&b);
 	return b.n > 0;
 }
 
@@ -1017,6 +1194,8 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 	struct store_pos end;
 	struct vv_entry vv[MAX_ORIGINS];
 	Msce__VVEntry vs[MAX_ORIGINS], **vp = NULL;
+	struct seg cover[MAX_ORIGINS];
+	Msce__Segment cs[MAX_ORIGINS], **cp = NULL;
 	struct err e;
 	int done = 0, rc;
 
@@ -1039,6 +1218,12 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 		vp = vv_msg(vv, n, vs, 0);
 		c.n_vv = vp ? n : 0;
 		c.vv = vp;
+		size_t ng = r->ops->snap_segs(p->snap, cover, MAX_ORIGINS);
+		if (ng > MAX_ORIGINS)
+			ng = MAX_ORIGINS;
+		cp = segs_msg(cover, ng, cs);
+		c.n_cover = cp ? ng : 0;
+		c.cover = cp;
 		p->snap_first = 0;
 	}
 	c.n_records = b.n;
@@ -1062,6 +1247,7 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 		record_pb_free(b.recs[i]);
 	free(b.recs);
 	free(vp);
+	free(cp);
 }
 
 static void start_snapshot(struct repl *r, struct peer *p, uint64_t now)
@@ -1133,12 +1319,20 @@ static void send_hello(struct repl *r, struct peer *p, uint64_t now)
 	h.hw = self->v.hw;
 	h.writers = beliefs_msg(self, ws);
 	h.n_writers = h.writers ? self->nbeliefs : 0;
+	struct seg seals[MAX_ORIGINS];
+	Msce__Segment ss[MAX_ORIGINS];
+	size_t nseals = r->ops->seals(r->ops->ctx, seals, MAX_ORIGINS);
+	if (nseals > MAX_ORIGINS)
+		nseals = MAX_ORIGINS;
+	h.seals = segs_msg(seals, nseals, ss);
+	h.n_seals = h.seals ? nseals : 0;
 	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
 	m.hello = &h;
 	send_msg(r, p->id, &m);
 	free(h.vv);
 	free(h.floor);
 	free(h.writers);
+	free(h.seals);
 }
 
 void repl_link_up(struct repl *r, uint32_t peer, uint64_t now_ms)
@@ -1334,10 +1528,26 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 		return;
 	}
 	if (h->n_vv > MAX_ORIGINS || h->n_writers > MAX_NODES ||
+	    h->n_seals > MAX_ORIGINS ||
 	    (h->writer != 0 && writer_node(h->writer) != h->node)) {
 		fail_link(r, p, MSCE_EPROTO, "malformed hello from node %u",
 			  h->node);
 		return;
+	}
+	if (h->n_seals > 0) {
+		/* Seals of legacy history, signed by their origins' nodes. */
+		struct seg *g = segs_from_msg(h->seals, h->n_seals);
+		struct err e;
+		int rc = g == NULL ? MSCE_EPROTO
+				   : r->ops->add_seals(r->ops->ctx, g,
+						       h->n_seals, &e);
+		free(g);
+		if (rc == MSCE_EPROTO || rc == MSCE_EAUTH) {
+			refuse(r, p, REFUSED_FORGED, rc,
+			       "seals from node %u refused: %s", h->node,
+			       g == NULL ? "malformed" : e.msg);
+			return;
+		}
 	}
 	if (p->state == REPL_DOWN) {
 		/* Their Hello overtook our link-up event. */
@@ -1395,8 +1605,18 @@ static void start_apply(struct repl *r, struct peer *p)
 	if (p->applying || p->rxq == NULL)
 		return;
 	/* Everything queued from this peer goes into one durable commit. */
-	for (struct rxmsg *q = p->rxq; q != NULL; q = q->next)
+	size_t ng = 0;
+	for (struct rxmsg *q = p->rxq; q != NULL; q = q->next) {
 		n += q->m->changes->n_changes;
+		ng += q->m->changes->n_segments;
+	}
+	if (ng > p->capsegs) {
+		struct seg *g = realloc(p->segs, ng * sizeof *g);
+		if (g == NULL)
+			return;
+		p->segs = g;
+		p->capsegs = ng;
+	}
 	if (n > p->capblobs) {
 		struct store_blob *b = realloc(p->blobs, n * sizeof *b);
 		if (b == NULL)
@@ -1405,12 +1625,24 @@ static void start_apply(struct repl *r, struct peer *p)
 		p->capblobs = n;
 	}
 	p->nblobs = 0;
-	for (struct rxmsg *q = p->rxq; q != NULL; q = q->next)
-		for (size_t i = 0; i < q->m->changes->n_changes; i++) {
-			p->blobs[p->nblobs].data = q->m->changes->changes[i].data;
-			p->blobs[p->nblobs].len = q->m->changes->changes[i].len;
+	p->nsegs = 0;
+	for (struct rxmsg *q = p->rxq; q != NULL; q = q->next) {
+		const Msce__Changes *ch = q->m->changes;
+		for (size_t i = 0; i < ch->n_changes; i++) {
+			p->blobs[p->nblobs].data = ch->changes[i].data;
+			p->blobs[p->nblobs].len = ch->changes[i].len;
 			p->nblobs++;
 		}
+		for (size_t i = 0; i < ch->n_segments; i++) {
+			struct seg *g = &p->segs[p->nsegs++];
+			memset(g, 0, sizeof *g);
+			g->origin = ch->origin;
+			g->first = ch->segments[i]->first;
+			g->last = ch->segments[i]->last;
+			g->last_hlc = ch->segments[i]->last_hlc;
+			memcpy(g->sig, ch->segments[i]->sig.data, SEG_SIG_LEN);
+		}
+	}
 	p->applying_msgs = p->rxq;
 	p->rxq = p->rxtail = NULL;
 	p->rxbytes = 0;
@@ -1419,7 +1651,8 @@ static void start_apply(struct repl *r, struct peer *p)
 	 * belongs to an older session. */
 	p->apply_token = ((uint64_t)(p->session & 0xffff) << 48) |
 			 (++r->token_seq & 0xffffffffffffu);
-	r->io->apply(r->io->data, p->apply_token, p->blobs, p->nblobs);
+	r->io->apply(r->io->data, p->apply_token, p->blobs, p->nblobs,
+		     p->segs, p->nsegs);
 }
 
 static void on_changes(struct repl *r, struct peer *p, Msce__PeerMsg *m,
@@ -1438,19 +1671,36 @@ static void on_changes(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 			  "node %u overran the receive window", p->id);
 		return;
 	}
-	/* The sender holds what it sends: no need to send it back. */
+	/* Whole signed segments, exactly covering the changes; whether
+	 * they verify is the store's to check. */
 	{
-		const ProtobufCBinaryData *last =
-			&m->changes->changes[m->changes->n_changes - 1];
-		struct pb_limit lim;
-		Msce__Change *c = msce__change__unpack(
-			pb_limit_init(&lim, pb_limit_for(last->len)), last->len,
-			last->data);
-		if (c != NULL) {
-			if (c->origin == m->changes->origin)
-				have_raise(p, c->origin, c->seq, c->hlc, now);
-			msce__change__free_unpacked(c, NULL);
+		const Msce__Changes *ch = m->changes;
+		size_t covered = 0;
+		for (size_t i = 0; i < ch->n_segments; i++) {
+			const Msce__Segment *g = ch->segments[i];
+			if (g->first == 0 || g->last < g->first ||
+			    g->last - g->first >= SEG_MAX_CHANGES ||
+			    g->sig.len != SEG_SIG_LEN ||
+			    (i > 0 && g->first != ch->segments[i - 1]->last + 1)) {
+				pb_arena_free(m);
+				refuse(r, p, REFUSED_FORGED, MSCE_EPROTO,
+				       "changes from node %u in a bad segment",
+				       p->id);
+				return;
+			}
+			covered += (size_t)(g->last - g->first + 1);
 		}
+		if (covered != ch->n_changes) {
+			pb_arena_free(m);
+			refuse(r, p, REFUSED_FORGED, MSCE_EAUTH,
+			       "%zu changes from node %u, %zu of them in "
+			       "signed segments",
+			       ch->n_changes, p->id, covered);
+			return;
+		}
+		/* The sender holds what it sends: no need to send it back. */
+		const Msce__Segment *last = ch->segments[ch->n_segments - 1];
+		have_raise(p, ch->origin, last->last, last->last_hlc, now);
 	}
 	q = malloc(sizeof *q);
 	if (q == NULL) {
@@ -1557,6 +1807,13 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		p->rxq = p->rxtail = NULL;
 		p->rxbytes = 0;
 		send_ack(r, p, refused, rc, e ? e->msg : "", 0);
+	} else if (rc == MSCE_EAUTH || rc == MSCE_EPROTO) {
+		/* Not what the origins signed: a forger, or a relay of one.
+		 * What verified before it is kept. */
+		refuse(r, p, REFUSED_FORGED, rc,
+		       "changes from node %u refused: %s", p->id,
+		       e ? e->msg : err_str(rc));
+		return;
 	} else if (rc == MSCE_ECORRUPT) {
 		fail_link(r, p, rc, "applying changes from node %u: %s", p->id,
 			  e ? e->msg : err_str(rc));
@@ -1622,6 +1879,7 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 		      a->refused_reason);
 		snap_out_end(r, p);
 		p->snap_retry_at = now + r->cfg.retry_ms;
+		p->snap_offered = 0;
 		return;
 	}
 	if (a->snapshot_id != 0 && p->snap != NULL &&
@@ -1630,6 +1888,7 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 		p->snap_out.progress_ms = now;
 		if (p->snap_last_sent) {
 			snap_out_end(r, p);
+			p->snap_offered = 0; /* the next need gets an offer */
 			p->nfl = 0;
 			p->unacked = 0;
 			for (size_t i = 0; i < p->no; i++)
@@ -1726,6 +1985,17 @@ static int pos_from_msg(const Msce__Position *m, struct store_pos *p,
 	return 0;
 }
 
+/* Is version v within what the snapshot covers (its origin's entry)? */
+static int covered_by(const struct peer *p, struct version v)
+{
+	if (v.hlc == 0 && v.origin == 0)
+		return 1;
+	for (size_t i = 0; i < p->rx_snap_nvv; i++)
+		if (p->rx_snap_vv[i].origin == v.origin)
+			return v.hlc <= p->rx_snap_vv[i].hlc;
+	return 0;
+}
+
 /* Decodes a chunk into x: records in range and in order, bounded. */
 static int snapshot_decode(struct repl *r, struct peer *p,
 			   const Msce__SnapshotChunk *c, struct rxsnap *x,
@@ -1762,6 +2032,11 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 				       "bad record name in snapshot");
 		rs->tomb.hlc = m->tomb_hlc;
 		rs->tomb.origin = m->tomb_origin;
+		if (!covered_by(p, rs->tomb) && !MUTANT("unchecked_cover"))
+			return err_set(e, MSCE_EAUTH,
+				       "snapshot deletes %s/%s at a version its "
+				       "vector does not cover",
+				       m->collection, m->key);
 		rs->fields = &x->fss[k];
 		rs->nfields = (uint32_t)m->n_fields;
 		rs->cap = rs->nfields;
@@ -1788,6 +2063,16 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 				if (fv_from_msg(fm->losers[l], &fs->losers[l]))
 					return err_set(e, MSCE_EPROTO,
 						       "bad loser in snapshot");
+			/* Nothing beyond what the origins signed. */
+			int beyond = !covered_by(p, fs->w.v);
+			for (size_t l = 0; l < fm->n_losers; l++)
+				beyond |= !covered_by(p, fs->losers[l].v);
+			if (beyond && !MUTANT("unchecked_cover"))
+				return err_set(e, MSCE_EAUTH,
+					       "snapshot holds %s/%s.%s at a "
+					       "version its vector does not "
+					       "cover",
+					       m->collection, m->key, name);
 			/* In order, and inside [start, end). */
 			if ((j > 0 &&
 			     bytes_cmp((const char *)x->fss[k - 2].name,
@@ -1840,8 +2125,34 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 	x->chunk.n = c->n_records;
 	x->chunk.cover = p->rx_snap_vv;
 	x->chunk.ncover = p->rx_snap_nvv;
+	x->chunk.cover_segs = p->rx_snap_segs;
+	x->chunk.ncover_segs = p->rx_snap_nsegs;
 	x->chunk.done = c->done;
 	return 0;
+}
+
+/* The sender offers (it cannot serve us from its log): we ask, once per
+ * session. We ask: it starts one, unless it is waiting out a refusal
+ * (then it offers again later). */
+static void on_snapshot_request(struct repl *r, struct peer *p,
+				const Msce__SnapshotRequest *q, uint64_t now)
+{
+	if (q->offer) {
+		Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+		Msce__SnapshotRequest a = MSCE__SNAPSHOT_REQUEST__INIT;
+		if (p->snap_asked)
+			return;
+		p->snap_asked = 1;
+		m.msg_case = MSCE__PEER_MSG__MSG_SNAPSHOT_REQUEST;
+		m.snapshot_request = &a;
+		send_msg(r, p->id, &m);
+		return;
+	}
+	if (p->snap == NULL) {
+		start_snapshot(r, p, now);
+		if (p->snap == NULL)
+			p->snap_offered = 0; /* offer again when we can */
+	}
 }
 
 /* Returns 0 when the chunk went to the driver (it keeps m), or an error
@@ -1863,11 +2174,18 @@ static int on_snapshot(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 		return e->code;
 	}
 	if (c->snapshot_id != p->rx_snap_id) {
-		/* A new snapshot: its first chunk carries the vector. */
+		/* A new snapshot: we must have asked for it, and its first
+		 * chunk carries the vector and what proves it. */
+		if (!p->snap_asked)
+			return err_set(e, MSCE_EAUTH,
+				       "a snapshot we did not ask for");
 		free(p->rx_snap_vv);
+		free(p->rx_snap_segs);
 		p->rx_snap_vv = vv_from_msg(c->vv, c->n_vv);
 		p->rx_snap_nvv = c->n_vv;
-		if (p->rx_snap_vv == NULL)
+		p->rx_snap_segs = segs_from_msg(c->cover, c->n_cover);
+		p->rx_snap_nsegs = c->n_cover;
+		if (p->rx_snap_vv == NULL || p->rx_snap_segs == NULL)
 			return err_set(e, MSCE_EPROTO, "bad snapshot vector");
 		p->rx_snap_id = c->snapshot_id;
 		p->rx_started = 0;
@@ -1911,6 +2229,13 @@ void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
 		rxsnap_free(x);
 		return;
 	}
+	if (rc == MSCE_EAUTH) {
+		rxsnap_free(x);
+		refuse(r, p, REFUSED_SNAPSHOT, rc,
+		       "snapshot from node %u refused: %s", p->id,
+		       e ? e->msg : err_str(rc));
+		return;
+	}
 	if (rc != 0) {
 		r->counters.store_errors++;
 		trace(r, LOG_ERROR, "cannot merge a snapshot from node %u: %s",
@@ -1923,6 +2248,7 @@ void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
 	if (x->chunk.done) {
 		trace(r, LOG_INFO, "snapshot from node %u merged", p->id);
 		p->rx_snap_id = 0;
+		p->snap_asked = 0;
 		p->snap_in.active = 0;
 		p->snap_in.stalled = 0;
 	} else {
@@ -2108,12 +2434,21 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 			      e.msg);
 			p->rx_snap_id = 0;
 			p->snap_in.active = 0;
+			p->snap_asked = 0;
 			send_ack(r, p, 0, MSCE_ECLOCK, e.msg,
 				 m->snapshot->snapshot_id);
 			break;
 		}
-		fail_link(r, p, e.code, "snapshot from node %u: %s", peer,
-			  e.msg);
+		if (e.code == MSCE_EAUTH)
+			refuse(r, p, REFUSED_SNAPSHOT, e.code,
+			       "snapshot from node %u refused: %s", peer,
+			       e.msg);
+		else
+			fail_link(r, p, e.code, "snapshot from node %u: %s",
+				  peer, e.msg);
+		break;
+	case MSCE__PEER_MSG__MSG_SNAPSHOT_REQUEST:
+		on_snapshot_request(r, p, m->snapshot_request, now_ms);
 		break;
 	case MSCE__PEER_MSG__MSG_GOSSIP:
 		if (on_gossip(r, p, m->gossip, now_ms))
@@ -2371,6 +2706,9 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 		s->snapshots_sent = p->snaps_sent;
 		s->snapshots_received = p->snaps_recv;
 		s->link_timeouts = p->timeouts;
+		s->refused_forged = p->refused_forged;
+		s->refused_snapshots = p->refused_snapshots;
+		s->refused_protocol = p->refused_protocol;
 		s->snap_out = p->snap_out;
 		s->snap_in = p->snap_in;
 		for (size_t k = 0; k < n; k++) {

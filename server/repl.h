@@ -79,9 +79,10 @@ struct repl_store_ops {
 	/* Gives the store writer id w (born above floor), or 0 to stop
 	 * writing under the current one. */
 	int (*set_writer)(void *ctx, uint32_t w, uint64_t floor, struct err *e);
+	/* store_log_read_segs: whole signed segments. */
 	int (*log_read)(void *ctx, uint32_t origin, uint64_t from,
 			size_t max_count, size_t max_bytes, store_log_cb cb,
-			void *cbctx, struct err *e);
+			store_seg_cb seg_cb, void *cbctx, struct err *e);
 	int (*log_truncate)(void *ctx, uint32_t origin, uint64_t upto,
 			    struct err *e);
 	/* Drops tombstones of origin upto[i].origin with hlc <= upto[i].hlc. */
@@ -94,6 +95,13 @@ struct repl_store_ops {
 			 store_record_cb cb, void *cbctx, int *done,
 			 struct store_pos *end, struct err *e);
 	void (*snap_end)(struct store_snap *sn);
+	size_t (*snap_segs)(const struct store_snap *sn, struct seg *out,
+			    size_t max);
+	/* Seals of legacy history: those we hold, and keeping those a peer
+	 * sent (checked; the driver may queue the commit). */
+	size_t (*seals)(void *ctx, struct seg *out, size_t max);
+	int (*add_seals)(void *ctx, const struct seg *g, size_t n,
+			 struct err *e);
 };
 
 struct repl_io {
@@ -104,11 +112,12 @@ struct repl_io {
 	/* Close the link to peer (after a protocol error or refusal). The
 	 * driver calls repl_link_down later, as for any closed link. */
 	void (*close)(void *data, uint32_t peer, int code, const char *reason);
-	/* Apply n encoded changes durably (store_apply), then call
+	/* Apply n encoded changes in ng signed segments durably
+	 * (store_apply_signed), then call
 	 * repl_apply_done with the same token. The blobs are valid until
 	 * then. */
 	void (*apply)(void *data, uint64_t token, const struct store_blob *b,
-		      size_t n);
+		      size_t n, const struct seg *g, size_t ng);
 	/* Merge one snapshot chunk durably (store_snap_apply), then call
 	 * repl_snapshot_done with the same token. c is valid until then. */
 	void (*snapshot)(void *data, uint64_t token,
@@ -180,6 +189,11 @@ struct repl_peer_status {
 	uint64_t sent_changes, recv_changes, dup_changes;
 	uint64_t snapshots_sent, snapshots_received;
 	uint64_t link_timeouts;   /* sessions closed for silence */
+	/* What we refused from it: changes that are not what their
+	 * origin signed (or unsigned), snapshots we had not asked for or
+	 * that claimed more than the origins signed, other protocol
+	 * violations. */
+	uint64_t refused_forged, refused_snapshots, refused_protocol;
 	struct repl_snap_status snap_out, snap_in;
 };
 
@@ -219,6 +233,8 @@ struct repl_counters {
 	uint64_t writer_changes;   /* writers given to this store */
 	uint64_t writer_collisions; /* writers given up: a peer held more of
 				       them than we did */
+	uint64_t forged_refusals;   /* batches that did not verify */
+	uint64_t snapshot_refusals; /* unasked or unproven snapshots */
 };
 void repl_counters(const struct repl *r, struct repl_counters *out);
 

@@ -20,6 +20,7 @@
 #include "bounds.h"
 #include "error.h"
 #include "record.h"
+#include "seg.h"
 #include "version.h"
 
 struct store;
@@ -30,6 +31,16 @@ struct store_options {
 	int nosync;          /* simulator only: no fsync at commit */
 	size_t map_size;     /* initial map size; 0 = 16 GiB (sparse) */
 	size_t max_map_size; /* growth stops here; 0 = 1 TiB */
+	/* The node's Ed25519 signing key (seg.h): local writes are signed
+	 * with it. NULL only in tests: local writes then go unsigned, and no
+	 * other node will take them. */
+	const uint8_t *sign_sk;
+};
+
+/* A node's public signing key; a node may have several (rotation). */
+struct store_key {
+	uint32_t node;
+	uint8_t pk[32];
 };
 
 /* Opens or creates the store in directory dir (created if missing).
@@ -40,6 +51,10 @@ struct store_options {
 int store_open(const char *dir, const struct store_options *o,
 	       struct store **out, struct err *e);
 void store_close(struct store *s);
+/* The keys changes and snapshots are checked with (copied). Our own
+ * node's key is always among them. */
+int store_set_keys(struct store *s, const struct store_key *k, size_t n,
+		   struct err *e);
 
 /* ---- local writes ------------------------------------------------------ */
 
@@ -131,6 +146,17 @@ struct store_apply_result {
 int store_apply(struct store *s, const struct store_blob *c, size_t n,
 		uint64_t wall_ms, uint64_t max_skew_ms,
 		struct store_apply_result *res, struct err *e);
+/* store_apply for changes from the network: c is a list of whole signed
+ * segments, g[k] the k-th, its changes next in c. A segment is applied
+ * only when its signature verifies with a key of its origin's node and
+ * its changes are exactly what it signs; one that does not stops the
+ * batch (MSCE_EAUTH) like a gap: what came before is committed. A segment
+ * held in part is refused (MSCE_EPROTO): every node holds whole ones.
+ * The segments are kept, to be relayed with the changes. */
+int store_apply_signed(struct store *s, const struct store_blob *c, size_t n,
+		       const struct seg *g, size_t ng, uint64_t wall_ms,
+		       uint64_t max_skew_ms, struct store_apply_result *res,
+		       struct err *e);
 
 /* ---- reads ------------------------------------------------------------- */
 
@@ -187,7 +213,27 @@ int store_log_read(struct store *s, uint32_t origin, uint64_t from,
 		   size_t max_count, size_t max_bytes, store_log_cb cb,
 		   void *ctx, struct err *e);
 
-/* Drops logged changes of origin with seq <= upto; raises the floor. */
+typedef int (*store_seg_cb)(void *ctx, const struct seg *g);
+/* Like store_log_read, in whole signed segments: cb for each change, then
+ * seg_cb for the segment they end; stops at a segment end once max_count
+ * or max_bytes is reached (at least one segment is given). from must start
+ * a segment (MSCE_EPROTO otherwise); MSCE_EAUTH if the log holds unsigned
+ * changes there (made without a key: they cannot be relayed). */
+int store_log_read_segs(struct store *s, uint32_t origin, uint64_t from,
+			size_t max_count, size_t max_bytes, store_log_cb cb,
+			store_seg_cb seg_cb, void *ctx, struct err *e);
+/* The seals (seg.h) this store holds: the legacy history of origins from
+ * before signatures. Returns how many; fills at most max. */
+size_t store_seals(struct store *s, struct seg *out, size_t max);
+/* Checks seals: 0 if all verify (*fresh: how many we lack), else
+ * MSCE_EAUTH or MSCE_EPROTO. */
+int store_check_seals(struct store *s, const struct seg *g, size_t n,
+		      size_t *fresh, struct err *e);
+/* Keeps the seals that verify (and are new); MSCE_EAUTH if one does not. */
+int store_add_seals(struct store *s, const struct seg *g, size_t n,
+		    struct err *e);
+/* Drops logged changes of origin with seq <= upto (down to a segment end,
+ * so that what is left can still be relayed); raises the floor. */
 int store_log_truncate(struct store *s, uint32_t origin, uint64_t upto,
 		       struct err *e);
 
@@ -282,6 +328,10 @@ int store_snap_begin(struct store *s, struct store_snap **out, struct err *e);
 /* The vector the snapshot covers. */
 size_t store_snap_vv(const struct store_snap *sn, struct vv_entry *out,
 		     size_t max);
+/* The segments (or seals) proving it: one per origin it can prove.
+ * Returns how many; fills at most max. */
+size_t store_snap_segs(const struct store_snap *sn, struct seg *out,
+		       size_t max);
 /* Calls cb for the next records (tombstones included) up to about
  * max_bytes; *done is set after the last. A record larger than max_bytes
  * is given in parts (some of its fields each, every part with the
@@ -307,6 +357,10 @@ struct store_snap_chunk {
 	size_t n;
 	const struct vv_entry *cover; /* the sender's vector */
 	size_t ncover;
+	/* The segments (or seals) ending at each cover entry, checked on
+	 * the first chunk; NULL only in tests (a trusted snapshot). */
+	const struct seg *cover_segs;
+	size_t ncover_segs;
 	int first; /* the first chunk: forget what source staged before */
 	int done;  /* the last chunk: merge the whole snapshot */
 };

@@ -13,7 +13,10 @@
  *   conflicts  coll \0 key \0 field \0 loser version(BE64, BE32) -> ""
  *   tombs      tomb version(BE64, BE32) coll \0 key -> ""  (for GC)
  *   snapin     source(BE32) coll \0 key \0 field -> record part: snapshot
- *              chunks staged until the last one arrives */
+ *              chunks staged until the last one arrives
+ *   sigs       origin(BE32) last(BE64)      -> first, last_hlc (LE64),
+ *              hash, signature: the signed segments (seg.h) of the log,
+ *              and the one ending at each origin's vector entry */
 #ifndef MSCE_STORE_INT_H
 #define MSCE_STORE_INT_H
 
@@ -26,6 +29,7 @@
 #include "arena.h"
 #include "bounds.h"
 #include "hlc.h"
+#include "seg.h"
 #include "store.h"
 
 /* On-disk format. 2 added the writer (incarnation) and snapshot staging;
@@ -44,7 +48,13 @@ struct store {
 	 * takes it exclusive. stlock guards the published state below. */
 	pthread_mutex_t wlock, stlock;
 	pthread_rwlock_t maplock;
-	MDB_dbi meta, recs, log, vv, conf, tombs, snapin;
+	MDB_dbi meta, recs, log, vv, conf, tombs, snapin, sigs;
+	/* Our node's signing key (has_sk: local writes are signed), and the
+	 * public keys changes are checked with (under stlock). */
+	int has_sk;
+	uint8_t sk[SEG_SK_LEN], pk[SEG_PK_LEN];
+	struct store_key *keys;
+	size_t nkeys;
 	uint32_t node_id;
 	int nosync;
 	size_t map_size, max_map;
@@ -81,6 +91,11 @@ struct wtxn {
 	int set_writer; /* publish writer and born after the commit */
 	uint32_t writer;
 	uint64_t born;
+	/* The segment of our own changes being written (store_write). */
+	int seg_open;
+	struct seg seg;
+	struct seg_hasher seg_h;
+	size_t seg_n, seg_bytes;
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -177,6 +192,28 @@ int st_save_record(struct wtxn *w, const char *coll, size_t clen,
 		   const char *key, size_t klen, const uint8_t *rk,
 		   size_t rklen, struct record *r, struct version old_tomb,
 		   const struct loser_ref *old, size_t nold, struct err *e);
+
+/* ---- store_seg.c -------------------------------------------------------- */
+
+/* Adds change (origin, seq, hlc, bytes) of our writer to the segment being
+ * written, closing it (signed, stored) when full. */
+int st_seg_add(struct wtxn *w, uint32_t origin, uint64_t seq, uint64_t hlc,
+	       const uint8_t *raw, size_t len, struct err *e);
+/* Closes the open segment, if any: at the end of every local batch. */
+int st_seg_close(struct wtxn *w, struct err *e);
+int st_seg_put(struct wtxn *w, const struct seg *g, struct err *e);
+/* The segment of origin ending at last, from txn (MDB_NOTFOUND if none). */
+int st_seg_get(MDB_txn *txn, struct store *s, uint32_t origin, uint64_t last,
+	       struct seg *out);
+/* 0 when g verifies with a key of its origin's node; else MSCE_EAUTH with
+ * why in e. */
+int st_seg_check(struct store *s, const struct seg *g, struct err *e);
+/* The greatest segment end of origin at or below upto (upto itself when
+ * the origin has no segments: unsigned history). */
+uint64_t st_seg_floor(MDB_txn *txn, struct store *s, uint32_t origin,
+		      uint64_t upto);
+/* Drops the segments of origin ending below upto. */
+int st_seg_delete_below(struct wtxn *w, uint32_t origin, uint64_t upto);
 
 /* ---- store_log.c -------------------------------------------------------- */
 

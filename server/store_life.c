@@ -34,6 +34,8 @@ int st_meta_put(MDB_txn *txn, MDB_dbi dbi, const char *k, const void *d,
 	return mdb_put(txn, dbi, &key, &val, 0);
 }
 
+static int seal_legacy(struct store *s, MDB_txn *txn, struct err *e);
+
 static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 		      struct err *e)
 {
@@ -144,6 +146,72 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 		s->nvv++;
 	}
 	mdb_cursor_close(cur);
+	if (s->upgraded)
+		return seal_legacy(s, txn, e);
+	return 0;
+}
+
+/* A store from before signatures (format 1): its log cannot be relayed
+ * (nobody signed it), so it goes, and what it held reaches other nodes by
+ * snapshot; our own node's origins get a seal, which bounds what a
+ * snapshot may claim of them. */
+static int seal_legacy(struct store *s, MDB_txn *txn, struct err *e)
+{
+	for (size_t i = 0; i < s->nvv; i++) {
+		struct vv_entry *x = &s->vvs[i];
+		uint8_t kb[12], vb[24];
+		MDB_cursor *cur;
+		MDB_val k, v;
+		int rc;
+
+		if ((rc = mdb_cursor_open(txn, s->log, &cur)))
+			return st_lmdb_err(e, rc, "drop the unsigned log");
+		for (;;) {
+			be32(kb, x->origin);
+			be64(kb + 4, 0);
+			k.mv_size = 12;
+			k.mv_data = kb;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			if (rc || k.mv_size != 12 ||
+			    rd_be32(k.mv_data) != x->origin)
+				break;
+			if ((rc = mdb_cursor_del(cur, 0)))
+				break;
+		}
+		mdb_cursor_close(cur);
+		if (rc && rc != MDB_NOTFOUND)
+			return st_lmdb_err(e, rc, "drop the unsigned log");
+		x->floor = x->seq;
+		be32(kb, x->origin);
+		le64(vb, x->seq);
+		le64(vb + 8, x->hlc);
+		le64(vb + 16, x->floor);
+		k.mv_size = 4;
+		k.mv_data = kb;
+		v.mv_size = 24;
+		v.mv_data = vb;
+		if ((rc = mdb_put(txn, s->vv, &k, &v, 0)))
+			return st_lmdb_err(e, rc, "raise the log floor");
+		if (!s->has_sk || writer_node(x->origin) != s->node_id ||
+		    x->seq == 0)
+			continue;
+		struct seg g = {.origin = x->origin,
+				.first = 0,
+				.last = x->seq,
+				.last_hlc = x->hlc};
+		seg_sign(&g, s->sk);
+		uint8_t sv[8 + 8 + SEG_HASH_LEN + SEG_SIG_LEN] = {0};
+		be32(kb, x->origin);
+		be64(kb + 4, x->seq);
+		le64(sv, 0);
+		le64(sv + 8, g.last_hlc);
+		memcpy(sv + 16 + SEG_HASH_LEN, g.sig, SEG_SIG_LEN);
+		k.mv_size = 12;
+		v.mv_size = sizeof sv;
+		v.mv_data = sv;
+		if ((rc = mdb_put(txn, s->sigs, &k, &v, 0)))
+			return st_lmdb_err(e, rc, "seal the legacy history");
+	}
 	return 0;
 }
 
@@ -184,6 +252,11 @@ int store_open(const char *dir, const struct store_options *o,
 	pthread_mutex_init(&s->stlock, NULL);
 	pthread_rwlock_init(&s->maplock, NULL);
 	s->node_id = o->node_id;
+	if (o->sign_sk != NULL) {
+		s->has_sk = 1;
+		memcpy(s->sk, o->sign_sk, SEG_SK_LEN);
+		crypto_sign_ed25519_sk_to_pk(s->pk, s->sk);
+	}
 	s->nosync = o->nosync;
 	s->map_size = o->map_size ? o->map_size : (size_t)16 << 30;
 	s->max_map = o->max_map_size ? o->max_map_size : (size_t)1 << 40;
@@ -199,7 +272,7 @@ int store_open(const char *dir, const struct store_options *o,
 		flags |= MDB_NOSYNC;
 
 	if ((rc = mdb_env_create(&s->env)) ||
-	    (rc = mdb_env_set_maxdbs(s->env, 8)) ||
+	    (rc = mdb_env_set_maxdbs(s->env, 16)) ||
 	    (rc = mdb_env_set_maxreaders(s->env, 256)) ||
 	    (rc = mdb_env_set_mapsize(s->env, s->map_size))) {
 		st_lmdb_err(e, rc, "create LMDB environment");
@@ -230,7 +303,8 @@ int store_open(const char *dir, const struct store_options *o,
 	    (rc = mdb_dbi_open(txn, "vv", MDB_CREATE, &s->vv)) ||
 	    (rc = mdb_dbi_open(txn, "conflicts", MDB_CREATE, &s->conf)) ||
 	    (rc = mdb_dbi_open(txn, "tombs", MDB_CREATE, &s->tombs)) ||
-	    (rc = mdb_dbi_open(txn, "snapin", MDB_CREATE, &s->snapin))) {
+	    (rc = mdb_dbi_open(txn, "snapin", MDB_CREATE, &s->snapin)) ||
+	    (rc = mdb_dbi_open(txn, "sigs", MDB_CREATE, &s->sigs))) {
 		st_lmdb_err(e, rc, "open databases");
 		goto fail;
 	}
@@ -241,6 +315,8 @@ int store_open(const char *dir, const struct store_options *o,
 		st_lmdb_err(e, rc, "commit open transaction");
 		goto fail;
 	}
+	if (store_set_keys(s, NULL, 0, e))
+		goto fail;
 	*out = s;
 	return 0;
 fail:
@@ -260,6 +336,8 @@ void store_close(struct store *s)
 	arena_free(&s->arena);
 	free(s->scratch);
 	free(s->vvs);
+	free(s->keys);
+	sodium_memzero(s->sk, sizeof s->sk);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_mutex_destroy(&s->stlock);
 	pthread_rwlock_destroy(&s->maplock);

@@ -104,9 +104,12 @@ static int trunc_batch(struct wtxn *w, void *arg, struct err *e)
 		return err_set(e, MSCE_ENOMEM, "grow vector");
 	if (a->upto > vv->seq)
 		a->upto = vv->seq;
+	/* At a segment end: what is left must be relayable whole. */
+	a->upto = st_seg_floor(w->txn, w->s, a->origin, a->upto);
 	if (a->upto <= vv->floor)
 		return 0;
-	if ((rc = st_log_delete_upto(w, a->origin, a->upto)))
+	if ((rc = st_log_delete_upto(w, a->origin, a->upto)) ||
+	    (rc = st_seg_delete_below(w, a->origin, a->upto)))
 		return st_lmdb_err(e, rc, "truncate log");
 	if (!MUTANT("log_floor")) /* the floor says what the log lacks */
 		vv->floor = a->upto;

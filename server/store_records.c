@@ -320,93 +320,252 @@ static int merge_change(struct wtxn *w, const Msce__Change *c,
 struct apply_args {
 	const struct store_blob *c;
 	size_t n;
+	const struct seg *g; /* NULL: trusted, unsigned */
+	size_t ng;
 	uint64_t wall_ms, max_skew_ms;
 	struct store_apply_result *res;
-	int stop_code; /* EGAP / ECLOCK / EMISMATCH: commit the prefix,
-			  then report */
+	int stop_code; /* EGAP / ECLOCK / EMISMATCH / EAUTH / EPROTO: commit
+			  the prefix, then report */
 	struct err stop_err;
 };
+
+/* What a change must be: from its signed segment, or anything (origin 0). */
+struct expect_change {
+	uint32_t origin;
+	uint64_t seq, hlc; /* hlc 0: any */
+};
+
+/* Decodes, checks and applies change i. Returns 0 (applied, skipped or
+ * stopped: see a->stop_code) or a batch error. */
+static int apply_one(struct wtxn *w, struct apply_args *a, size_t i,
+		     const struct expect_change *x, struct err *e)
+{
+	struct store *s = w->s;
+	Msce__Change *c;
+	struct vv_entry *vv;
+	int rc;
+
+	arena_reset(&s->arena);
+	if (a->c[i].len > MSCE_MAX_CHANGE)
+		return err_set(e, MSCE_ECORRUPT,
+			       "change %zu: %zu bytes, limit %u", i,
+			       a->c[i].len, MSCE_MAX_CHANGE);
+	c = msce__change__unpack(arena_pb_allocator(&s->arena), a->c[i].len,
+				 a->c[i].data);
+	if (c == NULL && s->arena.nomem)
+		return err_set(e, MSCE_ENOMEM,
+			       "change %zu: out of memory decoding it", i);
+	if (c == NULL)
+		return err_set(e, MSCE_ECORRUPT,
+			       "change %zu: not a valid msce.Change", i);
+	if ((rc = check_change(c, e)))
+		return err_wrap(e, "change %zu", i);
+	if (x->origin != 0 &&
+	    (c->origin != x->origin || c->seq != x->seq ||
+	     (x->hlc != 0 && c->hlc != x->hlc))) {
+		a->stop_code = err_set(
+			&a->stop_err, MSCE_EAUTH,
+			"change %u/%llu is not what its signed segment says "
+			"(%u/%llu)",
+			c->origin, (unsigned long long)c->seq, x->origin,
+			(unsigned long long)x->seq);
+		return 0;
+	}
+	if (st_vv_find(w->vvs, w->nvv, c->origin) == NULL &&
+	    w->nvv >= MSCE_MAX_ORIGINS)
+		return err_set(e, MSCE_ECORRUPT,
+			       "change %zu: origin %u would be origin %d of "
+			       "the vector, limit %d",
+			       i, c->origin, MSCE_MAX_ORIGINS + 1,
+			       MSCE_MAX_ORIGINS);
+	vv = st_wtxn_vv(w, c->origin);
+	if (vv == NULL)
+		return err_set(e, MSCE_ENOMEM, "grow vector");
+	if (c->seq <= vv->seq) {
+		a->res->consumed++;
+		a->res->duplicates++;
+		return 0;
+	}
+	if (c->origin == s->writer) {
+		/* Only we write under our writer id: someone holds changes of
+		 * it we did not make. */
+		a->stop_code = err_set(
+			&a->stop_err, MSCE_EMISMATCH,
+			"change %u/%llu is of this store's own writer, which "
+			"holds only %llu of them",
+			c->origin, (unsigned long long)c->seq,
+			(unsigned long long)vv->seq);
+		return 0;
+	}
+	if (c->seq != vv->seq + 1) {
+		a->stop_code = err_set(&a->stop_err, MSCE_EGAP,
+				       "change %u/%llu arrived after %u/%llu",
+				       c->origin, (unsigned long long)c->seq,
+				       c->origin, (unsigned long long)vv->seq);
+		return 0;
+	}
+	if (hlc_check(c->hlc, a->wall_ms, a->max_skew_ms)) {
+		a->stop_code = err_set(
+			&a->stop_err, MSCE_ECLOCK,
+			"change %u/%llu is %llu ms ahead of our clock (limit "
+			"%llu ms)",
+			c->origin, (unsigned long long)c->seq,
+			(unsigned long long)(hlc_ms(c->hlc) - a->wall_ms),
+			(unsigned long long)a->max_skew_ms);
+		return 0;
+	}
+	if ((rc = merge_change(w, c, a->c[i].data, a->c[i].len, e)))
+		return err_wrap(e, "apply change %u/%llu", c->origin,
+				(unsigned long long)c->seq);
+	vv->seq = c->seq;
+	vv->hlc = c->hlc;
+	hlc_observe(&w->clock, c->hlc);
+	a->res->consumed++;
+	a->res->applied++;
+	return 0;
+}
+
+/* Checks and applies segment g, whose changes start at a->c[i]. */
+static int apply_segment(struct wtxn *w, struct apply_args *a, size_t i,
+			 const struct seg *g, struct err *e)
+{
+	struct vv_entry *vv = st_vv_find(w->vvs, w->nvv, g->origin);
+	uint64_t have = vv ? vv->seq : 0;
+	size_t cnt = (size_t)(g->last - g->first + 1);
+	struct seg chk = *g;
+	struct seg_hasher h;
+	int rc;
+
+	if (g->last <= have) { /* held already, whole */
+		a->res->consumed += cnt;
+		a->res->duplicates += cnt;
+		return 0;
+	}
+	if (g->first <= have) {
+		a->stop_code = err_set(
+			&a->stop_err, MSCE_EPROTO,
+			"segment %u/%llu..%llu starts inside what we hold "
+			"(%llu): segments are applied whole",
+			g->origin, (unsigned long long)g->first,
+			(unsigned long long)g->last, (unsigned long long)have);
+		return 0;
+	}
+	if (g->first != have + 1) {
+		a->stop_code = err_set(&a->stop_err, MSCE_EGAP,
+				       "segment %u/%llu..%llu arrived after "
+				       "%u/%llu",
+				       g->origin, (unsigned long long)g->first,
+				       (unsigned long long)g->last, g->origin,
+				       (unsigned long long)have);
+		return 0;
+	}
+	/* Its newest change decides the clock check, before any of it. */
+	if (hlc_check(g->last_hlc, a->wall_ms, a->max_skew_ms)) {
+		a->stop_code = err_set(
+			&a->stop_err, MSCE_ECLOCK,
+			"change %u/%llu is %llu ms ahead of our clock (limit "
+			"%llu ms)",
+			g->origin, (unsigned long long)g->last,
+			(unsigned long long)(hlc_ms(g->last_hlc) - a->wall_ms),
+			(unsigned long long)a->max_skew_ms);
+		return 0;
+	}
+	seg_hash_begin(&h);
+	for (size_t j = 0; j < cnt; j++)
+		seg_hash_change(&h, a->c[i + j].data, a->c[i + j].len);
+	seg_hash_end(&h, chk.hash);
+	if (MUTANT("unsigned_apply")) {
+		/* takes any segment, signed or not */
+	} else if (st_seg_check(w->s, &chk, &a->stop_err)) {
+		a->stop_code = MSCE_EAUTH;
+		return 0;
+	}
+	/* Whole or not at all: in a nested transaction, so that a refusal
+	 * inside (a change that is not what the segment says, or too far
+	 * ahead of our clock) leaves nothing of it. */
+	struct vv_entry saved[MSCE_MAX_ORIGINS];
+	size_t nsaved = w->nvv;
+	uint8_t digest[32];
+	struct hlc clock = w->clock;
+	struct store_apply_result res = *a->res;
+	MDB_txn *parent = w->txn, *child;
+
+	memcpy(saved, w->vvs, nsaved * sizeof *saved);
+	memcpy(digest, w->digest, sizeof digest);
+	if ((rc = mdb_txn_begin(w->s->env, parent, 0, &child)))
+		return st_lmdb_err(e, rc, "begin segment");
+	w->txn = child;
+	for (size_t j = 0; j < cnt && !a->stop_code; j++) {
+		struct expect_change x = {g->origin, g->first + j,
+					  j + 1 == cnt ? g->last_hlc : 0};
+		if ((rc = apply_one(w, a, i + j, &x, e))) {
+			mdb_txn_abort(child);
+			w->txn = parent;
+			return rc;
+		}
+	}
+	if (a->stop_code) {
+		mdb_txn_abort(child);
+		w->txn = parent;
+		memcpy(w->vvs, saved, nsaved * sizeof *saved);
+		w->nvv = nsaved;
+		memcpy(w->digest, digest, sizeof digest);
+		w->clock = clock;
+		*a->res = res;
+		return 0;
+	}
+	w->txn = parent;
+	if ((rc = mdb_txn_commit(child)))
+		return st_lmdb_err(e, rc, "commit segment");
+	return st_seg_put(w, &chk, e);
+}
 
 static int apply_batch(struct wtxn *w, void *arg, struct err *e)
 {
 	struct apply_args *a = arg;
-	struct store *s = w->s;
+	int rc;
 
 	memset(a->res, 0, sizeof *a->res);
 	a->stop_code = 0;
-	for (size_t i = 0; i < a->n; i++) {
-		Msce__Change *c;
-		struct vv_entry *vv;
-		int rc;
+	if (a->g == NULL) {
+		struct expect_change any = {0, 0, 0};
+		for (size_t i = 0; i < a->n && !a->stop_code; i++)
+			if ((rc = apply_one(w, a, i, &any, e)))
+				return rc;
+		return 0;
+	}
+	size_t i = 0;
+	for (size_t k = 0; k < a->ng && !a->stop_code; k++) {
+		const struct seg *g = &a->g[k];
+		if (g->first == 0 || g->last < g->first ||
+		    g->last - g->first >= SEG_MAX_CHANGES ||
+		    g->last - g->first >= a->n - i)
+			return err_set(e, MSCE_ECORRUPT,
+				       "segment %u/%llu..%llu: not a segment "
+				       "of the %zu changes that follow",
+				       g->origin, (unsigned long long)g->first,
+				       (unsigned long long)g->last, a->n - i);
+		if ((rc = apply_segment(w, a, i, g, e)))
+			return rc;
+		i += (size_t)(g->last - g->first + 1);
+	}
+	if (!a->stop_code && i != a->n)
+		return err_set(e, MSCE_ECORRUPT,
+			       "%zu changes after the last signed segment",
+			       a->n - i);
+	return 0;
+}
 
-		arena_reset(&s->arena);
-		if (a->c[i].len > MSCE_MAX_CHANGE)
-			return err_set(e, MSCE_ECORRUPT,
-				       "change %zu: %zu bytes, limit %u", i,
-				       a->c[i].len, MSCE_MAX_CHANGE);
-		c = msce__change__unpack(arena_pb_allocator(&s->arena),
-					 a->c[i].len, a->c[i].data);
-		if (c == NULL && s->arena.nomem)
-			return err_set(e, MSCE_ENOMEM,
-				       "change %zu: out of memory decoding it",
-				       i);
-		if (c == NULL)
-			return err_set(e, MSCE_ECORRUPT,
-				       "change %zu: not a valid msce.Change", i);
-		if ((rc = check_change(c, e)))
-			return err_wrap(e, "change %zu", i);
-		if (st_vv_find(w->vvs, w->nvv, c->origin) == NULL &&
-		    w->nvv >= MSCE_MAX_ORIGINS)
-			return err_set(e, MSCE_ECORRUPT,
-				       "change %zu: origin %u would be origin "
-				       "%d of the vector, limit %d",
-				       i, c->origin, MSCE_MAX_ORIGINS + 1,
-				       MSCE_MAX_ORIGINS);
-		vv = st_wtxn_vv(w, c->origin);
-		if (vv == NULL)
-			return err_set(e, MSCE_ENOMEM, "grow vector");
-		if (c->seq <= vv->seq) {
-			a->res->consumed++;
-			a->res->duplicates++;
-			continue;
-		}
-		if (c->origin == s->writer) {
-			/* Only we write under our writer id: someone holds
-			 * changes of it we did not make. */
-			a->stop_code = err_set(
-				&a->stop_err, MSCE_EMISMATCH,
-				"change %u/%llu is of this store's own writer, "
-				"which holds only %llu of them",
-				c->origin, (unsigned long long)c->seq,
-				(unsigned long long)vv->seq);
-			break;
-		}
-		if (c->seq != vv->seq + 1) {
-			a->stop_code = err_set(
-				&a->stop_err, MSCE_EGAP,
-				"change %u/%llu arrived after %u/%llu",
-				c->origin, (unsigned long long)c->seq,
-				c->origin, (unsigned long long)vv->seq);
-			break;
-		}
-		if (hlc_check(c->hlc, a->wall_ms, a->max_skew_ms)) {
-			a->stop_code = err_set(
-				&a->stop_err, MSCE_ECLOCK,
-				"change %u/%llu is %llu ms ahead of our clock "
-				"(limit %llu ms)",
-				c->origin, (unsigned long long)c->seq,
-				(unsigned long long)(hlc_ms(c->hlc) - a->wall_ms),
-				(unsigned long long)a->max_skew_ms);
-			break;
-		}
-		if ((rc = merge_change(w, c, a->c[i].data, a->c[i].len, e)))
-			return err_wrap(e, "apply change %u/%llu", c->origin,
-					(unsigned long long)c->seq);
-		vv->seq = c->seq;
-		vv->hlc = c->hlc;
-		hlc_observe(&w->clock, c->hlc);
-		a->res->consumed++;
-		a->res->applied++;
+static int run_apply(struct store *s, struct apply_args *a, struct err *e)
+{
+	int rc = st_run_batch(s, apply_batch, a, e);
+
+	if (rc)
+		return rc;
+	if (a->stop_code) {
+		if (e != NULL)
+			*e = a->stop_err;
+		return a->stop_code;
 	}
 	return 0;
 }
@@ -415,17 +574,21 @@ int store_apply(struct store *s, const struct store_blob *c, size_t n,
 		uint64_t wall_ms, uint64_t max_skew_ms,
 		struct store_apply_result *res, struct err *e)
 {
-	struct apply_args a = {c, n, wall_ms, max_skew_ms, res, 0, {0, ""}};
-	int rc = st_run_batch(s, apply_batch, &a, e);
+	struct apply_args a = {c,	  n,   NULL, 0, wall_ms, max_skew_ms,
+			       res,	  0,   {0, ""}};
+	return run_apply(s, &a, e);
+}
 
-	if (rc)
-		return rc;
-	if (a.stop_code) {
-		if (e != NULL)
-			*e = a.stop_err;
-		return a.stop_code;
-	}
-	return 0;
+int store_apply_signed(struct store *s, const struct store_blob *c, size_t n,
+		       const struct seg *g, size_t ng, uint64_t wall_ms,
+		       uint64_t max_skew_ms, struct store_apply_result *res,
+		       struct err *e)
+{
+	struct apply_args a = {c, n, g, ng, wall_ms, max_skew_ms, res, 0,
+			       {0, ""}};
+	if (g == NULL && n > 0)
+		return err_set(e, MSCE_EAUTH, "changes without signatures");
+	return run_apply(s, &a, e);
 }
 
 /* ---- store_write ---------------------------------------------------------- */
@@ -688,6 +851,8 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 	m.rawlen = rawlen;
 	if ((rc = merge_into(w, &m, &cur, rk, rklen, e)))
 		return rc;
+	if ((rc = st_seg_add(w, c.origin, c.seq, c.hlc, raw, rawlen, e)))
+		return rc;
 	vv->seq = c.seq;
 	vv->hlc = c.hlc;
 	out->origin = c.origin;
@@ -815,7 +980,8 @@ static int write_batch(struct wtxn *w, void *arg, struct err *e)
 				       (int)in->coll_len, in->coll,
 				       a->out[i].err.msg);
 	}
-	return 0;
+	/* A commit ends a segment: every node holds whole ones. */
+	return st_seg_close(w, e);
 }
 
 int store_write(struct store *s, const struct store_write *w, size_t n,

@@ -39,6 +39,8 @@ struct store_snap {
 	uint32_t next_field; /* ...at this field */
 	struct store_pos at;
 	struct arena a;
+	struct seg *segs; /* proving vvs: one per origin that has one */
+	size_t nsegs;
 };
 
 int store_snap_begin(struct store *s, struct store_snap **out, struct err *e)
@@ -73,6 +75,17 @@ int store_snap_begin(struct store *s, struct store_snap **out, struct err *e)
 	pthread_mutex_unlock(&s->wlock);
 	if (rc == 0 && sn->vvs == NULL)
 		rc = err_set(e, MSCE_ENOMEM, "begin snapshot");
+	if (rc == 0) {
+		sn->segs = calloc(sn->nvv ? sn->nvv : 1, sizeof *sn->segs);
+		if (sn->segs == NULL)
+			rc = err_set(e, MSCE_ENOMEM, "begin snapshot");
+		for (size_t i = 0; rc == 0 && i < sn->nvv; i++)
+			if (sn->vvs[i].seq > 0 &&
+			    st_seg_get(sn->txn, s, sn->vvs[i].origin,
+				       sn->vvs[i].seq,
+				       &sn->segs[sn->nsegs]) == 0)
+				sn->nsegs++;
+	}
 	if (rc == 0 && (rc = mdb_cursor_open(sn->txn, s->recs, &sn->cur)))
 		rc = st_lmdb_err(e, rc, "snapshot cursor");
 	if (rc) {
@@ -89,6 +102,14 @@ size_t store_snap_vv(const struct store_snap *sn, struct vv_entry *out,
 	for (size_t i = 0; i < sn->nvv && i < max; i++)
 		out[i] = sn->vvs[i];
 	return sn->nvv;
+}
+
+size_t store_snap_segs(const struct store_snap *sn, struct seg *out,
+		       size_t max)
+{
+	for (size_t i = 0; i < sn->nsegs && i < max; i++)
+		out[i] = sn->segs[i];
+	return sn->nsegs;
 }
 
 static void pos_set(struct store_pos *p, const uint8_t *rk, size_t rklen,
@@ -214,6 +235,7 @@ void store_snap_end(struct store_snap *sn)
 		st_read_end(sn->s, sn->txn);
 	arena_free(&sn->a);
 	free(sn->vvs);
+	free(sn->segs);
 	free(sn);
 }
 
@@ -383,9 +405,57 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 }
 
 /* Raises the vector to what the snapshot covers. */
-static int raise_vector(struct wtxn *w, const struct vv_entry *vv, size_t n,
+/* The segment of c's cover proving origin up to seq, or NULL. */
+static const struct seg *cover_seg(const struct store_snap_chunk *c,
+				   uint32_t origin, uint64_t seq)
+{
+	for (size_t i = 0; c->cover_segs != NULL && i < c->ncover_segs; i++)
+		if (c->cover_segs[i].origin == origin &&
+		    c->cover_segs[i].last == seq)
+			return &c->cover_segs[i];
+	return NULL;
+}
+
+/* Every origin the snapshot claims is proved by its origin's signature:
+ * a sender cannot raise our vector past what the origins signed. */
+static int check_cover(struct store *s, const struct store_snap_chunk *c,
+		       struct err *e)
+{
+	if (MUTANT("unchecked_cover")) /* any claim is taken */
+		return 0;
+	for (size_t i = 0; i < c->ncover; i++) {
+		const struct vv_entry *v = &c->cover[i];
+		const struct seg *g;
+		if (v->seq == 0)
+			continue;
+		g = cover_seg(c, v->origin, v->seq);
+		if (g == NULL)
+			return err_set(e, MSCE_EAUTH,
+				       "snapshot claims origin %u up to seq "
+				       "%llu without its signature",
+				       v->origin, (unsigned long long)v->seq);
+		if (g->last_hlc != v->hlc ||
+		    (seg_is_seal(g) &&
+		     sodium_is_zero(g->hash, SEG_HASH_LEN) != 1))
+			return err_set(e, MSCE_EAUTH,
+				       "snapshot claims origin %u up to seq "
+				       "%llu at hlc %llu, its signature says "
+				       "hlc %llu",
+				       v->origin, (unsigned long long)v->seq,
+				       (unsigned long long)v->hlc,
+				       (unsigned long long)g->last_hlc);
+		if (st_seg_check(s, g, e))
+			return err_wrap(e, "snapshot cover");
+	}
+	return 0;
+}
+
+static int raise_vector(struct wtxn *w, const struct store_snap_chunk *c,
 			struct err *e)
 {
+	const struct vv_entry *vv = c->cover;
+	size_t n = c->ncover;
+
 	for (size_t i = 0; i < n; i++) {
 		struct vv_entry *mine;
 		int rc;
@@ -407,8 +477,13 @@ static int raise_vector(struct wtxn *w, const struct vv_entry *vv, size_t n,
 				       (unsigned long long)mine->seq);
 		/* The changes in (mine->seq, their seq] are merged but not in
 		 * our log: we cannot relay them, so the floor moves past. */
-		if ((rc = st_log_delete_upto(w, vv[i].origin, vv[i].seq)))
+		if ((rc = st_log_delete_upto(w, vv[i].origin, vv[i].seq)) ||
+		    (rc = st_seg_delete_below(w, vv[i].origin, vv[i].seq)))
 			return st_lmdb_err(e, rc, "truncate log");
+		/* Kept, to prove this entry in snapshots we send. */
+		const struct seg *g = cover_seg(c, vv[i].origin, vv[i].seq);
+		if (g != NULL && (rc = st_seg_put(w, g, e)))
+			return rc;
 		mine->seq = vv[i].seq;
 		mine->hlc = vv[i].hlc;
 		mine->floor = vv[i].seq;
@@ -650,7 +725,7 @@ static int snapapply_batch(struct wtxn *w, void *arg, struct err *e)
 		return 0;
 	if ((rc = merge_staged(w, c, e)))
 		return rc;
-	if ((rc = raise_vector(w, c->cover, c->ncover, e)))
+	if ((rc = raise_vector(w, c, e)))
 		return rc;
 	if ((rc = stage_clear(w, c->source)))
 		return st_lmdb_err(e, rc, "clear snapshot staging");
@@ -661,6 +736,8 @@ int store_snap_apply(struct store *s, const struct store_snap_chunk *c,
 		     struct err *e)
 {
 	struct snapapply_args a = {c};
+	if (c->first && c->cover_segs != NULL && check_cover(s, c, e))
+		return e ? e->code : MSCE_EAUTH;
 	for (size_t i = 0; i < c->n; i++)
 		if (schema_check_collection(c->recs[i].coll, c->recs[i].coll_len,
 					    1, e) ||

@@ -199,6 +199,7 @@ int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
 		w.nvv = s->nvv;
 		memcpy(w.digest, s->digest, 32);
 		w.clock = s->clock;
+		w.seg_open = 0; /* a retried batch signs afresh */
 		if ((rc = mdb_txn_begin(s->env, NULL, 0, &w.txn))) {
 			free(w.vvs);
 			if (rc == MDB_MAP_RESIZED) {

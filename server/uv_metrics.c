@@ -70,16 +70,24 @@ struct conn {
 	char *body;	  /* owned if body_owned, else static */
 	size_t body_len;
 	int body_owned;
+	const char *ctype; /* of a 200 answer */
 	char head[256]; /* status line and headers of the answer */
 	char req[METRICS_MAX_HEADER];
 };
 
-struct metrics_server {
-	uv_loop_t *loop;
-	uv_tcp_t listener; /* data = this server */
-	uv_timer_t retry;  /* accept again after running out of memory */
+struct route {
+	char path[METRICS_PATH_MAX];
+	const char *ctype;
 	metrics_render_fn render;
 	void *ctx;
+};
+
+struct metrics_server {
+	uv_loop_t *loop;
+	struct route routes[METRICS_MAX_ROUTES]; /* [0]: /metrics */
+	size_t nroutes;
+	uv_tcp_t listener; /* data = this server */
+	uv_timer_t retry;  /* accept again after running out of memory */
 	struct conn *conns; /* every conn not yet freed, closing ones too */
 	size_t nconns;
 	size_t handles; /* initialised and not yet closed, all kinds */
@@ -189,8 +197,10 @@ static int is_tchar(unsigned char ch)
 }
 
 /* The status we answer a request line (without its line end) with:
- * "METHOD SP target SP HTTP/d.d", nothing more or less. */
-static int classify(const char *line, size_t n)
+ * "METHOD SP target SP HTTP/d.d", nothing more or less; for 200, *route
+ * is the route of the target's path. */
+static int classify(const struct metrics_server *m, const char *line,
+		    size_t n, size_t *route)
 {
 	const unsigned char *s = (const unsigned char *)line;
 	size_t i = 0, mlen, t0, tlen, plen;
@@ -214,7 +224,11 @@ static int classify(const char *line, size_t n)
 		return 505;
 	for (plen = 0; plen < tlen && s[t0 + plen] != '?'; plen++)
 		;
-	if (plen != 8 || memcmp(s + t0, "/metrics", 8) != 0)
+	for (*route = 0; *route < m->nroutes; (*route)++)
+		if (strlen(m->routes[*route].path) == plen &&
+		    memcmp(s + t0, m->routes[*route].path, plen) == 0)
+			break;
+	if (*route == m->nroutes)
 		return 404;
 	if (mlen != 3 || memcmp(s, "GET", 3) != 0)
 		return 405;
@@ -318,7 +332,7 @@ static void answer(struct conn *c, int code, char *body, size_t len, int owned)
 		     "%s"
 		     "Connection: close\r\n"
 		     "\r\n",
-		     code, reason(code), code == 200 ? CT_METRICS : CT_TEXT,
+		     code, reason(code), code == 200 ? c->ctype : CT_TEXT,
 		     len, code == 405 ? "Allow: GET\r\n" : "");
 	bufs[0].base = c->head;
 	bufs[0].len = (size_t)n;
@@ -376,18 +390,19 @@ static void handle_request(struct conn *c)
 	const char *nl = memchr(c->req, '\n', c->len);
 	size_t n = (size_t)(nl - c->req);
 	char *buf = NULL;
-	size_t len = 0;
+	size_t len = 0, route = 0;
 	int code, rc;
 
 	if (n > 0 && c->req[n - 1] == '\r')
 		n--;
-	code = classify(c->req, n);
+	code = classify(m, c->req, n, &route);
 	if (code != 200) {
 		log_debug("metrics %s: answered %d", m->addr, code);
 		answer_static(c, code);
 		return;
 	}
-	rc = m->render(m->ctx, &buf, &len);
+	c->ctype = m->routes[route].ctype;
+	rc = m->routes[route].render(m->routes[route].ctx, &buf, &len);
 	if (c->state == CONN_CLOSING) { /* metrics_stop inside render */
 		free(buf);
 		return;
@@ -557,8 +572,11 @@ int metrics_start(uv_loop_t *loop, const char *addr, metrics_render_fn render,
 	if (m == NULL)
 		return err_set(e, MSCE_ENOMEM, "metrics: out of memory");
 	m->loop = loop;
-	m->render = render;
-	m->ctx = ctx;
+	snprintf(m->routes[0].path, METRICS_PATH_MAX, "/metrics");
+	m->routes[0].ctype = CT_METRICS;
+	m->routes[0].render = render;
+	m->routes[0].ctx = ctx;
+	m->nroutes = 1;
 	snprintf(m->addr, sizeof(m->addr), "%s", addr);
 	if ((rc = addr_listen("metrics: listen", addr, (struct sockaddr *)&ss,
 			      LISTEN_BACKLOG, &fd, e))) {
@@ -608,6 +626,28 @@ void metrics_stop(struct metrics_server *m, void (*done)(void *arg), void *arg)
 	uv_close((uv_handle_t *)&m->retry, on_server_handle_close);
 	for (struct conn *c = m->conns; c; c = c->next)
 		conn_close(c);
+}
+
+int metrics_route(struct metrics_server *m, const char *path,
+		  const char *content_type, metrics_render_fn render, void *ctx)
+{
+	struct route *r;
+
+	if (m == NULL || path == NULL || path[0] != '/' ||
+	    strlen(path) >= METRICS_PATH_MAX || content_type == NULL ||
+	    render == NULL)
+		return MSCE_EINVAL;
+	for (size_t i = 0; i < m->nroutes; i++)
+		if (strcmp(m->routes[i].path, path) == 0)
+			return MSCE_EINVAL;
+	if (m->nroutes == METRICS_MAX_ROUTES)
+		return MSCE_ETOOBIG;
+	r = &m->routes[m->nroutes++];
+	snprintf(r->path, METRICS_PATH_MAX, "%s", path);
+	r->ctype = content_type;
+	r->render = render;
+	r->ctx = ctx;
+	return 0;
 }
 
 uint64_t metrics_scrapes(const struct metrics_server *m)

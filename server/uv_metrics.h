@@ -1,6 +1,7 @@
 /* The metrics endpoint: a deliberately small HTTP/1.1 server on libuv that
- * answers `GET /metrics` with Prometheus text exposition format (0.0.4) and
- * nothing else.
+ * answers `GET /metrics` with Prometheus text exposition format (0.0.4),
+ * and GET on the few other paths given with metrics_route (the node's
+ * status page and its JSON), and nothing else.
  *
  * One request per connection. Only the request line is parsed; the header
  * section is read (at most METRICS_MAX_HEADER bytes, up to the blank line)
@@ -8,6 +9,7 @@
  * and the connection is closed after it:
  *
  *   GET /metrics[?...]  200, the text the render callback produced
+ *   GET a route's path  200, that route's render (metrics_route)
  *   other path          404
  *   other method        405 (with `Allow: GET`)
  *   malformed line      400
@@ -33,6 +35,8 @@
 #define METRICS_MAX_HEADER 8192 /* request line and headers, bytes */
 #define METRICS_MAX_CONNS 64	/* connections open at once */
 #define METRICS_TIMEOUT_MS 5000 /* to send the request; to take the answer */
+#define METRICS_MAX_ROUTES 8	/* paths served, /metrics included */
+#define METRICS_PATH_MAX 64	/* bytes of a route's path, with its NUL */
 
 struct metrics_server;
 
@@ -63,6 +67,14 @@ int metrics_start(uv_loop_t *loop, const char *addr, metrics_render_fn render,
  * Call at most once; m is invalid afterwards (except inside render, where
  * returning is still fine). */
 void metrics_stop(struct metrics_server *m, void (*done)(void *arg), void *arg);
+
+/* Also serves GET path (e.g. "/", "/status.json"; the query is ignored)
+ * with render's text as content_type (a static string). render and ctx
+ * are borrowed like metrics_start's. Returns 0, MSCE_EINVAL (bad or
+ * duplicate path) or MSCE_ETOOBIG (METRICS_MAX_ROUTES reached). */
+int metrics_route(struct metrics_server *m, const char *path,
+		  const char *content_type, metrics_render_fn render,
+		  void *ctx);
 
 /* Requests answered with 200 since start. */
 uint64_t metrics_scrapes(const struct metrics_server *m);

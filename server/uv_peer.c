@@ -1122,6 +1122,26 @@ void peer_net_stats(const struct peer_net *n, struct peer_net_stats *out)
 	*out = n->stats;
 }
 
+int peer_net_readdress(struct peer_net *n, uint32_t peer, struct err *e)
+{
+	struct sockaddr_storage ss;
+	struct peer *p;
+	int rc;
+
+	if (!n || n->stopping || !(p = find_peer(n, peer)))
+		return err_set(e, MSCE_ENOTFOUND, "no peer %u", peer);
+	if ((rc = addr_parse(p->cfg->address, &ss, e)))
+		return err_wrap(e, "peer %s (%u)", p->cfg->name, peer);
+	p->addr = ss;
+	/* Dial the new address without the backoff the old one earned. */
+	p->backoff_ms = n->cfg.backoff_min_ms;
+	p->failures = 0;
+	if (!p->session && !p->dialing)
+		uv_timer_start(&p->dial_timer, on_dial_timer,
+			       n->cfg.backoff_min_ms, 0);
+	return 0;
+}
+
 void peer_net_stop(struct peer_net *n, void (*done)(void *arg), void *arg)
 {
 	struct conn *c;

@@ -101,6 +101,12 @@ int peer_net_send(struct peer_net *n, uint32_t peer, const uint8_t *msg,
  * cb->down runs later from the loop, not inside this call. */
 void peer_net_close(struct peer_net *n, uint32_t peer, const char *reason);
 void peer_net_stats(const struct peer_net *n, struct peer_net_stats *out);
+/* The peer's address in the config changed (a reload wrote it into the
+ * config the net was started with): parse it again. A session that is up
+ * stays; the next dial goes to the new address, soon. 0, MSCE_ENOTFOUND
+ * (no such peer), or the parse error naming the address (the old one is
+ * kept). */
+int peer_net_readdress(struct peer_net *n, uint32_t peer, struct err *e);
 /* Closes everything; done(arg) runs once every handle is closed, after
  * which the net is freed. No callbacks after this call. */
 void peer_net_stop(struct peer_net *n, void (*done)(void *arg), void *arg);

@@ -151,13 +151,15 @@ static void *run(void *arg)
 			if (j->kind == WRITER_APPLY) {
 				double t0 = mono_s();
 				err_clear(&j->err);
-				j->rc = store_apply(w->store, j->blobs,
-						    j->nblobs, wall_ms(),
-						    j->max_skew_ms, &j->res,
-						    &j->err);
+				j->rc = store_apply_signed(
+					w->store, j->blobs, j->nblobs, j->segs,
+					j->nsegs, wall_ms(), j->max_skew_ms,
+					&j->res, &j->err);
 				record_commit(w, mono_s() - t0,
 					      j->rc && j->rc != MSCE_ECLOCK &&
-						      j->rc != MSCE_EGAP,
+						      j->rc != MSCE_EGAP &&
+						      j->rc != MSCE_EAUTH &&
+						      j->rc != MSCE_EPROTO,
 					      0, j->res.applied);
 			} else if (j->kind == WRITER_CALL) {
 				err_clear(&j->err);

@@ -22,9 +22,12 @@ struct writer_job {
 	const struct store_write *w;
 	size_t n;
 	struct store_written *out;
-	/* WRITER_APPLY: encoded changes (owned by the caller). */
+	/* WRITER_APPLY: encoded changes in signed segments (owned by the
+	 * caller). */
 	const struct store_blob *blobs;
 	size_t nblobs;
+	const struct seg *segs;
+	size_t nsegs;
 	uint64_t max_skew_ms;
 	struct store_apply_result res;
 	/* WRITER_CALL: any other write, e.g. log truncation, run on the

@@ -1,1222 +1,799 @@
 /* msce: the operators' command line tool, on libmsce.
  *
- *   msce keygen --out PREFIX
- *   msce -c CONFIG put COLLECTION KEY name=value...
- *   msce -c CONFIG del COLLECTION KEY
- *   msce -c CONFIG get COLLECTION KEY [--json]
- *   msce -c CONFIG scan COLLECTION [--prefix P] [--limit N] [--json]
- *   msce -c CONFIG status [--json] [--max-lag SECONDS]
- *   msce -c CONFIG verify [--timeout S]
- *   msce -c CONFIG conflicts [COLLECTION] [--json]
- *   msce -c CONFIG resolve COLLECTION KEY FIELD VALUE
- *   msce -c CONFIG note add CASE TEXT [--author NAME]
- *   msce -c CONFIG note list CASE [--json]
- *   msce -c CONFIG import FILE        (JSON lines; "-" = stdin)
- *   msce -c CONFIG export [COLLECTION...]
- *   msce -c CONFIG backup PATH
- *   msce -c CONFIG watch [COLLECTION] [--all] [--count N] [--timeout S]
- *   msce -c CONFIG audit [--record COLL/KEY] [--client NAME]
- *                        [--since ISO-TIME] [--json]
- *   msce -c CONFIG person export NATIONALITY:DOCNUMBER
- *   msce -c CONFIG erase registration|case KEY
- *   msce -c CONFIG retention preview|apply [--json]
- * Instead of -c CONFIG (the node's unix socket, admin):
- *   --node HOST:PORT --key FILE --node-key BASE64 [--cluster NAME]
- *   (TCP with Noise, with the role configured for that client key)
- * Anywhere: --purpose PURPOSE (why personal records are read; audited),
- * --reveal (document and phone numbers unmasked; admin only).
+ *   msce [OPTIONS] COMMAND [OPTIONS] [ARGUMENTS]
  *
- * Exit codes: 0 ok; 1 refused, not found or degraded; 2 node unreachable
- * or bad usage. */
+ * Options go before or after the command (getopt_long; `--` ends them).
+ * The node is reached through its unix socket, named in its config (-c
+ * CONFIG, default $MSCE_CONFIG: the admin role), or over TCP with a client
+ * key (--node HOST:PORT --key FILE --node-key BASE64 [--cluster NAME]: the
+ * role configured for that key). Every call waits at most --timeout
+ * seconds for the node (default 5).
+ *
+ * Exit codes: 0 ok or healthy; 1 refused, not found, degraded, or nodes
+ * that differ; 2 bad usage, node unreachable or not answering in time;
+ * 3 permission denied (the socket or the config may not be opened).
+ * With --json every outcome is one JSON value on stdout, errors included
+ * ({"error": {"code": ..., "message": ..., "exit": ...}}). The commands
+ * are in cmd_*.c; this file parses, dispatches and reports. */
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <sodium.h>
 
 #include "cli.h"
-#include "client_internal.h"
 #include "error.h"
 #include "keyfile.h"
-#include "mask.h"
 #include "purpose.h"
 
-static const char *config_path;
-static const char *node_addr, *key_file, *node_key, *cluster_name;
-static const char *cli_purpose;
-int cli_reveal;
+/* ---- the commands ------------------------------------------------------ */
 
-static void usage(void)
+enum {
+	O_OUT = 1 << 0,
+	O_PREFIX = 1 << 1,
+	O_LIMIT = 1 << 2,
+	O_MAX_LAG = 1 << 3,
+	O_AUTHOR = 1 << 4,
+	O_FROM_START = 1 << 5,
+	O_COUNT = 1 << 6,
+	O_AFTER = 1 << 7,
+	O_SIGN_PUB = 1 << 8,
+	O_RECORD = 1 << 9,
+	O_CLIENT = 1 << 10,
+	O_SINCE = 1 << 11,
+};
+
+struct command {
+	const char *name;
+	int (*run)(struct cli *, const struct cli_opts *, int, char **);
+	unsigned opts;		/* command options it takes (O_*) */
+	int min_args, max_args; /* positional arguments; -1: no limit */
+	const char *args;	/* its synopsis */
+	const char *help;	/* what it does, its options */
+};
+
+static const struct command commands[] = {
+    {"status", cmd_status, O_MAX_LAG, 0, 0, "[--max-lag SECONDS]",
+     "The node, its links and what it knows of every center. Exit 0\n"
+     "healthy, 1 degraded (a link down, a snapshot stalled, the node\n"
+     "catching up or not yet writing, the store refusing writes, or a peer\n"
+     "behind more than --max-lag), 2 when the node does not answer.\n"
+     "  --max-lag SECONDS  degraded when a peer is further behind, or this\n"
+     "                     node behind its peers by more\n"},
+    {"verify", cmd_verify, 0, 0, 0, "",
+     "Waits until every configured center reports the same digest at the\n"
+     "same version vector, in reports received during this run. Exit 0\n"
+     "when they agree, 1 when they still differ (or a center did not\n"
+     "answer) after --timeout (default 30 s here), 2 when the node itself\n"
+     "does not answer.\n"},
+    {"get", cmd_get, 0, 2, 2, "COLLECTION KEY",
+     "Prints a record's fields (--json: with versions and the centers\n"
+     "known to hold it). Exit 1 when not found.\n"},
+    {"put", cmd_put, 0, 3, -1, "COLLECTION KEY NAME=VALUE...",
+     "Writes fields of a record; prints \"ok ORIGIN/SEQ\". Exit 1 when\n"
+     "refused, with the reason (which field, which rule).\n"},
+    {"del", cmd_del, 0, 2, 2, "COLLECTION KEY", "Deletes a record.\n"},
+    {"scan", cmd_scan, O_PREFIX | O_LIMIT | O_AFTER, 1, 1, "COLLECTION",
+     "Lists keys of a collection (--json: whole records, one a line).\n"
+     "  --prefix P   keys starting with P\n"
+     "  --after KEY  keys after KEY (the cursor of a previous page)\n"
+     "  --limit N    at most N records (1..10000, default 100)\n"},
+    {"conflicts", cmd_conflicts, O_LIMIT, 0, 1, "[COLLECTION]",
+     "Open conflicts: which value won over which, at which centers.\n"
+     "  --limit N    at most N (1..10000, default 1000)\n"},
+    {"resolve", cmd_resolve, 0, 4, 4, "COLLECTION KEY FIELD VALUE",
+     "Writes VALUE over the field's winner, closing its conflicts.\n"},
+    {"note", cmd_note, O_AUTHOR, 2, 3, "add CASE TEXT | list CASE",
+     "Adds a note to a case (prints its id) or lists a case's notes.\n"
+     "  --author NAME  who wrote the note\n"},
+    {"watch", cmd_watch, O_FROM_START | O_COUNT, 0, 1, "[COLLECTION]",
+     "Follows changes live, one JSON line each, from now on (until\n"
+     "interrupted).\n"
+     "  --from-start  from the oldest change the node holds instead\n"
+     "  --count N     stop after N changes\n"},
+    {"import", cmd_import, 0, 1, 1, "FILE|-",
+     "Writes records from JSON lines ({\"collection\", \"key\", \"fields\":\n"
+     "{...}}, optional \"base\": {\"FIELD\": \"HLC/ORIGIN\"}, or \"delete\":\n"
+     "true). Each refused or unreadable line is reported with its number\n"
+     "and reason, in order; progress shows on a terminal. Exit 1 if any\n"
+     "line was refused.\n"},
+    {"export", cmd_export, 0, 0, -1, "[COLLECTION...]",
+     "Prints records as JSON lines (default: the domain collections);\n"
+     "progress shows on a terminal.\n"},
+    {"backup", cmd_backup, 0, 1, 1, "PATH",
+     "Makes the node write a consistent, compacted copy of its store into\n"
+     "the new directory PATH on its machine; progress shows on a terminal.\n"
+     "The copy itself may take longer than --timeout.\n"},
+    {"audit", cmd_audit, O_RECORD | O_CLIENT | O_SINCE, 0, 0,
+     "[--record COLL/KEY] [--client NAME] [--since TIME]",
+     "Lists the audit log: who read or wrote which personal record\n"
+     "(registration, case, case_note), when, at which center, how and\n"
+     "why. Admin only. Reads of it are not audited.\n"
+     "  --record COLL/KEY  entries naming this record\n"
+     "  --client NAME      entries of this client ([client NAME], local)\n"
+     "  --since TIME       from YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)\n"},
+    {"person", cmd_person, 0, 2, 2, "export NATIONALITY:DOCNUMBER",
+     "Prints one JSON document with everything about one person: the\n"
+     "registration, the cases that reference it, their notes and the\n"
+     "audit entries about them. Admin, or rw with --purpose\n"
+     "subject-access. Audited.\n"},
+    {"erase", cmd_erase, 0, 2, 2, "registration|case KEY",
+     "Deletes a person (their registration, the cases that reference it\n"
+     "and those cases' notes) or one case with its notes, at every\n"
+     "center, in one batch with an erasure entry in the audit log; prints\n"
+     "what it deleted. A write made at another center before the erasure\n"
+     "reached it survives as a delete conflict: erase again. Admin only.\n"},
+    {"retention", cmd_retention, 0, 1, 1, "preview|apply",
+     "What the node's [retention] rules select now (preview), or erases\n"
+     "it as erase does (apply). Admin only.\n"},
+    {"keygen", cmd_keygen, O_OUT | O_SIGN_PUB, 0, 0,
+     "--out PREFIX | --sign-pub PREFIX",
+     "--out makes a key pair: PREFIX.key (secret, mode 0600), PREFIX.pub\n"
+     "and PREFIX.sign.pub, the center's origin signing key derived from\n"
+     "the secret (the other centers' configs pin it as sign_key).\n"
+     "--sign-pub writes PREFIX.sign.pub for an existing PREFIX.key.\n"},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const char common_help[] =
+    "Options of every command:\n"
+    "  -c, --config FILE     the node's config: its unix socket, as admin\n"
+    "                        (default $MSCE_CONFIG)\n"
+    "      --node HOST:PORT  over TCP instead, with --key FILE (a client's\n"
+    "                        secret key), --node-key BASE64 (the node's\n"
+    "                        public key) and --cluster NAME\n"
+    "                        (default shenzhen-msce)\n"
+    "  -t, --timeout SECONDS the most to wait for the node (default 5;\n"
+    "                        0 waits forever)\n"
+    "      --json            JSON on stdout, errors included\n"
+    "      --purpose PURPOSE why personal records (registration, case,\n"
+    "                        case_note) are read or written: recorded in\n"
+    "                        the audit log, required for reads by ro and\n"
+    "                        rw clients; one of " PURPOSE_LIST "\n"
+    "      --reveal          document and phone numbers in full (admin\n"
+    "                        only; masked by default: GL10****01)\n"
+    "  -h, --help            this help\n";
+
+static void print_usage(FILE *f)
 {
-	fprintf(
-	    stderr,
-	    "usage: msce keygen --out PREFIX\n"
-	    "       msce -c CONFIG put COLLECTION KEY name=value...\n"
-	    "       msce -c CONFIG del COLLECTION KEY\n"
-	    "       msce -c CONFIG get COLLECTION KEY [--json]\n"
-	    "       msce -c CONFIG scan COLLECTION [--prefix P] [--limit N] "
-	    "[--json]\n"
-	    "       msce -c CONFIG status [--json] [--max-lag SECONDS]\n"
-	    "       msce -c CONFIG verify [--timeout SECONDS]\n"
-	    "       msce -c CONFIG conflicts [COLLECTION] [--json]\n"
-	    "       msce -c CONFIG resolve COLLECTION KEY FIELD VALUE\n"
-	    "       msce -c CONFIG note add CASE TEXT [--author NAME]\n"
-	    "       msce -c CONFIG note list CASE [--json]\n"
-	    "       msce -c CONFIG import FILE|-\n"
-	    "       msce -c CONFIG export [COLLECTION...]\n"
-	    "       msce -c CONFIG backup PATH\n"
-	    "       msce -c CONFIG watch [COLLECTION] [--all] [--count N] "
-	    "[--timeout SECONDS]\n"
-	    "       msce -c CONFIG audit [--record COLL/KEY] [--client NAME] "
-	    "[--since ISO-TIME] [--json]\n"
-	    "       msce -c CONFIG person export NATIONALITY:DOCNUMBER\n"
-	    "       msce -c CONFIG erase registration|case KEY\n"
-	    "       msce -c CONFIG retention preview|apply [--json]\n"
-	    "  -c CONFIG may be replaced by --node HOST:PORT --key FILE "
-	    "--node-key BASE64 [--cluster NAME]\n"
-	    "  --purpose PURPOSE  why personal records (registration, case, "
-	    "case_note)\n"
-	    "                     are read or written; recorded in the audit "
-	    "log, and\n"
-	    "                     required for reads by ro and rw clients: "
-	    "one of\n"
-	    "                     " PURPOSE_LIST "\n"
-	    "  --reveal           show document and phone numbers in full "
-	    "(admin only;\n"
-	    "                     masked by default, e.g. GL10****01)\n");
+	fprintf(f, "usage: msce [OPTIONS] COMMAND [OPTIONS] [ARGUMENTS]\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].args);
+	fprintf(f,
+		"  help      [COMMAND]\n\n%s"
+		"  -V, --version         the version\n\n"
+		"Exit: 0 ok or healthy; 1 refused, not found, degraded or "
+		"differing;\n2 bad usage or no answer from the node; 3 "
+		"permission denied.\n`msce COMMAND --help` or `man msce` "
+		"for more.\n",
+		common_help);
 }
 
-/* --reveal is for admins: the node says which role this client has. */
-static void check_reveal(msce_client *c)
+static void print_command_help(const struct command *c)
 {
-	msce_status *s;
-	if (msce_status_get(c, &s) != 0) {
-		fprintf(stderr, "msce: %s\n", msce_errmsg(c));
-		exit(2);
-	}
-	if (strcmp(msce_status_role(s), "admin") != 0) {
-		fprintf(stderr,
-			"msce: --reveal shows document and phone numbers in "
-			"full, to admin clients only; this client (%s) has "
-			"role %s\n",
-			msce_status_client(s), msce_status_role(s)[0]
-						   ? msce_status_role(s)
-						   : "unknown");
-		msce_status_free(s);
-		exit(1);
-	}
-	msce_status_free(s);
+	printf("usage: msce [OPTIONS] %s %s\n\n%s\n%s", c->name, c->args,
+	       c->help, common_help);
 }
 
-msce_client *connect_or_die(void)
+static const struct command *find_command(const char *name)
 {
-	msce_client *c;
-	int rc;
-	if (node_addr != NULL) {
-		if (key_file == NULL || node_key == NULL) {
-			fprintf(stderr, "msce: --node needs --key FILE and "
-					"--node-key BASE64\n");
-			exit(2);
-		}
-		rc = msce_connect_tcp(node_addr, key_file, node_key,
-				      cluster_name ? cluster_name
-						   : "shenzhen-msce",
-				      &c);
-	} else if (config_path != NULL) {
-		rc = msce_connect_config(config_path, &c);
-	} else {
-		fprintf(stderr, "msce: -c CONFIG or --node HOST:PORT is "
-				"required\n");
-		exit(2);
-	}
-	if (rc != 0) {
-		fprintf(stderr, "msce: %s\n", msce_errmsg(c));
-		msce_close(c);
-		exit(2);
-	}
-	if (cli_purpose != NULL && msce_set_purpose(c, cli_purpose) != 0) {
-		fprintf(stderr, "msce: --purpose: %s\n", msce_errmsg(c));
-		msce_close(c);
-		exit(2);
-	}
-	if (cli_reveal)
-		check_reveal(c);
-	return c;
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
 }
 
-Msce__ClientResponse *call_or_die(msce_client *c, Msce__ClientRequest *req)
+/* ---- reporting ---------------------------------------------------------- */
+
+void cli_print_json(cJSON *j)
 {
-	Msce__ClientResponse *r;
-	if (client_call(c, req, &r) != 0) {
-		fprintf(stderr, "msce: %s\n", msce_errmsg(c));
-		exit(2);
-	}
-	return r;
+	char *s = cJSON_PrintUnformatted(j);
+	if (s != NULL)
+		printf("%s\n", s);
+	cJSON_free(s);
+	cJSON_Delete(j);
+	fflush(stdout);
 }
 
-static void hex(const uint8_t *p, size_t n, char *out)
+void cli_hex(const uint8_t *p, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
 		sprintf(out + 2 * i, "%02x", p[i]);
 	out[2 * n] = 0;
 }
 
-void print_json(cJSON *j)
+static int vfail(struct cli *x, int exit_code, int code, const char *fmt,
+		 va_list ap)
 {
-	char *s = cJSON_PrintUnformatted(j);
-	printf("%s\n", s);
-	cJSON_free(s);
+	char msg[1024];
+
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	fprintf(stderr, "msce%s%s: %s\n", x->cmd ? " " : "",
+		x->cmd ? x->cmd : "", msg);
+	if (x->json) {
+		cJSON *j = cJSON_CreateObject(), *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "code",
+					code ? err_name(code) : "EUSAGE");
+		cJSON_AddStringToObject(e, "message", msg);
+		cJSON_AddNumberToObject(e, "exit", exit_code);
+		cJSON_AddItemToObject(j, "error", e);
+		cli_print_json(j);
+	}
+	return exit_code;
 }
 
-/* ---- keygen ----------------------------------------------------------- */
-
-static int cmd_keygen(int argc, char **argv)
+int cli_fail(struct cli *x, int exit_code, int code, const char *fmt, ...)
 {
-	const char *out = NULL;
-	struct err e;
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
-			out = argv[++i];
-	if (out == NULL) {
-		usage();
-		return 2;
-	}
-	if (keyfile_generate(out, &e) != 0) {
-		fprintf(stderr, "msce keygen: %s\n", e.msg);
-		return 1;
-	}
-	printf("wrote %s.key (secret, mode 0600) and %s.pub\n", out, out);
-	return 0;
-}
+	va_list ap;
+	int rc;
 
-/* ---- writes --------------------------------------------------------------- */
-
-static int cmd_put(int argc, char **argv, int del)
-{
-	msce_client *c;
-	struct msce_write_result res;
-	struct msce_field *f;
-	int n = 0, rc;
-
-	if (argc < 3 || (!del && argc < 4)) {
-		usage();
-		return 2;
-	}
-	f = calloc((size_t)argc, sizeof *f);
-	for (int i = 3; !del && i < argc; i++) {
-		char *eq = strchr(argv[i], '=');
-		if (eq == NULL) {
-			fprintf(stderr, "msce put: \"%s\" is not name=value\n",
-				argv[i]);
-			return 2;
-		}
-		*eq = 0;
-		f[n].name = argv[i];
-		f[n].value = eq + 1;
-		f[n].value_len = strlen(eq + 1);
-		n++;
-	}
-	c = connect_or_die();
-	/* A node that just started on a new or restored store answers "busy"
-	 * until its peers have said what they hold of it: wait a little. */
-	for (int tries = 0;; tries++) {
-		rc = del ? msce_delete(c, argv[1], argv[2], &res)
-			 : msce_put(c, argv[1], argv[2], f, (size_t)n, &res);
-		if (rc != MSCE_EBUSY || tries == 100)
-			break;
-		usleep(100 * 1000);
-	}
-	if (rc != 0) {
-		fprintf(stderr, "msce %s: %s: %s\n", del ? "del" : "put",
-			msce_strerror(rc), msce_errmsg(c));
-		msce_close(c);
-		free(f);
-		return rc == MSCE_ECLOSED || rc == MSCE_EUNAVAIL ? 2 : 1;
-	}
-	printf("ok %u/%llu\n", res.origin, (unsigned long long)res.seq);
-	msce_close(c);
-	free(f);
-	return 0;
-}
-
-/* ---- masking ------------------------------------------------------------- */
-
-/* Lines "collection/key" (audit entries) with registration keys masked. */
-static char *mask_lines(const char *v, size_t len)
-{
-	char *out = malloc(len + 1), m[MASK_BUF];
-	size_t o = 0, at = 0;
-
-	if (out == NULL)
-		return NULL;
-	while (at < len) {
-		const char *nl = memchr(v + at, '\n', len - at);
-		size_t end = nl ? (size_t)(nl - v) : len;
-		const char *slash = memchr(v + at, '/', end - at);
-		size_t cl = slash ? (size_t)(slash - (v + at)) : 0;
-		if (slash && cl == 12 && memcmp(v + at, "registration", 12) == 0) {
-			mask_regkey(slash + 1, end - at - cl - 1, m);
-			o += (size_t)sprintf(out + o, "registration/%s", m);
-		} else {
-			memcpy(out + o, v + at, end - at);
-			o += end - at;
-		}
-		if (nl)
-			out[o++] = '\n';
-		at = end + 1;
-	}
-	out[o] = '\0';
-	return out;
-}
-
-char *cli_value(const char *coll, const char *field, const void *value,
-		size_t len)
-{
-	char m[MASK_BUF];
-	if (len == 0) /* an empty value may come as NULL */
-		return strdup("");
-	if (cli_reveal)
-		return strndup(value, len);
-	if (coll[0] == '_' &&
-	    (strcmp(field, "records") == 0 || strcmp(field, "subject") == 0))
-		return mask_lines(value, len);
-	if (!mask_field_applies(coll, field))
-		return strndup(value, len);
-	return strdup(mask_value(coll, field, value, len, m));
-}
-
-char *cli_key(const char *coll, const char *key)
-{
-	char m[MASK_BUF];
-	return strdup(cli_reveal ? key : mask_key(coll, key, m));
-}
-
-static void add_str(cJSON *o, const char *name, char *owned)
-{
-	cJSON_AddStringToObject(o, name, owned ? owned : "");
-	free(owned);
-}
-
-cJSON *record_values_json(const Msce__Record *rec)
-{
-	cJSON *fs = cJSON_CreateObject();
-	for (size_t i = 0; i < rec->n_fields; i++) {
-		const Msce__FieldVersion *w = rec->fields[i]->winner;
-		add_str(fs, w->name,
-			cli_value(rec->collection, w->name, w->value.data,
-				  w->value.len));
-	}
-	return fs;
-}
-
-/* ---- reads ------------------------------------------------------------------ */
-
-cJSON *record_json(const Msce__Record *rec)
-{
-	cJSON *j = cJSON_CreateObject(), *fields = cJSON_CreateObject();
-	cJSON_AddStringToObject(j, "collection", rec->collection);
-	add_str(j, "key", cli_key(rec->collection, rec->key));
-	for (size_t i = 0; i < rec->n_fields; i++) {
-		const Msce__FieldVersion *w = rec->fields[i]->winner;
-		cJSON *f = cJSON_CreateObject();
-		add_str(f, "value", cli_value(rec->collection, w->name,
-					      w->value.data, w->value.len));
-		/* hlc as a string: 64 bits do not fit a JSON double. */
-		char h[24];
-		snprintf(h, sizeof h, "%llu", (unsigned long long)w->hlc);
-		cJSON_AddStringToObject(f, "hlc", h);
-		cJSON_AddNumberToObject(f, "origin", w->origin);
-		if (rec->fields[i]->n_losers)
-			cJSON_AddNumberToObject(f, "conflicts",
-						(double)rec->fields[i]->n_losers);
-		cJSON_AddItemToObject(fields, w->name, f);
-	}
-	cJSON_AddItemToObject(j, "fields", fields);
-	return j;
-}
-
-static void record_text(const Msce__Record *rec)
-{
-	for (size_t i = 0; i < rec->n_fields; i++) {
-		const Msce__FieldVersion *w = rec->fields[i]->winner;
-		char *v = cli_value(rec->collection, w->name, w->value.data,
-				    w->value.len);
-		printf("%s = %s%s\n", w->name, v ? v : "",
-		       rec->fields[i]->n_losers ? "  (conflict)" : "");
-		free(v);
-	}
-}
-
-static int cmd_get(int argc, char **argv)
-{
-	int json = 0;
-	const char *pos[2];
-	int np = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (np < 2)
-			pos[np++] = argv[i];
-	}
-	if (np != 2) {
-		usage();
-		return 2;
-	}
-	msce_client *c = connect_or_die();
-	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
-	Msce__GetRequest g = MSCE__GET_REQUEST__INIT;
-	g.collection = (char *)pos[0];
-	g.key = (char *)pos[1];
-	req.op_case = MSCE__CLIENT_REQUEST__OP_GET;
-	req.get = &g;
-	Msce__ClientResponse *r = call_or_die(c, &req);
-	int rc = 0;
-	if (r->code != 0) {
-		fprintf(stderr, "msce get: %s\n", r->error);
-		rc = 1;
-	} else if (json) {
-		cJSON *j = record_json(r->record->record);
-		cJSON *seen = cJSON_CreateArray();
-		for (size_t i = 0; i < r->record->n_seen_by; i++)
-			cJSON_AddItemToArray(
-				seen, cJSON_CreateNumber(r->record->seen_by[i]));
-		cJSON_AddItemToObject(j, "seen_by", seen);
-		print_json(j);
-		cJSON_Delete(j);
-	} else {
-		record_text(r->record->record);
-	}
-	msce__client_response__free_unpacked(r, NULL);
-	msce_close(c);
+	va_start(ap, fmt);
+	rc = vfail(x, exit_code, code, fmt, ap);
+	va_end(ap);
 	return rc;
 }
 
-static int cmd_scan(int argc, char **argv)
+int cli_usage(struct cli *x, const char *fmt, ...)
 {
-	int json = 0;
-	const char *coll = NULL, *prefix = "";
-	unsigned limit = 100;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
-			prefix = argv[++i];
-		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc)
-			limit = (unsigned)atoi(argv[++i]);
-		else if (coll == NULL)
-			coll = argv[i];
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return cli_fail(x, CLI_FAIL, 0, "%s (see msce %s%s--help)", msg,
+			x->cmd ? x->cmd : "", x->cmd ? " " : "");
+}
+
+int cli_exit_for(int rc)
+{
+	switch (rc) {
+	/* The node's own refusals (EIO: its disk) are 1. */
+	case MSCE_ETIMEOUT:
+	case MSCE_ECLOSED:
+	case MSCE_EUNAVAIL:
+		return CLI_FAIL;
+	default:
+		return CLI_NO;
 	}
-	if (coll == NULL) {
-		usage();
-		return 2;
+}
+
+int cli_call_failed(struct cli *x, int rc)
+{
+	if (rc == MSCE_ETIMEOUT)
+		return cli_fail(x, CLI_FAIL, rc,
+				"the node did not answer within %g s (%s; "
+				"--timeout)",
+				(double)cli_timeout_ms(x) / 1000.0,
+				msce_errmsg(x->c));
+	return cli_fail(x, cli_exit_for(rc), rc, "%s: %s", msce_strerror(rc),
+			msce_errmsg(x->c));
+}
+
+/* ---- numbers ------------------------------------------------------------- */
+
+int cli_parse_seconds(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (s[0] == '\0' || *end != '\0' || errno || !isfinite(v) || v < 0 ||
+	    v > 1e7)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cli_parse_uint(const char *s, unsigned long min, unsigned long max,
+		   unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*end != '\0' || errno || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* ---- the connection ---------------------------------------------------- */
+
+unsigned cli_timeout_ms(const struct cli *x)
+{
+	double t = x->timeout_s < 0 ? CLI_DEFAULT_TIMEOUT_S : x->timeout_s;
+	/* 0 waits forever; anything else at least 1 ms. */
+	return t == 0 ? 0 : t * 1000 < 1 ? 1 : (unsigned)(t * 1000);
+}
+
+/* --reveal is for admins: the node says which role this client has. */
+static int check_reveal(struct cli *x)
+{
+	msce_status *s;
+	int rc = msce_status_get(x->c, &s);
+
+	if (rc != 0)
+		return cli_call_failed(x, rc);
+	if (strcmp(msce_status_role(s), "admin") != 0) {
+		rc = cli_fail(x, CLI_NO, MSCE_EPERM,
+			      "--reveal shows document and phone numbers in "
+			      "full, to admin clients only; this client (%s) "
+			      "has role %s",
+			      msce_status_client(s),
+			      msce_status_role(s)[0] ? msce_status_role(s)
+						     : "unknown");
 	}
-	msce_client *c = connect_or_die();
-	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
-	Msce__ScanRequest s = MSCE__SCAN_REQUEST__INIT;
-	s.collection = (char *)coll;
-	s.prefix = (char *)prefix;
-	s.limit = limit;
-	req.op_case = MSCE__CLIENT_REQUEST__OP_SCAN;
-	req.scan = &s;
-	Msce__ClientResponse *r = call_or_die(c, &req);
-	int rc = 0;
-	if (r->code != 0) {
-		fprintf(stderr, "msce scan: %s\n", r->error);
-		rc = 1;
-	} else {
-		for (size_t i = 0; i < r->scan->n_records; i++) {
-			if (json) {
-				cJSON *j = record_json(r->scan->records[i]);
-				print_json(j);
-				cJSON_Delete(j);
-			} else {
-				char *k = cli_key(coll, r->scan->records[i]->key);
-				printf("%s\n", k ? k : "");
-				free(k);
-			}
-		}
-	}
-	msce__client_response__free_unpacked(r, NULL);
-	msce_close(c);
+	msce_status_free(s);
 	return rc;
 }
 
-/* ---- status and verify ---------------------------------------------------------- */
+int cli_connect(struct cli *x)
+{
+	int rc;
 
-static Msce__ClientResponse *get_status(msce_client *c)
+	if (x->node != NULL) {
+		if (x->key == NULL || x->node_key == NULL)
+			return cli_usage(x, "--node needs --key FILE and "
+					    "--node-key BASE64");
+		rc = msce_connect_tcp(x->node, x->key, x->node_key,
+				      x->cluster ? x->cluster : "shenzhen-msce",
+				      &x->c);
+	} else if (x->config != NULL) {
+		/* A config the user may not read is a permission problem,
+		 * not a broken node. */
+		if (access(x->config, R_OK) != 0 && errno == EACCES)
+			return cli_fail(x, CLI_DENIED, MSCE_EPERM,
+					"permission denied: cannot read %s "
+					"(operators join group msce: sudo "
+					"usermod -aG msce $USER, then log in "
+					"again)",
+					x->config);
+		rc = msce_connect_config(x->config, &x->c);
+	} else {
+		return cli_usage(x, "no node given: -c CONFIG (or "
+				    "MSCE_CONFIG), or --node HOST:PORT");
+	}
+	if (rc == 0) {
+		if (msce_set_timeout(x->c, cli_timeout_ms(x)) != 0 ||
+		    (x->purpose != NULL &&
+		     msce_set_purpose(x->c, x->purpose) != 0))
+			return cli_fail(x, CLI_FAIL, MSCE_EINVAL, "%s",
+					msce_errmsg(x->c));
+		return x->reveal ? check_reveal(x) : 0;
+	}
+	if (rc == MSCE_EPERM && x->node == NULL)
+		rc = cli_fail(x, CLI_DENIED, rc,
+			      "permission denied: %s (operators join group "
+			      "msce: sudo usermod -aG msce $USER, then log in "
+			      "again)",
+			      msce_errmsg(x->c));
+	else if (rc == MSCE_ECONFIG || rc == MSCE_ENOTFOUND ||
+		 rc == MSCE_EINVAL)
+		rc = cli_fail(x, CLI_FAIL, rc, "%s", msce_errmsg(x->c));
+	else
+		rc = cli_fail(x, CLI_FAIL, rc, "node unreachable: %s",
+			      msce_errmsg(x->c));
+	msce_close(x->c);
+	x->c = NULL;
+	return rc;
+}
+
+int cli_call(struct cli *x, Msce__ClientRequest *req, Msce__ClientResponse **r)
+{
+	int rc = client_call(x->c, req, r);
+	return rc ? cli_call_failed(x, rc) : 0;
+}
+
+int cli_status(struct cli *x, Msce__ClientResponse **r)
 {
 	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
 	Msce__StatusRequest s = MSCE__STATUS_REQUEST__INIT;
+	int rc;
+
 	req.op_case = MSCE__CLIENT_REQUEST__OP_STATUS;
 	req.status = &s;
-	return call_or_die(c, &req);
+	if ((rc = cli_call(x, &req, r)) != 0)
+		return rc;
+	if ((*r)->code != 0 ||
+	    (*r)->result_case != MSCE__CLIENT_RESPONSE__RESULT_STATUS) {
+		rc = cli_fail(x, CLI_FAIL, (int)(*r)->code, "status: %s",
+			      (*r)->error[0] ? (*r)->error : "no status");
+		msce__client_response__free_unpacked(*r, NULL);
+		*r = NULL;
+		return rc;
+	}
+	cli_names_from(x, (*r)->status);
+	return 0;
 }
 
-static cJSON *vv_json(Msce__VVEntry **vv, size_t n)
+/* ---- center names ------------------------------------------------------- */
+
+void cli_names_from(struct cli *x, const Msce__StatusResult *s)
 {
-	cJSON *j = cJSON_CreateObject();
-	char k[16];
-	for (size_t i = 0; i < n; i++) {
-		snprintf(k, sizeof k, "%u", vv[i]->origin);
-		cJSON_AddNumberToObject(j, k, (double)vv[i]->seq);
+	x->nnames = 0;
+	for (size_t i = 0; i < s->n_nodes && x->nnames < CLI_MAX_NAMES; i++) {
+		x->name_id[x->nnames] = s->nodes[i]->node;
+		snprintf(x->name[x->nnames], sizeof x->name[0], "%s",
+			 s->nodes[i]->node == s->node ? s->name
+						      : s->nodes[i]->name);
+		x->nnames++;
 	}
-	return j;
+	x->have_names = 1;
 }
 
-/* Without --max-lag, a node more than this behind its peers (in hlc
- * seconds), or this many changes, is catching up: degraded. */
-#define INBOUND_LAG_S 5.0
-#define INBOUND_LAG_CHANGES 1000
-
-static cJSON *snap_json(const Msce__SnapshotProgress *p)
+int cli_names(struct cli *x)
 {
-	cJSON *j = cJSON_CreateObject();
-	cJSON_AddBoolToObject(j, "active", p != NULL && p->active);
-	if (p != NULL && p->active) {
-		cJSON_AddNumberToObject(j, "chunks", (double)p->chunks);
-		cJSON_AddNumberToObject(j, "records", (double)p->records);
-		cJSON_AddNumberToObject(j, "started_ms", (double)p->started_ms);
-		cJSON_AddNumberToObject(j, "progress_ms",
-					(double)p->progress_ms);
-		cJSON_AddBoolToObject(j, "stalled", p->stalled);
-	}
-	return j;
-}
+	Msce__ClientResponse *r;
+	int rc;
 
-static int cmd_status(int argc, char **argv)
-{
-	int json = 0;
-	double max_lag = -1;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--max-lag") == 0 && i + 1 < argc)
-			max_lag = atof(argv[++i]);
-	}
-	msce_client *c = connect_or_die();
-	Msce__ClientResponse *r = get_status(c);
-	if (r->code != 0 || r->result_case != MSCE__CLIENT_RESPONSE__RESULT_STATUS) {
-		fprintf(stderr, "msce status: %s\n", r->error);
-		return 2;
-	}
-	const Msce__StatusResult *s = r->status;
-	char dig[65], why[1024] = "";
-	size_t wl = 0;
-	int degraded = 0;
-	hex(s->digest.data, s->digest.len > 32 ? 32 : s->digest.len, dig);
-	/* Every reason the node is not healthy, for the text and the JSON. */
-#define WHY(...)                                                              \
-	do {                                                                  \
-		degraded = 1;                                                 \
-		if (wl < sizeof why)                                          \
-			wl += (size_t)snprintf(why + wl, sizeof why - wl,     \
-					       wl ? "; " : "");               \
-		if (wl < sizeof why)                                          \
-			wl += (size_t)snprintf(why + wl, sizeof why - wl,     \
-					       __VA_ARGS__);                  \
-	} while (0)
-	for (size_t i = 0; i < s->n_peers; i++) {
-		const Msce__PeerStatus *p = s->peers[i];
-		if (!p->connected)
-			WHY("link to node %u down", p->node);
-		if (max_lag >= 0 && (double)p->lag_ms / 1000.0 > max_lag)
-			WHY("node %u is %.1f s behind us", p->node,
-			    (double)p->lag_ms / 1000.0);
-		if ((p->snapshot_in && p->snapshot_in->stalled) ||
-		    (p->snapshot_out && p->snapshot_out->stalled))
-			WHY("snapshot with node %u makes no progress", p->node);
-	}
-	/* This node behind its peers: catching up is not healthy. */
-	if (s->inbound_lag_changes > 0 &&
-	    ((double)s->inbound_lag_ms / 1000.0 >
-		 (max_lag >= 0 ? max_lag : INBOUND_LAG_S) ||
-	     s->inbound_lag_changes >= INBOUND_LAG_CHANGES))
-		WHY("catching up: peers hold %llu changes we lack, %.1f s newer",
-		    (unsigned long long)s->inbound_lag_changes,
-		    (double)s->inbound_lag_ms / 1000.0);
-	if (s->write_gate[0])
-		WHY("not writing yet: %s", s->write_gate);
-	for (size_t i = 0; i < s->n_counters; i++)
-		if (strcmp(s->counters[i]->name, "store_failed") == 0 &&
-		    s->counters[i]->value)
-			WHY("the store refuses writes since a commit failed");
-#undef WHY
-	if (json) {
-		cJSON *j = cJSON_CreateObject();
-		cJSON_AddNumberToObject(j, "node", s->node);
-		cJSON_AddStringToObject(j, "name", s->name);
-		cJSON_AddStringToObject(j, "cluster", s->cluster);
-		cJSON_AddItemToObject(j, "vv", vv_json(s->vv, s->n_vv));
-		cJSON_AddStringToObject(j, "digest", dig);
-		cJSON_AddNumberToObject(j, "conflicts", (double)s->conflicts);
-		cJSON_AddNumberToObject(j, "tombstones", (double)s->tombstones);
-		cJSON_AddBoolToObject(j, "healthy", !degraded);
-		cJSON_AddStringToObject(j, "problems", why);
-		cJSON_AddNumberToObject(j, "writer", s->writer);
-		cJSON_AddStringToObject(j, "write_gate", s->write_gate);
-		cJSON_AddNumberToObject(j, "inbound_lag_changes",
-					(double)s->inbound_lag_changes);
-		cJSON_AddNumberToObject(j, "inbound_lag_ms",
-					(double)s->inbound_lag_ms);
-		cJSON *peers = cJSON_CreateArray();
-		for (size_t i = 0; i < s->n_peers; i++) {
-			const Msce__PeerStatus *p = s->peers[i];
-			cJSON *pj = cJSON_CreateObject();
-			cJSON_AddNumberToObject(pj, "node", p->node);
-			cJSON_AddBoolToObject(pj, "connected", p->connected);
-			cJSON_AddNumberToObject(pj, "lag_changes",
-						(double)p->lag_changes);
-			cJSON_AddNumberToObject(pj, "lag_ms", (double)p->lag_ms);
-			cJSON_AddNumberToObject(pj, "last_contact_ms",
-						(double)p->last_contact_ms);
-			cJSON_AddNumberToObject(pj, "clock_offset_ms",
-						(double)p->clock_offset_ms);
-			cJSON_AddBoolToObject(pj, "clock_refused",
-					      p->clock_refused);
-			cJSON_AddNumberToObject(pj, "link_timeouts",
-						(double)p->link_timeouts);
-			cJSON_AddItemToObject(pj, "snapshot_out",
-					      snap_json(p->snapshot_out));
-			cJSON_AddItemToObject(pj, "snapshot_in",
-					      snap_json(p->snapshot_in));
-			cJSON_AddItemToArray(peers, pj);
-		}
-		cJSON_AddItemToObject(j, "peers", peers);
-		cJSON *nodes = cJSON_CreateArray();
-		for (size_t i = 0; i < s->n_nodes; i++) {
-			const Msce__NodeReport *n = s->nodes[i];
-			cJSON *nj = cJSON_CreateObject();
-			char d[65] = "";
-			cJSON_AddNumberToObject(nj, "node", n->node);
-			cJSON_AddBoolToObject(nj, "known", n->known);
-			if (n->known) {
-				hex(n->digest.data,
-				    n->digest.len > 32 ? 32 : n->digest.len, d);
-				cJSON_AddItemToObject(nj, "vv",
-						      vv_json(n->vv, n->n_vv));
-				cJSON_AddStringToObject(nj, "digest", d);
-				cJSON_AddNumberToObject(nj, "age_ms",
-							(double)n->age_ms);
-				cJSON_AddNumberToObject(nj, "writer", n->writer);
-			}
-			cJSON_AddItemToArray(nodes, nj);
-		}
-		cJSON_AddItemToObject(j, "nodes", nodes);
-		cJSON *cs = cJSON_CreateObject();
-		for (size_t i = 0; i < s->n_counters; i++)
-			cJSON_AddNumberToObject(cs, s->counters[i]->name,
-						(double)s->counters[i]->value);
-		cJSON_AddItemToObject(j, "counters", cs);
-		print_json(j);
-		cJSON_Delete(j);
-	} else {
-		printf("node %u (%s), cluster %s: %s\n", s->node, s->name,
-		       s->cluster, degraded ? "DEGRADED" : "healthy");
-		if (degraded)
-			printf("  %s\n", why);
-		printf("writes under origin %u/%u; inbound lag %llu changes, "
-		       "%.1f s\n",
-		       s->writer & 0xffff, s->writer >> 16,
-		       (unsigned long long)s->inbound_lag_changes,
-		       (double)s->inbound_lag_ms / 1000.0);
-		printf("digest %s  conflicts %llu  tombstones %llu\n", dig,
-		       (unsigned long long)s->conflicts,
-		       (unsigned long long)s->tombstones);
-		printf("%-6s %-10s %12s %10s %14s %10s\n", "peer", "link",
-		       "lag(chg)", "lag(s)", "last contact", "offset");
-		for (size_t i = 0; i < s->n_peers; i++) {
-			const Msce__PeerStatus *p = s->peers[i];
-			double ago = p->last_contact_ms
-					     ? (double)(s->time_ms -
-							p->last_contact_ms) /
-						       1000.0
-					     : -1;
-			printf("%-6u %-10s %12llu %10.1f %13.1fs %9lldms%s\n",
-			       p->node, p->connected ? "up" : "DOWN",
-			       (unsigned long long)p->lag_changes,
-			       (double)p->lag_ms / 1000.0, ago,
-			       (long long)p->clock_offset_ms,
-			       p->clock_refused ? " CLOCK" : "");
-		}
-		printf("%-6s %-18s %-12s %s\n", "node", "digest", "report age",
-		       "vector");
-		for (size_t i = 0; i < s->n_nodes; i++) {
-			const Msce__NodeReport *n = s->nodes[i];
-			char d[65] = "?";
-			if (n->known)
-				hex(n->digest.data,
-				    n->digest.len > 8 ? 8 : n->digest.len, d);
-			printf("%-6u %-18s %10.1fs  ", n->node, d,
-			       (double)n->age_ms / 1000.0);
-			for (size_t k = 0; k < n->n_vv; k++)
-				printf("%u:%llu ", n->vv[k]->origin,
-				       (unsigned long long)n->vv[k]->seq);
-			printf("\n");
-		}
-	}
+	if (x->have_names)
+		return 0;
+	if ((rc = cli_status(x, &r)) != 0)
+		return rc;
 	msce__client_response__free_unpacked(r, NULL);
-	msce_close(c);
-	return degraded ? 1 : 0;
+	return 0;
 }
 
-/* Every configured node reports the same digest at the same vector, in a
- * report that arrived since this verify began (run_ms ago): a stopped
- * node's last report may still match, but it did not answer this run.
- * Gossip brings a fresh report about every second, also through a third
- * node. */
-static int status_agrees(const Msce__StatusResult *s, uint64_t run_ms)
+const char *cli_name(const struct cli *x, uint32_t id)
 {
-	for (size_t i = 0; i < s->n_nodes; i++) {
-		const Msce__NodeReport *n = s->nodes[i];
-		if (!n->known || (n->node != s->node && n->age_ms > run_ms) ||
-		    n->digest.len != s->digest.len ||
-		    memcmp(n->digest.data, s->digest.data, s->digest.len) != 0 ||
-		    n->n_vv != s->n_vv)
-			return 0;
-		for (size_t k = 0; k < n->n_vv; k++)
-			if (n->vv[k]->origin != s->vv[k]->origin ||
-			    n->vv[k]->seq != s->vv[k]->seq)
-				return 0;
-	}
-	return 1;
+	id &= 0xffff;
+	for (size_t i = 0; i < x->nnames; i++)
+		if (x->name_id[i] == id)
+			return x->name[i];
+	return "";
 }
 
-static int cmd_verify(int argc, char **argv)
+const char *cli_center(const struct cli *x, uint32_t id, char *buf, size_t len)
 {
-	double timeout = 30;
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
-			timeout = atof(argv[++i]);
-	msce_client *c = connect_or_die();
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		Msce__ClientResponse *r = get_status(c);
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		uint64_t run_ms = (uint64_t)((t.tv_sec - t0.tv_sec) * 1000 +
-					     (t.tv_nsec - t0.tv_nsec) / 1000000);
-		int ok = r->code == 0 && status_agrees(r->status, run_ms);
-		if (ok) {
-			char d[65];
-			hex(r->status->digest.data, 32, d);
-			printf("verified: %zu nodes hold digest %s\n",
-			       r->status->n_nodes, d);
-			msce__client_response__free_unpacked(r, NULL);
-			msce_close(c);
-			return 0;
-		}
-		msce__client_response__free_unpacked(r, NULL);
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((double)(t.tv_sec - t0.tv_sec) +
-			    (double)(t.tv_nsec - t0.tv_nsec) / 1e9 >=
-		    timeout) {
-			fprintf(stderr, "msce verify: nodes still differ after "
-					"%.0f s (see msce status)\n",
-				timeout);
-			msce_close(c);
-			return 1;
-		}
-		usleep(200 * 1000);
-	}
+	const char *n = cli_name(x, id);
+	if (n[0] != '\0')
+		snprintf(buf, len, "%s (%u)", n, id & 0xffff);
+	else
+		snprintf(buf, len, "node %u", id & 0xffff);
+	return buf;
 }
 
-/* ---- conflicts ------------------------------------------------------------------ */
+/* ---- keygen -----------------------------------------------------------------
+ */
 
-static cJSON *value_json(const char *coll, const char *field,
-			 const struct msce_value *v)
+int cmd_keygen(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 {
-	cJSON *j = cJSON_CreateObject();
-	char h[24], *val = cli_value(coll, field, v->value, v->value_len);
-	snprintf(h, sizeof h, "%llu", (unsigned long long)v->hlc);
-	cJSON_AddStringToObject(j, "value", val ? val : "");
-	cJSON_AddStringToObject(j, "hlc", h);
-	cJSON_AddNumberToObject(j, "origin", v->origin);
-	free(val);
-	return j;
-}
+	struct err e;
 
-static int cmd_conflicts(int argc, char **argv)
-{
-	int json = 0;
-	const char *coll = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else
-			coll = argv[i];
-	}
-	msce_client *c = connect_or_die();
-	msce_conflicts *l;
-	int rc = msce_conflicts_list(c, coll, 0, &l);
-	if (rc) {
-		fprintf(stderr, "msce conflicts: %s\n", msce_errmsg(c));
-		msce_close(c);
-		return 1;
-	}
-	for (size_t i = 0; i < msce_conflicts_count(l); i++) {
-		const struct msce_conflict *k = msce_conflicts_get(l, i);
-		char *key = cli_key(k->collection, k->key);
-		char *wv = cli_value(k->collection, k->field, k->winner.value,
-				     k->winner.value_len);
-		char *lv = cli_value(k->collection, k->field, k->loser.value,
-				     k->loser.value_len);
-		if (json) {
+	(void)argc;
+	(void)argv;
+	if (o->sign_pub != NULL) {
+		/* A key made before signatures: derive its signing key. */
+		if (keyfile_write_sign_pub(o->sign_pub, &e) != 0)
+			return cli_fail(x, CLI_NO, e.code, "%s", e.msg);
+		if (x->json) {
 			cJSON *j = cJSON_CreateObject();
-			cJSON_AddStringToObject(j, "collection", k->collection);
-			cJSON_AddStringToObject(j, "key", key ? key : "");
-			cJSON_AddStringToObject(j, "field", k->field);
-			cJSON_AddItemToObject(j, "winner",
-					      value_json(k->collection, k->field,
-							 &k->winner));
-			cJSON_AddItemToObject(j, "loser",
-					      value_json(k->collection, k->field,
-							 &k->loser));
-			cJSON_AddBoolToObject(j, "delete", k->is_delete);
-			print_json(j);
-			cJSON_Delete(j);
-		} else if (k->is_delete) {
-			printf("%s/%s %s: \"%s\" (node %u) survived a "
-			       "concurrent delete (node %u) it had not seen\n",
-			       k->collection, key ? key : "", k->field,
-			       wv ? wv : "", k->winner.origin & 0xffff,
-			       k->loser.origin & 0xffff);
+			char path[4096];
+			snprintf(path, sizeof path, "%s.sign.pub", o->sign_pub);
+			cJSON_AddStringToObject(j, "sign_pub", path);
+			cli_print_json(j);
 		} else {
-			printf("%s/%s %s: \"%s\" (node %u) won over "
-			       "\"%s\" (node %u)\n",
-			       k->collection, key ? key : "", k->field,
-			       wv ? wv : "", k->winner.origin & 0xffff,
-			       lv ? lv : "", k->loser.origin & 0xffff);
+			printf("wrote %s.sign.pub\n", o->sign_pub);
 		}
-		free(key);
-		free(wv);
-		free(lv);
+		return 0;
 	}
-	if (!json)
-		printf("%zu open conflicts\n", msce_conflicts_count(l));
-	msce_conflicts_free(l);
-	msce_close(c);
+	if (o->out == NULL)
+		return cli_usage(x, "--out PREFIX (or --sign-pub PREFIX) is "
+				    "required");
+	if (keyfile_generate(o->out, &e) != 0)
+		return cli_fail(x, CLI_NO, e.code, "%s", e.msg);
+	if (x->json) {
+		cJSON *j = cJSON_CreateObject();
+		char path[4096];
+		snprintf(path, sizeof path, "%s.key", o->out);
+		cJSON_AddStringToObject(j, "key", path);
+		snprintf(path, sizeof path, "%s.pub", o->out);
+		cJSON_AddStringToObject(j, "pub", path);
+		snprintf(path, sizeof path, "%s.sign.pub", o->out);
+		cJSON_AddStringToObject(j, "sign_pub", path);
+		cli_print_json(j);
+	} else {
+		printf("wrote %s.key (secret, mode 0600), %s.pub and "
+		       "%s.sign.pub\n",
+		       o->out, o->out, o->out);
+	}
 	return 0;
 }
 
-static int cmd_resolve(int argc, char **argv)
-{
-	struct msce_write_result res;
-	if (argc != 5) {
-		usage();
-		return 2;
-	}
-	msce_client *c = connect_or_die();
-	int rc = msce_resolve(c, argv[1], argv[2], argv[3], argv[4],
-			      strlen(argv[4]), &res);
-	if (rc) {
-		fprintf(stderr, "msce resolve: %s\n", msce_errmsg(c));
-		msce_close(c);
-		return 1;
-	}
-	printf("ok %u/%llu\n", res.origin, (unsigned long long)res.seq);
-	msce_close(c);
-	return 0;
-}
+/* ---- options and main
+ * -------------------------------------------------------- */
 
-/* ---- import / export ------------------------------------------------------------ */
-
-#define IMPORT_BATCH 500
-
-struct import_batch {
-	struct msce_put puts[IMPORT_BATCH];
-	struct msce_field *fields[IMPORT_BATCH];
-	cJSON *docs[IMPORT_BATCH];
-	long lines[IMPORT_BATCH];
-	size_t n;
+enum {
+	OPT_NODE = 256,
+	OPT_KEY,
+	OPT_NODE_KEY,
+	OPT_CLUSTER,
+	OPT_JSON,
+	OPT_OUT,
+	OPT_PREFIX,
+	OPT_LIMIT,
+	OPT_MAX_LAG,
+	OPT_AUTHOR,
+	OPT_FROM_START,
+	OPT_COUNT,
+	OPT_AFTER,
+	OPT_SIGN_PUB,
+	OPT_PURPOSE,
+	OPT_REVEAL,
+	OPT_RECORD,
+	OPT_CLIENT,
+	OPT_SINCE,
 };
 
-static int flush_batch(msce_client *c, struct import_batch *b, long *ok,
-		       long *refused)
+static const struct option longopts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"node", required_argument, NULL, OPT_NODE},
+    {"key", required_argument, NULL, OPT_KEY},
+    {"node-key", required_argument, NULL, OPT_NODE_KEY},
+    {"cluster", required_argument, NULL, OPT_CLUSTER},
+    {"timeout", required_argument, NULL, 't'},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"prefix", required_argument, NULL, OPT_PREFIX},
+    {"limit", required_argument, NULL, OPT_LIMIT},
+    {"max-lag", required_argument, NULL, OPT_MAX_LAG},
+    {"author", required_argument, NULL, OPT_AUTHOR},
+    {"from-start", no_argument, NULL, OPT_FROM_START},
+    {"count", required_argument, NULL, OPT_COUNT},
+    {"after", required_argument, NULL, OPT_AFTER},
+    {"sign-pub", required_argument, NULL, OPT_SIGN_PUB},
+    {"purpose", required_argument, NULL, OPT_PURPOSE},
+    {"reveal", no_argument, NULL, OPT_REVEAL},
+    {"record", required_argument, NULL, OPT_RECORD},
+    {"client", required_argument, NULL, OPT_CLIENT},
+    {"since", required_argument, NULL, OPT_SINCE},
+    {NULL, 0, NULL, 0}};
+
+/* Which O_* flag a command option sets, and its name. */
+static unsigned opt_flag(int c, const char **name)
 {
-	int codes[IMPORT_BATCH];
-	int rc = 0;
-	if (b->n == 0)
+	switch (c) {
+	case OPT_OUT:
+		*name = "--out";
+		return O_OUT;
+	case OPT_PREFIX:
+		*name = "--prefix";
+		return O_PREFIX;
+	case OPT_LIMIT:
+		*name = "--limit";
+		return O_LIMIT;
+	case OPT_MAX_LAG:
+		*name = "--max-lag";
+		return O_MAX_LAG;
+	case OPT_AUTHOR:
+		*name = "--author";
+		return O_AUTHOR;
+	case OPT_FROM_START:
+		*name = "--from-start";
+		return O_FROM_START;
+	case OPT_COUNT:
+		*name = "--count";
+		return O_COUNT;
+	case OPT_AFTER:
+		*name = "--after";
+		return O_AFTER;
+	case OPT_SIGN_PUB:
+		*name = "--sign-pub";
+		return O_SIGN_PUB;
+	case OPT_RECORD:
+		*name = "--record";
+		return O_RECORD;
+	case OPT_CLIENT:
+		*name = "--client";
+		return O_CLIENT;
+	case OPT_SINCE:
+		*name = "--since";
+		return O_SINCE;
+	default:
+		*name = "";
 		return 0;
-	int brc;
-	for (int tries = 0;; tries++) {
-		brc = msce_put_batch(c, b->puts, b->n, NULL, codes);
-		if (brc != MSCE_EBUSY || tries == 100)
-			break;
-		usleep(100 * 1000);
 	}
-	if (brc != 0) {
-		fprintf(stderr, "msce import: %s\n", msce_errmsg(c));
-		rc = 1;
-	} else {
-		for (size_t i = 0; i < b->n; i++) {
-			if (codes[i] == 0) {
-				(*ok)++;
-			} else {
-				(*refused)++;
-				fprintf(stderr, "line %ld: %s/%s refused: %s\n",
-					b->lines[i], b->puts[i].collection,
-					b->puts[i].key, msce_strerror(codes[i]));
-			}
-		}
-	}
-	for (size_t i = 0; i < b->n; i++) {
-		free(b->fields[i]);
-		cJSON_Delete(b->docs[i]);
-	}
-	b->n = 0;
-	return rc;
-}
-
-/* ---- case notes (records of collection case_note) ------------------------ */
-
-static cJSON *fields_json(const msce_record *r)
-{
-	cJSON *fs = cJSON_CreateObject();
-	for (size_t f = 0; f < msce_record_nfields(r); f++) {
-		const struct msce_value *v = msce_record_field(r, f);
-		add_str(fs, v->name,
-			cli_value(msce_record_collection(r), v->name, v->value,
-				  v->value_len));
-	}
-	return fs;
-}
-
-static int print_note(void *ctx, const char *id, const msce_record *r)
-{
-	const struct msce_value *t = msce_record_find(r, "text");
-	const struct msce_value *a = msce_record_find(r, "author");
-	if (*(int *)ctx) {
-		cJSON *j = cJSON_CreateObject();
-		cJSON_AddStringToObject(j, "id", id);
-		cJSON_AddItemToObject(j, "fields", fields_json(r));
-		print_json(j);
-		cJSON_Delete(j);
-		return 0;
-	}
-	printf("%s%s%.*s\n%.*s\n\n", id, a ? " " : "",
-	       a ? (int)a->value_len : 0, a ? (const char *)a->value : "",
-	       t ? (int)t->value_len : 0, t ? (const char *)t->value : "");
-	return 0;
-}
-
-static int cmd_note(int argc, char **argv)
-{
-	struct msce_case_note n = {0};
-	const char *pos[3];
-	int np = 0, json = 0, rc;
-	char id[MSCE_NOTE_ID_SIZE];
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--author") == 0 && i + 1 < argc)
-			n.author = argv[++i];
-		else if (np < 3)
-			pos[np++] = argv[i];
-	}
-	int add = np == 3 && strcmp(pos[0], "add") == 0;
-	if (!add && !(np == 2 && strcmp(pos[0], "list") == 0)) {
-		usage();
-		return 2;
-	}
-	msce_client *c = connect_or_die();
-	n.text = add ? pos[2] : NULL;
-	rc = add ? msce_case_note_put(c, pos[1], &n, id, NULL)
-		 : msce_case_notes(c, pos[1], print_note, &json);
-	if (rc != 0)
-		fprintf(stderr, "msce note: %s: %s\n", msce_strerror(rc),
-			msce_errmsg(c));
-	else if (add)
-		printf("%s\n", id);
-	msce_close(c);
-	return rc == 0 ? 0 : rc == MSCE_ECLOSED || rc == MSCE_EUNAVAIL ? 2 : 1;
-}
-
-/* One JSON object per line: {"collection":..,"key":..,"fields":{..}}
- * (optionally "base":{"field":"HLC/ORIGIN"}, the version the writer saw)
- * or {"collection":..,"key":..,"delete":true}. */
-static int cmd_import(int argc, char **argv)
-{
-	FILE *f;
-	char *line = NULL;
-	size_t cap = 0;
-	long lineno = 0, ok = 0, refused = 0, bad = 0;
-	struct import_batch *b = calloc(1, sizeof *b);
-	int rc = 0;
-
-	if (argc != 2 || b == NULL) {
-		usage();
-		free(b);
-		return 2;
-	}
-	f = strcmp(argv[1], "-") == 0 ? stdin : fopen(argv[1], "r");
-	if (f == NULL) {
-		fprintf(stderr, "msce import: cannot open %s\n", argv[1]);
-		free(b);
-		return 1;
-	}
-	msce_client *c = connect_or_die();
-	while (rc == 0 && getline(&line, &cap, f) > 0) {
-		lineno++;
-		if (line[strspn(line, " \t\r\n")] == '\0')
-			continue;
-		cJSON *d = cJSON_Parse(line);
-		cJSON *coll = cJSON_GetObjectItemCaseSensitive(d, "collection");
-		cJSON *key = cJSON_GetObjectItemCaseSensitive(d, "key");
-		cJSON *fields = cJSON_GetObjectItemCaseSensitive(d, "fields");
-		cJSON *del = cJSON_GetObjectItemCaseSensitive(d, "delete");
-		int is_del = cJSON_IsTrue(del);
-		if (!cJSON_IsString(coll) || !cJSON_IsString(key) ||
-		    (!is_del && !cJSON_IsObject(fields))) {
-			fprintf(stderr, "line %ld: not {\"collection\", "
-					"\"key\", \"fields\": {...}}\n",
-				lineno);
-			bad++;
-			cJSON_Delete(d);
-			continue;
-		}
-		size_t nf = 0, k = 0;
-		cJSON *it;
-		cJSON_ArrayForEach(it, fields) nf++;
-		struct msce_field *fs = calloc(nf ? nf : 1, sizeof *fs);
-		int ok_fields = fs != NULL;
-		cJSON *base = cJSON_GetObjectItemCaseSensitive(d, "base");
-		cJSON_ArrayForEach(it, fields)
-		{
-			if (!cJSON_IsString(it)) {
-				ok_fields = 0;
-				break;
-			}
-			fs[k].name = it->string;
-			fs[k].value = it->valuestring;
-			fs[k].value_len = strlen(it->valuestring);
-			/* Optional "base": {"field": "HLC/ORIGIN"}: the version
-			 * the writer saw (else the node's current one). */
-			cJSON *b = cJSON_GetObjectItemCaseSensitive(base,
-								    it->string);
-			unsigned long long bh;
-			unsigned bo;
-			if (cJSON_IsString(b) &&
-			    sscanf(b->valuestring, "%llu/%u", &bh, &bo) == 2) {
-				fs[k].has_base = 1;
-				fs[k].base_hlc = bh;
-				fs[k].base_origin = bo;
-			} else if (b != NULL) {
-				ok_fields = 0;
-				break;
-			}
-			k++;
-		}
-		if (!ok_fields && !is_del) {
-			fprintf(stderr, "line %ld: field values must be "
-					"strings, bases \"HLC/ORIGIN\"\n",
-				lineno);
-			bad++;
-			free(fs);
-			cJSON_Delete(d);
-			continue;
-		}
-		b->puts[b->n] = (struct msce_put){coll->valuestring,
-						  key->valuestring, fs, k,
-						  is_del};
-		b->fields[b->n] = fs;
-		b->docs[b->n] = d;
-		b->lines[b->n] = lineno;
-		if (++b->n == IMPORT_BATCH)
-			rc = flush_batch(c, b, &ok, &refused);
-	}
-	if (rc == 0)
-		rc = flush_batch(c, b, &ok, &refused);
-	free(line);
-	if (f != stdin)
-		fclose(f);
-	free(b);
-	msce_close(c);
-	printf("imported %ld, refused %ld, unreadable lines %ld\n", ok,
-	       refused, bad);
-	return rc ? 2 : (refused || bad) ? 1 : 0;
-}
-
-static int cmd_export(int argc, char **argv)
-{
-	static const char *const domain[] = {"registration", "case",
-					     "case_note", "event"};
-	const char *const *colls = (const char *const *)argv + 1;
-	int ncolls = argc - 1;
-	if (ncolls == 0) {
-		colls = domain;
-		ncolls = 4;
-	}
-	msce_client *c = connect_or_die();
-	for (int i = 0; i < ncolls; i++) {
-		char after[512] = "";
-		for (;;) {
-			/* Scans marked as an export: audited as op export. */
-			Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
-			Msce__ScanRequest q = MSCE__SCAN_REQUEST__INIT;
-			q.collection = (char *)colls[i];
-			q.after = after;
-			q.limit = 1000;
-			q.export = 1;
-			req.op_case = MSCE__CLIENT_REQUEST__OP_SCAN;
-			req.scan = &q;
-			Msce__ClientResponse *r = call_or_die(c, &req);
-			if (r->code != 0 ||
-			    r->result_case != MSCE__CLIENT_RESPONSE__RESULT_SCAN) {
-				fprintf(stderr, "msce export: %s\n", r->error);
-				msce__client_response__free_unpacked(r, NULL);
-				msce_close(c);
-				return 1;
-			}
-			for (size_t k = 0; k < r->scan->n_records; k++) {
-				const Msce__Record *m = r->scan->records[k];
-				cJSON *j = cJSON_CreateObject();
-				cJSON_AddStringToObject(j, "collection", colls[i]);
-				add_str(j, "key", cli_key(colls[i], m->key));
-				cJSON_AddItemToObject(j, "fields",
-						      record_values_json(m));
-				print_json(j);
-				cJSON_Delete(j);
-			}
-			snprintf(after, sizeof after, "%s", r->scan->next);
-			msce__client_response__free_unpacked(r, NULL);
-			if (after[0] == '\0')
-				break;
-		}
-	}
-	msce_close(c);
-	return 0;
-}
-
-static int cmd_backup(int argc, char **argv)
-{
-	uint64_t bytes = 0;
-	if (argc != 2) {
-		usage();
-		return 2;
-	}
-	msce_client *c = connect_or_die();
-	if (msce_backup(c, argv[1], &bytes) != 0) {
-		fprintf(stderr, "msce backup: %s\n", msce_errmsg(c));
-		msce_close(c);
-		return 1;
-	}
-	printf("backup written to %s (%llu bytes); restore by pointing a "
-	       "stopped node's data_dir at a copy of it\n",
-	       argv[1], (unsigned long long)bytes);
-	msce_close(c);
-	return 0;
-}
-
-/* Takes --purpose P (or --purpose=P) and --reveal out of argv, wherever
- * they are, so that every command has them. */
-static int global_options(int *argc, char **argv)
-{
-	int o = 1;
-	for (int i = 1; i < *argc; i++) {
-		if (strcmp(argv[i], "--reveal") == 0) {
-			cli_reveal = 1;
-		} else if (strcmp(argv[i], "--purpose") == 0) {
-			if (i + 1 >= *argc)
-				return -1;
-			cli_purpose = argv[++i];
-		} else if (strncmp(argv[i], "--purpose=", 10) == 0) {
-			cli_purpose = argv[i] + 10;
-		} else {
-			argv[o++] = argv[i];
-		}
-	}
-	argv[o] = NULL;
-	*argc = o;
-	if (cli_purpose != NULL && !purpose_valid(cli_purpose)) {
-		fprintf(stderr, "msce: --purpose \"%s\" is not one of: %s\n",
-			cli_purpose, PURPOSE_LIST);
-		return -1;
-	}
-	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	int i = 1;
+	struct cli x = {.timeout_s = -1};
+	struct cli_opts o = {.max_lag = -1};
+	const struct command *cmd = NULL;
+	unsigned given = 0;
+	const char *given_name[16] = {0};
+	int help = 0, c, rc;
+	const char *limit_arg = NULL, *count_arg = NULL, *lag_arg = NULL,
+		   *timeout_arg = NULL;
+
 	if (sodium_init() < 0)
-		return 2;
-	if (global_options(&argc, argv) != 0) {
-		usage();
-		return 2;
-	}
-	while (i < argc && argv[i][0] == '-') {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-			config_path = argv[i + 1];
-			i += 2;
-		} else if (strcmp(argv[i], "--node") == 0 && i + 1 < argc) {
-			node_addr = argv[i + 1];
-			i += 2;
-		} else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
-			key_file = argv[i + 1];
-			i += 2;
-		} else if (strcmp(argv[i], "--node-key") == 0 && i + 1 < argc) {
-			node_key = argv[i + 1];
-			i += 2;
-		} else if (strcmp(argv[i], "--cluster") == 0 && i + 1 < argc) {
-			cluster_name = argv[i + 1];
-			i += 2;
-		} else if (strcmp(argv[i], "--version") == 0) {
+		return CLI_FAIL;
+	x.config = getenv("MSCE_CONFIG");
+	if (x.config != NULL && x.config[0] == '\0')
+		x.config = NULL;
+	/* For messages about options, before the command is parsed. */
+	for (int i = 1; i < argc && x.cmd == NULL; i++)
+		if (find_command(argv[i]) != NULL)
+			x.cmd = argv[i];
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:t:hV", longopts, NULL)) != -1) {
+		const char *oname;
+		unsigned f;
+
+		switch (c) {
+		case 'c':
+			x.config = optarg;
+			x.node = NULL;
+			break;
+		case OPT_NODE:
+			x.node = optarg;
+			break;
+		case OPT_KEY:
+			x.key = optarg;
+			break;
+		case OPT_NODE_KEY:
+			x.node_key = optarg;
+			break;
+		case OPT_CLUSTER:
+			x.cluster = optarg;
+			break;
+		case 't':
+			timeout_arg = optarg;
+			break;
+		case OPT_JSON:
+			x.json = 1;
+			break;
+		case OPT_PURPOSE:
+			x.purpose = optarg;
+			break;
+		case OPT_REVEAL:
+			x.reveal = 1;
+			break;
+		case 'h':
+			help = 1;
+			break;
+		case 'V':
 			printf("msce %s\n", msce_version());
 			return 0;
-		} else {
-			usage();
-			return 2;
+		case ':':
+			return cli_usage(&x, "%s needs a value",
+					 argv[optind - 1]);
+		case '?':
+			if (optopt)
+				return cli_usage(&x, "unknown option -%c",
+						 optopt);
+			return cli_usage(&x, "unknown option %s",
+					 argv[optind - 1]);
+		default:
+			f = opt_flag(c, &oname);
+			given |= f;
+			for (int b = 0; b < 16; b++)
+				if (f == 1u << b)
+					given_name[b] = oname;
+			switch (c) {
+			case OPT_OUT:
+				o.out = optarg;
+				break;
+			case OPT_PREFIX:
+				o.prefix = optarg;
+				break;
+			case OPT_LIMIT:
+				limit_arg = optarg;
+				break;
+			case OPT_MAX_LAG:
+				lag_arg = optarg;
+				break;
+			case OPT_AUTHOR:
+				o.author = optarg;
+				break;
+			case OPT_FROM_START:
+				o.from_start = 1;
+				break;
+			case OPT_COUNT:
+				count_arg = optarg;
+				break;
+			case OPT_AFTER:
+				o.after = optarg;
+				break;
+			case OPT_SIGN_PUB:
+				o.sign_pub = optarg;
+				break;
+			case OPT_RECORD:
+				o.record = optarg;
+				break;
+			case OPT_CLIENT:
+				o.client = optarg;
+				break;
+			case OPT_SINCE:
+				o.since = optarg;
+				break;
+			}
 		}
 	}
-	if (i >= argc) {
-		usage();
-		return 2;
+	if (optind < argc) {
+		if (strcmp(argv[optind], "help") == 0) {
+			const struct command *h =
+			    optind + 1 < argc ? find_command(argv[optind + 1])
+					      : NULL;
+			if (optind + 1 < argc && h == NULL)
+				return cli_usage(&x, "unknown command \"%s\"",
+						 argv[optind + 1]);
+			if (h != NULL)
+				print_command_help(h);
+			else
+				print_usage(stdout);
+			return 0;
+		}
+		cmd = find_command(argv[optind]);
+		if (cmd == NULL)
+			return cli_usage(&x, "unknown command \"%s\"",
+					 argv[optind]);
+		x.cmd = cmd->name;
+		optind++;
 	}
-	const char *cmd = argv[i];
-	argc -= i;
-	argv += i;
-	if (strcmp(cmd, "keygen") == 0)
-		return cmd_keygen(argc, argv);
-	if (strcmp(cmd, "put") == 0)
-		return cmd_put(argc, argv, 0);
-	if (strcmp(cmd, "del") == 0)
-		return cmd_put(argc, argv, 1);
-	if (strcmp(cmd, "get") == 0)
-		return cmd_get(argc, argv);
-	if (strcmp(cmd, "scan") == 0)
-		return cmd_scan(argc, argv);
-	if (strcmp(cmd, "status") == 0)
-		return cmd_status(argc, argv);
-	if (strcmp(cmd, "verify") == 0)
-		return cmd_verify(argc, argv);
-	if (strcmp(cmd, "conflicts") == 0)
-		return cmd_conflicts(argc, argv);
-	if (strcmp(cmd, "resolve") == 0)
-		return cmd_resolve(argc, argv);
-	if (strcmp(cmd, "note") == 0)
-		return cmd_note(argc, argv);
-	if (strcmp(cmd, "import") == 0)
-		return cmd_import(argc, argv);
-	if (strcmp(cmd, "export") == 0)
-		return cmd_export(argc, argv);
-	if (strcmp(cmd, "backup") == 0)
-		return cmd_backup(argc, argv);
-	if (strcmp(cmd, "watch") == 0)
-		return cmd_watch(argc, argv);
-	if (strcmp(cmd, "audit") == 0)
-		return cmd_audit(argc, argv);
-	if (strcmp(cmd, "person") == 0)
-		return cmd_person(argc, argv);
-	if (strcmp(cmd, "erase") == 0)
-		return cmd_erase(argc, argv);
-	if (strcmp(cmd, "retention") == 0)
-		return cmd_retention(argc, argv);
-	fprintf(stderr, "msce: unknown command \"%s\"\n", cmd);
-	usage();
-	return 2;
+	if (help) {
+		if (cmd != NULL)
+			print_command_help(cmd);
+		else
+			print_usage(stdout);
+		return 0;
+	}
+	if (cmd == NULL) {
+		print_usage(stderr);
+		return CLI_FAIL;
+	}
+	for (int b = 0; b < 16; b++)
+		if ((given & (1u << b)) && !(cmd->opts & (1u << b)))
+			return cli_usage(&x, "unknown option %s",
+					 given_name[b]);
+	if (x.purpose != NULL && !purpose_valid(x.purpose))
+		return cli_usage(&x, "--purpose: \"%s\" is not one of: %s",
+				 x.purpose, PURPOSE_LIST);
+	if (timeout_arg != NULL &&
+	    cli_parse_seconds(timeout_arg, &x.timeout_s) != 0)
+		return cli_usage(&x,
+				 "--timeout: \"%s\" is not a number of "
+				 "seconds",
+				 timeout_arg);
+	if (lag_arg != NULL && cli_parse_seconds(lag_arg, &o.max_lag) != 0)
+		return cli_usage(&x,
+				 "--max-lag: \"%s\" is not a number of "
+				 "seconds",
+				 lag_arg);
+	if (limit_arg != NULL &&
+	    cli_parse_uint(limit_arg, 1, 10000, &o.limit) != 0)
+		return cli_usage(&x,
+				 "--limit: \"%s\" is not a whole number "
+				 "from 1 to 10000",
+				 limit_arg);
+	if (count_arg != NULL &&
+	    cli_parse_uint(count_arg, 1, (unsigned long)-1, &o.count) != 0)
+		return cli_usage(&x,
+				 "--count: \"%s\" is not a whole number "
+				 "from 1",
+				 count_arg);
+	argc -= optind;
+	argv += optind;
+	if (argc < cmd->min_args)
+		return cli_usage(&x, "missing arguments: msce %s %s", cmd->name,
+				 cmd->args);
+	if (cmd->max_args >= 0 && argc > cmd->max_args)
+		return cli_usage(&x, "unexpected argument \"%s\"",
+				 argv[cmd->max_args]);
+	rc = cmd->run(&x, &o, argc, argv);
+	msce_close(x.c);
+	return rc;
 }

@@ -1,7 +1,7 @@
 /* msce commands for personal data (issue 15): audit, person export,
- * erase, retention, and watch (a stream of changes, masked like every
- * other output). Document and phone numbers are masked unless --reveal
- * (admin only; msce.c checks it). */
+ * erase, retention; and the masking every command's output goes through
+ * (cli_value, cli_key): document and phone numbers are masked unless
+ * --reveal, which cli_connect allows admins only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,71 @@
 
 #include "cli.h"
 #include "mask.h"
+
+/* ---- masking --------------------------------------------------------------- */
+
+/* Lines "collection/key" (audit entries) with registration keys masked. */
+static char *mask_lines(const char *v, size_t len)
+{
+	char *out = malloc(len + 1), m[MASK_BUF];
+	size_t o = 0, at = 0;
+
+	if (out == NULL)
+		return NULL;
+	while (at < len) {
+		const char *nl = memchr(v + at, '\n', len - at);
+		size_t end = nl ? (size_t)(nl - v) : len;
+		const char *slash = memchr(v + at, '/', end - at);
+		size_t cl = slash ? (size_t)(slash - (v + at)) : 0;
+		if (slash && cl == 12 && memcmp(v + at, "registration", 12) == 0) {
+			mask_regkey(slash + 1, end - at - cl - 1, m);
+			o += (size_t)sprintf(out + o, "registration/%s", m);
+		} else {
+			memcpy(out + o, v + at, end - at);
+			o += end - at;
+		}
+		if (nl)
+			out[o++] = '\n';
+		at = end + 1;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+char *cli_value(const struct cli *x, const char *coll, const char *field,
+		const void *value, size_t len)
+{
+	char m[MASK_BUF];
+	if (len == 0) /* an empty value may come as NULL */
+		return strdup("");
+	if (x->reveal)
+		return strndup(value, len);
+	if (coll[0] == '_' &&
+	    (strcmp(field, "records") == 0 || strcmp(field, "subject") == 0))
+		return mask_lines(value, len);
+	if (!mask_field_applies(coll, field))
+		return strndup(value, len);
+	return strdup(mask_value(coll, field, value, len, m));
+}
+
+char *cli_key(const struct cli *x, const char *coll, const char *key)
+{
+	char m[MASK_BUF];
+	return strdup(x->reveal ? key : mask_key(coll, key, m));
+}
+
+cJSON *cli_values_json(const struct cli *x, const Msce__Record *rec)
+{
+	cJSON *fs = cJSON_CreateObject();
+	for (size_t i = 0; i < rec->n_fields; i++) {
+		const Msce__FieldVersion *w = rec->fields[i]->winner;
+		char *v = cli_value(x, rec->collection, w->name, w->value.data,
+				    w->value.len);
+		cJSON_AddStringToObject(fs, w->name, v ? v : "");
+		free(v);
+	}
+	return fs;
+}
 
 /* ---- audit entries ------------------------------------------------------- */
 
@@ -101,7 +166,7 @@ static int names(const Msce__Record *m, const char *rec)
 /* {"key", "time", "hlc", "writer", "center", "client", "role", "op",
  * "purpose", "records": [...], "subject", "rule"}: registration keys
  * masked unless --reveal. */
-static cJSON *audit_json(const Msce__Record *m)
+static cJSON *audit_json(const struct cli *x, const Msce__Record *m)
 {
 	cJSON *j = cJSON_CreateObject(), *recs = cJSON_CreateArray();
 	unsigned long long hlc = 0;
@@ -124,7 +189,7 @@ static cJSON *audit_json(const Msce__Record *m)
 		free(v);
 	}
 	const Msce__FieldVersion *f = field_of(m, "records");
-	char *lines = f ? cli_value(m->collection, "records", f->value.data,
+	char *lines = f ? cli_value(x, m->collection, "records", f->value.data,
 				    f->value.len)
 			: NULL;
 	char *save = NULL;
@@ -134,7 +199,7 @@ static cJSON *audit_json(const Msce__Record *m)
 	free(lines);
 	cJSON_AddItemToObject(j, "records", recs);
 	if ((f = field_of(m, "subject")) != NULL) {
-		char *s = cli_value(m->collection, "subject", f->value.data,
+		char *s = cli_value(x, m->collection, "subject", f->value.data,
 				    f->value.len);
 		cJSON_AddStringToObject(j, "subject", s ? s : "");
 		free(s);
@@ -167,79 +232,70 @@ static void audit_text(const cJSON *j)
 	printf("\n");
 }
 
-int cmd_audit(int argc, char **argv)
-{
-	const char *record = NULL, *client = NULL, *since = NULL;
-	char after[64] = "";
-	int json = 0;
-	long listed = 0;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--record") == 0 && i + 1 < argc)
-			record = argv[++i];
-		else if (strcmp(argv[i], "--client") == 0 && i + 1 < argc)
-			client = argv[++i];
-		else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc)
-			since = argv[++i];
-		else {
-			fprintf(stderr, "usage: msce audit [--record COLL/KEY] "
-					"[--client NAME] [--since ISO-TIME] "
-					"[--json]\n");
-			return 2;
-		}
-	}
-	if (record != NULL && strchr(record, '/') == NULL) {
-		fprintf(stderr, "msce audit: --record takes COLLECTION/KEY, "
-				"e.g. registration/FRA:AB123456\n");
-		return 2;
-	}
-	if (since != NULL) {
-		int64_t ms = parse_iso(since);
-		if (ms < 0) {
-			fprintf(stderr, "msce audit: --since \"%s\" is not "
-					"YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)\n",
-				since);
-			return 2;
-		}
+/* A response's own refusal: exit 1 with its reason. */
+static int refused(struct cli *x, Msce__ClientResponse *r)
+{
+	int rc = cli_fail(x, CLI_NO, (int)r->code, "%s: %s",
+			  msce_strerror((int)r->code), r->error);
+	msce__client_response__free_unpacked(r, NULL);
+	return rc;
+}
+
+int cmd_audit(struct cli *x, const struct cli_opts *o, int argc, char **argv)
+{
+	char after[64] = "";
+	long listed = 0;
+	int rc;
+
+	(void)argc;
+	(void)argv;
+	if (o->record != NULL && strchr(o->record, '/') == NULL)
+		return cli_usage(x, "--record takes COLLECTION/KEY, e.g. "
+				    "registration/FRA:AB123456");
+	if (o->since != NULL) {
+		int64_t ms = parse_iso(o->since);
+		if (ms <= 0)
+			return cli_usage(x,
+					 "--since: \"%s\" is not YYYY-MM-DD "
+					 "or YYYY-MM-DDTHH:MM:SSZ (UTC)",
+					 o->since);
 		/* Keys start with the hlc (48 bits of ms, 16 logical) as 20
 		 * digits: every key from since on sorts after the last
 		 * possible key of the hlc before it. */
 		snprintf(after, sizeof after, "%020llu/~",
 			 (unsigned long long)((uint64_t)ms << 16) - 1);
 	}
-	msce_client *c = connect_or_die();
+	if ((rc = cli_connect(x)) != 0)
+		return rc;
 	for (;;) {
 		Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
 		Msce__ScanRequest q = MSCE__SCAN_REQUEST__INIT;
+		Msce__ClientResponse *r;
 		q.collection = "_audit";
 		q.after = after;
 		q.limit = 1000;
 		req.op_case = MSCE__CLIENT_REQUEST__OP_SCAN;
 		req.scan = &q;
-		Msce__ClientResponse *r = call_or_die(c, &req);
-		if (r->code != 0 ||
-		    r->result_case != MSCE__CLIENT_RESPONSE__RESULT_SCAN) {
-			fprintf(stderr, "msce audit: %s\n", r->error);
-			msce__client_response__free_unpacked(r, NULL);
-			msce_close(c);
-			return 1;
-		}
+		if ((rc = cli_call(x, &req, &r)) != 0)
+			return rc;
+		if (r->code != 0 || r->scan == NULL)
+			return refused(x, r);
 		for (size_t i = 0; i < r->scan->n_records; i++) {
 			const Msce__Record *m = r->scan->records[i];
 			char *who = value_of(m, "client");
-			int skip = (record && !names(m, record)) ||
-				   (client && strcmp(who, client) != 0);
+			int skip = (o->record && !names(m, o->record)) ||
+				   (o->client && strcmp(who, o->client) != 0);
 			free(who);
 			if (skip)
 				continue;
-			cJSON *j = audit_json(m);
-			if (json)
-				print_json(j);
-			else
+			cJSON *j = audit_json(x, m);
+			if (x->json) {
+				cli_print_json(j);
+			} else {
 				audit_text(j);
-			cJSON_Delete(j);
+				cJSON_Delete(j);
+			}
 			listed++;
 		}
 		snprintf(after, sizeof after, "%s", r->scan->next);
@@ -247,179 +303,160 @@ int cmd_audit(int argc, char **argv)
 		if (after[0] == '\0')
 			break;
 	}
-	if (!json)
+	if (!x->json)
 		printf("%ld audit entries\n", listed);
-	msce_close(c);
 	return 0;
 }
 
 /* ---- person export ----------------------------------------------------------- */
 
-static cJSON *records_json(Msce__Record **recs, size_t n)
+static cJSON *records_json(const struct cli *x, Msce__Record **recs, size_t n)
 {
 	cJSON *a = cJSON_CreateArray();
 	for (size_t i = 0; i < n; i++) {
 		cJSON *o = cJSON_CreateObject();
-		char *k = cli_key(recs[i]->collection, recs[i]->key);
+		char *k = cli_key(x, recs[i]->collection, recs[i]->key);
 		cJSON_AddStringToObject(o, "key", k ? k : "");
 		free(k);
-		cJSON_AddItemToObject(o, "fields", record_values_json(recs[i]));
+		cJSON_AddItemToObject(o, "fields", cli_values_json(x, recs[i]));
 		cJSON_AddItemToArray(a, o);
 	}
 	return a;
 }
 
-int cmd_person(int argc, char **argv)
+int cmd_person(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 {
-	if (argc != 3 || strcmp(argv[1], "export") != 0) {
-		fprintf(stderr, "usage: msce person export NATIONALITY:DOCNUMBER\n");
-		return 2;
-	}
-	msce_client *c = connect_or_die();
 	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
 	Msce__PersonRequest p = MSCE__PERSON_REQUEST__INIT;
-	p.key = argv[2];
+	Msce__ClientResponse *r;
+	int rc;
+
+	(void)o;
+	(void)argc;
+	if (strcmp(argv[0], "export") != 0)
+		return cli_usage(x, "want: person export NATIONALITY:DOCNUMBER");
+	if ((rc = cli_connect(x)) != 0)
+		return rc;
+	p.key = argv[1];
 	req.op_case = MSCE__CLIENT_REQUEST__OP_PERSON;
 	req.person = &p;
-	Msce__ClientResponse *r = call_or_die(c, &req);
-	if (r->code != 0 ||
-	    r->result_case != MSCE__CLIENT_RESPONSE__RESULT_PERSON) {
-		fprintf(stderr, "msce person export: %s\n", r->error);
-		msce__client_response__free_unpacked(r, NULL);
-		msce_close(c);
-		return 1;
-	}
+	if ((rc = cli_call(x, &req, &r)) != 0)
+		return rc;
+	if (r->code != 0 || r->person == NULL)
+		return refused(x, r);
 	const Msce__PersonResult *pr = r->person;
 	cJSON *j = cJSON_CreateObject(), *audit = cJSON_CreateArray();
-	char *k = cli_key("registration", argv[2]);
+	char *k = cli_key(x, "registration", argv[1]);
 	cJSON_AddStringToObject(j, "person", k ? k : "");
 	free(k);
 	if (pr->registration != NULL)
 		cJSON_AddItemToObject(j, "registration",
-				      record_values_json(pr->registration));
+				      cli_values_json(x, pr->registration));
 	else
 		cJSON_AddNullToObject(j, "registration");
-	cJSON_AddItemToObject(j, "cases", records_json(pr->cases, pr->n_cases));
-	cJSON_AddItemToObject(j, "notes", records_json(pr->notes, pr->n_notes));
+	cJSON_AddItemToObject(j, "cases",
+			      records_json(x, pr->cases, pr->n_cases));
+	cJSON_AddItemToObject(j, "notes",
+			      records_json(x, pr->notes, pr->n_notes));
 	for (size_t i = 0; i < pr->n_audit; i++)
-		cJSON_AddItemToArray(audit, audit_json(pr->audit[i]));
+		cJSON_AddItemToArray(audit, audit_json(x, pr->audit[i]));
 	cJSON_AddItemToObject(j, "audit", audit);
-	char *s = cJSON_Print(j);
-	printf("%s\n", s);
-	cJSON_free(s);
-	cJSON_Delete(j);
+	if (x->json) {
+		cli_print_json(j);
+	} else {
+		/* One document, readable: indented. */
+		char *s = cJSON_Print(j);
+		printf("%s\n", s ? s : "");
+		cJSON_free(s);
+		cJSON_Delete(j);
+	}
 	msce__client_response__free_unpacked(r, NULL);
-	msce_close(c);
 	return 0;
 }
 
 /* ---- erase and retention -------------------------------------------------------- */
 
-static char *shown_line(const char *line)
+static char *shown_line(const struct cli *x, const char *line)
 {
-	return cli_value("_audit", "records", line, strlen(line));
+	return cli_value(x, "_audit", "records", line, strlen(line));
 }
 
-int cmd_erase(int argc, char **argv)
+int cmd_erase(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 {
-	int json = 0, np = 0;
-	const char *pos[2];
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (np < 2)
-			pos[np++] = argv[i];
-		else
-			np = 3;
-	}
-	if (np != 2) {
-		fprintf(stderr, "usage: msce erase registration|case KEY "
-				"[--json]\n");
-		return 2;
-	}
-	msce_client *c = connect_or_die();
 	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
 	Msce__EraseRequest e = MSCE__ERASE_REQUEST__INIT;
-	e.collection = (char *)pos[0];
-	e.key = (char *)pos[1];
+	Msce__ClientResponse *r;
+	int rc;
+
+	(void)o;
+	(void)argc;
+	if ((rc = cli_connect(x)) != 0)
+		return rc;
+	e.collection = argv[0];
+	e.key = argv[1];
 	req.op_case = MSCE__CLIENT_REQUEST__OP_ERASE;
 	req.erase = &e;
-	Msce__ClientResponse *r = call_or_die(c, &req);
-	if (r->code != 0 ||
-	    r->result_case != MSCE__CLIENT_RESPONSE__RESULT_ERASE) {
-		fprintf(stderr, "msce erase: %s\n", r->error);
-		msce__client_response__free_unpacked(r, NULL);
-		msce_close(c);
-		return 1;
-	}
+	if ((rc = cli_call(x, &req, &r)) != 0)
+		return rc;
+	if (r->code != 0 || r->erase == NULL)
+		return refused(x, r);
 	cJSON *j = cJSON_CreateObject(), *a = cJSON_CreateArray();
 	for (size_t i = 0; i < r->erase->n_records; i++) {
-		char *line = shown_line(r->erase->records[i]);
-		if (json)
+		char *line = shown_line(x, r->erase->records[i]);
+		if (x->json)
 			cJSON_AddItemToArray(a, cJSON_CreateString(line));
 		else
 			printf("erased %s\n", line ? line : "");
 		free(line);
 	}
-	if (json) {
-		cJSON_AddItemToObject(j, "erased", a);
-		print_json(j);
+	cJSON_AddItemToObject(j, "erased", a);
+	if (x->json) {
+		cli_print_json(j);
 	} else {
-		cJSON_Delete(a);
+		cJSON_Delete(j);
 		printf("%zu records erased; the deletes replicate to every "
 		       "center. A write made at another center before the "
 		       "erasure reached it survives as a delete conflict "
 		       "(msce conflicts): erase again.\n",
 		       r->erase->n_records);
 	}
-	cJSON_Delete(j);
 	msce__client_response__free_unpacked(r, NULL);
-	msce_close(c);
 	return 0;
 }
 
-int cmd_retention(int argc, char **argv)
+int cmd_retention(struct cli *x, const struct cli_opts *o, int argc,
+		  char **argv)
 {
-	int json = 0, apply = -1;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "preview") == 0 && apply < 0)
-			apply = 0;
-		else if (strcmp(argv[i], "apply") == 0 && apply < 0)
-			apply = 1;
-		else
-			apply = -2;
-	}
-	if (apply < 0) {
-		fprintf(stderr, "usage: msce retention preview|apply [--json]\n");
-		return 2;
-	}
-	msce_client *c = connect_or_die();
 	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
 	Msce__RetentionRequest q = MSCE__RETENTION_REQUEST__INIT;
-	q.apply = apply;
+	Msce__ClientResponse *r;
+	int rc;
+
+	(void)o;
+	(void)argc;
+	if (strcmp(argv[0], "preview") != 0 && strcmp(argv[0], "apply") != 0)
+		return cli_usage(x, "want: retention preview, or retention "
+				    "apply");
+	if ((rc = cli_connect(x)) != 0)
+		return rc;
+	q.apply = strcmp(argv[0], "apply") == 0;
 	req.op_case = MSCE__CLIENT_REQUEST__OP_RETENTION;
 	req.retention = &q;
-	Msce__ClientResponse *r = call_or_die(c, &req);
-	if (r->code != 0 ||
-	    r->result_case != MSCE__CLIENT_RESPONSE__RESULT_RETENTION) {
-		fprintf(stderr, "msce retention: %s\n", r->error);
-		msce__client_response__free_unpacked(r, NULL);
-		msce_close(c);
-		return 1;
-	}
+	if ((rc = cli_call(x, &req, &r)) != 0)
+		return rc;
+	if (r->code != 0 || r->retention == NULL)
+		return refused(x, r);
 	const Msce__RetentionResult *rr = r->retention;
 	cJSON *j = cJSON_CreateObject(), *rules = cJSON_CreateArray();
 	for (size_t i = 0; i < rr->n_rules; i++) {
 		const Msce__RetentionSelection *s = rr->rules[i];
 		cJSON *o = cJSON_CreateObject(), *keys = cJSON_CreateArray();
-		if (!json)
+		if (!x->json)
 			printf("%s: %s, cutoff %s: %zu selected\n",
 			       s->collection, s->rule, s->cutoff, s->n_keys);
 		for (size_t k = 0; k < s->n_keys; k++) {
-			char *key = cli_key(s->collection, s->keys[k]);
-			if (json)
+			char *key = cli_key(x, s->collection, s->keys[k]);
+			if (x->json)
 				cJSON_AddItemToArray(keys,
 						     cJSON_CreateString(key));
 			else
@@ -437,103 +474,21 @@ int cmd_retention(int argc, char **argv)
 	cJSON_AddBoolToObject(j, "applied", rr->applied);
 	cJSON *erased = cJSON_CreateArray();
 	for (size_t i = 0; i < rr->n_erased; i++) {
-		char *line = shown_line(rr->erased[i]);
+		char *line = shown_line(x, rr->erased[i]);
 		cJSON_AddItemToArray(erased, cJSON_CreateString(line));
 		free(line);
 	}
 	cJSON_AddItemToObject(j, "erased", erased);
-	if (json)
-		print_json(j);
-	else if (rr->applied)
+	if (!x->json && rr->applied)
 		printf("applied: %zu records erased (with the selected "
 		       "registrations' cases and notes)\n",
 		       rr->n_erased);
-	else
+	else if (!x->json)
 		printf("preview only: msce retention apply erases them\n");
-	cJSON_Delete(j);
-	msce__client_response__free_unpacked(r, NULL);
-	msce_close(c);
-	return 0;
-}
-
-/* ---- watch ------------------------------------------------------------------------ */
-
-int cmd_watch(int argc, char **argv)
-{
-	const char *coll = NULL;
-	int all = 0;
-	long count = -1, seen = 0;
-	double timeout = 0;
-	struct msce_cursor cur = {0};
-	int rc;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--all") == 0)
-			all = 1;
-		else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
-			count = atol(argv[++i]);
-		else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
-			timeout = atof(argv[++i]);
-		else if (strcmp(argv[i], "--json") == 0)
-			; /* the only output */
-		else if (coll == NULL && argv[i][0] != '-')
-			coll = argv[i];
-		else {
-			fprintf(stderr, "usage: msce watch [COLLECTION] [--all] "
-					"[--count N] [--timeout SECONDS]\n");
-			return 2;
-		}
-	}
-	msce_client *c = connect_or_die();
-	if (!all) {
-		msce_status *s;
-		if (msce_status_get(c, &s) != 0) {
-			fprintf(stderr, "msce watch: %s\n", msce_errmsg(c));
-			msce_close(c);
-			return 2;
-		}
-		msce_status_cursor(s, &cur);
-		msce_status_free(s);
-	}
-	if ((rc = msce_watch(c, coll, all ? NULL : &cur)) != 0) {
-		fprintf(stderr, "msce watch: %s\n", msce_errmsg(c));
-		msce_close(c);
-		return 2;
-	}
-	while (count < 0 || seen < count) {
-		struct msce_event ev;
-		rc = msce_watch_next(c, &ev, (uint64_t)(timeout * 1000), &cur);
-		if (rc == MSCE_ETIMEOUT)
-			break;
-		if (rc != 0) {
-			fprintf(stderr, "msce watch: %s\n", msce_errmsg(c));
-			msce_close(c);
-			return rc == MSCE_ECLOSED ? 2 : 1;
-		}
-		cJSON *j = cJSON_CreateObject(), *fs = cJSON_CreateObject();
-		char *k = cli_key(ev.collection, ev.key), h[24];
-		snprintf(h, sizeof h, "%llu", (unsigned long long)ev.hlc);
-		cJSON_AddStringToObject(j, "collection", ev.collection);
-		cJSON_AddStringToObject(j, "key", k ? k : "");
-		free(k);
-		cJSON_AddBoolToObject(j, "delete", ev.is_delete);
-		cJSON_AddNumberToObject(j, "origin", ev.origin);
-		cJSON_AddNumberToObject(j, "seq", (double)ev.seq);
-		cJSON_AddStringToObject(j, "hlc", h);
-		for (size_t i = 0; i < ev.nfields; i++) {
-			char *v = cli_value(ev.collection, ev.fields[i].name,
-					    ev.fields[i].value,
-					    ev.fields[i].value_len);
-			cJSON_AddStringToObject(fs, ev.fields[i].name,
-						v ? v : "");
-			free(v);
-		}
-		cJSON_AddItemToObject(j, "fields", fs);
-		print_json(j);
-		fflush(stdout);
+	if (x->json)
+		cli_print_json(j);
+	else
 		cJSON_Delete(j);
-		seen++;
-	}
-	msce_close(c);
+	msce__client_response__free_unpacked(r, NULL);
 	return 0;
 }

@@ -172,7 +172,7 @@ int bcluster_start(struct bcluster *c, int k, const char *extra_conf)
 int bcluster_start_first(struct bcluster *c, int k, const char *extra_conf,
 			 const char *extra_first)
 {
-	char pub[MAXN][64], path[600];
+	char pub[MAXN][64], spub[MAXN][64], path[600];
 	int port[MAXN];
 	struct err e;
 	char tmpl[] = "/tmp/msce-bench-cluster-XXXXXX";
@@ -196,6 +196,12 @@ int bcluster_start_first(struct bcluster *c, int k, const char *extra_conf,
 			return -1;
 		fclose(f);
 		pub[i][strcspn(pub[i], "\n")] = 0;
+		snprintf(path, sizeof path, "%s/n%d/node.sign.pub", c->dir, i + 1);
+		f = fopen(path, "r");
+		if (f == NULL || fgets(spub[i], sizeof spub[i], f) == NULL)
+			return -1;
+		fclose(f);
+		spub[i][strcspn(spub[i], "\n")] = 0;
 		port[i] = bench_free_port();
 	}
 	for (int i = 0; i < k; i++) {
@@ -217,8 +223,9 @@ int bcluster_start_first(struct bcluster *c, int k, const char *extra_conf,
 			if (j != i)
 				fprintf(f,
 					"[peer n%d]\nid = %d\naddress = "
-					"127.0.0.1:%d\npublic_key = %s\n",
-					j + 1, j + 1, port[j], pub[j]);
+					"127.0.0.1:%d\npublic_key = %s\n"
+					"sign_key = %s\n",
+					j + 1, j + 1, port[j], pub[j], spub[j]);
 		fclose(f);
 	}
 	for (int i = 0; i < k; i++)

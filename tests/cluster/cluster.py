@@ -298,6 +298,7 @@ class Node:
         self.log_path = os.path.join(self.dir, "msced.log")
         self.port = 0
         self.pub = None
+        self.sign_pub = None
         self.proc = None
         self.starts = 0
         self.env = {}  # extra environment for msced (e.g. libfaketime)
@@ -356,7 +357,7 @@ class Cluster:
         self.proxy = None
         self.links = {}  # (from id, to id) -> proxy name
         self.link_ports = {}  # proxy name -> its listen port
-        self.extra = {}  # name -> (id, key path, pub, dead port)
+        self.extra = {}  # name -> (id, key path, pub, dead port, sign pub)
         self.offline_nodes = []  # start_offline
         try:
             self._setup(proxy, extra_peers or {})
@@ -375,6 +376,12 @@ class Cluster:
         with open(prefix + ".pub") as f:
             return f.read().strip()
 
+    @staticmethod
+    def sign_pub(prefix):
+        """The origin signing key msce keygen derived for prefix.key."""
+        with open(prefix + ".sign.pub") as f:
+            return f.read().strip()
+
     def _setup(self, proxy, extra_peers):
         npairs = self.n * (self.n - 1) if proxy else 0
         ports = free_ports(self.n + len(extra_peers) + npairs)
@@ -384,10 +391,12 @@ class Cluster:
             os.chmod(node.dir, 0o750)  # the socket's dir (DESIGN: 0750)
             node.port = port
             node.pub = self.keygen(os.path.join(node.dir, "node"))
+            node.sign_pub = self.sign_pub(os.path.join(node.dir, "node"))
         for (pname, pid), port in zip(sorted(extra_peers.items()), ports[self.n:]):
             prefix = os.path.join(self.dir, pname)
             # Nothing listens on port: the nodes dial it in vain.
-            self.extra[pname] = (pid, prefix + ".key", self.keygen(prefix), port)
+            self.extra[pname] = (pid, prefix + ".key", self.keygen(prefix), port,
+                                 self.sign_pub(prefix))
         if proxy:
             self.proxy = FaultProxy(os.path.join(self.dir, "faultproxy.log"))
             for a in self.nodes:
@@ -432,10 +441,12 @@ class Cluster:
                 continue
             lines += ["", "[peer %s]" % other.name, "id = %d" % other.id,
                       "address = %s" % self.peer_address(node, other),
-                      "public_key = %s" % other.pub]
-        for pname, (pid, _key, pub, port) in sorted(self.extra.items()):
+                      "public_key = %s" % other.pub,
+                      "sign_key = %s" % other.sign_pub]
+        for pname, (pid, _key, pub, port, spub) in sorted(self.extra.items()):
             lines += ["", "[peer %s]" % pname, "id = %d" % pid,
-                      "address = 127.0.0.1:%d" % port, "public_key = %s" % pub]
+                      "address = 127.0.0.1:%d" % port, "public_key = %s" % pub,
+                      "sign_key = %s" % spub]
         with open(path or node.config, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -449,7 +460,7 @@ class Cluster:
         x.dir = os.path.join(self.dir, name)
         os.makedirs(x.dir, mode=0o750)
         x.data_dir = data_dir
-        x.key, x.pub = node.key, node.pub
+        x.key, x.pub, x.sign_pub = node.key, node.pub, node.sign_pub
         x.config = os.path.join(x.dir, "node.conf")
         x.socket = os.path.join(x.dir, "node.sock")
         x.log_path = os.path.join(x.dir, "msced.log")

@@ -5,7 +5,8 @@
  *                      to open: "backup PATH TAG DIGEST" is printed)
  *   msce-libtest down  SOCKET1   (node 2 stopped: min_sites times out)
  *   msce-libtest raw   SOCKET1   (a malformed request on the wire: the
- *                      decoded EPROTO answer, then the same connection)
+ *                      decoded EPROTO answer, then the same connection;
+ *                      a request of another client protocol: EVERSION)
  *   msce-libtest floor SOCKET1   (a watch cursor below node 1's log floor)
  *   msce-libtest fake            (no node: a fake one answers garbage, then
  *                      hangs up: libmsce says EPROTO, then ECLOSED)
@@ -30,6 +31,7 @@
 
 #include "client.pb-c.h"
 #include "msce.h"
+#include "version.h"
 
 static const char *sock1, *sock2, *backup_path;
 static char tag[32]; /* keeps keys unique across runs */
@@ -660,6 +662,59 @@ static void test_malformed_request_answered(void **state)
 	close(fd);
 }
 
+/* A status request saying client protocol `protocol` (0: none). */
+static void send_status(int fd, uint64_t id, uint32_t protocol)
+{
+	Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
+	Msce__StatusRequest st = MSCE__STATUS_REQUEST__INIT;
+	uint8_t buf[64];
+	size_t n;
+
+	req.id = id;
+	req.protocol = protocol;
+	req.op_case = MSCE__CLIENT_REQUEST__OP_STATUS;
+	req.status = &st;
+	n = msce__client_request__get_packed_size(&req);
+	assert_true(n <= sizeof buf);
+	msce__client_request__pack(&req, buf);
+	send_frame(fd, buf, (uint32_t)n);
+}
+
+/* A client of another client protocol is refused by name, both versions
+ * in the answer; the node's own version and none at all (clients before
+ * 0.2.0) are served. */
+static void test_other_client_protocol_refused(void **state)
+{
+	(void)state;
+	int fd = unix_connect(sock1);
+	Msce__ClientResponse *r;
+	char want[128];
+
+	send_status(fd, 9, MSCE_CLIENT_PROTOCOL + 1);
+	r = recv_response(fd);
+	assert_int_equal(r->id, 9);
+	assert_int_equal(r->code, MSCE_EVERSION);
+	assert_int_equal(r->result_case, MSCE__CLIENT_RESPONSE__RESULT__NOT_SET);
+	snprintf(want, sizeof want,
+		 "client speaks client protocol %u, this node speaks %u",
+		 MSCE_CLIENT_PROTOCOL + 1, MSCE_CLIENT_PROTOCOL);
+	if (strstr(r->error, want) == NULL)
+		fail_msg("refusal \"%s\" does not say \"%s\"", r->error, want);
+	msce__client_response__free_unpacked(r, NULL);
+
+	uint32_t ok[] = {MSCE_CLIENT_PROTOCOL, 0};
+	for (size_t i = 0; i < 2; i++) {
+		send_status(fd, 10 + i, ok[i]);
+		r = recv_response(fd);
+		assert_int_equal(r->id, 10 + i);
+		assert_int_equal(r->code, 0);
+		assert_int_equal(r->result_case,
+				 MSCE__CLIENT_RESPONSE__RESULT_STATUS);
+		msce__client_response__free_unpacked(r, NULL);
+	}
+	close(fd);
+}
+
 /* ---- floor: a watch cursor the log no longer covers ------------------- */
 
 static void test_watch_below_floor(void **state)
@@ -711,6 +766,7 @@ static void test_watch_below_floor(void **state)
 /* ---- fake: a node that answers garbage, then hangs up ------------------ */
 
 static char fake_path[108];
+static uint32_t fake_seen_protocol = 0xffffffff;
 
 static void *fake_node(void *arg)
 {
@@ -723,6 +779,12 @@ static void *fake_node(void *arg)
 	/* First request: a frame that is no ClientResponse. */
 	read_full(fd, &be, 4);
 	read_full(fd, body, ntohl(be));
+	Msce__ClientRequest *req =
+		msce__client_request__unpack(NULL, ntohl(be), body);
+	if (req != NULL) {
+		fake_seen_protocol = req->protocol;
+		msce__client_request__free_unpacked(req, NULL);
+	}
 	send_frame(fd, "\xff\xff\xff", 3);
 	/* Second request: hang up without answering. */
 	read_full(fd, &be, 4);
@@ -753,6 +815,8 @@ static void test_garbage_reply_then_closed(void **state)
 	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_EPROTO);
 	assert_null(r);
 	assert_string_equal(msce_errmsg(c), "malformed response");
+	/* libmsce says which client protocol it speaks. */
+	assert_int_equal(fake_seen_protocol, MSCE_CLIENT_PROTOCOL);
 	assert_int_equal(msce_status_get(c, &s), MSCE_ECLOSED);
 	assert_non_null(msce_errmsg(c)[0] ? msce_errmsg(c) : NULL);
 	/* And stays closed: no hang, no crash. */
@@ -782,6 +846,7 @@ int main(int argc, char **argv)
 	};
 	const struct CMUnitTest raw[] = {
 		cmocka_unit_test(test_malformed_request_answered),
+		cmocka_unit_test(test_other_client_protocol_refused),
 	};
 	const struct CMUnitTest floor_[] = {
 		cmocka_unit_test(test_watch_below_floor),

@@ -657,7 +657,7 @@ int main(int argc, char **argv)
 	size_t i;
 
 	o.timeout_ms = 5000;
-	for (int a = 1; a < argc; a++) {
+	for (int a = 1; a < argc; a += 2) { /* an option and its value */
 		const char *v = a + 1 < argc ? argv[a + 1] : NULL;
 
 		if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
@@ -687,7 +687,6 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return EXIT_SETUP;
 		}
-		a++;
 	}
 	if (!target || !o.cluster || !server_key || !o.mode) {
 		usage(stderr);

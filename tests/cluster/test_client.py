@@ -283,19 +283,19 @@ class ClientTest(ClusterTestCase):
                 self.assertIn("text/plain", r.headers["Content-Type"])
                 return r.read().decode()
         text = scrape()
-        self.assertIn('msce_peer_connected{peer="2"} 1', text)
+        self.assertIn('msce_peer_connected{center="n1",peer="2",peer_center="n2"} 1', text)
         self.assertIn("msce_commit_seconds_bucket{le=", text)
         self.assertIn('msce_handshake_failures_total{reason="unknown_key"} 0', text)
         applied = [l for l in text.splitlines() if l.startswith("msce_changes_applied_total ")]
         self.assertTrue(applied and int(applied[0].split()[1]) >= 20, applied)
         c.stop(n2)
-        wait_until(lambda: 'msce_peer_connected{peer="2"} 0' in scrape(), 20,
+        wait_until(lambda: 'msce_peer_connected{center="n1",peer="2",peer_center="n2"} 0' in scrape(), 20,
                    "peer down in metrics")
         with self.assertRaises(urllib.error.HTTPError) as cm:
             urllib.request.urlopen("http://127.0.0.1:%d/nope" % port, timeout=10)
         self.assertEqual(cm.exception.code, 404)
         cm.exception.close()
-        self.assertIn('msce_peer_connected{peer="2"} 0', scrape())  # still serving
+        self.assertIn('msce_peer_connected{center="n1",peer="2",peer_center="n2"} 0', scrape())  # still serving
 
 
 if __name__ == "__main__":

@@ -80,8 +80,9 @@ class StatusTest(ClusterTestCase):
         rc, out, err = self.rc(n1, "verify", "--timeout", "2")
         elapsed = time.monotonic() - t0
         self.assertEqual(rc, 1, out + err)
-        self.assertEqual(err.strip(), "msce verify: nodes still differ after 2 s "
-                         "(see msce status)")
+        # It names the center that did not answer.
+        self.assertEqual(err.strip(), "msce verify: nodes still differ after 2 s: "
+                         "n2 (2): no report during this run (see msce status)")
         self.assertGreaterEqual(elapsed, 2.0)
         # A write node 2 does not have changes nothing.
         c.put(n1, "t", "b", {"v": "2"})

@@ -5,6 +5,7 @@ in a centers file is refused with its line named."""
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -64,7 +65,8 @@ class GenTest(unittest.TestCase):
         run_gen(self.centers(EIGHT), self.out)
         self.assertEqual(sorted(os.listdir(self.out)), sorted(NAMES + ["_clients"]))
         self.assertEqual(sorted(os.listdir(os.path.join(self.out, "_clients"))),
-                         ["audit.key", "audit.pub", "ops.key", "ops.pub"])
+                         ["audit.key", "audit.pub", "audit.sign.pub", "ops.key",
+                          "ops.pub", "ops.sign.pub"])
         pubs = {n: self.read(n, ".pub").strip() for n in NAMES}
         self.assertEqual(len(set(pubs.values())), 8)
         for n in NAMES:
@@ -130,10 +132,19 @@ class GenTest(unittest.TestCase):
                        check=True, capture_output=True)
         os.makedirs(os.path.join(self.out, "b"))
         shutil.copy(os.path.join(pre, "b.pub"), os.path.join(self.out, "b", "b.pub"))
+        # Without its signing key the others could not check its changes.
+        r = run_gen(path, self.out, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("b.sign.pub is missing", r.stderr)
+        self.assertIn("msce keygen --sign-pub", r.stderr)
+        shutil.copy(os.path.join(pre, "b.sign.pub"),
+                    os.path.join(self.out, "b", "b.sign.pub"))
         run_gen(path, self.out)
         self.assertFalse(os.path.exists(os.path.join(self.out, "b", "b.key")))
         with open(os.path.join(pre, "b.pub")) as f:
-            self.assertIn(f.read().strip(), self.read("a"))
+            self.assertIn("public_key = " + f.read().strip(), self.read("a"))
+        with open(os.path.join(pre, "b.sign.pub")) as f:
+            self.assertIn("sign_key = " + f.read().strip(), self.read("a"))
         r = run_gen("rotate", path, self.out, "b", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("keeps its own key", r.stderr)
@@ -174,6 +185,79 @@ class GenTest(unittest.TestCase):
         r = run_gen("--cluster", "bad name", self.centers("a 1 10.0.0.1:7401\n"),
                     self.out, check=False)
         self.assertIn("is not a cluster name", r.stderr)
+
+
+    def test_host_names_resolved_or_refused(self):
+        # msced takes IP addresses only: a name is resolved here or refused.
+        r = run_gen(self.centers("a 1 10.0.0.1:7401\nb 2 nosuch.invalid:7401\n"),
+                    self.out, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, r'centers:2: host name "nosuch.invalid" does not '
+                         r'resolve .*msced needs IP addresses')
+        host = socket.gethostname()
+        try:
+            ips = sorted({i[4][0] for i in socket.getaddrinfo(host, 7401,
+                                                               type=socket.SOCK_STREAM)})
+        except socket.gaierror:
+            ips = []
+        r = run_gen(self.centers("a 1 10.0.0.1:7401\nb 2 %s:7402\n" % host), self.out,
+                    check=False)
+        if len(ips) == 1:
+            self.assertEqual(r.returncode, 0, r.stderr)
+            ip = ips[0] if ":" not in ips[0] else "[%s]" % ips[0]
+            self.assertIn("centers:2: %s resolved to %s:7402" % (host, ip), r.stdout)
+            self.assertEqual(sections(self.read("a"))["[peer b]"]["address"], "%s:7402" % ip)
+            self.assertEqual(sections(self.read("b"))["[node]"]["listen"], "%s:7402" % ip)
+        else:  # no single address for this machine's name: refused
+            self.assertEqual(r.returncode, 1)
+            self.assertIn('host name "%s"' % host, r.stderr)
+
+    def test_clients_without_a_listener_are_warned_about(self):
+        r = run_gen(self.centers(EIGHT), self.out)
+        self.assertIn("centers:11: client frontdesk-1 has a key for shekou, but shekou "
+                      "has no client_listen: nothing to connect to", r.stderr)
+        self.assertIn("client audit has a key for futian", r.stderr)
+        shutil.rmtree(self.out)
+        r = run_gen("--set", "client_listen=0.0.0.0:7402", self.centers(EIGHT), self.out)
+        self.assertNotIn("warning", r.stderr)
+
+    def test_check_a_deployment(self):
+        run_gen("--set", "client_listen=0.0.0.0:7402", self.centers(EIGHT), self.out)
+        r = run_gen("--check", self.out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith(
+            "check: 8 configs agree (cluster shenzhen-msce; ids shekou=1, "
+            "shenzhen-bay=2, nanshan=3"), r.stdout)
+
+        def edit(name, old, new):
+            path = os.path.join(self.out, name, name + ".conf")
+            with open(path) as f:
+                text = f.read()
+            self.assertIn(old, text)
+            with open(path, "w") as f:
+                f.write(text.replace(old, new, 1))
+        edit("futian", "address = 10.0.1.10:7401", "address = 10.0.1.11:7401")
+        edit("luohu", "id = 5", "id = 4")
+        edit("nanshan", "address = 10.0.2.10:7401", "address = bay.example:7401")
+        pub = self.read("baoan", ".pub").strip()
+        other = self.read("luohu", ".pub").strip()
+        edit("longhua", pub, other)
+        r = run_gen("--check", self.out, check=False)
+        self.assertEqual(r.returncode, 1)
+        for want in ("futian dials shekou at 10.0.1.11:7401, but shekou listens on "
+                     "10.0.1.10:7401",
+                     "futian and luohu both have id 4",
+                     "nanshan: peer shenzhen-bay address bay.example:7401 is not an IP "
+                     "address",
+                     "longhua pins a public key for baoan that is not baoan.pub",
+                     "the centers pin 2 different keys for baoan",
+                     "shekou gives luohu id 5, but luohu has id 4"):
+            self.assertIn("msce-gen: check: " + want, r.stderr)
+        self.assertRegex(r.stderr, r"msce-gen: check: \d+ problems in 8 configs")
+        # Configs named one by one work the same; a mistake in one is found.
+        one = [os.path.join(self.out, n, n + ".conf") for n in ("futian", "shekou")]
+        r = run_gen("--check", *one, check=False)
+        self.assertIn("futian dials shekou at 10.0.1.11:7401", r.stderr)
 
 
 if __name__ == "__main__":

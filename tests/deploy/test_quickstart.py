@@ -2,7 +2,9 @@
 install, no build): eight centers start, the demo data converges with
 conflicts to see, start and stop are both safe to repeat, and stop leaves
 no msced behind. A cleanup kills by PID file whatever is left if the test
-fails half way."""
+fails half way. Its install and build stages (with stand-ins for apt-get
+and cmake) are quiet: one line each, the tools' output in the log, whose
+tail and path are shown when a stage fails."""
 
 import json
 import os
@@ -151,6 +153,46 @@ class QuickstartTest(unittest.TestCase):
         self.assertNotIn("loading demo data", out)
         rc, out = self.quickstart("stop")
         self.assertEqual(rc, 0, out)
+
+    def test_install_and_build_quiet_failure_shown(self):
+        # Stand-ins: dpkg-query says cmake is missing, apt-get and cmake
+        # talk a lot, and the build fails.
+        fake = os.path.join(self.dir, "bin")
+        os.makedirs(fake)
+        scripts = {
+            "dpkg-query": 'for a; do p=$a; done\n'
+                          '[ "$p" = cmake ] && { echo "unknown"; exit 1; }\n'
+                          'echo "install ok installed"\n',
+            "apt-get": 'for i in $(seq 60); do echo "Unpacking fake-$i ..."; done\n',
+            "sudo": 'exec "$@"\n',
+            "cmake": 'for i in $(seq 60); do echo "[ $i%] Building C object x$i.o"; done\n'
+                     'case " $* " in *" --build "*)\n'
+                     '  echo "server/msced.c:1:1: error: boom" >&2; exit 2;; esac\n',
+        }
+        for name, body in scripts.items():
+            path = os.path.join(fake, name)
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\n" + body)
+            os.chmod(path, 0o755)
+        build = os.path.join(self.dir, "build")
+        env = dict(self.env, PATH=fake + os.pathsep + os.environ["PATH"],
+                   MSCE_BUILD_DIR=build)
+        r = subprocess.run([QUICKSTART, "--dir", self.run_dir], capture_output=True,
+                           text=True, timeout=60, env=env, cwd=self.dir)
+        log = os.path.join(build, "quickstart.log")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.splitlines(), [
+            "quickstart: installing Debian packages: cmake (output in %s)" % log,
+            "quickstart: building msced and msce in %s (output in %s)" % (build, log)])
+        self.assertIn("quickstart: building msced and msce: FAILED", r.stderr)
+        self.assertIn("error: boom", r.stderr)
+        self.assertIn("quickstart: whole log: " + log, r.stderr)
+        self.assertNotIn("Unpacking", r.stdout + r.stderr)
+        with open(log) as f:
+            text = f.read()
+        self.assertIn("Unpacking fake-60 ...", text)
+        self.assertIn("Building C object x60.o", text)
+        self.assertFalse(os.path.exists(self.run_dir), "went on after the failure")
 
     def test_stale_pid_file_is_not_signalled(self):
         # A PID file left by a crash may name an unrelated process now.

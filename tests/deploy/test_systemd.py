@@ -66,6 +66,10 @@ class SystemdUnitTest(unittest.TestCase):
             "StateDirectory": "msce/%i", "StateDirectoryMode": "0750",
             "RuntimeDirectory": "msce", "RuntimeDirectoryMode": "0750",
             "LimitCORE": "0", "CapabilityBoundingSet": "",
+            # msced speaks sd_notify: ready once it serves, the watchdog
+            # from its loop, SIGHUP for a reload.
+            "Type": "notify", "NotifyAccess": "main", "WatchdogSec": "30s",
+            "ExecReload": "/bin/kill -HUP $MAINPID",
         }
         for k, v in want.items():
             self.assertEqual(have.get(k), v, k)

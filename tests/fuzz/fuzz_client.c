@@ -211,11 +211,11 @@ static uint64_t op_hw(void *ctx)
 
 static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
 		       size_t max_count, size_t max_bytes, store_log_cb cb,
-		       void *cbctx, struct err *e)
+		       store_seg_cb seg_cb, void *cbctx, struct err *e)
 {
 	(void)ctx;
-	return store_log_read(cur_store, origin, from, max_count, max_bytes, cb,
-			      cbctx, e);
+	return store_log_read_segs(cur_store, origin, from, max_count,
+				   max_bytes, cb, seg_cb, cbctx, e);
 }
 
 static void io_send(void *data, uint32_t peer, const uint8_t *buf, size_t len)
@@ -235,12 +235,14 @@ static void io_close(void *data, uint32_t peer, int code, const char *reason)
 }
 
 static void io_apply(void *data, uint64_t token, const struct store_blob *b,
-		     size_t n)
+		     size_t n, const struct seg *g, size_t ng)
 {
 	(void)data;
 	(void)token;
 	(void)b;
 	(void)n;
+	(void)g;
+	(void)ng;
 	fprintf(stderr, "fuzz_client: apply without a link\n");
 	abort();
 }

@@ -50,6 +50,8 @@ struct job {
 	const struct store_blob *b;
 	size_t n;
 	const struct store_snap_chunk *chunk; /* a snapshot chunk instead */
+	const struct seg *g;
+	size_t ng;
 };
 
 struct harness {
@@ -99,10 +101,22 @@ static uint64_t op_hw(void *ctx)
 
 static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
 		       size_t max_count, size_t max_bytes, store_log_cb cb,
-		       void *cbctx, struct err *e)
+		       store_seg_cb seg_cb, void *cbctx, struct err *e)
 {
-	return store_log_read(((struct harness *)ctx)->store, origin, from,
-			      max_count, max_bytes, cb, cbctx, e);
+	return store_log_read_segs(((struct harness *)ctx)->store, origin,
+				   from, max_count, max_bytes, cb, seg_cb,
+				   cbctx, e);
+}
+
+static size_t op_seals(void *ctx, struct seg *out, size_t max)
+{
+	return store_seals(((struct harness *)ctx)->store, out, max);
+}
+
+static int op_add_seals(void *ctx, const struct seg *g, size_t n,
+			struct err *e)
+{
+	return store_add_seals(((struct harness *)ctx)->store, g, n, e);
 }
 
 static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
@@ -196,7 +210,7 @@ static void io_close(void *data, uint32_t peer, int code, const char *reason)
 }
 
 static void io_apply(void *data, uint64_t token, const struct store_blob *b,
-		     size_t n)
+		     size_t n, const struct seg *g, size_t ng)
 {
 	struct harness *h = data;
 
@@ -209,7 +223,7 @@ static void io_apply(void *data, uint64_t token, const struct store_blob *b,
 			MAX_JOBS);
 		abort();
 	}
-	h->jobs[h->njobs++] = (struct job){token, b, n, NULL};
+	h->jobs[h->njobs++] = (struct job){token, b, n, NULL, g, ng};
 }
 
 static void io_snapshot(void *data, uint64_t token,
@@ -217,7 +231,7 @@ static void io_snapshot(void *data, uint64_t token,
 {
 	struct harness *h = data;
 
-	io_apply(data, token, NULL, 0);
+	io_apply(data, token, NULL, 0, NULL, 0);
 	h->jobs[h->njobs - 1].chunk = c;
 }
 
@@ -281,7 +295,8 @@ static void run_jobs(struct harness *h)
 			reconnect_closed(h);
 			continue;
 		}
-		rc = store_apply(h->store, j.b, j.n, h->now, 60000, &res, &e);
+		rc = store_apply_signed(h->store, j.b, j.n, j.g, j.ng, h->now,
+					60000, &res, &e);
 		say("  apply %zu changes: %s, %zu applied, %zu dups %s", j.n,
 		    err_name(rc), res.applied, res.duplicates, e.msg);
 		enter(h);
@@ -420,6 +435,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .snap_vv = store_snap_vv,
 	    .snap_next = store_snap_next,
 	    .snap_end = store_snap_end,
+	    .snap_segs = store_snap_segs,
+	    .seals = op_seals,
+	    .add_seals = op_add_seals,
 	};
 	h->io = (struct repl_io){.data = h,
 				 .send = io_send,

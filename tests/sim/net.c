@@ -140,6 +140,21 @@ void net_send(struct sim *s, int from, int to, const uint8_t *buf, size_t len)
 		s->msgs_dropped++; /* a half-open path: nobody is told */
 		return;
 	}
+	if ((s->opt.faults & FAULT_FORGE) && len > 0 &&
+	    (buf[0] == TAG_CHANGES || buf[0] == TAG_SNAPSHOT) &&
+	    rng_ppm(&s->rng, 20000)) {
+		const char *what = "";
+		size_t n = 0;
+		uint8_t *f = forge_msg(s, buf, len, &n, &what);
+		if (f != NULL) {
+			s->forgeries++;
+			sim_log(s, "node %u forges a message to node %u: %s",
+				s->nodes[from].id, s->nodes[to].id, what);
+			push(s, from, to, ITEM_MSG, l->conn, f, n);
+			free(f);
+			return;
+		}
+	}
 	push(s, from, to, ITEM_MSG, l->conn, buf, len);
 }
 

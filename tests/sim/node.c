@@ -47,10 +47,32 @@ static uint64_t op_hw(void *ctx)
 
 static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
 		       size_t max_count, size_t max_bytes, store_log_cb cb,
-		       void *cbctx, struct err *e)
+		       store_seg_cb seg_cb, void *cbctx, struct err *e)
 {
-	return store_log_read(st(ctx), origin, from, max_count, max_bytes, cb,
-			      cbctx, e);
+	return store_log_read_segs(st(ctx), origin, from, max_count,
+				   max_bytes, cb, seg_cb, cbctx, e);
+}
+
+static size_t op_seals(void *ctx, struct seg *out, size_t max)
+{
+	return store_seals(st(ctx), out, max);
+}
+
+static int op_add_seals(void *ctx, const struct seg *g, size_t n,
+			struct err *e)
+{
+	return store_add_seals(st(ctx), g, n, e);
+}
+
+/* A node's signing key pair, from its id and nothing else: every node
+ * knows every other's public key, as configs pin them. */
+void node_sign_keys(uint32_t id, uint8_t pk[32], uint8_t sk[64])
+{
+	uint8_t link[32] = {0};
+	for (int i = 0; i < 4; i++)
+		link[i] = (uint8_t)(id >> (8 * i));
+	link[31] = 0x5a;
+	seg_keypair_from_link(link, pk, sk);
 }
 
 static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
@@ -132,7 +154,7 @@ static void io_close(void *data, uint32_t peer, int code, const char *reason)
 }
 
 static void io_apply(void *data, uint64_t token, const struct store_blob *b,
-		     size_t n)
+		     size_t n, const struct seg *g, size_t ng)
 {
 	struct node *nd = data;
 	struct sim *s = nd->sim;
@@ -156,6 +178,8 @@ static void io_apply(void *data, uint64_t token, const struct store_blob *b,
 	j->token = token;
 	j->b = b;
 	j->n = n;
+	j->g = g;
+	j->ng = ng;
 	j->chunk = NULL;
 	if (nd->jobs_tail)
 		nd->jobs_tail->next = j;
@@ -169,7 +193,7 @@ static void io_snapshot(void *data, uint64_t token,
 {
 	struct node *nd = data;
 	/* Queued like a batch apply: the same job order as msced's writer. */
-	io_apply(data, token, NULL, 0);
+	io_apply(data, token, NULL, 0, NULL, 0);
 	if (nd->jobs_tail != NULL && nd->jobs_tail->token == token)
 		nd->jobs_tail->chunk = c;
 }
@@ -244,14 +268,24 @@ int node_start(struct sim *s, int i)
 	    .max_map_size = (size_t)1 << 30};
 	struct repl_config cfg = s->rcfg;
 	uint32_t ids[SIM_MAX_NODES];
+	uint8_t pk[32], sk[64];
+	struct store_key keys[SIM_MAX_NODES];
 	struct err e;
 	int rc;
 
+	node_sign_keys(nd->id, pk, sk);
+	o.sign_sk = sk;
 	err_clear(&e);
 	if ((rc = store_open(nd->dir, &o, &nd->store, &e))) {
 		sim_fail(s, "node %u: store_open: %s", nd->id, e.msg);
 		return rc;
 	}
+	for (int k = 0; k < s->n; k++) {
+		uint8_t unused[64];
+		keys[k].node = s->nodes[k].id;
+		node_sign_keys(keys[k].node, keys[k].pk, unused);
+	}
+	store_set_keys(nd->store, keys, (size_t)s->n, &e);
 	nd->ops = (struct repl_store_ops){
 	    .ctx = nd,
 	    .vv = op_vv,
@@ -266,6 +300,9 @@ int node_start(struct sim *s, int i)
 	    .snap_vv = store_snap_vv,
 	    .snap_next = store_snap_next,
 	    .snap_end = store_snap_end,
+	    .snap_segs = store_snap_segs,
+	    .seals = op_seals,
+	    .add_seals = op_add_seals,
 	};
 	nd->io = (struct repl_io){
 	    .data = nd,
@@ -312,6 +349,8 @@ static void add_counters(struct repl_counters *a, const struct repl_counters *b)
 	a->protocol_errors += b->protocol_errors;
 	a->tombstones_collected += b->tombstones_collected;
 	a->log_truncated += b->log_truncated;
+	a->forged_refusals += b->forged_refusals;
+	a->snapshot_refusals += b->snapshot_refusals;
 }
 
 void node_stop(struct sim *s, int i)
@@ -434,7 +473,8 @@ void node_job_run(struct sim *s, int i)
 		rc = store_snap_apply(nd->store, j->chunk, &e);
 		/* A map that cannot grow while this node reads a snapshot
 		 * is retried: the core drops the link and starts over. */
-		if (rc != 0 && rc != MSCE_EBUSY)
+		if (rc != 0 && rc != MSCE_EBUSY &&
+		    !((s->opt.faults & FAULT_FORGE) && rc == MSCE_EAUTH))
 			sim_fail(s, "node %u: snapshot chunk: %s: %s", nd->id,
 				 err_name(rc), e.msg);
 		enter(nd);
@@ -443,10 +483,12 @@ void node_job_run(struct sim *s, int i)
 		free(j);
 		return;
 	}
-	rc = store_apply(nd->store, j->b, j->n, node_now(nd), SIM_MAX_SKEW_MS,
-			 &res, &e);
+	rc = store_apply_signed(nd->store, j->b, j->n, j->g, j->ng,
+				node_now(nd), SIM_MAX_SKEW_MS, &res, &e);
 	if (rc != 0 && rc != MSCE_ECLOCK && rc != MSCE_EGAP &&
-	    rc != MSCE_EMISMATCH && rc != MSCE_EBUSY)
+	    rc != MSCE_EMISMATCH && rc != MSCE_EBUSY &&
+	    !((s->opt.faults & FAULT_FORGE) &&
+	      (rc == MSCE_EAUTH || rc == MSCE_EPROTO)))
 		sim_fail(s, "node %u: store_apply of %zu changes: %s: %s",
 			 nd->id, j->n, err_name(rc), e.msg);
 	else if (rc)

@@ -850,6 +850,17 @@ int oracle_check_state(struct oracle *o, struct store *st, int final,
 				break;
 			}
 	}
+	/* A vector never claims more of an origin than the origin made: a
+	 * claim past the signed segments would (a forged snapshot). */
+	for (size_t k = 0; k < n && !cx.bad; k++) {
+		uint64_t made = oracle_acked(o, vv[k].origin);
+		if (vv[k].seq > made)
+			fail(&cx,
+			     "the vector holds %u/%llu, but that origin made "
+			     "only %llu changes",
+			     vv[k].origin, (unsigned long long)vv[k].seq,
+			     (unsigned long long)made);
+	}
 	/* Scan each collection written to, once. */
 	for (size_t i = 0; i < m.n && !cx.bad; i++) {
 		struct store_scan q = {0};

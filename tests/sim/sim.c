@@ -476,7 +476,7 @@ struct outcome {
 	char reason[768];
 	int snapshots, partitions, crashes, refusals;
 	int restores, wipes, joins, oversize, delete_conflicts, second,
-	    silences, acked;
+	    silences, forged, acked;
 };
 
 static void run_seed(uint64_t seed, const struct sim_opts *o,
@@ -520,6 +520,8 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 		total.snapshots_received += c.snapshots_received;
 		total.clock_refusals += c.clock_refusals;
 		total.tombstones_collected += c.tombstones_collected;
+		total.forged_refusals += c.forged_refusals;
+		total.snapshot_refusals += c.snapshot_refusals;
 	}
 	out->failed = s->failed;
 	snprintf(out->reason, sizeof out->reason, "%s", s->reason);
@@ -534,6 +536,8 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	out->delete_conflicts = s->delete_conflicts > 0;
 	out->second = s->second_refused > 0;
 	out->silences = s->silences > 0;
+	/* Forgeries that reached a node and were refused there. */
+	out->forged = s->forgeries > 0 && total.forged_refusals > 0;
 	out->acked = s->writes_acked > 0;
 	sim_log(
 	    s,
@@ -542,7 +546,8 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	    "%llu crashes, %llu cuts, %llu clock faults, %llu clock "
 	    "refusals, %llu tombstones collected, %llu restores, %llu wipes, "
 	    "%llu joins, %llu oversize refused, %llu gated, %llu delete "
-	    "conflicts, %llu second opens refused",
+	    "conflicts, %llu second opens refused, %llu forgeries (%llu "
+	    "batches and %llu snapshots refused)",
 	    (unsigned long long)s->now / 1000,
 	    (unsigned long long)s->writes_acked,
 	    (unsigned long long)s->writes_refused,
@@ -558,7 +563,10 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	    (unsigned long long)s->oversize_refused,
 	    (unsigned long long)s->writes_gated,
 	    (unsigned long long)s->delete_conflicts,
-	    (unsigned long long)s->second_refused);
+	    (unsigned long long)s->second_refused,
+	    (unsigned long long)s->forgeries,
+	    (unsigned long long)total.forged_refusals,
+	    (unsigned long long)total.snapshot_refusals);
 	sim_free(s);
 	free(s);
 }
@@ -572,7 +580,7 @@ static void usage(FILE *f)
 	    "usage: msce-sim [--nodes N] [--seeds S] [--seed X] [--steps K]\n"
 	    "                [--faults cut,partition,crash,clock,slow,restore,\n"
 	    "                          wipe,membership,oversize,delrace,\n"
-	    "                          second,silent|all|none]\n"
+	    "                          second,silent,forge|all|none]\n"
 	    "                [--small-map] [--keep] [--verbose]...\n"
 	    "Runs seeds X..X+S-1 (X = 1, S = 10, N = 3, K = 3000 by "
 	    "default);\nexit 0 iff every seed passes. A seed replays with "
@@ -601,6 +609,7 @@ static int parse_faults(const char *s, unsigned *out)
 		     {"delrace", FAULT_DELRACE},
 		     {"second", FAULT_SECOND},
 		     {"silent", FAULT_SILENT},
+		     {"forge", FAULT_FORGE},
 		     {"all", FAULT_ALL},
 		     {"none", 0}};
 	*out = 0;
@@ -620,7 +629,7 @@ static int parse_faults(const char *s, unsigned *out)
 
 static const char *faults_name(unsigned f, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s%s%s%s%s%s%s%s%s%s",
+	snprintf(buf, len, "%s%s%s%s%s%s%s%s%s%s%s%s%s",
 		 f & FAULT_CUT ? ",cut" : "",
 		 f & FAULT_PARTITION ? ",partition" : "",
 		 f & FAULT_CRASH ? ",crash" : "",
@@ -632,7 +641,8 @@ static const char *faults_name(unsigned f, char *buf, size_t len)
 		 f & FAULT_OVERSIZE ? ",oversize" : "",
 		 f & FAULT_DELRACE ? ",delrace" : "",
 		 f & FAULT_SECOND ? ",second" : "",
-		 f & FAULT_SILENT ? ",silent" : "");
+		 f & FAULT_SILENT ? ",silent" : "",
+		 f & FAULT_FORGE ? ",forge" : "");
 	return buf[0] ? buf + 1 : "none";
 }
 
@@ -664,7 +674,7 @@ int main(int argc, char **argv)
 	uint64_t passed = 0, failed = 0, first_failed = 0;
 	int snaps = 0, parts = 0, crashes = 0, refusals = 0, c;
 	int restores = 0, wipes = 0, joins = 0, oversize = 0, delconf = 0,
-	    second = 0, silences = 0, idle = 0;
+	    second = 0, silences = 0, forged = 0, idle = 0;
 	const char *mutant = NULL;
 	struct timespec t0, t1;
 	char fbuf[160];
@@ -774,6 +784,7 @@ int main(int argc, char **argv)
 		delconf += r.delete_conflicts;
 		second += r.second;
 		silences += r.silences;
+		forged += r.forged;
 		idle += !r.acked && !r.failed;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -784,10 +795,11 @@ int main(int argc, char **argv)
 	printf("%.2f seeds/s (%llu seeds in %.1f s); runs with snapshots %d, "
 	       "partitions %d, crashes %d, clock refusals %d, restores %d, "
 	       "wipes %d, joins %d, oversize refusals %d, delete conflicts "
-	       "%d, second opens refused %d, silent links %d\n",
+	       "%d, second opens refused %d, silent links %d, forgeries "
+	       "refused %d\n",
 	       secs > 0 ? (double)count / secs : 0.0, (unsigned long long)count,
 	       secs, snaps, parts, crashes, refusals, restores, wipes, joins,
-	       oversize, delconf, second, silences);
+	       oversize, delconf, second, silences, forged);
 	/* A run that acknowledged nothing tested nothing. */
 	if (idle > 0) {
 		printf("%d runs acknowledged no write\n", idle);

@@ -94,6 +94,8 @@ struct job {
 	uint64_t due, seq, token;
 	const struct store_blob *b; /* the core keeps them until done */
 	size_t n;
+	const struct seg *g; /* their signed segments */
+	size_t ng;
 	const struct store_snap_chunk *chunk; /* a snapshot chunk instead */
 };
 
@@ -139,7 +141,8 @@ enum {
 	FAULT_DELRACE = 512,   /* deletes racing updates across partitions */
 	FAULT_SECOND = 1024,   /* a second process opens a live store */
 	FAULT_SILENT = 2048,   /* a connection drops everything, unannounced */
-	FAULT_ALL = 4095,
+	FAULT_FORGE = 4096,    /* an insider alters what it relays */
+	FAULT_ALL = 8191,
 };
 
 struct sim_opts {
@@ -176,6 +179,7 @@ struct sim {
 	/* what the run went through */
 	uint64_t partitions, crashes, cuts, clock_faults;
 	uint64_t restores, wipes, joins, rollouts, second_refused, silences;
+	uint64_t forgeries;
 	uint64_t writes_acked, writes_refused, writes_gated, oversize_refused;
 	uint64_t delete_conflicts; /* open at the end */
 	uint64_t msgs_sent, msgs_dropped;
@@ -196,6 +200,10 @@ void net_free(struct sim *s);
 struct link *net_link(struct sim *s, int a, int b);
 /* Queues a message from -> to if the connection is up as `from` sees it. */
 void net_send(struct sim *s, int from, int to, const uint8_t *buf, size_t len);
+/* A tampered copy of an encoded PeerMsg (malloc'd), or NULL if this kind
+ * of message is left alone; what says how (forge.c). */
+uint8_t *forge_msg(struct sim *s, const uint8_t *buf, size_t len,
+		   size_t *outlen, const char **what);
 /* Cuts the link: in-flight messages are dropped, both ends learn "down"
  * after a delay; reconnects after reconnect_ms (0: not by itself). */
 void net_cut(struct sim *s, int a, int b, uint64_t reconnect_ms);
@@ -213,6 +221,8 @@ int net_quiet(struct sim *s, char *why, size_t whylen);
 /* The node's wall clock now (ms since the epoch). */
 uint64_t node_now(struct node *nd);
 int node_start(struct sim *s, int i);
+/* Node id's signing key pair (every node knows every public key). */
+void node_sign_keys(uint32_t id, uint8_t pk[32], uint8_t sk[64]);
 /* Node i's configured node ids (member[i]) into out; returns the count. */
 size_t node_members(struct sim *s, int i, uint32_t *out);
 void node_crash(struct sim *s, int i);

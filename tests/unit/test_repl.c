@@ -35,6 +35,8 @@ struct job {
 	const struct store_blob *b;
 	size_t n;
 	const struct store_snap_chunk *chunk;
+	const struct seg *g;
+	size_t ng;
 };
 
 struct tnode {
@@ -73,9 +75,24 @@ static int op_set_writer(void *c, uint32_t w, uint64_t f, struct err *e)
 	return store_set_writer(ST(c), w, f, now, e);
 }
 static int op_log_read(void *c, uint32_t o, uint64_t from, size_t mc,
-		       size_t mb, store_log_cb cb, void *x, struct err *e)
+		       size_t mb, store_log_cb cb, store_seg_cb gcb, void *x,
+		       struct err *e)
 {
-	return store_log_read(ST(c), o, from, mc, mb, cb, x, e);
+	return store_log_read_segs(ST(c), o, from, mc, mb, cb, gcb, x, e);
+}
+static size_t op_seals(void *c, struct seg *out, size_t max)
+{
+	return store_seals(ST(c), out, max);
+}
+static int op_add_seals(void *c, const struct seg *g, size_t n, struct err *e)
+{
+	return store_add_seals(ST(c), g, n, e);
+}
+/* Node id's signing key pair: every test node knows every public key. */
+static void sign_keys(uint32_t id, uint8_t pk[32], uint8_t sk[64])
+{
+	uint8_t link[32] = {(uint8_t)id, 7};
+	seg_keypair_from_link(link, pk, sk);
 }
 static int op_log_truncate(void *c, uint32_t o, uint64_t u, struct err *e)
 {
@@ -114,11 +131,11 @@ static void io_close(void *data, uint32_t peer, int code, const char *why)
 }
 
 static void io_apply(void *data, uint64_t token, const struct store_blob *b,
-		     size_t n)
+		     size_t n, const struct seg *g, size_t ng)
 {
 	struct tnode *t = data;
 	assert_true(t->njobs < 64);
-	t->jobs[t->njobs++] = (struct job){token, b, n, NULL};
+	t->jobs[t->njobs++] = (struct job){token, b, n, NULL, g, ng};
 }
 
 static void io_snapshot(void *data, uint64_t token,
@@ -126,7 +143,7 @@ static void io_snapshot(void *data, uint64_t token,
 {
 	struct tnode *t = data;
 	assert_true(t->njobs < 64);
-	t->jobs[t->njobs++] = (struct job){token, NULL, 0, c};
+	t->jobs[t->njobs++] = (struct job){token, NULL, 0, c, NULL, 0};
 }
 
 static uint32_t rnd = 12345;
@@ -144,7 +161,9 @@ static void start(uint32_t id, const uint32_t *members, size_t nm,
 		  uint64_t retention)
 {
 	struct tnode *t = &nodes[id];
-	struct store_options so = {.node_id = id, .cluster = "t"};
+	uint8_t pk[32], sk[64];
+	struct store_key keys[8];
+	struct store_options so = {.node_id = id, .cluster = "t", .sign_sk = sk};
 	struct repl_config rc = {.node_id = id,
 				 .cluster = "t",
 				 .nodes = members,
@@ -161,7 +180,14 @@ static void start(uint32_t id, const uint32_t *members, size_t nm,
 		sprintf(t->dir, "%s/%s", root, name);
 	}
 	t->id = id;
+	sign_keys(id, pk, sk);
 	assert_int_equal(store_open(t->dir, &so, &t->store, &e), 0);
+	for (uint32_t k = 0; k < 8; k++) {
+		uint8_t unused[64];
+		keys[k].node = k + 1;
+		sign_keys(k + 1, keys[k].pk, unused);
+	}
+	assert_int_equal(store_set_keys(t->store, keys, 8, &e), 0);
 	t->ops = (struct repl_store_ops){.ctx = t,
 					 .vv = op_vv,
 					 .digest = op_digest,
@@ -174,7 +200,10 @@ static void start(uint32_t id, const uint32_t *members, size_t nm,
 					 .snap_begin = op_snap_begin,
 					 .snap_vv = store_snap_vv,
 					 .snap_next = store_snap_next,
-					 .snap_end = store_snap_end};
+					 .snap_end = store_snap_end,
+					 .snap_segs = store_snap_segs,
+					 .seals = op_seals,
+					 .add_seals = op_add_seals};
 	t->io = (struct repl_io){.data = t,
 				 .send = io_send,
 				 .close = io_close,
@@ -236,8 +265,8 @@ static void run_jobs(uint32_t id)
 			rc = store_snap_apply(t->store, j.chunk, &e);
 			repl_snapshot_done(t->repl, j.token, rc, &e, now);
 		} else {
-			rc = store_apply(t->store, j.b, j.n, now, 60000, &res,
-					 &e);
+			rc = store_apply_signed(t->store, j.b, j.n, j.g, j.ng,
+						now, 60000, &res, &e);
 			repl_apply_done(t->repl, j.token, rc, &res, &e, now);
 		}
 	}

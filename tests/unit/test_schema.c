@@ -566,8 +566,139 @@ static void timestamps(void **state)
 			fail_msg("timestamp \"%s\": expected %d", cases[i].s,
 				 cases[i].ok);
 	}
+	/* The domain fields take any offset (stored in UTC by the node). */
 	EXPECT_FIELD(reg_good, "registration", REG_KEY, "registered_at",
-		     "2024-03-01T08:15:00+08:00", MSCE_EINVAL);
+		     "2024-03-01T08:15:00+08:00", 0);
+	EXPECT_FIELD(reg_good, "registration", REG_KEY, "registered_at",
+		     "2024-03-01T08:15:00+15:00", MSCE_EINVAL);
+}
+
+/* Any ISO 8601 offset, normalized to UTC with the fraction's digits as
+ * given; NULL: refused. */
+static void timestamps_with_offsets(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *utc;
+	} cases[] = {
+	    {"2026-12-01T10:00:00+08:00", "2026-12-01T02:00:00Z"},
+	    {"2026-12-01T10:00:00-05:30", "2026-12-01T15:30:00Z"},
+	    {"2026-12-01T10:00:00Z", "2026-12-01T10:00:00Z"},
+	    {"2026-12-01T10:00:00+00:00", "2026-12-01T10:00:00Z"},
+	    {"2026-12-01T10:00:00-00:00", "2026-12-01T10:00:00Z"},
+	    {"2026-12-01T10:00:00+0800", "2026-12-01T02:00:00Z"},
+	    {"2026-12-01T10:00:00+08", "2026-12-01T02:00:00Z"},
+	    {"2026-12-01T10:00:00+05:45", "2026-12-01T04:15:00Z"},
+	    /* Fractions kept exactly: trailing zeros too. */
+	    {"2026-12-01T10:00:00.5+08:00", "2026-12-01T02:00:00.5Z"},
+	    {"2026-12-01T10:00:00.250+08:00", "2026-12-01T02:00:00.250Z"},
+	    {"2026-12-01T10:00:00.123456789-03:00",
+	     "2026-12-01T13:00:00.123456789Z"},
+	    {"2026-12-01T10:00:00,5Z", "2026-12-01T10:00:00.5Z"},
+	    /* Across days, months, years and leap days. */
+	    {"2026-01-01T03:00:00+08:00", "2025-12-31T19:00:00Z"},
+	    {"2026-12-31T23:30:00-01:00", "2027-01-01T00:30:00Z"},
+	    {"2024-02-28T20:00:00-05:00", "2024-02-29T01:00:00Z"},
+	    {"2023-02-28T20:00:00-05:00", "2023-03-01T01:00:00Z"},
+	    {"2000-03-01T01:00:00+02:00", "2000-02-29T23:00:00Z"},
+	    {"2100-03-01T01:00:00+02:00", "2100-02-28T23:00:00Z"},
+	    /* The range of zones in use: -12:00..+14:00. */
+	    {"2026-06-15T00:00:00+14:00", "2026-06-14T10:00:00Z"},
+	    {"2026-06-15T00:00:00-12:00", "2026-06-15T12:00:00Z"},
+	    {"2026-06-15T00:00:00+14:01", NULL},
+	    {"2026-06-15T00:00:00-12:01", NULL},
+	    {"2026-06-15T00:00:00+23:00", NULL},
+	    /* Years 0001..9999 after conversion. */
+	    {"0001-01-01T00:30:00-01:00", "0001-01-01T01:30:00Z"},
+	    {"0001-01-01T00:30:00+01:00", NULL},
+	    {"9999-12-31T23:00:00-02:00", NULL},
+	    /* Malformed offsets. */
+	    {"2026-12-01T10:00:00+08:60", NULL},
+	    {"2026-12-01T10:00:00+8:00", NULL},
+	    {"2026-12-01T10:00:00+08:0", NULL},
+	    {"2026-12-01T10:00:00+08:00:00", NULL},
+	    {"2026-12-01T10:00:00+0800Z", NULL},
+	    {"2026-12-01T10:00:00 +08:00", NULL},
+	    {"2026-12-01T10:00:00z", NULL},
+	    {"2026-12-01T10:00:00", NULL},
+	    {"2026-12-01T10:00:00.+08:00", NULL},
+	    {"2026-12-01T10:00:00.1234567890+08:00", NULL},
+	    /* No leap seconds, whatever the offset; the time itself valid. */
+	    {"2026-12-31T23:59:60+08:00", NULL},
+	    {"2026-12-31T23:59:60Z", NULL},
+	    {"2026-12-01T24:00:00+08:00", NULL},
+	    {"2026-02-29T10:00:00+08:00", NULL},
+	};
+	char out[SCHEMA_TIME_MAX + 1];
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		const char *in = cases[i].in;
+		size_t n = schema_timestamp_utc(in, strlen(in), out);
+		if (cases[i].utc == NULL) {
+			if (n != 0)
+				fail_msg("\"%s\": accepted as \"%.*s\"", in,
+					 (int)n, out);
+			continue;
+		}
+		if (n == 0)
+			fail_msg("\"%s\": refused", in);
+		out[n] = '\0';
+		if (strcmp(out, cases[i].utc) != 0)
+			fail_msg("\"%s\": \"%s\", expected \"%s\"", in, out,
+				 cases[i].utc);
+		/* The UTC form is itself valid, and maps to itself. */
+		assert_true(schema_timestamp_valid(out, n));
+	}
+	/* In place: the UTC form is never longer. */
+	char buf[] = "2026-12-01T10:00:00.000001+08:00";
+	size_t n = schema_timestamp_utc(buf, strlen(buf), buf);
+	assert_int_equal(n, 27);
+	assert_memory_equal(buf, "2026-12-01T02:00:00.000001Z", 27);
+}
+
+/* Which fields the node stores in UTC: the domain timestamps only. */
+static void time_fields_to_utc(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *coll, *name, *value, *utc;
+	} cases[] = {
+	    {"registration", "registered_at", "2026-12-01T10:00:00+08:00",
+	     "2026-12-01T02:00:00Z"},
+	    {"case_note", "written_at", "2026-12-01T10:00:00.125-05:30",
+	     "2026-12-01T15:30:00.125Z"},
+	    {"event", "starts_at", "2026-12-01T10:00:00+08:00",
+	     "2026-12-01T02:00:00Z"},
+	    {"event", "ends_at", "2026-12-01T10:00:00,5+08",
+	     "2026-12-01T02:00:00.5Z"},
+	    /* Left as they are. */
+	    {"event", "starts_at", "2026-12-01T02:00:00Z", NULL},
+	    {"event", "starts_at", "2026-12-01T10:00:00+15:00", NULL},
+	    {"event", "starts_at", "", NULL},
+	    {"event", "title", "2026-12-01T10:00:00+08:00", NULL},
+	    {"registration", "birth_date", "2026-12-01T10:00:00+08:00", NULL},
+	    {"case", "summary", "2026-12-01T10:00:00+08:00", NULL},
+	    {"notes", "starts_at", "2026-12-01T10:00:00+08:00", NULL},
+	};
+	uint8_t out[SCHEMA_TIME_MAX];
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		const char *c = cases[i].coll, *f = cases[i].name,
+			   *v = cases[i].value;
+		memset(out, '#', sizeof out);
+		size_t n = schema_time_field_utc(c, strlen(c), f, strlen(f),
+						 (const uint8_t *)v, strlen(v),
+						 out);
+		if (cases[i].utc == NULL) {
+			if (n != 0 || out[0] != '#')
+				fail_msg("%s.%s \"%s\": rewritten", c, f, v);
+			continue;
+		}
+		if (n != strlen(cases[i].utc) ||
+		    memcmp(out, cases[i].utc, n) != 0)
+			fail_msg("%s.%s \"%s\": \"%.*s\", expected \"%s\"", c,
+				 f, v, (int)n, (const char *)out, cases[i].utc);
+	}
 }
 
 static void phones(void **state)
@@ -1235,6 +1366,15 @@ static void event_fields(void **state)
 	rec_set(&r, "starts_at", "2024-05-18T10:00:00Z", 20);
 	rec_set(&r, "ends_at", "", 0);
 	expect_ok(put("event", EVENT_KEY, &r, 0, &e), &e);
+	/* Times with offsets are ordered as instants, not as text. */
+	rec_set(&r, "starts_at", "2024-05-18T10:00:00+08:00", 25);
+	rec_set(&r, "ends_at", "2024-05-18T03:00:00Z", 20);
+	expect_ok(put("event", EVENT_KEY, &r, 0, &e), &e);
+	rec_set(&r, "starts_at", "2024-05-18T02:00:00Z", 20);
+	rec_set(&r, "ends_at", "2024-05-18T09:00:00+08:00", 25);
+	expect_err(put("event", EVENT_KEY, &r, 0, &e), &e, MSCE_EINVAL,
+		   "event.ends_at: \"2024-05-18T09:00:00+08:00\" is before "
+		   "starts_at");
 	/* Description and title limits. */
 	char *s = fill(8001, 'd');
 	rec_init(&r, event_good, NELEM(event_good));
@@ -1410,6 +1550,8 @@ int main(void)
 	    cmocka_unit_test(registration_fields),
 	    cmocka_unit_test(dates),
 	    cmocka_unit_test(timestamps),
+	    cmocka_unit_test(timestamps_with_offsets),
+	    cmocka_unit_test(time_fields_to_utc),
 	    cmocka_unit_test(phones),
 	    cmocka_unit_test(emails),
 	    cmocka_unit_test(registration_limits),

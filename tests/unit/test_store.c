@@ -567,8 +567,13 @@ static void log_truncation_and_snapshot(void **state)
 		assert_int_equal(store_snap_next(sn, 300, collect_cb, c, &done,
 						 &end, &e),
 				 0);
-		struct store_snap_chunk ch = {1,   c->r, (size_t)c->n, vv,
-					      nvv, !chunks, done};
+		struct store_snap_chunk ch = {.source = 1,
+					      .recs = c->r,
+					      .n = (size_t)c->n,
+					      .cover = vv,
+					      .ncover = nvv,
+					      .first = !chunks,
+					      .done = done};
 		assert_int_equal(store_snap_apply(b, &ch, &e), 0);
 		chunks++;
 		/* Nothing shows until the last chunk: all or nothing. */

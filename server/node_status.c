@@ -1,0 +1,274 @@
+/* The node's status as one message: what `msce status` prints, what the
+ * status page and /status.json show. Everything is built in the caller's
+ * arena, so one arena_free releases it; nothing in it points into the node
+ * once built, except the config's names, which live as long as the node.
+ *
+ * Centers carry the names of this node's config next to their ids, so
+ * every view can say "luohu (5)" rather than "node 5". */
+#include "node_status.h"
+
+#include <string.h>
+
+#include "bounds.h"
+
+static int count_cb(void *ctx, const struct store_conflict_view *v)
+{
+	(void)v;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+uint64_t node_open_conflicts(struct node *n)
+{
+	uint64_t count = 0;
+
+	store_conflicts(n->store, 0, count_cb, &count, NULL);
+	return count;
+}
+
+const char *node_center_name(const struct node *n, uint32_t id)
+{
+	const struct config_peer *p;
+
+	if (id == n->cfg.node_id)
+		return n->cfg.node_name;
+	p = config_peer_by_id(&n->cfg, id);
+	return p != NULL ? p->name : "";
+}
+
+#define NEW(a, T) ((T *)arena_alloc((a), sizeof(T)))
+#define NEWN(a, T, n) ((T *)arena_alloc((a), sizeof(T) * ((n) ? (n) : 1)))
+
+static Msce__SnapshotProgress *snap_msg(struct arena *a,
+					const struct repl_snap_status *s)
+{
+	Msce__SnapshotProgress *m = NEW(a, Msce__SnapshotProgress);
+
+	if (m == NULL)
+		return NULL;
+	msce__snapshot_progress__init(m);
+	m->active = s->active;
+	m->chunks = s->chunks;
+	m->records = s->records;
+	m->started_ms = s->started_ms;
+	m->progress_ms = s->progress_ms;
+	m->stalled = s->stalled;
+	return m;
+}
+
+static Msce__VVEntry **vv_msg(struct arena *a, const struct vv_entry *vv,
+			      size_t n)
+{
+	Msce__VVEntry *vs = NEWN(a, Msce__VVEntry, n);
+	Msce__VVEntry **vp = NEWN(a, Msce__VVEntry *, n);
+
+	if (vs == NULL || vp == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		msce__vventry__init(&vs[i]);
+		vs[i].origin = vv[i].origin;
+		vs[i].seq = vv[i].seq;
+		vs[i].hlc = vv[i].hlc;
+		vp[i] = &vs[i];
+	}
+	return vp;
+}
+
+static int fill_peers(struct node *n, struct arena *a, Msce__StatusResult *st)
+{
+	struct repl_peer_status *ps =
+	    NEWN(a, struct repl_peer_status, MSCE_MAX_NODES);
+	size_t np;
+
+	if (ps == NULL)
+		return MSCE_ENOMEM;
+	np = repl_peers(n->repl, ps, MSCE_MAX_NODES);
+	if (np > MSCE_MAX_NODES)
+		np = MSCE_MAX_NODES;
+	st->peers = NEWN(a, Msce__PeerStatus *, np);
+	if (st->peers == NULL)
+		return MSCE_ENOMEM;
+	for (size_t i = 0; i < np; i++) {
+		Msce__PeerStatus *p = NEW(a, Msce__PeerStatus);
+		if (p == NULL)
+			return MSCE_ENOMEM;
+		msce__peer_status__init(p);
+		p->node = ps[i].node;
+		p->name = (char *)node_center_name(n, ps[i].node);
+		p->connected = ps[i].state == REPL_ACTIVE;
+		p->lag_changes = ps[i].lag_changes;
+		p->lag_ms = ps[i].lag_ms;
+		p->last_contact_ms = ps[i].last_contact_ms;
+		p->clock_offset_ms = ps[i].clock_offset_ms;
+		p->clock_refused = ps[i].clock_refused;
+		p->link_timeouts = ps[i].link_timeouts;
+		p->snapshot_out = snap_msg(a, &ps[i].snap_out);
+		p->snapshot_in = snap_msg(a, &ps[i].snap_in);
+		if (p->snapshot_out == NULL || p->snapshot_in == NULL)
+			return MSCE_ENOMEM;
+		st->peers[i] = p;
+	}
+	st->n_peers = np;
+	return 0;
+}
+
+static int fill_nodes(struct node *n, struct arena *a, Msce__StatusResult *st,
+		      uint64_t now)
+{
+	struct repl_node_view *view = NEW(a, struct repl_node_view);
+	size_t nn = n->nnodes > MSCE_MAX_NODES ? MSCE_MAX_NODES : n->nnodes;
+
+	st->nodes = NEWN(a, Msce__NodeReport *, nn);
+	if (view == NULL || st->nodes == NULL)
+		return MSCE_ENOMEM;
+	for (size_t i = 0; i < nn; i++) {
+		Msce__NodeReport *r = NEW(a, Msce__NodeReport);
+		if (r == NULL)
+			return MSCE_ENOMEM;
+		msce__node_report__init(r);
+		r->node = n->nodes[i];
+		r->name = (char *)node_center_name(n, r->node);
+		if (r->node == n->cfg.node_id) {
+			r->known = 1;
+			r->n_vv = st->n_vv;
+			r->vv = st->vv;
+			r->digest = st->digest;
+			r->writer = st->writer;
+		} else {
+			repl_node(n->repl, r->node, view);
+			r->known = view->known;
+			if (view->known) {
+				size_t k = view->nvv < MSCE_MAX_ORIGINS
+					       ? view->nvv
+					       : MSCE_MAX_ORIGINS;
+				r->vv = vv_msg(a, view->vv, k);
+				r->digest.data =
+				    arena_memdup(a, view->digest, 32);
+				if (r->vv == NULL || r->digest.data == NULL)
+					return MSCE_ENOMEM;
+				r->n_vv = k;
+				r->digest.len = 32;
+				r->age_ms = now > view->received_ms
+						? now - view->received_ms
+						: 0;
+				r->writer = view->writer;
+			}
+		}
+		st->nodes[i] = r;
+	}
+	st->n_nodes = nn;
+	return 0;
+}
+
+static int fill_counters(struct node *n, struct arena *a,
+			 Msce__StatusResult *st)
+{
+	enum { MAXC = 64 };
+	Msce__Counter *cs = NEWN(a, Msce__Counter, MAXC);
+	struct peer_net_stats ns;
+	struct repl_counters rc;
+	size_t k = 0;
+
+	st->counters = NEWN(a, Msce__Counter *, MAXC);
+	if (cs == NULL || st->counters == NULL)
+		return MSCE_ENOMEM;
+	peer_net_stats(n->net, &ns);
+	repl_counters(n->repl, &rc);
+#define C(nm, v)                                                               \
+	do {                                                                   \
+		if (k < MAXC) {                                                \
+			msce__counter__init(&cs[k]);                           \
+			cs[k].name = nm;                                       \
+			cs[k].value = (v);                                     \
+			st->counters[k] = &cs[k];                              \
+			k++;                                                   \
+		}                                                              \
+	} while (0)
+	C("sessions_established", ns.sessions_established);
+	C("refused_unknown_key", ns.refused_unknown_key);
+	C("refused_replay", ns.refused_replay);
+	C("refused_bad_handshake", ns.refused_bad_handshake);
+	C("refused_too_many_pending", ns.refused_too_many_pending);
+	C("handshake_timeouts", ns.handshake_timeouts);
+	C("decrypt_failures", ns.decrypt_failures);
+	C("oversized_frames", ns.oversized_frames);
+	C("duplicate_sessions", ns.duplicate_sessions);
+	C("crossed_dials", ns.crossed_dials);
+	C("sessions_replaced", ns.sessions_replaced);
+	C("connect_failures", ns.connect_failures);
+	C("refused_clock_skew", ns.refused_clock_skew);
+	C("bad_frames", ns.bad_frames);
+	C("too_slow", ns.too_slow);
+	C("rekeys", ns.rekeys);
+	C("snapshots_sent", rc.snapshots_sent);
+	C("snapshots_received", rc.snapshots_received);
+	C("clock_refusals", rc.clock_refusals);
+	C("protocol_errors", rc.protocol_errors);
+	C("link_timeouts", rc.link_timeouts);
+	C("writer_changes", rc.writer_changes);
+	C("writer_collisions", rc.writer_collisions);
+	C("store_errors", rc.store_errors);
+	C("tombstones_collected", n->tombstones_collected);
+	C("log_truncated", rc.log_truncated);
+	C("client_requests", n->client_requests);
+	C("client_errors", n->client_errors);
+	if (n->clients != NULL) {
+		struct client_server_stats cst;
+		client_server_stats(n->clients, &cst);
+		C("client_tcp_sessions", cst.tcp_sessions);
+		C("client_refused_unknown_key", cst.refused_unknown_key);
+		C("client_refused_replay", cst.refused_replay);
+		C("client_refused_bad_handshake", cst.refused_bad_handshake);
+		C("client_handshake_timeouts", cst.handshake_timeouts);
+		C("client_decrypt_failures", cst.decrypt_failures);
+		C("client_bad_frames", cst.bad_frames);
+		C("client_oversized_requests", cst.oversized_requests);
+	}
+	C("store_failed", (uint64_t)store_failed(n->store));
+	C("store_bytes", (uint64_t)store_size(n->store));
+#undef C
+	st->n_counters = k;
+	return 0;
+}
+
+Msce__StatusResult *node_status(struct node *n, struct arena *a)
+{
+	Msce__StatusResult *st = NEW(a, Msce__StatusResult);
+	struct vv_entry *vv = NEWN(a, struct vv_entry, MSCE_MAX_ORIGINS);
+	uint64_t now = node_now_ms();
+	size_t nvv;
+	char gate[256];
+
+	if (st == NULL || vv == NULL)
+		return NULL;
+	msce__status_result__init(st);
+	nvv = store_vv(n->store, vv, MSCE_MAX_ORIGINS);
+	if (nvv > MSCE_MAX_ORIGINS)
+		nvv = MSCE_MAX_ORIGINS;
+	st->node = n->cfg.node_id;
+	st->name = n->cfg.node_name;
+	st->cluster = n->cfg.cluster;
+	st->vv = vv_msg(a, vv, nvv);
+	st->n_vv = nvv;
+	st->digest.data = arena_alloc(a, 32);
+	if (st->vv == NULL || st->digest.data == NULL)
+		return NULL;
+	store_digest(n->store, st->digest.data);
+	st->digest.len = 32;
+	st->time_ms = now;
+	st->writer = store_writer(n->store, NULL);
+	st->write_gate = "";
+	if (node_write_gate(n, gate, sizeof gate) != 0) {
+		st->write_gate = arena_memdup(a, gate, strlen(gate) + 1);
+		if (st->write_gate == NULL)
+			return NULL;
+	}
+	repl_inbound_lag(n->repl, &st->inbound_lag_changes,
+			 &st->inbound_lag_ms);
+	st->conflicts = node_open_conflicts(n);
+	st->tombstones = store_tombstones(n->store);
+	if (fill_peers(n, a, st) || fill_nodes(n, a, st, now) ||
+	    fill_counters(n, a, st))
+		return NULL;
+	return st;
+}

@@ -1,0 +1,165 @@
+/* SIGHUP: read the config again and apply what can change while running.
+ *
+ * Applied at once: log_level; a peer's address (the session that is up
+ * stays, the next dial goes to the new address); a client's role (its
+ * open connections get the new role with their next request). Everything
+ * else needs a restart, and the log says which settings: the node's
+ * identity, paths and listeners, the clock and log settings the core took
+ * at start, and peers or clients added, removed or given new keys (their
+ * tables are sized at start). A config that does not parse changes
+ * nothing. */
+#include "reload.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Appends a setting's name to the restart list. */
+static void need(char *list, size_t len, const char *what)
+{
+	size_t used = strlen(list);
+	snprintf(list + used, len - used, "%s%s", used ? ", " : "", what);
+}
+
+static const struct config_peer *peer_named(const struct config *c,
+					    const char *name)
+{
+	for (size_t i = 0; i < c->npeers; i++)
+		if (strcmp(c->peers[i].name, name) == 0)
+			return &c->peers[i];
+	return NULL;
+}
+
+static const struct config_client *client_named(const struct config *c,
+						const char *name)
+{
+	for (size_t i = 0; i < c->nclients; i++)
+		if (strcmp(c->clients[i].name, name) == 0)
+			return &c->clients[i];
+	return NULL;
+}
+
+/* Same peers (names, ids, keys) in both? */
+static int same_peers(const struct config *a, const struct config *b)
+{
+	if (a->npeers != b->npeers)
+		return 0;
+	for (size_t i = 0; i < a->npeers; i++) {
+		const struct config_peer *p = peer_named(b, a->peers[i].name);
+		if (p == NULL || p->id != a->peers[i].id ||
+		    memcmp(p->public_key, a->peers[i].public_key, 32) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static int same_clients(const struct config *a, const struct config *b)
+{
+	if (a->nclients != b->nclients)
+		return 0;
+	for (size_t i = 0; i < a->nclients; i++) {
+		const struct config_client *c =
+		    client_named(b, a->clients[i].name);
+		if (c == NULL ||
+		    memcmp(c->public_key, a->clients[i].public_key, 32) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+int node_reload(struct node *n, const char *path, struct reload_result *res)
+{
+	struct config nc;
+	struct err e;
+	char *restart = res->restart;
+	size_t rl = sizeof res->restart;
+	int rc;
+
+	memset(res, 0, sizeof *res);
+	if ((rc = config_load(path, &nc, &e)) != 0) {
+		log_error("reload: %s; the running configuration stays", e.msg);
+		return rc;
+	}
+	const struct config *o = &n->cfg;
+#define STR(f, what)                                                           \
+	if (strcmp(o->f, nc.f) != 0)                                           \
+	need(restart, rl, what)
+#define NUM(f, what)                                                           \
+	if (o->f != nc.f)                                                      \
+	need(restart, rl, what)
+	STR(cluster, "[cluster] name");
+	NUM(node_id, "id");
+	STR(node_name, "name");
+	STR(data_dir, "data_dir");
+	STR(key_path, "key");
+	STR(listen, "listen");
+	STR(client_listen, "client_listen");
+	STR(socket_path, "socket");
+	STR(metrics_listen, "metrics_listen");
+	NUM(max_clock_skew_ms, "max_clock_skew");
+	NUM(log_retention, "log_retention");
+	NUM(fsync, "fsync");
+#undef STR
+#undef NUM
+	if (o->log_level != nc.log_level) {
+		log_info("reload: log_level %s -> %s",
+			 log_level_name((enum log_level)o->log_level),
+			 log_level_name((enum log_level)nc.log_level));
+		n->cfg.log_level = nc.log_level;
+		log_set_level((enum log_level)nc.log_level);
+		res->applied++;
+	}
+	if (!same_peers(o, &nc)) {
+		need(restart, rl, "peers added, removed or with new keys");
+	} else {
+		for (size_t i = 0; i < n->cfg.npeers; i++) {
+			struct config_peer *p = &n->cfg.peers[i];
+			const struct config_peer *q = peer_named(&nc, p->name);
+			char old[sizeof p->address];
+
+			if (strcmp(p->address, q->address) == 0)
+				continue;
+			/* The net parses the address from this config. */
+			memcpy(old, p->address, sizeof old);
+			memcpy(p->address, q->address, sizeof old);
+			if (n->net != NULL &&
+			    peer_net_readdress(n->net, p->id, &e) != 0) {
+				memcpy(p->address, old, sizeof old);
+				log_error("reload: %s; keeping %s", e.msg, old);
+				res->failed++;
+				continue;
+			}
+			log_info("reload: peer %s (%u) address %s -> %s",
+				 p->name, p->id, old, p->address);
+			res->applied++;
+		}
+	}
+	if (!same_clients(o, &nc)) {
+		need(restart, rl, "clients added, removed or with new keys");
+	} else {
+		for (size_t i = 0; i < n->cfg.nclients; i++) {
+			struct config_client *c = &n->cfg.clients[i];
+			const struct config_client *q =
+			    client_named(&nc, c->name);
+			if (c->role == q->role)
+				continue;
+			log_info("reload: client %s role %s -> %s", c->name,
+				 config_role_name(c->role),
+				 config_role_name(q->role));
+			c->role = q->role;
+			res->applied++;
+		}
+	}
+	config_free(&nc);
+	if (restart[0] != '\0')
+		log_warn("reload: these changes need a restart (systemctl "
+			 "restart msced@%s): %s",
+			 n->cfg.node_name, restart);
+	else if (res->applied == 0 && res->failed == 0)
+		log_info("reload: configuration unchanged");
+	else
+		log_info("reload: done, %u change%s applied", res->applied,
+			 res->applied == 1 ? "" : "s");
+	return 0;
+}
