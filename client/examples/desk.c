@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <msce.h>
+#include <msce/msce.h>
 
 static int print_note(void *ctx, const char *note_id, const msce_record *n)
 {
