@@ -7,9 +7,12 @@
  * resumes where it was; a write whose answer was lost is read back and
  * written again only if it did not commit.
  *
- *   msce-uvdesk [-n COUNT] [-i INTERVAL_MS] [-t TAG] SOCKET [SOCKET...]
+ *   msce-uvdesk [-n COUNT] [-i INTERVAL_MS] [-t TAG] [-s SITES] SOCKET...
  *
- * Each SOCKET is a center's unix socket, in order of preference. Prints
+ * Each SOCKET is a center's unix socket, in order of preference. With -s,
+ * a write is acknowledged once SITES centers hold it (so that every center
+ * a desk may fail over to has it); one that times out waiting (a center
+ * is down) is read back like a lost one. Prints
  * "state ...", "acked K" (every 25), "change KEY ORIGIN/SEQ" per event,
  * and finally "done: ..." with the cursor to resume from. Exit status 0
  * when every change was seen once, 1 otherwise.
@@ -32,7 +35,7 @@ struct desk {
 	uv_poll_t poll;
 	uv_timer_t writer, deadline;
 	const char *tag;
-	unsigned count, interval;
+	unsigned count, interval, sites;
 	unsigned next;	 /* next record to write */
 	unsigned acked;	 /* writes known committed */
 	unsigned seen;	 /* distinct changes seen */
@@ -129,12 +132,12 @@ static void on_put(void *ctx, int code, const char *msg,
 	struct desk *d = w->d;
 	char key[64];
 
-	(void)res;
 	if (d->finished) {
 		free(w);
 		return;
 	}
-	if (code == 0) {
+	/* ETIMEOUT with a change: committed here, fewer sites than asked. */
+	if (code == 0 || (code == MSCE_ETIMEOUT && res != NULL)) {
 		acked(d, w->i);
 		free(w);
 		return;
@@ -157,6 +160,7 @@ static void put_one(struct desk *d, unsigned i)
 	struct wctx *w = malloc(sizeof *w);
 	char key[64], val[16];
 	struct msce_field f = {0};
+	struct msce_put_opts o = {0};
 
 	if (w == NULL) {
 		d->failed = 1;
@@ -168,7 +172,10 @@ static void put_one(struct desk *d, unsigned i)
 	f.name = "n";
 	f.value = val;
 	f.value_len = strlen(val);
-	if (msce_async_put(d->a, "desk", key, &f, 1, NULL, on_put, w) != 0) {
+	o.min_sites = d->sites;
+	o.timeout_ms = 500;
+	if (msce_async_put(d->a, "desk", key, &f, 1, d->sites ? &o : NULL,
+			   on_put, w) != 0) {
 		fprintf(stderr, "uvdesk: cannot queue %s: %s\n", key,
 			msce_async_errmsg(d->a));
 		d->failed = 1;
@@ -259,7 +266,7 @@ int main(int argc, char **argv)
 	msce_conninfo *ci;
 	int opt, rc;
 
-	while ((opt = getopt(argc, argv, "n:i:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:i:t:s:")) != -1) {
 		switch (opt) {
 		case 'n':
 			d.count = (unsigned)atoi(optarg);
@@ -269,6 +276,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			d.tag = optarg;
+			break;
+		case 's':
+			d.sites = (unsigned)atoi(optarg);
 			break;
 		default:
 			goto usage;
@@ -325,6 +335,6 @@ int main(int argc, char **argv)
 		       : 1;
 usage:
 	fprintf(stderr, "usage: msce-uvdesk [-n COUNT] [-i INTERVAL_MS] "
-			"[-t TAG] SOCKET [SOCKET...]\n");
+			"[-t TAG] [-s SITES] SOCKET...\n");
 	return 2;
 }
