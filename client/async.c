@@ -348,6 +348,7 @@ static int enqueue(msce_async *a, struct codec_req *b, enum kind kind,
 static void subscribe(msce_async *a, struct msce_watcher *w)
 {
 	struct codec_req b;
+	char why[256];
 	uint8_t *buf;
 	size_t len;
 	int rc;
@@ -370,15 +371,16 @@ static void subscribe(msce_async *a, struct msce_watcher *w)
 		send_req(a, r);
 		return;
 	}
-	rc = codec_watch(&b, w->all ? NULL : w->coll, &w->cur, a->msg,
-			 sizeof a->msg);
+	rc = codec_watch(&b, w->all ? NULL : w->coll, &w->cur, why,
+			 sizeof why);
 	if (rc == 0) {
 		w->sub_id = a->next_id++;
-		rc = codec_pack(&b, w->sub_id, &buf, &len);
+		if ((rc = codec_pack(&b, w->sub_id, &buf, &len)) != 0)
+			snprintf(why, sizeof why, "out of memory");
 	}
 	codec_release(&b);
 	if (rc) {
-		end_watch(w, rc, "cannot subscribe");
+		end_watch(w, rc, why);
 		return;
 	}
 	send_bytes(a, buf, len);

@@ -542,7 +542,8 @@ int msce_async_step(msce_async *a, int ready);
 int msce_async_connected(const msce_async *a);
 /* The center connected to or being tried ("unix:PATH", "tcp:HOSTPORT"). */
 const char *msce_async_center(const msce_async *a);
-/* Why the last connection attempt or connection failed ("" if none). */
+/* What failed last: a request refused when made (its bad argument), or
+ * the last connection or connection attempt ("" once connected). */
 const char *msce_async_errmsg(const msce_async *a);
 /* Requests waiting for their answers (watches not counted). */
 size_t msce_async_pending(const msce_async *a);
