@@ -400,7 +400,8 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 	}
 	for (size_t i = 0; i < np; i++) {
 		/* Refused here: answered with the others, never written. */
-		if (resolve == NULL && person_unknown(n, puts[i], &x->out[i].err))
+		if (resolve == NULL &&
+		    person_unknown(n, puts[i], &x->out[i].err))
 			continue;
 		fill_write(puts[i], &x->w[x->nsub], x->f + k);
 		k += x->w[x->nsub++].nfields;
