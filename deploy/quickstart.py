@@ -601,6 +601,10 @@ def load_demo(root, centers, records):
     cases, later = demo.cases()
     events = demo.events()
     ld.write(regs + events, "base")
+    # A center refuses a case for a person it has not seen: the cases
+    # (some opened at another center than the registration) wait until
+    # every center holds every registration.
+    sync(centers)
     ld.write(cases, "cases")
     # A second center changes a case's status only once it holds the case:
     # a write that would create a case without its required fields is

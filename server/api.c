@@ -19,7 +19,7 @@
 #include "node.h"
 #include "node_status.h"
 
-#define SCAN_MAX_LIMIT 10000
+#define SCAN_MAX_LIMIT MSCE_MAX_SCAN_LIMIT
 
 static void reply(struct client_conn *c, const Msce__ClientResponse *r)
 {
@@ -80,8 +80,10 @@ struct write_ctx {
 	char *field_name;
 	struct store_write *w;
 	struct store_field_in *f;
-	struct store_written *out;
-	size_t nw;
+	struct store_written *out; /* one per put, refused ones filled early */
+	struct store_written *wout; /* one per write handed to the writer */
+	size_t nw;		    /* puts in the request */
+	size_t nsub;		    /* of them handed to the writer */
 };
 
 static void fill_put_result(Msce__PutResult *pr, const struct store_written *o)
@@ -162,6 +164,10 @@ static void write_done(struct writer_job *j)
 	struct write_ctx *x = (struct write_ctx *)j;
 	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
 
+	/* The writer's results go to the puts that were not refused here. */
+	for (size_t i = 0, k = 0; i < x->nw && k < x->nsub; i++)
+		if (x->out[i].err.code == 0)
+			x->out[i] = x->wout[k++];
 	r.id = x->req->id;
 	if (j->rc != 0) {
 		r.code = (uint32_t)j->rc;
@@ -216,7 +222,7 @@ static void write_done(struct writer_job *j)
 		}
 		reply(x->c, &r);
 	}
-	if (j->rc == 0 && !x->n->stopping) {
+	if (j->rc == 0 && !x->n->stopping && x->nsub > 0) {
 		repl_local_commit(x->n->repl, node_now_ms());
 		watch_pump(x->n);
 	}
@@ -233,6 +239,7 @@ static void write_done(struct writer_job *j)
 	free(x->w);
 	free(x->f);
 	free(x->out);
+	free(x->wout);
 	free(x);
 }
 
@@ -270,6 +277,52 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 			    Msce__ClientRequest *req,
 			    Msce__ResolveRequest *resolve);
 
+static int any_record(void *ctx, const struct store_record_view *v)
+{
+	(void)ctx;
+	(void)v;
+	return 0;
+}
+
+/* A case names a person this center has seen: a registration it holds in
+ * any state, even deleted. One registered at another center moments ago
+ * may not have arrived: the writer says so with allow_unknown_person.
+ * Only writes of `person` are checked (docs/PROTOCOL.md "Typed
+ * collections"). 0, or why p is refused, in e. */
+static int person_unknown(struct node *n, const Msce__PutRequest *p,
+			  struct err *e)
+{
+	const Msce__FieldIn *f = NULL;
+	const char *key;
+	size_t len;
+	int rc;
+
+	if (p->delete_ || p->allow_unknown_person ||
+	    strcmp(p->collection, "case") != 0)
+		return 0;
+	for (size_t i = 0; i < p->n_fields; i++)
+		if (strcmp(p->fields[i]->name, "person") == 0)
+			f = p->fields[i];
+	key = f ? (const char *)f->value.data : NULL;
+	len = f ? f->value.len : 0;
+	/* Nothing to look up: the schema check says what is wrong. */
+	if (f == NULL || !schema_registration_key_valid(key, len))
+		return 0;
+	err_clear(e);
+	rc = store_get_state(n->store, "registration", 12, key, len,
+			     any_record, NULL, e);
+	if (rc == 0 || (rc != MSCE_ENOTFOUND && e->code))
+		return rc;
+	if (rc != MSCE_ENOTFOUND)
+		return err_set(e, rc, "case.person: %s", err_str(rc));
+	return err_set(e, MSCE_ENOTFOUND,
+		       "case.person: no registration \"%.*s\" has reached "
+		       "this center: register the person first, or, if "
+		       "another center registered them and it has not arrived "
+		       "yet, write the case with allow_unknown_person",
+		       (int)len, key);
+}
+
 static void do_writes(struct node *n, struct client_conn *c,
 		      Msce__ClientRequest *req)
 {
@@ -303,7 +356,7 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 	if (req->op_case == MSCE__CLIENT_REQUEST__OP_BATCH) {
 		puts = req->batch->puts;
 		np = req->batch->n_puts;
-		if (np == 0 || np > 10000) {
+		if (np == 0 || np > MSCE_MAX_BATCH) {
 			reply_error(c, req->id, MSCE_EINVAL,
 				    "batch must hold 1..10000 puts");
 			pb_arena_free(req);
@@ -339,12 +392,15 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 		x->w = calloc(np, sizeof *x->w);
 		x->f = calloc(nf ? nf : 1, sizeof *x->f);
 		x->out = calloc(np, sizeof *x->out);
+		x->wout = calloc(np, sizeof *x->wout);
 	}
-	if (x == NULL || x->w == NULL || x->f == NULL || x->out == NULL) {
+	if (x == NULL || x->w == NULL || x->f == NULL || x->out == NULL ||
+	    x->wout == NULL) {
 		if (x) {
 			free(x->w);
 			free(x->f);
 			free(x->out);
+			free(x->wout);
 			free(x);
 		}
 		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
@@ -352,8 +408,12 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 		return;
 	}
 	for (size_t i = 0; i < np; i++) {
-		fill_write(puts[i], &x->w[i], x->f + k);
-		k += x->w[i].nfields;
+		/* Refused here: answered with the others, never written. */
+		if (resolve == NULL &&
+		    person_unknown(n, puts[i], &x->out[i].err))
+			continue;
+		fill_write(puts[i], &x->w[x->nsub], x->f + k);
+		k += x->w[x->nsub++].nfields;
 	}
 	x->n = n;
 	x->c = c;
@@ -362,10 +422,14 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 	if (resolve != NULL)
 		x->field_name = req->put->fields[0]->name;
 	x->nw = np;
+	if (x->nsub == 0) {
+		write_done(&x->job); /* nothing to write: answer now */
+		return;
+	}
 	x->job.kind = WRITER_WRITE;
 	x->job.w = x->w;
-	x->job.n = np;
-	x->job.out = x->out;
+	x->job.n = x->nsub;
+	x->job.out = x->wout;
 	x->job.done = write_done;
 	writer_submit(n->writer, &x->job);
 }

@@ -10,13 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "client.pb-c.h"
 #include "log.h"
 #include "node.h"
 
 #define WATCH_BATCH 512
 #define WATCH_QUEUE (4u << 20)
-#define WATCH_ORIGINS 64
+#define WATCH_ORIGINS MSCE_MAX_ORIGINS /* a whole vector */
 
 struct watcher {
 	struct node *n;

@@ -311,8 +311,10 @@ int cli_connect(struct cli *x)
 		return cli_usage(x, "no node given: -c CONFIG (or "
 				    "MSCE_CONFIG), or --node HOST:PORT");
 	}
-	if (rc == 0)
-		return msce_set_timeout(x->c, cli_timeout_ms(x)) ? CLI_FAIL : 0;
+	if (rc == 0) {
+		msce_set_timeout(x->c, cli_timeout_ms(x));
+		return 0;
+	}
 	if (rc == MSCE_EPERM && x->node == NULL)
 		rc = cli_fail(x, CLI_DENIED, rc,
 			      "permission denied: %s (operators join group "
