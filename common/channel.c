@@ -599,7 +599,8 @@ static int on_transport(struct channel *ch)
 	ch->asm_len = 0;
 	if ((rc = deliver(ch, ch->asm_buf, len)))
 		return rc;
-	if (ch->asm_cap > ASM_KEEP)
+	/* Under a budget only unfinished messages hold memory. */
+	if (ch->asm_cap > ASM_KEEP || ch->budget)
 		asm_free(ch);
 	return 0;
 }

@@ -125,7 +125,8 @@ struct channel_guard {
 
 /* Partial-message memory shared by many channels (caller-owned, zeroed,
  * limit set): the reassembly buffers of all of them together stay within
- * limit bytes. used is kept by the channels. */
+ * limit bytes (a channel under a budget frees its buffer after each
+ * message). used is kept by the channels. */
 struct channel_budget {
 	size_t used, limit;
 	uint64_t refusals; /* messages refused for want of budget */
