@@ -77,5 +77,6 @@ int bench_replicate(int argc, char **argv);
 int bench_lag(int argc, char **argv);
 int bench_catchup(int argc, char **argv);
 int bench_client(int argc, char **argv);
+int bench_handshake(int argc, char **argv);
 
 #endif
