@@ -8,6 +8,7 @@ the handshake before misbehaving)."""
 
 import re
 import subprocess
+import time
 import unittest
 
 from cluster import MSCE_PROBE, ClusterTestCase, require_binaries, spawn, wait_until
@@ -98,14 +99,29 @@ class HostileTest(ClusterTestCase):
     def test_unconfirmed(self):
         # A message 1 the node has not seen (as a replay of one caught on
         # the way would be): it may be answered, but without the
-        # initiator's confirmation nothing is established and the node
-        # closes the connection at its handshake timeout.
-        before = self.c.counters(self.target).get("sessions_established", 0)
-        self.attack("unconfirmed", ["handshake_timeouts", "unconfirmed"],
-                    r"not confirmed|before confirming", min_rise=0,
-                    timeout_ms=9000)
-        self.assertEqual(self.c.counters(self.target).get("sessions_established", 0),
-                         before)
+        # initiator's confirmation nothing is established (the probe's peer
+        # is never shown connected) and the node closes the connection at
+        # its handshake timeout.
+        c, n1 = self.c, self.target
+        log_offset = n1.log_size()
+        p = spawn([MSCE_PROBE, "--target", "127.0.0.1:%d" % n1.port,
+                   "--cluster", c.name, "--server-key", n1.pub, "--mode", "unconfirmed",
+                   "--timeout-ms", "9000", "--key", c.extra["probe"][1]],
+                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        shown = []
+        while p.poll() is None:
+            peers = {x["node"]: x for x in c.status(n1)["peers"]}
+            if peers[9]["connected"]:
+                shown.append(peers[9])
+            time.sleep(0.1)
+        out = p.communicate(timeout=30)[0].decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, out)
+        self.assertIn("message 2 came back", out)
+        self.assertEqual(shown, [], "the probe's peer shown connected")
+        wait_until(lambda: re.search(r"not confirmed|before confirming",
+                                     n1.log_since(log_offset)),
+                   5, "a log line about the unconfirmed connection")
+        self.assert_still_serving("unconfirmed")
 
     def test_flood(self):
         # Many hostile connections at once, half of them holding a
