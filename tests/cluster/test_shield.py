@@ -272,9 +272,12 @@ class ShieldTest(ClusterTestCase):
         grown = (peak - base) / 1024
         print("pinning: %s connections held, RSS %d -> %d KiB (+%.0f MiB)"
               % (m.group(1), base, peak, grown))
-        # 40 x 4 MiB would be 160 MiB; the budget is 64 MiB.
-        self.assertLess(grown, 100, out)
+        # 40 x 4 MiB would be 160 MiB; the budget is 64 MiB: at most 16
+        # requests of 4 MiB are held. (Under AddressSanitizer freed
+        # memory stays in its quarantine, so RSS measures the sanitizer.)
         self.assertLessEqual(int(m.group(1)), 16)
+        if os.environ.get("MSCE_SANITIZED") not in ("ON", "1", "TRUE"):
+            self.assertLess(grown, 100, out)
         log = n1.log_since(log1)
         self.assertRegex(log, r"client_max_partial_total")
         # Clients still get served.
