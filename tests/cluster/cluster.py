@@ -449,6 +449,8 @@ class Cluster:
                       "sign_key = %s" % spub]
         with open(path or node.config, "w") as f:
             f.write("\n".join(lines) + "\n")
+        # msced refuses a config others may write, whatever the umask.
+        os.chmod(path or node.config, 0o640)
 
     def start_offline(self, node, data_dir, name):
         """Starts msced as node (its id and key) on data_dir, a copy of a

@@ -20,6 +20,15 @@
  *              flipped
  *   replay     as the configured peer, a full handshake, then the same
  *              message 1 bytes again on a new connection
+ *   unconfirmed  as the configured peer, a message 1 the node has not seen
+ *              (what a replay of a message caught on the way looks like):
+ *              message 2 may come back, but the probe never confirms, so
+ *              the node must close the connection (its handshake timeout)
+ *              without giving it the peer's session
+ *   pin        as a configured client (--key) on the client port, --count
+ *              connections each send all but the end of a --size byte
+ *              request and hold it for --hold-ms: prints how many the node
+ *              kept open
  *
  * Exit status: 0 the node reacted as expected, 1 it did not (accepted what
  * it should have refused), 2 usage or setup error (cannot connect, valid
@@ -60,6 +69,8 @@ struct opts {
 	const char *key_path;
 	const char *mode;
 	int timeout_ms;
+	int count, hold_ms; /* pin */
+	size_t size;	    /* pin */
 	uint64_t deadline; /* of the whole mode, monotonic ms */
 };
 
@@ -297,12 +308,15 @@ static int start_channel(struct channel *ch, const struct noise_keypair *kp,
 }
 
 /* Sends message 1 (msg1, already framed) and reads until the channel opens,
- * the node closes, or the deadline. */
-static enum outcome pump_handshake(int fd, struct channel *ch,
-				   const struct channel_buf *msg1,
-				   uint64_t deadline)
+ * the node closes, or the deadline. What the channel answers on the way (
+ * message 1 again after a cookie, the confirmation after message 2) is
+ * sent unless confirm is 0, when nothing more is sent at all. */
+static enum outcome pump_handshake_ex(int fd, struct channel *ch,
+				      const struct channel_buf *msg1,
+				      uint64_t deadline, int confirm)
 {
 	uint8_t buf[4096];
+	struct channel_buf out = {0};
 	enum outcome r = send_all(fd, msg1->data, msg1->len, ch, deadline);
 
 	if (r != NODE_OPENED)
@@ -322,10 +336,29 @@ static enum outcome pump_handshake(int fd, struct channel *ch,
 		if (got <= 0)
 			return NODE_CLOSED;
 		/* Message 2 and any transport frames right behind it. */
-		if (channel_feed(ch, buf, (size_t)got, NULL))
+		if (channel_feed(ch, buf, (size_t)got, &out)) {
+			channel_buf_free(&out);
 			return NODE_BROKEN;
+		}
+		if (confirm && out.len) {
+			r = send_all(fd, out.data, out.len, ch, deadline);
+			out.len = 0;
+			if (r != NODE_OPENED) {
+				channel_buf_free(&out);
+				return r;
+			}
+		}
+		out.len = 0;
 	}
+	channel_buf_free(&out);
 	return NODE_OPENED;
+}
+
+static enum outcome pump_handshake(int fd, struct channel *ch,
+				   const struct channel_buf *msg1,
+				   uint64_t deadline)
+{
+	return pump_handshake_ex(fd, ch, msg1, deadline, 1);
 }
 
 /* A full handshake as the configured peer on a new connection. Returns the
@@ -472,7 +505,7 @@ static int mode_random(void)
 	int s1, s2;
 
 	randombytes_buf(buf, sizeof buf);
-	/* Whatever length the random prefix says, it is not 104. */
+	/* Whatever length the random prefix says, it is not message 1's. */
 	buf[0] = 0xA5;
 	s1 = offend_raw(buf, sizeof buf, "1 KiB of random bytes");
 	/* The right frame size, so the node must try (and fail) to read it
@@ -621,6 +654,125 @@ out:
 	return status;
 }
 
+static int mode_unconfirmed(void)
+{
+	struct noise_keypair kp;
+	struct channel ch;
+	struct channel_buf msg1 = {0};
+	enum outcome r;
+	size_t got = 0;
+	uint64_t t0;
+	int fd, status = EXIT_SETUP;
+
+	if (load_key(&kp, 0))
+		return EXIT_SETUP;
+	if (start_channel(&ch, &kp, 0, &msg1) || (fd = dial()) < 0)
+		goto out;
+	t0 = mono_ms();
+	r = pump_handshake_ex(fd, &ch, &msg1, o.deadline, 0);
+	if (r == NODE_OPENED)
+		say("message 2 came back; not confirming");
+	else if (r == NODE_CLOSED)
+		say("node closed the connection without message 2");
+	if (r == NODE_OPENED)
+		r = wait_close(fd, NULL, &got, o.deadline);
+	if (r == NODE_CLOSED) {
+		say("node closed the unconfirmed connection after %llu ms",
+		    (unsigned long long)(mono_ms() - t0));
+		status = EXIT_OK;
+	} else if (r == NODE_TIMEOUT) {
+		say("node still holds the unconfirmed connection after %d ms",
+		    o.timeout_ms);
+		status = EXIT_TIMEOUT;
+	} else {
+		say("node %s", outcome_str(r));
+		status = EXIT_BAD;
+	}
+	close(fd);
+out:
+	channel_destroy(&ch);
+	channel_buf_free(&msg1);
+	noise_keypair_destroy(&kp);
+	return status;
+}
+
+/* Whether the node has closed fd (EOF or error); drains what it sent. */
+static int peer_gone(int fd)
+{
+	uint8_t buf[4096];
+
+	for (;;) {
+		ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+
+		if (r > 0)
+			continue;
+		return r == 0 || (errno != EAGAIN && errno != EINTR);
+	}
+}
+
+static int mode_pin(void)
+{
+	struct noise_keypair kp;
+	int *fds = NULL, open_now = 0, status = EXIT_SETUP;
+	uint8_t *payload = NULL;
+	uint64_t until;
+
+	if (load_key(&kp, 0))
+		return EXIT_SETUP;
+	if (o.count <= 0 || o.size <= CHANNEL_MAX_FRAGMENT ||
+	    !(fds = calloc((size_t)o.count, sizeof(*fds))) ||
+	    !(payload = calloc(1, o.size))) {
+		say("pin needs --count > 0 and --size over one fragment");
+		goto out;
+	}
+	for (int i = 0; i < o.count; i++) {
+		struct channel ch;
+		struct channel_buf msg1 = {0}, big = {0};
+		enum outcome r;
+		size_t last;
+
+		fds[i] = -1;
+		if (start_channel(&ch, &kp, o.size, &msg1) ||
+		    (fds[i] = dial()) < 0) {
+			channel_destroy(&ch);
+			channel_buf_free(&msg1);
+			goto out;
+		}
+		r = pump_handshake(fds[i], &ch, &msg1, o.deadline);
+		/* All but the last fragment: the request stays unfinished. */
+		if (r == NODE_OPENED &&
+		    channel_send(&ch, payload, o.size, &big) == 0) {
+			last = (o.size - 1) % CHANNEL_MAX_FRAGMENT + 1 +
+			       CHANNEL_FRAME_HDR + 1 + NOISE_TAG_LEN;
+			r = send_all(fds[i], big.data, big.len - last, &ch,
+				     o.deadline);
+		}
+		if (r != NODE_OPENED) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+		channel_buf_free(&big);
+		channel_destroy(&ch);
+		channel_buf_free(&msg1);
+	}
+	until = mono_ms() + (uint64_t)o.hold_ms;
+	while (mono_ms() < until)
+		usleep(20 * 1000);
+	for (int i = 0; i < o.count; i++)
+		if (fds[i] >= 0 && !peer_gone(fds[i]))
+			open_now++;
+	say("pinned: %d of %d connections still open", open_now, o.count);
+	status = EXIT_OK;
+out:
+	for (int i = 0; fds && i < o.count; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	free(payload);
+	noise_keypair_destroy(&kp);
+	return status;
+}
+
 /* ---- Main ---- */
 
 static const struct {
@@ -630,7 +782,8 @@ static const struct {
     {"valid", mode_valid},	   {"wrong-key", mode_wrong_key},
     {"random", mode_random},	   {"truncated", mode_truncated},
     {"oversized", mode_oversized}, {"corrupt", mode_corrupt},
-    {"replay", mode_replay},
+    {"replay", mode_replay},	   {"unconfirmed", mode_unconfirmed},
+    {"pin", mode_pin},
 };
 
 static void usage(FILE *f)
@@ -641,8 +794,9 @@ static void usage(FILE *f)
 	    "--server-key BASE64\n"
 	    "                  [--key KEYFILE] [--timeout-ms N] "
 	    "--mode MODE\n"
+	    "       [--count N --size BYTES --hold-ms N]\n"
 	    "modes: valid wrong-key random truncated oversized corrupt "
-	    "replay\n"
+	    "replay\n       unconfirmed pin\n"
 	    "--key is the secret key of a configured [peer] (needed by "
 	    "valid, oversized,\ncorrupt and replay). Exit 0: the node "
 	    "reacted as expected; 1: it did not;\n2: usage or setup "
@@ -681,6 +835,12 @@ int main(int argc, char **argv)
 			o.mode = v;
 		else if (!strcmp(argv[a], "--timeout-ms"))
 			o.timeout_ms = atoi(v);
+		else if (!strcmp(argv[a], "--count"))
+			o.count = atoi(v);
+		else if (!strcmp(argv[a], "--size"))
+			o.size = (size_t)strtoull(v, NULL, 10);
+		else if (!strcmp(argv[a], "--hold-ms"))
+			o.hold_ms = atoi(v);
 		else {
 			fprintf(stderr, "msce-probe: unknown option %s\n",
 				argv[a]);

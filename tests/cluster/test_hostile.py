@@ -8,6 +8,7 @@ the handshake before misbehaving)."""
 
 import re
 import subprocess
+import time
 import unittest
 
 from cluster import MSCE_PROBE, ClusterTestCase, require_binaries, spawn, wait_until
@@ -65,10 +66,15 @@ class HostileTest(ClusterTestCase):
                     r"unknown|not (a )?configured|not a peer")
 
     def test_random(self):
-        # Two connections: 1 KiB of noise (wrong length), then a
-        # message-1-sized frame of noise (does not decrypt).
-        self.attack("random", ["refused_bad_handshake"],
-                    r"bad handshake|malformed|does not decrypt", min_rise=2)
+        # Two connections: 1 KiB of noise (wrong length: a bad handshake),
+        # then a message-1-sized frame of noise (refused at mac1, before
+        # any Diffie-Hellman).
+        n1 = self.target
+        log_offset = n1.log_size()
+        self.attack("random", ["refused_bad_handshake", "refused_bad_mac"],
+                    r"bad handshake|malformed")
+        wait_until(lambda: re.search(r"bad mac1", n1.log_since(log_offset)),
+                   5, "a log line about the bad mac1")
 
     def test_truncated(self):
         # Half of message 1, then silence: the node's handshake timeout
@@ -90,10 +96,43 @@ class HostileTest(ClusterTestCase):
     def test_replay(self):
         self.attack("replay", ["refused_replay"], r"replay")
 
+    def test_unconfirmed(self):
+        # A message 1 the node has not seen (as a replay of one caught on
+        # the way would be): it may be answered, but without the
+        # initiator's confirmation nothing is established (the probe's peer
+        # is never shown connected) and the node closes the connection at
+        # its handshake timeout.
+        c, n1 = self.c, self.target
+        log_offset = n1.log_size()
+        p = spawn([MSCE_PROBE, "--target", "127.0.0.1:%d" % n1.port,
+                   "--cluster", c.name, "--server-key", n1.pub, "--mode", "unconfirmed",
+                   "--timeout-ms", "9000", "--key", c.extra["probe"][1]],
+                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        shown = []
+        while p.poll() is None:
+            peers = {x["node"]: x for x in c.status(n1)["peers"]}
+            if peers[9]["connected"]:
+                shown.append(peers[9])
+            time.sleep(0.1)
+        out = p.communicate(timeout=30)[0].decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, out)
+        self.assertIn("message 2 came back", out)
+        self.assertEqual(shown, [], "the probe's peer shown connected")
+        wait_until(lambda: re.search(r"not confirmed|before confirming",
+                                     n1.log_since(log_offset)),
+                   5, "a log line about the unconfirmed connection")
+        self.assert_still_serving("unconfirmed")
+
     def test_flood(self):
         # Many hostile connections at once, half of them holding a
         # half-open handshake: the node bounds them and stays available.
+        # (All from 127.0.0.1: the per-address cap is lifted here so that
+        # they reach the handshake; test_slowloris covers it.)
         c, n1 = self.c, self.target
+        c.stop(n1)
+        c.write_config(n1, max_pending_per_address=64)
+        c.start(n1)
+        c.wait_connected(n1, [2, 3])
         before = c.counters(n1)
         procs = []
         for i in range(40):

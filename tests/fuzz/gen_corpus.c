@@ -145,7 +145,9 @@ static void gen_channel(void)
 	    channel_send(&i, (const uint8_t *)"after rekey", 11, &t))
 		die("send");
 
-	/* Mode 0: message 1 alone, in 7-byte chunks, then with traffic. */
+	/* Mode 0: message 1 alone, in 7-byte chunks, then with traffic
+	 * (which starts with the initiator's confirmation); under load, the
+	 * message 1 that gets a cookie reply. */
 	s.n = 0;
 	byte(&s, 0);
 	byte(&s, 0);
@@ -153,6 +155,8 @@ static void gen_channel(void)
 	put_file("channel", "hs_msg1", s.b, s.n);
 	s.b[1] = 7;
 	put_file("channel", "hs_msg1_chunked", s.b, s.n);
+	s.b[1] = 0x80;
+	put_file("channel", "hs_msg1_under_load", s.b, s.n);
 	s.b[1] = 0;
 	raw(&s, t.data, t.len);
 	put_file("channel", "hs_session", s.b, s.n);
