@@ -281,16 +281,23 @@ static int on_channel_message(void *ctx, const uint8_t *msg, size_t len)
 	return 0;
 }
 
+static int flush(struct link *l, char *err, size_t errlen);
+
 static int tcp_feed(struct link *l, const uint8_t *p, size_t n, char *err,
 		    size_t errlen)
 {
 	int open = channel_is_open(&l->ch);
-	int rc = channel_feed(&l->ch, p, n, NULL);
+	/* During the handshake the channel may answer: message 1 again after
+	 * a cookie reply (the node is under load), the confirmation after
+	 * message 2. Queued, and written at once if the socket takes it. */
+	int rc = channel_feed(&l->ch, p, n, open ? NULL : &l->out);
 
 	switch (rc) {
 	case 0:
 		if (!open && channel_is_open(&l->ch))
 			l->state = LINK_OPEN;
+		if (!open && link_unsent(l) > 0)
+			return flush(l, err, errlen);
 		return 0;
 	case MSCE_EAUTH:
 		return die(l, err, errlen, rc,

@@ -861,11 +861,13 @@ static void do_backup(struct node *n, struct client_conn *c,
 		      const Msce__ClientRequest *req)
 {
 	struct backup_work *b;
-	const char *path = req->backup->path;
+	char path[sizeof b->path];
+	struct err e;
 
-	if (path[0] != '/' || strlen(path) >= sizeof b->path) {
-		reply_error(c, req->id, MSCE_EINVAL,
-			    "backup path must be absolute and under 512 bytes");
+	/* Over TCP only a new directory directly under backup_dir. */
+	if (config_backup_path(&n->cfg, req->backup->path,
+			       client_conn_remote(c), path, sizeof path, &e)) {
+		reply_error(c, req->id, e.code, e.msg);
 		return;
 	}
 	b = calloc(1, sizeof *b);
