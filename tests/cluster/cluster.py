@@ -732,14 +732,17 @@ class Cluster:
         if self.proxy and self.links:
             self.proxy.resume("*")
 
-    def probe(self, node, mode, peer=None, timeout_ms=5000):
+    def probe(self, node, mode, peer=None, timeout_ms=5000, extra=()):
         """Runs msce-probe against node's listen port (not through the
-        proxy) as extra peer `peer`. Returns (rc, output)."""
+        proxy) as extra peer `peer` (its id goes as --peer-id). Returns
+        (rc, output)."""
         argv = [MSCE_PROBE, "--target", "127.0.0.1:%d" % node.port,
                 "--cluster", self.name, "--server-key", node.pub,
                 "--mode", mode, "--timeout-ms", str(timeout_ms)]
         if peer:
-            argv += ["--key", self.extra[peer][1]]
+            argv += ["--key", self.extra[peer][1],
+                     "--peer-id", str(self.extra[peer][0])]
+        argv += list(extra)
         r = subprocess.run(argv, capture_output=True, timeout=timeout_ms / 1000 + 30)
         return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
 

@@ -25,6 +25,13 @@
  *              message 2 may come back, but the probe never confirms, so
  *              the node must close the connection (its handshake timeout)
  *              without giving it the peer's session
+ *   forge      as the configured peer --peer-id (an insider with a stolen
+ *              center key): its Hello, then a change in the name of
+ *              origin --origin, signed with the probe's own key: the node
+ *              must refuse it and close the link
+ *   snapshot   as the configured peer: its Hello, then a snapshot chunk
+ *              nobody asked for, claiming origin --origin at seq 2^40:
+ *              the node must refuse it and close the link
  *   pin        as a configured client (--key) on the client port, --count
  *              connections each send all but the end of a --size byte
  *              request and hold it for --hold-ms: prints how many the node
@@ -53,7 +60,11 @@
 #include "config.h"
 #include "error.h"
 #include "keyfile.h"
+#include "msce.pb-c.h"
 #include "noise.h"
+#include "peer.pb-c.h"
+#include "seg.h"
+#include "version.h"
 
 enum { EXIT_OK = 0, EXIT_BAD = 1, EXIT_SETUP = 2, EXIT_TIMEOUT = 3 };
 
@@ -70,6 +81,7 @@ struct opts {
 	const char *mode;
 	int timeout_ms;
 	int count, hold_ms; /* pin */
+	uint32_t peer_id, origin; /* forge, snapshot */
 	size_t size;	    /* pin */
 	uint64_t deadline; /* of the whole mode, monotonic ms */
 };
@@ -589,6 +601,153 @@ out:
 	return worst(s1, s2);
 }
 
+/* Sends one PeerMsg on an open session. */
+static enum outcome send_peer_msg(int fd, struct channel *ch,
+				  const Msce__PeerMsg *m)
+{
+	struct channel_buf frame = {0};
+	size_t n = msce__peer_msg__get_packed_size(m);
+	uint8_t *buf = malloc(n ? n : 1);
+	enum outcome r = NODE_BROKEN;
+
+	if (buf == NULL)
+		return NODE_BROKEN;
+	msce__peer_msg__pack(m, buf);
+	if (channel_send(ch, buf, n, &frame) == 0)
+		r = send_all(fd, frame.data, frame.len, ch, o.deadline);
+	free(buf);
+	channel_buf_free(&frame);
+	return r;
+}
+
+/* The Hello of peer --peer-id, with nothing held: the node then takes
+ * this session as that peer's. */
+static enum outcome send_hello(int fd, struct channel *ch)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__Hello h = MSCE__HELLO__INIT;
+
+	h.node = o.peer_id;
+	h.cluster = (char *)o.cluster;
+	h.protocol = MSCE_PROTOCOL_VERSION;
+	h.time_ms = now_ms();
+	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
+	m.hello = &h;
+	return send_peer_msg(fd, ch, &m);
+}
+
+/* An insider's offence after its Hello; the node must close the link. */
+static int insider(const Msce__PeerMsg *offence, const char *what)
+{
+	struct noise_keypair kp;
+	struct channel ch;
+	struct channel_buf msg1 = {0};
+	int fd, status;
+
+	if (o.peer_id == 0 || o.origin == 0) {
+		say("mode needs --peer-id and --origin");
+		return EXIT_SETUP;
+	}
+	if (load_key(&kp, 0))
+		return EXIT_SETUP;
+	fd = open_session(&ch, &kp, 0, &msg1, &status);
+	if (fd < 0)
+		goto out;
+	if (send_hello(fd, &ch) != NODE_OPENED ||
+	    send_peer_msg(fd, &ch, offence) != NODE_OPENED) {
+		say("%s: node closed the connection while it was sent", what);
+		status = EXIT_OK;
+	} else {
+		status = expect_close(fd, &ch, what);
+	}
+	close(fd);
+out:
+	channel_destroy(&ch);
+	channel_buf_free(&msg1);
+	noise_keypair_destroy(&kp);
+	return status;
+}
+
+static int mode_forge(void)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__Changes c = MSCE__CHANGES__INIT;
+	Msce__Change ch = MSCE__CHANGE__INIT;
+	Msce__FieldWrite fw = MSCE__FIELD_WRITE__INIT, *fwp = &fw;
+	Msce__Segment sg = MSCE__SEGMENT__INIT, *sgp = &sg;
+	ProtobufCBinaryData blob;
+	struct seg g = {0};
+	struct seg_hasher h;
+	uint8_t link_sk[32], link_pk[32], spk[32], ssk[64];
+	struct err e;
+
+	/* The change: a new record in the name of --origin, seq 1. */
+	ch.origin = o.origin;
+	ch.seq = 1;
+	ch.hlc = now_ms() << 16;
+	ch.collection = "t";
+	ch.key = "forged";
+	fw.name = "v";
+	fw.value.data = (uint8_t *)"written in another's name";
+	fw.value.len = strlen((const char *)fw.value.data);
+	ch.n_fields = 1;
+	ch.fields = &fwp;
+	blob.len = msce__change__get_packed_size(&ch);
+	blob.data = malloc(blob.len);
+	if (blob.data == NULL)
+		return EXIT_SETUP;
+	msce__change__pack(&ch, blob.data);
+	/* Signed well, but with the insider's own key. */
+	if (!o.key_path ||
+	    keyfile_load_secret(o.key_path, link_sk, link_pk, &e) != 0) {
+		say("mode needs --key");
+		free(blob.data);
+		return EXIT_SETUP;
+	}
+	seg_keypair_from_link(link_sk, spk, ssk);
+	g.origin = o.origin;
+	g.first = g.last = 1;
+	g.last_hlc = ch.hlc;
+	seg_hash_begin(&h);
+	seg_hash_change(&h, blob.data, blob.len);
+	seg_hash_end(&h, g.hash);
+	seg_sign(&g, ssk);
+	sg.first = 1;
+	sg.last = 1;
+	sg.last_hlc = ch.hlc;
+	sg.sig.data = g.sig;
+	sg.sig.len = SEG_SIG_LEN;
+	c.origin = o.origin;
+	c.n_changes = 1;
+	c.changes = &blob;
+	c.n_segments = 1;
+	c.segments = &sgp;
+	m.msg_case = MSCE__PEER_MSG__MSG_CHANGES;
+	m.changes = &c;
+	int status = insider(&m, "a change in another origin's name");
+	free(blob.data);
+	return status;
+}
+
+static int mode_snapshot(void)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__SnapshotChunk c = MSCE__SNAPSHOT_CHUNK__INIT;
+	Msce__VVEntry v = MSCE__VVENTRY__INIT, *vp = &v;
+
+	v.origin = o.origin;
+	v.seq = (uint64_t)1 << 40;
+	v.hlc = now_ms() << 16;
+	c.protocol = MSCE_PROTOCOL_VERSION;
+	c.snapshot_id = 1;
+	c.n_vv = 1;
+	c.vv = &vp;
+	c.done = 1;
+	m.msg_case = MSCE__PEER_MSG__MSG_SNAPSHOT;
+	m.snapshot = &c;
+	return insider(&m, "a snapshot nobody asked for, claiming seq 2^40");
+}
+
 static int mode_corrupt(void)
 {
 	struct noise_keypair kp;
@@ -783,7 +942,8 @@ static const struct {
     {"random", mode_random},	   {"truncated", mode_truncated},
     {"oversized", mode_oversized}, {"corrupt", mode_corrupt},
     {"replay", mode_replay},	   {"unconfirmed", mode_unconfirmed},
-    {"pin", mode_pin},
+    {"pin", mode_pin},		   {"forge", mode_forge},
+    {"snapshot", mode_snapshot},
 };
 
 static void usage(FILE *f)
@@ -796,7 +956,9 @@ static void usage(FILE *f)
 	    "--mode MODE\n"
 	    "       [--count N --size BYTES --hold-ms N]\n"
 	    "modes: valid wrong-key random truncated oversized corrupt "
-	    "replay\n       unconfirmed pin\n"
+	    "replay\n       unconfirmed pin forge snapshot\n"
+	    "--peer-id N --origin N: forge and snapshot (the insider's node "
+	    "id, the origin it claims)\n"
 	    "--key is the secret key of a configured [peer] (needed by "
 	    "valid, oversized,\ncorrupt and replay). Exit 0: the node "
 	    "reacted as expected; 1: it did not;\n2: usage or setup "
@@ -841,6 +1003,10 @@ int main(int argc, char **argv)
 			o.size = (size_t)strtoull(v, NULL, 10);
 		else if (!strcmp(argv[a], "--hold-ms"))
 			o.hold_ms = atoi(v);
+		else if (!strcmp(argv[a], "--peer-id"))
+			o.peer_id = (uint32_t)strtoul(v, NULL, 10);
+		else if (!strcmp(argv[a], "--origin"))
+			o.origin = (uint32_t)strtoul(v, NULL, 10);
 		else {
 			fprintf(stderr, "msce-probe: unknown option %s\n",
 				argv[a]);

@@ -53,6 +53,48 @@ class HostileTest(ClusterTestCase):
         c.wait_value(c.nodes[2], "t", "after-%s-back" % tag, "v", "from-n1", timeout=30)
         c.wait_converged()
 
+    def test_forged_origin(self):
+        # An insider (the probe has a configured peer key) writes in the
+        # name of node 2, signing with its own key: refused, counted, the
+        # link closed, nothing stored, and n1 still replicates.
+        c, n1, n2 = self.c, self.target, self.c.nodes[1]
+        origin = 2 | (777 << 16)  # an incarnation of node 2 nobody holds
+        before = c.counters(n1)
+        rc, out = c.probe(n1, "forge", "probe",
+                          extra=["--origin", str(origin)])
+        self.assertEqual(rc, 0, out)
+        wait_until(lambda: c.counters(n1).get("forged_refusals", 0) >
+                   before.get("forged_refusals", 0), 10,
+                   "forged_refusals to rise")
+        st = c.status(n1)
+        probe = [p for p in st["peers"] if p["node"] == 9][0]
+        self.assertGreaterEqual(probe["refused_forged"], 1, probe)
+        self.assertNotIn(str(origin), st["vv"])
+        self.assertIsNone(c.get(n1, "t", "forged"))
+        self.assert_still_serving("forge")
+        self.assertIsNone(c.get(n2, "t", "forged"))
+
+    def test_unasked_inflated_snapshot(self):
+        # A snapshot chunk nobody asked for, claiming node 2's origin up
+        # to seq 2^40: refused, counted, vectors untouched.
+        c, n1, n2 = self.c, self.target, self.c.nodes[1]
+        c.put(n2, "t", "before-snapshot", {"v": "x"})
+        c.wait_value(n1, "t", "before-snapshot", "v", "x", timeout=30)
+        w2 = c.status(n2)["writer"]
+        held = c.status(n1)["vv"]
+        before = c.counters(n1)
+        rc, out = c.probe(n1, "snapshot", "probe", extra=["--origin", str(w2)])
+        self.assertEqual(rc, 0, out)
+        wait_until(lambda: c.counters(n1).get("snapshot_refusals", 0) >
+                   before.get("snapshot_refusals", 0), 10,
+                   "snapshot_refusals to rise")
+        after = c.status(n1)["vv"]
+        self.assertLess(after[str(w2)], 1 << 40)
+        self.assertEqual(after, held)
+        probe = [p for p in c.status(n1)["peers"] if p["node"] == 9][0]
+        self.assertGreaterEqual(probe["refused_snapshots"], 1, probe)
+        self.assert_still_serving("snapshot")
+
     def test_valid_handshake(self):
         # Sanity of the probe and of the keys: a correct handshake works,
         # so the refusals below are the node's doing.
