@@ -1,6 +1,6 @@
-/* How libmsce reaches a node: a unix socket (4-byte big-endian length +
- * message) or TCP with the Noise channel (common/channel.h), one client
- * message per channel message. Blocking; one transport per client. */
+/* How libmsce's blocking calls reach a node: a link (link.h: a unix socket,
+ * or TCP with the Noise channel) driven with poll() until each call is
+ * done. One transport per client. */
 #ifndef MSCE_TRANSPORT_H
 #define MSCE_TRANSPORT_H
 
@@ -14,10 +14,15 @@ int transport_unix(const char *path, struct transport **out, char *err,
 		   size_t errlen);
 /* hostport "1.2.3.4:7402"; client_sk is the client's 32-byte secret key
  * (borrowed, copied into sodium_malloc memory), server_pk the node's
- * public key, cluster the cluster name bound in the prologue. */
+ * public key, cluster the cluster name bound in the prologue. Connect and
+ * handshake within 5 s (transport_tcp) or timeout_ms (0: no limit). */
 int transport_tcp(const char *hostport, const uint8_t *client_sk,
 		  const uint8_t server_pk[32], const char *cluster,
 		  struct transport **out, char *err, size_t errlen);
+int transport_tcp_timeout(const char *hostport, const uint8_t *client_sk,
+			  const uint8_t server_pk[32], const char *cluster,
+			  uint64_t timeout_ms, struct transport **out,
+			  char *err, size_t errlen);
 /* Sends one message (copied). */
 int transport_send(struct transport *t, const uint8_t *msg, size_t len,
 		   char *err, size_t errlen);
@@ -25,9 +30,10 @@ int transport_send(struct transport *t, const uint8_t *msg, size_t len,
  * most timeout_ms (0 = forever). */
 int transport_recv(struct transport *t, uint8_t **msg, size_t *len,
 		   uint64_t timeout_ms, char *err, size_t errlen);
-/* The most a send waits for room in the socket (0 = forever, the
- * default); a send that times out kills the transport (MSCE_ETIMEOUT). */
-void transport_set_send_timeout(struct transport *t, uint64_t ms);
+/* 1 if the connection is known dead, or the node has closed it while we
+ * waited for nothing (checked without blocking): a caller with nothing in
+ * flight reconnects before its next request instead of failing it. */
+int transport_hung_up(struct transport *t);
 void transport_close(struct transport *t);
 
 #endif

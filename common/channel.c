@@ -1,26 +1,44 @@
 /* The msce secure channel (wire format: docs/PROTOCOL.md "Secure channel").
  *
- * Happy path: the initiator sends message 1 (its timestamp), the responder
- * checks the initiator's key and timestamp through the verify callback,
- * answers with message 2, and both split into a send and a receive cipher.
- * From then on every frame is one transport message whose plaintext is a
- * flags byte and up to CHANNEL_MAX_FRAGMENT bytes of an application
- * message; fragments are reassembled up to max_message bytes.
+ * Happy path: the initiator sends message 1 (its timestamp, then mac1 keyed
+ * with the responder's public key and mac2 keyed with a cookie if it has
+ * one). The responder checks mac1 (two BLAKE2b hashes, no Diffie-Hellman),
+ * asks the admit callback whether to go on, checks the initiator's key and
+ * timestamp through the verify callback, answers with message 2, and both
+ * split into a send and a receive cipher. The initiator's first transport
+ * message is an empty control message, the confirmation: only then does the
+ * responder know the other end holds the keys, and not merely replayed an
+ * old message 1. From then on every frame is one transport message whose
+ * plaintext is a flags byte and up to CHANNEL_MAX_FRAGMENT bytes of an
+ * application message; fragments are reassembled up to max_receive bytes.
  *
- * Failure modes: before the handshake only frames of the exact message 1 or
- * message 2 length are accepted, read into a buffer inside the struct, so
- * garbage costs nothing. Afterwards a frame is at most 65535 bytes by its
- * 2-byte length, and the reassembly buffer grows only after checking the
- * total against max_message. Any error kills the channel: keys are wiped,
- * buffers freed, and the code is returned by every later call. */
+ * Under load the admit callback answers a message 1 without a valid mac2
+ * with a cookie reply: MAC(guard secret, source address), encrypted to the
+ * initiator with its mac1 as associated data. The initiator sends the same
+ * message 1 again with mac2 keyed by the cookie, on the same connection.
+ *
+ * Failure modes: before the handshake only frames of the exact message 1,
+ * message 2 or cookie reply length are accepted, read into a buffer inside
+ * the struct; a responder spends nothing on the Noise handshake (no
+ * allocation, no key) until mac1 holds, so garbage costs two hashes.
+ * Afterwards a frame is at most 65535 bytes by its 2-byte length, and the
+ * reassembly buffer grows only after checking the total against
+ * max_receive and the shared budget. Any error kills the channel: keys are
+ * wiped, buffers freed, and the code is returned by every later call. */
 #include "channel.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "error.h"
 #include "version.h"
+
+/* Labels of the keys derived from the responder's public key. */
+#define LABEL_MAC1 "mac1----"
+#define LABEL_COOKIE "cookie--"
 
 /* A reassembly buffer above this is freed after its message is delivered,
  * so idle links do not hold megabytes. */
@@ -97,24 +115,70 @@ int channel_prologue(const char *cluster, uint8_t *out, size_t cap, size_t *len)
 	return 0;
 }
 
-/* Kills the channel: wipes every key, frees every buffer, keeps the code.
- * Idempotent, so the first cause is the one reported. */
-static int channel_fail(struct channel *ch, int code)
+static void asm_free(struct channel *ch)
+{
+	if (ch->budget)
+		ch->budget->used -= ch->asm_cap;
+	free(ch->asm_buf);
+	ch->asm_buf = NULL;
+	ch->asm_len = ch->asm_cap = 0;
+	ch->assembling = 0;
+}
+
+/* Kills the channel: wipes every key, frees every buffer, keeps the code
+ * and where it failed. Idempotent, so the first cause is the one
+ * reported. */
+static int channel_fail_at(struct channel *ch, enum channel_failure why,
+			   int code)
 {
 	if (ch->state == CHANNEL_DEAD)
 		return ch->err;
 	ch->state = CHANNEL_DEAD;
 	ch->err = code ? code : MSCE_EPROTO;
+	ch->failure = why;
 	noise_handshake_destroy(&ch->hs);
 	noise_cipher_destroy(&ch->tx);
 	noise_cipher_destroy(&ch->rx);
 	free(ch->frame);
 	ch->frame = NULL;
-	free(ch->asm_buf);
-	ch->asm_buf = NULL;
-	ch->asm_len = ch->asm_cap = 0;
-	ch->assembling = 0;
+	asm_free(ch);
+	ch->local = NULL;
+	sodium_memzero(ch->cookie, sizeof(ch->cookie));
 	return ch->err;
+}
+
+static int channel_fail(struct channel *ch, int code)
+{
+	return channel_fail_at(ch, CHANNEL_FAIL_LOCAL, code);
+}
+
+/* BLAKE2b-256(label || prologue || responder's static public key). */
+static void derive_key(uint8_t out[32], const char *label,
+		       const uint8_t *prologue, size_t plen,
+		       const uint8_t pub[NOISE_KEY_LEN])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, (const uint8_t *)label, strlen(label));
+	crypto_generichash_update(&st, prologue, plen);
+	crypto_generichash_update(&st, pub, NOISE_KEY_LEN);
+	crypto_generichash_final(&st, out, 32);
+}
+
+/* A 16-byte BLAKE2b MAC of in under key. */
+static void mac16(uint8_t out[CHANNEL_MAC_LEN], const uint8_t *key,
+		  size_t key_len, const uint8_t *in, size_t in_len)
+{
+	crypto_generichash(out, CHANNEL_MAC_LEN, in, in_len, key, key_len);
+}
+
+/* What a responder's cookie for src is: MAC(secret, src). */
+static void cookie_for(const struct channel_guard *g, const uint8_t *src,
+		       size_t src_len, uint8_t out[CHANNEL_COOKIE_LEN])
+{
+	crypto_generichash(out, CHANNEL_COOKIE_LEN, src, src_len, g->secret,
+			   sizeof(g->secret));
 }
 
 int channel_init(struct channel *ch, const struct channel_config *cfg,
@@ -134,23 +198,50 @@ int channel_init(struct channel *ch, const struct channel_config *cfg,
 	 * it calls. */
 	if (initiator ? !cfg->remote_key : (cfg->remote_key || !cfg->cb.verify))
 		return MSCE_EINVAL;
+	if (cfg->src_len > CHANNEL_MAX_SRC || (cfg->src_len && !cfg->src))
+		return MSCE_EINVAL;
+	if (sodium_init() < 0)
+		return MSCE_ENOMEM;
 	if ((rc = channel_prologue(cfg->cluster, prologue, sizeof(prologue),
 				   &plen)))
 		return rc;
-	rc =
-	    noise_handshake_init(&ch->hs, cfg->role, prologue, plen, cfg->local,
-				 cfg->remote_key, cfg->test_ephemeral);
-	if (rc)
-		return rc;
-	ch->role = cfg->role;
-	ch->state = initiator ? CHANNEL_NEW : CHANNEL_WAIT_MSG1;
+	memcpy(ch->prologue, prologue, plen);
+	ch->prologue_len = plen;
+	/* Both MAC keys come from the responder's public key, which both
+	 * sides know before message 1. */
+	derive_key(ch->mac1_key, LABEL_MAC1, prologue, plen,
+		   initiator ? cfg->remote_key : cfg->local->pub);
+	derive_key(ch->cookie_key, LABEL_COOKIE, prologue, plen,
+		   initiator ? cfg->remote_key : cfg->local->pub);
 	if (initiator) {
+		/* The responder's handshake waits for a valid mac1. */
+		rc = noise_handshake_init(&ch->hs, cfg->role, prologue, plen,
+					  cfg->local, cfg->remote_key,
+					  cfg->test_ephemeral);
+		if (rc)
+			return rc;
+		ch->hs_ready = 1;
 		memcpy(ch->remote_key, cfg->remote_key, NOISE_KEY_LEN);
 		ch->have_remote = 1;
+		if (cfg->cookie) {
+			memcpy(ch->cookie, cfg->cookie, CHANNEL_COOKIE_LEN);
+			ch->have_cookie = 1;
+		}
+	} else {
+		ch->local = cfg->local;
+		ch->test_ephemeral = cfg->test_ephemeral;
+		ch->guard = cfg->guard;
+		if (cfg->src_len)
+			memcpy(ch->src, cfg->src, cfg->src_len);
+		ch->src_len = cfg->src_len;
 	}
+	ch->role = cfg->role;
+	ch->state = initiator ? CHANNEL_NEW : CHANNEL_WAIT_MSG1;
 	ch->cb = cfg->cb;
 	ch->max_message =
 	    cfg->max_message ? cfg->max_message : CHANNEL_DEFAULT_MAX_MESSAGE;
+	ch->max_receive = cfg->max_receive ? cfg->max_receive : ch->max_message;
+	ch->budget = cfg->budget;
 	ch->rekey_bytes =
 	    cfg->rekey_bytes ? cfg->rekey_bytes : CHANNEL_DEFAULT_REKEY_BYTES;
 	ch->rekey_ms = cfg->rekey_ms ? cfg->rekey_ms : CHANNEL_DEFAULT_REKEY_MS;
@@ -178,9 +269,37 @@ static int write_handshake(struct channel *ch, const uint8_t *payload,
 	return 0;
 }
 
+/* Sets mac2 of the message 1 kept in ch->msg1: keyed with the cookie, or
+ * zeros without one. */
+static void set_mac2(struct channel *ch)
+{
+	uint8_t *mac2 = ch->msg1 + CHANNEL_NOISE_MSG1_LEN + CHANNEL_MAC_LEN;
+
+	if (ch->have_cookie)
+		mac16(mac2, ch->cookie, CHANNEL_COOKIE_LEN, ch->msg1,
+		      CHANNEL_NOISE_MSG1_LEN + CHANNEL_MAC_LEN);
+	else
+		memset(mac2, 0, CHANNEL_MAC_LEN);
+}
+
+/* Appends the kept message 1 as a frame. */
+static int send_msg1(struct channel *ch, struct channel_buf *out)
+{
+	int rc;
+
+	if ((rc = buf_reserve(out, CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN)))
+		return rc;
+	put_be16(out->data + out->len, CHANNEL_MSG1_LEN);
+	memcpy(out->data + out->len + CHANNEL_FRAME_HDR, ch->msg1,
+	       CHANNEL_MSG1_LEN);
+	out->len += CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN;
+	return 0;
+}
+
 int channel_start(struct channel *ch, struct channel_buf *out)
 {
 	uint8_t ts[CHANNEL_TIMESTAMP_LEN];
+	size_t n;
 	int rc;
 
 	if (ch->state == CHANNEL_DEAD)
@@ -188,8 +307,14 @@ int channel_start(struct channel *ch, struct channel_buf *out)
 	if (ch->state != CHANNEL_NEW || !out)
 		return MSCE_EINVAL;
 	put_be64(ts, ch->start_ms);
-	rc = write_handshake(ch, ts, sizeof(ts), CHANNEL_MSG1_LEN, out);
+	rc = noise_handshake_write_message(&ch->hs, ts, sizeof(ts), ch->msg1,
+					   CHANNEL_NOISE_MSG1_LEN, &n);
 	if (rc)
+		return channel_fail(ch, rc);
+	mac16(ch->msg1 + CHANNEL_NOISE_MSG1_LEN, ch->mac1_key,
+	      sizeof(ch->mac1_key), ch->msg1, CHANNEL_NOISE_MSG1_LEN);
+	set_mac2(ch);
+	if ((rc = send_msg1(ch, out)))
 		return channel_fail(ch, rc);
 	ch->state = CHANNEL_WAIT_MSG2;
 	return 0;
@@ -208,8 +333,82 @@ static int open_channel(struct channel *ch)
 	if (rc)
 		return rc;
 	noise_handshake_destroy(&ch->hs);
+	ch->local = NULL;
 	ch->state = CHANNEL_OPEN;
 	return 0;
+}
+
+/* Answers message 1 with a cookie for the connection's source address. */
+static int send_cookie(struct channel *ch, struct channel_buf *out)
+{
+	uint8_t cookie[CHANNEL_COOKIE_LEN], *p;
+	unsigned long long n;
+	int rc;
+
+	if ((rc = buf_reserve(out, CHANNEL_FRAME_HDR +
+				       CHANNEL_COOKIE_REPLY_LEN)))
+		return rc;
+	p = out->data + out->len;
+	put_be16(p, CHANNEL_COOKIE_REPLY_LEN);
+	p += CHANNEL_FRAME_HDR;
+	if (ch->guard->test_nonce)
+		memcpy(p, ch->guard->test_nonce, CHANNEL_COOKIE_NONCE_LEN);
+	else
+		randombytes_buf(p, CHANNEL_COOKIE_NONCE_LEN);
+	cookie_for(ch->guard, ch->src, ch->src_len, cookie);
+	/* Associated data: the mac1 it answers, so that only the sender of
+	 * that message 1 takes it. */
+	crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    p + CHANNEL_COOKIE_NONCE_LEN, &n, cookie, sizeof(cookie),
+	    ch->hs_frame + CHANNEL_NOISE_MSG1_LEN, CHANNEL_MAC_LEN, NULL, p,
+	    ch->cookie_key);
+	sodium_memzero(cookie, sizeof(cookie));
+	out->len += CHANNEL_FRAME_HDR + CHANNEL_COOKIE_REPLY_LEN;
+	ch->cookie_sent = 1;
+	return 0;
+}
+
+/* The cheap checks in front of the Diffie-Hellman: mac1, then mac2 and
+ * the admit callback. Returns 0 to go on, CHANNEL_COOKIE if a cookie reply
+ * went out, or the failure (ch->failure set). */
+static int guard_msg1(struct channel *ch, struct channel_buf *out)
+{
+	const uint8_t *m = ch->hs_frame;
+	uint8_t want[CHANNEL_MAC_LEN], cookie[CHANNEL_COOKIE_LEN];
+	int mac2_ok = 0, rc;
+
+	mac16(want, ch->mac1_key, sizeof(ch->mac1_key), m,
+	      CHANNEL_NOISE_MSG1_LEN);
+	if (sodium_memcmp(want, m + CHANNEL_NOISE_MSG1_LEN, CHANNEL_MAC_LEN)) {
+		ch->failure = CHANNEL_FAIL_MAC;
+		return MSCE_EAUTH;
+	}
+	if (ch->guard && ch->src_len) {
+		cookie_for(ch->guard, ch->src, ch->src_len, cookie);
+		mac16(want, cookie, sizeof(cookie), m,
+		      CHANNEL_NOISE_MSG1_LEN + CHANNEL_MAC_LEN);
+		mac2_ok = !sodium_memcmp(
+		    want, m + CHANNEL_NOISE_MSG1_LEN + CHANNEL_MAC_LEN,
+		    CHANNEL_MAC_LEN);
+		sodium_memzero(cookie, sizeof(cookie));
+	}
+	rc = ch->cb.admit ? ch->cb.admit(ch->cb.ctx, mac2_ok) : 0;
+	if (rc == CHANNEL_COOKIE) {
+		/* One cookie per connection: an initiator that ignores it
+		 * gets no second. */
+		if (!ch->guard || !ch->src_len || ch->cookie_sent) {
+			ch->failure = CHANNEL_FAIL_ADMIT;
+			return MSCE_EBUSY;
+		}
+		if ((rc = send_cookie(ch, out))) {
+			ch->failure = CHANNEL_FAIL_LOCAL;
+			return rc;
+		}
+		return CHANNEL_COOKIE;
+	}
+	if (rc)
+		ch->failure = CHANNEL_FAIL_ADMIT;
+	return rc;
 }
 
 static int on_msg1(struct channel *ch, struct channel_buf *out)
@@ -218,10 +417,22 @@ static int on_msg1(struct channel *ch, struct channel_buf *out)
 	size_t n;
 	int rc;
 
-	rc = noise_handshake_read_message(&ch->hs, ch->hs_frame, ch->frame_len,
-					  ts, sizeof(ts), &n);
+	rc = guard_msg1(ch, out);
+	if (rc == CHANNEL_COOKIE)
+		return 0; /* message 1 again, with mac2 */
 	if (rc)
-		return rc;
+		return channel_fail_at(ch, ch->failure, rc);
+	rc = noise_handshake_init(&ch->hs, NOISE_RESPONDER, ch->prologue,
+				  ch->prologue_len, ch->local, NULL,
+				  ch->test_ephemeral);
+	if (rc)
+		return channel_fail(ch, rc);
+	ch->hs_ready = 1;
+	rc = noise_handshake_read_message(&ch->hs, ch->hs_frame,
+					  CHANNEL_NOISE_MSG1_LEN, ts,
+					  sizeof(ts), &n);
+	if (rc)
+		return channel_fail_at(ch, CHANNEL_FAIL_HANDSHAKE, rc);
 	memcpy(ch->remote_key, noise_handshake_remote_static(&ch->hs),
 	       NOISE_KEY_LEN);
 	ch->have_remote = 1;
@@ -229,23 +440,57 @@ static int on_msg1(struct channel *ch, struct channel_buf *out)
 	/* The caller decides before anything is allocated for this peer. */
 	rc = ch->cb.verify(ch->cb.ctx, ch->remote_key, ch->remote_timestamp_ms);
 	if (rc)
-		return rc;
-	if ((rc = write_handshake(ch, NULL, 0, CHANNEL_MSG2_LEN, out)))
-		return rc;
-	return open_channel(ch);
+		return channel_fail_at(ch, CHANNEL_FAIL_VERIFY, rc);
+	if ((rc = write_handshake(ch, NULL, 0, CHANNEL_MSG2_LEN, out)) ||
+	    (rc = open_channel(ch)))
+		return channel_fail(ch, rc);
+	return 0;
 }
 
-static int on_msg2(struct channel *ch)
+static int write_confirm(struct channel *ch, struct channel_buf *out);
+
+/* Message 2, or a cookie reply: then message 1 goes again with mac2. */
+static int on_msg2(struct channel *ch, struct channel_buf *out)
 {
 	uint8_t empty[1];
-	size_t n;
+	unsigned long long n;
+	size_t len;
 	int rc;
 
+	if (ch->frame_len == CHANNEL_COOKIE_REPLY_LEN) {
+		const uint8_t *p = ch->hs_frame;
+
+		if (ch->cookie_received)
+			return channel_fail_at(ch, CHANNEL_FAIL_HANDSHAKE,
+					       MSCE_EPROTO);
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+			ch->cookie, &n, NULL, p + CHANNEL_COOKIE_NONCE_LEN,
+			CHANNEL_COOKIE_LEN + NOISE_TAG_LEN,
+			ch->msg1 + CHANNEL_NOISE_MSG1_LEN, CHANNEL_MAC_LEN, p,
+			ch->cookie_key) != 0)
+			return channel_fail_at(ch, CHANNEL_FAIL_HANDSHAKE,
+					       MSCE_EAUTH);
+		ch->have_cookie = ch->cookie_received = 1;
+		if (!out) /* nowhere to send message 1 again */
+			return channel_fail_at(ch, CHANNEL_FAIL_ADMIT,
+					       MSCE_EBUSY);
+		set_mac2(ch);
+		if ((rc = send_msg1(ch, out)))
+			return channel_fail(ch, rc);
+		return 0;
+	}
 	rc = noise_handshake_read_message(&ch->hs, ch->hs_frame, ch->frame_len,
-					  empty, sizeof(empty), &n);
+					  empty, sizeof(empty), &len);
 	if (rc)
-		return rc;
-	return open_channel(ch);
+		return channel_fail_at(ch, CHANNEL_FAIL_HANDSHAKE, rc);
+	if ((rc = open_channel(ch)))
+		return channel_fail(ch, rc);
+	/* Message 2 proved the responder; we owe it the same proof. */
+	ch->confirmed = 1;
+	ch->confirm_owed = 1;
+	if (out && (rc = write_confirm(ch, out)))
+		return channel_fail(ch, rc);
+	return 0;
 }
 
 static int deliver(struct channel *ch, const uint8_t *msg, size_t len)
@@ -256,7 +501,7 @@ static int deliver(struct channel *ch, const uint8_t *msg, size_t len)
 	ch->stats.bytes_received += len;
 	rc = ch->cb.message(ch->cb.ctx, len ? msg : NULL, len);
 	if (rc)
-		return rc;
+		return channel_fail_at(ch, CHANNEL_FAIL_CALLBACK, rc);
 	/* The callback may have killed the channel through channel_send. */
 	return ch->state == CHANNEL_DEAD ? ch->err : 0;
 }
@@ -266,18 +511,32 @@ static int asm_append(struct channel *ch, const uint8_t *data, size_t len)
 	size_t need, cap;
 	uint8_t *p;
 
-	if (len > ch->max_message - ch->asm_len)
+	if (len > ch->max_receive - ch->asm_len) {
+		ch->failure = CHANNEL_FAIL_LIMIT;
 		return MSCE_ETOOBIG;
+	}
 	need = ch->asm_len + len;
 	if (need > ch->asm_cap) {
+		struct channel_budget *b = ch->budget;
+
 		cap = ch->asm_cap ? ch->asm_cap : ASM_MIN;
 		while (cap < need)
 			cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-		if (cap > ch->max_message)
-			cap = ch->max_message;
+		if (cap > ch->max_receive)
+			cap = ch->max_receive;
+		/* The growth must fit what all channels share. */
+		if (b && cap - ch->asm_cap > b->limit - b->used) {
+			b->refusals++;
+			ch->failure = CHANNEL_FAIL_BUDGET;
+			return MSCE_EBUSY;
+		}
 		p = realloc(ch->asm_buf, cap);
-		if (!p)
+		if (!p) {
+			ch->failure = CHANNEL_FAIL_LOCAL;
 			return MSCE_ENOMEM;
+		}
+		if (b)
+			b->used += cap - ch->asm_cap;
 		ch->asm_buf = p;
 		ch->asm_cap = cap;
 	}
@@ -296,27 +555,42 @@ static int on_transport(struct channel *ch)
 	rc = noise_cipher_decrypt(&ch->rx, NULL, 0, ch->frame, ch->frame_len,
 				  ch->frame, NOISE_MAX_MSG, &n);
 	if (rc)
-		return rc;
+		return channel_fail_at(ch, ch->confirmed ? CHANNEL_FAIL_TRANSPORT
+							 : CHANNEL_FAIL_CONFIRM,
+				       rc);
 	flags = ch->frame[0];
 	data = ch->frame + 1;
 	len = n - 1;
+	if (!ch->confirmed) {
+		/* The responder's first transport message: the confirmation,
+		 * and nothing else. */
+		if (flags != CHANNEL_F_CONTROL || len)
+			return channel_fail_at(ch, CHANNEL_FAIL_CONFIRM,
+					       MSCE_EPROTO);
+		ch->confirmed = 1;
+		return 0;
+	}
 	if (flags & ~CHANNEL_F_KNOWN)
-		return MSCE_EPROTO;
+		return channel_fail_at(ch, CHANNEL_FAIL_TRANSPORT, MSCE_EPROTO);
 	if (flags & CHANNEL_F_REKEY) {
 		noise_cipher_rekey(&ch->rx);
 		ch->stats.rekeys_received++;
 	}
 	if (flags & CHANNEL_F_CONTROL)
-		return len || (flags & CHANNEL_F_MORE) ? MSCE_EPROTO : 0;
+		return len || (flags & CHANNEL_F_MORE)
+			   ? channel_fail_at(ch, CHANNEL_FAIL_TRANSPORT,
+					     MSCE_EPROTO)
+			   : 0;
 
 	if (!ch->assembling && !(flags & CHANNEL_F_MORE)) {
 		/* Whole message in one fragment: no copy. */
-		if (len > ch->max_message)
-			return MSCE_ETOOBIG;
+		if (len > ch->max_receive)
+			return channel_fail_at(ch, CHANNEL_FAIL_LIMIT,
+					       MSCE_ETOOBIG);
 		return deliver(ch, data, len);
 	}
 	if ((rc = asm_append(ch, data, len)))
-		return rc;
+		return channel_fail_at(ch, ch->failure, rc);
 	ch->assembling = 1;
 	if (flags & CHANNEL_F_MORE)
 		return 0;
@@ -325,11 +599,9 @@ static int on_transport(struct channel *ch)
 	ch->asm_len = 0;
 	if ((rc = deliver(ch, ch->asm_buf, len)))
 		return rc;
-	if (ch->asm_cap > ASM_KEEP) {
-		free(ch->asm_buf);
-		ch->asm_buf = NULL;
-		ch->asm_cap = 0;
-	}
+	/* Under a budget only unfinished messages hold memory. */
+	if (ch->asm_cap > ASM_KEEP || ch->budget)
+		asm_free(ch);
 	return 0;
 }
 
@@ -341,25 +613,33 @@ static int check_frame_len(const struct channel *ch, size_t len)
 	case CHANNEL_WAIT_MSG1:
 		return len == CHANNEL_MSG1_LEN ? 0 : MSCE_EPROTO;
 	case CHANNEL_WAIT_MSG2:
-		return len == CHANNEL_MSG2_LEN ? 0 : MSCE_EPROTO;
+		return len == CHANNEL_MSG2_LEN ||
+			       (len == CHANNEL_COOKIE_REPLY_LEN &&
+				!ch->cookie_received)
+			   ? 0
+			   : MSCE_EPROTO;
 	case CHANNEL_OPEN:
+		if (!ch->confirmed)
+			return len == CHANNEL_MIN_TRANSPORT ? 0 : MSCE_EPROTO;
 		return len >= CHANNEL_MIN_TRANSPORT ? 0 : MSCE_EPROTO;
 	default:
 		return MSCE_EPROTO; /* the peer spoke before message 1 */
 	}
 }
 
+/* Handles a complete frame; on failure the channel is dead and its code
+ * returned. */
 static int on_frame(struct channel *ch, struct channel_buf *out)
 {
 	switch (ch->state) {
 	case CHANNEL_WAIT_MSG1:
 		return on_msg1(ch, out);
 	case CHANNEL_WAIT_MSG2:
-		return on_msg2(ch);
+		return on_msg2(ch, out);
 	case CHANNEL_OPEN:
 		return on_transport(ch);
 	default:
-		return MSCE_EPROTO;
+		return channel_fail_at(ch, CHANNEL_FAIL_FRAME, MSCE_EPROTO);
 	}
 }
 
@@ -384,7 +664,12 @@ int channel_feed(struct channel *ch, const uint8_t *in, size_t len,
 			ch->frame_len = (size_t)ch->hdr[0] << 8 | ch->hdr[1];
 			ch->frame_have = 0;
 			if ((rc = check_frame_len(ch, ch->frame_len)))
-				return channel_fail(ch, rc);
+				return channel_fail_at(
+				    ch,
+				    ch->state == CHANNEL_OPEN && !ch->confirmed
+					? CHANNEL_FAIL_CONFIRM
+					: CHANNEL_FAIL_FRAME,
+				    rc);
 			continue;
 		}
 		buf = ch->state == CHANNEL_OPEN ? ch->frame : ch->hs_frame;
@@ -399,9 +684,18 @@ int channel_feed(struct channel *ch, const uint8_t *in, size_t len,
 			break;
 		ch->hdr_have = 0;
 		if ((rc = on_frame(ch, out)))
-			return channel_fail(ch, rc);
+			return rc;
 	}
 	return 0;
+}
+
+size_t channel_frame_left(const struct channel *ch)
+{
+	if (ch->state == CHANNEL_DEAD)
+		return 0;
+	if (ch->hdr_have < CHANNEL_FRAME_HDR)
+		return CHANNEL_FRAME_HDR - ch->hdr_have;
+	return ch->frame_len - ch->frame_have;
 }
 
 /* Encrypts flags + data into one frame at the end of out, which the caller
@@ -432,6 +726,21 @@ static void write_fragment(struct channel *ch, uint8_t flags,
 
 #define FRAME_OVERHEAD (CHANNEL_FRAME_HDR + 1 + NOISE_TAG_LEN)
 
+/* The initiator's first transport message: an empty control message that
+ * proves to the responder we hold the session keys. */
+static int write_confirm(struct channel *ch, struct channel_buf *out)
+{
+	int rc;
+
+	if (!ch->confirm_owed)
+		return 0;
+	if ((rc = buf_reserve(out, FRAME_OVERHEAD)))
+		return rc;
+	write_fragment(ch, CHANNEL_F_CONTROL, NULL, 0, out);
+	ch->confirm_owed = 0;
+	return 0;
+}
+
 int channel_send(struct channel *ch, const uint8_t *msg, size_t len,
 		 struct channel_buf *out)
 {
@@ -451,8 +760,9 @@ int channel_send(struct channel *ch, const uint8_t *msg, size_t len,
 	 * message is never cut short. */
 	if (nfrag > NOISE_NONCE_MAX - ch->tx.n)
 		return channel_fail(ch, MSCE_ECLOSED);
-	if ((rc = buf_reserve(out, len + nfrag * FRAME_OVERHEAD)))
+	if ((rc = buf_reserve(out, len + (nfrag + 1) * FRAME_OVERHEAD)))
 		return rc;
+	write_confirm(ch, out); /* reserved above: cannot fail */
 	do {
 		size_t chunk = len - off;
 		uint8_t flags = 0;
@@ -496,8 +806,9 @@ int channel_rekey(struct channel *ch, uint64_t now_ms, struct channel_buf *out)
 		return MSCE_EINVAL;
 	if (ch->tx.n == NOISE_NONCE_MAX)
 		return channel_fail(ch, MSCE_ECLOSED);
-	if ((rc = buf_reserve(out, FRAME_OVERHEAD)))
+	if ((rc = buf_reserve(out, 2 * FRAME_OVERHEAD)))
 		return rc;
+	write_confirm(ch, out);
 	write_fragment(ch, CHANNEL_F_CONTROL | CHANNEL_F_REKEY, NULL, 0, out);
 	ch->last_rekey_ms = now_ms;
 	return 0;
@@ -508,9 +819,27 @@ int channel_is_open(const struct channel *ch)
 	return ch->state == CHANNEL_OPEN;
 }
 
+int channel_is_confirmed(const struct channel *ch)
+{
+	return ch->state == CHANNEL_OPEN && ch->confirmed;
+}
+
 int channel_error(const struct channel *ch)
 {
 	return ch->state == CHANNEL_DEAD ? ch->err : 0;
+}
+
+enum channel_failure channel_failure(const struct channel *ch)
+{
+	return ch->state == CHANNEL_DEAD ? ch->failure : CHANNEL_FAIL_NONE;
+}
+
+int channel_cookie(const struct channel *ch, uint8_t out[CHANNEL_COOKIE_LEN])
+{
+	if (!ch->cookie_received || ch->state == CHANNEL_DEAD)
+		return MSCE_ENOTFOUND;
+	memcpy(out, ch->cookie, CHANNEL_COOKIE_LEN);
+	return 0;
 }
 
 const uint8_t *channel_remote_key(const struct channel *ch)
@@ -529,8 +858,29 @@ void channel_destroy(struct channel *ch)
 	noise_cipher_destroy(&ch->tx);
 	noise_cipher_destroy(&ch->rx);
 	free(ch->frame);
-	free(ch->asm_buf);
-	memset(ch, 0, sizeof(*ch));
+	asm_free(ch);
+	sodium_memzero(ch, sizeof(*ch));
+}
+
+void channel_guard_init(struct channel_guard *g, uint64_t now_ms)
+{
+	memset(g, 0, sizeof(*g));
+	randombytes_buf(g->secret, sizeof(g->secret));
+	g->born_ms = now_ms;
+}
+
+void channel_guard_tick(struct channel_guard *g, uint64_t now_ms)
+{
+	if (now_ms >= g->born_ms &&
+	    now_ms - g->born_ms < CHANNEL_COOKIE_SECRET_MS)
+		return;
+	randombytes_buf(g->secret, sizeof(g->secret));
+	g->born_ms = now_ms;
+}
+
+void channel_guard_destroy(struct channel_guard *g)
+{
+	sodium_memzero(g, sizeof(*g));
 }
 
 int channel_replay_check(struct channel_replay_entry *table, size_t n,

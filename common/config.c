@@ -11,11 +11,16 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -23,7 +28,7 @@
 #include "log.h"
 
 #define CONFIG_FILE_MAX (1u << 20) /* a node config is a few KiB */
-#define MAX_KEYS 16
+#define MAX_KEYS 24
 
 struct parser;
 typedef int (*setter_fn)(struct parser *p, const char *v);
@@ -168,6 +173,38 @@ int config_parse_duration_ms(const char *s, uint64_t *ms, struct err *e)
 bad:
 	return err_set(e, MSCE_EINVAL,
 		       "\"%s\" is not a duration (e.g. 60s, 500ms, 2m, 1h)", s);
+}
+
+int config_parse_size(const char *s, uint64_t *bytes, struct err *e)
+{
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {{"", 0},	  {"K", 10},   {"KiB", 10}, {"M", 20},
+		     {"MiB", 20}, {"G", 30},   {"GiB", 30}};
+	char num[24];
+	size_t n = strspn(s, "0123456789"), i;
+	uint64_t v;
+
+	if (n == 0 || n >= sizeof num)
+		goto bad;
+	memcpy(num, s, n);
+	num[n] = '\0';
+	if (parse_u64(num, &v) != 0)
+		goto bad;
+	for (i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (strcmp(s + n, units[i].suffix) == 0)
+			break;
+	if (i == sizeof units / sizeof units[0] ||
+	    v > (UINT64_MAX >> units[i].shift))
+		goto bad;
+	*bytes = v << units[i].shift;
+	return 0;
+bad:
+	return err_set(e, MSCE_EINVAL,
+		       "\"%s\" is not a size (e.g. 4MiB, 512KiB, 1GiB or a "
+		       "number of bytes)",
+		       s);
 }
 
 static int is_host_char(char c)
@@ -326,6 +363,52 @@ static int set_key(struct parser *p, uint8_t dst[32], const char *v)
 
 	if (key_from_base64(v, dst, &ke) != 0)
 		return bad(p, "\"%s\": %s", v, ke.msg);
+	if (key_low_order(dst))
+		return bad(p, "\"%s\" is a low-order point, not a usable "
+			      "X25519 public key",
+			   v);
+	return 0;
+}
+
+/* A whole number in lo..hi. */
+static int set_count(struct parser *p, size_t *dst, const char *v, uint64_t lo,
+		     uint64_t hi)
+{
+	uint64_t n;
+
+	if (parse_u64(v, &n) != 0 || n < lo || n > hi)
+		return bad(p, "\"%s\" is not a number from %llu to %llu", v,
+			   (unsigned long long)lo, (unsigned long long)hi);
+	*dst = (size_t)n;
+	return 0;
+}
+
+static int set_duration(struct parser *p, uint64_t *dst, const char *v,
+			uint64_t lo_ms)
+{
+	struct err de;
+	uint64_t ms;
+
+	if (config_parse_duration_ms(v, &ms, &de) != 0)
+		return bad(p, "%s", de.msg);
+	if (ms < lo_ms)
+		return bad(p, "\"%s\" is too short (at least %llu ms)", v,
+			   (unsigned long long)lo_ms);
+	*dst = ms;
+	return 0;
+}
+
+static int set_size(struct parser *p, size_t *dst, const char *v, size_t lo,
+		    size_t hi)
+{
+	struct err se;
+	uint64_t n;
+
+	if (config_parse_size(v, &n, &se) != 0)
+		return bad(p, "%s", se.msg);
+	if (n < lo || n > hi)
+		return bad(p, "\"%s\" is outside %zu..%zu bytes", v, lo, hi);
+	*dst = (size_t)n;
 	return 0;
 }
 
@@ -458,6 +541,52 @@ static int s_fsync(struct parser *p, const char *v)
 	return 0;
 }
 
+static int s_max_pending(struct parser *p, const char *v)
+{
+	return set_count(p, &p->cfg->max_pending_handshakes, v, 1, 65536);
+}
+
+static int s_max_pending_per_address(struct parser *p, const char *v)
+{
+	return set_count(p, &p->cfg->max_pending_per_address, v, 1, 65536);
+}
+
+static int s_handshake_timeout(struct parser *p, const char *v)
+{
+	return set_duration(p, &p->cfg->handshake_timeout_ms, v, 100);
+}
+
+static int s_client_idle_timeout(struct parser *p, const char *v)
+{
+	return set_duration(p, &p->cfg->client_idle_timeout_ms, v, 1000);
+}
+
+static int s_client_conns_per_key(struct parser *p, const char *v)
+{
+	return set_count(p, &p->cfg->client_max_connections_per_key, v, 1,
+			 65536);
+}
+
+static int s_client_partial(struct parser *p, const char *v)
+{
+	return set_size(p, &p->cfg->client_max_partial_bytes, v,
+			CONFIG_MIN_CLIENT_PARTIAL, CONFIG_MAX_CLIENT_PARTIAL);
+}
+
+static int s_client_partial_total(struct parser *p, const char *v)
+{
+	return set_size(p, &p->cfg->client_max_partial_total, v,
+			CONFIG_MIN_CLIENT_PARTIAL, SIZE_MAX / 2);
+}
+
+static int s_backup_dir(struct parser *p, const char *v)
+{
+	if (v[0] != '/')
+		return bad(p, "\"%s\" is not an absolute path", v);
+	return set_str(p, p->cfg->backup_dir, sizeof p->cfg->backup_dir, v,
+		       0);
+}
+
 static int s_peer_id(struct parser *p, const char *v)
 {
 	return set_id(p, &cur_peer(p)->id, v);
@@ -582,7 +711,11 @@ enum {
 	NODE_LISTEN,
 	NODE_CLIENT_LISTEN,
 	NODE_SOCKET,
-	NODE_METRICS_LISTEN
+	NODE_METRICS_LISTEN,
+	NODE_MAX_PENDING,
+	NODE_MAX_PENDING_PER_ADDRESS,
+	NODE_CLIENT_PARTIAL,
+	NODE_CLIENT_PARTIAL_TOTAL,
 };
 enum { PEER_ID, PEER_ADDRESS, PEER_KEY };
 enum { CLIENT_KEY, CLIENT_ROLE };
@@ -601,10 +734,21 @@ static const struct key_def node_keys[] = {
 	[NODE_CLIENT_LISTEN] = {"client_listen", 0, s_client_listen},
 	[NODE_SOCKET] = {"socket", 0, s_socket},
 	[NODE_METRICS_LISTEN] = {"metrics_listen", 0, s_metrics_listen},
+	[NODE_MAX_PENDING] = {"max_pending_handshakes", 0, s_max_pending},
+	[NODE_MAX_PENDING_PER_ADDRESS] = {"max_pending_per_address", 0,
+					  s_max_pending_per_address},
+	[NODE_CLIENT_PARTIAL] = {"client_max_partial_bytes", 0,
+				 s_client_partial},
+	[NODE_CLIENT_PARTIAL_TOTAL] = {"client_max_partial_total", 0,
+				       s_client_partial_total},
 	{"max_clock_skew", 0, s_clock_skew},
 	{"log_retention", 0, s_log_retention},
 	{"log_level", 0, s_log_level},
 	{"fsync", 0, s_fsync},
+	{"handshake_timeout", 0, s_handshake_timeout},
+	{"client_idle_timeout", 0, s_client_idle_timeout},
+	{"client_max_connections_per_key", 0, s_client_conns_per_key},
+	{"backup_dir", 0, s_backup_dir},
 };
 
 static const struct key_def peer_keys[] = {
@@ -1018,6 +1162,25 @@ static int finish(struct parser *p)
 		return p->code;
 	if (check_listeners(p))
 		return p->code;
+	if (c->max_pending_per_address > c->max_pending_handshakes)
+		return fail_at(p,
+			       p->node.key_line[NODE_MAX_PENDING_PER_ADDRESS]
+				   ? p->node.key_line[NODE_MAX_PENDING_PER_ADDRESS]
+				   : p->node.key_line[NODE_MAX_PENDING],
+			       "[node]", "max_pending_per_address",
+			       "%zu is more than max_pending_handshakes (%zu)",
+			       c->max_pending_per_address,
+			       c->max_pending_handshakes);
+	if (c->client_max_partial_total < c->client_max_partial_bytes)
+		return fail_at(p,
+			       p->node.key_line[NODE_CLIENT_PARTIAL_TOTAL]
+				   ? p->node.key_line[NODE_CLIENT_PARTIAL_TOTAL]
+				   : p->node.key_line[NODE_CLIENT_PARTIAL],
+			       "[node]", "client_max_partial_total",
+			       "%zu bytes is less than client_max_partial_bytes "
+			       "(%zu): not even one request would fit",
+			       c->client_max_partial_total,
+			       c->client_max_partial_bytes);
 
 	for (size_t i = 0; i < c->npeers; i++) {
 		const struct config_peer *pe = &c->peers[i];
@@ -1090,6 +1253,14 @@ int config_parse_string(const char *text, const char *name_for_errors,
 	out->log_retention = CONFIG_DEFAULT_LOG_RETENTION;
 	out->log_level = LOG_INFO;
 	out->fsync = 1;
+	out->max_pending_handshakes = CONFIG_DEFAULT_MAX_PENDING;
+	out->max_pending_per_address = CONFIG_DEFAULT_MAX_PENDING_PER_ADDR;
+	out->handshake_timeout_ms = CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	out->client_idle_timeout_ms = CONFIG_DEFAULT_CLIENT_IDLE_MS;
+	out->client_max_connections_per_key =
+	    CONFIG_DEFAULT_CLIENT_CONNS_PER_KEY;
+	out->client_max_partial_bytes = CONFIG_DEFAULT_CLIENT_PARTIAL;
+	out->client_max_partial_total = CONFIG_DEFAULT_CLIENT_PARTIAL_TOTAL;
 
 	memset(&p, 0, sizeof p);
 	p.file = name_for_errors ? name_for_errors : "config";
@@ -1121,27 +1292,61 @@ int config_parse_string(const char *text, const char *name_for_errors,
 
 int config_load(const char *path, struct config *out, struct err *e)
 {
-	FILE *f;
+	struct stat st;
 	char *buf;
-	size_t n;
-	int rc;
+	size_t n = 0;
+	int fd, rc;
 
 	memset(out, 0, sizeof *out);
-	f = fopen(path, "re");
-	if (f == NULL)
+	/* Whoever may change this file decides who is admin: no symbolic
+	 * link (its target is whatever the link's owner makes it), no file
+	 * group or others may write. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	if (fd < 0 && errno == ELOOP)
+		return err_set(e, MSCE_EPERM,
+			       "config %s is a symbolic link; refusing to "
+			       "follow it (name the file itself)",
+			       path);
+	if (fd < 0)
 		return err_set(e, errno == ENOENT ? MSCE_ENOTFOUND : MSCE_EIO,
 			       "cannot open config %s: %s", path,
 			       strerror(errno));
+	if (fstat(fd, &st) != 0) {
+		rc = err_set(e, MSCE_EIO, "cannot stat config %s: %s", path,
+			     strerror(errno));
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(e, MSCE_ECONFIG, "config %s is not a regular file",
+			       path);
+	}
+	if (st.st_mode & 022) {
+		close(fd);
+		return err_set(e, MSCE_EPERM,
+			       "config %s has mode %04o, so group or others may "
+			       "change it (and so who is admin); fix with: "
+			       "chmod go-w %s",
+			       path, (unsigned)(st.st_mode & 07777), path);
+	}
 	buf = malloc(CONFIG_FILE_MAX + 1);
 	if (buf == NULL) {
-		fclose(f);
+		close(fd);
 		return err_set(e, MSCE_ENOMEM, "%s: out of memory", path);
 	}
-	n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
-	if (ferror(f)) {
-		rc = err_set(e, MSCE_EIO, "cannot read config %s: %s", path,
-			     strerror(errno));
-		goto out;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, CONFIG_FILE_MAX + 1 - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = err_set(e, MSCE_EIO, "cannot read config %s: %s",
+				     path, strerror(errno));
+			goto out;
+		}
+		if (r == 0 || (n += (size_t)r) > CONFIG_FILE_MAX)
+			break;
 	}
 	if (n > CONFIG_FILE_MAX) {
 		rc = err_set(e, MSCE_ECONFIG,
@@ -1160,7 +1365,7 @@ int config_load(const char *path, struct config *out, struct err *e)
 	rc = config_parse_string(buf, path, out, e);
 out:
 	free(buf);
-	fclose(f);
+	close(fd);
 	return rc;
 }
 
@@ -1212,4 +1417,70 @@ const char *config_role_name(int role)
 	default:
 		return "?";
 	}
+}
+
+/* A name for one directory: no slash, not "." or "..". */
+static int plain_name(const char *s)
+{
+	return s[0] != '\0' && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
+	       strcmp(s, "..") != 0;
+}
+
+int config_backup_path(const struct config *cfg, const char *requested,
+		       int remote, char *out, size_t cap, struct err *e)
+{
+	char dir[PATH_MAX], real_dir[PATH_MAX], parent[PATH_MAX];
+	char real_parent[PATH_MAX], base[PATH_MAX];
+	size_t len = strlen(requested);
+	int n;
+
+	if (len == 0 || len >= sizeof(dir))
+		return err_set(e, MSCE_EINVAL, "backup path is empty or too "
+					       "long");
+	if (requested[0] == '/' && !remote) {
+		if (snprintf(out, cap, "%s", requested) >= (int)cap)
+			return err_set(e, MSCE_EINVAL,
+				       "backup path is too long");
+		return 0;
+	}
+	if (cfg->backup_dir[0] == '\0')
+		return err_set(e, MSCE_EPERM,
+			       remote ? "backup over TCP is off: set [node] "
+					"backup_dir to the directory backups "
+					"may go to"
+				      : "backup path must be absolute (or set "
+					"[node] backup_dir for names)");
+	if (!realpath(cfg->backup_dir, real_dir))
+		return err_set(e, MSCE_EPERM, "backup_dir %s: %s",
+			       cfg->backup_dir, strerror(errno));
+	if (requested[0] != '/') {
+		if (!plain_name(requested))
+			return err_set(e, MSCE_EPERM,
+				       "backup name \"%s\" must be one "
+				       "directory name (no /, not . or ..)",
+				       requested);
+		n = snprintf(out, cap, "%s/%s", real_dir, requested);
+		if (n < 0 || (size_t)n >= cap)
+			return err_set(e, MSCE_EINVAL,
+				       "backup path is too long");
+		return 0;
+	}
+	/* Absolute over TCP: the parent, symlinks resolved, must be
+	 * backup_dir itself, and the last part a new name. */
+	while (len > 1 && requested[len - 1] == '/')
+		len--;
+	memcpy(dir, requested, len);
+	dir[len] = '\0';
+	snprintf(parent, sizeof(parent), "%s", dir);
+	snprintf(base, sizeof(base), "%s", basename(dir));
+	if (!plain_name(base) || !realpath(dirname(parent), real_parent) ||
+	    strcmp(real_parent, real_dir) != 0)
+		return err_set(e, MSCE_EPERM,
+			       "backup path %s is not directly under backup_dir "
+			       "%s",
+			       requested, cfg->backup_dir);
+	n = snprintf(out, cap, "%s/%s", real_dir, base);
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(e, MSCE_EINVAL, "backup path is too long");
+	return 0;
 }

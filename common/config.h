@@ -26,6 +26,16 @@ enum { CONFIG_ROLE_RO = 1, CONFIG_ROLE_RW, CONFIG_ROLE_ADMIN };
 #define CONFIG_MAX_CLIENTS 4096
 #define CONFIG_DEFAULT_CLOCK_SKEW_MS 60000
 #define CONFIG_DEFAULT_LOG_RETENTION 1000000
+/* Handshake and client connection limits (deploy/README.md "Limits"). */
+#define CONFIG_DEFAULT_MAX_PENDING 64	     /* per listener */
+#define CONFIG_DEFAULT_MAX_PENDING_PER_ADDR 8 /* per IPv4 address / IPv6 /64 */
+#define CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000
+#define CONFIG_DEFAULT_CLIENT_IDLE_MS (UINT64_C(300) * 1000)
+#define CONFIG_DEFAULT_CLIENT_CONNS_PER_KEY 32
+#define CONFIG_DEFAULT_CLIENT_PARTIAL ((size_t)4 << 20)	/* per connection */
+#define CONFIG_DEFAULT_CLIENT_PARTIAL_TOTAL ((size_t)64 << 20)
+#define CONFIG_MAX_CLIENT_PARTIAL ((size_t)4 << 20) /* the largest request */
+#define CONFIG_MIN_CLIENT_PARTIAL ((size_t)64 << 10)
 
 #define CONFIG_MAX_SIGN_KEYS 4
 #define CONFIG_MAX_RETIRED 64
@@ -67,6 +77,15 @@ struct config {
 	uint64_t log_retention;     /* default 1000000 changes per origin */
 	int log_level;              /* enum log_level, default LOG_INFO */
 	int fsync;                  /* 1 (default) or 0, for tests only */
+	/* Limits, each with the default above. */
+	size_t max_pending_handshakes;  /* per listener, peer and client */
+	size_t max_pending_per_address; /* of which from one address */
+	uint64_t handshake_timeout_ms;  /* accept to confirmation */
+	uint64_t client_idle_timeout_ms; /* open, nothing in flight or read */
+	size_t client_max_connections_per_key;
+	size_t client_max_partial_bytes; /* unfinished request, per connection */
+	size_t client_max_partial_total; /* all connections together */
+	char backup_dir[512]; /* "" = no backup over TCP */
 	size_t npeers;
 	struct config_peer *peers; /* owned by the config */
 	size_t nclients;
@@ -79,8 +98,10 @@ struct config {
 
 /* Reads and parses the file at path. *out is overwritten (pass a fresh or
  * freed one); on success the caller owns it and frees it with
- * config_free(), on failure it is left empty. Returns 0, MSCE_ECONFIG,
- * MSCE_EIO, MSCE_ENOTFOUND or MSCE_ENOMEM, with the reason in e. */
+ * config_free(), on failure it is left empty. The file decides who is
+ * admin: a symbolic link, or a file group or others may write, is refused
+ * (MSCE_EPERM). Returns 0, MSCE_ECONFIG, MSCE_EPERM, MSCE_EIO,
+ * MSCE_ENOTFOUND or MSCE_ENOMEM, with the reason in e. */
 int config_load(const char *path, struct config *out, struct err *e);
 /* Same from a NUL-terminated string (borrowed); name_for_errors is what
  * messages call the file. */
@@ -98,6 +119,20 @@ int config_parse_addr(const char *s, char *host, size_t hostlen, int *port,
 /* Parses "60s", "500ms", "2m", "1h" or a plain number of seconds into
  * milliseconds. Returns 0 or MSCE_EINVAL. */
 int config_parse_duration_ms(const char *s, uint64_t *ms, struct err *e);
+/* Parses "4MiB", "512KiB", "1GiB" (K, M, G alike: powers of 1024) or a
+ * plain number of bytes. Returns 0 or MSCE_EINVAL. */
+int config_parse_size(const char *s, uint64_t *bytes, struct err *e);
+
+/* Where a backup asked for as requested may be written, into out (cap
+ * bytes). remote: asked over TCP (a [client] with the admin role), which
+ * may only write a new directory directly under backup_dir, named by a
+ * relative name ("nightly-1") or an absolute path whose parent is
+ * backup_dir itself (after symlinks); without backup_dir it may not back
+ * up at all. Local (the unix socket): an absolute path anywhere, or a
+ * relative name under backup_dir. Returns 0, or MSCE_EPERM (not allowed,
+ * the reason in e) or MSCE_EINVAL (malformed). */
+int config_backup_path(const struct config *cfg, const char *requested,
+		       int remote, char *out, size_t cap, struct err *e);
 
 /* Lookups return a pointer into c (valid until config_free) or NULL. */
 const struct config_peer *config_peer_by_key(const struct config *c,

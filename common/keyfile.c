@@ -59,8 +59,45 @@ void key_to_base64(const uint8_t k[32], char out[64])
 	sodium_bin2base64(out, 64, k, 32, sodium_base64_VARIANT_ORIGINAL);
 }
 
+/* The u-coordinates of the points of order 1, 2, 4 and 8 on Curve25519,
+ * and p and p + 1 (0 and 1 again); X25519 ignores bit 255, so it is masked
+ * off before comparing (the same list libsodium refuses). */
+static const uint8_t low_order[7][32] = {
+    {0},
+    {1},
+    {0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3,
+     0xfa, 0xf1, 0x9f, 0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32,
+     0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00},
+    {0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1,
+     0x55, 0x9c, 0x83, 0xef, 0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c,
+     0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f, 0x11, 0x57},
+    {0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+    {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+    {0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+};
+
+int key_low_order(const uint8_t k[32])
+{
+	uint8_t u[32];
+
+	memcpy(u, k, 32);
+	u[31] &= 0x7f;
+	for (size_t i = 0; i < sizeof(low_order) / sizeof(low_order[0]); i++)
+		if (memcmp(u, low_order[i], 32) == 0)
+			return 1;
+	return 0;
+}
+
 /* Reads the one-line key file at path into buf (NUL-terminated, trailing
- * whitespace removed). With secret, refuses group/other access first. */
+ * whitespace removed). Refuses a symbolic link (a key read through one is
+ * whatever the link's owner points it at) and a file group or others may
+ * write; with secret, also one they may read. */
 static int read_key_file(const char *path, int secret, char *buf, size_t cap,
 			 struct err *e)
 {
@@ -68,7 +105,12 @@ static int read_key_file(const char *path, int secret, char *buf, size_t cap,
 	size_t len = 0;
 	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	if (fd < 0 && errno == ELOOP)
+		return err_set(e, MSCE_EPERM,
+			       "key file %s is a symbolic link; refusing to "
+			       "follow it (name the file itself)",
+			       path);
 	if (fd < 0)
 		return err_set(e, errno_code(errno), "cannot open key file %s: %s",
 			       path, strerror(errno));
@@ -80,6 +122,13 @@ static int read_key_file(const char *path, int secret, char *buf, size_t cap,
 	if (!S_ISREG(st.st_mode)) {
 		rc = err_set(e, MSCE_ECORRUPT,
 			     "key file %s is not a regular file", path);
+		goto out;
+	}
+	if (!secret && (st.st_mode & 022) != 0) {
+		rc = err_set(e, MSCE_EPERM,
+			     "public key file %s has mode %04o, so group or "
+			     "others may change it; fix with: chmod go-w %s",
+			     path, (unsigned)(st.st_mode & 07777), path);
 		goto out;
 	}
 	if (secret && (st.st_mode & 077) != 0) {
@@ -171,9 +220,11 @@ int keyfile_load_public(const char *path, uint8_t pk[32], struct err *e)
 	if (key_from_base64(buf, pk, &ke) != 0)
 		return err_set(e, ke.code, "public key file %s: %s", path,
 			       ke.msg);
-	if (sodium_is_zero(pk, 32))
+	if (key_low_order(pk))
 		return err_set(e, MSCE_ECORRUPT,
-			       "public key file %s: all-zero key", path);
+			       "public key file %s: a low-order point, not a "
+			       "usable X25519 key",
+			       path);
 	return 0;
 }
 

@@ -23,15 +23,16 @@ int keyfile_generate(const char *prefix, struct err *e);
 int keyfile_write_sign_pub(const char *prefix, struct err *e);
 
 /* Reads a secret key file into sk (32 bytes of caller-owned memory, meant to
- * be sodium_malloc'd) and derives its public key into pk. Refuses files that
- * group or others may read or write, and anything but one line of base64 of
- * 32 bytes. On failure sk is wiped. Returns 0, MSCE_EPERM, MSCE_ECORRUPT,
- * MSCE_ENOTFOUND or MSCE_EIO. */
+ * be sodium_malloc'd) and derives its public key into pk. Refuses a
+ * symbolic link, files that group or others may read or write, and
+ * anything but one line of base64 of 32 bytes. On failure sk is wiped.
+ * Returns 0, MSCE_EPERM, MSCE_ECORRUPT, MSCE_ENOTFOUND or MSCE_EIO. */
 int keyfile_load_secret(const char *path, uint8_t *sk, uint8_t pk[32],
 			struct err *e);
 
-/* Reads a public key file into pk (caller's). Returns 0, MSCE_ECORRUPT,
- * MSCE_ENOTFOUND or MSCE_EIO. */
+/* Reads a public key file into pk (caller's). Refuses a symbolic link, a
+ * file group or others may write, and a low-order key. Returns 0,
+ * MSCE_EPERM, MSCE_ECORRUPT, MSCE_ENOTFOUND or MSCE_EIO. */
 int keyfile_load_public(const char *path, uint8_t pk[32], struct err *e);
 
 /* Decodes base64 of exactly 32 bytes (the whole NUL-terminated string, no
@@ -41,5 +42,10 @@ int key_from_base64(const char *b64, uint8_t out[32], struct err *e);
 
 /* Encodes k into out as KEY_BASE64_LEN characters plus a NUL. */
 void key_to_base64(const uint8_t k[32], char out[64]);
+
+/* Whether the X25519 public key k is one of the points of small order (or
+ * a non-canonical encoding of one): every Diffie-Hellman with it has a
+ * result known in advance, so no configuration may name it. */
+int key_low_order(const uint8_t k[32]);
 
 #endif

@@ -330,11 +330,16 @@ int noise_handshake_init(struct noise_handshake *hs, enum noise_role role,
 	mix_hash(hs, role == NOISE_INITIATOR ? hs->rs : hs->s_pub,
 		 NOISE_KEY_LEN);
 
-	if (e_priv)
+	/* A responder draws its ephemeral key only when it answers, so a
+	 * message 1 it refuses costs no key generation. */
+	if (e_priv) {
 		memcpy(hs->sec->e, e_priv, NOISE_KEY_LEN);
-	else
+		hs->has_e = 1;
+	} else if (role == NOISE_INITIATOR) {
 		randombytes_buf(hs->sec->e, NOISE_KEY_LEN);
-	if (crypto_scalarmult_base(hs->e_pub, hs->sec->e) != 0) {
+		hs->has_e = 1;
+	}
+	if (hs->has_e && crypto_scalarmult_base(hs->e_pub, hs->sec->e) != 0) {
 		noise_handshake_destroy(hs);
 		return MSCE_EIO;
 	}
@@ -376,6 +381,12 @@ static int write_msg2(struct noise_handshake *hs, const uint8_t *payload,
 	struct noise_hs_secret *x = hs->sec;
 	int rc;
 
+	if (!hs->has_e) {
+		randombytes_buf(x->e, NOISE_KEY_LEN);
+		if (crypto_scalarmult_base(hs->e_pub, x->e) != 0)
+			return MSCE_EIO;
+		hs->has_e = 1;
+	}
 	memcpy(out, hs->e_pub, NOISE_KEY_LEN);
 	mix_hash(hs, hs->e_pub, NOISE_KEY_LEN);
 	if ((rc = mix_dh(hs, x->e, hs->re)))

@@ -109,6 +109,7 @@ struct noise_handshake {
 	uint8_t re[NOISE_KEY_LEN]; /* remote ephemeral */
 	uint64_t n;		   /* nonce of the handshake cipher */
 	int has_key;
+	int has_e; /* e drawn (the responder's waits for message 2) */
 	int has_rs;
 	int role;
 	int step; /* messages done so far: 0, 1, 2; then split */
@@ -119,8 +120,9 @@ struct noise_handshake {
  * and s are only read during the call: the private key is copied into hs.
  * rs is the responder's static public key, required for the initiator and
  * NULL for the responder. e_priv fixes the ephemeral private key (test
- * vectors only); pass NULL to draw a random one. This is the only
- * handshake function that allocates. */
+ * vectors only); pass NULL to draw a random one (the responder draws it
+ * when it writes message 2). This is the only handshake function that
+ * allocates. */
 int noise_handshake_init(struct noise_handshake *hs, enum noise_role role,
 			 const uint8_t *prologue, size_t prologue_len,
 			 const struct noise_keypair *s,

@@ -451,11 +451,20 @@ size_t schema_timestamp_utc(const char *s, size_t len,
 	civil_from_days(day, &y, &mo, &d);
 	if (y < 1 || y > 9999)
 		return 0;
-	char head[32];
+	/* YYYY-MM-DDTHH:MM:SS by hand: this runs for every timestamp
+	 * written, and the fields are fixed-width numbers. */
 	int hm = (int)mod; /* 0..1439 */
-	snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d", (int)y, mo,
-		 d, hm / 60, hm % 60, se);
-	memcpy(out, head, 19);
+	int vals[6] = {(int)y, mo, d, hm / 60, hm % 60, se};
+	static const int width[6] = {4, 2, 2, 2, 2, 2};
+	static const char sep[6] = {'-', '-', 'T', ':', ':', 0};
+	char *o = out;
+	for (int k = 0; k < 6; k++) {
+		for (int w = width[k] - 1, v = vals[k]; w >= 0; w--, v /= 10)
+			o[w] = (char)('0' + v % 10);
+		o += width[k];
+		if (sep[k])
+			*o++ = sep[k];
+	}
 	if (fl) {
 		memmove(out + 20, s + 20, fl);
 		out[19] = '.';
@@ -779,19 +788,28 @@ struct fspec {
 	const char *const *choices; /* T_ENUM, NULL-terminated */
 };
 
-static const char *const doc_types[] = {"passport",	   "id_card",
-					"travel_document", "residence_permit",
-					"other",	   NULL};
-static const char *const districts[] = {
-    "futian",  "luohu",	   "nanshan",	"yantian", "baoan", "longgang",
-    "longhua", "pingshan", "guangming", "dapeng",  NULL};
-static const char *const categories[] = {"registration", "marriage", "landlord",
-					 "employer",	 "lease",    "travel",
-					 "currency",	 "other",    NULL};
-static const char *const statuses[] = {"open", "in_progress", "resolved",
-				       "closed", NULL};
-static const char *const kinds[] = {"qa",	"tour",	 "workshop",
-				    "ceremony", "other", NULL};
+/* The lists are msce_domain.h's, which the public enums come from too. */
+#define DOMAIN_VALUE(n, s) s,
+static const char *const doc_types[] = {MSCE_DOCUMENT_TYPES(DOMAIN_VALUE)
+					NULL};
+static const char *const districts[] = {MSCE_DISTRICTS(DOMAIN_VALUE) NULL};
+static const char *const categories[] = {MSCE_CASE_CATEGORIES(DOMAIN_VALUE)
+					 NULL};
+static const char *const statuses[] = {MSCE_CASE_STATUSES(DOMAIN_VALUE) NULL};
+static const char *const kinds[] = {MSCE_EVENT_KINDS(DOMAIN_VALUE) NULL};
+#undef DOMAIN_VALUE
+
+const char *const *schema_domain_list(int list)
+{
+	static const char *const *const lists[MSCE_LIST_COUNT] = {
+	    [MSCE_LIST_DOCUMENT_TYPE] = doc_types,
+	    [MSCE_LIST_DISTRICT] = districts,
+	    [MSCE_LIST_CASE_CATEGORY] = categories,
+	    [MSCE_LIST_CASE_STATUS] = statuses,
+	    [MSCE_LIST_EVENT_KIND] = kinds,
+	};
+	return list >= 0 && list < MSCE_LIST_COUNT ? lists[list] : NULL;
+}
 
 static const struct fspec reg_fields[] = {
     {"name", T_LINE, 200, 1, NULL},

@@ -19,6 +19,7 @@
 
 #include "bounds.h"
 #include "error.h"
+#include "msce_domain.h"
 
 struct schema_field {
 	const char *name;
@@ -105,5 +106,9 @@ int schema_registration_key_valid(const char *s, size_t len);
 int schema_note_id_valid(const char *s, size_t len);
 #define SCHEMA_NOTE_ID_MIN 39 /* a one-letter center */
 #define SCHEMA_NOTE_ID_MAX 70 /* a 32-letter center */
+
+/* The allowed values of an enum msce_domain_list, NULL-terminated, in
+ * enum order; NULL for an unknown list. */
+const char *const *schema_domain_list(int list);
 
 #endif

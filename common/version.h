@@ -5,8 +5,10 @@
 
 #include <stdint.h>
 
-/* The secure channel's version, bound into the Noise prologue. */
-#define MSCE_CHANNEL_VERSION 1
+/* The secure channel's version, bound into the Noise prologue (and so into
+ * mac1): 2 added mac1/mac2, cookie replies and the initiator's
+ * confirmation. Nodes of different versions cannot connect. */
+#define MSCE_CHANNEL_VERSION 2
 /* The peer protocol's version, carried in Hello and snapshot chunks: 2 added
  * writers (incarnations), per-writer tombstone collection and snapshot
  * ranges. A node refuses a peer speaking another version, naming both. */

@@ -54,6 +54,17 @@ STOP_TIMEOUT = 20  # s between SIGTERM and SIGKILL
 CLI_TIMEOUT = 60  # s for one CLI call
 
 
+
+def open_private(path, mode="w", perm=0o600, **kw):
+    """open() for writing a file that only we (0600) or also our group
+    (0640) may read, whatever the umask and whatever mode an older run left:
+    logs and demo data hold personal records."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+    flags |= os.O_APPEND if "a" in mode else os.O_TRUNC
+    fd = os.open(path, flags, perm)
+    os.fchmod(fd, perm)
+    return os.fdopen(fd, mode, **kw)
+
 def binary(env, *rel):
     return os.environ.get(env) or os.path.join(REPO, "build", *rel)
 
@@ -140,7 +151,7 @@ def generate(root, base_port):
                             base_port + 2000 + nid))
         lines.append("# One operator key for every center, over TCP.")
         lines.append("client ops * admin")
-        with open(path, "w") as f:
+        with open_private(path, "w", 0o640) as f:
             f.write("\n".join(lines) + "\n")
     r = subprocess.run([sys.executable, os.path.join(HERE, "msce-gen"),
                         "--layout", "local", "--cluster", CLUSTER,
@@ -196,7 +207,7 @@ def log_tail(c, n=15):
 
 def start_node(c):
     os.makedirs(c.dir, exist_ok=True)
-    with open(c.log, "ab") as log:
+    with open_private(c.log, "ab", 0o600) as log:
         log.write(("---- quickstart: start %s ----\n"
                    % time.strftime("%Y-%m-%d %H:%M:%S")).encode())
         log.flush()
@@ -205,7 +216,7 @@ def start_node(c):
         p = subprocess.Popen([MSCED, "-c", c.conf], stdin=subprocess.DEVNULL,
                              stdout=log, stderr=log, cwd=c.dir,
                              start_new_session=True)
-    with open(c.pidfile + ".tmp", "w") as f:
+    with open_private(c.pidfile + ".tmp", "w", 0o640) as f:
         f.write("%d\n" % p.pid)
     os.replace(c.pidfile + ".tmp", c.pidfile)
     return p
@@ -514,7 +525,7 @@ class Loader:
     def _import(self, ci, recs, tag):
         c = self.centers[ci]
         path = os.path.join(self.workdir, "%s-%s.jsonl" % (tag, c.name))
-        with open(path, "w", encoding="utf-8") as f:
+        with open_private(path, "w", 0o600, encoding="utf-8") as f:
             for r in recs:
                 _, coll, key, fields = r[:4]
                 line = {"collection": coll, "key": key, "fields": fields}
@@ -591,7 +602,8 @@ def sync(centers):
 def load_demo(root, centers, records):
     demo = Demo(records)
     work = os.path.join(root, "demo")
-    os.makedirs(work, exist_ok=True)
+    os.makedirs(work, mode=0o700, exist_ok=True)
+    os.chmod(work, 0o700)  # records to import: personal data
     ld = Loader(centers, work)
     t0 = time.monotonic()
     say("loading demo data with %s: %d registrations, cases, events"
@@ -601,6 +613,10 @@ def load_demo(root, centers, records):
     cases, later = demo.cases()
     events = demo.events()
     ld.write(regs + events, "base")
+    # A center refuses a case for a person it has not seen: the cases
+    # (some opened at another center than the registration) wait until
+    # every center holds every registration.
+    sync(centers)
     ld.write(cases, "cases")
     # A second center changes a case's status only once it holds the case:
     # a write that would create a case without its required fields is
@@ -635,7 +651,7 @@ def load_demo(root, centers, records):
         if rc == 0 and json.loads(out)["fields"]["phone"].get("conflicts"):
             example = pair[0][2]
             break
-    with open(os.path.join(root, "demo.json"), "w") as f:
+    with open_private(os.path.join(root, "demo.json"), "w", 0o640) as f:
         json.dump({"registrations": len(regs),
                    "cases": sum(r[1] == "case" for r in cases),
                    "notes": sum(r[1] == "case_note" for r in cases + later),
@@ -653,7 +669,7 @@ def load_demo(root, centers, records):
 
 def lock(root):
     """One quickstart at a time per DIR."""
-    f = open(os.path.join(root, ".lock"), "w")
+    f = open_private(os.path.join(root, ".lock"), "w", 0o600)
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -28,7 +28,7 @@
 #include "node.h"
 #include "node_status.h"
 
-#define SCAN_MAX_LIMIT 10000
+#define SCAN_MAX_LIMIT MSCE_MAX_SCAN_LIMIT
 
 /* r packed into a new buffer (*len bytes), or NULL when out of memory.
  * An answer too large for the connection becomes an error answer, never
@@ -190,9 +190,11 @@ struct write_ctx {
 	char *field_name;
 	struct store_write *w;
 	struct store_field_in *f;
-	struct store_written *out;
-	size_t nw;    /* the client's writes */
-	size_t *pos;  /* where each is in w, among the audit entries */
+	struct store_written *out; /* one per put, refused ones filled early */
+	struct store_written *wout; /* one per write handed to the writer */
+	size_t nw;		    /* puts in the request */
+	size_t nsub;		    /* writes handed to the writer */
+	size_t *pos;  /* where each put is in w (SIZE_MAX: refused early) */
 	struct audit_who who;
 };
 
@@ -274,6 +276,11 @@ static void write_done(struct writer_job *j)
 	struct write_ctx *x = (struct write_ctx *)j;
 	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
 
+	/* The writer's results go to the puts that were not refused here
+	 * (the audit entries between them are the node's own). */
+	for (size_t i = 0; i < x->nw && x->nsub > 0; i++)
+		if (x->pos[i] != SIZE_MAX)
+			x->out[i] = x->wout[x->pos[i]];
 	r.id = x->req->id;
 	if (j->rc != 0) {
 		r.code = (uint32_t)j->rc;
@@ -289,8 +296,7 @@ static void write_done(struct writer_job *j)
 			r.error = "out of memory building the batch answer";
 		} else {
 			for (size_t i = 0; i < x->nw; i++) {
-				const struct store_written *o =
-					&x->out[x->pos[i]];
+				const struct store_written *o = &x->out[i];
 				msce__client_response__init(&items[i]);
 				items[i].id = i;
 				items[i].code = (uint32_t)o->err.code;
@@ -312,25 +318,25 @@ static void write_done(struct writer_job *j)
 		free(items);
 		free(ip);
 		free(prs);
-	} else if (x->out[x->pos[0]].err.code == 0 &&
-		   x->req->put->min_sites > 1 && !x->n->stopping) {
+	} else if (x->out[0].err.code == 0 && x->req->put->min_sites > 1 &&
+		   !x->n->stopping) {
 		/* Committed here; answered once enough centers hold it. */
 		uint64_t t = x->req->put->timeout_ms ? x->req->put->timeout_ms
 						      : 10000;
-		wait_add(x->n, x->c, x->req->id, &x->out[x->pos[0]],
+		wait_add(x->n, x->c, x->req->id, &x->out[0],
 			 x->req->put->min_sites, node_now_ms() + t);
 	} else {
 		Msce__PutResult pr;
-		r.code = (uint32_t)x->out[x->pos[0]].err.code;
-		r.error = x->out[x->pos[0]].err.msg;
+		r.code = (uint32_t)x->out[0].err.code;
+		r.error = x->out[0].err.msg;
 		if (r.code == 0) {
-			fill_put_result(&pr, &x->out[x->pos[0]]);
+			fill_put_result(&pr, &x->out[0]);
 			r.result_case = MSCE__CLIENT_RESPONSE__RESULT_PUT;
 			r.put = &pr;
 		}
 		reply(x->c, &r);
 	}
-	if (j->rc == 0 && !x->n->stopping) {
+	if (j->rc == 0 && !x->n->stopping && x->nsub > 0) {
 		repl_local_commit(x->n->repl, node_now_ms());
 		watch_pump(x->n);
 	}
@@ -347,6 +353,7 @@ static void write_done(struct writer_job *j)
 	free(x->w);
 	free(x->f);
 	free(x->out);
+	free(x->wout);
 	free(x->pos);
 	free(x);
 }
@@ -388,10 +395,11 @@ static const char *write_op(const Msce__PutRequest *p, int resolve)
 
 /* Audit entries for a request's writes: one after each run of writes of
  * personal records of one kind (put, delete), within AUDIT_LIST_MAX bytes
- * of lines, listing those of the run that commit (STORE_W_LIST). Marks in
+ * of lines, listing those of the run that commit (STORE_W_LIST); puts
+ * refused before the writer (pos SIZE_MAX) are none of them. Marks in
  * ends[i] the writes an entry follows; returns how many entries. */
 static size_t audit_runs(Msce__PutRequest *const *puts, size_t np,
-			 unsigned char *ends)
+			 const size_t *pos, unsigned char *ends)
 {
 	size_t runs = 0, bytes = 0, last = 0;
 	int open = 0, kind = 0;
@@ -400,7 +408,7 @@ static size_t audit_runs(Msce__PutRequest *const *puts, size_t np,
 		const Msce__PutRequest *p = puts[i];
 		size_t cl = strlen(p->collection), line;
 		ends[i] = 0;
-		if (!audit_personal(p->collection, cl))
+		if (pos[i] == SIZE_MAX || !audit_personal(p->collection, cl))
 			continue;
 		line = cl + 1 + strlen(p->key) + 1;
 		if (open && (kind != p->delete_ || bytes + line > AUDIT_LIST_MAX)) {
@@ -423,6 +431,52 @@ static size_t audit_runs(Msce__PutRequest *const *puts, size_t np,
 static void do_writes_owned(struct node *n, struct client_conn *c,
 			    Msce__ClientRequest *req,
 			    Msce__ResolveRequest *resolve);
+
+static int any_record(void *ctx, const struct store_record_view *v)
+{
+	(void)ctx;
+	(void)v;
+	return 0;
+}
+
+/* A case names a person this center has seen: a registration it holds in
+ * any state, even deleted. One registered at another center moments ago
+ * may not have arrived: the writer says so with allow_unknown_person.
+ * Only writes of `person` are checked (docs/PROTOCOL.md "Typed
+ * collections"). 0, or why p is refused, in e. */
+static int person_unknown(struct node *n, const Msce__PutRequest *p,
+			  struct err *e)
+{
+	const Msce__FieldIn *f = NULL;
+	const char *key;
+	size_t len;
+	int rc;
+
+	if (p->delete_ || p->allow_unknown_person ||
+	    strcmp(p->collection, "case") != 0)
+		return 0;
+	for (size_t i = 0; i < p->n_fields; i++)
+		if (strcmp(p->fields[i]->name, "person") == 0)
+			f = p->fields[i];
+	key = f ? (const char *)f->value.data : NULL;
+	len = f ? f->value.len : 0;
+	/* Nothing to look up: the schema check says what is wrong. */
+	if (f == NULL || !schema_registration_key_valid(key, len))
+		return 0;
+	err_clear(e);
+	rc = store_get_state(n->store, "registration", 12, key, len,
+			     any_record, NULL, e);
+	if (rc == 0 || (rc != MSCE_ENOTFOUND && e->code))
+		return rc;
+	if (rc != MSCE_ENOTFOUND)
+		return err_set(e, rc, "case.person: %s", err_str(rc));
+	return err_set(e, MSCE_ENOTFOUND,
+		       "case.person: no registration \"%.*s\" has reached "
+		       "this center: register the person first, or, if "
+		       "another center registered them and it has not arrived "
+		       "yet, write the case with allow_unknown_person",
+		       (int)len, key);
+}
 
 static void do_writes(struct node *n, struct client_conn *c,
 		      Msce__ClientRequest *req)
@@ -451,14 +505,14 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 	}
 	Msce__PutRequest **puts;
 	Msce__PutRequest *one[1];
-	size_t np, nf = 0, k = 0, runs, nw, r = 0;
+	size_t np, nf = 0, k = 0, runs, r = 0;
 	unsigned char *ends;
 	struct write_ctx *x;
 
 	if (req->op_case == MSCE__CLIENT_REQUEST__OP_BATCH) {
 		puts = req->batch->puts;
 		np = req->batch->n_puts;
-		if (np == 0 || np > 10000) {
+		if (np == 0 || np > MSCE_MAX_BATCH) {
 			reply_error(c, req->id, MSCE_EINVAL,
 				    "batch must hold 1..10000 puts");
 			pb_arena_free(req);
@@ -489,46 +543,44 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 		}
 		nf += puts[i]->n_fields;
 	}
+	x = calloc(1, sizeof *x);
 	ends = malloc(np);
-	runs = ends != NULL ? audit_runs(puts, np, ends) : 0;
-	nw = np + runs;
-	x = ends != NULL ? calloc(1, sizeof *x) : NULL;
 	if (x != NULL) {
-		x->w = calloc(nw, sizeof *x->w);
-		x->f = calloc(nf + runs * AUDIT_MAX_FIELDS + 1, sizeof *x->f);
-		x->out = calloc(nw, sizeof *x->out);
+		x->out = calloc(np, sizeof *x->out);
 		x->pos = calloc(np, sizeof *x->pos);
 	}
-	if (x == NULL || x->w == NULL || x->f == NULL || x->out == NULL ||
-	    x->pos == NULL) {
-		if (x) {
-			free(x->w);
-			free(x->f);
-			free(x->out);
-			free(x->pos);
-			free(x);
-		}
-		free(ends);
-		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
-		pb_arena_free(req);
-		return;
-	}
+	if (x == NULL || ends == NULL || x->out == NULL || x->pos == NULL)
+		goto oom;
+	/* Puts refused here are answered with the others, never written,
+	 * and not audited. */
+	for (size_t i = 0; i < np; i++)
+		x->pos[i] = resolve == NULL && person_unknown(n, puts[i],
+							     &x->out[i].err)
+				    ? SIZE_MAX
+				    : 0;
+	runs = audit_runs(puts, np, x->pos, ends);
+	x->w = calloc(np + runs, sizeof *x->w);
+	x->f = calloc(nf + runs * AUDIT_MAX_FIELDS + 1, sizeof *x->f);
+	x->wout = calloc(np + runs, sizeof *x->wout);
+	if (x->w == NULL || x->f == NULL || x->wout == NULL)
+		goto oom;
 	/* The request owns every string the audit entries point to. */
 	x->who = api_who(n, c, req->purpose);
-	for (size_t i = 0, j = 0; i < np; i++) {
-		x->pos[i] = j;
-		fill_write(puts[i], &x->w[j], x->f + k);
-		k += x->w[j].nfields;
+	for (size_t i = 0; i < np; i++) {
+		if (x->pos[i] == SIZE_MAX)
+			continue;
+		x->pos[i] = x->nsub;
+		fill_write(puts[i], &x->w[x->nsub], x->f + k);
+		k += x->w[x->nsub].nfields;
 		if (audit_personal(puts[i]->collection,
 				   strlen(puts[i]->collection)))
-			x->w[j].op |= STORE_W_LISTED;
-		j++;
-		if (ends[i]) {
-			audit_fill(&x->w[j++],
+			x->w[x->nsub].op |= STORE_W_LISTED;
+		x->nsub++;
+		if (ends[i])
+			audit_fill(&x->w[x->nsub++],
 				   x->f + nf + r++ * AUDIT_MAX_FIELDS,
 				   write_op(puts[i], resolve != NULL), &x->who,
 				   NULL, 0, NULL, NULL);
-		}
 	}
 	free(ends);
 	x->n = n;
@@ -538,12 +590,29 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 	if (resolve != NULL)
 		x->field_name = req->put->fields[0]->name;
 	x->nw = np;
+	if (x->nsub == 0) {
+		write_done(&x->job); /* nothing to write: answer now */
+		return;
+	}
 	x->job.kind = WRITER_WRITE;
 	x->job.w = x->w;
-	x->job.n = nw;
-	x->job.out = x->out;
+	x->job.n = x->nsub;
+	x->job.out = x->wout;
 	x->job.done = write_done;
 	writer_submit(n->writer, &x->job);
+	return;
+oom:
+	if (x != NULL) {
+		free(x->w);
+		free(x->f);
+		free(x->out);
+		free(x->wout);
+		free(x->pos);
+	}
+	free(x);
+	free(ends);
+	reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
+	pb_arena_free(req);
 }
 
 /* ---- reads --------------------------------------------------------------- */
@@ -1007,11 +1076,13 @@ static void do_backup(struct node *n, struct client_conn *c,
 		      const Msce__ClientRequest *req)
 {
 	struct backup_work *b;
-	const char *path = req->backup->path;
+	char path[sizeof b->path];
+	struct err e;
 
-	if (path[0] != '/' || strlen(path) >= sizeof b->path) {
-		reply_error(c, req->id, MSCE_EINVAL,
-			    "backup path must be absolute and under 512 bytes");
+	/* Over TCP only a new directory directly under backup_dir. */
+	if (config_backup_path(&n->cfg, req->backup->path,
+			       client_conn_remote(c), path, sizeof path, &e)) {
+		reply_error(c, req->id, e.code, e.msg);
 		return;
 	}
 	b = calloc(1, sizeof *b);

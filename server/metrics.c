@@ -137,6 +137,26 @@ static int render(void *ctx, char **buf, size_t *len)
 			       "%d\n",
 			       pl[i].text, ps[i].snap_out.active, pl[i].text,
 			       ps[i].snap_in.active);
+	metrics_printf(&b, "# HELP msce_peer_refusals_total what we refused "
+			   "from the peer, each closing the link: forged "
+			   "(not what the origin signed), snapshot (not asked "
+			   "for, or claiming more than the origins signed), "
+			   "protocol\n# TYPE msce_peer_refusals_total "
+			   "counter\n");
+	for (size_t i = 0; i < np; i++)
+		metrics_printf(&b,
+			       "msce_peer_refusals_total{%s,reason=\"forged\"} "
+			       "%llu\n"
+			       "msce_peer_refusals_total{%s,reason=\"snapshot\"} "
+			       "%llu\n"
+			       "msce_peer_refusals_total{%s,reason=\"protocol\"} "
+			       "%llu\n",
+			       pl[i].text,
+			       (unsigned long long)ps[i].refused_forged,
+			       pl[i].text,
+			       (unsigned long long)ps[i].refused_snapshots,
+			       pl[i].text,
+			       (unsigned long long)ps[i].refused_protocol);
 	GAUGE(&b, "msce_inbound_lag_changes",
 	      "changes the peers are known to hold that this node lacks",
 	      " %llu", (unsigned long long)in_changes);
@@ -194,7 +214,59 @@ static int render(void *ctx, char **buf, size_t *len)
 	R("decrypt_failure", ns.decrypt_failures);
 	R("oversized_frame", ns.oversized_frames);
 	R("bad_frame", ns.bad_frames);
+	R("bad_mac", ns.refused_bad_mac);
+	R("addr_pending", ns.refused_addr_pending);
+	R("under_load", ns.refused_under_load);
+	R("unconfirmed", ns.unconfirmed);
 #undef R
+	COUNTER(&b, "msce_handshake_cookies_total",
+		"peer message 1s answered with a cookie reply (under load)",
+		" %llu", (unsigned long long)ns.cookies_sent);
+	if (n->clients != NULL) {
+		struct client_server_stats cs;
+
+		client_server_stats(n->clients, &cs);
+		metrics_printf(&b, "# HELP msce_client_refusals_total client "
+				   "connections refused or closed, by reason\n"
+				   "# TYPE msce_client_refusals_total counter\n");
+#define CR(reason, v)                                                         \
+	metrics_printf(&b,                                                    \
+		       "msce_client_refusals_total{reason=\"" reason "\"} "   \
+		       "%llu\n",                                              \
+		       (unsigned long long)(v))
+		CR("unknown_key", cs.refused_unknown_key);
+		CR("replay", cs.refused_replay);
+		CR("clock_skew", cs.refused_clock_skew);
+		CR("bad_handshake", cs.refused_bad_handshake);
+		CR("bad_mac", cs.refused_bad_mac);
+		CR("too_many_pending", cs.refused_too_many_pending);
+		CR("addr_pending", cs.refused_addr_pending);
+		CR("under_load", cs.refused_under_load);
+		CR("timeout", cs.handshake_timeouts);
+		CR("decrypt_failure", cs.decrypt_failures);
+		CR("bad_frame", cs.bad_frames);
+		CR("oversized_request", cs.oversized_requests);
+		CR("oversized_reply", cs.oversized_replies);
+		CR("key_connections", cs.refused_key_connections);
+		CR("partial_total", cs.refused_partial_total);
+#undef CR
+		COUNTER(&b, "msce_client_idle_timeouts_total",
+			"client connections closed by client_idle_timeout",
+			" %llu", (unsigned long long)cs.idle_timeouts);
+		COUNTER(&b, "msce_client_cookies_total",
+			"client message 1s answered with a cookie reply",
+			" %llu", (unsigned long long)cs.cookies_sent);
+		GAUGE(&b, "msce_client_partial_bytes",
+		      "bytes of unfinished client requests held now", " %llu",
+		      (unsigned long long)cs.partial_bytes);
+	}
+	COUNTER(&b, "msce_forged_refusals_total",
+		"batches or seals refused: not what their origin signed",
+		" %llu", (unsigned long long)rc.forged_refusals);
+	COUNTER(&b, "msce_snapshot_refusals_total",
+		"snapshots refused: not asked for, or claiming more than the "
+		"origins signed",
+		" %llu", (unsigned long long)rc.snapshot_refusals);
 	COUNTER(&b, "msce_peer_duplicate_sessions_total",
 		"connections refused because the peer's key already had a "
 		"live session: a second process with that key?",

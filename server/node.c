@@ -406,7 +406,7 @@ static void on_tick(uv_timer_t *t)
 
 /* The keys changes are checked with: every peer's (required: a center
  * whose changes cannot be checked cannot be trusted) and retired ones'. */
-static int node_set_sign_keys(struct node *n, struct err *e)
+int node_set_sign_keys(struct node *n, struct err *e)
 {
 	struct store_key *k;
 	size_t nk = 0, cap = n->cfg.nretired;

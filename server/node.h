@@ -45,6 +45,8 @@ struct node {
 uint64_t node_now_ms(void);
 
 /* Opens the store and starts everything from the config file at path. */
+/* Gives the store the signing keys of the config (at start and reload). */
+int node_set_sign_keys(struct node *n, struct err *e);
 int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	       struct err *e);
 /* Commits what is in flight, closes links and sockets, frees the node,

@@ -102,6 +102,9 @@ static int fill_peers(struct node *n, struct arena *a, Msce__StatusResult *st)
 		p->clock_offset_ms = ps[i].clock_offset_ms;
 		p->clock_refused = ps[i].clock_refused;
 		p->link_timeouts = ps[i].link_timeouts;
+		p->refused_forged = ps[i].refused_forged;
+		p->refused_snapshots = ps[i].refused_snapshots;
+		p->refused_protocol = ps[i].refused_protocol;
 		p->snapshot_out = snap_msg(a, &ps[i].snap_out);
 		p->snapshot_in = snap_msg(a, &ps[i].snap_in);
 		if (p->snapshot_out == NULL || p->snapshot_in == NULL)
@@ -163,7 +166,7 @@ static int fill_nodes(struct node *n, struct arena *a, Msce__StatusResult *st,
 static int fill_counters(struct node *n, struct arena *a,
 			 Msce__StatusResult *st)
 {
-	enum { MAXC = 64 };
+	enum { MAXC = 96 };
 	Msce__Counter *cs = NEWN(a, Msce__Counter, MAXC);
 	struct peer_net_stats ns;
 	struct repl_counters rc;
@@ -200,6 +203,13 @@ static int fill_counters(struct node *n, struct arena *a,
 	C("bad_frames", ns.bad_frames);
 	C("too_slow", ns.too_slow);
 	C("rekeys", ns.rekeys);
+	C("refused_bad_mac", ns.refused_bad_mac);
+	C("refused_addr_pending", ns.refused_addr_pending);
+	C("refused_under_load", ns.refused_under_load);
+	C("cookies_sent", ns.cookies_sent);
+	C("unconfirmed", ns.unconfirmed);
+	C("forged_refusals", rc.forged_refusals);
+	C("snapshot_refusals", rc.snapshot_refusals);
 	C("snapshots_sent", rc.snapshots_sent);
 	C("snapshots_received", rc.snapshots_received);
 	C("clock_refusals", rc.clock_refusals);
@@ -223,6 +233,19 @@ static int fill_counters(struct node *n, struct arena *a,
 		C("client_decrypt_failures", cst.decrypt_failures);
 		C("client_bad_frames", cst.bad_frames);
 		C("client_oversized_requests", cst.oversized_requests);
+		C("client_refused_clock_skew", cst.refused_clock_skew);
+		C("client_refused_too_many_pending",
+		  cst.refused_too_many_pending);
+		C("client_oversized_replies", cst.oversized_replies);
+		C("client_refused_bad_mac", cst.refused_bad_mac);
+		C("client_refused_addr_pending", cst.refused_addr_pending);
+		C("client_refused_under_load", cst.refused_under_load);
+		C("client_cookies_sent", cst.cookies_sent);
+		C("client_refused_key_connections",
+		  cst.refused_key_connections);
+		C("client_refused_partial_total", cst.refused_partial_total);
+		C("client_idle_timeouts", cst.idle_timeouts);
+		C("client_partial_bytes", cst.partial_bytes);
 	}
 	C("store_failed", (uint64_t)store_failed(n->store));
 	C("store_bytes", (uint64_t)store_size(n->store));

@@ -1,7 +1,8 @@
 /* SIGHUP: read the config again and apply what can change while running.
  *
  * Applied at once: log_level; a peer's address (the session that is up
- * stays, the next dial goes to the new address); a client's role (its
+ * stays, the next dial goes to the new address); the centers' signing
+ * keys (sign_key, retired: a rotation needs no restart); a client's role (its
  * open connections get the new role with their next request). Everything
  * else needs a restart, and the log says which settings: the node's
  * identity, paths and listeners, the clock and log settings the core took
@@ -133,6 +134,38 @@ int node_reload(struct node *n, const char *path, struct reload_result *res)
 			log_info("reload: peer %s (%u) address %s -> %s",
 				 p->name, p->id, old, p->address);
 			res->applied++;
+		}
+	}
+	if (same_peers(o, &nc)) {
+		/* Signing keys: a rotation rolls out by config, with no
+		 * restart. */
+		int changed = o->nretired != nc.nretired ||
+			      memcmp(o->retired, nc.retired,
+				     nc.nretired * sizeof nc.retired[0]) != 0;
+		for (size_t i = 0; i < n->cfg.npeers; i++) {
+			struct config_peer *p = &n->cfg.peers[i];
+			const struct config_peer *q = peer_named(&nc, p->name);
+			if (p->nsign_keys == q->nsign_keys &&
+			    memcmp(p->sign_keys, q->sign_keys,
+				   q->nsign_keys * 32) == 0)
+				continue;
+			memcpy(p->sign_keys, q->sign_keys,
+			       sizeof p->sign_keys);
+			p->nsign_keys = q->nsign_keys;
+			changed = 1;
+			log_info("reload: peer %s (%u) signing keys changed",
+				 p->name, p->id);
+		}
+		if (changed) {
+			n->cfg.nretired = nc.nretired;
+			memcpy(n->cfg.retired, nc.retired,
+			       sizeof n->cfg.retired);
+			if (node_set_sign_keys(n, &e) != 0) {
+				log_error("reload: signing keys: %s", e.msg);
+				res->failed++;
+			} else {
+				res->applied++;
+			}
 		}
 	}
 	if (!same_clients(o, &nc)) {

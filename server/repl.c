@@ -2131,16 +2131,18 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 	return 0;
 }
 
-/* The sender offers (it cannot serve us from its log): we ask, once per
- * session. We ask: it starts one, unless it is waiting out a refusal
- * (then it offers again later). */
+/* The sender offers (it cannot serve us from its log): we ask. We ask:
+ * it starts one, unless it is waiting out a refusal (then it offers again
+ * later, and we ask again). */
 static void on_snapshot_request(struct repl *r, struct peer *p,
 				const Msce__SnapshotRequest *q, uint64_t now)
 {
 	if (q->offer) {
 		Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
 		Msce__SnapshotRequest a = MSCE__SNAPSHOT_REQUEST__INIT;
-		if (p->snap_asked)
+		/* Every offer is answered: the sender may have had to drop
+		 * our last request (waiting out a refusal). */
+		if (p->snap_asked && MUTANT("snapshot_ask_once"))
 			return;
 		p->snap_asked = 1;
 		m.msg_case = MSCE__PEER_MSG__MSG_SNAPSHOT_REQUEST;

@@ -4,15 +4,21 @@
  * against CLIENT_MAX_MESSAGE before allocating, reads the message and hands
  * it to the callback. Replies get the same framing.
  *
- * Happy path, TCP: each accepted connection gets a Noise channel as the
- * responder. The first 106 bytes (message 1 in its frame) are fed on their
- * own; the verify callback looks the initiator's key up in the replay table
+ * Happy path, TCP: each accepted connection is admitted by its source
+ * address (admission.h) and gets a Noise channel as the responder.
+ * Handshake frames are fed one at a time; the channel checks mac1 before
+ * any Diffie-Hellman, the admit callback asks for a cookie under load, and
+ * the verify callback looks the initiator's key up in the replay table
  * (one entry per [client] section, same order as cfg->clients), which
- * refuses unknown keys before the channel allocates anything and replayed
- * or stale timestamps. Message 2 is written, the connection takes the role
- * and name of its client entry, and every application message the channel
- * reassembles is one request for the callback. Replies go through
- * channel_send. A timer rekeys open channels and sweeps slow handshakes.
+ * refuses unknown keys before the channel allocates anything, replayed or
+ * stale timestamps, and a key at its connection cap. Message 2 is written,
+ * the connection takes the role and name of its client entry, and every
+ * application message the channel reassembles is one request for the
+ * callback (the channel takes the initiator's confirmation first; libmsce
+ * sends it with its first request). Replies go through channel_send. A
+ * timer rekeys open channels, sweeps slow handshakes and idle connections.
+ * Unfinished requests of all connections share one budget (channel.h
+ * struct channel_budget; the unix framing draws on it too).
  *
  * Lifetime: a connection is freed only when its handle is closed *and* no
  * request of it is in flight, so a reply that completes after the client
@@ -21,11 +27,13 @@
  * CLIENT_MAX_QUEUED is the back-pressure on a client that does not read.
  * Channel keys are wiped in the close callback.
  *
- * Failure modes: anything wrong before the handshake is done (unknown key,
- * replay, clock skew, bad message 1, too many pending, too slow) and any
- * failed decryption, bad frame or oversized request after it closes the
- * connection, is counted by reason in the stats and logged as one WARN
- * line, at most WARN_PER_SEC a second. The client reconnects. */
+ * Failure modes: anything wrong before the handshake is done (bad mac1,
+ * unknown key, replay, clock skew, too many connections for the key, bad
+ * message 1, too many pending in all or from the address, under load
+ * without a cookie, too slow) and any failed decryption, bad frame,
+ * oversized request, request memory beyond the budget or idleness after it
+ * closes the connection, is counted by reason in the stats and logged as
+ * one WARN line, at most WARN_PER_SEC a second. The client reconnects. */
 #include "uv_client.h"
 
 #include <errno.h>
@@ -41,12 +49,15 @@
 
 #include <sodium.h>
 
+#include "admission.h"
 #include "channel.h"
 #include "log.h"
 #include "uv_addr.h"
 #include "ratelog.h"
 
-#define LISTEN_BACKLOG 128
+/* A flood's connections are accepted and closed at once; a deep queue
+ * keeps a client's SYN from being dropped meanwhile. */
+#define LISTEN_BACKLOG 1024
 #define KEEPALIVE_S 30
 #define WARN_PER_SEC 10
 #define SWEEP_MS 1000
@@ -80,14 +91,23 @@ struct client_conn {
 	size_t hdr_len;
 	uint8_t *msg;
 	size_t msg_len, msg_have;
+	size_t msg_budget; /* of srv->budget, for msg */
 	/* TCP */
 	const struct config_client *client; /* once verified */
-	int pending;			    /* counted in srv->pending */
+	int counted;			    /* in srv->key_conns */
+	struct admission_entry *slot; /* pending: its admission */
 	int verify_rc;	   /* our verify callback's refusal, 0 if none */
-	size_t hs_left;	   /* handshake bytes still to feed the channel */
+	int admit_rc;	   /* our admit callback's refusal, 0 if none */
 	uint64_t start_ms; /* loop time of the accept */
+	uint64_t rx_ms;	   /* loop time of the last bytes read */
 	struct channel ch;
 	char addr[ADDR_LEN];
+	/* Replies made in this loop iteration, written together (one
+	 * write for many pipelined answers) by the server's check handle. */
+	uint8_t *pend;
+	size_t pend_len, pend_cap;
+	int pend_holds, pend_listed;
+	struct client_conn *pend_next;
 };
 
 struct client_server {
@@ -99,13 +119,22 @@ struct client_server {
 	uv_pipe_t pipe_listener;
 	uv_tcp_t tcp_listener;
 	uv_timer_t timer;
+	uv_check_t flush; /* writes the replies pending at each iteration */
+	struct client_conn *pend_head;
+	int have_flush;
 	int have_pipe, have_tcp; /* listener handles initialised */
 	int bound_path;		 /* the socket file is ours to remove */
 	char path[sizeof(((struct config *)0)->socket_path)];
 	struct channel_replay_entry *replay; /* parallel to cfg->clients */
+	size_t *key_conns;		     /* parallel too: connections */
 	size_t nclients;
 	struct client_conn *conns;
-	size_t pending;
+	struct admission adm;	    /* TCP handshakes by address */
+	struct channel_guard guard; /* our cookie secret */
+	struct channel_budget budget; /* unfinished requests, all */
+	/* The config's limits, zeros replaced by the defaults. */
+	uint64_t hs_timeout_ms, idle_ms;
+	size_t conns_per_key, max_partial;
 	int handles; /* initialised and not yet closed */
 	int stopping;
 	struct client_server_stats stats;
@@ -118,7 +147,7 @@ struct client_server {
 struct wreq {
 	uv_write_t req;
 	struct client_conn *c;
-	int held; /* a reply: releases one hold when done */
+	int held; /* replies: the holds released when done */
 	uint8_t *data;
 };
 
@@ -168,6 +197,9 @@ static void maybe_finish(struct client_server *s)
 	if (s->bound_path)
 		unlink(s->path);
 	free(s->replay);
+	free(s->key_conns);
+	admission_free(&s->adm);
+	channel_guard_destroy(&s->guard);
 	free(s);
 	if (done)
 		done(arg);
@@ -193,7 +225,9 @@ static void conn_free_if_done(struct client_conn *c)
 		s->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	s->budget.used -= c->msg_budget;
 	free(c->msg);
+	free(c->pend);
 	free(c);
 	maybe_finish(s);
 }
@@ -216,9 +250,13 @@ void client_conn_close(struct client_conn *c)
 	if (c->state == CONN_CLOSING)
 		return;
 	c->state = CONN_CLOSING;
-	if (c->pending) {
-		c->pending = 0;
-		s->pending--;
+	if (c->slot) {
+		admission_leave(&s->adm, c->slot, uv_now(s->loop));
+		c->slot = NULL;
+	}
+	if (c->counted) {
+		c->counted = 0;
+		s->key_conns[c->client - s->cfg->clients]--;
 	}
 	uv_close(&c->h.handle, on_conn_closed);
 }
@@ -239,7 +277,7 @@ static struct client_conn *conn_new(struct client_server *s,
 	c->srv = s;
 	c->kind = kind;
 	c->state = kind == CONN_UNIX ? CONN_OPEN : CONN_HANDSHAKE;
-	c->start_ms = uv_now(s->loop);
+	c->start_ms = c->rx_ms = uv_now(s->loop);
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;
@@ -259,8 +297,7 @@ static void on_written(uv_write_t *req, int status)
 			  uv_strerror(status));
 		client_conn_close(c);
 	}
-	if (w->held)
-		c->holds--;
+	c->holds -= w->held;
 	free(w->data);
 	free(w);
 	update_reading(c);
@@ -268,8 +305,8 @@ static void on_written(uv_write_t *req, int status)
 }
 
 /* Writes len bytes of data (malloc'd; taken over, freed here or when the
- * write completes). held: the write is a reply and releases one hold when
- * done, or here on failure. On failure c is closed. */
+ * write completes). held: the replies it carries, each releasing one hold
+ * when done, or here on failure. On failure c is closed. */
 static void conn_write(struct client_conn *c, uint8_t *data, size_t len,
 		       int held)
 {
@@ -279,15 +316,13 @@ static void conn_write(struct client_conn *c, uint8_t *data, size_t len,
 
 	if (c->state == CONN_CLOSING || len == 0) {
 		free(data);
-		if (held)
-			c->holds--;
+		c->holds -= held;
 		conn_free_if_done(c);
 		return;
 	}
 	if ((w = malloc(sizeof(*w))) == NULL) {
 		free(data);
-		if (held)
-			c->holds--;
+		c->holds -= held;
 		log_error("client connection: out of memory writing");
 		/* A lost reply leaves the client waiting: drop it. */
 		client_conn_close(c);
@@ -300,8 +335,7 @@ static void conn_write(struct client_conn *c, uint8_t *data, size_t len,
 	if ((rc = uv_write(&w->req, &c->h.stream, &b, 1, on_written))) {
 		free(data);
 		free(w);
-		if (held)
-			c->holds--;
+		c->holds -= held;
 		log_debug("client connection: write failed: %s",
 			  uv_strerror(rc));
 		client_conn_close(c);
@@ -330,6 +364,63 @@ void client_conn_hold(struct client_conn *c)
 size_t client_conn_max_reply(const struct client_conn *c)
 {
 	return c->kind == CONN_TCP ? CLIENT_MAX_MESSAGE : CLIENT_MAX_REPLY_UNIX;
+}
+
+int client_conn_remote(const struct client_conn *c)
+{
+	return c->kind == CONN_TCP;
+}
+
+static void on_flush(uv_check_t *h)
+{
+	struct client_server *s = h->data;
+	struct client_conn *c = s->pend_head;
+
+	s->pend_head = NULL;
+	uv_check_stop(&s->flush);
+	while (c != NULL) {
+		struct client_conn *next = c->pend_next;
+		uint8_t *data = c->pend;
+		size_t len = c->pend_len;
+		int held = c->pend_holds;
+
+		c->pend = NULL;
+		c->pend_len = c->pend_cap = 0;
+		c->pend_holds = 0;
+		c->pend_listed = 0;
+		c->pend_next = NULL;
+		conn_write(c, data, len, held);
+		c = next;
+	}
+}
+
+/* Queues one reply's bytes (copied) for this iteration's write. Returns 0,
+ * or MSCE_ENOMEM. */
+static int conn_queue(struct client_conn *c, const uint8_t *p, size_t n)
+{
+	struct client_server *s = c->srv;
+
+	if (c->pend_len + n > c->pend_cap) {
+		size_t cap = c->pend_cap ? c->pend_cap : 4096;
+		uint8_t *d;
+		while (cap < c->pend_len + n)
+			cap *= 2;
+		if ((d = realloc(c->pend, cap)) == NULL)
+			return MSCE_ENOMEM;
+		c->pend = d;
+		c->pend_cap = cap;
+	}
+	memcpy(c->pend + c->pend_len, p, n);
+	c->pend_len += n;
+	c->pend_holds++;
+	if (!c->pend_listed) {
+		c->pend_listed = 1;
+		c->pend_next = s->pend_head;
+		if (s->pend_head == NULL && s->have_flush)
+			uv_check_start(&s->flush, on_flush);
+		s->pend_head = c;
+	}
+	return 0;
 }
 
 void client_conn_reply(struct client_conn *c, const uint8_t *msg, size_t len)
@@ -369,6 +460,10 @@ void client_conn_reply(struct client_conn *c, const uint8_t *msg, size_t len)
 		data[3] = (uint8_t)len;
 		if (len)
 			memcpy(data + 4, msg, len);
+		if (s->have_flush && conn_queue(c, data, 4 + len) == 0) {
+			free(data);
+			return;
+		}
 		conn_write(c, data, 4 + len, 1);
 		return;
 	}
@@ -378,6 +473,10 @@ void client_conn_reply(struct client_conn *c, const uint8_t *msg, size_t len)
 		log_info("client %s: closed: cannot send a reply: %s",
 			 conn_label(c, label, sizeof(label)), err_str(rc));
 		client_conn_close(c);
+		return;
+	}
+	if (s->have_flush && conn_queue(c, out.data, out.len) == 0) {
+		channel_buf_free(&out);
 		return;
 	}
 	conn_write_buf(c, &out, 1);
@@ -460,11 +559,36 @@ static void unix_feed(struct client_conn *c, const uint8_t *p, size_t left)
 				client_conn_close(c);
 				return;
 			}
+			if (c->msg_len > s->max_partial) {
+				s->stats.oversized_requests++;
+				srv_warn(s,
+					 "client local: closed: request of "
+					 "%zu bytes (client_max_partial_bytes "
+					 "%zu)",
+					 c->msg_len, s->max_partial);
+				client_conn_close(c);
+				return;
+			}
+			/* The whole message is held until it is complete:
+			 * it draws on the budget of unfinished requests. */
+			if (c->msg_len > s->budget.limit - s->budget.used) {
+				s->budget.refusals++;
+				s->stats.refused_partial_total++;
+				srv_warn(s,
+					 "client local: closed: %zu bytes of "
+					 "unfinished requests held already "
+					 "(client_max_partial_total %zu)",
+					 s->budget.used, s->budget.limit);
+				client_conn_close(c);
+				return;
+			}
 			if ((c->msg = malloc(c->msg_len)) == NULL) {
 				log_error("client local: out of memory");
 				client_conn_close(c);
 				return;
 			}
+			c->msg_budget = c->msg_len;
+			s->budget.used += c->msg_len;
 			c->msg_have = 0;
 		}
 		n = c->msg_len - c->msg_have < left ? c->msg_len - c->msg_have
@@ -478,6 +602,8 @@ static void unix_feed(struct client_conn *c, const uint8_t *p, size_t left)
 
 			c->msg = NULL;
 			c->hdr_len = 0;
+			s->budget.used -= c->msg_budget;
+			c->msg_budget = 0;
 			if (!s->stopping)
 				s->cb(s->data, c, m, c->msg_len);
 			free(m);
@@ -485,7 +611,8 @@ static void unix_feed(struct client_conn *c, const uint8_t *p, size_t left)
 	}
 }
 
-/* Closes c after channel_feed failed with rc, counting the reason. */
+/* Closes c after channel_feed failed with rc, counting the reason (where
+ * the channel failed, and what our callbacks said). */
 static void refuse(struct client_conn *c, int rc)
 {
 	struct client_server *s = c->srv;
@@ -494,7 +621,20 @@ static void refuse(struct client_conn *c, int rc)
 	uint64_t *counter = NULL;
 	char label[128];
 
-	if (c->verify_rc && rc == c->verify_rc) {
+	switch (channel_failure(&c->ch)) {
+	case CHANNEL_FAIL_MAC:
+		counter = &st->refused_bad_mac;
+		why = "message 1 not made for this node (bad mac1: wrong "
+		      "node key, cluster or version?)";
+		break;
+	case CHANNEL_FAIL_ADMIT:
+		counter = &st->refused_under_load;
+		why = c->admit_rc ? "under load: over its address's handshake "
+				    "rate"
+				  : "under load: message 1 again without the "
+				    "cookie";
+		break;
+	case CHANNEL_FAIL_VERIFY:
 		switch (rc) {
 		case MSCE_EPERM:
 			counter = &st->refused_unknown_key;
@@ -508,30 +648,45 @@ static void refuse(struct client_conn *c, int rc)
 			counter = &st->refused_clock_skew;
 			why = "message 1 timestamp outside the clock skew";
 			break;
+		case MSCE_EBUSY:
+			counter = &st->refused_key_connections;
+			why = "the key has client_max_connections_per_key "
+			      "connections open";
+			break;
 		}
-	} else if (c->state == CONN_HANDSHAKE) {
-		counter = &st->refused_bad_handshake;
-		why = rc == MSCE_EAUTH ? "bad handshake (does not decrypt: "
-					 "wrong node key or cluster?)"
-				       : "bad handshake (malformed)";
-	} else {
-		switch (rc) {
-		case MSCE_EAUTH:
-			counter = &st->decrypt_failures;
-			why = "decryption failed";
-			break;
-		case MSCE_ETOOBIG:
-			counter = &st->oversized_requests;
-			why = "request over the size limit";
-			break;
-		case MSCE_EPROTO:
+		break;
+	case CHANNEL_FAIL_FRAME:
+	case CHANNEL_FAIL_HANDSHAKE:
+		if (c->state == CONN_HANDSHAKE) {
+			counter = &st->refused_bad_handshake;
+			why = rc == MSCE_EAUTH
+				  ? "bad handshake (does not decrypt: wrong "
+				    "node key or cluster?)"
+				  : "bad handshake (malformed)";
+		} else {
 			counter = &st->bad_frames;
 			why = "bad frame";
-			break;
-		case MSCE_ECLOSED:
-			why = "nonces exhausted";
-			break;
 		}
+		break;
+	case CHANNEL_FAIL_CONFIRM: /* as any first message would be */
+	case CHANNEL_FAIL_TRANSPORT:
+		counter = rc == MSCE_EAUTH ? &st->decrypt_failures
+					   : &st->bad_frames;
+		why = rc == MSCE_EAUTH ? "decryption failed" : "bad frame";
+		break;
+	case CHANNEL_FAIL_LIMIT:
+		counter = &st->oversized_requests;
+		why = "request over client_max_partial_bytes";
+		break;
+	case CHANNEL_FAIL_BUDGET:
+		counter = &st->refused_partial_total;
+		why = "unfinished requests of all connections over "
+		      "client_max_partial_total";
+		break;
+	default:
+		if (rc == MSCE_ECLOSED)
+			why = "nonces exhausted";
+		break;
 	}
 	if (counter) {
 		(*counter)++;
@@ -550,9 +705,9 @@ static void establish(struct client_conn *c)
 	struct client_server *s = c->srv;
 	char label[128];
 
-	if (c->pending) {
-		c->pending = 0;
-		s->pending--;
+	if (c->slot) {
+		admission_leave(&s->adm, c->slot, uv_now(s->loop));
+		c->slot = NULL;
 	}
 	c->state = CONN_OPEN;
 	s->stats.tcp_sessions++;
@@ -561,35 +716,35 @@ static void establish(struct client_conn *c)
 		  config_role_name(c->client->role));
 }
 
-/* Feeds received bytes. Message 1 goes in on its own, so that a failure is
- * classified exactly and the connection is open before any request. */
+/* Feeds received bytes. Handshake frames go in one at a time, so that a
+ * failure is classified exactly and the connection is open before any
+ * request. */
 static void tcp_feed(struct client_conn *c, const uint8_t *p, size_t len)
 {
 	struct channel_buf out = {0};
 	int rc;
 
 	while (len && c->state == CONN_HANDSHAKE) {
-		size_t take = len < c->hs_left ? len : c->hs_left;
+		size_t take = channel_frame_left(&c->ch);
 
+		if (take > len)
+			take = len;
 		rc = channel_feed(&c->ch, p, take, &out);
 		p += take;
 		len -= take;
-		c->hs_left -= take;
 		if (rc) {
 			channel_buf_free(&out);
 			refuse(c, rc);
 			return;
 		}
 		if (out.len)
-			conn_write_buf(c, &out, 0); /* message 2 */
+			conn_write_buf(c, &out, 0); /* message 2, a cookie */
 		else
 			channel_buf_free(&out);
 		if (c->state == CONN_CLOSING)
 			return;
 		if (channel_is_open(&c->ch))
 			establish(c);
-		else if (!c->hs_left)
-			refuse(c, MSCE_EPROTO); /* cannot happen */
 	}
 	if (!len || c->state != CONN_OPEN)
 		return;
@@ -607,6 +762,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 	if (nread == 0 || c->state == CONN_CLOSING)
 		return;
+	c->rx_ms = uv_now(c->srv->loop);
 	if (nread < 0) {
 		if (c->state == CONN_HANDSHAKE)
 			log_debug("client %s: closed before authenticating: "
@@ -629,13 +785,31 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- the channel's callbacks ---- */
 
+/* Message 1 carries a good mac1. Under load it must also prove its source
+ * address (mac2, from a cookie we gave), and the address gets a rate. */
+static int on_channel_admit(void *ctx, int mac2_ok)
+{
+	struct client_conn *c = ctx;
+	struct client_server *s = c->srv;
+
+	if (!admission_under_load(&s->adm))
+		return 0;
+	if (!mac2_ok) {
+		s->stats.cookies_sent++;
+		return CHANNEL_COOKIE;
+	}
+	if (!c->slot || !admission_take(&s->adm, c->slot, uv_now(s->loop)))
+		return c->admit_rc = MSCE_EBUSY;
+	return 0;
+}
+
 static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
 			     uint64_t timestamp_ms)
 {
 	struct client_conn *c = ctx;
 	struct client_server *s = c->srv;
 	uint64_t skew = s->cfg->max_clock_skew_ms;
-	size_t i;
+	size_t i, cap = s->conns_per_key;
 	int rc;
 
 	if (!skew)
@@ -643,12 +817,19 @@ static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
 	/* The table holds exactly the [client] keys, in config order: an
 	 * unknown key is refused here, before the channel allocates anything
 	 * for the session, and the index is the client entry
-	 * (config_client_by_key would find the same one). */
+	 * (config_client_by_key would find the same one). A key at its
+	 * connection cap is refused too: the replay check has taken the
+	 * timestamp, so the client's next attempt uses a newer one. */
 	rc = channel_replay_check(s->replay, s->nclients, key, timestamp_ms,
 				  wall_ms(), skew, &i);
+	if (!rc && s->key_conns[i] >= cap)
+		rc = MSCE_EBUSY;
 	c->verify_rc = rc;
-	if (!rc)
+	if (!rc) {
 		c->client = &s->cfg->clients[i];
+		c->counted = 1;
+		s->key_conns[i]++;
+	}
 	return rc;
 }
 
@@ -697,38 +878,18 @@ static void on_unix_connection(uv_stream_t *l, int status)
 	update_reading(c);
 }
 
-static void on_reject_closed(uv_handle_t *h)
+/* The IP bytes of sa a cookie is bound to; 0 if not IP. */
+static size_t src_bytes(const struct sockaddr *sa, uint8_t out[16])
 {
-	struct client_server *s = h->data;
-
-	free(h);
-	s->handles--;
-	maybe_finish(s);
-}
-
-/* Too many handshakes pending: accept and close at once. */
-static void reject(struct client_server *s, uv_stream_t *l)
-{
-	uv_tcp_t *t = malloc(sizeof(*t));
-	char addr[ADDR_LEN] = "?";
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-
-	s->stats.refused_too_many_pending++;
-	if (t == NULL || uv_tcp_init(s->loop, t)) {
-		free(t);
-		srv_warn(s, "client listener: out of memory refusing a "
-			    "connection");
-		return;
+	if (sa->sa_family == AF_INET) {
+		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 4;
 	}
-	t->data = s;
-	s->handles++;
-	if (uv_accept(l, (uv_stream_t *)t) == 0 &&
-	    uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0)
-		addr_format((struct sockaddr *)&ss, addr, sizeof(addr));
-	srv_warn(s, "client %s: refused: %zu handshakes already pending", addr,
-		 s->pending);
-	uv_close((uv_handle_t *)t, on_reject_closed);
+	if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		return 16;
+	}
+	return 0;
 }
 
 static void on_tcp_connection(uv_stream_t *l, int status)
@@ -736,6 +897,10 @@ static void on_tcp_connection(uv_stream_t *l, int status)
 	struct client_server *s = l->data;
 	struct channel_config cc;
 	struct sockaddr_storage ss;
+	struct admission_key key;
+	enum admission_verdict v = ADMISSION_FULL;
+	uint8_t src[16];
+	size_t src_len = 0;
 	int len = sizeof(ss), rc;
 	struct client_conn *c;
 
@@ -746,28 +911,49 @@ static void on_tcp_connection(uv_stream_t *l, int status)
 	}
 	if (s->stopping)
 		return;
-	if (s->pending >= CLIENT_MAX_PENDING ||
-	    (c = conn_new(s, CONN_TCP)) == NULL) {
-		reject(s, l);
+	if ((c = conn_new(s, CONN_TCP)) == NULL) {
+		srv_warn(s, "client listener: out of memory accepting");
 		return;
 	}
 	snprintf(c->addr, sizeof(c->addr), "?");
-	c->pending = 1;
-	s->pending++;
 	if ((rc = uv_accept(l, &c->h.stream))) {
 		srv_warn(s, "client listener: accept failed: %s",
 			 uv_strerror(rc));
 		client_conn_close(c);
 		return;
 	}
-	if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+	/* Admitted by address before a byte is read. */
+	if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0 &&
+	    admission_key_of((struct sockaddr *)&ss, &key) == 0) {
 		addr_format((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
-	c->hs_left = CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN;
+		src_len = src_bytes((struct sockaddr *)&ss, src);
+		v = admission_enter(&s->adm, &key, uv_now(s->loop), &c->slot);
+	}
+	if (v != ADMISSION_OK) {
+		if (v == ADMISSION_ADDR_FULL)
+			s->stats.refused_addr_pending++;
+		else
+			s->stats.refused_too_many_pending++;
+		srv_warn(s, "client %s: refused: %s (%zu handshakes pending)",
+			 c->addr,
+			 v == ADMISSION_ADDR_FULL
+			     ? "too many handshakes pending from its address"
+			     : "no handshake slot free",
+			 admission_pending(&s->adm));
+		client_conn_close(c);
+		return;
+	}
 	memset(&cc, 0, sizeof(cc));
 	cc.role = NOISE_RESPONDER;
 	cc.cluster = s->cfg->cluster;
 	cc.local = s->key;
 	cc.max_message = CLIENT_MAX_MESSAGE;
+	cc.max_receive = s->max_partial;
+	cc.budget = &s->budget;
+	cc.guard = &s->guard;
+	cc.src = src;
+	cc.src_len = src_len;
+	cc.cb.admit = on_channel_admit;
 	cc.cb.verify = on_channel_verify;
 	cc.cb.message = on_channel_message;
 	cc.cb.ctx = c;
@@ -793,6 +979,8 @@ static void on_timer(uv_timer_t *t)
 	char label[128];
 
 	ratelog_tick(&s->warn, uv_now(s->loop)); /* a flood's last count */
+	channel_guard_tick(&s->guard, now);
+	s->stats.partial_bytes = s->budget.used;
 	/* client_conn_close only unlinks in the close callback: next stays
 	 * valid. */
 	for (c = s->conns; c != NULL; c = c->next) {
@@ -801,18 +989,28 @@ static void on_timer(uv_timer_t *t)
 		if (c->kind != CONN_TCP)
 			continue;
 		if (c->state == CONN_HANDSHAKE) {
-			if (now - c->start_ms < CLIENT_HANDSHAKE_TIMEOUT_MS)
+			if (now - c->start_ms < s->hs_timeout_ms)
 				continue;
 			s->stats.handshake_timeouts++;
 			srv_warn(s,
 				 "client %s: closed: handshake not done in "
-				 "%u ms",
-				 c->addr, CLIENT_HANDSHAKE_TIMEOUT_MS);
+				 "%llu ms",
+				 c->addr, (unsigned long long)s->hs_timeout_ms);
 			client_conn_close(c);
 			continue;
 		}
 		if (c->state != CONN_OPEN)
 			continue;
+		/* Nothing read and nothing owed for client_idle_timeout:
+		 * the connection only holds memory and a slot of its key. */
+		if (c->holds == 0 && now - c->rx_ms >= s->idle_ms) {
+			s->stats.idle_timeouts++;
+			log_info("client %s: closed: idle for %llu ms",
+				 conn_label(c, label, sizeof(label)),
+				 (unsigned long long)(now - c->rx_ms));
+			client_conn_close(c);
+			continue;
+		}
 		switch (channel_rekey_due(&c->ch, wall)) {
 		case CHANNEL_KEEP:
 			break;
@@ -850,6 +1048,12 @@ static void start_failed(struct client_server *s)
 	if (s->have_tcp) {
 		uv_close((uv_handle_t *)&s->tcp_listener, on_srv_handle_closed);
 		uv_close((uv_handle_t *)&s->timer, on_srv_handle_closed);
+	}
+	if (s->have_flush) {
+		/* What is still pending goes out first. */
+		on_flush(&s->flush);
+		s->have_flush = 0;
+		uv_close((uv_handle_t *)&s->flush, on_srv_handle_closed);
 	}
 	maybe_finish(s);
 }
@@ -914,6 +1118,7 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	int want_unix, want_tcp, fd = -1, rc;
 	uint8_t prologue[CHANNEL_PROLOGUE_MAX];
 	struct sockaddr_storage ss;
+	struct admission_config acfg = {0};
 	struct client_server *s;
 	size_t plen;
 
@@ -952,6 +1157,10 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return err_set(e, MSCE_ENOMEM, "client server: out of memory");
 	ratelog_init(&s->warn, "client server", WARN_PER_SEC);
+	uv_check_init(loop, &s->flush);
+	s->flush.data = s;
+	s->have_flush = 1;
+	s->handles++;
 	s->loop = loop;
 	s->cfg = cfg;
 	s->key = key;
@@ -959,10 +1168,39 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	s->data = data;
 	s->nclients = cfg->nclients;
 	s->replay = calloc(s->nclients ? s->nclients : 1, sizeof(*s->replay));
-	if (s->replay == NULL) {
+	s->key_conns =
+	    calloc(s->nclients ? s->nclients : 1, sizeof(*s->key_conns));
+	acfg.max_pending = cfg->max_pending_handshakes
+			       ? cfg->max_pending_handshakes
+			       : CONFIG_DEFAULT_MAX_PENDING;
+	acfg.per_addr = cfg->max_pending_per_address
+			    ? cfg->max_pending_per_address
+			    : CONFIG_DEFAULT_MAX_PENDING_PER_ADDR;
+	if (acfg.per_addr > acfg.max_pending)
+		acfg.per_addr = acfg.max_pending;
+	if (s->replay == NULL || s->key_conns == NULL ||
+	    admission_init(&s->adm, &acfg)) {
+		free(s->replay);
+		free(s->key_conns);
 		free(s);
 		return err_set(e, MSCE_ENOMEM, "client server: out of memory");
 	}
+	channel_guard_init(&s->guard, uv_now(loop));
+	s->budget.limit = cfg->client_max_partial_total
+			      ? cfg->client_max_partial_total
+			      : CONFIG_DEFAULT_CLIENT_PARTIAL_TOTAL;
+	s->hs_timeout_ms = cfg->handshake_timeout_ms
+			       ? cfg->handshake_timeout_ms
+			       : CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	s->idle_ms = cfg->client_idle_timeout_ms
+			 ? cfg->client_idle_timeout_ms
+			 : CONFIG_DEFAULT_CLIENT_IDLE_MS;
+	s->conns_per_key = cfg->client_max_connections_per_key
+			       ? cfg->client_max_connections_per_key
+			       : CONFIG_DEFAULT_CLIENT_CONNS_PER_KEY;
+	s->max_partial = cfg->client_max_partial_bytes
+			     ? cfg->client_max_partial_bytes
+			     : CONFIG_DEFAULT_CLIENT_PARTIAL;
 	for (size_t i = 0; i < s->nclients; i++)
 		memcpy(s->replay[i].key, cfg->clients[i].public_key,
 		       NOISE_KEY_LEN);
@@ -970,6 +1208,9 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	    (rc = addr_listen("client listener", cfg->client_listen,
 			      (struct sockaddr *)&ss, LISTEN_BACKLOG, &fd, e))) {
 		free(s->replay);
+		free(s->key_conns);
+		admission_free(&s->adm);
+		channel_guard_destroy(&s->guard);
 		free(s);
 		return rc;
 	}
@@ -999,6 +1240,7 @@ void client_server_stats(const struct client_server *s,
 			 struct client_server_stats *out)
 {
 	*out = s->stats;
+	out->partial_bytes = s->budget.used;
 }
 
 uint64_t client_server_errors(const struct client_server *s)
@@ -1009,7 +1251,9 @@ uint64_t client_server_errors(const struct client_server *s)
 	       st->refused_clock_skew + st->refused_bad_handshake +
 	       st->refused_too_many_pending + st->handshake_timeouts +
 	       st->decrypt_failures + st->bad_frames + st->oversized_requests +
-	       st->oversized_replies;
+	       st->oversized_replies + st->refused_bad_mac +
+	       st->refused_addr_pending + st->refused_under_load +
+	       st->refused_key_connections + st->refused_partial_total;
 }
 
 void client_server_stop(struct client_server *s, void (*done)(void *arg),
@@ -1028,6 +1272,12 @@ void client_server_stop(struct client_server *s, void (*done)(void *arg),
 	if (s->have_tcp) {
 		uv_close((uv_handle_t *)&s->tcp_listener, on_srv_handle_closed);
 		uv_close((uv_handle_t *)&s->timer, on_srv_handle_closed);
+	}
+	if (s->have_flush) {
+		/* What is still pending goes out first. */
+		on_flush(&s->flush);
+		s->have_flush = 0;
+		uv_close((uv_handle_t *)&s->flush, on_srv_handle_closed);
 	}
 }
 

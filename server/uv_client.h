@@ -9,6 +9,13 @@
  *   connection has the role of its client entry. Each channel message is
  *   exactly one encoded msce.ClientRequest (or, back, ClientResponse).
  *
+ * Limits, from the config (deploy/README.md "Limits"): handshakes pending
+ * at once, in all and per source address (admission.h; under load message
+ * 1 needs a cookie); connections per client key; bytes of unfinished
+ * requests per connection and in all (both kinds of connection); an idle
+ * timeout for TCP connections with nothing in flight. Each refusal is
+ * counted.
+ *
  * This file does the I/O, framing and authentication only; requests go to
  * the callback and replies come back through client_conn_reply, the same
  * way for both kinds of connection. */
@@ -32,8 +39,6 @@
 /* A connection stops being read while this many reply bytes wait to be
  * written (a client that sends but does not read). */
 #define CLIENT_MAX_QUEUED (16u << 20)
-#define CLIENT_MAX_PENDING 64		  /* TCP handshakes in progress */
-#define CLIENT_HANDSHAKE_TIMEOUT_MS 5000u /* accept to message 2 */
 
 struct client_conn;
 struct client_server;
@@ -51,20 +56,31 @@ struct client_server_stats {
 	uint64_t refused_replay;	/* message 1 timestamp not newer */
 	uint64_t refused_clock_skew;	/* message 1 timestamp off our clock */
 	uint64_t refused_bad_handshake; /* malformed, does not decrypt */
-	uint64_t refused_too_many_pending; /* CLIENT_MAX_PENDING reached */
+	uint64_t refused_too_many_pending; /* max_pending_handshakes reached */
 	uint64_t handshake_timeouts;
 	uint64_t decrypt_failures; /* after the handshake */
 	uint64_t bad_frames;	   /* bad frame, empty or zero-length request */
-	uint64_t oversized_requests; /* over CLIENT_MAX_MESSAGE */
+	uint64_t oversized_requests; /* over client_max_partial_bytes */
 	uint64_t oversized_replies;  /* over the connection's reply limit */
 	uint64_t rekeys;	     /* send keys rotated by the timer */
+	uint64_t refused_bad_mac;    /* message 1 not made for this node */
+	uint64_t refused_addr_pending; /* max_pending_per_address reached */
+	uint64_t refused_under_load;   /* over the address's handshake rate,
+					  or ignored the cookie */
+	uint64_t cookies_sent;	       /* under load: cookie replies */
+	uint64_t refused_key_connections; /* client_max_connections_per_key */
+	uint64_t refused_partial_total; /* client_max_partial_total reached */
+	uint64_t idle_timeouts;	       /* closed by client_idle_timeout */
+	uint64_t partial_bytes;	       /* gauge: unfinished request bytes
+					  held now, all connections */
 };
 
 /* Starts the listeners that cfg asks for: the unix socket at
  * cfg->socket_path unless it is empty, the TCP listener at
  * cfg->client_listen (an IP literal or localhost, with a port) unless it
- * is empty; at least one must be set. cfg (its cluster, clients and clock
- * skew) and key (the node's static key pair, used as the Noise responder)
+ * is empty; at least one must be set. cfg (its cluster, clients, clock
+ * skew and limits) and key (the node's static key pair, used as the Noise
+ * responder)
  * are borrowed and must outlive the server; cb and data are kept. *out gets
  * the server (owned by the caller until client_server_stop). Returns 0, or
  * MSCE_EINVAL, MSCE_ECONFIG (bad address or cluster), MSCE_EIO (cannot
@@ -92,6 +108,9 @@ const char *client_conn_name(const struct client_conn *c);
 /* Largest reply c can carry: CLIENT_MAX_MESSAGE over TCP,
  * CLIENT_MAX_REPLY_UNIX over the unix socket. */
 size_t client_conn_max_reply(const struct client_conn *c);
+/* Whether c came over TCP (a [client] key) rather than the local unix
+ * socket: what config_backup_path calls remote. */
+int client_conn_remote(const struct client_conn *c);
 /* Copies the counters into out (caller's). */
 void client_server_stats(const struct client_server *s,
 			 struct client_server_stats *out);

@@ -13,10 +13,14 @@
  * whatever it keeps.
  *
  * Failure modes: a connection that fails before its handshake completes is
- * closed and counted by reason. Pending inbound handshakes are bounded in
- * number (max_pending) and time (handshake_timeout_ms) and cost only the
- * conn struct, never a transport buffer; the handshake bytes are fed to the
- * channel separately from what follows, so a failure is classified exactly
+ * closed and counted by reason. Inbound connections are admitted by source
+ * address (admission.h) before a byte is read: bounded in number (in all
+ * and per address, with slots kept for the peers' hosts) and in time
+ * (handshake_timeout_ms, until the initiator's confirmation), and they cost
+ * only the conn struct, never a transport buffer. Message 1 costs two
+ * hashes until its mac1 holds; under load it must bring a cookie, and each
+ * address has a handshake rate. Handshake frames are fed to the channel one
+ * at a time, apart from what follows, so a failure is classified exactly
  * and the session exists before its first message is delivered. A session
  * that fails (EOF, I/O error, bad frame, too slow a reader) is closed;
  * cb->down runs from the close callback, so never inside a call the node
@@ -39,8 +43,6 @@
  * second. */
 #include "uv_peer.h"
 
-#define PEER_HANDSHAKE_SKEW_MS (UINT64_C(24) * 3600 * 1000)
-
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -52,19 +54,20 @@
 
 #include <sodium.h>
 
+#include "admission.h"
 #include "channel.h"
 #include "log.h"
 #include "uv_addr.h"
 #include "ratelog.h"
 
-#define DEF_MAX_PENDING 64
-#define DEF_HANDSHAKE_TIMEOUT_MS 5000
 #define DEF_BACKOFF_MIN_MS 100
 #define DEF_BACKOFF_MAX_MS 5000
 #define DEF_MAX_QUEUED ((size_t)64 << 20)
 #define DEF_REKEY_CHECK_MS 10000
 #define DEF_LIVE_MS 5000
-#define LISTEN_BACKLOG 128
+/* A flood's connections are accepted and closed at once; a deep queue
+ * keeps a real peer's SYN from being dropped meanwhile. */
+#define LISTEN_BACKLOG 1024
 #define KEEPALIVE_S 30
 #define WARN_PER_SEC 10
 #define READ_BUF_LEN (64u << 10)
@@ -86,9 +89,12 @@ struct conn {
 	enum conn_state state;
 	int outbound;
 	int session;	   /* cb->up delivered, cb->down owed */
-	int pending;	   /* counted in net->pending_in */
+	struct admission_entry *slot; /* inbound, pending: its admission */
 	int verify_rc;	   /* our verify callback's refusal, 0 if none */
-	size_t hs_left;	   /* handshake bytes still to feed the channel */
+	int admit_rc;	   /* our admit callback's refusal, 0 if none */
+	int answered;	   /* inbound: message 2 sent, not yet confirmed */
+	int cookie_kept;   /* outbound: its cookie reply went to the peer */
+	int64_t skew_ms;   /* inbound: message 1 timestamp minus our clock */
 	uint64_t start_ms; /* loop time of the accept or dial */
 	uint64_t up_ms;	   /* loop time the session was established */
 	uint64_t heard_ms; /* loop time of its last authenticated message */
@@ -106,6 +112,8 @@ struct peer {
 	uint64_t backoff_ms;  /* next delay, before jitter */
 	uint64_t last_ts;     /* last message-1 timestamp sent to it */
 	unsigned failures;    /* dials failed since the last session */
+	uint8_t cookie[CHANNEL_COOKIE_LEN]; /* its last cookie for us */
+	uint64_t cookie_ms;		    /* loop time it came; 0 = none */
 };
 
 struct peer_net {
@@ -118,7 +126,8 @@ struct peer_net {
 	size_t npeers;
 	struct channel_replay_entry *replay; /* parallel to peers */
 	struct conn *conns;
-	size_t pending_in;
+	struct admission adm;	   /* inbound handshakes by address */
+	struct channel_guard guard; /* our cookie secret */
 	size_t handles; /* initialised and not yet closed */
 	int stopping;
 	void (*done)(void *arg);
@@ -171,6 +180,8 @@ static void net_free(struct peer_net *n)
 
 	free(n->peers);
 	free(n->replay);
+	admission_free(&n->adm);
+	channel_guard_destroy(&n->guard);
 	free(n);
 	if (done)
 		done(arg);
@@ -192,14 +203,6 @@ static void on_dial_timer_close(uv_handle_t *h)
 	struct peer *p = h->data;
 
 	handle_closed(p->net);
-}
-
-static void on_reject_close(uv_handle_t *h)
-{
-	struct peer_net *n = h->data;
-
-	free(h);
-	handle_closed(n);
 }
 
 /* The session on c ends: cb->down once, and the peer is dialled again.
@@ -249,9 +252,9 @@ static void conn_close(struct conn *c)
 	if (c->state == CONN_CLOSING)
 		return;
 	c->state = CONN_CLOSING;
-	if (c->pending) {
-		c->pending = 0;
-		n->pending_in--;
+	if (c->slot) {
+		admission_leave(&n->adm, c->slot, uv_now(n->loop));
+		c->slot = NULL;
 	}
 	if (p && p->dialing == c) {
 		p->dialing = NULL;
@@ -414,29 +417,46 @@ static void establish(struct conn *c)
 	struct conn *old = p->session;
 	uint32_t self = n->cfg.cfg->node_id, id = p->cfg->id;
 
-	if (c->pending) {
-		c->pending = 0;
-		n->pending_in--;
+	if (c->slot) {
+		admission_leave(&n->adm, c->slot, uv_now(n->loop));
+		c->slot = NULL;
 	}
+	c->answered = 0;
 	if (p->dialing == c)
 		p->dialing = NULL;
 	if (old) {
 		if (old->state != CONN_CLOSING) {
 			int keep_new;
 
-			if (c->outbound) {
-				/* The peer's dial became the session while
-				 * ours was in flight, and the same happened
-				 * at its end: keep the one the lower id
-				 * dialled, as it does. */
+			if (c->outbound ||
+			    (old->outbound && live_session(p))) {
+				/* Both ends dialled and both dials got
+				 * through (an inbound one is confirmed only
+				 * after message 2, so ours may have become
+				 * the session meanwhile): keep the one the
+				 * lower id dialled, as the peer does. */
+				uint32_t by_c = c->outbound ? self : id;
+				uint32_t by_old = old->outbound ? self : id;
+
 				n->stats.crossed_dials++;
-				keep_new = self < id;
+				keep_new = by_c < by_old;
 				log_info("peer %u: dials crossed, keeping the "
 					 "one dialled by node %u",
 					 id, self < id ? self : id);
+			} else if (live_session(p)) {
+				/* Became live since message 1 was checked:
+				 * a second process with the peer's key. */
+				n->stats.duplicate_sessions++;
+				net_warn(n,
+					 "peer link %s: refused node %u (%s): a "
+					 "session with it is up and live; is a "
+					 "second msced running with its key?",
+					 conn_addr(c), id, p->cfg->name);
+				conn_close(c);
+				return;
 			} else {
-				/* on_channel_verify refused c if old were
-				 * alive: it is silent, maybe half-open. */
+				/* Silent, maybe half-open: the confirmed
+				 * newcomer takes over. */
 				n->stats.sessions_replaced++;
 				keep_new = 1;
 				log_info("peer %u (%s): new session replaces "
@@ -471,13 +491,15 @@ static void establish(struct conn *c)
 		n->cb.up(n->cb.data, id);
 }
 
-/* Closes c after channel_feed failed with rc, counting the reason. */
+/* Closes c after channel_feed failed with rc, counting the reason (where
+ * the channel failed, and what our callbacks said). */
 static void refuse(struct conn *c, int rc)
 {
 	struct peer_net *n = c->net;
 	struct peer_net_stats *st = &n->stats;
 	const char *why = err_str(rc);
 	uint64_t *counter = NULL;
+	char detail[96];
 
 	if (c->verify_rc == MSCE_EBUSY && rc == MSCE_EBUSY) {
 		struct conn *old = c->peer->session;
@@ -493,7 +515,8 @@ static void refuse(struct conn *c, int rc)
 			    n,
 			    "peer link %s: refused node %u (%s): a session "
 			    "with it is up and live (last message %llu ms "
-			    "ago); is a second msced running with its key?",
+			    "ago); is a second msced running with its key, or "
+			    "is its message 1 replayed?",
 			    conn_addr(c), peer_id(c), c->peer->cfg->name,
 			    (unsigned long long)(uv_now(n->loop) -
 						 old->heard_ms));
@@ -501,7 +524,20 @@ static void refuse(struct conn *c, int rc)
 		conn_close(c);
 		return;
 	}
-	if (c->verify_rc && rc == c->verify_rc) {
+	switch (channel_failure(&c->ch)) {
+	case CHANNEL_FAIL_MAC:
+		counter = &st->refused_bad_mac;
+		why = "message 1 not made for this node (bad mac1: junk, or "
+		      "another node's key, cluster or version)";
+		break;
+	case CHANNEL_FAIL_ADMIT:
+		counter = &st->refused_under_load;
+		why = c->admit_rc ? "under load: over its address's handshake "
+				    "rate"
+				  : "under load: message 1 again without the "
+				    "cookie";
+		break;
+	case CHANNEL_FAIL_VERIFY:
 		switch (rc) {
 		case MSCE_EPERM:
 			counter = &st->refused_unknown_key;
@@ -513,31 +549,46 @@ static void refuse(struct conn *c, int rc)
 			break;
 		case MSCE_ECLOCK:
 			counter = &st->refused_clock_skew;
-			why = "message 1 timestamp outside the clock skew";
+			snprintf(detail, sizeof(detail),
+				 "message 1 timestamp %+lld ms off our clock "
+				 "(max_clock_skew %llu ms)",
+				 (long long)c->skew_ms,
+				 (unsigned long long)n->cfg.cfg->max_clock_skew_ms);
+			why = detail;
 			break;
 		}
-	} else if (c->state == CONN_HANDSHAKE) {
-		counter = &st->refused_bad_handshake;
-		why = rc == MSCE_EAUTH ? "bad handshake (does not decrypt)"
-				       : "bad handshake (malformed)";
-	} else {
-		switch (rc) {
-		case MSCE_EAUTH:
-			counter = &st->decrypt_failures;
-			why = "decryption failed";
-			break;
-		case MSCE_ETOOBIG:
-			counter = &st->oversized_frames;
-			why = "message over the size limit";
-			break;
-		case MSCE_EPROTO:
+		break;
+	case CHANNEL_FAIL_CONFIRM:
+		counter = &st->unconfirmed;
+		why = "answered, but the first message is no confirmation "
+		      "(a replayed message 1?)";
+		break;
+	case CHANNEL_FAIL_FRAME:
+	case CHANNEL_FAIL_HANDSHAKE:
+		if (c->state == CONN_HANDSHAKE) {
+			counter = &st->refused_bad_handshake;
+			why = rc == MSCE_EAUTH
+				  ? "bad handshake (does not decrypt)"
+				  : "bad handshake (malformed)";
+		} else {
 			counter = &st->bad_frames;
 			why = "bad frame";
-			break;
-		case MSCE_ECLOSED:
-			why = "nonces exhausted";
-			break;
 		}
+		break;
+	case CHANNEL_FAIL_TRANSPORT:
+		counter = rc == MSCE_EAUTH ? &st->decrypt_failures
+					   : &st->bad_frames;
+		why = rc == MSCE_EAUTH ? "decryption failed" : "bad frame";
+		break;
+	case CHANNEL_FAIL_LIMIT:
+	case CHANNEL_FAIL_BUDGET:
+		counter = &st->oversized_frames;
+		why = "message over the size limit";
+		break;
+	default:
+		if (rc == MSCE_ECLOSED)
+			why = "nonces exhausted";
+		break;
 	}
 	if (counter) {
 		(*counter)++;
@@ -554,32 +605,51 @@ static void refuse(struct conn *c, int rc)
 	conn_close(c);
 }
 
-/* Feeds received bytes. Handshake bytes go in on their own so that the
- * session is established before any message in the same read. */
+/* Outbound: keeps the cookie the peer gave us in this handshake, for
+ * mac2 on the next dials. */
+static void keep_cookie(struct conn *c)
+{
+	struct peer *p = c->peer;
+
+	if (c->cookie_kept || channel_cookie(&c->ch, p->cookie))
+		return;
+	c->cookie_kept = 1;
+	p->cookie_ms = uv_now(c->net->loop);
+	if (!p->cookie_ms)
+		p->cookie_ms = 1;
+}
+
+/* Feeds received bytes. Handshake frames go in one at a time so that the
+ * session is established (for an inbound connection: confirmed) before any
+ * message in the same read. */
 static void conn_feed(struct conn *c, const uint8_t *p, size_t len)
 {
 	struct channel_buf out = {0};
 	int rc;
 
 	while (len && c->state == CONN_HANDSHAKE) {
-		size_t take = len < c->hs_left ? len : c->hs_left;
+		size_t take = channel_frame_left(&c->ch);
 
+		if (take > len)
+			take = len;
 		rc = channel_feed(&c->ch, p, take, &out);
 		p += take;
 		len -= take;
-		c->hs_left -= take;
 		if (rc) {
 			channel_buf_free(&out);
 			refuse(c, rc);
 			return;
 		}
-		/* Message 2 must go out before anything up() sends. */
+		if (c->outbound)
+			keep_cookie(c);
+		/* Message 2 (or the confirmation) must go out before
+		 * anything up() sends. */
 		if (conn_write(c, &out))
 			return;
-		if (channel_is_open(&c->ch))
+		if (channel_is_confirmed(&c->ch))
 			establish(c);
-		else if (!c->hs_left)
-			refuse(c, MSCE_EPROTO); /* cannot happen */
+		else if (channel_is_open(&c->ch))
+			c->answered = 1;
 	}
 	if (!len || c->state != CONN_OPEN)
 		return;
@@ -618,6 +688,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	} else if (c->outbound) {
 		dial_failed(c, why);
 		return;
+	} else if (c->answered) {
+		c->net->stats.unconfirmed++;
+		net_warn(c->net,
+			 "peer link %s (peer %u): closed before confirming the "
+			 "session (a replayed message 1?): %s",
+			 conn_addr(c), peer_id(c), why);
 	} else {
 		log_debug("peer link %s: closed before authenticating: %s",
 			  conn_addr(c), why);
@@ -625,24 +701,43 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	conn_close(c);
 }
 
+/* Message 1 carries a good mac1. Under load it must also prove its source
+ * address (mac2, from a cookie we gave), and the address gets a rate. */
+static int on_channel_admit(void *ctx, int mac2_ok)
+{
+	struct conn *c = ctx;
+	struct peer_net *n = c->net;
+
+	if (!admission_under_load(&n->adm))
+		return 0;
+	if (!mac2_ok) {
+		n->stats.cookies_sent++;
+		return CHANNEL_COOKIE;
+	}
+	if (!c->slot || !admission_take(&n->adm, c->slot, uv_now(n->loop)))
+		return c->admit_rc = MSCE_EBUSY;
+	return 0;
+}
+
 static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
 			     uint64_t timestamp_ms)
 {
 	struct conn *c = ctx;
 	struct peer_net *n = c->net;
-	/* The handshake tolerates a clock far more off than max_clock_skew:
-	 * a center whose clock is wrong should still connect, so that status
-	 * shows its offset and its changes wait (repl refuses them) rather
-	 * than the link silently failing. Replays are refused by timestamp
-	 * order all the same. */
-	uint64_t skew = PEER_HANDSHAKE_SKEW_MS;
+	/* The window of docs/PROTOCOL.md: max_clock_skew either way. It
+	 * bounds replays after our restart, when the table is empty; a
+	 * center whose clock is further off cannot connect (counted as
+	 * refused_clock_skew and logged with its offset). */
+	uint64_t skew = n->cfg.cfg->max_clock_skew_ms, now = wall_ms();
 	size_t i;
 	int rc;
 
+	c->skew_ms = (int64_t)(timestamp_ms - now);
 	/* The table holds exactly the configured peers' keys: an unknown key
 	 * is refused here, before the channel allocates anything. */
-	rc = channel_replay_check(n->replay, n->npeers, key, timestamp_ms,
-				  wall_ms(), skew, &i);
+	rc = channel_replay_check(n->replay, n->npeers, key, timestamp_ms, now,
+				  skew ? skew : CONFIG_DEFAULT_CLOCK_SKEW_MS,
+				  &i);
 	if (!rc) {
 		c->peer = &n->peers[i];
 		if (live_session(c->peer))
@@ -665,19 +760,33 @@ static int on_channel_message(void *ctx, const uint8_t *msg, size_t len)
 	return c->state == CONN_OPEN && !n->stopping ? 0 : MSCE_ECLOSED;
 }
 
+/* src: inbound, the source address bytes cookies are bound to. */
 static void channel_config_fill(struct peer_net *n, struct conn *c,
-				struct channel_config *cc)
+				struct channel_config *cc, const uint8_t *src,
+				size_t src_len)
 {
+	struct peer *p = c->peer;
+
 	memset(cc, 0, sizeof(*cc));
 	cc->role = c->outbound ? NOISE_INITIATOR : NOISE_RESPONDER;
 	cc->cluster = n->cfg.cfg->cluster;
 	cc->local = n->cfg.key;
-	cc->remote_key = c->outbound ? c->peer->cfg->public_key : NULL;
 	cc->max_message = n->cfg.max_message;
 	cc->rekey_ms = n->cfg.rekey_ms;
-	cc->cb.verify = c->outbound ? NULL : on_channel_verify;
 	cc->cb.message = on_channel_message;
 	cc->cb.ctx = c;
+	if (c->outbound) {
+		cc->remote_key = p->cfg->public_key;
+		if (p->cookie_ms &&
+		    uv_now(n->loop) - p->cookie_ms < CHANNEL_COOKIE_USE_MS)
+			cc->cookie = p->cookie;
+	} else {
+		cc->cb.admit = on_channel_admit;
+		cc->cb.verify = on_channel_verify;
+		cc->guard = &n->guard;
+		cc->src = src;
+		cc->src_len = src_len;
+	}
 }
 
 static void tune_tcp(struct conn *c)
@@ -711,7 +820,7 @@ static void on_connect(uv_connect_t *req, int status)
 	if (ts <= p->last_ts)
 		ts = p->last_ts + 1;
 	p->last_ts = ts;
-	channel_config_fill(n, c, &cc);
+	channel_config_fill(n, c, &cc, NULL, 0);
 	if ((rc = channel_init(&c->ch, &cc, ts)) ||
 	    (rc = channel_start(&c->ch, &out))) {
 		channel_buf_free(&out);
@@ -721,7 +830,6 @@ static void on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	c->state = CONN_HANDSHAKE;
-	c->hs_left = CHANNEL_FRAME_HDR + CHANNEL_MSG2_LEN;
 	tune_tcp(c);
 	if (conn_write(c, &out))
 		return;
@@ -787,28 +895,18 @@ static void schedule_dial(struct peer *p)
 
 /* ---- accepting ---- */
 
-static void reject(struct peer_net *n, uv_stream_t *server)
+/* The IP bytes of sa a cookie is bound to; 0 if not IP. */
+static size_t src_bytes(const struct sockaddr *sa, uint8_t out[16])
 {
-	uv_tcp_t *t = malloc(sizeof(*t));
-	char addr[ADDR_LEN] = "?";
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-
-	n->stats.refused_too_many_pending++;
-	if (!t || uv_tcp_init(n->loop, t)) {
-		free(t);
-		net_warn(n, "peer listener: out of memory refusing a "
-			    "connection");
-		return;
+	if (sa->sa_family == AF_INET) {
+		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 4;
 	}
-	t->data = n;
-	n->handles++;
-	if (uv_accept(server, (uv_stream_t *)t) == 0 &&
-	    uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0)
-		addr_format((struct sockaddr *)&ss, addr, sizeof(addr));
-	net_warn(n, "peer link %s: refused: %zu handshakes already pending",
-		 addr, n->pending_in);
-	uv_close((uv_handle_t *)t, on_reject_close);
+	if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		return 16;
+	}
+	return 0;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -816,6 +914,10 @@ static void on_connection(uv_stream_t *server, int status)
 	struct peer_net *n = server->data;
 	struct channel_config cc;
 	struct sockaddr_storage ss;
+	struct admission_key key;
+	enum admission_verdict v = ADMISSION_FULL;
+	uint8_t src[16];
+	size_t src_len = 0;
 	int len = sizeof(ss), rc;
 	struct conn *c;
 
@@ -826,28 +928,41 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	if (n->stopping)
 		return;
-	if (n->pending_in >= n->cfg.max_pending) {
-		reject(n, server);
-		return;
-	}
 	if (!(c = conn_new(n, 0))) {
-		reject(n, server);
+		net_warn(n, "peer listener: out of memory accepting");
 		return;
 	}
 	snprintf(c->addr, sizeof(c->addr), "?");
+	c->state = CONN_HANDSHAKE;
 	if ((rc = uv_accept(server, (uv_stream_t *)&c->tcp))) {
 		net_warn(n, "peer listener: accept failed: %s",
 			 uv_strerror(rc));
 		conn_close(c);
 		return;
 	}
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+	/* Admitted by address before a byte is read. */
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 &&
+	    admission_key_of((struct sockaddr *)&ss, &key) == 0) {
 		addr_format((struct sockaddr *)&ss, c->addr, sizeof(c->addr));
-	c->state = CONN_HANDSHAKE;
-	c->pending = 1;
-	n->pending_in++;
-	c->hs_left = CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN;
-	channel_config_fill(n, c, &cc);
+		src_len = src_bytes((struct sockaddr *)&ss, src);
+		v = admission_enter(&n->adm, &key, uv_now(n->loop), &c->slot);
+	}
+	if (v != ADMISSION_OK) {
+		if (v == ADMISSION_ADDR_FULL)
+			n->stats.refused_addr_pending++;
+		else
+			n->stats.refused_too_many_pending++;
+		net_warn(n,
+			 "peer link %s: refused: %s (%zu handshakes pending)",
+			 c->addr,
+			 v == ADMISSION_ADDR_FULL
+			     ? "too many handshakes pending from its address"
+			     : "no handshake slot free for its address",
+			 admission_pending(&n->adm));
+		conn_close(c);
+		return;
+	}
+	channel_config_fill(n, c, &cc, src, src_len);
 	if ((rc = channel_init(&c->ch, &cc, wall_ms()))) {
 		log_error("peer link %s: cannot start the handshake: %s",
 			  c->addr, err_str(rc));
@@ -870,6 +985,7 @@ static void on_hs_timer(uv_timer_t *t)
 	struct conn *c;
 
 	ratelog_tick(&n->warn, uv_now(n->loop)); /* a flood's last count */
+	channel_guard_tick(&n->guard, now);
 	/* conn_close only unlinks in the close callback: next stays valid. */
 	for (c = n->conns; c; c = c->next) {
 		if (c->state != CONN_CONNECTING && c->state != CONN_HANDSHAKE)
@@ -880,12 +996,24 @@ static void on_hs_timer(uv_timer_t *t)
 			dial_failed(c, "timed out");
 			continue;
 		}
-		n->stats.handshake_timeouts++;
-		net_warn(n,
-			 "peer link %s: closed: handshake not done in "
-			 "%llu ms",
-			 conn_addr(c),
-			 (unsigned long long)n->cfg.handshake_timeout_ms);
+		if (c->answered) {
+			n->stats.unconfirmed++;
+			net_warn(n,
+				 "peer link %s (peer %u): closed: message 2 "
+				 "sent but not confirmed in %llu ms (a "
+				 "replayed message 1?)",
+				 conn_addr(c), peer_id(c),
+				 (unsigned long long)
+				     n->cfg.handshake_timeout_ms);
+		} else {
+			n->stats.handshake_timeouts++;
+			net_warn(n,
+				 "peer link %s: closed: handshake not done in "
+				 "%llu ms",
+				 conn_addr(c),
+				 (unsigned long long)
+				     n->cfg.handshake_timeout_ms);
+		}
 		conn_close(c);
 	}
 }
@@ -929,10 +1057,23 @@ static void on_rekey_timer(uv_timer_t *t)
 
 static void defaults(struct peer_net_config *c)
 {
+	const struct config *f = c->cfg;
+
 	if (!c->max_pending)
-		c->max_pending = DEF_MAX_PENDING;
+		c->max_pending = f->max_pending_handshakes
+				     ? f->max_pending_handshakes
+				     : CONFIG_DEFAULT_MAX_PENDING;
+	if (!c->max_pending_per_addr)
+		c->max_pending_per_addr =
+		    f->max_pending_per_address
+			? f->max_pending_per_address
+			: CONFIG_DEFAULT_MAX_PENDING_PER_ADDR;
+	if (c->max_pending_per_addr > c->max_pending)
+		c->max_pending_per_addr = c->max_pending;
 	if (!c->handshake_timeout_ms)
-		c->handshake_timeout_ms = DEF_HANDSHAKE_TIMEOUT_MS;
+		c->handshake_timeout_ms =
+		    f->handshake_timeout_ms ? f->handshake_timeout_ms
+					    : CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	if (!c->backoff_min_ms)
 		c->backoff_min_ms = DEF_BACKOFF_MIN_MS;
 	if (!c->backoff_max_ms)
@@ -955,6 +1096,7 @@ int peer_net_start(const struct peer_net_config *cfg,
 {
 	const struct config *conf;
 	struct sockaddr_storage ss;
+	struct admission_config acfg = {0};
 	struct peer_net *n;
 	uint8_t prologue[CHANNEL_PROLOGUE_MAX];
 	uint64_t sweep;
@@ -992,8 +1134,23 @@ int peer_net_start(const struct peer_net_config *cfg,
 		rc = err_set(e, MSCE_ENOMEM, "peer links: out of memory");
 		goto fail;
 	}
+	/* Room kept for the peers' hosts: two handshakes each (both ends
+	 * may dial at once), at most half of all. */
+	acfg.max_pending = n->cfg.max_pending;
+	acfg.per_addr = n->cfg.max_pending_per_addr;
+	acfg.reserved = 2 * n->npeers < n->cfg.max_pending / 2
+			    ? 2 * n->npeers
+			    : n->cfg.max_pending / 2;
+	acfg.reserved_addrs = n->npeers;
+	if ((rc = admission_init(&n->adm, &acfg))) {
+		rc = err_set(e, rc, "peer links: handshake limits: %s",
+			     err_str(rc));
+		goto fail;
+	}
+	channel_guard_init(&n->guard, uv_now(cfg->loop));
 	for (i = 0; i < n->npeers; i++) {
 		struct peer *p = &n->peers[i];
+		struct admission_key key;
 
 		p->net = n;
 		p->cfg = &conf->peers[i];
@@ -1002,6 +1159,11 @@ int peer_net_start(const struct peer_net_config *cfg,
 		if ((rc = addr_parse(p->cfg->address, &p->addr, e))) {
 			err_wrap(e, "peer links: peer %s (%u)", p->cfg->name,
 				 p->cfg->id);
+			goto fail;
+		}
+		if (admission_key_of((struct sockaddr *)&p->addr, &key) == 0 &&
+		    (rc = admission_reserve(&n->adm, &key))) {
+			rc = err_set(e, rc, "peer links: out of memory");
 			goto fail;
 		}
 	}
@@ -1064,6 +1226,8 @@ fail_async:
 fail:
 	free(n->peers);
 	free(n->replay);
+	admission_free(&n->adm);
+	channel_guard_destroy(&n->guard);
 	free(n);
 	return rc;
 }

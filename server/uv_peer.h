@@ -7,9 +7,16 @@
  * the same key refused as a duplicate (a second process with that node's
  * key), while a silent or closing one is replaced.
  *
- * A connecting key that is not a configured peer is dropped before any
- * session state is allocated; pending handshakes are bounded and time out;
- * every refusal is counted by reason and logged. */
+ * The listener admits a connection by its source address first
+ * (admission.h): pending handshakes are bounded in all, per address, and
+ * some are kept for the configured peers' hosts; under load message 1
+ * must carry a cookie and each address gets a handshake rate. Message 1's
+ * mac1 is checked before any Diffie-Hellman, and a connecting key that is
+ * not a configured peer is dropped before any session state is allocated.
+ * An inbound connection becomes the peer's session (replacing a silent
+ * one) only once the initiator confirmed it with its first transport
+ * message, so a replayed message 1 never displaces anything. Pending
+ * handshakes time out; every refusal is counted by reason and logged. */
 #ifndef MSCE_UV_PEER_H
 #define MSCE_UV_PEER_H
 
@@ -36,13 +43,16 @@ struct peer_net_cb {
 			size_t len);
 };
 
-/* A zero field takes the default shown. */
+/* A zero field takes the default shown ("cfg" = from the config). */
 struct peer_net_config {
 	uv_loop_t *loop;
-	const struct config *cfg; /* cluster, node id, listen, [peer] list */
+	/* cluster, node id, listen, [peer] list, max_clock_skew (the window
+	 * for message 1 timestamps) and the limits */
+	const struct config *cfg;
 	const struct noise_keypair *key; /* our static key pair */
-	size_t max_pending;	       /* inbound handshakes in progress; 64 */
-	uint64_t handshake_timeout_ms; /* connect + handshake; 5000 */
+	size_t max_pending;	  /* inbound handshakes in progress; cfg */
+	size_t max_pending_per_addr;   /* of which from one address; cfg */
+	uint64_t handshake_timeout_ms; /* connect to confirmation; cfg */
 	uint64_t backoff_min_ms;       /* 100 */
 	uint64_t backoff_max_ms;       /* 5000 */
 	size_t max_queued_bytes;       /* unsent bytes per link before it is cut
@@ -76,6 +86,15 @@ struct peer_net_stats {
 	uint64_t bad_frames;	     /* protocol violation after handshake */
 	uint64_t too_slow;	     /* cut at max_queued_bytes */
 	uint64_t rekeys;	     /* send keys rotated by the timer */
+	uint64_t refused_bad_mac;    /* message 1 not made for us: junk, or
+					for another node, cluster or version */
+	uint64_t refused_addr_pending; /* its address has too many pending */
+	uint64_t refused_under_load;   /* over its address's handshake rate,
+					  or ignored our cookie */
+	uint64_t cookies_sent;	       /* under load: message 1 answered with
+					  a cookie reply */
+	uint64_t unconfirmed;	       /* answered, never confirmed: a replayed
+					  message 1, or a lost initiator */
 };
 
 /* Starts listening on cfg->listen and dialling the peers. cfg (the

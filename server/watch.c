@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "bounds.h"
 #include "client.pb-c.h"
 #include "log.h"
 #include "node.h"
@@ -25,7 +26,7 @@
 
 #define WATCH_BATCH 512
 #define WATCH_QUEUE (4u << 20)
-#define WATCH_ORIGINS 64
+#define WATCH_ORIGINS MSCE_MAX_ORIGINS /* a whole vector */
 
 struct watcher {
 	struct node *n;

@@ -95,6 +95,12 @@ static cJSON *status_json(const Msce__StatusResult *s, const char *dig,
 		cJSON_AddBoolToObject(pj, "clock_refused", p->clock_refused);
 		cJSON_AddNumberToObject(pj, "link_timeouts",
 					(double)p->link_timeouts);
+		cJSON_AddNumberToObject(pj, "refused_forged",
+					(double)p->refused_forged);
+		cJSON_AddNumberToObject(pj, "refused_snapshots",
+					(double)p->refused_snapshots);
+		cJSON_AddNumberToObject(pj, "refused_protocol",
+					(double)p->refused_protocol);
 		cJSON_AddItemToObject(pj, "snapshot_out",
 				      snap_json(p->snapshot_out));
 		cJSON_AddItemToObject(pj, "snapshot_in",

@@ -4,11 +4,14 @@
  *   desk SOCKET_PATH [DOCUMENT_NUMBER]
  *
  * Build against an installed libmsce:
- *   cc desk.c $(pkg-config --cflags --libs msce) -o desk */
+ *   cc desk.c $(pkg-config --cflags --libs msce) -o desk
+ * or statically (client/README.md):
+ *   cc desk.c $(pkg-config --cflags msce) PREFIX/lib/libmsce.a \
+ *      $(pkg-config --libs libsodium libprotobuf-c inih) -o desk */
 #include <stdio.h>
 #include <string.h>
 
-#include <msce.h>
+#include <msce/msce.h>
 
 static int print_note(void *ctx, const char *note_id, const msce_record *n)
 {

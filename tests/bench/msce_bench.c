@@ -186,6 +186,8 @@ static const struct step steps[] = {
      bench_catchup,
      {"catchup", "--records", "200000", "--retention", "20000"}},
     {"client: libmsce over the unix socket", bench_client, {"client"}},
+    {"handshake: what a hostile message 1 costs", bench_handshake,
+     {"handshake"}},
 };
 
 static int bench_all(int argc, char **argv)
@@ -258,6 +260,8 @@ static void usage(void)
 		"[--json]\n"
 		"       msce-bench compare [--records N] [--rounds R] "
 		"[--json]   (with ../shared/peers)\n"
+		"       msce-bench handshake [--attempts N] [--connections C] "
+		"[--json]\n"
 		"       msce-bench all [--json]\n");
 }
 
@@ -277,6 +281,8 @@ int main(int argc, char **argv)
 		return bench_catchup(argc - 1, argv + 1);
 	if (strcmp(argv[1], "client") == 0)
 		return bench_client(argc - 1, argv + 1);
+	if (strcmp(argv[1], "handshake") == 0)
+		return bench_handshake(argc - 1, argv + 1);
 	if (strcmp(argv[1], "all") == 0)
 		return bench_all(argc - 1, argv + 1);
 	if (strcmp(argv[1], "compare") == 0)

@@ -449,6 +449,8 @@ class Cluster:
                       "sign_key = %s" % spub]
         with open(path or node.config, "w") as f:
             f.write("\n".join(lines) + "\n")
+        # msced refuses a config others may write, whatever the umask.
+        os.chmod(path or node.config, 0o640)
 
     def start_offline(self, node, data_dir, name):
         """Starts msced as node (its id and key) on data_dir, a copy of a
@@ -732,14 +734,17 @@ class Cluster:
         if self.proxy and self.links:
             self.proxy.resume("*")
 
-    def probe(self, node, mode, peer=None, timeout_ms=5000):
+    def probe(self, node, mode, peer=None, timeout_ms=5000, extra=()):
         """Runs msce-probe against node's listen port (not through the
-        proxy) as extra peer `peer`. Returns (rc, output)."""
+        proxy) as extra peer `peer` (its id goes as --peer-id). Returns
+        (rc, output)."""
         argv = [MSCE_PROBE, "--target", "127.0.0.1:%d" % node.port,
                 "--cluster", self.name, "--server-key", node.pub,
                 "--mode", mode, "--timeout-ms", str(timeout_ms)]
         if peer:
-            argv += ["--key", self.extra[peer][1]]
+            argv += ["--key", self.extra[peer][1],
+                     "--peer-id", str(self.extra[peer][0])]
+        argv += list(extra)
         r = subprocess.run(argv, capture_output=True, timeout=timeout_ms / 1000 + 30)
         return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
 

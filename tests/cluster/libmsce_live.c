@@ -172,7 +172,7 @@ static void test_min_sites_waits(void **state)
 	(void)state;
 	msce_client *c = conn(sock1), *c2 = conn(sock2);
 	struct msce_write_result res;
-	struct msce_put_opts o = {2, 5000};
+	struct msce_put_opts o = {.min_sites = 2, .timeout_ms = 5000};
 	struct msce_field f = {"v", "x", 1, 0, 0, 0};
 	char key[64];
 	msce_record *r;
@@ -560,7 +560,7 @@ static void test_min_sites_times_out(void **state)
 	(void)state;
 	msce_client *c = conn(sock1);
 	struct msce_write_result res;
-	struct msce_put_opts o = {2, 700};
+	struct msce_put_opts o = {.min_sites = 2, .timeout_ms = 700};
 	struct msce_field f = {"v", "y", 1, 0, 0, 0};
 	struct timespec t0, t1;
 	msce_record *r;

@@ -20,6 +20,22 @@
  *              flipped
  *   replay     as the configured peer, a full handshake, then the same
  *              message 1 bytes again on a new connection
+ *   unconfirmed  as the configured peer, a message 1 the node has not seen
+ *              (what a replay of a message caught on the way looks like):
+ *              message 2 may come back, but the probe never confirms, so
+ *              the node must close the connection (its handshake timeout)
+ *              without giving it the peer's session
+ *   forge      as the configured peer --peer-id (an insider with a stolen
+ *              center key): its Hello, then a change in the name of
+ *              origin --origin, signed with the probe's own key: the node
+ *              must refuse it and close the link
+ *   snapshot   as the configured peer: its Hello, then a snapshot chunk
+ *              nobody asked for, claiming origin --origin at seq 2^40:
+ *              the node must refuse it and close the link
+ *   pin        as a configured client (--key) on the client port, --count
+ *              connections each send all but the end of a --size byte
+ *              request and hold it for --hold-ms: prints how many the node
+ *              kept open
  *
  * Exit status: 0 the node reacted as expected, 1 it did not (accepted what
  * it should have refused), 2 usage or setup error (cannot connect, valid
@@ -44,7 +60,11 @@
 #include "config.h"
 #include "error.h"
 #include "keyfile.h"
+#include "msce.pb-c.h"
 #include "noise.h"
+#include "peer.pb-c.h"
+#include "seg.h"
+#include "version.h"
 
 enum { EXIT_OK = 0, EXIT_BAD = 1, EXIT_SETUP = 2, EXIT_TIMEOUT = 3 };
 
@@ -60,6 +80,9 @@ struct opts {
 	const char *key_path;
 	const char *mode;
 	int timeout_ms;
+	int count, hold_ms; /* pin */
+	uint32_t peer_id, origin; /* forge, snapshot */
+	size_t size;	    /* pin */
 	uint64_t deadline; /* of the whole mode, monotonic ms */
 };
 
@@ -297,12 +320,15 @@ static int start_channel(struct channel *ch, const struct noise_keypair *kp,
 }
 
 /* Sends message 1 (msg1, already framed) and reads until the channel opens,
- * the node closes, or the deadline. */
-static enum outcome pump_handshake(int fd, struct channel *ch,
-				   const struct channel_buf *msg1,
-				   uint64_t deadline)
+ * the node closes, or the deadline. What the channel answers on the way (
+ * message 1 again after a cookie, the confirmation after message 2) is
+ * sent unless confirm is 0, when nothing more is sent at all. */
+static enum outcome pump_handshake_ex(int fd, struct channel *ch,
+				      const struct channel_buf *msg1,
+				      uint64_t deadline, int confirm)
 {
 	uint8_t buf[4096];
+	struct channel_buf out = {0};
 	enum outcome r = send_all(fd, msg1->data, msg1->len, ch, deadline);
 
 	if (r != NODE_OPENED)
@@ -322,10 +348,29 @@ static enum outcome pump_handshake(int fd, struct channel *ch,
 		if (got <= 0)
 			return NODE_CLOSED;
 		/* Message 2 and any transport frames right behind it. */
-		if (channel_feed(ch, buf, (size_t)got, NULL))
+		if (channel_feed(ch, buf, (size_t)got, &out)) {
+			channel_buf_free(&out);
 			return NODE_BROKEN;
+		}
+		if (confirm && out.len) {
+			r = send_all(fd, out.data, out.len, ch, deadline);
+			out.len = 0;
+			if (r != NODE_OPENED) {
+				channel_buf_free(&out);
+				return r;
+			}
+		}
+		out.len = 0;
 	}
+	channel_buf_free(&out);
 	return NODE_OPENED;
+}
+
+static enum outcome pump_handshake(int fd, struct channel *ch,
+				   const struct channel_buf *msg1,
+				   uint64_t deadline)
+{
+	return pump_handshake_ex(fd, ch, msg1, deadline, 1);
 }
 
 /* A full handshake as the configured peer on a new connection. Returns the
@@ -472,7 +517,7 @@ static int mode_random(void)
 	int s1, s2;
 
 	randombytes_buf(buf, sizeof buf);
-	/* Whatever length the random prefix says, it is not 104. */
+	/* Whatever length the random prefix says, it is not message 1's. */
 	buf[0] = 0xA5;
 	s1 = offend_raw(buf, sizeof buf, "1 KiB of random bytes");
 	/* The right frame size, so the node must try (and fail) to read it
@@ -556,6 +601,153 @@ out:
 	return worst(s1, s2);
 }
 
+/* Sends one PeerMsg on an open session. */
+static enum outcome send_peer_msg(int fd, struct channel *ch,
+				  const Msce__PeerMsg *m)
+{
+	struct channel_buf frame = {0};
+	size_t n = msce__peer_msg__get_packed_size(m);
+	uint8_t *buf = malloc(n ? n : 1);
+	enum outcome r = NODE_BROKEN;
+
+	if (buf == NULL)
+		return NODE_BROKEN;
+	msce__peer_msg__pack(m, buf);
+	if (channel_send(ch, buf, n, &frame) == 0)
+		r = send_all(fd, frame.data, frame.len, ch, o.deadline);
+	free(buf);
+	channel_buf_free(&frame);
+	return r;
+}
+
+/* The Hello of peer --peer-id, with nothing held: the node then takes
+ * this session as that peer's. */
+static enum outcome send_hello(int fd, struct channel *ch)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__Hello h = MSCE__HELLO__INIT;
+
+	h.node = o.peer_id;
+	h.cluster = (char *)o.cluster;
+	h.protocol = MSCE_PROTOCOL_VERSION;
+	h.time_ms = now_ms();
+	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
+	m.hello = &h;
+	return send_peer_msg(fd, ch, &m);
+}
+
+/* An insider's offence after its Hello; the node must close the link. */
+static int insider(const Msce__PeerMsg *offence, const char *what)
+{
+	struct noise_keypair kp;
+	struct channel ch;
+	struct channel_buf msg1 = {0};
+	int fd, status;
+
+	if (o.peer_id == 0 || o.origin == 0) {
+		say("mode needs --peer-id and --origin");
+		return EXIT_SETUP;
+	}
+	if (load_key(&kp, 0))
+		return EXIT_SETUP;
+	fd = open_session(&ch, &kp, 0, &msg1, &status);
+	if (fd < 0)
+		goto out;
+	if (send_hello(fd, &ch) != NODE_OPENED ||
+	    send_peer_msg(fd, &ch, offence) != NODE_OPENED) {
+		say("%s: node closed the connection while it was sent", what);
+		status = EXIT_OK;
+	} else {
+		status = expect_close(fd, &ch, what);
+	}
+	close(fd);
+out:
+	channel_destroy(&ch);
+	channel_buf_free(&msg1);
+	noise_keypair_destroy(&kp);
+	return status;
+}
+
+static int mode_forge(void)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__Changes c = MSCE__CHANGES__INIT;
+	Msce__Change ch = MSCE__CHANGE__INIT;
+	Msce__FieldWrite fw = MSCE__FIELD_WRITE__INIT, *fwp = &fw;
+	Msce__Segment sg = MSCE__SEGMENT__INIT, *sgp = &sg;
+	ProtobufCBinaryData blob;
+	struct seg g = {0};
+	struct seg_hasher h;
+	uint8_t link_sk[32], link_pk[32], spk[32], ssk[64];
+	struct err e;
+
+	/* The change: a new record in the name of --origin, seq 1. */
+	ch.origin = o.origin;
+	ch.seq = 1;
+	ch.hlc = now_ms() << 16;
+	ch.collection = "t";
+	ch.key = "forged";
+	fw.name = "v";
+	fw.value.data = (uint8_t *)"written in another's name";
+	fw.value.len = strlen((const char *)fw.value.data);
+	ch.n_fields = 1;
+	ch.fields = &fwp;
+	blob.len = msce__change__get_packed_size(&ch);
+	blob.data = malloc(blob.len);
+	if (blob.data == NULL)
+		return EXIT_SETUP;
+	msce__change__pack(&ch, blob.data);
+	/* Signed well, but with the insider's own key. */
+	if (!o.key_path ||
+	    keyfile_load_secret(o.key_path, link_sk, link_pk, &e) != 0) {
+		say("mode needs --key");
+		free(blob.data);
+		return EXIT_SETUP;
+	}
+	seg_keypair_from_link(link_sk, spk, ssk);
+	g.origin = o.origin;
+	g.first = g.last = 1;
+	g.last_hlc = ch.hlc;
+	seg_hash_begin(&h);
+	seg_hash_change(&h, blob.data, blob.len);
+	seg_hash_end(&h, g.hash);
+	seg_sign(&g, ssk);
+	sg.first = 1;
+	sg.last = 1;
+	sg.last_hlc = ch.hlc;
+	sg.sig.data = g.sig;
+	sg.sig.len = SEG_SIG_LEN;
+	c.origin = o.origin;
+	c.n_changes = 1;
+	c.changes = &blob;
+	c.n_segments = 1;
+	c.segments = &sgp;
+	m.msg_case = MSCE__PEER_MSG__MSG_CHANGES;
+	m.changes = &c;
+	int status = insider(&m, "a change in another origin's name");
+	free(blob.data);
+	return status;
+}
+
+static int mode_snapshot(void)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__SnapshotChunk c = MSCE__SNAPSHOT_CHUNK__INIT;
+	Msce__VVEntry v = MSCE__VVENTRY__INIT, *vp = &v;
+
+	v.origin = o.origin;
+	v.seq = (uint64_t)1 << 40;
+	v.hlc = now_ms() << 16;
+	c.protocol = MSCE_PROTOCOL_VERSION;
+	c.snapshot_id = 1;
+	c.n_vv = 1;
+	c.vv = &vp;
+	c.done = 1;
+	m.msg_case = MSCE__PEER_MSG__MSG_SNAPSHOT;
+	m.snapshot = &c;
+	return insider(&m, "a snapshot nobody asked for, claiming seq 2^40");
+}
+
 static int mode_corrupt(void)
 {
 	struct noise_keypair kp;
@@ -621,6 +813,125 @@ out:
 	return status;
 }
 
+static int mode_unconfirmed(void)
+{
+	struct noise_keypair kp;
+	struct channel ch;
+	struct channel_buf msg1 = {0};
+	enum outcome r;
+	size_t got = 0;
+	uint64_t t0;
+	int fd, status = EXIT_SETUP;
+
+	if (load_key(&kp, 0))
+		return EXIT_SETUP;
+	if (start_channel(&ch, &kp, 0, &msg1) || (fd = dial()) < 0)
+		goto out;
+	t0 = mono_ms();
+	r = pump_handshake_ex(fd, &ch, &msg1, o.deadline, 0);
+	if (r == NODE_OPENED)
+		say("message 2 came back; not confirming");
+	else if (r == NODE_CLOSED)
+		say("node closed the connection without message 2");
+	if (r == NODE_OPENED)
+		r = wait_close(fd, NULL, &got, o.deadline);
+	if (r == NODE_CLOSED) {
+		say("node closed the unconfirmed connection after %llu ms",
+		    (unsigned long long)(mono_ms() - t0));
+		status = EXIT_OK;
+	} else if (r == NODE_TIMEOUT) {
+		say("node still holds the unconfirmed connection after %d ms",
+		    o.timeout_ms);
+		status = EXIT_TIMEOUT;
+	} else {
+		say("node %s", outcome_str(r));
+		status = EXIT_BAD;
+	}
+	close(fd);
+out:
+	channel_destroy(&ch);
+	channel_buf_free(&msg1);
+	noise_keypair_destroy(&kp);
+	return status;
+}
+
+/* Whether the node has closed fd (EOF or error); drains what it sent. */
+static int peer_gone(int fd)
+{
+	uint8_t buf[4096];
+
+	for (;;) {
+		ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+
+		if (r > 0)
+			continue;
+		return r == 0 || (errno != EAGAIN && errno != EINTR);
+	}
+}
+
+static int mode_pin(void)
+{
+	struct noise_keypair kp;
+	int *fds = NULL, open_now = 0, status = EXIT_SETUP;
+	uint8_t *payload = NULL;
+	uint64_t until;
+
+	if (load_key(&kp, 0))
+		return EXIT_SETUP;
+	if (o.count <= 0 || o.size <= CHANNEL_MAX_FRAGMENT ||
+	    !(fds = calloc((size_t)o.count, sizeof(*fds))) ||
+	    !(payload = calloc(1, o.size))) {
+		say("pin needs --count > 0 and --size over one fragment");
+		goto out;
+	}
+	for (int i = 0; i < o.count; i++) {
+		struct channel ch;
+		struct channel_buf msg1 = {0}, big = {0};
+		enum outcome r;
+		size_t last;
+
+		fds[i] = -1;
+		if (start_channel(&ch, &kp, o.size, &msg1) ||
+		    (fds[i] = dial()) < 0) {
+			channel_destroy(&ch);
+			channel_buf_free(&msg1);
+			goto out;
+		}
+		r = pump_handshake(fds[i], &ch, &msg1, o.deadline);
+		/* All but the last fragment: the request stays unfinished. */
+		if (r == NODE_OPENED &&
+		    channel_send(&ch, payload, o.size, &big) == 0) {
+			last = (o.size - 1) % CHANNEL_MAX_FRAGMENT + 1 +
+			       CHANNEL_FRAME_HDR + 1 + NOISE_TAG_LEN;
+			r = send_all(fds[i], big.data, big.len - last, &ch,
+				     o.deadline);
+		}
+		if (r != NODE_OPENED) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+		channel_buf_free(&big);
+		channel_destroy(&ch);
+		channel_buf_free(&msg1);
+	}
+	until = mono_ms() + (uint64_t)o.hold_ms;
+	while (mono_ms() < until)
+		usleep(20 * 1000);
+	for (int i = 0; i < o.count; i++)
+		if (fds[i] >= 0 && !peer_gone(fds[i]))
+			open_now++;
+	say("pinned: %d of %d connections still open", open_now, o.count);
+	status = EXIT_OK;
+out:
+	for (int i = 0; fds && i < o.count; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	free(payload);
+	noise_keypair_destroy(&kp);
+	return status;
+}
+
 /* ---- Main ---- */
 
 static const struct {
@@ -630,7 +941,9 @@ static const struct {
     {"valid", mode_valid},	   {"wrong-key", mode_wrong_key},
     {"random", mode_random},	   {"truncated", mode_truncated},
     {"oversized", mode_oversized}, {"corrupt", mode_corrupt},
-    {"replay", mode_replay},
+    {"replay", mode_replay},	   {"unconfirmed", mode_unconfirmed},
+    {"pin", mode_pin},		   {"forge", mode_forge},
+    {"snapshot", mode_snapshot},
 };
 
 static void usage(FILE *f)
@@ -641,8 +954,11 @@ static void usage(FILE *f)
 	    "--server-key BASE64\n"
 	    "                  [--key KEYFILE] [--timeout-ms N] "
 	    "--mode MODE\n"
+	    "       [--count N --size BYTES --hold-ms N]\n"
 	    "modes: valid wrong-key random truncated oversized corrupt "
-	    "replay\n"
+	    "replay\n       unconfirmed pin forge snapshot\n"
+	    "--peer-id N --origin N: forge and snapshot (the insider's node "
+	    "id, the origin it claims)\n"
 	    "--key is the secret key of a configured [peer] (needed by "
 	    "valid, oversized,\ncorrupt and replay). Exit 0: the node "
 	    "reacted as expected; 1: it did not;\n2: usage or setup "
@@ -681,6 +997,16 @@ int main(int argc, char **argv)
 			o.mode = v;
 		else if (!strcmp(argv[a], "--timeout-ms"))
 			o.timeout_ms = atoi(v);
+		else if (!strcmp(argv[a], "--count"))
+			o.count = atoi(v);
+		else if (!strcmp(argv[a], "--size"))
+			o.size = (size_t)strtoull(v, NULL, 10);
+		else if (!strcmp(argv[a], "--hold-ms"))
+			o.hold_ms = atoi(v);
+		else if (!strcmp(argv[a], "--peer-id"))
+			o.peer_id = (uint32_t)strtoul(v, NULL, 10);
+		else if (!strcmp(argv[a], "--origin"))
+			o.origin = (uint32_t)strtoul(v, NULL, 10);
 		else {
 			fprintf(stderr, "msce-probe: unknown option %s\n",
 				argv[a]);

@@ -61,7 +61,11 @@ class ClientTest(ClusterTestCase):
         self.run_checked([LIBTEST, "fake"])
 
     def test_example_builds_against_installed_library(self):
-        for tool in ("pkg-config", "cc"):  # deploy/install-deps installs them
+        # Installed like libpq or lmdb: headers under include/msce (and the
+        # old <msce.h> still working), libmsce.so.1 exporting msce.h's
+        # functions and nothing else, a libmsce.a that links on its own;
+        # the example built both ways and run.
+        for tool in ("pkg-config", "cc", "nm", "objdump"):
             self.assertTrue(shutil.which(tool), "%s is not installed" % tool)
         self.assertTrue(BUILD, "no build dir: MSCE is not set")
         prefix = tempfile.mkdtemp(prefix="msce-inst-")
@@ -71,24 +75,69 @@ class ClientTest(ClusterTestCase):
               if os.path.exists(os.path.join(prefix, d, "pkgconfig", "msce.pc"))]
         self.assertTrue(pc, "msce.pc not installed")
         libdir = os.path.join(prefix, pc[0])
+        inc = os.path.join(prefix, "include")
+        for h in ("msce.h", "msce_errors.h", "msce_limits.h", "msce_domain.h",
+                  "msce_version.h"):
+            self.assertTrue(os.path.exists(os.path.join(inc, "msce", h)), h)
+        self.assertTrue(os.path.exists(os.path.join(inc, "msce.h")), "compat msce.h")
+
+        # The shared library: its SONAME, and exactly msce.h's functions.
+        so = os.path.join(libdir, "libmsce.so")
+        dyn = self.run_checked(["objdump", "-p", so]).stdout
+        self.assertRegex(dyn, r"SONAME\s+libmsce\.so\.1\n")
+        with open(os.path.join(inc, "msce", "msce.h")) as f:
+            declared = set(re.findall(r"^[a-z][^;(]*?\b(msce_\w+)\(", f.read(), re.M))
+        exported = {}
+        for line in self.run_checked(["nm", "-D", "--defined-only", so]).stdout.splitlines():
+            name = line.split()[-1]
+            if "@" in name:
+                base, _, ver = name.partition("@@")
+                exported[base] = ver
+            else:
+                exported[name] = None
+        exported.pop("MSCE_1.0", None)
+        self.assertEqual(set(exported), declared)
+        self.assertEqual(set(exported.values()), {"MSCE_1.0"})
+        # The static library: only the API is global, nothing of ours
+        # (config_load, channel_*, msce__* protobuf) can clash.
+        ar = os.path.join(libdir, "libmsce.a")
+        glob = {l.split()[-1] for l in self.run_checked(
+            ["nm", "-g", "--defined-only", ar]).stdout.splitlines()
+            if len(l.split()) == 3}
+        self.assertEqual(glob, declared)
+
         env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(libdir, "pkgconfig"))
         flags = self.run_checked(["pkg-config", "--cflags", "--libs", "msce"],
                                  env=env).stdout.split()
-        exe = os.path.join(prefix, "desk")
+        static = self.run_checked(["pkg-config", "--static", "--cflags", "--libs", "msce"],
+                                  env=env).stdout.split()
+        static = [ar if f == "-lmsce" else f for f in static]
         # A sanitized libmsce needs a sanitized program around it.
         san = (["-fsanitize=address,undefined"]
                if os.environ.get("MSCE_SANITIZED") in ("ON", "1", "TRUE") else [])
-        self.run_checked(["cc", "-o", exe, os.path.join(SRC, "client/examples/desk.c")]
-                         + san + flags)
+        desk = os.path.join(SRC, "client/examples/desk.c")
+        exe, exe_static = os.path.join(prefix, "desk"), os.path.join(prefix, "desk-static")
+        self.run_checked(["cc", "-o", exe, desk] + san + flags)
+        self.run_checked(["cc", "-o", exe_static, desk] + san + static)
+        needed = self.run_checked(["objdump", "-p", exe_static]).stdout
+        self.assertNotIn("libmsce", needed)
+        # The old include still compiles.
+        compat = os.path.join(prefix, "compat.c")
+        with open(compat, "w") as f:
+            f.write("#include <msce.h>\nint main(void) { return msce_version()[0] == 0; }\n")
+        self.run_checked(["cc", "-o", compat + ".bin", compat] + san + flags)
+
         c = self.make_cluster(1)
-        r = self.run_checked([exe, c.nodes[0].socket, "E4242"],
-                             env=dict(os.environ, LD_LIBRARY_PATH=libdir))
-        self.assertIn("registered FRA:E4242", r.stdout)
-        self.assertIn("bad birth date refused", r.stdout)
-        self.assertRegex(r.stdout, r"note \d{8}T\d{6}\.\d{3}Z-shekou-[0-9a-f]{16}: "
-                         r"Called the landlord; meeting on Friday\.")
-        self.assertEqual(c.values(c.nodes[0], "registration", "FRA:E4242")["name"],
-                         "Amelie Laurent")
+        for i, (prog, env_run) in enumerate(
+                ((exe, dict(os.environ, LD_LIBRARY_PATH=libdir)),
+                 (exe_static, dict(os.environ)))):
+            r = self.run_checked([prog, c.nodes[0].socket, "E424%d" % i], env=env_run)
+            self.assertIn("registered FRA:E424%d" % i, r.stdout)
+            self.assertIn("bad birth date refused", r.stdout)
+            self.assertRegex(r.stdout, r"note \d{8}T\d{6}\.\d{3}Z-shekou-[0-9a-f]{16}: "
+                             r"Called the landlord; meeting on Friday\.")
+            self.assertEqual(c.values(c.nodes[0], "registration", "FRA:E424%d" % i)["name"],
+                             "Amelie Laurent")
 
     def test_cli_exit_codes_import_export(self):
         c = self.make_cluster(2)

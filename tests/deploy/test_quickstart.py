@@ -106,6 +106,16 @@ class QuickstartTest(unittest.TestCase):
         with open(os.path.join(self.run_dir, "demo.json")) as f:
             demo = json.load(f)
         self.assertEqual(demo["registrations"], 200)
+        # Logs and demo data hold personal records: not for others.
+        def mode(*p):
+            return os.stat(os.path.join(self.run_dir, *p)).st_mode & 0o777
+        self.assertEqual(mode("demo.json"), 0o640)
+        self.assertEqual(mode("demo"), 0o700)
+        for f in os.listdir(os.path.join(self.run_dir, "demo")):
+            self.assertEqual(mode("demo", f), 0o600, f)
+        for n in NAMES:
+            self.assertEqual(mode(n, "msced.log"), 0o600, n)
+            self.assertEqual(mode(n, n + ".conf") & 0o022, 0, n)
         r = subprocess.run([MSCE, "-c", conf, "scan", "registration", "--limit", "1000"],
                            capture_output=True, text=True)
         self.assertEqual(len(r.stdout.split()), 200)

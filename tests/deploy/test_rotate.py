@@ -34,6 +34,8 @@ class RotateTest(DeployTestCase):
                document_number="R0000001")
         gc.wait_converged()
         old_pub = n2.pub()
+        with open(n2.key[:-len(".key")] + ".sign.pub") as f:
+            old_sign = f.read().strip()
 
         r = gc.rotate(n2)
         self.assertIn("restart these centers", r.stdout)
@@ -45,6 +47,12 @@ class RotateTest(DeployTestCase):
                 text = f.read()
             self.assertIn("public_key = " + n2.pub(), text)
             self.assertNotIn(old_pub, text)
+            # What n2 signed before (and signs until its restart) must
+            # still check: its old signing key stays listed after the new.
+            with open(n2.key[:-len(".key")] + ".sign.pub") as f:
+                new_sign = f.read().strip()
+            self.assertNotEqual(new_sign, old_sign)
+            self.assertIn("sign_key = %s, %s" % (new_sign, old_sign), text)
 
         # Half way: n1 and n3 know only the new key; n2 still runs with
         # the old one in memory and is refused by both.

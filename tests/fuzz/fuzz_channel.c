@@ -5,9 +5,11 @@
  * The first input byte picks the mode (modulo 3):
  *
  *   0  handshake: a responder is fed the rest of the input (message 1,
- *      then transport frames) in chunks of input[1] bytes (0 = at once).
- *      Its verify callback is the usual replay check with the initiator's
- *      key allowed; it echoes every message it receives.
+ *      then transport frames) in chunks of input[1] & 0x7f bytes (0 = at
+ *      once). With input[1] bit 7 set it is under load: its admit callback
+ *      answers a message 1 without a valid mac2 with a cookie reply. Its
+ *      verify callback is the usual replay check with the initiator's key
+ *      allowed; it echoes every message it receives.
  *   1  transport: a pair that has completed the handshake; the rest of the
  *      input is fed to the responder (input[1] bit 7: to the initiator) in
  *      chunks of input[1] & 0x7f bytes.
@@ -60,6 +62,12 @@ static void setup(void)
 	memcpy(table[0].key, ki.pub, NOISE_KEY_LEN);
 }
 
+static int cookie_unless_mac2(void *ctx, int mac2_ok)
+{
+	(void)ctx;
+	return mac2_ok ? 0 : CHANNEL_COOKIE;
+}
+
 static int verify(void *ctx, const uint8_t key[NOISE_KEY_LEN], uint64_t ts)
 {
 	(void)ctx;
@@ -103,6 +111,8 @@ static void feed_chunks(struct channel *ch, const uint8_t *p, size_t n,
 
 static void mode_handshake(const uint8_t *p, size_t n)
 {
+	static const uint8_t src[4] = {127, 0, 0, 1};
+	struct channel_guard guard = {.secret = {1, 2, 3}};
 	struct echo x = {0};
 	struct channel ch;
 	struct channel_buf out = {0};
@@ -110,13 +120,18 @@ static void mode_handshake(const uint8_t *p, size_t n)
 	    .role = NOISE_RESPONDER,
 	    .cluster = FUZZ_CLUSTER,
 	    .local = &kr,
+	    .guard = &guard,
+	    .src = src,
+	    .src_len = sizeof(src),
 	    .cb = {.verify = verify, .message = echo, .ctx = &x},
 	    .test_ephemeral = eph_r};
 	size_t chunk = 0;
 	int rc;
 
 	if (n > 0) {
-		chunk = p[0];
+		chunk = p[0] & 0x7f;
+		if (p[0] & 0x80)
+			c.cb.admit = cookie_unless_mac2;
 		p++;
 		n--;
 	}
@@ -133,6 +148,8 @@ static void mode_handshake(const uint8_t *p, size_t n)
 	if (channel_is_open(&ch) &&
 	    memcmp(channel_remote_key(&ch), ki.pub, NOISE_KEY_LEN) != 0)
 		die("open with a key the verify callback never accepted", 0);
+	if (ch.stats.messages_received && !channel_is_confirmed(&ch))
+		die("a message delivered before the confirmation", 0);
 	channel_destroy(&ch);
 	channel_buf_free(&out);
 	channel_buf_free(&x.out);

@@ -123,6 +123,12 @@ size_t client_conn_max_reply(const struct client_conn *c)
 	return CLIENT_MAX_REPLY_UNIX;
 }
 
+int client_conn_remote(const struct client_conn *c)
+{
+	(void)c;
+	return 0; /* as the unix socket */
+}
+
 size_t client_conn_queued(const struct client_conn *c)
 {
 	(void)c;

@@ -145,7 +145,9 @@ static void gen_channel(void)
 	    channel_send(&i, (const uint8_t *)"after rekey", 11, &t))
 		die("send");
 
-	/* Mode 0: message 1 alone, in 7-byte chunks, then with traffic. */
+	/* Mode 0: message 1 alone, in 7-byte chunks, then with traffic
+	 * (which starts with the initiator's confirmation); under load, the
+	 * message 1 that gets a cookie reply. */
 	s.n = 0;
 	byte(&s, 0);
 	byte(&s, 0);
@@ -153,6 +155,8 @@ static void gen_channel(void)
 	put_file("channel", "hs_msg1", s.b, s.n);
 	s.b[1] = 7;
 	put_file("channel", "hs_msg1_chunked", s.b, s.n);
+	s.b[1] = 0x80;
+	put_file("channel", "hs_msg1_under_load", s.b, s.n);
 	s.b[1] = 0;
 	raw(&s, t.data, t.len);
 	put_file("channel", "hs_session", s.b, s.n);
@@ -804,6 +808,79 @@ static void gen_record(void)
 	arena_free(&a);
 }
 
+/* fuzz_segs: a control byte, then a PeerMsg (no framing). */
+static void seg_seed(const char *name, uint8_t ctl, const Msce__PeerMsg *m)
+{
+	uint8_t buf[8192];
+	size_t n = msce__peer_msg__get_packed_size(m);
+
+	if (n + 1 > sizeof buf)
+		die("segs seed too big");
+	buf[0] = ctl;
+	msce__peer_msg__pack(m, buf + 1);
+	put_file("segs", name, buf, n + 1);
+}
+
+static void gen_segs(void)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__Changes c = MSCE__CHANGES__INIT;
+	ProtobufCBinaryData items[3];
+	uint8_t bufs[3][256], sig[64] = {0};
+	Msce__Segment g[2], *gp[2] = {&g[0], &g[1]};
+	Msce__SnapshotChunk sc = MSCE__SNAPSHOT_CHUNK__INIT;
+	Msce__VVEntry v[2], *vp[2] = {&v[0], &v[1]};
+
+	for (int q = 1; q <= 3; q++) {
+		items[q - 1].data = bufs[q - 1];
+		items[q - 1].len = change(bufs[q - 1], 2, (uint64_t)q,
+					  HLC((uint64_t)q * 10, 0), "k1", 0,
+					  "name", "value", 0, 0);
+	}
+	for (int k = 0; k < 2; k++) {
+		msce__segment__init(&g[k]);
+		g[k].sig.data = sig;
+		g[k].sig.len = sizeof sig;
+	}
+	g[0].first = 1;
+	g[0].last = 2;
+	g[0].last_hlc = HLC(20, 0);
+	g[1].first = 3;
+	g[1].last = 3;
+	g[1].last_hlc = HLC(30, 0);
+	c.origin = 2;
+	c.n_changes = 3;
+	c.changes = items;
+	c.n_segments = 2;
+	c.segments = gp;
+	m.msg_case = MSCE__PEER_MSG__MSG_CHANGES;
+	m.changes = &c;
+	seg_seed("signed", 1, &m);
+	seg_seed("altered-change", 3, &m);
+	seg_seed("altered-hlc", 5, &m);
+	seg_seed("altered-range", 7, &m);
+	seg_seed("unsigned", 0, &m);
+
+	for (int k = 0; k < 2; k++)
+		msce__vventry__init(&v[k]);
+	v[0].origin = 2;
+	v[0].seq = 5;
+	v[0].hlc = HLC(50, 0);
+	v[1].origin = 3;
+	v[1].seq = 7;
+	v[1].hlc = HLC(70, 0);
+	sc.protocol = MSCE_PROTOCOL_VERSION;
+	sc.snapshot_id = 1;
+	sc.n_vv = 2;
+	sc.vv = vp;
+	sc.done = 1;
+	m.msg_case = MSCE__PEER_MSG__MSG_SNAPSHOT;
+	m.snapshot = &sc;
+	seg_seed("snapshot-signed", 1, &m);
+	seg_seed("snapshot-altered", 3, &m);
+	seg_seed("snapshot-unsigned", 0, &m);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -818,5 +895,6 @@ int main(int argc, char **argv)
 	gen_client();
 	gen_config();
 	gen_record();
+	gen_segs();
 	return 0;
 }

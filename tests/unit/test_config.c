@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -351,6 +352,208 @@ static void test_load_file(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* The handshake and client limits: defaults, each setting, and what does
+ * not make sense together. */
+static void test_limits(void **state)
+{
+	struct config cfg;
+	struct err e;
+	uint64_t b;
+
+	(void)state;
+	assert_int_equal(config_parse_string(MIN_HEAD, "n.conf", &cfg, &e), 0);
+	assert_int_equal(cfg.max_pending_handshakes, 64);
+	assert_int_equal(cfg.max_pending_per_address, 8);
+	assert_int_equal(cfg.handshake_timeout_ms, 5000);
+	assert_int_equal(cfg.client_idle_timeout_ms, 300000);
+	assert_int_equal(cfg.client_max_connections_per_key, 32);
+	assert_int_equal(cfg.client_max_partial_bytes, 4u << 20);
+	assert_int_equal(cfg.client_max_partial_total, 64u << 20);
+	assert_string_equal(cfg.backup_dir, "");
+	config_free(&cfg);
+
+	assert_int_equal(
+	    config_parse_string(MIN_HEAD "max_pending_handshakes = 200\n"
+					 "max_pending_per_address = 4\n"
+					 "handshake_timeout = 2s\n"
+					 "client_idle_timeout = 10m\n"
+					 "client_max_connections_per_key = 3\n"
+					 "client_max_partial_bytes = 1MiB\n"
+					 "client_max_partial_total = 10M\n"
+					 "backup_dir = /srv/msce-backups\n",
+				"n.conf", &cfg, &e),
+	    0);
+	assert_int_equal(cfg.max_pending_handshakes, 200);
+	assert_int_equal(cfg.max_pending_per_address, 4);
+	assert_int_equal(cfg.handshake_timeout_ms, 2000);
+	assert_int_equal(cfg.client_idle_timeout_ms, 600000);
+	assert_int_equal(cfg.client_max_connections_per_key, 3);
+	assert_int_equal(cfg.client_max_partial_bytes, 1u << 20);
+	assert_int_equal(cfg.client_max_partial_total, 10u << 20);
+	assert_string_equal(cfg.backup_dir, "/srv/msce-backups");
+	config_free(&cfg);
+
+	assert_int_equal(config_parse_size("512KiB", &b, &e), 0);
+	assert_int_equal(b, 512u << 10);
+	assert_int_equal(config_parse_size("3G", &b, &e), 0);
+	assert_int_equal(b, UINT64_C(3) << 30);
+	assert_int_equal(config_parse_size("77", &b, &e), 0);
+	assert_int_equal(b, 77);
+	assert_int_equal(config_parse_size("4 MiB", &b, &e), MSCE_EINVAL);
+	assert_int_equal(config_parse_size("4MB", &b, &e), MSCE_EINVAL);
+	assert_int_equal(config_parse_size("MiB", &b, &e), MSCE_EINVAL);
+
+	expect_fail(MIN_HEAD "max_pending_handshakes = 0\n",
+		    "node.conf:9: [node] max_pending_handshakes", "\"0\"",
+		    NULL);
+	expect_fail(MIN_HEAD "max_pending_handshakes = 4\n"
+			     "max_pending_per_address = 5\n",
+		    "node.conf:10: [node] max_pending_per_address",
+		    "more than max_pending_handshakes", NULL);
+	expect_fail(MIN_HEAD "client_max_partial_bytes = 8MiB\n",
+		    "node.conf:9: [node] client_max_partial_bytes", "outside",
+		    NULL);
+	expect_fail(MIN_HEAD "client_max_partial_bytes = 2MiB\n"
+			     "client_max_partial_total = 1MiB\n",
+		    "node.conf:10: [node] client_max_partial_total",
+		    "not even one request", NULL);
+	expect_fail(MIN_HEAD "client_max_partial_total = lots\n",
+		    "node.conf:9: [node] client_max_partial_total",
+		    "not a size", NULL);
+	expect_fail(MIN_HEAD "client_idle_timeout = 10ms\n",
+		    "node.conf:9: [node] client_idle_timeout", "too short",
+		    NULL);
+	expect_fail(MIN_HEAD "backup_dir = backups\n",
+		    "node.conf:9: [node] backup_dir", "absolute", NULL);
+}
+
+/* Low-order points are refused as peer and client keys, whatever their
+ * encoding. */
+static void test_err_low_order_key(void **state)
+{
+	(void)state;
+	expect_fail(MIN_HEAD "[peer bay]\nid = 2\naddress = 10.0.0.2:7401\n"
+			     "public_key = "
+			     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+		    "node.conf:12: [peer bay] public_key", "low-order", NULL);
+	expect_fail(MIN_HEAD "[client desk]\npublic_key = "
+			     "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+		    "node.conf:10: [client desk] public_key", "low-order",
+		    NULL);
+	/* p - 1, and an order-8 point with bit 255 set. */
+	expect_fail(MIN_HEAD "[client desk]\npublic_key = "
+			     "7P///////////////////////////////////////38=\n",
+		    "low-order", NULL, NULL);
+	expect_fail(MIN_HEAD "[client desk]\npublic_key = "
+			     "4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuIA=\n",
+		    "low-order", NULL, NULL);
+}
+
+/* The file decides who is admin: refused when others may change it. */
+static void test_load_refuses_unsafe_files(void **state)
+{
+	char dir[] = "/tmp/msce-test-config-XXXXXX";
+	char path[128], link[128];
+	struct config cfg;
+	struct err e;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/node.conf", dir);
+	snprintf(link, sizeof link, "%s/link.conf", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(VALID, f);
+	fclose(f);
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(config_load(path, &cfg, &e), 0);
+	config_free(&cfg);
+	static const mode_t bad[] = {0660, 0666, 0602, 0620};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(chmod(path, bad[i]), 0);
+		assert_int_equal(config_load(path, &cfg, &e), MSCE_EPERM);
+		assert_non_null(strstr(e.msg, "chmod go-w"));
+		assert_null(cfg.peers);
+	}
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(config_load(link, &cfg, &e), MSCE_EPERM);
+	assert_non_null(strstr(e.msg, "symbolic link"));
+	/* Not a regular file. */
+	assert_int_equal(config_load(dir, &cfg, &e), MSCE_ECONFIG);
+	assert_int_equal(unlink(link), 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/* Backups over TCP go only directly under backup_dir. */
+static void test_backup_path(void **state)
+{
+	char dir[] = "/tmp/msce-test-backup-XXXXXX";
+	char other[] = "/tmp/msce-test-other-XXXXXX";
+	char out[512], want[512], req[512], ln[512];
+	struct config cfg;
+	struct err e;
+
+	(void)state;
+	assert_int_equal(config_parse_string(MIN_HEAD, "n.conf", &cfg, &e), 0);
+	/* Without backup_dir: local absolute only, TCP never. */
+	assert_int_equal(config_backup_path(&cfg, "/var/b1", 0, out, sizeof out,
+					    &e),
+			 0);
+	assert_string_equal(out, "/var/b1");
+	assert_int_equal(config_backup_path(&cfg, "/var/b1", 1, out, sizeof out,
+					    &e),
+			 MSCE_EPERM);
+	assert_non_null(strstr(e.msg, "backup_dir"));
+	assert_int_equal(config_backup_path(&cfg, "b1", 0, out, sizeof out, &e),
+			 MSCE_EPERM);
+
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(mkdtemp(other));
+	snprintf(cfg.backup_dir, sizeof cfg.backup_dir, "%s", dir);
+	snprintf(want, sizeof want, "%s/nightly-1", dir);
+	assert_int_equal(config_backup_path(&cfg, "nightly-1", 1, out,
+					    sizeof out, &e),
+			 0);
+	assert_string_equal(out, want);
+	assert_int_equal(config_backup_path(&cfg, want, 1, out, sizeof out, &e),
+			 0);
+	assert_string_equal(out, want);
+	snprintf(req, sizeof req, "%s/nightly-1/", dir);
+	assert_int_equal(config_backup_path(&cfg, req, 1, out, sizeof out, &e),
+			 0);
+	assert_string_equal(out, want);
+	/* Outside, above, below, through a link out: refused. */
+	static const char *const names[] = {"..", ".", "a/b", "../x", ""};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		assert_true(config_backup_path(&cfg, names[i], 1, out,
+					       sizeof out, &e) != 0);
+	assert_int_equal(config_backup_path(&cfg, "/etc/cron.d", 1, out,
+					    sizeof out, &e),
+			 MSCE_EPERM);
+	snprintf(req, sizeof req, "%s/../x", dir);
+	assert_int_equal(config_backup_path(&cfg, req, 1, out, sizeof out, &e),
+			 MSCE_EPERM);
+	snprintf(req, sizeof req, "%s/sub/x", dir);
+	assert_int_equal(config_backup_path(&cfg, req, 1, out, sizeof out, &e),
+			 MSCE_EPERM);
+	snprintf(ln, sizeof ln, "%s/out", dir);
+	assert_int_equal(symlink(other, ln), 0);
+	snprintf(req, sizeof req, "%s/out/x", dir);
+	assert_int_equal(config_backup_path(&cfg, req, 1, out, sizeof out, &e),
+			 MSCE_EPERM);
+	/* The local socket may still write anywhere absolute. */
+	assert_int_equal(config_backup_path(&cfg, req, 0, out, sizeof out, &e),
+			 0);
+	assert_string_equal(out, req);
+	assert_int_equal(unlink(ln), 0);
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(rmdir(other), 0);
+	config_free(&cfg);
+}
+
 /* ---- each kind of mistake ---- */
 
 static void test_err_missing_required(void **state)
@@ -622,6 +825,10 @@ int main(void)
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_parse_addr),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_err_low_order_key),
+		cmocka_unit_test(test_load_refuses_unsafe_files),
+		cmocka_unit_test(test_backup_path),
 		cmocka_unit_test(test_err_missing_required),
 		cmocka_unit_test(test_err_bad_number),
 		cmocka_unit_test(test_err_bad_address),

@@ -1,5 +1,6 @@
 /* Key files: generate/load round trip, the RFC 7748 vector, and refusal of
- * files others can read, garbage, and overwriting. */
+ * files others can read or write, symbolic links, low-order keys, garbage,
+ * and overwriting. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -252,6 +253,80 @@ static void test_garbage_refused(void **state)
 			 MSCE_ENOTFOUND);
 }
 
+/* A key read through a symbolic link, or a public key others may change,
+ * is whatever someone else makes it. */
+static void test_links_and_writable_refused(void **state)
+{
+	struct tmp *t = *state;
+	char prefix[128], kpath[160], ppath[160], lk[160], lp[160];
+	uint8_t pk[32];
+	struct err e;
+
+	snprintf(prefix, sizeof prefix, "%s/n1", t->dir);
+	snprintf(kpath, sizeof kpath, "%s.key", prefix);
+	snprintf(ppath, sizeof ppath, "%s.pub", prefix);
+	snprintf(lk, sizeof lk, "%s/link.key", t->dir);
+	snprintf(lp, sizeof lp, "%s/link.pub", t->dir);
+	assert_int_equal(keyfile_generate(prefix, &e), 0);
+	assert_int_equal(symlink(kpath, lk), 0);
+	assert_int_equal(symlink(ppath, lp), 0);
+	memset(t->sk, 0x55, 32);
+	assert_int_equal(keyfile_load_secret(lk, t->sk, pk, &e), MSCE_EPERM);
+	assert_non_null(strstr(e.msg, "symbolic link"));
+	assert_true(sodium_is_zero(t->sk, 32));
+	assert_int_equal(keyfile_load_public(lp, pk, &e), MSCE_EPERM);
+	assert_non_null(strstr(e.msg, "symbolic link"));
+
+	assert_int_equal(keyfile_load_public(ppath, pk, &e), 0);
+	assert_int_equal(chmod(ppath, 0664), 0);
+	assert_int_equal(keyfile_load_public(ppath, pk, &e), MSCE_EPERM);
+	assert_non_null(strstr(e.msg, "chmod go-w"));
+	assert_int_equal(chmod(ppath, 0646), 0);
+	assert_int_equal(keyfile_load_public(ppath, pk, &e), MSCE_EPERM);
+	assert_int_equal(chmod(ppath, 0444), 0);
+	assert_int_equal(keyfile_load_public(ppath, pk, &e), 0);
+}
+
+/* The low-order list: each is refused by libsodium's X25519 too (a
+ * Diffie-Hellman with it is all zeros or refused), with bit 255 set or
+ * not; real keys are not on it. */
+static void test_low_order(void **state)
+{
+	static const char *const b64[] = {
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    "4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuAA=",
+	    "X5yVvKNQjCSx0LFVnIPvWwREXMRYHI6G2CJO3dCfEVc=",
+	    "7P///////////////////////////////////////38=",
+	    "7f///////////////////////////////////////38=",
+	    "7v///////////////////////////////////////38=",
+	};
+	struct tmp *t = *state;
+	uint8_t k[32], n[32], q[32], pk[32];
+	struct err e;
+	const char *path = in_dir(t, "low.pub");
+
+	randombytes_buf(n, sizeof n);
+	for (size_t i = 0; i < sizeof b64 / sizeof b64[0]; i++) {
+		assert_int_equal(key_from_base64(b64[i], k, &e), 0);
+		assert_true(key_low_order(k));
+		assert_int_not_equal(crypto_scalarmult(q, n, k), 0);
+		k[31] |= 0x80;
+		assert_true(key_low_order(k));
+		assert_int_not_equal(crypto_scalarmult(q, n, k), 0);
+		write_file(path, b64[i], strlen(b64[i]), 0644);
+		assert_int_equal(keyfile_load_public(path, pk, &e),
+				 MSCE_ECORRUPT);
+		assert_non_null(strstr(e.msg, "low-order"));
+		unlink(path);
+	}
+	for (int i = 0; i < 1000; i++) {
+		randombytes_buf(n, sizeof n);
+		assert_int_equal(crypto_scalarmult_base(pk, n), 0);
+		assert_false(key_low_order(pk));
+	}
+}
+
 static void test_generate_refuses_overwrite(void **state)
 {
 	struct tmp *t = *state;
@@ -299,6 +374,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mode_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_links_and_writable_refused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_low_order, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_generate_refuses_overwrite,
 						setup, teardown),

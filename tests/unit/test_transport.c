@@ -227,6 +227,8 @@ static struct world *world_new(void)
 	snprintf(w->cfg.socket_path, sizeof(w->cfg.socket_path),
 		 "%s/run/node.sock", w->dir);
 	w->cfg.max_clock_skew_ms = CONFIG_DEFAULT_CLOCK_SKEW_MS;
+	/* Every test connection comes from 127.0.0.1. */
+	w->cfg.max_pending_per_address = CONFIG_DEFAULT_MAX_PENDING;
 	w->cfg.clients = w->clients;
 	add_client(w, "alice", &w->rw_kp, CONFIG_ROLE_RW);
 	add_client(w, "bob", &w->ro_kp, CONFIG_ROLE_RO);
@@ -461,12 +463,14 @@ static void test_unknown_and_wrong_keys(void **state)
 	printf("unknown key: %s\n", j.err);
 	WAIT_FOR(w, stats(w).refused_unknown_key == 1);
 
-	/* The client pins the wrong node key: message 1 cannot decrypt. */
+	/* The client pins the wrong node key: message 1's mac1 is not made
+	 * for this node (refused before any Diffie-Hellman). */
 	j = tcp_job(w, &w->rw_kp, "hello");
 	j.server_pk = w->stranger_kp.pub;
 	run_job(w, &j);
 	assert_int_equal(j.rc_connect, MSCE_EAUTH);
-	WAIT_FOR(w, stats(w).refused_bad_handshake == 1);
+	WAIT_FOR(w, stats(w).refused_bad_mac == 1);
+	assert_int_equal(stats(w).refused_bad_handshake, 0);
 
 	/* Nothing listening on that port: unavailable, not a hang. */
 	j = tcp_job(w, &w->rw_kp, "hello");
@@ -581,7 +585,7 @@ static void job_replay(struct job *j)
 	j->results[2] = try_msg1(w->hostport, &m2);
 	channel_destroy(&ch2);
 	channel_buf_free(&m2);
-	/* 106 bytes of garbage. */
+	/* Message 1's size of garbage. */
 	memset(&m2, 0, sizeof(m2));
 	m2.data = calloc(1, CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN);
 	m2.len = CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN;
@@ -607,7 +611,8 @@ static void test_replay_and_garbage(void **state)
 	assert_int_equal(j.results[2], 0);
 	assert_int_equal(j.results[3], 0);
 	assert_int_equal(j.results[4], 0);
-	WAIT_FOR(w, stats(w).refused_bad_handshake == 2);
+	WAIT_FOR(w, stats(w).refused_bad_handshake == 1 &&
+			stats(w).refused_bad_mac == 1);
 	s = stats(w);
 	assert_int_equal(s.tcp_sessions, 1);
 	assert_int_equal(s.refused_replay, 1);
@@ -712,14 +717,15 @@ static void test_refusals_after_handshake(void **state)
 static void test_pending_and_timeout(void **state)
 {
 	struct world *w = world_new();
-	int fds[CLIENT_MAX_PENDING + 1];
+	enum { N = CONFIG_DEFAULT_MAX_PENDING };
+	int fds[N + 1];
 	uint64_t t0;
 	struct job j;
 	char b;
 
 	(void)state;
 	/* Connections that never say anything hold the pending slots... */
-	for (int i = 0; i < CLIENT_MAX_PENDING; i++) {
+	for (int i = 0; i < N; i++) {
 		fds[i] = raw_connect(w->hostport);
 		assert_true(fds[i] >= 0);
 	}
@@ -727,14 +733,14 @@ static void test_pending_and_timeout(void **state)
 	while (uv_now(&w->loop) - t0 < 300)
 		uv_run(&w->loop, UV_RUN_ONCE);
 	/* ...so one more is closed at once... */
-	fds[CLIENT_MAX_PENDING] = raw_connect(w->hostport);
-	assert_true(fds[CLIENT_MAX_PENDING] >= 0);
+	fds[N] = raw_connect(w->hostport);
+	assert_true(fds[N] >= 0);
 	WAIT_FOR(w, stats(w).refused_too_many_pending == 1);
-	assert_int_equal(recv(fds[CLIENT_MAX_PENDING], &b, 1, 0), 0);
+	assert_int_equal(recv(fds[N], &b, 1, 0), 0);
 	/* ...and all of them time out. */
-	WAIT_FOR(w, stats(w).handshake_timeouts == CLIENT_MAX_PENDING);
-	assert_true(uv_now(&w->loop) - t0 >= CLIENT_HANDSHAKE_TIMEOUT_MS);
-	for (int i = 0; i <= CLIENT_MAX_PENDING; i++)
+	WAIT_FOR(w, stats(w).handshake_timeouts == N);
+	assert_true(uv_now(&w->loop) - t0 >= CONFIG_DEFAULT_HANDSHAKE_TIMEOUT_MS);
+	for (int i = 0; i <= N; i++)
 		close(fds[i]);
 	/* The slots are free again. */
 	j = tcp_job(w, &w->ro_kp, "after");

@@ -1,9 +1,12 @@
 /* Peer links over real loopback TCP: several peer_nets in one process and
  * one loop, each with its own key pair and in-memory config. Sessions come
  * up both ways and messages of every size arrive in order; refusals (unknown
- * key, garbage, replay, clock skew, too many pending, handshake timeout,
- * oversized message, slow reader) are counted and leave the other sessions
- * alone; a stopped net is seen as down and comes back when restarted.
+ * key, garbage, bad mac1, replay, clock skew, too many pending in all and
+ * per address, under load without a cookie, handshake timeout, a session
+ * never confirmed, oversized message, slow reader) are counted and leave
+ * the other sessions alone; the peers' hosts get in through a flood from
+ * elsewhere; a replayed message 1 never displaces a session; a stopped net
+ * is seen as down and comes back when restarted.
  * Every wait is bounded; every test ends with uv_loop_close succeeding (no
  * handle left) and ASan checks for leaks. MSCE_SEED replays the random
  * payloads; MSCE_TEST_VERBOSE=1 shows INFO logs. */
@@ -259,6 +262,8 @@ static struct tnode *node_init(struct world *w, uint32_t id)
 	t->pc.cfg = &t->cfg;
 	t->pc.key = &t->kp;
 	t->pc.handshake_timeout_ms = 2000;
+	/* Every test connection comes from 127.0.0.1. */
+	t->pc.max_pending_per_addr = 64;
 	t->pc.backoff_min_ms = 20;
 	t->pc.backoff_max_ms = 200;
 	return t;
@@ -519,9 +524,10 @@ static void on_raw_connect(uv_connect_t *req, int status)
 	uv_read_start((uv_stream_t *)&r->tcp, on_raw_alloc, on_raw_read);
 }
 
-/* Connects to 127.0.0.1:port and sends first (copied; may be NULL). */
-static void raw_open(struct world *w, struct raw *r, int port,
-		     const uint8_t *first, size_t len)
+/* Connects from the address from (NULL: any) to 127.0.0.1:port and sends
+ * first (copied; may be NULL). */
+static void raw_open_from(struct world *w, struct raw *r, const char *from,
+			  int port, const uint8_t *first, size_t len)
 {
 	struct sockaddr_in sa;
 
@@ -534,11 +540,22 @@ static void raw_open(struct world *w, struct raw *r, int port,
 	}
 	assert_int_equal(uv_tcp_init(&w->loop, &r->tcp), 0);
 	r->tcp.data = r;
+	if (from) {
+		assert_int_equal(uv_ip4_addr(from, 0, &sa), 0);
+		assert_int_equal(
+		    uv_tcp_bind(&r->tcp, (const struct sockaddr *)&sa, 0), 0);
+	}
 	assert_int_equal(uv_ip4_addr("127.0.0.1", port, &sa), 0);
 	assert_int_equal(uv_tcp_connect(&r->creq, &r->tcp,
 					(const struct sockaddr *)&sa,
 					on_raw_connect),
 			 0);
+}
+
+static void raw_open(struct world *w, struct raw *r, int port,
+		     const uint8_t *first, size_t len)
+{
+	raw_open_from(w, r, NULL, port, first, len);
 }
 
 /* A hand-driven initiator: the test plays a peer the node knows. */
@@ -732,11 +749,13 @@ static void test_garbage(void **state)
 	assert_int_equal(stats(a).refused_bad_handshake, 1);
 	assert_int_equal(r1.in_len, 0); /* nothing in the clear */
 
+	/* Right length, not made for a: refused at mac1. */
 	junk[0] = 0;
 	junk[1] = CHANNEL_MSG1_LEN;
 	raw_open(w, &r2, a->port, junk, CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN);
 	WAIT_FOR(w, r2.closed);
-	assert_int_equal(stats(a).refused_bad_handshake, 2);
+	assert_int_equal(stats(a).refused_bad_mac, 1);
+	assert_int_equal(stats(a).refused_bad_handshake, 1);
 	assert_int_equal(r2.in_len, 0);
 	free(junk);
 
@@ -800,17 +819,20 @@ static void test_max_pending(void **state)
 	world_free(w);
 }
 
-/* The test plays peer 5 by hand: a replayed message 1 and one far off the
- * clock are refused; a newer connection from the same peer is refused
- * while the old session is live (a second process with its key), and
- * replaces it once it has been silent for live_ms (down, then up). */
+/* The test plays peer 5 by hand: a replayed message 1 and one off the clock
+ * by more than max_clock_skew are refused; a newer connection from the
+ * same peer is refused while the old session is live (a second process
+ * with its key); once the session has been silent for live_ms a message 1
+ * it never saw (replayed by someone who caught it on the way) gets message
+ * 2 but takes nothing, and only a confirmed newer connection replaces the
+ * session (down, then up). */
 static void test_replay_skew_duplicate(void **state)
 {
 	struct world *w = world_new("replay_skew_duplicate");
 	struct tnode *a = node_init(w, 1);
 	struct noise_keypair k5 = {0};
-	struct fake f1, f2, f3, f4;
-	struct raw r1, r2, r3, r4, r5;
+	struct fake f1, f2, f3, f4, f5;
+	struct raw r1, r2, r3, r4, r5, r6;
 	struct channel_buf out = {0};
 	uint64_t now = tu_wall_ms();
 
@@ -818,19 +840,23 @@ static void test_replay_skew_duplicate(void **state)
 	assert_int_equal(noise_keypair_generate(&k5), 0);
 	know(a, 5, k5.pub, free_port(w)); /* nothing listens there */
 	a->pc.live_ms = 1000;
+	a->pc.handshake_timeout_ms = 600;
 	node_start(a);
 
 	fake_init(&f1, &k5, a->kp.pub, now);
 	raw_open(w, &r1, a->port, f1.msg1.data, f1.msg1.len);
-	WAIT_FOR(w, is_up(a, 5) &&
-			r1.in_len >= CHANNEL_FRAME_HDR + CHANNEL_MSG2_LEN);
+	WAIT_FOR(w, r1.in_len >= CHANNEL_FRAME_HDR + CHANNEL_MSG2_LEN);
+	/* Answered, but not up before the initiator confirms. */
+	run_for(w, 50);
+	assert_false(is_up(a, 5));
 	assert_int_equal(channel_feed(&f1.ch, r1.in, r1.in_len, NULL), 0);
 	assert_true(channel_is_open(&f1.ch));
+	/* The confirmation goes out with the first message. */
 	assert_int_equal(channel_send(&f1.ch, (const uint8_t *)"hi", 2, &out),
 			 0);
 	raw_write(&r1, out.data, out.len);
 	channel_buf_free(&out);
-	WAIT_FOR(w, count_rx(a, 0, 5) == 1);
+	WAIT_FOR(w, is_up(a, 5) && count_rx(a, 0, 5) == 1);
 	assert_int_equal(a->rx[0].len, 2);
 	assert_memory_equal(a->rx[0].data, "hi", 2);
 	assert_int_equal(peer_net_send(a->net, 5, (const uint8_t *)"yo", 2), 0);
@@ -840,11 +866,11 @@ static void test_replay_skew_duplicate(void **state)
 	WAIT_FOR(w, r2.closed);
 	assert_int_equal(stats(a).refused_replay, 1);
 
-	/* Two days in the past: beyond what the handshake tolerates (a
-	 * day; smaller offsets connect and show in status). */
-	fake_init(&f2, &k5, a->kp.pub, now - 2 * 86400000ull);
+	/* Two minutes in the past: beyond max_clock_skew (60 s). */
+	fake_init(&f2, &k5, a->kp.pub, now - 120000);
 	raw_open(w, &r3, a->port, f2.msg1.data, f2.msg1.len);
 	WAIT_FOR(w, r3.closed);
+	assert_int_equal(r3.in_len, 0);
 	assert_int_equal(stats(a).refused_clock_skew, 1);
 	assert_int_equal(a->ups[5], 1);
 	assert_int_equal(a->downs[5], 0);
@@ -876,11 +902,29 @@ static void test_replay_skew_duplicate(void **state)
 	assert_int_equal(a->downs[5], 0);
 	assert_false(r1.closing);
 
-	/* Silent for live_ms (a peer restarted behind a half-open
-	 * connection): the newer connection replaces the session. */
+	/* Silent for live_ms: a message 1 the node never saw, replayed by
+	 * whoever caught it, is answered, never confirmed, and leaves the
+	 * session alone until it times out. */
 	run_for(w, 1100);
-	fake_init(&f4, &k5, a->kp.pub, tu_wall_ms() + 2);
+	fake_init(&f5, &k5, a->kp.pub, tu_wall_ms() + 2);
+	raw_open(w, &r6, a->port, f5.msg1.data, f5.msg1.len);
+	WAIT_FOR(w, r6.in_len >= CHANNEL_FRAME_HDR + CHANNEL_MSG2_LEN);
+	WAIT_FOR(w, r6.closed);
+	assert_int_equal(stats(a).unconfirmed, 1);
+	assert_int_equal(a->ups[5], 1);
+	assert_int_equal(a->downs[5], 0);
+	assert_int_equal(stats(a).sessions_replaced, 0);
+	assert_false(r1.closing);
+
+	/* A peer restarted behind a half-open connection: the newer
+	 * connection, once confirmed, replaces the session. */
+	fake_init(&f4, &k5, a->kp.pub, tu_wall_ms() + 3);
 	raw_open(w, &r5, a->port, f4.msg1.data, f4.msg1.len);
+	WAIT_FOR(w, r5.in_len >= CHANNEL_FRAME_HDR + CHANNEL_MSG2_LEN);
+	assert_int_equal(a->ups[5], 1);
+	assert_int_equal(channel_feed(&f4.ch, r5.in, r5.in_len, &out), 0);
+	raw_write(&r5, out.data, out.len); /* the confirmation */
+	channel_buf_free(&out);
 	WAIT_FOR(w, a->ups[5] == 2 && r1.closed);
 	assert_int_equal(a->downs[5], 1);
 	assert_int_equal(stats(a).sessions_replaced, 1);
@@ -893,7 +937,65 @@ static void test_replay_skew_duplicate(void **state)
 	fake_free(&f2);
 	fake_free(&f3);
 	fake_free(&f4);
+	fake_free(&f5);
 	noise_keypair_destroy(&k5);
+	world_free(w);
+}
+
+/* A flood of idle connections, from one address and then from many, takes
+ * no more than its share of the handshake slots: the peer's host still
+ * gets in, with a cookie since the node is under load; a message 1 that
+ * ignores the cookie is refused. */
+static void test_flood_and_cookies(void **state)
+{
+	struct world *w = world_new("flood_and_cookies");
+	struct tnode *a = node_init(w, 1), *b = node_init(w, 2);
+	struct raw flood[30], r;
+	struct noise_keypair k2;
+	struct fake f;
+	uint8_t twice[2 * (CHANNEL_FRAME_HDR + CHANNEL_MSG1_LEN)];
+	char from[32];
+	int n = 0;
+
+	(void)state;
+	a->pc.max_pending = 8;
+	a->pc.max_pending_per_addr = 2;
+	a->pc.handshake_timeout_ms = 8000;
+	/* Only b dials: a has it at an address nothing listens on. */
+	know(a, 2, b->kp.pub, free_port(w));
+	know(b, 1, a->kp.pub, a->port);
+	node_start(a);
+	for (int i = 0; i < 20; i++)
+		raw_open_from(w, &flood[n++], "127.0.0.2", a->port, NULL, 0);
+	WAIT_FOR(w, stats(a).refused_addr_pending == 18);
+	for (int i = 0; i < 10; i++) {
+		snprintf(from, sizeof(from), "127.0.0.%d", 3 + i);
+		raw_open_from(w, &flood[n++], from, a->port, NULL, 0);
+	}
+	/* 8 slots, 2 kept for the peer's host: 6 for everyone else. */
+	WAIT_FOR(w, stats(a).refused_too_many_pending == 6);
+	assert_int_equal(stats(a).refused_addr_pending, 18);
+
+	node_start(b);
+	WAIT_FOR(w, is_up(a, 2) && is_up(b, 1));
+	assert_true(stats(a).cookies_sent >= 1);
+	assert_int_equal(stats(a).refused_under_load, 0);
+	ping(w, a, b);
+
+	/* Under load, message 1 again without the cookie: refused. */
+	node_stop(b);
+	WAIT_FOR(w, b->stopped && !is_up(a, 2));
+	k2 = b->kp;
+	fake_init(&f, &k2, a->kp.pub, tu_wall_ms() + 5);
+	memcpy(twice, f.msg1.data, f.msg1.len);
+	memcpy(twice + f.msg1.len, f.msg1.data, f.msg1.len);
+	raw_open(w, &r, a->port, twice, sizeof(twice));
+	WAIT_FOR(w, r.closed);
+	assert_int_equal(r.in_len, CHANNEL_FRAME_HDR + CHANNEL_COOKIE_REPLY_LEN);
+	assert_int_equal(stats(a).refused_under_load, 1);
+	fake_free(&f);
+	for (int i = 0; i < n; i++)
+		raw_close(&flood[i]);
 	world_free(w);
 }
 
@@ -1259,6 +1361,7 @@ int main(void)
 	    cmocka_unit_test(test_handshake_timeout),
 	    cmocka_unit_test(test_max_pending),
 	    cmocka_unit_test(test_replay_skew_duplicate),
+	    cmocka_unit_test(test_flood_and_cookies),
 	    cmocka_unit_test(test_crossed_dial),
 	    cmocka_unit_test(test_stop_restart),
 	    cmocka_unit_test(test_close_redial),
