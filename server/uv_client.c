@@ -1157,10 +1157,6 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return err_set(e, MSCE_ENOMEM, "client server: out of memory");
 	ratelog_init(&s->warn, "client server", WARN_PER_SEC);
-	uv_check_init(loop, &s->flush);
-	s->flush.data = s;
-	s->have_flush = 1;
-	s->handles++;
 	s->loop = loop;
 	s->cfg = cfg;
 	s->key = key;
@@ -1216,6 +1212,10 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	}
 
 	/* From here on, handles may exist. */
+	uv_check_init(loop, &s->flush);
+	s->flush.data = s;
+	s->have_flush = 1;
+	s->handles++;
 	if (want_unix && (rc = start_unix(s, cfg->socket_path, e))) {
 		if (fd >= 0)
 			close(fd);

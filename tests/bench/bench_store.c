@@ -211,6 +211,7 @@ int bench_store(int argc, char **argv)
 		}
 	}
 	double apply_s = bench_now() - start;
+	double bytes_per_record = (double)store_size(s) / (double)records;
 	free(segs);
 	free(seg_at);
 	store_close(s);
@@ -274,6 +275,10 @@ int bench_store(int argc, char **argv)
 	cJSON_AddNumberToObject(r, "change_bytes_avg",
 				(double)bytes / (double)records);
 	cJSON_AddNumberToObject(r, "apply_seconds", apply_s);
+	/* Records and their log, signatures and metadata, in pages used. */
+	cJSON_AddNumberToObject(r, "store_bytes_per_record", bytes_per_record);
+	cJSON_AddNumberToObject(r, "value_bytes_per_record",
+				(double)value_size);
 	cJSON_AddNumberToObject(r, "apply_changes_per_s",
 				(double)records / apply_s);
 	cJSON_AddNumberToObject(r, "local_write_seconds", write_s);
