@@ -7,6 +7,7 @@ with --reveal for admins only."""
 
 import json
 import os
+import shutil
 import subprocess
 import unittest
 
@@ -253,6 +254,44 @@ class PrivacyTest(ClusterTestCase):
         rc, _, err = c.cli(n1, "erase", "registration", PERSON, check=False)
         self.assertEqual(rc, 1)
         self.assertIn("nothing to erase", err)
+
+    def test_restore_after_erasure(self):
+        """A center restored from a backup taken before an erasure shows
+        nobody the person while it catches up (its personal reads cannot be
+        audited), and catching up from a center that saw the erasure
+        removes them (docs/PROTOCOL.md, "A restore after an erasure")."""
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        c.cli(n1, *reg_args(PERSON, name="Ann Lee"))
+        c.cli(n1, "put", "case", "n1-c1", "person=" + PERSON, "category=lease",
+              "status=open", "center=n1")
+        c.put(n1, "t", "plain", {"v": "1"})
+        c.wait_converged(timeout=60)
+        backup = os.path.join(c.dir, "backup-n2")
+        c.cli(n2, "backup", backup)
+        c.cli(n1, "erase", "registration", PERSON)
+        c.wait_converged(timeout=60)
+        self.assertIsNone(c.get(n2, "registration", PERSON))
+        c.stop(n1)
+        c.stop(n2)
+        shutil.rmtree(n2.data_dir)
+        shutil.copytree(backup, n2.data_dir)
+        c.start(n2)
+        # Alone, it has not caught up: no writer, so no audit entry, so no
+        # personal read; other collections stay readable.
+        for coll, key in (("registration", PERSON), ("case", "n1-c1")):
+            r = subprocess.run([MSCE, "-c", n2.config, "get", coll, key, "--reveal"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            self.assertIn("audit entry", r.stderr)
+            self.assertIn("no writer yet", r.stderr)
+            self.assertNotIn("Ann Lee", r.stdout)
+        self.assertEqual(c.values(n2, "t", "plain"), {"v": "1"})
+        c.start(n1)
+        c.wait_converged(timeout=60)
+        for x in c.nodes:
+            self.assertIsNone(c.get(x, "registration", PERSON), x.name)
+            self.assertIsNone(c.get(x, "case", "n1-c1"), x.name)
 
     def test_retention_preview_and_apply(self):
         c = self.cluster(2, retention={"registration": "visa_expiry + 5y",
