@@ -71,6 +71,10 @@ int cli_parse_seconds(const char *s, double *out);
 int cli_parse_uint(const char *s, unsigned long min, unsigned long max,
 		   unsigned long *out);
 
+/* A NUL-terminated copy of len bytes at v; "" for an empty value (v may
+ * be NULL then, as for a delete). NULL when out of memory. */
+char *cli_strndup(const void *v, size_t len);
+
 /* Prints j as one line on stdout and frees it. */
 void cli_print_json(cJSON *j);
 void cli_hex(const uint8_t *p, size_t n, char *out);

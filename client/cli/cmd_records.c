@@ -108,7 +108,7 @@ static cJSON *record_json(struct cli *x, const Msce__Record *rec)
 	for (size_t i = 0; i < rec->n_fields; i++) {
 		const Msce__FieldVersion *w = rec->fields[i]->winner;
 		cJSON *f = cJSON_CreateObject();
-		char *v = strndup((const char *)w->value.data, w->value.len);
+		char *v = cli_strndup(w->value.data, w->value.len);
 		cJSON_AddStringToObject(f, "value", v ? v : "");
 		free(v);
 		/* hlc as a string: 64 bits do not fit a JSON double. */
@@ -220,7 +220,7 @@ int cmd_scan(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 static cJSON *value_json(struct cli *x, const struct msce_value *v)
 {
 	cJSON *j = cJSON_CreateObject();
-	char h[24], *val = strndup(v->value, v->value_len);
+	char h[24], *val = cli_strndup(v->value, v->value_len);
 	snprintf(h, sizeof h, "%llu", (unsigned long long)v->hlc);
 	cJSON_AddStringToObject(j, "value", val ? val : "");
 	cJSON_AddStringToObject(j, "hlc", h);
@@ -287,7 +287,7 @@ static cJSON *fields_json(const msce_record *r)
 	cJSON *fs = cJSON_CreateObject();
 	for (size_t f = 0; f < msce_record_nfields(r); f++) {
 		const struct msce_value *v = msce_record_field(r, f);
-		char *val = strndup(v->value, v->value_len);
+		char *val = cli_strndup(v->value, v->value_len);
 		cJSON_AddStringToObject(fs, v->name, val ? val : "");
 		free(val);
 	}
@@ -366,7 +366,7 @@ static void print_event(struct cli *x, const struct msce_event *ev)
 	cJSON_AddStringToObject(j, "hlc", h);
 	for (size_t i = 0; i < ev->nfields; i++) {
 		const struct msce_value *v = &ev->fields[i];
-		char *val = strndup(v->value, v->value_len);
+		char *val = cli_strndup(v->value, v->value_len);
 		cJSON_AddStringToObject(fs, v->name, val ? val : "");
 		free(val);
 	}
