@@ -44,7 +44,7 @@ int err_set(struct err *e, int code, const char *fmt, ...)
 	return code;
 }
 
-int err_wrap(struct err *e, const char *fmt, ...)
+void err_wrap(struct err *e, const char *fmt, ...)
 {
 	char ctx[ERR_MSG_MAX];
 	char out[2 * ERR_MSG_MAX + 2];
@@ -52,7 +52,7 @@ int err_wrap(struct err *e, const char *fmt, ...)
 	va_list ap;
 
 	if (e == NULL)
-		return 0;
+		return;
 	va_start(ap, fmt);
 	vsnprintf(ctx, sizeof ctx, fmt, ap);
 	va_end(ap);
@@ -64,7 +64,6 @@ int err_wrap(struct err *e, const char *fmt, ...)
 	memcpy(out + n + 2, tail, t + 1);
 	memcpy(e->msg, out, ERR_MSG_MAX - 1);
 	e->msg[ERR_MSG_MAX - 1] = '\0';
-	return e->code;
 }
 
 void err_clear(struct err *e)

@@ -27,8 +27,10 @@ struct err {
  * `return err_set(e, MSCE_EINVAL, "...")`. e may be NULL. */
 int err_set(struct err *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Prepends "context: " to the message; returns e->code. e may be NULL. */
-int err_wrap(struct err *e, const char *fmt, ...)
+/* Prepends "context: " to the message. e may be NULL. It returns nothing:
+ * with e NULL it would have no code to return, and `return err_wrap(...)`
+ * turned a failure into success (0) for callers that pass no err. */
+void err_wrap(struct err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Clears e (code 0, empty message). */
 void err_clear(struct err *e);

@@ -257,8 +257,11 @@ static int check_field_in(const struct schema_field *f, const char *coll,
 {
 	int rc = check_name("field name", f->name, f->name_len,
 			    MSCE_MAX_FIELD_NAME, e);
-	if (rc)
-		return coll ? err_wrap(e, "%s", coll) : rc;
+	if (rc) {
+		if (coll)
+			err_wrap(e, "%s", coll);
+		return rc;
+	}
 	if (f->value_len > MSCE_MAX_VALUE)
 		return err_set(e, MSCE_ETOOBIG,
 			       "%s%s%.*s: value %zu bytes, "
@@ -1213,8 +1216,10 @@ static int check_target(const char *coll, size_t coll_len, const char *key,
 	memcpy(cname, coll, coll_len);
 	cname[coll_len] = '\0';
 	rc = schema_check_key(key, key_len, e);
-	if (rc)
-		return err_wrap(e, "%s", cname);
+	if (rc) {
+		err_wrap(e, "%s", cname);
+		return rc;
+	}
 	*cs = find_collection(cname);
 	if (*cs)
 		return check_domain_key(*cs, key, key_len, e);

@@ -539,6 +539,8 @@ struct hbuf {
 
 static void hb_put(struct hbuf *h, const void *p, size_t len)
 {
+	if (len == 0) /* an empty value may have no bytes at all (NULL) */
+		return;
 	if (h->n + len > sizeof h->b) {
 		crypto_generichash_update(&h->st, h->b, h->n);
 		h->n = 0;

@@ -358,8 +358,10 @@ static int apply_one(struct wtxn *w, struct apply_args *a, size_t i,
 	if (c == NULL)
 		return err_set(e, MSCE_ECORRUPT,
 			       "change %zu: not a valid msce.Change", i);
-	if ((rc = check_change(c, e)))
-		return err_wrap(e, "change %zu", i);
+	if ((rc = check_change(c, e))) {
+		err_wrap(e, "change %zu", i);
+		return rc;
+	}
 	if (x->origin != 0 &&
 	    (c->origin != x->origin || c->seq != x->seq ||
 	     (x->hlc != 0 && c->hlc != x->hlc))) {
@@ -414,9 +416,11 @@ static int apply_one(struct wtxn *w, struct apply_args *a, size_t i,
 			(unsigned long long)a->max_skew_ms);
 		return 0;
 	}
-	if ((rc = merge_change(w, c, a->c[i].data, a->c[i].len, e)))
-		return err_wrap(e, "apply change %u/%llu", c->origin,
-				(unsigned long long)c->seq);
+	if ((rc = merge_change(w, c, a->c[i].data, a->c[i].len, e))) {
+		err_wrap(e, "apply change %u/%llu", c->origin,
+			 (unsigned long long)c->seq);
+		return rc;
+	}
 	vv->seq = c->seq;
 	vv->hlc = c->hlc;
 	hlc_observe(&w->clock, c->hlc);

@@ -424,6 +424,8 @@ static const struct seg *cover_seg(const struct store_snap_chunk *c,
 static int check_cover(struct store *s, const struct store_snap_chunk *c,
 		       struct err *e)
 {
+	int rc;
+
 	if (MUTANT("unchecked_cover")) /* any claim is taken */
 		return 0;
 	for (size_t i = 0; i < c->ncover; i++) {
@@ -447,8 +449,10 @@ static int check_cover(struct store *s, const struct store_snap_chunk *c,
 				       v->origin, (unsigned long long)v->seq,
 				       (unsigned long long)v->hlc,
 				       (unsigned long long)g->last_hlc);
-		if (st_seg_check(s, g, e))
-			return err_wrap(e, "snapshot cover");
+		if ((rc = st_seg_check(s, g, e))) {
+			err_wrap(e, "snapshot cover");
+			return rc;
+		}
 	}
 	return 0;
 }
@@ -739,6 +743,18 @@ int store_snap_apply(struct store *s, const struct store_snap_chunk *c,
 		     struct err *e)
 {
 	struct snapapply_args a = {c};
+	/* One claim per origin: with two, which one was checked? */
+	if (c->ncover > MSCE_MAX_ORIGINS)
+		return err_set(e, MSCE_ECORRUPT,
+			       "snapshot vector: %zu origins, at most %d",
+			       c->ncover, MSCE_MAX_ORIGINS);
+	for (size_t i = 0; i < c->ncover; i++)
+		for (size_t j = 0; j < i; j++)
+			if (c->cover[i].origin == c->cover[j].origin)
+				return err_set(e, MSCE_ECORRUPT,
+					       "snapshot vector names origin "
+					       "%u twice",
+					       c->cover[i].origin);
 	if (c->first && c->cover_segs != NULL && check_cover(s, c, e))
 		return e ? e->code : MSCE_EAUTH;
 	for (size_t i = 0; i < c->n; i++)

@@ -1294,8 +1294,10 @@ int peer_net_readdress(struct peer_net *n, uint32_t peer, struct err *e)
 
 	if (!n || n->stopping || !(p = find_peer(n, peer)))
 		return err_set(e, MSCE_ENOTFOUND, "no peer %u", peer);
-	if ((rc = addr_parse(p->cfg->address, &ss, e)))
-		return err_wrap(e, "peer %s (%u)", p->cfg->name, peer);
+	if ((rc = addr_parse(p->cfg->address, &ss, e))) {
+		err_wrap(e, "peer %s (%u)", p->cfg->name, peer);
+		return rc;
+	}
 	p->addr = ss;
 	/* Dial the new address without the backoff the old one earned. */
 	p->backoff_ms = n->cfg.backoff_min_ms;

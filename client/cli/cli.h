@@ -80,6 +80,9 @@ char *cli_value(const struct cli *x, const char *coll, const char *field,
 char *cli_key(const struct cli *x, const char *coll, const char *key);
 /* {name: value} of a record's fields, as cli_value shows them. */
 cJSON *cli_values_json(const struct cli *x, const Msce__Record *rec);
+/* A NUL-terminated copy of len bytes at v; "" for an empty value (v may
+ * be NULL then, as for a delete). NULL when out of memory. */
+char *cli_strndup(const void *v, size_t len);
 
 /* Prints j as one line on stdout and frees it. */
 void cli_print_json(cJSON *j);

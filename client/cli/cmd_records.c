@@ -302,7 +302,7 @@ static cJSON *fields_json(const msce_record *r)
 	cJSON *fs = cJSON_CreateObject();
 	for (size_t f = 0; f < msce_record_nfields(r); f++) {
 		const struct msce_value *v = msce_record_field(r, f);
-		char *val = strndup(v->value, v->value_len);
+		char *val = cli_strndup(v->value, v->value_len);
 		cJSON_AddStringToObject(fs, v->name, val ? val : "");
 		free(val);
 	}

@@ -445,6 +445,11 @@ int cli_names(struct cli *x)
 	return 0;
 }
 
+char *cli_strndup(const void *v, size_t len)
+{
+	return v != NULL ? strndup(v, len) : strdup("");
+}
+
 const char *cli_name(const struct cli *x, uint32_t id)
 {
 	id &= 0xffff;

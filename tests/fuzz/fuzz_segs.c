@@ -5,7 +5,8 @@
  * covers) with the origin node's real key before applying, so that the
  * checks past the signature are reached; bits 1-3 then say what to alter
  * after signing (nothing, a change's byte, a segment's last_hlc, its
- * range). The store (node 1) knows the keys of nodes 1..8.
+ * range; for a snapshot's first cover: its last_hlc, its signature). The
+ * store (node 1) knows the keys of nodes 1..8.
  *
  * The property: a store's vector never moves past what a verifying
  * signature covers. Changes: the vector of the batch's origin ends at the
@@ -101,10 +102,11 @@ static int changes(struct store *s, uint8_t ctl, Msce__Changes *c)
 			}
 		}
 		/* Only a prefix of good segments may apply, each ending past
-		 * what is held. */
+		 * what is held; a bad one wholly below what was held is
+		 * skipped unread (its changes are duplicates). */
 		if (good && ok_prefix && g[k].last > limit)
 			limit = g[k].last;
-		if (!good)
+		if (!good && g[k].last > before)
 			ok_prefix = 0;
 		covered += n;
 	}
@@ -150,8 +152,9 @@ static int snapshot(struct store *s, uint8_t ctl, Msce__SnapshotChunk *c)
 			seg_sign(&g[i], sk);
 			if (i == 0 && alter == 1)
 				g[i].last_hlc ^= 1;
-			else if (!(i == 0 && alter == 2) &&
-				 limit[i] < vv[i].seq)
+			else if (i == 0 && alter == 2)
+				g[i].sig[0] ^= 1; /* a broken signature */
+			else if (limit[i] < vv[i].seq)
 				limit[i] = vv[i].seq;
 		}
 	}
