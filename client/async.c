@@ -32,6 +32,7 @@
 #include "conninfo.h"
 #include "error.h"
 #include "link.h"
+#include "purpose.h"
 
 #define CALM_MS 1000 /* a connection that lived this long resets backoff */
 
@@ -107,6 +108,7 @@ struct msce_async {
 	int free_wanted;
 	msce_state_fn state_fn;
 	void *state_ctx;
+	char purpose[PURPOSE_MAX + 1]; /* sent with every request */
 	char msg[512]; /* why the last connection failed */
 };
 
@@ -321,6 +323,8 @@ static int enqueue(msce_async *a, struct codec_req *b, enum kind kind,
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		return MSCE_ENOMEM;
 	r->id = a->next_id++;
+	if (a->purpose[0] != '\0' && b->req.purpose[0] == '\0')
+		b->req.purpose = a->purpose;
 	if ((rc = codec_pack(b, r->id, &r->msg, &r->len)) != 0) {
 		free(r);
 		return rc;
@@ -375,6 +379,8 @@ static void subscribe(msce_async *a, struct msce_watcher *w)
 			 sizeof why);
 	if (rc == 0) {
 		w->sub_id = a->next_id++;
+		if (a->purpose[0] != '\0')
+			b.req.purpose = a->purpose;
 		if ((rc = codec_pack(&b, w->sub_id, &buf, &len)) != 0)
 			snprintf(why, sizeof why, "out of memory");
 	}
@@ -939,6 +945,18 @@ size_t msce_async_pending(const msce_async *a)
 	for (struct areq *r = a->head; r != NULL; r = r->next)
 		n += r->kind != K_WATCH_STATUS;
 	return n;
+}
+
+int msce_async_set_purpose(msce_async *a, const char *purpose)
+{
+	if (purpose == NULL || purpose[0] == '\0') {
+		a->purpose[0] = '\0';
+		return 0;
+	}
+	if (!purpose_valid(purpose))
+		return MSCE_EINVAL;
+	snprintf(a->purpose, sizeof a->purpose, "%s", purpose);
+	return 0;
 }
 
 void msce_async_on_state(msce_async *a, msce_state_fn fn, void *ctx)

@@ -18,6 +18,7 @@
 #include "codec.h"
 #include "conninfo.h"
 #include "error.h"
+#include "purpose.h"
 #include "transport.h"
 
 struct msce_client {
@@ -38,6 +39,7 @@ struct msce_client {
 	uint64_t last_note_ms; /* this client's notes get increasing times */
 	size_t pending;	       /* pipelined puts not yet answered */
 	uint64_t pipe_first;   /* id of the first of them */
+	char purpose[PURPOSE_MAX + 1]; /* sent with every request */
 	char msg[512];
 };
 
@@ -55,6 +57,25 @@ const char *msce_strerror(int code) { return err_str(code); }
 const char *msce_errname(int code) { return err_name(code); }
 const char *msce_errmsg(const msce_client *c) { return c ? c->msg : ""; }
 const char *msce_version(void) { return MSCE_VERSION_STRING; }
+
+_Static_assert(sizeof MSCE_PURPOSES == sizeof PURPOSE_LIST,
+	       "msce.h and purpose.h list the same purposes");
+
+int msce_set_purpose(msce_client *c, const char *purpose)
+{
+	if (purpose == NULL || purpose[0] == '\0') {
+		c->purpose[0] = '\0';
+		return 0;
+	}
+	if (!purpose_valid(purpose))
+		return fail(c, MSCE_EINVAL,
+			    "purpose \"%.*s\" is not one of: " PURPOSE_LIST,
+			    PURPOSE_MAX, purpose);
+	snprintf(c->purpose, sizeof c->purpose, "%s", purpose);
+	return 0;
+}
+
+const char *msce_purpose(const msce_client *c) { return c->purpose; }
 
 void msce_set_timeout(msce_client *c, unsigned ms)
 {
@@ -234,6 +255,10 @@ static int send_request(msce_client *c, Msce__ClientRequest *req)
 	if (c->t == NULL)
 		return fail(c, MSCE_ECLOSED, "not connected");
 	req->protocol = MSCE_CLIENT_PROTOCOL;
+	/* The client's purpose, unless the request names its own. */
+	if (c->purpose[0] != '\0' &&
+	    (req->purpose == NULL || req->purpose[0] == '\0'))
+		req->purpose = c->purpose;
 	n = msce__client_request__get_packed_size(req);
 	buf = malloc(n ? n : 1);
 	if (buf == NULL)

@@ -599,6 +599,14 @@ uint64_t msce_status_counter(const msce_status *s, const char *name)
 			return s->resp->status->counters[i]->value;
 	return 0;
 }
+const char *msce_status_client(const msce_status *s)
+{
+	return s->resp->status->client;
+}
+const char *msce_status_role(const msce_status *s)
+{
+	return s->resp->status->role;
+}
 uint64_t msce_status_conflicts(const msce_status *s)
 {
 	return s->resp->status->conflicts;

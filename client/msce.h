@@ -134,6 +134,23 @@ int msce_connect(const msce_conninfo *ci, msce_client **out);
 /* The center c is connected to ("unix:PATH" or "tcp:HOSTPORT"). */
 const char *msce_center(const msce_client *c);
 
+/* ---- purposes ------------------------------------------------------------ */
+
+/* Every read or write of a personal record (registration, case,
+ * case_note) is recorded in the audit log with the purpose the front end
+ * gives (docs/PROTOCOL.md "Purposes"). Reads of them by ro and rw clients
+ * without a purpose are refused (MSCE_EINVAL, naming these). */
+#define MSCE_PURPOSES                                                         \
+	"service, case-work, verification, legal-request, subject-access, "   \
+	"maintenance"
+/* Sets the purpose sent with every later request on c (copied); NULL or
+ * "" sends none. Local and cheap: call it before any call whose purpose
+ * differs. MSCE_EINVAL if purpose is not one of MSCE_PURPOSES. */
+int msce_set_purpose(msce_client *c, const char *purpose);
+/* The purpose requests on c carry, "" if none; valid until the next
+ * msce_set_purpose. */
+const char *msce_purpose(const msce_client *c);
+
 /* ---- writes ------------------------------------------------------------ */
 
 struct msce_field {
@@ -300,6 +317,11 @@ const struct msce_peer_status *msce_status_peer(const msce_status *s,
 						size_t i);
 /* A counter by name (e.g. "refused_unknown_key"), 0 if unknown. */
 uint64_t msce_status_counter(const msce_status *s, const char *name);
+/* Who the node sees on this connection: the [client NAME] of its key
+ * ("local" over the unix socket) and its role, "ro", "rw" or "admin" (""
+ * from a node that does not say). */
+const char *msce_status_client(const msce_status *s);
+const char *msce_status_role(const msce_status *s);
 uint64_t msce_status_conflicts(const msce_status *s);
 struct msce_cursor;
 /* The node's version vector as a watch cursor: a watch from it streams
@@ -558,6 +580,9 @@ enum msce_async_state {
 typedef void (*msce_state_fn)(void *ctx, enum msce_async_state state,
 			      int code, const char *msg, const char *center);
 void msce_async_on_state(msce_async *a, msce_state_fn fn, void *ctx);
+/* The purpose sent with every later request and watch of a, as
+ * msce_set_purpose; MSCE_EINVAL if it is not one of MSCE_PURPOSES. */
+int msce_async_set_purpose(msce_async *a, const char *purpose);
 
 /* Callbacks: code 0 or why the request failed, with msg saying what was
  * wrong (valid during the call). Objects handed over (rec, page, status,

@@ -39,7 +39,14 @@ struct key_def {
 	setter_fn set;
 };
 
-enum sect_kind { SECT_NONE, SECT_CLUSTER, SECT_NODE, SECT_PEER, SECT_CLIENT };
+enum sect_kind {
+	SECT_NONE,
+	SECT_CLUSTER,
+	SECT_NODE,
+	SECT_PEER,
+	SECT_CLIENT,
+	SECT_RETENTION
+};
 
 /* Where each section instance and each of its settings was seen (0 = not
  * seen), for duplicate and missing-setting messages. */
@@ -64,7 +71,7 @@ struct parser {
 	char label[96];   /* "[peer shekou]" */
 	const char *key;  /* setting being handled */
 
-	struct seen cluster, node;
+	struct seen cluster, node, retention;
 	struct seen *peer_seen; /* parallel to cfg->peers */
 	struct seen *client_seen;
 	size_t peers_cap, clients_cap;
@@ -674,6 +681,27 @@ static int s_client_role(struct parser *p, const char *v)
 	return 0;
 }
 
+static int set_retention(struct parser *p, const char *coll,
+			 struct retention_rule *r, const char *v)
+{
+	struct err re;
+
+	if (retention_parse(coll, v, r, &re) != 0)
+		return bad(p, "%s", re.msg);
+	return 0;
+}
+
+static int s_ret_registration(struct parser *p, const char *v)
+{
+	return set_retention(p, "registration",
+			     &p->cfg->retention_registration, v);
+}
+
+static int s_ret_case(struct parser *p, const char *v)
+{
+	return set_retention(p, "case", &p->cfg->retention_case, v);
+}
+
 /* Indexes into struct seen.key_line for the checks in finish(). */
 enum {
 	NODE_ID,
@@ -735,6 +763,12 @@ static const struct key_def client_keys[] = {
 	[CLIENT_ROLE] = {"role", 1, s_client_role},
 };
 
+/* Collections whose records a center erases when their purpose ends. */
+static const struct key_def retention_keys[] = {
+	{"registration", 0, s_ret_registration},
+	{"case", 0, s_ret_case},
+};
+
 #define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(NKEYS(node_keys) <= MAX_KEYS, "raise MAX_KEYS");
 
@@ -754,6 +788,9 @@ static void section_keys(enum sect_kind k, const struct key_def **keys,
 	case SECT_CLIENT:
 		*keys = client_keys, *n = NKEYS(client_keys);
 		break;
+	case SECT_RETENTION:
+		*keys = retention_keys, *n = NKEYS(retention_keys);
+		break;
 	default:
 		*keys = NULL, *n = 0;
 	}
@@ -770,6 +807,8 @@ static struct seen *cur_seen(struct parser *p)
 		return &p->peer_seen[p->cur_index];
 	case SECT_CLIENT:
 		return &p->client_seen[p->cur_index];
+	case SECT_RETENTION:
+		return &p->retention;
 	default:
 		return NULL;
 	}
@@ -881,9 +920,11 @@ static int begin_section(struct parser *p, const char *inner)
 	word[wl] = '\0';
 	p->cur = SECT_NONE;
 
-	if (!strcmp(word, "cluster") || !strcmp(word, "node")) {
-		struct seen *s =
-			word[0] == 'c' ? &p->cluster : &p->node;
+	if (!strcmp(word, "cluster") || !strcmp(word, "node") ||
+	    !strcmp(word, "retention")) {
+		struct seen *s = word[0] == 'c'	  ? &p->cluster
+				 : word[0] == 'n' ? &p->node
+						  : &p->retention;
 		if (*name != '\0')
 			return fail_at(p, p->lineno, p->label, NULL,
 				       "[%s] takes no name", word);
@@ -893,7 +934,9 @@ static int begin_section(struct parser *p, const char *inner)
 				       "%d)",
 				       s->line);
 		s->line = p->lineno;
-		p->cur = word[0] == 'c' ? SECT_CLUSTER : SECT_NODE;
+		p->cur = word[0] == 'c'	  ? SECT_CLUSTER
+			 : word[0] == 'n' ? SECT_NODE
+					  : SECT_RETENTION;
 		return 0;
 	}
 	if (!strcmp(word, "peer"))
@@ -902,7 +945,7 @@ static int begin_section(struct parser *p, const char *inner)
 		return begin_named(p, SECT_CLIENT, word, name);
 	return fail_at(p, p->lineno, p->label, NULL,
 		       "unknown section (expected [cluster], [node], "
-		       "[peer NAME] or [client NAME])");
+		       "[peer NAME], [client NAME] or [retention])");
 }
 
 /* ---- inih callbacks ---- */

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "retention.h"
 
 /* Ordered so that `role >= CONFIG_ROLE_RW` means "may write". */
 enum { CONFIG_ROLE_RO = 1, CONFIG_ROLE_RW, CONFIG_ROLE_ADMIN };
@@ -91,6 +92,8 @@ struct config {
 	struct config_client *clients; /* owned by the config */
 	size_t nretired;
 	struct config_retired retired[CONFIG_MAX_RETIRED];
+	/* [retention]: anchor RETENTION_NONE when not set. */
+	struct retention_rule retention_registration, retention_case;
 };
 
 /* Reads and parses the file at path. *out is overwritten (pass a fresh or

@@ -5,15 +5,24 @@
  * are answered from its done callback, after the commit is durable; the
  * decoded request stays alive until then because the writes point into
  * it. A malformed request gets an error response (id 0 if it could not be
- * decoded) and the connection stays usable. */
+ * decoded) and the connection stays usable.
+ *
+ * Personal records (registration, case, case_note) are audited (audit.h):
+ * a write's entry goes in the write's own batch; a read is answered only
+ * once its entry is durable, and refused if it cannot be written. Reads
+ * of them by ro and rw clients need a purpose; _audit is read by admins
+ * only and written by nobody but the nodes. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_int.h"
+#include "audit.h"
 #include "bounds.h"
 #include "client.pb-c.h"
 #include "log.h"
 #include "msce_version.h"
 #include "pballoc.h"
+#include "purpose.h"
 #include "record_pb.h"
 #include "schema.h"
 #include "node.h"
@@ -21,40 +30,47 @@
 
 #define SCAN_MAX_LIMIT MSCE_MAX_SCAN_LIMIT
 
-static void reply(struct client_conn *c, const Msce__ClientResponse *r)
+/* r packed into a new buffer (*len bytes), or NULL when out of memory.
+ * An answer too large for the connection becomes an error answer, never
+ * a closed connection: then *big is set. */
+static uint8_t *pack_reply(struct client_conn *c, const Msce__ClientResponse *r,
+			   size_t *len, int *big)
 {
 	size_t n = msce__client_response__get_packed_size(r);
+	Msce__ClientResponse err = MSCE__CLIENT_RESPONSE__INIT;
+	char msg[200];
 	uint8_t *buf;
 
-	/* An answer too large for the connection is an error answer, never
-	 * a closed connection. */
-	if (n > client_conn_max_reply(c)) {
-		Msce__ClientResponse big = MSCE__CLIENT_RESPONSE__INIT;
-		char msg[200];
+	*big = n > client_conn_max_reply(c);
+	if (*big) {
 		snprintf(msg, sizeof msg,
 			 "the answer would be %zu bytes, more than the %zu a "
 			 "reply may hold: ask for less (fewer fields, a smaller "
 			 "scan limit)",
 			 n, client_conn_max_reply(c));
-		big.id = r->id;
-		big.code = MSCE_ETOOBIG;
-		big.error = msg;
-		r = &big;
+		err.id = r->id;
+		err.code = MSCE_ETOOBIG;
+		err.error = msg;
+		r = &err;
 		n = msce__client_response__get_packed_size(r);
-		buf = malloc(n);
-		if (buf != NULL) {
-			msce__client_response__pack(r, buf);
-			client_conn_reply(c, buf, n);
-		}
-		free(buf);
-		return;
 	}
 	buf = malloc(n ? n : 1);
+	if (buf != NULL)
+		msce__client_response__pack(r, buf);
+	*len = n;
+	return buf;
+}
+
+static void reply(struct client_conn *c, const Msce__ClientResponse *r)
+{
+	size_t n;
+	int big;
+	uint8_t *buf = pack_reply(c, r, &n, &big);
+
 	if (buf == NULL) {
 		client_conn_reply(c, (const uint8_t *)"", 0);
 		return;
 	}
-	msce__client_response__pack(r, buf);
 	client_conn_reply(c, buf, n);
 	free(buf);
 }
@@ -67,6 +83,100 @@ static void reply_error(struct client_conn *c, uint64_t id, int code,
 	r.code = (uint32_t)code;
 	r.error = (char *)msg;
 	reply(c, &r);
+}
+
+void api_reply(struct client_conn *c, const Msce__ClientResponse *r)
+{
+	reply(c, r);
+}
+
+void api_reply_error(struct client_conn *c, uint64_t id, int code,
+		     const char *msg)
+{
+	reply_error(c, id, code, msg);
+}
+
+/* ---- audited answers ----------------------------------------------------- */
+
+struct audit_who api_who(struct node *n, const struct client_conn *c,
+			 const char *purpose)
+{
+	int role = client_conn_role(c);
+	return (struct audit_who){client_conn_name(c), config_role_name(role),
+				  n->cfg.node_name,
+				  audit_purpose(role, purpose)};
+}
+
+void api_committed(struct node *n)
+{
+	if (n->stopping)
+		return;
+	repl_local_commit(n->repl, node_now_ms());
+	watch_pump(n);
+}
+
+struct held_reply {
+	struct node *n;
+	struct client_conn *c;
+	uint64_t id;
+	uint8_t *buf;
+	size_t len;
+};
+
+static void held_done(void *arg, int rc, const char *msg)
+{
+	struct held_reply *h = arg;
+	if (rc == 0)
+		api_committed(h->n);
+	if (rc == 0) {
+		client_conn_reply(h->c, h->buf, h->len);
+	} else {
+		char why[ERR_MSG_MAX + 80];
+		snprintf(why, sizeof why,
+			 "not answered: the audit entry of this read could not "
+			 "be written: %s",
+			 msg);
+		reply_error(h->c, h->id, rc, why);
+	}
+	free(h->buf);
+	free(h);
+}
+
+void api_reply_audited(struct node *n, struct client_conn *c,
+		       const char *purpose, const Msce__ClientResponse *r,
+		       const char *op, struct audit_refs *refs)
+{
+	struct held_reply *h;
+	struct audit_who who;
+	size_t len;
+	int big;
+	uint8_t *buf;
+
+	if (refs->n == 0 && !refs->oom) {
+		audit_refs_free(refs);
+		reply(c, r);
+		return;
+	}
+	if (n->stopping) {
+		audit_refs_free(refs);
+		reply_error(c, r->id, MSCE_ECLOSED, "node is shutting down");
+		return;
+	}
+	buf = pack_reply(c, r, &len, &big);
+	h = buf != NULL && !big ? malloc(sizeof *h) : NULL;
+	if (h == NULL) {
+		/* Out of memory, or too big to answer: nothing is read. */
+		if (buf != NULL)
+			client_conn_reply(c, buf, len);
+		else
+			reply_error(c, r->id, MSCE_ENOMEM, "out of memory");
+		free(buf);
+		audit_refs_free(refs);
+		return;
+	}
+	*h = (struct held_reply){n, c, r->id, buf, len};
+	who = api_who(n, c, purpose);
+	audit_submit(n->writer, op, &who, refs, held_done, h);
 }
 
 /* ---- writes ------------------------------------------------------------ */
@@ -83,7 +193,9 @@ struct write_ctx {
 	struct store_written *out; /* one per put, refused ones filled early */
 	struct store_written *wout; /* one per write handed to the writer */
 	size_t nw;		    /* puts in the request */
-	size_t nsub;		    /* of them handed to the writer */
+	size_t nsub;		    /* writes handed to the writer */
+	size_t *pos;  /* where each put is in w (SIZE_MAX: refused early) */
+	struct audit_who who;
 };
 
 static void fill_put_result(Msce__PutResult *pr, const struct store_written *o)
@@ -164,10 +276,11 @@ static void write_done(struct writer_job *j)
 	struct write_ctx *x = (struct write_ctx *)j;
 	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
 
-	/* The writer's results go to the puts that were not refused here. */
-	for (size_t i = 0, k = 0; i < x->nw && k < x->nsub; i++)
-		if (x->out[i].err.code == 0)
-			x->out[i] = x->wout[k++];
+	/* The writer's results go to the puts that were not refused here
+	 * (the audit entries between them are the node's own). */
+	for (size_t i = 0; i < x->nw && x->nsub > 0; i++)
+		if (x->pos[i] != SIZE_MAX)
+			x->out[i] = x->wout[x->pos[i]];
 	r.id = x->req->id;
 	if (j->rc != 0) {
 		r.code = (uint32_t)j->rc;
@@ -183,12 +296,13 @@ static void write_done(struct writer_job *j)
 			r.error = "out of memory building the batch answer";
 		} else {
 			for (size_t i = 0; i < x->nw; i++) {
+				const struct store_written *o = &x->out[i];
 				msce__client_response__init(&items[i]);
 				items[i].id = i;
-				items[i].code = (uint32_t)x->out[i].err.code;
-				items[i].error = x->out[i].err.msg;
-				if (x->out[i].err.code == 0) {
-					fill_put_result(&prs[i], &x->out[i]);
+				items[i].code = (uint32_t)o->err.code;
+				items[i].error = (char *)o->err.msg;
+				if (o->err.code == 0) {
+					fill_put_result(&prs[i], o);
 					items[i].result_case =
 						MSCE__CLIENT_RESPONSE__RESULT_PUT;
 					items[i].put = &prs[i];
@@ -240,6 +354,7 @@ static void write_done(struct writer_job *j)
 	free(x->f);
 	free(x->out);
 	free(x->wout);
+	free(x->pos);
 	free(x);
 }
 
@@ -271,6 +386,46 @@ static int fill_write(const Msce__PutRequest *p, struct store_write *w,
 		f[i].base.origin = in->base_origin;
 	}
 	return 0;
+}
+
+static const char *write_op(const Msce__PutRequest *p, int resolve)
+{
+	return p->delete_ ? "delete" : resolve ? "resolve" : "put";
+}
+
+/* Audit entries for a request's writes: one after each run of writes of
+ * personal records of one kind (put, delete), within AUDIT_LIST_MAX bytes
+ * of lines, listing those of the run that commit (STORE_W_LIST); puts
+ * refused before the writer (pos SIZE_MAX) are none of them. Marks in
+ * ends[i] the writes an entry follows; returns how many entries. */
+static size_t audit_runs(Msce__PutRequest *const *puts, size_t np,
+			 const size_t *pos, unsigned char *ends)
+{
+	size_t runs = 0, bytes = 0, last = 0;
+	int open = 0, kind = 0;
+
+	for (size_t i = 0; i < np; i++) {
+		const Msce__PutRequest *p = puts[i];
+		size_t cl = strlen(p->collection), line;
+		ends[i] = 0;
+		if (pos[i] == SIZE_MAX || !audit_personal(p->collection, cl))
+			continue;
+		line = cl + 1 + strlen(p->key) + 1;
+		if (open && (kind != p->delete_ || bytes + line > AUDIT_LIST_MAX)) {
+			ends[last] = 1;
+			runs++;
+			bytes = 0;
+		}
+		open = 1;
+		kind = p->delete_;
+		bytes += line;
+		last = i;
+	}
+	if (open) {
+		ends[last] = 1;
+		runs++;
+	}
+	return runs;
 }
 
 static void do_writes_owned(struct node *n, struct client_conn *c,
@@ -350,7 +505,8 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 	}
 	Msce__PutRequest **puts;
 	Msce__PutRequest *one[1];
-	size_t np, nf = 0, k = 0;
+	size_t np, nf = 0, k = 0, runs, r = 0;
+	unsigned char *ends;
 	struct write_ctx *x;
 
 	if (req->op_case == MSCE__CLIENT_REQUEST__OP_BATCH) {
@@ -388,33 +544,45 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 		nf += puts[i]->n_fields;
 	}
 	x = calloc(1, sizeof *x);
+	ends = malloc(np);
 	if (x != NULL) {
-		x->w = calloc(np, sizeof *x->w);
-		x->f = calloc(nf ? nf : 1, sizeof *x->f);
 		x->out = calloc(np, sizeof *x->out);
-		x->wout = calloc(np, sizeof *x->wout);
+		x->pos = calloc(np, sizeof *x->pos);
 	}
-	if (x == NULL || x->w == NULL || x->f == NULL || x->out == NULL ||
-	    x->wout == NULL) {
-		if (x) {
-			free(x->w);
-			free(x->f);
-			free(x->out);
-			free(x->wout);
-			free(x);
-		}
-		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
-		pb_arena_free(req);
-		return;
-	}
+	if (x == NULL || ends == NULL || x->out == NULL || x->pos == NULL)
+		goto oom;
+	/* Puts refused here are answered with the others, never written,
+	 * and not audited. */
+	for (size_t i = 0; i < np; i++)
+		x->pos[i] = resolve == NULL && person_unknown(n, puts[i],
+							     &x->out[i].err)
+				    ? SIZE_MAX
+				    : 0;
+	runs = audit_runs(puts, np, x->pos, ends);
+	x->w = calloc(np + runs, sizeof *x->w);
+	x->f = calloc(nf + runs * AUDIT_MAX_FIELDS + 1, sizeof *x->f);
+	x->wout = calloc(np + runs, sizeof *x->wout);
+	if (x->w == NULL || x->f == NULL || x->wout == NULL)
+		goto oom;
+	/* The request owns every string the audit entries point to. */
+	x->who = api_who(n, c, req->purpose);
 	for (size_t i = 0; i < np; i++) {
-		/* Refused here: answered with the others, never written. */
-		if (resolve == NULL &&
-		    person_unknown(n, puts[i], &x->out[i].err))
+		if (x->pos[i] == SIZE_MAX)
 			continue;
+		x->pos[i] = x->nsub;
 		fill_write(puts[i], &x->w[x->nsub], x->f + k);
-		k += x->w[x->nsub++].nfields;
+		k += x->w[x->nsub].nfields;
+		if (audit_personal(puts[i]->collection,
+				   strlen(puts[i]->collection)))
+			x->w[x->nsub].op |= STORE_W_LISTED;
+		x->nsub++;
+		if (ends[i])
+			audit_fill(&x->w[x->nsub++],
+				   x->f + nf + r++ * AUDIT_MAX_FIELDS,
+				   write_op(puts[i], resolve != NULL), &x->who,
+				   NULL, 0, NULL, NULL);
 	}
+	free(ends);
 	x->n = n;
 	x->c = c;
 	x->req = req;
@@ -432,6 +600,19 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 	x->job.out = x->wout;
 	x->job.done = write_done;
 	writer_submit(n->writer, &x->job);
+	return;
+oom:
+	if (x != NULL) {
+		free(x->w);
+		free(x->f);
+		free(x->out);
+		free(x->wout);
+		free(x->pos);
+	}
+	free(x);
+	free(ends);
+	reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
+	pb_arena_free(req);
 }
 
 /* ---- reads --------------------------------------------------------------- */
@@ -486,19 +667,26 @@ static void do_get(struct node *n, struct client_conn *c,
 	Msce__RecordResult rr = MSCE__RECORD_RESULT__INIT;
 	Msce__Record *rec = NULL;
 	struct get_ctx gx = {g, NULL};
+	struct audit_refs refs = {0};
+	size_t cl = strlen(g->collection);
+	int personal = audit_personal(g->collection, cl);
 	uint32_t seen[64];
 	struct err e;
 	int rc;
 
 	err_clear(&e);
-	rc = store_get(n->store, g->collection, strlen(g->collection), g->key,
-		       strlen(g->key), get_cb, &gx, &e);
+	rc = store_get(n->store, g->collection, cl, g->key, strlen(g->key),
+		       get_cb, &gx, &e);
 	rec = gx.rec;
 	r.id = req->id;
+	/* Found or not, the answer tells about that key: audited. */
+	if (personal && (rc == 0 || rc == MSCE_ENOTFOUND))
+		audit_refs_add(&refs, g->collection, cl, g->key,
+			       strlen(g->key));
 	if (rc) {
 		r.code = (uint32_t)rc;
 		r.error = e.msg[0] ? e.msg : (char *)err_str(rc);
-		reply(c, &r);
+		api_reply_audited(n, c, req->purpose, &r, "get", &refs);
 		return;
 	}
 	/* Which centers are known to hold the newest write of the record. */
@@ -533,7 +721,7 @@ static void do_get(struct node *n, struct client_conn *c,
 	rr.seen_by = seen;
 	r.result_case = MSCE__CLIENT_RESPONSE__RESULT_RECORD;
 	r.record = &rr;
-	reply(c, &r);
+	api_reply_audited(n, c, req->purpose, &r, "get", &refs);
 	record_pb_free(rec);
 }
 
@@ -591,6 +779,7 @@ static void do_scan(struct node *n, struct client_conn *c,
 	Msce__ScanResult sr = MSCE__SCAN_RESULT__INIT;
 	struct scan_acc acc = {0};
 	struct store_scan s = {0};
+	struct audit_refs refs = {0};
 	struct err e;
 	size_t limit = q->limit ? q->limit : 100;
 	int rc;
@@ -635,8 +824,15 @@ static void do_scan(struct node *n, struct client_conn *c,
 					   : "");
 		r.result_case = MSCE__CLIENT_RESPONSE__RESULT_SCAN;
 		r.scan = &sr;
+		/* Every record a page hands out is audited. */
+		if (audit_personal(q->collection, s.coll_len))
+			for (size_t i = 0; i < acc.n; i++)
+				audit_refs_add(&refs, q->collection, s.coll_len,
+					       acc.recs[i]->key,
+					       strlen(acc.recs[i]->key));
 	}
-	reply(c, &r);
+	api_reply_audited(n, c, req->purpose, &r, q->export ? "export" : "scan",
+			  &refs);
 	for (size_t i = 0; i < acc.n; i++)
 		record_pb_free(acc.recs[i]);
 	free(acc.recs);
@@ -655,6 +851,9 @@ static void do_status(struct node *n, struct client_conn *c,
 	if (r.status == NULL) {
 		reply_error(c, req->id, MSCE_ENOMEM, "out of memory");
 	} else {
+		/* Who asks: the CLI allows --reveal to admins only. */
+		r.status->client = (char *)client_conn_name(c);
+		r.status->role = (char *)config_role_name(client_conn_role(c));
 		r.id = req->id;
 		r.result_case = MSCE__CLIENT_RESPONSE__RESULT_STATUS;
 		reply(c, &r);
@@ -718,6 +917,7 @@ static void do_conflicts(struct node *n, struct client_conn *c,
 			       req->conflicts->limit ? req->conflicts->limit
 						     : 1000,
 			       0};
+	struct audit_refs refs = {0};
 	struct err e;
 	int rc;
 
@@ -732,8 +932,23 @@ static void do_conflicts(struct node *n, struct client_conn *c,
 		cr.conflicts = acc.items;
 		r.result_case = MSCE__CLIENT_RESPONSE__RESULT_CONFLICTS;
 		r.conflicts = &cr;
+		/* Conflicts carry values: each personal record listed is
+		 * audited once (a record's conflicts are listed together). */
+		for (size_t i = 0; i < acc.n; i++) {
+			const Msce__Conflict *m = acc.items[i];
+			if (!audit_personal(m->collection,
+					    strlen(m->collection)) ||
+			    (i > 0 &&
+			     strcmp(acc.items[i - 1]->collection,
+				    m->collection) == 0 &&
+			     strcmp(acc.items[i - 1]->key, m->key) == 0))
+				continue;
+			audit_refs_add(&refs, m->collection,
+				       strlen(m->collection), m->key,
+				       strlen(m->key));
+		}
 	}
-	reply(c, &r);
+	api_reply_audited(n, c, req->purpose, &r, "conflicts", &refs);
 	for (size_t i = 0; i < acc.n; i++) {
 		Msce__Conflict *m = acc.items[i];
 		free(m->collection);
@@ -886,10 +1101,204 @@ static void do_backup(struct node *n, struct client_conn *c,
 	}
 }
 
+/* ---- erasure -------------------------------------------------------------- */
+
+struct erase_job {
+	struct writer_job job;
+	struct store_write *w;
+	struct store_field_in *f;
+	struct store_written *out;
+	char **subjects; /* "collection/key" of each subject */
+	size_t nsubs;
+	struct audit_who who;
+	char client[CONFIG_NAME_MAX], purpose[PURPOSE_MAX + 1];
+	struct node *n;
+	api_erase_done_fn done;
+	void *arg;
+};
+
+struct erase_item {
+	const Msce__Record *m;
+	size_t sub, at; /* subject, and place in the batch */
+	int dup;
+};
+
+static int cmp_item(const void *a, const void *b)
+{
+	const struct erase_item *x = a, *y = b;
+	int c = strcmp(x->m->collection, y->m->collection);
+	if (c == 0)
+		c = strcmp(x->m->key, y->m->key);
+	if (c == 0)
+		c = x->at < y->at ? -1 : x->at > y->at;
+	return c;
+}
+
+static void erase_job_done(struct writer_job *j)
+{
+	struct erase_job *x = (struct erase_job *)j;
+	const char **erased = calloc(j->n ? j->n : 1, sizeof *erased);
+	char *lines = NULL;
+	size_t ne = 0, len = 0, o = 0;
+
+	for (size_t i = 0; j->rc == 0 && i < j->n; i++)
+		if ((x->w[i].op & STORE_W_LISTED) && x->out[i].err.code == 0)
+			len += x->w[i].coll_len + 1 + x->w[i].key_len + 1;
+	lines = malloc(len ? len : 1);
+	if (erased == NULL || lines == NULL) {
+		x->done(x->arg, MSCE_ENOMEM,
+			"erased, but out of memory listing what", NULL, 0);
+	} else {
+		for (size_t i = 0; j->rc == 0 && i < j->n; i++) {
+			const struct store_write *w = &x->w[i];
+			if (!(w->op & STORE_W_LISTED) || x->out[i].err.code)
+				continue;
+			erased[ne++] = lines + o;
+			o += (size_t)sprintf(lines + o, "%.*s/%.*s",
+					     (int)w->coll_len, w->coll,
+					     (int)w->key_len, w->key) + 1;
+		}
+		x->done(x->arg, j->rc, j->rc ? j->err.msg : "", erased, ne);
+	}
+	if (j->rc == 0)
+		api_committed(x->n);
+	free(erased);
+	free(lines);
+	for (size_t i = 0; i < x->nsubs; i++)
+		free(x->subjects[i]);
+	free(x->subjects);
+	free(x->w);
+	free(x->f);
+	free(x->out);
+	free(x);
+}
+
+/* Erasure: deletes every record subject_collect found for each subject (a
+ * person's registration, the cases that reference it and their notes; or
+ * a case and its notes), at every center: ordinary deletes, replicated
+ * like any, all in one durable batch. Each subject gets an _audit entry,
+ * op "erase": who, why (the purpose; rule when retention selected it), the
+ * subject and the records deleted, never a value. Notes go first, then
+ * cases, then the registration, so that no center ever shows a note
+ * without its case or a case without its person while the batch is on
+ * its way. A record two subjects share is deleted once, under the first.
+ *
+ * A write made at another center concurrently with this delete, without
+ * having seen it, survives it (docs/PROTOCOL.md "Delete and update"): it
+ * is listed as a delete conflict everywhere and erasing again removes it.
+ *
+ * Encryption at rest will destroy the records' keys here, in this batch.
+ * subs and rules (per subject, NULL entries for none) are borrowed until
+ * done runs; done gets what was deleted, "collection/key" each. */
+void api_erase_person(struct node *n, struct client_conn *c,
+		      const char *purpose, const struct subject *subs,
+		      size_t nsubs, const char *const *rules,
+		      api_erase_done_fn done, void *arg)
+{
+	struct erase_job *x = NULL;
+	struct erase_item *items = NULL;
+	size_t ni = 0, nw, k = 0;
+
+	if (n->stopping) {
+		done(arg, MSCE_ECLOSED, "node is shutting down", NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < nsubs; i++)
+		ni += subject_count(&subs[i]);
+	nw = ni + nsubs;
+	items = calloc(ni ? ni : 1, sizeof *items);
+	x = calloc(1, sizeof *x);
+	if (x != NULL) {
+		x->w = calloc(nw ? nw : 1, sizeof *x->w);
+		x->f = calloc(nsubs * AUDIT_MAX_FIELDS + 1, sizeof *x->f);
+		x->out = calloc(nw ? nw : 1, sizeof *x->out);
+		x->subjects = calloc(nsubs ? nsubs : 1, sizeof *x->subjects);
+	}
+	if (items == NULL || x == NULL || x->w == NULL || x->f == NULL ||
+	    x->out == NULL || x->subjects == NULL)
+		goto oom;
+	/* Each subject's records in erase order; then the duplicates. */
+	for (size_t i = 0, at = 0; i < nsubs; i++) {
+		const struct subject *sub = &subs[i];
+		for (size_t j = 0; j < sub->notes.n; j++)
+			items[at] = (struct erase_item){sub->notes.recs[j], i, at, 0}, at++;
+		for (size_t j = 0; j < sub->cases.n; j++)
+			items[at] = (struct erase_item){sub->cases.recs[j], i, at, 0}, at++;
+		if (sub->self != NULL)
+			items[at] = (struct erase_item){sub->self, i, at, 0}, at++;
+	}
+	qsort(items, ni, sizeof *items, cmp_item);
+	for (size_t i = 1; i < ni; i++)
+		items[i].dup = strcmp(items[i].m->collection,
+				      items[i - 1].m->collection) == 0 &&
+			       strcmp(items[i].m->key, items[i - 1].m->key) == 0;
+	for (size_t i = 0; i < ni; i++)
+		while (items[i].at != i) {
+			struct erase_item t = items[items[i].at];
+			items[items[i].at] = items[i];
+			items[i] = t;
+		}
+
+	snprintf(x->client, sizeof x->client, "%s", client_conn_name(c));
+	snprintf(x->purpose, sizeof x->purpose, "%s",
+		 audit_purpose(client_conn_role(c), purpose));
+	x->who = api_who(n, c, x->purpose);
+	x->who.client = x->client;
+	x->who.purpose = x->purpose;
+	for (size_t i = 0, at = 0; i < nsubs; i++) {
+		const struct subject *sub = &subs[i];
+		size_t len = strlen(sub->coll) + 1 + strlen(sub->key) + 1;
+		if ((x->subjects[i] = malloc(len)) == NULL)
+			goto oom;
+		x->nsubs = i + 1;
+		snprintf(x->subjects[i], len, "%s/%s", sub->coll, sub->key);
+		for (; at < ni && items[at].sub == i; at++) {
+			struct store_write *w = &x->w[k++];
+			if (items[at].dup) {
+				k--;
+				continue;
+			}
+			w->op = STORE_DELETE | STORE_W_LISTED;
+			w->coll = items[at].m->collection;
+			w->coll_len = strlen(w->coll);
+			w->key = items[at].m->key;
+			w->key_len = strlen(w->key);
+		}
+		audit_fill(&x->w[k++], x->f + i * AUDIT_MAX_FIELDS, "erase",
+			   &x->who, NULL, 0, x->subjects[i],
+			   rules != NULL ? rules[i] : NULL);
+	}
+	free(items);
+	x->n = n;
+	x->done = done;
+	x->arg = arg;
+	x->job.kind = WRITER_WRITE;
+	x->job.w = x->w;
+	x->job.n = k;
+	x->job.out = x->out;
+	x->job.done = erase_job_done;
+	writer_submit(n->writer, &x->job);
+	return;
+oom:
+	if (x != NULL) {
+		for (size_t i = 0; i < x->nsubs; i++)
+			free(x->subjects[i]);
+		free(x->subjects);
+		free(x->w);
+		free(x->f);
+		free(x->out);
+	}
+	free(x);
+	free(items);
+	done(arg, MSCE_ENOMEM, "out of memory planning the erasure", NULL, 0);
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
-/* ro reads and watches; rw also writes and resolves; admin also backs
- * up. Unix-socket clients are admin (file modes guard the socket). */
+/* ro reads and watches; rw also writes, resolves and exports a person
+ * (for subject access, check_access); admin also backs up, erases and
+ * applies retention. Unix-socket clients are admin (file modes guard the
+ * socket). */
 static int role_allows(int role, Msce__ClientRequest__OpCase op)
 {
 	switch (op) {
@@ -902,8 +1311,11 @@ static int role_allows(int role, Msce__ClientRequest__OpCase op)
 	case MSCE__CLIENT_REQUEST__OP_PUT:
 	case MSCE__CLIENT_REQUEST__OP_BATCH:
 	case MSCE__CLIENT_REQUEST__OP_RESOLVE:
+	case MSCE__CLIENT_REQUEST__OP_PERSON:
 		return role >= CONFIG_ROLE_RW;
 	case MSCE__CLIENT_REQUEST__OP_BACKUP:
+	case MSCE__CLIENT_REQUEST__OP_ERASE:
+	case MSCE__CLIENT_REQUEST__OP_RETENTION:
 		return role >= CONFIG_ROLE_ADMIN;
 	default:
 		return 1; /* unknown requests get their own error */
@@ -917,8 +1329,99 @@ static const char *op_name(Msce__ClientRequest__OpCase op)
 	case MSCE__CLIENT_REQUEST__OP_BATCH: return "write a batch";
 	case MSCE__CLIENT_REQUEST__OP_RESOLVE: return "resolve conflicts";
 	case MSCE__CLIENT_REQUEST__OP_BACKUP: return "back up the store";
+	case MSCE__CLIENT_REQUEST__OP_PERSON: return "export a person";
+	case MSCE__CLIENT_REQUEST__OP_ERASE: return "erase records";
+	case MSCE__CLIENT_REQUEST__OP_RETENTION: return "apply retention";
 	default: return "do that";
 	}
+}
+
+static int check_write_coll(const char *coll, char *why, size_t len)
+{
+	if (!audit_system(coll, strlen(coll)))
+		return 0;
+	snprintf(why, len,
+		 "collection %s is the system's: only the nodes write it, and "
+		 "audit entries are append-only (no client may put, delete or "
+		 "resolve them)",
+		 coll);
+	return MSCE_EPERM;
+}
+
+/* Purposes and system collections (issue 15): 0, or a code and why. A
+ * read that may return personal records (registration, case, case_note;
+ * or every collection) needs a purpose from ro and rw clients; _audit and
+ * other system collections are read by admins only. */
+static int check_access(const struct client_conn *c,
+			const Msce__ClientRequest *req, char *why, size_t len)
+{
+	int role = client_conn_role(c), rc, all = 0;
+	const char *coll = NULL, *what = "read";
+
+	if (req->purpose[0] != '\0' && !purpose_valid(req->purpose)) {
+		snprintf(why, len, "purpose \"%.*s\" is not one of: " PURPOSE_LIST,
+			 PURPOSE_MAX, req->purpose);
+		return MSCE_EINVAL;
+	}
+	switch (req->op_case) {
+	case MSCE__CLIENT_REQUEST__OP_PUT:
+		return check_write_coll(req->put->collection, why, len);
+	case MSCE__CLIENT_REQUEST__OP_BATCH:
+		for (size_t i = 0; i < req->batch->n_puts; i++)
+			if ((rc = check_write_coll(
+				     req->batch->puts[i]->collection, why, len)))
+				return rc;
+		return 0;
+	case MSCE__CLIENT_REQUEST__OP_RESOLVE:
+		return check_write_coll(req->resolve->collection, why, len);
+	case MSCE__CLIENT_REQUEST__OP_GET:
+		coll = req->get->collection;
+		break;
+	case MSCE__CLIENT_REQUEST__OP_SCAN:
+		coll = req->scan->collection;
+		break;
+	case MSCE__CLIENT_REQUEST__OP_WATCH:
+		coll = req->watch->collection;
+		what = "watch";
+		all = 1;
+		break;
+	case MSCE__CLIENT_REQUEST__OP_CONFLICTS:
+		coll = req->conflicts->collection;
+		what = "list conflicts of";
+		all = 1;
+		break;
+	case MSCE__CLIENT_REQUEST__OP_PERSON:
+		if (role < CONFIG_ROLE_ADMIN &&
+		    strcmp(req->purpose, "subject-access") != 0) {
+			snprintf(why, len,
+				 "client \"%s\" has role %s, which may export a "
+				 "person only with purpose subject-access",
+				 client_conn_name(c), config_role_name(role));
+			return MSCE_EPERM;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+	if (role >= CONFIG_ROLE_ADMIN)
+		return 0;
+	if (audit_system(coll, strlen(coll))) {
+		snprintf(why, len,
+			 "client \"%s\" has role %s: only admin clients may %s "
+			 "%s (the audit log)",
+			 client_conn_name(c), config_role_name(role), what, coll);
+		return MSCE_EPERM;
+	}
+	/* A watch or conflicts of "" covers every collection. */
+	if (req->purpose[0] == '\0' &&
+	    ((all && coll[0] == '\0') || audit_personal(coll, strlen(coll)))) {
+		snprintf(why, len,
+			 "a purpose is required to %s %s (personal records, "
+			 "audited): one of " PURPOSE_LIST,
+			 what, coll[0] ? coll : "every collection");
+		return MSCE_EINVAL;
+	}
+	return 0;
 }
 
 void api_request(void *node, struct client_conn *c, const uint8_t *msg,
@@ -968,6 +1471,16 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		pb_arena_free(req);
 		return;
 	}
+	{
+		char why[400];
+		int rc = check_access(c, req, why, sizeof why);
+		if (rc) {
+			n->client_errors++;
+			reply_error(c, req->id, rc, why);
+			pb_arena_free(req);
+			return;
+		}
+	}
 	switch (req->op_case) {
 	case MSCE__CLIENT_REQUEST__OP_PUT:
 	case MSCE__CLIENT_REQUEST__OP_BATCH:
@@ -992,7 +1505,16 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		do_backup(n, c, req);
 		break;
 	case MSCE__CLIENT_REQUEST__OP_WATCH:
-		watch_start(n, c, req->id, req->watch);
+		watch_start(n, c, req->id, req->watch, req->purpose);
+		break;
+	case MSCE__CLIENT_REQUEST__OP_PERSON:
+		api_person(n, c, req);
+		break;
+	case MSCE__CLIENT_REQUEST__OP_ERASE:
+		api_erase(n, c, req);
+		break;
+	case MSCE__CLIENT_REQUEST__OP_RETENTION:
+		api_retention(n, c, req);
 		break;
 	default:
 		n->client_errors++;

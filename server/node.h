@@ -64,11 +64,15 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 		 size_t len);
 /* api.c: answer min_sites puts that are now satisfied or timed out. */
 void api_check_waiters(struct node *n);
+/* api.c: local changes committed (e.g. audit entries): push them to the
+ * peers and the watchers. */
+void api_committed(struct node *n);
 
-/* watch.c: watch streams. */
+/* watch.c: watch streams. purpose is the request's (copied): personal
+ * records delivered are audited with it, before they are sent. */
 struct Msce__WatchRequest;
 void watch_start(struct node *n, struct client_conn *c, uint64_t id,
-		 const struct Msce__WatchRequest *req);
+		 const struct Msce__WatchRequest *req, const char *purpose);
 /* New changes were committed: send them to every watcher. */
 void watch_pump(struct node *n);
 /* Ends every stream (shutdown). */

@@ -59,6 +59,36 @@ int store_set_keys(struct store *s, const struct store_key *k, size_t n,
 /* ---- local writes ------------------------------------------------------ */
 
 enum { STORE_PUT = 0, STORE_DELETE = 1 };
+#define STORE_OP_MASK 0xff
+
+/* Flags or'ed into store_write.op. Clients' writes have none; the node's
+ * own audit entries (server/audit.c) use them. */
+enum {
+	/* The node's own write: a system collection ('_') is allowed and
+	 * the domain rules do not apply (names and limits still do). It is
+	 * never refused alone: if it cannot be written, the whole batch
+	 * fails, so what it records never commits without it. */
+	STORE_W_SYSTEM = 1 << 8,
+	/* The key is made here from the change itself, "<hlc as 20
+	 * decimal digits>/<writer>": unique (only this store writes under
+	 * its writer, every change has its own hlc) and in time order. The
+	 * write's own key is ignored. */
+	STORE_W_STAMP = 1 << 9,
+	/* Listed by the next STORE_W_LIST write if it committed. */
+	STORE_W_LISTED = 1 << 10,
+	/* Gets one more field, STORE_LIST_FIELD: a line "collection/key\n"
+	 * for each STORE_W_LISTED write since the last STORE_W_LIST write
+	 * of the batch that was written, that was not refused, so that it
+	 * records exactly what committed, in the same transaction. When
+	 * none did, it is skipped (its result MSCE_ENOTFOUND). It is
+	 * skipped too when the next STORE_W_LIST write of the batch has the
+	 * same fields and the lines of both fit STORE_LIST_MAX bytes: that
+	 * one lists them all (group commit of one client's requests makes
+	 * one entry, not one per request). */
+	STORE_W_LIST = 1 << 11,
+};
+#define STORE_LIST_FIELD "records"
+#define STORE_LIST_MAX 60000 /* bytes of lines, under MSCE_MAX_VALUE */
 
 struct store_field_in {
 	const char *name;
@@ -70,7 +100,7 @@ struct store_field_in {
 };
 
 struct store_write {
-	int op; /* STORE_PUT or STORE_DELETE */
+	int op; /* STORE_PUT or STORE_DELETE, | STORE_W_* flags */
 	const char *coll;
 	size_t coll_len;
 	const char *key;

@@ -2,6 +2,7 @@
  * changes from other nodes (store_apply) are checked, merged into their
  * record and logged; the conflict and tombstone indexes follow each saved
  * record. Also the record reads: store_get, store_scan, store_conflicts. */
+#include <stdio.h>
 #include <string.h>
 
 #include "msce.pb-c.h"
@@ -677,19 +678,39 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 	struct vv_entry *vv;
 	uint8_t *raw;
 	size_t rawlen, rklen;
-	int exists, rc;
+	int flags = in->op & ~STORE_OP_MASK, exists, rc;
+	int sys = (flags & STORE_W_SYSTEM) != 0;
+	uint64_t stamp = 0;
+	struct store_write plain;
+	char skey[48];
 
+	if (flags) {
+		plain = *in;
+		plain.op &= STORE_OP_MASK;
+		in = &plain;
+	}
+	if (flags & STORE_W_STAMP) {
+		/* The key is this change's own (hlc, writer): take the hlc
+		 * first; a key made of it names no earlier record. */
+		stamp = hlc_now(&w->clock, wall_ms);
+		plain.key = skey;
+		plain.key_len = (size_t)snprintf(skey, sizeof skey,
+						 "%020llu/%u",
+						 (unsigned long long)stamp,
+						 (unsigned)s->writer);
+	}
 	/* Refusals of this write go to its own result, not the batch. */
 	if (in->op == STORE_DELETE)
-		rc = schema_validate_delete(in->coll, in->coll_len, in->key,
-					    in->key_len, we);
+		rc = sys ? 0
+			 : schema_validate_delete(in->coll, in->coll_len,
+						  in->key, in->key_len, we);
 	else if (in->op == STORE_PUT)
 		rc = 0;
 	else
 		rc = err_set(we, MSCE_EINVAL, "unknown operation %d", in->op);
 	if (rc)
 		return 0;
-	if (schema_check_collection(in->coll, in->coll_len, 0, we) ||
+	if (schema_check_collection(in->coll, in->coll_len, sys, we) ||
 	    schema_check_key(in->key, in->key_len, we))
 		return 0;
 	rklen = rec_key(rk, in->coll, in->coll_len, in->key, in->key_len);
@@ -712,9 +733,15 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 			sf[i].value = in->fields[i].value;
 			sf[i].value_len = in->fields[i].value_len;
 		}
-		if (schema_validate_put(in->coll, in->coll_len, in->key,
-					in->key_len, sf, in->nfields, 0, we))
+		if (sys) {
+			for (size_t i = 0; i < in->nfields; i++)
+				if (schema_check_field(&sf[i], we))
+					return 0;
+		} else if (schema_validate_put(in->coll, in->coll_len, in->key,
+					       in->key_len, sf, in->nfields, 0,
+					       we)) {
 			return 0;
+		}
 		/* A typed record must be whole after the write: a create
 		 * carries the required fields, and so does a write to a
 		 * record a concurrent delete left incomplete. */
@@ -746,7 +773,7 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 	c.seq = vv->seq + 1;
 	if (MUTANT("seq_assignment") && c.seq == 5)
 		c.seq++; /* a seq skipped */
-	c.hlc = hlc_now(&w->clock, wall_ms);
+	c.hlc = stamp ? stamp : hlc_now(&w->clock, wall_ms);
 	c.collection = arena_alloc(&s->arena, in->coll_len + 1);
 	c.key = arena_alloc(&s->arena, in->key_len + 1);
 	if (c.collection == NULL || c.key == NULL)
@@ -838,16 +865,124 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 	return 0;
 }
 
+/* A STORE_W_LIST write with its list of what committed before it: into
+ * *out (arena memory); out->nfields is 0 when nothing did. */
+static int with_list(struct store *s, const struct store_write *a,
+		     const struct store_written *done, size_t i,
+		     struct store_write *out, struct err *e)
+{
+	const struct store_write *in = &a[i];
+	size_t from = i, len = 0, o = 0;
+	struct store_field_in *f;
+	char *v;
+
+	while (from > 0 && !((a[from - 1].op & STORE_W_LIST) &&
+			     done[from - 1].err.code == 0))
+		from--;
+	for (size_t j = from; j < i; j++)
+		if ((a[j].op & STORE_W_LISTED) && done[j].err.code == 0)
+			len += a[j].coll_len + 1 + a[j].key_len + 1;
+	out->nfields = 0;
+	if (len == 0)
+		return 0;
+	v = arena_alloc(&s->arena, len);
+	f = arena_alloc(&s->arena, (in->nfields + 1) * sizeof *f);
+	if (v == NULL || f == NULL)
+		return err_set(e, MSCE_ENOMEM, "list committed writes");
+	for (size_t j = from; j < i; j++) {
+		if (!(a[j].op & STORE_W_LISTED) || done[j].err.code != 0)
+			continue;
+		memcpy(v + o, a[j].coll, a[j].coll_len);
+		o += a[j].coll_len;
+		v[o++] = '/';
+		memcpy(v + o, a[j].key, a[j].key_len);
+		o += a[j].key_len;
+		v[o++] = '\n';
+	}
+	memcpy(f, in->fields, in->nfields * sizeof *f);
+	f[in->nfields] = (struct store_field_in){
+		STORE_LIST_FIELD, strlen(STORE_LIST_FIELD), (const uint8_t *)v,
+		len, 0, {0, 0}};
+	*out = *in;
+	out->fields = f;
+	out->nfields = in->nfields + 1;
+	return 0;
+}
+
+static int same_fields(const struct store_write *x,
+		       const struct store_write *y)
+{
+	if (x->nfields != y->nfields)
+		return 0;
+	for (size_t i = 0; i < x->nfields; i++) {
+		const struct store_field_in *f = &x->fields[i], *g = &y->fields[i];
+		if (f->name_len != g->name_len || f->value_len != g->value_len ||
+		    memcmp(f->name, g->name, f->name_len) != 0 ||
+		    (f->value_len && memcmp(f->value, g->value, f->value_len)))
+			return 0;
+	}
+	return 1;
+}
+
+static size_t line_len(const struct store_write *w)
+{
+	return w->op & STORE_W_LISTED ? w->coll_len + 1 + w->key_len + 1 : 0;
+}
+
+/* Whether the STORE_W_LIST write a[i] can leave its lines to the next
+ * one: the same fields, and every listed line of both within
+ * STORE_LIST_MAX. len: the lines since the last list written, committed
+ * or not (an upper bound). */
+static int list_merges(const struct store_write *a, size_t n, size_t i,
+		       size_t len)
+{
+	size_t j = i + 1;
+
+	while (j < n && !(a[j].op & STORE_W_LIST))
+		len += line_len(&a[j++]);
+	return j < n && len <= STORE_LIST_MAX && same_fields(&a[i], &a[j]);
+}
+
 static int write_batch(struct wtxn *w, void *arg, struct err *e)
 {
 	struct write_args *a = arg;
+	size_t lines = 0; /* bytes listed since the last list written */
 
 	for (size_t i = 0; i < a->n; i++) {
+		const struct store_write *in = &a->w[i];
+		struct store_write listed;
 		int rc;
 		memset(&a->out[i], 0, sizeof a->out[i]);
 		arena_reset(&w->s->arena);
-		if ((rc = write_one(w, &a->w[i], a->wall_ms, &a->out[i], e)))
+		lines += line_len(in);
+		if (in->op & STORE_W_LIST) {
+			if (list_merges(a->w, a->n, i, lines)) {
+				err_set(&a->out[i].err, MSCE_ENOTFOUND,
+					"listed by the next entry");
+				continue;
+			}
+			if ((rc = with_list(w->s, a->w, a->out, i, &listed,
+					    e)))
+				return rc;
+			if (listed.nfields == 0) {
+				err_set(&a->out[i].err, MSCE_ENOTFOUND,
+					"nothing committed to list");
+				continue;
+			}
+			in = &listed;
+		}
+		if ((rc = write_one(w, in, a->wall_ms, &a->out[i], e)))
 			return rc;
+		if ((in->op & STORE_W_LIST) && a->out[i].err.code == 0)
+			lines = 0;
+		/* The node's own writes (audit entries) are never refused
+		 * alone: what they record must not commit without them. */
+		if ((in->op & STORE_W_SYSTEM) && a->out[i].err.code != 0)
+			return err_set(e, a->out[i].err.code,
+				       "the node's own write to %.*s was "
+				       "refused: %s",
+				       (int)in->coll_len, in->coll,
+				       a->out[i].err.msg);
 	}
 	/* A commit ends a segment: every node holds whole ones. */
 	return st_seg_close(w, e);

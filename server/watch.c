@@ -6,14 +6,23 @@
  * sends at most WATCH_BATCH events per pump and waits while more than
  * WATCH_QUEUE bytes are queued to the client, so a slow reader costs
  * bounded memory. A cursor that falls below the log floor (the log was
- * truncated past it) ends the stream with ENOTFOUND: the client rescans. */
+ * truncated past it) ends the stream with ENOTFOUND: the client rescans.
+ *
+ * Changes of personal records are audited before they go out: a pump
+ * holds its events back, writes one audit entry (op "watch") naming the
+ * records, and sends them once it is durable; meanwhile the watcher is
+ * not pumped. If the entry cannot be written the stream ends with the
+ * error and the held events are dropped. Clients other than admins never
+ * see system collections (_audit). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "bounds.h"
 #include "client.pb-c.h"
 #include "log.h"
 #include "node.h"
+#include "purpose.h"
 
 #define WATCH_BATCH 512
 #define WATCH_QUEUE (4u << 20)
@@ -29,6 +38,17 @@ struct watcher {
 	size_t npos;
 	struct watcher *next;
 	int done;
+	int admin;
+	char purpose[PURPOSE_MAX + 1];
+	/* Events of one pump, sent once their audit entry is durable. */
+	struct held_event {
+		uint8_t *buf;
+		size_t len;
+	} *held;
+	size_t nheld, capheld;
+	struct audit_refs refs;
+	int waiting; /* for the audit entry */
+	int closed;  /* unlinked while waiting: freed when it is done */
 };
 
 static uint64_t *pos_of(struct watcher *w, uint32_t origin)
@@ -82,19 +102,118 @@ static int on_change(void *ctx, uint32_t origin, uint64_t seq,
 	p->last = seq;
 	if (ch == NULL)
 		return 0; /* cannot happen for our own log; skip, not stop */
-	if (p->w->coll[0] == '\0' || strcmp(ch->collection, p->w->coll) == 0) {
+	size_t cl = strlen(ch->collection);
+	if ((p->w->coll[0] == '\0' || strcmp(ch->collection, p->w->coll) == 0) &&
+	    (p->w->admin || !audit_system(ch->collection, cl))) {
+		struct watcher *w = p->w;
 		Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
 		Msce__WatchEvent ev = MSCE__WATCH_EVENT__INIT;
+		struct held_event *h;
 		ev.change = ch;
-		r.id = p->w->id;
+		r.id = w->id;
 		r.result_case = MSCE__CLIENT_RESPONSE__RESULT_EVENT;
 		r.event = &ev;
-		client_conn_hold(p->w->c);
-		send_response(p->w->c, &r);
+		if (w->nheld == w->capheld) {
+			size_t cap = w->capheld ? w->capheld * 2 : 64;
+			h = realloc(w->held, cap * sizeof *h);
+			if (h == NULL)
+				goto oom;
+			w->held = h;
+			w->capheld = cap;
+		}
+		h = &w->held[w->nheld];
+		h->len = msce__client_response__get_packed_size(&r);
+		if ((h->buf = malloc(h->len ? h->len : 1)) == NULL)
+			goto oom;
+		msce__client_response__pack(&r, h->buf);
+		w->nheld++;
+		if (audit_personal(ch->collection, cl))
+			audit_refs_add(&w->refs, ch->collection, cl, ch->key,
+				       strlen(ch->key));
 		p->sent++;
 	}
 	msce__change__free_unpacked(ch, NULL);
 	return 0;
+oom:
+	msce__change__free_unpacked(ch, NULL);
+	p->w->refs.oom = 1;
+	return MSCE_ENOMEM;
+}
+
+static void drop_held(struct watcher *w)
+{
+	for (size_t i = 0; i < w->nheld; i++)
+		free(w->held[i].buf);
+	w->nheld = 0;
+	audit_refs_free(&w->refs);
+}
+
+static void flush_held(struct watcher *w)
+{
+	for (size_t i = 0; i < w->nheld; i++) {
+		client_conn_hold(w->c);
+		client_conn_reply(w->c, w->held[i].buf, w->held[i].len);
+	}
+	drop_held(w);
+}
+
+static void free_watcher(struct watcher *w)
+{
+	drop_held(w);
+	free(w->held);
+	free(w);
+}
+
+static void audited(void *arg, int rc, const char *msg)
+{
+	struct watcher *w = arg;
+	char why[ERR_MSG_MAX + 80];
+
+	w->waiting = 0;
+	if (w->closed) {
+		/* The node stopped meanwhile; its stream ends here. */
+		drop_held(w);
+		finish(w, MSCE_ECLOSED, "node is shutting down");
+		free_watcher(w);
+		return;
+	}
+	if (rc == 0) {
+		flush_held(w);
+		api_committed(w->n);
+		return;
+	}
+	drop_held(w);
+	snprintf(why, sizeof why,
+		 "watch ended: the audit entry of the changes to deliver "
+		 "could not be written: %s",
+		 msg);
+	finish(w, rc, why);
+}
+
+/* Sends what the pump held, once audited if it names personal records. */
+static void deliver(struct watcher *w)
+{
+	struct audit_refs refs;
+	struct audit_who who;
+	int role = client_conn_role(w->c);
+
+	if (w->nheld == 0 && !w->refs.oom)
+		return;
+	if (w->refs.n == 0 && !w->refs.oom) {
+		flush_held(w);
+		return;
+	}
+	if (w->n->stopping) {
+		drop_held(w);
+		return;
+	}
+	w->waiting = 1;
+	refs = w->refs;
+	memset(&w->refs, 0, sizeof w->refs);
+	who = (struct audit_who){client_conn_name(w->c), config_role_name(role),
+				 w->n->cfg.node_name,
+				 audit_purpose(role, w->purpose)};
+	audit_submit(w->n->writer, "watch", &who, &refs, audited, w);
 }
 
 static void pump_one(struct watcher *w)
@@ -124,6 +243,7 @@ static void pump_one(struct watcher *w)
 			finish(w, MSCE_ENOTFOUND, msg);
 			return;
 		}
+		err_clear(&e);
 		rc = store_log_read(w->n->store, vv[i].origin, *pos + 1,
 				    WATCH_BATCH - sent, 1u << 20, on_change, &p,
 				    &e);
@@ -143,16 +263,25 @@ void watch_pump(struct node *n)
 
 	while (*pp != NULL) {
 		struct watcher *w = *pp;
+		if (w->waiting) {
+			pp = &w->next;
+			continue;
+		}
 		if (!w->done && !client_conn_open(w->c)) {
 			/* The client went away: release the stream's hold. */
 			client_conn_reply(w->c, (const uint8_t *)"", 0);
 			w->done = 1;
 		}
-		if (!w->done)
+		if (!w->done) {
 			pump_one(w);
+			if (w->done)
+				drop_held(w);
+			else
+				deliver(w);
+		}
 		if (w->done) {
 			*pp = w->next;
-			free(w);
+			free_watcher(w);
 			continue;
 		}
 		pp = &w->next;
@@ -160,7 +289,7 @@ void watch_pump(struct node *n)
 }
 
 void watch_start(struct node *n, struct client_conn *c, uint64_t id,
-		 const Msce__WatchRequest *req)
+		 const Msce__WatchRequest *req, const char *purpose)
 {
 	struct watcher *w = calloc(1, sizeof *w);
 	if (w == NULL) {
@@ -174,6 +303,8 @@ void watch_start(struct node *n, struct client_conn *c, uint64_t id,
 	w->n = n;
 	w->c = c; /* keeps the hold api_request took, until the end */
 	w->id = id;
+	w->admin = client_conn_role(c) >= CONFIG_ROLE_ADMIN;
+	snprintf(w->purpose, sizeof w->purpose, "%s", purpose);
 	snprintf(w->coll, sizeof w->coll, "%s", req->collection);
 	if (req->n_after > WATCH_ORIGINS) {
 		w->done = 1;
@@ -196,8 +327,13 @@ void watch_close_all(struct node *n)
 	while (n->watchers != NULL) {
 		struct watcher *w = n->watchers;
 		n->watchers = w->next;
+		if (w->waiting) {
+			/* Its audit entry is in the writer: ended there. */
+			w->closed = 1;
+			continue;
+		}
 		if (!w->done)
 			finish(w, MSCE_ECLOSED, "node is shutting down");
-		free(w);
+		free_watcher(w);
 	}
 }

@@ -28,6 +28,8 @@ struct cli {
 	const char *config, *node, *key, *node_key, *cluster;
 	double timeout_s; /* --timeout; < 0 when not given */
 	int json;
+	const char *purpose; /* --purpose: sent with every request */
+	int reveal;	     /* --reveal: unmasked (admins; cli_connect checks) */
 	msce_client *c;
 	/* Center names from a status of the node (cli_names). */
 	int have_names;
@@ -71,6 +73,13 @@ int cli_parse_seconds(const char *s, double *out);
 int cli_parse_uint(const char *s, unsigned long min, unsigned long max,
 		   unsigned long *out);
 
+/* What to show of a value or a key, masked (common/mask.h) unless
+ * --reveal: a copy to free. Audit entries' record lines are masked too. */
+char *cli_value(const struct cli *x, const char *coll, const char *field,
+		const void *value, size_t len);
+char *cli_key(const struct cli *x, const char *coll, const char *key);
+/* {name: value} of a record's fields, as cli_value shows them. */
+cJSON *cli_values_json(const struct cli *x, const Msce__Record *rec);
 /* A NUL-terminated copy of len bytes at v; "" for an empty value (v may
  * be NULL then, as for a delete). NULL when out of memory. */
 char *cli_strndup(const void *v, size_t len);
@@ -83,6 +92,7 @@ void cli_hex(const uint8_t *p, size_t n, char *out);
 struct cli_opts {
 	/* command options, parsed by msce.c */
 	const char *out, *prefix, *author, *after, *sign_pub;
+	const char *record, *client, *since; /* audit */
 	unsigned long limit, count;
 	double max_lag;
 	int from_start;
@@ -102,5 +112,11 @@ int cmd_verify(struct cli *x, const struct cli_opts *o, int argc, char **argv);
 int cmd_import(struct cli *x, const struct cli_opts *o, int argc, char **argv);
 int cmd_export(struct cli *x, const struct cli_opts *o, int argc, char **argv);
 int cmd_backup(struct cli *x, const struct cli_opts *o, int argc, char **argv);
+/* privacy.c: personal data (issue 15). */
+int cmd_audit(struct cli *x, const struct cli_opts *o, int argc, char **argv);
+int cmd_person(struct cli *x, const struct cli_opts *o, int argc, char **argv);
+int cmd_erase(struct cli *x, const struct cli_opts *o, int argc, char **argv);
+int cmd_retention(struct cli *x, const struct cli_opts *o, int argc,
+		  char **argv);
 
 #endif

@@ -289,18 +289,6 @@ done:
 /* ---- export
  * ------------------------------------------------------------------ */
 
-static cJSON *fields_json(const msce_record *r)
-{
-	cJSON *fs = cJSON_CreateObject();
-	for (size_t f = 0; f < msce_record_nfields(r); f++) {
-		const struct msce_value *v = msce_record_field(r, f);
-		char *val = cli_strndup(v->value, v->value_len);
-		cJSON_AddStringToObject(fs, v->name, val ? val : "");
-		free(val);
-	}
-	return fs;
-}
-
 int cmd_export(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 {
 	static const char *const domain[] = {"registration", "case",
@@ -321,32 +309,46 @@ int cmd_export(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	for (int i = 0; i < ncolls; i++) {
 		char after[512] = "";
 		for (;;) {
-			struct msce_scan_opts so = {
-			    NULL, after[0] ? after : NULL, NULL, 1000};
-			msce_page *p;
-			if ((rc = msce_scan(x->c, colls[i], &so, &p)) != 0) {
+			/* Scans marked as an export: audited as op export. */
+			Msce__ClientRequest req = MSCE__CLIENT_REQUEST__INIT;
+			Msce__ScanRequest q = MSCE__SCAN_REQUEST__INIT;
+			Msce__ClientResponse *r;
+			q.collection = (char *)colls[i];
+			q.after = after;
+			q.limit = 1000;
+			q.export = 1;
+			req.op_case = MSCE__CLIENT_REQUEST__OP_SCAN;
+			req.scan = &q;
+			if ((rc = cli_call(x, &req, &r)) != 0) {
 				progress_end(&pg);
-				return cli_call_failed(x, rc);
+				return rc;
 			}
-			for (size_t k = 0; k < msce_page_count(p); k++) {
-				const msce_record *r = msce_page_record(p, k);
+			if (r->code != 0 || r->scan == NULL) {
+				progress_end(&pg);
+				rc = cli_fail(x, CLI_NO, (int)r->code, "%s: %s",
+					      msce_strerror((int)r->code),
+					      r->error);
+				msce__client_response__free_unpacked(r, NULL);
+				return rc;
+			}
+			for (size_t k = 0; k < r->scan->n_records; k++) {
+				const Msce__Record *m = r->scan->records[k];
 				cJSON *j = cJSON_CreateObject();
+				char *key = cli_key(x, colls[i], m->key);
 				cJSON_AddStringToObject(j, "collection",
 							colls[i]);
 				cJSON_AddStringToObject(j, "key",
-							msce_record_key(r));
+							key ? key : "");
+				free(key);
 				cJSON_AddItemToObject(j, "fields",
-						      fields_json(r));
+						      cli_values_json(x, m));
 				cli_print_json(j);
 				progress_update(&pg, ++n, 0);
 			}
-			const char *next = msce_page_next(p);
-			if (next == NULL) {
-				msce_page_free(p);
+			snprintf(after, sizeof after, "%s", r->scan->next);
+			msce__client_response__free_unpacked(r, NULL);
+			if (after[0] == '\0')
 				break;
-			}
-			snprintf(after, sizeof after, "%s", next);
-			msce_page_free(p);
 		}
 	}
 	progress_end(&pg);

@@ -1,6 +1,7 @@
 /* msce commands on records: put, del, get, scan, conflicts, resolve,
  * note, watch. Versions and conflicts name the center that made them
- * ("luohu (5)"), learnt from a status of the node. */
+ * ("luohu (5)"), learnt from a status of the node. Document and phone
+ * numbers print masked unless --reveal (cli_value, cli_key). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,12 +104,15 @@ int cmd_resolve(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 static cJSON *record_json(struct cli *x, const Msce__Record *rec)
 {
 	cJSON *j = cJSON_CreateObject(), *fields = cJSON_CreateObject();
+	char *k = cli_key(x, rec->collection, rec->key);
 	cJSON_AddStringToObject(j, "collection", rec->collection);
-	cJSON_AddStringToObject(j, "key", rec->key);
+	cJSON_AddStringToObject(j, "key", k ? k : "");
+	free(k);
 	for (size_t i = 0; i < rec->n_fields; i++) {
 		const Msce__FieldVersion *w = rec->fields[i]->winner;
 		cJSON *f = cJSON_CreateObject();
-		char *v = cli_strndup(w->value.data, w->value.len);
+		char *v = cli_value(x, rec->collection, w->name, w->value.data,
+				    w->value.len);
 		cJSON_AddStringToObject(f, "value", v ? v : "");
 		free(v);
 		/* hlc as a string: 64 bits do not fit a JSON double. */
@@ -126,13 +130,15 @@ static cJSON *record_json(struct cli *x, const Msce__Record *rec)
 	return j;
 }
 
-static void record_text(const Msce__Record *rec)
+static void record_text(struct cli *x, const Msce__Record *rec)
 {
 	for (size_t i = 0; i < rec->n_fields; i++) {
 		const Msce__FieldVersion *w = rec->fields[i]->winner;
-		printf("%s = %.*s%s\n", w->name, (int)w->value.len,
-		       (const char *)w->value.data,
+		char *v = cli_value(x, rec->collection, w->name, w->value.data,
+				    w->value.len);
+		printf("%s = %s%s\n", w->name, v ? v : "",
 		       rec->fields[i]->n_losers ? "  (conflict)" : "");
+		free(v);
 	}
 }
 
@@ -178,7 +184,7 @@ int cmd_get(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 		cJSON_AddItemToObject(j, "seen_by_centers", names);
 		cli_print_json(j);
 	} else {
-		record_text(r->record->record);
+		record_text(x, r->record->record);
 	}
 	msce__client_response__free_unpacked(r, NULL);
 	return 0;
@@ -207,8 +213,11 @@ int cmd_scan(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	for (size_t i = 0; i < r->scan->n_records; i++) {
 		if (x->json)
 			cli_print_json(record_json(x, r->scan->records[i]));
-		else
-			printf("%s\n", r->scan->records[i]->key);
+		else {
+			char *k = cli_key(x, argv[0], r->scan->records[i]->key);
+			printf("%s\n", k ? k : "");
+			free(k);
+		}
 	}
 	msce__client_response__free_unpacked(r, NULL);
 	return 0;
@@ -217,10 +226,12 @@ int cmd_scan(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 /* ---- conflicts
  * ------------------------------------------------------------------ */
 
-static cJSON *value_json(struct cli *x, const struct msce_value *v)
+static cJSON *value_json(struct cli *x, const struct msce_conflict *k,
+			 const struct msce_value *v)
 {
 	cJSON *j = cJSON_CreateObject();
-	char h[24], *val = cli_strndup(v->value, v->value_len);
+	char h[24], *val = cli_value(x, k->collection, k->field, v->value,
+				     v->value_len);
 	snprintf(h, sizeof h, "%llu", (unsigned long long)v->hlc);
 	cJSON_AddStringToObject(j, "value", val ? val : "");
 	cJSON_AddStringToObject(j, "hlc", h);
@@ -245,34 +256,38 @@ int cmd_conflicts(struct cli *x, const struct cli_opts *o, int argc,
 		return cli_call_failed(x, rc);
 	for (size_t i = 0; i < msce_conflicts_count(l); i++) {
 		const struct msce_conflict *k = msce_conflicts_get(l, i);
+		char *key = cli_key(x, k->collection, k->key);
+		char *wv = cli_value(x, k->collection, k->field, k->winner.value,
+				     k->winner.value_len);
+		char *lv = cli_value(x, k->collection, k->field, k->loser.value,
+				     k->loser.value_len);
 		cli_center(x, k->winner.origin, a, sizeof a);
 		cli_center(x, k->loser.origin, b, sizeof b);
 		if (x->json) {
 			cJSON *j = cJSON_CreateObject();
 			cJSON_AddStringToObject(j, "collection", k->collection);
-			cJSON_AddStringToObject(j, "key", k->key);
+			cJSON_AddStringToObject(j, "key", key ? key : "");
 			cJSON_AddStringToObject(j, "field", k->field);
 			cJSON_AddItemToObject(j, "winner",
-					      value_json(x, &k->winner));
+					      value_json(x, k, &k->winner));
 			cJSON_AddItemToObject(j, "loser",
-					      value_json(x, &k->loser));
+					      value_json(x, k, &k->loser));
 			cJSON_AddBoolToObject(j, "delete", k->is_delete);
 			cli_print_json(j);
 		} else if (k->is_delete) {
-			printf("%s/%s %s: \"%.*s\" (%s) survived a concurrent "
+			printf("%s/%s %s: \"%s\" (%s) survived a concurrent "
 			       "delete (%s) it had not seen\n",
-			       k->collection, k->key, k->field,
-			       (int)k->winner.value_len,
-			       (const char *)k->winner.value, a, b);
+			       k->collection, key ? key : "", k->field,
+			       wv ? wv : "", a, b);
 		} else {
-			printf("%s/%s %s: \"%.*s\" (%s) won over \"%.*s\" "
+			printf("%s/%s %s: \"%s\" (%s) won over \"%s\" "
 			       "(%s)\n",
-			       k->collection, k->key, k->field,
-			       (int)k->winner.value_len,
-			       (const char *)k->winner.value, a,
-			       (int)k->loser.value_len,
-			       (const char *)k->loser.value, b);
+			       k->collection, key ? key : "", k->field,
+			       wv ? wv : "", a, lv ? lv : "", b);
 		}
+		free(key);
+		free(wv);
+		free(lv);
 	}
 	if (!x->json)
 		printf("%zu open conflicts\n", msce_conflicts_count(l));
@@ -356,8 +371,10 @@ static void print_event(struct cli *x, const struct msce_event *ev)
 	cJSON *j = cJSON_CreateObject(), *fs = cJSON_CreateObject();
 	char h[24];
 
+	char *k = cli_key(x, ev->collection, ev->key);
 	cJSON_AddStringToObject(j, "collection", ev->collection);
-	cJSON_AddStringToObject(j, "key", ev->key);
+	cJSON_AddStringToObject(j, "key", k ? k : "");
+	free(k);
 	cJSON_AddBoolToObject(j, "delete", ev->is_delete);
 	cJSON_AddNumberToObject(j, "origin", ev->origin);
 	cJSON_AddStringToObject(j, "center", cli_name(x, ev->origin));
@@ -366,7 +383,8 @@ static void print_event(struct cli *x, const struct msce_event *ev)
 	cJSON_AddStringToObject(j, "hlc", h);
 	for (size_t i = 0; i < ev->nfields; i++) {
 		const struct msce_value *v = &ev->fields[i];
-		char *val = cli_strndup(v->value, v->value_len);
+		char *val = cli_value(x, ev->collection, v->name, v->value,
+				      v->value_len);
 		cJSON_AddStringToObject(fs, v->name, val ? val : "");
 		free(val);
 	}

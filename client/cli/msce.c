@@ -29,6 +29,7 @@
 #include "cli.h"
 #include "error.h"
 #include "keyfile.h"
+#include "purpose.h"
 
 /* ---- the commands ------------------------------------------------------ */
 
@@ -42,6 +43,9 @@ enum {
 	O_COUNT = 1 << 6,
 	O_AFTER = 1 << 7,
 	O_SIGN_PUB = 1 << 8,
+	O_RECORD = 1 << 9,
+	O_CLIENT = 1 << 10,
+	O_SINCE = 1 << 11,
 };
 
 struct command {
@@ -105,6 +109,28 @@ static const struct command commands[] = {
      "Makes the node write a consistent, compacted copy of its store into\n"
      "the new directory PATH on its machine; progress shows on a terminal.\n"
      "The copy itself may take longer than --timeout.\n"},
+    {"audit", cmd_audit, O_RECORD | O_CLIENT | O_SINCE, 0, 0,
+     "[--record COLL/KEY] [--client NAME] [--since TIME]",
+     "Lists the audit log: who read or wrote which personal record\n"
+     "(registration, case, case_note), when, at which center, how and\n"
+     "why. Admin only. Reads of it are not audited.\n"
+     "  --record COLL/KEY  entries naming this record\n"
+     "  --client NAME      entries of this client ([client NAME], local)\n"
+     "  --since TIME       from YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)\n"},
+    {"person", cmd_person, 0, 2, 2, "export NATIONALITY:DOCNUMBER",
+     "Prints one JSON document with everything about one person: the\n"
+     "registration, the cases that reference it, their notes and the\n"
+     "audit entries about them. Admin, or rw with --purpose\n"
+     "subject-access. Audited.\n"},
+    {"erase", cmd_erase, 0, 2, 2, "registration|case KEY",
+     "Deletes a person (their registration, the cases that reference it\n"
+     "and those cases' notes) or one case with its notes, at every\n"
+     "center, in one batch with an erasure entry in the audit log; prints\n"
+     "what it deleted. A write made at another center before the erasure\n"
+     "reached it survives as a delete conflict: erase again. Admin only.\n"},
+    {"retention", cmd_retention, 0, 1, 1, "preview|apply",
+     "What the node's [retention] rules select now (preview), or erases\n"
+     "it as erase does (apply). Admin only.\n"},
     {"keygen", cmd_keygen, O_OUT | O_SIGN_PUB, 0, 0,
      "--out PREFIX | --sign-pub PREFIX",
      "--out makes a key pair: PREFIX.key (secret, mode 0600), PREFIX.pub\n"
@@ -125,6 +151,12 @@ static const char common_help[] =
     "  -t, --timeout SECONDS the most to wait for the node (default 5;\n"
     "                        0 waits forever)\n"
     "      --json            JSON on stdout, errors included\n"
+    "      --purpose PURPOSE why personal records (registration, case,\n"
+    "                        case_note) are read or written: recorded in\n"
+    "                        the audit log, required for reads by ro and\n"
+    "                        rw clients; one of " PURPOSE_LIST "\n"
+    "      --reveal          document and phone numbers in full (admin\n"
+    "                        only; masked by default: GL10****01)\n"
     "  -h, --help            this help\n";
 
 static void print_usage(FILE *f)
@@ -285,6 +317,27 @@ unsigned cli_timeout_ms(const struct cli *x)
 	return t == 0 ? 0 : t * 1000 < 1 ? 1 : (unsigned)(t * 1000);
 }
 
+/* --reveal is for admins: the node says which role this client has. */
+static int check_reveal(struct cli *x)
+{
+	msce_status *s;
+	int rc = msce_status_get(x->c, &s);
+
+	if (rc != 0)
+		return cli_call_failed(x, rc);
+	if (strcmp(msce_status_role(s), "admin") != 0) {
+		rc = cli_fail(x, CLI_NO, MSCE_EPERM,
+			      "--reveal shows document and phone numbers in "
+			      "full, to admin clients only; this client (%s) "
+			      "has role %s",
+			      msce_status_client(s),
+			      msce_status_role(s)[0] ? msce_status_role(s)
+						     : "unknown");
+	}
+	msce_status_free(s);
+	return rc;
+}
+
 int cli_connect(struct cli *x)
 {
 	int rc;
@@ -313,7 +366,11 @@ int cli_connect(struct cli *x)
 	}
 	if (rc == 0) {
 		msce_set_timeout(x->c, cli_timeout_ms(x));
-		return 0;
+		if (x->purpose != NULL &&
+		    msce_set_purpose(x->c, x->purpose) != 0)
+			return cli_fail(x, CLI_FAIL, MSCE_EINVAL, "%s",
+					msce_errmsg(x->c));
+		return x->reveal ? check_reveal(x) : 0;
 	}
 	if (rc == MSCE_EPERM && x->node == NULL)
 		rc = cli_fail(x, CLI_DENIED, rc,
@@ -477,6 +534,11 @@ enum {
 	OPT_COUNT,
 	OPT_AFTER,
 	OPT_SIGN_PUB,
+	OPT_PURPOSE,
+	OPT_REVEAL,
+	OPT_RECORD,
+	OPT_CLIENT,
+	OPT_SINCE,
 };
 
 static const struct option longopts[] = {
@@ -498,6 +560,11 @@ static const struct option longopts[] = {
     {"count", required_argument, NULL, OPT_COUNT},
     {"after", required_argument, NULL, OPT_AFTER},
     {"sign-pub", required_argument, NULL, OPT_SIGN_PUB},
+    {"purpose", required_argument, NULL, OPT_PURPOSE},
+    {"reveal", no_argument, NULL, OPT_REVEAL},
+    {"record", required_argument, NULL, OPT_RECORD},
+    {"client", required_argument, NULL, OPT_CLIENT},
+    {"since", required_argument, NULL, OPT_SINCE},
     {NULL, 0, NULL, 0}};
 
 /* Which O_* flag a command option sets, and its name. */
@@ -531,6 +598,15 @@ static unsigned opt_flag(int c, const char **name)
 	case OPT_SIGN_PUB:
 		*name = "--sign-pub";
 		return O_SIGN_PUB;
+	case OPT_RECORD:
+		*name = "--record";
+		return O_RECORD;
+	case OPT_CLIENT:
+		*name = "--client";
+		return O_CLIENT;
+	case OPT_SINCE:
+		*name = "--since";
+		return O_SINCE;
 	default:
 		*name = "";
 		return 0;
@@ -585,6 +661,12 @@ int main(int argc, char **argv)
 		case OPT_JSON:
 			x.json = 1;
 			break;
+		case OPT_PURPOSE:
+			x.purpose = optarg;
+			break;
+		case OPT_REVEAL:
+			x.reveal = 1;
+			break;
 		case 'h':
 			help = 1;
 			break;
@@ -634,6 +716,15 @@ int main(int argc, char **argv)
 			case OPT_SIGN_PUB:
 				o.sign_pub = optarg;
 				break;
+			case OPT_RECORD:
+				o.record = optarg;
+				break;
+			case OPT_CLIENT:
+				o.client = optarg;
+				break;
+			case OPT_SINCE:
+				o.since = optarg;
+				break;
 			}
 		}
 	}
@@ -673,6 +764,9 @@ int main(int argc, char **argv)
 		if ((given & (1u << b)) && !(cmd->opts & (1u << b)))
 			return cli_usage(&x, "unknown option %s",
 					 given_name[b]);
+	if (x.purpose != NULL && !purpose_valid(x.purpose))
+		return cli_usage(&x, "--purpose: \"%s\" is not one of: %s",
+				 x.purpose, PURPOSE_LIST);
 	if (timeout_arg != NULL &&
 	    cli_parse_seconds(timeout_arg, &x.timeout_s) != 0)
 		return cli_usage(&x,

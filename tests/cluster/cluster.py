@@ -618,8 +618,10 @@ class Cluster:
         self.cli(node, "del", collection, key)
 
     def get(self, node, collection, key):
-        """The record as parsed JSON, or None if not found (exit 1)."""
-        rc, out, err = self.cli(node, "get", collection, key, "--json", check=False)
+        """The record as parsed JSON, or None if not found (exit 1).
+        Unmasked (--reveal: the unix socket is admin)."""
+        rc, out, err = self.cli(node, "get", collection, key, "--json", "--reveal",
+                                check=False)
         if rc == 1:
             return None
         if rc != 0:

@@ -72,12 +72,12 @@ class LifecycleTest(ClusterTestCase):
         wait_until(same, timeout, "equal vectors on %s" % ",".join(x.name for x in nodes))
 
     def conflicts(self, c, node):
-        _, out, _ = c.cli(node, "conflicts", "--json")
+        _, out, _ = c.cli(node, "conflicts", "--json", "--reveal")
         return sorted((json.loads(l) for l in out.splitlines()),
                       key=lambda k: (k["collection"], k["key"], k["field"]))
 
     def keys(self, c, node, collection):
-        _, out, _ = c.cli(node, "scan", collection, "--limit", "1000")
+        _, out, _ = c.cli(node, "scan", collection, "--limit", "1000", "--reveal")
         return set(out.split())
 
     # -- 1

@@ -77,7 +77,7 @@ class PartitionTest(ClusterTestCase):
             for f in ("name", "phone")] + [
             expect("t", "before", "v", sides_before["left"], sides_before["right"])])
         for x in c.nodes:
-            _, out, _ = c.cli(x, "conflicts", "--json")
+            _, out, _ = c.cli(x, "conflicts", "--json", "--reveal")
             listed = [(k["collection"], k["key"], k["field"], k["winner"]["value"],
                        k["winner"]["origin"], k["loser"]["value"], k["loser"]["origin"])
                       for k in map(json.loads, out.splitlines())]
@@ -148,7 +148,7 @@ class PartitionTest(ClusterTestCase):
         c.heal()
         c.wait_converged(timeout=60)
         for x in c.nodes:
-            _, out, _ = c.cli(x, "conflicts", "--json")
+            _, out, _ = c.cli(x, "conflicts", "--json", "--reveal")
             self.assertEqual(sorted(json.loads(l)["field"] for l in out.splitlines()),
                              ["phone"], x.name)
 

@@ -4,6 +4,7 @@ message, watch as an iterator that survives a node restart, the case rule,
 TCP with roles; its ctypes structs against the C header; the README's desk
 script; and `pip install` of the checkout into a venv."""
 
+import json
 import os
 import re
 import shutil
@@ -291,10 +292,39 @@ class PythonTest(ClusterTestCase):
             except msce.PermissionDenied as e:
                 print("ro refused:", e.message)
             print("center", rw.center)
+            # Personal records: ro and rw name a purpose to read them.
+            rw.register(msce.Registration("FRA", "GL1012345601", name="Ann Lee",
+                                          document_type=msce.DocumentType.PASSPORT))
+            try:
+                ro.get("registration", "FRA:GL1012345601")
+            except msce.InvalidArgument as e:
+                print("no purpose:", e.message)
+            ro.set_purpose("service")
+            print("purpose", ro.purpose, ro.get("registration", "FRA:GL1012345601")["name"])
+            try:
+                ro.set_purpose("curiosity")
+            except msce.InvalidArgument as e:
+                print("bad purpose:", e.message)
+            v = msce.Client(("127.0.0.1:" + os.environ["PORT"], os.environ["PUB"]),
+                            key_file=os.path.join(os.environ["DIR"], "desk-rw.key"),
+                            cluster=os.environ["CLUSTER"], purpose="verification")
+            print("verified", v.get("registration", "FRA:GL1012345601")["name"])
+            print("purposes", len(msce.PURPOSES))
         """, env={"PORT": str(port), "PUB": n1.pub, "DIR": c.dir, "CLUSTER": c.name})
         self.assertIn("ro reads 1", out)
         self.assertIn("ro refused: client \"desk-ro\" has role ro", out)
         self.assertIn("center tcp:127.0.0.1:%d" % port, out)
+        self.assertIn("no purpose: a purpose is required", out)
+        self.assertIn("purpose service Ann Lee", out)
+        self.assertIn("bad purpose:", out)
+        self.assertIn("verified Ann Lee", out)
+        self.assertIn("purposes 6", out)
+        # The reads are in the audit log with who and why.
+        _, log, _ = c.cli(n1, "audit", "--json", "--reveal")
+        seen = {(e["client"], e["op"], e["purpose"]) for e in map(json.loads, log.splitlines())}
+        self.assertIn(("desk-ro", "get", "service"), seen)
+        self.assertIn(("desk-rw", "get", "verification"), seen)
+        self.assertIn(("desk-rw", "put", "unspecified"), seen)
 
     def test_readme_desk_script(self):
         # The script shown in README.md, run as it is against a node.

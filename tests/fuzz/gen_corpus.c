@@ -641,6 +641,65 @@ static void gen_client(void)
 	r.conflicts = &cq;
 	request(&s, &r);
 	put_file("client", "watch_conflicts_resolve", s.b, s.n);
+
+	/* personal records: writes and reads with purposes (audited), a
+	 * person export, a write to _audit (refused), an erasure */
+	Msce__FieldIn rf[4];
+	Msce__FieldIn *rfp[4] = {&rf[0], &rf[1], &rf[2], &rf[3]};
+	static const char *const rn[4] = {"name", "nationality",
+					  "document_type", "document_number"};
+	static const char *const rval[4] = {"Ann Lee", "FRA", "passport",
+					    "GL1012345601"};
+	Msce__PersonRequest pe = MSCE__PERSON_REQUEST__INIT;
+	Msce__EraseRequest er = MSCE__ERASE_REQUEST__INIT;
+	Msce__RetentionRequest rt = MSCE__RETENTION_REQUEST__INIT;
+
+	s.n = 0;
+	for (int i = 0; i < 4; i++) {
+		msce__field_in__init(&rf[i]);
+		rf[i].name = (char *)rn[i];
+		rf[i].value.data = (uint8_t *)rval[i];
+		rf[i].value.len = strlen(rval[i]);
+	}
+	p.collection = "registration";
+	p.key = "FRA:GL1012345601";
+	p.n_fields = 4;
+	p.fields = rfp;
+	r.purpose = "service";
+	r.id = 16;
+	r.op_case = MSCE__CLIENT_REQUEST__OP_PUT;
+	r.put = &p;
+	request(&s, &r);
+	g.collection = "registration";
+	g.key = "FRA:GL1012345601";
+	r.id = 17;
+	r.op_case = MSCE__CLIENT_REQUEST__OP_GET;
+	r.get = &g;
+	request(&s, &r);
+	pe.key = "FRA:GL1012345601";
+	r.purpose = "subject-access";
+	r.id = 18;
+	r.op_case = MSCE__CLIENT_REQUEST__OP_PERSON;
+	r.person = &pe;
+	request(&s, &r);
+	p.collection = "_audit";
+	p.key = "forged";
+	r.id = 19;
+	r.op_case = MSCE__CLIENT_REQUEST__OP_PUT;
+	r.put = &p;
+	request(&s, &r);
+	er.collection = "registration";
+	er.key = "FRA:GL1012345601";
+	r.purpose = "";
+	r.id = 20;
+	r.op_case = MSCE__CLIENT_REQUEST__OP_ERASE;
+	r.erase = &er;
+	request(&s, &r);
+	r.id = 21;
+	r.op_case = MSCE__CLIENT_REQUEST__OP_RETENTION;
+	r.retention = &rt;
+	request(&s, &r);
+	put_file("client", "personal_data", s.b, s.n);
 }
 
 /* ---- config ----------------------------------------------------------------

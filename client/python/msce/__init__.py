@@ -31,6 +31,11 @@ def library_version():
     return _lib.version().decode()
 
 
+# The purposes a request may name (MSCE_PURPOSES; docs/PROTOCOL.md
+# "Personal data"): Client(purpose=...), Client.set_purpose.
+PURPOSES = ("service", "case-work", "verification", "legal-request",
+            "subject-access", "maintenance")
+
 # The limits of <msce/msce_limits.h> (the tests check they agree).
 MAX_COLLECTION = 32
 MAX_KEY = 256

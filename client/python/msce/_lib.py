@@ -186,6 +186,8 @@ connect = _fn("msce_connect", c_int, conninfo_p, POINTER(client_p))
 close = _fn("msce_close", None, client_p)
 center = _fn("msce_center", c_char_p, client_p)
 set_timeout = _fn("msce_set_timeout", None, client_p, c_uint)
+set_purpose = _fn("msce_set_purpose", c_int, client_p, c_char_p)
+purpose = _fn("msce_purpose", c_char_p, client_p)
 
 put_opts = _fn("msce_put_opts", c_int, client_p, c_char_p, c_char_p,
                POINTER(Field), c_size_t, POINTER(PutOpts), POINTER(WriteResult))

@@ -221,7 +221,8 @@ class Client:
     """
 
     def __init__(self, *centers, config=None, key_file=None, cluster=None,
-                 timeout=30.0, connect_timeout=None, reconnect=True):
+                 timeout=30.0, connect_timeout=None, reconnect=True,
+                 purpose=None):
         self._c = None
         self._ci = _lib.conninfo_new()
         if not self._ci:
@@ -248,6 +249,12 @@ class Client:
             msg = _lib.errmsg(h).decode()
             self.close()
             raise error(rc, msg)
+        if purpose:
+            try:
+                self.set_purpose(purpose)
+            except MsceError:
+                self.close()
+                raise
 
     def _check_ci(self, rc):
         if rc:
@@ -280,6 +287,21 @@ class Client:
 
     def __del__(self):
         self.close()
+
+    def set_purpose(self, purpose):
+        """Sends purpose (one of msce.PURPOSES; None or "" for none) with
+        every later request: ro and rw clients must name one to read
+        personal records (registration, case, case_note), which the node
+        records in its audit log. Local and cheap; InvalidArgument if it
+        is not one of them."""
+        rc = _lib.set_purpose(self._live(), _b(purpose) if purpose else None)
+        if rc:
+            self._fail(rc)
+
+    @property
+    def purpose(self):
+        """The purpose requests carry, "" if none."""
+        return _lib.purpose(self._live()).decode()
 
     @property
     def center(self):
