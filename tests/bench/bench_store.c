@@ -199,7 +199,7 @@ int bench_store(int argc, char **argv)
 			    0,	      {0, 0}};
 		w[j] = (struct store_write){
 		    STORE_PUT, "registration", 12, keys[j], strlen(keys[j]),
-		    f[j],      (size_t)nf};
+		    f[j],      (size_t)nf, 0};
 	}
 	start = bench_now();
 	for (long i = 0; i < records; i += batch) {
