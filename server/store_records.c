@@ -277,7 +277,7 @@ static int merge_into(struct wtxn *w, const struct merge_in *m,
 		 * again under a new key when saved. */
 		r->erased = m->v;
 		changed = 1;
-		if ((rc = st_dek_shred(w, rk, rklen, e)))
+		if (!MUTANT("no_shred") && (rc = st_dek_shred(w, rk, rklen, e)))
 			return rc;
 	}
 	if (changed &&

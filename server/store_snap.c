@@ -39,6 +39,9 @@ struct store_snap {
 	uint32_t next_field; /* ...at this field */
 	struct store_pos at;
 	struct arena a;
+	/* The record being sent in parts (inside): decoded once, not once
+	 * per chunk (a sealed record is decrypted whole). In a. */
+	struct record cur_rec;
 	struct seg *segs; /* proving vvs: one per origin that has one */
 	size_t nsegs;
 };
@@ -180,15 +183,19 @@ int store_snap_next(struct store_snap *sn, size_t max_bytes,
 		}
 		sn->started = 1;
 		z = memchr(k.mv_data, 0, k.mv_size);
-		arena_reset(&sn->a);
 		if (z == NULL || k.mv_size > MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY) {
 			rc = err_set(e, MSCE_ECORRUPT, "record %.*s is corrupt",
 				     (int)k.mv_size, (char *)k.mv_data);
 			break;
 		}
-		if ((rc = st_rec_decode(sn->s, sn->txn, k.mv_data, k.mv_size,
-					v.mv_data, v.mv_size, &r, &sn->a, e)))
-			break;
+		if (!sn->inside) {
+			arena_reset(&sn->a);
+			if ((rc = st_rec_decode(sn->s, sn->txn, k.mv_data,
+						k.mv_size, v.mv_data, v.mv_size,
+						&sn->cur_rec, &sn->a, e)))
+				break;
+		}
+		r = sn->cur_rec;
 		if (sn->inside)
 			i = sn->next_field;
 		/* As many fields as fit; at least one per chunk. */
@@ -395,7 +402,8 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 		/* An erasure we have not seen: erased here too, as if its
 		 * change had come (the change itself is below our floor). */
 		if (version_cmp(theirs->erased, r.erased) > 0 &&
-		    !covered(w->vvs, w->nvv, theirs->erased)) {
+		    !covered(w->vvs, w->nvv, theirs->erased) &&
+		    !MUTANT("snapshot_no_erase")) {
 			r.erased = theirs->erased;
 			changed = 1;
 			if ((rc = st_dek_shred(w, rk, rklen, e)))
