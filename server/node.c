@@ -480,10 +480,38 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	}
 	seg_keypair_from_link(n->key.priv, sign_pk, sign_sk);
 	so.sign_sk = sign_sk;
+	/* Encryption at rest: the master key file, outside the data
+	 * directory (config.c checks). Without one, values stay in the
+	 * clear (a store sealed before refuses to open without its key). */
+	uint8_t *master = NULL, master_pk[32];
+	if (n->cfg.master_key_path[0] != '\0') {
+		master = sodium_malloc(32);
+		if (master == NULL) {
+			sodium_free(sign_sk);
+			r = err_set(e, MSCE_ENOMEM, "key memory");
+			goto fail;
+		}
+		if ((r = keyfile_load_secret(n->cfg.master_key_path, master,
+					     master_pk, e))) {
+			sodium_free(master);
+			sodium_free(sign_sk);
+			char why[sizeof e->msg];
+			snprintf(why, sizeof why, "%s", e->msg);
+			err_set(e, r, "[node] master_key: %s", why);
+			goto fail;
+		}
+		so.master_key = master;
+	}
 	r = store_open(n->cfg.data_dir, &so, &n->store, e);
 	sodium_free(sign_sk);
+	sodium_free(master);
 	if (r)
 		goto fail;
+	if (master == NULL)
+		log_warn("no master_key in [node]: values are stored in the "
+			 "clear, and an erasure cannot make copies of the "
+			 "data directory (backups, old disks) unreadable "
+			 "(deploy/README.md, \"Encryption at rest\")");
 	if ((r = node_set_sign_keys(n, e)))
 		goto fail;
 	if ((r = writer_start(loop, n->store, &n->writer, e)))

@@ -42,6 +42,7 @@ enum {
 	O_COUNT = 1 << 6,
 	O_AFTER = 1 << 7,
 	O_SIGN_PUB = 1 << 8,
+	O_MASTER = 1 << 9,
 };
 
 struct command {
@@ -105,12 +106,16 @@ static const struct command commands[] = {
      "Makes the node write a consistent, compacted copy of its store into\n"
      "the new directory PATH on its machine; progress shows on a terminal.\n"
      "The copy itself may take longer than --timeout.\n"},
-    {"keygen", cmd_keygen, O_OUT | O_SIGN_PUB, 0, 0,
-     "--out PREFIX | --sign-pub PREFIX",
+    {"keygen", cmd_keygen, O_OUT | O_SIGN_PUB | O_MASTER, 0, 0,
+     "--out PREFIX | --sign-pub PREFIX | --master FILE",
      "--out makes a key pair: PREFIX.key (secret, mode 0600), PREFIX.pub\n"
      "and PREFIX.sign.pub, the center's origin signing key derived from\n"
      "the secret (the other centers' configs pin it as sign_key).\n"
-     "--sign-pub writes PREFIX.sign.pub for an existing PREFIX.key.\n"},
+     "--sign-pub writes PREFIX.sign.pub for an existing PREFIX.key.\n"
+     "--master writes FILE (mode 0600): a new master key for encryption\n"
+     "at rest ([node] master_key). Keep it outside the data directory and\n"
+     "back it up apart from the data: without it the store cannot be\n"
+     "read.\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -416,6 +421,18 @@ int cmd_keygen(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
+	if (o->master != NULL) {
+		if (keyfile_generate_master(o->master, &e) != 0)
+			return cli_fail(x, CLI_NO, e.code, "%s", e.msg);
+		if (x->json) {
+			cJSON *j = cJSON_CreateObject();
+			cJSON_AddStringToObject(j, "master_key", o->master);
+			cli_print_json(j);
+		} else {
+			printf("wrote %s (secret, mode 0600)\n", o->master);
+		}
+		return 0;
+	}
 	if (o->sign_pub != NULL) {
 		/* A key made before signatures: derive its signing key. */
 		if (keyfile_write_sign_pub(o->sign_pub, &e) != 0)
@@ -432,8 +449,8 @@ int cmd_keygen(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 		return 0;
 	}
 	if (o->out == NULL)
-		return cli_usage(x, "--out PREFIX (or --sign-pub PREFIX) is "
-				    "required");
+		return cli_usage(x, "--out PREFIX (or --sign-pub PREFIX, or "
+				    "--master FILE) is required");
 	if (keyfile_generate(o->out, &e) != 0)
 		return cli_fail(x, CLI_NO, e.code, "%s", e.msg);
 	if (x->json) {
@@ -472,6 +489,7 @@ enum {
 	OPT_COUNT,
 	OPT_AFTER,
 	OPT_SIGN_PUB,
+	OPT_MASTER,
 };
 
 static const struct option longopts[] = {
@@ -493,6 +511,7 @@ static const struct option longopts[] = {
     {"count", required_argument, NULL, OPT_COUNT},
     {"after", required_argument, NULL, OPT_AFTER},
     {"sign-pub", required_argument, NULL, OPT_SIGN_PUB},
+    {"master", required_argument, NULL, OPT_MASTER},
     {NULL, 0, NULL, 0}};
 
 /* Which O_* flag a command option sets, and its name. */
@@ -526,6 +545,9 @@ static unsigned opt_flag(int c, const char **name)
 	case OPT_SIGN_PUB:
 		*name = "--sign-pub";
 		return O_SIGN_PUB;
+	case OPT_MASTER:
+		*name = "--master";
+		return O_MASTER;
 	default:
 		*name = "";
 		return 0;
@@ -628,6 +650,9 @@ int main(int argc, char **argv)
 				break;
 			case OPT_SIGN_PUB:
 				o.sign_pub = optarg;
+				break;
+			case OPT_MASTER:
+				o.master = optarg;
 				break;
 			}
 		}
