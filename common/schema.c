@@ -451,11 +451,20 @@ size_t schema_timestamp_utc(const char *s, size_t len,
 	civil_from_days(day, &y, &mo, &d);
 	if (y < 1 || y > 9999)
 		return 0;
-	char head[32];
+	/* YYYY-MM-DDTHH:MM:SS by hand: this runs for every timestamp
+	 * written, and the fields are fixed-width numbers. */
 	int hm = (int)mod; /* 0..1439 */
-	snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d", (int)y, mo,
-		 d, hm / 60, hm % 60, se);
-	memcpy(out, head, 19);
+	int vals[6] = {(int)y, mo, d, hm / 60, hm % 60, se};
+	static const int width[6] = {4, 2, 2, 2, 2, 2};
+	static const char sep[6] = {'-', '-', 'T', ':', ':', 0};
+	char *o = out;
+	for (int k = 0; k < 6; k++) {
+		for (int w = width[k] - 1, v = vals[k]; w >= 0; w--, v /= 10)
+			o[w] = (char)('0' + v % 10);
+		o += width[k];
+		if (sep[k])
+			*o++ = sep[k];
+	}
 	if (fl) {
 		memmove(out + 20, s + 20, fl);
 		out[19] = '.';

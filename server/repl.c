@@ -81,6 +81,10 @@ struct rxsnap {
 	struct field_state *fss;
 	struct fv *fvs; /* the losers of fss */
 	struct store_pos end;
+	/* Copies of the snapshot's vector and proofs: the session (and its
+	 * copies) may end before the driver is done with the chunk. */
+	struct vv_entry *cover;
+	struct seg *cover_segs;
 };
 
 struct peer {
@@ -732,6 +736,8 @@ static void rxsnap_free(struct rxsnap *x)
 	free(x->rs);
 	free(x->fss);
 	free(x->fvs);
+	free(x->cover);
+	free(x->cover_segs);
 	free(x);
 }
 
@@ -1469,9 +1475,29 @@ static void gate_step(struct repl *r, uint64_t now)
 		if (writer_node(r->writers[i].id) == r->cfg.node_id &&
 		    r->writers[i].born_known && r->writers[i].born > floor)
 			floor = r->writers[i].born;
-	/* A peer whose clock runs far ahead must not drag ours along. */
-	if (floor > hlc_make(now + r->cfg.max_skew_ms, 0))
-		floor = hlc_make(now + r->cfg.max_skew_ms, 0);
+	/* The new writer starts above what the peers hold. With our clock
+	 * far behind that, its writes would sit below deletes whose
+	 * tombstones other nodes have collected, dropped at some nodes and
+	 * kept at others; and a clock far ahead of ours must not drag ours
+	 * along either. So wait until our clock is within reach. */
+	if (floor > hlc_make(now + r->cfg.max_skew_ms, 0)) {
+		if (MUTANT("writer_below_held")) {
+			floor = hlc_make(now + r->cfg.max_skew_ms, 0);
+		} else {
+			char why[sizeof r->gate_why];
+			snprintf(why, sizeof why,
+				 "this store is new or was restored, and its "
+				 "clock is %llu ms behind what its peers have "
+				 "written (limit %llu ms): writes wait until "
+				 "the clock is right",
+				 (unsigned long long)(hlc_ms(floor) - now),
+				 (unsigned long long)r->cfg.max_skew_ms);
+			if (strcmp(why, r->gate_why) != 0)
+				trace(r, LOG_WARN, "%s", why);
+			memcpy(r->gate_why, why, sizeof why);
+			return;
+		}
+	}
 	for (int tries = 0;; tries++) {
 		inc = r->io->random(r->io->data) % 65535 + 1;
 		if (writer_find(r, writer_make(r->cfg.node_id, inc)) == NULL)
@@ -1691,11 +1717,12 @@ static void on_changes(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 			covered += (size_t)(g->last - g->first + 1);
 		}
 		if (covered != ch->n_changes) {
+			size_t n = ch->n_changes;
 			pb_arena_free(m);
 			refuse(r, p, REFUSED_FORGED, MSCE_EAUTH,
 			       "%zu changes from node %u, %zu of them in "
 			       "signed segments",
-			       ch->n_changes, p->id, covered);
+			       n, p->id, covered);
 			return;
 		}
 		/* The sender holds what it sends: no need to send it back. */
@@ -2132,9 +2159,18 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 	x->chunk.first = start == NULL;
 	x->chunk.recs = x->recs;
 	x->chunk.n = c->n_records;
-	x->chunk.cover = p->rx_snap_vv;
+	x->cover = malloc((p->rx_snap_nvv ? p->rx_snap_nvv : 1) *
+			  sizeof *x->cover);
+	x->cover_segs = malloc((p->rx_snap_nsegs ? p->rx_snap_nsegs : 1) *
+			       sizeof *x->cover_segs);
+	if (x->cover == NULL || x->cover_segs == NULL)
+		return err_set(e, MSCE_ENOMEM, "snapshot chunk");
+	memcpy(x->cover, p->rx_snap_vv, p->rx_snap_nvv * sizeof *x->cover);
+	memcpy(x->cover_segs, p->rx_snap_segs,
+	       p->rx_snap_nsegs * sizeof *x->cover_segs);
+	x->chunk.cover = x->cover;
 	x->chunk.ncover = p->rx_snap_nvv;
-	x->chunk.cover_segs = p->rx_snap_segs;
+	x->chunk.cover_segs = x->cover_segs;
 	x->chunk.ncover_segs = p->rx_snap_nsegs;
 	x->chunk.done = c->done;
 	return 0;

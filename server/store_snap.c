@@ -349,6 +349,9 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 	struct version old_tomb;
 	int exists, changed = 0, ch, rc;
 
+	/* Each record's merge needs only its own memory: a snapshot of many
+	 * records must not run the store's arena dry. */
+	arena_reset(&s->arena);
 	if ((rc = st_load_record(w, rk, rklen, &r, &exists, e)))
 		return rc;
 	old_tomb = r.tomb;

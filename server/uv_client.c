@@ -102,6 +102,12 @@ struct client_conn {
 	uint64_t rx_ms;	   /* loop time of the last bytes read */
 	struct channel ch;
 	char addr[ADDR_LEN];
+	/* Replies made in this loop iteration, written together (one
+	 * write for many pipelined answers) by the server's check handle. */
+	uint8_t *pend;
+	size_t pend_len, pend_cap;
+	int pend_holds, pend_listed;
+	struct client_conn *pend_next;
 };
 
 struct client_server {
@@ -113,6 +119,9 @@ struct client_server {
 	uv_pipe_t pipe_listener;
 	uv_tcp_t tcp_listener;
 	uv_timer_t timer;
+	uv_check_t flush; /* writes the replies pending at each iteration */
+	struct client_conn *pend_head;
+	int have_flush;
 	int have_pipe, have_tcp; /* listener handles initialised */
 	int bound_path;		 /* the socket file is ours to remove */
 	char path[sizeof(((struct config *)0)->socket_path)];
@@ -138,7 +147,7 @@ struct client_server {
 struct wreq {
 	uv_write_t req;
 	struct client_conn *c;
-	int held; /* a reply: releases one hold when done */
+	int held; /* replies: the holds released when done */
 	uint8_t *data;
 };
 
@@ -218,6 +227,7 @@ static void conn_free_if_done(struct client_conn *c)
 		c->next->prev = c->prev;
 	s->budget.used -= c->msg_budget;
 	free(c->msg);
+	free(c->pend);
 	free(c);
 	maybe_finish(s);
 }
@@ -287,8 +297,7 @@ static void on_written(uv_write_t *req, int status)
 			  uv_strerror(status));
 		client_conn_close(c);
 	}
-	if (w->held)
-		c->holds--;
+	c->holds -= w->held;
 	free(w->data);
 	free(w);
 	update_reading(c);
@@ -296,8 +305,8 @@ static void on_written(uv_write_t *req, int status)
 }
 
 /* Writes len bytes of data (malloc'd; taken over, freed here or when the
- * write completes). held: the write is a reply and releases one hold when
- * done, or here on failure. On failure c is closed. */
+ * write completes). held: the replies it carries, each releasing one hold
+ * when done, or here on failure. On failure c is closed. */
 static void conn_write(struct client_conn *c, uint8_t *data, size_t len,
 		       int held)
 {
@@ -307,15 +316,13 @@ static void conn_write(struct client_conn *c, uint8_t *data, size_t len,
 
 	if (c->state == CONN_CLOSING || len == 0) {
 		free(data);
-		if (held)
-			c->holds--;
+		c->holds -= held;
 		conn_free_if_done(c);
 		return;
 	}
 	if ((w = malloc(sizeof(*w))) == NULL) {
 		free(data);
-		if (held)
-			c->holds--;
+		c->holds -= held;
 		log_error("client connection: out of memory writing");
 		/* A lost reply leaves the client waiting: drop it. */
 		client_conn_close(c);
@@ -328,8 +335,7 @@ static void conn_write(struct client_conn *c, uint8_t *data, size_t len,
 	if ((rc = uv_write(&w->req, &c->h.stream, &b, 1, on_written))) {
 		free(data);
 		free(w);
-		if (held)
-			c->holds--;
+		c->holds -= held;
 		log_debug("client connection: write failed: %s",
 			  uv_strerror(rc));
 		client_conn_close(c);
@@ -363,6 +369,58 @@ size_t client_conn_max_reply(const struct client_conn *c)
 int client_conn_remote(const struct client_conn *c)
 {
 	return c->kind == CONN_TCP;
+}
+
+static void on_flush(uv_check_t *h)
+{
+	struct client_server *s = h->data;
+	struct client_conn *c = s->pend_head;
+
+	s->pend_head = NULL;
+	uv_check_stop(&s->flush);
+	while (c != NULL) {
+		struct client_conn *next = c->pend_next;
+		uint8_t *data = c->pend;
+		size_t len = c->pend_len;
+		int held = c->pend_holds;
+
+		c->pend = NULL;
+		c->pend_len = c->pend_cap = 0;
+		c->pend_holds = 0;
+		c->pend_listed = 0;
+		c->pend_next = NULL;
+		conn_write(c, data, len, held);
+		c = next;
+	}
+}
+
+/* Queues one reply's bytes (copied) for this iteration's write. Returns 0,
+ * or MSCE_ENOMEM. */
+static int conn_queue(struct client_conn *c, const uint8_t *p, size_t n)
+{
+	struct client_server *s = c->srv;
+
+	if (c->pend_len + n > c->pend_cap) {
+		size_t cap = c->pend_cap ? c->pend_cap : 4096;
+		uint8_t *d;
+		while (cap < c->pend_len + n)
+			cap *= 2;
+		if ((d = realloc(c->pend, cap)) == NULL)
+			return MSCE_ENOMEM;
+		c->pend = d;
+		c->pend_cap = cap;
+	}
+	memcpy(c->pend + c->pend_len, p, n);
+	c->pend_len += n;
+	c->pend_holds++;
+	if (!c->pend_listed) {
+		c->pend_listed = 1;
+		c->pend_next = s->pend_head;
+		if (s->pend_head == NULL && s->have_flush)
+			uv_check_start(&s->flush, on_flush);
+		s->pend_head = c;
+	}
+	return 0;
 }
 
 void client_conn_reply(struct client_conn *c, const uint8_t *msg, size_t len)
@@ -402,6 +460,10 @@ void client_conn_reply(struct client_conn *c, const uint8_t *msg, size_t len)
 		data[3] = (uint8_t)len;
 		if (len)
 			memcpy(data + 4, msg, len);
+		if (s->have_flush && conn_queue(c, data, 4 + len) == 0) {
+			free(data);
+			return;
+		}
 		conn_write(c, data, 4 + len, 1);
 		return;
 	}
@@ -411,6 +473,10 @@ void client_conn_reply(struct client_conn *c, const uint8_t *msg, size_t len)
 		log_info("client %s: closed: cannot send a reply: %s",
 			 conn_label(c, label, sizeof(label)), err_str(rc));
 		client_conn_close(c);
+		return;
+	}
+	if (s->have_flush && conn_queue(c, out.data, out.len) == 0) {
+		channel_buf_free(&out);
 		return;
 	}
 	conn_write_buf(c, &out, 1);
@@ -983,6 +1049,12 @@ static void start_failed(struct client_server *s)
 		uv_close((uv_handle_t *)&s->tcp_listener, on_srv_handle_closed);
 		uv_close((uv_handle_t *)&s->timer, on_srv_handle_closed);
 	}
+	if (s->have_flush) {
+		/* What is still pending goes out first. */
+		on_flush(&s->flush);
+		s->have_flush = 0;
+		uv_close((uv_handle_t *)&s->flush, on_srv_handle_closed);
+	}
 	maybe_finish(s);
 }
 
@@ -1140,6 +1212,10 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	}
 
 	/* From here on, handles may exist. */
+	uv_check_init(loop, &s->flush);
+	s->flush.data = s;
+	s->have_flush = 1;
+	s->handles++;
 	if (want_unix && (rc = start_unix(s, cfg->socket_path, e))) {
 		if (fd >= 0)
 			close(fd);
@@ -1196,6 +1272,12 @@ void client_server_stop(struct client_server *s, void (*done)(void *arg),
 	if (s->have_tcp) {
 		uv_close((uv_handle_t *)&s->tcp_listener, on_srv_handle_closed);
 		uv_close((uv_handle_t *)&s->timer, on_srv_handle_closed);
+	}
+	if (s->have_flush) {
+		/* What is still pending goes out first. */
+		on_flush(&s->flush);
+		s->have_flush = 0;
+		uv_close((uv_handle_t *)&s->flush, on_srv_handle_closed);
 	}
 }
 

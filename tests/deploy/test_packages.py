@@ -25,7 +25,7 @@ import unittest
 from deployutil import REPO, free_ports, reap, spawn, wait_until
 
 MSCE_GEN = os.path.join(REPO, "deploy", "msce-gen")
-PACKAGES = ("msced", "msce", "libmsce0", "libmsce-dev")
+PACKAGES = ("msced", "msce", "libmsce1", "libmsce-dev")
 TOOLS = ("dpkg-buildpackage", "dh", "lintian", "dpkg-deb", "apt-get", "cc",
          "pkg-config", "systemd-sysusers", "systemd-tmpfiles")
 
@@ -127,21 +127,31 @@ class PackagesTest(unittest.TestCase):
 
     def test_files_and_dependencies(self):
         msced, cli = self.contents("msced"), self.contents("msce")
-        lib, dev = self.contents("libmsce0"), self.contents("libmsce-dev")
+        lib, dev = self.contents("libmsce1"), self.contents("libmsce-dev")
         self.assertEqual(msced["/usr/sbin/msced"][0], "-rwxr-xr-x")
         self.assertEqual(msced["/lib/systemd/system/msced@.service"][0], "-rw-r--r--")
         for p in ("/usr/lib/sysusers.d/msced.conf", "/usr/lib/tmpfiles.d/msced.conf",
                   "/usr/share/doc/msced/README.md.gz", "/usr/share/doc/msced/NEWS.md.gz"):
             self.assertIn(p, msced)
         self.assertEqual(cli["/usr/bin/msce"][0], "-rwxr-xr-x")
-        multiarch = [p for p in lib if p.endswith("/libmsce.so.0")]
+        # Each program's man pages and completion go with it.
+        self.assertIn("/usr/share/man/man1/msce.1.gz", cli)
+        self.assertIn("/usr/share/bash-completion/completions/msce", cli)
+        self.assertIn("/usr/share/man/man8/msced.8.gz", msced)
+        self.assertIn("/usr/share/man/man5/msced.conf.5.gz", msced)
+        multiarch = [p for p in lib if p.endswith("/libmsce.so.1")]
         self.assertEqual(len(multiarch), 1, sorted(lib))
         libdir = os.path.dirname(multiarch[0])
-        self.assertEqual(lib[libdir + "/libmsce.so.0"][2], "libmsce.so." + self.version)
-        self.assertEqual(dev[libdir + "/libmsce.so"][2], "libmsce.so.0")
+        # The file is SOVERSION.MINOR.PATCH (client/CMakeLists.txt).
+        self.assertEqual(lib[libdir + "/libmsce.so.1"][2],
+                         "libmsce.so.1." + self.version.split(".", 1)[1])
+        self.assertEqual(dev[libdir + "/libmsce.so"][2], "libmsce.so.1")
         for p in (libdir + "/libmsce.a", libdir + "/pkgconfig/msce.pc",
-                  "/usr/include/msce.h", "/usr/include/msce_errors.h",
-                  "/usr/include/msce_version.h"):
+                  "/usr/include/msce.h", "/usr/include/msce/msce.h",
+                  "/usr/include/msce/msce_errors.h",
+                  "/usr/include/msce/msce_limits.h",
+                  "/usr/include/msce/msce_domain.h",
+                  "/usr/include/msce/msce_version.h"):
             self.assertIn(p, dev)
         for p in PACKAGES:
             files = self.contents(p)
@@ -153,8 +163,8 @@ class PackagesTest(unittest.TestCase):
         for lib_pkg in ("libuv1", "liblmdb0", "libsodium23", "libprotobuf-c1", "libinih1"):
             self.assertIn(lib_pkg, deps["msced"])
         self.assertIn("libcjson1", deps["msce"])
-        self.assertNotIn("libuv1", deps["libmsce0"])
-        self.assertIn("libmsce0 (= %s)" % self.version, deps["libmsce-dev"])
+        self.assertNotIn("libuv1", deps["libmsce1"])
+        self.assertIn("libmsce1 (= %s)" % self.version, deps["libmsce-dev"])
         self.assertIn("systemd", deps["msced"])  # systemd-sysusers in postinst
         # Installable on this Debian as they are (apt resolves, changes nothing).
         r = run(["apt-get", "install", "--simulate", "--no-install-recommends"]

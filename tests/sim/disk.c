@@ -291,14 +291,18 @@ void disk_init(void)
 	enabled = 1;
 }
 
-/* After a crash the file must hold every page its newest durable meta
- * page names (LMDB's layout: two meta pages, last page number at byte
- * 136, txn id at 144): else the model, or the store's syncing, is wrong,
- * and the store would read beyond its file. */
+/* After a crash the file must hold the root pages its newest durable meta
+ * page names (LMDB's layout: a 16-byte page header, then the meta: free
+ * and main trees' roots at bytes 80 and 128, txn id at 144): else the
+ * model, or the store's syncing, is wrong, and the store would read
+ * beyond its file. The meta's last page number may lie beyond the file:
+ * pages a transaction took and freed again are never written. Pages
+ * below the roots are read when the store reopens and the oracle reads
+ * every record. */
 static int check_meta(int fd, const char *path, char *why, size_t whylen)
 {
 	long psz = sysconf(_SC_PAGESIZE);
-	uint64_t last[2] = {0, 0}, txn[2] = {0, 0};
+	uint64_t root[2][2], txn[2] = {0, 0};
 	uint32_t magic[2] = {0, 0};
 	struct stat st;
 	int m;
@@ -307,19 +311,24 @@ static int check_meta(int fd, const char *path, char *why, size_t whylen)
 		return 0; /* never committed: LMDB starts it again */
 	for (m = 0; m < 2; m++)
 		if (pread(fd, &magic[m], 4, m * psz + 16) != 4 ||
-		    pread(fd, &last[m], 8, m * psz + 136) != 8 ||
+		    pread(fd, &root[m][0], 8, m * psz + 80) != 8 ||
+		    pread(fd, &root[m][1], 8, m * psz + 128) != 8 ||
 		    pread(fd, &txn[m], 8, m * psz + 144) != 8)
 			return 0;
 	m = txn[1] > txn[0];
 	if (magic[m] != 0xBEEFC0DE)
 		return 0;
-	if ((last[m] + 1) * (uint64_t)psz > (uint64_t)st.st_size) {
+	for (int t = 0; t < 2; t++) {
+		if (root[m][t] == UINT64_MAX) /* empty tree */
+			continue;
+		if ((root[m][t] + 1) * (uint64_t)psz <= (uint64_t)st.st_size)
+			continue;
 		snprintf(why, whylen,
 			 "crash: %s keeps %lld bytes, but its durable meta "
-			 "(txn %llu) names page %llu",
+			 "(txn %llu) names page %llu as the %s tree's root",
 			 path, (long long)st.st_size,
 			 (unsigned long long)txn[m],
-			 (unsigned long long)last[m]);
+			 (unsigned long long)root[m][t], t ? "main" : "free");
 		return -1;
 	}
 	return 0;

@@ -605,9 +605,81 @@ static void log_truncation_and_snapshot(void **state)
 	tu_rmrf(root);
 }
 
+/* A snapshot of many records merges in one transaction: each record's
+ * merge must not keep the memory of the ones before it. */
+static void big_snapshot_merges(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b");
+	struct store *a = open_node(d1, 1), *b = open_node(d2, 2);
+	enum { RECORDS = 20000, FIELDS = 13, BATCH = 500 };
+	static char keys[BATCH][16], vals[FIELDS][16], names[FIELDS][8];
+	struct store_field_in f[FIELDS];
+	struct store_write w[BATCH];
+	struct store_written out[BATCH];
+	struct err e;
+
+	for (int k = 0; k < FIELDS; k++) {
+		snprintf(names[k], sizeof names[k], "f%d", k);
+		snprintf(vals[k], sizeof vals[k], "value-%d", k);
+		f[k] = (struct store_field_in){names[k], strlen(names[k]),
+					       (const uint8_t *)vals[k],
+					       strlen(vals[k]), 0, {0, 0}};
+	}
+	for (int i = 0; i < RECORDS; i += BATCH) {
+		for (int j = 0; j < BATCH; j++) {
+			snprintf(keys[j], sizeof keys[j], "r%06d", i + j);
+			w[j] = (struct store_write){STORE_PUT, "t", 1, keys[j],
+						   strlen(keys[j]), f, FIELDS};
+		}
+		assert_int_equal(store_write(a, w, BATCH, T0 + (uint64_t)i,
+					     out, &e),
+				 0);
+	}
+	struct store_snap *sn;
+	struct vv_entry vv[8];
+	assert_int_equal(store_snap_begin(a, &sn, &e), 0);
+	size_t nvv = store_snap_vv(sn, vv, 8);
+	int done = 0, chunks = 0;
+	struct store_pos end;
+	while (!done) {
+		struct collect *c = calloc(1, sizeof *c);
+		arena_init(&c->a, 0);
+		/* Under 64 records a chunk (collect holds 64). */
+		assert_int_equal(store_snap_next(sn, 8000, collect_cb, c, &done,
+						 &end, &e),
+				 0);
+		struct store_snap_chunk ch = {.source = 1,
+					      .recs = c->r,
+					      .n = (size_t)c->n,
+					      .cover = vv,
+					      .ncover = nvv,
+					      .first = !chunks,
+					      .done = done};
+		if (store_snap_apply(b, &ch, &e) != 0)
+			fail_msg("chunk %d: %s", chunks, e.msg);
+		chunks++;
+		arena_free(&c->a);
+		free(c);
+	}
+	store_snap_end(sn);
+	uint8_t da[32], db[32];
+	store_digest(a, da);
+	store_digest(b, db);
+	assert_memory_equal(da, db, 32);
+	assert_int_equal(store_vv_get(b, 1).seq, RECORDS);
+	store_close(a);
+	store_close(b);
+	free(d1);
+	free(d2);
+	tu_rmrf(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(big_snapshot_merges),
 		cmocka_unit_test(refuses_other_node_or_cluster),
 		cmocka_unit_test(put_get_scan),
 		cmocka_unit_test(random_orders_converge),
