@@ -209,7 +209,10 @@ static int make_registration(struct sim *s, struct wbuf *b, int i,
 	x->key_len = strlen(key);
 	if (r < (w->delrace ? 25u : 10u)) {
 		x->op = STORE_DELETE;
-		x->erase = rng_below(&s->rng, 3) == 0 && !getenv("SIM_NO_ERASE");
+		/* From the draw already made, not a new one: the rest of
+		 * the run (and the seeds that expose each mutant) stay as
+		 * they were before erasures. */
+		x->erase = r % 3 == 0 && !getenv("SIM_NO_ERASE");
 		return 0;
 	}
 	x->op = STORE_PUT;

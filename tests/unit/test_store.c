@@ -631,7 +631,7 @@ static void big_snapshot_merges(void **state)
 		for (int j = 0; j < BATCH; j++) {
 			snprintf(keys[j], sizeof keys[j], "r%06d", i + j);
 			w[j] = (struct store_write){STORE_PUT, "t", 1, keys[j],
-						   strlen(keys[j]), f, FIELDS};
+						   strlen(keys[j]), f, FIELDS, 0};
 		}
 		assert_int_equal(store_write(a, w, BATCH, T0 + (uint64_t)i,
 					     out, &e),
