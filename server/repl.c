@@ -2066,7 +2066,10 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 				       m->collection, m->key);
 		rs->erased.hlc = m->erase_hlc;
 		rs->erased.origin = m->erase_origin;
-		if (version_cmp(rs->erased, rs->tomb) > 0 ||
+		/* Above the tombstone only once that is collected (the
+		 * record lives on, its erase mark kept). */
+		if ((!version_is_zero(rs->tomb) &&
+		     version_cmp(rs->erased, rs->tomb) > 0) ||
 		    (!version_is_zero(rs->erased) && !covered_by(p, rs->erased) &&
 		     !MUTANT("unchecked_cover")))
 			return err_set(e, MSCE_EPROTO,

@@ -93,10 +93,12 @@ static int gc_walk(struct store *s, MDB_txn *txn, struct wtxn *w,
 		if (rc == 0 && version_cmp(r.tomb, t) == 0) {
 			int erased = !version_is_zero(r.erased);
 			rk.mv_data = at + 12;
-			/* The erase mark goes with the tombstone: no change
-			 * below it can come any more. */
-			r.erased.hlc = 0;
-			r.erased.origin = 0;
+			/* No change below the tombstone can come any more, but
+			 * a store restored from a backup taken before the
+			 * erasure can: a record that lives on keeps its erase
+			 * mark, so that a snapshot tells that store to destroy
+			 * the data key it brought back (simulator, 8 nodes,
+			 * seed 29). */
 			if (r.nfields == 0) {
 				rc = mdb_del(txn, s->recs, &rk, NULL);
 				/* An erased record leaves nothing behind. */
