@@ -587,6 +587,12 @@ static int s_backup_dir(struct parser *p, const char *v)
 		       0);
 }
 
+static int s_master_key(struct parser *p, const char *v)
+{
+	return set_str(p, p->cfg->master_key_path,
+		       sizeof p->cfg->master_key_path, v, 0);
+}
+
 static int s_peer_id(struct parser *p, const char *v)
 {
 	return set_id(p, &cur_peer(p)->id, v);
@@ -716,6 +722,7 @@ enum {
 	NODE_MAX_PENDING_PER_ADDRESS,
 	NODE_CLIENT_PARTIAL,
 	NODE_CLIENT_PARTIAL_TOTAL,
+	NODE_MASTER_KEY,
 };
 enum { PEER_ID, PEER_ADDRESS, PEER_KEY };
 enum { CLIENT_KEY, CLIENT_ROLE };
@@ -741,6 +748,7 @@ static const struct key_def node_keys[] = {
 				 s_client_partial},
 	[NODE_CLIENT_PARTIAL_TOTAL] = {"client_max_partial_total", 0,
 				       s_client_partial_total},
+	[NODE_MASTER_KEY] = {"master_key", 0, s_master_key},
 	{"max_clock_skew", 0, s_clock_skew},
 	{"log_retention", 0, s_log_retention},
 	{"log_level", 0, s_log_level},
@@ -1171,6 +1179,23 @@ static int finish(struct parser *p)
 			       "%zu is more than max_pending_handshakes (%zu)",
 			       c->max_pending_per_address,
 			       c->max_pending_handshakes);
+	if (c->master_key_path[0] != '\0') {
+		/* A copy of the data directory (a backup, a stolen disk)
+		 * must not carry the key that opens it. */
+		size_t dl = strlen(c->data_dir);
+		while (dl > 1 && c->data_dir[dl - 1] == '/')
+			dl--;
+		if (strncmp(c->master_key_path, c->data_dir, dl) == 0 &&
+		    (c->master_key_path[dl] == '/' ||
+		     c->master_key_path[dl] == '\0'))
+			return fail_at(p, p->node.key_line[NODE_MASTER_KEY],
+				       "[node]", "master_key",
+				       "%s is inside data_dir (%s): a copy of "
+				       "the data directory would carry the "
+				       "key that opens it; keep the key "
+				       "elsewhere (e.g. /etc/msce)",
+				       c->master_key_path, c->data_dir);
+	}
 	if (c->client_max_partial_total < c->client_max_partial_bytes)
 		return fail_at(p,
 			       p->node.key_line[NODE_CLIENT_PARTIAL_TOTAL]

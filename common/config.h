@@ -86,6 +86,9 @@ struct config {
 	size_t client_max_partial_bytes; /* unfinished request, per connection */
 	size_t client_max_partial_total; /* all connections together */
 	char backup_dir[512]; /* "" = no backup over TCP */
+	/* The master key file (encryption at rest); "" = values in the
+	 * clear. Never under data_dir. */
+	char master_key_path[512];
 	size_t npeers;
 	struct config_peer *peers; /* owned by the config */
 	size_t nclients;

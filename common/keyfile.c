@@ -323,6 +323,34 @@ out:
 	return rc;
 }
 
+int keyfile_generate_master(const char *path, struct err *e)
+{
+	char line[64 + 2];
+	uint8_t *k;
+	int fd, rc;
+
+	if (sodium_init() < 0)
+		return err_set(e, MSCE_EIO, "libsodium failed to initialise");
+	k = sodium_malloc(32);
+	if (k == NULL)
+		return err_set(e, MSCE_ENOMEM, "cannot allocate secure memory");
+	fd = create_excl(path, 0600, e);
+	if (fd < 0) {
+		sodium_free(k);
+		return -fd;
+	}
+	randombytes_buf(k, 32);
+	key_to_base64(k, line);
+	sodium_free(k);
+	strcat(line, "\n");
+	rc = finish_file(fd, path, line, e);
+	sodium_memzero(line, sizeof line);
+	close(fd);
+	if (rc != 0)
+		unlink(path);
+	return rc;
+}
+
 int keyfile_generate(const char *prefix, struct err *e)
 {
 	char kpath[KEYFILE_PATH_MAX], ppath[KEYFILE_PATH_MAX];

@@ -22,6 +22,12 @@ int keyfile_generate(const char *prefix, struct err *e);
  * writes it too. */
 int keyfile_write_sign_pub(const char *prefix, struct err *e);
 
+/* Creates path (mode 0600) holding a fresh random 32-byte master key
+ * for encryption at rest ([node] master_key), in the secret key file
+ * form. Refuses if path exists. Returns 0, MSCE_EINVAL, MSCE_EIO or
+ * MSCE_ENOMEM. */
+int keyfile_generate_master(const char *path, struct err *e);
+
 /* Reads a secret key file into sk (32 bytes of caller-owned memory, meant to
  * be sodium_malloc'd) and derives its public key into pk. Refuses a
  * symbolic link, files that group or others may read or write, and

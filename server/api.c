@@ -362,6 +362,7 @@ static int fill_write(const Msce__PutRequest *p, struct store_write *w,
 		      struct store_field_in *f)
 {
 	w->op = p->delete_ ? STORE_DELETE : STORE_PUT;
+	w->erase = p->delete_ && p->erase;
 	w->coll = p->collection;
 	w->coll_len = strlen(p->collection);
 	w->key = p->key;
@@ -538,6 +539,24 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 				 "min_sites %u, but the cluster has %zu centers",
 				 puts[i]->min_sites, n->nnodes);
 			reply_error(c, req->id, MSCE_EINVAL, msg);
+			pb_arena_free(req);
+			return;
+		}
+		/* An erasure destroys the record's data key on every
+		 * center: admin only, and only with delete. */
+		if (puts[i]->erase &&
+		    (!puts[i]->delete_ ||
+		     client_conn_role(c) < CONFIG_ROLE_ADMIN)) {
+			int perm = puts[i]->delete_;
+			char msg[160];
+			snprintf(msg, sizeof msg,
+				 perm ? "client \"%s\" has role %s, which may "
+					"not erase"
+				      : "erase is a delete, not a put",
+				 client_conn_name(c),
+				 config_role_name(client_conn_role(c)));
+			reply_error(c, req->id, perm ? MSCE_EPERM : MSCE_EINVAL,
+				    msg);
 			pb_arena_free(req);
 			return;
 		}
@@ -1259,6 +1278,7 @@ void api_erase_person(struct node *n, struct client_conn *c,
 				continue;
 			}
 			w->op = STORE_DELETE | STORE_W_LISTED;
+			w->erase = 1; /* the data key goes at every center */
 			w->coll = items[at].m->collection;
 			w->coll_len = strlen(w->coll);
 			w->key = items[at].m->key;

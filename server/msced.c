@@ -95,12 +95,20 @@ static void on_service(uv_timer_t *t)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: msced -c CONFIG [--log-file PATH]\n"
+		   "       msced -c CONFIG --rotate-master-key NEWFILE\n"
 		   "       msced --version | --help\n"
 		   "Runs one msce node (center) from its configuration.\n"
 		   "  -c, --config FILE   the node's config (msced.conf(5))\n"
 		   "  -l, --log-file PATH append the log to PATH (reopened "
 		   "on SIGHUP)\n"
 		   "                      instead of stderr\n"
+		   "      --rotate-master-key NEWFILE\n"
+		   "                      with msced stopped: re-wrap the "
+		   "store's data keys\n"
+		   "                      under NEWFILE (msce keygen --master), "
+		   "then exit;\n"
+		   "                      point master_key at NEWFILE before "
+		   "the next start\n"
 		   "  -h, --help          this help\n"
 		   "  -V, --version       the version and protocol versions\n"
 		   "Signals: TERM/INT stop cleanly; HUP reopens the log and "
@@ -111,7 +119,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	const char *log_file = NULL;
+	const char *log_file = NULL, *rotate_to = NULL;
 	struct rlimit nocore = {0, 0};
 	uv_loop_t *loop = uv_default_loop();
 	uint64_t tick;
@@ -123,6 +131,7 @@ int main(int argc, char **argv)
 	    {"log-file", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
+	    {"rotate-master-key", required_argument, NULL, 'R'},
 	    {NULL, 0, NULL, 0}};
 	while ((c = getopt_long(argc, argv, "c:l:hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -131,6 +140,9 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			log_file = optarg;
+			break;
+		case 'R':
+			rotate_to = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -164,6 +176,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	err_clear(&e);
+	if (rotate_to != NULL) {
+		size_t n = 0;
+		if (node_rotate_master_key(config_path, rotate_to, &n, &e)) {
+			log_error("%s", e.msg);
+			return 1;
+		}
+		log_info("master key rotated: %zu data keys re-wrapped under "
+			 "%s; set master_key = %s before starting msced, and "
+			 "destroy the old key once no backup needs it",
+			 n, rotate_to, rotate_to);
+		return 0;
+	}
 	if (node_start(loop, config_path, &node, &e) != 0) {
 		log_error("%s", e.msg);
 		return 1;

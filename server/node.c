@@ -441,6 +441,66 @@ int node_set_sign_keys(struct node *n, struct err *e)
 	return rc;
 }
 
+/* ---- master key rotation (offline) ---------------------------------------- */
+
+int node_rotate_master_key(const char *config_path, const char *new_path,
+			   size_t *rewrapped, struct err *e)
+{
+	struct config cfg;
+	struct store_options so = {0};
+	struct store *st = NULL;
+	uint8_t *old = NULL, *nk = NULL, pk[32];
+	char why[sizeof e->msg];
+	int r;
+
+	*rewrapped = 0;
+	if ((r = config_load(config_path, &cfg, e)))
+		return r;
+	if (cfg.master_key_path[0] == '\0') {
+		r = err_set(e, MSCE_EINVAL,
+			    "%s has no [node] master_key: there is no key to "
+			    "rotate (set master_key and start msced to seal "
+			    "the store)",
+			    config_path);
+		goto out;
+	}
+	old = sodium_malloc(32);
+	nk = sodium_malloc(32);
+	if (old == NULL || nk == NULL) {
+		r = err_set(e, MSCE_ENOMEM, "key memory");
+		goto out;
+	}
+	if ((r = keyfile_load_secret(cfg.master_key_path, old, pk, e))) {
+		snprintf(why, sizeof why, "%s", e->msg);
+		err_set(e, r, "[node] master_key: %s", why);
+		goto out;
+	}
+	if ((r = keyfile_load_secret(new_path, nk, pk, e))) {
+		snprintf(why, sizeof why, "%s", e->msg);
+		err_set(e, r, "new master key: %s", why);
+		goto out;
+	}
+	if (sodium_memcmp(old, nk, 32) == 0) {
+		r = err_set(e, MSCE_EINVAL,
+			    "%s holds the key already in use (%s)", new_path,
+			    cfg.master_key_path);
+		goto out;
+	}
+	so.node_id = cfg.node_id;
+	so.cluster = cfg.cluster;
+	so.master_key = old;
+	/* The data directory's lock: msced must be stopped. */
+	if ((r = store_open(cfg.data_dir, &so, &st, e)))
+		goto out;
+	r = store_rotate_master_key(st, nk, rewrapped, e);
+	store_close(st);
+out:
+	sodium_free(old);
+	sodium_free(nk);
+	config_free(&cfg);
+	return r;
+}
+
 /* ---- start --------------------------------------------------------------- */
 
 int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
@@ -480,10 +540,38 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	}
 	seg_keypair_from_link(n->key.priv, sign_pk, sign_sk);
 	so.sign_sk = sign_sk;
+	/* Encryption at rest: the master key file, outside the data
+	 * directory (config.c checks). Without one, values stay in the
+	 * clear (a store sealed before refuses to open without its key). */
+	uint8_t *master = NULL, master_pk[32];
+	if (n->cfg.master_key_path[0] != '\0') {
+		master = sodium_malloc(32);
+		if (master == NULL) {
+			sodium_free(sign_sk);
+			r = err_set(e, MSCE_ENOMEM, "key memory");
+			goto fail;
+		}
+		if ((r = keyfile_load_secret(n->cfg.master_key_path, master,
+					     master_pk, e))) {
+			sodium_free(master);
+			sodium_free(sign_sk);
+			char why[sizeof e->msg];
+			snprintf(why, sizeof why, "%s", e->msg);
+			err_set(e, r, "[node] master_key: %s", why);
+			goto fail;
+		}
+		so.master_key = master;
+	}
 	r = store_open(n->cfg.data_dir, &so, &n->store, e);
 	sodium_free(sign_sk);
+	sodium_free(master);
 	if (r)
 		goto fail;
+	if (master == NULL)
+		log_warn("no master_key in [node]: values are stored in the "
+			 "clear, and an erasure cannot make copies of the "
+			 "data directory (backups, old disks) unreadable "
+			 "(deploy/README.md, \"Encryption at rest\")");
 	if ((r = node_set_sign_keys(n, e)))
 		goto fail;
 	if ((r = writer_start(loop, n->store, &n->writer, e)))

@@ -47,6 +47,12 @@ uint64_t node_now_ms(void);
 /* Opens the store and starts everything from the config file at path. */
 /* Gives the store the signing keys of the config (at start and reload). */
 int node_set_sign_keys(struct node *n, struct err *e);
+/* msced --rotate-master-key: with msced stopped, re-wraps every data key
+ * of the store of config_path under the key in new_path; from then on only
+ * that key opens the store (and the config must name it). Returns 0 with
+ * the count in *rewrapped, or an error with the reason in e. */
+int node_rotate_master_key(const char *config_path, const char *new_path,
+			   size_t *rewrapped, struct err *e);
 int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	       struct err *e);
 /* Commits what is in flight, closes links and sockets, frees the node,

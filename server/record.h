@@ -57,6 +57,10 @@ struct record {
 	uint32_t cap;
 	struct field_state *fields; /* sorted by name (bytewise) */
 	uint8_t hash[RECORD_HASH_LEN]; /* digest contribution as stored */
+	/* The newest erasure the store holds of the record (zero if none),
+	 * at or below tomb. Kept by the store beside the encoding: neither
+	 * the codec, the merge rule nor the hash look at it. */
+	struct version erased;
 };
 
 /* One write to one field, as carried by a change. */

@@ -67,6 +67,8 @@ Msce__Record *record_pb_new(const char *coll, size_t coll_len, const char *key,
 	m->key = strndup(key, key_len);
 	m->tomb_hlc = r->tomb.hlc;
 	m->tomb_origin = r->tomb.origin;
+	m->erase_hlc = r->erased.hlc;
+	m->erase_origin = r->erased.origin;
 	m->fields = calloc(r->nfields ? r->nfields : 1, sizeof *m->fields);
 	if (m->collection == NULL || m->key == NULL || m->fields == NULL)
 		goto oom;

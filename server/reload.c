@@ -94,6 +94,7 @@ int node_reload(struct node *n, const char *path, struct reload_result *res)
 	STR(node_name, "name");
 	STR(data_dir, "data_dir");
 	STR(key_path, "key");
+	STR(master_key_path, "master_key");
 	STR(listen, "listen");
 	STR(client_listen, "client_listen");
 	STR(socket_path, "socket");

@@ -2064,6 +2064,18 @@ static int snapshot_decode(struct repl *r, struct peer *p,
 				       "snapshot deletes %s/%s at a version its "
 				       "vector does not cover",
 				       m->collection, m->key);
+		rs->erased.hlc = m->erase_hlc;
+		rs->erased.origin = m->erase_origin;
+		/* Above the tombstone only once that is collected (the
+		 * record lives on, its erase mark kept). */
+		if ((!version_is_zero(rs->tomb) &&
+		     version_cmp(rs->erased, rs->tomb) > 0) ||
+		    (!version_is_zero(rs->erased) && !covered_by(p, rs->erased) &&
+		     !MUTANT("unchecked_cover")))
+			return err_set(e, MSCE_EPROTO,
+				       "snapshot erases %s/%s above its "
+				       "tombstone or its vector",
+				       m->collection, m->key);
 		rs->fields = &x->fss[k];
 		rs->nfields = (uint32_t)m->n_fields;
 		rs->cap = rs->nfields;

@@ -35,6 +35,12 @@ struct store_options {
 	 * with it. NULL only in tests: local writes then go unsigned, and no
 	 * other node will take them. */
 	const uint8_t *sign_sk;
+	/* The node's master key (32 bytes, copied): values are encrypted at
+	 * rest under per-record data keys it wraps (docs/PROTOCOL.md,
+	 * "Encryption at rest"). NULL only in tests: values in the clear. A
+	 * store made or sealed with a key refuses to open without it
+	 * (MSCE_EAUTH); a store in the clear given one is sealed in place. */
+	const uint8_t *master_key;
 };
 
 /* A node's public signing key; a node may have several (rotation). */
@@ -107,6 +113,11 @@ struct store_write {
 	size_t key_len;
 	const struct store_field_in *fields; /* PUT only */
 	size_t nfields;
+	/* DELETE only: an erasure. Replicated like any delete; every node
+	 * that applies it also destroys the record's data key, so that what
+	 * it held of the record before (log entries, old pages, backups
+	 * under a rotated master key) can no longer be decrypted. */
+	int erase;
 };
 
 struct store_written {
@@ -301,6 +312,24 @@ int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
  * writer would split the cluster). */
 int store_backup(struct store *s, const char *path, uint64_t *bytes,
 		 struct err *e);
+
+/* ---- encryption at rest ------------------------------------------------- */
+
+/* What the store holds of a record's keys: whether a data key exists
+ * (*has_key) and the newest erasure held (*erased, zero if none). For
+ * tests and tools; MSCE_ENOTFOUND when the store holds neither. */
+int store_crypt_state(struct store *s, const char *coll, size_t coll_len,
+		      const char *key, size_t key_len, int *has_key,
+		      struct version *erased, struct err *e);
+/* Whether values are sealed (the store has a master key). */
+int store_encrypted(const struct store *s);
+/* Re-wraps every data key under new_key (32 bytes) in one durable
+ * transaction; from then on only new_key opens the store. Staged
+ * snapshot parts are dropped (a sender sends its snapshot again).
+ * *rewrapped: how many data keys. MSCE_EINVAL on a store without a
+ * master key. */
+int store_rotate_master_key(struct store *s, const uint8_t *new_key,
+			    size_t *rewrapped, struct err *e);
 
 /* ---- tombstones and snapshots ----------------------------------------- */
 

@@ -16,7 +16,15 @@
  *              chunks staged until the last one arrives
  *   sigs       origin(BE32) last(BE64)      -> first, last_hlc (LE64),
  *              hash, signature: the signed segments (seg.h) of the log,
- *              and the one ending at each origin's vector entry */
+ *              and the one ending at each origin's vector entry
+ *   deks       coll \0 key                  -> the record's data key,
+ *              wrapped by the master key (store_crypt.c)
+ *
+ * With a master key (store_options.master_key), values are encrypted at
+ * rest: records, the log's puts and staged snapshot parts; store_crypt.c
+ * has the formats. Keys (collection, record key) stay in the clear: LMDB
+ * orders by them. meta "master" then holds a check of the master key, and
+ * meta "stage" + source(BE32) the key of that source's staged snapshot. */
 #ifndef MSCE_STORE_INT_H
 #define MSCE_STORE_INT_H
 
@@ -33,12 +41,30 @@
 #include "store.h"
 
 /* On-disk format. 2 added the writer (incarnation) and snapshot staging;
- * a format 1 store is upgraded in place when opened (its writer is its
- * node id); a newer one is refused. */
-#define STORE_FORMAT "msce-store/2"
+ * 3 encryption at rest (data keys, sealed values, erase marks). Formats 1
+ * and 2 are upgraded in place when opened (a format 1 writer is its node
+ * id; values are sealed when a master key is given); a newer one is
+ * refused. */
+#define STORE_FORMAT "msce-store/3"
+#define STORE_FORMAT_2 "msce-store/2"
 #define STORE_FORMAT_1 "msce-store/1"
 #define KEY_MAX (MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY + 1 + \
 		 MSCE_MAX_FIELD_NAME + 1 + 12)
+#define RK_MAX (MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY)
+
+/* Sizes of the crypto at rest (libsodium's XChaCha20-Poly1305-IETF). */
+#define SC_KEY 32
+#define SC_KID 8   /* names a data key: which one sealed a value */
+#define SC_NONCE 24
+#define SC_TAG 16
+#define SC_POOL 4096 /* random bytes drawn at a time (nonces, keys) */
+
+/* A record's data key, unwrapped (wiped after use). */
+struct dek {
+	int have;
+	uint8_t key[SC_KEY];
+	uint8_t kid[SC_KID];
+};
 
 struct store {
 	MDB_env *env;
@@ -48,7 +74,14 @@ struct store {
 	 * takes it exclusive. stlock guards the published state below. */
 	pthread_mutex_t wlock, stlock;
 	pthread_rwlock_t maplock;
-	MDB_dbi meta, recs, log, vv, conf, tombs, snapin, sigs;
+	MDB_dbi meta, recs, log, vv, conf, tombs, snapin, sigs, deks;
+	/* Encryption at rest: the key data keys are wrapped with (derived
+	 * from the master key; NULL: none, values in the clear, for tests),
+	 * and a pool of random bytes for nonces and keys (writer only). Both
+	 * in sodium_malloc memory. */
+	uint8_t *wrap;
+	uint8_t *rnd;
+	size_t rnd_left;
 	/* Our node's signing key (has_sk: local writes are signed), and the
 	 * public keys changes are checked with (under stlock). */
 	int has_sk;
@@ -96,6 +129,17 @@ struct wtxn {
 	struct seg seg;
 	struct seg_hasher seg_h;
 	size_t seg_n, seg_bytes;
+	/* The data key of the last record looked up (dek_rk): each change
+	 * needs it for its record and its log entry. Reset with the
+	 * transaction; wiped at its end. */
+	int dek_ok;
+	size_t dek_rklen;
+	uint8_t dek_rk[RK_MAX];
+	struct dek dek;
+	/* The key of the snapshot being staged, from source stage_src. */
+	int stage_ok;
+	uint32_t stage_src;
+	uint8_t stage_key[SC_KEY];
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -215,10 +259,82 @@ uint64_t st_seg_floor(MDB_txn *txn, struct store *s, uint32_t origin,
 /* Drops the segments of origin ending below upto. */
 int st_seg_delete_below(struct wtxn *w, uint32_t origin, uint64_t upto);
 
+/* ---- store_crypt.c ------------------------------------------------------ */
+
+/* At open, in the open transaction: checks the master key against the
+ * store (MSCE_EAUTH if it is not the store's, or the store is encrypted
+ * and none is given). *seal: a store in the clear given a key, to be
+ * sealed by st_crypt_seal_store. */
+int st_crypt_open(struct store *s, MDB_txn *txn, const uint8_t *master,
+		  int *seal, struct err *e);
+/* Seals every value of a store kept in the clear, in one batch. */
+int st_crypt_seal_store(struct store *s, struct err *e);
+void st_crypt_close(struct store *s);
+/* Drops the cached data key (and staging key) of w: after an abort. */
+void st_crypt_reset(struct wtxn *w);
+/* The data key of record rk: d->have = 0 when it has none. */
+int st_dek_load(struct store *s, MDB_txn *txn, const uint8_t *rk,
+		size_t rklen, struct dek *d, struct err *e);
+/* The same in a write transaction, cached; with create, made if none. */
+int st_wdek(struct wtxn *w, const uint8_t *rk, size_t rklen, int create,
+	    struct dek **out, struct err *e);
+/* Destroys record rk's data key (an erasure): whatever it sealed cannot
+ * be read any more. */
+int st_dek_shred(struct wtxn *w, const uint8_t *rk, size_t rklen,
+		 struct err *e);
+/* Decodes a stored record value of rk (sealed or not); what r points to
+ * is in a. */
+int st_rec_decode(struct store *s, MDB_txn *txn, const uint8_t *rk,
+		  size_t rklen, const void *val, size_t len, struct record *r,
+		  struct arena *a, struct err *e);
+/* The same in a write transaction: its data key from w's cache, what r
+ * points to in the store's arena. */
+int st_wrec_decode(struct wtxn *w, const uint8_t *rk, size_t rklen,
+		   const void *val, size_t len, struct record *r,
+		   struct err *e);
+/* Encodes r for the records database (sealed when the store has a key
+ * and r has fields), into s->scratch; out points there. */
+int st_rec_encode(struct wtxn *w, const uint8_t *rk, size_t rklen,
+		  const struct record *r, MDB_val *out, struct err *e);
+/* A staged snapshot part (snapin value under key k), sealed with the
+ * staging key of source; into s->scratch. */
+int st_stage_encode(struct wtxn *w, uint32_t source, const MDB_val *k,
+		    const struct record *r, MDB_val *out, struct err *e);
+int st_stage_decode(struct wtxn *w, uint32_t source, const MDB_val *k,
+		    const MDB_val *v, struct record *r, struct arena *a,
+		    struct err *e);
+/* Forgets source's staging key (its staged parts go with it). */
+int st_stage_key_drop(struct wtxn *w, uint32_t source);
+
+/* How a change goes into the log. */
+enum { LOG_PLAIN, LOG_SEAL, LOG_SHRED };
+/* st_log_open's answer for an entry whose values were erased here. */
+#define LOG_REDACTED 1
+/* Where st_log_open puts what it decrypts, and the data key it used. */
+struct logbuf {
+	uint8_t *p;
+	size_t cap;
+	struct dek d;
+	size_t rklen; /* d's record; 0: none yet */
+	uint8_t rk[RK_MAX];
+};
+/* A log entry v of (origin, seq) read back as the plain encoded change,
+ * *out pointing into v or b (valid until the next call). Returns 0,
+ * LOG_REDACTED (*out is then a redacted change: see msce.proto) or an
+ * error. */
+int st_log_open(struct store *s, MDB_txn *txn, uint32_t origin, uint64_t seq,
+		const MDB_val *v, struct logbuf *b, const uint8_t **out,
+		size_t *outlen, struct err *e);
+void st_logbuf_free(struct logbuf *b);
+
 /* ---- store_log.c -------------------------------------------------------- */
 
-int st_log_put(struct wtxn *w, uint32_t origin, uint64_t seq,
-	       const uint8_t *data, size_t len, struct err *e);
+/* Appends change (origin, seq) at hlc of record rk: data is its plain
+ * encoding; LOG_SEAL seals it with the record's data key, LOG_SHRED keeps
+ * only its place (its values were erased before it came). */
+int st_log_put(struct wtxn *w, uint32_t origin, uint64_t seq, uint64_t hlc,
+	       const uint8_t *rk, size_t rklen, int mode, const uint8_t *data,
+	       size_t len, struct err *e);
 /* Deletes log entries of origin with seq <= upto (an LMDB code). */
 int st_log_delete_upto(struct wtxn *w, uint32_t origin, uint64_t upto);
 

@@ -70,21 +70,26 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 	}
 	if (rc)
 		return st_lmdb_err(e, rc, "read store format");
-	if (v.mv_size == strlen(STORE_FORMAT_1) &&
-	    memcmp(v.mv_data, STORE_FORMAT_1, v.mv_size) == 0) {
-		/* Upgraded in place, in this open's transaction. */
+	if ((v.mv_size == strlen(STORE_FORMAT_1) &&
+	     memcmp(v.mv_data, STORE_FORMAT_1, v.mv_size) == 0) ||
+	    (v.mv_size == strlen(STORE_FORMAT_2) &&
+	     memcmp(v.mv_data, STORE_FORMAT_2, v.mv_size) == 0)) {
+		/* Upgraded in place, in this open's transaction (2 to 3 only
+		 * adds what this version writes; values are sealed after the
+		 * open, when a master key is given). */
+		s->upgraded = ((char *)v.mv_data)[11] == '1';
 		if ((rc = st_meta_put(txn, s->meta, "format", STORE_FORMAT,
 				      strlen(STORE_FORMAT))))
 			return st_lmdb_err(e, rc, "upgrade store format");
-		s->upgraded = 1;
 	} else if (v.mv_size != strlen(STORE_FORMAT) ||
 		   memcmp(v.mv_data, STORE_FORMAT, v.mv_size) != 0) {
 		return err_set(e, MSCE_EVERSION,
-			       "store format \"%.*s\" is not \"%s\" (nor %s, "
-			       "which this version upgrades): a newer msce "
+			       "store format \"%.*s\" is not \"%s\" (nor %s or "
+			       "%s, which this version upgrades): a newer msce "
 			       "wrote it",
 			       (int)(v.mv_size > 64 ? 64 : v.mv_size),
-			       (char *)v.mv_data, STORE_FORMAT, STORE_FORMAT_1);
+			       (char *)v.mv_data, STORE_FORMAT, STORE_FORMAT_2,
+			       STORE_FORMAT_1);
 	}
 	if (st_meta_get(txn, s->meta, "node_id", &v) || v.mv_size != 4)
 		return err_set(e, MSCE_ECORRUPT, "store has no node id");
@@ -220,7 +225,7 @@ int store_open(const char *dir, const struct store_options *o,
 {
 	struct store *s;
 	MDB_txn *txn = NULL;
-	int rc, dead = 0;
+	int rc, dead = 0, seal_it = 0;
 	unsigned flags = MDB_NOTLS;
 
 	*out = NULL;
@@ -262,7 +267,7 @@ int store_open(const char *dir, const struct store_options *o,
 	s->max_map = o->max_map_size ? o->max_map_size : (size_t)1 << 40;
 	if (s->map_size > s->max_map)
 		s->map_size = s->max_map;
-	arena_init(&s->arena, 16u << 20);
+	arena_init(&s->arena, 0);
 	if (o->nosync)
 		flags |= MDB_NOSYNC;
 #ifdef MSCE_BROKEN_FSYNC
@@ -304,17 +309,24 @@ int store_open(const char *dir, const struct store_options *o,
 	    (rc = mdb_dbi_open(txn, "conflicts", MDB_CREATE, &s->conf)) ||
 	    (rc = mdb_dbi_open(txn, "tombs", MDB_CREATE, &s->tombs)) ||
 	    (rc = mdb_dbi_open(txn, "snapin", MDB_CREATE, &s->snapin)) ||
-	    (rc = mdb_dbi_open(txn, "sigs", MDB_CREATE, &s->sigs))) {
+	    (rc = mdb_dbi_open(txn, "sigs", MDB_CREATE, &s->sigs)) ||
+	    (rc = mdb_dbi_open(txn, "deks", MDB_CREATE, &s->deks))) {
 		st_lmdb_err(e, rc, "open databases");
 		goto fail;
 	}
-	if (load_state(s, txn, o->cluster, e))
+	if (load_state(s, txn, o->cluster, e) ||
+	    st_crypt_open(s, txn, o->master_key, &seal_it, e))
 		goto fail;
 	if ((rc = mdb_txn_commit(txn))) {
 		txn = NULL;
 		st_lmdb_err(e, rc, "commit open transaction");
 		goto fail;
 	}
+	txn = NULL;
+	/* A store in the clear given a master key: sealed now, in batches
+	 * (a crash meanwhile goes on at the next open). */
+	if (seal_it && st_crypt_seal_store(s, e))
+		goto fail;
 	if (store_set_keys(s, NULL, 0, e))
 		goto fail;
 	*out = s;
@@ -338,6 +350,7 @@ void store_close(struct store *s)
 	free(s->vvs);
 	free(s->keys);
 	sodium_memzero(s->sk, sizeof s->sk);
+	st_crypt_close(s);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_mutex_destroy(&s->stlock);
 	pthread_rwlock_destroy(&s->maplock);

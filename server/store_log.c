@@ -4,20 +4,7 @@
 #include "mutant.h"
 #include "store_int.h"
 
-int st_log_put(struct wtxn *w, uint32_t origin, uint64_t seq,
-	       const uint8_t *data, size_t len, struct err *e)
-{
-	uint8_t k[12];
-	MDB_val key = {12, k}, val = {len, (void *)data};
-	int rc;
-
-	be32(k, origin);
-	be64(k + 4, seq);
-	if ((rc = mdb_put(w->txn, w->s->log, &key, &val, 0)))
-		return st_lmdb_err(e, rc, "append to log");
-	return 0;
-}
-
+/* st_log_put, which seals entries, is in store_crypt.c. */
 
 int store_log_read(struct store *s, uint32_t origin, uint64_t from,
 		   size_t max_count, size_t max_bytes, store_log_cb cb,
@@ -29,6 +16,7 @@ int store_log_read(struct store *s, uint32_t origin, uint64_t from,
 	MDB_cursor *cur;
 	MDB_val k = {12, kb}, v;
 	size_t count = 0, bytes = 0;
+	struct logbuf lb = {0};
 	int rc, op = MDB_SET_RANGE;
 
 	if (from <= vv.floor)
@@ -45,19 +33,28 @@ int store_log_read(struct store *s, uint32_t origin, uint64_t from,
 	}
 	rc = 0;
 	while (count < max_count && mdb_cursor_get(cur, &k, &v, op) == 0) {
+		uint64_t seq;
+		const uint8_t *c;
+		size_t len;
 		op = MDB_NEXT;
 		if (k.mv_size != 12 || rd_be32(k.mv_data) != origin)
 			break;
-		if (count > 0 && bytes + v.mv_size > max_bytes)
+		seq = rd_be64((uint8_t *)k.mv_data + 4);
+		/* Plain, or redacted where its values were erased. */
+		rc = st_log_open(s, txn, origin, seq, &v, &lb, &c, &len, e);
+		if (rc != 0 && rc != LOG_REDACTED)
 			break;
-		if ((rc = cb(ctx, origin, rd_be64((uint8_t *)k.mv_data + 4),
-			     v.mv_data, v.mv_size)) != 0)
+		rc = 0;
+		if (count > 0 && bytes + len > max_bytes)
+			break;
+		if ((rc = cb(ctx, origin, seq, c, len)) != 0)
 			break;
 		count++;
-		bytes += v.mv_size;
+		bytes += len;
 	}
 	mdb_cursor_close(cur);
 	st_read_end(s, txn);
+	st_logbuf_free(&lb);
 	return rc;
 }
 

@@ -134,12 +134,7 @@ int st_load_record(struct wtxn *w, const uint8_t *rk, size_t rklen,
 	if (rc)
 		return st_lmdb_err(e, rc, "read record");
 	*exists = 1;
-	rc = record_decode(val.mv_data, val.mv_size, r, &w->s->arena);
-	if (rc)
-		return err_set(e, rc, "record %.*s is %s", (int)rklen, rk,
-			       rc == MSCE_ENOMEM ? "too big to load"
-						 : "corrupt on disk");
-	return 0;
+	return st_wrec_decode(w, rk, rklen, val.mv_data, val.mv_size, r, e);
 }
 
 /* Writes back a merged record with its hash, digest and index updates.
@@ -179,18 +174,17 @@ int st_save_record(struct wtxn *w, const char *coll, size_t clen,
 			return st_lmdb_err(e, rc, "index tombstones");
 	}
 	if (r->nfields == 0 && version_is_zero(r->tomb)) {
+		/* Nothing of it is left (a snapshot merge dropped it): nor
+		 * of what its key sealed. */
 		rc = mdb_del(w->txn, s->recs, &k, NULL);
 		if (rc && rc != MDB_NOTFOUND)
 			return st_lmdb_err(e, rc, "delete record");
-		return 0;
+		return st_dek_shred(w, rk, rklen, e);
 	}
-	/* Encode into scratch first: the merged record points into the old
-	 * value's page, which the put may overwrite. */
-	v.mv_size = record_encoded_size(r);
-	if (st_ensure_scratch(s, v.mv_size))
-		return err_set(e, MSCE_ENOMEM, "encode record");
-	record_encode(r, s->scratch);
-	v.mv_data = s->scratch;
+	/* Encoded away first: the merged record points into the old value's
+	 * page, which the put may overwrite. */
+	if ((rc = st_rec_encode(w, rk, rklen, r, &v, e)))
+		return rc;
 	if ((rc = mdb_put(w->txn, s->recs, &k, &v, 0)))
 		return st_lmdb_err(e, rc, "write record");
 	return 0;
@@ -217,6 +211,10 @@ static int check_change(const Msce__Change *c, struct err *e)
 			       c->n_fields, MSCE_MAX_FIELDS);
 	if (c->op == MSCE__CHANGE__OP__PUT && c->n_fields == 0)
 		return err_set(e, MSCE_ECORRUPT, "put without fields");
+	if (c->erase && c->op != MSCE__CHANGE__OP__DELETE)
+		return err_set(e, MSCE_ECORRUPT, "an erasure that is no delete");
+	if (c->redacted) /* a node's view of an erased change: never sent */
+		return err_set(e, MSCE_ECORRUPT, "a redacted change");
 	for (size_t i = 0; i < c->n_fields; i++) {
 		const Msce__FieldWrite *f = c->fields[i];
 		struct schema_field sf = {f->name, strlen(f->name),
@@ -240,6 +238,7 @@ struct merge_in {
 	const char *coll, *key;
 	size_t clen, klen;
 	int del;
+	int erase; /* del: an erasure */
 	struct version v;
 	uint64_t seq;
 	const struct field_write *fw;
@@ -257,20 +256,37 @@ static int merge_into(struct wtxn *w, const struct merge_in *m,
 	struct loser_ref *old;
 	size_t nold;
 	struct version old_tomb = r->tomb;
-	int changed = 0, rc;
+	int changed = 0, mode, rc;
 
 	if (st_collect_losers(r, &s->arena, &old, &nold))
 		return err_set(e, MSCE_ENOMEM, "index conflicts");
+	/* A put the record's erasure deleted before it came here is logged
+	 * without its values: they were never readable here. A delete has
+	 * none; anything else is sealed with the record's key. */
+	mode = m->del ? LOG_PLAIN
+	       : version_cmp(m->v, r->erased) < 0 ? LOG_SHRED
+						   : LOG_SEAL;
 	if (m->del)
 		record_merge_delete(r, m->v, &changed);
 	else if (record_merge_put(r, m->v, m->seq, m->fw, m->n, &s->arena,
 				  &changed))
 		return err_set(e, MSCE_ENOMEM, "merge change");
+	if (m->erase && version_cmp(m->v, r->erased) > 0) {
+		/* Crypto-shredding: the key goes, and with it every value it
+		 * sealed here (record, log entries, old pages); what the
+		 * record keeps (fields written after the erasure) is sealed
+		 * again under a new key when saved. */
+		r->erased = m->v;
+		changed = 1;
+		if (!MUTANT("no_shred") && (rc = st_dek_shred(w, rk, rklen, e)))
+			return rc;
+	}
 	if (changed &&
 	    (rc = st_save_record(w, m->coll, m->clen, m->key, m->klen, rk,
 				 rklen, r, old_tomb, old, nold, e)))
 		return rc;
-	return st_log_put(w, m->v.origin, m->seq, m->raw, m->rawlen, e);
+	return st_log_put(w, m->v.origin, m->seq, m->v.hlc, rk, rklen, mode,
+			  m->raw, m->rawlen, e);
 }
 
 /* Merges a checked change from another origin. raw is it encoded. */
@@ -283,6 +299,7 @@ static int merge_change(struct wtxn *w, const Msce__Change *c,
 			     strlen(c->collection),
 			     strlen(c->key),
 			     c->op == MSCE__CHANGE__OP__DELETE,
+			     c->erase,
 			     {c->hlc, c->origin},
 			     c->seq,
 			     NULL,
@@ -704,6 +721,8 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 		rc = sys ? 0
 			 : schema_validate_delete(in->coll, in->coll_len,
 						  in->key, in->key_len, we);
+	else if (in->op == STORE_PUT && in->erase)
+		rc = err_set(we, MSCE_EINVAL, "erase is a delete, not a put");
 	else if (in->op == STORE_PUT)
 		rc = 0;
 	else
@@ -784,11 +803,13 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 	c.key[in->key_len] = 0;
 	c.op = in->op == STORE_DELETE ? MSCE__CHANGE__OP__DELETE
 				      : MSCE__CHANGE__OP__PUT;
+	c.erase = in->op == STORE_DELETE && in->erase;
 	struct merge_in m = {c.collection,
 			     c.key,
 			     in->coll_len,
 			     in->key_len,
 			     in->op == STORE_DELETE,
+			     c.erase,
 			     {c.hlc, c.origin},
 			     c.seq,
 			     NULL,
@@ -1067,11 +1088,11 @@ static int get_record(struct store *s, const char *coll, size_t clen,
 		st_read_end(s, txn);
 		return st_lmdb_err(e, rc, "read record");
 	}
-	arena_init(&a, 1u << 20);
-	rc = record_decode(v.mv_data, v.mv_size, &r, &a);
+	arena_init(&a, 0);
+	rc = st_rec_decode(s, txn, rk, k.mv_size, v.mv_data, v.mv_size, &r, &a,
+			   e);
 	if (rc) {
-		err_set(e, rc, "record %.*s/%.*s is corrupt", (int)clen, coll,
-			(int)klen, key);
+		/* e says what */
 	} else if (raw) {
 		struct store_record_view view = {coll, clen, key, klen, &r};
 		rc = cb(ctx, &view);
@@ -1148,7 +1169,7 @@ int store_scan(struct store *s, const struct store_scan *q, store_record_cb cb,
 		st_read_end(s, txn);
 		return st_lmdb_err(e, rc, "open cursor");
 	}
-	arena_init(&a, 1u << 20);
+	arena_init(&a, 0);
 	k.mv_size = startlen;
 	k.mv_data = start;
 	op = MDB_SET_RANGE;
@@ -1164,12 +1185,9 @@ int store_scan(struct store *s, const struct store_scan *q, store_record_cb cb,
 			    (const uint8_t *)q->end, q->end_len) >= 0)
 			break;
 		arena_reset(&a);
-		if (record_decode(k.mv_size ? v.mv_data : NULL, v.mv_size, &r,
-				  &a)) {
-			rc = err_set(e, MSCE_ECORRUPT, "record %.*s is corrupt",
-				     (int)k.mv_size, (char *)k.mv_data);
+		if ((rc = st_rec_decode(s, txn, k.mv_data, k.mv_size,
+					v.mv_data, v.mv_size, &r, &a, e)))
 			break;
-		}
 		if (!visible(q->coll, q->coll_len, &r, NULL, 0))
 			continue;
 		struct store_record_view view = {
@@ -1203,7 +1221,7 @@ int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
 		st_read_end(s, txn);
 		return st_lmdb_err(e, rc, "open conflict cursor");
 	}
-	arena_init(&a, 1u << 20);
+	arena_init(&a, 0);
 	rc = 0;
 	while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
 		const uint8_t *p = k.mv_data, *end = p + k.mv_size;
@@ -1224,12 +1242,14 @@ int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
 		rk.mv_data = (void *)p;
 		rk.mv_size = (size_t)(z2 - p);
 		arena_reset(&a);
-		if (mdb_get(txn, s->recs, &rk, &rv) ||
-		    record_decode(rv.mv_data, rv.mv_size, &r, &a)) {
+		if (mdb_get(txn, s->recs, &rk, &rv)) {
 			rc = err_set(e, MSCE_ECORRUPT,
 				     "conflict without its record");
 			break;
 		}
+		if ((rc = st_rec_decode(s, txn, rk.mv_data, rk.mv_size,
+					rv.mv_data, rv.mv_size, &r, &a, e)))
+			break;
 		fs = record_field(&r, z2 + 1, (size_t)(z3 - z2 - 1));
 		if (fs != NULL && !version_is_zero(r.tomb) &&
 		    version_cmp(lv, r.tomb) == 0) {

@@ -207,6 +207,10 @@ int store_log_read_segs(struct store *s, uint32_t origin, uint64_t from,
 	MDB_cursor *lc = NULL, *sc = NULL;
 	MDB_val k, v, sk, sv;
 	size_t count = 0, bytes = 0;
+	struct logbuf lb = {0};
+	/* A segment's changes in the clear, until it is known whole. */
+	uint8_t *buf = NULL;
+	size_t cap = 0, off[SEG_MAX_CHANGES + 1];
 	int rc;
 
 	if (from <= vv.floor)
@@ -254,12 +258,22 @@ int store_log_read_segs(struct store *s, uint32_t origin, uint64_t from,
 		size_t n = (size_t)(g.last - g.first + 1), sz = 0;
 		if (count > 0 && count + n > max_count)
 			break;
+		if (n > SEG_MAX_CHANGES) {
+			rc = err_set(e, MSCE_ECORRUPT,
+				     "segment %u/%llu..%llu is too long",
+				     origin, (unsigned long long)g.first,
+				     (unsigned long long)g.last);
+			goto out;
+		}
 		be32(kb, origin);
 		be64(kb + 4, g.first);
 		k.mv_size = 12;
 		k.mv_data = kb;
 		int lop = MDB_SET_KEY;
+		off[0] = 0;
 		for (uint64_t q = g.first; q <= g.last; q++, lop = MDB_NEXT) {
+			const uint8_t *c;
+			size_t len, i = (size_t)(q - g.first);
 			if ((rc = mdb_cursor_get(lc, &k, &v, lop)) != 0 ||
 			    k.mv_size != 12 || rd_be32(k.mv_data) != origin ||
 			    rd_be64((uint8_t *)k.mv_data + 4) != q) {
@@ -269,16 +283,47 @@ int store_log_read_segs(struct store *s, uint32_t origin, uint64_t from,
 					     origin, (unsigned long long)q);
 				goto out;
 			}
-			sz += v.mv_size;
+			rc = st_log_open(s, txn, origin, q, &v, &lb, &c, &len,
+					 e);
+			if (rc == LOG_REDACTED) {
+				/* Its values were erased here: what was
+				 * signed cannot be sent, so a peer that lacks
+				 * it gets a snapshot. */
+				rc = count > 0 ? 0
+					       : err_set(e, MSCE_ENOTFOUND,
+							 "origin %u seq %llu "
+							 "was erased here: "
+							 "its log entry can no "
+							 "longer be sent",
+							 origin,
+							 (unsigned long long)q);
+				goto out;
+			}
+			if (rc)
+				goto out;
+			if (off[i] + len > cap) {
+				size_t nc = cap ? cap : 65536;
+				while (nc < off[i] + len)
+					nc *= 2;
+				uint8_t *nb = realloc(buf, nc);
+				if (nb == NULL) {
+					rc = err_set(e, MSCE_ENOMEM,
+						     "read log");
+					goto out;
+				}
+				buf = nb;
+				cap = nc;
+			}
+			memcpy(buf + off[i], c, len);
+			off[i + 1] = off[i] + len;
+			sz += len;
 		}
 		if (count > 0 && bytes + sz > max_bytes)
 			break;
-		k.mv_size = 12;
-		k.mv_data = kb;
-		lop = MDB_SET_KEY;
-		for (uint64_t q = g.first; q <= g.last; q++, lop = MDB_NEXT) {
-			mdb_cursor_get(lc, &k, &v, lop);
-			if ((rc = cb(ctx, origin, q, v.mv_data, v.mv_size)))
+		for (uint64_t q = g.first; q <= g.last; q++) {
+			size_t i = (size_t)(q - g.first);
+			if ((rc = cb(ctx, origin, q, buf + off[i],
+				     off[i + 1] - off[i])))
 				goto out;
 		}
 		if ((rc = seg_cb(ctx, &g)))
@@ -295,6 +340,8 @@ out:
 	if (lc)
 		mdb_cursor_close(lc);
 	st_read_end(s, txn);
+	st_logbuf_free(&lb);
+	free(buf);
 	return rc;
 }
 

@@ -39,6 +39,9 @@ struct store_snap {
 	uint32_t next_field; /* ...at this field */
 	struct store_pos at;
 	struct arena a;
+	/* The record being sent in parts (inside): decoded once, not once
+	 * per chunk (a sealed record is decrypted whole). In a. */
+	struct record cur_rec;
 	struct seg *segs; /* proving vvs: one per origin that has one */
 	size_t nsegs;
 };
@@ -52,7 +55,7 @@ int store_snap_begin(struct store *s, struct store_snap **out, struct err *e)
 	if (sn == NULL)
 		return err_set(e, MSCE_ENOMEM, "begin snapshot");
 	sn->s = s;
-	arena_init(&sn->a, 8u << 20);
+	arena_init(&sn->a, 0);
 	/* Under the write lock: the read sees exactly the committed state
 	 * whose vector we copy. The map cannot grow while the read lasts, so
 	 * grow it now if it is more than half used. */
@@ -180,13 +183,19 @@ int store_snap_next(struct store_snap *sn, size_t max_bytes,
 		}
 		sn->started = 1;
 		z = memchr(k.mv_data, 0, k.mv_size);
-		arena_reset(&sn->a);
-		if (z == NULL || k.mv_size > MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY ||
-		    record_decode(v.mv_data, v.mv_size, &r, &sn->a)) {
+		if (z == NULL || k.mv_size > MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY) {
 			rc = err_set(e, MSCE_ECORRUPT, "record %.*s is corrupt",
 				     (int)k.mv_size, (char *)k.mv_data);
 			break;
 		}
+		if (!sn->inside) {
+			arena_reset(&sn->a);
+			if ((rc = st_rec_decode(sn->s, sn->txn, k.mv_data,
+						k.mv_size, v.mv_data, v.mv_size,
+						&sn->cur_rec, &sn->a, e)))
+				break;
+		}
+		r = sn->cur_rec;
 		if (sn->inside)
 			i = sn->next_field;
 		/* As many fields as fit; at least one per chunk. */
@@ -378,6 +387,13 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 		if (version_cmp(t, r.tomb) < 0) {
 			r.tomb = t;
 			changed = 1;
+			/* An erase mark stays at or below the tombstone: the
+			 * source's, as its tombstone is now ours. */
+			if (version_cmp(r.erased, t) > 0)
+				r.erased = theirs && version_cmp(theirs->erased,
+								 t) <= 0
+					       ? theirs->erased
+					       : (struct version){0, 0};
 		}
 	}
 	if (theirs != NULL) {
@@ -385,6 +401,16 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 		    !covered(w->vvs, w->nvv, theirs->tomb)) {
 			record_merge_delete(&r, theirs->tomb, &ch);
 			changed |= ch;
+		}
+		/* An erasure we have not seen: erased here too, as if its
+		 * change had come (the change itself is below our floor). */
+		if (version_cmp(theirs->erased, r.erased) > 0 &&
+		    !covered(w->vvs, w->nvv, theirs->erased) &&
+		    !MUTANT("snapshot_no_erase")) {
+			r.erased = theirs->erased;
+			changed = 1;
+			if ((rc = st_dek_shred(w, rk, rklen, e)))
+				return rc;
 		}
 		for (uint32_t j = 0; j < theirs->nfields; j++) {
 			struct field_state fs = theirs->fields[j];
@@ -514,7 +540,8 @@ static size_t stage_key(uint8_t *out, uint32_t source, const uint8_t *rk,
 #define STAGE_KEY_MAX (5 + MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY + \
 		       MSCE_MAX_FIELD_NAME)
 
-/* Drops what source staged (a snapshot cut off half way). */
+/* Drops what source staged (a snapshot cut off half way), and its key:
+ * the pages left behind cannot be read. */
 static int stage_clear(struct wtxn *w, uint32_t source)
 {
 	uint8_t kb[4];
@@ -522,6 +549,8 @@ static int stage_clear(struct wtxn *w, uint32_t source)
 	MDB_val k, v;
 	int rc;
 
+	if ((rc = st_stage_key_drop(w, source)))
+		return rc;
 	if ((rc = mdb_cursor_open(w->txn, w->s->snapin, &cur)))
 		return rc;
 	for (;;) {
@@ -553,11 +582,8 @@ static int stage_put(struct wtxn *w, uint32_t source,
 			      r->nfields ? r->fields[0].name : NULL,
 			      r->nfields ? r->fields[0].name_len : 0);
 	k.mv_data = kb;
-	v.mv_size = record_encoded_size(r);
-	if (st_ensure_scratch(s, v.mv_size))
-		return err_set(e, MSCE_ENOMEM, "stage snapshot");
-	record_encode(r, s->scratch);
-	v.mv_data = s->scratch;
+	if ((rc = st_stage_encode(w, source, &k, r, &v, e)))
+		return rc;
 	if ((rc = mdb_put(w->txn, s->snapin, &k, &v, 0)))
 		return st_lmdb_err(e, rc, "stage snapshot");
 	return 0;
@@ -582,7 +608,6 @@ static int stage_next(struct wtxn *w, MDB_cursor *cur, uint32_t source,
 	struct field_state *fs = NULL;
 	size_t nfs = 0, cap = 0;
 
-	(void)w;
 	*rklen = 0;
 	memset(out, 0, sizeof *out);
 	while (*have) {
@@ -609,10 +634,10 @@ static int stage_next(struct wtxn *w, MDB_cursor *cur, uint32_t source,
 		}
 		if ((rc = mdb_cursor_get(cur, k, &v, MDB_GET_CURRENT)))
 			return st_lmdb_err(e, rc, "read staged snapshot");
-		if (record_decode(v.mv_data, v.mv_size, &part, a))
-			return err_set(e, MSCE_ECORRUPT,
-				       "staged snapshot record is corrupt");
+		if ((rc = st_stage_decode(w, source, k, &v, &part, a, e)))
+			return rc;
 		out->tomb = part.tomb;
+		out->erased = part.erased;
 		if (nfs + part.nfields > cap) {
 			size_t nc = (nfs + part.nfields) * 2 + 8;
 			struct field_state *f = arena_alloc(a, nc * sizeof *f);
@@ -676,6 +701,7 @@ static int merge_staged(struct wtxn *w, const struct store_snap_chunk *c,
 		int o = !srklen ? 1
 			: !ohave ? -1
 				 : bytes_cmp(srk, srklen, ork, orklen);
+		arena_reset(&s->arena); /* per record, or a big store fills it */
 		if (o > 0)
 			rc = merge_one(w, c->cover, c->ncover, ork, orklen,
 				       NULL, e);

@@ -174,9 +174,9 @@ static int persist_state(struct wtxn *w)
 
 
 /* Runs fn in a write transaction, retrying after growing a full map. */
-int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
+static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
+		     struct err *e)
 {
-	struct wtxn w;
 	int rc, code;
 
 	if (s->failed)
@@ -185,23 +185,24 @@ int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
 			       "(%s); reads go on, and writes resume once a "
 			       "probe commit succeeds",
 			       s->failed_msg);
-	memset(&w, 0, sizeof w);
-	w.s = s;
+	memset(wp, 0, sizeof *wp);
+	wp->s = s;
 	for (;;) {
-		w.capvv = s->nvv + 8;
-		w.vvs = fault_hit(FAULT_ALLOC)
+		wp->capvv = s->nvv + 8;
+		wp->vvs = fault_hit(FAULT_ALLOC)
 				? NULL
-				: malloc(w.capvv * sizeof *w.vvs);
-		if (w.vvs == NULL)
+				: malloc(wp->capvv * sizeof *wp->vvs);
+		if (wp->vvs == NULL)
 			return err_set(e, MSCE_ENOMEM, "begin batch");
 		if (s->nvv)
-			memcpy(w.vvs, s->vvs, s->nvv * sizeof *w.vvs);
-		w.nvv = s->nvv;
-		memcpy(w.digest, s->digest, 32);
-		w.clock = s->clock;
-		w.seg_open = 0; /* a retried batch signs afresh */
-		if ((rc = mdb_txn_begin(s->env, NULL, 0, &w.txn))) {
-			free(w.vvs);
+			memcpy(wp->vvs, s->vvs, s->nvv * sizeof *wp->vvs);
+		wp->nvv = s->nvv;
+		memcpy(wp->digest, s->digest, 32);
+		wp->clock = s->clock;
+		wp->seg_open = 0; /* a retried batch signs afresh */
+		st_crypt_reset(wp); /* ...and finds its keys afresh */
+		if ((rc = mdb_txn_begin(s->env, NULL, 0, &wp->txn))) {
+			free(wp->vvs);
 			if (rc == MDB_MAP_RESIZED) {
 				/* Another process grew it; adopt its size, with
 				 * no read transaction open in this process. */
@@ -213,13 +214,13 @@ int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
 			return st_lmdb_err(e, rc, "begin write transaction");
 		}
 		map_full = 0;
-		code = fn(&w, arg, e);
+		code = fn(wp, arg, e);
 		arena_reset(&s->arena);
-		if (code == 0 && (rc = persist_state(&w)))
+		if (code == 0 && (rc = persist_state(wp)))
 			code = st_lmdb_err(e, rc, "write store state");
 		if (code != 0) {
-			mdb_txn_abort(w.txn);
-			free(w.vvs);
+			mdb_txn_abort(wp->txn);
+			free(wp->vvs);
 			if (code == MSCE_EFULL && map_full) {
 				if (st_grow_map(s, e) == 0)
 					continue;
@@ -229,27 +230,27 @@ int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
 		}
 		if (fault_hit(FAULT_FULL)) {
 			/* As if the pages did not fit and growing failed. */
-			mdb_txn_abort(w.txn);
-			free(w.vvs);
+			mdb_txn_abort(wp->txn);
+			free(wp->vvs);
 			return err_set(e, MSCE_EFULL,
 				       "store map is full and the disk has no "
 				       "room to grow it (No space left on "
 				       "device)");
 		}
 		if (fault_hit(FAULT_COMMIT)) {
-			mdb_txn_abort(w.txn);
+			mdb_txn_abort(wp->txn);
 			rc = EIO;
 		} else {
-			rc = mdb_txn_commit(w.txn);
+			rc = mdb_txn_commit(wp->txn);
 		}
 		if (rc == MDB_MAP_FULL) {
-			free(w.vvs);
+			free(wp->vvs);
 			if (st_grow_map(s, e) == 0)
 				continue;
 			return e ? e->code : MSCE_EFULL;
 		}
 		if (rc) {
-			free(w.vvs);
+			free(wp->vvs);
 			st_lmdb_err(e, rc, "commit");
 			pthread_mutex_lock(&s->stlock);
 			s->failed = e ? e->code : MSCE_EIO;
@@ -260,19 +261,27 @@ int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
 		}
 		pthread_mutex_lock(&s->stlock);
 		free(s->vvs);
-		s->vvs = w.vvs;
-		s->nvv = w.nvv;
-		memcpy(s->digest, w.digest, 32);
-		s->clock = w.clock;
-		if (w.clock.last > s->hw)
-			s->hw = w.clock.last;
-		if (w.set_writer) {
-			s->writer = w.writer;
-			s->born = w.born;
+		s->vvs = wp->vvs;
+		s->nvv = wp->nvv;
+		memcpy(s->digest, wp->digest, 32);
+		s->clock = wp->clock;
+		if (wp->clock.last > s->hw)
+			s->hw = wp->clock.last;
+		if (wp->set_writer) {
+			s->writer = wp->writer;
+			s->born = wp->born;
 		}
 		pthread_mutex_unlock(&s->stlock);
 		return 0;
 	}
+}
+
+int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e)
+{
+	struct wtxn w;
+	int rc = run_batch(s, &w, fn, arg, e);
+	st_crypt_reset(&w); /* wipes the keys it held */
+	return rc;
 }
 
 int st_run_batch(struct store *s, batch_fn fn, void *arg, struct err *e)

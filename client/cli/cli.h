@@ -91,7 +91,7 @@ void cli_hex(const uint8_t *p, size_t n, char *out);
 /* Commands: argc/argv are the positional arguments after the options. */
 struct cli_opts {
 	/* command options, parsed by msce.c */
-	const char *out, *prefix, *author, *after, *sign_pub;
+	const char *out, *prefix, *author, *after, *sign_pub, *master;
 	const char *record, *client, *since; /* audit */
 	unsigned long limit, count;
 	double max_lag;

@@ -46,6 +46,7 @@ enum {
 	O_RECORD = 1 << 9,
 	O_CLIENT = 1 << 10,
 	O_SINCE = 1 << 11,
+	O_MASTER = 1 << 12,
 };
 
 struct command {
@@ -131,12 +132,16 @@ static const struct command commands[] = {
     {"retention", cmd_retention, 0, 1, 1, "preview|apply",
      "What the node's [retention] rules select now (preview), or erases\n"
      "it as erase does (apply). Admin only.\n"},
-    {"keygen", cmd_keygen, O_OUT | O_SIGN_PUB, 0, 0,
-     "--out PREFIX | --sign-pub PREFIX",
+    {"keygen", cmd_keygen, O_OUT | O_SIGN_PUB | O_MASTER, 0, 0,
+     "--out PREFIX | --sign-pub PREFIX | --master FILE",
      "--out makes a key pair: PREFIX.key (secret, mode 0600), PREFIX.pub\n"
      "and PREFIX.sign.pub, the center's origin signing key derived from\n"
      "the secret (the other centers' configs pin it as sign_key).\n"
-     "--sign-pub writes PREFIX.sign.pub for an existing PREFIX.key.\n"},
+     "--sign-pub writes PREFIX.sign.pub for an existing PREFIX.key.\n"
+     "--master writes FILE (mode 0600): a new master key for encryption\n"
+     "at rest ([node] master_key). Keep it outside the data directory and\n"
+     "back it up apart from the data: without it the store cannot be\n"
+     "read.\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -478,6 +483,18 @@ int cmd_keygen(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
+	if (o->master != NULL) {
+		if (keyfile_generate_master(o->master, &e) != 0)
+			return cli_fail(x, CLI_NO, e.code, "%s", e.msg);
+		if (x->json) {
+			cJSON *j = cJSON_CreateObject();
+			cJSON_AddStringToObject(j, "master_key", o->master);
+			cli_print_json(j);
+		} else {
+			printf("wrote %s (secret, mode 0600)\n", o->master);
+		}
+		return 0;
+	}
 	if (o->sign_pub != NULL) {
 		/* A key made before signatures: derive its signing key. */
 		if (keyfile_write_sign_pub(o->sign_pub, &e) != 0)
@@ -494,8 +511,8 @@ int cmd_keygen(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 		return 0;
 	}
 	if (o->out == NULL)
-		return cli_usage(x, "--out PREFIX (or --sign-pub PREFIX) is "
-				    "required");
+		return cli_usage(x, "--out PREFIX (or --sign-pub PREFIX, or "
+				    "--master FILE) is required");
 	if (keyfile_generate(o->out, &e) != 0)
 		return cli_fail(x, CLI_NO, e.code, "%s", e.msg);
 	if (x->json) {
@@ -539,6 +556,7 @@ enum {
 	OPT_RECORD,
 	OPT_CLIENT,
 	OPT_SINCE,
+	OPT_MASTER,
 };
 
 static const struct option longopts[] = {
@@ -565,6 +583,7 @@ static const struct option longopts[] = {
     {"record", required_argument, NULL, OPT_RECORD},
     {"client", required_argument, NULL, OPT_CLIENT},
     {"since", required_argument, NULL, OPT_SINCE},
+    {"master", required_argument, NULL, OPT_MASTER},
     {NULL, 0, NULL, 0}};
 
 /* Which O_* flag a command option sets, and its name. */
@@ -607,6 +626,9 @@ static unsigned opt_flag(int c, const char **name)
 	case OPT_SINCE:
 		*name = "--since";
 		return O_SINCE;
+	case OPT_MASTER:
+		*name = "--master";
+		return O_MASTER;
 	default:
 		*name = "";
 		return 0;
@@ -724,6 +746,9 @@ int main(int argc, char **argv)
 				break;
 			case OPT_SINCE:
 				o.since = optarg;
+				break;
+			case OPT_MASTER:
+				o.master = optarg;
 				break;
 			}
 		}

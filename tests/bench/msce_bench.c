@@ -249,7 +249,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: msce-bench store [--records N] [--value-size B] "
-		"[--batch K] [--json]\n"
+		"[--batch K] [--rounds N] [--json]\n"
 		"       msce-bench replicate [--nodes K] [--records N] "
 		"[--batch B] [--clients C] [--json]\n"
 		"       msce-bench lag [--nodes K] [--samples S] [--json]\n"

@@ -292,6 +292,7 @@ class Node:
         self.dir = os.path.join(cluster.dir, self.name)
         self.data_dir = os.path.join(self.dir, "data")
         self.key = os.path.join(self.dir, "node.key")
+        self.master = None  # its master key file (master_key), if any
         self.pub_path = os.path.join(self.dir, "node.pub")
         self.config = os.path.join(self.dir, "node.conf")
         self.socket = os.path.join(self.dir, "node.sock")
@@ -340,11 +341,15 @@ class Cluster:
     extra_peers: {name: id} of peers configured on every node that never
         run (their keys are generated; the hostile probe uses them).
     log_retention, fsync, log_level: written into every [node] section.
+    master: give every node a master key file (encryption at rest, as a
+        deployment has it); False runs them with values in the clear.
     """
 
     def __init__(self, n, name="test", proxy=False, extra_peers=None,
-                 log_retention=1000000, fsync=True, log_level="info"):
+                 log_retention=1000000, fsync=True, log_level="info",
+                 master=True):
         self.n = n
+        self.master = master
         self.name = name
         self.failed = False
         self.dir = tempfile.mkdtemp(prefix="msce-cl-", dir=os.environ.get("MSCE_TEST_TMP", "/tmp"))
@@ -376,6 +381,13 @@ class Cluster:
         with open(prefix + ".pub") as f:
             return f.read().strip()
 
+    def master_keygen(self, path):
+        argv = [MSCE, "keygen", "--master", path]
+        r = subprocess.run(argv, capture_output=True, timeout=CLI_TIMEOUT)
+        if r.returncode != 0:
+            raise CliError([MSCE, "", ""] + argv[1:], r.returncode,
+                           r.stdout.decode(), r.stderr.decode())
+
     @staticmethod
     def sign_pub(prefix):
         """The origin signing key msce keygen derived for prefix.key."""
@@ -392,6 +404,9 @@ class Cluster:
             node.port = port
             node.pub = self.keygen(os.path.join(node.dir, "node"))
             node.sign_pub = self.sign_pub(os.path.join(node.dir, "node"))
+            if self.master:
+                node.master = os.path.join(node.dir, "node.master")
+                self.master_keygen(node.master)
         for (pname, pid), port in zip(sorted(extra_peers.items()), ports[self.n:]):
             prefix = os.path.join(self.dir, pname)
             # Nothing listens on port: the nodes dial it in vain.
@@ -433,6 +448,8 @@ class Cluster:
             "fsync": "true" if self.fsync else "false",
             "log_level": self.log_level,
         }
+        if node.master:
+            settings["master_key"] = node.master
         settings.update(overrides)
         lines = ["[cluster]", "name = %s" % self.name, "", "[node]"]
         lines += ["%s = %s" % kv for kv in settings.items()]
@@ -463,6 +480,7 @@ class Cluster:
         os.makedirs(x.dir, mode=0o750)
         x.data_dir = data_dir
         x.key, x.pub, x.sign_pub = node.key, node.pub, node.sign_pub
+        x.master = node.master
         x.config = os.path.join(x.dir, "node.conf")
         x.socket = os.path.join(x.dir, "node.sock")
         x.log_path = os.path.join(x.dir, "msced.log")

@@ -250,6 +250,15 @@ class PrivacyTest(ClusterTestCase):
         # Logs carry no personal data: the erasure is logged without its key.
         for x in c.nodes:
             self.assertNotIn("GL1012345601", x.log_text(), x.name)
+        # No byte of the person's values in any center's data file (values
+        # are sealed under per-record keys, and the erased records' keys
+        # are gone; record keys themselves are not sealed: PROTOCOL.md).
+        for x in c.nodes:
+            with open(os.path.join(x.data_dir, "data.mdb"), "rb") as f:
+                data = f.read()
+            for secret in ("Ann Lee", "+8613800000001", "12 Sea World Road",
+                           "1990-05-17"):
+                self.assertNotIn(secret.encode(), data, x.name)
         # Nothing left: a second erase says so.
         rc, _, err = c.cli(n1, "erase", "registration", PERSON, check=False)
         self.assertEqual(rc, 1)

@@ -275,7 +275,7 @@ static void store_child(const char *dir, int fd, int first, const char *stats)
 			    strlen(vals[i]), 0, {0, 0}};
 			w[i] = (struct store_write){
 			    STORE_PUT,	     "t",   1, keys[i],
-			    strlen(keys[i]), &f[i], 1};
+			    strlen(keys[i]), &f[i], 1, 0};
 		}
 		if (stats_read(stats, &before))
 			_exit(3);

@@ -203,8 +203,13 @@ static void second_process(struct sim *s, int i)
 	struct store_options o = {.node_id = nd->id, .cluster = SIM_CLUSTER};
 	struct store *x = NULL;
 	struct err e;
+	uint8_t mk[32];
 	int rc;
 
+	/* With the node's own master key, as a second msced on the same
+	 * config would have: only the lock may keep it out. */
+	node_master_key(nd->id, mk);
+	o.master_key = mk;
 	err_clear(&e);
 	rc = store_open(nd->dir, &o, &x, &e);
 	if (rc == 0) {

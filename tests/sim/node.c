@@ -75,6 +75,12 @@ void node_sign_keys(uint32_t id, uint8_t pk[32], uint8_t sk[64])
 	seg_keypair_from_link(link, pk, sk);
 }
 
+void node_master_key(uint32_t id, uint8_t mk[32])
+{
+	for (int i = 0; i < 32; i++)
+		mk[i] = (uint8_t)(id * 131u + (unsigned)i * 7u + 0xa5u);
+}
+
 static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
 			   struct err *e)
 {
@@ -273,8 +279,12 @@ int node_start(struct sim *s, int i)
 	struct err e;
 	int rc;
 
+	uint8_t mk[32];
 	node_sign_keys(nd->id, pk, sk);
 	o.sign_sk = sk;
+	/* Values sealed at rest, as msced always has them. */
+	node_master_key(nd->id, mk);
+	o.master_key = mk;
 	err_clear(&e);
 	if ((rc = store_open(nd->dir, &o, &nd->store, &e))) {
 		sim_fail(s, "node %u: store_open: %s", nd->id, e.msg);

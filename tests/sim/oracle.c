@@ -25,7 +25,14 @@
  *   a required field is not visible.
  *
  * Changes acknowledged by a store that was later wiped or replaced by a
- * backup may be lost (nothing else held them); no other change may. */
+ * backup may be lost (nothing else held them); no other change may.
+ *
+ * An erasure is a delete for the state. In the log, a put of a record a
+ * store holds an erasure of, made before that erasure, must read back
+ * redacted there (its data key is gone: crypto-shredding); other puts of
+ * a record the store holds a delete of may (a record dropped whole by a
+ * snapshot takes its key with it); no other may. */
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +72,7 @@ struct ochange {
 	uint64_t seq, hlc;
 	char *coll, *key;
 	int del;
+	int erase;
 	struct ofw *f;
 	size_t nf;
 	int acked_by;	     /* node index */
@@ -222,6 +230,7 @@ int oracle_ack(struct oracle *o, int node, const struct oracle_write *w,
 	c->seq = w->seq;
 	c->hlc = w->hlc;
 	c->del = w->del;
+	c->erase = w->del && w->erase;
 	c->acked_by = node;
 	c->coll = strdup(w->coll);
 	c->key = strdup(w->key);
@@ -260,13 +269,53 @@ void oracle_store_destroyed(struct oracle *o, int node)
 
 /* ---- the logs ------------------------------------------------------------ */
 
+/* The newest delete and erasure of a record a store holds. */
+struct odel {
+	const char *coll, *key;
+	struct over_ver del, erase;
+};
+
 struct logcheck {
 	struct oracle *o;
 	char *why;
 	size_t whylen;
 	int bad;
 	uint32_t node;
+	struct odel *d; /* the records it holds an erasure of */
+	size_t nd, capd;
+	const struct vv_entry *vv; /* the store's vector */
+	size_t nvv;
 };
+
+static const struct odel *del_of(const struct logcheck *lc, const char *coll,
+				 const char *key)
+{
+	for (size_t i = 0; i < lc->nd; i++)
+		if (strcmp(lc->d[i].coll, coll) == 0 &&
+		    strcmp(lc->d[i].key, key) == 0)
+			return &lc->d[i];
+	return NULL;
+}
+
+/* Does the store (its vector lc->vv) hold a delete of the record? Only
+ * asked of a redacted entry, which is rare. */
+static int holds_delete(const struct logcheck *lc, const char *coll,
+			const char *key)
+{
+	const struct oracle *o = lc->o;
+	for (size_t i = 0; i < o->n; i++) {
+		uint64_t upto = 0;
+		for (size_t k = 0; k < lc->nvv; k++)
+			if (lc->vv[k].origin == o->o[i].origin)
+				upto = lc->vv[k].seq;
+		for (size_t k = 0; k < o->o[i].n && k < upto; k++)
+			if (o->o[i].c[k]->del &&
+			    strcmp(o->o[i].c[k]->coll, coll) == 0 &&
+			    strcmp(o->o[i].c[k]->key, key) == 0)
+				return 1;
+	}
+	return 0;
+}
 
 static int lfail(struct logcheck *lc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -288,31 +337,67 @@ static int check_entry(void *ctx, uint32_t origin, uint64_t seq,
 {
 	struct logcheck *lc = ctx;
 	struct ochange *c = change_get(lc->o, origin, seq);
+	const struct odel *d;
 	Msce__Change *m;
 	uint8_t h[32];
-	int bad = 0;
+	int bad = 0, must;
 
 	if (c == NULL)
 		return lfail(lc,
 			     "node %u logs %u/%llu, which was never "
 			     "acknowledged",
 			     lc->node, origin, (unsigned long long)seq);
+	d = c->del || lc->nd == 0 ? NULL : del_of(lc, c->coll, c->key);
+	must = d != NULL &&
+	       ocmp((struct over_ver){c->hlc, c->origin}, d->erase) < 0;
 	crypto_generichash(h, sizeof h, data, len, NULL, 0);
-	if (c->logged && memcmp(h, c->bytes, 32) != 0)
-		return lfail(lc,
-			     "node %u logs %u/%llu with other bytes than "
-			     "another node: (origin, seq) names two changes",
-			     lc->node, origin, (unsigned long long)seq);
-	if (c->logged)
+	if (!must && c->logged && memcmp(h, c->bytes, 32) == 0)
 		return 0;
 	m = msce__change__unpack(NULL, len, data);
 	if (m == NULL)
 		return lfail(lc, "node %u logs %u/%llu: not a msce.Change",
 			     lc->node, origin, (unsigned long long)seq);
+	if (m->redacted) {
+		bad = m->origin != origin || m->seq != seq || m->hlc != c->hlc ||
+		      strcmp(m->collection, c->coll) != 0 ||
+		      strcmp(m->key, c->key) != 0 ||
+		      m->op != MSCE__CHANGE__OP__PUT || m->n_fields != 0;
+		msce__change__free_unpacked(m, NULL);
+		if (bad)
+			return lfail(lc,
+				     "node %u logs %u/%llu redacted, but not "
+				     "as the change asked and answered (%s/%s)",
+				     lc->node, origin, (unsigned long long)seq,
+				     c->coll, c->key);
+		if (d == NULL && !holds_delete(lc, c->coll, c->key))
+			return lfail(lc,
+				     "node %u logs %u/%llu (%s/%s) redacted, "
+				     "but holds no delete or erasure of it",
+				     lc->node, origin, (unsigned long long)seq,
+				     c->coll, c->key);
+		return 0;
+	}
+	if (must) {
+		msce__change__free_unpacked(m, NULL);
+		return lfail(lc,
+			     "node %u can still read %u/%llu (%s/%s), which "
+			     "its erasure at %llu@%u deleted: the data key "
+			     "was not destroyed",
+			     lc->node, origin, (unsigned long long)seq,
+			     c->coll, c->key,
+			     (unsigned long long)d->erase.hlc, d->erase.origin);
+	}
+	if (c->logged && memcmp(h, c->bytes, 32) != 0) {
+		msce__change__free_unpacked(m, NULL);
+		return lfail(lc,
+			     "node %u logs %u/%llu with other bytes than "
+			     "another node: (origin, seq) names two changes",
+			     lc->node, origin, (unsigned long long)seq);
+	}
 	if (m->origin != origin || m->seq != seq || m->hlc != c->hlc ||
 	    strcmp(m->collection, c->coll) != 0 || strcmp(m->key, c->key) != 0 ||
 	    (m->op == MSCE__CHANGE__OP__DELETE) != c->del ||
-	    m->n_fields != c->nf)
+	    m->erase != c->erase || m->n_fields != c->nf)
 		bad = 1;
 	for (size_t i = 0; !bad && i < m->n_fields; i++) {
 		const Msce__FieldWrite *f = m->fields[i];
@@ -340,8 +425,46 @@ int oracle_check_log(struct oracle *o, struct store *st, uint32_t node,
 {
 	struct vv_entry vv[MSCE_MAX_ORIGINS];
 	size_t n = store_vv(st, vv, MSCE_MAX_ORIGINS);
-	struct logcheck lc = {o, why, whylen, 0, node};
+	struct logcheck lc = {o,    why,  whylen, 0, node, NULL,
+			      0,    0,    vv,     n < MSCE_MAX_ORIGINS ? n : MSCE_MAX_ORIGINS};
 	struct err e;
+
+	/* The deletes and erasures the store holds, per record. */
+	for (size_t i = 0; i < o->n; i++) {
+		uint64_t upto = 0;
+		for (size_t k = 0; k < n && k < MSCE_MAX_ORIGINS; k++)
+			if (vv[k].origin == o->o[i].origin)
+				upto = vv[k].seq;
+		for (size_t k = 0; k < o->o[i].n && k < upto; k++) {
+			const struct ochange *c = o->o[i].c[k];
+			struct over_ver v = {c->hlc, c->origin};
+			struct odel *d;
+			if (!c->erase) /* few: a table of erased records */
+				continue;
+			d = (struct odel *)del_of(&lc, c->coll, c->key);
+			if (d == NULL) {
+				if (lc.nd == lc.capd) {
+					size_t cap = lc.capd ? lc.capd * 2 : 16;
+					struct odel *p =
+					    realloc(lc.d, cap * sizeof *p);
+					if (p == NULL) {
+						free(lc.d);
+						return lfail(&lc, "out of memory "
+								  "in the oracle");
+					}
+					lc.d = p;
+					lc.capd = cap;
+				}
+				d = &lc.d[lc.nd++];
+				memset(d, 0, sizeof *d);
+				d->coll = c->coll;
+				d->key = c->key;
+			}
+			d->del = omax(d->del, v);
+			if (c->erase)
+				d->erase = omax(d->erase, v);
+		}
+	}
 
 	for (size_t i = 0; i < n && i < MSCE_MAX_ORIGINS && !lc.bad; i++) {
 		if (vv[i].seq > oracle_acked(o, vv[i].origin)) {
@@ -362,6 +485,7 @@ int oracle_check_log(struct oracle *o, struct store *st, uint32_t node,
 			lfail(&lc, "node %u: log of origin %u: %s", node,
 			      vv[i].origin, e.msg);
 	}
+	free(lc.d);
 	return lc.bad;
 }
 
@@ -940,3 +1064,57 @@ int oracle_check_state(struct oracle *o, struct store *st, int final,
 }
 
 uint64_t oracle_changes(const struct oracle *o) { return o->changes; }
+
+/* ---- values at rest --------------------------------------------------------- */
+
+/* The workload's registration names all start so ("Person n1.42"). */
+#define NAME_MARK "Person n"
+
+static char *files_why;
+static size_t files_whylen;
+static int files_bad;
+
+static int scan_file(const char *path, const struct stat *st, int flag,
+		     struct FTW *ftw)
+{
+	size_t len = (size_t)st->st_size, n = strlen(NAME_MARK);
+	const char *base = path + ftw->base;
+	uint8_t *buf;
+	FILE *f;
+
+	if (flag != FTW_F || strcmp(base, "data.mdb") != 0 || len < n)
+		return 0;
+	if ((f = fopen(path, "rb")) == NULL)
+		return 0; /* removed meanwhile */
+	buf = malloc(len);
+	if (buf == NULL || fread(buf, 1, len, f) != len) {
+		free(buf);
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	const uint8_t *hit = memmem(buf, len, NAME_MARK, n);
+	if (hit != NULL) {
+		size_t i = (size_t)(hit - buf), k = i + n;
+		while (k < len && k - i < 40 && buf[k] >= '.' && buf[k] <= '9')
+			k++;
+		snprintf(files_why, files_whylen,
+			 "%s holds the value \"%.*s\" in the clear at offset "
+			 "%zu: a value escaped the encryption at rest",
+			 path, (int)(k - i), (const char *)buf + i, i);
+		files_bad = 1;
+	}
+	free(buf);
+	return files_bad;
+}
+
+int oracle_check_files(struct oracle *o, const char *dir, char *why,
+		       size_t whylen)
+{
+	(void)o;
+	files_why = why;
+	files_whylen = whylen;
+	files_bad = 0;
+	nftw(dir, scan_file, 16, FTW_PHYS);
+	return files_bad;
+}

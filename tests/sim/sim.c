@@ -476,7 +476,7 @@ struct outcome {
 	char reason[768];
 	int snapshots, partitions, crashes, refusals;
 	int restores, wipes, joins, oversize, delete_conflicts, second,
-	    silences, forged, acked;
+	    silences, forged, acked, erasures;
 };
 
 static void run_seed(uint64_t seed, const struct sim_opts *o,
@@ -512,6 +512,12 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 			advance_to(s, s->now + EXTRA_MS);
 		if (!s->failed)
 			check(s);
+		/* Nothing the workload wrote is in the clear in any data
+		 * file, the stores' or the backups'. */
+		char why[600];
+		if (!s->failed && oracle_check_files(s->oracle, s->root, why,
+						     sizeof why))
+			sim_fail(s, "%s", why);
 	}
 	for (int i = 0; i < s->n; i++) {
 		struct repl_counters c;
@@ -539,6 +545,7 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	/* Forgeries that reached a node and were refused there. */
 	out->forged = s->forgeries > 0 && total.forged_refusals > 0;
 	out->acked = s->writes_acked > 0;
+	out->erasures = s->erasures > 0;
 	sim_log(
 	    s,
 	    "done at %llu s: %llu acked, %llu refused, %llu conflicts, "
@@ -547,7 +554,7 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	    "refusals, %llu tombstones collected, %llu restores, %llu wipes, "
 	    "%llu joins, %llu oversize refused, %llu gated, %llu delete "
 	    "conflicts, %llu second opens refused, %llu forgeries (%llu "
-	    "batches and %llu snapshots refused)",
+	    "batches and %llu snapshots refused), %llu erasures",
 	    (unsigned long long)s->now / 1000,
 	    (unsigned long long)s->writes_acked,
 	    (unsigned long long)s->writes_refused,
@@ -566,7 +573,8 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	    (unsigned long long)s->second_refused,
 	    (unsigned long long)s->forgeries,
 	    (unsigned long long)total.forged_refusals,
-	    (unsigned long long)total.snapshot_refusals);
+	    (unsigned long long)total.snapshot_refusals,
+	    (unsigned long long)s->erasures);
 	sim_free(s);
 	free(s);
 }
@@ -674,7 +682,7 @@ int main(int argc, char **argv)
 	uint64_t passed = 0, failed = 0, first_failed = 0;
 	int snaps = 0, parts = 0, crashes = 0, refusals = 0, c;
 	int restores = 0, wipes = 0, joins = 0, oversize = 0, delconf = 0,
-	    second = 0, silences = 0, forged = 0, idle = 0;
+	    second = 0, silences = 0, forged = 0, idle = 0, erased = 0;
 	const char *mutant = NULL;
 	struct timespec t0, t1;
 	char fbuf[160];
@@ -785,6 +793,7 @@ int main(int argc, char **argv)
 		second += r.second;
 		silences += r.silences;
 		forged += r.forged;
+		erased += r.erasures;
 		idle += !r.acked && !r.failed;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -796,10 +805,10 @@ int main(int argc, char **argv)
 	       "partitions %d, crashes %d, clock refusals %d, restores %d, "
 	       "wipes %d, joins %d, oversize refusals %d, delete conflicts "
 	       "%d, second opens refused %d, silent links %d, forgeries "
-	       "refused %d\n",
+	       "refused %d, erasures %d\n",
 	       secs > 0 ? (double)count / secs : 0.0, (unsigned long long)count,
 	       secs, snaps, parts, crashes, refusals, restores, wipes, joins,
-	       oversize, delconf, second, silences, forged);
+	       oversize, delconf, second, silences, forged, erased);
 	/* A run that acknowledged nothing tested nothing. */
 	if (idle > 0) {
 		printf("%d runs acknowledged no write\n", idle);

@@ -182,6 +182,7 @@ struct sim {
 	uint64_t forgeries;
 	uint64_t writes_acked, writes_refused, writes_gated, oversize_refused;
 	uint64_t delete_conflicts; /* open at the end */
+	uint64_t erasures;	   /* acknowledged erasures */
 	uint64_t msgs_sent, msgs_dropped;
 	uint64_t conflicts; /* open at the end */
 	int64_t max_offset; /* highest clock offset used: healed by a jump */
@@ -223,6 +224,8 @@ uint64_t node_now(struct node *nd);
 int node_start(struct sim *s, int i);
 /* Node id's signing key pair (every node knows every public key). */
 void node_sign_keys(uint32_t id, uint8_t pk[32], uint8_t sk[64]);
+/* Node id's master key (its backups are restored with it). */
+void node_master_key(uint32_t id, uint8_t mk[32]);
 /* Node i's configured node ids (member[i]) into out; returns the count. */
 size_t node_members(struct sim *s, int i, uint32_t *out);
 void node_crash(struct sim *s, int i);
@@ -260,6 +263,7 @@ struct oracle_write {
 	uint64_t seq, hlc;
 	const char *coll, *key;
 	int del;
+	int erase; /* del: an erasure */
 	struct over_ver replaces_tomb; /* for a delete: the node's tombstone */
 	const struct oracle_field *fields;
 	size_t nfields;
@@ -290,6 +294,11 @@ int oracle_check_state(struct oracle *o, struct store *st, int final,
 		       size_t *conflict_tombs, char *why, size_t whylen);
 /* The store's conflict list as canonical text (malloc'd, sorted). */
 char *oracle_conflict_text(struct store *st);
+/* No file under dir (data.mdb of stores and backups) holds a value the
+ * workload wrote to a registration in the clear: values are sealed at
+ * rest on every path. Returns 0, or 1 with why filled. */
+int oracle_check_files(struct oracle *o, const char *dir, char *why,
+		       size_t whylen);
 
 /* workload.c */
 struct workload *workload_new(struct sim *s);

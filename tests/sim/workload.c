@@ -8,6 +8,10 @@
  * Records in "u" are written once and maybe deleted once, never written
  * again, so a delete that came back (a restore, a collected tombstone)
  * cannot hide behind a later write.
+ * Some registration deletes are erasures (a delete that destroys the
+ * record's data key wherever it is applied); the oracle takes them as
+ * deletes for the state and checks the logs hold nothing readable of
+ * what they erased.
  * With the oversize kind, some writes are over the per-change limit and
  * some grow records in "big" towards the per-record limits: the workload
  * works out from what it read whether the node must refuse them, and
@@ -205,6 +209,10 @@ static int make_registration(struct sim *s, struct wbuf *b, int i,
 	x->key_len = strlen(key);
 	if (r < (w->delrace ? 25u : 10u)) {
 		x->op = STORE_DELETE;
+		/* From the draw already made, not a new one: the rest of
+		 * the run (and the seeds that expose each mutant) stay as
+		 * they were before erasures. */
+		x->erase = r % 3 == 0 && !getenv("SIM_NO_ERASE");
 		return 0;
 	}
 	x->op = STORE_PUT;
@@ -470,6 +478,7 @@ void workload_step(struct sim *s)
 		    .coll = x->coll,
 		    .key = x->key,
 		    .del = x->op == STORE_DELETE,
+		    .erase = x->op == STORE_DELETE && x->erase,
 		    .replaces_tomb = b->seen[i]->tomb,
 		    .fields = b->of[i],
 		    .nfields = x->op == STORE_DELETE ? 0 : x->nfields,
@@ -483,7 +492,8 @@ void workload_step(struct sim *s)
 					 ow.replaces_tomb.origin))
 					ow.replaces_tomb = b->seen[i]->f[k].v;
 		sim_log(s, "node %u %s %s/%s as %u/%llu hlc %llu", nd->id,
-			ow.del ? "deletes" : "writes", x->coll, x->key,
+			ow.erase ? "erases" : ow.del ? "deletes" : "writes",
+			x->coll, x->key,
 			ow.origin, (unsigned long long)ow.seq,
 			(unsigned long long)ow.hlc);
 		if (oracle_ack(s->oracle, nd->idx, &ow, why, sizeof why)) {
@@ -491,6 +501,7 @@ void workload_step(struct sim *s)
 			break;
 		}
 		s->writes_acked++;
+		s->erasures += ow.erase;
 		acked++;
 	}
 	if (acked && !s->failed)

@@ -126,7 +126,7 @@ static inline int su_put(struct store *s, const char *coll, const char *key,
 				   (const uint8_t *)value, strlen(value), 0,
 				   {0, 0}};
 	struct store_write w = {STORE_PUT, coll, strlen(coll), key,
-				strlen(key), &f, 1};
+				strlen(key), &f, 1, 0};
 	struct store_written tmp;
 	struct err e;
 	int rc;
@@ -140,7 +140,7 @@ static inline int su_del(struct store *s, const char *coll, const char *key,
 			 uint64_t wall)
 {
 	struct store_write w = {STORE_DELETE, coll, strlen(coll), key,
-				strlen(key), NULL, 0};
+				strlen(key), NULL, 0, 0};
 	struct store_written out;
 	struct err e;
 	int rc = store_write(s, &w, 1, wall, &out, &e);

@@ -425,6 +425,29 @@ static void test_limits(void **state)
 		    NULL);
 	expect_fail(MIN_HEAD "backup_dir = backups\n",
 		    "node.conf:9: [node] backup_dir", "absolute", NULL);
+	/* The master key never lives in the data directory it opens. */
+	expect_fail(MIN_HEAD "master_key = /tmp/shekou/master.key\n",
+		    "node.conf:9: [node] master_key", "inside data_dir", NULL);
+	expect_fail(MIN_HEAD "master_key = /tmp/shekou\n",
+		    "node.conf:9: [node] master_key", "inside data_dir", NULL);
+}
+
+static void test_master_key(void **state)
+{
+	struct config cfg;
+	struct err e;
+
+	(void)state;
+	assert_int_equal(config_parse_string(MIN_HEAD, "node.conf", &cfg, &e),
+			 0);
+	assert_string_equal(cfg.master_key_path, "");
+	config_free(&cfg);
+	assert_int_equal(config_parse_string(MIN_HEAD "master_key = "
+						      "/tmp/shekou-master.key\n",
+					     "node.conf", &cfg, &e),
+			 0);
+	assert_string_equal(cfg.master_key_path, "/tmp/shekou-master.key");
+	config_free(&cfg);
 }
 
 /* Low-order points are refused as peer and client keys, whatever their
@@ -842,6 +865,7 @@ int main(void)
 		cmocka_unit_test(test_err_bad_role),
 		cmocka_unit_test(test_err_bad_duration),
 		cmocka_unit_test(test_err_bad_names_and_values),
+		cmocka_unit_test(test_master_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,7 +42,7 @@ static void child(const char *dir, int fd, int first)
 						 "890123456789",
 				40, 0, {0, 0}};
 			w[i] = (struct store_write){STORE_PUT, "t", 1, keys[i],
-						    strlen(keys[i]), f[i], 2};
+						    strlen(keys[i]), f[i], 2, 0};
 		}
 		if (store_write(s, w, BATCH, tu_wall_ms(), out, &e))
 			_exit(3);

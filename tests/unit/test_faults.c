@@ -48,7 +48,7 @@ static void failed_commit_then_recovery(void **state)
 	snapshot_state(s, d1, g1);
 	fault_arm(FAULT_COMMIT, 1, 1); /* every commit fails from now on */
 	struct store_field_in f = {"v", 1, (const uint8_t *)"lost", 4, 0, {0, 0}};
-	struct store_write w = {STORE_PUT, "t", 1, "k0", 2, &f, 1};
+	struct store_write w = {STORE_PUT, "t", 1, "k0", 2, &f, 1, 0};
 	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EIO);
 	assert_true(store_failed(s) != 0);
 	/* Refused with a clear error; reads and status go on. */
@@ -90,7 +90,7 @@ static void full_disk_is_a_clear_error(void **state)
 	snapshot_state(s, d1, g1);
 	fault_arm(FAULT_FULL, 1, 1);
 	struct store_field_in f = {"v", 1, (const uint8_t *)"2", 1, 0, {0, 0}};
-	struct store_write w = {STORE_PUT, "t", 1, "b", 1, &f, 1};
+	struct store_write w = {STORE_PUT, "t", 1, "b", 1, &f, 1, 0};
 	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EFULL);
 	assert_non_null(strstr(e.msg, "No space left"));
 	snapshot_state(s, d2, g2);
@@ -194,7 +194,7 @@ static void alloc_failure_at_each_site(void **state)
 		fault_arm(FAULT_ALLOC, nth, 0);
 		struct store_field_in f = {"v", 1, (const uint8_t *)"x", 1, 0,
 					   {0, 0}};
-		struct store_write w = {STORE_PUT, "t", 1, "k", 1, &f, 1};
+		struct store_write w = {STORE_PUT, "t", 1, "k", 1, &f, 1, 0};
 		int rc = store_write(s, &w, 1, T0, &out, &e);
 		fault_clear(FAULT_ALLOC);
 		if (rc == 0 && out.err.code == 0) {

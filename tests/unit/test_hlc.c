@@ -83,7 +83,7 @@ static void no_reuse_after_restart(void **state)
 		for (int i = 0; i < 10; i++) {
 			struct store_field_in f = {"v", 1, (const uint8_t *)"x",
 						   1, 0, {0, 0}};
-			struct store_write w = {STORE_PUT, "t", 1, "k", 1, &f, 1};
+			struct store_write w = {STORE_PUT, "t", 1, "k", 1, &f, 1, 0};
 			struct store_written out;
 			/* Each round the wall clock is an hour earlier. */
 			assert_int_equal(store_write(s, &w, 1, wall, &out, &e),

@@ -363,6 +363,30 @@ static void test_generate_refuses_overwrite(void **state)
 	assert_int_equal(keyfile_generate(prefix, &e), MSCE_ENOTFOUND);
 }
 
+/* A master key file: mode 0600, loads as a secret, never overwritten. */
+static void test_generate_master(void **state)
+{
+	struct tmp *t = *state;
+	char path[160];
+	uint8_t k1[32], k2[32], pk[32];
+	struct stat st;
+	struct err e;
+
+	snprintf(path, sizeof path, "%s/shekou.master", t->dir);
+	assert_int_equal(keyfile_generate_master(path, &e), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(keyfile_load_secret(path, k1, pk, &e), 0);
+	assert_int_equal(keyfile_generate_master(path, &e), MSCE_EINVAL);
+	assert_non_null(strstr(e.msg, "already exists"));
+	assert_int_equal(keyfile_load_secret(path, k2, pk, &e), 0);
+	assert_memory_equal(k1, k2, 32);
+	snprintf(path, sizeof path, "%s/other.master", t->dir);
+	assert_int_equal(keyfile_generate_master(path, &e), 0);
+	assert_int_equal(keyfile_load_secret(path, k2, pk, &e), 0);
+	assert_memory_not_equal(k1, k2, 32);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -378,6 +402,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_links_and_writable_refused,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_low_order, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_generate_master, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_generate_refuses_overwrite,
 						setup, teardown),

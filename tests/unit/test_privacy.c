@@ -221,8 +221,13 @@ static struct store_field_in fin(const char *name, const char *value)
 static struct store_write wr(int op, const char *coll, const char *key,
 			     const struct store_field_in *f, size_t n)
 {
-	return (struct store_write){op, coll, strlen(coll), key,
-				    strlen(key), f, n};
+	return (struct store_write){.op = op,
+				    .coll = coll,
+				    .coll_len = strlen(coll),
+				    .key = key,
+				    .key_len = strlen(key),
+				    .fields = f,
+				    .nfields = n};
 }
 
 struct keys {

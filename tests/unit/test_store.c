@@ -463,7 +463,7 @@ static void map_grows_then_full_is_clear(void **state)
 		struct store_field_in f = {"f", 1, (const uint8_t *)val,
 					   strlen(val), 0, {0, 0}};
 		struct store_write w = {STORE_PUT, "t", 1, key, strlen(key),
-					&f, 1};
+					&f, 1, 0};
 		rc = store_write(s, &w, 1, T0, &out, &e);
 		if (rc)
 			break;
@@ -631,7 +631,7 @@ static void big_snapshot_merges(void **state)
 		for (int j = 0; j < BATCH; j++) {
 			snprintf(keys[j], sizeof keys[j], "r%06d", i + j);
 			w[j] = (struct store_write){STORE_PUT, "t", 1, keys[j],
-						   strlen(keys[j]), f, FIELDS};
+						   strlen(keys[j]), f, FIELDS, 0};
 		}
 		assert_int_equal(store_write(a, w, BATCH, T0 + (uint64_t)i,
 					     out, &e),
