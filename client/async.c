@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmsce's event-loop API (msce.h, "the event-loop API"): requests and
  * watches over one non-blocking link (link.c), driven by the caller's loop
  * through msce_async_step.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmsce's blocking calls: each sends one msce.ClientRequest (codec.c)
  * over a transport (transport.c) and waits for the response with the same
  * id. A client made by msce_connect keeps its msce_conninfo and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Between libmsce's parts and the msce CLI: the raw request/response call
  * and what the domain helpers need of a client. */
 #ifndef MSCE_CLIENT_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmsce requests and results; see codec.h. Results are copied or
  * pointed into the decoded reply that the result object keeps, so no
  * protobuf type leaks into msce.h. */

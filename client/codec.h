@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Between libmsce's public types and the wire (proto/client.proto): requests
  * built from a caller's arguments, and replies turned into the objects
  * msce.h hands out. Shared by the blocking calls (client.c) and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce_conninfo; see conninfo.h and msce.h. */
 #include "conninfo.h"
 

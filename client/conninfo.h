@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce_conninfo: the centers a client may use and how (see msce.h), and
  * opening a connection to one of them, blocking or not. */
 #ifndef MSCE_CONNINFO_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmsce's domain helpers: the typed collections (registration, case,
  * case_note, event) written from structs, checked here with the node's own
  * rules (common/schema.c) before anything is sent, and their allowed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmsce's non-blocking connection to one node; see link.h.
  *
  * TCP: the name is resolved, then each address is tried in turn with a

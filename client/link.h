@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One connection from libmsce to a node, non-blocking: a unix socket (each
  * message a 4-byte big-endian length and the message) or TCP with the
  * Noise channel (common/channel.h; one client message per channel

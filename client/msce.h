@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmsce: the client library for msce nodes. Installed as <msce/msce.h>
  * (with msce_errors.h, msce_limits.h, msce_domain.h, msce_version.h
  * beside it; <msce.h> still works and includes this one). Link with

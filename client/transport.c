@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmsce's blocking transport: a link (link.c) driven with poll() until
  * what the caller asked for is done; see transport.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* How libmsce's blocking calls reach a node: a link (link.h: a unix socket,
  * or TCP with the Noise channel) driven with poll() until each call is
  * done. One transport per client. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Arena: a list of chunks, newest first. Requests larger than a chunk get a
  * chunk of their own. */
 #include "arena.h"

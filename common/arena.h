@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Bump allocator for short-lived decoding and merge work: many small
  * allocations, one reset. A hard limit bounds what hostile input can make
  * us allocate; protobuf-c decodes through it (arena_pb_allocator). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The msce secure channel (wire format: docs/PROTOCOL.md "Secure channel").
  *
  * Happy path: the initiator sends message 1 (its timestamp, then mac1 keyed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The msce secure channel: Noise IK (noise.h) plus framing, fragmentation,
  * replay protection of message 1, the cheap MACs and cookie replies that
  * keep junk and floods away from the Diffie-Hellman, confirmation of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Config parser on top of libinih.
  *
  * libinih's handler only gets a line number if the library was built with

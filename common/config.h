@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node configuration: one INI file per node (see DESIGN.md "Config").
  *
  * Parsing is strict because a typo in a replication config fails silently

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Error codes, names and messages, generated from the MSCE_ERRORS table. */
 #include "error.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One error enum for all of msce, with a name and a message per code.
  *
  * Functions return 0 (MSCE_OK) or a positive MSCE_E* code. Where a caller

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fault injection counters; see fault.h. Atomics, since the writer thread
  * and the loop thread both pass through the sites. */
 #include "fault.h"

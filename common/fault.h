@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fault injection for tests: a test arms a fault, and the next matching
  * event (an allocation on the apply path, a commit, a map growth) fails as
  * if the system had failed it. Disarmed, a check costs one relaxed atomic

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The health judgement of a node's status; see health.h. */
 #include "health.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Is a node healthy? The one judgement, from its status message, that
  * `msce status` (exit 1 when not), the status page and /status.json all
  * make: every link up, no snapshot stalled, the store taking writes, the

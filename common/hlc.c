@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hybrid logical clock. Receive only records the remote value; the next
  * local event takes max(wall, last) and bumps the counter if needed, which
  * is the same as the paper's send/receive rules folded into one step. */

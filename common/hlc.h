@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hybrid logical clock (Kulkarni et al.): 48 bits of milliseconds since the
  * epoch, 16 bits of logical counter. Pure: callers pass the wall time in, so
  * the simulator can drive it and tests can step the clock backwards.

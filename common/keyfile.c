@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Key files. Every buffer that held a secret or its base64 is wiped before
  * it goes out of scope. */
 #include "keyfile.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* X25519 key files for the Noise links.
  *
  * Secret key file: one line, base64 (standard alphabet, padded) of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Logging: one line per message, written with a single fprintf so lines
  * from different threads do not interleave; see log.h. */
 #include "log.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Levelled logging to stderr, one line per message:
  *
  *   2026-11-26T05:02:44.123Z shekou WARN text    (a terminal, a file)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Masking of document numbers and phone numbers for display (issue 15).
  *
  * The msce CLI shows these masked unless an admin asks for --reveal:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The allowed values of the typed collections' enumerated fields
  * (docs/PROTOCOL.md "Typed collections"): one list each, as an X-macro
  * (the C enum constant's suffix, the value on the wire) from which the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce error codes, shared by the node, libmsce and the wire protocol
  * (the numbers travel in responses, so they never change). Installed with
  * msce.h as part of the public API. */

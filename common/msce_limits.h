@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce limits: what the node accepts, shared by the node, libmsce and the
  * wire protocol (docs/PROTOCOL.md "Limits"). Installed with msce.h as
  * <msce/msce_limits.h>, part of the public API. Every name, value and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Noise IK with X25519, ChaCha20-Poly1305 (IETF) and SHA-256, written from
  * the spec (revision 34, sections 5 and 7) in the order the spec gives it:
  * CipherState helpers, SymmetricState (MixHash, MixKey, EncryptAndHash,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Noise_IK_25519_ChaChaPoly_SHA256 (Noise spec revision 34) on libsodium.
  *
  * Only the IK pattern, the one msce uses on every link:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Budgeted protobuf-c allocator; see pballoc.h. Frees do not give budget
  * back: the budget bounds the total a single decode may allocate. */
 #include "pballoc.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A protobuf-c allocator with a hard budget for one decode: hostile input
  * (a small message declaring many repeated fields) cannot make a decode
  * allocate more than the limit. Blocks come from malloc, so the decoded

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Purposes of access to personal records (issue 15): what a front end
  * says it reads or writes a registration, case or case note for. Every
  * such access is recorded in the audit log (_audit) with its purpose.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Rate-limited warnings; see ratelog.h. */
 #include "ratelog.h"
 

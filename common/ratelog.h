@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Rate-limited WARN lines: a flood of bad connections must not flood the
  * log. At most per_sec lines a second; then, when the next second starts,
  * one line saying how many were dropped. Time comes from the caller. */

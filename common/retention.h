@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Retention rules (issue 15): which personal records a center erases
  * because their purpose has ended. One rule per collection, in the node
  * config:

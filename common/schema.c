@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Name and domain validation. Table-driven: each domain collection is a list
  * of field specs (type, byte limit, required); a write is checked field by
  * field, then across fields (key match, time order), then for required

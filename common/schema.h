@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Validation of names (collections, keys, fields) and of the domain
  * collections: registration, case, case_note, event (DESIGN.md "Domain
  * collections").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Signed segments; see seg.h. */
 #include "seg.h"
 

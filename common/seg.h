@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Signed segments: how an origin vouches for its changes.
  *
  * An origin's changes are cut into segments of consecutive seqs (a local

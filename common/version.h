@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Versions: (hlc, origin), totally ordered by hlc then origin. The zero
  * version {0, 0} means "none" and is below every real version. */
 #ifndef MSCE_VERSION_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The local eight-center cluster behind deploy/quickstart (which installs
 and builds first, then runs this).
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Handshake admission by source address; see admission.h.
  *
  * One entry per address seen recently: its pending handshakes and its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Who may start a handshake on a listener, decided from the source address
  * alone, before a byte is read or a key computed:
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Client requests: decode, check, do, answer.
  *
  * Reads (get, scan, status) are served at once from the store on the loop

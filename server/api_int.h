@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Between api.c and api_person.c: answering client requests, audited
  * answers and erasure. Loop thread only. */
 #ifndef MSCE_API_INT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Data subjects' requests (issue 15): person export, erase, retention.
  *
  * Happy path: the request is checked on the loop thread, what it names is

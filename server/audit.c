@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Audit entries; see audit.h. */
 #include "audit.h"
 

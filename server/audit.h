@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The audit log (issue 15): who read or wrote which personal record, when
  * and why.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Progress of catching up, in the log; see catchup.h. */
 #include "catchup.h"
 

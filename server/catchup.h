@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Catch-up and snapshot progress in the log (and a one-line status for
  * systemd): when this node starts catching up with its peers, how it
  * goes every CATCHUP_LOG_MS, and when it is done; the same for each

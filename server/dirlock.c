@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Data directory lock (see dirlock.h). flock(2), not fcntl: the lock
  * belongs to the open file description, so no other open or close of the
  * file in this process can drop it, and the kernel releases it when the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One process per data directory: an exclusive lock on DIR/msced.lock,
  * taken by store_open before LMDB is opened and held until store_close.
  * Two processes writing one store under one node id would each hand out

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The node's Prometheus metrics: what an operator alerts on (links down,
  * lag, clock alarms, refusals, a store that refuses writes) and what a
  * capacity planner watches (commit latency, changes, store size). Rendered

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msced: one msce node. `msced -c CONFIG [--log-file PATH]`.
  *
  * Runs in the foreground and logs to stderr (with syslog priorities when

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Deliberate bugs for the tests: a build with MSCE_MUTANTS (only the
  * simulator's msce-sim-mutant is one) turns on the mutant named by the
  * environment variable MSCE_MUTANT, one rule broken at a time, and the

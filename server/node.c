@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node wiring and lifecycle.
  *
  * Start: load config and key, open the store (which locks the data

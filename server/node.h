@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A running node: the store, the group-commit writer, the replication
  * core, the peer links and the client socket, wired together on one libuv
  * loop. node.c does the wiring and the lifecycle; api.c serves client

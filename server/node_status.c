@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The node's status as one message: what `msce status` prints, what the
  * status page and /status.json show. Everything is built in the caller's
  * arena, so one arena_free releases it; nothing in it points into the node

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The node's status message (msce.StatusResult): built for a client's
  * status request, the status page and /status.json alike. */
 #ifndef MSCE_NODE_STATUS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Record codec and merge rule; see record.h for the rule itself.
  *
  * On-disk layout, format RECORD_FORMAT (varint = LEB128, u64 = 8 bytes LE):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A record in memory, its on-disk encoding, and the merge rule.
  *
  * Merge rule (DESIGN.md), per field, as a function of the *set* of writes

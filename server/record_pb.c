@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Records to protobuf; see record_pb.h. Built with malloc piece by piece,
  * so record_pb_free can free a half-built message after a failure. */
 #include "record_pb.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A record as protobuf messages (msce.Record / FieldState / FieldVersion):
  * what snapshots carry between nodes and what clients get back. */
 #ifndef MSCE_RECORD_PB_H

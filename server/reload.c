@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* SIGHUP: read the config again and apply what can change while running.
  *
  * Applied at once: log_level; a peer's address (the session that is up

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reloading a running node's config (SIGHUP); see reload.c for what is
  * applied and what needs a restart. */
 #ifndef MSCE_RELOAD_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Replication core; see repl.h for the shape, the session states and the
  * two rules (identity, tombstone collection) this file implements.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The replication core: a pure state machine.
  *
  * No libuv, sockets, threads, clock or randomness of its own. The driver

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The node's status page, served by the metrics listener: `/` is one HTML
  * page (no script, no external asset; it reloads itself every
  * STATUS_PAGE_REFRESH_S seconds) and `/status.json` the same data as JSON.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The status page (`/`, HTML) and `/status.json` on the metrics
  * listener; see status_page.c. */
 #ifndef MSCE_STATUS_PAGE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The node's store: one LMDB environment holding records, the change log,
  * the version vector, conflicts, tombstones and metadata.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Encryption at rest: per-record data keys wrapped by the node's master
  * key, and the sealed forms of records, log entries and staged snapshot
  * parts (docs/PROTOCOL.md, "Encryption at rest" and "Erasure").

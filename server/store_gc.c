@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tombstone collection: dropping the tombstones the replication core says
  * every writer has seen (a bound per origin), except those that still
  * explain a delete conflict (a field written without seeing the delete),

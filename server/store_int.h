@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Internals shared by the store's files (store_*.c; the API is store.h):
  * the store and write-transaction structs, the batch runner, key encoding
  * and helpers. Not for use outside the store.

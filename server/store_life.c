@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The store's lifecycle and its published state: open (taking the lock,
  * creating or checking the metadata), close, its writer identity, backup
  * and the restored mark, size, the sticky failure and its retry, and the

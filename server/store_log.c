@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The change log: each committed change under its origin and seq, read
  * by replication and truncated on request; an origin's vector entry holds
  * its floor, where its log starts. */

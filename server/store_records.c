@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Records and the paths that write them: local writes (store_write) and
  * changes from other nodes (store_apply) are checked, merged into their
  * record and logged; the conflict and tombstone indexes follow each saved

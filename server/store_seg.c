@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Signed segments in the store: signing our own changes as they commit,
  * keeping every segment beside the log, checking those that arrive, and
  * the seals of history from before signatures. See seg.h. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Snapshots: reading every record with the vector it covers, for a peer
  * that needs changes below the log floor, and merging such a stream on
  * the receiver.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The store's transaction runner, read transactions and the scratch buffer.
  *
  * Happy path of a batch: begin a write transaction, copy the committed

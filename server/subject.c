@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A data subject's records; see subject.h. */
 #include "subject.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the store holds about a data subject (issue 15), for subject
  * access, erasure and retention. Store reads only: these run on libuv's
  * thread pool, since they scan whole collections (every case, to find a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sd_notify wiring; see systemd.h. */
 #include "systemd.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* systemd integration through sd_notify(3): readiness (Type=notify),
  * reloading, stopping, a status line for `systemctl status`, and the
  * watchdog. Outside systemd ($NOTIFY_SOCKET unset) every call does

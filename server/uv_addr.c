@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Addresses and listening sockets; see uv_addr.h. */
 #include "uv_addr.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Socket addresses for the listeners and dialers: parsing "host:port",
  * printing an address for the log, and binding a listening socket by hand
  * (so that "address in use" is reported at start, synchronously: a uv

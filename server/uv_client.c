@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Client server: unix socket and TCP + Noise; see uv_client.h.
  *
  * Happy path, unix: each connection reads a 4-byte length, checks it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The node's client server, two listeners feeding one request callback:
  *
  * - the local unix socket ([node] socket; mode 0660 inside a 0750

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Metrics endpoint on libuv (the behaviour is in uv_metrics.h).
  *
  * Happy path: the listener accepts a connection into a struct conn, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The metrics endpoint: a deliberately small HTTP/1.1 server on libuv that
  * answers `GET /metrics` with Prometheus text exposition format (0.0.4),
  * and GET on the few other paths given with metrics_route (the node's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Peer links on libuv (the policy is in uv_peer.h).
  *
  * Happy path: each configured peer has a dial timer. When it fires and no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Peer links on libuv: listens for peers, dials every configured peer with
  * backoff and jitter, runs the Noise channel (common/channel.h) on each TCP
  * connection, and hands complete application messages (encoded PeerMsg) to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Watch streams: every change after a client's cursor, then new changes
  * as they commit, each once and in seq order per origin.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Group-commit writer thread; see writer.h.
  *
  * Happy path: writer_submit appends to `queue` under the mutex and wakes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The group-commit writer: a thread that owns the store's write path.
  *
  * The event loop submits jobs (local writes from clients, batches of

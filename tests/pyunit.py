@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Runs one Python test module for ctest: python3 pyunit.py MODULE.
 
 A skipped test is never a pass: each skip is printed with its reason and

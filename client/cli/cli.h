@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the msce commands share: the options every command takes, the
  * connection, the center names, and how an outcome is reported (text for
  * people on stderr/stdout; with --json, one JSON value on stdout for every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce import, export and backup: long work, with progress on a terminal
  * (progress.h). An import reports every line it could not write, in line
  * order, with the node's reason (the field and the rule) or why the line

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce commands on records: put, del, get, scan, conflicts, resolve,
  * note, watch. Versions and conflicts name the center that made them
  * ("luohu (5)"), learnt from a status of the node. Document and phone

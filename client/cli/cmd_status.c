@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce status and msce verify. status judges health with health.c (the
  * same judgement as the node's status page); verify waits for every
  * configured center to report the node's digest and vector in a report

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce: the operators' command line tool, on libmsce.
  *
  *   msce [OPTIONS] COMMAND [OPTIONS] [ARGUMENTS]

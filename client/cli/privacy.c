@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce commands for personal data (issue 15): audit, person export,
  * erase, retention; and the masking every command's output goes through
  * (cli_value, cli_key): document and phone numbers are masked unless

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Progress lines on a terminal; see progress.h. */
 #include "progress.h"
 

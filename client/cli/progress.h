@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Progress of long work (import, export, backup) on stderr, on one line
  * rewritten in place: what, how many, how fast, and how long is left when
  * the total is known. Only when stderr is a terminal: in a pipe or a file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* desk: a minimal front desk program on libmsce. It registers a person
  * and opens a case with a note, then reads them back.
  *

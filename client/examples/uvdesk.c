@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* uvdesk: a front end on libuv that writes and watches on one loop with
  * libmsce's event-loop API. It watches collection "desk" from now, writes
  * COUNT records (key TAG-i, field n = i) one every INTERVAL ms, and ends

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """What the audit log (issue 15) costs a request: a 2-node cluster (fsync
 on) from the test harness, one client on node 1's unix socket (admin),
 requests one at a time. Each phase does N gets or single puts of either

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the msce-bench subcommands. */
 #ifndef MSCE_BENCH_H
 #define MSCE_BENCH_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce-bench catchup: how long a center that was down takes to catch up.
  *
  * K nodes; the last one is stopped, N registration-sized records are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce-bench client: what a front end gets from libmsce, over TCP with
  * Noise (a front desk's path; --unix for the node's local socket) to node
  * 1 of a K-node cluster (writes replicate as in service).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce-bench replicate / lag: real msced processes on loopback.
  *
  * replicate: K nodes, N registration-sized records written at node 1

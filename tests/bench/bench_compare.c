@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce-bench compare: msce against Redis 7 on the same machine, in the same
  * run, with ../shared/peers (the team's peer benchmark; MSCE_PEERS names
  * another place). Rounds alternate which goes first (ABBA), so a machine

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce-bench handshake: what a hostile message 1 costs the node that
  * answers it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce-bench store: durable apply rate of registration-sized changes from
  * another origin into a fresh store, and the local-write rate, each in the
  * clear and sealed under a master key (encryption at rest), alternately in

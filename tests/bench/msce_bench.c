@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce-bench: measures msce with real workloads and prints the figures.
  * Timing lives here, not in tests: the machines are shared and noisy.
  * `all` runs every benchmark with the settings docs/BENCHMARKS.md quotes

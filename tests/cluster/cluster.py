@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Harness for the cluster tests: real msced processes on loopback.
 
 A Cluster makes a temp dir, generates a key pair per node with `msce

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* LD_PRELOAD shim for the cluster tests: a disk that fails its flushes.
  * While the file named by $MSCE_FAILSYNC exists, fsync, fdatasync and
  * msync fail with EIO, as they do on a failing disk; LMDB's commit then

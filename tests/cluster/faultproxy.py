@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """TCP fault proxy for the cluster tests: one process, many directed links.
 
 Each proxy listens on a loopback port and forwards every connection to a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmsce's event-loop API and reconnecting clients, against a live node
  * and against fake ones.
  *

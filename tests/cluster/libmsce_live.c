@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmsce against live nodes: every operation and its error paths.
  *
  *   msce-libtest up    SOCKET1 SOCKET2 BACKUP  (both nodes running; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce-probe: a hostile client for the cluster tests.
  *
  * It connects to a node's peer port and misbehaves in one chosen way, then

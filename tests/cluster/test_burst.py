@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A burst against a running node: 1,000 connections sending random bytes
 and 1,000 complete Noise handshakes with unknown keys. Every one is refused
 and counted, memory stays bounded (the peak is reported), and the node's

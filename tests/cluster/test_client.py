@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """libmsce and the msce CLI against live nodes: every operation and error
 path (msce-libtest), the example desk program built against the installed
 library through pkg-config, CLI exit codes, import/export, case notes,

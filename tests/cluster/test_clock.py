@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Clocks: a center whose clock runs 10 minutes ahead (msced under
 libfaketime) does not poison the others: beyond max_clock_skew its message
 1 timestamps are refused at the handshake (counted, and logged with the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Convergence: writes made at several nodes of a 3- and an 8-node cluster
 reach every node, which then report equal digests and version vectors."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Crashes: a node killed with SIGKILL in the middle of a stream of writes
 loses none it acknowledged; after its restart every acknowledged write,
 its own and the others', is on every node."""

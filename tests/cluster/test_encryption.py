@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Encryption at rest in msced (issue 15): with [node] master_key, no value
 a client wrote is found in the clear in any center's data file or in a
 backup; a store sealed with a key refuses to start without it; a store

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The fault proxy itself, against an echo server: the other cluster tests
 trust it to forward, cut, delay and resume links."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Front ends on libmsce: the event-loop API against a live node and fake
 ones (msce-asynctest), the libuv example writing and watching on one loop
 through a node restart and a failover without losing or duplicating a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile connections: each msce-probe mode against a running node is
 refused, counted under the matching status counter, logged, and the node
 keeps replicating with its real peers.

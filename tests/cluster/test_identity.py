@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One process per store and per node key (issue 10, item 6).
 
 A second msced on a data directory that a running msced holds is refused

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The edges of a center's life (issue 10, cases 1 to 5), on real processes.
 
 1. A center restored from a backup taken before a delete, after the

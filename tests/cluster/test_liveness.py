@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A silent link (issue 10, item 7): the TCP connection stays open and
 every byte is dropped. Both ends must report the peer down within the
 replication liveness bound, `msce status` must say degraded, data must

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Local times in domain data: a desk writes an event's times as its clock
 shows them (Shenzhen, +08:00) and every center reads them back in UTC, the
 fraction kept exactly; import and resolve go through the same rule; times

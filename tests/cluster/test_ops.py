@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What an operator relies on, on live nodes (issue 13): the CLI never
 hangs on a frozen node and says so (exit 2), tells permission denied
 apart (exit 3), answers --json with JSON on stdout whatever happens,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Partitions: the fault proxy cuts every link between two groups; both
 sides keep taking writes (the same person registered on both sides among
 them), and after the heal every node converges to one state that records

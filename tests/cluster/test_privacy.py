@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Personal data (issue 15) on live clusters: every read and write of a
 registration, case or case note leaves an audit entry, replicated and
 identical on every center; reads need a purpose; _audit is append-only and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Python package (client/python, importable as msce) against live
 nodes: every operation, typed helpers and enums, exceptions with code and
 message, watch as an iterator that survives a node restart, the case rule,

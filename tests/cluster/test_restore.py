@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Restoring a center from a backup: the restored store may lack the
 center's own latest changes, which its peers hold. It never writes under
 its old origin again (a reused seq would split the cluster for good): it

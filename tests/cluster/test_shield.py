@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Handshake and connection defences with real nodes.
 
 - Slowloris: 5,000 idle TCP connections against both nodes' peer ports

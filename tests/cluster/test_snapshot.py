@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Snapshots and the log floor: with log_retention = 20, a node that was
 down while a few hundred changes were made cannot be sent the log it
 missed; it must catch up by snapshot (also while the others keep writing)

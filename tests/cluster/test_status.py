@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What msce status and msce verify tell an operator (deploy/README.md,
 "Status and alerts"): status exits 1 when a peer is behind more than
 --max-lag seconds while every link is up; verify exits 0 once every node

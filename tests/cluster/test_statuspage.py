@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The status page on the metrics listener (issue 13): `/` is one HTML
 page without scripts or external assets that reloads itself, rendered
 here by a real browser engine (headless Chromium: its DOM and a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A failing disk seen through the daemon (deploy/README.md: store_failed):
 node 1 runs on a disk whose flushes fail on demand (failsync.c, preloaded).
 While they fail, the write being committed is refused with the cause, and

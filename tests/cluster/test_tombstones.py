@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tombstones while a center is down (DESIGN.md, "Tombstone GC"; deploy/
 README.md, removing a center): a delete leaves a tombstone that is dropped
 only once every configured node holds the delete, never by a timer. While

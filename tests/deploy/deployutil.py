@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Harness for the deployment tests: clusters made by deploy/msce-gen.
 
 A GenCluster writes a centers file (loopback, free ports), runs msce-gen

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Adding a center to a running cluster, by the procedure in
 deploy/README.md: add its line to the centers file, run msce-gen, restart
 the existing centers one at a time with their new configs, start the new

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """deploy/msce-alerts.yml: Prometheus accepts it (promtool check rules),
 every alert has a severity, every msce_ metric it uses is one msced
 exports, and the rule unit tests (msce-alerts-test.yml) pass: one dead

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """deploy/msce-gen without daemons: what it writes for the eight centers,
 where the secrets go, that a rerun changes nothing, and that each mistake
 in a centers file is refused with its line named."""

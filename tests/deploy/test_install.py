@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What `cmake --install` puts on a center's machine besides the
 programs: the man pages msce(1), msced(8) and msced.conf(5), which cover
 every command, option and setting there is, and the bash completion,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Debian packages (debian/): built once from a copy of the tree with
 dpkg-buildpackage, as an operator or a build machine would; lintian clean
 (each override explained); dependencies computed from the shared libraries

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """deploy/quickstart end to end with the built binaries (--prebuilt: no
 install, no build): eight centers start, the demo data converges with
 conflicts to see, start and stop are both safe to repeat, and stop leaves

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Rotating one center's key, by the procedure in deploy/README.md:
 `msce-gen rotate`, restart the other centers with their new configs, then
 the rotated center with its new key. While the rollout is half done the

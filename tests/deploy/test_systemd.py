@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """deploy/msced@.service: systemd accepts every line of it (systemd-analyze
 verify prints a warning and still exits 0 for an unknown or misspelt
 setting, so any line naming the unit is a failure), and the hardening the

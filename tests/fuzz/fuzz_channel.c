@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_channel: the secure channel's receive side on hostile bytes.
  *
  * Keys, ephemerals, clock and cluster are fixed (fuzz_fixed.h), so the

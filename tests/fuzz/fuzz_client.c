@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_client: hostile client requests through the real dispatch
  * (server/api.c and server/watch.c, compiled into this target) on a real
  * store.

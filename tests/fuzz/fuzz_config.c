@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_config: the node config parser on arbitrary text.
  *
  * The input, NUL-terminated, goes to config_parse_string; on success the

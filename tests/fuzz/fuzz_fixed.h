@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fixed keys, clock and cluster shared by the fuzz targets and the corpus
  * generator, so that the seeds gen_fuzz_corpus writes stay valid for the
  * targets: hlcs near the targets' clock, the same cluster name, and for the

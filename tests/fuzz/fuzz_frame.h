@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Input framing for the fuzz targets that take several messages per input
  * (fuzz_peer, fuzz_client): after any target-specific prefix, a sequence
  * of records

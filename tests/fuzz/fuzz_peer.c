@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_peer: hostile peer messages into a replication core on a real store.
  *
  * We are node 1 of a three-node cluster with links to nodes 2 and 3. The

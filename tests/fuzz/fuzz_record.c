@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_record: the on-disk record decoder on arbitrary bytes (what a
  * corrupted LMDB page would hand it).
  *

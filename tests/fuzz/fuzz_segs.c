@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_segs: signed segments and snapshot covers, as a peer sends them.
  *
  * Input: one control byte, then an encoded msce.PeerMsg holding Changes

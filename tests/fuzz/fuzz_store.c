@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* See fuzz_store.h. */
 #include "fuzz_store.h"
 

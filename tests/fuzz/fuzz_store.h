@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A scratch store for the fuzz targets that need one (fuzz_peer,
  * fuzz_client): one LMDB store in a temporary directory under $TMPDIR,
  * opened once per process and replaced by a fresh one every

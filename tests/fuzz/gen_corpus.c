@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gen_fuzz_corpus: writes the seed corpora of the fuzz targets.
  *
  *   gen_fuzz_corpus tests/fuzz/corpus

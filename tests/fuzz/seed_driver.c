@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Runs a fuzz target without libFuzzer: LLVMFuzzerTestOneInput once on
  * each file of the directories given, in name order, so that every seed
  * corpus runs as a ctest test in every build (gcc, ASan), not only in the

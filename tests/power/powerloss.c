@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Power-loss interposer, LD_PRELOADed into one process under test.
  *
  * SIGKILL keeps the page cache, so a process that never syncs loses nothing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The undo journal shared by the power-loss interposer (powerloss.c), which
  * writes it, and powerloss-rollback (powerloss_rollback.c), which applies
  * it. Native byte order: both run on the same machine.

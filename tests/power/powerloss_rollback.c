@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* powerloss-rollback: applies an undo journal written by the power-loss
  * interposer (powerloss.c, format in powerloss.h) to its file, once the
  * process that wrote it is dead.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Durability under power loss, not just process death: the child runs
  * under the power-loss interposer (powerloss.c), is killed with SIGKILL,
  * and its file is rolled back to what was synced (powerloss-rollback)

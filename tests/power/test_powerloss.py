@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Power loss at a node: msced runs under the power-loss interposer
 (powerloss.c), is killed with SIGKILL in the middle of a stream of writes,
 and its data file is rolled back to what was synced (powerloss-rollback)

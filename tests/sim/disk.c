@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The simulator's disk: what a store wrote but did not sync is lost in a
  * crash, as after a power cut (the page cache goes with the machine).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Faults, drawn per step with rates chosen per seed (some seeds get none
  * of a kind, some many): a single link cut, a partition (a random split
  * of the nodes, links across cut until it heals), a node crash with a

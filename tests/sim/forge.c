@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The forging insider: a peer that alters what it relays. It takes a real
  * message on its way and changes what a signature covers, or claims more
  * than the origins signed: a change's value, the origin changes are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The fake network: one FIFO channel per direction between two nodes, as
  * TCP gives, with a random delay per message inside the link's range, so
  * messages reorder only across links.

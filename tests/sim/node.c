@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One simulated node: a real store (nosync) and a replication core, with
  * the core's store operations as thin wrappers of store.h and its I/O as
  * the simulator: sends go to the fake network, closes cut the link, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The oracle: what every node must hold, computed from what the workload
  * asked and was told, never from what the stores say.
  *

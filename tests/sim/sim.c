@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce-sim: runs seeds of the deterministic simulation and checks each.
  *
  * A run: N nodes start; for --steps steps sim time advances a few ms,

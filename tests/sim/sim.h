@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* msce-sim: N nodes in one process, each a real store and a replication
  * core, joined by a seeded fake network (net.c), with client writes
  * (workload.c), faults (faults.c) and an independent model of the merge

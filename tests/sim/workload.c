@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Client writes: small batches of puts and deletes at random live nodes,
  * over few keys and fields so that nodes write the same fields
  * concurrently. Most go to the unvalidated collection "t"; some to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Store helpers for tests: a full dump hash, log sync between stores,
  * conflict listing, and small write wrappers. */
 #ifndef MSCE_STOREUTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Handshake admission by source address: the per-address and total caps,
  * the slots kept for the peers' addresses, load and the per-address rate,
  * and a table that never runs out under a flood of addresses. */

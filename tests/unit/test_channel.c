@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The secure channel end to end in memory: handshake, mac1 before any
  * Diffie-Hellman, cookies, confirmation, fragmentation, feeding in any
  * split, rekeying, replay refusal, memory limits, and every way a peer can

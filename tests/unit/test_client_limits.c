@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The client server's limits over real loopback sockets: connections per
  * client key, the idle timeout, unfinished request bytes per connection and
  * in all (TCP and the unix socket), pending handshakes per source address,

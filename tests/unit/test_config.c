@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Config parser: a full config, defaults, and every kind of mistake an
  * operator makes, each refused with the file, line and setting named. */
 #include <setjmp.h>

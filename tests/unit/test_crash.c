@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Durability: a child process streams batches of commits and reports each
  * one after store_write returns; the parent kills it with SIGKILL at a
  * random moment. The reopened store must hold every reported batch, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The data directory lock: a second taker is refused with the holder's
  * pid, the lock comes back once released, and a holder killed with
  * SIGKILL leaves it free (the kernel drops it). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fault injection in the store: a failing commit, a full disk, and an
  * allocation failure at each allocation site of the apply and write paths,
  * walked one by one. Each time: a clear error, reads go on, nothing

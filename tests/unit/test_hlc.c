@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hybrid logical clock: monotonic under a wall clock that stalls or steps
  * back, bounded skew on receive, and no reuse across a store restart. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Key files: generate/load round trip, the RFC 7748 vector, and refusal of
  * files others can read or write, symbolic links, low-order keys, garbage,
  * and overwriting. */

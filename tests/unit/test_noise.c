@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Noise IK: the published cacophony vectors byte for byte, then the ways a
  * handshake or a transport message must fail. */
 #include <setjmp.h>

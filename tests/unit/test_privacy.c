@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Personal data (issue 15), the parts below the API: purposes, masking,
  * retention rules and the [retention] config section, and the store's
  * writes for audit entries (system collection, stamped keys, a list of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* docs/PROTOCOL.md's worked example, checked against the code: the request
  * and reply bytes decode to what the document says they are (and the
  * protobuf-c encoder makes the same bytes), and over TCP they travel as

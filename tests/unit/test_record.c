@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The merge rule on one record, without the store: any order, any
  * duplicates, and merging whole states (snapshots) give the same bytes,
  * and those bytes match an oracle computed from the set of writes. */

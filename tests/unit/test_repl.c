@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The replication core on its own, driven step by step: cores with real
  * stores in temp dirs, their messages held in per-link queues that the
  * test delivers when it chooses, applies run when the test says. Checks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Name and domain validation: good records pass, every rule has a failing
  * case whose message names the field, limits hold at exactly the limit and
  * fail one over, and invalid UTF-8 is caught wherever text is expected. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The LMDB store: local writes, remote changes in any interleaving with
  * duplicates, conflicts, tombstones, validation, bad input, map growth,
  * log truncation and snapshots. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Store format versions: a store written by msce 0.1.0 (format 1, the
  * fixture in tests/fixtures/store-format1) is upgraded in place on open and
  * keeps its records and its writer (its unsigned log goes, sealed); given

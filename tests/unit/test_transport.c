@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The client server (server/uv_client.c) and libmsce's transports
  * (client/transport.c, compiled in here) over a real loop, a real unix
  * socket and loopback TCP.

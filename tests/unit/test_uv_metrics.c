@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The metrics endpoint over real loopback TCP. The test thread drives the
  * loop (UV_RUN_ONCE, with a short repeating timer so that every turn ends
  * soon) while blocking client sockets run in uv threads; every wait is

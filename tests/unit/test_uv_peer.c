@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Peer links over real loopback TCP: several peer_nets in one process and
  * one loop, each with its own key pair and in-memory config. Sessions come
  * up both ways and messages of every size arrive in order; refusals (unknown

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Helpers shared by the unit tests: temp dirs, seeds, wall time. */
 #ifndef MSCE_TESTUTIL_H
 #define MSCE_TESTUTIL_H

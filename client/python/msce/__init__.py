@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """msce for Python: the client of msce nodes, on libmsce.
 
     import msce

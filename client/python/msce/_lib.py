@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """libmsce through ctypes: the library, its structs and its functions.
 
 Every struct here mirrors one of <msce/msce.h> member for member (the

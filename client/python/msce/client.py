@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The msce client: a blocking connection to one of several centers, on
 libmsce's msce_connect (so it reconnects, fails over and resumes watches
 exactly as C programs do). One Client per thread; calls release the GIL

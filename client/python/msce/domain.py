@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The typed collections: their allowed values as enums (taken from
 libmsce, so Python and C can never disagree) and their records as
 dataclasses. The node checks every rule again; a refused write raises

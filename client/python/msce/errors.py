@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Exceptions: every libmsce error code is an MsceError subclass carrying
 the code, its name and the node's or library's message (which names the
 field, the rule or the limit)."""
