@@ -85,6 +85,10 @@ cJSON *cli_values_json(const struct cli *x, const Msce__Record *rec);
  * be NULL then, as for a delete). NULL when out of memory. */
 char *cli_strndup(const void *v, size_t len);
 
+/* A response's own refusal (not found, bad collection, not allowed):
+ * reports its code and reason, frees r, and returns exit code 1. */
+int cli_refused(struct cli *x, Msce__ClientResponse *r);
+
 /* Prints j as one line on stdout and frees it. */
 void cli_print_json(cJSON *j);
 void cli_hex(const uint8_t *p, size_t n, char *out);

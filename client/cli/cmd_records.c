@@ -143,14 +143,6 @@ static void record_text(struct cli *x, const Msce__Record *rec)
 	}
 }
 
-/* A response's own refusal (not found, bad collection): exit 1. */
-static int refused(struct cli *x, Msce__ClientResponse *r)
-{
-	int rc = cli_fail(x, CLI_NO, (int)r->code, "%s: %s",
-			  msce_strerror((int)r->code), r->error);
-	msce__client_response__free_unpacked(r, NULL);
-	return rc;
-}
 
 int cmd_get(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 {
@@ -170,7 +162,7 @@ int cmd_get(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	if ((rc = cli_call(x, &req, &r)) != 0)
 		return rc;
 	if (r->code != 0 || r->record == NULL || r->record->record == NULL)
-		return refused(x, r);
+		return cli_refused(x, r);
 	if (x->json) {
 		cJSON *j = record_json(x, r->record->record);
 		cJSON *seen = cJSON_CreateArray(), *names = cJSON_CreateArray();
@@ -210,7 +202,7 @@ int cmd_scan(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	if ((rc = cli_call(x, &req, &r)) != 0)
 		return rc;
 	if (r->code != 0 || r->scan == NULL)
-		return refused(x, r);
+		return cli_refused(x, r);
 	for (size_t i = 0; i < r->scan->n_records; i++) {
 		if (x->json)
 			cli_print_json(record_json(x, r->scan->records[i]));

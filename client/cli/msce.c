@@ -451,6 +451,14 @@ int cli_names(struct cli *x)
 	return 0;
 }
 
+int cli_refused(struct cli *x, Msce__ClientResponse *r)
+{
+	int rc = cli_fail(x, CLI_NO, (int)r->code, "%s: %s",
+			  msce_strerror((int)r->code), r->error);
+	msce__client_response__free_unpacked(r, NULL);
+	return rc;
+}
+
 char *cli_strndup(const void *v, size_t len)
 {
 	return v != NULL ? strndup(v, len) : strdup("");

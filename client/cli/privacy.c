@@ -234,14 +234,6 @@ static void audit_text(const cJSON *j)
 }
 
 
-/* A response's own refusal: exit 1 with its reason. */
-static int refused(struct cli *x, Msce__ClientResponse *r)
-{
-	int rc = cli_fail(x, CLI_NO, (int)r->code, "%s: %s",
-			  msce_strerror((int)r->code), r->error);
-	msce__client_response__free_unpacked(r, NULL);
-	return rc;
-}
 
 int cmd_audit(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 {
@@ -281,7 +273,7 @@ int cmd_audit(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 		if ((rc = cli_call(x, &req, &r)) != 0)
 			return rc;
 		if (r->code != 0 || r->scan == NULL)
-			return refused(x, r);
+			return cli_refused(x, r);
 		for (size_t i = 0; i < r->scan->n_records; i++) {
 			const Msce__Record *m = r->scan->records[i];
 			char *who = value_of(m, "client");
@@ -344,7 +336,7 @@ int cmd_person(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	if ((rc = cli_call(x, &req, &r)) != 0)
 		return rc;
 	if (r->code != 0 || r->person == NULL)
-		return refused(x, r);
+		return cli_refused(x, r);
 	const Msce__PersonResult *pr = r->person;
 	cJSON *j = cJSON_CreateObject(), *audit = cJSON_CreateArray();
 	char *k = cli_key(x, "registration", argv[1]);
@@ -400,7 +392,7 @@ int cmd_erase(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 	if ((rc = cli_call(x, &req, &r)) != 0)
 		return rc;
 	if (r->code != 0 || r->erase == NULL)
-		return refused(x, r);
+		return cli_refused(x, r);
 	cJSON *j = cJSON_CreateObject(), *a = cJSON_CreateArray();
 	for (size_t i = 0; i < r->erase->n_records; i++) {
 		char *line = shown_line(x, r->erase->records[i]);
@@ -446,7 +438,7 @@ int cmd_retention(struct cli *x, const struct cli_opts *o, int argc,
 	if ((rc = cli_call(x, &req, &r)) != 0)
 		return rc;
 	if (r->code != 0 || r->retention == NULL)
-		return refused(x, r);
+		return cli_refused(x, r);
 	const Msce__RetentionResult *rr = r->retention;
 	cJSON *j = cJSON_CreateObject(), *rules = cJSON_CreateArray();
 	for (size_t i = 0; i < rr->n_rules; i++) {
