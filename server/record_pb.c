@@ -99,3 +99,75 @@ oom:
 	record_pb_free(m);
 	return NULL;
 }
+
+static char *arena_str(struct arena *a, const void *p, size_t n)
+{
+	char *s = arena_alloc(a, n + 1);
+	if (s != NULL) {
+		memcpy(s, p, n);
+		s[n] = 0;
+	}
+	return s;
+}
+
+static Msce__FieldVersion *fv_view(struct arena *a, const char *name,
+				   const struct fv *f)
+{
+	Msce__FieldVersion *m = arena_alloc(a, sizeof *m);
+	if (m == NULL)
+		return NULL;
+	msce__field_version__init(m);
+	m->name = (char *)name;
+	m->value.data = (uint8_t *)f->value;
+	m->value.len = f->value_len;
+	m->hlc = f->v.hlc;
+	m->origin = f->v.origin;
+	m->seq = f->seq;
+	m->base_hlc = f->base.hlc;
+	m->base_origin = f->base.origin;
+	return m;
+}
+
+Msce__Record *record_pb_view(struct arena *a, const char *coll,
+			     size_t coll_len, const char *key, size_t key_len,
+			     const struct record *r)
+{
+	Msce__Record *m = arena_alloc(a, sizeof *m);
+	Msce__FieldState *fs;
+	if (m == NULL)
+		return NULL;
+	msce__record__init(m);
+	m->collection = arena_str(a, coll, coll_len);
+	m->key = arena_str(a, key, key_len);
+	m->tomb_hlc = r->tomb.hlc;
+	m->tomb_origin = r->tomb.origin;
+	m->erase_hlc = r->erased.hlc;
+	m->erase_origin = r->erased.origin;
+	m->fields = arena_alloc(a, (r->nfields ? r->nfields : 1) *
+				       sizeof *m->fields);
+	fs = arena_alloc(a, (r->nfields ? r->nfields : 1) * sizeof *fs);
+	if (m->collection == NULL || m->key == NULL || m->fields == NULL ||
+	    fs == NULL)
+		return NULL;
+	for (uint32_t i = 0; i < r->nfields; i++) {
+		const struct field_state *f = &r->fields[i];
+		Msce__FieldState *s = &fs[i];
+		const char *name = arena_str(a, f->name, f->name_len);
+		msce__field_state__init(s);
+		m->fields[i] = s;
+		s->seen_hlc = f->seen.hlc;
+		s->seen_origin = f->seen.origin;
+		s->losers = arena_alloc(a, (f->nlosers ? f->nlosers : 1) *
+						   sizeof *s->losers);
+		if (name == NULL || s->losers == NULL ||
+		    (s->winner = fv_view(a, name, &f->w)) == NULL)
+			return NULL;
+		for (int j = 0; j < f->nlosers; j++)
+			if ((s->losers[j] = fv_view(a, name, &f->losers[j])) ==
+			    NULL)
+				return NULL;
+		s->n_losers = f->nlosers;
+	}
+	m->n_fields = r->nfields;
+	return m;
+}

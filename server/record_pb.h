@@ -4,6 +4,7 @@
 #ifndef MSCE_RECORD_PB_H
 #define MSCE_RECORD_PB_H
 
+#include "arena.h"
 #include "msce.pb-c.h"
 #include "record.h"
 
@@ -19,5 +20,12 @@ void record_pb_fv_free(Msce__FieldVersion *m);
 Msce__Record *record_pb_new(const char *coll, size_t coll_len, const char *key,
 			    size_t key_len, const struct record *r);
 void record_pb_free(Msce__Record *m);
+
+/* The same message built in a for packing at once: values point into r
+ * (not copied), names are copied with their NUL. Valid while r and a are;
+ * NULL when a is full. Nothing to free but a. */
+Msce__Record *record_pb_view(struct arena *a, const char *coll,
+			     size_t coll_len, const char *key, size_t key_len,
+			     const struct record *r);
 
 #endif

@@ -279,9 +279,10 @@ static uint64_t vv_hlc(const struct vv_entry *vv, size_t n, uint32_t origin)
 	return e ? e->hlc : 0;
 }
 
-static int send_msg(struct repl *r, uint32_t peer, const Msce__PeerMsg *m)
+/* m: a PeerMsg, or a message that packs to one (PeerMsgSnapshotPacked). */
+static int send_pb(struct repl *r, uint32_t peer, const ProtobufCMessage *m)
 {
-	size_t n = msce__peer_msg__get_packed_size(m);
+	size_t n = protobuf_c_message_get_packed_size(m);
 	if (n > r->bufcap) {
 		uint8_t *b = realloc(r->buf, n);
 		if (b == NULL)
@@ -289,9 +290,14 @@ static int send_msg(struct repl *r, uint32_t peer, const Msce__PeerMsg *m)
 		r->buf = b;
 		r->bufcap = n;
 	}
-	msce__peer_msg__pack(m, r->buf);
+	protobuf_c_message_pack(m, r->buf);
 	r->io->send(r->io->data, peer, r->buf, n);
 	return 0;
+}
+
+static int send_msg(struct repl *r, uint32_t peer, const Msce__PeerMsg *m)
+{
+	return send_pb(r, peer, &m->base);
 }
 
 /* VVEntry arrays for messages; entries point into `store`. */
@@ -1163,9 +1169,14 @@ static void pump_all(struct repl *r, uint64_t now)
 
 /* ---- snapshots: sending ---------------------------------------------------- */
 
+/* A chunk's records, each packed once into buf as it is read (its memory
+ * is the store's only during the callback). */
 struct snap_build {
-	Msce__Record **recs;
-	size_t n, cap;
+	struct arena a;	  /* one record's messages at a time */
+	uint8_t *buf;	  /* packed records, back to back */
+	size_t len, cap;
+	size_t *ends;	  /* where each record ends in buf */
+	size_t n, ncap;
 	int oom;
 };
 
@@ -1173,31 +1184,52 @@ static int snap_collect(void *ctx, const struct store_record_view *v)
 {
 	struct snap_build *b = ctx;
 	Msce__Record *m;
+	size_t need;
 
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		Msce__Record **p = realloc(b->recs, cap * sizeof *p);
-		if (p == NULL)
-			goto oom;
-		b->recs = p;
-		b->cap = cap;
-	}
-	m = record_pb_new(v->coll, v->coll_len, v->key, v->key_len, v->rec);
+	arena_reset(&b->a);
+	m = record_pb_view(&b->a, v->coll, v->coll_len, v->key, v->key_len,
+			   v->rec);
 	if (m == NULL)
 		goto oom;
-	b->recs[b->n++] = m;
+	need = msce__record__get_packed_size(m);
+	if (b->len + need > b->cap) {
+		size_t cap = (b->len + need) * 2;
+		uint8_t *p = realloc(b->buf, cap);
+		if (p == NULL)
+			goto oom;
+		b->buf = p;
+		b->cap = cap;
+	}
+	if (b->n == b->ncap) {
+		size_t cap = b->ncap ? b->ncap * 2 : 64;
+		size_t *p = realloc(b->ends, cap * sizeof *p);
+		if (p == NULL)
+			goto oom;
+		b->ends = p;
+		b->ncap = cap;
+	}
+	b->len += msce__record__pack(m, b->buf + b->len);
+	b->ends[b->n++] = b->len;
 	return 0;
 oom:
 	b->oom = 1;
 	return 1;
 }
 
+static void snap_build_free(struct snap_build *b)
+{
+	arena_free(&b->a);
+	free(b->buf);
+	free(b->ends);
+}
+
 static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 {
 	struct snap_build b = {0};
-	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
-	Msce__SnapshotChunk c = MSCE__SNAPSHOT_CHUNK__INIT;
+	Msce__PeerMsgSnapshotPacked m = MSCE__PEER_MSG_SNAPSHOT_PACKED__INIT;
+	Msce__SnapshotChunkPacked c = MSCE__SNAPSHOT_CHUNK_PACKED__INIT;
 	Msce__Position pos = MSCE__POSITION__INIT;
+	ProtobufCBinaryData *recs = NULL;
 	struct store_pos end;
 	struct vv_entry vv[MAX_ORIGINS];
 	Msce__VVEntry vs[MAX_ORIGINS], **vp = NULL;
@@ -1206,15 +1238,22 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 	struct err e;
 	int done = 0, rc;
 
+	arena_init(&b.a, 0);
 	rc = r->ops->snap_next(p->snap, r->cfg.snapshot_chunk_bytes,
 			       snap_collect, &b, &done, &end, &e);
+	if (rc == 0 && !b.oom &&
+	    (recs = malloc((b.n ? b.n : 1) * sizeof *recs)) == NULL)
+		b.oom = 1;
 	if (rc || b.oom) {
-		for (size_t i = 0; i < b.n; i++)
-			record_pb_free(b.recs[i]);
-		free(b.recs);
+		snap_build_free(&b);
 		fail_link(r, p, rc ? rc : MSCE_ENOMEM, "snapshot read: %s",
 			  rc ? e.msg : "out of memory");
 		return;
+	}
+	for (size_t i = 0; i < b.n; i++) {
+		size_t at = i ? b.ends[i - 1] : 0;
+		recs[i].data = b.buf + at;
+		recs[i].len = b.ends[i] - at;
 	}
 	c.protocol = MSCE_PROTOCOL_VERSION;
 	c.snapshot_id = p->snap_id;
@@ -1234,7 +1273,7 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 		p->snap_first = 0;
 	}
 	c.n_records = b.n;
-	c.records = b.recs;
+	c.records = recs;
 	c.done = done;
 	if (!done) {
 		pos.collection = end.coll;
@@ -1242,17 +1281,15 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 		pos.field = end.field;
 		c.end = &pos;
 	}
-	m.msg_case = MSCE__PEER_MSG__MSG_SNAPSHOT;
 	m.snapshot = &c;
-	send_msg(r, p->id, &m);
+	send_pb(r, p->id, &m.base);
 	p->snap_wait = 1;
 	p->snap_last_sent = done;
 	p->snap_out.chunks++;
 	p->snap_out.records += b.n;
 	p->snap_out.progress_ms = now;
-	for (size_t i = 0; i < b.n; i++)
-		record_pb_free(b.recs[i]);
-	free(b.recs);
+	snap_build_free(&b);
+	free(recs);
 	free(vp);
 	free(cp);
 }

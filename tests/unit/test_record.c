@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "peer.pb-c.h"
 #include "record.h"
+#include "record_pb.h"
 #include "testutil.h"
 
 #define NW 40
@@ -263,6 +265,118 @@ static void corrupt_records_refused(void **state)
 	arena_free(&a);
 }
 
+/* A snapshot chunk packed record by record (PeerMsgSnapshotPacked, what a
+ * sender sends) is byte for byte the PeerMsg of the same records, and a
+ * receiver reads it back whole: losers, seen versions, tombstones and
+ * erase marks included. */
+static void snapshot_packing_same_bytes(void **state)
+{
+	(void)state;
+	uint64_t rs = tu_seed("snapshot_packing_same_bytes");
+	int losers = 0, tombs = 0;
+
+	for (int round = 0; round < 200; round++) {
+		static struct w ws[2][NW]; /* the records point into them */
+		struct record r[2];
+		struct arena a, va;
+		Msce__Record *full[2];
+		ProtobufCBinaryData packed[2];
+		int n;
+
+		arena_init(&a, 0);
+		arena_init(&va, 0);
+		for (int k = 0; k < 2; k++) {
+			n = 5 + (int)tu_below(&rs, NW - 5);
+			gen(&rs, ws[k], n);
+			memset(&r[k], 0, sizeof r[k]);
+			for (int i = 0; i < n; i++)
+				apply(&r[k], &ws[k][i], &a);
+			if (tu_below(&rs, 2))
+				r[k].erased = r[k].tomb;
+			tombs += !version_is_zero(r[k].tomb);
+			for (uint32_t i = 0; i < r[k].nfields; i++)
+				losers += r[k].fields[i].nlosers;
+			full[k] = record_pb_new("registration", 12, k ? "b" : "a",
+						1, &r[k]);
+			assert_non_null(full[k]);
+			Msce__Record *v = record_pb_view(&va, "registration", 12,
+							 k ? "b" : "a", 1,
+							 &r[k]);
+			assert_non_null(v);
+			packed[k].len = msce__record__get_packed_size(v);
+			packed[k].data = malloc(packed[k].len);
+			assert_int_equal(msce__record__pack(v, packed[k].data),
+					 packed[k].len);
+		}
+
+		Msce__Position end = MSCE__POSITION__INIT;
+		end.collection = "registration";
+		end.key = "c";
+		end.field = "";
+		Msce__SnapshotChunk c = MSCE__SNAPSHOT_CHUNK__INIT;
+		Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+		c.protocol = 3;
+		c.snapshot_id = 7 + (uint64_t)round;
+		c.n_records = 2;
+		c.records = full;
+		c.end = round % 2 ? &end : NULL;
+		c.done = round % 2 == 0;
+		m.msg_case = MSCE__PEER_MSG__MSG_SNAPSHOT;
+		m.snapshot = &c;
+		Msce__SnapshotChunkPacked cp = MSCE__SNAPSHOT_CHUNK_PACKED__INIT;
+		Msce__PeerMsgSnapshotPacked mp =
+		    MSCE__PEER_MSG_SNAPSHOT_PACKED__INIT;
+		cp.protocol = c.protocol;
+		cp.snapshot_id = c.snapshot_id;
+		cp.n_records = 2;
+		cp.records = packed;
+		cp.end = c.end;
+		cp.done = c.done;
+		mp.snapshot = &cp;
+
+		size_t la = msce__peer_msg__get_packed_size(&m);
+		size_t lb = msce__peer_msg_snapshot_packed__get_packed_size(&mp);
+		assert_int_equal(la, lb);
+		uint8_t *ba = malloc(la), *bb = malloc(lb);
+		msce__peer_msg__pack(&m, ba);
+		msce__peer_msg_snapshot_packed__pack(&mp, bb);
+		assert_memory_equal(ba, bb, la);
+
+		Msce__PeerMsg *back = msce__peer_msg__unpack(NULL, lb, bb);
+		assert_non_null(back);
+		assert_int_equal(back->msg_case, MSCE__PEER_MSG__MSG_SNAPSHOT);
+		assert_int_equal(back->snapshot->n_records, 2);
+		for (int k = 0; k < 2; k++) {
+			const Msce__Record *b = back->snapshot->records[k];
+			assert_int_equal(b->n_fields, r[k].nfields);
+			assert_int_equal(b->tomb_hlc, r[k].tomb.hlc);
+			assert_int_equal(b->erase_hlc, r[k].erased.hlc);
+			for (uint32_t i = 0; i < r[k].nfields; i++) {
+				const struct field_state *f = &r[k].fields[i];
+				const Msce__FieldState *g = b->fields[i];
+				assert_int_equal(g->n_losers, f->nlosers);
+				assert_int_equal(g->seen_hlc, f->seen.hlc);
+				assert_int_equal(g->winner->value.len,
+						 f->w.value_len);
+				assert_memory_equal(g->winner->value.data,
+						    f->w.value, f->w.value_len);
+			}
+		}
+		msce__peer_msg__free_unpacked(back, NULL);
+		free(ba);
+		free(bb);
+		for (int k = 0; k < 2; k++) {
+			record_pb_free(full[k]);
+			free(packed[k].data);
+		}
+		arena_free(&va);
+		arena_free(&a);
+	}
+	/* The cases that matter were there. */
+	assert_true(losers > 0);
+	assert_true(tombs > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +384,7 @@ int main(void)
 		cmocka_unit_test(state_merge_is_join),
 		cmocka_unit_test(clean_overwrite_and_conflict),
 		cmocka_unit_test(corrupt_records_refused),
+		cmocka_unit_test(snapshot_packing_same_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
