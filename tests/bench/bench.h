@@ -22,6 +22,24 @@ void bench_report(cJSON *obj, int json);
 double bench_percentile(const double *sorted, int n, double p);
 void bench_sort(double *v, int n);
 
+/* ---- the machine's fsync, the yardstick of latencies -------------------
+ * A probe is one 4 KiB write and fdatasync of a file in the nodes' dir (so
+ * on their filesystem). Latency benchmarks run one probe beside each
+ * sample, so that both see the same disk at the same time: a virtio disk
+ * shared with other machines has its own tail (p99 many times p50). */
+struct bench_fsync {
+	int fd;
+	unsigned n;
+	char path[300];
+	char block[4096];
+};
+int bench_fsync_open(struct bench_fsync *f, const char *dir);
+double bench_fsync_probe(struct bench_fsync *f); /* ms, or -1 */
+void bench_fsync_close(struct bench_fsync *f);
+/* Adds the probes' p50 and p99 (sorting ms), and the sample's p50 and p99
+ * in units of them, to r. */
+void bench_fsync_report(cJSON *r, double *ms, int n, double p50, double p99);
+
 /* ---- real clusters on loopback (bench_cluster.c) ----------------------
  * K msced processes in a temp dir, each with a unix socket, all peers of
  * each other. Every process is tracked by PID; bcluster_stop ends them

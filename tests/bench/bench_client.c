@@ -193,6 +193,9 @@ int bench_client(int argc, char **argv)
 	int rc = 1;
 	double *lat = calloc((size_t)records, sizeof *lat);
 	double *single = calloc((size_t)samples, sizeof *single);
+	double *fs = calloc((size_t)samples, sizeof *fs);
+	struct bench_fsync probe = {.fd = -1};
+	int nfs = 0;
 	msce_client *one = NULL;
 	pthread_t th[16];
 	struct piper pa[16];
@@ -222,7 +225,9 @@ int bench_client(int argc, char **argv)
 	if (t_batch < 0)
 		goto out;
 
-	/* one put at a time */
+	/* one put at a time, each followed by a probe of the disk */
+	if (single == NULL || fs == NULL || bench_fsync_open(&probe, cl.dir))
+		goto out;
 	if (bench_connect(cl.conf[0], &one) != 0) {
 		fprintf(stderr, "msce-bench: %s\n", msce_errmsg(one));
 		goto out;
@@ -240,7 +245,11 @@ int bench_client(int argc, char **argv)
 			goto out;
 		}
 		single[s] = (bench_now() - s0) * 1000.0;
+		double pm = bench_fsync_probe(&probe);
+		if (pm >= 0)
+			fs[nfs++] = pm;
 	}
+	bench_fsync_close(&probe);
 	bench_sort(single, samples);
 
 	cJSON *r = cJSON_CreateObject();
@@ -265,11 +274,14 @@ int bench_client(int argc, char **argv)
 	cJSON_AddNumberToObject(r, "single_put_p99_ms",
 				bench_percentile(single, samples, 0.99));
 	cJSON_AddNumberToObject(r, "single_put_max_ms", single[samples - 1]);
+	bench_fsync_report(r, fs, nfs, bench_percentile(single, samples, 0.50),
+			   bench_percentile(single, samples, 0.99));
 	bench_report(r, json);
 	cJSON_Delete(r);
 	rc = 0;
 out:
 	msce_close(one);
+	bench_fsync_close(&probe);
 	bcluster_stop(&cl);
 	if (!use_unix) {
 		char cmd[128];
@@ -279,5 +291,6 @@ out:
 	}
 	free(lat);
 	free(single);
+	free(fs);
 	return rc;
 }

@@ -461,7 +461,15 @@ int bench_lag(int argc, char **argv)
 	for (int i = 0; i < k; i++)
 		msce_connect_config(cl.conf[i], &cli[i]);
 	double *lag = calloc((size_t)samples, sizeof *lag);
-	int got = 0;
+	double *fs = calloc((size_t)samples, sizeof *fs);
+	struct bench_fsync probe;
+	int got = 0, nfs = 0;
+	if (lag == NULL || fs == NULL || bench_fsync_open(&probe, cl.dir)) {
+		free(lag);
+		free(fs);
+		bcluster_stop(&cl);
+		return 1;
+	}
 	for (int s = 0; s < samples; s++) {
 		char key[32], val[32];
 		struct msce_write_result res;
@@ -488,23 +496,35 @@ int bench_lag(int argc, char **argv)
 					d * 1000);
 		}
 		lag[got++] = worst * 1000.0;
-		usleep(20 * 1000); /* light load */
+		usleep(10 * 1000); /* light load */
+		double pm = bench_fsync_probe(&probe);
+		if (pm >= 0)
+			fs[nfs++] = pm;
+		usleep(10 * 1000);
 	}
+	bench_fsync_close(&probe);
 	for (int i = 0; i < k; i++)
 		msce_close(cli[i]);
 	bcluster_stop(&cl);
-	if (got == 0)
+	if (got == 0 || nfs == 0) {
+		free(lag);
+		free(fs);
 		return 1;
+	}
 	bench_sort(lag, got);
+	double p50 = bench_percentile(lag, got, 0.50);
+	double p99 = bench_percentile(lag, got, 0.99);
 	cJSON *r = cJSON_CreateObject();
 	cJSON_AddStringToObject(r, "bench", "lag");
 	cJSON_AddNumberToObject(r, "nodes", k);
 	cJSON_AddNumberToObject(r, "samples", got);
-	cJSON_AddNumberToObject(r, "p50_ms", bench_percentile(lag, got, 0.50));
-	cJSON_AddNumberToObject(r, "p99_ms", bench_percentile(lag, got, 0.99));
+	cJSON_AddNumberToObject(r, "p50_ms", p50);
+	cJSON_AddNumberToObject(r, "p99_ms", p99);
 	cJSON_AddNumberToObject(r, "max_ms", lag[got - 1]);
+	bench_fsync_report(r, fs, nfs, p50, p99);
 	bench_report(r, json);
 	cJSON_Delete(r);
 	free(lag);
+	free(fs);
 	return 0;
 }

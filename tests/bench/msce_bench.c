@@ -3,6 +3,7 @@
  * Timing lives here, not in tests: the machines are shared and noisy.
  * `all` runs every benchmark with the settings docs/BENCHMARKS.md quotes
  * and reports them together with the machine they ran on. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,54 @@ double bench_now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int bench_fsync_open(struct bench_fsync *f, const char *dir)
+{
+	snprintf(f->path, sizeof f->path, "%s/fsync-probe", dir);
+	memset(f->block, 'f', sizeof f->block);
+	f->n = 0;
+	f->fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (f->fd < 0)
+		perror(f->path);
+	return f->fd < 0 ? -1 : 0;
+}
+
+double bench_fsync_probe(struct bench_fsync *f)
+{
+	/* Over 64 blocks in turn, like a small log rewritten in place. */
+	off_t at = (off_t)(f->n++ % 64) * (off_t)sizeof f->block;
+	double t0 = bench_now();
+	if (pwrite(f->fd, f->block, sizeof f->block, at) !=
+		(ssize_t)sizeof f->block ||
+	    fdatasync(f->fd) != 0)
+		return -1;
+	return (bench_now() - t0) * 1000.0;
+}
+
+void bench_fsync_close(struct bench_fsync *f)
+{
+	if (f->fd >= 0) {
+		close(f->fd);
+		unlink(f->path);
+	}
+	f->fd = -1;
+}
+
+void bench_fsync_report(cJSON *r, double *ms, int n, double p50, double p99)
+{
+	bench_sort(ms, n);
+	double f50 = bench_percentile(ms, n, 0.50);
+	double f99 = bench_percentile(ms, n, 0.99);
+	cJSON_AddNumberToObject(r, "fsync_probes", n);
+	cJSON_AddNumberToObject(r, "fsync_p50_ms", f50);
+	cJSON_AddNumberToObject(r, "fsync_p99_ms", f99);
+	if (f50 > 0) {
+		cJSON_AddNumberToObject(r, "p50_in_fsync_p50s", p50 / f50);
+		cJSON_AddNumberToObject(r, "p99_in_fsync_p50s", p99 / f50);
+	}
+	if (f99 > 0)
+		cJSON_AddNumberToObject(r, "p99_in_fsync_p99s", p99 / f99);
 }
 
 uint64_t bench_wall_ms(void)
