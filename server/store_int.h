@@ -137,6 +137,9 @@ struct wtxn {
 	size_t dek_rklen;
 	uint8_t dek_rk[RK_MAX];
 	struct dek dek;
+	/* Records are saved in key order (a snapshot merge): try appending
+	 * them, so that a store filled this way has full pages. */
+	int append_recs;
 	/* The key of the snapshot being staged, from source stage_src. */
 	int stage_ok;
 	uint32_t stage_src;

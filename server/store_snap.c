@@ -585,7 +585,12 @@ static int stage_put(struct wtxn *w, uint32_t source,
 	k.mv_data = kb;
 	if ((rc = st_stage_encode(w, source, &k, r, &v, e)))
 		return rc;
-	if ((rc = mdb_put(w->txn, s->snapin, &k, &v, 0)))
+	/* Chunks come in key order: appended, pages are filled, not split in
+	 * half (another source's staging may follow: then in place). */
+	rc = mdb_put(w->txn, s->snapin, &k, &v, MDB_APPEND);
+	if (rc == MDB_KEYEXIST)
+		rc = mdb_put(w->txn, s->snapin, &k, &v, 0);
+	if (rc)
 		return st_lmdb_err(e, rc, "stage snapshot");
 	return 0;
 }
@@ -681,6 +686,7 @@ static int merge_staged(struct wtxn *w, const struct store_snap_chunk *c,
 	int shave, ohave, rc;
 
 	arena_init(&a, 64u << 20);
+	w->append_recs = 1;
 	if ((rc = mdb_cursor_open(w->txn, s->snapin, &sc)) ||
 	    (rc = mdb_cursor_open(w->txn, s->recs, &oc))) {
 		rc = st_lmdb_err(e, rc, "snapshot cursors");
@@ -731,6 +737,7 @@ static int merge_staged(struct wtxn *w, const struct store_snap_chunk *c,
 		}
 	}
 out:
+	w->append_recs = 0;
 	if (sc != NULL)
 		mdb_cursor_close(sc);
 	if (oc != NULL)
