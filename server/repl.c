@@ -132,6 +132,7 @@ struct peer {
 	int rx_started; /* rx_start is set (else the start of the store) */
 	struct store_pos rx_start;
 	struct rxsnap *snap_applying;
+	struct rxsnap *snap_next; /* checked, waiting for snap_applying */
 	uint64_t snap_token;
 	struct repl_snap_status snap_in;
 	/* status */
@@ -783,6 +784,8 @@ static void session_reset(struct repl *r, struct peer *p)
 	p->snap_offered = 0;
 	p->rx_snap_id = 0;
 	p->rx_started = 0;
+	rxsnap_free(p->snap_next); /* the driver never had it */
+	p->snap_next = NULL;
 	p->snap_in.active = 0;
 	p->snap_in.stalled = 0;
 	free(p->hello_vv);
@@ -799,6 +802,8 @@ static void peer_free(struct repl *r, struct peer *p)
 	p->applying_msgs = NULL;
 	rxsnap_free(p->snap_applying);
 	p->snap_applying = NULL;
+	rxsnap_free(p->snap_next);
+	p->snap_next = NULL;
 	free(p->fl);
 	free(p->blobs);
 	free(p->segs);
@@ -2243,8 +2248,22 @@ static void on_snapshot_request(struct repl *r, struct peer *p,
 	}
 }
 
-/* Returns 0 when the chunk went to the driver (it keeps m), or an error
- * (m stays the caller's). */
+/* Hands a checked chunk to the driver. A chunk but the last is acked at
+ * once: staging it changes nothing visible, and a staging failure closes
+ * the link (the snapshot starts over), so the sender reads and sends the
+ * next chunk while this one is staged. The last is acked once merged. */
+static void snap_submit(struct repl *r, struct peer *p, struct rxsnap *x)
+{
+	p->snap_applying = x;
+	p->snap_token = ((uint64_t)(p->session & 0xffff) << 48) |
+			(++r->token_seq & 0xffffffffffffu);
+	if (!x->chunk.done)
+		send_ack(r, p, 0, 0, NULL, x->m->snapshot->snapshot_id);
+	r->io->snapshot(r->io->data, p->snap_token, &x->chunk);
+}
+
+/* Returns 0 when the chunk went to the driver or waits for it (either way
+ * it keeps m), or an error (m stays the caller's). */
 static int on_snapshot(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 		       uint64_t now, struct err *e)
 {
@@ -2254,7 +2273,7 @@ static int on_snapshot(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 
 	if (c->protocol != MSCE_PROTOCOL_VERSION || c->snapshot_id == 0)
 		return err_set(e, MSCE_EPROTO, "bad snapshot chunk header");
-	if (p->snap_applying != NULL)
+	if (p->snap_next != NULL)
 		return err_set(e, MSCE_EPROTO,
 			       "snapshot chunk before the last was acked");
 	if (snapshot_clock_check(r, c, now, e)) {
@@ -2292,14 +2311,28 @@ static int on_snapshot(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 		return rc;
 	}
 	x->m = m;
-	p->snap_applying = x;
-	p->snap_token = ((uint64_t)(p->session & 0xffff) << 48) |
-			(++r->token_seq & 0xffffffffffffu);
+	if (!c->done) { /* the next chunk starts where this one ends */
+		p->rx_start = x->end;
+		p->rx_started = 1;
+	}
 	p->snap_in.chunks++;
 	p->snap_in.records += c->n_records;
 	p->snap_in.progress_ms = now;
-	r->io->snapshot(r->io->data, p->snap_token, &x->chunk);
+	if (p->snap_applying != NULL) /* the driver has the one before */
+		p->snap_next = x;
+	else
+		snap_submit(r, p, x);
 	return 0;
+}
+
+/* The chunk that waited for the one the driver just finished, if any. */
+static void snap_submit_next(struct repl *r, struct peer *p)
+{
+	struct rxsnap *x = p->snap_next;
+	if (x == NULL)
+		return;
+	p->snap_next = NULL;
+	snap_submit(r, p, x);
 }
 
 void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
@@ -2314,8 +2347,15 @@ void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
 	x = p->snap_applying;
 	p->snap_applying = NULL;
 	if (session != (p->session & 0xffff) || p->state != REPL_ACTIVE) {
+		/* Of an ended session; one of this session may wait. */
 		rxsnap_free(x);
+		if (p->state == REPL_ACTIVE)
+			snap_submit_next(r, p);
 		return;
+	}
+	if (rc != 0) { /* what waits was acked on the strength of this one */
+		rxsnap_free(p->snap_next);
+		p->snap_next = NULL;
 	}
 	if (rc == MSCE_EAUTH) {
 		rxsnap_free(x);
@@ -2339,12 +2379,10 @@ void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
 		p->snap_asked = 0;
 		p->snap_in.active = 0;
 		p->snap_in.stalled = 0;
-	} else {
-		p->rx_start = x->end;
-		p->rx_started = 1;
-	}
-	send_ack(r, p, 0, 0, NULL, x->m->snapshot->snapshot_id);
+		send_ack(r, p, 0, 0, NULL, x->m->snapshot->snapshot_id);
+	} /* else acked when handed to the driver */
 	rxsnap_free(x);
+	snap_submit_next(r, p);
 	gate_step(r, now_ms);
 	pump_all(r, now_ms);
 }
