@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "mutant.h"
 #include "store_int.h"
 
 struct gc_args {
@@ -100,15 +101,36 @@ static int gc_walk(struct store *s, MDB_txn *txn, struct wtxn *w,
 			 * mark, so that a snapshot tells that store to destroy
 			 * the data key it brought back (simulator, 8 nodes,
 			 * seed 29). */
-			if (r.nfields == 0) {
+			if (r.nfields == 0 &&
+			    (!erased || MUTANT("gc_drops_erase_mark"))) {
 				rc = mdb_del(txn, s->recs, &rk, NULL);
-				/* An erased record leaves nothing behind. */
-				if (rc == 0 && erased) {
+				if (rc == 0 && erased) { /* the mutant */
 					st_crypt_reset(w);
 					rc = mdb_del(txn, s->deks, &rk, NULL);
 					if (rc == MDB_NOTFOUND)
 						rc = 0;
 				}
+			} else if (r.nfields == 0) {
+				/* An erased record leaves nothing behind but its
+				 * erase mark (no field, no tombstone, no key):
+				 * without it, a store restored from before the
+				 * erasure that catches up by snapshot keeps the
+				 * key of the log entries it brought back
+				 * (simulator, 3 nodes, seed 84103). */
+				st_crypt_reset(w);
+				rc = mdb_del(txn, s->deks, &rk, NULL);
+				if (rc == MDB_NOTFOUND)
+					rc = 0;
+				r.tomb.hlc = 0;
+				r.tomb.origin = 0;
+				if (rc == 0 && st_rec_encode(w, rk.mv_data,
+							     rk.mv_size, &r,
+							     &rv, NULL)) {
+					rc = ENOMEM;
+					break;
+				}
+				if (rc == 0)
+					rc = mdb_put(txn, s->recs, &rk, &rv, 0);
 			} else {
 				/* Fields written after the delete stay. */
 				r.tomb.hlc = 0;

@@ -176,11 +176,15 @@ int st_save_record(struct wtxn *w, const char *coll, size_t clen,
 	}
 	if (r->nfields == 0 && version_is_zero(r->tomb)) {
 		/* Nothing of it is left (a snapshot merge dropped it): nor
-		 * of what its key sealed. */
-		rc = mdb_del(w->txn, s->recs, &k, NULL);
-		if (rc && rc != MDB_NOTFOUND)
-			return st_lmdb_err(e, rc, "delete record");
-		return st_dek_shred(w, rk, rklen, e);
+		 * of what its key sealed. An erase mark stays (store_gc.c). */
+		if (version_is_zero(r->erased)) {
+			rc = mdb_del(w->txn, s->recs, &k, NULL);
+			if (rc && rc != MDB_NOTFOUND)
+				return st_lmdb_err(e, rc, "delete record");
+			return st_dek_shred(w, rk, rklen, e);
+		}
+		if ((rc = st_dek_shred(w, rk, rklen, e)))
+			return rc;
 	}
 	/* Encoded away first: the merged record points into the old value's
 	 * page, which the put may overwrite. */

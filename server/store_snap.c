@@ -212,7 +212,8 @@ int store_snap_next(struct store_snap *sn, size_t max_bytes,
 		part.nfields = j - i;
 		part.cap = part.nfields;
 		if (part.nfields > 0 ||
-		    (!sn->inside && !version_is_zero(r.tomb))) {
+		    (!sn->inside && (!version_is_zero(r.tomb) ||
+				     !version_is_zero(r.erased)))) {
 			size_t cl = (size_t)(z - (uint8_t *)k.mv_data);
 			struct store_record_view view = {
 				k.mv_data, cl, (const char *)z + 1,
