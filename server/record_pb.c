@@ -6,6 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Everything of a field version but its name and value. */
+static void fv_version(Msce__FieldVersion *m, const struct fv *f)
+{
+	m->hlc = f->v.hlc;
+	m->origin = f->v.origin;
+	m->seq = f->seq;
+	m->base_hlc = f->base.hlc;
+	m->base_origin = f->base.origin;
+}
+
 Msce__FieldVersion *record_pb_fv(const struct field_state *fs,
 				 const struct fv *f)
 {
@@ -22,11 +32,7 @@ Msce__FieldVersion *record_pb_fv(const struct field_state *fs,
 	if (f->value_len) /* a delete as a loser has no value (NULL) */
 		memcpy(m->value.data, f->value, f->value_len);
 	m->value.len = f->value_len;
-	m->hlc = f->v.hlc;
-	m->origin = f->v.origin;
-	m->seq = f->seq;
-	m->base_hlc = f->base.hlc;
-	m->base_origin = f->base.origin;
+	fv_version(m, f);
 	return m;
 }
 
@@ -120,11 +126,7 @@ static Msce__FieldVersion *fv_view(struct arena *a, const char *name,
 	m->name = (char *)name;
 	m->value.data = (uint8_t *)f->value;
 	m->value.len = f->value_len;
-	m->hlc = f->v.hlc;
-	m->origin = f->v.origin;
-	m->seq = f->seq;
-	m->base_hlc = f->base.hlc;
-	m->base_origin = f->base.origin;
+	fv_version(m, f);
 	return m;
 }
 
