@@ -555,6 +555,23 @@ static int stage_clear(struct wtxn *w, uint32_t source)
 		return rc;
 	if ((rc = mdb_cursor_open(w->txn, w->s->snapin, &cur)))
 		return rc;
+	/* Usually source's entries are all there is: then empty the database
+	 * at once, which frees its pages without visiting each entry. */
+	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
+	    k.mv_size >= 4 && rd_be32(k.mv_data) == source &&
+	    (rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0 &&
+	    k.mv_size >= 4 && rd_be32(k.mv_data) == source) {
+		mdb_cursor_close(cur);
+		return mdb_drop(w->txn, w->s->snapin, 0);
+	}
+	if (rc == MDB_NOTFOUND) {
+		mdb_cursor_close(cur);
+		return 0;
+	}
+	if (rc) {
+		mdb_cursor_close(cur);
+		return rc;
+	}
 	for (;;) {
 		be32(kb, source);
 		k.mv_size = 4;

@@ -606,6 +606,112 @@ static void log_truncation_and_snapshot(void **state)
 	tu_rmrf(root);
 }
 
+/* Snapshot chunks of one sender, for interleaving with another's. */
+struct snap_feed {
+	struct store_snap *sn;
+	struct vv_entry vv[8];
+	size_t nvv;
+	uint32_t source;
+	int chunks, done;
+};
+
+static void feed_begin(struct snap_feed *f, struct store *from,
+		       uint32_t source)
+{
+	struct err e;
+	memset(f, 0, sizeof *f);
+	assert_int_equal(store_snap_begin(from, &f->sn, &e), 0);
+	f->nvv = store_snap_vv(f->sn, f->vv, 8);
+	f->source = source;
+}
+
+/* Sends the next chunk to `to`; returns 1 while chunks remain. */
+static int feed_next(struct snap_feed *f, struct store *to)
+{
+	struct collect *c = calloc(1, sizeof *c);
+	struct store_pos end;
+	struct err e;
+
+	arena_init(&c->a, 0);
+	assert_int_equal(store_snap_next(f->sn, 300, collect_cb, c, &f->done,
+					 &end, &e),
+			 0);
+	struct store_snap_chunk ch = {.source = f->source,
+				      .recs = c->r,
+				      .n = (size_t)c->n,
+				      .cover = f->vv,
+				      .ncover = f->nvv,
+				      .first = !f->chunks,
+				      .done = f->done};
+	if (store_snap_apply(to, &ch, &e) != 0)
+		fail_msg("source %u chunk %d: %s", f->source, f->chunks, e.msg);
+	f->chunks++;
+	arena_free(&c->a);
+	free(c);
+	if (f->done)
+		store_snap_end(f->sn);
+	return !f->done;
+}
+
+/* Two senders' snapshots staged at once: finishing (or restarting) one
+ * clears its own staging and never the other's. */
+static void interleaved_snapshots_keep_each_other(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b"),
+	     *d3 = subdir(root, "x");
+	struct store *a = open_node(d1, 1), *b = open_node(d2, 2),
+		     *x = open_node(d3, 3);
+	struct snap_feed fa, fx;
+	char key[16];
+
+	for (int i = 0; i < 30; i++) {
+		snprintf(key, sizeof key, "a%02d", i);
+		assert_int_equal(su_put(a, "t", key, "f", key, T0 + (uint64_t)i,
+					NULL),
+				 0);
+		snprintf(key, sizeof key, "x%02d", i);
+		assert_int_equal(su_put(x, "t", key, "f", key, T0 + (uint64_t)i,
+					NULL),
+				 0);
+	}
+	/* x's first chunk is staged; then a's snapshot, begun, restarted
+	 * half way and done; then the rest of x's. */
+	feed_begin(&fx, x, 3);
+	assert_true(feed_next(&fx, b));
+	feed_begin(&fa, a, 1);
+	assert_true(feed_next(&fa, b));
+	assert_true(feed_next(&fa, b));
+	store_snap_end(fa.sn);
+	feed_begin(&fa, a, 1);
+	while (feed_next(&fa, b))
+		;
+	assert_int_equal(store_vv_get(b, 1).seq, 30);
+	assert_int_equal(store_vv_get(b, 3).seq, 0);
+	while (feed_next(&fx, b))
+		;
+	assert_int_equal(store_vv_get(b, 3).seq, 30);
+	for (int i = 0; i < 60; i++) {
+		snprintf(key, sizeof key, "%c%02d", i < 30 ? 'a' : 'x', i % 30);
+		const char *got = su_get(b, "t", key, "f");
+		if (got == NULL || strcmp(got, key) != 0)
+			fail_msg("%s: %s", key, got ? got : "missing");
+	}
+	/* And x's staging is gone too: a new snapshot of x starts clean. */
+	feed_begin(&fx, x, 3);
+	while (feed_next(&fx, b))
+		;
+	assert_string_equal(su_get(b, "t", "x00", "f"), "x00");
+	store_close(a);
+	store_close(b);
+	store_close(x);
+	free(d1);
+	free(d2);
+	free(d3);
+	tu_rmrf(root);
+}
+
 /* A snapshot of many records merges in one transaction: each record's
  * merge must not keep the memory of the ones before it. */
 static void big_snapshot_merges(void **state)
@@ -690,6 +796,7 @@ int main(void)
 		cmocka_unit_test(gaps_and_clock_skew_stop_the_batch),
 		cmocka_unit_test(map_grows_then_full_is_clear),
 		cmocka_unit_test(log_truncation_and_snapshot),
+		cmocka_unit_test(interleaved_snapshots_keep_each_other),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
