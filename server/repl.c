@@ -109,6 +109,11 @@ struct peer {
 	struct store_snap *snap;
 	uint64_t snap_id;
 	int snap_wait, snap_last_sent, snap_first;
+	/* The next chunk, read and packed while the one before is in flight
+	 * (still one in flight: it goes when that one is acked). */
+	uint8_t *snap_pre;
+	size_t snap_pre_len, snap_pre_recs;
+	int snap_pre_done;
 	uint64_t snap_retry_at; /* after the peer refused one for its clock */
 	int snap_offered;	 /* we told it to ask us for a snapshot */
 	struct repl_snap_status snap_out;
@@ -754,6 +759,8 @@ static void snap_out_end(struct repl *r, struct peer *p)
 	if (p->snap != NULL)
 		r->ops->snap_end(p->snap);
 	p->snap = NULL;
+	free(p->snap_pre);
+	p->snap_pre = NULL;
 	p->snap_out.active = 0;
 	p->snap_out.stalled = 0;
 }
@@ -1228,7 +1235,9 @@ static void snap_build_free(struct snap_build *b)
 	free(b->ends);
 }
 
-static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
+/* Reads p's next chunk and packs it into p->snap_pre; on failure the link
+ * is closed and -1 returned. */
+static int build_snapshot_chunk(struct repl *r, struct peer *p)
 {
 	struct snap_build b = {0};
 	Msce__PeerMsgSnapshotPacked m = MSCE__PEER_MSG_SNAPSHOT_PACKED__INIT;
@@ -1253,7 +1262,7 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 		snap_build_free(&b);
 		fail_link(r, p, rc ? rc : MSCE_ENOMEM, "snapshot read: %s",
 			  rc ? e.msg : "out of memory");
-		return;
+		return -1;
 	}
 	for (size_t i = 0; i < b.n; i++) {
 		size_t at = i ? b.ends[i - 1] : 0;
@@ -1287,16 +1296,42 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 		c.end = &pos;
 	}
 	m.snapshot = &c;
-	send_pb(r, p->id, &m.base);
-	p->snap_wait = 1;
-	p->snap_last_sent = done;
-	p->snap_out.chunks++;
-	p->snap_out.records += b.n;
-	p->snap_out.progress_ms = now;
+	p->snap_pre_len = protobuf_c_message_get_packed_size(&m.base);
+	p->snap_pre = malloc(p->snap_pre_len ? p->snap_pre_len : 1);
+	if (p->snap_pre != NULL)
+		protobuf_c_message_pack(&m.base, p->snap_pre);
+	p->snap_pre_recs = b.n;
+	p->snap_pre_done = done;
 	snap_build_free(&b);
 	free(recs);
 	free(vp);
 	free(cp);
+	if (p->snap_pre == NULL) {
+		fail_link(r, p, MSCE_ENOMEM, "snapshot chunk: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends the next chunk (read ahead, or read now), then reads the one after
+ * it, so that the read overlaps the peer's check of this one. */
+static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
+{
+	int done;
+
+	if (p->snap_pre == NULL && build_snapshot_chunk(r, p))
+		return;
+	r->io->send(r->io->data, p->id, p->snap_pre, p->snap_pre_len);
+	done = p->snap_pre_done;
+	p->snap_wait = 1;
+	p->snap_last_sent = done;
+	p->snap_out.chunks++;
+	p->snap_out.records += p->snap_pre_recs;
+	p->snap_out.progress_ms = now;
+	free(p->snap_pre);
+	p->snap_pre = NULL;
+	if (!done)
+		build_snapshot_chunk(r, p);
 }
 
 static void start_snapshot(struct repl *r, struct peer *p, uint64_t now)
