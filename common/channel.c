@@ -884,6 +884,30 @@ void channel_guard_destroy(struct channel_guard *g)
 	sodium_memzero(g, sizeof(*g));
 }
 
+/* Marks t taken in r's window; 1 (nothing changed) if it was, or if it
+ * is older than the window. */
+static int replay_take(struct channel_replay_entry *r, uint64_t t)
+{
+	const uint64_t w = CHANNEL_REPLAY_WINDOW_MS;
+	uint64_t bit = t % w;
+
+	if (t > r->last_ms) {
+		/* Slide: the milliseconds after the old newest are not taken. */
+		if (t - r->last_ms >= w) {
+			memset(r->seen, 0, sizeof r->seen);
+		} else {
+			for (uint64_t u = r->last_ms + 1; u < t; u++)
+				r->seen[(u % w) / 64] &= ~(1ull << (u % 64));
+		}
+		r->last_ms = t;
+	} else if (r->last_ms - t >= w ||
+		   (r->seen[bit / 64] & (1ull << (bit % 64)))) {
+		return 1;
+	}
+	r->seen[bit / 64] |= 1ull << (bit % 64);
+	return 0;
+}
+
 int channel_replay_check(struct channel_replay_entry *table, size_t n,
 			 const uint8_t key[NOISE_KEY_LEN],
 			 uint64_t timestamp_ms, uint64_t now_ms,
@@ -899,9 +923,8 @@ int channel_replay_check(struct channel_replay_entry *table, size_t n,
 	if ((timestamp_ms > now_ms && timestamp_ms - now_ms > max_skew_ms) ||
 	    (now_ms > timestamp_ms && now_ms - timestamp_ms > max_skew_ms))
 		return MSCE_ECLOCK;
-	if (timestamp_ms <= table[i].last_ms)
+	if (replay_take(&table[i], timestamp_ms))
 		return MSCE_EAUTH;
-	table[i].last_ms = timestamp_ms;
 	if (index)
 		*index = i;
 	return 0;

@@ -331,19 +331,29 @@ void channel_guard_destroy(struct channel_guard *g);
 
 /* ---- Replay check for message 1 ---- */
 
-/* One known initiator key and the last timestamp accepted from it. The
- * caller owns the table (its allow-list of peers and clients), sets key
- * and last_ms = 0 at start, and keeps it across connections. */
+/* How far below the newest timestamp accepted from a key an older one is
+ * still taken, if not taken before: connections a client opens at once
+ * may finish their handshakes in any order. */
+#define CHANNEL_REPLAY_WINDOW_MS 1024
+
+/* One known initiator key, the newest timestamp accepted from it, and
+ * which of the CHANNEL_REPLAY_WINDOW_MS milliseconds up to it were
+ * accepted (bit t % window). The caller owns the table (its allow-list of
+ * peers and clients), zeroes it but for the keys at start, and keeps it
+ * across connections. */
 struct channel_replay_entry {
 	uint8_t key[NOISE_KEY_LEN];
 	uint64_t last_ms;
+	uint64_t seen[CHANNEL_REPLAY_WINDOW_MS / 64];
 };
 
 /* The checks a verify callback normally makes: key must be in table
  * (n entries; MSCE_EPERM if not), timestamp_ms within max_skew_ms of
- * now_ms either way (MSCE_ECLOCK) and above the last one accepted for that
- * key (MSCE_EAUTH: a replay). On success records timestamp_ms, sets *index
- * (may be NULL) to the entry and returns 0; on refusal changes nothing. */
+ * now_ms either way (MSCE_ECLOCK), and never accepted from that key
+ * before: above the newest accepted, or within the window below it and
+ * not yet taken (else MSCE_EAUTH: a replay). On success records
+ * timestamp_ms, sets *index (may be NULL) to the entry and returns 0; on
+ * refusal changes nothing. */
 int channel_replay_check(struct channel_replay_entry *table, size_t n,
 			 const uint8_t key[NOISE_KEY_LEN],
 			 uint64_t timestamp_ms, uint64_t now_ms,

@@ -54,7 +54,7 @@ typedef void (*client_request_cb)(void *data, struct client_conn *c,
 struct client_server_stats {
 	uint64_t tcp_sessions;		/* authenticated TCP connections */
 	uint64_t refused_unknown_key;	/* key of no [client] section */
-	uint64_t refused_replay;	/* message 1 timestamp not newer */
+	uint64_t refused_replay;	/* message 1 timestamp taken before */
 	uint64_t refused_clock_skew;	/* message 1 timestamp off our clock */
 	uint64_t refused_bad_handshake; /* malformed, does not decrypt */
 	uint64_t refused_too_many_pending; /* max_pending_handshakes reached */

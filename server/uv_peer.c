@@ -546,7 +546,8 @@ static void refuse(struct conn *c, int rc)
 			break;
 		case MSCE_EAUTH:
 			counter = &st->refused_replay;
-			why = "message 1 replayed (timestamp not newer)";
+			why = "message 1 replayed (its timestamp was "
+			      "taken before)";
 			break;
 		case MSCE_ECLOCK:
 			counter = &st->refused_clock_skew;

@@ -73,7 +73,7 @@ struct peer_net_config {
 struct peer_net_stats {
 	uint64_t sessions_established;
 	uint64_t refused_unknown_key;
-	uint64_t refused_replay;	/* message 1 timestamp not newer */
+	uint64_t refused_replay;	/* message 1 timestamp taken before */
 	uint64_t refused_bad_handshake; /* malformed, truncated, wrong size */
 	uint64_t refused_too_many_pending;
 	uint64_t handshake_timeouts;

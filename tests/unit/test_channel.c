@@ -497,16 +497,56 @@ static void test_replay_check(void **state)
 	assert_int_equal(
 	    channel_replay_check(t, 3, t[2].key, T0, T0, skew, &idx), 0);
 	assert_int_equal(idx, 2);
-	/* Same or older: replay. */
+	/* The same again: replay. */
 	assert_int_equal(
 	    channel_replay_check(t, 3, t[2].key, T0, T0 + 5, skew, NULL),
 	    MSCE_EAUTH);
 	assert_int_equal(
-	    channel_replay_check(t, 3, t[2].key, T0 - 1, T0 + 5, skew, NULL),
-	    MSCE_EAUTH);
-	assert_int_equal(
 	    channel_replay_check(t, 3, t[2].key, T0 + 1, T0 + 5, skew, NULL),
 	    0);
+	/* Older but never taken, within the window: connections opened at
+	 * once finish their handshakes in any order. Each only once. */
+	for (uint64_t d = 1; d < CHANNEL_REPLAY_WINDOW_MS; d += 97) {
+		assert_int_equal(channel_replay_check(t, 3, t[2].key, T0 - d,
+						      T0 + 5, skew, NULL),
+				 0);
+		assert_int_equal(channel_replay_check(t, 3, t[2].key, T0 - d,
+						      T0 + 5, skew, NULL),
+				 MSCE_EAUTH);
+	}
+	assert_int_equal(t[2].last_ms, T0 + 1);
+	/* Older than the window: refused, taken or not. */
+	assert_int_equal(channel_replay_check(t, 3, t[2].key,
+					      T0 + 1 - CHANNEL_REPLAY_WINDOW_MS,
+					      T0 + 5, skew, NULL),
+			 MSCE_EAUTH);
+	/* Sliding forward frees the milliseconds the window now means, and
+	 * keeps what it still covers. */
+	uint64_t alias = T0 - 98 + CHANNEL_REPLAY_WINDOW_MS; /* T0 - 98's bit */
+	uint64_t t1 = alias + 5;
+	assert_int_equal(channel_replay_check(t, 3, t[2].key, t1, T0 + 5,
+					      skew, NULL),
+			 0);
+	assert_int_equal(channel_replay_check(t, 3, t[2].key, T0 + 1, T0 + 5,
+					      skew, NULL),
+			 MSCE_EAUTH); /* still in the window, taken */
+	assert_int_equal(channel_replay_check(t, 3, t[2].key, alias, T0 + 5,
+					      skew, NULL),
+			 0); /* its bit meant T0 - 98, taken, now out */
+	assert_int_equal(channel_replay_check(t, 3, t[2].key, T0 - 98, T0 + 5,
+					      skew, NULL),
+			 MSCE_EAUTH);
+	/* A jump past the whole window forgets it all. */
+	uint64_t t2 = t1 + 5 * CHANNEL_REPLAY_WINDOW_MS;
+	assert_int_equal(channel_replay_check(t, 3, t[2].key, t2, t2, skew,
+					      NULL),
+			 0);
+	assert_int_equal(channel_replay_check(t, 3, t[2].key, t2 - 3, t2,
+					      skew, NULL),
+			 0);
+	assert_int_equal(channel_replay_check(t, 3, t[2].key, t2 - 3, t2,
+					      skew, NULL),
+			 MSCE_EAUTH);
 	/* Outside the window either way: a clock problem, not recorded. */
 	assert_int_equal(
 	    channel_replay_check(t, 3, t[1].key, T0 + skew + 1, T0, skew, NULL),

@@ -598,6 +598,44 @@ static void job_replay(struct job *j)
 	channel_buf_free(&m2);
 }
 
+/* Two connections of one key opened at once: the later stamp's message 1
+ * may arrive first. Both are answered; each again is a replay. */
+static void job_out_of_order(struct job *j)
+{
+	const struct world *w = j->w;
+	struct channel a = {0}, b = {0};
+	struct channel_buf ma, mb;
+	uint64_t ts = next_timestamp();
+
+	(void)next_timestamp(); /* ts + 1 is ours too */
+	make_msg1(w, &w->rw_kp, ts, &a, &ma);
+	make_msg1(w, &w->rw_kp, ts + 1, &b, &mb);
+	j->results[0] = try_msg1(w->hostport, &mb);
+	j->results[1] = try_msg1(w->hostport, &ma);
+	j->results[2] = try_msg1(w->hostport, &ma);
+	j->results[3] = try_msg1(w->hostport, &mb);
+	channel_destroy(&a);
+	channel_destroy(&b);
+	channel_buf_free(&ma);
+	channel_buf_free(&mb);
+}
+
+static void test_out_of_order_handshakes(void **state)
+{
+	struct world *w = world_new();
+	struct job j = {0};
+
+	(void)state;
+	j.fn = job_out_of_order;
+	run_job(w, &j);
+	assert_int_equal(j.results[0], 1);
+	assert_int_equal(j.results[1], 1);
+	assert_int_equal(j.results[2], 0);
+	assert_int_equal(j.results[3], 0);
+	WAIT_FOR(w, stats(w).refused_replay == 2);
+	world_free(w);
+}
+
 static void test_replay_and_garbage(void **state)
 {
 	struct world *w = world_new();
@@ -825,6 +863,7 @@ int main(void)
 	    cmocka_unit_test(test_unix_roundtrip),
 	    cmocka_unit_test(test_unknown_and_wrong_keys),
 	    cmocka_unit_test(test_replay_and_garbage),
+	    cmocka_unit_test(test_out_of_order_handshakes),
 	    cmocka_unit_test(test_refusals_after_handshake),
 	    cmocka_unit_test(test_pending_and_timeout),
 	    cmocka_unit_test(test_gone_before_reply),
