@@ -1330,7 +1330,7 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 	p->snap_out.progress_ms = now;
 	free(p->snap_pre);
 	p->snap_pre = NULL;
-	if (!done)
+	if (!done && p->snap != NULL) /* still: the send may close the link */
 		build_snapshot_chunk(r, p);
 }
 
