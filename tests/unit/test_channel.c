@@ -562,6 +562,67 @@ static void test_replay_check(void **state)
 	    channel_replay_check(t, 3, t[0].key, 1, T0, UINT64_MAX, NULL), 0);
 }
 
+/* The replay window against a plain model: every timestamp accepted is
+ * kept, and one is taken iff never taken and not more than the window
+ * below the newest taken. Random stamps around a moving clock, with
+ * repeats, reorderings, slides and jumps; several seeds. */
+static void test_replay_window_model(void **state)
+{
+	enum { OPS = 20000, MAXKEPT = OPS };
+	const uint64_t w = CHANNEL_REPLAY_WINDOW_MS, skew = UINT64_MAX;
+	uint64_t *kept = malloc(MAXKEPT * sizeof *kept);
+
+	(void)state;
+	assert_non_null(kept);
+	for (uint32_t seed = 1; seed <= 8; seed++) {
+		struct channel_replay_entry t = {{0}, 0, {0}};
+		uint64_t clock = T0, newest = 0, x = seed * 0x9E3779B97F4A7C15ull;
+		size_t nkept = 0;
+
+		memset(t.key, 7, NOISE_KEY_LEN);
+		for (int op = 0; op < OPS; op++) {
+			uint64_t r, ts;
+			int taken = 0, want, got;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			r = x % 100;
+			if (r < 3)
+				clock += w + x % (3 * w); /* a jump */
+			else
+				clock += x % 8;
+			/* Mostly near the clock, some well below it. */
+			ts = r < 70   ? clock - (x >> 8) % 16
+			     : r < 95 ? clock - (x >> 8) % (w + 64)
+				      : clock - (x >> 8) % (3 * w);
+			want = ts > newest || newest - ts < w;
+			for (size_t k = 0; want && k < nkept && !taken; k++)
+				taken = kept[k] == ts;
+			want = want && !taken;
+			got = channel_replay_check(&t, 1, t.key, ts, clock, skew,
+						   NULL) == 0;
+			if (got != want)
+				fail_msg("seed %u op %d: stamp %llu (newest %llu): "
+					 "model %d, window %d",
+					 seed, op, (unsigned long long)ts,
+					 (unsigned long long)newest, want, got);
+			if (want) {
+				kept[nkept++] = ts;
+				if (ts > newest)
+					newest = ts;
+			}
+			/* What is below the window can never be taken again. */
+			size_t m = 0;
+			for (size_t k = 0; k < nkept; k++)
+				if (newest - kept[k] < w)
+					kept[m++] = kept[k];
+			nkept = m;
+		}
+	}
+	free(kept);
+}
+
 static void test_unknown_key(void **state)
 {
 	struct link l;
@@ -1334,6 +1395,7 @@ int main(void)
 	    cmocka_unit_test(test_rekey_near_exhaustion),
 	    cmocka_unit_test(test_replay),
 	    cmocka_unit_test(test_replay_check),
+	    cmocka_unit_test(test_replay_window_model),
 	    cmocka_unit_test(test_unknown_key),
 	    cmocka_unit_test(test_wrong_cluster),
 	    cmocka_unit_test(test_corrupt_kills),
