@@ -513,13 +513,8 @@ int st_log_put(struct wtxn *w, uint32_t origin, uint64_t seq, uint64_t hlc,
 		val.mv_size = total;
 	}
 	/* An origin's entries come in seq order, and mostly from one origin
-	 * at a time: as an append, LMDB fills each page before starting the
-	 * next instead of splitting it in half. A key below the last one
-	 * (another origin's entries follow it) is put in place. */
-	rc = mdb_put(w->txn, s->log, &key, &val, MDB_APPEND);
-	if (rc == MDB_KEYEXIST)
-		rc = mdb_put(w->txn, s->log, &key, &val, 0);
-	if (rc)
+	 * at a time (another origin's entries after it: in place). */
+	if ((rc = st_put_append(w->txn, s->log, &key, &val)))
 		return st_lmdb_err(e, rc, "append to log");
 	return 0;
 }

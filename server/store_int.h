@@ -192,6 +192,16 @@ static inline size_t rec_key(uint8_t *buf, const char *coll, size_t clen,
 	return clen + 1 + klen;
 }
 
+/* Puts a key that usually sorts after every key of dbi as an append, so
+ * that LMDB fills each page before starting the next instead of splitting
+ * it in half; a key not above the last is put in place. */
+static inline int st_put_append(MDB_txn *txn, MDB_dbi dbi, MDB_val *k,
+				MDB_val *v)
+{
+	int rc = mdb_put(txn, dbi, k, v, MDB_APPEND);
+	return rc == MDB_KEYEXIST ? mdb_put(txn, dbi, k, v, 0) : rc;
+}
+
 /* ---- store_txn.c -------------------------------------------------------- */
 
 typedef int (*batch_fn)(struct wtxn *w, void *arg, struct err *e);

@@ -190,10 +190,8 @@ int st_save_record(struct wtxn *w, const char *coll, size_t clen,
 	 * page, which the put may overwrite. */
 	if ((rc = st_rec_encode(w, rk, rklen, r, &v, e)))
 		return rc;
-	rc = w->append_recs ? mdb_put(w->txn, s->recs, &k, &v, MDB_APPEND)
-			    : MDB_KEYEXIST;
-	if (rc == MDB_KEYEXIST) /* not above the last key: in place */
-		rc = mdb_put(w->txn, s->recs, &k, &v, 0);
+	rc = w->append_recs ? st_put_append(w->txn, s->recs, &k, &v)
+			    : mdb_put(w->txn, s->recs, &k, &v, 0);
 	if (rc)
 		return st_lmdb_err(e, rc, "write record");
 	return 0;

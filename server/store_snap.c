@@ -542,6 +542,12 @@ static size_t stage_key(uint8_t *out, uint32_t source, const uint8_t *rk,
 #define STAGE_KEY_MAX (5 + MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY + \
 		       MSCE_MAX_FIELD_NAME)
 
+/* Whether staged key k is source's. */
+static int staged_by(const MDB_val *k, uint32_t source)
+{
+	return k->mv_size >= 4 && rd_be32(k->mv_data) == source;
+}
+
 /* Drops what source staged (a snapshot cut off half way), and its key:
  * the pages left behind cannot be read. */
 static int stage_clear(struct wtxn *w, uint32_t source)
@@ -557,27 +563,19 @@ static int stage_clear(struct wtxn *w, uint32_t source)
 		return rc;
 	/* Usually source's entries are all there is: then empty the database
 	 * at once, which frees its pages without visiting each entry. */
-	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
-	    k.mv_size >= 4 && rd_be32(k.mv_data) == source &&
-	    (rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0 &&
-	    k.mv_size >= 4 && rd_be32(k.mv_data) == source) {
+	if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 &&
+	    staged_by(&k, source) &&
+	    mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 &&
+	    staged_by(&k, source)) {
 		mdb_cursor_close(cur);
 		return mdb_drop(w->txn, w->s->snapin, 0);
-	}
-	if (rc == MDB_NOTFOUND) {
-		mdb_cursor_close(cur);
-		return 0;
-	}
-	if (rc) {
-		mdb_cursor_close(cur);
-		return rc;
 	}
 	for (;;) {
 		be32(kb, source);
 		k.mv_size = 4;
 		k.mv_data = kb;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		if (rc || k.mv_size < 4 || rd_be32(k.mv_data) != source)
+		if (rc || !staged_by(&k, source))
 			break;
 		if ((rc = mdb_cursor_del(cur, 0)))
 			break;
@@ -603,12 +601,9 @@ static int stage_put(struct wtxn *w, uint32_t source,
 	k.mv_data = kb;
 	if ((rc = st_stage_encode(w, source, &k, r, &v, e)))
 		return rc;
-	/* Chunks come in key order: appended, pages are filled, not split in
-	 * half (another source's staging may follow: then in place). */
-	rc = mdb_put(w->txn, s->snapin, &k, &v, MDB_APPEND);
-	if (rc == MDB_KEYEXIST)
-		rc = mdb_put(w->txn, s->snapin, &k, &v, 0);
-	if (rc)
+	/* Chunks come in key order (another source's staging may follow:
+	 * then in place). */
+	if ((rc = st_put_append(w->txn, s->snapin, &k, &v)))
 		return st_lmdb_err(e, rc, "stage snapshot");
 	return 0;
 }
@@ -642,7 +637,7 @@ static int stage_next(struct wtxn *w, MDB_cursor *cur, uint32_t source,
 		size_t len;
 		int rc;
 
-		if (k->mv_size < 4 || rd_be32(k->mv_data) != source)
+		if (!staged_by(k, source))
 			break;
 		if (z1 == NULL ||
 		    (z2 = memchr(z1 + 1, 0,
