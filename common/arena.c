@@ -24,6 +24,25 @@ void arena_init(struct arena *a, size_t limit)
 	a->limit = limit ? limit : (64u << 20);
 }
 
+/* A new chunk for need bytes, handed out from at once. Out of line, so
+ * that the common case below stays a few instructions. */
+static void *arena_grow(struct arena *a, size_t need)
+{
+	size_t size = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+	struct arena_chunk *c = malloc(sizeof *c + size);
+
+	if (c == NULL) {
+		a->nomem = 1;
+		return NULL;
+	}
+	c->size = size;
+	c->off = need;
+	c->next = a->head;
+	a->head = c;
+	a->used += need;
+	return c->data;
+}
+
 void *arena_alloc(struct arena *a, size_t n)
 {
 	struct arena_chunk *c = a->head;
@@ -36,18 +55,8 @@ void *arena_alloc(struct arena *a, size_t n)
 		a->nomem = 1;
 		return NULL;
 	}
-	if (c == NULL || c->size - c->off < need) {
-		size_t size = need > ARENA_CHUNK ? need : ARENA_CHUNK;
-		c = malloc(sizeof *c + size);
-		if (c == NULL) {
-			a->nomem = 1;
-			return NULL;
-		}
-		c->size = size;
-		c->off = 0;
-		c->next = a->head;
-		a->head = c;
-	}
+	if (c == NULL || c->size - c->off < need)
+		return arena_grow(a, need);
 	p = (char *)c->data + c->off;
 	c->off += need;
 	a->used += need;

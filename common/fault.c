@@ -12,8 +12,12 @@ struct fault_state {
 
 static struct fault_state faults[FAULT_NKINDS];
 
+/* Set by the first fault_arm and never cleared: the sites' fast path. */
+int fault_ever_armed;
+
 void fault_arm(enum fault_kind k, long nth, int sticky)
 {
+	__atomic_store_n(&fault_ever_armed, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&faults[k].sticky, sticky, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&faults[k].fired, 0, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&faults[k].events, 0, __ATOMIC_SEQ_CST);
@@ -27,7 +31,7 @@ void fault_clear(enum fault_kind k)
 	__atomic_store_n(&faults[k].events, 0, __ATOMIC_SEQ_CST);
 }
 
-int fault_hit(enum fault_kind k)
+int fault_hit_armed(enum fault_kind k)
 {
 	struct fault_state *f = &faults[k];
 	if (__atomic_load_n(&f->countdown, __ATOMIC_RELAXED) == 0 &&

@@ -15,6 +15,7 @@
  * one to keep the store digest. */
 #include "record.h"
 
+#include <endian.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,20 +33,20 @@
 static void put8(uint8_t **p, uint8_t v) { *(*p)++ = v; }
 static void put16(uint8_t **p, uint16_t v)
 {
-	(*p)[0] = (uint8_t)v;
-	(*p)[1] = (uint8_t)(v >> 8);
+	v = htole16(v);
+	memcpy(*p, &v, 2);
 	*p += 2;
 }
 static void put32(uint8_t **p, uint32_t v)
 {
-	for (int i = 0; i < 4; i++)
-		(*p)[i] = (uint8_t)(v >> (8 * i));
+	v = htole32(v);
+	memcpy(*p, &v, 4);
 	*p += 4;
 }
 static void put64(uint8_t **p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		(*p)[i] = (uint8_t)(v >> (8 * i));
+	v = htole64(v);
+	memcpy(*p, &v, 8);
 	*p += 8;
 }
 static void putv(uint8_t **p, uint64_t v)
@@ -84,12 +85,25 @@ static const uint8_t *take(struct reader *r, size_t n)
 static uint64_t get_le(struct reader *r, int n)
 {
 	const uint8_t *q = take(r, (size_t)n);
-	uint64_t v = 0;
+	uint16_t v16;
+	uint32_t v32;
+	uint64_t v64;
+
 	if (q == NULL)
 		return 0;
-	for (int i = n - 1; i >= 0; i--)
-		v = (v << 8) | q[i];
-	return v;
+	switch (n) {
+	case 1:
+		return q[0];
+	case 2:
+		memcpy(&v16, q, 2);
+		return le16toh(v16);
+	case 4:
+		memcpy(&v32, q, 4);
+		return le32toh(v32);
+	default:
+		memcpy(&v64, q, 8);
+		return le64toh(v64);
+	}
 }
 static uint64_t getv(struct reader *r)
 {
@@ -316,6 +330,13 @@ static struct field_state *find(const struct record *r, const uint8_t *name,
 				size_t len, uint32_t *pos)
 {
 	uint32_t lo = 0, hi = r->nfields;
+
+	/* A change's fields come in name order: most new fields go last. */
+	if (hi > 0 && name_cmp(r->fields[hi - 1].name,
+			       r->fields[hi - 1].name_len, name, len) < 0) {
+		*pos = hi;
+		return NULL;
+	}
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 		int c = name_cmp(r->fields[mid].name, r->fields[mid].name_len,
@@ -341,10 +362,13 @@ struct field_state *record_field(const struct record *r, const uint8_t *name,
 }
 
 static struct field_state *insert(struct record *r, uint32_t pos,
-				  struct arena *a)
+				  uint32_t more, struct arena *a)
 {
 	if (r->nfields == r->cap) {
+		/* Room for the rest of the change's fields too (more). */
 		uint32_t cap = r->cap ? r->cap * 2 : 8;
+		if (cap < r->nfields + more)
+			cap = r->nfields + more;
 		struct field_state *f = arena_alloc(a, cap * sizeof *f);
 		if (f == NULL)
 			return NULL;
@@ -447,7 +471,7 @@ int record_merge_put(struct record *r, struct version v, uint64_t seq,
 		struct fv x = {w[i].value, w[i].value_len, v, seq, w[i].base};
 
 		if (fs == NULL) {
-			fs = insert(r, pos, a);
+			fs = insert(r, pos, (uint32_t)(n - i), a);
 			if (fs == NULL)
 				return MSCE_ENOMEM;
 			fs->name = w[i].name;
@@ -505,7 +529,7 @@ int record_merge_state(struct record *r, const struct field_state *in,
 		return 0;
 	fs = find(r, in->name, in->name_len, &pos);
 	if (fs == NULL) {
-		fs = insert(r, pos, a);
+		fs = insert(r, pos, 1, a);
 		if (fs == NULL)
 			return MSCE_ENOMEM;
 		fs->name = in->name;
@@ -538,19 +562,28 @@ struct hbuf {
 	uint8_t b[2048];
 };
 
+/* Room for n (<= sizeof h->b) bytes at the buffer's end, hashing what it
+ * holds first when they do not fit. */
+static uint8_t *hb_room(struct hbuf *h, size_t n)
+{
+	if (h->n + n > sizeof h->b) {
+		crypto_generichash_update(&h->st, h->b, h->n);
+		h->n = 0;
+	}
+	return h->b + h->n;
+}
+
 static void hb_put(struct hbuf *h, const void *p, size_t len)
 {
 	if (len == 0) /* an empty value may have no bytes at all (NULL) */
 		return;
-	if (h->n + len > sizeof h->b) {
+	if (len > sizeof h->b) {
 		crypto_generichash_update(&h->st, h->b, h->n);
 		h->n = 0;
-		if (len > sizeof h->b) {
-			crypto_generichash_update(&h->st, p, len);
-			return;
-		}
+		crypto_generichash_update(&h->st, p, len);
+		return;
 	}
-	memcpy(h->b + h->n, p, len);
+	memcpy(hb_room(h, len), p, len);
 	h->n += len;
 }
 
@@ -559,7 +592,7 @@ void record_hash(const char *coll, size_t coll_len, const char *key,
 		 uint8_t out[RECORD_HASH_LEN])
 {
 	struct hbuf h;
-	uint8_t buf[32], *p;
+	uint8_t *p;
 
 	if (r->nfields == 0) {
 		memset(out, 0, RECORD_HASH_LEN);
@@ -567,21 +600,21 @@ void record_hash(const char *coll, size_t coll_len, const char *key,
 	}
 	crypto_generichash_init(&h.st, NULL, 0, RECORD_HASH_LEN);
 	h.n = 0;
-	p = buf;
+	p = hb_room(&h, 8);
 	put16(&p, (uint16_t)coll_len);
 	put16(&p, (uint16_t)key_len);
 	put32(&p, r->nfields);
-	hb_put(&h, buf, (size_t)(p - buf));
+	h.n += 8;
 	hb_put(&h, coll, coll_len);
 	hb_put(&h, key, key_len);
 	for (uint32_t i = 0; i < r->nfields; i++) {
 		const struct field_state *fs = &r->fields[i];
-		p = buf;
+		p = hb_room(&h, 18);
 		put16(&p, fs->name_len);
 		put32(&p, fs->w.value_len);
 		put64(&p, fs->w.v.hlc);
 		put32(&p, fs->w.v.origin);
-		hb_put(&h, buf, (size_t)(p - buf));
+		h.n += 18;
 		hb_put(&h, fs->name, fs->name_len);
 		hb_put(&h, fs->w.value, fs->w.value_len);
 	}
@@ -589,22 +622,43 @@ void record_hash(const char *coll, size_t coll_len, const char *key,
 	crypto_generichash_final(&h.st, out, RECORD_HASH_LEN);
 }
 
+/* The digest is a 256-bit little-endian number: added and subtracted
+ * eight bytes at a time. */
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
 void digest_add(uint8_t d[32], const uint8_t x[32])
 {
-	unsigned carry = 0;
-	for (int i = 0; i < 32; i++) {
-		unsigned s = (unsigned)d[i] + x[i] + carry;
-		d[i] = (uint8_t)s;
-		carry = s >> 8;
+	uint64_t carry = 0;
+	for (int i = 0; i < 32; i += 8) {
+		uint64_t a = le64(d + i), b = le64(x + i), s = a + b;
+		uint64_t c = s < a;
+		s += carry;
+		c |= s < carry;
+		put_le64(d + i, s);
+		carry = c;
 	}
 }
 
 void digest_sub(uint8_t d[32], const uint8_t x[32])
 {
-	int borrow = 0;
-	for (int i = 0; i < 32; i++) {
-		int s = (int)d[i] - x[i] - borrow;
-		borrow = s < 0;
-		d[i] = (uint8_t)(s + (borrow ? 256 : 0));
+	uint64_t borrow = 0;
+	for (int i = 0; i < 32; i += 8) {
+		uint64_t a = le64(d + i), b = le64(x + i), s = a - b;
+		uint64_t c = a < b;
+		c |= s < borrow;
+		s -= borrow;
+		put_le64(d + i, s);
+		borrow = c;
 	}
 }

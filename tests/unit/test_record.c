@@ -377,6 +377,53 @@ static void snapshot_packing_same_bytes(void **state)
 	assert_true(tombs > 0);
 }
 
+/* The digest is a sum mod 2^256 of little-endian 32-byte numbers, the
+ * same at every node: digest_add and digest_sub against byte-at-a-time
+ * arithmetic, on random values and on carry and borrow chains that cross
+ * every byte and every eight-byte word. */
+static void ref_add(uint8_t d[32], const uint8_t x[32], int sub)
+{
+	int c = 0;
+	for (int i = 0; i < 32; i++) {
+		int v = sub ? d[i] - x[i] - c : d[i] + x[i] + c;
+		c = sub ? v < 0 : v > 255;
+		d[i] = (uint8_t)v;
+	}
+}
+
+static void digest_arithmetic(void **state)
+{
+	(void)state;
+	uint64_t rs = tu_seed("digest_arithmetic");
+	uint8_t d[32], x[32], want[32], keep[32];
+
+	for (int n = 0; n < 20000; n++) {
+		int shape = (int)tu_below(&rs, 4);
+		for (int i = 0; i < 32; i++) {
+			d[i] = (uint8_t)tu_rand(&rs);
+			x[i] = (uint8_t)tu_rand(&rs);
+		}
+		if (shape == 1) /* all ones below a point: carries run up */
+			memset(d, 0xFF, tu_below(&rs, 33));
+		else if (shape == 2) /* zeros below a point: borrows run up */
+			memset(d, 0, tu_below(&rs, 33));
+		if (shape == 3) /* one small addend */
+			memset(x + 1, 0, 31);
+		memcpy(keep, d, 32);
+		memcpy(want, d, 32);
+		ref_add(want, x, 0);
+		digest_add(d, x);
+		assert_memory_equal(d, want, 32);
+		ref_add(want, x, 1);
+		digest_sub(d, x);
+		assert_memory_equal(d, want, 32);
+		assert_memory_equal(d, keep, 32);
+		ref_add(want, x, 1);
+		digest_sub(d, x);
+		assert_memory_equal(d, want, 32);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -385,6 +432,7 @@ int main(void)
 		cmocka_unit_test(clean_overwrite_and_conflict),
 		cmocka_unit_test(corrupt_records_refused),
 		cmocka_unit_test(snapshot_packing_same_bytes),
+		cmocka_unit_test(digest_arithmetic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -209,6 +209,37 @@ static void utf8_validity(void **state)
 	assert_int_equal(schema_utf8_valid(NULL, 0), 1);
 }
 
+/* Text is checked a word at a time where it is printable ASCII: every
+ * byte value, in every lane of a word and across word ends, must get the
+ * byte-by-byte verdict and the offset of the first bad byte. */
+static void text_every_byte_in_every_lane(void **state)
+{
+	(void)state;
+	char key[26], want[64];
+	struct err e;
+
+	for (int b = 0; b < 256; b++) {
+		int printable = b >= 0x20 && b < 0x7F;
+		for (size_t at = 0; at < sizeof key; at++) {
+			memset(key, 'k', sizeof key);
+			key[at] = (char)b;
+			int rc = schema_check_key(key, sizeof key, &e);
+			if (printable) {
+				expect_ok(rc, &e);
+				continue;
+			}
+			if (b >= 0x80)
+				snprintf(want, sizeof want,
+					 "not valid UTF-8 at byte %zu", at);
+			else
+				snprintf(want, sizeof want,
+					 "control character U+%04X at byte %zu",
+					 (unsigned)b, at);
+			expect_err(rc, &e, MSCE_EINVAL, want);
+		}
+	}
+}
+
 /* ---- names ---- */
 
 static void collection_names(void **state)
@@ -1541,6 +1572,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(utf8_validity),
+	    cmocka_unit_test(text_every_byte_in_every_lane),
 	    cmocka_unit_test(collection_names),
 	    cmocka_unit_test(keys),
 	    cmocka_unit_test(field_names_and_values),
