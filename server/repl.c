@@ -51,6 +51,8 @@
 #define MAX_NODES MSCE_MAX_NODES
 #define MAX_WRITERS (2 * MSCE_MAX_ORIGINS)
 #define WCANDS 8 /* candidate statuses kept per writer */
+/* Memory for messages decoded ahead, per peer, in receive windows. */
+#define PREP_BYTES_PER_WINDOW 4
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -71,6 +73,11 @@ struct inflight {
 struct rxmsg {
 	Msce__PeerMsg *m;
 	struct rxmsg *next;
+	/* Decoded ahead while it waited (ops->prepare), or NULL: its blobs,
+	 * pointing into prep, and what prep holds. */
+	struct store_blob *pb;
+	struct store_prep *prep;
+	size_t prep_bytes;
 };
 
 /* A snapshot chunk being merged by the driver, with what it points into. */
@@ -128,6 +135,7 @@ struct peer {
 	struct seg *segs; /* the signed segments of blobs */
 	size_t nsegs, capsegs;
 	struct rxmsg *applying_msgs;
+	size_t prep_bytes; /* held by its messages decoded ahead */
 	uint64_t rx_snap_id;
 	struct vv_entry *rx_snap_vv;
 	size_t rx_snap_nvv;
@@ -729,10 +737,15 @@ static void view_accept(struct repl *r, const Msce__NodeStatus *s, int direct,
 
 /* ---- create / destroy / reconfigure -------------------------------------- */
 
-static void rx_free(struct rxmsg *q)
+static void rx_free(struct repl *r, struct peer *p, struct rxmsg *q)
 {
 	while (q != NULL) {
 		struct rxmsg *n = q->next;
+		if (q->prep != NULL) {
+			p->prep_bytes -= q->prep_bytes;
+			r->ops->prep_free(q->prep);
+		}
+		free(q->pb);
 		pb_arena_free(q->m);
 		free(q);
 		q = n;
@@ -778,7 +791,7 @@ static void session_reset(struct repl *r, struct peer *p)
 	snap_out_end(r, p);
 	p->snap_wait = 0;
 	p->snap_last_sent = 0;
-	rx_free(p->rxq);
+	rx_free(r, p, p->rxq);
 	p->rxq = p->rxtail = NULL;
 	p->rxbytes = 0;
 	free(p->rx_snap_vv);
@@ -805,7 +818,7 @@ static void session_reset(struct repl *r, struct peer *p)
 static void peer_free(struct repl *r, struct peer *p)
 {
 	session_reset(r, p);
-	rx_free(p->applying_msgs);
+	rx_free(r, p, p->applying_msgs);
 	p->applying_msgs = NULL;
 	rxsnap_free(p->snap_applying);
 	p->snap_applying = NULL;
@@ -1702,6 +1715,54 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 
 /* ---- receiving changes ------------------------------------------------------- */
 
+static void msg_blobs(const Msce__Changes *ch, struct store_blob *b)
+{
+	for (size_t i = 0; i < ch->n_changes; i++)
+		b[i] = (struct store_blob){ch->changes[i].data,
+					   ch->changes[i].len, NULL};
+}
+
+static void msg_segs(const Msce__Changes *ch, struct seg *g)
+{
+	for (size_t i = 0; i < ch->n_segments; i++) {
+		memset(&g[i], 0, sizeof g[i]);
+		g[i].origin = ch->origin;
+		g[i].first = ch->segments[i]->first;
+		g[i].last = ch->segments[i]->last;
+		g[i].last_hlc = ch->segments[i]->last_hlc;
+		memcpy(g[i].sig, ch->segments[i]->sig.data, SEG_SIG_LEN);
+	}
+}
+
+/* A message that waits behind an apply is decoded now, on this thread,
+ * while the driver applies: the apply then only merges. Up to a bound of
+ * memory per peer; past it, the apply decodes. */
+static void prepare_waiting(struct repl *r, struct peer *p, struct rxmsg *q)
+{
+	const Msce__Changes *ch = q->m->changes;
+	struct seg *g;
+
+	if (r->ops->prepare == NULL || !p->applying ||
+	    p->prep_bytes >= PREP_BYTES_PER_WINDOW * r->cfg.window_bytes)
+		return;
+	q->pb = malloc(ch->n_changes * sizeof *q->pb);
+	g = malloc(ch->n_segments * sizeof *g);
+	if (q->pb != NULL && g != NULL) {
+		msg_blobs(ch, q->pb);
+		msg_segs(ch, g);
+		q->prep = r->ops->prepare(q->pb, ch->n_changes, g,
+					  ch->n_segments);
+	}
+	free(g);
+	if (q->prep == NULL) {
+		free(q->pb);
+		q->pb = NULL;
+		return;
+	}
+	q->prep_bytes = r->ops->prep_bytes(q->prep);
+	p->prep_bytes += q->prep_bytes;
+}
+
 static void start_apply(struct repl *r, struct peer *p)
 {
 	size_t n = 0;
@@ -1732,20 +1793,14 @@ static void start_apply(struct repl *r, struct peer *p)
 	p->nsegs = 0;
 	for (struct rxmsg *q = p->rxq; q != NULL; q = q->next) {
 		const Msce__Changes *ch = q->m->changes;
-		for (size_t i = 0; i < ch->n_changes; i++) {
-			p->blobs[p->nblobs].data = ch->changes[i].data;
-			p->blobs[p->nblobs].len = ch->changes[i].len;
-			p->nblobs++;
-		}
-		for (size_t i = 0; i < ch->n_segments; i++) {
-			struct seg *g = &p->segs[p->nsegs++];
-			memset(g, 0, sizeof *g);
-			g->origin = ch->origin;
-			g->first = ch->segments[i]->first;
-			g->last = ch->segments[i]->last;
-			g->last_hlc = ch->segments[i]->last_hlc;
-			memcpy(g->sig, ch->segments[i]->sig.data, SEG_SIG_LEN);
-		}
+		if (q->pb != NULL)
+			memcpy(p->blobs + p->nblobs, q->pb,
+			       ch->n_changes * sizeof *q->pb);
+		else
+			msg_blobs(ch, p->blobs + p->nblobs);
+		p->nblobs += ch->n_changes;
+		msg_segs(ch, p->segs + p->nsegs);
+		p->nsegs += ch->n_segments;
 	}
 	p->applying_msgs = p->rxq;
 	p->rxq = p->rxtail = NULL;
@@ -1807,19 +1862,19 @@ static void on_changes(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 		const Msce__Segment *last = ch->segments[ch->n_segments - 1];
 		have_raise(p, ch->origin, last->last, last->last_hlc, now);
 	}
-	q = malloc(sizeof *q);
+	q = calloc(1, sizeof *q);
 	if (q == NULL) {
 		pb_arena_free(m);
 		return;
 	}
 	q->m = m;
-	q->next = NULL;
 	if (p->rxtail)
 		p->rxtail->next = q;
 	else
 		p->rxq = q;
 	p->rxtail = q;
 	p->rxbytes += len;
+	prepare_waiting(r, p, q);
 	start_apply(r, p);
 }
 
@@ -1883,7 +1938,7 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 			at -= q->m->changes->n_changes;
 		}
 	}
-	rx_free(p->applying_msgs);
+	rx_free(r, p, p->applying_msgs);
 	p->applying_msgs = NULL;
 	if (rc == MSCE_EMISMATCH) {
 		/* Changes of our own writer we did not make: give it up;
@@ -1908,7 +1963,7 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 			      p->id, e ? e->msg : "clock");
 		}
 		p->rx_epoch++;
-		rx_free(p->rxq);
+		rx_free(r, p, p->rxq);
 		p->rxq = p->rxtail = NULL;
 		p->rxbytes = 0;
 		send_ack(r, p, refused, rc, e ? e->msg : "", 0);

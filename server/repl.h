@@ -103,6 +103,13 @@ struct repl_store_ops {
 	size_t (*seals)(void *ctx, struct seg *out, size_t max);
 	int (*add_seals)(void *ctx, const struct seg *g, size_t n,
 			 struct err *e);
+	/* Optional (NULL: never): decode and check a batch that waits behind
+	 * an apply, on this thread while the driver applies (store_prepare,
+	 * store_prep_bytes, store_prep_free). */
+	struct store_prep *(*prepare)(struct store_blob *b, size_t n,
+				      const struct seg *g, size_t ng);
+	size_t (*prep_bytes)(const struct store_prep *p);
+	void (*prep_free)(struct store_prep *p);
 };
 
 struct repl_io {

@@ -138,9 +138,15 @@ int store_write(struct store *s, const struct store_write *w, size_t n,
 
 /* ---- changes from other nodes ----------------------------------------- */
 
+struct store_prepared;
+
 struct store_blob {
 	const uint8_t *data; /* an encoded msce.Change */
 	size_t len;
+	/* Optional: this change decoded and checked ahead (store_prepare),
+	 * which the apply takes instead of decoding it again. NULL: the
+	 * apply decodes it. */
+	const struct store_prepared *pre;
 };
 
 struct store_apply_result {
@@ -169,6 +175,26 @@ int store_apply_signed(struct store *s, const struct store_blob *c, size_t n,
 		       const struct seg *g, size_t ng, uint64_t wall_ms,
 		       uint64_t max_skew_ms, struct store_apply_result *res,
 		       struct err *e);
+
+/* Decoding ahead. While the writer applies one batch, the loop thread can
+ * do the next batch's share of the work that needs no transaction: decode
+ * each change, check it as store_apply does, and hash each signed segment
+ * (the signature is still checked at the apply, against the keys of that
+ * moment). Nothing is trusted that the apply does not see to be the same
+ * bytes: an entry is used only for the blob it was made from, and a
+ * change that does not decode or pass is left to the apply, which reports
+ * it as it always would.
+ *
+ * store_prepare works on n blobs and the ng segments that cover them, in
+ * store_apply_signed's layout, with no store state (any thread). It sets
+ * every b[i].pre; the result owns what they point to and must outlive
+ * every apply given those blobs. NULL when out of memory (nothing set). */
+struct store_prep;
+struct store_prep *store_prepare(struct store_blob *b, size_t n,
+				 const struct seg *g, size_t ng);
+/* Bytes held by a prepared batch. */
+size_t store_prep_bytes(const struct store_prep *p);
+void store_prep_free(struct store_prep *p);
 
 /* ---- reads ------------------------------------------------------------- */
 

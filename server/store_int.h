@@ -38,6 +38,7 @@
 #include "arena.h"
 #include "bounds.h"
 #include "hlc.h"
+#include "msce.pb-c.h"
 #include "seg.h"
 #include "store.h"
 
@@ -244,6 +245,22 @@ struct loser_ref {
 int st_survived_delete(const struct record *r, const struct field_state *f);
 int st_collect_losers(const struct record *r, struct arena *a,
 		      struct loser_ref **out, size_t *n);
+/* Structural checks on a change from another node (store_records.c). */
+int st_check_change(const Msce__Change *c, struct err *e);
+
+/* One change of a batch decoded ahead (store_prep.c): made from the bytes
+ * at data, which the apply compares before it takes c or the hash. */
+struct store_prepared {
+	const uint8_t *data;
+	size_t len;
+	Msce__Change *c; /* decoded and checked; NULL: the apply does both */
+	/* On the first change of a signed segment: how many changes the
+	 * segment covers (0: not hashed ahead) and their hash. */
+	size_t seg_n;
+	uint8_t seg_hash[SEG_HASH_LEN];
+};
+const struct store_prepared *st_prepared(const struct store_blob *b);
+
 int st_load_record(struct wtxn *w, const uint8_t *rk, size_t rklen,
 		   struct record *r, int *exists, struct err *e);
 int st_save_record(struct wtxn *w, const char *coll, size_t clen,

@@ -200,7 +200,7 @@ int st_save_record(struct wtxn *w, const char *coll, size_t clen,
 /* Structural checks on a change from anywhere: names, lengths, counts.
  * Domain rules were checked at the origin and are not re-checked, so that
  * a rule change between versions cannot split the cluster. */
-static int check_change(const Msce__Change *c, struct err *e)
+int st_check_change(const Msce__Change *c, struct err *e)
 {
 	if (writer_node(c->origin) == 0)
 		return err_set(e, MSCE_ECORRUPT, "origin %u names no node",
@@ -365,26 +365,34 @@ static int apply_one(struct wtxn *w, struct apply_args *a, size_t i,
 		     const struct expect_change *x, struct err *e)
 {
 	struct store *s = w->s;
+	const struct store_prepared *pre;
 	Msce__Change *c;
 	struct vv_entry *vv;
 	int rc;
 
 	arena_reset(&s->arena);
-	if (a->c[i].len > MSCE_MAX_CHANGE)
-		return err_set(e, MSCE_ECORRUPT,
-			       "change %zu: %zu bytes, limit %u", i,
-			       a->c[i].len, MSCE_MAX_CHANGE);
-	c = msce__change__unpack(arena_pb_allocator(&s->arena), a->c[i].len,
-				 a->c[i].data);
-	if (c == NULL && s->arena.nomem)
-		return err_set(e, MSCE_ENOMEM,
-			       "change %zu: out of memory decoding it", i);
-	if (c == NULL)
-		return err_set(e, MSCE_ECORRUPT,
-			       "change %zu: not a valid msce.Change", i);
-	if ((rc = check_change(c, e))) {
-		err_wrap(e, "change %zu", i);
-		return rc;
+	pre = st_prepared(&a->c[i]);
+	if (pre != NULL && pre->c != NULL) {
+		c = pre->c; /* decoded and checked ahead */
+	} else {
+		if (a->c[i].len > MSCE_MAX_CHANGE)
+			return err_set(e, MSCE_ECORRUPT,
+				       "change %zu: %zu bytes, limit %u", i,
+				       a->c[i].len, MSCE_MAX_CHANGE);
+		c = msce__change__unpack(arena_pb_allocator(&s->arena),
+					 a->c[i].len, a->c[i].data);
+		if (c == NULL && s->arena.nomem)
+			return err_set(e, MSCE_ENOMEM,
+				       "change %zu: out of memory decoding it",
+				       i);
+		if (c == NULL)
+			return err_set(e, MSCE_ECORRUPT,
+				       "change %zu: not a valid msce.Change",
+				       i);
+		if ((rc = st_check_change(c, e))) {
+			err_wrap(e, "change %zu", i);
+			return rc;
+		}
 	}
 	if (x->origin != 0 &&
 	    (c->origin != x->origin || c->seq != x->seq ||
@@ -453,6 +461,21 @@ static int apply_one(struct wtxn *w, struct apply_args *a, size_t i,
 	return 0;
 }
 
+/* Whether the cnt changes at a->c[i] were hashed ahead as one segment:
+ * each entry made from the very bytes here, in the same order. */
+static int prepared_segment(const struct apply_args *a, size_t i, size_t cnt)
+{
+	const struct store_prepared *first = st_prepared(&a->c[i]);
+
+	if (first == NULL || first->seg_n != cnt)
+		return 0;
+	for (size_t j = 1; j < cnt; j++)
+		if (a->c[i + j].pre != first + j ||
+		    st_prepared(&a->c[i + j]) == NULL)
+			return 0;
+	return 1;
+}
+
 /* Checks and applies segment g, whose changes start at a->c[i]. */
 static int apply_segment(struct wtxn *w, struct apply_args *a, size_t i,
 			 const struct seg *g, struct err *e)
@@ -498,10 +521,14 @@ static int apply_segment(struct wtxn *w, struct apply_args *a, size_t i,
 			(unsigned long long)a->max_skew_ms);
 		return 0;
 	}
-	seg_hash_begin(&h);
-	for (size_t j = 0; j < cnt; j++)
-		seg_hash_change(&h, a->c[i + j].data, a->c[i + j].len);
-	seg_hash_end(&h, chk.hash);
+	if (prepared_segment(a, i, cnt)) {
+		memcpy(chk.hash, a->c[i].pre->seg_hash, sizeof chk.hash);
+	} else {
+		seg_hash_begin(&h);
+		for (size_t j = 0; j < cnt; j++)
+			seg_hash_change(&h, a->c[i + j].data, a->c[i + j].len);
+		seg_hash_end(&h, chk.hash);
+	}
 	if (MUTANT("unsigned_apply")) {
 		/* takes any segment, signed or not */
 	} else if (st_seg_check(w->s, &chk, &a->stop_err)) {

@@ -176,13 +176,15 @@ int bcluster_start_first(struct bcluster *c, int k, const char *extra_conf,
 	char pub[MAXN][64], spub[MAXN][64], path[600];
 	int port[MAXN];
 	struct err e;
-	char tmpl[] = "/tmp/msce-bench-cluster-XXXXXX";
+	const char *tmp = getenv("TMPDIR");
 
 	memset(c, 0, sizeof *c);
 	c->k = k;
-	if (mkdtemp(tmpl) == NULL)
+	/* Under $TMPDIR: the disk the figures are about. */
+	if (snprintf(c->dir, sizeof c->dir, "%s/msce-bench-cluster-XXXXXX",
+		     tmp && *tmp ? tmp : "/tmp") >= (int)sizeof c->dir ||
+	    mkdtemp(c->dir) == NULL)
 		return -1;
-	snprintf(c->dir, sizeof c->dir, "%s", tmpl);
 	for (int i = 0; i < k; i++) {
 		snprintf(path, sizeof path, "%s/n%d", c->dir, i + 1);
 		mkdir(path, 0750);

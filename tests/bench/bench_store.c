@@ -230,6 +230,7 @@ int bench_store(int argc, char **argv)
 		enc[i] = malloc(blobs[i].len);
 		msce__change__pack(&ch, enc[i]);
 		blobs[i].data = enc[i];
+		blobs[i].pre = NULL;
 		bytes += blobs[i].len;
 	}
 

@@ -439,6 +439,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .snap_segs = store_snap_segs,
 	    .seals = op_seals,
 	    .add_seals = op_add_seals,
+	    .prepare = store_prepare,
+	    .prep_bytes = store_prep_bytes,
+	    .prep_free = store_prep_free,
 	};
 	h->io = (struct repl_io){.data = h,
 				 .send = io_send,

@@ -314,6 +314,9 @@ int node_start(struct sim *s, int i)
 	    .snap_segs = store_snap_segs,
 	    .seals = op_seals,
 	    .add_seals = op_add_seals,
+	    .prepare = store_prepare,
+	    .prep_bytes = store_prep_bytes,
+	    .prep_free = store_prep_free,
 	};
 	nd->io = (struct repl_io){
 	    .data = nd,

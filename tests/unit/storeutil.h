@@ -71,8 +71,7 @@ static int su_collect(void *ctx, uint32_t origin, uint64_t seq,
 		return 1;
 	bl->mem[bl->n] = malloc(len);
 	memcpy(bl->mem[bl->n], data, len);
-	bl->b[bl->n].data = bl->mem[bl->n];
-	bl->b[bl->n].len = len;
+	bl->b[bl->n] = (struct store_blob){bl->mem[bl->n], len, NULL};
 	bl->n++;
 	return 0;
 }

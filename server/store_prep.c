@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Decoding a batch of changes ahead of its apply (store_prepare): the part
+ * of store_apply_signed that needs no transaction, done on the loop thread
+ * while the writer thread applies the batch before. See store.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+struct store_prep {
+	struct arena a; /* the decoded changes */
+	size_t n;
+	struct store_prepared it[];
+};
+
+struct store_prep *store_prepare(struct store_blob *b, size_t n,
+				 const struct seg *g, size_t ng)
+{
+	struct store_prep *p = calloc(1, sizeof *p + n * sizeof p->it[0]);
+	size_t at = 0;
+
+	if (p == NULL)
+		return NULL;
+	/* As much as the apply would allow itself for the same changes. */
+	arena_init(&p->a, 0);
+	p->n = n;
+	for (size_t i = 0; i < n; i++) {
+		struct store_prepared *x = &p->it[i];
+		x->data = b[i].data;
+		x->len = b[i].len;
+		if (b[i].len > MSCE_MAX_CHANGE)
+			continue;
+		x->c = msce__change__unpack(arena_pb_allocator(&p->a), b[i].len,
+					    b[i].data);
+		if (x->c != NULL && st_check_change(x->c, NULL) != 0)
+			x->c = NULL;
+	}
+	/* Each segment's hash over the changes it covers, in the layout
+	 * apply_batch walks; a segment that does not fit is left to it. */
+	for (size_t k = 0; k < ng; k++) {
+		if (g[k].first == 0 || g[k].last < g[k].first ||
+		    g[k].last - g[k].first >= SEG_MAX_CHANGES ||
+		    g[k].last - g[k].first >= n - at)
+			break;
+		size_t cnt = (size_t)(g[k].last - g[k].first + 1);
+		struct seg_hasher h;
+		seg_hash_begin(&h);
+		for (size_t j = 0; j < cnt; j++)
+			seg_hash_change(&h, b[at + j].data, b[at + j].len);
+		seg_hash_end(&h, p->it[at].seg_hash);
+		p->it[at].seg_n = cnt;
+		at += cnt;
+	}
+	for (size_t i = 0; i < n; i++)
+		b[i].pre = &p->it[i];
+	return p;
+}
+
+size_t store_prep_bytes(const struct store_prep *p)
+{
+	return p ? sizeof *p + p->n * sizeof p->it[0] + p->a.used : 0;
+}
+
+void store_prep_free(struct store_prep *p)
+{
+	if (p == NULL)
+		return;
+	arena_free(&p->a);
+	free(p);
+}
+
+/* The entry made for blob b, if it was made from these very bytes. */
+const struct store_prepared *st_prepared(const struct store_blob *b)
+{
+	const struct store_prepared *x = b->pre;
+	return x != NULL && x->data == b->data && x->len == b->len ? x : NULL;
+}
