@@ -51,8 +51,9 @@
 #define MAX_NODES MSCE_MAX_NODES
 #define MAX_WRITERS (2 * MSCE_MAX_ORIGINS)
 #define WCANDS 8 /* candidate statuses kept per writer */
-/* Memory for messages decoded ahead, per peer, in receive windows. */
-#define PREP_BYTES_PER_WINDOW 4
+/* Memory for messages decoded ahead, all peers together, in receive
+ * windows: decoded, a change takes about five times its bytes. */
+#define PREP_BYTES_PER_WINDOW 2
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -135,7 +136,6 @@ struct peer {
 	struct seg *segs; /* the signed segments of blobs */
 	size_t nsegs, capsegs;
 	struct rxmsg *applying_msgs;
-	size_t prep_bytes; /* held by its messages decoded ahead */
 	uint64_t rx_snap_id;
 	struct vv_entry *rx_snap_vv;
 	size_t rx_snap_nvv;
@@ -209,6 +209,7 @@ struct repl {
 	size_t nwriters;
 	uint64_t next_gossip, next_truncate;
 	uint64_t token_seq;
+	size_t prep_bytes; /* held by messages decoded ahead */
 	uint64_t snap_seq;
 	uint32_t pending_writer; /* asked the store to take it */
 	uint64_t pending_until;
@@ -737,12 +738,12 @@ static void view_accept(struct repl *r, const Msce__NodeStatus *s, int direct,
 
 /* ---- create / destroy / reconfigure -------------------------------------- */
 
-static void rx_free(struct repl *r, struct peer *p, struct rxmsg *q)
+static void rx_free(struct repl *r, struct rxmsg *q)
 {
 	while (q != NULL) {
 		struct rxmsg *n = q->next;
 		if (q->prep != NULL) {
-			p->prep_bytes -= q->prep_bytes;
+			r->prep_bytes -= q->prep_bytes;
 			r->ops->prep_free(q->prep);
 		}
 		free(q->pb);
@@ -791,7 +792,7 @@ static void session_reset(struct repl *r, struct peer *p)
 	snap_out_end(r, p);
 	p->snap_wait = 0;
 	p->snap_last_sent = 0;
-	rx_free(r, p, p->rxq);
+	rx_free(r, p->rxq);
 	p->rxq = p->rxtail = NULL;
 	p->rxbytes = 0;
 	free(p->rx_snap_vv);
@@ -818,7 +819,7 @@ static void session_reset(struct repl *r, struct peer *p)
 static void peer_free(struct repl *r, struct peer *p)
 {
 	session_reset(r, p);
-	rx_free(r, p, p->applying_msgs);
+	rx_free(r, p->applying_msgs);
 	p->applying_msgs = NULL;
 	rxsnap_free(p->snap_applying);
 	p->snap_applying = NULL;
@@ -1736,14 +1737,14 @@ static void msg_segs(const Msce__Changes *ch, struct seg *g)
 
 /* A message that waits behind an apply is decoded now, on this thread,
  * while the driver applies: the apply then only merges. Up to a bound of
- * memory per peer; past it, the apply decodes. */
+ * memory for all peers; past it, the apply decodes. */
 static void prepare_waiting(struct repl *r, struct peer *p, struct rxmsg *q)
 {
 	const Msce__Changes *ch = q->m->changes;
 	struct seg *g;
 
 	if (r->ops->prepare == NULL || !p->applying ||
-	    p->prep_bytes >= PREP_BYTES_PER_WINDOW * r->cfg.window_bytes)
+	    r->prep_bytes >= PREP_BYTES_PER_WINDOW * r->cfg.window_bytes)
 		return;
 	q->pb = malloc(ch->n_changes * sizeof *q->pb);
 	g = malloc(ch->n_segments * sizeof *g);
@@ -1760,7 +1761,7 @@ static void prepare_waiting(struct repl *r, struct peer *p, struct rxmsg *q)
 		return;
 	}
 	q->prep_bytes = r->ops->prep_bytes(q->prep);
-	p->prep_bytes += q->prep_bytes;
+	r->prep_bytes += q->prep_bytes;
 }
 
 static void start_apply(struct repl *r, struct peer *p)
@@ -1938,7 +1939,7 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 			at -= q->m->changes->n_changes;
 		}
 	}
-	rx_free(r, p, p->applying_msgs);
+	rx_free(r, p->applying_msgs);
 	p->applying_msgs = NULL;
 	if (rc == MSCE_EMISMATCH) {
 		/* Changes of our own writer we did not make: give it up;
@@ -1963,7 +1964,7 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 			      p->id, e ? e->msg : "clock");
 		}
 		p->rx_epoch++;
-		rx_free(r, p, p->rxq);
+		rx_free(r, p->rxq);
 		p->rxq = p->rxtail = NULL;
 		p->rxbytes = 0;
 		send_ack(r, p, refused, rc, e ? e->msg : "", 0);
