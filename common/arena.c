@@ -8,8 +8,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define ARENA_CHUNK (64 * 1024)
+#define ARENA_MAPPED_CHUNK (256 * 1024)
 
 struct arena_chunk {
 	struct arena_chunk *next;
@@ -24,13 +26,38 @@ void arena_init(struct arena *a, size_t limit)
 	a->limit = limit ? limit : (64u << 20);
 }
 
+void arena_init_mapped(struct arena *a, size_t limit)
+{
+	arena_init(a, limit);
+	a->mapped = 1;
+}
+
+static void chunk_free(const struct arena *a, struct arena_chunk *c)
+{
+	if (a->mapped)
+		munmap(c, sizeof *c + c->size);
+	else
+		free(c);
+}
+
 /* A new chunk for need bytes, handed out from at once. Out of line, so
  * that the common case below stays a few instructions. */
 static void *arena_grow(struct arena *a, size_t need)
 {
 	size_t size = need > ARENA_CHUNK ? need : ARENA_CHUNK;
-	struct arena_chunk *c = malloc(sizeof *c + size);
+	struct arena_chunk *c;
 
+	if (a->mapped) {
+		size_t page = 4096, min = ARENA_MAPPED_CHUNK - sizeof *c;
+		size = size < min ? min : size;
+		size = ((sizeof *c + size + page - 1) & ~(page - 1)) - sizeof *c;
+		c = mmap(NULL, sizeof *c + size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (c == MAP_FAILED)
+			c = NULL;
+	} else {
+		c = malloc(sizeof *c + size);
+	}
 	if (c == NULL) {
 		a->nomem = 1;
 		return NULL;
@@ -80,11 +107,11 @@ void arena_reset(struct arena *a)
 	/* Keep the last (oldest) chunk of normal size; free the rest. */
 	while (c->next != NULL) {
 		struct arena_chunk *next = c->next;
-		free(c);
+		chunk_free(a, c);
 		c = next;
 	}
 	if (c->size > ARENA_CHUNK) {
-		free(c);
+		chunk_free(a, c);
 		c = NULL;
 	} else {
 		c->off = 0;
@@ -99,7 +126,7 @@ void arena_free(struct arena *a)
 	struct arena_chunk *c = a->head;
 	while (c != NULL) {
 		struct arena_chunk *next = c->next;
-		free(c);
+		chunk_free(a, c);
 		c = next;
 	}
 	a->head = NULL;

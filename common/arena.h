@@ -15,11 +15,16 @@ struct arena {
 	size_t used;  /* bytes handed out since the last reset */
 	size_t limit; /* arena_alloc fails past this */
 	int nomem;    /* set when malloc failed (not the limit) */
+	int mapped;   /* chunks mapped apart: given back when freed */
 	ProtobufCAllocator pb;
 };
 
 /* limit: most bytes handed out between resets (0 = 64 MiB). */
 void arena_init(struct arena *a, size_t limit);
+/* The same, with chunks of their own pages (256 KiB and up), which
+ * arena_free gives back to the system: for memory held a while and then
+ * all freed at once, which the C heap would keep. */
+void arena_init_mapped(struct arena *a, size_t limit);
 /* Returns 8-byte aligned memory owned by the arena, or NULL past the limit
  * or when malloc fails. Valid until arena_reset or arena_free. */
 void *arena_alloc(struct arena *a, size_t n);

@@ -21,8 +21,9 @@ struct store_prep *store_prepare(struct store_blob *b, size_t n,
 
 	if (p == NULL)
 		return NULL;
-	/* As much as the apply would allow itself for the same changes. */
-	arena_init(&p->a, 0);
+	/* As much as the apply would allow itself for the same changes; in
+	 * pages of its own, which go back to the system with it. */
+	arena_init_mapped(&p->a, 0);
 	p->n = n;
 	for (size_t i = 0; i < n; i++) {
 		struct store_prepared *x = &p->it[i];
