@@ -100,10 +100,14 @@ static uint64_t get_le(struct reader *r, int n)
 	case 4:
 		memcpy(&v32, q, 4);
 		return le32toh(v32);
-	default:
+	case 8:
 		memcpy(&v64, q, 8);
 		return le64toh(v64);
 	}
+	v64 = 0;
+	for (int i = n - 1; i >= 0; i--)
+		v64 = (v64 << 8) | q[i];
+	return v64;
 }
 static uint64_t getv(struct reader *r)
 {
