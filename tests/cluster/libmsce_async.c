@@ -683,7 +683,9 @@ static void test_connect_timeout_and_no_center(void **state)
 	unlink(prefix);
 	snprintf(prefix, sizeof prefix, "%s/c.pub", dir);
 	unlink(prefix);
-	rmdir(dir);
+	snprintf(prefix, sizeof prefix, "%s/c.sign.pub", dir);
+	unlink(prefix);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 static void test_lost_connection(void **state)
