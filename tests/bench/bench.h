@@ -10,6 +10,8 @@
 #include "msce.h"
 
 double bench_now(void); /* monotonic seconds */
+/* Where benchmarks put their stores: $TMPDIR, else /tmp. */
+const char *bench_tmp(void);
 uint64_t bench_wall_ms(void);
 /* Fills a registration-like field set of about value_size bytes for
  * record i into the caller's buffers; returns the number of fields. */

@@ -176,13 +176,11 @@ int bcluster_start_first(struct bcluster *c, int k, const char *extra_conf,
 	char pub[MAXN][64], spub[MAXN][64], path[600];
 	int port[MAXN];
 	struct err e;
-	const char *tmp = getenv("TMPDIR");
-
 	memset(c, 0, sizeof *c);
 	c->k = k;
 	/* Under $TMPDIR: the disk the figures are about. */
 	if (snprintf(c->dir, sizeof c->dir, "%s/msce-bench-cluster-XXXXXX",
-		     tmp && *tmp ? tmp : "/tmp") >= (int)sizeof c->dir ||
+		     bench_tmp()) >= (int)sizeof c->dir ||
 	    mkdtemp(c->dir) == NULL)
 		return -1;
 	for (int i = 0; i < k; i++) {

@@ -22,7 +22,10 @@
 
 static char *tmpdir(void)
 {
-	char tmpl[] = "/tmp/msce-bench-XXXXXX";
+	char tmpl[512];
+	if (snprintf(tmpl, sizeof tmpl, "%s/msce-bench-XXXXXX", bench_tmp()) >=
+	    (int)sizeof tmpl)
+		return NULL;
 	char *d = mkdtemp(tmpl);
 	return d ? strdup(d) : NULL;
 }

@@ -22,6 +22,12 @@ double bench_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+const char *bench_tmp(void)
+{
+	const char *t = getenv("TMPDIR");
+	return t && *t ? t : "/tmp";
+}
+
 int bench_fsync_open(struct bench_fsync *f, const char *dir)
 {
 	snprintf(f->path, sizeof f->path, "%s/fsync-probe", dir);
@@ -199,7 +205,8 @@ static cJSON *machine(void)
 	cJSON_AddStringToObject(m, "cpu", model);
 	if (uname(&u) == 0)
 		cJSON_AddStringToObject(m, "kernel", u.release);
-	if (statfs("/tmp", &fs) == 0) {
+	cJSON_AddStringToObject(m, "tmp_dir", bench_tmp());
+	if (statfs(bench_tmp(), &fs) == 0) {
 		snprintf(line, sizeof line, "0x%lx", (unsigned long)fs.f_type);
 		cJSON_AddStringToObject(m, "tmp_fs_type", line);
 	}
