@@ -245,8 +245,21 @@ struct loser_ref {
 int st_survived_delete(const struct record *r, const struct field_state *f);
 int st_collect_losers(const struct record *r, struct arena *a,
 		      struct loser_ref **out, size_t *n);
-/* Structural checks on a change from another node (store_records.c). */
-int st_check_change(const Msce__Change *c, struct err *e);
+/* Change i of a batch, from another node: its bytes decoded into a and
+ * checked for structure (store_records.c). MSCE_ECORRUPT (too long, not
+ * a change, or a bad one) or MSCE_ENOMEM, with e naming change i. */
+int st_decode_change(struct arena *a, const struct store_blob *b, size_t i,
+		     Msce__Change **out, struct err *e);
+/* Whether g is a segment of 1..SEG_MAX_CHANGES changes within the left
+ * that follow it in a batch. */
+static inline int st_seg_fits(const struct seg *g, size_t left)
+{
+	return g->first != 0 && g->last >= g->first &&
+	       g->last - g->first < SEG_MAX_CHANGES && g->last - g->first < left;
+}
+/* The hash a segment signs, over the n changes at b (store_seg.c). */
+void st_seg_hash_blobs(const struct store_blob *b, size_t n,
+		       uint8_t out[SEG_HASH_LEN]);
 
 /* One change of a batch decoded ahead (store_prep.c): made from the bytes
  * at data, which the apply compares before it takes c or the hash. */

@@ -29,26 +29,14 @@ struct store_prep *store_prepare(struct store_blob *b, size_t n,
 		struct store_prepared *x = &p->it[i];
 		x->data = b[i].data;
 		x->len = b[i].len;
-		if (b[i].len > MSCE_MAX_CHANGE)
-			continue;
-		x->c = msce__change__unpack(arena_pb_allocator(&p->a), b[i].len,
-					    b[i].data);
-		if (x->c != NULL && st_check_change(x->c, NULL) != 0)
-			x->c = NULL;
+		/* A failure stays NULL: the apply meets it and says why. */
+		st_decode_change(&p->a, &b[i], i, &x->c, NULL);
 	}
 	/* Each segment's hash over the changes it covers, in the layout
 	 * apply_batch walks; a segment that does not fit is left to it. */
-	for (size_t k = 0; k < ng; k++) {
-		if (g[k].first == 0 || g[k].last < g[k].first ||
-		    g[k].last - g[k].first >= SEG_MAX_CHANGES ||
-		    g[k].last - g[k].first >= n - at)
-			break;
+	for (size_t k = 0; k < ng && st_seg_fits(&g[k], n - at); k++) {
 		size_t cnt = (size_t)(g[k].last - g[k].first + 1);
-		struct seg_hasher h;
-		seg_hash_begin(&h);
-		for (size_t j = 0; j < cnt; j++)
-			seg_hash_change(&h, b[at + j].data, b[at + j].len);
-		seg_hash_end(&h, p->it[at].seg_hash);
+		st_seg_hash_blobs(&b[at], cnt, p->it[at].seg_hash);
 		p->it[at].seg_n = cnt;
 		at += cnt;
 	}

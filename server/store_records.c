@@ -200,7 +200,7 @@ int st_save_record(struct wtxn *w, const char *coll, size_t clen,
 /* Structural checks on a change from anywhere: names, lengths, counts.
  * Domain rules were checked at the origin and are not re-checked, so that
  * a rule change between versions cannot split the cluster. */
-int st_check_change(const Msce__Change *c, struct err *e)
+static int check_change(const Msce__Change *c, struct err *e)
 {
 	if (writer_node(c->origin) == 0)
 		return err_set(e, MSCE_ECORRUPT, "origin %u names no node",
@@ -239,6 +239,32 @@ int st_check_change(const Msce__Change *c, struct err *e)
 	return 0;
 }
 
+
+int st_decode_change(struct arena *a, const struct store_blob *b, size_t i,
+		     Msce__Change **out, struct err *e)
+{
+	Msce__Change *c;
+	int rc;
+
+	*out = NULL;
+	if (b->len > MSCE_MAX_CHANGE)
+		return err_set(e, MSCE_ECORRUPT,
+			       "change %zu: %zu bytes, limit %u", i, b->len,
+			       MSCE_MAX_CHANGE);
+	c = msce__change__unpack(arena_pb_allocator(a), b->len, b->data);
+	if (c == NULL && a->nomem)
+		return err_set(e, MSCE_ENOMEM,
+			       "change %zu: out of memory decoding it", i);
+	if (c == NULL)
+		return err_set(e, MSCE_ECORRUPT,
+			       "change %zu: not a valid msce.Change", i);
+	if ((rc = check_change(c, e))) {
+		err_wrap(e, "change %zu", i);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
 
 /* One change to merge: what its origin wrote, in our own terms. */
 struct merge_in {
@@ -372,28 +398,10 @@ static int apply_one(struct wtxn *w, struct apply_args *a, size_t i,
 
 	arena_reset(&s->arena);
 	pre = st_prepared(&a->c[i]);
-	if (pre != NULL && pre->c != NULL) {
+	if (pre != NULL && pre->c != NULL)
 		c = pre->c; /* decoded and checked ahead */
-	} else {
-		if (a->c[i].len > MSCE_MAX_CHANGE)
-			return err_set(e, MSCE_ECORRUPT,
-				       "change %zu: %zu bytes, limit %u", i,
-				       a->c[i].len, MSCE_MAX_CHANGE);
-		c = msce__change__unpack(arena_pb_allocator(&s->arena),
-					 a->c[i].len, a->c[i].data);
-		if (c == NULL && s->arena.nomem)
-			return err_set(e, MSCE_ENOMEM,
-				       "change %zu: out of memory decoding it",
-				       i);
-		if (c == NULL)
-			return err_set(e, MSCE_ECORRUPT,
-				       "change %zu: not a valid msce.Change",
-				       i);
-		if ((rc = st_check_change(c, e))) {
-			err_wrap(e, "change %zu", i);
-			return rc;
-		}
-	}
+	else if ((rc = st_decode_change(&s->arena, &a->c[i], i, &c, e)))
+		return rc;
 	if (x->origin != 0 &&
 	    (c->origin != x->origin || c->seq != x->seq ||
 	     (x->hlc != 0 && c->hlc != x->hlc))) {
@@ -484,7 +492,6 @@ static int apply_segment(struct wtxn *w, struct apply_args *a, size_t i,
 	uint64_t have = vv ? vv->seq : 0;
 	size_t cnt = (size_t)(g->last - g->first + 1);
 	struct seg chk = *g;
-	struct seg_hasher h;
 	int rc;
 
 	if (g->last <= have) { /* held already, whole */
@@ -521,14 +528,10 @@ static int apply_segment(struct wtxn *w, struct apply_args *a, size_t i,
 			(unsigned long long)a->max_skew_ms);
 		return 0;
 	}
-	if (prepared_segment(a, i, cnt)) {
+	if (prepared_segment(a, i, cnt))
 		memcpy(chk.hash, a->c[i].pre->seg_hash, sizeof chk.hash);
-	} else {
-		seg_hash_begin(&h);
-		for (size_t j = 0; j < cnt; j++)
-			seg_hash_change(&h, a->c[i + j].data, a->c[i + j].len);
-		seg_hash_end(&h, chk.hash);
-	}
+	else
+		st_seg_hash_blobs(&a->c[i], cnt, chk.hash);
 	if (MUTANT("unsigned_apply")) {
 		/* takes any segment, signed or not */
 	} else if (st_seg_check(w->s, &chk, &a->stop_err)) {
@@ -592,9 +595,7 @@ static int apply_batch(struct wtxn *w, void *arg, struct err *e)
 	size_t i = 0;
 	for (size_t k = 0; k < a->ng && !a->stop_code; k++) {
 		const struct seg *g = &a->g[k];
-		if (g->first == 0 || g->last < g->first ||
-		    g->last - g->first >= SEG_MAX_CHANGES ||
-		    g->last - g->first >= a->n - i)
+		if (!st_seg_fits(g, a->n - i))
 			return err_set(e, MSCE_ECORRUPT,
 				       "segment %u/%llu..%llu: not a segment "
 				       "of the %zu changes that follow",

@@ -117,6 +117,17 @@ int store_set_keys(struct store *s, const struct store_key *k, size_t n,
 	return 0;
 }
 
+void st_seg_hash_blobs(const struct store_blob *b, size_t n,
+		       uint8_t out[SEG_HASH_LEN])
+{
+	struct seg_hasher h;
+
+	seg_hash_begin(&h);
+	for (size_t j = 0; j < n; j++)
+		seg_hash_change(&h, b[j].data, b[j].len);
+	seg_hash_end(&h, out);
+}
+
 int st_seg_check(struct store *s, const struct seg *g, struct err *e)
 {
 	uint32_t node = writer_node(g->origin);
