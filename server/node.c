@@ -360,8 +360,10 @@ static void retry_done(struct writer_job *j)
 {
 	struct call_job *c = (struct call_job *)j;
 	c->n->retrying = 0;
-	if (j->rc == 0)
+	if (j->rc == 0 && c->n->store_down) {
+		c->n->store_down = 0;
 		log_warn("store accepts writes again: the probe commit succeeded");
+	}
 	free(c);
 }
 
@@ -370,8 +372,19 @@ static void retry_store(struct node *n)
 	uint64_t now = node_now_ms();
 	struct call_job *c;
 
-	if (!store_failed(n->store) || n->retrying ||
-	    now < n->next_retry_ms)
+	if (!store_failed(n->store))
+		return;
+	if (!n->store_down) {
+		/* Once per failure: the operator's first sign of it. */
+		char why[256];
+		store_failed_why(n->store, why, sizeof why);
+		log_error("store refuses writes: a commit failed (%s); reads "
+			  "go on, and a probe commit every 2 s tells when the "
+			  "cause is gone (a full disk: free space)",
+			  why);
+		n->store_down = 1;
+	}
+	if (n->retrying || now < n->next_retry_ms)
 		return;
 	n->next_retry_ms = now + 2000;
 	c = calloc(1, sizeof *c);

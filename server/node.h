@@ -39,6 +39,7 @@ struct node {
 	uint64_t tombstones_collected; /* by the writer thread */
 	int retrying;		/* a store probe commit is queued */
 	uint64_t next_retry_ms; /* when to try the next one */
+	int store_down;		/* its failure has been logged */
 	struct waiter *waiters; /* puts waiting for min_sites (api.c) */
 	struct watcher *watchers; /* watch streams (watch.c) */
 };

@@ -310,8 +310,12 @@ int store_set_writer(struct store *s, uint32_t writer, uint64_t floor,
 uint64_t store_size(struct store *s);
 /* Returns the sticky error code (0 if the store accepts writes). */
 int store_failed(struct store *s);
+/* The cause of that failure, as the failed commit gave it. */
+void store_failed_why(struct store *s, char *buf, size_t len);
 /* After a failed commit: tries a probe commit; on success the store
- * accepts writes again (returns 0), else it stays read-only. */
+ * accepts writes again (returns 0), else it stays read-only. After a
+ * full disk, only once STORE_ROOM_TO_RESUME more bytes are free. */
+#define STORE_ROOM_TO_RESUME ((uint64_t)1 << 20)
 int store_retry(struct store *s, uint64_t wall_ms, struct err *e);
 
 struct store_conflict_view {

@@ -95,6 +95,7 @@ struct store {
 	size_t map_size, max_map;
 	int failed;
 	char failed_msg[256];
+	uint64_t failed_room; /* bytes free on the disk when it filled */
 	/* Committed state, published after each commit. */
 	struct hlc clock;
 	uint64_t hw;
@@ -223,6 +224,8 @@ int st_run_batch(struct store *s, batch_fn fn, void *arg, struct err *e);
 /* Doubles the map (up to max_map_size); needs no read transaction open in
  * this process (waits a second for them, then MSCE_EBUSY). */
 int st_grow_map(struct store *s, struct err *e);
+/* Bytes free for us on the store's file system (UINT64_MAX: unknown). */
+uint64_t st_disk_room(struct store *s);
 /* A read transaction; holds s->maplock shared until st_read_end. */
 int st_read_begin(struct store *s, MDB_txn **txn, struct err *e);
 void st_read_end(struct store *s, MDB_txn *txn);

@@ -410,6 +410,13 @@ int store_failed(struct store *s)
 	return f;
 }
 
+void store_failed_why(struct store *s, char *buf, size_t len)
+{
+	pthread_mutex_lock(&s->stlock);
+	snprintf(buf, len, "%s", s->failed_msg);
+	pthread_mutex_unlock(&s->stlock);
+}
+
 static int clock_batch(struct wtxn *w, void *arg, struct err *e)
 {
 	(void)e;
@@ -553,6 +560,21 @@ int store_retry(struct store *s, uint64_t wall_ms, struct err *e)
 	if (!s->failed) {
 		pthread_mutex_unlock(&s->wlock);
 		return 0;
+	}
+	/* A full disk has room for a probe commit long before it has room
+	 * for the next batch: wait until space was freed, or the store
+	 * would take writes and refuse them again by turns. */
+	if (s->failed == MSCE_EFULL) {
+		uint64_t room = st_disk_room(s);
+		if (s->failed_room != UINT64_MAX &&
+		    room < s->failed_room + STORE_ROOM_TO_RESUME) {
+			pthread_mutex_unlock(&s->wlock);
+			return err_set(e, MSCE_EFULL,
+				       "the disk is still full: %llu bytes "
+				       "free, %llu when the commit failed",
+				       (unsigned long long)room,
+				       (unsigned long long)s->failed_room);
+		}
 	}
 	/* A failed commit left the last committed state on disk (LMDB writes
 	 * its meta page last); a probe commit tells whether the cause is

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "fault.h"
@@ -174,6 +175,16 @@ static int persist_state(struct wtxn *w)
 }
 
 
+uint64_t st_disk_room(struct store *s)
+{
+	struct statvfs st;
+	mdb_filehandle_t fd;
+
+	if (mdb_env_get_fd(s->env, &fd) || fstatvfs(fd, &st))
+		return UINT64_MAX; /* unknown: a probe commit tells */
+	return (uint64_t)st.f_bavail * st.f_frsize;
+}
+
 /* Runs fn in a write transaction, retrying after growing a full map. */
 static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 		     struct err *e)
@@ -251,13 +262,15 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 			return e ? e->code : MSCE_EFULL;
 		}
 		if (rc) {
+			uint64_t room = st_disk_room(s);
 			free(wp->vvs);
 			st_lmdb_err(e, rc, "commit");
 			pthread_mutex_lock(&s->stlock);
 			s->failed = e ? e->code : MSCE_EIO;
-			pthread_mutex_unlock(&s->stlock);
+			s->failed_room = room;
 			snprintf(s->failed_msg, sizeof s->failed_msg, "%s",
 				 mdb_strerror(rc));
+			pthread_mutex_unlock(&s->stlock);
 			return s->failed;
 		}
 		pthread_mutex_lock(&s->stlock);
