@@ -248,7 +248,7 @@ static int fill_counters(struct node *n, struct arena *a,
 		C("client_idle_timeouts", cst.idle_timeouts);
 		C("client_partial_bytes", cst.partial_bytes);
 	}
-	C("store_failed", (uint64_t)store_failed(n->store));
+	C("store_failed", (uint64_t)(store_failed(n->store) != 0));
 	C("store_bytes", (uint64_t)store_size(n->store));
 #undef C
 	st->n_counters = k;
