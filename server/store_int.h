@@ -107,6 +107,10 @@ struct store {
 	int restored; /* opened from a backup copy */
 	int upgraded; /* this open upgraded it from format 1 */
 	int lockfd;   /* flock'd lock file: one process per store */
+	/* What the environment was opened with, to reopen it after LMDB's
+	 * fatal error (st_env_reopen). */
+	char *dir, *cluster;
+	unsigned env_flags;
 
 	uint8_t digest[32];
 	struct vv_entry *vvs;
@@ -226,6 +230,13 @@ int st_run_batch(struct store *s, batch_fn fn, void *arg, struct err *e);
 int st_grow_map(struct store *s, struct err *e);
 /* Bytes free for us on the store's file system (UINT64_MAX: unknown). */
 uint64_t st_disk_room(struct store *s);
+/* Closes and reopens the environment, and reloads the committed state
+ * from disk: after a failed meta page write LMDB refuses every
+ * transaction (MDB_PANIC) until then. Called with wlock held. */
+int st_env_reopen(struct store *s, struct err *e);
+/* Whether LMDB refuses transactions after its fatal error (or the
+ * environment is closed since a reopen failed). */
+int st_env_fatal(struct store *s);
 /* A read transaction; holds s->maplock shared until st_read_end. */
 int st_read_begin(struct store *s, MDB_txn **txn, struct err *e);
 void st_read_end(struct store *s, MDB_txn *txn);

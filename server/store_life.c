@@ -221,12 +221,106 @@ static int seal_legacy(struct store *s, MDB_txn *txn, struct err *e)
 	return 0;
 }
 
+/* Creates and opens the LMDB environment at s->dir. */
+static int env_open(struct store *s, struct err *e)
+{
+	MDB_envinfo info;
+	int rc, dead = 0;
+
+	if ((rc = mdb_env_create(&s->env)) ||
+	    (rc = mdb_env_set_maxdbs(s->env, 16)) ||
+	    (rc = mdb_env_set_maxreaders(s->env, 256)) ||
+	    (rc = mdb_env_set_mapsize(s->env, s->map_size))) {
+		st_lmdb_err(e, rc, "create LMDB environment");
+		return e ? e->code : MSCE_EIO;
+	}
+	if ((rc = mdb_env_open(s->env, s->dir, s->env_flags, 0640))) {
+		st_lmdb_err(e, rc, "open LMDB environment");
+		err_wrap(e, "%s", s->dir);
+		return e ? e->code : MSCE_EIO;
+	}
+	/* The map may have been grown by an earlier run. */
+	mdb_env_info(s->env, &info);
+	if (info.me_mapsize > s->map_size)
+		s->map_size = info.me_mapsize;
+	/* Slots of readers that died (kill -9) would pin old pages forever. */
+	mdb_reader_check(s->env, &dead);
+	return 0;
+}
+
+static int dbis_open(struct store *s, MDB_txn *txn, unsigned flags,
+		     struct err *e)
+{
+	int rc;
+	if ((rc = mdb_dbi_open(txn, "meta", flags, &s->meta)) ||
+	    (rc = mdb_dbi_open(txn, "records", flags, &s->recs)) ||
+	    (rc = mdb_dbi_open(txn, "log", flags, &s->log)) ||
+	    (rc = mdb_dbi_open(txn, "vv", flags, &s->vv)) ||
+	    (rc = mdb_dbi_open(txn, "conflicts", flags, &s->conf)) ||
+	    (rc = mdb_dbi_open(txn, "tombs", flags, &s->tombs)) ||
+	    (rc = mdb_dbi_open(txn, "snapin", flags, &s->snapin)) ||
+	    (rc = mdb_dbi_open(txn, "sigs", flags, &s->sigs)) ||
+	    (rc = mdb_dbi_open(txn, "deks", flags, &s->deks)))
+		return st_lmdb_err(e, rc, "open databases");
+	return 0;
+}
+
+int st_env_reopen(struct store *s, struct err *e)
+{
+	struct hlc clock;
+	MDB_txn *txn;
+	int rc;
+
+	/* No read transaction may be open meanwhile; one held by a snapshot
+	 * being sent may take long: give up after a second, try later. */
+	for (int i = 0; pthread_rwlock_trywrlock(&s->maplock) != 0; i++) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		if (i == 100)
+			return err_set(e, MSCE_EBUSY,
+				       "cannot reopen the store while it is "
+				       "being read");
+		nanosleep(&ts, NULL);
+	}
+	mdb_env_close(s->env);
+	s->env = NULL;
+	if ((rc = env_open(s, e)))
+		goto out;
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))) {
+		rc = st_lmdb_err(e, rc, "begin reopen transaction");
+		goto out;
+	}
+	/* The disk holds the last commit that reached it, which may be the
+	 * one reported failed: the state is read again, the clock kept. */
+	pthread_mutex_lock(&s->stlock);
+	clock = s->clock;
+	free(s->vvs);
+	s->vvs = NULL;
+	s->nvv = 0;
+	rc = dbis_open(s, txn, 0, e);
+	if (rc == 0)
+		rc = load_state(s, txn, s->cluster, e);
+	if (clock.last > s->clock.last)
+		s->clock = clock;
+	pthread_mutex_unlock(&s->stlock);
+	if (rc == 0 && (rc = mdb_txn_commit(txn)))
+		rc = st_lmdb_err(e, rc, "reopen store");
+	else if (rc != 0)
+		mdb_txn_abort(txn);
+out:
+	if (rc != 0 && s->env != NULL) {
+		mdb_env_close(s->env);
+		s->env = NULL;
+	}
+	pthread_rwlock_unlock(&s->maplock);
+	return rc;
+}
+
 int store_open(const char *dir, const struct store_options *o,
 	       struct store **out, struct err *e)
 {
 	struct store *s;
 	MDB_txn *txn = NULL;
-	int rc, dead = 0, seal_it = 0;
+	int rc, seal_it = 0;
 	unsigned flags = MDB_NOTLS;
 
 	*out = NULL;
@@ -277,44 +371,21 @@ int store_open(const char *dir, const struct store_options *o,
 	if (MUTANT("no_fsync")) /* msce-sim's crashes must catch it */
 		flags |= MDB_NOSYNC;
 
-	if ((rc = mdb_env_create(&s->env)) ||
-	    (rc = mdb_env_set_maxdbs(s->env, 16)) ||
-	    (rc = mdb_env_set_maxreaders(s->env, 256)) ||
-	    (rc = mdb_env_set_mapsize(s->env, s->map_size))) {
-		st_lmdb_err(e, rc, "create LMDB environment");
+	s->dir = strdup(dir);
+	s->cluster = strdup(o->cluster);
+	s->env_flags = flags;
+	if (s->dir == NULL || s->cluster == NULL) {
+		err_set(e, MSCE_ENOMEM, "open store");
 		goto fail;
 	}
-	if ((rc = mdb_env_open(s->env, dir, flags, 0640))) {
-		st_lmdb_err(e, rc, "open LMDB environment");
-		err_wrap(e, "%s", dir);
+	if (env_open(s, e))
 		goto fail;
-	}
-	/* The map may have been grown by an earlier run. */
-	{
-		MDB_envinfo info;
-		mdb_env_info(s->env, &info);
-		if (info.me_mapsize > s->map_size)
-			s->map_size = info.me_mapsize;
-	}
-	/* Slots of readers that died (kill -9) would pin old pages forever. */
-	mdb_reader_check(s->env, &dead);
-
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
 		st_lmdb_err(e, rc, "begin open transaction");
 		goto fail;
 	}
-	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) ||
-	    (rc = mdb_dbi_open(txn, "records", MDB_CREATE, &s->recs)) ||
-	    (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
-	    (rc = mdb_dbi_open(txn, "vv", MDB_CREATE, &s->vv)) ||
-	    (rc = mdb_dbi_open(txn, "conflicts", MDB_CREATE, &s->conf)) ||
-	    (rc = mdb_dbi_open(txn, "tombs", MDB_CREATE, &s->tombs)) ||
-	    (rc = mdb_dbi_open(txn, "snapin", MDB_CREATE, &s->snapin)) ||
-	    (rc = mdb_dbi_open(txn, "sigs", MDB_CREATE, &s->sigs)) ||
-	    (rc = mdb_dbi_open(txn, "deks", MDB_CREATE, &s->deks))) {
-		st_lmdb_err(e, rc, "open databases");
+	if (dbis_open(s, txn, MDB_CREATE, e))
 		goto fail;
-	}
 	if (load_state(s, txn, o->cluster, e) ||
 	    st_crypt_open(s, txn, o->master_key, &seal_it, e))
 		goto fail;
@@ -356,6 +427,8 @@ void store_close(struct store *s)
 	pthread_mutex_destroy(&s->stlock);
 	pthread_rwlock_destroy(&s->maplock);
 	dirlock_release(s->lockfd);
+	free(s->dir);
+	free(s->cluster);
 	free(s);
 }
 
@@ -532,7 +605,7 @@ int store_backup(struct store *s, const char *path, uint64_t *bytes,
 					       : strerror(errno));
 	/* A read transaction inside: no map growth meanwhile. */
 	pthread_rwlock_rdlock(&s->maplock);
-	rc = mdb_env_copy2(s->env, path, MDB_CP_COMPACT);
+	rc = s->env ? mdb_env_copy2(s->env, path, MDB_CP_COMPACT) : MDB_PANIC;
 	pthread_rwlock_unlock(&s->maplock);
 	if (rc)
 		return st_lmdb_err(e, rc, "copy store");
@@ -547,9 +620,14 @@ uint64_t store_size(struct store *s)
 {
 	MDB_envinfo info;
 	MDB_stat st;
-	mdb_env_info(s->env, &info);
-	mdb_env_stat(s->env, &st);
-	return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	uint64_t n = 0;
+
+	pthread_rwlock_rdlock(&s->maplock); /* not reopened meanwhile */
+	if (s->env != NULL && mdb_env_info(s->env, &info) == 0 &&
+	    mdb_env_stat(s->env, &st) == 0)
+		n = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	pthread_rwlock_unlock(&s->maplock);
+	return n;
 }
 
 int store_retry(struct store *s, uint64_t wall_ms, struct err *e)
@@ -560,6 +638,14 @@ int store_retry(struct store *s, uint64_t wall_ms, struct err *e)
 	if (!s->failed) {
 		pthread_mutex_unlock(&s->wlock);
 		return 0;
+	}
+	/* After a failed meta page write LMDB refuses every transaction,
+	 * reads included, until the environment is reopened. */
+	if (s->env == NULL || st_env_fatal(s)) {
+		if ((rc = st_env_reopen(s, e))) {
+			pthread_mutex_unlock(&s->wlock);
+			return rc;
+		}
 	}
 	/* A full disk has room for a probe commit long before it has room
 	 * for the next batch: wait until space was freed, or the store

@@ -185,6 +185,35 @@ uint64_t st_disk_room(struct store *s)
 	return (uint64_t)st.f_bavail * st.f_frsize;
 }
 
+int st_env_fatal(struct store *s)
+{
+	MDB_txn *txn;
+	int rc;
+
+	pthread_rwlock_rdlock(&s->maplock);
+	rc = s->env ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) : MDB_PANIC;
+	if (rc == 0)
+		mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&s->maplock);
+	return rc == MDB_PANIC;
+}
+
+/* The store refuses writes from now on, until a probe commit succeeds
+ * (store_retry). A failed meta page write also leaves LMDB refusing
+ * reads: reopened at once, so that they go on. */
+static int st_fail(struct store *s, int code, int rc)
+{
+	uint64_t room = st_disk_room(s);
+	pthread_mutex_lock(&s->stlock);
+	s->failed = code;
+	s->failed_room = room;
+	snprintf(s->failed_msg, sizeof s->failed_msg, "%s", mdb_strerror(rc));
+	pthread_mutex_unlock(&s->stlock);
+	if (st_env_fatal(s))
+		st_env_reopen(s, NULL); /* else store_retry tries again */
+	return code;
+}
+
 /* Runs fn in a write transaction, retrying after growing a full map. */
 static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 		     struct err *e)
@@ -223,7 +252,10 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 				pthread_rwlock_unlock(&s->maplock);
 				continue;
 			}
-			return st_lmdb_err(e, rc, "begin write transaction");
+			st_lmdb_err(e, rc, "begin write transaction");
+			if (rc == MDB_PANIC) /* only a reopen mends it */
+				st_fail(s, e ? e->code : MSCE_EIO, rc);
+			return e ? e->code : MSCE_EIO;
 		}
 		map_full = 0;
 		code = fn(wp, arg, e);
@@ -262,16 +294,9 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 			return e ? e->code : MSCE_EFULL;
 		}
 		if (rc) {
-			uint64_t room = st_disk_room(s);
 			free(wp->vvs);
 			st_lmdb_err(e, rc, "commit");
-			pthread_mutex_lock(&s->stlock);
-			s->failed = e ? e->code : MSCE_EIO;
-			s->failed_room = room;
-			snprintf(s->failed_msg, sizeof s->failed_msg, "%s",
-				 mdb_strerror(rc));
-			pthread_mutex_unlock(&s->stlock);
-			return s->failed;
+			return st_fail(s, e ? e->code : MSCE_EIO, rc);
 		}
 		pthread_mutex_lock(&s->stlock);
 		free(s->vvs);
@@ -314,7 +339,7 @@ int st_read_begin(struct store *s, MDB_txn **txn, struct err *e)
 	int rc;
 
 	pthread_rwlock_rdlock(&s->maplock);
-	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	rc = s->env ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn) : MDB_PANIC;
 	if (rc)
 		pthread_rwlock_unlock(&s->maplock);
 	if (rc)

@@ -637,12 +637,18 @@ class Cluster:
         self.cli(node, "del", collection, key)
 
     def get(self, node, collection, key):
-        """The record as parsed JSON, or None if not found (exit 1).
+        """The record as parsed JSON, or None if not found. Any other
+        refusal raises: a read that failed is not an absent record.
         Unmasked (--reveal: the unix socket is admin)."""
         rc, out, err = self.cli(node, "get", collection, key, "--json", "--reveal",
                                 check=False)
         if rc == 1:
-            return None
+            try:
+                code = json.loads(out)["error"]["code"]
+            except (ValueError, KeyError, TypeError):
+                code = None
+            if code == "ENOTFOUND":
+                return None
         if rc != 0:
             cls = Unreachable if rc == 2 else CliError
             raise cls([MSCE, "-c", node.config, "get", collection, key], rc, out, err)

@@ -7,6 +7,7 @@ the msce_store_failed metric say so. Once the disk recovers, the node's
 probe commit succeeds and writes resume, and the failed write is nowhere."""
 
 import os
+import time
 import urllib.request
 
 import cluster
@@ -64,6 +65,51 @@ class StoreFailureTest(ClusterTestCase):
             self.assertIsNone(c.get(x, "t", "lost2"))
             self.assertEqual(c.values(x, "t", "after"), {"v": "2"})
         self.assertIn("store accepts writes again", n1.log_text())
+
+    def test_a_failed_meta_page_write_is_mended_by_reopening(self):
+        """LMDB refuses every transaction, reads too, once a commit's meta
+        page write failed (MDB_PANIC) until its environment is reopened:
+        the node reopens it at once, so reads go on, and again at each
+        probe until the disk takes the write."""
+        require_binaries("MSCE_FAILSYNC_LIB")
+        c = self.make_cluster(2, start=False)
+        n1, n2 = c.nodes
+        flag = os.path.join(c.dir, "meta-fails")
+        n1.env = {"LD_PRELOAD": os.path.abspath(MSCE_FAILSYNC_LIB), "MSCE_FAILMETA": flag,
+                  "ASAN_OPTIONS": "verify_asan_link_order=0:" +
+                  os.environ.get("ASAN_OPTIONS", "")}
+        c.start_all()
+        c.wait_connected(n1, [2])
+        c.put(n1, "t", "before", {"v": "1"})
+
+        open(flag, "w").close()
+        rc, out, err = c.cli(n1, "put", "t", "lost", "v=1", check=False)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("Input/output error", err)
+        # Reads go on, and keep going across failed probes.
+        for _ in range(3):
+            self.assertEqual(c.values(n1, "t", "before"), {"v": "1"})
+            self.assertEqual(c.counters(n1)["store_failed"], 1)
+            rc, out, err = c.cli(n1, "put", "t", "lost2", "v=1", check=False)
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn("store refuses writes since a commit failed", err)
+            time.sleep(1)
+
+        os.unlink(flag)
+        wait_until(lambda: c.counters(n1)["store_failed"] == 0, 30,
+                   "the probe commit to succeed")
+        c.put(n1, "t", "after", {"v": "2"})
+        c.put(n2, "t", "from2", {"v": "3"})
+        c.wait_converged()
+        for x in c.nodes:
+            self.assertIsNone(c.get(x, "t", "lost"))
+            self.assertIsNone(c.get(x, "t", "lost2"))
+            self.assertEqual(c.values(x, "t", "before"), {"v": "1"})
+            self.assertEqual(c.values(x, "t", "after"), {"v": "2"})
+            self.assertEqual(c.values(x, "t", "from2"), {"v": "3"})
+        # The restarted node finds what the reopened one committed.
+        c.restart(n1)
+        self.assertEqual(c.values(n1, "t", "after"), {"v": "2"})
 
 
 if __name__ == "__main__":
