@@ -314,8 +314,11 @@ int store_failed(struct store *s);
 void store_failed_why(struct store *s, char *buf, size_t len);
 /* After a failed commit: tries a probe commit; on success the store
  * accepts writes again (returns 0), else it stays read-only. After a
- * full disk, only once STORE_ROOM_TO_RESUME more bytes are free. */
+ * full disk, only once STORE_ROOM_TO_RESUME more bytes are free, or
+ * STORE_FULL_PROBE_MS after the last probe (the room may have come back
+ * before it was measured). */
 #define STORE_ROOM_TO_RESUME ((uint64_t)1 << 20)
+#define STORE_FULL_PROBE_MS 60000
 int store_retry(struct store *s, uint64_t wall_ms, struct err *e);
 
 struct store_conflict_view {

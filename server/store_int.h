@@ -96,6 +96,7 @@ struct store {
 	int failed;
 	char failed_msg[256];
 	uint64_t failed_room; /* bytes free on the disk when it filled */
+	uint64_t full_since;  /* wall ms of the first probe held back */
 	/* Committed state, published after each commit. */
 	struct hlc clock;
 	uint64_t hw;

@@ -652,8 +652,11 @@ int store_retry(struct store *s, uint64_t wall_ms, struct err *e)
 	 * would take writes and refuse them again by turns. */
 	if (s->failed == MSCE_EFULL) {
 		uint64_t room = st_disk_room(s);
+		if (s->full_since == 0)
+			s->full_since = wall_ms;
 		if (s->failed_room != UINT64_MAX &&
-		    room < s->failed_room + STORE_ROOM_TO_RESUME) {
+		    room < s->failed_room + STORE_ROOM_TO_RESUME &&
+		    wall_ms - s->full_since < STORE_FULL_PROBE_MS) {
 			pthread_mutex_unlock(&s->wlock);
 			return err_set(e, MSCE_EFULL,
 				       "the disk is still full: %llu bytes "
@@ -662,6 +665,7 @@ int store_retry(struct store *s, uint64_t wall_ms, struct err *e)
 				       (unsigned long long)s->failed_room);
 		}
 	}
+	s->full_since = 0;
 	/* A failed commit left the last committed state on disk (LMDB writes
 	 * its meta page last); a probe commit tells whether the cause is
 	 * gone. */
