@@ -11,6 +11,7 @@ enum fault_kind {
 	FAULT_ALLOC,  /* an allocation returns NULL */
 	FAULT_COMMIT, /* the commit fails with EIO (as a failed fsync) */
 	FAULT_FULL,   /* the disk is full: the map cannot grow */
+	FAULT_NOSPACE, /* the commit fails with ENOSPC (the disk filled) */
 	FAULT_NKINDS
 };
 

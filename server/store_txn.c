@@ -284,6 +284,9 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 		if (fault_hit(FAULT_COMMIT)) {
 			mdb_txn_abort(wp->txn);
 			rc = EIO;
+		} else if (fault_hit(FAULT_NOSPACE)) {
+			mdb_txn_abort(wp->txn);
+			rc = ENOSPC;
 		} else {
 			rc = mdb_txn_commit(wp->txn);
 		}

@@ -107,6 +107,45 @@ static void full_disk_is_a_clear_error(void **state)
 	tu_rmrf(dir);
 }
 
+/* A commit that finds the disk full: refused with the cause, then
+ * read-only; the probe waits for room (the cluster test full_disk frees
+ * it on a tmpfs of its own), but goes ahead a minute after the last one
+ * whatever the room, so an ENOSPC that passed cannot hold writes back. */
+static void full_disk_at_commit_probes_a_minute_later(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store *s = open_node(dir, 1);
+	struct store_written out;
+	struct err e;
+
+	assert_int_equal(su_put(s, "t", "a", "v", "acked", T0, NULL), 0);
+	fault_arm(FAULT_NOSPACE, 1, 0);
+	struct store_field_in f = {"v", 1, (const uint8_t *)"lost", 4, 0, {0, 0}};
+	struct store_write w = {STORE_PUT, "t", 1, "b", 1, &f, 1, 0};
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EFULL);
+	assert_non_null(strstr(e.msg, "No space left on device"));
+	fault_clear(FAULT_NOSPACE);
+	assert_int_equal(store_failed(s), MSCE_EFULL);
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EREADONLY);
+	/* Held back now unless the file system gained a MiB meanwhile. */
+	int rc = store_retry(s, T0, &e);
+	if (rc != 0) {
+		assert_int_equal(rc, MSCE_EFULL);
+		assert_non_null(strstr(e.msg, "still full"));
+		assert_int_equal(store_failed(s), MSCE_EFULL);
+		assert_int_equal(store_retry(s, T0 + STORE_FULL_PROBE_MS,
+					     &e),
+				 0);
+	}
+	assert_int_equal(store_failed(s), 0);
+	assert_int_equal(su_put(s, "t", "c", "v", "after", T0, NULL), 0);
+	assert_null(su_get(s, "t", "b", "v"));
+	assert_string_equal(su_get(s, "t", "a", "v"), "acked");
+	store_close(s);
+	tu_rmrf(dir);
+}
+
 /* Builds 30 changes of origin 2 (puts, overwrites, a conflict, a delete). */
 static void make_changes(const char *root, struct su_blobs *bl)
 {
@@ -224,6 +263,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(failed_commit_then_recovery),
 		cmocka_unit_test(full_disk_is_a_clear_error),
+		cmocka_unit_test(full_disk_at_commit_probes_a_minute_later),
 		cmocka_unit_test(alloc_failure_at_each_site),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
