@@ -121,10 +121,10 @@ struct faults *faults_new(struct sim *s)
 	f->st.rng.s = s->seed ^ UINT64_C(0x737472616e640000);
 	/* Half the seeds, early enough that one plays out before the
 	 * heal (a step is 10 ms on average). */
-	f->st.next_at = rng_below(&f->st.rng, 2)
-			    ? rng_range(&f->st.rng, 500,
-					(uint64_t)s->opt.steps * 3 + 500)
-			    : 0;
+	f->st.next_at =
+	    rng_below(&f->st.rng, 2)
+		? rng_range(&f->st.rng, 500, (uint64_t)s->opt.steps * 3 + 500)
+		: 0;
 	if (!(s->opt.faults & FAULT_STRAND) || s->n < 3)
 		f->st.next_at = 0;
 	return f;
