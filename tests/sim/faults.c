@@ -42,10 +42,10 @@ struct backup {
  * rest (the victim's writes reach the holder only); 4, the victim's
  * store wiped or restored, and the holder alone while the victim
  * restarts among the rest, catches up and takes a new incarnation;
- * then all heal. The holder's copies of the old writer's
- * changes are older than deletes the rest hold: the tombstones must stay
- * until they have arrived everywhere (PROTOCOL.md, "Tombstone
- * collection": writers that count until they retire). */
+ * then all heal. The holder's copies of the old writer's changes are
+ * older than deletes the rest hold: the tombstones must stay until they
+ * have arrived everywhere (PROTOCOL.md, "Tombstone collection": writers
+ * that count until they retire). */
 struct strand {
 	uint64_t next_at; /* the next starts then (0: none) */
 	int phase, victim, holder;

@@ -271,8 +271,10 @@ static int make_once(struct sim *s, struct wbuf *b, int i, uint32_t node)
 	int del = w->nonce > 0 && (w->nonce == 64 || rng_below(&s->rng, 2));
 	int pick = stranded_once(s, node);
 
-	if (s->stranded >= 0 && node == s->nodes[s->stranded].id)
-		del = 0; /* the victim makes records for the others to delete */
+	/* The victim makes records for the others to delete. */
+	if (s->stranded >= 0 && node == s->nodes[s->stranded].id &&
+	    w->nonce < 64)
+		del = 0;
 
 	x->coll = "u";
 	x->coll_len = 1;
