@@ -166,6 +166,7 @@ static int sim_init(struct sim *s, uint64_t seed, const struct sim_opts *o)
 	s->rcfg.snapshot_chunk_bytes = pick(&s->rng, chunks, 3);
 	/* Some seeds: the last node is a center that joins later. */
 	s->joiner = -1;
+	s->stranded = -1;
 	if ((o->faults & FAULT_MEMBERSHIP) && s->n > 2 &&
 	    rng_below(&s->rng, 2) == 0)
 		s->joiner = s->n - 1;
@@ -477,7 +478,7 @@ struct outcome {
 	char reason[768];
 	int snapshots, partitions, crashes, refusals;
 	int restores, wipes, joins, oversize, delete_conflicts, second,
-	    silences, forged, acked, erasures;
+	    silences, forged, acked, erasures, strands;
 };
 
 static void run_seed(uint64_t seed, const struct sim_opts *o,
@@ -547,6 +548,7 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	out->forged = s->forgeries > 0 && total.forged_refusals > 0;
 	out->acked = s->writes_acked > 0;
 	out->erasures = s->erasures > 0;
+	out->strands = s->strands > 0;
 	sim_log(
 	    s,
 	    "done at %llu s: %llu acked, %llu refused, %llu conflicts, "
@@ -555,7 +557,7 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	    "refusals, %llu tombstones collected, %llu restores, %llu wipes, "
 	    "%llu joins, %llu oversize refused, %llu gated, %llu delete "
 	    "conflicts, %llu second opens refused, %llu forgeries (%llu "
-	    "batches and %llu snapshots refused), %llu erasures",
+	    "batches and %llu snapshots refused), %llu erasures, %llu strands",
 	    (unsigned long long)s->now / 1000,
 	    (unsigned long long)s->writes_acked,
 	    (unsigned long long)s->writes_refused,
@@ -575,7 +577,7 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	    (unsigned long long)s->forgeries,
 	    (unsigned long long)total.forged_refusals,
 	    (unsigned long long)total.snapshot_refusals,
-	    (unsigned long long)s->erasures);
+	    (unsigned long long)s->erasures, (unsigned long long)s->strands);
 	sim_free(s);
 	free(s);
 }
@@ -589,7 +591,7 @@ static void usage(FILE *f)
 	    "usage: msce-sim [--nodes N] [--seeds S] [--seed X] [--steps K]\n"
 	    "                [--faults cut,partition,crash,clock,slow,restore,\n"
 	    "                          wipe,membership,oversize,delrace,\n"
-	    "                          second,silent,forge|all|none]\n"
+	    "                          second,silent,forge,strand|all|none]\n"
 	    "                [--small-map] [--keep] [--verbose]...\n"
 	    "Runs seeds X..X+S-1 (X = 1, S = 10, N = 3, K = 3000 by "
 	    "default);\nexit 0 iff every seed passes. A seed replays with "
@@ -619,6 +621,7 @@ static int parse_faults(const char *s, unsigned *out)
 		     {"second", FAULT_SECOND},
 		     {"silent", FAULT_SILENT},
 		     {"forge", FAULT_FORGE},
+		     {"strand", FAULT_STRAND},
 		     {"all", FAULT_ALL},
 		     {"none", 0}};
 	*out = 0;
@@ -638,7 +641,7 @@ static int parse_faults(const char *s, unsigned *out)
 
 static const char *faults_name(unsigned f, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s%s%s%s%s%s%s%s%s%s%s",
+	snprintf(buf, len, "%s%s%s%s%s%s%s%s%s%s%s%s%s%s",
 		 f & FAULT_CUT ? ",cut" : "",
 		 f & FAULT_PARTITION ? ",partition" : "",
 		 f & FAULT_CRASH ? ",crash" : "",
@@ -651,7 +654,8 @@ static const char *faults_name(unsigned f, char *buf, size_t len)
 		 f & FAULT_DELRACE ? ",delrace" : "",
 		 f & FAULT_SECOND ? ",second" : "",
 		 f & FAULT_SILENT ? ",silent" : "",
-		 f & FAULT_FORGE ? ",forge" : "");
+		 f & FAULT_FORGE ? ",forge" : "",
+		 f & FAULT_STRAND ? ",strand" : "");
 	return buf[0] ? buf + 1 : "none";
 }
 
@@ -683,7 +687,8 @@ int main(int argc, char **argv)
 	uint64_t passed = 0, failed = 0, first_failed = 0;
 	int snaps = 0, parts = 0, crashes = 0, refusals = 0, c;
 	int restores = 0, wipes = 0, joins = 0, oversize = 0, delconf = 0,
-	    second = 0, silences = 0, forged = 0, idle = 0, erased = 0;
+	    second = 0, silences = 0, forged = 0, idle = 0, erased = 0,
+	    strands = 0;
 	const char *mutant = NULL;
 	struct timespec t0, t1;
 	char fbuf[160];
@@ -795,6 +800,7 @@ int main(int argc, char **argv)
 		silences += r.silences;
 		forged += r.forged;
 		erased += r.erasures;
+		strands += r.strands;
 		idle += !r.acked && !r.failed;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -806,10 +812,10 @@ int main(int argc, char **argv)
 	       "partitions %d, crashes %d, clock refusals %d, restores %d, "
 	       "wipes %d, joins %d, oversize refusals %d, delete conflicts "
 	       "%d, second opens refused %d, silent links %d, forgeries "
-	       "refused %d, erasures %d\n",
+	       "refused %d, erasures %d, strands %d\n",
 	       secs > 0 ? (double)count / secs : 0.0, (unsigned long long)count,
 	       secs, snaps, parts, crashes, refusals, restores, wipes, joins,
-	       oversize, delconf, second, silences, forged, erased);
+	       oversize, delconf, second, silences, forged, erased, strands);
 	/* A run that acknowledged nothing tested nothing. */
 	if (idle > 0) {
 		printf("%d runs acknowledged no write\n", idle);

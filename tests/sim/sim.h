@@ -143,7 +143,8 @@ enum {
 	FAULT_SECOND = 1024,   /* a second process opens a live store */
 	FAULT_SILENT = 2048,   /* a connection drops everything, unannounced */
 	FAULT_FORGE = 4096,    /* an insider alters what it relays */
-	FAULT_ALL = 8191,
+	FAULT_STRAND = 8192,   /* a wiped center's last writes at one peer */
+	FAULT_ALL = 16383,
 };
 
 struct sim_opts {
@@ -175,12 +176,18 @@ struct sim {
 	/* member[i][j]: node i's configuration lists node j */
 	unsigned char member[SIM_MAX_NODES][SIM_MAX_NODES];
 	int joiner;	     /* index of the node that joins late, or -1 */
+	/* A strand's victim (faults.c) while the others should delete what
+	 * it writes, or -1, and since when; and whether clients are quiet
+	 * (the rest of the strand: no client writes anywhere). */
+	int stranded;
+	uint64_t stranded_since;
+	int strand_quiet;
 	int failed;
 	char reason[768];
 	/* what the run went through */
 	uint64_t partitions, crashes, cuts, clock_faults;
 	uint64_t restores, wipes, joins, rollouts, second_refused, silences;
-	uint64_t forgeries;
+	uint64_t forgeries, strands;
 	uint64_t writes_acked, writes_refused, writes_gated, oversize_refused;
 	uint64_t delete_conflicts; /* open at the end */
 	uint64_t erasures;	   /* acknowledged erasures */

@@ -8,7 +8,9 @@
  * deleted and updated often, so deletes race updates across partitions.
  * Records in "u" are written once and maybe deleted once, never written
  * again, so a delete that came back (a restore, a collected tombstone)
- * cannot hide behind a later write.
+ * cannot hide behind a later write. While a strand's victim is cut off
+ * (faults.c), it writes new "u" records and the others delete them,
+ * unaware of them; then clients are quiet until the strand ends.
  * Some registration deletes are erasures (a delete that destroys the
  * record's data key wherever it is applied); the oracle takes them as
  * deletes for the state and checks the logs hold nothing readable of
@@ -40,6 +42,8 @@ struct workload {
 	int oversize, delrace;
 	uint8_t *bigbuf;    /* values of "big" */
 	uint64_t once[64];  /* "u" keys written and not yet deleted */
+	uint32_t once_node[64]; /* which node wrote each, and when */
+	uint64_t once_ms[64];
 	int nonce;
 };
 
@@ -242,24 +246,54 @@ static int make_registration(struct sim *s, struct wbuf *b, int i,
 	return 0;
 }
 
+/* The newest "u" record a strand's victim wrote while cut off, if this
+ * node is not the victim; else -1. */
+static int stranded_once(struct sim *s, uint32_t node)
+{
+	struct workload *w = s->work;
+	uint32_t victim;
+
+	if (s->stranded < 0)
+		return -1;
+	victim = s->nodes[s->stranded].id;
+	for (int k = w->nonce; node != victim && k-- > 0;)
+		if (w->once_node[k] == victim &&
+		    w->once_ms[k] >= s->stranded_since)
+			return k;
+	return -1;
+}
+
 /* A record written once ("u" + a fresh number), or one of them deleted. */
 static int make_once(struct sim *s, struct wbuf *b, int i, uint32_t node)
 {
 	struct workload *w = s->work;
 	struct store_write *x = &b->w[i];
 	int del = w->nonce > 0 && (w->nonce == 64 || rng_below(&s->rng, 2));
+	int pick = stranded_once(s, node);
+
+	/* The victim makes records for the others to delete. */
+	if (s->stranded >= 0 && node == s->nodes[s->stranded].id &&
+	    w->nonce < 64)
+		del = 0;
 
 	x->coll = "u";
 	x->coll_len = 1;
-	if (del) {
+	if (del || pick >= 0) {
 		int k = (int)rng_below(&s->rng, (uint64_t)w->nonce);
+		if (pick >= 0)
+			k = pick;
 		snprintf(b->key[i], sizeof b->key[i], "u%llu",
 			 (unsigned long long)w->once[k]);
 		if (key_taken(b, i, x->coll, b->key[i]))
 			return -1;
-		w->once[k] = w->once[--w->nonce];
+		w->nonce--;
+		w->once[k] = w->once[w->nonce];
+		w->once_node[k] = w->once_node[w->nonce];
+		w->once_ms[k] = w->once_ms[w->nonce];
 		x->op = STORE_DELETE;
 	} else {
+		w->once_node[w->nonce] = node;
+		w->once_ms[w->nonce] = s->now;
 		w->once[w->nonce++] = ++w->counter;
 		snprintf(b->key[i], sizeof b->key[i], "u%llu",
 			 (unsigned long long)w->counter);
@@ -389,7 +423,7 @@ static int prepare(struct sim *s, struct node *nd, struct wbuf *b, int i)
 void workload_step(struct sim *s)
 {
 	struct workload *w = s->work;
-	int alive[SIM_MAX_NODES], na = 0, n, acked = 0;
+	int alive[SIM_MAX_NODES], na = 0, n, acked = 0, victim;
 	struct node *nd;
 	struct wbuf *b;
 	struct store_written out[MAX_BATCH];
@@ -397,7 +431,7 @@ void workload_step(struct sim *s)
 	struct err e;
 	int rc;
 
-	if (!rng_ppm(&s->rng, w->write_ppm))
+	if (s->strand_quiet || !rng_ppm(&s->rng, w->write_ppm))
 		return;
 	for (int i = 0; i < s->n; i++)
 		if (s->nodes[i].alive)
@@ -405,6 +439,12 @@ void workload_step(struct sim *s)
 	if (na == 0)
 		return;
 	nd = &s->nodes[alive[rng_below(&s->rng, (uint64_t)na)]];
+	/* A strand's victim takes half the batches (few enough that its
+	 * changes reach the holder from the log, not by snapshot), and
+	 * writes "u" records more often. */
+	victim = nd->idx == s->stranded;
+	if (victim && rng_below(&s->rng, 2))
+		return;
 	if (repl_write_gate(nd->repl, why, sizeof why) != 0) {
 		s->writes_gated++;
 		return;
@@ -421,7 +461,7 @@ void workload_step(struct sim *s)
 		int made;
 		if (w->oversize && r < 6)
 			made = make_big(s, b, i);
-		else if (r < 20)
+		else if (r < 20 || (victim && r < 60))
 			made = make_once(s, b, i, nd->id);
 		else if (r < 85)
 			made = make_t(s, b, i, nd->id);
