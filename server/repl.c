@@ -2823,6 +2823,25 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 		if (v == NULL || !v->v.known)
 			return; /* a member we have not heard of yet */
 	}
+	/* A writer we never heard of counts too: born and cut off at once,
+	 * its writes may sit at one peer only, older than the tombstone.
+	 * Whoever holds them got them before that node's next writer was
+	 * born, so once every member believes the newest writer we know of
+	 * each node, their statuses have named every earlier one. */
+	for (size_t i = 0; i < nm; i++) {
+		const struct wstate *cur = node_writer(r, m[i]);
+		for (size_t k = 0; cur != NULL && k < nm; k++) {
+			const struct view *v = view_find(r, m[k]);
+			const struct belief *b;
+			if (!has_member(v, m[i]))
+				continue;
+			b = view_belief(v, m[i]);
+			if ((b == NULL ||
+			     (b->writer != cur->id && b->born < cur->born)) &&
+			    !MUTANT("gc_unknown_writers"))
+				return;
+		}
+	}
 	n = my_vv(r, mine);
 	for (size_t i = 0; i < n; i++) {
 		upto[i].origin = mine[i].origin;

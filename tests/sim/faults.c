@@ -448,9 +448,10 @@ static void strand_replace(struct sim *s)
  *
  * SIM_STRAND_FRESH=1 lifts the first condition: the victim may be a
  * writer born a moment ago that no other node has heard of yet. Then
- * the collector does not know the old incarnation at all, and the
- * current build collects a tombstone that its writes held by the holder
- * are older than (a known hole, not yet fixed; docs/TESTING.md). */
+ * a collector has never heard of the old incarnation, and must count it
+ * all the same (mutant gc_unknown_writers; its test and sim_3nodes_fresh
+ * run with it). Rare either way: the run must begin within the moment
+ * before the others hear of the new writer. */
 static int strand_ready(struct sim *s, int victim, int holder)
 {
 	struct node *v = &s->nodes[victim], *h = &s->nodes[holder];
