@@ -13,6 +13,15 @@
  * other configurations learn of it one by one; and a second process that
  * tries to open a live store (it must be refused).
  *
+ * A clock found far off and set right: a node comes back from a wipe or a
+ * restore with its clock minutes ahead, so that its new incarnation is
+ * born ahead; once it writes again, its clock is set right and its store
+ * is wiped or restored once more. The incarnation after that starts with
+ * a clock far behind the birth of the one before, and must wait for it
+ * rather than be born below it (PROTOCOL.md, "Origins and incarnations").
+ * Its draws come from a stream of their own, so that a seed without it
+ * runs as it did before it existed.
+ *
  * faults_heal_all ends them all for the final quiescence; clocks are set
  * right and sim time jumps past the largest offset used, so that changes
  * stamped by a clock that ran ahead become acceptable everywhere. */
@@ -40,6 +49,10 @@ struct faults {
 	int nbackups, backup_seq;
 	uint64_t join_at;      /* the joiner starts then (0: started) */
 	uint64_t next_rollout; /* a configuration learns of it */
+	struct rng redo_rng;   /* the clock redo's own draws */
+	uint64_t redo_ppm;
+	int redo_node, redo_phase; /* see clock_redo */
+	uint64_t redo_at;
 };
 
 /* A rate: none, low or high. */
@@ -75,6 +88,11 @@ struct faults *faults_new(struct sim *s)
 			 ? rng_range(&s->rng, 100,
 				     (uint64_t)s->opt.steps * 6 + 100)
 			 : 0;
+	f->redo_rng.s = s->seed ^ UINT64_C(0x636c6f636b726564);
+	f->redo_ppm = rate(&f->redo_rng, 1000, 3000);
+	if (!(s->opt.faults & FAULT_CLOCK) ||
+	    !(s->opt.faults & (FAULT_WIPE | FAULT_RESTORE)))
+		f->redo_ppm = 0;
 	/* Drawn first, then masked: the other draws stay the same. */
 	if (!(s->opt.faults & FAULT_CUT))
 		f->cut_ppm = 0;
@@ -177,7 +195,8 @@ static void take_backup(struct sim *s, int i)
 }
 
 /* The node's store is replaced (restore) or lost (wipe); it restarts. */
-static void replace_store(struct sim *s, int i, const char *backup)
+static void replace_store(struct sim *s, int i, const char *backup,
+			  struct rng *rng)
 {
 	struct node *nd = &s->nodes[i];
 
@@ -192,7 +211,7 @@ static void replace_store(struct sim *s, int i, const char *backup)
 		sim_fail(s, "node %u: cannot copy backup %s", nd->id, backup);
 		return;
 	}
-	nd->restart_at = s->now + rng_range(&s->rng, 200, 5000);
+	nd->restart_at = s->now + rng_range(rng, 200, 5000);
 	sim_log(s, "node %u's store %s", nd->id,
 		backup ? "replaced by a backup" : "wiped");
 }
@@ -315,6 +334,16 @@ static void partition(struct sim *s)
 		(unsigned long long)(s->faults->partition_until - s->now));
 }
 
+static void set_offset(struct sim *s, struct node *nd, int64_t off)
+{
+	if (off > SIM_MAX_SKEW_MS || off < -SIM_MAX_SKEW_MS)
+		s->clock_faults++;
+	nd->offset = off;
+	if (off > s->max_offset)
+		s->max_offset = off;
+	sim_log(s, "node %u clock offset %lld ms", nd->id, (long long)off);
+}
+
 static void clock_fault(struct sim *s)
 {
 	struct node *nd = &s->nodes[rng_below(&s->rng, (uint64_t)s->n)];
@@ -331,12 +360,7 @@ static void clock_fault(struct sim *s)
 		off = (int64_t)rng_range(&s->rng, 61000, 900000);
 	if (rng_below(&s->rng, 3) == 0)
 		off = -off;
-	if (off > SIM_MAX_SKEW_MS || off < -SIM_MAX_SKEW_MS)
-		s->clock_faults++;
-	nd->offset = off;
-	if (off > s->max_offset)
-		s->max_offset = off;
-	sim_log(s, "node %u clock offset %lld ms", nd->id, (long long)off);
+	set_offset(s, nd, off);
 }
 
 static void congest(struct sim *s)
@@ -367,6 +391,73 @@ static void uncongest(struct sim *s, int all)
 			l->dmax = l->base_dmax;
 			l->slow_until = 0;
 		}
+}
+
+/* Node i's store is wiped, or restored from one of its backups. */
+static void rebuild(struct sim *s, int i)
+{
+	struct faults *f = s->faults;
+	struct rng *r = &f->redo_rng;
+	const char *from = NULL;
+	int n = 0;
+
+	if (s->opt.faults & FAULT_RESTORE)
+		for (int k = 0; k < f->nbackups; k++)
+			if (f->backups[k].node == i &&
+			    rng_below(r, (uint64_t)++n) == 0)
+				from = f->backups[k].dir;
+	if (from != NULL &&
+	    (!(s->opt.faults & FAULT_WIPE) || rng_below(r, 2) == 0)) {
+		s->restores++;
+		replace_store(s, i, from, r);
+	} else if (s->opt.faults & FAULT_WIPE) {
+		s->wipes++;
+		replace_store(s, i, NULL, r);
+	}
+}
+
+/* Phase 0: a node's store is rebuilt and its clock runs minutes ahead.
+ * 1: it waits for a writer, born ahead. 2: it writes for a while, then its
+ * clock is set right and its store rebuilt again. */
+static void clock_redo(struct sim *s)
+{
+	struct faults *f = s->faults;
+	struct rng *r = &f->redo_rng;
+	struct node *nd;
+	int alive = 0;
+
+	for (int i = 0; i < s->n; i++)
+		alive += s->nodes[i].alive;
+
+	if (f->redo_phase == 0) {
+		int i = (int)rng_below(r, (uint64_t)s->n);
+		if (!rng_ppm(r, f->redo_ppm) || alive < 2 ||
+		    !s->nodes[i].alive || i == s->joiner)
+			return;
+		sim_log(s, "node %u: a store rebuilt on a clock far ahead",
+			s->nodes[i].id);
+		set_offset(s, &s->nodes[i],
+			   (int64_t)rng_range(r, SIM_MAX_SKEW_MS + 1000,
+					      10 * SIM_MAX_SKEW_MS));
+		rebuild(s, i);
+		f->redo_node = i;
+		f->redo_phase = 1;
+		return;
+	}
+	nd = &s->nodes[f->redo_node];
+	if (f->redo_phase == 1) {
+		if (nd->alive && store_writer(nd->store, NULL) != 0) {
+			f->redo_phase = 2;
+			f->redo_at = s->now + rng_range(r, 2000, 8000);
+		}
+		return;
+	}
+	if (s->now < f->redo_at || alive < 2 || !nd->alive)
+		return;
+	sim_log(s, "node %u: its clock set right, its store rebuilt", nd->id);
+	set_offset(s, nd, (int64_t)rng_range(r, 0, 2000));
+	rebuild(s, f->redo_node);
+	f->redo_phase = 0;
 }
 
 void faults_step(struct sim *s)
@@ -415,13 +506,13 @@ void faults_step(struct sim *s)
 		struct backup *b =
 		    &f->backups[rng_below(&s->rng, (uint64_t)f->nbackups)];
 		s->restores++;
-		replace_store(s, b->node, b->dir);
+		replace_store(s, b->node, b->dir, &s->rng);
 	}
 	if (rng_ppm(&s->rng, f->wipe_ppm) && alive > 1) {
 		int i = (int)rng_below(&s->rng, (uint64_t)s->n);
 		if (!(i == s->joiner && f->join_at != 0)) {
 			s->wipes++;
-			replace_store(s, i, NULL);
+			replace_store(s, i, NULL, &s->rng);
 		}
 	}
 	if (rng_ppm(&s->rng, f->silent_ppm)) {
@@ -442,6 +533,8 @@ void faults_step(struct sim *s)
 		if (s->nodes[i].alive)
 			second_process(s, i);
 	}
+	if (f->redo_ppm > 0)
+		clock_redo(s);
 	uncongest(s, 0);
 	if (rng_ppm(&s->rng, f->slow_ppm))
 		congest(s);

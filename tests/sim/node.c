@@ -109,6 +109,11 @@ static int op_set_writer(void *ctx, uint32_t w, uint64_t floor,
 {
 	struct node *nd = ctx;
 	int rc = store_set_writer(nd->store, w, floor, node_now(nd), e);
+	if (rc == 0 && w != 0) {
+		nd->blind_writers +=
+		    nd->writers > 0 && store_vv(nd->store, NULL, 0) == 0;
+		nd->writers++;
+	}
 	sim_log(nd->sim, "node %u: writer %u/%u%s", nd->id, writer_node(w),
 		writer_inc(w), rc ? " refused" : "");
 	return rc;
@@ -365,6 +370,8 @@ static void add_counters(struct repl_counters *a, const struct repl_counters *b)
 	a->log_truncated += b->log_truncated;
 	a->forged_refusals += b->forged_refusals;
 	a->snapshot_refusals += b->snapshot_refusals;
+	a->writer_changes += b->writer_changes;
+	a->writer_collisions += b->writer_collisions;
 }
 
 void node_stop(struct sim *s, int i)

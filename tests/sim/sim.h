@@ -121,6 +121,10 @@ struct node {
 	uint64_t jobs_last_due;
 	struct repl_counters acc; /* counters of cores destroyed by crashes */
 	char first_error[256];	  /* first protocol error traced */
+	/* Writers given to its stores, and how many of them after the
+	 * first to a store that held nothing: that one may have met only
+	 * empty peers (PROTOCOL.md's "new cluster" residual). */
+	uint64_t writers, blind_writers;
 };
 
 /* ---- the world ----------------------------------------------------------- */
