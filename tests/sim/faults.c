@@ -13,10 +13,10 @@
  * other configurations learn of it one by one; and a second process that
  * tries to open a live store (it must be refused).
  *
- * A clock found far off and set right: a node comes back from a wipe or a
- * restore with its clock minutes ahead, so that its new incarnation is
- * born ahead; once it writes again, its clock is set right and its store
- * is wiped or restored once more. The incarnation after that starts with
+ * A clock found far off and set right: a node's store is restored from a
+ * backup on a clock minutes ahead, so that its new incarnation is born
+ * ahead; a few seconds after it writes again, its clock is set right and
+ * its store restored once more. The incarnation after that starts with
  * a clock far behind the birth of the one before, and must wait for it
  * rather than be born below it (PROTOCOL.md, "Origins and incarnations").
  * Its draws come from a stream of their own, so that a seed without it
@@ -90,8 +90,7 @@ struct faults *faults_new(struct sim *s)
 			 : 0;
 	f->redo_rng.s = s->seed ^ UINT64_C(0x636c6f636b726564);
 	f->redo_ppm = rate(&f->redo_rng, 1000, 3000);
-	if (!(s->opt.faults & FAULT_CLOCK) ||
-	    !(s->opt.faults & (FAULT_WIPE | FAULT_RESTORE)))
+	if (!(s->opt.faults & FAULT_CLOCK) || !(s->opt.faults & FAULT_RESTORE))
 		f->redo_ppm = 0;
 	/* Drawn first, then masked: the other draws stay the same. */
 	if (!(s->opt.faults & FAULT_CUT))
@@ -393,7 +392,10 @@ static void uncongest(struct sim *s, int all)
 		}
 }
 
-/* Node i's store is wiped, or restored from one of its backups. */
+/* Node i's store is restored from one of its backups, taken now if it
+ * has none. Not wiped: a wiped store that meets only empty peers takes
+ * itself for a new cluster (PROTOCOL.md's residual), which this fault,
+ * rebuilding stores twice, would make common. */
 static void rebuild(struct sim *s, int i)
 {
 	struct faults *f = s->faults;
@@ -401,19 +403,19 @@ static void rebuild(struct sim *s, int i)
 	const char *from = NULL;
 	int n = 0;
 
-	if (s->opt.faults & FAULT_RESTORE)
+	for (int k = 0; k < f->nbackups; k++)
+		if (f->backups[k].node == i && rng_below(r, (uint64_t)++n) == 0)
+			from = f->backups[k].dir;
+	if (from == NULL) {
+		take_backup(s, i);
 		for (int k = 0; k < f->nbackups; k++)
-			if (f->backups[k].node == i &&
-			    rng_below(r, (uint64_t)++n) == 0)
+			if (f->backups[k].node == i)
 				from = f->backups[k].dir;
-	if (from != NULL &&
-	    (!(s->opt.faults & FAULT_WIPE) || rng_below(r, 2) == 0)) {
-		s->restores++;
-		replace_store(s, i, from, r);
-	} else if (s->opt.faults & FAULT_WIPE) {
-		s->wipes++;
-		replace_store(s, i, NULL, r);
 	}
+	if (from == NULL || s->failed)
+		return;
+	s->restores++;
+	replace_store(s, i, from, r);
 }
 
 /* Phase 0: a node's store is rebuilt and its clock runs minutes ahead.
@@ -434,7 +436,7 @@ static void clock_redo(struct sim *s)
 		if (!rng_ppm(r, f->redo_ppm) || alive < 2 ||
 		    !s->nodes[i].alive || i == s->joiner)
 			return;
-		sim_log(s, "node %u: a store rebuilt on a clock far ahead",
+		sim_log(s, "node %u: a store restored on a clock far ahead",
 			s->nodes[i].id);
 		set_offset(s, &s->nodes[i],
 			   (int64_t)rng_range(r, SIM_MAX_SKEW_MS + 1000,
@@ -454,7 +456,7 @@ static void clock_redo(struct sim *s)
 	}
 	if (s->now < f->redo_at || alive < 2 || !nd->alive)
 		return;
-	sim_log(s, "node %u: its clock set right, its store rebuilt", nd->id);
+	sim_log(s, "node %u: its clock set right, its store restored", nd->id);
 	set_offset(s, nd, (int64_t)rng_range(r, 0, 2000));
 	rebuild(s, f->redo_node);
 	f->redo_phase = 0;
