@@ -211,8 +211,9 @@ static void replace_store(struct sim *s, int i, const char *backup,
 		return;
 	}
 	nd->restart_at = s->now + rng_range(rng, 200, 5000);
-	sim_log(s, "node %u's store %s", nd->id,
-		backup ? "replaced by a backup" : "wiped");
+	sim_log(s, "node %u's store %s%s", nd->id,
+		backup ? "replaced by the backup in " : "wiped",
+		backup ? backup : "");
 }
 
 /* Another process opening a live store must be refused. */
