@@ -16,7 +16,9 @@
  * A clock found far off and set right: a node's store is restored from a
  * backup on a clock minutes ahead, so that its new incarnation is born
  * ahead; a few seconds after it writes again, its clock is set right and
- * its store restored once more. The incarnation after that starts with
+ * the same backup restored once more (restores, not wipes: a wiped store
+ * that meets only empty peers takes itself for a new cluster, PROTOCOL.md's
+ * residual). The incarnation after that starts with
  * a clock far behind the birth of the one before, and must wait for it
  * rather than be born below it (PROTOCOL.md, "Origins and incarnations").
  * Its draws come from a stream of their own, so that a seed without it
@@ -53,6 +55,7 @@ struct faults {
 	uint64_t redo_ppm;
 	int redo_node, redo_phase; /* see clock_redo */
 	uint64_t redo_at;
+	char *redo_dir; /* its backup */
 };
 
 /* A rate: none, low or high. */
@@ -120,6 +123,7 @@ void faults_free(struct faults *f)
 		return;
 	for (int i = 0; i < f->nbackups; i++)
 		free(f->backups[i].dir);
+	free(f->redo_dir);
 	free(f);
 }
 
@@ -393,35 +397,38 @@ static void uncongest(struct sim *s, int all)
 		}
 }
 
-/* Node i's store is restored from one of its backups, taken now if it
- * has none. Not wiped: a wiped store that meets only empty peers takes
- * itself for a new cluster (PROTOCOL.md's residual), which this fault,
- * rebuilding stores twice, would make common. */
-static void rebuild(struct sim *s, int i)
+/* The clock redo's own backup of node i, taken when the redo starts (not
+ * in the table the restore fault draws from, and never evicted): it holds
+ * nothing written with the clock ahead. A backup that did, restored after
+ * that incarnation was given up and retired, would bring back changes no
+ * node had while tombstones they had not seen were collected. */
+static int redo_backup(struct sim *s, int i)
 {
 	struct faults *f = s->faults;
-	struct rng *r = &f->redo_rng;
-	const char *from = NULL;
-	int n = 0;
+	uint64_t bytes;
+	struct err e;
 
-	for (int k = 0; k < f->nbackups; k++)
-		if (f->backups[k].node == i && rng_below(r, (uint64_t)++n) == 0)
-			from = f->backups[k].dir;
-	if (from == NULL) {
-		take_backup(s, i);
-		for (int k = 0; k < f->nbackups; k++)
-			if (f->backups[k].node == i)
-				from = f->backups[k].dir;
+	free(f->redo_dir);
+	f->redo_dir = malloc(strlen(s->root) + 32);
+	if (f->redo_dir == NULL) {
+		sim_fail(s, "out of memory");
+		return -1;
 	}
-	if (from == NULL || s->failed)
-		return;
-	s->restores++;
-	replace_store(s, i, from, r);
+	sprintf(f->redo_dir, "%s/redo-%d", s->root, ++f->backup_seq);
+	err_clear(&e);
+	if (store_backup(s->nodes[i].store, f->redo_dir, &bytes, &e)) {
+		sim_fail(s, "node %u: backup: %s", s->nodes[i].id, e.msg);
+		return -1;
+	}
+	sim_log(s, "node %u backed up to %s (%llu bytes)", s->nodes[i].id,
+		f->redo_dir, (unsigned long long)bytes);
+	return 0;
 }
 
-/* Phase 0: a node's store is rebuilt and its clock runs minutes ahead.
- * 1: it waits for a writer, born ahead. 2: it writes for a while, then its
- * clock is set right and its store rebuilt again. */
+/* Phase 0: a node's store is restored from a backup taken then, on a
+ * clock minutes ahead. 1: it waits for a writer, born ahead. 2: it writes
+ * for a few seconds, then its clock is set right and the same backup
+ * restored again. */
 static void clock_redo(struct sim *s)
 {
 	struct faults *f = s->faults;
@@ -431,18 +438,18 @@ static void clock_redo(struct sim *s)
 
 	for (int i = 0; i < s->n; i++)
 		alive += s->nodes[i].alive;
-
 	if (f->redo_phase == 0) {
 		int i = (int)rng_below(r, (uint64_t)s->n);
 		if (!rng_ppm(r, f->redo_ppm) || alive < 2 ||
-		    !s->nodes[i].alive || i == s->joiner)
+		    !s->nodes[i].alive || i == s->joiner || redo_backup(s, i))
 			return;
-		sim_log(s, "node %u: a store restored on a clock far ahead",
+		sim_log(s, "node %u: its store restored on a clock far ahead",
 			s->nodes[i].id);
 		set_offset(s, &s->nodes[i],
 			   (int64_t)rng_range(r, SIM_MAX_SKEW_MS + 1000,
 					      10 * SIM_MAX_SKEW_MS));
-		rebuild(s, i);
+		s->restores++;
+		replace_store(s, i, f->redo_dir, r);
 		f->redo_node = i;
 		f->redo_phase = 1;
 		return;
@@ -459,7 +466,8 @@ static void clock_redo(struct sim *s)
 		return;
 	sim_log(s, "node %u: its clock set right, its store restored", nd->id);
 	set_offset(s, nd, (int64_t)rng_range(r, 0, 2000));
-	rebuild(s, f->redo_node);
+	s->restores++;
+	replace_store(s, f->redo_node, f->redo_dir, r);
 	f->redo_phase = 0;
 }
 
