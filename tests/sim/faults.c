@@ -16,6 +16,17 @@
  * A strand (below) plays out the case the incarnation rule of tombstone
  * collection is for, which random faults hardly ever line up.
  *
+ * A clock found far off and set right: a node's store is restored from a
+ * backup on a clock minutes ahead, so that its new incarnation is born
+ * ahead; a few seconds after it writes again, its clock is set right and
+ * the same backup restored once more (restores, not wipes: a wiped store
+ * that meets only empty peers takes itself for a new cluster, PROTOCOL.md's
+ * residual). The incarnation after that starts with
+ * a clock far behind the birth of the one before, and must wait for it
+ * rather than be born below it (PROTOCOL.md, "Origins and incarnations").
+ * Its draws come from a stream of their own, so that a seed without it
+ * runs as it did before it existed.
+ *
  * faults_heal_all ends them all for the final quiescence; clocks are set
  * right and sim time jumps past the largest offset used, so that changes
  * stamped by a clock that ran ahead become acceptable everywhere. */
@@ -64,6 +75,11 @@ struct faults {
 	uint64_t join_at;      /* the joiner starts then (0: started) */
 	uint64_t next_rollout; /* a configuration learns of it */
 	struct strand st;
+	struct rng redo_rng;   /* the clock redo's own draws */
+	uint64_t redo_ppm;
+	int redo_node, redo_phase; /* see clock_redo */
+	uint64_t redo_at;
+	char *redo_dir; /* its backup */
 };
 
 /* A rate: none, low or high. */
@@ -99,6 +115,10 @@ struct faults *faults_new(struct sim *s)
 			 ? rng_range(&s->rng, 100,
 				     (uint64_t)s->opt.steps * 6 + 100)
 			 : 0;
+	f->redo_rng.s = s->seed ^ UINT64_C(0x636c6f636b726564);
+	f->redo_ppm = rate(&f->redo_rng, 1000, 3000);
+	if (!(s->opt.faults & FAULT_CLOCK) || !(s->opt.faults & FAULT_RESTORE))
+		f->redo_ppm = 0;
 	/* Drawn first, then masked: the other draws stay the same. */
 	if (!(s->opt.faults & FAULT_CUT))
 		f->cut_ppm = 0;
@@ -136,6 +156,7 @@ void faults_free(struct faults *f)
 		return;
 	for (int i = 0; i < f->nbackups; i++)
 		free(f->backups[i].dir);
+	free(f->redo_dir);
 	free(f);
 }
 
@@ -210,7 +231,8 @@ static void take_backup(struct sim *s, int i)
 }
 
 /* The node's store is replaced (restore) or lost (wipe); it restarts. */
-static void replace_store(struct sim *s, int i, const char *backup)
+static void replace_store(struct sim *s, int i, const char *backup,
+			  struct rng *rng)
 {
 	struct node *nd = &s->nodes[i];
 
@@ -225,9 +247,10 @@ static void replace_store(struct sim *s, int i, const char *backup)
 		sim_fail(s, "node %u: cannot copy backup %s", nd->id, backup);
 		return;
 	}
-	nd->restart_at = s->now + rng_range(&s->rng, 200, 5000);
-	sim_log(s, "node %u's store %s", nd->id,
-		backup ? "replaced by a backup" : "wiped");
+	nd->restart_at = s->now + rng_range(rng, 200, 5000);
+	sim_log(s, "node %u's store %s%s", nd->id,
+		backup ? "replaced by the backup in " : "wiped",
+		backup ? backup : "");
 }
 
 /* Another process opening a live store must be refused. */
@@ -348,6 +371,16 @@ static void partition(struct sim *s)
 		(unsigned long long)(s->faults->partition_until - s->now));
 }
 
+static void set_offset(struct sim *s, struct node *nd, int64_t off)
+{
+	if (off > SIM_MAX_SKEW_MS || off < -SIM_MAX_SKEW_MS)
+		s->clock_faults++;
+	nd->offset = off;
+	if (off > s->max_offset)
+		s->max_offset = off;
+	sim_log(s, "node %u clock offset %lld ms", nd->id, (long long)off);
+}
+
 static void clock_fault(struct sim *s)
 {
 	struct node *nd = &s->nodes[rng_below(&s->rng, (uint64_t)s->n)];
@@ -364,12 +397,7 @@ static void clock_fault(struct sim *s)
 		off = (int64_t)rng_range(&s->rng, 61000, 900000);
 	if (rng_below(&s->rng, 3) == 0)
 		off = -off;
-	if (off > SIM_MAX_SKEW_MS || off < -SIM_MAX_SKEW_MS)
-		s->clock_faults++;
-	nd->offset = off;
-	if (off > s->max_offset)
-		s->max_offset = off;
-	sim_log(s, "node %u clock offset %lld ms", nd->id, (long long)off);
+	set_offset(s, nd, off);
 }
 
 static void congest(struct sim *s)
@@ -438,7 +466,7 @@ static void strand_replace(struct sim *s)
 		s->restores++;
 	else
 		s->wipes++;
-	replace_store(s, st->victim, from);
+	replace_store(s, st->victim, from, &st->rng);
 }
 
 /* A moment to begin: every node up with a writer and holding changes of
@@ -548,6 +576,80 @@ static void strand_step(struct sim *s)
 	strand_sides(s, side);
 }
 
+/* The clock redo's own backup of node i, taken when the redo starts (not
+ * in the table the restore fault draws from, and never evicted): it holds
+ * nothing written with the clock ahead. A backup that did, restored after
+ * that incarnation was given up and retired, would bring back changes no
+ * node had while tombstones they had not seen were collected. */
+static int redo_backup(struct sim *s, int i)
+{
+	struct faults *f = s->faults;
+	uint64_t bytes;
+	struct err e;
+
+	free(f->redo_dir);
+	f->redo_dir = malloc(strlen(s->root) + 32);
+	if (f->redo_dir == NULL) {
+		sim_fail(s, "out of memory");
+		return -1;
+	}
+	sprintf(f->redo_dir, "%s/redo-%d", s->root, ++f->backup_seq);
+	err_clear(&e);
+	if (store_backup(s->nodes[i].store, f->redo_dir, &bytes, &e)) {
+		sim_fail(s, "node %u: backup: %s", s->nodes[i].id, e.msg);
+		return -1;
+	}
+	sim_log(s, "node %u backed up to %s (%llu bytes)", s->nodes[i].id,
+		f->redo_dir, (unsigned long long)bytes);
+	return 0;
+}
+
+/* Phase 0: a node's store is restored from a backup taken then, on a
+ * clock minutes ahead. 1: it waits for a writer, born ahead. 2: it writes
+ * for a few seconds, then its clock is set right and the same backup
+ * restored again. */
+static void clock_redo(struct sim *s)
+{
+	struct faults *f = s->faults;
+	struct rng *r = &f->redo_rng;
+	struct node *nd;
+	int alive = 0;
+
+	for (int i = 0; i < s->n; i++)
+		alive += s->nodes[i].alive;
+	if (f->redo_phase == 0) {
+		int i = (int)rng_below(r, (uint64_t)s->n);
+		if (!rng_ppm(r, f->redo_ppm) || alive < 2 ||
+		    !s->nodes[i].alive || i == s->joiner || redo_backup(s, i))
+			return;
+		sim_log(s, "node %u: its store restored on a clock far ahead",
+			s->nodes[i].id);
+		set_offset(s, &s->nodes[i],
+			   (int64_t)rng_range(r, SIM_MAX_SKEW_MS + 1000,
+					      10 * SIM_MAX_SKEW_MS));
+		s->restores++;
+		replace_store(s, i, f->redo_dir, r);
+		f->redo_node = i;
+		f->redo_phase = 1;
+		return;
+	}
+	nd = &s->nodes[f->redo_node];
+	if (f->redo_phase == 1) {
+		if (nd->alive && store_writer(nd->store, NULL) != 0) {
+			f->redo_phase = 2;
+			f->redo_at = s->now + rng_range(r, 2000, 8000);
+		}
+		return;
+	}
+	if (s->now < f->redo_at || alive < 2 || !nd->alive)
+		return;
+	sim_log(s, "node %u: its clock set right, its store restored", nd->id);
+	set_offset(s, nd, (int64_t)rng_range(r, 0, 2000));
+	s->restores++;
+	replace_store(s, f->redo_node, f->redo_dir, r);
+	f->redo_phase = 0;
+}
+
 void faults_step(struct sim *s)
 {
 	struct faults *f = s->faults;
@@ -600,13 +702,13 @@ void faults_step(struct sim *s)
 		struct backup *b =
 		    &f->backups[rng_below(&s->rng, (uint64_t)f->nbackups)];
 		s->restores++;
-		replace_store(s, b->node, b->dir);
+		replace_store(s, b->node, b->dir, &s->rng);
 	}
 	if (rng_ppm(&s->rng, f->wipe_ppm) && alive > 1) {
 		int i = (int)rng_below(&s->rng, (uint64_t)s->n);
 		if (!(i == s->joiner && f->join_at != 0)) {
 			s->wipes++;
-			replace_store(s, i, NULL);
+			replace_store(s, i, NULL, &s->rng);
 		}
 	}
 	if (rng_ppm(&s->rng, f->silent_ppm)) {
@@ -627,6 +729,8 @@ void faults_step(struct sim *s)
 		if (s->nodes[i].alive)
 			second_process(s, i);
 	}
+	if (f->redo_ppm > 0)
+		clock_redo(s);
 	uncongest(s, 0);
 	if (rng_ppm(&s->rng, f->slow_ppm))
 		congest(s);

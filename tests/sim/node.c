@@ -104,13 +104,53 @@ static uint32_t op_writer(void *ctx, uint64_t *born)
 	return store_writer(st(ctx), born);
 }
 
+/* Incarnations are born in order (PROTOCOL.md, "Origins and
+ * incarnations"): a core gives its writer up when it hears of a later-born
+ * one of its node, and the writer it takes next must be born above that
+ * one. Which one it heard of, the simulator cannot tell; so the new
+ * writer must not be born below every incarnation born after the one
+ * given up. */
+static void check_birth(struct node *nd, uint32_t w)
+{
+	const struct sim_inc *low = NULL;
+	uint64_t born = 0;
+
+	store_writer(nd->store, &born);
+	for (int k = 0; k < nd->nincs && nd->gave_up_born != 0; k++)
+		if (nd->incs[k].born > nd->gave_up_born &&
+		    (low == NULL || nd->incs[k].born < low->born))
+			low = &nd->incs[k];
+	if (low != NULL && born < low->born)
+		sim_fail(nd->sim,
+			 "node %u's writer %u/%u is born at %llu.%u, below "
+			 "every incarnation born after the one it gave up "
+			 "(lowest: %u/%u at %llu.%u)",
+			 nd->id, writer_node(w), writer_inc(w),
+			 (unsigned long long)hlc_ms(born), hlc_logical(born),
+			 writer_node(low->id), writer_inc(low->id),
+			 (unsigned long long)hlc_ms(low->born),
+			 hlc_logical(low->born));
+	nd->gave_up_born = 0;
+	if (nd->nincs < SIM_MAX_INCS) {
+		nd->incs[nd->nincs].id = w;
+		nd->incs[nd->nincs].born = born;
+		nd->nincs++;
+	}
+}
+
 static int op_set_writer(void *ctx, uint32_t w, uint64_t floor,
 			 struct err *e)
 {
 	struct node *nd = ctx;
+	uint64_t born = 0;
+	uint32_t old = store_writer(nd->store, &born);
 	int rc = store_set_writer(nd->store, w, floor, node_now(nd), e);
 	sim_log(nd->sim, "node %u: writer %u/%u%s", nd->id, writer_node(w),
 		writer_inc(w), rc ? " refused" : "");
+	if (rc == 0 && w == 0 && old != 0)
+		nd->gave_up_born = born;
+	else if (rc == 0 && w != 0)
+		check_birth(nd, w);
 	return rc;
 }
 
@@ -339,6 +379,7 @@ int node_start(struct sim *s, int i)
 	}
 	nd->alive = 1;
 	nd->in_core = 0;
+	nd->gave_up_born = 0; /* a new core knows only what it hears */
 	nd->next_tick = s->now + rng_range(&s->rng, 1, 100);
 	nd->jobs_last_due = 0;
 	memset(nd->sees, 0, sizeof nd->sees);
@@ -365,6 +406,8 @@ static void add_counters(struct repl_counters *a, const struct repl_counters *b)
 	a->log_truncated += b->log_truncated;
 	a->forged_refusals += b->forged_refusals;
 	a->snapshot_refusals += b->snapshot_refusals;
+	a->writer_changes += b->writer_changes;
+	a->writer_collisions += b->writer_collisions;
 }
 
 void node_stop(struct sim *s, int i)

@@ -9,7 +9,9 @@
  * time for gossip and tombstone collection. The checks, during the run:
  * every log entry is the change acknowledged under its (origin, seq), the
  * same bytes everywhere, and no typed record is visible without its
- * required fields; at the end: every node has a writer and active
+ * required fields; whenever a node takes a writer right after giving one
+ * up for a later-born incarnation, that it is born above it (node.c);
+ * at the end: every node has a writer and active
  * sessions with all others, equal vectors and digests, content and
  * conflicts equal to the oracle on every node, no acknowledged write lost
  * (but for what only a wiped or replaced store held), no tombstone left

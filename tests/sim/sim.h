@@ -17,6 +17,7 @@
 #include "store.h"
 
 #define SIM_MAX_NODES 32
+#define SIM_MAX_INCS 256 /* incarnations of one node a run tracks */
 /* Wall-clock ms at sim time 0: a fixed date, never time(). */
 #define SIM_T0 UINT64_C(1700000000000)
 #define SIM_MAX_SKEW_MS 60000
@@ -121,6 +122,15 @@ struct node {
 	uint64_t jobs_last_due;
 	struct repl_counters acc; /* counters of cores destroyed by crashes */
 	char first_error[256];	  /* first protocol error traced */
+	/* Every writer given to its stores and its birth (the first
+	 * SIM_MAX_INCS); the birth of the one its core last gave up, 0 if
+	 * none since the core started or took another. */
+	struct sim_inc {
+		uint32_t id;
+		uint64_t born;
+	} incs[SIM_MAX_INCS];
+	int nincs;
+	uint64_t gave_up_born;
 };
 
 /* ---- the world ----------------------------------------------------------- */
