@@ -229,6 +229,8 @@ int st_run_batch(struct store *s, batch_fn fn, void *arg, struct err *e);
 /* Doubles the map (up to max_map_size); needs no read transaction open in
  * this process (waits a second for them, then MSCE_EBUSY). */
 int st_grow_map(struct store *s, struct err *e);
+/* Takes maplock for writing, or gives up after about a second (-1). */
+int st_maplock_wr(struct store *s);
 /* Bytes free for us on the store's file system (UINT64_MAX: unknown). */
 uint64_t st_disk_room(struct store *s);
 /* Closes and reopens the environment, and reloads the committed state

@@ -271,16 +271,11 @@ int st_env_reopen(struct store *s, struct err *e)
 	MDB_txn *txn;
 	int rc;
 
-	/* No read transaction may be open meanwhile; one held by a snapshot
-	 * being sent may take long: give up after a second, try later. */
-	for (int i = 0; pthread_rwlock_trywrlock(&s->maplock) != 0; i++) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		if (i == 100)
-			return err_set(e, MSCE_EBUSY,
-				       "cannot reopen the store while it is "
-				       "being read");
-		nanosleep(&ts, NULL);
-	}
+	/* No read transaction may be open meanwhile (try again later). */
+	if (st_maplock_wr(s))
+		return err_set(e, MSCE_EBUSY,
+			       "cannot reopen the store while it is being "
+			       "read");
 	mdb_env_close(s->env);
 	s->env = NULL;
 	if ((rc = env_open(s, e)))

@@ -124,17 +124,10 @@ int st_grow_map(struct store *s, struct err *e)
 			       "grow it (No space left on device)");
 	if (next > s->max_map)
 		next = s->max_map;
-	/* A long read (a snapshot being streamed) may hold the lock; waiting
-	 * for it without bound could deadlock with its own thread, so give up
-	 * after a second and let the batch fail with a clear error. */
-	for (int i = 0; pthread_rwlock_trywrlock(&s->maplock) != 0; i++) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		if (i == 100)
-			return err_set(e, MSCE_EBUSY,
-				       "store map full and cannot grow while a "
-				       "snapshot is being read; retry");
-		nanosleep(&ts, NULL);
-	}
+	if (st_maplock_wr(s))
+		return err_set(e, MSCE_EBUSY,
+			       "store map full and cannot grow while a "
+			       "snapshot is being read; retry");
 	rc = mdb_env_set_mapsize(s->env, next);
 	pthread_rwlock_unlock(&s->maplock);
 	if (rc)
@@ -174,6 +167,19 @@ static int persist_state(struct wtxn *w)
 	return 0;
 }
 
+
+int st_maplock_wr(struct store *s)
+{
+	/* A long read (a snapshot being streamed) may hold the lock; waiting
+	 * for it without bound could deadlock with its own thread. */
+	for (int i = 0; pthread_rwlock_trywrlock(&s->maplock) != 0; i++) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		if (i == 100)
+			return -1;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
 
 uint64_t st_disk_room(struct store *s)
 {
