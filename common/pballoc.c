@@ -2,6 +2,7 @@
 /* Budgeted protobuf-c allocator; see pballoc.h. Frees do not give budget
  * back: the budget bounds the total a single decode may allocate. */
 #include "pballoc.h"
+#include "fault.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -71,9 +72,11 @@ static void *arena_alloc_pb(void *data, size_t n)
 		size_t size = b == NULL ? ar->first_size : 2 * b->size;
 		if (size < need + ALIGN_UP(sizeof(struct pb_owner)))
 			size = need + ALIGN_UP(sizeof(struct pb_owner));
-		b = malloc(sizeof *b + size);
-		if (b == NULL)
+		b = fault_hit(FAULT_ALLOC) ? NULL : malloc(sizeof *b + size);
+		if (b == NULL) {
+			ar->nomem = 1;
 			return NULL;
+		}
 		b->size = size;
 		b->used = 0;
 		b->next = ar->blocks;
@@ -105,6 +108,7 @@ ProtobufCAllocator *pb_arena_begin(struct pb_arena *ar, size_t limit,
 	ar->used = 0;
 	ar->limit = limit;
 	ar->first = NULL;
+	ar->nomem = 0;
 	/* Decoded messages take a few times their encoding. */
 	ar->first_size = 4 * len + 4096;
 	return &ar->a;

@@ -39,6 +39,7 @@ struct pb_arena {
 	struct pb_arena_block *blocks;
 	size_t used, limit, first_size;
 	void *first; /* the first allocation: the decoded message */
+	int nomem;   /* malloc failed: the input may be fine, we are not */
 };
 
 ProtobufCAllocator *pb_arena_begin(struct pb_arena *ar, size_t limit,

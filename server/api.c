@@ -1462,6 +1462,12 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 	req = pb_arena_end(&ar, msce__client_request__unpack(
 					pb_arena_begin(&ar, pb_limit_for(len), len),
 					len, msg));
+	if (req == NULL && ar.nomem) {
+		n->client_errors++;
+		reply_error(c, 0, MSCE_ENOMEM,
+			    "out of memory decoding the request: try again");
+		return;
+	}
 	if (req == NULL) {
 		n->client_errors++;
 		reply_error(c, 0, MSCE_EPROTO,

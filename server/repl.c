@@ -2617,6 +2617,13 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 	m = pb_arena_end(&ar, msce__peer_msg__unpack(
 				      pb_arena_begin(&ar, pb_limit_for(len), len),
 				      len, msg));
+	if (m == NULL && ar.nomem) {
+		/* Not the peer's doing: no refusal counted against it. */
+		trace(r, LOG_ERROR, "out of memory decoding a message from "
+				    "node %u", peer);
+		close_link(r, p, MSCE_ENOMEM, "out of memory");
+		return;
+	}
 	if (m == NULL) {
 		fail_link(r, p, MSCE_EPROTO, "malformed message from node %u",
 			  peer);
