@@ -200,6 +200,7 @@ static uint32_t op_writer(void *ctx, uint64_t *born)
 {
 	return store_writer(STORE(ctx), born);
 }
+static int op_restored(void *ctx) { return store_restored(STORE(ctx)); }
 static int op_set_writer(void *ctx, uint32_t w, uint64_t floor,
 			 struct err *e)
 {
@@ -620,6 +621,7 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	    .prepare = store_prepare,
 	    .prep_bytes = store_prep_bytes,
 	    .prep_free = store_prep_free,
+	    .restored = op_restored,
 	};
 	n->io = (struct repl_io){.data = n,
 				 .send = io_send,

@@ -107,6 +107,8 @@ struct peer {
 	int greeted;
 	uint32_t hello_writer;
 	uint64_t hello_hw;
+	uint32_t hello_names[MAX_NODES]; /* the writers it believes current */
+	size_t hello_nnames;
 	struct vv_entry *hello_vv;
 	size_t hello_nvv;
 	/* sending */
@@ -812,6 +814,7 @@ static void session_reset(struct repl *r, struct peer *p)
 	free(p->hello_vv);
 	p->hello_vv = NULL;
 	p->hello_nvv = 0;
+	p->hello_nnames = 0;
 	p->greeted = 0;
 	p->session++;
 }
@@ -1150,13 +1153,90 @@ static int send_batch(struct repl *r, struct peer *p, const struct vv_entry *min
 	return b.n > 0;
 }
 
+/* What a store restored from a backup may hand out. Changes it holds
+ * beyond every peer were taken into the backup while their writer's
+ * center was cut off, and that center's store was lost before they went
+ * out. If every peer holds the same last seq of that writer and none
+ * believes it current, collection has stopped waiting for it (retired,
+ * or never heard of: the writer is closed) and tombstones of deletes it
+ * never saw may be gone: handed out, they would bring deleted records
+ * back. Such a store hands out nothing and must be emptied. Until every
+ * peer has greeted it, it cannot tell, and hands out nothing either. */
+enum hold { HOLD_NONE, HOLD_WAIT, HOLD_CLOSED };
+
+static enum hold hold_check(struct repl *r, char *why, size_t whylen)
+{
+	struct vv_entry vv[MAX_ORIGINS];
+	size_t n, greeted = 0;
+
+	if (r->ops->restored == NULL || !r->ops->restored(r->ops->ctx) ||
+	    r->ops->writer(r->ops->ctx, NULL) != 0)
+		return HOLD_NONE;
+	for (size_t i = 0; i < r->npeers; i++)
+		greeted += r->peers[i].state == REPL_ACTIVE &&
+			   r->peers[i].greeted;
+	n = my_vv(r, vv);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t o = vv[i].origin;
+		uint64_t most = 0, least = UINT64_MAX;
+		int named = 0;
+		for (size_t k = 0; k < r->npeers; k++) {
+			const struct peer *p = &r->peers[k];
+			uint64_t s;
+			if (p->state != REPL_ACTIVE || !p->greeted)
+				continue;
+			s = vv_seq(p->hello_vv, p->hello_nvv, o);
+			most = s > most ? s : most;
+			least = s < least ? s : least;
+			named |= p->hello_writer == o;
+			for (size_t j = 0; j < p->hello_nnames; j++)
+				named |= p->hello_names[j] == o;
+		}
+		if (vv[i].seq <= most)
+			continue;
+		if (greeted < r->npeers) {
+			if (why != NULL)
+				snprintf(why, whylen,
+					 "this store was restored and holds "
+					 "changes of %u/%u that no peer met "
+					 "holds: it hands out nothing until "
+					 "every peer has greeted it (%zu of "
+					 "%zu)",
+					 writer_node(o), writer_inc(o), greeted,
+					 r->npeers);
+			return HOLD_WAIT;
+		}
+		if (least != most || named || MUTANT("restore_relays_closed"))
+			continue;
+		if (why != NULL)
+			snprintf(why, whylen,
+				 "this store was restored and holds changes "
+				 "%llu..%llu of %u/%u, a writer every peer "
+				 "has closed at %llu: written while its center "
+				 "was cut off, lost with its store, and older "
+				 "than deletes whose tombstones may be gone; "
+				 "empty this store and let it catch up",
+				 (unsigned long long)most + 1,
+				 (unsigned long long)vv[i].seq, writer_node(o),
+				 writer_inc(o), (unsigned long long)most);
+		return HOLD_CLOSED;
+	}
+	return HOLD_NONE;
+}
+
+int repl_must_empty(struct repl *r, char *why, size_t whylen)
+{
+	return hold_check(r, why, whylen) == HOLD_CLOSED;
+}
+
 static void pump(struct repl *r, struct peer *p, uint64_t now)
 {
 	struct vv_entry vv[MAX_ORIGINS];
 	uint32_t mine = r->ops->writer(r->ops->ctx, NULL);
 	size_t n;
 
-	if (p->state != REPL_ACTIVE || p->snap != NULL)
+	if (p->state != REPL_ACTIVE || p->snap != NULL ||
+	    hold_check(r, NULL, 0) != HOLD_NONE)
 		return;
 	n = my_vv(r, vv);
 	while (p->unacked < r->cfg.window_bytes) {
@@ -1523,6 +1603,18 @@ static void gate_step(struct repl *r, uint64_t now)
 	r->retiring = 0;
 	if (r->pending_writer != 0 && now < r->pending_until)
 		return;
+	{
+		char why[sizeof r->gate_why];
+		enum hold h = hold_check(r, why, sizeof why);
+		if (h != HOLD_NONE) {
+			if (strcmp(why, r->gate_why) != 0)
+				trace(r, h == HOLD_CLOSED ? LOG_ERROR
+							  : LOG_DEBUG,
+				      "%s", why);
+			memcpy(r->gate_why, why, sizeof why);
+			return;
+		}
+	}
 	n = my_vv(r, vv);
 	for (size_t i = 0; i < r->npeers; i++) {
 		const struct peer *p = &r->peers[i];
@@ -1681,6 +1773,9 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 	p->hello_nvv = p->hello_vv ? h->n_vv : 0;
 	p->hello_writer = h->writer;
 	p->hello_hw = h->hw;
+	p->hello_nnames = 0;
+	for (size_t i = 0; i < h->n_writers; i++)
+		p->hello_names[p->hello_nnames++] = h->writers[i]->writer;
 	note_writers(r, h->writers, h->n_writers);
 	for (size_t i = 0; i < h->n_vv; i++) {
 		writer_note(r, h->vv[i]->origin, 0, 0);
@@ -2332,7 +2427,9 @@ static void on_snapshot_request(struct repl *r, struct peer *p,
 		send_msg(r, p->id, &m);
 		return;
 	}
-	if (p->snap == NULL) {
+	if (p->snap == NULL && hold_check(r, NULL, 0) != HOLD_NONE) {
+		p->snap_offered = 0; /* offer again when we can */
+	} else if (p->snap == NULL) {
 		start_snapshot(r, p, now);
 		if (p->snap == NULL)
 			p->snap_offered = 0; /* offer again when we can */

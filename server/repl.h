@@ -110,6 +110,9 @@ struct repl_store_ops {
 				      const struct seg *g, size_t ng);
 	size_t (*prep_bytes)(const struct store_prep *p);
 	void (*prep_free)(struct store_prep *p);
+	/* Optional (NULL: never): whether the store was opened from a
+	 * backup and has no writer since (store_restored). */
+	int (*restored)(void *ctx);
 };
 
 struct repl_io {
@@ -174,6 +177,12 @@ void repl_tick(struct repl *r, uint64_t now_ms);
 /* May this node make local writes? 0 if so; else MSCE_EBUSY and why (a
  * new or restored store still catching up, or a writer given up). */
 int repl_write_gate(struct repl *r, char *why, size_t whylen);
+
+/* A store restored from a backup that holds changes of a closed writer
+ * (docs/PROTOCOL.md, "Tombstone collection"): it hands out nothing and
+ * takes no writer; it must be emptied and catch up like a wiped one.
+ * 1 if so, and why; else 0. */
+int repl_must_empty(struct repl *r, char *why, size_t whylen);
 
 /* ---- status ---------------------------------------------------------- */
 

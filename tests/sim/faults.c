@@ -253,6 +253,15 @@ static void replace_store(struct sim *s, int i, const char *backup,
 		backup ? backup : "");
 }
 
+/* As the operator would: at once, healing or not. */
+void faults_empty_store(struct sim *s, int i)
+{
+	s->emptied++;
+	replace_store(s, i, NULL, &s->rng);
+	if (!s->failed)
+		node_start(s, i);
+}
+
 /* Another process opening a live store must be refused. */
 static void second_process(struct sim *s, int i)
 {

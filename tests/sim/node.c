@@ -46,6 +46,11 @@ static uint64_t op_hw(void *ctx)
 	return store_hlc_committed(st(ctx));
 }
 
+static int op_restored(void *ctx)
+{
+	return store_restored(st(ctx));
+}
+
 static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
 		       size_t max_count, size_t max_bytes, store_log_cb cb,
 		       store_seg_cb seg_cb, void *cbctx, struct err *e)
@@ -357,6 +362,7 @@ int node_start(struct sim *s, int i)
 	    .prepare = store_prepare,
 	    .prep_bytes = store_prep_bytes,
 	    .prep_free = store_prep_free,
+	    .restored = op_restored,
 	};
 	nd->io = (struct repl_io){
 	    .data = nd,
@@ -460,10 +466,19 @@ void node_tick(struct sim *s, int i)
 {
 	struct node *nd = &s->nodes[i];
 
+	char why[512];
+	int empty;
+
 	enter(nd);
 	repl_tick(nd->repl, node_now(nd));
+	empty = repl_must_empty(nd->repl, why, sizeof why);
 	leave(nd);
 	nd->next_tick = s->now + rng_range(&s->rng, 10, 100);
+	/* What the operator is told to do: empty the store. */
+	if (empty) {
+		sim_log(s, "node %u: %s", nd->id, why);
+		faults_empty_store(s, i);
+	}
 }
 
 void node_link_up(struct sim *s, int i, int peer)

@@ -480,7 +480,7 @@ struct outcome {
 	char reason[768];
 	int snapshots, partitions, crashes, refusals;
 	int restores, wipes, joins, oversize, delete_conflicts, second,
-	    silences, forged, acked, erasures, strands;
+	    silences, forged, acked, erasures, strands, emptied;
 };
 
 static void run_seed(uint64_t seed, const struct sim_opts *o,
@@ -551,6 +551,7 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	out->acked = s->writes_acked > 0;
 	out->erasures = s->erasures > 0;
 	out->strands = s->strands > 0;
+	out->emptied = s->emptied > 0;
 	sim_log(
 	    s,
 	    "done at %llu s: %llu acked, %llu refused, %llu conflicts, "
@@ -690,7 +691,7 @@ int main(int argc, char **argv)
 	int snaps = 0, parts = 0, crashes = 0, refusals = 0, c;
 	int restores = 0, wipes = 0, joins = 0, oversize = 0, delconf = 0,
 	    second = 0, silences = 0, forged = 0, idle = 0, erased = 0,
-	    strands = 0;
+	    strands = 0, emptied = 0;
 	const char *mutant = NULL;
 	struct timespec t0, t1;
 	char fbuf[160];
@@ -803,6 +804,7 @@ int main(int argc, char **argv)
 		forged += r.forged;
 		erased += r.erasures;
 		strands += r.strands;
+		emptied += r.emptied;
 		idle += !r.acked && !r.failed;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -814,10 +816,12 @@ int main(int argc, char **argv)
 	       "partitions %d, crashes %d, clock refusals %d, restores %d, "
 	       "wipes %d, joins %d, oversize refusals %d, delete conflicts "
 	       "%d, second opens refused %d, silent links %d, forgeries "
-	       "refused %d, erasures %d, strands %d\n",
+	       "refused %d, erasures %d, strands %d, restored stores "
+	       "emptied %d\n",
 	       secs > 0 ? (double)count / secs : 0.0, (unsigned long long)count,
 	       secs, snaps, parts, crashes, refusals, restores, wipes, joins,
-	       oversize, delconf, second, silences, forged, erased, strands);
+	       oversize, delconf, second, silences, forged, erased, strands,
+	       emptied);
 	/* A run that acknowledged nothing tested nothing. */
 	if (idle > 0) {
 		printf("%d runs acknowledged no write\n", idle);

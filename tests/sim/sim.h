@@ -197,6 +197,7 @@ struct sim {
 	/* what the run went through */
 	uint64_t partitions, crashes, cuts, clock_faults;
 	uint64_t restores, wipes, joins, rollouts, second_refused, silences;
+	uint64_t emptied; /* restored stores emptied (repl_must_empty) */
 	uint64_t forgeries, strands;
 	uint64_t writes_acked, writes_refused, writes_gated, oversize_refused;
 	uint64_t delete_conflicts; /* open at the end */
@@ -338,6 +339,9 @@ void disk_forget(const char *prefix);
 struct faults *faults_new(struct sim *s);
 void faults_free(struct faults *f);
 void faults_step(struct sim *s);
+/* Node i's store is emptied (a restored store that must be: repl.h,
+ * repl_must_empty); it restarts. */
+void faults_empty_store(struct sim *s, int i);
 /* Ends every fault: nodes up, partition healed, clocks fixed (sim time
  * jumps past the largest offset used). */
 void faults_heal_all(struct sim *s);
