@@ -1156,13 +1156,46 @@ static int send_batch(struct repl *r, struct peer *p, const struct vv_entry *min
 /* What a store restored from a backup may hand out. Changes it holds
  * beyond every peer were taken into the backup while their writer's
  * center was cut off, and that center's store was lost before they went
- * out. If every peer holds the same last seq of that writer and none
- * believes it current, collection has stopped waiting for it (retired,
- * or never heard of: the writer is closed) and tombstones of deletes it
- * never saw may be gone: handed out, they would bring deleted records
- * back. Such a store hands out nothing and must be emptied. Until every
- * peer has greeted it, it cannot tell, and hands out nothing either. */
+ * out. If every peer holds the same last seq of that writer and believes
+ * another writer of its node current, collection may have stopped
+ * waiting for it (retired, or never heard of: the writer is closed) and
+ * tombstones of deletes it never saw may be gone: handed out, they would
+ * bring deleted records back. Such a store hands out nothing and must be
+ * emptied. Until every peer has greeted it, it cannot tell, and hands
+ * out nothing either. A peer that believes nothing of that node holds
+ * every collection back, as one that believes the writer current makes
+ * every collection wait for it: then they go out as usual. */
 enum hold { HOLD_NONE, HOLD_WAIT, HOLD_CLOSED };
+
+/* What peer p believes of node's current writer: w itself (1), another
+ * (-1), or nothing (0); from its Hello and its latest status. */
+static int peer_believes(struct repl *r, const struct peer *p, uint32_t w)
+{
+	uint32_t node = writer_node(w);
+	const struct view *v = view_find(r, p->id);
+	int other = 0;
+
+	if (p->hello_writer != 0 && writer_node(p->hello_writer) == node) {
+		if (p->hello_writer == w)
+			return 1;
+		other = 1;
+	}
+	for (size_t j = 0; j < p->hello_nnames; j++) {
+		if (writer_node(p->hello_names[j]) != node)
+			continue;
+		if (p->hello_names[j] == w)
+			return 1;
+		other = 1;
+	}
+	for (size_t j = 0; v != NULL && v->v.known && j < v->nbeliefs; j++) {
+		if (writer_node(v->beliefs[j].writer) != node)
+			continue;
+		if (v->beliefs[j].writer == w)
+			return 1;
+		other = 1;
+	}
+	return other ? -1 : 0;
+}
 
 static enum hold hold_check(struct repl *r, char *why, size_t whylen)
 {
@@ -1179,7 +1212,7 @@ static enum hold hold_check(struct repl *r, char *why, size_t whylen)
 	for (size_t i = 0; i < n; i++) {
 		uint32_t o = vv[i].origin;
 		uint64_t most = 0, least = UINT64_MAX;
-		int named = 0;
+		int open = 0;
 		for (size_t k = 0; k < r->npeers; k++) {
 			const struct peer *p = &r->peers[k];
 			uint64_t s;
@@ -1188,9 +1221,7 @@ static enum hold hold_check(struct repl *r, char *why, size_t whylen)
 			s = vv_seq(p->hello_vv, p->hello_nvv, o);
 			most = s > most ? s : most;
 			least = s < least ? s : least;
-			named |= p->hello_writer == o;
-			for (size_t j = 0; j < p->hello_nnames; j++)
-				named |= p->hello_names[j] == o;
+			open |= peer_believes(r, p, o) >= 0;
 		}
 		if (vv[i].seq <= most)
 			continue;
@@ -1206,7 +1237,7 @@ static enum hold hold_check(struct repl *r, char *why, size_t whylen)
 					 r->npeers);
 			return HOLD_WAIT;
 		}
-		if (least != most || named || MUTANT("restore_relays_closed"))
+		if (least != most || open || MUTANT("restore_relays_closed"))
 			continue;
 		if (why != NULL)
 			snprintf(why, whylen,
