@@ -1218,7 +1218,10 @@ static enum hold hold_check(struct repl *r, char *why, size_t whylen)
 			uint64_t s;
 			if (p->state != REPL_ACTIVE || !p->greeted)
 				continue;
-			s = vv_seq(p->hello_vv, p->hello_nvv, o);
+			s = 0; /* as far as we know: Hello, Acks, its changes */
+			for (size_t j = 0; j < p->no; j++)
+				if (p->o[j].origin == o)
+					s = p->o[j].have;
 			most = s > most ? s : most;
 			least = s < least ? s : least;
 			open |= peer_believes(r, p, o) >= 0;
