@@ -2792,8 +2792,8 @@ static int retired(const struct repl *r, const struct wstate *w,
 		if (has_member(v, node)) {
 			b = view_belief(v, node);
 			if (b == NULL || b->writer == w->id ||
-			    (w->born_known && !writer_later(b->born, b->writer,
-							    w->born, w->id)))
+			    (w->born_known &&
+			     !writer_later(b->born, b->writer, w->born, w->id)))
 				return 0;
 		}
 		if (vv_seq(v->v.vv, v->v.nvv, w->id) > f)
@@ -2855,7 +2855,7 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 				continue;
 			b = view_belief(v, m[i]);
 			if ((b == NULL || writer_later(cur->born, cur->id,
-							   b->born, b->writer)) &&
+						       b->born, b->writer)) &&
 			    !MUTANT("gc_unknown_writers"))
 				return;
 		}
