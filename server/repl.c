@@ -494,7 +494,9 @@ static struct wstate *writer_note(struct repl *r, uint32_t id, int born_known,
 	return w;
 }
 
-/* The current writer of node: the latest born we know of, 0 if none. */
+/* The current writer of node: the latest born we know of, 0 if none. Of
+ * two born at one hlc (stores that knew the same births start just above
+ * them), the higher incarnation, so that every node picks the same. */
 static const struct wstate *node_writer(const struct repl *r, uint32_t node)
 {
 	const struct wstate *best = NULL;
@@ -507,6 +509,13 @@ static const struct wstate *node_writer(const struct repl *r, uint32_t node)
 			best = w;
 	}
 	return best;
+}
+
+/* Does writer a (born ba) come after writer b (born bb) of one node, in
+ * the order node_writer picks by? */
+static int writer_later(uint64_t ba, uint32_t a, uint64_t bb, uint32_t b)
+{
+	return ba > bb || (ba == bb && a > b && !MUTANT("writer_tie"));
 }
 
 static void cand_free(struct wcand *c)
@@ -1569,8 +1578,9 @@ void repl_link_down(struct repl *r, uint32_t peer, uint64_t now_ms)
 }
 
 /* Our writer must be given up if a peer holds more of it than we do (we
- * are a stale copy, or an incarnation collided) or a later-born writer of
- * our node exists. Returns 1 when it asked the store to give it up. */
+ * are a stale copy, or an incarnation collided) or a later writer of our
+ * node exists (born later, or a tie it wins). Returns 1 when it asked the
+ * store to give it up. */
 static int writer_check(struct repl *r, uint32_t w, uint64_t born,
 			uint64_t theirs, uint32_t from)
 {
@@ -1589,7 +1599,7 @@ static int writer_check(struct repl *r, uint32_t w, uint64_t born,
 		      "collided; writing under a new one",
 		      from, (unsigned long long)theirs, writer_node(w),
 		      writer_inc(w), (unsigned long long)mine);
-	} else if (cur != NULL && cur->id != w && cur->born > born) {
+	} else if (cur != NULL && writer_later(cur->born, cur->id, born, w)) {
 		trace(r, LOG_ERROR,
 		      "a later incarnation %u/%u of this node exists: this "
 		      "store is a stale copy; writing under a new one",
@@ -2913,7 +2923,8 @@ static int retired(const struct repl *r, const struct wstate *w,
 		if (has_member(v, node)) {
 			b = view_belief(v, node);
 			if (b == NULL || b->writer == w->id ||
-			    (w->born_known && b->born <= w->born))
+			    (w->born_known &&
+			     !writer_later(b->born, b->writer, w->born, w->id)))
 				return 0;
 		}
 		if (vv_seq(v->v.vv, v->v.nvv, w->id) > f)
@@ -2974,8 +2985,8 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 			if (!has_member(v, m[i]))
 				continue;
 			b = view_belief(v, m[i]);
-			if ((b == NULL ||
-			     (b->writer != cur->id && b->born < cur->born)) &&
+			if ((b == NULL || writer_later(cur->born, cur->id,
+						       b->born, b->writer)) &&
 			    !MUTANT("gc_unknown_writers"))
 				return;
 		}

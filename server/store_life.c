@@ -297,10 +297,10 @@ int st_env_reopen(struct store *s, struct err *e)
 	if (clock.last > s->clock.last)
 		s->clock = clock;
 	pthread_mutex_unlock(&s->stlock);
-	if (rc == 0 && (rc = mdb_txn_commit(txn)))
-		rc = st_lmdb_err(e, rc, "reopen store");
-	else if (rc != 0)
+	if (rc != 0)
 		mdb_txn_abort(txn);
+	else if ((rc = mdb_txn_commit(txn)))
+		rc = st_lmdb_err(e, rc, "reopen store");
 out:
 	if (rc != 0 && s->env != NULL) {
 		mdb_env_close(s->env);
@@ -636,7 +636,7 @@ int store_retry(struct store *s, uint64_t wall_ms, struct err *e)
 	}
 	/* After a failed meta page write LMDB refuses every transaction,
 	 * reads included, until the environment is reopened. */
-	if (s->env == NULL || st_env_fatal(s)) {
+	if (st_env_fatal(s)) { /* also when a reopen failed before */
 		if ((rc = st_env_reopen(s, e))) {
 			pthread_mutex_unlock(&s->wlock);
 			return rc;

@@ -258,10 +258,10 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 				pthread_rwlock_unlock(&s->maplock);
 				continue;
 			}
-			st_lmdb_err(e, rc, "begin write transaction");
+			code = st_lmdb_err(e, rc, "begin write transaction");
 			if (rc == MDB_PANIC) /* only a reopen mends it */
-				st_fail(s, e ? e->code : MSCE_EIO, rc);
-			return e ? e->code : MSCE_EIO;
+				st_fail(s, code, rc);
+			return code;
 		}
 		map_full = 0;
 		code = fn(wp, arg, e);
