@@ -1240,11 +1240,11 @@ static enum hold hold_check(struct repl *r, char *why, size_t whylen)
 		if (greeted < r->npeers) {
 			if (why != NULL)
 				snprintf(why, whylen,
-					 "this store was restored and holds "
-					 "changes of %u/%u that no peer met "
-					 "holds: it hands out nothing until "
-					 "every peer has greeted it (%zu of "
-					 "%zu)",
+					 "this store is new or was restored: "
+					 "it holds changes of %u/%u that no "
+					 "peer it met holds, and hands out "
+					 "nothing and writes wait until every "
+					 "peer has greeted it (%zu of %zu)",
 					 writer_node(o), writer_inc(o), greeted,
 					 r->npeers);
 			return HOLD_WAIT;
