@@ -200,7 +200,10 @@ static uint32_t op_writer(void *ctx, uint64_t *born)
 {
 	return store_writer(STORE(ctx), born);
 }
-static int op_restored(void *ctx) { return store_restored(STORE(ctx)); }
+static int op_restored(void *ctx)
+{
+	return store_restored(STORE(ctx));
+}
 static int op_set_writer(void *ctx, uint32_t w, uint64_t floor,
 			 struct err *e)
 {

@@ -1215,8 +1215,8 @@ static enum hold hold_check(struct repl *r, char *why, size_t whylen)
 	    r->ops->writer(r->ops->ctx, NULL) != 0)
 		return HOLD_NONE;
 	for (size_t i = 0; i < r->npeers; i++)
-		greeted += r->peers[i].state == REPL_ACTIVE &&
-			   r->peers[i].greeted;
+		greeted +=
+		    r->peers[i].state == REPL_ACTIVE && r->peers[i].greeted;
 	n = my_vv(r, vv);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t o = vv[i].origin;
@@ -1652,8 +1652,8 @@ static void gate_step(struct repl *r, uint64_t now)
 		enum hold h = hold_check(r, why, sizeof why);
 		if (h != HOLD_NONE) {
 			if (strcmp(why, r->gate_why) != 0)
-				trace(r, h == HOLD_CLOSED ? LOG_ERROR
-							  : LOG_DEBUG,
+				trace(r,
+				      h == HOLD_CLOSED ? LOG_ERROR : LOG_DEBUG,
 				      "%s", why);
 			memcpy(r->gate_why, why, sizeof why);
 			return;
