@@ -532,6 +532,71 @@ static void writer_given_up_when_a_peer_holds_more(void **state)
 			 MSCE_EBUSY);
 }
 
+/* A peer names another incarnation of our node born at the same hlc as
+ * ours (two stores that caught up from the same births both start just
+ * above them). Every node takes the higher incarnation for current: ours
+ * is given up if it is the lower one (and a new one taken, born after
+ * both), and kept if it is the higher. */
+static void tie_of_births(uint32_t inc_delta, int given_up)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__Hello h = MSCE__HELLO__INIT;
+	Msce__WriterInfo wi = MSCE__WRITER_INFO__INIT, *wp[1] = {&wi};
+	struct repl_counters c;
+	uint8_t buf[512];
+	uint64_t born;
+	uint32_t w, other;
+
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	w = store_writer(nodes[1].store, &born);
+	assert_int_not_equal(w, 0);
+	other = writer_make(1, (writer_inc(w) + inc_delta) & 0xffff);
+	assert_int_not_equal(writer_inc(other), 0);
+	assert_int_equal(other > w, given_up);
+	repl_link_down(nodes[1].repl, 2, now);
+	repl_link_up(nodes[1].repl, 2, now);
+	h.node = 2;
+	h.cluster = "t";
+	h.protocol = MSCE_PROTOCOL_VERSION;
+	h.writer = store_writer(nodes[2].store, NULL);
+	wi.node = 1;
+	wi.writer = other;
+	wi.born = born;
+	h.n_writers = 1;
+	h.writers = wp;
+	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
+	m.hello = &h;
+	repl_recv(nodes[1].repl, 2, buf, msce__peer_msg__pack(&m, buf), now);
+	repl_counters(nodes[1].repl, &c);
+	assert_int_equal(c.writer_collisions, (uint64_t)given_up);
+	if (!given_up) {
+		assert_int_equal(store_writer(nodes[1].store, NULL), w);
+		return;
+	}
+	/* Caught up with node 2, it takes a new one, born after both. */
+	uint64_t born2;
+	uint32_t w2 = store_writer(nodes[1].store, &born2);
+	assert_int_not_equal(w2, 0);
+	assert_int_not_equal(w2, w);
+	assert_int_not_equal(w2, other);
+	assert_true(born2 > born);
+}
+
+static void tie_of_births_lower_gives_up(void **state)
+{
+	(void)state;
+	tie_of_births(1, 1);
+}
+
+static void tie_of_births_higher_keeps(void **state)
+{
+	(void)state;
+	tie_of_births(0xffff, 0); /* one below, modulo 2^16 */
+}
+
 /* A peer below the log floor gets a snapshot; it arrives whole, all at
  * once, and the peer converges. */
 static void snapshot_below_the_floor(void **state)
@@ -609,6 +674,10 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		writer_given_up_when_a_peer_holds_more, setup, teardown),
+	    cmocka_unit_test_setup_teardown(tie_of_births_lower_gives_up,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(tie_of_births_higher_keeps, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(snapshot_below_the_floor, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(reconfigure, setup, teardown),
