@@ -1180,26 +1180,20 @@ enum hold { HOLD_NONE, HOLD_WAIT, HOLD_CLOSED };
  * (-1), or nothing (0); from its Hello and its latest status. */
 static int peer_believes(struct repl *r, const struct peer *p, uint32_t w)
 {
-	uint32_t node = writer_node(w);
 	const struct view *v = view_find(r, p->id);
+	uint32_t named[1 + MAX_NODES + MAX_NODES];
+	size_t n = 0;
 	int other = 0;
 
-	if (p->hello_writer != 0 && writer_node(p->hello_writer) == node) {
-		if (p->hello_writer == w)
-			return 1;
-		other = 1;
-	}
-	for (size_t j = 0; j < p->hello_nnames; j++) {
-		if (writer_node(p->hello_names[j]) != node)
+	named[n++] = p->hello_writer;
+	for (size_t j = 0; j < p->hello_nnames; j++)
+		named[n++] = p->hello_names[j];
+	for (size_t j = 0; v != NULL && v->v.known && j < v->nbeliefs; j++)
+		named[n++] = v->beliefs[j].writer;
+	for (size_t j = 0; j < n; j++) {
+		if (named[j] == 0 || writer_node(named[j]) != writer_node(w))
 			continue;
-		if (p->hello_names[j] == w)
-			return 1;
-		other = 1;
-	}
-	for (size_t j = 0; v != NULL && v->v.known && j < v->nbeliefs; j++) {
-		if (writer_node(v->beliefs[j].writer) != node)
-			continue;
-		if (v->beliefs[j].writer == w)
+		if (named[j] == w)
 			return 1;
 		other = 1;
 	}
@@ -1623,6 +1617,15 @@ static int covers(const struct vv_entry *mine, size_t nm,
 	return 1;
 }
 
+/* Writes wait, and why (the reason status shows): logged when it
+ * changes. */
+static void gate_wait(struct repl *r, int level, const char *why)
+{
+	if (strcmp(why, r->gate_why) != 0)
+		trace(r, level, "%s", why);
+	snprintf(r->gate_why, sizeof r->gate_why, "%s", why);
+}
+
 /* A store without a writer gets one once it holds what a settled peer
  * held when it greeted us (that peer holds every change a collected
  * tombstone depends on); or, when every peer that greeted us is as empty
@@ -1651,11 +1654,8 @@ static void gate_step(struct repl *r, uint64_t now)
 		char why[sizeof r->gate_why];
 		enum hold h = hold_check(r, why, sizeof why);
 		if (h != HOLD_NONE) {
-			if (strcmp(why, r->gate_why) != 0)
-				trace(r,
-				      h == HOLD_CLOSED ? LOG_ERROR : LOG_DEBUG,
-				      "%s", why);
-			memcpy(r->gate_why, why, sizeof why);
+			gate_wait(r, h == HOLD_CLOSED ? LOG_ERROR : LOG_DEBUG,
+				  why);
 			return;
 		}
 	}
@@ -1694,9 +1694,7 @@ static void gate_step(struct repl *r, uint64_t now)
 			 "until it has caught up with a peer that writes "
 			 "(%zu of %zu peers greeted, %zu of them writing)",
 			 greeted, r->npeers, settled);
-		if (strcmp(why, r->gate_why) != 0)
-			trace(r, LOG_DEBUG, "%s", why);
-		memcpy(r->gate_why, why, sizeof why);
+		gate_wait(r, LOG_DEBUG, why);
 		return;
 	}
 	for (size_t i = 0; i < r->nwriters; i++)
@@ -1720,9 +1718,7 @@ static void gate_step(struct repl *r, uint64_t now)
 				 "the clock is right",
 				 (unsigned long long)(hlc_ms(floor) - now),
 				 (unsigned long long)r->cfg.max_skew_ms);
-			if (strcmp(why, r->gate_why) != 0)
-				trace(r, LOG_WARN, "%s", why);
-			memcpy(r->gate_why, why, sizeof why);
+			gate_wait(r, LOG_WARN, why);
 			return;
 		}
 	}
