@@ -230,14 +230,12 @@ static int env_open(struct store *s, struct err *e)
 	if ((rc = mdb_env_create(&s->env)) ||
 	    (rc = mdb_env_set_maxdbs(s->env, 16)) ||
 	    (rc = mdb_env_set_maxreaders(s->env, 256)) ||
-	    (rc = mdb_env_set_mapsize(s->env, s->map_size))) {
-		st_lmdb_err(e, rc, "create LMDB environment");
-		return e ? e->code : MSCE_EIO;
-	}
+	    (rc = mdb_env_set_mapsize(s->env, s->map_size)))
+		return st_lmdb_err(e, rc, "create LMDB environment");
 	if ((rc = mdb_env_open(s->env, s->dir, s->env_flags, 0640))) {
-		st_lmdb_err(e, rc, "open LMDB environment");
+		rc = st_lmdb_err(e, rc, "open LMDB environment");
 		err_wrap(e, "%s", s->dir);
-		return e ? e->code : MSCE_EIO;
+		return rc;
 	}
 	/* The map may have been grown by an earlier run. */
 	mdb_env_info(s->env, &info);
