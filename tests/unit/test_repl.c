@@ -493,15 +493,30 @@ static void new_store_waits_for_a_writing_peer(void **state)
 	assert_int_equal(store_vv_get(nodes[1].store, w).seq, 1);
 }
 
+/* Node 2's link to node 1 restarts, and node 1 gets Hello h from it (node,
+ * cluster and protocol filled in here). */
+static void hello_from_2(Msce__Hello *h)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	uint8_t buf[512];
+
+	repl_link_down(nodes[1].repl, 2, now);
+	repl_link_up(nodes[1].repl, 2, now);
+	h->node = 2;
+	h->cluster = "t";
+	h->protocol = MSCE_PROTOCOL_VERSION;
+	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
+	m.hello = h;
+	repl_recv(nodes[1].repl, 2, buf, msce__peer_msg__pack(&m, buf), now);
+}
+
 /* A peer that holds more of our writer than we do means we are a stale
  * copy (or collided): the writer is given up, and a new one taken. */
 static void writer_given_up_when_a_peer_holds_more(void **state)
 {
-	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
 	Msce__Hello h = MSCE__HELLO__INIT;
 	Msce__VVEntry ve = MSCE__VVENTRY__INIT, *vp[1] = {&ve};
 	struct repl_counters c;
-	uint8_t buf[512];
 	uint32_t w;
 	(void)state;
 	start(1, two, 2, 0);
@@ -511,19 +526,12 @@ static void writer_given_up_when_a_peer_holds_more(void **state)
 	assert_int_equal(put(1, "a", "1"), 0);
 	settle(two, 2);
 	w = store_writer(nodes[1].store, NULL);
-	repl_link_down(nodes[1].repl, 2, now);
-	repl_link_up(nodes[1].repl, 2, now);
-	h.node = 2;
-	h.cluster = "t";
-	h.protocol = MSCE_PROTOCOL_VERSION;
 	ve.origin = w;
 	ve.seq = 5; /* we made 1 */
 	ve.hlc = hlc_make(now, 0);
 	h.n_vv = 1;
 	h.vv = vp;
-	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
-	m.hello = &h;
-	repl_recv(nodes[1].repl, 2, buf, msce__peer_msg__pack(&m, buf), now);
+	hello_from_2(&h);
 	repl_counters(nodes[1].repl, &c);
 	assert_int_equal(c.writer_collisions, 1);
 	assert_int_equal(store_writer(nodes[1].store, NULL), 0);
@@ -539,11 +547,9 @@ static void writer_given_up_when_a_peer_holds_more(void **state)
  * both), and kept if it is the higher. */
 static void tie_of_births(uint32_t inc_delta, int given_up)
 {
-	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
 	Msce__Hello h = MSCE__HELLO__INIT;
 	Msce__WriterInfo wi = MSCE__WRITER_INFO__INIT, *wp[1] = {&wi};
 	struct repl_counters c;
-	uint8_t buf[512];
 	uint64_t born;
 	uint32_t w, other;
 
@@ -556,20 +562,13 @@ static void tie_of_births(uint32_t inc_delta, int given_up)
 	other = writer_make(1, (writer_inc(w) + inc_delta) & 0xffff);
 	assert_int_not_equal(writer_inc(other), 0);
 	assert_int_equal(other > w, given_up);
-	repl_link_down(nodes[1].repl, 2, now);
-	repl_link_up(nodes[1].repl, 2, now);
-	h.node = 2;
-	h.cluster = "t";
-	h.protocol = MSCE_PROTOCOL_VERSION;
 	h.writer = store_writer(nodes[2].store, NULL);
 	wi.node = 1;
 	wi.writer = other;
 	wi.born = born;
 	h.n_writers = 1;
 	h.writers = wp;
-	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
-	m.hello = &h;
-	repl_recv(nodes[1].repl, 2, buf, msce__peer_msg__pack(&m, buf), now);
+	hello_from_2(&h);
 	repl_counters(nodes[1].repl, &c);
 	assert_int_equal(c.writer_collisions, (uint64_t)given_up);
 	if (!given_up) {
