@@ -596,6 +596,37 @@ static void tie_of_births_higher_keeps(void **state)
 	tie_of_births(0xffff, 0); /* one below, modulo 2^16 */
 }
 
+/* The mirror: ours is the higher of the two and is kept, so the lower one
+ * must retire. It never wrote, and until it retires it counts with no
+ * status, which holds back every tombstone; it retires once every member
+ * believes ours. A tie left unbroken keeps it counting forever. */
+static void tie_of_births_loser_retires(void **state)
+{
+	(void)state;
+	tie_of_births(0xffff, 0);
+	/* Node 2's own greeting now: it believes ours. */
+	drop_queue(1, 2);
+	drop_queue(2, 1);
+	repl_link_down(nodes[1].repl, 2, now);
+	repl_link_down(nodes[2].repl, 1, now);
+	connect_pair(1, 2);
+	settle(two, 2);
+	assert_int_equal(put(1, "gone", "x"), 0);
+	settle(two, 2);
+	assert_int_equal(su_del(nodes[1].store, "t", "gone", now), 0);
+	repl_local_commit(nodes[1].repl, now);
+	settle(two, 2);
+	assert_int_equal(store_tombstones(nodes[1].store), 1);
+	assert_int_equal(store_tombstones(nodes[2].store), 1);
+	for (int i = 0; i < 30 && store_tombstones(nodes[1].store) +
+					  store_tombstones(nodes[2].store) >
+				      0;
+	     i++)
+		advance(1000, two, 2);
+	assert_int_equal(store_tombstones(nodes[1].store), 0);
+	assert_int_equal(store_tombstones(nodes[2].store), 0);
+}
+
 /* A peer below the log floor gets a snapshot; it arrives whole, all at
  * once, and the peer converges. */
 static void snapshot_below_the_floor(void **state)
@@ -676,6 +707,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(tie_of_births_lower_gives_up,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(tie_of_births_higher_keeps, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(tie_of_births_loser_retires, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(snapshot_below_the_floor, setup,
 					    teardown),
