@@ -2972,9 +2972,14 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 	 * its writes may sit at one peer only, older than the tombstone.
 	 * Whoever holds them got them before that node's next writer was
 	 * born, so once every member believes the newest writer we know of
-	 * each node, their statuses have named every earlier one. */
+	 * each node, their statuses have named every earlier one. A member
+	 * with no writer we know of may have had one (a store emptied after
+	 * a strand, its next writer not yet born or not yet heard of): wait
+	 * for its next. */
 	for (size_t i = 0; i < nm; i++) {
 		const struct wstate *cur = node_writer(r, m[i]);
+		if (cur == NULL && !MUTANT("gc_writerless_member"))
+			return;
 		for (size_t k = 0; cur != NULL && k < nm; k++) {
 			const struct view *v = view_find(r, m[k]);
 			const struct belief *b;
