@@ -627,6 +627,98 @@ static void tie_of_births_loser_retires(void **state)
 	assert_int_equal(store_tombstones(nodes[2].store), 0);
 }
 
+/* Node 3 greets node 2 and says in its own status that it holds all node
+ * 2 holds but has no writer yet (a store emptied, caught up, its next
+ * writer not yet taken). Only node 2 hears it. */
+static void writerless_3_greets_2(void)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__Hello h = MSCE__HELLO__INIT;
+	Msce__Gossip g = MSCE__GOSSIP__INIT;
+	Msce__NodeStatus st = MSCE__NODE_STATUS__INIT, *sp[1] = {&st};
+	struct vv_entry vv[8];
+	Msce__VVEntry ve[8], *vp[8];
+	size_t nv = store_vv(nodes[2].store, vv, 8);
+	Msce__WriterInfo wi[2], *wp[2];
+	uint32_t members[] = {1, 2, 3};
+	uint8_t digest[32] = {0}, buf[1024];
+
+	for (uint32_t i = 0; i < 2; i++) { /* it believes theirs */
+		msce__writer_info__init(&wi[i]);
+		wi[i].node = i + 1;
+		wi[i].writer = store_writer(nodes[i + 1].store, &wi[i].born);
+		wp[i] = &wi[i];
+	}
+	for (size_t i = 0; i < nv; i++) {
+		msce__vventry__init(&ve[i]);
+		ve[i].origin = vv[i].origin;
+		ve[i].seq = vv[i].seq;
+		ve[i].hlc = vv[i].hlc;
+		vp[i] = &ve[i];
+	}
+
+	repl_link_up(nodes[2].repl, 3, now);
+	h.node = 3;
+	h.cluster = "t";
+	h.protocol = MSCE_PROTOCOL_VERSION;
+	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
+	m.hello = &h;
+	repl_recv(nodes[2].repl, 3, buf, msce__peer_msg__pack(&m, buf), now);
+	st.node = 3;
+	st.n_vv = nv;
+	st.vv = vp;
+	st.hw = store_hlc_committed(nodes[2].store);
+	st.digest.data = digest;
+	st.digest.len = sizeof digest;
+	st.time_ms = now;
+	st.n_members = 3;
+	st.members = members;
+	st.n_writers = 2;
+	st.writers = wp;
+	g.n_nodes = 1;
+	g.nodes = sp;
+	m.msg_case = MSCE__PEER_MSG__MSG_GOSSIP;
+	m.gossip = &g;
+	repl_recv(nodes[2].repl, 3, buf, msce__peer_msg__pack(&m, buf), now);
+}
+
+/* A member whose writer no node has heard of may have had one: a writer
+ * born and cut off at once, whose writes only one peer holds, and whose
+ * store was then emptied. Until its next writer is born and believed,
+ * nothing names the old one, so no tombstone is collected; afterwards
+ * they are. */
+static void no_collection_while_a_member_has_no_known_writer(void **state)
+{
+	const uint32_t all[] = {1, 2, 3};
+	(void)state;
+	start(1, three, 3, 0);
+	start(2, three, 3, 0);
+	connect_pair(1, 2);
+	settle(all, 2);
+	assert_int_equal(put(1, "gone", "x"), 0);
+	settle(all, 2);
+	assert_int_equal(su_del(nodes[1].store, "t", "gone", now), 0);
+	repl_local_commit(nodes[1].repl, now);
+	settle(all, 2);
+	assert_int_equal(store_tombstones(nodes[2].store), 1);
+	start(3, three, 3, 0);
+	writerless_3_greets_2();
+	for (int i = 0; i < 10; i++) {
+		advance(1000, all, 2);
+		drop_queue(2, 3);
+	}
+	assert_int_equal(store_tombstones(nodes[2].store), 1);
+	/* Node 3 catches up, takes a writer, and every node believes it. */
+	repl_link_down(nodes[2].repl, 3, now);
+	connect_pair(2, 3);
+	connect_pair(1, 3);
+	settle(all, 3);
+	assert_int_not_equal(store_writer(nodes[3].store, NULL), 0);
+	for (int i = 0; i < 30 && store_tombstones(nodes[2].store) > 0; i++)
+		advance(1000, all, 3);
+	assert_int_equal(store_tombstones(nodes[2].store), 0);
+}
+
 /* A peer below the log floor gets a snapshot; it arrives whole, all at
  * once, and the peer converges. */
 static void snapshot_below_the_floor(void **state)
@@ -710,6 +802,9 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(tie_of_births_loser_retires, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		no_collection_while_a_member_has_no_known_writer, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(snapshot_below_the_floor, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(reconfigure, setup, teardown),
