@@ -596,6 +596,17 @@ static void tie_of_births_higher_keeps(void **state)
 	tie_of_births(0xffff, 0); /* one below, modulo 2^16 */
 }
 
+/* Node 1 writes t/gone and deletes it; the nodes ids[0..n) settle in
+ * between and after, so that each holds its tombstone. */
+static void put_then_delete(const uint32_t *ids, size_t n)
+{
+	assert_int_equal(put(1, "gone", "x"), 0);
+	settle(ids, n);
+	assert_int_equal(su_del(nodes[1].store, "t", "gone", now), 0);
+	repl_local_commit(nodes[1].repl, now);
+	settle(ids, n);
+}
+
 /* The mirror: ours is the higher of the two and is kept, so the lower one
  * must retire. It never wrote, and until it retires it counts with no
  * status, which holds back every tombstone; it retires once every member
@@ -611,11 +622,7 @@ static void tie_of_births_loser_retires(void **state)
 	repl_link_down(nodes[2].repl, 1, now);
 	connect_pair(1, 2);
 	settle(two, 2);
-	assert_int_equal(put(1, "gone", "x"), 0);
-	settle(two, 2);
-	assert_int_equal(su_del(nodes[1].store, "t", "gone", now), 0);
-	repl_local_commit(nodes[1].repl, now);
-	settle(two, 2);
+	put_then_delete(two, 2);
 	assert_int_equal(store_tombstones(nodes[1].store), 1);
 	assert_int_equal(store_tombstones(nodes[2].store), 1);
 	for (int i = 0; i < 30 && store_tombstones(nodes[1].store) +
@@ -695,11 +702,7 @@ static void no_collection_while_a_member_has_no_known_writer(void **state)
 	start(2, three, 3, 0);
 	connect_pair(1, 2);
 	settle(all, 2);
-	assert_int_equal(put(1, "gone", "x"), 0);
-	settle(all, 2);
-	assert_int_equal(su_del(nodes[1].store, "t", "gone", now), 0);
-	repl_local_commit(nodes[1].repl, now);
-	settle(all, 2);
+	put_then_delete(all, 2);
 	assert_int_equal(store_tombstones(nodes[2].store), 1);
 	start(3, three, 3, 0);
 	writerless_3_greets_2();
