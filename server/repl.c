@@ -2978,9 +2978,12 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 	 * for its next. */
 	for (size_t i = 0; i < nm; i++) {
 		const struct wstate *cur = node_writer(r, m[i]);
-		if (cur == NULL && !MUTANT("gc_writerless_member"))
+		if (cur == NULL) {
+			if (MUTANT("gc_writerless_member"))
+				continue;
 			return;
-		for (size_t k = 0; cur != NULL && k < nm; k++) {
+		}
+		for (size_t k = 0; k < nm; k++) {
 			const struct view *v = view_find(r, m[k]);
 			const struct belief *b;
 			if (!has_member(v, m[i]))
