@@ -493,21 +493,29 @@ static void new_store_waits_for_a_writing_peer(void **state)
 	assert_int_equal(store_vv_get(nodes[1].store, w).seq, 1);
 }
 
-/* Node 2's link to node 1 restarts, and node 1 gets Hello h from it (node,
- * cluster and protocol filled in here). */
-static void hello_from_2(Msce__Hello *h)
+/* Node `to` gets message m from node `from`, crafted by the test. */
+static void recv_from(uint32_t to, uint32_t from, Msce__PeerMsg *m)
+{
+	uint8_t buf[1024];
+
+	assert_true(msce__peer_msg__get_packed_size(m) <= sizeof buf);
+	repl_recv(nodes[to].repl, from, buf, msce__peer_msg__pack(m, buf), now);
+}
+
+/* The link from `from` to `to` (re)starts, and `to` gets Hello h from it
+ * (node, cluster and protocol filled in here). */
+static void hello_to(uint32_t to, uint32_t from, Msce__Hello *h)
 {
 	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
-	uint8_t buf[512];
 
-	repl_link_down(nodes[1].repl, 2, now);
-	repl_link_up(nodes[1].repl, 2, now);
-	h->node = 2;
+	repl_link_down(nodes[to].repl, from, now);
+	repl_link_up(nodes[to].repl, from, now);
+	h->node = from;
 	h->cluster = "t";
 	h->protocol = MSCE_PROTOCOL_VERSION;
 	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
 	m.hello = h;
-	repl_recv(nodes[1].repl, 2, buf, msce__peer_msg__pack(&m, buf), now);
+	recv_from(to, from, &m);
 }
 
 /* A peer that holds more of our writer than we do means we are a stale
@@ -531,7 +539,7 @@ static void writer_given_up_when_a_peer_holds_more(void **state)
 	ve.hlc = hlc_make(now, 0);
 	h.n_vv = 1;
 	h.vv = vp;
-	hello_from_2(&h);
+	hello_to(1, 2, &h);
 	repl_counters(nodes[1].repl, &c);
 	assert_int_equal(c.writer_collisions, 1);
 	assert_int_equal(store_writer(nodes[1].store, NULL), 0);
@@ -568,7 +576,7 @@ static void tie_of_births(uint32_t inc_delta, int given_up)
 	wi.born = born;
 	h.n_writers = 1;
 	h.writers = wp;
-	hello_from_2(&h);
+	hello_to(1, 2, &h);
 	repl_counters(nodes[1].repl, &c);
 	assert_int_equal(c.writer_collisions, (uint64_t)given_up);
 	if (!given_up) {
@@ -594,6 +602,19 @@ static void tie_of_births_higher_keeps(void **state)
 {
 	(void)state;
 	tie_of_births(0xffff, 0); /* one below, modulo 2^16 */
+}
+
+/* Time passes, up to 30 s, until no node of ids[0..n) holds a tombstone. */
+static void advance_until_collected(const uint32_t *ids, size_t n)
+{
+	for (int i = 0; i < 30; i++) {
+		size_t held = 0;
+		for (size_t k = 0; k < n; k++)
+			held += store_tombstones(nodes[ids[k]].store);
+		if (held == 0)
+			return;
+		advance(1000, ids, n);
+	}
 }
 
 /* Node 1 writes t/gone and deletes it; the nodes ids[0..n) settle in
@@ -625,11 +646,7 @@ static void tie_of_births_loser_retires(void **state)
 	put_then_delete(two, 2);
 	assert_int_equal(store_tombstones(nodes[1].store), 1);
 	assert_int_equal(store_tombstones(nodes[2].store), 1);
-	for (int i = 0; i < 30 && store_tombstones(nodes[1].store) +
-					  store_tombstones(nodes[2].store) >
-				      0;
-	     i++)
-		advance(1000, two, 2);
+	advance_until_collected(two, 2);
 	assert_int_equal(store_tombstones(nodes[1].store), 0);
 	assert_int_equal(store_tombstones(nodes[2].store), 0);
 }
@@ -648,7 +665,7 @@ static void writerless_3_greets_2(void)
 	size_t nv = store_vv(nodes[2].store, vv, 8);
 	Msce__WriterInfo wi[2], *wp[2];
 	uint32_t members[] = {1, 2, 3};
-	uint8_t digest[32] = {0}, buf[1024];
+	uint8_t digest[32] = {0};
 
 	for (uint32_t i = 0; i < 2; i++) { /* it believes theirs */
 		msce__writer_info__init(&wi[i]);
@@ -664,13 +681,7 @@ static void writerless_3_greets_2(void)
 		vp[i] = &ve[i];
 	}
 
-	repl_link_up(nodes[2].repl, 3, now);
-	h.node = 3;
-	h.cluster = "t";
-	h.protocol = MSCE_PROTOCOL_VERSION;
-	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
-	m.hello = &h;
-	repl_recv(nodes[2].repl, 3, buf, msce__peer_msg__pack(&m, buf), now);
+	hello_to(2, 3, &h);
 	st.node = 3;
 	st.n_vv = nv;
 	st.vv = vp;
@@ -686,7 +697,7 @@ static void writerless_3_greets_2(void)
 	g.nodes = sp;
 	m.msg_case = MSCE__PEER_MSG__MSG_GOSSIP;
 	m.gossip = &g;
-	repl_recv(nodes[2].repl, 3, buf, msce__peer_msg__pack(&m, buf), now);
+	recv_from(2, 3, &m);
 }
 
 /* A member whose writer no node has heard of may have had one: a writer
@@ -717,8 +728,7 @@ static void no_collection_while_a_member_has_no_known_writer(void **state)
 	connect_pair(1, 3);
 	settle(all, 3);
 	assert_int_not_equal(store_writer(nodes[3].store, NULL), 0);
-	for (int i = 0; i < 30 && store_tombstones(nodes[2].store) > 0; i++)
-		advance(1000, all, 3);
+	advance_until_collected(all, 3);
 	assert_int_equal(store_tombstones(nodes[2].store), 0);
 }
 
