@@ -145,10 +145,17 @@ def _ephemeral_low():
         return 32768
 
 
+# Every port free_ports handed out in this process: each call closes its
+# sockets before returning, so a later call could otherwise find a port an
+# earlier one gave (two centers, or a node and its metrics, on one port).
+_issued = set()
+
+
 def free_ports(n):
     """n distinct free loopback ports, below the kernel's ephemeral range so
     that no outgoing connection (a node dialling before its peer listens)
-    can take one of them between now and the bind."""
+    can take one of them between now and the bind; none handed out before
+    by this process."""
     hi = _ephemeral_low()
     lo = max(1024, hi - 12000)
     rng = random.Random()
@@ -158,7 +165,7 @@ def free_ports(n):
             if len(ports) == n:
                 break
             port = rng.randrange(lo, hi)
-            if port in ports:
+            if port in ports or port in _issued:
                 continue
             s = socket.socket()
             try:
@@ -168,11 +175,17 @@ def free_ports(n):
                 continue
             socks.append(s)
             ports.append(port)
-        while len(ports) < n:  # a crowded range: let the kernel choose
+        for _ in range(1000):  # a crowded range: let the kernel choose
+            if len(ports) == n:
+                break
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)
-            ports.append(s.getsockname()[1])
+            if s.getsockname()[1] not in _issued:
+                ports.append(s.getsockname()[1])
+        if len(ports) < n:
+            raise AssertionError("free_ports: found %d of %d" % (len(ports), n))
+        _issued.update(ports)
         return ports
     finally:
         for s in socks:
