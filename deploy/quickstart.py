@@ -260,8 +260,9 @@ def reap(pid):
 
 
 def wait_ready(centers, started):
-    """Until every node answers and has all its links up. Raises Failure
-    naming the node (with its log) that died or did not."""
+    """Until every node answers, has all its links up and writes (a new
+    city opens writes once every center has greeted the others). Raises
+    Failure naming the node (with its log) that died or did not."""
     deadline = time.monotonic() + READY_TIMEOUT
     pending = {c.name: c for c in centers}
     while pending:
@@ -271,13 +272,15 @@ def wait_ready(centers, started):
                 raise Failure("msced of %s exited with %s; its log:\n%s"
                               % (name, p.returncode, log_tail(c)))
             s = status(c)
-            if s and all(x.get("connected") for x in s.get("peers", [])):
+            if s and s.get("writer") and all(
+                    x.get("connected") for x in s.get("peers", [])):
                 del pending[name]
         if not pending:
             return
         if time.monotonic() > deadline:
             c = next(iter(pending.values()))
-            raise Failure("not up after %d s: %s (links down or no answer); "
+            raise Failure("not up after %d s: %s (links down, not writing "
+                          "yet, or no answer); "
                           "log of %s:\n%s" % (READY_TIMEOUT,
                                               ", ".join(pending), c.name,
                                               log_tail(c)))

@@ -111,6 +111,12 @@ struct peer {
 	size_t hello_nnames;
 	struct vv_entry *hello_vv;
 	size_t hello_nvv;
+	/* Its own newest status of this session, once it writes: a later
+	 * greeting, for a peer that took its writer after its Hello. */
+	uint32_t st_writer;
+	uint64_t st_hw;
+	struct vv_entry *st_vv;
+	size_t st_nvv;
 	/* sending */
 	struct inflight *fl;
 	size_t nfl, capfl, unacked;
@@ -825,6 +831,10 @@ static void session_reset(struct repl *r, struct peer *p)
 	p->hello_nvv = 0;
 	p->hello_nnames = 0;
 	p->greeted = 0;
+	free(p->st_vv);
+	p->st_vv = NULL;
+	p->st_nvv = 0;
+	p->st_writer = 0;
 	p->session++;
 }
 
@@ -1627,11 +1637,15 @@ static void gate_wait(struct repl *r, int level, const char *why)
 }
 
 /* A store without a writer gets one once it holds what a settled peer
- * held when it greeted us (that peer holds every change a collected
- * tombstone depends on); or, when every peer that greeted us is as empty
- * and writerless as we are (a new cluster), at once; or, when every peer
- * has greeted us, none writes and we hold all they hold; or with no peers
- * at all. The incarnation is random among those of our node not known
+ * held when it greeted us, or when it last sent its own status if it took
+ * its writer after greeting us (that peer holds every change a collected
+ * tombstone depends on); or, when every configured peer has greeted us as
+ * empty and writerless as we are (a new cluster), at once; or, when every
+ * peer has greeted us, none writes and we hold all they hold; or with no
+ * peers at all. Empty peers met so far are not enough: a wiped store and a
+ * new center that meet while the centers holding the data are down would
+ * take themselves for a new cluster, and write beside a history they have
+ * not seen. The incarnation is random among those of our node not known
  * anywhere; the clock starts above every greeting peer's. */
 static void gate_step(struct repl *r, uint64_t now)
 {
@@ -1662,36 +1676,45 @@ static void gate_step(struct repl *r, uint64_t now)
 	n = my_vv(r, vv);
 	for (size_t i = 0; i < r->npeers; i++) {
 		const struct peer *p = &r->peers[i];
+		/* What it held when it greeted us, or, if it took a writer
+		 * since, when it last told us its status. */
+		int st = p->hello_writer == 0 && p->st_writer != 0;
+		const struct vv_entry *pv = st ? p->st_vv : p->hello_vv;
+		size_t pn = st ? p->st_nvv : p->hello_nvv;
+		uint32_t pw = st ? p->st_writer : p->hello_writer;
+		uint64_t phw = st ? p->st_hw : p->hello_hw;
 		int blank = 1;
 		if (p->state != REPL_ACTIVE || !p->greeted)
 			continue;
 		greeted++;
-		for (size_t k = 0; k < p->hello_nvv && blank; k++)
-			blank = p->hello_vv[k].seq == 0;
-		empty += blank && p->hello_writer == 0;
-		behind += !covers(vv, n, p->hello_vv, p->hello_nvv);
-		if (p->hello_writer != 0) {
+		for (size_t k = 0; k < pn && blank; k++)
+			blank = pv[k].seq == 0;
+		empty += blank && pw == 0;
+		behind += !covers(vv, n, pv, pn);
+		if (pw != 0) {
 			settled++;
-			if (src == NULL &&
-			    covers(vv, n, p->hello_vv, p->hello_nvv))
+			if (src == NULL && covers(vv, n, pv, pn))
 				src = p;
 		}
-		if (p->hello_hw > floor)
-			floor = p->hello_hw;
+		if (phw > floor)
+			floor = phw;
 	}
 	if (src != NULL)
 		how = "caught up with a writing peer";
 	else if (r->npeers == 0)
 		how = "no peers";
-	else if (greeted > 0 && empty == greeted && n == 0)
-		how = "a new cluster: every peer met is empty too";
+	else if (greeted > 0 && empty == greeted && n == 0 &&
+		 (greeted == r->npeers || MUTANT("new_cluster_met")))
+		how = "a new cluster: every peer is empty too";
 	else if (greeted == r->npeers && settled == 0 && behind == 0)
 		how = "no peer writes, and this store holds all they do";
 	else {
 		char why[sizeof r->gate_why];
 		snprintf(why, sizeof why,
 			 "this store is new or was restored: writes wait "
-			 "until it has caught up with a peer that writes "
+			 "until it has caught up with a peer that writes, "
+			 "or, in a new city, until every configured peer "
+			 "has greeted it as empty as it is "
 			 "(%zu of %zu peers greeted, %zu of them writing)",
 			 greeted, r->npeers, settled);
 		gate_wait(r, LOG_DEBUG, why);
@@ -1811,6 +1834,10 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 	free(p->hello_vv);
 	p->hello_vv = vv_from_msg(h->vv, h->n_vv);
 	p->hello_nvv = p->hello_vv ? h->n_vv : 0;
+	free(p->st_vv);
+	p->st_vv = NULL;
+	p->st_nvv = 0;
+	p->st_writer = 0;
 	p->hello_writer = h->writer;
 	p->hello_hw = h->hw;
 	p->hello_nnames = 0;
@@ -2699,6 +2726,25 @@ out:
 	free(wp);
 }
 
+/* A peer that greeted us without a writer and has one now: its own status
+ * is a later greeting, which the gate may catch up with (a store without a
+ * writer would otherwise wait for the next session). */
+static void status_greets(struct peer *p, const Msce__NodeStatus *s)
+{
+	struct vv_entry *vv;
+
+	if (p->state != REPL_ACTIVE || !p->greeted || p->hello_writer != 0 ||
+	    s->writer == 0 || !s->settled)
+		return;
+	if ((vv = vv_from_msg(s->vv, s->n_vv)) == NULL)
+		return; /* out of memory: the next status tries again */
+	free(p->st_vv);
+	p->st_vv = vv;
+	p->st_nvv = s->n_vv;
+	p->st_writer = s->writer;
+	p->st_hw = s->hw;
+}
+
 static int on_gossip(struct repl *r, struct peer *from, const Msce__Gossip *g,
 		     uint64_t now)
 {
@@ -2718,6 +2764,7 @@ static int on_gossip(struct repl *r, struct peer *from, const Msce__Gossip *g,
 		 * one may be from before it was restored). */
 		if (direct) {
 			from->offset = (int64_t)s->time_ms - (int64_t)now;
+			status_greets(from, s);
 			for (size_t j = 0; j < s->n_vv; j++)
 				have_raise(from, s->vv[j]->origin,
 					   s->vv[j]->seq, s->vv[j]->hlc, now);
@@ -2815,6 +2862,8 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 		if (on_gossip(r, p, m->gossip, now_ms))
 			fail_link(r, p, MSCE_EPROTO,
 				  "malformed gossip from node %u", peer);
+		else
+			gate_step(r, now_ms); /* a peer may write now */
 		break;
 	case MSCE__PEER_MSG__MSG_REFUSE:
 		trace(r, LOG_WARN, "node %u refused the link: %s", peer,

@@ -448,9 +448,10 @@ class Cluster:
             port = b.port
         return "127.0.0.1:%d" % port
 
-    def write_config(self, node, path=None, **overrides):
+    def write_config(self, node, path=None, only=None, **overrides):
         """(Re)writes node's config (or writes it to path: a second process
-        with node's identity); overrides replace [node] settings."""
+        with node's identity); overrides replace [node] settings. With only
+        (node ids), it lists those peers and no extra ones."""
         settings = {
             "id": node.id,
             "name": node.name,
@@ -468,13 +469,14 @@ class Cluster:
         lines = ["[cluster]", "name = %s" % self.name, "", "[node]"]
         lines += ["%s = %s" % kv for kv in settings.items()]
         for other in self.nodes:
-            if other.id == node.id:
+            if other.id == node.id or (only is not None and other.id not in only):
                 continue
             lines += ["", "[peer %s]" % other.name, "id = %d" % other.id,
                       "address = %s" % self.peer_address(node, other),
                       "public_key = %s" % other.pub,
                       "sign_key = %s" % other.sign_pub]
-        for pname, (pid, _key, pub, port, spub) in sorted(self.extra.items()):
+        for pname, (pid, _key, pub, port, spub) in sorted(
+                self.extra.items() if only is None else []):
             lines += ["", "[peer %s]" % pname, "id = %d" % pid,
                       "address = 127.0.0.1:%d" % port, "public_key = %s" % pub,
                       "sign_key = %s" % spub]
@@ -523,6 +525,30 @@ class Cluster:
         if wait:
             self.wait_ready(node)
         return node
+
+    def begin(self, *nodes, settings=None):
+        """A new city of nodes (default all): their configs list only each
+        other until each writes; then every node gets its full config (the
+        rest of the nodes and the extra peers: centers added later, as
+        deploy/README.md adds them) and is restarted. An empty store writes
+        in a new city only once every center its config lists has greeted
+        it, so a test whose city starts with a center down begins so.
+        settings: {node id: {[node] setting: value}} for both configs."""
+        nodes = list(nodes) or list(self.nodes)
+        ids = [x.id for x in nodes]
+        settings = settings or {}
+        for x in nodes:
+            self.write_config(x, only=ids, **settings.get(x.id, {}))
+            self.start(x, wait=False)
+        for x in nodes:
+            self.wait_ready(x)
+        for x in nodes:
+            wait_until(lambda: self.status(x).get("writer"), 30,
+                       "%s to write" % x.name)
+        for x in nodes:
+            self.write_config(x, **settings.get(x.id, {}))
+            self.restart(x)
+        return self
 
     def start_all(self):
         for node in self.nodes:

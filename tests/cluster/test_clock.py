@@ -34,14 +34,15 @@ class ClockTest(ClusterTestCase):
         c = self.make_cluster(3, start=False)
         n1, n2, n3 = c.nodes
         port = cluster.free_ports(1)[0]
-        c.write_config(n1, metrics_listen="127.0.0.1:%d" % port)
+        # Nodes 1 and 2 are the city; node 3 is added, its clock off.
+        c.begin(n1, n2, settings={1: {"metrics_listen": "127.0.0.1:%d" % port}})
         # Preloaded into msced itself (the faketime wrapper would fork, and
         # the harness must signal msced's own PID). ASan builds accept it.
         n3.env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": "+10m",
                   "ASAN_OPTIONS": "verify_asan_link_order=0:" +
                   os.environ.get("ASAN_OPTIONS", "")}
         log1 = n1.log_size()
-        c.start_all()
+        c.start(n3)
         c.wait_connected(n1, [2])
         # The skewed node cannot connect: its message 1 is refused, and the
         # log says by how much it is off.

@@ -20,7 +20,9 @@ PROBE_PEER = {"probe": 9}
 class HostileTest(ClusterTestCase):
     def setUp(self):
         require_binaries("MSCE_PROBE")
-        self.c = self.make_cluster(3, extra_peers=PROBE_PEER)
+        # The probe is a configured peer that never greets: the city
+        # begins without it (an empty store waits for every peer listed).
+        self.c = self.make_cluster(3, extra_peers=PROBE_PEER, start=False).begin()
         self.target = self.c.nodes[0]
 
     def attack(self, mode, counters, log_pattern, min_rise=1, timeout_ms=5000):

@@ -230,8 +230,7 @@ class LifecycleTest(ClusterTestCase):
     def test_records_cannot_grow_past_the_limits(self):
         c = self.make_cluster(3, log_retention=RETENTION, start=False)
         n1, n2, n3 = c.nodes
-        c.start(n1)
-        c.start(n2)
+        c.begin(n1, n2)
         self.all_connected(c, [n1, n2])
 
         # Field count: 200 new fields a put; the sixth would make 1200.

@@ -166,8 +166,7 @@ class CliTest(ClusterTestCase):
     def test_names_never_and_json_errors(self):
         c = self.make_cluster(3, start=False)
         n1, n2, n3 = c.nodes
-        c.start(n1)
-        c.start(n2)  # n3 never runs
+        c.begin(n1, n2)  # n3, added later, never runs
         c.wait_connected(n1, [2])
         # Text: names next to ids; a peer never reached says so.
         rc, out, _ = c.cli(n1, "status", check=False)

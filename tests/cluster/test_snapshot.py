@@ -146,8 +146,7 @@ class SnapshotTest(ClusterTestCase):
         # retention: its first sync is a snapshot.
         c = self.make_cluster(3, log_retention=RETENTION, start=False)
         n1, n2, n3 = c.nodes
-        c.start(n1)
-        c.start(n2)
+        c.begin(n1, n2)  # n3 is added later
         for i in range(100):
             c.put(n1 if i % 2 else n2, "t", "k%d" % i, {"v": str(i)})
         c.wait_converged([n1, n2])

@@ -35,9 +35,7 @@ class StatusPageTest(ClusterTestCase):
         c = self.c = self.make_cluster(3, start=False)
         n1, n2, _ = c.nodes
         self.port = free_ports(1)[0]
-        c.write_config(n1, metrics_listen="127.0.0.1:%d" % self.port)
-        c.start(n1)
-        c.start(n2)
+        c.begin(n1, n2, settings={1: {"metrics_listen": "127.0.0.1:%d" % self.port}})
         c.wait_connected(n1, [2])
         # A conflict: two writes based on the same version.
         c.put(n1, "t", "k", {"v": "base"})

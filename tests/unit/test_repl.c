@@ -708,13 +708,17 @@ static void writerless_3_greets_2(void)
 static void no_collection_while_a_member_has_no_known_writer(void **state)
 {
 	const uint32_t all[] = {1, 2, 3};
+	struct err e;
 	(void)state;
-	start(1, three, 3, 0);
-	start(2, three, 3, 0);
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
 	connect_pair(1, 2);
 	settle(all, 2);
 	put_then_delete(all, 2);
 	assert_int_equal(store_tombstones(nodes[2].store), 1);
+	/* Node 3 is added. */
+	assert_int_equal(repl_reconfigure(nodes[1].repl, three, 3, &e), 0);
+	assert_int_equal(repl_reconfigure(nodes[2].repl, three, 3, &e), 0);
 	start(3, three, 3, 0);
 	writerless_3_greets_2();
 	for (int i = 0; i < 10; i++) {
@@ -732,17 +736,76 @@ static void no_collection_while_a_member_has_no_known_writer(void **state)
 	assert_int_equal(store_tombstones(nodes[2].store), 0);
 }
 
+/* Empty peers met so far do not make a new cluster: two empty stores of
+ * a three-center city (a wiped center and a new one, say) wait for the
+ * third, which may hold the history. Once every configured peer has
+ * greeted them, empty, all three write. */
+static void new_cluster_waits_for_every_peer(void **state)
+{
+	const uint32_t all[] = {1, 2, 3};
+	char why[256];
+	(void)state;
+	start(1, three, 3, 0);
+	start(2, three, 3, 0);
+	connect_pair(1, 2);
+	settle(all, 2);
+	advance(1000, all, 2);
+	for (uint32_t i = 1; i <= 2; i++) {
+		assert_int_equal(store_writer(nodes[i].store, NULL), 0);
+		assert_int_equal(repl_write_gate(nodes[i].repl, why, sizeof why),
+				 MSCE_EBUSY);
+		assert_non_null(strstr(why, "1 of 2 peers greeted"));
+	}
+	start(3, three, 3, 0);
+	connect_pair(1, 3);
+	connect_pair(2, 3);
+	settle(all, 3);
+	advance(1000, all, 3);
+	for (uint32_t i = 1; i <= 3; i++)
+		assert_int_not_equal(store_writer(nodes[i].store, NULL), 0);
+}
+
+/* The other side of that wait: nodes 2 and 3 each greet only node 1
+ * (say, each refuses the other's clock). Node 1 has been greeted by every
+ * configured peer, all empty, and writes; the two others greeted it while
+ * it was empty, so they learn that it writes from its status, catch up
+ * with it and write too. */
+static void empty_peers_catch_up_with_one_that_writes_after_greeting(
+    void **state)
+{
+	const uint32_t all[] = {1, 2, 3};
+	(void)state;
+	start(1, three, 3, 0);
+	start(2, three, 3, 0);
+	start(3, three, 3, 0);
+	connect_pair(1, 2);
+	connect_pair(1, 3);
+	settle(all, 3);
+	assert_int_not_equal(store_writer(nodes[1].store, NULL), 0);
+	assert_int_equal(put(1, "k", "v"), 0);
+	for (int i = 0; i < 10; i++)
+		advance(1000, all, 3);
+	for (uint32_t i = 2; i <= 3; i++) {
+		assert_int_not_equal(store_writer(nodes[i].store, NULL), 0);
+		assert_int_equal(store_vv_get(nodes[i].store,
+						 store_writer(nodes[1].store, NULL))
+					 .seq,
+				 1);
+	}
+}
+
 /* A peer below the log floor gets a snapshot; it arrives whole, all at
  * once, and the peer converges. */
 static void snapshot_below_the_floor(void **state)
 {
 	struct repl_counters c1, c3;
 	uint8_t d1[32], d3[32];
+	struct err e;
 	(void)state;
-	start(1, three, 3, 10);
-	start(2, three, 3, 10);
+	start(1, two, 2, 10);
+	start(2, two, 2, 10);
 	connect_pair(1, 2);
-	settle(three, 2);
+	settle(two, 2);
 	for (int k = 0; k < 200; k++) {
 		char key[16];
 		snprintf(key, sizeof key, "k%d", k % 50);
@@ -759,6 +822,8 @@ static void snapshot_below_the_floor(void **state)
 				 store_writer(nodes[1].store, NULL))
 			.floor > 0);
 	/* Node 3 joins empty and far behind. */
+	assert_int_equal(repl_reconfigure(nodes[1].repl, three, 3, &e), 0);
+	assert_int_equal(repl_reconfigure(nodes[2].repl, three, 3, &e), 0);
 	start(3, three, 3, 10);
 	connect_pair(1, 3);
 	connect_pair(2, 3);
@@ -818,6 +883,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		no_collection_while_a_member_has_no_known_writer, setup,
 		teardown),
+	    cmocka_unit_test_setup_teardown(new_cluster_waits_for_every_peer,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		empty_peers_catch_up_with_one_that_writes_after_greeting,
+		setup, teardown),
 	    cmocka_unit_test_setup_teardown(snapshot_below_the_floor, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(reconfigure, setup, teardown),
