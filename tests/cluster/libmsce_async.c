@@ -468,6 +468,7 @@ struct fake {
 	const char *script;
 	pthread_t t;
 	int accepted;
+	int closes; /* 'c' steps done (atomic: the test waits on it) */
 };
 
 static int read_full(int fd, void *buf, size_t n)
@@ -492,6 +493,7 @@ static void *fake_main(void *arg)
 		uint8_t body[65536];
 		if (*s == 'c') {
 			close(fd);
+			__atomic_add_fetch(&f->closes, 1, __ATOMIC_SEQ_CST);
 			fd = accept(f->lfd, NULL, NULL);
 			f->accepted += fd >= 0;
 			continue;
@@ -535,6 +537,19 @@ static void fake_start(struct fake *f, const char *script)
 	assert_int_equal(listen(f->lfd, 4), 0);
 	f->script = script;
 	assert_int_equal(pthread_create(&f->t, NULL, fake_main, f), 0);
+}
+
+/* Until the fake has closed n connections (at most 10 s): a script step
+ * the client must see before its next request. */
+static void fake_wait_closes(struct fake *f, int n)
+{
+	for (int i = 0; i < 10000; i++) {
+		if (__atomic_load_n(&f->closes, __ATOMIC_SEQ_CST) >= n)
+			return;
+		usleep(1000);
+	}
+	fail_msg("the fake closed %d connections, not %d",
+		 __atomic_load_n(&f->closes, __ATOMIC_SEQ_CST), n);
 }
 
 static void fake_stop(struct fake *f)
@@ -725,7 +740,10 @@ static void test_lost_connection(void **state)
 	assert_int_equal(msce_connect(ci, &c), 0);
 	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_ENOTFOUND);
 	/* closed while idle ("c"): reconnects first; "r" drops the get with
-	 * its connection: sent again on the third, answered ("a"). */
+	 * its connection: sent again on the third, answered ("a"). The
+	 * close must have happened before the get is sent, or the get is
+	 * lost twice (on the first connection, then by "r"). */
+	fake_wait_closes(&f, 1);
 	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_ENOTFOUND);
 	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_ENOTFOUND);
 	/* The put is read ("r") and its connection closed ("c"). */
