@@ -198,6 +198,10 @@ static int render(void *ctx, char **buf, size_t *len)
 	      store_failed(n->store) != 0);
 	GAUGE(&b, "msce_tombstones", "tombstones not yet collected", " %zu",
 	      store_tombstones(n->store));
+	GAUGE(&b, "msce_tombstone_collection_held",
+	      "1 if the last tombstone collection pass stopped before "
+	      "collecting (msce status says why)",
+	      " %d", repl_gc_held(n->repl, gate, sizeof gate));
 	metrics_printf(&b, "# HELP msce_handshake_failures_total peer "
 			   "handshakes and links refused, by reason\n# TYPE "
 			   "msce_handshake_failures_total counter\n");

@@ -287,6 +287,12 @@ Msce__StatusResult *node_status(struct node *n, struct arena *a)
 		if (st->write_gate == NULL)
 			return NULL;
 	}
+	st->collection_held = "";
+	if (repl_gc_held(n->repl, gate, sizeof gate)) {
+		st->collection_held = arena_memdup(a, gate, strlen(gate) + 1);
+		if (st->collection_held == NULL)
+			return NULL;
+	}
 	repl_inbound_lag(n->repl, &st->inbound_lag_changes,
 			 &st->inbound_lag_ms);
 	st->conflicts = node_open_conflicts(n);

@@ -223,6 +223,9 @@ struct repl {
 	uint64_t pending_until;
 	uint32_t retiring; /* asked the store to give it up */
 	char gate_why[256];
+	/* Why the last collection pass stopped before collecting ("" when
+	 * it ran, or before the first pass). */
+	char gc_why[192];
 	uint8_t *buf;
 	size_t bufcap;
 	struct repl_counters counters;
@@ -1766,6 +1769,14 @@ static void gate_step(struct repl *r, uint64_t now)
 		      e.msg);
 }
 
+int repl_gc_held(const struct repl *r, char *why, size_t whylen)
+{
+	if (r->gc_why[0] == '\0')
+		return 0;
+	snprintf(why, whylen, "%s", r->gc_why);
+	return 1;
+}
+
 int repl_write_gate(struct repl *r, char *why, size_t whylen)
 {
 	if (r->ops->writer(r->ops->ctx, NULL) != 0 && r->retiring == 0)
@@ -3009,13 +3020,17 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 	struct vv_entry mine[MAX_ORIGINS], upto[MAX_ORIGINS];
 	struct err e;
 	size_t dropped = 0, nu = 0;
+	char *why = r->gc_why;
+	const size_t wl = sizeof r->gc_why;
 
 	self_view(r, now);
 	nm = members(r, m);
 	for (size_t i = 0; i < nm; i++) {
 		const struct view *v = view_find(r, m[i]);
-		if (v == NULL || !v->v.known)
-			return; /* a member we have not heard of yet */
+		if (v == NULL || !v->v.known) {
+			snprintf(why, wl, "no status from node %u yet", m[i]);
+			return;
+		}
 	}
 	/* A writer we never heard of counts too: born and cut off at once,
 	 * its writes may sit at one peer only, older than the tombstone.
@@ -3030,6 +3045,10 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 		if (cur == NULL) {
 			if (MUTANT("gc_writerless_member"))
 				continue;
+			snprintf(why, wl,
+				 "node %u has no writer we know of (a store "
+				 "new, emptied or restored, not writing yet)",
+				 m[i]);
 			return;
 		}
 		for (size_t k = 0; k < nm; k++) {
@@ -3040,8 +3059,14 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 			b = view_belief(v, m[i]);
 			if ((b == NULL || writer_later(cur->born, cur->id,
 						       b->born, b->writer)) &&
-			    !MUTANT("gc_unknown_writers"))
+			    !MUTANT("gc_unknown_writers")) {
+				snprintf(why, wl,
+					 "node %u does not know node %u's "
+					 "writer %u/%u yet",
+					 m[k], m[i], writer_node(cur->id),
+					 writer_inc(cur->id));
 				return;
+			}
 		}
 	}
 	n = my_vv(r, mine);
@@ -3065,8 +3090,13 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 		if (MUTANT("gc_bound") && w->id != r->ops->writer(r->ops->ctx,
 								   NULL))
 			continue; /* only our own writer counts */
-		if (!w->has_stable)
+		if (!w->has_stable) {
+			snprintf(why, wl,
+				 "no status of writer %u/%u that every "
+				 "member has caught up with yet",
+				 writer_node(w->id), writer_inc(w->id));
 			return;
+		}
 		for (size_t k = 0; k < n; k++) {
 			uint64_t h = vv_hlc(w->stable, w->nstable,
 					    upto[k].origin);
@@ -3074,6 +3104,7 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 				upto[k].hlc = h;
 		}
 	}
+	why[0] = '\0'; /* it runs */
 	for (size_t k = 0; k < n; k++)
 		if (upto[k].hlc != 0 && upto[k].hlc != UINT64_MAX)
 			upto[nu++] = upto[k];

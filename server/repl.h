@@ -178,6 +178,11 @@ void repl_tick(struct repl *r, uint64_t now_ms);
  * new or restored store still catching up, or a writer given up). */
 int repl_write_gate(struct repl *r, char *why, size_t whylen);
 
+/* Did the last tombstone collection pass (every truncate_interval_ms)
+ * stop before collecting? 1 and why (the first member or writer it waits
+ * for); 0 if it ran or has not run yet. */
+int repl_gc_held(const struct repl *r, char *why, size_t whylen);
+
 /* A store restored from a backup that holds changes of a closed writer
  * (docs/PROTOCOL.md, "Tombstone collection"): it hands out nothing and
  * takes no writer; it must be emptied and catch up like a wiped one.

@@ -70,6 +70,8 @@ static cJSON *status_json(const Msce__StatusResult *s, const char *dig,
 	cJSON_AddItemToObject(j, "problem_list", probs);
 	cJSON_AddNumberToObject(j, "writer", s->writer);
 	cJSON_AddStringToObject(j, "write_gate", s->write_gate);
+	cJSON_AddStringToObject(j, "collection_held",
+				s->collection_held ? s->collection_held : "");
 	cJSON_AddNumberToObject(j, "inbound_lag_changes",
 				(double)s->inbound_lag_changes);
 	cJSON_AddNumberToObject(j, "inbound_lag_ms", (double)s->inbound_lag_ms);
@@ -154,6 +156,9 @@ static void status_text(const Msce__StatusResult *s, const char *dig,
 	printf("digest %s  conflicts %llu  tombstones %llu\n", dig,
 	       (unsigned long long)s->conflicts,
 	       (unsigned long long)s->tombstones);
+	if (s->tombstones > 0 && s->collection_held != NULL &&
+	    s->collection_held[0] != '\0')
+		printf("tombstone collection waits: %s\n", s->collection_held);
 	printf("%-22s %-6s %10s %9s %13s %9s\n", "peer", "link", "lag(chg)",
 	       "lag(s)", "last contact", "offset");
 	for (size_t i = 0; i < s->n_peers; i++) {

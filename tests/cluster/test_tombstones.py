@@ -8,7 +8,9 @@ has caught up, every node drops it."""
 
 import time
 import unittest
+import urllib.request
 
+import cluster
 from cluster import ClusterTestCase, wait_until
 
 
@@ -71,6 +73,40 @@ class TombstoneTest(ClusterTestCase):
         wait_until(lambda: set(self.tombstones(c, c.nodes).values()) == {0}, 60,
                    "the tombstone to be collected everywhere")
         self.assertEqual(self.collected(c, c.nodes), {"n1": 1, "n2": 1})
+
+    def test_status_says_what_collection_waits_for(self):
+        """A center listed in the configs that has never come up: the
+        others keep the tombstone, and their status (JSON and text) and
+        metrics say collection waits for it. Once it runs, they collect
+        and the reason goes."""
+        c = self.make_cluster(3, start=False)
+        n1, n2, n3 = c.nodes
+        port = cluster.free_ports(1)[0]
+        c.begin(n1, n2, settings={1: {"metrics_listen": "127.0.0.1:%d" % port}})
+        c.wait_connected(n1, [2])
+        c.put(n1, "t", "k", {"v": "1"})
+        c.delete(n1, "t", "k")
+        wait_until(lambda: self.tombstones(c, (n1, n2)) == {"n1": 1, "n2": 1},
+                   30, "the delete to reach n2")
+        wait_until(lambda: c.status(n1)["collection_held"] == "no status from node 3 yet",
+                   30, "n1's status to say collection waits for node 3")
+        _, out, _ = c.cli(n1, "status", check=False)
+        self.assertIn("tombstone collection waits: no status from node 3 yet", out)
+
+        def held_metric():
+            text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                          timeout=10).read().decode()
+            return [l for l in text.splitlines()
+                    if l.startswith("msce_tombstone_collection_held ")]
+        self.assertEqual(held_metric(), ["msce_tombstone_collection_held 1"])
+
+        c.start(n3)
+        wait_until(lambda: set(self.tombstones(c, c.nodes).values()) == {0}, 60,
+                   "the tombstone to be collected everywhere")
+        wait_until(lambda: c.status(n1)["collection_held"] == "", 30,
+                   "n1's collection to run")
+        self.assertEqual(held_metric(), ["msce_tombstone_collection_held 0"])
+
 
 if __name__ == "__main__":
     unittest.main()

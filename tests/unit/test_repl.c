@@ -708,6 +708,7 @@ static void writerless_3_greets_2(void)
 static void no_collection_while_a_member_has_no_known_writer(void **state)
 {
 	const uint32_t all[] = {1, 2, 3};
+	char why[192];
 	struct err e;
 	(void)state;
 	start(1, two, 2, 0);
@@ -716,9 +717,14 @@ static void no_collection_while_a_member_has_no_known_writer(void **state)
 	settle(all, 2);
 	put_then_delete(all, 2);
 	assert_int_equal(store_tombstones(nodes[2].store), 1);
-	/* Node 3 is added. */
+	/* Node 3 is added. Until it speaks, collection waits for it, and
+	 * says so. */
 	assert_int_equal(repl_reconfigure(nodes[1].repl, three, 3, &e), 0);
 	assert_int_equal(repl_reconfigure(nodes[2].repl, three, 3, &e), 0);
+	advance(1000, all, 2); /* statuses of nodes 1 and 2 go out */
+	advance(1000, all, 2);
+	assert_int_equal(repl_gc_held(nodes[1].repl, why, sizeof why), 1);
+	assert_string_equal(why, "no status from node 3 yet");
 	start(3, three, 3, 0);
 	writerless_3_greets_2();
 	for (int i = 0; i < 10; i++) {
@@ -726,6 +732,8 @@ static void no_collection_while_a_member_has_no_known_writer(void **state)
 		drop_queue(2, 3);
 	}
 	assert_int_equal(store_tombstones(nodes[2].store), 1);
+	assert_int_equal(repl_gc_held(nodes[2].repl, why, sizeof why), 1);
+	assert_non_null(strstr(why, "node 3 has no writer we know of"));
 	/* Node 3 catches up, takes a writer, and every node believes it. */
 	repl_link_down(nodes[2].repl, 3, now);
 	connect_pair(2, 3);
@@ -734,6 +742,7 @@ static void no_collection_while_a_member_has_no_known_writer(void **state)
 	assert_int_not_equal(store_writer(nodes[3].store, NULL), 0);
 	advance_until_collected(all, 3);
 	assert_int_equal(store_tombstones(nodes[2].store), 0);
+	assert_int_equal(repl_gc_held(nodes[2].repl, why, sizeof why), 0);
 }
 
 /* Empty peers met so far do not make a new cluster: two empty stores of
