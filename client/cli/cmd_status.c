@@ -14,6 +14,10 @@
 
 #define VERIFY_DEFAULT_S 30.0
 #define VERIFY_POLL_MS 200
+/* Each status asked for gets at least this long to answer, even near
+ * the limit: a node slow for a moment is not a node that does not
+ * answer (exit 2). */
+#define VERIFY_MIN_ANSWER_MS 1000
 
 static cJSON *vv_json(Msce__VVEntry **vv, size_t n)
 {
@@ -340,11 +344,14 @@ int cmd_verify(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 		usleep((useconds_t)(left < VERIFY_POLL_MS ? left
 							  : VERIFY_POLL_MS) *
 		       1000);
-		/* The next answer too must come before the limit. */
+		/* The next answer is due by the limit, or within
+		 * VERIFY_MIN_ANSWER_MS if that is later. */
 		left =
-		    limit_ms > mono_ms() - t0 ? limit_ms - (mono_ms() - t0) : 1;
+		    limit_ms > mono_ms() - t0 ? limit_ms - (mono_ms() - t0) : 0;
+		if (left < VERIFY_MIN_ANSWER_MS)
+			left = VERIFY_MIN_ANSWER_MS;
 		msce_set_timeout(x->c, left < cli_timeout_ms(x)
-					   ? (unsigned)(left ? left : 1)
+					   ? (unsigned)left
 					   : cli_timeout_ms(x));
 	}
 }
