@@ -799,6 +799,17 @@ static void snap_out_end(struct repl *r, struct peer *p)
 	p->snap_out.stalled = 0;
 }
 
+/* Forgets the status that stood in for a Hello (see status_greets): it
+ * belongs to one session and one greeting. */
+static void status_greeting_clear(struct peer *p)
+{
+	free(p->st_vv);
+	p->st_vv = NULL;
+	p->st_nvv = 0;
+	p->st_writer = 0;
+	p->st_hw = 0;
+}
+
 static void session_reset(struct repl *r, struct peer *p)
 {
 	p->nfl = 0;
@@ -834,10 +845,7 @@ static void session_reset(struct repl *r, struct peer *p)
 	p->hello_nvv = 0;
 	p->hello_nnames = 0;
 	p->greeted = 0;
-	free(p->st_vv);
-	p->st_vv = NULL;
-	p->st_nvv = 0;
-	p->st_writer = 0;
+	status_greeting_clear(p);
 	p->session++;
 }
 
@@ -1845,10 +1853,7 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 	free(p->hello_vv);
 	p->hello_vv = vv_from_msg(h->vv, h->n_vv);
 	p->hello_nvv = p->hello_vv ? h->n_vv : 0;
-	free(p->st_vv);
-	p->st_vv = NULL;
-	p->st_nvv = 0;
-	p->st_writer = 0;
+	status_greeting_clear(p);
 	p->hello_writer = h->writer;
 	p->hello_hw = h->hw;
 	p->hello_nnames = 0;
