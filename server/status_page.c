@@ -229,6 +229,7 @@ static cJSON *model_json(const struct model *m)
 	cJSON_AddNumberToObject(j, "tombstones", (double)s->tombstones);
 	cJSON_AddNumberToObject(j, "writer", s->writer);
 	cJSON_AddStringToObject(j, "write_gate", s->write_gate);
+	cJSON_AddStringToObject(j, "collection_held", s->collection_held);
 	cJSON_AddNumberToObject(j, "inbound_lag_changes",
 				(double)s->inbound_lag_changes);
 	cJSON_AddNumberToObject(j, "inbound_lag_ms", (double)s->inbound_lag_ms);
@@ -533,6 +534,13 @@ static void html_page(struct metrics_buf *b, const struct model *m)
 	if (s->write_gate[0]) {
 		metrics_printf(b, " &middot; <b>not writing:</b> ");
 		esc(b, s->write_gate);
+	}
+	/* As in msce status: the reason matters while tombstones wait. */
+	if (s->tombstones && s->collection_held[0]) {
+		metrics_printf(b, " &middot; <span id=collection-held>"
+				  "tombstone collection waits: ");
+		esc(b, s->collection_held);
+		metrics_printf(b, "</span>");
 	}
 	metrics_printf(b, "</p>\n");
 	html_matrix(b, m);

@@ -6,6 +6,7 @@ one node is stopped the others keep it (status shows it) well past the
 time collection takes when every node is up; once the node is back and
 has caught up, every node drops it."""
 
+import json
 import time
 import unittest
 import urllib.request
@@ -99,6 +100,12 @@ class TombstoneTest(ClusterTestCase):
             return [l for l in text.splitlines()
                     if l.startswith("msce_tombstone_collection_held ")]
         self.assertEqual(held_metric(), ["msce_tombstone_collection_held 1"])
+        page = json.loads(urllib.request.urlopen(
+            "http://127.0.0.1:%d/status.json" % port, timeout=10).read())
+        self.assertEqual(page["collection_held"], "no status from node 3 yet")
+        html = urllib.request.urlopen("http://127.0.0.1:%d/" % port,
+                                      timeout=10).read().decode()
+        self.assertIn("tombstone collection waits: no status from node 3 yet", html)
 
         c.start(n3)
         wait_until(lambda: set(self.tombstones(c, c.nodes).values()) == {0}, 60,
@@ -106,6 +113,12 @@ class TombstoneTest(ClusterTestCase):
         wait_until(lambda: c.status(n1)["collection_held"] == "", 30,
                    "n1's collection to run")
         self.assertEqual(held_metric(), ["msce_tombstone_collection_held 0"])
+        page = json.loads(urllib.request.urlopen(
+            "http://127.0.0.1:%d/status.json" % port, timeout=10).read())
+        self.assertEqual(page["collection_held"], "")
+        html = urllib.request.urlopen("http://127.0.0.1:%d/" % port,
+                                      timeout=10).read().decode()
+        self.assertNotIn("tombstone collection waits", html)
 
 
 if __name__ == "__main__":
