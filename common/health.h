@@ -17,7 +17,9 @@
 #define HEALTH_INBOUND_LAG_CHANGES 1000
 
 #define HEALTH_MAX 32	/* reasons kept; more are counted in n */
-#define HEALTH_TEXT 200 /* bytes of one reason */
+/* Bytes of one reason: room for "not writing yet: " and a whole write
+ * gate (repl.c keeps up to 255 bytes of it). */
+#define HEALTH_TEXT 320
 
 struct health {
 	size_t n; /* reasons found (may exceed HEALTH_MAX) */

@@ -57,7 +57,7 @@ static cJSON *status_json(const Msce__StatusResult *s, const char *dig,
 			  const struct health *h)
 {
 	cJSON *j = cJSON_CreateObject(), *probs = cJSON_CreateArray();
-	char why[4096];
+	char why[HEALTH_MAX * (HEALTH_TEXT + 2) + 32]; /* every reason whole */
 
 	health_join(h, why, sizeof why);
 	for (size_t i = 0; i < h->n && i < HEALTH_MAX; i++)

@@ -220,6 +220,24 @@ class CliTest(ClusterTestCase):
         r = msce("--json", "status", env=dict(os.environ, MSCE_CONFIG=n1.config))
         self.assertEqual(json.loads(r.stdout)["name"], "n1")
 
+    def test_a_long_reason_is_said_whole(self):
+        """A new store waiting for centers that never come: the reason
+        (one of the longest a status gives) is whole in the problem list
+        and in the text, as the write gate has it."""
+        c = self.make_cluster(3, start=False)
+        n1 = c.nodes[0]
+        c.start(n1)
+        wait_until(lambda: "peers greeted" in c.status(n1)["write_gate"], 30,
+                   "n1 to say what its writes wait for")
+        st = c.status(n1)
+        self.assertGreater(len(st["write_gate"]), 180, st["write_gate"])
+        self.assertTrue(st["write_gate"].endswith("(0 of 2 peers greeted, 0 of them writing)"),
+                        st["write_gate"])
+        self.assertIn("not writing yet: " + st["write_gate"], st["problem_list"])
+        rc, out, _ = c.cli(n1, "status", check=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("not writing yet: " + st["write_gate"], out)
+
     def test_watch_follows_changes(self):
         c = self.make_cluster(2)
         n1, n2 = c.nodes
