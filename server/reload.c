@@ -7,8 +7,9 @@
  * open connections get the new role with their next request). Everything
  * else needs a restart, and the log says which settings: the node's
  * identity, paths and listeners, the clock and log settings the core took
- * at start, and peers or clients added, removed or given new keys (their
- * tables are sized at start). A config that does not parse changes
+ * at start, the limits and timeouts, backup_dir, the retention rules, and
+ * peers or clients added, removed or given new keys (their tables are
+ * sized at start). A config that does not parse changes
  * nothing. */
 #include "reload.h"
 
@@ -103,6 +104,17 @@ int node_reload(struct node *n, const char *path, struct reload_result *res)
 	NUM(max_clock_skew_ms, "max_clock_skew");
 	NUM(log_retention, "log_retention");
 	NUM(fsync, "fsync");
+	NUM(max_pending_handshakes, "max_pending_handshakes");
+	NUM(max_pending_per_address, "max_pending_per_address");
+	NUM(handshake_timeout_ms, "handshake_timeout");
+	NUM(client_idle_timeout_ms, "client_idle_timeout");
+	NUM(client_max_connections_per_key, "client_max_connections_per_key");
+	NUM(client_max_partial_bytes, "client_max_partial_bytes");
+	NUM(client_max_partial_total, "client_max_partial_total");
+	/* Read by requests off the loop thread too: not swapped live. */
+	STR(backup_dir, "backup_dir");
+	STR(retention_registration.text, "[retention] registration");
+	STR(retention_case.text, "[retention] case");
 #undef STR
 #undef NUM
 	if (o->log_level != nc.log_level) {

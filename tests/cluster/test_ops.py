@@ -438,6 +438,17 @@ class DaemonTest(ClusterTestCase):
         n1.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: "need a restart" in n1.log_since(off), 10, "the reload")
         self.assertRegex(n1.log_since(off), r"need a restart .*: listen, log_retention")
+        # So is a limit, backup_dir or a retention rule: never "unchanged".
+        config(n1, n2.port, log_level="debug", handshake_timeout="7s",
+               backup_dir=c.dir)
+        with open(n1.config, "a") as f:
+            f.write("\n[retention]\nregistration = visa_expiry + 5y\n")
+        off = n1.log_size()
+        n1.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "need a restart" in n1.log_since(off), 10, "the reload")
+        self.assertRegex(n1.log_since(off), r"need a restart .*: handshake_timeout, "
+                         r"backup_dir, \[retention\] registration")
+        self.assertNotIn("configuration unchanged", n1.log_since(off))
         # A config that does not parse changes nothing either.
         with open(n1.config, "a") as f:
             f.write("[bogus\n")
