@@ -172,7 +172,7 @@ class GenTest(unittest.TestCase):
             ("a 1 10.0.0.1:99999\n", "is not host:port"),
             ("a 0 10.0.0.1:7401\n", "is not a node id"),
             ("A 1 10.0.0.1:7401\n", "is not a center name"),
-            ("a 1 10.0.0.1:7401 colour=blue\n", "not setting=value"),
+            ("a 1 10.0.0.1:7401 colour=blue\n", "\"colour\" is no setting msce-gen writes"),
             ("a 1 10.0.0.1:7401\nclient fd a superuser\n", "role \"superuser\""),
             ("a 1 10.0.0.1:7401\nclient fd b rw\n", "\"b\" is not a live center"),
             ("a 1 10.0.0.1:7401\nclient fd a rw\nclient fd * ro\n", "client fd given twice"),
@@ -221,6 +221,59 @@ class GenTest(unittest.TestCase):
         shutil.rmtree(self.out)
         r = run_gen("--set", "client_listen=0.0.0.0:7402", self.centers(EIGHT), self.out)
         self.assertNotIn("warning", r.stderr)
+
+    def test_every_setting_reload_or_restart_and_a_removed_center(self):
+        """Every [node] setting msced reads and the retention rules can be
+        given (and msce parses what comes out); a rerun says which
+        centers a reload serves and which need a restart; --check passes
+        over a removed center's config left in OUTDIR."""
+        path = self.centers(
+            "a 1 10.0.0.1:7401 backup_dir=/var/backups/msce "
+            "retention.registration=visa_expiry+5y\n"
+            "b 2 10.0.0.2:7401\nc 3 10.0.0.3:7401\n")
+        run_gen("--set", "handshake_timeout=7s", "--set",
+                "client_max_partial_total=64MiB", path, self.out)
+        a = sections(self.read("a"))
+        self.assertEqual(a["[node]"]["backup_dir"], "/var/backups/msce")
+        self.assertEqual(a["[node]"]["handshake_timeout"], "7s")
+        self.assertEqual(a["[node]"]["client_max_partial_total"], "64MiB")
+        self.assertEqual(a["[retention]"], {"registration": "visa_expiry+5y"})
+        self.assertNotIn("[retention]", self.read("b"))
+        # msce reads each config as msced does: a bad line would be named.
+        for n in ("a", "b"):
+            r = subprocess.run([MSCE, "-c", os.path.join(self.out, n, n + ".conf"),
+                                "status", "--timeout", "1"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("node unreachable", r.stderr)
+        r = run_gen("--set", "bogus=1", path, self.out, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('"bogus" is no setting msce-gen writes', r.stderr)
+        # log_level: a reload; a limit: a restart.
+        with open(path, "w") as f:
+            f.write("a 1 10.0.0.1:7401 backup_dir=/var/backups/msce "
+                    "retention.registration=visa_expiry+5y log_level=debug\n"
+                    "b 2 10.0.0.2:7401 max_pending_handshakes=64\n"
+                    "c 3 10.0.0.3:7401\n")
+        r = run_gen("--set", "handshake_timeout=7s", "--set",
+                    "client_max_partial_total=64MiB", path, self.out)
+        self.assertIn("configs changed (restart these centers): b\n", r.stdout)
+        self.assertIn("configs changed (reload these centers, no restart needed): a\n",
+                      r.stdout)
+        # c removed: its config stays in OUTDIR; --check leaves it out.
+        with open(path) as f:
+            text = f.read()
+        text = text.replace("c 3 10.0.0.3:7401", "c 3 retired")
+        with open(path, "w") as f:
+            f.write(text)
+        r = run_gen("--set", "handshake_timeout=7s", "--set",
+                    "client_max_partial_total=64MiB", path, self.out)
+        self.assertIn("a retired center; left as is", r.stdout)
+        self.assertTrue(os.path.exists(os.path.join(self.out, "c", "c.conf")))
+        r = run_gen("--check", self.out, check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("check: c (id 3) is retired in the others' configs", r.stdout)
+        self.assertIn("check: 2 configs agree", r.stdout)
 
     def test_check_a_deployment(self):
         run_gen("--set", "client_listen=0.0.0.0:7402", self.centers(EIGHT), self.out)
