@@ -184,7 +184,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		log_info("master key rotated: %zu data keys re-wrapped under "
-			 "%s; set master_key = %s before starting msced, and "
+			 "%s; before starting msced, move it to the path "
+			 "master_key names (or set master_key = %s), and "
 			 "destroy the old key once no backup needs it",
 			 n, rotate_to, rotate_to);
 		return 0;

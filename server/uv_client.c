@@ -101,6 +101,7 @@ struct client_conn {
 	int admit_rc;	   /* our admit callback's refusal, 0 if none */
 	uint64_t start_ms; /* loop time of the accept */
 	uint64_t rx_ms;	   /* loop time of the last bytes read */
+	int answered;	   /* message 2 sent, not yet confirmed */
 	struct channel ch;
 	char addr[ADDR_LEN];
 	/* Replies made in this loop iteration, written together (one
@@ -701,7 +702,8 @@ static void refuse(struct client_conn *c, int rc)
 	client_conn_close(c);
 }
 
-/* The handshake is done: c becomes its client's connection. */
+/* The handshake is done and confirmed: c becomes its client's
+ * connection. */
 static void establish(struct client_conn *c)
 {
 	struct client_server *s = c->srv;
@@ -745,8 +747,13 @@ static void tcp_feed(struct client_conn *c, const uint8_t *p, size_t len)
 			channel_buf_free(&out);
 		if (c->state == CONN_CLOSING)
 			return;
-		if (channel_is_open(&c->ch))
+		/* Only the confirmation proves the client holds the keys (a
+		 * replayed message 1 gets message 2 too): until then the
+		 * connection stays pending, under the handshake timeout. */
+		if (channel_is_confirmed(&c->ch))
 			establish(c);
+		else if (channel_is_open(&c->ch))
+			c->answered = 1;
 	}
 	if (!len || c->state != CONN_OPEN)
 		return;
@@ -995,8 +1002,12 @@ static void on_timer(uv_timer_t *t)
 				continue;
 			s->stats.handshake_timeouts++;
 			srv_warn(s,
-				 "client %s: closed: handshake not done in "
-				 "%llu ms",
+				 c->answered
+				     ? "client %s: closed: message 2 sent but "
+				       "not confirmed in %llu ms (a replayed "
+				       "message 1?)"
+				     : "client %s: closed: handshake not done "
+				       "in %llu ms",
 				 c->addr, (unsigned long long)s->hs_timeout_ms);
 			client_conn_close(c);
 			continue;

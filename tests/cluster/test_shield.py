@@ -250,6 +250,33 @@ class ShieldTest(ClusterTestCase):
         c.put(n2, "t", "back", {"v": "2"})
         c.wait_value(n1, "t", "back", "v", "2")
 
+    def test_unconfirmed_client(self):
+        """On the client port too, a client that gets message 2 and never
+        confirms is closed at the handshake timeout (2 s here), not kept
+        until the idle timeout, and counted; a real client still gets in."""
+        require_binaries("MSCE_PROBE")
+        c = self.make_cluster(1, start=False)
+        n1 = c.nodes[0]
+        cport, key = self.client_setup(c, n1, handshake_timeout="2s")
+        c.start(n1)
+        log1 = n1.log_size()
+        before = c.counters(n1).get("client_handshake_timeouts", 0)
+        p = spawn([MSCE_PROBE, "--target", "127.0.0.1:%d" % cport, "--cluster", c.name,
+                   "--server-key", n1.pub, "--mode", "unconfirmed", "--key", key,
+                   "--timeout-ms", "9000"],
+                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out = p.communicate(timeout=60)[0].decode()
+        self.assertEqual(p.returncode, 0, out)
+        self.assertIn("message 2 came back", out)
+        ms = int(re.search(r"closed the unconfirmed connection after (\d+) ms", out).group(1))
+        self.assertGreaterEqual(ms, 1500, out)
+        wait_until(lambda: re.search(r"message 2 sent but not confirmed in 2000 ms",
+                                     n1.log_since(log1)),
+                   10, "the unconfirmed client in the log")
+        self.assertEqual(c.counters(n1)["client_handshake_timeouts"], before + 1)
+        r = self.tcp_cli(c, n1, cport, key, "put", "t", "k", "v=1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_pinning_bounded(self):
         require_binaries("MSCE_PROBE")
         c = self.make_cluster(1, start=False)
