@@ -13,6 +13,7 @@
  * nothing. */
 #include "reload.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -71,6 +72,66 @@ static int same_clients(const struct config *a, const struct config *b)
 	return 1;
 }
 
+/* Settings taken at start: a change is named as needing a restart. The
+ * retention rules and backup_dir are read by requests off the loop
+ * thread too, so they are not swapped live either. */
+#define AT_START(f, what)                                                      \
+	{offsetof(struct config, f), sizeof(((struct config *)0)->f), what}
+static const struct {
+	size_t off, len;
+	const char *what;
+} at_start[] = {
+    AT_START(cluster, "[cluster] name"),
+    AT_START(node_id, "id"),
+    AT_START(node_name, "name"),
+    AT_START(data_dir, "data_dir"),
+    AT_START(key_path, "key"),
+    AT_START(master_key_path, "master_key"),
+    AT_START(listen, "listen"),
+    AT_START(client_listen, "client_listen"),
+    AT_START(socket_path, "socket"),
+    AT_START(metrics_listen, "metrics_listen"),
+    AT_START(max_clock_skew_ms, "max_clock_skew"),
+    AT_START(log_retention, "log_retention"),
+    AT_START(fsync, "fsync"),
+    AT_START(max_pending_handshakes, "max_pending_handshakes"),
+    AT_START(max_pending_per_address, "max_pending_per_address"),
+    AT_START(handshake_timeout_ms, "handshake_timeout"),
+    AT_START(client_idle_timeout_ms, "client_idle_timeout"),
+    AT_START(client_max_connections_per_key, "client_max_connections_per_key"),
+    AT_START(client_max_partial_bytes, "client_max_partial_bytes"),
+    AT_START(client_max_partial_total, "client_max_partial_total"),
+    AT_START(backup_dir, "backup_dir"),
+    AT_START(retention_registration, "[retention] registration"),
+    AT_START(retention_case, "[retention] case"),
+};
+#undef AT_START
+
+/* Whether anything differs beyond what node_reload names or applies: a
+ * setting added to struct config and not to the table above is then
+ * still a restart, never "configuration unchanged". Both configs were
+ * zeroed before they were filled (config_parse_string), padding too. */
+static int others_differ(const struct config *o, const struct config *nc)
+{
+	static struct config a, b; /* large; reloads run on the loop only */
+
+	memcpy(&a, o, sizeof a);
+	memcpy(&b, nc, sizeof b);
+	for (size_t i = 0; i < sizeof at_start / sizeof at_start[0]; i++) {
+		memset((char *)&a + at_start[i].off, 0, at_start[i].len);
+		memset((char *)&b + at_start[i].off, 0, at_start[i].len);
+	}
+	/* Compared and applied one by one below. */
+	a.log_level = b.log_level = 0;
+	a.npeers = b.npeers = a.nclients = b.nclients = 0;
+	a.peers = b.peers = NULL;
+	a.clients = b.clients = NULL;
+	a.nretired = b.nretired = 0;
+	memset(a.retired, 0, sizeof a.retired);
+	memset(b.retired, 0, sizeof b.retired);
+	return memcmp(&a, &b, sizeof a) != 0;
+}
+
 int node_reload(struct node *n, const char *path, struct reload_result *res)
 {
 	struct config nc;
@@ -85,38 +146,13 @@ int node_reload(struct node *n, const char *path, struct reload_result *res)
 		return rc;
 	}
 	const struct config *o = &n->cfg;
-#define STR(f, what)                                                           \
-	if (strcmp(o->f, nc.f) != 0)                                           \
-	need(restart, rl, what)
-#define NUM(f, what)                                                           \
-	if (o->f != nc.f)                                                      \
-	need(restart, rl, what)
-	STR(cluster, "[cluster] name");
-	NUM(node_id, "id");
-	STR(node_name, "name");
-	STR(data_dir, "data_dir");
-	STR(key_path, "key");
-	STR(master_key_path, "master_key");
-	STR(listen, "listen");
-	STR(client_listen, "client_listen");
-	STR(socket_path, "socket");
-	STR(metrics_listen, "metrics_listen");
-	NUM(max_clock_skew_ms, "max_clock_skew");
-	NUM(log_retention, "log_retention");
-	NUM(fsync, "fsync");
-	NUM(max_pending_handshakes, "max_pending_handshakes");
-	NUM(max_pending_per_address, "max_pending_per_address");
-	NUM(handshake_timeout_ms, "handshake_timeout");
-	NUM(client_idle_timeout_ms, "client_idle_timeout");
-	NUM(client_max_connections_per_key, "client_max_connections_per_key");
-	NUM(client_max_partial_bytes, "client_max_partial_bytes");
-	NUM(client_max_partial_total, "client_max_partial_total");
-	/* Read by requests off the loop thread too: not swapped live. */
-	STR(backup_dir, "backup_dir");
-	STR(retention_registration.text, "[retention] registration");
-	STR(retention_case.text, "[retention] case");
-#undef STR
-#undef NUM
+	for (size_t i = 0; i < sizeof at_start / sizeof at_start[0]; i++)
+		if (memcmp((const char *)o + at_start[i].off,
+			   (const char *)&nc + at_start[i].off,
+			   at_start[i].len) != 0)
+			need(restart, rl, at_start[i].what);
+	if (others_differ(o, &nc))
+		need(restart, rl, "other settings");
 	if (o->log_level != nc.log_level) {
 		log_info("reload: log_level %s -> %s",
 			 log_level_name((enum log_level)o->log_level),

@@ -422,6 +422,12 @@ class DaemonTest(ClusterTestCase):
         config(n2, dead)
         c.start_all()
         self.assertFalse({p["node"]: p for p in c.status(n1)["peers"]}[2]["connected"])
+        # The same config again: nothing to apply, nothing to restart.
+        off = n1.log_size()
+        n1.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload:" in n1.log_since(off), 10, "the reload")
+        self.assertIn("reload: configuration unchanged", n1.log_since(off))
+        self.assertNotIn("need a restart", n1.log_since(off))
         # n1 gets n2's address and reloads: the link comes up; log_level too.
         config(n1, n2.port, log_level="debug")
         off = n1.log_size()
