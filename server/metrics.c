@@ -60,7 +60,7 @@ static int render(void *ctx, char **buf, size_t *len)
 	struct repl_peer_status ps[MSCE_MAX_NODES];
 	size_t np = repl_peers(n->repl, ps, MSCE_MAX_NODES);
 	uint64_t in_changes, in_ms;
-	char gate[256];
+	char gate[REPL_WHY_MAX];
 	struct peer_net_stats ns;
 	struct repl_counters rc;
 	struct writer_stats ws;

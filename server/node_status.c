@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "bounds.h"
+#include "health.h"
+#include "repl.h"
 
 static int count_cb(void *ctx, const struct store_conflict_view *v)
 {
@@ -255,13 +257,18 @@ static int fill_counters(struct node *n, struct arena *a,
 	return 0;
 }
 
+/* A reason given here is whole in every status that judges it
+ * (health_check: "not writing yet: " and the gate). */
+_Static_assert(HEALTH_TEXT >= sizeof "not writing yet: " - 1 + REPL_WHY_MAX,
+	       "HEALTH_TEXT cannot hold the longest write gate");
+
 Msce__StatusResult *node_status(struct node *n, struct arena *a)
 {
 	Msce__StatusResult *st = NEW(a, Msce__StatusResult);
 	struct vv_entry *vv = NEWN(a, struct vv_entry, MSCE_MAX_ORIGINS);
 	uint64_t now = node_now_ms();
 	size_t nvv;
-	char gate[256];
+	char gate[REPL_WHY_MAX];
 
 	if (st == NULL || vv == NULL)
 		return NULL;

@@ -222,10 +222,10 @@ struct repl {
 	uint32_t pending_writer; /* asked the store to take it */
 	uint64_t pending_until;
 	uint32_t retiring; /* asked the store to give it up */
-	char gate_why[256];
+	char gate_why[REPL_WHY_MAX];
 	/* Why the last collection pass stopped before collecting ("" when
 	 * it ran, or before the first pass). */
-	char gc_why[192];
+	char gc_why[REPL_WHY_MAX];
 	uint8_t *buf;
 	size_t bufcap;
 	struct repl_counters counters;

@@ -174,6 +174,10 @@ void repl_local_commit(struct repl *r, uint64_t now_ms);
  * 100 ms. */
 void repl_tick(struct repl *r, uint64_t now_ms);
 
+/* Bytes of a reason repl_write_gate or repl_gc_held gives, with its NUL:
+ * a why buffer of this size holds it whole. */
+#define REPL_WHY_MAX 256
+
 /* May this node make local writes? 0 if so; else MSCE_EBUSY and why (a
  * new or restored store still catching up, or a writer given up). */
 int repl_write_gate(struct repl *r, char *why, size_t whylen);
