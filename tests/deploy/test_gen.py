@@ -275,6 +275,29 @@ class GenTest(unittest.TestCase):
         self.assertIn("check: c (id 3) is retired in the others' configs", r.stdout)
         self.assertIn("check: 2 configs agree", r.stdout)
 
+    def test_every_setting_msced_reads_can_be_given(self):
+        """The [node] and [retention] keys msced reads (common/config.c),
+        read from its key tables: msce-gen takes each (but id and name,
+        which it writes itself), so a setting added to msced and not to
+        msce-gen fails here."""
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        with open(os.path.join(repo, "common", "config.c")) as f:
+            src = f.read()
+
+        def table(name):
+            body = re.search(r"static const struct key_def %s\[\] = \{(.*?)\n\};" % name,
+                             src, re.S).group(1)
+            return set(re.findall(r'\{"([a-z_]+)",', body))
+        want = (table("node_keys") - {"id", "name"}) | {
+            "retention." + k for k in table("retention_keys")}
+        self.assertIn("backup_dir", want)
+        path = self.centers("a 1 10.0.0.1:7401\n")
+        for k in sorted(want):
+            r = run_gen("--set", "%s=x" % k, path, self.out, check=False)
+            self.assertNotIn("is no setting msce-gen writes", r.stderr, k)
+        r = run_gen("--set", "id=7", path, self.out, check=False)
+        self.assertIn('"id" is no setting msce-gen writes', r.stderr)
+
     def test_check_a_deployment(self):
         run_gen("--set", "client_listen=0.0.0.0:7402", self.centers(EIGHT), self.out)
         r = run_gen("--check", self.out)
