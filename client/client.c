@@ -273,7 +273,10 @@ static int send_request(msce_client *c, Msce__ClientRequest *req)
 static int recv_response(msce_client *c, uint64_t id, uint64_t timeout_ms,
 			 Msce__ClientResponse **resp)
 {
-	uint64_t deadline = timeout_ms ? link_now_ms() + timeout_ms : 0;
+	uint64_t now0 = link_now_ms();
+	uint64_t deadline = timeout_ms == 0 || timeout_ms > UINT64_MAX - now0
+				? 0 /* none, or never within 2^64 ms */
+				: now0 + timeout_ms;
 
 	for (;;) {
 		uint64_t left = 0;
@@ -325,9 +328,11 @@ static uint64_t request_timeout(const msce_client *c,
 	uint64_t t = c->timeout_ms;
 
 	if (t && req->op_case == MSCE__CLIENT_REQUEST__OP_PUT &&
-	    req->put->min_sites > 1)
-		t += req->put->timeout_ms ? req->put->timeout_ms
-					  : MSCE_PUT_DEFAULT_TIMEOUT_MS;
+	    req->put->min_sites > 1) {
+		uint64_t w = req->put->timeout_ms ? req->put->timeout_ms
+						  : MSCE_PUT_DEFAULT_TIMEOUT_MS;
+		t = w > UINT64_MAX - t ? 0 : t + w; /* past 2^64: no limit */
+	}
 	return t;
 }
 

@@ -62,11 +62,50 @@ static uint8_t *pack_reply(struct client_conn *c, const Msce__ClientResponse *r,
 	return buf;
 }
 
+/* An error text as a proto3 string must be: valid UTF-8. Texts that quote
+ * a client's bytes (cut to a length, maybe mid-character) get each byte
+ * that is not part of a valid character replaced by '?'. */
+static const char *utf8_text(const char *s, char *buf, size_t cap)
+{
+	size_t len = strlen(s), o = 0;
+
+	if (schema_utf8_valid((const uint8_t *)s, len))
+		return s;
+	for (size_t i = 0; i < len && o + 4 < cap;) {
+		size_t n = 1;
+		while (n <= 4 && i + n <= len &&
+		       !schema_utf8_valid((const uint8_t *)s + i, n))
+			n++;
+		if (n > 4 || i + n > len) {
+			buf[o++] = '?';
+			i++;
+			continue;
+		}
+		memcpy(buf + o, s + i, n);
+		o += n;
+		i += n;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 static void reply(struct client_conn *c, const Msce__ClientResponse *r)
 {
 	size_t n;
 	int big;
-	uint8_t *buf = pack_reply(c, r, &n, &big);
+	Msce__ClientResponse safe;
+	char text[1024];
+	uint8_t *buf;
+
+	if (r->error != NULL && r->error[0] != '\0') {
+		const char *t = utf8_text(r->error, text, sizeof text);
+		if (t != r->error) {
+			safe = *r;
+			safe.error = (char *)t;
+			r = &safe;
+		}
+	}
+	buf = pack_reply(c, r, &n, &big);
 
 	if (buf == NULL) {
 		client_conn_reply(c, (const uint8_t *)"", 0);
@@ -323,9 +362,12 @@ static void write_done(struct writer_job *j)
 		   !x->n->stopping) {
 		/* Committed here; answered once enough centers hold it. */
 		uint64_t t = x->req->put->timeout_ms ? x->req->put->timeout_ms
-						      : 10000;
+						      : 10000,
+			 now = node_now_ms();
+		/* A timeout near 2^64 waits for good, not wraps to the past. */
 		wait_add(x->n, x->c, x->req->id, &x->out[0],
-			 x->req->put->min_sites, node_now_ms() + t);
+			 x->req->put->min_sites,
+			 t > UINT64_MAX - now ? UINT64_MAX : now + t);
 	} else {
 		Msce__PutResult pr;
 		r.code = (uint32_t)x->out[0].err.code;

@@ -110,6 +110,12 @@ struct client_conn {
 	size_t pend_len, pend_cap;
 	int pend_holds, pend_listed;
 	struct client_conn *pend_next;
+	/* Bytes read but not yet fed: requests that came in one read while
+	 * the connection was at its limits, fed once it drains. */
+	uint8_t *stash;
+	size_t stash_len;
+	int resume_listed;
+	struct client_conn *resume_next;
 };
 
 struct client_server {
@@ -122,6 +128,7 @@ struct client_server {
 	uv_tcp_t tcp_listener;
 	uv_timer_t timer;
 	uv_check_t flush; /* writes the replies pending at each iteration */
+	struct client_conn *resume_head; /* drained, with a stash to feed */
 	struct client_conn *pend_head;
 	int have_flush;
 	int have_pipe, have_tcp; /* listener handles initialised */
@@ -154,6 +161,7 @@ struct wreq {
 };
 
 static void update_reading(struct client_conn *c);
+static void conn_resume(struct client_conn *c);
 
 /* ---- small helpers ---- */
 
@@ -230,6 +238,7 @@ static void conn_free_if_done(struct client_conn *c)
 	s->budget.used -= c->msg_budget;
 	free(c->msg);
 	free(c->pend);
+	free(c->stash);
 	free(c);
 	maybe_finish(s);
 }
@@ -376,10 +385,26 @@ int client_conn_remote(const struct client_conn *c)
 static void on_flush(uv_check_t *h)
 {
 	struct client_server *s = h->data;
-	struct client_conn *c = s->pend_head;
+	struct client_conn *c = s->resume_head;
 
-	s->pend_head = NULL;
 	uv_check_stop(&s->flush);
+	/* Connections that drained go on with the requests they stashed;
+	 * their replies join this iteration's writes. */
+	s->resume_head = NULL;
+	while (c != NULL) {
+		struct client_conn *next = c->resume_next;
+
+		c->resume_listed = 0;
+		c->resume_next = NULL;
+		conn_resume(c);
+		c->holds--; /* the list's */
+		if (c->state != CONN_CLOSING)
+			update_reading(c);
+		conn_free_if_done(c);
+		c = next;
+	}
+	c = s->pend_head;
+	s->pend_head = NULL;
 	while (c != NULL) {
 		struct client_conn *next = c->pend_next;
 		uint8_t *data = c->pend;
@@ -511,11 +536,46 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
+/* At its limits: CLIENT_MAX_INFLIGHT replies owed, or CLIENT_MAX_QUEUED
+ * bytes of replies not yet taken by the client. Checked between requests
+ * too, not only between reads: one read may hold a thousand requests. */
+static int conn_busy(const struct client_conn *c)
+{
+	return c->holds >= CLIENT_MAX_INFLIGHT ||
+	       c->pend_len + uv_stream_get_write_queue_size(&c->h.stream) >=
+		   CLIENT_MAX_QUEUED;
+}
+
+/* Keeps the n bytes not fed yet; reading stops until they are. 0, or -1
+ * (out of memory: c is closed). */
+static int conn_stash(struct client_conn *c, const uint8_t *p, size_t n)
+{
+	if ((c->stash = malloc(n)) == NULL) {
+		log_error("client connection: out of memory holding a read");
+		client_conn_close(c);
+		return -1;
+	}
+	memcpy(c->stash, p, n);
+	c->stash_len = n;
+	update_reading(c);
+	return 0;
+}
+
 static void update_reading(struct client_conn *c)
 {
-	int want =
-	    c->state != CONN_CLOSING && c->holds < CLIENT_MAX_INFLIGHT &&
-	    uv_stream_get_write_queue_size(&c->h.stream) < CLIENT_MAX_QUEUED;
+	struct client_server *s = c->srv;
+	int busy = c->state == CONN_CLOSING || conn_busy(c);
+	int want = !busy && c->stash_len == 0;
+
+	if (!busy && c->stash_len && !c->resume_listed && s->have_flush) {
+		/* Drained: its stash is fed from the check handle, not from
+		 * inside a write callback or a reply. */
+		c->resume_listed = 1;
+		c->holds++;
+		c->resume_next = s->resume_head;
+		s->resume_head = c;
+		uv_check_start(&s->flush, on_flush);
+	}
 
 	if (want && !c->reading) {
 		if (uv_read_start(&c->h.stream, on_alloc, on_read)) {
@@ -537,6 +597,10 @@ static void unix_feed(struct client_conn *c, const uint8_t *p, size_t left)
 	while (left > 0 && c->state == CONN_OPEN) {
 		size_t n;
 
+		if (c->hdr_len == 0 && conn_busy(c)) {
+			conn_stash(c, p, left);
+			return;
+		}
 		if (c->hdr_len < 4) {
 			n = 4 - c->hdr_len < left ? 4 - c->hdr_len : left;
 			memcpy(c->hdr + c->hdr_len, p, n);
@@ -720,6 +784,51 @@ static void establish(struct client_conn *c)
 		  config_role_name(c->client->role));
 }
 
+/* Feeds the bytes of an open connection a frame at a time, stashing the
+ * rest when the connection reaches its limits. */
+static void tcp_feed_open(struct client_conn *c, const uint8_t *p,
+			  size_t len)
+{
+	while (len && c->state == CONN_OPEN) {
+		size_t take = channel_frame_left(&c->ch);
+		int rc;
+
+		if (conn_busy(c)) {
+			conn_stash(c, p, len);
+			return;
+		}
+		if (take == 0 || take > len)
+			take = len;
+		rc = channel_feed(&c->ch, p, take, NULL);
+		p += take;
+		len -= take;
+		/* The handler may have closed c, or the server been stopped,
+		 * from a request callback: no fault of the client. */
+		if (rc && c->state != CONN_CLOSING) {
+			refuse(c, rc);
+			return;
+		}
+	}
+}
+
+static void conn_resume(struct client_conn *c)
+{
+	uint8_t *p = c->stash;
+	size_t n = c->stash_len;
+
+	c->stash = NULL;
+	c->stash_len = 0;
+	if (c->state == CONN_OPEN && !c->srv->stopping) {
+		if (c->kind == CONN_TCP)
+			tcp_feed_open(c, p, n);
+		else
+			unix_feed(c, p, n);
+	}
+	free(p);
+	if (c->state != CONN_CLOSING)
+		update_reading(c);
+}
+
 /* Feeds received bytes. Handshake frames go in one at a time, so that a
  * failure is classified exactly and the connection is open before any
  * request. */
@@ -755,13 +864,7 @@ static void tcp_feed(struct client_conn *c, const uint8_t *p, size_t len)
 		else if (channel_is_open(&c->ch))
 			c->answered = 1;
 	}
-	if (!len || c->state != CONN_OPEN)
-		return;
-	rc = channel_feed(&c->ch, p, len, NULL);
-	/* The handler may have closed c, or the server been stopped, from a
-	 * request callback: no fault of the client. */
-	if (rc && c->state != CONN_CLOSING)
-		refuse(c, rc);
+	tcp_feed_open(c, p, len);
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -1305,5 +1408,6 @@ size_t client_conn_queued(const struct client_conn *c)
 {
 	return c->state == CONN_CLOSING
 		   ? 0
-		   : uv_stream_get_write_queue_size(&c->h.stream);
+		   : c->pend_len +
+			 uv_stream_get_write_queue_size(&c->h.stream);
 }

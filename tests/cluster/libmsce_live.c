@@ -184,6 +184,13 @@ static void test_min_sites_waits(void **state)
 	/* Acknowledged with 2 sites: node 2 holds it now. */
 	assert_int_equal(msce_get(c2, "t", key, &r), 0);
 	msce_record_free(r);
+	/* A timeout near 2^64 ms waits (it wrapped to an instant ETIMEOUT). */
+	o.timeout_ms = UINT64_MAX;
+	msce_set_timeout(c, 20000);
+	assert_int_equal(msce_put_opts(c, "t", key, &f, 1, &o, &res), 0);
+	assert_int_equal(res.sites, 2);
+	msce_set_timeout(c, 0);
+	o.timeout_ms = 5000;
 	o.min_sites = 3; /* more centers than the cluster has */
 	assert_int_equal(msce_put_opts(c, "t", key, &f, 1, &o, &res),
 			 MSCE_EINVAL);

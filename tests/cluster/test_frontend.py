@@ -123,6 +123,46 @@ class FrontendTest(ClusterTestCase):
         s.close()
         self.assertEqual(got.hex(), reply.hex())
 
+    def test_error_texts_are_utf8(self):
+        # An error that quotes the client's bytes is still valid UTF-8 (a
+        # proto3 string): an unknown purpose of multi-byte characters,
+        # cut mid-character where the node cuts it, and one of bytes that
+        # are no UTF-8 at all.
+        c = self.make_cluster(1)
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(c.nodes[0].socket)
+        for purpose in ("a" + "\u00e9" * 20).encode(), b"\xff\xfeabc\xc3":
+            get = b"\x0a\x01t\x12\x01k"  # collection "t", key "k"
+            req = (b"\x08\x07" + b"\x1a" + bytes([len(get)]) + get +
+                   b"\xa2\x01" + bytes([len(purpose)]) + purpose)  # field 20
+            s.sendall(struct.pack(">I", len(req)) + req)
+            n = struct.unpack(">I", self.recv_all(s, 4))[0]
+            got = self.recv_all(s, n)
+            # ClientResponse: id (1), code (2), error (3, a string).
+            def varint(i):
+                v = shift = 0
+                while True:
+                    b = got[i]
+                    i += 1
+                    v |= (b & 0x7F) << shift
+                    shift += 7
+                    if not b & 0x80:
+                        return v, i
+            i, fields = 0, {}
+            while i < len(got):
+                tag, i = varint(i)
+                if tag & 7 == 0:
+                    fields[tag >> 3], i = varint(i)
+                else:
+                    ln, i = varint(i)
+                    fields[tag >> 3] = got[i:i + ln]
+                    i += ln
+            self.assertEqual(fields[1], 7)
+            text = fields[3].decode("utf-8")  # raises if not UTF-8
+            self.assertIn("is not one of", text)
+        s.close()
+
     def recv_all(self, s, n):
         buf = b""
         while len(buf) < n:

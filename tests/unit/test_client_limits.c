@@ -46,6 +46,7 @@ struct world {
 	int port, stopped;
 	int requests;
 	struct client_conn *held; /* the last request, held: no reply yet */
+	size_t reply_bytes; /* if set, each request is answered at once */
 };
 
 /* A client played by hand: a channel on a non-blocking socket. */
@@ -55,6 +56,7 @@ struct cli {
 	struct channel_buf out;
 	int messages, closed;
 	size_t got; /* bytes read before the handshake, for counting */
+	int paused; /* reads nothing: a client that does not read */
 };
 
 static void on_tick(uv_timer_t *t)
@@ -72,6 +74,11 @@ static void on_request(void *data, struct client_conn *c, const uint8_t *msg,
 	w->requests++;
 	/* Held until the test replies: a request in flight. */
 	client_conn_hold(c);
+	if (w->reply_bytes) {
+		static uint8_t big[1 << 20];
+		client_conn_reply(c, big, w->reply_bytes);
+		return;
+	}
 	w->held = c;
 }
 
@@ -109,7 +116,7 @@ static void cli_poll(struct cli *c)
 {
 	uint8_t buf[4096];
 
-	while (!c->closed) {
+	while (!c->closed && !c->paused) {
 		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -311,6 +318,37 @@ static void world_free(struct world *w)
 
 /* ---- tests ---- */
 
+/* Requests that come in one read are taken within the connection's
+ * limits: a client that sends 200 at once and reads nothing gets replies
+ * of 1 MiB up to CLIENT_MAX_QUEUED (and what the sockets' buffers take),
+ * not 200 MiB; the rest wait unread in the node, and every one is
+ * answered once the client reads. */
+static void test_burst_without_reading(void **state)
+{
+	struct world *w = world_new();
+	struct cli c;
+
+	(void)state;
+	w->reply_bytes = 1 << 20;
+	world_start(w);
+	cli_open(w, &c, &w->kp[0], NULL);
+	WAIT_FOR(w, stats(w).tcp_sessions == 1);
+	c.paused = 1;
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(channel_send(&c.ch, (const uint8_t *)"q", 1,
+					      &c.out),
+				 0);
+	cli_flush(&c); /* 200 requests in one write, about 4 KiB */
+	run_for(w, 1000);
+	print_message("taken while the client reads nothing: %d of 200\n",
+		      w->requests);
+	assert_true(w->requests > 0);
+	assert_true(w->requests < 64);
+	c.paused = 0;
+	WAIT_FOR(w, w->requests == 200 && c.messages == 200);
+	world_free(w);
+}
+
 /* A key gets client_max_connections_per_key connections; one more is
  * refused before message 2; another key is not affected; a closed one
  * frees its place. */
@@ -495,6 +533,7 @@ static void test_pending_and_cookies(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_burst_without_reading),
 	    cmocka_unit_test(test_connections_per_key),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_partial_bytes),
