@@ -31,6 +31,10 @@
 #define MSCE_MAX_SCAN_LIMIT 10000   /* a larger scan limit is cut to this */
 #define MSCE_CONFLICTS_DEFAULT_LIMIT 1000 /* conflicts listed for limit 0 */
 #define MSCE_PUT_DEFAULT_TIMEOUT_MS 10000 /* min_sites wait for 0 */
+/* Open watches: each is pumped on every commit, and each delivery of
+ * personal records writes an audit entry. */
+#define MSCE_MAX_WATCHES 16         /* on one connection */
+#define MSCE_MAX_WATCHES_PER_KEY 64 /* on all connections of one client key */
 
 /* ---- a cluster ---- */
 #define MSCE_MAX_NODES 64    /* nodes in one cluster */

@@ -289,6 +289,24 @@ void watch_pump(struct node *n)
 	}
 }
 
+/* Would one more watch on c pass MSCE_MAX_WATCHES (the connection) or
+ * MSCE_MAX_WATCHES_PER_KEY (its client key, over TCP)? */
+static int too_many(const struct node *n, const struct client_conn *c)
+{
+	const char *key = client_conn_remote(c) ? client_conn_name(c) : NULL;
+	size_t on_conn = 0, on_key = 0;
+
+	for (const struct watcher *w = n->watchers; w != NULL; w = w->next) {
+		if (w->done)
+			continue;
+		on_conn += w->c == c;
+		on_key += key != NULL && client_conn_remote(w->c) &&
+			  strcmp(client_conn_name(w->c), key) == 0;
+	}
+	return on_conn >= MSCE_MAX_WATCHES ||
+	       on_key >= MSCE_MAX_WATCHES_PER_KEY;
+}
+
 void watch_start(struct node *n, struct client_conn *c, uint64_t id,
 		 const Msce__WatchRequest *req, const char *purpose)
 {
@@ -304,6 +322,16 @@ void watch_start(struct node *n, struct client_conn *c, uint64_t id,
 	w->n = n;
 	w->c = c; /* keeps the hold api_request took, until the end */
 	w->id = id;
+	if (too_many(n, c)) {
+		char why[128];
+		snprintf(why, sizeof why,
+			 "too many watches open: at most %d on a connection "
+			 "and %d on one client key",
+			 MSCE_MAX_WATCHES, MSCE_MAX_WATCHES_PER_KEY);
+		finish(w, MSCE_ETOOBIG, why);
+		free(w);
+		return;
+	}
 	w->admin = client_conn_role(c) >= CONFIG_ROLE_ADMIN;
 	snprintf(w->purpose, sizeof w->purpose, "%s", purpose);
 	snprintf(w->coll, sizeof w->coll, "%s", req->collection);

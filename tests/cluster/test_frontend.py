@@ -42,6 +42,9 @@ def protocol_example():
     return out
 
 
+ETOOBIG = 3  # MSCE_ETOOBIG, common/msce_errors.h
+
+
 class FrontendTest(ClusterTestCase):
     def run_checked(self, argv, timeout=180):
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
@@ -161,6 +164,33 @@ class FrontendTest(ClusterTestCase):
             self.assertEqual(fields[1], 7)
             text = fields[3].decode("utf-8")  # raises if not UTF-8
             self.assertIn("is not one of", text)
+        s.close()
+
+    def test_watches_per_connection_bounded(self):
+        # Each open watch is pumped on every commit: a connection holds at
+        # most 16 (MSCE_MAX_WATCHES); the 17th is refused with ETOOBIG and
+        # the others go on.
+        c = self.make_cluster(1)
+        n1 = c.nodes[0]
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(n1.socket)
+        watch = b"\x12\x01t"  # WatchRequest: collection "t"
+        for i in range(1, 18):
+            req = bytes([0x08, i, 0x3a, len(watch)]) + watch  # id, watch (7)
+            s.sendall(struct.pack(">I", len(req)) + req)
+        n = struct.unpack(">I", self.recv_all(s, 4))[0]
+        got = self.recv_all(s, n)
+        self.assertEqual(got[:2], b"\x08\x11", got)  # id 17
+        self.assertEqual(got[2:4], bytes([0x10, ETOOBIG]), got)
+        self.assertIn(b"too many watches open", got)
+        # The 16 stay open: a change reaches them (one event each).
+        c.put(n1, "t", "k", {"v": "1"})
+        ids = set()
+        while len(ids) < 16:
+            n = struct.unpack(">I", self.recv_all(s, 4))[0]
+            ids.add(self.recv_all(s, n)[1])
+        self.assertEqual(ids, set(range(1, 17)))
         s.close()
 
     def recv_all(self, s, n):
