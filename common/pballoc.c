@@ -66,8 +66,10 @@ static void *arena_alloc_pb(void *data, size_t n)
 	struct pb_arena_block *b = ar->blocks;
 	size_t need = ALIGN_UP(n ? n : 1);
 
-	if (need > ar->limit - ar->used)
+	if (need > ar->limit - ar->used) {
+		ar->over = 1;
 		return NULL;
+	}
 	if (b == NULL || b->size - b->used < need) {
 		size_t size = b == NULL ? ar->first_size : 2 * b->size;
 		if (size < need + ALIGN_UP(sizeof(struct pb_owner)))
@@ -109,6 +111,7 @@ ProtobufCAllocator *pb_arena_begin(struct pb_arena *ar, size_t limit,
 	ar->limit = limit;
 	ar->first = NULL;
 	ar->nomem = 0;
+	ar->over = 0;
 	/* Decoded messages take a few times their encoding. */
 	ar->first_size = 4 * len + 4096;
 	return &ar->a;

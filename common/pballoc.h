@@ -40,6 +40,7 @@ struct pb_arena {
 	size_t used, limit, first_size;
 	void *first; /* the first allocation: the decoded message */
 	int nomem;   /* malloc failed: the input may be fine, we are not */
+	int over;    /* the budget ran out: too many items for the size */
 };
 
 ProtobufCAllocator *pb_arena_begin(struct pb_arena *ar, size_t limit,

@@ -1510,6 +1510,18 @@ void api_request(void *node, struct client_conn *c, const uint8_t *msg,
 			    "out of memory decoding the request: try again");
 		return;
 	}
+	if (req == NULL && ar.over) {
+		char why[200];
+		n->client_errors++;
+		snprintf(why, sizeof why,
+			 "request of %zu bytes decodes to more than %zu bytes "
+			 "of memory (16 times its size and 64 KiB): too many "
+			 "small items in it; send fewer puts or fields per "
+			 "request",
+			 len, pb_limit_for(len));
+		reply_error(c, 0, MSCE_ETOOBIG, why);
+		return;
+	}
 	if (req == NULL) {
 		n->client_errors++;
 		reply_error(c, 0, MSCE_EPROTO,

@@ -50,7 +50,8 @@ static void decodes_within_the_budget(void **state)
 	pb_arena_free(m);
 }
 
-/* Over the budget: refused as the input's fault, not as memory. */
+/* Over the budget: refused as the input's fault, not as memory, and
+ * told apart from malformed bytes. */
 static void over_the_budget_is_not_out_of_memory(void **state)
 {
 	(void)state;
@@ -58,6 +59,12 @@ static void over_the_budget_is_not_out_of_memory(void **state)
 	size_t len = packed_get(buf, sizeof buf);
 	struct pb_arena ar;
 	assert_null(decode(&ar, 16, buf, len));
+	assert_int_equal(ar.nomem, 0);
+	assert_int_equal(ar.over, 1); /* told apart: answered ETOOBIG */
+	/* Bytes that are no request: malformed, not over the budget. */
+	buf[0] = 0xff;
+	assert_null(decode(&ar, pb_limit_for(len), buf, len));
+	assert_int_equal(ar.over, 0);
 	assert_int_equal(ar.nomem, 0);
 }
 
