@@ -920,12 +920,12 @@ int channel_replay_check(struct channel_replay_entry *table, size_t n,
 			break;
 	if (i == n)
 		return MSCE_EPERM;
+	if (index) /* the key's entry, also when refused below */
+		*index = i;
 	if ((timestamp_ms > now_ms && timestamp_ms - now_ms > max_skew_ms) ||
 	    (now_ms > timestamp_ms && now_ms - timestamp_ms > max_skew_ms))
 		return MSCE_ECLOCK;
 	if (replay_take(&table[i], timestamp_ms))
 		return MSCE_EAUTH;
-	if (index)
-		*index = i;
 	return 0;
 }

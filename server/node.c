@@ -343,6 +343,12 @@ static void net_down(void *data, uint32_t peer)
 	repl_link_down(n->repl, peer, node_now_ms());
 }
 
+static void net_clock_refused(void *data, uint32_t peer, int64_t offset_ms)
+{
+	struct node *n = data;
+	repl_clock_refused(n->repl, peer, offset_ms);
+}
+
 static void net_message(void *data, uint32_t peer, const uint8_t *msg,
 			size_t len)
 {
@@ -645,7 +651,8 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	pc.loop = loop;
 	pc.cfg = &n->cfg;
 	pc.key = &n->key;
-	pcb = (struct peer_net_cb){n, net_up, net_down, net_message};
+	pcb = (struct peer_net_cb){n, net_up, net_down, net_message,
+				   net_clock_refused};
 	if ((r = peer_net_start(&pc, &pcb, &n->net, e)))
 		goto fail;
 	if ((n->cfg.socket_path[0] != '\0' ||

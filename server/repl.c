@@ -160,6 +160,7 @@ struct peer {
 	uint64_t last_contact;
 	int64_t offset;
 	int clock_refused;
+	int hs_clock_refused; /* its handshakes refused for its clock */
 	uint64_t sent_changes, recv_changes, dup_changes;
 	uint64_t snaps_sent, snaps_recv, timeouts;
 	uint64_t refused_forged, refused_snapshots, refused_protocol;
@@ -1592,6 +1593,16 @@ void repl_link_down(struct repl *r, uint32_t peer, uint64_t now_ms)
 	p->state = REPL_DOWN;
 }
 
+void repl_clock_refused(struct repl *r, uint32_t peer, int64_t offset_ms)
+{
+	struct peer *p = peer_get(r, peer);
+	/* A session up (its other dial got through) is the better word. */
+	if (p == NULL || p->state == REPL_ACTIVE)
+		return;
+	p->offset = offset_ms;
+	p->hs_clock_refused = 1;
+}
+
 /* Our writer must be given up if a peer holds more of it than we do (we
  * are a stale copy, or an incarnation collided) or a later writer of our
  * node exists (born later, or a tie it wins). Returns 1 when it asked the
@@ -1882,6 +1893,7 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 		p->o[i].sent = 0;
 	}
 	p->offset = (int64_t)h->time_ms - (int64_t)now;
+	p->hs_clock_refused = 0; /* a session: its clock was in the window */
 	p->state = REPL_ACTIVE;
 	p->greeted = 1;
 	trace(r, LOG_INFO, "session with node %u active (clock offset %lld ms)",
@@ -3173,7 +3185,7 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 		s->state = p->state;
 		s->last_contact_ms = p->last_contact;
 		s->clock_offset_ms = p->offset;
-		s->clock_refused = p->clock_refused;
+		s->clock_refused = p->clock_refused || p->hs_clock_refused;
 		s->sent_changes = p->sent_changes;
 		s->recv_changes = p->recv_changes;
 		s->dup_changes = p->dup_changes;

@@ -156,6 +156,9 @@ int repl_reconfigure(struct repl *r, const uint32_t *nodes, size_t n,
 /* An authenticated link to peer is up (we send Hello) or gone. */
 void repl_link_up(struct repl *r, uint32_t peer, uint64_t now_ms);
 void repl_link_down(struct repl *r, uint32_t peer, uint64_t now_ms);
+/* peer's handshake was refused for its clock (offset: its clock minus
+ * ours): its status says clock_refused until a session comes up. */
+void repl_clock_refused(struct repl *r, uint32_t peer, int64_t offset_ms);
 /* One encoded PeerMsg from peer. Bad messages close the link. */
 void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 	       uint64_t now_ms);

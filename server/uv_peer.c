@@ -744,6 +744,11 @@ static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
 		c->peer = &n->peers[i];
 		if (live_session(c->peer))
 			rc = MSCE_EBUSY; /* refuse() logs and counts it */
+	} else if (rc == MSCE_ECLOCK && n->cb.clock_refused) {
+		/* Its key is a peer's, its clock beyond the window: status
+		 * says so rather than only "link down". */
+		n->cb.clock_refused(n->cb.data, n->peers[i].cfg->id,
+				    c->skew_ms);
 	}
 	c->verify_rc = rc;
 	return rc;

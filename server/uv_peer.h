@@ -42,6 +42,9 @@ struct peer_net_cb {
 	 * during the call. */
 	void (*message)(void *data, uint32_t peer, const uint8_t *msg,
 			size_t len);
+	/* peer's message 1 was refused for its clock: its timestamp minus
+	 * ours. May be NULL. */
+	void (*clock_refused)(void *data, uint32_t peer, int64_t offset_ms);
 };
 
 /* A zero field takes the default shown ("cfg" = from the config). */

@@ -58,6 +58,12 @@ class ClockTest(ClusterTestCase):
         wait_until(offset_logged, 10, "node 1 to log node 3's offset")
         peers = {p["node"]: p for p in c.status(n1)["peers"]}
         self.assertFalse(peers[3]["connected"])
+        # Status says why, not only "link down": the clock, by how much.
+        self.assertTrue(peers[3]["clock_refused"])
+        self.assertLess(abs(peers[3]["clock_offset_ms"] - 600_000), 10_000)
+        self.assertTrue(any(p.startswith("n3 (3) refused for its clock (+")
+                            for p in c.status(n1)["problem_list"]),
+                        c.status(n1)["problem_list"])
 
         # It keeps trying and keeps being refused; it has no session, so
         # (a new store) it cannot even take writes.
@@ -70,6 +76,7 @@ class ClockTest(ClusterTestCase):
                                       timeout=10).read().decode()
         m = re.search(r'msce_handshake_failures_total\{reason="clock_skew"\} (\d+)', text)
         self.assertTrue(m and int(m.group(1)) > 0, text)
+        self.assertIn("\nmsce_clock_alarm 1\n", text)
 
         # The others' clocks were not dragged ahead: a new write at node 1
         # is stamped with the real time, and reaches node 2.
@@ -103,8 +110,9 @@ class ClockTest(ClusterTestCase):
         c.wait_counter(n2, "refused_clock_skew", 0, timeout=30)
 
         def n2_refuses():
-            return any(p["clock_refused"] for p in c.status(n2)["peers"])
+            return c.counters(n2).get("clock_refusals", 0) > 0
         wait_until(n2_refuses, 30, "node 2 to refuse node 3's change")
+        self.assertTrue({p["node"]: p for p in c.status(n2)["peers"]}[3]["clock_refused"])
         self.assertIsNone(c.get(n2, "t", "ahead"))
         self.assertFalse({p["node"]: p for p in c.status(n1)["peers"]}[3]["clock_refused"])
         self.assertEqual(c.counters(n1).get("clock_refusals", 0), 0)

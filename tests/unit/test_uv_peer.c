@@ -289,7 +289,7 @@ static void link_nodes(struct tnode *a, struct tnode *b)
 
 static void node_start(struct tnode *t)
 {
-	struct peer_net_cb cb = {t, on_up, on_down, on_message};
+	struct peer_net_cb cb = {t, on_up, on_down, on_message, NULL};
 	struct err e;
 	int rc;
 
@@ -1325,7 +1325,7 @@ static void test_start_errors(void **state)
 {
 	struct world *w = world_new("start_errors");
 	struct tnode *a = node_init(w, 1), *b = node_init(w, 2);
-	struct peer_net_cb cb = {b, on_up, on_down, on_message};
+	struct peer_net_cb cb = {b, on_up, on_down, on_message, NULL};
 	struct peer_net *n = NULL;
 	struct err e;
 
