@@ -2917,7 +2917,13 @@ static void liveness(struct repl *r, uint64_t now)
 	for (size_t i = 0; i < r->npeers && !MUTANT("no_liveness"); i++) {
 		struct peer *p = &r->peers[i];
 		char reason[128];
-		if (p->state == REPL_DOWN || now < p->last_rx ||
+		if (now < p->last_rx) {
+			/* The wall clock stepped back: count the silence
+			 * from now, not from a time that comes back later. */
+			p->last_rx = now;
+			continue;
+		}
+		if (p->state == REPL_DOWN ||
 		    now - p->last_rx <= r->cfg.liveness_ms)
 			continue;
 		snprintf(reason, sizeof reason,

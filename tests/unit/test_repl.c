@@ -417,6 +417,28 @@ static void silent_link_goes_down(void **state)
 	assert_int_equal(c.protocol_errors, 0);
 }
 
+/* The wall clock stepped back 30 s and the peer went silent: the link is
+ * closed liveness_ms after the step, not 30 s later. */
+static void silent_link_goes_down_after_a_step_back(void **state)
+{
+	(void)state;
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	drop_queue(1, 2);
+	drop_queue(2, 1);
+	now -= 30000;
+	repl_tick(nodes[1].repl, now);
+	now += 4000;
+	repl_tick(nodes[1].repl, now);
+	assert_int_equal(nodes[1].closed[2], 0);
+	now += 1500;
+	repl_tick(nodes[1].repl, now);
+	assert_int_equal(nodes[1].closed[2], 1);
+	assert_int_equal(nodes[1].close_code[2], MSCE_ETIMEOUT);
+}
+
 /* Garbage and another protocol version close the link, counted, and the
  * refusal names both versions. */
 static void refusals(void **state)
@@ -876,6 +898,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(session_and_streaming, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(silent_link_goes_down_after_a_step_back,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(silent_link_goes_down, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(refusals, setup, teardown),
