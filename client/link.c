@@ -334,7 +334,9 @@ static int read_some(struct link *l, char *err, size_t errlen)
 				   "%s closed the connection during the "
 				   "handshake: it does not know this client "
 				   "key, or the node key or cluster name is "
-				   "wrong, or the clocks differ too much",
+				   "wrong, or the clocks differ too much, or "
+				   "it could not take the connection (under "
+				   "load, or failing): its log says which",
 				   l->name);
 		if (n == 0)
 			return die(l, err, errlen, MSCE_ECLOSED,

@@ -49,15 +49,19 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void record_commit(struct writer *w, double secs, int failed,
+/* rc: the commit's outcome, 0 or the error of a commit that failed. A
+ * store refusing writes (EREADONLY, after a failed commit) made none. */
+static void record_commit(struct writer *w, double secs, int rc,
 			  uint64_t local, uint64_t applied)
 {
 	int b = 0;
+	if (rc == MSCE_EREADONLY)
+		return;
 	while (b < WRITER_LAT_BUCKETS && secs > writer_lat_bounds[b])
 		b++;
 	pthread_mutex_lock(&w->mu);
 	w->stats.commits++;
-	w->stats.failures += failed != 0;
+	w->stats.failures += rc != 0;
 	w->stats.local_writes += local;
 	w->stats.applied += applied;
 	w->stats.lat[b]++;
@@ -156,11 +160,14 @@ static void *run(void *arg)
 					w->store, j->blobs, j->nblobs, j->segs,
 					j->nsegs, wall_ms(), j->max_skew_ms,
 					&j->res, &j->err);
+				/* Refused changes commit what came before. */
 				record_commit(w, mono_s() - t0,
-					      j->rc && j->rc != MSCE_ECLOCK &&
-						      j->rc != MSCE_EGAP &&
-						      j->rc != MSCE_EAUTH &&
-						      j->rc != MSCE_EPROTO,
+					      j->rc == MSCE_ECLOCK ||
+						      j->rc == MSCE_EGAP ||
+						      j->rc == MSCE_EAUTH ||
+						      j->rc == MSCE_EPROTO
+						  ? 0
+						  : j->rc,
 					      0, j->res.applied);
 			} else if (j->kind == WRITER_CALL) {
 				err_clear(&j->err);
