@@ -29,11 +29,11 @@ class StoreFailureTest(ClusterTestCase):
         c.wait_connected(n1, [2])
         c.put(n1, "t", "before", {"v": "1"})
 
-        def metric():
+        def metric(name="msce_store_failed "):
             with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
                                         timeout=10) as r:
                 text = r.read().decode()
-            return [l for l in text.splitlines() if l.startswith("msce_store_failed ")]
+            return [l for l in text.splitlines() if l.startswith(name)]
 
         self.assertEqual(metric(), ["msce_store_failed 0"])
         self.assertEqual(c.counters(n1)["store_failed"], 0)
@@ -52,6 +52,9 @@ class StoreFailureTest(ClusterTestCase):
         self.assertEqual(c.values(n1, "t", "before"), {"v": "1"})
         self.assertEqual(c.counters(n1)["store_failed"], 1)
         self.assertEqual(metric(), ["msce_store_failed 1"])
+        # One commit failed; the refusals after it were no commits.
+        self.assertEqual(metric("msce_commit_failures_total "),
+                         ["msce_commit_failures_total 1"])
 
         # The disk recovers: within a few probe periods writes resume.
         os.unlink(flag)
