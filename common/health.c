@@ -73,7 +73,10 @@ void health_check(const Msce__StatusResult *s, double max_lag_s,
 		if (strcmp(s->counters[i]->name, "store_failed") == 0 &&
 		    s->counters[i]->value)
 			why(h,
-			    "the store refuses writes since a commit failed");
+			    "the store refuses writes since a commit failed%s%s%s",
+			    s->store_failure && s->store_failure[0] ? " (" : "",
+			    s->store_failure ? s->store_failure : "",
+			    s->store_failure && s->store_failure[0] ? ")" : "");
 }
 
 void health_join(const struct health *h, char *out, size_t outlen)

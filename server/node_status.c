@@ -294,6 +294,13 @@ Msce__StatusResult *node_status(struct node *n, struct arena *a)
 		if (st->write_gate == NULL)
 			return NULL;
 	}
+	st->store_failure = "";
+	if (store_failed(n->store)) {
+		store_failed_why(n->store, gate, sizeof gate);
+		st->store_failure = arena_memdup(a, gate, strlen(gate) + 1);
+		if (st->store_failure == NULL)
+			return NULL;
+	}
 	st->collection_held = "";
 	if (repl_gc_held(n->repl, gate, sizeof gate)) {
 		st->collection_held = arena_memdup(a, gate, strlen(gate) + 1);

@@ -230,6 +230,7 @@ static cJSON *model_json(const struct model *m)
 	cJSON_AddNumberToObject(j, "writer", s->writer);
 	cJSON_AddStringToObject(j, "write_gate", s->write_gate);
 	cJSON_AddStringToObject(j, "collection_held", s->collection_held);
+	cJSON_AddStringToObject(j, "store_failure", s->store_failure);
 	cJSON_AddNumberToObject(j, "inbound_lag_changes",
 				(double)s->inbound_lag_changes);
 	cJSON_AddNumberToObject(j, "inbound_lag_ms", (double)s->inbound_lag_ms);

@@ -52,6 +52,11 @@ class StoreFailureTest(ClusterTestCase):
         self.assertEqual(c.values(n1, "t", "before"), {"v": "1"})
         self.assertEqual(c.counters(n1)["store_failed"], 1)
         self.assertEqual(metric(), ["msce_store_failed 1"])
+        # Status names the cause, as the refusal does.
+        st = c.status(n1)
+        self.assertEqual(st["store_failure"], "Input/output error")
+        self.assertIn("the store refuses writes since a commit failed "
+                      "(Input/output error)", st["problem_list"])
         # One commit failed; the refusals after it were no commits.
         self.assertEqual(metric("msce_commit_failures_total "),
                          ["msce_commit_failures_total 1"])
@@ -61,6 +66,7 @@ class StoreFailureTest(ClusterTestCase):
         wait_until(lambda: c.counters(n1)["store_failed"] == 0, 30,
                    "the probe commit to succeed")
         self.assertEqual(metric(), ["msce_store_failed 0"])
+        self.assertEqual(c.status(n1)["store_failure"], "")
         c.put(n1, "t", "after", {"v": "2"})
         c.wait_converged()
         for x in c.nodes:
