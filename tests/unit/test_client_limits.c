@@ -485,6 +485,47 @@ static void test_partial_bytes_unix(void **state)
 	world_free(w);
 }
 
+/* The same over the unix socket: 200 requests in one write, none of the
+ * replies read; then the client reads them all. */
+static void test_burst_without_reading_unix(void **state)
+{
+	struct world *w = world_new();
+	uint8_t reqs[200 * 5];
+	size_t got = 0;
+	int fd;
+
+	(void)state;
+	w->reply_bytes = 1 << 20;
+	world_start(w);
+	fd = unix_connect(w);
+	for (int i = 0; i < 200; i++) {
+		uint8_t *r = reqs + 5 * i;
+		r[0] = r[1] = r[2] = 0;
+		r[3] = 1;
+		r[4] = 'q';
+	}
+	assert_int_equal(send(fd, reqs, sizeof reqs, 0), (ssize_t)sizeof reqs);
+	run_for(w, 1000);
+	print_message("taken while the client reads nothing: %d of 200\n",
+		      w->requests);
+	assert_true(w->requests > 0);
+	assert_true(w->requests < 100);
+	/* Read every reply (4 + 1 MiB each) while the node goes on. */
+	while (got < 200 * (4 + ((size_t)1 << 20))) {
+		static uint8_t buf[1 << 16];
+		ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0)
+			break;
+		else
+			run_for(w, 1);
+	}
+	assert_int_equal(w->requests, 200);
+	close(fd);
+	world_free(w);
+}
+
 /* Idle connections from one address take max_pending_per_address slots;
  * under load a client gets a cookie and comes in with it; one that sends
  * message 1 again without it is refused. */
@@ -534,6 +575,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_burst_without_reading),
+	    cmocka_unit_test(test_burst_without_reading_unix),
 	    cmocka_unit_test(test_connections_per_key),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_partial_bytes),
