@@ -12,11 +12,11 @@
  * the verify callback looks the initiator's key up in the replay table
  * (one entry per [client] section, same order as cfg->clients), which
  * refuses unknown keys before the channel allocates anything, replayed or
- * stale timestamps, and a key at its connection cap. Message 2 is written,
- * the connection takes the role and name of its client entry, and every
+ * stale timestamps, and a key at its connection cap. Message 2 is written;
+ * once the client's confirmation comes (within the handshake timeout) the
+ * connection takes the role and name of its client entry, and every
  * application message the channel reassembles is one request for the
- * callback (the channel takes the initiator's confirmation first; libmsce
- * sends it with its first request). Replies go through channel_send. A
+ * callback. Replies go through channel_send. A
  * timer rekeys open channels, sweeps slow handshakes and idle connections.
  * Unfinished requests of all connections share one budget (channel.h
  * struct channel_budget; the unix framing draws on it too).
@@ -25,7 +25,9 @@
  * request of it is in flight, so a reply that completes after the client
  * went away finds a live struct and is dropped. A held reply's write keeps
  * its hold until the write completes, which with CLIENT_MAX_INFLIGHT and
- * CLIENT_MAX_QUEUED is the back-pressure on a client that does not read.
+ * CLIENT_MAX_QUEUED is the back-pressure on a client that does not read:
+ * checked between requests, the rest of a read is stashed until it
+ * drains.
  * Channel keys are wiped in the close callback.
  *
  * Failure modes: anything wrong before the handshake is done (bad mac1,

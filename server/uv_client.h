@@ -37,8 +37,9 @@
 /* Largest reply over the unix socket (what libmsce accepts). */
 #define CLIENT_MAX_REPLY_UNIX (64u << 20)
 #define CLIENT_MAX_INFLIGHT 1024
-/* A connection stops being read while this many reply bytes wait to be
- * written (a client that sends but does not read). */
+/* A connection stops taking requests while this many replies are owed
+ * (CLIENT_MAX_INFLIGHT) or this many reply bytes wait to be written (a
+ * client that sends but does not read); checked between requests. */
 #define CLIENT_MAX_QUEUED (16u << 20)
 
 struct client_conn;
