@@ -24,8 +24,9 @@
  * Lifetime: a connection is freed only when its handle is closed *and* no
  * request of it is in flight, so a reply that completes after the client
  * went away finds a live struct and is dropped. A held reply's write keeps
- * its hold until the write completes, which with CLIENT_MAX_INFLIGHT and
- * CLIENT_MAX_QUEUED is the back-pressure on a client that does not read:
+ * its hold until the write completes, which with CLIENT_MAX_INFLIGHT,
+ * CLIENT_MAX_QUEUED and CLIENT_MAX_QUEUED_PER_KEY is the back-pressure on
+ * a client that does not read:
  * checked between requests, the rest of a read is stashed until it
  * drains.
  * Channel keys are wiped in the close callback.
@@ -138,6 +139,7 @@ struct client_server {
 	char path[sizeof(((struct config *)0)->socket_path)];
 	struct channel_replay_entry *replay; /* parallel to cfg->clients */
 	size_t *key_conns;		     /* parallel too: connections */
+	size_t *key_queued; /* parallel too: reply bytes held (key_hold) */
 	size_t nclients;
 	struct client_conn *conns;
 	struct admission adm;	    /* TCP handshakes by address */
@@ -159,6 +161,7 @@ struct wreq {
 	uv_write_t req;
 	struct client_conn *c;
 	int held; /* replies: the holds released when done */
+	size_t counted; /* bytes of it in the key's key_queued */
 	uint8_t *data;
 };
 
@@ -210,6 +213,7 @@ static void maybe_finish(struct client_server *s)
 		unlink(s->path);
 	free(s->replay);
 	free(s->key_conns);
+	free(s->key_queued);
 	admission_free(&s->adm);
 	channel_guard_destroy(&s->guard);
 	free(s);
@@ -300,6 +304,46 @@ static struct client_conn *conn_new(struct client_server *s,
 
 /* ---- writing ---- */
 
+/* The reply bytes all connections of c's client key hold in the node
+ * (queued in this iteration or being written), bounded by
+ * CLIENT_MAX_QUEUED_PER_KEY: without it one key that reads nothing holds
+ * CLIENT_MAX_QUEUED on each of its connections. NULL on the unix socket
+ * and before the handshake. */
+static size_t *key_queued(const struct client_conn *c)
+{
+	const struct client_server *s = c->srv;
+
+	return c->client ? &s->key_queued[c->client - s->cfg->clients] : NULL;
+}
+
+static void key_hold(struct client_conn *c, size_t n)
+{
+	size_t *q = key_queued(c);
+
+	if (q)
+		*q += n;
+}
+
+/* Releases n bytes; when that takes the key under its limit, its other
+ * connections, which may have stopped at it, are looked at again. */
+static void key_release(struct client_conn *c, size_t n)
+{
+	struct client_server *s = c->srv;
+	size_t *q = key_queued(c);
+	int was_full;
+
+	if (q == NULL || n == 0)
+		return;
+	was_full = *q >= CLIENT_MAX_QUEUED_PER_KEY;
+	*q -= n;
+	if (!was_full || *q >= CLIENT_MAX_QUEUED_PER_KEY)
+		return;
+	for (struct client_conn *o = s->conns; o != NULL; o = o->next)
+		if (o != c && o->client == c->client &&
+		    o->state == CONN_OPEN)
+			update_reading(o);
+}
+
 static void on_written(uv_write_t *req, int status)
 {
 	struct wreq *w = (struct wreq *)req;
@@ -311,6 +355,7 @@ static void on_written(uv_write_t *req, int status)
 		client_conn_close(c);
 	}
 	c->holds -= w->held;
+	key_release(c, w->counted);
 	free(w->data);
 	free(w);
 	update_reading(c);
@@ -319,9 +364,10 @@ static void on_written(uv_write_t *req, int status)
 
 /* Writes len bytes of data (malloc'd; taken over, freed here or when the
  * write completes). held: the replies it carries, each releasing one hold
- * when done, or here on failure. On failure c is closed. */
+ * when done, or here on failure; counted: its bytes in key_queued, released
+ * likewise. On failure c is closed. */
 static void conn_write(struct client_conn *c, uint8_t *data, size_t len,
-		       int held)
+		       int held, size_t counted)
 {
 	struct wreq *w;
 	uv_buf_t b;
@@ -330,12 +376,14 @@ static void conn_write(struct client_conn *c, uint8_t *data, size_t len,
 	if (c->state == CONN_CLOSING || len == 0) {
 		free(data);
 		c->holds -= held;
+		key_release(c, counted);
 		conn_free_if_done(c);
 		return;
 	}
 	if ((w = malloc(sizeof(*w))) == NULL) {
 		free(data);
 		c->holds -= held;
+		key_release(c, counted);
 		log_error("client connection: out of memory writing");
 		/* A lost reply leaves the client waiting: drop it. */
 		client_conn_close(c);
@@ -343,12 +391,14 @@ static void conn_write(struct client_conn *c, uint8_t *data, size_t len,
 	}
 	w->c = c;
 	w->held = held;
+	w->counted = counted;
 	w->data = data;
 	b = uv_buf_init((char *)data, (unsigned)len);
 	if ((rc = uv_write(&w->req, &c->h.stream, &b, 1, on_written))) {
 		free(data);
 		free(w);
 		c->holds -= held;
+		key_release(c, counted);
 		log_debug("client connection: write failed: %s",
 			  uv_strerror(rc));
 		client_conn_close(c);
@@ -365,7 +415,7 @@ static void conn_write_buf(struct client_conn *c, struct channel_buf *b,
 	size_t len = b->len;
 
 	memset(b, 0, sizeof(*b));
-	conn_write(c, data, len, held);
+	conn_write(c, data, len, held, 0);
 }
 
 void client_conn_hold(struct client_conn *c)
@@ -418,7 +468,7 @@ static void on_flush(uv_check_t *h)
 		c->pend_holds = 0;
 		c->pend_listed = 0;
 		c->pend_next = NULL;
-		conn_write(c, data, len, held);
+		conn_write(c, data, len, held, len);
 		c = next;
 	}
 }
@@ -441,6 +491,7 @@ static int conn_queue(struct client_conn *c, const uint8_t *p, size_t n)
 	}
 	memcpy(c->pend + c->pend_len, p, n);
 	c->pend_len += n;
+	key_hold(c, n);
 	c->pend_holds++;
 	if (!c->pend_listed) {
 		c->pend_listed = 1;
@@ -493,7 +544,7 @@ void client_conn_reply(struct client_conn *c, const uint8_t *msg, size_t len)
 			free(data);
 			return;
 		}
-		conn_write(c, data, 4 + len, 1);
+		conn_write(c, data, 4 + len, 1, 0);
 		return;
 	}
 	if ((rc = channel_send(&c->ch, len ? msg : NULL, len, &out))) {
@@ -543,9 +594,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
  * too, not only between reads: one read may hold a thousand requests. */
 static int conn_busy(const struct client_conn *c)
 {
+	const size_t *q = key_queued(c);
+
 	return c->holds >= CLIENT_MAX_INFLIGHT ||
 	       c->pend_len + uv_stream_get_write_queue_size(&c->h.stream) >=
-		   CLIENT_MAX_QUEUED;
+		   CLIENT_MAX_QUEUED ||
+	       (q && *q >= CLIENT_MAX_QUEUED_PER_KEY);
 }
 
 /* Keeps the n bytes not fed yet; reading stops until they are. 0, or -1
@@ -1284,6 +1338,8 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	s->replay = calloc(s->nclients ? s->nclients : 1, sizeof(*s->replay));
 	s->key_conns =
 	    calloc(s->nclients ? s->nclients : 1, sizeof(*s->key_conns));
+	s->key_queued =
+	    calloc(s->nclients ? s->nclients : 1, sizeof(*s->key_queued));
 	acfg.max_pending = cfg->max_pending_handshakes
 			       ? cfg->max_pending_handshakes
 			       : CONFIG_DEFAULT_MAX_PENDING;
@@ -1293,9 +1349,10 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	if (acfg.per_addr > acfg.max_pending)
 		acfg.per_addr = acfg.max_pending;
 	if (s->replay == NULL || s->key_conns == NULL ||
-	    admission_init(&s->adm, &acfg)) {
+	    s->key_queued == NULL || admission_init(&s->adm, &acfg)) {
 		free(s->replay);
 		free(s->key_conns);
+		free(s->key_queued);
 		free(s);
 		return err_set(e, MSCE_ENOMEM, "client server: out of memory");
 	}
@@ -1323,6 +1380,7 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 			      (struct sockaddr *)&ss, LISTEN_BACKLOG, &fd, e))) {
 		free(s->replay);
 		free(s->key_conns);
+		free(s->key_queued);
 		admission_free(&s->adm);
 		channel_guard_destroy(&s->guard);
 		free(s);

@@ -41,6 +41,10 @@
  * (CLIENT_MAX_INFLIGHT) or this many reply bytes wait to be written (a
  * client that sends but does not read); checked between requests. */
 #define CLIENT_MAX_QUEUED (16u << 20)
+/* The same, for all connections of one client key together: a key's
+ * connections stop taking requests while it holds this many reply bytes
+ * (its other keys' clients go on). */
+#define CLIENT_MAX_QUEUED_PER_KEY (48u << 20)
 
 struct client_conn;
 struct client_server;

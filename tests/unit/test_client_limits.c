@@ -349,6 +349,54 @@ static void test_burst_without_reading(void **state)
 	world_free(w);
 }
 
+/* The same over many connections of one key: together they get replies
+ * up to CLIENT_MAX_QUEUED_PER_KEY (and the sockets' buffers), not
+ * CLIENT_MAX_QUEUED on each; another key's client is served meanwhile;
+ * everything is answered once they read. */
+static void test_burst_many_connections(void **state)
+{
+	enum { NC = 8, EACH = 40 };
+	struct world *w = world_new();
+	struct cli c[NC], other;
+
+	(void)state;
+	w->reply_bytes = 1 << 20;
+	world_start(w);
+	for (int i = 0; i < NC; i++) {
+		cli_open(w, &c[i], &w->kp[0], NULL);
+		WAIT_FOR(w, channel_is_open(&c[i].ch));
+	}
+	WAIT_FOR(w, stats(w).tcp_sessions == NC);
+	for (int i = 0; i < NC; i++) {
+		c[i].paused = 1;
+		for (int r = 0; r < EACH; r++)
+			assert_int_equal(channel_send(&c[i].ch,
+						      (const uint8_t *)"q", 1,
+						      &c[i].out),
+					 0);
+		cli_flush(&c[i]);
+	}
+	run_for(w, 1500);
+	print_message("taken while %d connections of a key read nothing: "
+		      "%d of %d\n",
+		      NC, w->requests, NC * EACH);
+	/* 48 MiB and the sockets' buffers; without the key's limit each
+	 * connection takes about 20 (16 MiB and its buffers): 160. */
+	assert_true(w->requests < 120);
+	int before = w->requests;
+	cli_open(w, &other, &w->kp[1], NULL);
+	WAIT_FOR(w, channel_is_open(&other.ch));
+	cli_send(&other, 1, 0);
+	WAIT_FOR(w, other.messages == 1);
+	assert_int_equal(w->requests, before + 1);
+	for (int i = 0; i < NC; i++)
+		c[i].paused = 0;
+	WAIT_FOR(w, w->requests == NC * EACH + 1);
+	for (int i = 0; i < NC; i++)
+		WAIT_FOR(w, c[i].messages == EACH);
+	world_free(w);
+}
+
 /* A key gets client_max_connections_per_key connections; one more is
  * refused before message 2; another key is not affected; a closed one
  * frees its place. */
@@ -576,6 +624,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_burst_without_reading),
 	    cmocka_unit_test(test_burst_without_reading_unix),
+	    cmocka_unit_test(test_burst_many_connections),
 	    cmocka_unit_test(test_connections_per_key),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_partial_bytes),
