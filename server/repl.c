@@ -217,6 +217,7 @@ struct repl {
 	struct wstate *writers;
 	size_t nwriters;
 	uint64_t next_gossip, next_truncate;
+	uint64_t last_tick; /* now of the last repl_tick, 0 before it */
 	uint64_t token_seq;
 	size_t prep_bytes; /* held by messages decoded ahead */
 	uint64_t snap_seq;
@@ -2914,6 +2915,20 @@ void repl_local_commit(struct repl *r, uint64_t now_ms) { pump_all(r, now_ms); }
 
 static void liveness(struct repl *r, uint64_t now)
 {
+	/* Ticks come every few tens of ms. A gap of half the liveness
+	 * limit is time nobody watched (the wall clock stepped forward, or
+	 * the loop stood still): the silence in it is not the peers'. */
+	if (r->last_tick && now > r->last_tick + r->cfg.liveness_ms / 2) {
+		uint64_t gap = now - r->last_tick;
+		for (size_t i = 0; i < r->npeers; i++) {
+			struct peer *p = &r->peers[i];
+			p->last_rx = p->last_rx + gap < now ? p->last_rx + gap
+							    : now;
+			p->snap_out.progress_ms += gap;
+			p->snap_in.progress_ms += gap;
+		}
+	}
+	r->last_tick = now;
 	for (size_t i = 0; i < r->npeers && !MUTANT("no_liveness"); i++) {
 		struct peer *p = &r->peers[i];
 		char reason[128];

@@ -417,6 +417,34 @@ static void silent_link_goes_down(void **state)
 	assert_int_equal(c.protocol_errors, 0);
 }
 
+/* The wall clock stepped forward 30 s: the link stays up (the silence
+ * was nobody's), and goes down liveness_ms after the peer went silent. */
+static void link_survives_a_step_forward(void **state)
+{
+	(void)state;
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	repl_tick(nodes[1].repl, now);
+	now += 30000;
+	repl_tick(nodes[1].repl, now);
+	assert_int_equal(nodes[1].closed[2], 0);
+	drop_queue(1, 2);
+	drop_queue(2, 1);
+	for (int t = 0; t < 40; t++) { /* 4 s, ticked as msced does */
+		now += 100;
+		repl_tick(nodes[1].repl, now);
+	}
+	assert_int_equal(nodes[1].closed[2], 0);
+	for (int t = 0; t < 15; t++) {
+		now += 100;
+		repl_tick(nodes[1].repl, now);
+	}
+	assert_int_equal(nodes[1].closed[2], 1);
+	assert_int_equal(nodes[1].close_code[2], MSCE_ETIMEOUT);
+}
+
 /* The wall clock stepped back 30 s and the peer went silent: the link is
  * closed liveness_ms after the step, not 30 s later. */
 static void silent_link_goes_down_after_a_step_back(void **state)
@@ -430,11 +458,15 @@ static void silent_link_goes_down_after_a_step_back(void **state)
 	drop_queue(2, 1);
 	now -= 30000;
 	repl_tick(nodes[1].repl, now);
-	now += 4000;
-	repl_tick(nodes[1].repl, now);
+	for (int t = 0; t < 40; t++) { /* 4 s, ticked as msced does */
+		now += 100;
+		repl_tick(nodes[1].repl, now);
+	}
 	assert_int_equal(nodes[1].closed[2], 0);
-	now += 1500;
-	repl_tick(nodes[1].repl, now);
+	for (int t = 0; t < 15; t++) {
+		now += 100;
+		repl_tick(nodes[1].repl, now);
+	}
 	assert_int_equal(nodes[1].closed[2], 1);
 	assert_int_equal(nodes[1].close_code[2], MSCE_ETIMEOUT);
 }
@@ -900,6 +932,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(silent_link_goes_down_after_a_step_back,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(link_survives_a_step_forward, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(silent_link_goes_down, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(refusals, setup, teardown),
