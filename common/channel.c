@@ -116,10 +116,33 @@ int channel_prologue(const char *cluster, uint8_t *out, size_t cap, size_t *len)
 	return 0;
 }
 
+static void budget_add(struct channel_budget *b, size_t n)
+{
+	for (; b != NULL; b = b->parent)
+		b->used += n;
+}
+
+static void budget_sub(struct channel_budget *b, size_t n)
+{
+	for (; b != NULL; b = b->parent)
+		b->used -= n;
+}
+
+void channel_set_budget(struct channel *ch, struct channel_budget *b)
+{
+	budget_sub(ch->budget, ch->asm_cap);
+	ch->budget = b;
+	budget_add(ch->budget, ch->asm_cap);
+}
+
+const struct channel_budget *channel_budget_refused(const struct channel *ch)
+{
+	return ch->refused_by;
+}
+
 static void asm_free(struct channel *ch)
 {
-	if (ch->budget)
-		ch->budget->used -= ch->asm_cap;
+	budget_sub(ch->budget, ch->asm_cap);
 	free(ch->asm_buf);
 	ch->asm_buf = NULL;
 	ch->asm_len = ch->asm_cap = 0;
@@ -518,7 +541,7 @@ static int asm_append(struct channel *ch, const uint8_t *data, size_t len)
 	}
 	need = ch->asm_len + len;
 	if (need > ch->asm_cap) {
-		struct channel_budget *b = ch->budget;
+		struct channel_budget *b;
 
 		cap = ch->asm_cap ? ch->asm_cap : ASM_MIN;
 		while (cap < need)
@@ -526,18 +549,20 @@ static int asm_append(struct channel *ch, const uint8_t *data, size_t len)
 		if (cap > ch->max_receive)
 			cap = ch->max_receive;
 		/* The growth must fit what all channels share. */
-		if (b && cap - ch->asm_cap > b->limit - b->used) {
-			b->refusals++;
-			ch->failure = CHANNEL_FAIL_BUDGET;
-			return MSCE_EBUSY;
-		}
+		for (b = ch->budget; b != NULL; b = b->parent)
+			if (b->used > b->limit ||
+			    cap - ch->asm_cap > b->limit - b->used) {
+				b->refusals++;
+				ch->refused_by = b;
+				ch->failure = CHANNEL_FAIL_BUDGET;
+				return MSCE_EBUSY;
+			}
 		p = realloc(ch->asm_buf, cap);
 		if (!p) {
 			ch->failure = CHANNEL_FAIL_LOCAL;
 			return MSCE_ENOMEM;
 		}
-		if (b)
-			b->used += cap - ch->asm_cap;
+		budget_add(ch->budget, cap - ch->asm_cap);
 		ch->asm_buf = p;
 		ch->asm_cap = cap;
 	}

@@ -127,10 +127,12 @@ struct channel_guard {
 /* Partial-message memory shared by many channels (caller-owned, zeroed,
  * limit set): the reassembly buffers of all of them together stay within
  * limit bytes (a channel under a budget frees its buffer after each
- * message). used is kept by the channels. */
+ * message). used is kept by the channels. A budget with a parent (one
+ * client key's share of all) draws on both. */
 struct channel_budget {
 	size_t used, limit;
 	uint64_t refusals; /* messages refused for want of budget */
+	struct channel_budget *parent; /* optional */
 };
 
 struct channel_config {
@@ -212,6 +214,7 @@ struct channel {
 	struct channel_cb cb;
 	size_t max_message, max_receive;
 	struct channel_budget *budget;
+	const struct channel_budget *refused_by; /* CHANNEL_FAIL_BUDGET */
 	uint64_t rekey_bytes, rekey_ms;
 	uint64_t tx_since_rekey, last_rekey_ms;
 
@@ -298,6 +301,13 @@ int channel_is_open(const struct channel *ch);
 int channel_is_confirmed(const struct channel *ch);
 /* The sticky error, 0 while alive. */
 int channel_error(const struct channel *ch);
+
+/* Moves the channel's reassembly memory to budget b (with its parents),
+ * e.g. its key's share once the key is known. */
+void channel_set_budget(struct channel *ch, struct channel_budget *b);
+
+/* After CHANNEL_FAIL_BUDGET: the budget (of ch's chain) that was full. */
+const struct channel_budget *channel_budget_refused(const struct channel *ch);
 /* Where a dead channel failed; CHANNEL_FAIL_NONE while alive. */
 enum channel_failure channel_failure(const struct channel *ch);
 /* Initiator: the cookie the responder sent in this handshake, copied into

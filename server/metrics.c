@@ -254,6 +254,7 @@ static int render(void *ctx, char **buf, size_t *len)
 		CR("oversized_reply", cs.oversized_replies);
 		CR("key_connections", cs.refused_key_connections);
 		CR("partial_total", cs.refused_partial_total);
+		CR("partial_key", cs.refused_partial_key);
 #undef CR
 		COUNTER(&b, "msce_client_idle_timeouts_total",
 			"client connections closed by client_idle_timeout",

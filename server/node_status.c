@@ -247,6 +247,7 @@ static int fill_counters(struct node *n, struct arena *a,
 		C("client_refused_key_connections",
 		  cst.refused_key_connections);
 		C("client_refused_partial_total", cst.refused_partial_total);
+		C("client_refused_partial_key", cst.refused_partial_key);
 		C("client_idle_timeouts", cst.idle_timeouts);
 		C("client_partial_bytes", cst.partial_bytes);
 	}

@@ -140,6 +140,9 @@ struct client_server {
 	struct channel_replay_entry *replay; /* parallel to cfg->clients */
 	size_t *key_conns;		     /* parallel too: connections */
 	size_t *key_queued; /* parallel too: reply bytes held (key_hold) */
+	/* Parallel too: each key's share of budget (its parent), so that one
+	 * key cannot hold all of it: half, or one whole request if more. */
+	struct channel_budget *key_budget;
 	size_t nclients;
 	struct client_conn *conns;
 	struct admission adm;	    /* TCP handshakes by address */
@@ -214,6 +217,7 @@ static void maybe_finish(struct client_server *s)
 	free(s->replay);
 	free(s->key_conns);
 	free(s->key_queued);
+	free(s->key_budget);
 	admission_free(&s->adm);
 	channel_guard_destroy(&s->guard);
 	free(s);
@@ -802,9 +806,15 @@ static void refuse(struct client_conn *c, int rc)
 		why = "request over client_max_partial_bytes";
 		break;
 	case CHANNEL_FAIL_BUDGET:
-		counter = &st->refused_partial_total;
-		why = "unfinished requests of all connections over "
-		      "client_max_partial_total";
+		if (channel_budget_refused(&c->ch) == &s->budget) {
+			counter = &st->refused_partial_total;
+			why = "unfinished requests of all connections over "
+			      "client_max_partial_total";
+		} else {
+			counter = &st->refused_partial_key;
+			why = "unfinished requests of this key's connections "
+			      "over its share of client_max_partial_total";
+		}
 		break;
 	default:
 		if (rc == MSCE_ECLOSED)
@@ -997,6 +1007,7 @@ static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
 		c->client = &s->cfg->clients[i];
 		c->counted = 1;
 		s->key_conns[i]++;
+		channel_set_budget(&c->ch, &s->key_budget[i]);
 	}
 	return rc;
 }
@@ -1340,6 +1351,8 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	    calloc(s->nclients ? s->nclients : 1, sizeof(*s->key_conns));
 	s->key_queued =
 	    calloc(s->nclients ? s->nclients : 1, sizeof(*s->key_queued));
+	s->key_budget =
+	    calloc(s->nclients ? s->nclients : 1, sizeof(*s->key_budget));
 	acfg.max_pending = cfg->max_pending_handshakes
 			       ? cfg->max_pending_handshakes
 			       : CONFIG_DEFAULT_MAX_PENDING;
@@ -1349,10 +1362,12 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	if (acfg.per_addr > acfg.max_pending)
 		acfg.per_addr = acfg.max_pending;
 	if (s->replay == NULL || s->key_conns == NULL ||
-	    s->key_queued == NULL || admission_init(&s->adm, &acfg)) {
+	    s->key_queued == NULL || s->key_budget == NULL ||
+	    admission_init(&s->adm, &acfg)) {
 		free(s->replay);
 		free(s->key_conns);
 		free(s->key_queued);
+		free(s->key_budget);
 		free(s);
 		return err_set(e, MSCE_ENOMEM, "client server: out of memory");
 	}
@@ -1372,6 +1387,15 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	s->max_partial = cfg->client_max_partial_bytes
 			     ? cfg->client_max_partial_bytes
 			     : CONFIG_DEFAULT_CLIENT_PARTIAL;
+	for (size_t i = 0; i < s->nclients; i++) {
+		size_t share = s->budget.limit / 2;
+		if (share < s->max_partial)
+			share = s->max_partial;
+		if (share > s->budget.limit)
+			share = s->budget.limit;
+		s->key_budget[i].limit = share;
+		s->key_budget[i].parent = &s->budget;
+	}
 	for (size_t i = 0; i < s->nclients; i++)
 		memcpy(s->replay[i].key, cfg->clients[i].public_key,
 		       NOISE_KEY_LEN);
@@ -1381,6 +1405,7 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 		free(s->replay);
 		free(s->key_conns);
 		free(s->key_queued);
+		free(s->key_budget);
 		admission_free(&s->adm);
 		channel_guard_destroy(&s->guard);
 		free(s);
@@ -1429,7 +1454,8 @@ uint64_t client_server_errors(const struct client_server *s)
 	       st->decrypt_failures + st->bad_frames + st->oversized_requests +
 	       st->oversized_replies + st->refused_bad_mac +
 	       st->refused_addr_pending + st->refused_under_load +
-	       st->refused_key_connections + st->refused_partial_total;
+	       st->refused_key_connections + st->refused_partial_total +
+	       st->refused_partial_key;
 }
 
 void client_server_stop(struct client_server *s, void (*done)(void *arg),

@@ -76,6 +76,7 @@ struct client_server_stats {
 	uint64_t cookies_sent;	       /* under load: cookie replies */
 	uint64_t refused_key_connections; /* client_max_connections_per_key */
 	uint64_t refused_partial_total; /* client_max_partial_total reached */
+	uint64_t refused_partial_key;	/* one key's share of it reached */
 	uint64_t idle_timeouts;	       /* closed by client_idle_timeout */
 	uint64_t partial_bytes;	       /* gauge: unfinished request bytes
 					  held now, all connections */

@@ -495,6 +495,42 @@ static void test_partial_bytes(void **state)
 	world_free(w);
 }
 
+/* One key gets half of client_max_partial_total (or one whole request,
+ * if more): its connection that needs more is closed, and another key's
+ * large request still fits in the other half. */
+static void test_partial_bytes_per_key(void **state)
+{
+	struct world *w = world_new();
+	struct cli a1, a2, b;
+
+	(void)state;
+	w->cfg.client_max_partial_bytes = 256 * KIB;
+	w->cfg.client_max_partial_total = 600 * KIB; /* a key: 300 KiB */
+	w->cfg.max_pending_per_address = 8;
+	world_start(w);
+	cli_open(w, &a1, &w->kp[0], NULL);
+	cli_open(w, &a2, &w->kp[0], NULL);
+	cli_open(w, &b, &w->kp[1], NULL);
+	WAIT_FOR(w, channel_is_open(&a1.ch) && channel_is_open(&a2.ch) &&
+			channel_is_open(&b.ch));
+	cli_send(&a1, 250 * KIB, 200 * KIB); /* a 256 KiB buffer */
+	WAIT_FOR(w, stats(w).partial_bytes == 256 * KIB);
+	cli_send(&a2, 250 * KIB, 200 * KIB); /* over the key's 300 KiB */
+	WAIT_FOR(w, a2.closed);
+	assert_int_equal(stats(w).refused_partial_key, 1);
+	assert_int_equal(stats(w).refused_partial_total, 0);
+	cli_send(&b, 250 * KIB, 200 * KIB); /* the other key: fits */
+	WAIT_FOR(w, stats(w).partial_bytes == 512 * KIB);
+	run_for(w, 100);
+	assert_false(a1.closed);
+	assert_false(b.closed);
+	assert_int_equal(w->requests, 0);
+	cli_close(&a1);
+	cli_close(&b);
+	WAIT_FOR(w, stats(w).partial_bytes == 0);
+	world_free(w);
+}
+
 static int unix_connect(struct world *w)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -629,6 +665,7 @@ int main(void)
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_partial_bytes),
 	    cmocka_unit_test(test_partial_bytes_unix),
+	    cmocka_unit_test(test_partial_bytes_per_key),
 	    cmocka_unit_test(test_pending_and_cookies),
 	};
 
