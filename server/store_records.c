@@ -718,6 +718,33 @@ static int check_record_limits(const struct record *cur,
 	return 0;
 }
 
+/* A base is a version the writer saw. One at or after the write itself
+ * would mark as seen, and so hide, the conflicts of every concurrent write
+ * before it, at every center: refused (we says why). */
+static int base_after_write(const struct store_write *in,
+			    const Msce__Change *c, struct err *we)
+{
+	struct version self = {c->hlc, c->origin};
+
+	for (size_t i = 0; i < in->nfields; i++) {
+		const struct store_field_in *f = &in->fields[i];
+
+		if (!f->has_base || version_cmp(f->base, self) < 0 ||
+		    MUTANT("future_base"))
+			continue;
+		err_set(we, MSCE_EINVAL,
+			"%.*s/%.*s: field %.*s: base version (hlc %llu, "
+			"origin %u) is not before this write (hlc %llu): a "
+			"base is a version the writer saw",
+			(int)in->coll_len, in->coll, (int)in->key_len, in->key,
+			(int)f->name_len, f->name,
+			(unsigned long long)f->base.hlc,
+			(unsigned)f->base.origin, (unsigned long long)c->hlc);
+		return 1;
+	}
+	return 0;
+}
+
 static int write_one(struct wtxn *w, const struct store_write *in,
 		     uint64_t wall_ms, struct store_written *out,
 		     struct err *e)
@@ -815,19 +842,24 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 			return 0;
 	}
 
+	/* A write goes above every version it replaces, even one merged
+	 * from a snapshot whose origin's clock we have not observed yet.
+	 * The clock moves only once the write is taken. */
+	struct hlc clock = w->clock;
+	hlc_observe(&clock, cur.tomb.hlc);
+	for (uint32_t i = 0; i < cur.nfields; i++)
+		hlc_observe(&clock, cur.fields[i].w.v.hlc);
+	c.hlc = stamp ? stamp : hlc_now(&clock, wall_ms);
+	c.origin = s->writer;
+	if (in->op == STORE_PUT && base_after_write(in, &c, we))
+		return 0;
+	w->clock = clock;
 	vv = st_wtxn_vv(w, s->writer);
 	if (vv == NULL)
 		return err_set(e, MSCE_ENOMEM, "grow vector");
-	/* A write goes above every version it replaces, even one merged
-	 * from a snapshot whose origin's clock we have not observed yet. */
-	hlc_observe(&w->clock, cur.tomb.hlc);
-	for (uint32_t i = 0; i < cur.nfields; i++)
-		hlc_observe(&w->clock, cur.fields[i].w.v.hlc);
-	c.origin = s->writer;
 	c.seq = vv->seq + 1;
 	if (MUTANT("seq_assignment") && c.seq == 5)
 		c.seq++; /* a seq skipped */
-	c.hlc = stamp ? stamp : hlc_now(&w->clock, wall_ms);
 	c.collection = arena_alloc(&s->arena, in->coll_len + 1);
 	c.key = arena_alloc(&s->arena, in->key_len + 1);
 	if (c.collection == NULL || c.key == NULL)

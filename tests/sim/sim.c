@@ -484,7 +484,7 @@ struct outcome {
 	char reason[768];
 	int snapshots, partitions, crashes, refusals;
 	int restores, wipes, joins, oversize, delete_conflicts, second,
-	    silences, forged, acked, erasures, strands, emptied;
+	    silences, forged, acked, erasures, strands, emptied, lies;
 };
 
 static void run_seed(uint64_t seed, const struct sim_opts *o,
@@ -556,6 +556,7 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	out->erasures = s->erasures > 0;
 	out->strands = s->strands > 0;
 	out->emptied = s->emptied > 0;
+	out->lies = s->bases_refused > 0;
 	sim_log(
 	    s,
 	    "done at %llu s: %llu acked, %llu refused, %llu conflicts, "
@@ -564,7 +565,8 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	    "refusals, %llu tombstones collected, %llu restores, %llu wipes, "
 	    "%llu joins, %llu oversize refused, %llu gated, %llu delete "
 	    "conflicts, %llu second opens refused, %llu forgeries (%llu "
-	    "batches and %llu snapshots refused), %llu erasures, %llu strands",
+	    "batches and %llu snapshots refused), %llu erasures, %llu strands, "
+	    "%llu lying bases refused",
 	    (unsigned long long)s->now / 1000,
 	    (unsigned long long)s->writes_acked,
 	    (unsigned long long)s->writes_refused,
@@ -584,7 +586,8 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	    (unsigned long long)s->forgeries,
 	    (unsigned long long)total.forged_refusals,
 	    (unsigned long long)total.snapshot_refusals,
-	    (unsigned long long)s->erasures, (unsigned long long)s->strands);
+	    (unsigned long long)s->erasures, (unsigned long long)s->strands,
+	    (unsigned long long)s->bases_refused);
 	sim_free(s);
 	free(s);
 }
@@ -695,7 +698,7 @@ int main(int argc, char **argv)
 	int snaps = 0, parts = 0, crashes = 0, refusals = 0, c;
 	int restores = 0, wipes = 0, joins = 0, oversize = 0, delconf = 0,
 	    second = 0, silences = 0, forged = 0, idle = 0, erased = 0,
-	    strands = 0, emptied = 0;
+	    strands = 0, emptied = 0, lies = 0;
 	const char *mutant = NULL;
 	struct timespec t0, t1;
 	char fbuf[160];
@@ -809,6 +812,7 @@ int main(int argc, char **argv)
 		erased += r.erasures;
 		strands += r.strands;
 		emptied += r.emptied;
+		lies += r.lies;
 		idle += !r.acked && !r.failed;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -821,11 +825,11 @@ int main(int argc, char **argv)
 	       "wipes %d, joins %d, oversize refusals %d, delete conflicts "
 	       "%d, second opens refused %d, silent links %d, forgeries "
 	       "refused %d, erasures %d, strands %d, restored stores "
-	       "emptied %d\n",
+	       "emptied %d, lying bases refused %d\n",
 	       secs > 0 ? (double)count / secs : 0.0, (unsigned long long)count,
 	       secs, snaps, parts, crashes, refusals, restores, wipes, joins,
 	       oversize, delconf, second, silences, forged, erased, strands,
-	       emptied);
+	       emptied, lies);
 	/* A run that acknowledged nothing tested nothing. */
 	if (idle > 0) {
 		printf("%d runs acknowledged no write\n", idle);

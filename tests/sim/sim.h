@@ -200,6 +200,7 @@ struct sim {
 	uint64_t emptied; /* restored stores emptied (repl_must_empty) */
 	uint64_t forgeries, strands;
 	uint64_t writes_acked, writes_refused, writes_gated, oversize_refused;
+	uint64_t bases_refused; /* a client's base after its write */
 	uint64_t delete_conflicts; /* open at the end */
 	uint64_t erasures;	   /* acknowledged erasures */
 	uint64_t msgs_sent, msgs_dropped;

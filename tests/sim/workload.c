@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hlc.h"
 #include "sim.h"
 
 #define MAX_BATCH 3
@@ -45,6 +46,9 @@ struct workload {
 	uint32_t once_node[64]; /* which node wrote each, and when */
 	uint64_t once_ms[64];
 	int nonce;
+	/* Its own draws, so that the other draws stay those of before: a
+	 * client that declares a base after its write (a lie). */
+	struct rng lie_rng;
 };
 
 static const char *const tfields[] = {"a", "b", "c", "d", "e"};
@@ -58,6 +62,7 @@ struct workload *workload_new(struct sim *s)
 	struct workload *w = calloc(1, sizeof *w);
 	if (w == NULL)
 		return NULL;
+	w->lie_rng.s = s->seed ^ UINT64_C(0x6c69656261736521);
 	w->nkeys = (int)rng_range(&s->rng, 3, 12);
 	w->write_ppm = rng_range(&s->rng, 150000, 450000);
 	/* Drawn always, then masked, so other draws stay the same. */
@@ -375,6 +380,73 @@ static int over_record_limits(const struct store_write *x,
 	return fields > MSCE_MAX_RECORD_FIELDS || bytes > MSCE_MAX_RECORD;
 }
 
+/* The latest ms a write at nd to the record read into sn could be
+ * stamped after: its clock, its high-water, the record's versions. */
+static uint64_t latest_ms(struct node *nd, const struct seen *sn)
+{
+	uint64_t ms = node_now(nd);
+
+	if (hlc_ms(store_hlc_committed(nd->store)) > ms)
+		ms = hlc_ms(store_hlc_committed(nd->store));
+	if (hlc_ms(sn->tomb.hlc) > ms)
+		ms = hlc_ms(sn->tomb.hlc);
+	for (size_t k = 0; k < sn->nf; k++)
+		if (hlc_ms(sn->f[k].v.hlc) > ms)
+			ms = hlc_ms(sn->f[k].v.hlc);
+	return ms;
+}
+
+/* Now and then, after a batch, a client that lies: a put whose base is
+ * after anything the node could stamp it with (or the end of time), which
+ * would hide the conflicts of every write before it. It must be refused
+ * EINVAL, and leave nothing behind (not even a moved clock), so the run
+ * goes on as it would without it. Draws only on lie_rng. */
+static void lie_step(struct sim *s, struct node *nd)
+{
+	struct workload *w = s->work;
+	struct seen *sn;
+	struct store_field_in f;
+	struct store_write x;
+	struct store_written out;
+	struct err e;
+	int rc;
+
+	if (rng_below(&w->lie_rng, 20) != 0 ||
+	    (sn = calloc(1, sizeof *sn)) == NULL)
+		return;
+	err_clear(&e);
+	rc = store_get_state(nd->store, "t", 1, "k0", 2, seen_cb, sn, &e);
+	if (rc == 0 || rc == MSCE_ENOTFOUND) {
+		uint64_t ahead = rng_range(&w->lie_rng, 1000, 1000000000);
+		set_field(&f, "a", (const uint8_t *)"lie", 3);
+		f.has_base = 1;
+		f.base.origin = nd->id;
+		f.base.hlc = rng_below(&w->lie_rng, 2)
+				 ? UINT64_MAX
+				 : hlc_make(latest_ms(nd, sn) + ahead, 0);
+		memset(&x, 0, sizeof x);
+		x.op = STORE_PUT;
+		x.coll = "t";
+		x.coll_len = 1;
+		x.key = "k0";
+		x.key_len = 2;
+		x.fields = &f;
+		x.nfields = 1;
+		err_clear(&e);
+		rc = store_write(nd->store, &x, 1, node_now(nd), &out, &e);
+		if (rc == 0 && out.err.code != MSCE_EINVAL)
+			sim_fail(s, "node %u: t/k0 with a base after the write "
+				    "was %s",
+				 nd->id, out.err.code ? out.err.msg : "accepted");
+		else if (rc == 0)
+			s->bases_refused++;
+		else if (rc != MSCE_EBUSY)
+			sim_fail(s, "node %u: store_write failed: %s: %s",
+				 nd->id, err_name(rc), e.msg);
+	}
+	free(sn);
+}
+
 /* Reads the record as the node holds it, then chooses the bases. */
 static int prepare(struct sim *s, struct node *nd, struct wbuf *b, int i)
 {
@@ -547,6 +619,8 @@ void workload_step(struct sim *s)
 	}
 	if (acked && !s->failed)
 		node_local_commit(s, nd->idx);
+	if (!s->failed)
+		lie_step(s, nd);
 	goto out;
 oom:
 	sim_fail(s, "out of memory in the workload");
