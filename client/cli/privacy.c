@@ -13,13 +13,18 @@
 
 /* ---- masking --------------------------------------------------------------- */
 
-/* Lines "collection/key" (audit entries) with registration keys masked. */
+/* Lines "collection/key" (audit entries) with registration keys masked.
+ * A masked key may be longer than the key (a short key is masked whole):
+ * each line may grow to "registration/" and MASK_BUF bytes. */
 static char *mask_lines(const char *v, size_t len)
 {
-	char *out = malloc(len + 1), m[MASK_BUF];
-	size_t o = 0, at = 0;
+	size_t lines = 1, cap, o = 0, at = 0;
+	char *out, m[MASK_BUF];
 
-	if (out == NULL)
+	for (size_t i = 0; i < len; i++)
+		lines += v[i] == '\n';
+	cap = len + lines * (sizeof "registration/" + MASK_BUF) + 1;
+	if ((out = malloc(cap)) == NULL)
 		return NULL;
 	while (at < len) {
 		const char *nl = memchr(v + at, '\n', len - at);
@@ -28,7 +33,8 @@ static char *mask_lines(const char *v, size_t len)
 		size_t cl = slash ? (size_t)(slash - (v + at)) : 0;
 		if (slash && cl == 12 && memcmp(v + at, "registration", 12) == 0) {
 			mask_regkey(slash + 1, end - at - cl - 1, m);
-			o += (size_t)sprintf(out + o, "registration/%s", m);
+			o += (size_t)snprintf(out + o, cap - o,
+					      "registration/%s", m);
 		} else {
 			memcpy(out + o, v + at, end - at);
 			o += end - at;
