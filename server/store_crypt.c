@@ -34,10 +34,12 @@
  *               AD: "msce/stagekey" source(BE32)
  *   meta "master": a 32-byte check derived from the master key
  * A change's delete carries no value and is logged in the clear. */
+#include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "msce.pb-c.h"
 #include "mutant.h"
 #include "store_int.h"
@@ -1037,10 +1039,24 @@ int store_rotate_master_key(struct store *s, const uint8_t *new_key,
 	pthread_mutex_lock(&s->wlock);
 	rc = st_run_batch_locked(s, rotate_batch, &a, e);
 	if (rc == 0) {
+		int src;
 		memcpy(s->wrap, k, SC_KEY);
-		/* Durable now, whatever the store's sync setting. */
-		if ((rc = mdb_env_sync(s->env, 1)))
-			rc = st_lmdb_err(e, rc, "sync the store");
+		/* Durable now, whatever the store's sync setting. The
+		 * rotation is committed already: a failed sync must not read
+		 * as a rotation that did not happen, or the operator keeps
+		 * the old key alone. */
+		src = fault_hit(FAULT_COMMIT) ? EIO : mdb_env_sync(s->env, 1);
+		if (src) {
+			struct err se;
+			st_lmdb_err(&se, src, "sync the store");
+			rc = err_set(e, se.code,
+				     "the data keys were re-wrapped under the "
+				     "new master key and committed, but %s: "
+				     "the new key is in effect; keep the old "
+				     "key too until msced has started with "
+				     "the new one",
+				     se.msg);
+		}
 	}
 	pthread_mutex_unlock(&s->wlock);
 	sodium_free(k);

@@ -15,6 +15,7 @@
 #include <lmdb.h>
 #include <sys/stat.h>
 
+#include "fault.h"
 #include "storeutil.h"
 
 #define FIXTURE MSCE_SOURCE_DIR "/tests/fixtures/store-format1/data.mdb"
@@ -288,6 +289,42 @@ static void format1_sealed_with_a_master_key(void **state)
 	tu_rmrf(root);
 }
 
+/* A rotation whose commit went through and whose last sync failed says
+ * that the new key is in effect (it is: only the new key opens the store),
+ * not that the rotation failed. */
+static void rotation_sync_failure_names_the_new_key(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir(), dir[256];
+	uint8_t pk[32], sk[64], mk[32], next[32];
+	struct store_options o = {.node_id = 1, .cluster = "fixture-city",
+				  .sign_sk = sk, .master_key = mk};
+	struct store *s;
+	struct err e;
+	size_t n;
+
+	node_keys(pk, sk);
+	memset(mk, 7, sizeof mk);
+	memset(next, 9, sizeof next);
+	snprintf(dir, sizeof dir, "%s/data", root);
+	assert_int_equal(mkdir(dir, 0750), 0);
+	if (store_open(dir, &o, &s, &e))
+		fail_msg("store_open: %s", e.msg);
+	su_writer(s);
+	assert_int_equal(su_put(s, "t", "k", "v", "sealed", T0, NULL), 0);
+	fault_arm(FAULT_COMMIT, 2, 0); /* the rotation's commit, then its sync */
+	assert_int_not_equal(store_rotate_master_key(s, next, &n, &e), 0);
+	fault_clear(FAULT_COMMIT);
+	assert_non_null(strstr(e.msg, "the new key is in effect"));
+	store_close(s);
+	assert_int_equal(store_open(dir, &o, &s, &e), MSCE_EAUTH);
+	o.master_key = next;
+	assert_int_equal(store_open(dir, &o, &s, &e), 0);
+	assert_string_equal(su_get(s, "t", "k", "v"), "sealed");
+	store_close(s);
+	tu_rmrf(root);
+}
+
 static void newer_format_refused_naming_both(void **state)
 {
 	(void)state;
@@ -317,6 +354,7 @@ int main(void)
 		cmocka_unit_test(format1_upgraded_in_place),
 		cmocka_unit_test(format1_sealed_with_a_master_key),
 		cmocka_unit_test(newer_format_refused_naming_both),
+		cmocka_unit_test(rotation_sync_failure_names_the_new_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
