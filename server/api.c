@@ -483,6 +483,39 @@ static int any_record(void *ctx, const struct store_record_view *v)
 	return 0;
 }
 
+static int check_write_coll(const char *coll, char *why, size_t len);
+
+/* What refuses one put on its own, before the store sees it: its field
+ * count, a min_sites the city cannot meet, an erasure by a non-admin or
+ * without delete, a system collection. In a batch the others go on. 0, or
+ * why p is refused, in e. */
+static int put_refused(struct node *n, const struct client_conn *c,
+		       const Msce__PutRequest *p, struct err *e)
+{
+	char why[ERR_MSG_MAX];
+	int rc;
+
+	if (p->n_fields > MSCE_MAX_FIELDS)
+		return err_set(e, MSCE_ETOOBIG, "%zu fields, limit %d",
+			       p->n_fields, MSCE_MAX_FIELDS);
+	if (p->min_sites > n->nnodes)
+		return err_set(e, MSCE_EINVAL,
+			       "min_sites %u, but the cluster has %zu centers",
+			       p->min_sites, n->nnodes);
+	/* An erasure destroys the record's data key on every center: admin
+	 * only, and only with delete. */
+	if (p->erase && !p->delete_)
+		return err_set(e, MSCE_EINVAL, "erase is a delete, not a put");
+	if (p->erase && client_conn_role(c) < CONFIG_ROLE_ADMIN)
+		return err_set(e, MSCE_EPERM,
+			       "client \"%s\" has role %s, which may not erase",
+			       client_conn_name(c),
+			       config_role_name(client_conn_role(c)));
+	if ((rc = check_write_coll(p->collection, why, sizeof why)))
+		return err_set(e, rc, "%s", why);
+	return 0;
+}
+
 /* A case names a person this center has seen: a registration it holds in
  * any state, even deleted. One registered at another center moments ago
  * may not have arrived: the writer says so with allow_unknown_person.
@@ -567,44 +600,9 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 		puts = one;
 		np = 1;
 	}
-	for (size_t i = 0; i < np; i++) {
-		if (puts[i]->n_fields > MSCE_MAX_FIELDS) {
-			char msg[128];
-			snprintf(msg, sizeof msg, "%zu fields, limit %d",
-				 puts[i]->n_fields, MSCE_MAX_FIELDS);
-			reply_error(c, req->id, MSCE_ETOOBIG, msg);
-			pb_arena_free(req);
-			return;
-		}
-		if (puts[i]->min_sites > n->nnodes) {
-			char msg[128];
-			snprintf(msg, sizeof msg,
-				 "min_sites %u, but the cluster has %zu centers",
-				 puts[i]->min_sites, n->nnodes);
-			reply_error(c, req->id, MSCE_EINVAL, msg);
-			pb_arena_free(req);
-			return;
-		}
-		/* An erasure destroys the record's data key on every
-		 * center: admin only, and only with delete. */
-		if (puts[i]->erase &&
-		    (!puts[i]->delete_ ||
-		     client_conn_role(c) < CONFIG_ROLE_ADMIN)) {
-			int perm = puts[i]->delete_;
-			char msg[160];
-			snprintf(msg, sizeof msg,
-				 perm ? "client \"%s\" has role %s, which may "
-					"not erase"
-				      : "erase is a delete, not a put",
-				 client_conn_name(c),
-				 config_role_name(client_conn_role(c)));
-			reply_error(c, req->id, perm ? MSCE_EPERM : MSCE_EINVAL,
-				    msg);
-			pb_arena_free(req);
-			return;
-		}
-		nf += puts[i]->n_fields;
-	}
+	for (size_t i = 0; i < np; i++)
+		if (puts[i]->n_fields <= MSCE_MAX_FIELDS)
+			nf += puts[i]->n_fields;
 	x = calloc(1, sizeof *x);
 	ends = malloc(np);
 	if (x != NULL) {
@@ -616,10 +614,11 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 	/* Puts refused here are answered with the others, never written,
 	 * and not audited. */
 	for (size_t i = 0; i < np; i++)
-		x->pos[i] = resolve == NULL && person_unknown(n, puts[i],
-							     &x->out[i].err)
-				    ? SIZE_MAX
-				    : 0;
+		x->pos[i] = put_refused(n, c, puts[i], &x->out[i].err) ||
+				    (resolve == NULL &&
+				     person_unknown(n, puts[i], &x->out[i].err))
+				? SIZE_MAX
+				: 0;
 	runs = audit_runs(puts, np, x->pos, ends);
 	x->w = calloc(np + runs, sizeof *x->w);
 	x->f = calloc(nf + runs * AUDIT_MAX_FIELDS + 1, sizeof *x->f);
@@ -1418,7 +1417,7 @@ static int check_write_coll(const char *coll, char *why, size_t len)
 static int check_access(const struct client_conn *c,
 			const Msce__ClientRequest *req, char *why, size_t len)
 {
-	int role = client_conn_role(c), rc, all = 0;
+	int role = client_conn_role(c), all = 0;
 	const char *coll = NULL, *what = "read";
 
 	if (req->purpose[0] != '\0' && !purpose_valid(req->purpose)) {
@@ -1428,13 +1427,8 @@ static int check_access(const struct client_conn *c,
 	}
 	switch (req->op_case) {
 	case MSCE__CLIENT_REQUEST__OP_PUT:
-		return check_write_coll(req->put->collection, why, len);
 	case MSCE__CLIENT_REQUEST__OP_BATCH:
-		for (size_t i = 0; i < req->batch->n_puts; i++)
-			if ((rc = check_write_coll(
-				     req->batch->puts[i]->collection, why, len)))
-				return rc;
-		return 0;
+		return 0; /* each put on its own: put_refused */
 	case MSCE__CLIENT_REQUEST__OP_RESOLVE:
 		return check_write_coll(req->resolve->collection, why, len);
 	case MSCE__CLIENT_REQUEST__OP_GET:

@@ -198,6 +198,9 @@ class PythonTest(ClusterTestCase):
                                              "status": "open", "center": "n2"})],
                           allow_unknown_person=True)
             print("batch override", type(res[0]).__name__)
+            # A put refused on its own refuses only itself.
+            res = a.batch([("_audit", "forged", {"op": "erase"}), ("t", "y", {"a": "1"})])
+            print("batch audit", type(res[0]).__name__, type(res[1]).__name__)
             # Updates that do not write the person are not checked.
             b.case_put("n2-3", msce.Case(status=msce.CaseStatus.IN_PROGRESS))
             nid = a.add_note("n1-2", "Called the embassy.\\nWaiting.", author="li.wei")
@@ -220,6 +223,7 @@ class PythonTest(ClusterTestCase):
         self.assertIn("raw put refused", out)
         self.assertIn("batch NotFound WriteResult", out)
         self.assertIn("batch override WriteResult", out)
+        self.assertIn("batch audit PermissionDenied WriteResult", out)
         self.assertIn("notes ['Called the embassy.\\nWaiting.', 'Second'] True n1", out)
         self.assertIn("event 40", out)
         self.assertIn("bad date: registration.birth_date", out)
