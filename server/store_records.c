@@ -414,12 +414,18 @@ static int apply_one(struct wtxn *w, struct apply_args *a, size_t i,
 		return 0;
 	}
 	if (st_vv_find(w->vvs, w->nvv, c->origin) == NULL &&
-	    w->nvv >= MSCE_MAX_ORIGINS)
-		return err_set(e, MSCE_ECORRUPT,
-			       "change %zu: origin %u would be origin %d of "
-			       "the vector, limit %d",
-			       i, c->origin, MSCE_MAX_ORIGINS + 1,
-			       MSCE_MAX_ORIGINS);
+	    w->nvv >= MSCE_MAX_ORIGINS) {
+		/* Refused like a forgery: the store is sound, the sender
+		 * (or whoever made that many incarnations) is not. */
+		a->stop_code = err_set(&a->stop_err, MSCE_ETOOBIG,
+				       "change %u/%llu: origin %u would be "
+				       "origin %d of the version vector, "
+				       "limit %d",
+				       c->origin, (unsigned long long)c->seq,
+				       c->origin, MSCE_MAX_ORIGINS + 1,
+				       MSCE_MAX_ORIGINS);
+		return 0;
+	}
 	vv = st_wtxn_vv(w, c->origin);
 	if (vv == NULL)
 		return err_set(e, MSCE_ENOMEM, "grow vector");
@@ -854,6 +860,13 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 	if (in->op == STORE_PUT && base_after_write(in, &c, we))
 		return 0;
 	w->clock = clock;
+	if (st_vv_find(w->vvs, w->nvv, s->writer) == NULL &&
+	    w->nvv >= MSCE_MAX_ORIGINS)
+		return err_set(e, MSCE_ETOOBIG,
+			       "this node's writer %u would be origin %d of the "
+			       "version vector, limit %d",
+			       s->writer, MSCE_MAX_ORIGINS + 1,
+			       MSCE_MAX_ORIGINS);
 	vv = st_wtxn_vv(w, s->writer);
 	if (vv == NULL)
 		return err_set(e, MSCE_ENOMEM, "grow vector");

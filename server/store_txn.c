@@ -91,6 +91,10 @@ struct vv_entry *st_wtxn_vv(struct wtxn *w, uint32_t origin)
 
 	if (e != NULL)
 		return e;
+	/* Every vector of the node is sized for this many (a full one is
+	 * refused by the callers, each with its reason). */
+	if (w->nvv >= MSCE_MAX_ORIGINS)
+		return NULL;
 	if (w->nvv == w->capvv) {
 		size_t cap = w->capvv ? w->capvv * 2 : 16;
 		struct vv_entry *p = realloc(w->vvs, cap * sizeof *p);

@@ -389,6 +389,62 @@ static void refused_input_changes_nothing(void **state)
 	tu_rmrf(dir);
 }
 
+/* The version vector holds MSCE_MAX_ORIGINS origins, no more, by any path:
+ * a change of one more origin is refused (ETOOBIG, nothing applied), and so
+ * is a local write that would add this node's writer; the store goes on.
+ * (An insider that made 128 incarnations once took a node past it, and the
+ * nested apply's copy of the vector overran the stack.) */
+static void origin_space_bounded(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b"),
+	     *d3 = subdir(root, "c");
+	struct store *dst = open_node(d1, 1), *src = open_node(d2, 2),
+		     *late = open_node(d3, 3);
+	struct store_apply_result res;
+	struct err e;
+	char key[32];
+
+	for (uint32_t k = 1; k <= MSCE_MAX_ORIGINS; k++) {
+		struct su_blobs bl = {0};
+		uint32_t origin = (k << 16) | 2;
+		assert_int_equal(store_set_writer(src, origin, 0, T0 + k, &e),
+				 0);
+		snprintf(key, sizeof key, "k%u", k);
+		assert_int_equal(su_put(src, "t", key, "v", "x", T0 + k, NULL),
+				 0);
+		su_log(src, origin, 1, &bl);
+		assert_int_equal(store_apply(dst, bl.b, bl.n, T0 + k, 60000,
+					     &res, &e),
+				 0);
+		su_blobs_free(&bl);
+	}
+	/* Full: dst's own first write would be origin 129. */
+	assert_int_equal(su_put(dst, "t", "mine", "v", "x", T0 + 200, NULL),
+			 MSCE_ETOOBIG);
+	/* And so would another node's change. */
+	struct su_blobs bl = {0};
+	assert_int_equal(su_put(late, "t", "late", "v", "x", T0 + 200, NULL),
+			 0);
+	su_log(late, 3, 1, &bl);
+	assert_int_equal(store_apply(dst, bl.b, bl.n, T0 + 200, 60000, &res,
+				     &e),
+			 MSCE_ETOOBIG);
+	assert_int_equal(res.consumed, 0);
+	assert_non_null(strstr(e.msg, "limit 128"));
+	su_blobs_free(&bl);
+	assert_string_equal(su_get(dst, "t", "k128", "v"), "x");
+	assert_null(su_get(dst, "t", "late", "v"));
+	store_close(dst);
+	store_close(src);
+	store_close(late);
+	tu_rmrf(root);
+	free(d1);
+	free(d2);
+	free(d3);
+}
+
 static void gaps_and_clock_skew_stop_the_batch(void **state)
 {
 	(void)state;
@@ -995,6 +1051,7 @@ int main(void)
 		cmocka_unit_test(tombstones_against_earlier_and_later_writes),
 		cmocka_unit_test(refused_input_changes_nothing),
 		cmocka_unit_test(gaps_and_clock_skew_stop_the_batch),
+		cmocka_unit_test(origin_space_bounded),
 		cmocka_unit_test(map_grows_then_full_is_clear),
 		cmocka_unit_test(log_truncation_and_snapshot),
 		cmocka_unit_test(interleaved_snapshots_keep_each_other),
