@@ -686,10 +686,22 @@ static int status_ok(const Msce__NodeStatus *s)
 	       s->n_members <= MAX_NODES && s->n_writers <= MAX_NODES;
 }
 
-static void note_writers(struct repl *r, Msce__WriterInfo **ws, size_t n)
+/* A birth more than max_skew ahead of our clock is not believed: no
+ * center's clock is that far ahead (its links would be refused), so it is
+ * a lie, and one such writer of a node would make that node give up its
+ * own and wait for the clock, for good. */
+static int born_believable(const struct repl *r, uint64_t born, uint64_t now)
+{
+	return MUTANT("future_writer") ||
+	       hlc_check(born, now, r->cfg.max_skew_ms) == 0;
+}
+
+static void note_writers(struct repl *r, Msce__WriterInfo **ws, size_t n,
+			 uint64_t now)
 {
 	for (size_t i = 0; i < n; i++)
-		writer_note(r, ws[i]->writer, 1, ws[i]->born);
+		if (born_believable(r, ws[i]->born, now))
+			writer_note(r, ws[i]->writer, 1, ws[i]->born);
 }
 
 /* Takes a status (checked with status_ok) into our views if it is newer:
@@ -704,9 +716,12 @@ static void view_accept(struct repl *r, const Msce__NodeStatus *s, int direct,
 	struct view *v;
 	struct wstate *ws;
 
-	note_writers(r, s->writers, s->n_writers);
+	note_writers(r, s->writers, s->n_writers, now);
 	for (size_t j = 0; j < s->n_vv; j++)
 		writer_note(r, s->vv[j]->origin, 0, 0);
+	/* A node's own birth, even from the future, is believed: a restored
+	 * store must be born above it (see gate_step). (Residual: a forged
+	 * relayed status can claim one; docs/PROTOCOL.md, threat model.) */
 	if (s->writer != 0)
 		writer_note(r, s->writer, 1, s->born);
 	if (s->node == r->cfg.node_id)
@@ -1870,8 +1885,10 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 	p->hello_hw = h->hw;
 	p->hello_nnames = 0;
 	for (size_t i = 0; i < h->n_writers; i++)
-		p->hello_names[p->hello_nnames++] = h->writers[i]->writer;
-	note_writers(r, h->writers, h->n_writers);
+		if (born_believable(r, h->writers[i]->born, now))
+			p->hello_names[p->hello_nnames++] =
+				h->writers[i]->writer;
+	note_writers(r, h->writers, h->n_writers, now);
 	for (size_t i = 0; i < h->n_vv; i++) {
 		writer_note(r, h->vv[i]->origin, 0, 0);
 		have_raise(p, h->vv[i]->origin, h->vv[i]->seq, h->vv[i]->hlc,

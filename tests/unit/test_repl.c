@@ -20,6 +20,7 @@
 #include "hlc.h"
 #include "peer.pb-c.h"
 #include "repl.h"
+#include "version.h"
 #include "storeutil.h"
 
 #define N 3
@@ -501,6 +502,41 @@ static void refusals(void **state)
 	assert_int_equal(c.protocol_errors, 2);
 }
 
+/* A peer that tells of a writer of our node born a year ahead is not
+ * believed: we keep writing (believed, we would give up our writer and
+ * wait a year for the clock). */
+static void writer_born_in_the_future_not_believed(void **state)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__Hello h = MSCE__HELLO__INIT;
+	Msce__WriterInfo wi = MSCE__WRITER_INFO__INIT, *wp = &wi;
+	uint8_t buf[256];
+	char why[256];
+	size_t n;
+	(void)state;
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	assert_int_equal(put(1, "before", "x"), 0);
+	h.node = 2;
+	h.cluster = "t";
+	h.protocol = MSCE_PROTOCOL_VERSION;
+	h.time_ms = now;
+	wi.node = 1;
+	wi.writer = (7u << 16) | 1;
+	wi.born = hlc_make(now + 365ull * 86400 * 1000, 0);
+	h.writers = &wp;
+	h.n_writers = 1;
+	m.msg_case = MSCE__PEER_MSG__MSG_HELLO;
+	m.hello = &h;
+	n = msce__peer_msg__pack(&m, buf);
+	repl_recv(nodes[1].repl, 2, buf, n, now);
+	ticks_for(1, 1000);
+	assert_int_equal(repl_write_gate(nodes[1].repl, why, sizeof why), 0);
+	assert_int_equal(put(1, "after", "x"), 0);
+}
+
 /* A store restored or wiped among writing peers waits until it holds what
  * a writing peer holds, then writes under a new incarnation. */
 static void new_store_waits_for_a_writing_peer(void **state)
@@ -934,6 +970,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(silent_link_goes_down, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		writer_born_in_the_future_not_believed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(new_store_waits_for_a_writing_peer,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
