@@ -323,6 +323,23 @@ static int merge_into(struct wtxn *w, const struct merge_in *m,
 }
 
 /* Merges a checked change from another origin. raw is it encoded. */
+/* System collections (_audit) are the nodes' own and append-only: every
+ * entry a put keyed by its change's own hlc and origin (write_one,
+ * STORE_W_STAMP). Anything else there is a forgery by its origin: a
+ * member that deletes or rewrites another center's audit entries. */
+static int system_change_ok(const Msce__Change *c)
+{
+	char k[48];
+
+	if (c->collection[0] != '_')
+		return 1;
+	if (c->op != MSCE__CHANGE__OP__PUT || c->erase)
+		return 0;
+	snprintf(k, sizeof k, "%020llu/%u", (unsigned long long)c->hlc,
+		 (unsigned)c->origin);
+	return strcmp(k, c->key) == 0;
+}
+
 static int merge_change(struct wtxn *w, const Msce__Change *c,
 			const uint8_t *raw, size_t rawlen, struct err *e)
 {
@@ -460,6 +477,16 @@ static int apply_one(struct wtxn *w, struct apply_args *a, size_t i,
 			c->origin, (unsigned long long)c->seq,
 			(unsigned long long)(hlc_ms(c->hlc) - a->wall_ms),
 			(unsigned long long)a->max_skew_ms);
+		return 0;
+	}
+	if (!system_change_ok(c)) {
+		a->stop_code = err_set(
+			&a->stop_err, MSCE_EAUTH,
+			"change %u/%llu: %s/%s is not an entry its origin may "
+			"write (system collections take only puts keyed by "
+			"their own hlc and origin)",
+			c->origin, (unsigned long long)c->seq, c->collection,
+			c->key);
 		return 0;
 	}
 	if ((rc = merge_change(w, c, a->c[i].data, a->c[i].len, e))) {

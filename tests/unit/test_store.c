@@ -445,6 +445,81 @@ static void origin_space_bounded(void **state)
 	free(d3);
 }
 
+/* One encoded change of origin 2 at seq, for apply. */
+static size_t forged_change(uint8_t *buf, uint64_t seq, uint64_t hlc,
+			    const char *coll, const char *key, int del)
+{
+	Msce__Change c = MSCE__CHANGE__INIT;
+	Msce__FieldWrite f = MSCE__FIELD_WRITE__INIT, *fp = &f;
+
+	c.origin = 2;
+	c.seq = seq;
+	c.hlc = hlc;
+	c.collection = (char *)coll;
+	c.key = (char *)key;
+	c.op = del ? MSCE__CHANGE__OP__DELETE : MSCE__CHANGE__OP__PUT;
+	if (!del) {
+		f.name = "op";
+		f.value.data = (uint8_t *)"erase";
+		f.value.len = 5;
+		c.fields = &fp;
+		c.n_fields = 1;
+	}
+	return msce__change__pack(&c, buf);
+}
+
+/* _audit is append-only: from a peer, only a put keyed by the change's own
+ * hlc and origin (as the node writes its entries) is taken; a delete or a
+ * rewrite of an entry, or an entry under another key, is refused as a
+ * forgery (EAUTH) and nothing of it applied. */
+static void audit_forgeries_refused(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a");
+	struct store *dst = open_node(d1, 1);
+	struct store_apply_result res;
+	struct err e;
+	uint8_t buf[3][256];
+	char key[48];
+	uint64_t hlc = hlc_make(T0, 0);
+	struct store_blob b[3];
+
+	snprintf(key, sizeof key, "%020llu/%u", (unsigned long long)hlc, 2u);
+	b[0] = (struct store_blob){buf[0],
+				   forged_change(buf[0], 1, hlc, "_audit", key,
+						 0),
+				   NULL};
+	assert_int_equal(store_apply(dst, b, 1, T0, 60000, &res, &e), 0);
+	assert_int_equal(res.applied, 1);
+	/* Its origin deletes it, or rewrites it, or writes under a key
+	 * that is not its own: all refused. */
+	b[0] = (struct store_blob){buf[0],
+				   forged_change(buf[0], 2, hlc + 1, "_audit",
+						 key, 1),
+				   NULL};
+	b[1] = (struct store_blob){buf[1],
+				   forged_change(buf[1], 2, hlc + 1, "_audit",
+						 key, 0),
+				   NULL};
+	b[2] = (struct store_blob){buf[2],
+				   forged_change(buf[2], 2, hlc + 1, "_audit",
+						 "forged-entry", 0),
+				   NULL};
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(store_apply(dst, &b[k], 1, T0, 60000, &res,
+					     &e),
+				 MSCE_EAUTH);
+		assert_int_equal(res.consumed, 0);
+		assert_non_null(strstr(e.msg, "not an entry its origin"));
+	}
+	assert_string_equal(su_get(dst, "_audit", key, "op"), "erase");
+	assert_int_equal(store_vv_get(dst, 2).seq, 1);
+	store_close(dst);
+	tu_rmrf(root);
+	free(d1);
+}
+
 static void gaps_and_clock_skew_stop_the_batch(void **state)
 {
 	(void)state;
@@ -1052,6 +1127,7 @@ int main(void)
 		cmocka_unit_test(refused_input_changes_nothing),
 		cmocka_unit_test(gaps_and_clock_skew_stop_the_batch),
 		cmocka_unit_test(origin_space_bounded),
+		cmocka_unit_test(audit_forgeries_refused),
 		cmocka_unit_test(map_grows_then_full_is_clear),
 		cmocka_unit_test(log_truncation_and_snapshot),
 		cmocka_unit_test(interleaved_snapshots_keep_each_other),
