@@ -2563,6 +2563,25 @@ static void snap_submit(struct repl *r, struct peer *p, struct rxsnap *x)
 	r->io->snapshot(r->io->data, p->snap_token, &x->chunk);
 }
 
+/* Is a snapshot's vector ahead of ours for some origin? One that is not
+ * brings nothing, and its merge could only remove what we hold (an
+ * insider's offered snapshot with no records wiped a center). */
+static int snap_ahead(struct repl *r, const struct vv_entry *sv, size_t n)
+{
+	struct vv_entry vv[MAX_ORIGINS];
+	size_t nv = my_vv(r, vv);
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t mine = 0;
+		for (size_t j = 0; j < nv; j++)
+			if (vv[j].origin == sv[i].origin)
+				mine = vv[j].seq;
+		if (sv[i].seq > mine)
+			return 1;
+	}
+	return 0;
+}
+
 /* Returns 0 when the chunk went to the driver or waits for it (either way
  * it keeps m), or an error (m stays the caller's). */
 static int on_snapshot(struct repl *r, struct peer *p, Msce__PeerMsg *m,
@@ -2595,6 +2614,10 @@ static int on_snapshot(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 		p->rx_snap_nsegs = c->n_cover;
 		if (p->rx_snap_vv == NULL || p->rx_snap_segs == NULL)
 			return err_set(e, MSCE_EPROTO, "bad snapshot vector");
+		if (!snap_ahead(r, p->rx_snap_vv, p->rx_snap_nvv))
+			return err_set(e, MSCE_EAUTH,
+				       "a snapshot whose vector is nowhere "
+				       "ahead of ours");
 		p->rx_snap_id = c->snapshot_id;
 		p->rx_started = 0;
 		p->snaps_recv++;
