@@ -1510,3 +1510,18 @@ int config_backup_path(const struct config *cfg, const char *requested,
 		return err_set(e, MSCE_EINVAL, "backup path is too long");
 	return 0;
 }
+
+int config_backup_partial(const char *path, char *out, size_t cap)
+{
+	size_t len = strlen(path), base;
+	int n;
+
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	base = len;
+	while (base > 0 && path[base - 1] != '/')
+		base--;
+	n = snprintf(out, cap, "%.*s.%.*s.partial", (int)base, path,
+		     (int)(len - base), path + base);
+	return n < 0 || (size_t)n >= cap || base == len ? -1 : 0;
+}

@@ -137,6 +137,11 @@ int config_parse_size(const char *s, uint64_t *bytes, struct err *e);
  * the reason in e) or MSCE_EINVAL (malformed). */
 int config_backup_path(const struct config *cfg, const char *requested,
 		       int remote, char *out, size_t cap, struct err *e);
+/* Where the node writes the backup into path before it is whole, marked
+ * and on disk: a hidden sibling, ".NAME.partial" beside NAME (so the CLI
+ * can watch it grow, and a glob of backups never picks it). Writes it into
+ * out (cap bytes); returns 0, or -1 if it does not fit. */
+int config_backup_partial(const char *path, char *out, size_t cap);
 
 /* Lookups return a pointer into c (valid until config_free) or NULL. */
 const struct config_peer *config_peer_by_key(const struct config *c,

@@ -343,7 +343,9 @@ int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
  * which is created and must not exist. *bytes gets the copy's size. The
  * copy is marked restored and has no writer: a node started on it writes
  * under a new incarnation once it has caught up (reusing seqs of the old
- * writer would split the cluster). */
+ * writer would split the cluster). It is made in ".NAME.partial" beside
+ * path (config_backup_partial) and renamed to path once marked and
+ * synced; on failure nothing is left and *bytes is 0. */
 int store_backup(struct store *s, const char *path, uint64_t *bytes,
 		 struct err *e);
 

@@ -9,13 +9,18 @@
  * gives it a new incarnation (store_set_writer) once it has caught up, so
  * that it never reuses a seq of an origin it may not hold in full. */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "config.h"
 #include "dirlock.h"
+#include "fault.h"
 #include "mutant.h"
 #include "store_int.h"
 
@@ -221,6 +226,40 @@ static int seal_legacy(struct store *s, MDB_txn *txn, struct err *e)
 	return 0;
 }
 
+/* Refuses a store file shorter than its header says (a copy cut off
+ * mid-way): LMDB maps the file, and the first read past its end would kill
+ * the process with SIGBUS, saying nothing. Called after mdb_env_open and
+ * before any transaction (the two meta pages it reads were read whole). */
+static int check_file_size(MDB_env *env, const char *dir, struct err *e)
+{
+	MDB_envinfo info;
+	MDB_stat ms;
+	struct stat st;
+	mdb_filehandle_t fd;
+	uint64_t want;
+	int rc;
+
+	if ((rc = mdb_env_get_fd(env, &fd)) ||
+	    (rc = mdb_env_info(env, &info)) || (rc = mdb_env_stat(env, &ms)))
+		return st_lmdb_err(e, rc, "read the store's size");
+	if (fstat(fd, &st) != 0)
+		return err_set(e, MSCE_EIO, "%s/data.mdb: %s", dir,
+			       strerror(errno));
+	want = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+	if ((uint64_t)st.st_size < want)
+		return err_set(e, MSCE_ECORRUPT,
+			       "%s/data.mdb is truncated: %llu bytes, but its "
+			       "header says %llu pages of %u bytes (%llu "
+			       "bytes); it was cut off while being copied: "
+			       "restore a whole copy, or start with an empty "
+			       "data directory to receive everything from the "
+			       "peers",
+			       dir, (unsigned long long)st.st_size,
+			       (unsigned long long)info.me_last_pgno + 1,
+			       ms.ms_psize, (unsigned long long)want);
+	return 0;
+}
+
 /* Creates and opens the LMDB environment at s->dir. */
 static int env_open(struct store *s, struct err *e)
 {
@@ -237,6 +276,8 @@ static int env_open(struct store *s, struct err *e)
 		err_wrap(e, "%s", s->dir);
 		return rc;
 	}
+	if ((rc = check_file_size(s->env, s->dir, e)))
+		return rc;
 	/* The map may have been grown by an earlier run. */
 	mdb_env_info(s->env, &info);
 	if (info.me_mapsize > s->map_size)
@@ -499,8 +540,9 @@ int store_clock_advance(struct store *s, uint64_t wall_ms, struct err *e)
 
 /* A backup is marked, and loses the writer, so that a node started on it
  * writes under a new incarnation: the original may have gone on writing
- * after the copy. */
-static int mark_restored(const char *path)
+ * after the copy. The commit is synced (the env is opened without
+ * MDB_NOSYNC). */
+static int mark_restored(const char *dir, struct err *e)
 {
 	static const uint8_t none[12];
 	MDB_env *env;
@@ -509,12 +551,19 @@ static int mark_restored(const char *path)
 	int rc;
 
 	if ((rc = mdb_env_create(&env)))
-		return rc;
+		return st_lmdb_err(e, rc, "mark the backup");
 	mdb_env_set_maxdbs(env, 8);
-	if ((rc = mdb_env_open(env, path, 0, 0640)) ||
-	    (rc = mdb_txn_begin(env, NULL, 0, &txn))) {
+	if ((rc = mdb_env_open(env, dir, 0, 0640))) {
+		mdb_env_close(env);
+		return st_lmdb_err(e, rc, "mark the backup");
+	}
+	if ((rc = check_file_size(env, dir, e))) {
 		mdb_env_close(env);
 		return rc;
+	}
+	if ((rc = mdb_txn_begin(env, NULL, 0, &txn))) {
+		mdb_env_close(env);
+		return st_lmdb_err(e, rc, "mark the backup");
 	}
 	if ((rc = mdb_dbi_open(txn, "meta", 0, &dbi)) ||
 	    (rc = st_meta_put(txn, dbi, "restored", "1", 1)) ||
@@ -522,11 +571,16 @@ static int mark_restored(const char *path)
 	     (rc = st_meta_put(txn, dbi, "writer", none, 12)))) {
 		mdb_txn_abort(txn);
 		mdb_env_close(env);
-		return rc;
+		return st_lmdb_err(e, rc, "mark the backup");
 	}
-	rc = mdb_txn_commit(txn);
+	if (fault_hit(FAULT_COMMIT)) {
+		mdb_txn_abort(txn);
+		rc = EIO;
+	} else {
+		rc = mdb_txn_commit(txn);
+	}
 	mdb_env_close(env);
-	return rc;
+	return rc ? st_lmdb_err(e, rc, "mark the backup") : 0;
 }
 
 int store_created(const struct store *s) { return s->created; }
@@ -584,29 +638,119 @@ int store_set_writer(struct store *s, uint32_t writer, uint64_t floor,
 	return st_run_batch(s, writer_batch, &a, e);
 }
 
+/* fsyncs a file or a directory by name (what, for the error). */
+static int sync_path(const char *path, int dir, const char *what, struct err *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+	int rc = -1, en;
+
+	if (fd >= 0) {
+		if (fault_hit(FAULT_COMMIT))
+			errno = EIO;
+		else
+			rc = fsync(fd);
+		en = errno;
+		close(fd);
+		errno = en;
+	}
+	if (rc == 0)
+		return 0;
+	return err_set(e, errno == ENOSPC ? MSCE_EFULL : MSCE_EIO, "%s %s: %s",
+		       what, path, strerror(errno));
+}
+
+/* What store_backup makes in a backup directory; nothing else is there. */
+static void remove_copy(const char *dir)
+{
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	char file[600];
+
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		if (snprintf(file, sizeof file, "%s/%s", dir, files[i]) <
+		    (int)sizeof file)
+			unlink(file);
+	}
+	rmdir(dir);
+}
+
+/* The copy appears under its name only whole, marked and on disk, since
+ * an operator restores whatever is there (deploy/README.md, section 5): an
+ * unmarked copy would take writes under its old writer before hearing from
+ * its peers, and lose them. So it is written into ".NAME.partial" beside
+ * NAME (whose mkdir also keeps a second backup into NAME out), marked,
+ * synced with its directory, renamed to NAME and the parent synced.
+ *
+ * A failed step removes what was made, so that the same name can be tried
+ * again. A node killed meanwhile leaves .NAME.partial, never NAME: the next
+ * backup into NAME names it, to be removed. */
 int store_backup(struct store *s, const char *path, uint64_t *bytes,
 		 struct err *e)
 {
-	char file[600];
+	char tmp[600], file[620], parent[600];
 	struct stat st;
 	int rc;
 
-	if (mkdir(path, 0750) != 0)
-		return err_set(e, errno == EEXIST ? MSCE_EINVAL : MSCE_EIO,
-			       "backup directory %s: %s", path,
-			       errno == EEXIST ? "already exists"
-					       : strerror(errno));
+	*bytes = 0;
+	if (config_backup_partial(path, tmp, sizeof tmp) ||
+	    snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent)
+		return err_set(e, MSCE_EINVAL,
+			       "backup path %s: too long, or not a directory "
+			       "name",
+			       path);
+	if (lstat(path, &st) == 0)
+		return err_set(e, MSCE_EINVAL,
+			       "backup directory %s: already exists", path);
+	if (errno != ENOENT)
+		return err_set(e, MSCE_EIO, "backup directory %s: %s", path,
+			       strerror(errno));
+	if (mkdir(tmp, 0750) != 0) {
+		if (errno != EEXIST)
+			return err_set(e, MSCE_EIO, "backup directory %s: %s",
+				       path, strerror(errno));
+		return err_set(e, MSCE_EINVAL,
+			       "backup directory %s: %s exists: a backup into "
+			       "it is under way, or one was cut off (remove "
+			       "it then)",
+			       path, tmp);
+	}
 	/* A read transaction inside: no map growth meanwhile. */
 	pthread_rwlock_rdlock(&s->maplock);
-	rc = s->env ? mdb_env_copy2(s->env, path, MDB_CP_COMPACT) : MDB_PANIC;
+	rc = s->env ? mdb_env_copy2(s->env, tmp, MDB_CP_COMPACT) : MDB_PANIC;
 	pthread_rwlock_unlock(&s->maplock);
-	if (rc)
-		return st_lmdb_err(e, rc, "copy store");
-	if ((rc = mark_restored(path)))
-		return st_lmdb_err(e, rc, "mark the backup");
-	snprintf(file, sizeof file, "%s/data.mdb", path);
+	if (rc == 0 && fault_hit(FAULT_COMMIT)) /* as a failed last write */
+		rc = EIO;
+	if (rc) {
+		st_lmdb_err(e, rc, "copy store");
+		goto fail;
+	}
+	snprintf(file, sizeof file, "%s/data.mdb", tmp);
+	if (mark_restored(tmp, e) || sync_path(file, 0, "sync", e) ||
+	    sync_path(tmp, 1, "sync directory", e))
+		goto fail;
 	*bytes = stat(file, &st) == 0 ? (uint64_t)st.st_size : 0;
+	/* Onto an empty directory made meanwhile at most; never onto one
+	 * that holds anything. */
+	if (rename(tmp, path) != 0) {
+		int taken = errno == ENOTEMPTY || errno == EEXIST;
+		err_set(e, taken ? MSCE_EINVAL : MSCE_EIO,
+			"rename %s to %s: %s", tmp, path,
+			taken ? "it already exists" : strerror(errno));
+		goto fail;
+	}
+	/* Until the parent is synced the rename may not outlive a crash: it
+	 * failed, and the same name must work again. */
+	if (sync_path(dirname(parent), 1, "sync directory", e)) {
+		remove_copy(path);
+		*bytes = 0;
+		err_wrap(e, "backup %s (removed)", path);
+		return e ? e->code : MSCE_EIO;
+	}
 	return 0;
+fail:
+	remove_copy(tmp);
+	*bytes = 0;
+	err_wrap(e, "backup %s (nothing kept)", path);
+	return e ? e->code : MSCE_EIO;
 }
 
 uint64_t store_size(struct store *s)

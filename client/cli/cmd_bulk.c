@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "error.h"
 #include "progress.h"
 
@@ -364,6 +365,7 @@ int cmd_export(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 struct watcher {
 	struct progress pg;
 	char file[4096]; /* the copy being written, "" if not visible here */
+	char partial[4096]; /* the same before it is renamed into place */
 	atomic_int stop;
 };
 
@@ -375,7 +377,8 @@ static void *watch_copy(void *arg)
 	struct stat st;
 
 	while (!atomic_load(&w->stop)) {
-		uint64_t sz = w->file[0] && stat(w->file, &st) == 0
+		uint64_t sz = w->file[0] && (stat(w->partial, &st) == 0 ||
+					     stat(w->file, &st) == 0)
 				  ? (uint64_t)st.st_size
 				  : 0;
 		progress_update(&w->pg, sz >> 20, sz);
@@ -407,8 +410,14 @@ int cmd_backup(struct cli *x, const struct cli_opts *o, int argc, char **argv)
 
 	memset(&w, 0, sizeof w);
 	progress_start(&w.pg, "backup", "MiB", store_bytes);
-	if (argv[0][0] == '/' && x->node == NULL)
-		snprintf(w.file, sizeof w.file, "%s/data.mdb", argv[0]);
+	if (argv[0][0] == '/' && x->node == NULL) {
+		char tmp[4000];
+		if (config_backup_partial(argv[0], tmp, sizeof tmp) == 0) {
+			snprintf(w.file, sizeof w.file, "%s/data.mdb", argv[0]);
+			snprintf(w.partial, sizeof w.partial, "%s/data.mdb",
+				 tmp);
+		}
+	}
 	threaded = w.pg.on && pthread_create(&th, NULL, watch_copy, &w) == 0;
 	rc = msce_backup(x->c, argv[0], &bytes);
 	if (threaded) {

@@ -4,9 +4,12 @@ node 1 runs on a disk whose flushes fail on demand (failsync.c, preloaded).
 While they fail, the write being committed is refused with the cause, and
 every later write with a clear read-only error; reads go on; status and
 the msce_store_failed metric say so. Once the disk recovers, the node's
-probe commit succeeds and writes resume, and the failed write is nowhere."""
+probe commit succeeds and writes resume, and the failed write is nowhere.
+A backup whose syncs fail leaves nothing behind (no unmarked copy an
+operator could restore), and the same name works once the disk recovers."""
 
 import os
+import subprocess
 import time
 import urllib.request
 
@@ -74,6 +77,36 @@ class StoreFailureTest(ClusterTestCase):
             self.assertIsNone(c.get(x, "t", "lost2"))
             self.assertEqual(c.values(x, "t", "after"), {"v": "2"})
         self.assertIn("store accepts writes again", n1.log_text())
+
+    def test_a_backup_whose_sync_fails_leaves_nothing(self):
+        require_binaries("MSCE_FAILSYNC_LIB")
+        c = self.make_cluster(2, start=False)
+        n1, n2 = c.nodes
+        flag = os.path.join(c.dir, "disk-fails")
+        n1.env = {"LD_PRELOAD": os.path.abspath(MSCE_FAILSYNC_LIB), "MSCE_FAILSYNC": flag,
+                  "ASAN_OPTIONS": "verify_asan_link_order=0:" +
+                  os.environ.get("ASAN_OPTIONS", "")}
+        c.start_all()
+        c.wait_connected(n1, [2])
+        c.put(n1, "t", "k", {"v": "1"})
+        backup = os.path.join(c.dir, "nightly")
+        open(flag, "w").close()
+        rc, out, err = c.cli(n1, "backup", backup, check=False)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("Input/output error", err)
+        self.assertEqual(sorted(os.listdir(c.dir)).count("nightly"), 0,
+                         "a failed backup left its directory")
+        self.assertFalse(os.path.exists(os.path.join(c.dir, ".nightly.partial")))
+        os.unlink(flag)
+        _, out, _ = c.cli(n1, "backup", backup)
+        self.assertIn("backup written", out)
+        # What it wrote is marked: started on it (its peer out of reach),
+        # a node holds writes.
+        b = c.start_offline(n1, backup, "n1-backup")
+        r = subprocess.run([cluster.MSCE, "-c", b.config, "put", "t", "new", "v=1"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("new or was restored", r.stderr)
 
     def test_a_failed_meta_page_write_is_mended_by_reopening(self):
         """LMDB refuses every transaction, reads too, once a commit's meta

@@ -7,10 +7,13 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "msce.pb-c.h"
 #include "bounds.h"
+#include "fault.h"
 #include "hlc.h"
 #include "storeutil.h"
 
@@ -1114,6 +1117,126 @@ static void prepared_batches_apply_the_same(void **state)
 	free(dj2);
 }
 
+/* A store with some pages, for the backup tests. */
+static struct store *filled_store(const char *dir, int n)
+{
+	struct store *s = open_node(dir, 1);
+	char key[32], val[200];
+
+	memset(val, 'v', sizeof val - 1);
+	val[sizeof val - 1] = '\0';
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof key, "k%05d", i);
+		assert_int_equal(su_put(s, "c", key, "f", val, T0 + i, NULL),
+				 0);
+	}
+	return s;
+}
+
+static int exists(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) == 0)
+		return 1;
+	assert_int_equal(errno, ENOENT);
+	return 0;
+}
+
+/* A backup that fails at any step (the copy, the restored mark, a sync of
+ * the file, its directory or the parent) leaves nothing under its name,
+ * no partial directory either, and the same name works next time; what
+ * it finally makes opens marked restored and without a writer. A partial
+ * directory left by a node killed meanwhile is named, never replaced. */
+static void backup_failures_leave_nothing(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir(), *dir = subdir(root, "data");
+	char *bdir = subdir(root, "nightly");
+	char *tmp = subdir(root, ".nightly.partial");
+	struct store *s = filled_store(dir, 300), *b;
+	struct store_options o = {.node_id = 1, .cluster = "test"};
+	uint64_t bytes;
+	struct err e;
+	long nth;
+	int rc;
+
+	for (nth = 1;; nth++) {
+		assert_true(nth < 20);
+		fault_arm(FAULT_COMMIT, nth, 0);
+		bytes = 1;
+		rc = store_backup(s, bdir, &bytes, &e);
+		fault_clear(FAULT_COMMIT);
+		if (rc == 0)
+			break;
+		assert_false(exists(bdir));
+		assert_false(exists(tmp));
+		assert_int_equal(rc, MSCE_EIO);
+		assert_non_null(strstr(e.msg, "Input/output error"));
+		assert_int_equal(bytes, 0);
+	}
+	/* copy, mark, sync the file, its directory, the parent */
+	assert_int_equal(nth, 6);
+	assert_true(bytes > 0);
+	assert_false(exists(tmp));
+	assert_int_equal(store_backup(s, bdir, &bytes, &e), MSCE_EINVAL);
+	assert_non_null(strstr(e.msg, "already exists"));
+	store_close(s);
+
+	assert_int_equal(store_open(bdir, &o, &b, &e), 0);
+	assert_true(store_restored(b));
+	assert_int_equal(store_writer(b, NULL), 0);
+	assert_non_null(su_get(b, "c", "k00299", "f"));
+	store_close(b);
+
+	s = open_node(dir, 1);
+	tu_rmrf(strdup(bdir));
+	assert_int_equal(mkdir(tmp, 0750), 0);
+	assert_int_equal(store_backup(s, bdir, &bytes, &e), MSCE_EINVAL);
+	assert_non_null(strstr(e.msg, ".nightly.partial exists"));
+	assert_false(exists(bdir));
+	assert_int_equal(rmdir(tmp), 0);
+	assert_int_equal(store_backup(s, bdir, &bytes, &e), 0);
+	store_close(s);
+	tu_rmrf(root);
+	free(dir);
+	free(bdir);
+	free(tmp);
+}
+
+/* A store file shorter than its header says (a backup cut off while being
+ * copied) is refused with both sizes, not mapped and read past its end
+ * (SIGBUS, msced gone without a word). */
+static void truncated_store_refuses_to_open(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir(), *dir = subdir(root, "data");
+	char *bdir = subdir(root, "copy"), *file = subdir(bdir, "data.mdb");
+	struct store_options o = {.node_id = 1, .cluster = "test"};
+	struct store *s = filled_store(dir, 2000);
+	char whole[32], cut[32];
+	struct stat st;
+	uint64_t bytes;
+	struct err e;
+
+	assert_int_equal(store_backup(s, bdir, &bytes, &e), 0);
+	store_close(s);
+	assert_int_equal(stat(file, &st), 0);
+	assert_true(st.st_size > 64 * 4096);
+	snprintf(whole, sizeof whole, "%lld", (long long)st.st_size);
+	snprintf(cut, sizeof cut, "%lld", (long long)st.st_size / 2);
+	assert_int_equal(truncate(file, st.st_size / 2), 0);
+
+	assert_int_equal(store_open(bdir, &o, &s, &e), MSCE_ECORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, "truncated"));
+	assert_non_null(strstr(e.msg, cut));
+	assert_non_null(strstr(e.msg, whole)); /* compacted: no slack */
+	tu_rmrf(root);
+	free(dir);
+	free(bdir);
+	free(file);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1131,6 +1254,8 @@ int main(void)
 		cmocka_unit_test(map_grows_then_full_is_clear),
 		cmocka_unit_test(log_truncation_and_snapshot),
 		cmocka_unit_test(interleaved_snapshots_keep_each_other),
+		cmocka_unit_test(backup_failures_leave_nothing),
+		cmocka_unit_test(truncated_store_refuses_to_open),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
