@@ -132,9 +132,26 @@ size_t log_recent(struct log_entry *out, size_t max)
 	return n;
 }
 
+/* Control bytes as \xNN: messages carry what peers and clients sent
+ * (names, refusal reasons), which must not start a line of their own or
+ * drive a terminal. */
+static void escape_controls(const char *in, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (; *in != '\0' && o + 5 < cap; in++) {
+		unsigned char ch = (unsigned char)*in;
+		if (ch < 0x20 || ch == 0x7f)
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	char text[1024];
+	char raw[1024], text[1024];
 	char stamp[32];
 	struct timespec ts;
 	struct tm tm;
@@ -143,8 +160,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (level > cur_level)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
+	escape_controls(raw, text, sizeof text);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (level <= LOG_WARN)
 		remember(level,
