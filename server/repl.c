@@ -686,22 +686,10 @@ static int status_ok(const Msce__NodeStatus *s)
 	       s->n_members <= MAX_NODES && s->n_writers <= MAX_NODES;
 }
 
-/* A birth more than max_skew ahead of our clock is not believed: no
- * center's clock is that far ahead (its links would be refused), so it is
- * a lie, and one such writer of a node would make that node give up its
- * own and wait for the clock, for good. */
-static int born_believable(const struct repl *r, uint64_t born, uint64_t now)
-{
-	return MUTANT("future_writer") ||
-	       hlc_check(born, now, r->cfg.max_skew_ms) == 0;
-}
-
-static void note_writers(struct repl *r, Msce__WriterInfo **ws, size_t n,
-			 uint64_t now)
+static void note_writers(struct repl *r, Msce__WriterInfo **ws, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (born_believable(r, ws[i]->born, now))
-			writer_note(r, ws[i]->writer, 1, ws[i]->born);
+		writer_note(r, ws[i]->writer, 1, ws[i]->born);
 }
 
 /* Takes a status (checked with status_ok) into our views if it is newer:
@@ -716,12 +704,9 @@ static void view_accept(struct repl *r, const Msce__NodeStatus *s, int direct,
 	struct view *v;
 	struct wstate *ws;
 
-	note_writers(r, s->writers, s->n_writers, now);
+	note_writers(r, s->writers, s->n_writers);
 	for (size_t j = 0; j < s->n_vv; j++)
 		writer_note(r, s->vv[j]->origin, 0, 0);
-	/* A node's own birth, even from the future, is believed: a restored
-	 * store must be born above it (see gate_step). (Residual: a forged
-	 * relayed status can claim one; docs/PROTOCOL.md, threat model.) */
 	if (s->writer != 0)
 		writer_note(r, s->writer, 1, s->born);
 	if (s->node == r->cfg.node_id)
@@ -1619,12 +1604,24 @@ void repl_clock_refused(struct repl *r, uint32_t peer, int64_t offset_ms)
 	p->hs_clock_refused = 1;
 }
 
+/* Does a later writer of our own node make us give ours up? Only if it
+ * was born within our clock's reach, or we hold changes of it (signed with
+ * our node's key): anyone can name one born a year ahead, and believed, it
+ * would stop our writes until then. (A store with no writer yet is still
+ * born above every one named: docs/PROTOCOL.md, threat model.) */
+static int own_writer_counts(const struct repl *r, const struct wstate *w,
+			     const struct vv_entry *vv, size_t n, uint64_t now)
+{
+	return hlc_check(w->born, now, r->cfg.max_skew_ms) == 0 ||
+	       vv_seq(vv, n, w->id) > 0 || MUTANT("future_writer");
+}
+
 /* Our writer must be given up if a peer holds more of it than we do (we
  * are a stale copy, or an incarnation collided) or a later writer of our
- * node exists (born later, or a tie it wins). Returns 1 when it asked the
- * store to give it up. */
+ * node exists (born later, or a tie it wins) that counts
+ * (own_writer_counts). Returns 1 when it asked the store to give it up. */
 static int writer_check(struct repl *r, uint32_t w, uint64_t born,
-			uint64_t theirs, uint32_t from)
+			uint64_t theirs, uint32_t from, uint64_t now)
 {
 	struct vv_entry vv[MAX_ORIGINS];
 	size_t n = my_vv(r, vv);
@@ -1641,7 +1638,8 @@ static int writer_check(struct repl *r, uint32_t w, uint64_t born,
 		      "collided; writing under a new one",
 		      from, (unsigned long long)theirs, writer_node(w),
 		      writer_inc(w), (unsigned long long)mine);
-	} else if (cur != NULL && writer_later(cur->born, cur->id, born, w)) {
+	} else if (cur != NULL && writer_later(cur->born, cur->id, born, w) &&
+		   own_writer_counts(r, cur, vv, n, now)) {
 		trace(r, LOG_ERROR,
 		      "a later incarnation %u/%u of this node exists: this "
 		      "store is a stale copy; writing under a new one",
@@ -1885,10 +1883,8 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 	p->hello_hw = h->hw;
 	p->hello_nnames = 0;
 	for (size_t i = 0; i < h->n_writers; i++)
-		if (born_believable(r, h->writers[i]->born, now))
-			p->hello_names[p->hello_nnames++] =
-				h->writers[i]->writer;
-	note_writers(r, h->writers, h->n_writers, now);
+		p->hello_names[p->hello_nnames++] = h->writers[i]->writer;
+	note_writers(r, h->writers, h->n_writers);
 	for (size_t i = 0; i < h->n_vv; i++) {
 		writer_note(r, h->vv[i]->origin, 0, 0);
 		have_raise(p, h->vv[i]->origin, h->vv[i]->seq, h->vv[i]->hlc,
@@ -1917,7 +1913,8 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 	trace(r, LOG_INFO, "session with node %u active (clock offset %lld ms)",
 	      p->id, (long long)p->offset);
 	w = r->ops->writer(r->ops->ctx, &born);
-	writer_check(r, w, born, vv_seq(p->hello_vv, p->hello_nvv, w), p->id);
+	writer_check(r, w, born, vv_seq(p->hello_vv, p->hello_nvv, w), p->id,
+		     now);
 	gate_step(r, now);
 	pump(r, p, now);
 }
@@ -2154,7 +2151,7 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		 * they come again as an old writer's. */
 		uint64_t born = 0;
 		uint32_t w = r->ops->writer(r->ops->ctx, &born);
-		writer_check(r, w, born, UINT64_MAX, p->id);
+		writer_check(r, w, born, UINT64_MAX, p->id, now_ms);
 		rc = MSCE_EGAP; /* refuse the rest, resend later */
 	}
 	if (session != (p->session & 0xffff) || p->state != REPL_ACTIVE) {
@@ -2839,12 +2836,12 @@ static int on_gossip(struct repl *r, struct peer *from, const Msce__Gossip *g,
 					   s->vv[j]->seq, s->vv[j]->hlc, now);
 		}
 		if (s->node != r->cfg.node_id)
-			writer_check(r, mine, born, 0, s->node);
+			writer_check(r, mine, born, 0, s->node, now);
 		for (size_t j = 0; j < s->n_vv && s->node != r->cfg.node_id;
 		     j++)
 			if (s->vv[j]->origin == mine)
 				writer_check(r, mine, born, s->vv[j]->seq,
-					     s->node);
+					     s->node, now);
 	}
 	return 0;
 }

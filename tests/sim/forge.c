@@ -123,37 +123,3 @@ out:
 	return out;
 }
 
-uint8_t *forge_hello(struct sim *s, const uint8_t *buf, size_t len,
-		     size_t *outlen, const char **what)
-{
-	Msce__PeerMsg *m = msce__peer_msg__unpack(NULL, len, buf);
-	Msce__WriterInfo *wi, **ws;
-	uint8_t *out = NULL;
-	uint32_t node;
-
-	if (m == NULL)
-		return NULL;
-	if (m->msg_case != MSCE__PEER_MSG__MSG_HELLO)
-		goto out;
-	node = s->nodes[rng_below(&s->hello_rng, (uint64_t)s->n)].id;
-	wi = malloc(sizeof *wi);
-	ws = realloc(m->hello->writers,
-		     (m->hello->n_writers + 1) * sizeof *ws);
-	if (wi == NULL || ws == NULL) {
-		free(wi);
-		if (ws != NULL)
-			m->hello->writers = ws;
-		goto out;
-	}
-	msce__writer_info__init(wi);
-	wi->node = node;
-	wi->writer = (uint32_t)(rng_range(&s->hello_rng, 1, 65535) << 16) | node;
-	wi->born = hlc_make(SIM_T0 + s->now + 365ull * 86400 * 1000, 0);
-	ws[m->hello->n_writers++] = wi;
-	m->hello->writers = ws;
-	*what = "a hello telling of a writer born a year from now";
-	out = pack(m, outlen);
-out:
-	msce__peer_msg__free_unpacked(m, NULL);
-	return out;
-}

@@ -156,20 +156,6 @@ void net_send(struct sim *s, int from, int to, const uint8_t *buf, size_t len)
 			return;
 		}
 	}
-	if ((s->opt.faults & FAULT_FORGE) && len > 0 && buf[0] == TAG_HELLO &&
-	    rng_below(&s->hello_rng, 10) == 0) {
-		const char *what = "";
-		size_t n = 0;
-		uint8_t *f = forge_hello(s, buf, len, &n, &what);
-		if (f != NULL) {
-			s->forgeries++;
-			sim_log(s, "node %u forges a message to node %u: %s",
-				s->nodes[from].id, s->nodes[to].id, what);
-			push(s, from, to, ITEM_MSG, l->conn, f, n);
-			free(f);
-			return;
-		}
-	}
 	push(s, from, to, ITEM_MSG, l->conn, buf, len);
 }
 

@@ -135,7 +135,6 @@ static int sim_init(struct sim *s, uint64_t seed, const struct sim_opts *o)
 	s->opt = *o;
 	s->seed = seed;
 	s->rng.s = seed;
-	s->hello_rng.s = seed ^ UINT64_C(0x68656c6c6f6c6965);
 	s->n = o->nodes;
 	if (mkdtemp(tmpl) == NULL || (s->root = strdup(tmpl)) == NULL) {
 		sim_fail(s, "cannot make a temp dir");

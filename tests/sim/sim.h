@@ -170,8 +170,6 @@ struct sim {
 	struct sim_opts opt;
 	uint64_t seed;
 	struct rng rng;
-	/* The lying hello's own draws, so that the others stay as before. */
-	struct rng hello_rng;
 	uint64_t now;	   /* sim ms */
 	uint64_t seq;	   /* orders items and jobs due at the same ms */
 	uint64_t conn_seq; /* numbers connections */
@@ -227,10 +225,6 @@ void net_send(struct sim *s, int from, int to, const uint8_t *buf, size_t len);
  * of message is left alone; what says how (forge.c). */
 uint8_t *forge_msg(struct sim *s, const uint8_t *buf, size_t len,
 		   size_t *outlen, const char **what);
-/* A Hello that also tells of a writer of some node born a year from now
- * (malloc'd), or NULL; draws on hello_rng only (forge.c). */
-uint8_t *forge_hello(struct sim *s, const uint8_t *buf, size_t len,
-		     size_t *outlen, const char **what);
 /* Cuts the link: in-flight messages are dropped, both ends learn "down"
  * after a delay; reconnects after reconnect_ms (0: not by itself). */
 void net_cut(struct sim *s, int a, int b, uint64_t reconnect_ms);
