@@ -633,6 +633,12 @@ static int set_key_list(struct parser *p, uint8_t (*keys)[32], size_t max,
 	return 0;
 }
 
+static int s_old_sign_key(struct parser *p, const char *v)
+{
+	return set_key_list(p, p->cfg->old_sign_keys, CONFIG_MAX_SIGN_KEYS,
+			    &p->cfg->nold_sign_keys, v);
+}
+
 static int s_peer_sign_key(struct parser *p, const char *v)
 {
 	struct config_peer *pe = cur_peer(p);
@@ -758,6 +764,7 @@ static const struct key_def node_keys[] = {
 	{"client_idle_timeout", 0, s_client_idle_timeout},
 	{"client_max_connections_per_key", 0, s_client_conns_per_key},
 	{"backup_dir", 0, s_backup_dir},
+	{"old_sign_key", 0, s_old_sign_key},
 };
 
 static const struct key_def peer_keys[] = {
@@ -1036,7 +1043,7 @@ static int handler(void *user, const char *section, const char *name,
 	const struct key_def *keys;
 	struct seen *seen;
 	size_t n, i;
-	char known[256];
+	char known[400]; /* every [node] setting's name fits */
 	size_t kl = 0;
 
 	(void)section; /* ours, from the reader, is not truncated */

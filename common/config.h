@@ -90,6 +90,11 @@ struct config {
 	/* The master key file (encryption at rest); "" = values in the
 	 * clear. Never under data_dir. */
 	char master_key_path[512];
+	/* This node's own earlier origin signing keys ([node] old_sign_key,
+	 * after a rotation): what it signed with them comes back from the
+	 * peers, in logs and snapshot covers, when its store is rebuilt. */
+	uint8_t old_sign_keys[CONFIG_MAX_SIGN_KEYS][32];
+	size_t nold_sign_keys;
 	size_t npeers;
 	struct config_peer *peers; /* owned by the config */
 	size_t nclients;

@@ -429,11 +429,14 @@ static void on_tick(uv_timer_t *t)
 }
 
 /* The keys changes are checked with: every peer's (required: a center
- * whose changes cannot be checked cannot be trusted) and retired ones'. */
+ * whose changes cannot be checked cannot be trusted), retired ones', and
+ * this node's own earlier keys (old_sign_key): after a rotation, a store
+ * rebuilt empty gets its own changes signed with them back from the
+ * peers. The store adds the node's current key itself. */
 int node_set_sign_keys(struct node *n, struct err *e)
 {
 	struct store_key *k;
-	size_t nk = 0, cap = n->cfg.nretired;
+	size_t nk = 0, cap = n->cfg.nretired + n->cfg.nold_sign_keys;
 	int rc;
 
 	for (size_t i = 0; i < n->cfg.npeers; i++) {
@@ -458,6 +461,11 @@ int node_set_sign_keys(struct node *n, struct err *e)
 	for (size_t i = 0; i < n->cfg.nretired; i++) {
 		k[nk].node = n->cfg.retired[i].id;
 		memcpy(k[nk].pk, n->cfg.retired[i].sign_key, 32);
+		nk++;
+	}
+	for (size_t i = 0; i < n->cfg.nold_sign_keys; i++) {
+		k[nk].node = n->cfg.node_id;
+		memcpy(k[nk].pk, n->cfg.old_sign_keys[i], 32);
 		nk++;
 	}
 	rc = store_set_keys(n->store, k, nk, e);

@@ -3,7 +3,8 @@
  *
  * Applied at once: log_level; a peer's address (the session that is up
  * stays, the next dial goes to the new address); the centers' signing
- * keys (sign_key, retired: a rotation needs no restart); a client's role (its
+ * keys (sign_key, retired, and the node's own old_sign_key: a rotation
+ * needs no restart); a client's role (its
  * open connections get the new role with their next request). Everything
  * else needs a restart, and the log says which settings: the node's
  * identity, paths and listeners, the clock and log settings the core took
@@ -129,6 +130,9 @@ static int others_differ(const struct config *o, const struct config *nc)
 	a.nretired = b.nretired = 0;
 	memset(a.retired, 0, sizeof a.retired);
 	memset(b.retired, 0, sizeof b.retired);
+	a.nold_sign_keys = b.nold_sign_keys = 0;
+	memset(a.old_sign_keys, 0, sizeof a.old_sign_keys);
+	memset(b.old_sign_keys, 0, sizeof b.old_sign_keys);
 	return memcmp(&a, &b, sizeof a) != 0;
 }
 
@@ -138,7 +142,7 @@ int node_reload(struct node *n, const char *path, struct reload_result *res)
 	struct err e;
 	char *restart = res->restart;
 	size_t rl = sizeof res->restart;
-	int rc;
+	int rc, keys_changed = 0;
 
 	memset(res, 0, sizeof *res);
 	if ((rc = config_load(path, &nc, &e)) != 0) {
@@ -186,9 +190,20 @@ int node_reload(struct node *n, const char *path, struct reload_result *res)
 			res->applied++;
 		}
 	}
+	/* Signing keys: a rotation rolls out by config, with no restart.
+	 * The node's own earlier keys apply whatever the peers do. */
+	if (o->nold_sign_keys != nc.nold_sign_keys ||
+	    memcmp(o->old_sign_keys, nc.old_sign_keys,
+		   nc.nold_sign_keys * 32) != 0) {
+		memcpy(n->cfg.old_sign_keys, nc.old_sign_keys,
+		       sizeof n->cfg.old_sign_keys);
+		n->cfg.nold_sign_keys = nc.nold_sign_keys;
+		keys_changed = 1;
+		log_info("reload: this node's old signing keys changed (%zu "
+			 "now)",
+			 nc.nold_sign_keys);
+	}
 	if (same_peers(o, &nc)) {
-		/* Signing keys: a rotation rolls out by config, with no
-		 * restart. */
 		int changed = o->nretired != nc.nretired ||
 			      memcmp(o->retired, nc.retired,
 				     nc.nretired * sizeof nc.retired[0]) != 0;
@@ -210,12 +225,15 @@ int node_reload(struct node *n, const char *path, struct reload_result *res)
 			n->cfg.nretired = nc.nretired;
 			memcpy(n->cfg.retired, nc.retired,
 			       sizeof n->cfg.retired);
-			if (node_set_sign_keys(n, &e) != 0) {
-				log_error("reload: signing keys: %s", e.msg);
-				res->failed++;
-			} else {
-				res->applied++;
-			}
+			keys_changed = 1;
+		}
+	}
+	if (keys_changed) {
+		if (node_set_sign_keys(n, &e) != 0) {
+			log_error("reload: signing keys: %s", e.msg);
+			res->failed++;
+		} else {
+			res->applied++;
 		}
 	}
 	if (!same_clients(o, &nc)) {

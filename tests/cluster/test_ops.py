@@ -437,6 +437,14 @@ class DaemonTest(ClusterTestCase):
         self.assertIn("reload: peer n2 (2) address 127.0.0.1:%d -> 127.0.0.1:%d"
                       % (dead, n2.port), log)
         self.assertIn("reload: log_level info -> debug", log)
+        # The node's own earlier signing keys (after a rotation): applied.
+        config(n1, n2.port, log_level="debug", old_sign_key=n2.sign_pub)
+        off = n1.log_size()
+        n1.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload: done" in n1.log_since(off), 10, "the reload")
+        self.assertIn("reload: this node's old signing keys changed (1 now)",
+                      n1.log_since(off))
+        self.assertNotIn("need a restart", n1.log_since(off))
         # What cannot change while running is named, and nothing happens.
         config(n1, n2.port, log_level="debug", listen="127.0.0.1:%d" % dead,
                log_retention=5)

@@ -149,6 +149,80 @@ class GenTest(unittest.TestCase):
         r = run_gen("rotate", path, self.out, "b", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("keeps its own key", r.stderr)
+        self.assertIn("send b.new.pub and b.new.sign.pub", r.stderr)
+        # deploy/README.md section 6: the center makes the new pair and
+        # sends both public files; rotate takes them.
+        with open(os.path.join(pre, "b.sign.pub")) as f:
+            old_sign = f.read().strip()
+        subprocess.run([MSCE, "keygen", "--out", os.path.join(pre, "b.new")],
+                       check=True, capture_output=True)
+        for f in ("b.new.pub", "b.new.sign.pub"):
+            shutil.copy(os.path.join(pre, f), os.path.join(self.out, "b", f))
+        r = run_gen("rotate", path, self.out, "b")
+        self.assertIn("rename b.new.key, b.new.pub and b.new.sign.pub", r.stdout)
+        with open(os.path.join(pre, "b.new.sign.pub")) as f:
+            new_sign = f.read().strip()
+        with open(os.path.join(pre, "b.new.pub")) as f:
+            self.assertIn("public_key = " + f.read().strip(), self.read("a"))
+        self.assertIn("sign_key = %s, %s" % (new_sign, old_sign), self.read("a"))
+        self.assertEqual(sections(self.read("b"))["[node]"]["old_sign_key"], old_sign)
+        self.assertEqual(self.read("b", ".sign.pub.old").split(), [old_sign])
+        self.assertFalse(os.path.exists(os.path.join(self.out, "b", "b.key")))
+        self.assertFalse(os.path.exists(os.path.join(self.out, "b", "b.new.pub")))
+        # Run twice by mistake: nothing sent, nothing rotated.
+        r = run_gen("rotate", path, self.out, "b", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("send b.new.pub and b.new.sign.pub", r.stderr)
+        self.assertIn("sign_key = %s, %s" % (new_sign, old_sign), self.read("a"))
+        # Removed (section 8): what it wrote is checked with both keys.
+        path = self.centers("a 1 10.0.0.1:7401\nb 2 retired\n")
+        run_gen(path, self.out)
+        self.assertEqual(sections(self.read("a"))["[cluster]"]["retired"],
+                         "2:%s, 2:%s" % (new_sign, old_sign))
+
+    def test_rotations_keep_every_signing_key(self):
+        """Earlier signing keys stay pinned for good (snapshot covers
+        hold what they signed): each rotation adds one; a rotation that
+        would need more than a config line holds is refused, changing
+        nothing; the rotated center's own config lists its earlier ones
+        (old_sign_key), and a change to that alone is a reload."""
+        path = self.centers("a 1 10.0.0.1:7401\nb 2 10.0.0.2:7401\n")
+        run_gen(path, self.out)
+        keys = [self.read("b", ".sign.pub").strip()]
+        self.assertNotIn("old_sign_key", self.read("b"))
+        for _ in range(3):
+            run_gen("rotate", path, self.out, "b")
+            keys.insert(0, self.read("b", ".sign.pub").strip())
+            self.assertEqual(sections(self.read("a"))["[peer b]"]["sign_key"],
+                             ", ".join(keys))
+            self.assertEqual(sections(self.read("b"))["[node]"]["old_sign_key"],
+                             ", ".join(keys[1:]))
+            self.assertEqual(self.read("b", ".sign.pub.old").split(), keys[1:])
+        self.assertEqual(len(keys), 4)
+        a_before, pub_before = self.read("a"), self.read("b", ".pub")
+        r = run_gen("rotate", path, self.out, "b", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("at most 4", r.stderr)
+        self.assertEqual(self.read("a"), a_before)
+        self.assertEqual(self.read("b", ".pub"), pub_before)
+        self.assertFalse(os.path.exists(os.path.join(self.out, "b", "b.new.key")))
+        # An old_sign_key change alone: a reload. msced reads the config.
+        conf = os.path.join(self.out, "b", "b.conf")
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(re.sub(r"old_sign_key = .*\n", "", text))
+        r = run_gen(path, self.out)
+        self.assertIn("configs changed (reload these centers, no restart "
+                      "needed): b\n", r.stdout)
+        r = subprocess.run([MSCE, "-c", conf, "status", "--timeout", "1"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertIn("node unreachable", r.stderr)
+        # Not a setting of the centers file: msce-gen writes it.
+        r = run_gen("--set", "old_sign_key=" + keys[1], path, self.out,
+                    check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("old_sign_key is not given here", r.stderr)
 
     def test_system_paths_and_local_layout(self):
         path = self.centers("a 1 127.0.0.1:7401\nb 2 127.0.0.1:7402\n")
@@ -288,7 +362,8 @@ class GenTest(unittest.TestCase):
             body = re.search(r"static const struct key_def %s\[\] = \{(.*?)\n\};" % name,
                              src, re.S).group(1)
             return set(re.findall(r'\{"([a-z_]+)",', body))
-        want = (table("node_keys") - {"id", "name"}) | {
+        # id, name and old_sign_key (from NAME.sign.pub.old) are msce-gen's.
+        want = (table("node_keys") - {"id", "name", "old_sign_key"}) | {
             "retention." + k for k in table("retention_keys")}
         self.assertIn("backup_dir", want)
         path = self.centers("a 1 10.0.0.1:7401\n")
@@ -297,6 +372,7 @@ class GenTest(unittest.TestCase):
             self.assertNotIn("is no setting msce-gen writes", r.stderr, k)
         r = run_gen("--set", "id=7", path, self.out, check=False)
         self.assertIn('"id" is no setting msce-gen writes', r.stderr)
+        self.assertIn("old_sign_key", table("node_keys"))
 
     def test_check_a_deployment(self):
         run_gen("--set", "client_listen=0.0.0.0:7402", self.centers(EIGHT), self.out)

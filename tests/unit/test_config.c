@@ -682,6 +682,44 @@ static void test_err_unknown_key(void **state)
 		    NULL, NULL);
 }
 
+/* [node] old_sign_key: the node's own earlier signing keys, a list like a
+ * peer's sign_key; the unknown-setting message lists it with every other
+ * [node] setting, the last ones included. */
+static void test_old_sign_key(void **state)
+{
+	struct config cfg;
+	struct err e;
+	uint8_t k[32];
+
+	(void)state;
+	assert_int_equal(config_parse_string(MIN_HEAD "old_sign_key = " K1
+						      ", " K2 "\n",
+					     "node.conf", &cfg, &e),
+			 0);
+	assert_int_equal(cfg.nold_sign_keys, 2);
+	fill(k, 1);
+	assert_memory_equal(cfg.old_sign_keys[0], k, 32);
+	fill(k, 2);
+	assert_memory_equal(cfg.old_sign_keys[1], k, 32);
+	config_free(&cfg);
+	assert_int_equal(config_parse_string(MIN_HEAD "old_sign_key = " K1
+						      "," K2 "," K3 "," K4 "\n",
+					     "node.conf", &cfg, &e),
+			 0);
+	assert_int_equal(cfg.nold_sign_keys, CONFIG_MAX_SIGN_KEYS);
+	config_free(&cfg);
+	assert_int_equal(config_parse_string(MIN_HEAD, "node.conf", &cfg, &e),
+			 0);
+	assert_int_equal(cfg.nold_sign_keys, 0);
+	config_free(&cfg);
+	expect_fail(MIN_HEAD "old_sign_key = " K1 ", nope\n",
+		    "node.conf:9: [node] old_sign_key", NULL, NULL);
+	expect_fail(MIN_HEAD "old_sign_key = ,\n",
+		    "node.conf:9: [node] old_sign_key", "no key given", NULL);
+	expect_fail(MIN_HEAD "old_sign_keys = " K1 "\n", "unknown setting",
+		    "backup_dir, old_sign_key)", NULL);
+}
+
 static void test_err_unknown_section(void **state)
 {
 	(void)state;
@@ -858,6 +896,7 @@ int main(void)
 		cmocka_unit_test(test_err_bad_address),
 		cmocka_unit_test(test_err_bad_key),
 		cmocka_unit_test(test_err_unknown_key),
+		cmocka_unit_test(test_old_sign_key),
 		cmocka_unit_test(test_err_unknown_section),
 		cmocka_unit_test(test_err_duplicates),
 		cmocka_unit_test(test_err_same_address),
