@@ -15,6 +15,8 @@
  * Failure modes: a value that does not open (another master key, a
  * changed byte) is MSCE_ECORRUPT and never shown. A log entry whose DEK is
  * gone (erased) reads back as a redacted change, which is never relayed.
+ * A store without a master key has no DEK to destroy: there a put below
+ * its record's erase mark reads back redacted all the same.
  *
  * Formats. The first byte tells them from values in the clear, which
  * start with RECORD_FORMAT (records) or 0x08 (an encoded msce.Change):
@@ -485,8 +487,10 @@ int st_log_put(struct wtxn *w, uint32_t origin, uint64_t seq, uint64_t hlc,
 
 	be32(k, origin);
 	be64(k + 4, seq);
-	if (s->wrap == NULL)
-		mode = LOG_PLAIN; /* a store in the clear (tests) */
+	/* A store in the clear seals nothing, but still keeps only the
+	 * place of a put whose values were erased before it came. */
+	if (s->wrap == NULL && mode == LOG_SEAL)
+		mode = LOG_PLAIN;
 	if (mode != LOG_PLAIN) {
 		if (mode == LOG_SEAL &&
 		    (rc = st_wdek(w, rk, rklen, 1, &d, e)))
@@ -568,6 +572,98 @@ static int redacted(struct logbuf *b, uint32_t origin, uint64_t seq,
 	return LOG_REDACTED;
 }
 
+/* The erase mark of record rk (zero if none), from its header alone. */
+static struct version mark_of(MDB_txn *txn, struct store *s, const uint8_t *rk,
+			      size_t rklen)
+{
+	MDB_val k = {rklen, (void *)rk}, v;
+	struct version er = {0, 0};
+	const uint8_t *p;
+
+	if (mdb_get(txn, s->recs, &k, &v) != 0 || v.mv_size < 13)
+		return er;
+	p = v.mv_data;
+	if ((p[0] & 0xF0) == REC_WRAP && (p[0] & REC_ERASED)) {
+		er.hlc = rd_le64(p + 1);
+		er.origin = (uint32_t)p[9] | (uint32_t)p[10] << 8 |
+			    (uint32_t)p[11] << 16 | (uint32_t)p[12] << 24;
+	}
+	return er;
+}
+
+/* One protobuf varint at *p (below end); 0, or -1 when cut short. */
+static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int sh = 0; sh < 64 && *p < end; sh += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7F) << sh;
+		if (!(b & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+/* Where a plain encoded change writes values: a put's version and record
+ * key (into rk, *rklen). Returns 1 for a put, 0 for anything else (a
+ * delete; a change that does not parse is its reader's to refuse). Only
+ * the wire is walked: this runs for every plain entry read. */
+static int put_place(const uint8_t *p, size_t len, struct version *v,
+		     uint8_t *rk, size_t *rklen)
+{
+	const uint8_t *end = p + len, *coll = NULL, *key = NULL;
+	uint64_t tag, x, op = 0, clen = 0, klen = 0;
+
+	v->hlc = 0;
+	v->origin = 0;
+	while (p < end) {
+		if (pb_varint(&p, end, &tag))
+			return 0;
+		switch (tag & 7) {
+		case 0:
+			if (pb_varint(&p, end, &x))
+				return 0;
+			if (tag >> 3 == 1)
+				v->origin = (uint32_t)x;
+			else if (tag >> 3 == 6)
+				op = x;
+			break;
+		case 1:
+			if (end - p < 8)
+				return 0;
+			if (tag >> 3 == 3)
+				v->hlc = rd_le64(p);
+			p += 8;
+			break;
+		case 2:
+			if (pb_varint(&p, end, &x) || x > (uint64_t)(end - p))
+				return 0;
+			if (tag >> 3 == 4) {
+				coll = p;
+				clen = x;
+			} else if (tag >> 3 == 5) {
+				key = p;
+				klen = x;
+			}
+			p += x;
+			break;
+		case 5:
+			if (end - p < 4)
+				return 0;
+			p += 4;
+			break;
+		default:
+			return 0;
+		}
+	}
+	if (op != MSCE__CHANGE__OP__PUT || coll == NULL || key == NULL ||
+	    clen > MSCE_MAX_COLLECTION || klen > MSCE_MAX_KEY)
+		return 0;
+	*rklen = rec_key(rk, (const char *)coll, (size_t)clen,
+			 (const char *)key, (size_t)klen);
+	return 1;
+}
+
 int st_log_open(struct store *s, MDB_txn *txn, uint32_t origin, uint64_t seq,
 		const MDB_val *v, struct logbuf *b, const uint8_t **out,
 		size_t *outlen, struct err *e)
@@ -579,6 +675,23 @@ int st_log_open(struct store *s, MDB_txn *txn, uint32_t origin, uint64_t seq,
 	int rc;
 
 	if (len == 0 || (p[0] != LOG_SEALED && p[0] != LOG_SHREDDED)) {
+		/* In the clear (a store without a master key): no data key
+		 * to destroy, so the record's erase mark decides. A put
+		 * below it reads back as it would from a sealed store. */
+		struct version cv;
+		uint8_t rk[RK_MAX];
+		if (!MUTANT("clear_log_unredacted") &&
+		    put_place(p, len, &cv, rk, &rklen)) {
+			if (b->mrklen != rklen ||
+			    memcmp(b->mrk, rk, rklen) != 0) {
+				b->mark = mark_of(txn, s, rk, rklen);
+				memcpy(b->mrk, rk, rklen);
+				b->mrklen = rklen;
+			}
+			if (version_cmp(cv, b->mark) < 0)
+				return redacted(b, origin, seq, cv.hlc, rk,
+						rklen, out, outlen, e);
+		}
 		*out = p;
 		*outlen = len;
 		return 0;
@@ -780,24 +893,6 @@ struct seal_args {
 	int done;
 };
 
-/* The erase mark of record rk (zero if none), from its header alone. */
-static struct version mark_of(struct wtxn *w, const uint8_t *rk, size_t rklen)
-{
-	MDB_val k = {rklen, (void *)rk}, v;
-	struct version er = {0, 0};
-	const uint8_t *p;
-
-	if (mdb_get(w->txn, w->s->recs, &k, &v) != 0 || v.mv_size < 13)
-		return er;
-	p = v.mv_data;
-	if ((p[0] & 0xF0) == REC_WRAP && (p[0] & REC_ERASED)) {
-		er.hlc = rd_le64(p + 1);
-		er.origin = (uint32_t)p[9] | (uint32_t)p[10] << 8 |
-			    (uint32_t)p[11] << 16 | (uint32_t)p[12] << 24;
-	}
-	return er;
-}
-
 /* Seals one value (a record with fields, a put in the log) under key at;
  * *did says whether it was one to seal. */
 static int seal_one(struct wtxn *w, int phase, const uint8_t *at,
@@ -846,8 +941,9 @@ static int seal_one(struct wtxn *w, int phase, const uint8_t *at,
 		return 0; /* no value: stays in the clear */
 	rklen = rec_key(rk, c->collection, cl, c->key, kl);
 	struct version cv = {c->hlc, c->origin};
-	int mode = version_cmp(cv, mark_of(w, rk, rklen)) < 0 ? LOG_SHRED
-							    : LOG_SEAL;
+	int mode = version_cmp(cv, mark_of(w->txn, s, rk, rklen)) < 0
+		       ? LOG_SHRED
+		       : LOG_SEAL;
 	if ((rc = st_log_put(w, rd_be32(at), rd_be64(at + 4), c->hlc, rk,
 			     rklen, mode, raw, v->mv_size, e)))
 		return rc;

@@ -378,11 +378,15 @@ struct logbuf {
 	struct dek d;
 	size_t rklen; /* d's record; 0: none yet */
 	uint8_t rk[RK_MAX];
+	/* The erase mark of record mrk, for entries in the clear. */
+	struct version mark;
+	size_t mrklen; /* 0: none yet */
+	uint8_t mrk[RK_MAX];
 };
 /* A log entry v of (origin, seq) read back as the plain encoded change,
  * *out pointing into v or b (valid until the next call). Returns 0,
- * LOG_REDACTED (*out is then a redacted change: see msce.proto) or an
- * error. */
+ * LOG_REDACTED (*out is then a redacted change: see msce.proto; in the
+ * clear, a put below its record's erase mark is one too) or an error. */
 int st_log_open(struct store *s, MDB_txn *txn, uint32_t origin, uint64_t seq,
 		const MDB_val *v, struct logbuf *b, const uint8_t **out,
 		size_t *outlen, struct err *e);

@@ -390,8 +390,13 @@ static int merge_one(struct wtxn *w, const struct vv_entry *cover,
 			r.tomb = t;
 			changed = 1;
 			/* An erase mark stays at or below the tombstone: the
-			 * source's, as its tombstone is now ours. */
-			if (version_cmp(r.erased, t) > 0)
+			 * source's, as its tombstone is now ours. Above none
+			 * it stays, as collection keeps it (store_gc.c):
+			 * without a master key it is all that keeps the
+			 * erased puts in the log from being read. */
+			if (version_cmp(r.erased, t) > 0 &&
+			    (!version_is_zero(t) ||
+			     MUTANT("snapshot_lowers_erase_mark")))
 				r.erased = theirs && version_cmp(theirs->erased,
 								 t) <= 0
 					       ? theirs->erased

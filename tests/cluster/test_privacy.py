@@ -32,10 +32,10 @@ def reg_args(key, **fields):
 
 
 class PrivacyTest(ClusterTestCase):
-    def cluster(self, n, clients=None, retention=None):
+    def cluster(self, n, clients=None, retention=None, **kw):
         """n nodes; node 1 also listens for TCP clients {name: role}; every
         node gets the [retention] lines given."""
-        c = self.make_cluster(n, start=False)
+        c = self.make_cluster(n, start=False, **kw)
         n1 = c.nodes[0]
         self.port = free_ports(1)[0]
         self.keys = {}
@@ -264,6 +264,37 @@ class PrivacyTest(ClusterTestCase):
         rc, _, err = c.cli(n1, "erase", "registration", PERSON, check=False)
         self.assertEqual(rc, 1)
         self.assertIn("nothing to erase", err)
+
+    def test_erase_without_master_key_redacts_the_log(self):
+        """Without [node] master_key there is no data key to destroy: a
+        watch replaying the log from before an erasure still gets the
+        erased puts redacted, on the center that erased and on the one
+        that applied the erasure (docs/PROTOCOL.md, "Erasure")."""
+        c = self.cluster(2, master=False)
+        n1, n2 = c.nodes
+        c.cli(n1, *reg_args(PERSON, name="Ann Lee", phone="+8613800000001"))
+        c.cli(n2, "put", "registration", PERSON, "address=12 Sea World Road")
+        c.cli(n2, *reg_args("DEU:KEEP0001", name="Kept Person"))
+        c.wait_converged(timeout=60)
+        c.cli(n1, "erase", "registration", PERSON)
+        c.wait_converged(timeout=60)
+        for x in c.nodes:
+            r = subprocess.run([MSCE, "-c", x.config, "watch", "registration",
+                                "--from-start", "--count", "4", "--reveal"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            lines = [json.loads(l) for l in r.stdout.splitlines()]
+            self.assertEqual(len(lines), 4, r.stdout)
+            for secret in ("Ann Lee", "13800000001", "Sea World"):
+                self.assertNotIn(secret, r.stdout, x.name)
+            # The puts come redacted (Change.redacted; the CLI shows no
+            # fields), the erasure as a delete; origin by origin.
+            person = sorted((e["delete"], e["center"], e["seq"], e["fields"])
+                            for e in lines if e["key"] == PERSON)
+            self.assertEqual([(d, f) for d, _, _, f in person],
+                             [(False, {}), (False, {}), (True, {})], r.stdout)
+            kept = [e for e in lines if e["key"] == "DEU:KEEP0001"]
+            self.assertIn("Kept Person", json.dumps(kept), r.stdout)
 
     def test_restore_after_erasure(self):
         """A center restored from a backup taken before an erasure shows

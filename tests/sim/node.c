@@ -81,10 +81,13 @@ void node_sign_keys(uint32_t id, uint8_t pk[32], uint8_t sk[64])
 	seg_keypair_from_link(link, pk, sk);
 }
 
-void node_master_key(uint32_t id, uint8_t mk[32])
+const uint8_t *node_master_key(const struct sim *s, uint32_t id, uint8_t mk[32])
 {
+	if (s->clear_all || id == s->clear_id)
+		return NULL;
 	for (int i = 0; i < 32; i++)
 		mk[i] = (uint8_t)(id * 131u + (unsigned)i * 7u + 0xa5u);
+	return mk;
 }
 
 static int op_log_truncate(void *ctx, uint32_t origin, uint64_t upto,
@@ -328,9 +331,8 @@ int node_start(struct sim *s, int i)
 	uint8_t mk[32];
 	node_sign_keys(nd->id, pk, sk);
 	o.sign_sk = sk;
-	/* Values sealed at rest, as msced always has them. */
-	node_master_key(nd->id, mk);
-	o.master_key = mk;
+	/* Values sealed at rest, as msced has them with a master key. */
+	o.master_key = node_master_key(s, nd->id, mk);
 	err_clear(&e);
 	if ((rc = store_open(nd->dir, &o, &nd->store, &e))) {
 		sim_fail(s, "node %u: store_open: %s", nd->id, e.msg);

@@ -186,6 +186,10 @@ struct sim {
 	/* member[i][j]: node i's configuration lists node j */
 	unsigned char member[SIM_MAX_NODES][SIM_MAX_NODES];
 	int joiner;	     /* index of the node that joins late, or -1 */
+	/* The node whose store has no master key (msced without
+	 * [node] master_key), 0 if none; every node if clear_all. */
+	uint32_t clear_id;
+	int clear_all;
 	/* A strand's victim (faults.c) while the others should delete what
 	 * it writes, or -1, and since when; and whether clients are quiet
 	 * (the rest of the strand: no client writes anywhere). */
@@ -244,8 +248,10 @@ uint64_t node_now(struct node *nd);
 int node_start(struct sim *s, int i);
 /* Node id's signing key pair (every node knows every public key). */
 void node_sign_keys(uint32_t id, uint8_t pk[32], uint8_t sk[64]);
-/* Node id's master key (its backups are restored with it). */
-void node_master_key(uint32_t id, uint8_t mk[32]);
+/* Node id's master key into mk (its backups are restored with it);
+ * returns mk, or NULL when the node keeps its store in the clear. */
+const uint8_t *node_master_key(const struct sim *s, uint32_t id,
+			       uint8_t mk[32]);
 /* Node i's configured node ids (member[i]) into out; returns the count. */
 size_t node_members(struct sim *s, int i, uint32_t *out);
 void node_crash(struct sim *s, int i);
@@ -316,9 +322,11 @@ int oracle_check_state(struct oracle *o, struct store *st, int final,
 char *oracle_conflict_text(struct store *st);
 /* No file under dir (data.mdb of stores and backups) holds a value the
  * workload wrote to a registration in the clear: values are sealed at
- * rest on every path. Returns 0, or 1 with why filled. */
-int oracle_check_files(struct oracle *o, const char *dir, char *why,
-		       size_t whylen);
+ * rest on every path. Files under skip (a store without a master key,
+ * NULL: none) and backups named clear-* are passed by. Returns 0, or 1
+ * with why filled. */
+int oracle_check_files(struct oracle *o, const char *dir, const char *skip,
+		       char *why, size_t whylen);
 
 /* workload.c */
 struct workload *workload_new(struct sim *s);

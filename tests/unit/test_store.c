@@ -1237,11 +1237,201 @@ static void truncated_store_refuses_to_open(void **state)
 	free(file);
 }
 
+/* ---- erasure: what the log shows of an erased record -------------------- */
+
+/* A store of node id that knows nodes 1 and 2's signing keys; sealed
+ * with a master key when mk is not NULL (msced's [node] master_key). */
+static struct store *open_erasing(const char *dir, uint32_t id,
+				  const uint8_t *mk)
+{
+	uint8_t link[32] = {0}, pk[32], sk[64];
+	struct store_options o = {
+	    .node_id = id, .cluster = "test", .sign_sk = sk, .master_key = mk};
+	struct store_key k[2];
+	struct store *s;
+	struct err e;
+
+	link[0] = (uint8_t)id;
+	seg_keypair_from_link(link, pk, sk);
+	assert_int_equal(store_open(dir, &o, &s, &e), 0);
+	su_writer(s);
+	for (uint32_t n = 1; n <= 2; n++) {
+		uint8_t unused[64];
+		link[0] = (uint8_t)n;
+		seg_keypair_from_link(link, k[n - 1].pk, unused);
+		k[n - 1].node = n;
+	}
+	assert_int_equal(store_set_keys(s, k, 2, &e), 0);
+	return s;
+}
+
+static int erase_write(struct store *s, const char *coll, const char *key,
+		       uint64_t wall, struct store_written *out)
+{
+	struct store_write w = {
+	    STORE_DELETE, coll, strlen(coll), key, strlen(key), NULL, 0, 1};
+	struct err e;
+	int rc = store_write(s, &w, 1, wall, out, &e);
+	return rc ? rc : out->err.code;
+}
+
+static Msce__Change *blob_change(const struct su_blobs *bl, size_t i)
+{
+	Msce__Change *c =
+	    msce__change__unpack(NULL, bl->b[i].len, bl->b[i].data);
+	assert_non_null(c);
+	return c;
+}
+
+/* No blob holds "Secret": the erased values. */
+static void no_secret(const struct su_blobs *bl)
+{
+	for (size_t i = 0; i < bl->n; i++)
+		assert_null(memmem(bl->b[i].data, bl->b[i].len, "Secret", 6));
+}
+
+static int rec_no_secret(void *ctx, const struct store_record_view *r)
+{
+	static uint8_t buf[1 << 16];
+	size_t n = record_encoded_size(r->rec);
+	(void)ctx;
+	assert_true(n <= sizeof buf);
+	record_encode(r->rec, buf);
+	assert_null(memmem(buf, n, "Secret", 6));
+	return 0;
+}
+
+/* An erased record's earlier puts read back redacted from the log (a
+ * watch's replay), are not relayed to a peer, and one below the erasure
+ * that comes after it is logged without its values: with a master key
+ * because the data key is gone, without one because the record's erase
+ * mark says so. A put after the erasure, and other records, read back
+ * whole. */
+static void erased_puts_read_back_redacted(const uint8_t *mk)
+{
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "peer"), *d2 = subdir(root, "origin");
+	struct store *p = open_erasing(d1, 1, mk);
+	struct store *o = open_erasing(d2, 2, mk);
+	struct signed_log *l = calloc(1, sizeof *l);
+	struct su_blobs *bl = calloc(1, sizeof *bl);
+	struct store_written w[5], late;
+	struct store_apply_result res;
+	struct store_snap *sn;
+	struct err e;
+	int done = 0;
+
+	assert_int_equal(store_encrypted(o), mk != NULL);
+	/* The peer's put, made before the erasure, comes after it. */
+	assert_int_equal(
+	    su_put(p, "t", "P1", "name", "Secret Late", T0 + 1, &late), 0);
+	assert_int_equal(
+	    su_put(o, "t", "P1", "name", "Secret One", T0 + 2, &w[0]), 0);
+	assert_int_equal(su_put(o, "t", "P2", "name", "Other", T0 + 3, &w[1]),
+			 0);
+	assert_int_equal(
+	    su_put(o, "t", "P1", "nationality", "Secret Two", T0 + 4, &w[2]),
+	    0);
+	assert_int_equal(erase_write(o, "t", "P1", T0 + 10, &w[3]), 0);
+	assert_int_equal(su_put(o, "t", "P1", "name", "New", T0 + 11, &w[4]),
+			 0);
+	uint32_t origin = w[0].origin, porigin = late.origin;
+
+	/* A watch replaying the log from the start. */
+	su_log(o, origin, 1, bl);
+	assert_int_equal(bl->n, 5);
+	for (size_t i = 0; i < 5; i++) {
+		Msce__Change *c = blob_change(bl, i);
+		int erased = i == 0 || i == 2;
+		assert_int_equal(c->seq, w[i].seq);
+		assert_int_equal(c->hlc, w[i].hlc);
+		assert_int_equal(c->redacted, erased);
+		if (erased) {
+			assert_string_equal(c->collection, "t");
+			assert_string_equal(c->key, "P1");
+			assert_int_equal(c->n_fields, 0);
+		} else if (i == 3) {
+			assert_true(c->erase);
+		} else {
+			assert_int_equal(c->n_fields, 1);
+		}
+		msce__change__free_unpacked(c, NULL);
+	}
+	no_secret(bl);
+	su_blobs_free(bl);
+
+	/* A peer catching up from the log: the first segment is an erased
+	 * put, which cannot be sent (the peer gets a snapshot). */
+	assert_int_equal(store_log_read_segs(o, origin, 1, 4096, 1u << 30,
+					     su_collect, sl_seg, l, &e),
+			 MSCE_ENOTFOUND);
+	assert_non_null(strstr(e.msg, "erased"));
+	assert_int_equal(l->bl.n, 0);
+	/* From the next segment on: the other record, then a stop before
+	 * the second erased put. */
+	assert_int_equal(store_log_read_segs(o, origin, 2, 4096, 1u << 30,
+					     su_collect, sl_seg, l, &e),
+			 0);
+	assert_int_equal(l->bl.n, 1);
+	no_secret(&l->bl);
+	su_blobs_free(&l->bl);
+	l->ng = 0;
+
+	/* The peer's older put arrives after the erasure. */
+	assert_int_equal(store_log_read_segs(p, porigin, 1, 4096, 1u << 30,
+					     su_collect, sl_seg, l, &e),
+			 0);
+	assert_int_equal(store_apply_signed(o, l->bl.b, l->bl.n, l->g, l->ng,
+					    T0 + 12, 60000, &res, &e),
+			 0);
+	assert_int_equal(res.applied, 1);
+	su_blobs_free(&l->bl);
+	su_log(o, porigin, 1, bl);
+	assert_int_equal(bl->n, 1);
+	Msce__Change *c = blob_change(bl, 0);
+	assert_true(c->redacted);
+	assert_int_equal(c->n_fields, 0);
+	msce__change__free_unpacked(c, NULL);
+	su_blobs_free(bl);
+
+	/* Records, snapshots and exports hold only what came after. */
+	assert_int_equal(store_snap_begin(o, &sn, &e), 0);
+	while (!done)
+		assert_int_equal(store_snap_next(sn, 1 << 20, rec_no_secret,
+						 NULL, &done, NULL, &e),
+				 0);
+	store_snap_end(sn);
+
+	store_close(o);
+	store_close(p);
+	free(bl);
+	free(l);
+	tu_rmrf(root);
+	free(d1);
+	free(d2);
+}
+
+static void erased_puts_redacted_without_master_key(void **state)
+{
+	(void)state;
+	erased_puts_read_back_redacted(NULL);
+}
+
+static void erased_puts_redacted_with_master_key(void **state)
+{
+	uint8_t mk[32];
+	(void)state;
+	memset(mk, 0x5c, sizeof mk);
+	erased_puts_read_back_redacted(mk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(big_snapshot_merges),
 	    cmocka_unit_test(prepared_batches_apply_the_same),
+	    cmocka_unit_test(erased_puts_redacted_without_master_key),
+	    cmocka_unit_test(erased_puts_redacted_with_master_key),
 		cmocka_unit_test(refuses_other_node_or_cluster),
 		cmocka_unit_test(put_get_scan),
 		cmocka_unit_test(random_orders_converge),
