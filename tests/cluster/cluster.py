@@ -11,7 +11,7 @@ Every process started here is recorded by PID and killed at the end, also
 when a test fails or the interpreter exits (atexit; and the kernel kills
 the daemons if the test process dies, through PR_SET_PDEATHSIG).
 
-Binaries come from MSCED, MSCE, MSCE_PROBE, MSCE_LIBTEST,
+Binaries come from MSCED, MSCE, MSCE_PROBE, MSCE_INSIDER, MSCE_LIBTEST,
 MSCE_FAILSYNC_LIB (ctest sets them), else from ../../build; a missing one
 fails the test, naming it. MSCE_KEEP_TMP=1 keeps every temp dir; a failed
 test keeps its dir anyway and prints the tail of each node's log.
@@ -50,9 +50,11 @@ def _binary(env, *rel):
 MSCED = _binary("MSCED", "server", "msced")
 MSCE = _binary("MSCE", "client", "msce")
 MSCE_PROBE = _binary("MSCE_PROBE", "tests", "cluster", "msce-probe")
+MSCE_INSIDER = _binary("MSCE_INSIDER", "tests", "cluster", "msce-insider")
 MSCE_LIBTEST = _binary("MSCE_LIBTEST", "tests", "cluster", "msce-libtest")
 MSCE_FAILSYNC_LIB = _binary("MSCE_FAILSYNC_LIB", "tests", "cluster", "libmsce-failsync.so")
 _ENV_OF = {"MSCED": MSCED, "MSCE": MSCE, "MSCE_PROBE": MSCE_PROBE,
+           "MSCE_INSIDER": MSCE_INSIDER,
            "MSCE_LIBTEST": MSCE_LIBTEST, "MSCE_FAILSYNC_LIB": MSCE_FAILSYNC_LIB}
 
 CLI_TIMEOUT = 15  # seconds for one CLI call

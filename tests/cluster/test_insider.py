@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Insider attacks: a compromised member center, with its real link key
+and origin signing key, against another center.
+
+Each test starts a city of three, writes (registrations at n1, which leave
+audit entries; records at every node), stops n2 and plays n2 with its keys
+(msce-insider) against n1. Whatever the insider sends, n1 must keep what
+users rely on: its records, its writes, the audit log, its life (also
+across restarts); where the attack is refused, a refusal counter rises.
+
+Each attack once worked (all four fixed after 0398af1):
+  snapwipe      an offered snapshot with n1's own vector and covers and no
+                records: n1 merged it and dropped every record.
+  hello-writer  a Hello naming a writer of n1 born a year ahead: n1 gave up
+                its writer and refused writes (EBUSY) for that year.
+  audit delete  a delete of n1's audit entry, signed by n2 as itself: taken.
+  origin flood  130 made-up incarnations of n2: they filled the vector to
+                its 128 origins, the next was taken for store corruption
+                (the link failed, uncounted) and a local writer could then
+                take the vector to 129: a crash at every restart. Here n1
+                must refuse the 129th origin as such (logged, counted),
+                keep at most 128, and live and write across two restarts.
+                (This test does not make n1 take a new incarnation, so on
+                the old code it fails on the refusal, not on the crash.)
+
+Run: ctest -R cluster_insider (in a build dir), or from tests/cluster
+`python3 ../pyunit.py test_insider` with MSCED, MSCE and MSCE_INSIDER set
+(else ../../build). On 0398af1 (before the fixes) all four fail.
+"""
+
+import json
+import re
+import subprocess
+import unittest
+
+from cluster import (MSCE_INSIDER, ClusterTestCase, reap, require_binaries,
+                     spawn, wait_until)
+
+YEAR_MS = 365 * 24 * 3600 * 1000
+PEOPLE = ["FRA:AA10%d" % i for i in range(1, 6)]
+
+
+def entry(rec):
+    """A record as stored (without who has seen it, which is per center);
+    None stays None."""
+    if rec is None:
+        return None
+    return {k: v for k, v in rec.items() if not k.startswith("seen_by")}
+
+
+class InsiderTest(ClusterTestCase):
+    def setUp(self):
+        require_binaries("MSCED", "MSCE", "MSCE_INSIDER")
+        c = self.c = self.make_cluster(3, start=False).begin()
+        n1, n2, n3 = c.nodes
+        for i, key in enumerate(PEOPLE, 1):
+            c.put(n1, "registration", key, name="P%d" % i, nationality="FRA",
+                  document_type="passport", document_number=key[4:],
+                  phone="+8613800000%d" % i)
+        for i in range(1, 4):
+            c.put(n2, "misc", "k%d" % i, v="b%d" % i)
+            c.put(n3, "misc", "c%d" % i, v="c%d" % i)
+        c.wait_converged(timeout=60)
+        # n2 goes down; the insider takes its place with its keys.
+        c.stop(n2)
+        c.wait_connected(n1, [2], connected=False)
+
+    # -- helpers
+
+    def insider(self, attack, *args, dur_ms=3000):
+        """Runs msce-insider as n2 against n1; returns its output. The
+        attack must have been delivered (a session was opened)."""
+        c, n1, n2 = self.c, self.c.nodes[0], self.c.nodes[1]
+        argv = [MSCE_INSIDER, "--target", "127.0.0.1:%d" % n1.port,
+                "--cluster", c.name, "--server-key", n1.pub,
+                "--key", n2.key, "--id", "2", "--attack", attack,
+                "--timeout-ms", "10000", "--dur-ms", str(dur_ms)]
+        argv += [str(a) for a in args]
+        p = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            out = p.communicate(timeout=60)[0].decode("utf-8", "replace")
+        finally:
+            reap(p, 5)
+        self.assertEqual(p.returncode, 0, "msce-insider %s:\n%s" % (attack, out))
+        self.assertIn("session open as node 2", out)
+        return out
+
+    def assert_serving(self, tag):
+        """What users rely on at n1: alive, its records there, and a write
+        at n1 is taken and reaches n3."""
+        c, n1, n3 = self.c, self.c.nodes[0], self.c.nodes[2]
+        c.check_alive(n1)
+        for key in PEOPLE:
+            self.assertIsNotNone(c.get(n1, "registration", key),
+                                 "n1 lost registration/%s" % key)
+        self.assertEqual(c.values(n1, "misc", "k1"), {"v": "b1"})
+        self.assertEqual(c.values(n1, "misc", "c2"), {"v": "c2"})
+        c.put(n1, "misc", "after-" + tag, v="n1")
+        c.wait_value(n3, "misc", "after-" + tag, "v", "n1", timeout=30)
+        c.check_alive(n1)
+
+    def wait_rise(self, node, names, before, what):
+        def risen():
+            now = self.c.counters(node)
+            return sum(now.get(k, 0) - before.get(k, 0) for k in names) > 0
+        wait_until(risen, 10, "%s to rise after %s" % ("+".join(names), what))
+
+    # -- the attacks
+
+    def test_snapshot_with_our_own_vector_and_no_records(self):
+        c, n1 = self.c, self.c.nodes[0]
+        before = c.counters(n1)
+        digest = c.status(n1)["digest"]
+        log_at = n1.log_size()
+        out = self.insider("snapwipe")
+        # The insider got n1's covers and n1 asked for the snapshot: the
+        # empty chunk went where n1 expected one.
+        self.assertRegex(out, r"covers [1-9]", out)
+        self.assertIn("asked back 1", out)
+        self.assertIn("empty snapshot sent", out)
+        self.assertEqual(c.status(n1)["digest"], digest, "n1's store changed")
+        self.assertNotEqual(digest, "0" * len(digest))
+        self.wait_rise(n1, ["snapshot_refusals"], before, "snapwipe")
+        wait_until(lambda: re.search(r"nowhere ahead of ours", n1.log_since(log_at)),
+                   5, "n1's log to name the refusal")
+        self.assert_serving("snapwipe")
+
+    def test_hello_with_a_writer_of_ours_born_a_year_ahead(self):
+        c, n1 = self.c, self.c.nodes[0]
+        writer = c.status(n1)["writer"]
+        self.assertTrue(writer)
+        self.insider("hello-writer", "--victim", 1, "--delta-ms", YEAR_MS)
+        # Ignored: n1 takes writes at once and keeps its writer.
+        self.assert_serving("hello-writer")
+        self.assertEqual(c.status(n1)["writer"], writer,
+                         "n1 gave up its writer for the made-up one")
+
+    def test_delete_of_another_centers_audit_entry(self):
+        c, n1, n3 = self.c, self.c.nodes[0], self.c.nodes[2]
+        before = c.counters(n1)
+        _, out, _ = c.cli(n1, "audit", "--json", "--reveal")
+        entries = [json.loads(l) for l in out.splitlines() if l.strip()]
+        # An entry n1 wrote itself (key "HLC/ORIGIN", origin of node 1).
+        mine = [e["key"] for e in entries
+                if int(e["key"].rsplit("/", 1)[1]) & 0xffff == 1]
+        self.assertTrue(mine, entries)
+        key = mine[0]
+        held = entry(c.get(n1, "_audit", key))
+        self.assertIsNotNone(held)
+        log_at = n1.log_size()
+        self.insider("changes", "--coll", "_audit", "--rkey", key, "--del", 1)
+        self.assertEqual(entry(c.get(n1, "_audit", key)), held,
+                         "n1's audit entry %s was deleted or changed" % key)
+        self.wait_rise(n1, ["forged_refusals"], before, "the audit delete")
+        wait_until(lambda: re.search(r"not an entry its origin may write",
+                                     n1.log_since(log_at)),
+                   5, "n1's log to name the refusal")
+        self.assert_serving("audit")
+        self.assertEqual(entry(c.get(n3, "_audit", key)), held)
+
+    def test_more_origins_than_the_vector_holds(self):
+        c, n1 = self.c, self.c.nodes[0]
+        before = c.counters(n1)
+        log_at = n1.log_size()
+        out = self.insider("changes", "--n", 130, "--coll", "misc", "--rkey", "forged")
+        c.check_alive(n1)
+        self.assertLessEqual(len(c.status(n1)["vv"]), 128)
+        self.assert_serving("flood")
+        # Refused as the 129th origin (a store error: the link dropped),
+        # logged as such and counted (counters start again at a restart).
+        self.assertIsNotNone(
+            re.search(r"origin \d+ would be origin 129 of the version vector",
+                      n1.log_since(log_at)),
+            "n1's log does not refuse the 129th origin as such; insider:\n%s" % out)
+        self.wait_rise(n1, ["store_errors", "forged_refusals"], before,
+                       "130 origins")
+        # The crash came at restart (the vector read back past its room):
+        # n1 restarts, writes, and restarts again.
+        for i in range(2):
+            c.restart(n1)
+            c.check_alive(n1)
+            self.assertLessEqual(len(c.status(n1)["vv"]), 128)
+            self.assert_serving("flood-restart%d" % i)
+
+if __name__ == "__main__":
+    unittest.main()
