@@ -3229,6 +3229,16 @@ void repl_tick(struct repl *r, uint64_t now_ms)
 
 /* ---- status ------------------------------------------------------------------------------------ */
 
+/* The hlc at which writer (origin) was born, 0 if unknown: a lag measured
+ * for a node that holds nothing of an origin starts there. */
+static uint64_t origin_born(const struct repl *r, uint32_t origin)
+{
+	for (size_t i = 0; i < r->nwriters; i++)
+		if (r->writers[i].id == origin && r->writers[i].born_known)
+			return r->writers[i].born;
+	return 0;
+}
+
 size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 		  size_t max)
 {
@@ -3264,6 +3274,8 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 				}
 			if (vv[k].seq > have) {
 				uint64_t lag = 0;
+				if (have_hlc == 0)
+					have_hlc = origin_born(r, vv[k].origin);
 				if (have_hlc != 0 &&
 				    hlc_ms(vv[k].hlc) > hlc_ms(have_hlc))
 					lag = hlc_ms(vv[k].hlc) -
@@ -3318,6 +3330,8 @@ void repl_inbound_lag(const struct repl *r, uint64_t *changes, uint64_t *ms)
 		}
 		if (best > have) {
 			uint64_t mh = hlc_ms(vv_hlc(mine, n, o)), th = hlc_ms(hlc);
+			if (mh == 0) /* nothing of it: behind since its birth */
+				mh = hlc_ms(origin_born(r, o));
 			*changes += best - have;
 			if (mh != 0 && th > mh && th - mh > *ms)
 				*ms = th - mh;

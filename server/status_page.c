@@ -38,6 +38,7 @@
 struct origin_col {
 	uint32_t origin;
 	uint64_t max_seq, max_hlc; /* the newest any center is known to hold */
+	uint64_t min_hlc; /* the oldest newest change a center holds (not 0) */
 };
 
 struct conflict_row {
@@ -99,13 +100,16 @@ static void add_origin(struct model *m, const Msce__VVEntry *e)
 			m->cols[i] = m->cols[i - 1];
 			i--;
 		}
-		m->cols[i] = (struct origin_col){e->origin, 0, 0};
+		m->cols[i] = (struct origin_col){e->origin, 0, 0, 0};
 		m->ncols++;
 	}
 	if (e->seq > m->cols[i].max_seq) {
 		m->cols[i].max_seq = e->seq;
 		m->cols[i].max_hlc = e->hlc;
 	}
+	if (e->hlc != 0 &&
+	    (m->cols[i].min_hlc == 0 || e->hlc < m->cols[i].min_hlc))
+		m->cols[i].min_hlc = e->hlc;
 }
 
 static void copy_text(char *out, size_t cap, const void *p, size_t n)
@@ -172,7 +176,11 @@ static void cell(const struct origin_col *c, const Msce__NodeReport *r,
 
 	*seq = e ? e->seq : 0;
 	*lag = c->max_seq > *seq ? c->max_seq - *seq : 0;
-	/* hlc: 48 bits of ms, 16 of logical counter. */
+	/* hlc: 48 bits of ms, 16 of logical counter. A holder with nothing
+	 * of the origin is behind by at least what the others' heads span
+	 * (not by the time since 1970). */
+	if (hlc == 0)
+		hlc = c->min_hlc;
 	*lag_ms =
 	    *lag && c->max_hlc > hlc ? (c->max_hlc >> 16) - (hlc >> 16) : 0;
 }

@@ -1466,6 +1466,14 @@ void client_server_stop(struct client_server *s, void (*done)(void *arg),
 	s->stopping = 1;
 	s->done = done;
 	s->done_arg = arg;
+	if (s->have_flush) {
+		/* What is still pending goes out first (the last answers:
+		 * min_sites puts told how many centers hold them), before the
+		 * connections close: a closing one writes nothing. */
+		on_flush(&s->flush);
+		s->have_flush = 0;
+		uv_close((uv_handle_t *)&s->flush, on_srv_handle_closed);
+	}
 	for (struct client_conn *c = s->conns; c != NULL; c = c->next)
 		client_conn_close(c);
 	if (s->have_pipe)
@@ -1474,12 +1482,6 @@ void client_server_stop(struct client_server *s, void (*done)(void *arg),
 	if (s->have_tcp) {
 		uv_close((uv_handle_t *)&s->tcp_listener, on_srv_handle_closed);
 		uv_close((uv_handle_t *)&s->timer, on_srv_handle_closed);
-	}
-	if (s->have_flush) {
-		/* What is still pending goes out first. */
-		on_flush(&s->flush);
-		s->have_flush = 0;
-		uv_close((uv_handle_t *)&s->flush, on_srv_handle_closed);
 	}
 }
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import unittest
 
 from cluster import MSCE, ClusterTestCase, free_ports, wait_until
@@ -272,6 +273,37 @@ class PythonTest(ClusterTestCase):
         self.assertIn("after ['b0', 'b1', 'b2']", out)
         self.assertIn("resumed ['b0', 'b1', 'b2']", out)
         self.assertIn("all ['a0', 'a1', 'a2', 'b0', 'b1', 'b2']", out)
+
+    def test_min_sites_put_answered_when_the_node_stops(self):
+        """A put waiting for min_sites when its node stops is answered
+        (Timeout: committed here, held by 1 of 2), not left to a closed
+        connection that cannot tell committed from lost."""
+        c = self.make_cluster(2)
+        n1, n2 = c.nodes
+        c.wait_connected(n1, [2])
+        c.stop(n2)
+        code = """
+            import os, msce
+            c = msce.Client(os.environ["SOCK"], timeout=60)
+            print("ready", flush=True)
+            try:
+                c.put("t", "k", {"v": "1"}, min_sites=2, timeout=60)
+                print("answered: ok")
+            except msce.Timeout as e:
+                print("answered: Timeout", e.message)
+            except msce.MsceError as e:
+                print("answered:", type(e).__name__, e.message)
+        """
+        e = dict(os.environ, MSCE_LIBRARY=LIBRARY, PYTHONPATH=PYSRC, SOCK=n1.socket,
+                 **sanitizer_env())
+        p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=e,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.kill)
+        self.assertEqual(p.stdout.readline().strip(), "ready")
+        time.sleep(1)  # the put is waiting
+        c.stop(n1)
+        out, err = p.communicate(timeout=60)
+        self.assertIn("answered: Timeout committed here, but only 1 of the 2", out, err)
 
     def test_tcp_and_roles(self):
         c = self.make_cluster(1, start=False)

@@ -537,6 +537,36 @@ static void writer_born_in_the_future_not_believed(void **state)
 	assert_int_equal(put(1, "after", "x"), 0);
 }
 
+/* A peer that holds nothing of our origin is behind by the time since
+ * that origin's birth at least, not by 0 s (nothing to measure from). */
+static void lag_of_a_peer_that_holds_nothing(void **state)
+{
+	struct repl_peer_status st[4];
+	size_t n;
+	(void)state;
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	repl_link_down(nodes[1].repl, 2, now);
+	repl_link_down(nodes[2].repl, 1, now);
+	drop_queue(1, 2);
+	drop_queue(2, 1);
+	now += 5000; /* after node 1's writer was born */
+	for (int k = 0; k < 5; k++) {
+		char key[16];
+		snprintf(key, sizeof key, "k%d", k);
+		assert_int_equal(put(1, key, "x"), 0);
+	}
+	drop_queue(1, 2);
+	connect_pair(1, 2);
+	deliver(2, 1); /* its Hello: it holds nothing of ours */
+	n = repl_peers(nodes[1].repl, st, 4);
+	assert_int_equal(n, 1);
+	assert_int_equal(st[0].lag_changes, 5);
+	assert_true(st[0].lag_ms >= 5000);
+}
+
 /* A store restored or wiped among writing peers waits until it holds what
  * a writing peer holds, then writes under a new incarnation. */
 static void new_store_waits_for_a_writing_peer(void **state)
@@ -970,6 +1000,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(silent_link_goes_down, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(lag_of_a_peer_that_holds_nothing,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		writer_born_in_the_future_not_believed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(new_store_waits_for_a_writing_peer,
