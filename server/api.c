@@ -1460,6 +1460,15 @@ static int check_access(const struct client_conn *c,
 	default:
 		return 0;
 	}
+	/* A name no collection can have is EINVAL here as in get (a watch
+	 * or a conflicts list of one would stay empty for good). */
+	if (coll[0] != '\0') {
+		struct err ce;
+		if (schema_check_collection(coll, strlen(coll), 1, &ce)) {
+			snprintf(why, len, "%.300s", ce.msg);
+			return MSCE_EINVAL;
+		}
+	}
 	if (role >= CONFIG_ROLE_ADMIN)
 		return 0;
 	if (audit_system(coll, strlen(coll))) {

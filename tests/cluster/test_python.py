@@ -199,6 +199,15 @@ class PythonTest(ClusterTestCase):
                                              "status": "open", "center": "n2"})],
                           allow_unknown_person=True)
             print("batch override", type(res[0]).__name__)
+            # A name no collection can have: EINVAL, as for get, not an
+            # empty list or a watch that never sees anything.
+            for name, call in (("conflicts", lambda: a.conflicts("BAD")),
+                               ("watch", lambda: a.watch("BAD").next(timeout=5))):
+                try:
+                    call()
+                    print(name, "of BAD: taken")
+                except msce.InvalidArgument:
+                    print(name, "of BAD: InvalidArgument")
             # A put refused on its own refuses only itself.
             res = a.batch([("_audit", "forged", {"op": "erase"}), ("t", "y", {"a": "1"})])
             print("batch audit", type(res[0]).__name__, type(res[1]).__name__)
@@ -225,6 +234,8 @@ class PythonTest(ClusterTestCase):
         self.assertIn("batch NotFound WriteResult", out)
         self.assertIn("batch override WriteResult", out)
         self.assertIn("batch audit PermissionDenied WriteResult", out)
+        self.assertIn("conflicts of BAD: InvalidArgument", out)
+        self.assertIn("watch of BAD: InvalidArgument", out)
         self.assertIn("notes ['Called the embassy.\\nWaiting.', 'Second'] True n1", out)
         self.assertIn("event 40", out)
         self.assertIn("bad date: registration.birth_date", out)
