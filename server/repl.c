@@ -2568,14 +2568,9 @@ static int snap_ahead(struct repl *r, const struct vv_entry *sv, size_t n)
 	struct vv_entry vv[MAX_ORIGINS];
 	size_t nv = my_vv(r, vv);
 
-	for (size_t i = 0; i < n; i++) {
-		uint64_t mine = 0;
-		for (size_t j = 0; j < nv; j++)
-			if (vv[j].origin == sv[i].origin)
-				mine = vv[j].seq;
-		if (sv[i].seq > mine)
+	for (size_t i = 0; i < n; i++)
+		if (sv[i].seq > vv_seq(vv, nv, sv[i].origin))
 			return 1;
-	}
 	return 0;
 }
 
@@ -3233,10 +3228,8 @@ void repl_tick(struct repl *r, uint64_t now_ms)
  * for a node that holds nothing of an origin starts there. */
 static uint64_t origin_born(const struct repl *r, uint32_t origin)
 {
-	for (size_t i = 0; i < r->nwriters; i++)
-		if (r->writers[i].id == origin && r->writers[i].born_known)
-			return r->writers[i].born;
-	return 0;
+	const struct wstate *w = writer_find((struct repl *)r, origin);
+	return w != NULL && w->born_known ? w->born : 0;
 }
 
 size_t repl_peers(const struct repl *r, struct repl_peer_status *out,

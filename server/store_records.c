@@ -322,11 +322,18 @@ static int merge_into(struct wtxn *w, const struct merge_in *m,
 			  m->raw, m->rawlen, e);
 }
 
-/* Merges a checked change from another origin. raw is it encoded. */
+/* The key of a STORE_W_STAMP write (an audit entry): its change's own hlc
+ * and writer, so that it names no earlier record. */
+static size_t stamp_key(char *out, size_t cap, uint64_t hlc, uint32_t origin)
+{
+	return (size_t)snprintf(out, cap, "%020llu/%u",
+				(unsigned long long)hlc, (unsigned)origin);
+}
+
 /* System collections (_audit) are the nodes' own and append-only: every
- * entry a put keyed by its change's own hlc and origin (write_one,
- * STORE_W_STAMP). Anything else there is a forgery by its origin: a
- * member that deletes or rewrites another center's audit entries. */
+ * entry a put keyed by its change's own hlc and origin (stamp_key).
+ * Anything else there is a forgery by its origin: a member that deletes
+ * or rewrites another center's audit entries. */
 static int system_change_ok(const Msce__Change *c)
 {
 	char k[48];
@@ -335,11 +342,11 @@ static int system_change_ok(const Msce__Change *c)
 		return 1;
 	if (c->op != MSCE__CHANGE__OP__PUT || c->erase)
 		return 0;
-	snprintf(k, sizeof k, "%020llu/%u", (unsigned long long)c->hlc,
-		 (unsigned)c->origin);
+	stamp_key(k, sizeof k, c->hlc, c->origin);
 	return strcmp(k, c->key) == 0;
 }
 
+/* Merges a checked change from another origin. raw is it encoded. */
 static int merge_change(struct wtxn *w, const Msce__Change *c,
 			const uint8_t *raw, size_t rawlen, struct err *e)
 {
@@ -806,10 +813,7 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 		 * first; a key made of it names no earlier record. */
 		stamp = hlc_now(&w->clock, wall_ms);
 		plain.key = skey;
-		plain.key_len = (size_t)snprintf(skey, sizeof skey,
-						 "%020llu/%u",
-						 (unsigned long long)stamp,
-						 (unsigned)s->writer);
+		plain.key_len = stamp_key(skey, sizeof skey, stamp, s->writer);
 	}
 	/* Refusals of this write go to its own result, not the batch. */
 	if (in->op == STORE_DELETE)
