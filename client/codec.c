@@ -565,8 +565,9 @@ int codec_status_result(Msce__ClientResponse *r, msce_status **out,
 		const Msce__PeerStatus *p = r->status->peers[i];
 		s->peers[i].node = p->node;
 		s->peers[i].connected = p->connected;
-		s->peers[i].lag_changes = p->lag_changes;
-		s->peers[i].lag_ms = p->lag_ms;
+		s->peers[i].lag_changes =
+		    p->lag_unknown ? MSCE_LAG_UNKNOWN : p->lag_changes;
+		s->peers[i].lag_ms = p->lag_unknown ? MSCE_LAG_UNKNOWN : p->lag_ms;
 		s->peers[i].last_contact_ms = p->last_contact_ms;
 		s->peers[i].clock_offset_ms = p->clock_offset_ms;
 	}

@@ -296,11 +296,16 @@ void msce_page_free(msce_page *p);
 
 /* ---- status ------------------------------------------------------------------ */
 
+/* A lag not known: the peer has not spoken to the node since it started. */
+#define MSCE_LAG_UNKNOWN UINT64_MAX
+
 struct msce_peer_status {
 	uint32_t node;
 	int connected;
-	uint64_t lag_changes;     /* changes it lacks that we hold */
-	uint64_t lag_ms;          /* how far behind, by change time */
+	uint64_t lag_changes;     /* changes it lacks that we hold, or
+				     MSCE_LAG_UNKNOWN */
+	uint64_t lag_ms;          /* how far behind, by change time, or
+				     MSCE_LAG_UNKNOWN */
 	uint64_t last_contact_ms; /* unix ms of its last message, 0 = never */
 	int64_t clock_offset_ms;  /* its clock minus ours */
 	void *reserved[2];

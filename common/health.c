@@ -46,13 +46,13 @@ void health_check(const Msce__StatusResult *s, double max_lag_s,
 		health_center(p->name, p->node, c, sizeof c);
 		if (!p->connected)
 			why(h, "link to %s down%s", c,
-			    p->last_contact_ms ? "" : " (never connected)");
+			    p->last_contact_ms ? "" : " (no contact since this node started)");
 		if (p->clock_refused)
 			why(h,
 			    "%s refused for its clock (%+.1f s off ours; "
 			    "max_clock_skew): fix its clock (NTP)",
 			    c, (double)p->clock_offset_ms / 1000.0);
-		if (max_lag_s >= 0 && lag > max_lag_s)
+		if (max_lag_s >= 0 && !p->lag_unknown && lag > max_lag_s)
 			why(h, "%s is %.1f s behind us", c, lag);
 		if (stalled(p->snapshot_in) || stalled(p->snapshot_out))
 			why(h, "snapshot with %s makes no progress", c);

@@ -95,18 +95,29 @@ static int render(void *ctx, char **buf, size_t *len)
 	for (size_t i = 0; i < np; i++)
 		metrics_printf(&b, "msce_peer_connected{%s} %d\n",
 			       pl[i].text, ps[i].state == REPL_ACTIVE);
+	/* A lag not known (the peer has not spoken since we started) has
+	 * no sample: a 0 would say it lacks nothing. */
+	metrics_printf(&b, "# HELP msce_peer_lag_known 1 if what the peer "
+			   "holds is known (it spoke since this node "
+			   "started)\n# TYPE msce_peer_lag_known gauge\n");
+	for (size_t i = 0; i < np; i++)
+		metrics_printf(&b, "msce_peer_lag_known{%s} %d\n", pl[i].text,
+			       ps[i].lag_known != 0);
 	metrics_printf(&b, "# HELP msce_peer_lag_changes changes we hold that "
 			   "the peer lacks\n# TYPE msce_peer_lag_changes gauge\n");
 	for (size_t i = 0; i < np; i++)
-		metrics_printf(&b, "msce_peer_lag_changes{%s} %llu\n",
-			       pl[i].text,
-			       (unsigned long long)ps[i].lag_changes);
+		if (ps[i].lag_known)
+			metrics_printf(&b, "msce_peer_lag_changes{%s} %llu\n",
+				       pl[i].text,
+				       (unsigned long long)ps[i].lag_changes);
 	metrics_printf(&b, "# HELP msce_peer_lag_seconds how far behind the "
 			   "peer is, by change time\n# TYPE "
 			   "msce_peer_lag_seconds gauge\n");
 	for (size_t i = 0; i < np; i++)
-		metrics_printf(&b, "msce_peer_lag_seconds{%s} %.3f\n",
-			       pl[i].text, (double)ps[i].lag_ms / 1000.0);
+		if (ps[i].lag_known)
+			metrics_printf(&b, "msce_peer_lag_seconds{%s} %.3f\n",
+				       pl[i].text,
+				       (double)ps[i].lag_ms / 1000.0);
 	metrics_printf(&b, "# HELP msce_peer_clock_offset_seconds the peer's "
 			   "clock minus ours\n# TYPE "
 			   "msce_peer_clock_offset_seconds gauge\n");

@@ -99,6 +99,7 @@ static int fill_peers(struct node *n, struct arena *a, Msce__StatusResult *st)
 		p->node = ps[i].node;
 		p->name = (char *)node_center_name(n, ps[i].node);
 		p->connected = ps[i].state == REPL_ACTIVE;
+		p->lag_unknown = !ps[i].lag_known;
 		p->lag_changes = ps[i].lag_changes;
 		p->lag_ms = ps[i].lag_ms;
 		p->last_contact_ms = ps[i].last_contact_ms;

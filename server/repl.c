@@ -102,6 +102,7 @@ struct peer {
 	uint32_t session; /* bumped at each link up/down */
 	struct ostate o[MAX_ORIGINS];
 	size_t no;
+	int heard; /* o[] is from its own word, since we started */
 	uint64_t last_rx; /* last message of this session */
 	/* what its Hello of this session said */
 	int greeted;
@@ -1910,6 +1911,7 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 	p->hs_clock_refused = 0; /* a session: its clock was in the window */
 	p->state = REPL_ACTIVE;
 	p->greeted = 1;
+	p->heard = 1;
 	trace(r, LOG_INFO, "session with node %u active (clock offset %lld ms)",
 	      p->id, (long long)p->offset);
 	w = r->ops->writer(r->ops->ctx, &born);
@@ -2826,6 +2828,7 @@ static int on_gossip(struct repl *r, struct peer *from, const Msce__Gossip *g,
 		if (direct) {
 			from->offset = (int64_t)s->time_ms - (int64_t)now;
 			status_greets(from, s);
+			from->heard = 1;
 			for (size_t j = 0; j < s->n_vv; j++)
 				have_raise(from, s->vv[j]->origin,
 					   s->vv[j]->seq, s->vv[j]->hlc, now);
@@ -3258,7 +3261,8 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 		s->refused_protocol = p->refused_protocol;
 		s->snap_out = p->snap_out;
 		s->snap_in = p->snap_in;
-		for (size_t k = 0; k < n; k++) {
+		s->lag_known = p->heard;
+		for (size_t k = 0; k < n && p->heard; k++) {
 			uint64_t have = 0, have_hlc = 0;
 			for (size_t j = 0; j < p->no; j++)
 				if (p->o[j].origin == vv[k].origin) {

@@ -212,6 +212,9 @@ struct repl_peer_status {
 	enum repl_state state;
 	uint64_t last_contact_ms; /* 0 = never */
 	int64_t clock_offset_ms;  /* their clock minus ours, at Hello/gossip */
+	/* What it holds is known: it told us (Hello or its own status)
+	 * since we started. Until then the lags are 0 and mean nothing. */
+	int lag_known;
 	uint64_t lag_changes;     /* changes we hold that they lack */
 	uint64_t lag_ms;          /* age difference of the newest they lack */
 	int clock_refused;        /* their changes were too far ahead */

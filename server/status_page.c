@@ -280,9 +280,16 @@ static cJSON *model_json(const struct model *m)
 						(double)p->clock_offset_ms);
 			cJSON_AddBoolToObject(c, "clock_refused",
 					      p->clock_refused);
-			cJSON_AddNumberToObject(c, "lag_changes",
-						(double)p->lag_changes);
-			cJSON_AddNumberToObject(c, "lag_ms", (double)p->lag_ms);
+			cJSON_AddBoolToObject(c, "lag_known", !p->lag_unknown);
+			if (p->lag_unknown) { /* null: not known */
+				cJSON_AddNullToObject(c, "lag_changes");
+				cJSON_AddNullToObject(c, "lag_ms");
+			} else {
+				cJSON_AddNumberToObject(c, "lag_changes",
+							(double)p->lag_changes);
+				cJSON_AddNumberToObject(c, "lag_ms",
+							(double)p->lag_ms);
+			}
 		}
 		cJSON_AddBoolToObject(c, "known", r->known);
 		if (r->known) {

@@ -89,9 +89,16 @@ static cJSON *status_json(const Msce__StatusResult *s, const char *dig,
 		cJSON_AddNumberToObject(pj, "node", p->node);
 		cJSON_AddStringToObject(pj, "name", p->name);
 		cJSON_AddBoolToObject(pj, "connected", p->connected);
-		cJSON_AddNumberToObject(pj, "lag_changes",
-					(double)p->lag_changes);
-		cJSON_AddNumberToObject(pj, "lag_ms", (double)p->lag_ms);
+		cJSON_AddBoolToObject(pj, "lag_known", !p->lag_unknown);
+		if (p->lag_unknown) { /* null: not known */
+			cJSON_AddNullToObject(pj, "lag_changes");
+			cJSON_AddNullToObject(pj, "lag_ms");
+		} else {
+			cJSON_AddNumberToObject(pj, "lag_changes",
+						(double)p->lag_changes);
+			cJSON_AddNumberToObject(pj, "lag_ms",
+						(double)p->lag_ms);
+		}
 		cJSON_AddNumberToObject(pj, "last_contact_ms",
 					(double)p->last_contact_ms);
 		/* null: never in contact */
@@ -170,16 +177,23 @@ static void status_text(const Msce__StatusResult *s, const char *dig,
 	for (size_t i = 0; i < s->n_peers; i++) {
 		const Msce__PeerStatus *p = s->peers[i];
 		double ago = ago_ms(s, p->last_contact_ms);
-		char when[32];
+		char when[32], lagc[24], lags[24];
 		if (ago < 0)
 			snprintf(when, sizeof when, "never");
 		else
 			snprintf(when, sizeof when, "%.1fs ago", ago / 1000.0);
 		snprintf(c, sizeof c, "%u %s", p->node, p->name);
-		printf("%-22s %-6s %10llu %9.1f %13s %7lldms%s\n", c,
-		       p->connected ? "up" : "DOWN",
-		       (unsigned long long)p->lag_changes,
-		       (double)p->lag_ms / 1000.0, when,
+		if (p->lag_unknown) {
+			snprintf(lagc, sizeof lagc, "unknown");
+			snprintf(lags, sizeof lags, "unknown");
+		} else {
+			snprintf(lagc, sizeof lagc, "%llu",
+				 (unsigned long long)p->lag_changes);
+			snprintf(lags, sizeof lags, "%.1f",
+				 (double)p->lag_ms / 1000.0);
+		}
+		printf("%-22s %-6s %10s %9s %13s %7lldms%s\n", c,
+		       p->connected ? "up" : "DOWN", lagc, lags, when,
 		       (long long)p->clock_offset_ms,
 		       p->clock_refused ? " CLOCK" : "");
 	}

@@ -171,7 +171,7 @@ class CliTest(ClusterTestCase):
         # Text: names next to ids; a peer never reached says so.
         rc, out, _ = c.cli(n1, "status", check=False)
         self.assertEqual(rc, 1)
-        self.assertIn("link to n3 (3) down (never connected)", out)
+        self.assertIn("link to n3 (3) down (no contact since this node started)", out)
         # The peer table: between its header and the node table's.
         text = out.split("\npeer ", 1)[1].split("\nnode ", 1)[0]
         rows = {" ".join(l.split()[:2]): l for l in text.splitlines()[1:]}
@@ -185,7 +185,7 @@ class CliTest(ClusterTestCase):
         self.assertIsInstance(peers[2]["last_contact_age_ms"], (int, float))
         self.assertEqual({n["node"]: n["name"] for n in st["nodes"]},
                          {1: "n1", 2: "n2", 3: "n3"})
-        self.assertIn("link to n3 (3) down (never connected)", st["problem_list"])
+        self.assertIn("link to n3 (3) down (no contact since this node started)", st["problem_list"])
         # A conflict names the centers that wrote each value: both writes
         # are based on the same version, so they are concurrent.
         c.put(n1, "t", "k", {"v": "base"})

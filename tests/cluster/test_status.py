@@ -10,8 +10,9 @@ import json
 import subprocess
 import time
 import unittest
+import urllib.request
 
-from cluster import MSCE, ClusterTestCase, wait_until
+from cluster import MSCE, ClusterTestCase, free_ports, wait_until
 
 
 def hlc_ms(field):
@@ -94,6 +95,50 @@ class StatusTest(ClusterTestCase):
         # Back: verify passes again.
         c.start(n2)
         self.assertEqual(self.rc(n1, "verify", "--timeout", "60")[0], 0)
+
+    def test_lag_of_a_peer_not_heard_since_restart(self):
+        """A peer down when this node restarts: what it holds is not known
+        here until it speaks again. Status must say so, not show it as
+        lacking every change (nor as holding everything)."""
+        c = self.make_cluster(3, start=False)
+        n1, n2, n3 = c.nodes
+        port = free_ports(1)[0]
+        c.begin(n1, n2, n3,
+                settings={1: {"metrics_listen": "127.0.0.1:%d" % port}})
+        c.wait_connected(n1, [2, 3])
+        for i in range(5):
+            c.put(n1, "t", "k%d" % i, {"v": str(i)})
+        c.wait_converged()
+        c.stop(n3)
+        c.restart(n1)
+        c.wait_connected(n1, [2])
+        wait_until(lambda: {p["node"]: p for p in c.status(n1)["peers"]}[2]
+                   .get("lag_known"), 30, "node 2's vector at node 1")
+        st = c.status(n1)
+        peers = {p["node"]: p for p in st["peers"]}
+        self.assertFalse(peers[3]["connected"], st)
+        self.assertFalse(peers[3]["lag_known"], st)
+        self.assertIsNone(peers[3]["lag_changes"], st)
+        self.assertIsNone(peers[3]["lag_ms"], st)
+        self.assertEqual((peers[2]["lag_known"], peers[2]["lag_changes"]),
+                         (True, 0), st)
+        out = self.rc(n1, "status")[1]
+        line = next(l for l in out.splitlines() if l.startswith("3 "))
+        self.assertIn("unknown", line, out)
+        page = json.loads(urllib.request.urlopen(
+            "http://127.0.0.1:%d/status.json" % port, timeout=10).read())
+        center = {x["node"]: x for x in page["centers"]}[3]
+        self.assertIsNone(center["lag_changes"], center)
+        self.assertFalse(center["lag_known"], center)
+        metrics = urllib.request.urlopen(
+            "http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+        self.assertRegex(metrics, r'msce_peer_lag_known\{[^}]*peer="3"[^}]*\} 0\n')
+        self.assertRegex(metrics, r'msce_peer_lag_known\{[^}]*peer="2"[^}]*\} 1\n')
+        self.assertNotRegex(metrics, r'msce_peer_lag_changes\{[^}]*peer="3"')
+        # Node 3 back: its vector is known again, and it lacks nothing.
+        c.start(n3)
+        wait_until(lambda: {p["node"]: p for p in c.status(n1)["peers"]}[3]
+                   .get("lag_changes") == 0, 30, "node 3 known again")
 
 
 if __name__ == "__main__":

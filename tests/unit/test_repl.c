@@ -567,6 +567,35 @@ static void lag_of_a_peer_that_holds_nothing(void **state)
 	assert_true(st[0].lag_ms >= 5000);
 }
 
+/* After a restart, what a peer holds is unknown until it speaks: not
+ * "lacking every change" (nor lacking nothing). */
+static void lag_unknown_until_the_peer_speaks(void **state)
+{
+	struct repl_peer_status st[4];
+	(void)state;
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	for (int k = 0; k < 3; k++) {
+		char key[16];
+		snprintf(key, sizeof key, "k%d", k);
+		assert_int_equal(put(1, key, "x"), 0);
+	}
+	settle(two, 2);
+	stop(1);
+	start(1, two, 2, 0);
+	assert_int_equal(repl_peers(nodes[1].repl, st, 4), 1);
+	assert_false(st[0].lag_known);
+	assert_int_equal(st[0].lag_changes, 0);
+	assert_int_equal(st[0].lag_ms, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	assert_int_equal(repl_peers(nodes[1].repl, st, 4), 1);
+	assert_true(st[0].lag_known);
+	assert_int_equal(st[0].lag_changes, 0);
+}
+
 /* A store restored or wiped among writing peers waits until it holds what
  * a writing peer holds, then writes under a new incarnation. */
 static void new_store_waits_for_a_writing_peer(void **state)
@@ -1001,6 +1030,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(lag_of_a_peer_that_holds_nothing,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(lag_unknown_until_the_peer_speaks,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		writer_born_in_the_future_not_believed, setup, teardown),

@@ -119,12 +119,21 @@ class Cursor:
         return isinstance(other, Cursor) and self.items() == other.items()
 
 
+LAG_UNKNOWN = 2**64 - 1  # MSCE_LAG_UNKNOWN
+
+
+def _lag(v):
+    return None if v == LAG_UNKNOWN else v
+
+
 @dataclasses.dataclass(frozen=True)
 class PeerStatus:
+    """lag_changes and lag_ms are None when not known: the peer has not
+    spoken to the node since it started."""
     node: int
     connected: bool
-    lag_changes: int
-    lag_ms: int
+    lag_changes: Optional[int]
+    lag_ms: Optional[int]
     last_contact_ms: int
     clock_offset_ms: int
 
@@ -144,7 +153,7 @@ class Status:
         for i in range(_lib.status_npeers(handle)):
             p = _lib.status_peer(handle, i).contents
             self.peers.append(PeerStatus(p.node, bool(p.connected),
-                                         p.lag_changes, p.lag_ms,
+                                         _lag(p.lag_changes), _lag(p.lag_ms),
                                          p.last_contact_ms, p.clock_offset_ms))
         c = _lib.Cursor()
         _lib.status_cursor(handle, ctypes.byref(c))
