@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admission.h"
 #include "config.h"
 #include "log.h"
 #include "uv_addr.h"
@@ -63,6 +64,7 @@ struct conn {
 	uv_shutdown_t shutdown;
 	struct metrics_server *m;
 	struct conn *prev, *next;
+	struct admission_entry *slot; /* its address's count, or NULL */
 	enum conn_state state;
 	int handles;	  /* of tcp and timer, not yet closed */
 	int peer_eof;	  /* the client shut down its side */
@@ -91,6 +93,7 @@ struct metrics_server {
 	uv_timer_t retry;  /* accept again after running out of memory */
 	struct conn *conns; /* every conn not yet freed, closing ones too */
 	size_t nconns;
+	struct admission per_addr; /* connections by source address */
 	size_t handles; /* initialised and not yet closed, all kinds */
 	int stopping;
 	void (*done)(void *arg);
@@ -121,6 +124,7 @@ static void server_release(struct metrics_server *m)
 		return;
 	done = m->done;
 	arg = m->done_arg;
+	admission_free(&m->per_addr);
 	free(m);
 	if (done)
 		done(arg);
@@ -152,6 +156,9 @@ static void on_conn_close(uv_handle_t *h)
 		if (c->next)
 			c->next->prev = c->prev;
 		m->nconns--;
+		if (c->slot != NULL)
+			admission_leave(&m->per_addr, c->slot,
+					uv_now(m->loop));
 		if (c->body_owned)
 			free(c->body);
 		free(c);
@@ -489,6 +496,24 @@ static void reject(struct metrics_server *m, const char *why)
 	uv_close((uv_handle_t *)h, on_reject_close);
 }
 
+/* Counts c against its source address: 0, or -1 when that address holds
+ * METRICS_MAX_PER_ADDR connections already. An address that cannot be
+ * read is not counted (the global bound still holds). */
+static int admit(struct metrics_server *m, struct conn *c)
+{
+	struct sockaddr_storage ss;
+	struct admission_key key;
+	int len = sizeof ss;
+
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
+	    admission_key_of((struct sockaddr *)&ss, &key) != 0)
+		return 0;
+	return admission_enter(&m->per_addr, &key, uv_now(m->loop),
+			       &c->slot) == ADMISSION_OK
+		   ? 0
+		   : -1;
+}
+
 static void accept_one(struct metrics_server *m)
 {
 	struct conn *c;
@@ -524,6 +549,11 @@ static void accept_one(struct metrics_server *m)
 		if (rc != UV_EAGAIN)
 			log_warn("metrics %s: accept: %s", m->addr,
 				 uv_strerror(rc));
+		conn_close(c);
+		return;
+	}
+	if (admit(m, c)) {
+		note_refused(m, "too many connections from its address");
 		conn_close(c);
 		return;
 	}
@@ -573,6 +603,13 @@ int metrics_start(uv_loop_t *loop, const char *addr, metrics_render_fn render,
 	if (m == NULL)
 		return err_set(e, MSCE_ENOMEM, "metrics: out of memory");
 	m->loop = loop;
+	if (admission_init(&m->per_addr,
+			   &(struct admission_config){
+			       .max_pending = METRICS_MAX_CONNS,
+			       .per_addr = METRICS_MAX_PER_ADDR}) != 0) {
+		free(m);
+		return err_set(e, MSCE_ENOMEM, "metrics: out of memory");
+	}
 	snprintf(m->routes[0].path, METRICS_PATH_MAX, "/metrics");
 	m->routes[0].ctype = CT_METRICS;
 	m->routes[0].render = render;
@@ -581,6 +618,7 @@ int metrics_start(uv_loop_t *loop, const char *addr, metrics_render_fn render,
 	snprintf(m->addr, sizeof(m->addr), "%s", addr);
 	if ((rc = addr_listen("metrics: listen", addr, (struct sockaddr *)&ss,
 			      LISTEN_BACKLOG, &fd, e))) {
+		admission_free(&m->per_addr);
 		free(m);
 		return rc;
 	}

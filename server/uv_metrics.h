@@ -18,8 +18,10 @@
  *   no blank line in METRICS_MAX_HEADER bytes  431
  *   render failed       500
  *
- * Bounds: at most METRICS_MAX_CONNS connections at once (more are accepted
- * and closed at once, without an answer); a connection has
+ * Bounds: at most METRICS_MAX_CONNS connections at once, and
+ * METRICS_MAX_PER_ADDR of them from one address, so that one host holding
+ * slow connections cannot keep the scrapers out (more are accepted and
+ * closed at once, without an answer); a connection has
  * METRICS_TIMEOUT_MS from its accept to send a complete request, and as
  * long again to take the answer, else it is closed without one. Nothing
  * here blocks the loop, but the render callback runs on the loop thread, so
@@ -35,6 +37,7 @@
 
 #define METRICS_MAX_HEADER 8192 /* request line and headers, bytes */
 #define METRICS_MAX_CONNS 64	/* connections open at once */
+#define METRICS_MAX_PER_ADDR 8	/* of which from one address (IPv6: /64) */
 #define METRICS_TIMEOUT_MS 5000 /* to send the request; to take the answer */
 #define METRICS_MAX_ROUTES 8	/* paths served, /metrics included */
 #define METRICS_PATH_MAX 64	/* bytes of a route's path, with its NUL */

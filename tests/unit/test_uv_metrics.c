@@ -217,6 +217,7 @@ static void env_fini(struct env *v)
 struct client {
 	/* in */
 	int family, port;
+	int src;	 /* from 127.0.0.src; 0: any */
 	const char *req; /* NULL: connect only */
 	size_t reqlen;
 	int shut_wr;	     /* shutdown(SHUT_WR) after the request */
@@ -236,7 +237,8 @@ struct client {
 	atomic_int done;
 };
 
-static int client_connect(int family, int port)
+/* src: connect from 127.0.0.src (IPv4), 0: the kernel's choice. */
+static int client_connect(int family, int port, int src)
 {
 	struct sockaddr_storage ss;
 	struct timeval tv = {SOCK_TIMEOUT_S, 0};
@@ -246,6 +248,14 @@ static int client_connect(int family, int port)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (src && family == AF_INET) {
+		struct sockaddr_in from = {.sin_family = AF_INET};
+		from.sin_addr.s_addr = htonl(0x7F000000u | (uint32_t)src);
+		if (bind(fd, (struct sockaddr *)&from, sizeof from)) {
+			close(fd);
+			return -1;
+		}
+	}
 	memset(&ss, 0, sizeof(ss));
 	if (family == AF_INET6) {
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
@@ -307,7 +317,8 @@ static void client_main(void *arg)
 {
 	struct client *c = arg;
 	uint64_t t0 = now_ms();
-	int fd = client_connect(c->family ? c->family : AF_INET, c->port);
+	int fd = client_connect(c->family ? c->family : AF_INET, c->port,
+				c->src);
 
 	if (fd < 0)
 		goto out;
@@ -701,8 +712,9 @@ static void many_main(void *arg)
 	struct many *w = arg;
 	int fd[MANY];
 
+	/* From 16 addresses, fewer than METRICS_MAX_PER_ADDR from each. */
 	for (int i = 0; i < MANY; i++)
-		fd[i] = client_connect(AF_INET, w->port);
+		fd[i] = client_connect(AF_INET, w->port, 2 + i % 16);
 	for (int i = 0; i < MANY; i++)
 		if (fd[i] >= 0)
 			send_all(fd[i], req, sizeof(req) - 1);
@@ -757,6 +769,47 @@ static void test_many_connections(void **state)
 	assert_int_equal(uv_thread_join(&t), 0);
 	assert_int_equal(w.ok, METRICS_MAX_CONNS);
 	expect_status(&v, "GET /metrics HTTP/1.1\r\n\r\n", 0, 200);
+	env_fini(&v);
+}
+
+/* One address holding slow connections cannot keep scrapers from other
+ * addresses out: past METRICS_MAX_PER_ADDR its next one is closed. */
+static void test_one_address_slots(void **state)
+{
+	struct env v;
+	struct client quiet[METRICS_MAX_PER_ADDR], more = {0}, other = {0};
+	struct resp r;
+
+	(void)state;
+	assert_true(METRICS_MAX_PER_ADDR < METRICS_MAX_CONNS);
+	env_init(&v);
+	for (int i = 0; i < METRICS_MAX_PER_ADDR; i++) {
+		memset(&quiet[i], 0, sizeof quiet[i]);
+		quiet[i].src = 1; /* connects and sends nothing */
+		client_start(&v, &quiet[i], NULL, 0);
+	}
+	run_for(&v, 300);
+	more.src = 1;
+	client_start(&v, &more, "GET /metrics HTTP/1.1\r\n\r\n", 0);
+	client_wait(&v, &more);
+	assert_true(more.connected);
+	assert_int_equal(more.len, 0); /* closed without an answer */
+	other.src = 2;
+	r = request(&v, &other, "GET /metrics HTTP/1.1\r\n\r\n", 0);
+	assert_int_equal(r.status, 200);
+	client_free(&more);
+	client_free(&other);
+	for (int i = 0; i < METRICS_MAX_PER_ADDR; i++) {
+		client_wait(&v, &quiet[i]);
+		client_free(&quiet[i]);
+	}
+	/* Their slots are back once they are gone. */
+	run_for(&v, 300);
+	memset(&more, 0, sizeof more);
+	more.src = 1;
+	r = request(&v, &more, "GET /metrics HTTP/1.1\r\n\r\n", 0);
+	assert_int_equal(r.status, 200);
+	client_free(&more);
 	env_fini(&v);
 }
 
@@ -1150,6 +1203,7 @@ int main(void)
 	    cmocka_unit_test(test_start_errors),
 	    cmocka_unit_test(test_ipv6),
 	    cmocka_unit_test(test_timeout),
+	    cmocka_unit_test(test_one_address_slots),
 	};
 
 	if (!getenv("MSCE_TEST_VERBOSE"))
