@@ -45,8 +45,12 @@ void health_check(const Msce__StatusResult *s, double max_lag_s,
 
 		health_center(p->name, p->node, c, sizeof c);
 		if (!p->connected)
-			why(h, "link to %s down%s", c,
-			    p->last_contact_ms ? "" : " (no contact since this node started)");
+			why(h, "link to %s down%s%s%.180s", c,
+			    p->last_contact_ms
+				? ""
+				: " (no contact since this node started)",
+			    p->link_error && p->link_error[0] ? ": " : "",
+			    p->link_error ? p->link_error : "");
 		if (p->clock_refused)
 			why(h,
 			    "%s refused for its clock (%+.1f s off ours; "

@@ -349,6 +349,12 @@ static void net_clock_refused(void *data, uint32_t peer, int64_t offset_ms)
 	repl_clock_refused(n->repl, peer, offset_ms);
 }
 
+static void net_failed(void *data, uint32_t peer, const char *why)
+{
+	struct node *n = data;
+	repl_link_failed(n->repl, peer, node_now_ms(), why);
+}
+
 static void net_message(void *data, uint32_t peer, const uint8_t *msg,
 			size_t len)
 {
@@ -659,8 +665,8 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	pc.loop = loop;
 	pc.cfg = &n->cfg;
 	pc.key = &n->key;
-	pcb = (struct peer_net_cb){n, net_up, net_down, net_message,
-				   net_clock_refused};
+	pcb = (struct peer_net_cb){n,	       net_up,		   net_down,
+				   net_message, net_clock_refused, net_failed};
 	if ((r = peer_net_start(&pc, &pcb, &n->net, e)))
 		goto fail;
 	if ((n->cfg.socket_path[0] != '\0' ||

@@ -100,6 +100,11 @@ static int fill_peers(struct node *n, struct arena *a, Msce__StatusResult *st)
 		p->name = (char *)node_center_name(n, ps[i].node);
 		p->connected = ps[i].state == REPL_ACTIVE;
 		p->lag_unknown = !ps[i].lag_known;
+		p->link_error = arena_memdup(a, ps[i].link_error,
+					     strlen(ps[i].link_error) + 1);
+		if (p->link_error == NULL)
+			return MSCE_ENOMEM;
+		p->link_error_ms = ps[i].link_error_ms;
 		p->lag_changes = ps[i].lag_changes;
 		p->lag_ms = ps[i].lag_ms;
 		p->last_contact_ms = ps[i].last_contact_ms;

@@ -103,6 +103,10 @@ struct peer {
 	struct ostate o[MAX_ORIGINS];
 	size_t no;
 	int heard; /* o[] is from its own word, since we started */
+	/* Why the link is down, for status: the last refusal either way, or
+	 * failure to reach it; "" once a session is greeted. */
+	char why[REPL_WHY_MAX];
+	uint64_t why_ms;
 	uint64_t last_rx; /* last message of this session */
 	/* what its Hello of this session said */
 	int greeted;
@@ -410,6 +414,19 @@ static Msce__Segment **segs_msg(struct seg *g, size_t n, Msce__Segment *store)
 	return p;
 }
 
+static void link_why(struct repl *r, struct peer *p, uint64_t now,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void link_why(struct repl *r, struct peer *p, uint64_t now,
+		     const char *fmt, ...)
+{
+	va_list ap;
+	(void)r;
+	va_start(ap, fmt);
+	vsnprintf(p->why, sizeof p->why, fmt, ap);
+	va_end(ap);
+	p->why_ms = now;
+}
+
 static void close_link(struct repl *r, struct peer *p, int code,
 		       const char *reason)
 {
@@ -423,6 +440,7 @@ static void close_link(struct repl *r, struct peer *p, int code,
 	send_msg(r, p->id, &m);
 	r->io->close(r->io->data, p->id, code, reason);
 	p->state = REPL_DOWN;
+	link_why(r, p, r->last_tick, "closed here: %s", reason);
 }
 
 enum refusal { REFUSED_PROTOCOL, REFUSED_FORGED, REFUSED_SNAPSHOT };
@@ -1595,6 +1613,15 @@ void repl_link_down(struct repl *r, uint32_t peer, uint64_t now_ms)
 	p->state = REPL_DOWN;
 }
 
+void repl_link_failed(struct repl *r, uint32_t peer, uint64_t now_ms,
+		      const char *why)
+{
+	struct peer *p = peer_get(r, peer);
+	if (p == NULL || p->state == REPL_ACTIVE)
+		return;
+	link_why(r, p, now_ms, "%s", why);
+}
+
 void repl_clock_refused(struct repl *r, uint32_t peer, int64_t offset_ms)
 {
 	struct peer *p = peer_get(r, peer);
@@ -1912,6 +1939,7 @@ static void on_hello(struct repl *r, struct peer *p, const Msce__Hello *h,
 	p->state = REPL_ACTIVE;
 	p->greeted = 1;
 	p->heard = 1;
+	p->why[0] = '\0';
 	trace(r, LOG_INFO, "session with node %u active (clock offset %lld ms)",
 	      p->id, (long long)p->offset);
 	w = r->ops->writer(r->ops->ctx, &born);
@@ -2194,6 +2222,7 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		      p->id, e ? e->msg : err_str(rc));
 		r->io->close(r->io->data, p->id, rc, "local store error");
 		p->state = REPL_DOWN;
+		link_why(r, p, r->last_tick, "closed here: local store error");
 		return;
 	} else {
 		if (res && res->applied)
@@ -2935,6 +2964,8 @@ void repl_recv(struct repl *r, uint32_t peer, const uint8_t *msg, size_t len,
 		r->io->close(r->io->data, p->id, (int)m->refuse->code,
 			     m->refuse->reason);
 		p->state = REPL_DOWN;
+		link_why(r, p, now_ms, "refused by node %u: %.200s", peer,
+			 m->refuse->reason);
 		break;
 	default:
 		fail_link(r, p, MSCE_EPROTO, "unknown message from node %u",
@@ -3262,6 +3293,8 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 		s->snap_out = p->snap_out;
 		s->snap_in = p->snap_in;
 		s->lag_known = p->heard;
+		memcpy(s->link_error, p->why, sizeof s->link_error);
+		s->link_error_ms = p->why_ms;
 		for (size_t k = 0; k < n && p->heard; k++) {
 			uint64_t have = 0, have_hlc = 0;
 			for (size_t j = 0; j < p->no; j++)

@@ -156,6 +156,10 @@ int repl_reconfigure(struct repl *r, const uint32_t *nodes, size_t n,
 /* An authenticated link to peer is up (we send Hello) or gone. */
 void repl_link_up(struct repl *r, uint32_t peer, uint64_t now_ms);
 void repl_link_down(struct repl *r, uint32_t peer, uint64_t now_ms);
+/* The driver could not reach peer or its handshake failed (why: for
+ * status, until a session is greeted). Ignored while a session is up. */
+void repl_link_failed(struct repl *r, uint32_t peer, uint64_t now_ms,
+		      const char *why);
 /* peer's handshake was refused for its clock (offset: its clock minus
  * ours): its status says clock_refused until a session comes up. */
 void repl_clock_refused(struct repl *r, uint32_t peer, int64_t offset_ms);
@@ -215,6 +219,10 @@ struct repl_peer_status {
 	/* What it holds is known: it told us (Hello or its own status)
 	 * since we started. Until then the lags are 0 and mean nothing. */
 	int lag_known;
+	/* Why the link is down: the last refusal (ours or its) or failure to
+	 * reach it, and when (ms); "" once a session is greeted. */
+	char link_error[REPL_WHY_MAX];
+	uint64_t link_error_ms;
 	uint64_t lag_changes;     /* changes we hold that they lack */
 	uint64_t lag_ms;          /* age difference of the newest they lack */
 	int clock_refused;        /* their changes were too far ahead */

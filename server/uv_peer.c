@@ -300,6 +300,12 @@ static void dial_failed(struct conn *c, const char *why)
 		return;
 	}
 	c->net->stats.connect_failures++;
+	if (c->net->cb.failed) {
+		char text[448];
+		snprintf(text, sizeof text, "dial to %s failed: %s",
+			 p->cfg->address, why);
+		c->net->cb.failed(c->net->cb.data, p->cfg->id, text);
+	}
 	/* A peer that stays down would log every backoff: only the first
 	 * failure is worth INFO. */
 	if (++p->failures == 1)
@@ -603,6 +609,13 @@ static void refuse(struct conn *c, int rc)
 	} else {
 		log_info("peer link %s (peer %u): closed: %s", conn_addr(c),
 			 peer_id(c), why);
+	}
+	/* Our dial that did not make a session: status says why. */
+	if (c->outbound && c->state != CONN_OPEN && c->peer && n->cb.failed) {
+		char text[448];
+		snprintf(text, sizeof text, "handshake with %s failed: %s",
+			 conn_addr(c), why);
+		n->cb.failed(n->cb.data, c->peer->cfg->id, text);
 	}
 	conn_close(c);
 }

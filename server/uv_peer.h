@@ -45,6 +45,9 @@ struct peer_net_cb {
 	/* peer's message 1 was refused for its clock: its timestamp minus
 	 * ours. May be NULL. */
 	void (*clock_refused)(void *data, uint32_t peer, int64_t offset_ms);
+	/* A dial to peer failed, or its handshake did (why: for status).
+	 * May be NULL. */
+	void (*failed)(void *data, uint32_t peer, const char *why);
 };
 
 /* A zero field takes the default shown ("cfg" = from the config). */

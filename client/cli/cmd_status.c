@@ -109,6 +109,15 @@ static cJSON *status_json(const Msce__StatusResult *s, const char *dig,
 		cJSON_AddNumberToObject(pj, "clock_offset_ms",
 					(double)p->clock_offset_ms);
 		cJSON_AddBoolToObject(pj, "clock_refused", p->clock_refused);
+		/* null: no reason known (or the link is up) */
+		if (p->link_error && p->link_error[0]) {
+			cJSON_AddStringToObject(pj, "link_error",
+						p->link_error);
+			cJSON_AddNumberToObject(pj, "link_error_ms",
+						(double)p->link_error_ms);
+		} else {
+			cJSON_AddNullToObject(pj, "link_error");
+		}
 		cJSON_AddNumberToObject(pj, "link_timeouts",
 					(double)p->link_timeouts);
 		cJSON_AddNumberToObject(pj, "refused_forged",

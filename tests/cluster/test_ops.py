@@ -185,7 +185,11 @@ class CliTest(ClusterTestCase):
         self.assertIsInstance(peers[2]["last_contact_age_ms"], (int, float))
         self.assertEqual({n["node"]: n["name"] for n in st["nodes"]},
                          {1: "n1", 2: "n2", 3: "n3"})
-        self.assertIn("link to n3 (3) down (no contact since this node started)", st["problem_list"])
+        self.assertRegex(st["problem_list"][0],
+                         r"^link to n3 \(3\) down \(no contact since this node started\): "
+                         r"dial to 127\.0\.0\.1:\d+ failed: connection refused$")
+        self.assertRegex(peers[3]["link_error"], r"^dial to .* failed: connection refused$")
+        self.assertIsNone(peers[2]["link_error"])
         # A conflict names the centers that wrote each value: both writes
         # are based on the same version, so they are concurrent.
         c.put(n1, "t", "k", {"v": "base"})

@@ -58,7 +58,8 @@ class StatusPageTest(ClusterTestCase):
         self.assertEqual(ctype, "application/json")
         s = json.loads(text)
         self.assertEqual((s["name"], s["node"], s["healthy"]), ("n1", 1, False))
-        self.assertIn("link to n3 (3) down (no contact since this node started)", s["problems"])
+        self.assertTrue(s["problems"][0].startswith(
+            "link to n3 (3) down (no contact since this node started): dial to "), s)
         self.assertEqual(s["open_conflicts"], 1)
         centers = {x["name"]: x for x in s["centers"]}
         self.assertEqual(sorted(centers), ["n1", "n2", "n3"])
@@ -114,7 +115,10 @@ class StatusPageTest(ClusterTestCase):
         dom = r.stdout
         # The browser's own parse: every table row in place, one per center.
         self.assertIn('<span id="health" class="badge bad">DEGRADED</span>', dom)
-        self.assertIn("<li>link to n3 (3) down (no contact since this node started)</li>", dom)
+        # Down, and why: its port refuses the dial.
+        self.assertRegex(dom, r"<li>link to n3 \(3\) down \(no contact since this "
+                         r"node started\): dial to 127\.0\.0\.1:\d+ failed: "
+                         r"connection refused</li>")
         matrix = dom.split('<table id="matrix">', 1)[1].split("</table>", 1)[0]
         rows = re.findall(r'<tr data-node="(\d+)">(.*?)</tr>', matrix, re.S)
         self.assertEqual([n for n, _ in rows], ["1", "2", "3"])

@@ -476,7 +476,9 @@ static void refusals(void **state)
 	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01, 0x02};
 	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
 	Msce__Hello h = MSCE__HELLO__INIT;
+	Msce__Refuse rf = MSCE__REFUSE__INIT;
 	struct repl_counters c;
+	struct repl_peer_status st[4];
 	uint8_t buf[256];
 	size_t n;
 	(void)state;
@@ -500,6 +502,36 @@ static void refusals(void **state)
 	assert_non_null(strstr(nodes[1].close_reason[2], "we speak 2"));
 	repl_counters(nodes[1].repl, &c);
 	assert_int_equal(c.protocol_errors, 2);
+	/* Status says why the link is down, until a session is greeted. */
+	assert_int_equal(repl_peers(nodes[1].repl, st, 4), 1);
+	assert_string_equal(st[0].link_error,
+			    "closed here: node 2 speaks peer protocol 1, we "
+			    "speak 2");
+	repl_link_down(nodes[1].repl, 2, now);
+	repl_link_failed(nodes[1].repl, 2, now, "dial to x failed: refused");
+	repl_peers(nodes[1].repl, st, 4);
+	assert_string_equal(st[0].link_error, "dial to x failed: refused");
+	assert_int_equal(st[0].link_error_ms, now);
+	/* Its refusal of us. */
+	repl_link_up(nodes[1].repl, 2, now);
+	rf.code = MSCE_EMISMATCH;
+	rf.reason = "not in this cluster";
+	m.msg_case = MSCE__PEER_MSG__MSG_REFUSE;
+	m.refuse = &rf;
+	n = msce__peer_msg__pack(&m, buf);
+	repl_recv(nodes[1].repl, 2, buf, n, now);
+	repl_peers(nodes[1].repl, st, 4);
+	assert_string_equal(st[0].link_error,
+			    "refused by node 2: not in this cluster");
+	/* A greeted session clears it; a failure while up is ignored. */
+	repl_link_down(nodes[1].repl, 2, now);
+	start(2, two, 2, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	repl_link_failed(nodes[1].repl, 2, now, "a crossed dial failed");
+	repl_peers(nodes[1].repl, st, 4);
+	assert_int_equal(st[0].state, REPL_ACTIVE);
+	assert_string_equal(st[0].link_error, "");
 }
 
 /* A peer that tells of a writer of our node born a year ahead is not

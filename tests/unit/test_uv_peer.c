@@ -60,6 +60,8 @@ struct tnode {
 	struct peer_net *net;
 	int stopping, stopped;
 	int ups[MAXN + 1], downs[MAXN + 1];
+	int nfailed[MAXN + 1];	   /* failed callbacks, by peer */
+	char failed[MAXN + 1][448]; /* the last one's text */
 	int violations;	 /* up/down out of turn, or a callback after stop */
 	int send_on_up;	 /* say "hello" from inside the up callback */
 	int stop_on_msg; /* peer_net_stop from inside the message "stop" */
@@ -172,6 +174,15 @@ static void on_down(void *data, uint32_t peer)
 	if (t->stopping || t->ups[peer] != t->downs[peer] + 1)
 		t->violations++;
 	t->downs[peer]++;
+}
+
+static void on_failed(void *data, uint32_t peer, const char *why)
+{
+	struct tnode *t = data;
+
+	assert_true(peer >= 1 && peer <= MAXN);
+	t->nfailed[peer]++;
+	snprintf(t->failed[peer], sizeof t->failed[peer], "%s", why);
 }
 
 static void on_message(void *data, uint32_t peer, const uint8_t *msg,
@@ -289,7 +300,8 @@ static void link_nodes(struct tnode *a, struct tnode *b)
 
 static void node_start(struct tnode *t)
 {
-	struct peer_net_cb cb = {t, on_up, on_down, on_message, NULL};
+	struct peer_net_cb cb = {t, on_up, on_down, on_message, NULL,
+				 on_failed};
 	struct err e;
 	int rc;
 
@@ -720,6 +732,10 @@ static void test_unknown_key(void **state)
 	WAIT_FOR(w, stats(a).refused_unknown_key >= 2 &&
 			stats(x).connect_failures >= 2);
 	assert_int_equal(x->ups[1], 0);
+	/* x is told why it has no session with 1 (for its status). */
+	assert_true(x->nfailed[1] >= 1);
+	assert_non_null(strstr(x->failed[1], "dial to 127.0.0.1:"));
+	assert_int_equal(a->nfailed[2], 0);
 	assert_int_equal(stats(a).sessions_established, est);
 	assert_true(is_up(a, 2));
 	ping(w, a, b);
@@ -1325,7 +1341,7 @@ static void test_start_errors(void **state)
 {
 	struct world *w = world_new("start_errors");
 	struct tnode *a = node_init(w, 1), *b = node_init(w, 2);
-	struct peer_net_cb cb = {b, on_up, on_down, on_message, NULL};
+	struct peer_net_cb cb = {b, on_up, on_down, on_message, NULL, NULL};
 	struct peer_net *n = NULL;
 	struct err e;
 
