@@ -221,10 +221,11 @@ struct msce_put {
 };
 
 /* Writes n (at most MSCE_MAX_BATCH) records in one request, committed
- * together. Each write is checked on its own: codes[i] (if codes is not
- * NULL) is 0 or why write i was refused; res[i] (if res is not NULL) its
- * change. Returns 0 when the batch was processed, even if some writes were
- * refused. */
+ * together. Each write is checked on its own, in order, as if sent alone
+ * after the ones before it (a case may name a person registered earlier
+ * in the batch): codes[i] (if codes is not NULL) is 0 or why write i was
+ * refused; res[i] (if res is not NULL) its change. Returns 0 when the
+ * batch was processed, even if some writes were refused. */
 int msce_put_batch(msce_client *c, const struct msce_put *puts, size_t n,
 		   struct msce_write_result *res, int *codes);
 /* The same with opts->flags (MSCE_PUT_*) for every write of the batch;

@@ -476,13 +476,6 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 			    Msce__ClientRequest *req,
 			    Msce__ResolveRequest *resolve);
 
-static int any_record(void *ctx, const struct store_record_view *v)
-{
-	(void)ctx;
-	(void)v;
-	return 0;
-}
-
 static int check_write_coll(const char *coll, char *why, size_t len);
 
 /* What refuses one put on its own, before the store sees it: its field
@@ -514,45 +507,6 @@ static int put_refused(struct node *n, const struct client_conn *c,
 	if ((rc = check_write_coll(p->collection, why, sizeof why)))
 		return err_set(e, rc, "%s", why);
 	return 0;
-}
-
-/* A case names a person this center has seen: a registration it holds in
- * any state, even deleted. One registered at another center moments ago
- * may not have arrived: the writer says so with allow_unknown_person.
- * Only writes of `person` are checked (docs/PROTOCOL.md "Typed
- * collections"). 0, or why p is refused, in e. */
-static int person_unknown(struct node *n, const Msce__PutRequest *p,
-			  struct err *e)
-{
-	const Msce__FieldIn *f = NULL;
-	const char *key;
-	size_t len;
-	int rc;
-
-	if (p->delete_ || p->allow_unknown_person ||
-	    strcmp(p->collection, "case") != 0)
-		return 0;
-	for (size_t i = 0; i < p->n_fields; i++)
-		if (strcmp(p->fields[i]->name, "person") == 0)
-			f = p->fields[i];
-	key = f ? (const char *)f->value.data : NULL;
-	len = f ? f->value.len : 0;
-	/* Nothing to look up: the schema check says what is wrong. */
-	if (f == NULL || !schema_registration_key_valid(key, len))
-		return 0;
-	err_clear(e);
-	rc = store_get_state(n->store, "registration", 12, key, len,
-			     any_record, NULL, e);
-	if (rc == 0 || (rc != MSCE_ENOTFOUND && e->code))
-		return rc;
-	if (rc != MSCE_ENOTFOUND)
-		return err_set(e, rc, "case.person: %s", err_str(rc));
-	return err_set(e, MSCE_ENOTFOUND,
-		       "case.person: no registration \"%.*s\" has reached "
-		       "this center: register the person first, or, if "
-		       "another center registered them and it has not arrived "
-		       "yet, write the case with allow_unknown_person",
-		       (int)len, key);
 }
 
 static void do_writes(struct node *n, struct client_conn *c,
@@ -614,11 +568,8 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 	/* Puts refused here are answered with the others, never written,
 	 * and not audited. */
 	for (size_t i = 0; i < np; i++)
-		x->pos[i] = put_refused(n, c, puts[i], &x->out[i].err) ||
-				    (resolve == NULL &&
-				     person_unknown(n, puts[i], &x->out[i].err))
-				? SIZE_MAX
-				: 0;
+		x->pos[i] =
+		    put_refused(n, c, puts[i], &x->out[i].err) ? SIZE_MAX : 0;
 	runs = audit_runs(puts, np, x->pos, ends);
 	x->w = calloc(np + runs, sizeof *x->w);
 	x->f = calloc(nf + runs * AUDIT_MAX_FIELDS + 1, sizeof *x->f);
@@ -636,6 +587,15 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 		if (audit_personal(puts[i]->collection,
 				   strlen(puts[i]->collection)))
 			x->w[x->nsub].op |= STORE_W_LISTED;
+		/* A case names a person this center has seen; checked in
+		 * the writer's transaction, so a registration earlier in the
+		 * batch counts. A person registered at another center moments
+		 * ago may not have arrived: the writer says so with
+		 * allow_unknown_person. A resolve is not checked. */
+		if (resolve == NULL && !puts[i]->delete_ &&
+		    !puts[i]->allow_unknown_person &&
+		    strcmp(puts[i]->collection, "case") == 0)
+			x->w[x->nsub].op |= STORE_W_PERSON;
 		x->nsub++;
 		if (ends[i])
 			audit_fill(&x->w[x->nsub++],

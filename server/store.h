@@ -68,8 +68,9 @@ int store_set_keys(struct store *s, const struct store_key *k, size_t n,
 enum { STORE_PUT = 0, STORE_DELETE = 1 };
 #define STORE_OP_MASK 0xff
 
-/* Flags or'ed into store_write.op. Clients' writes have none; the node's
- * own audit entries (server/audit.c) use them. */
+/* Flags or'ed into store_write.op. Clients' writes have none but
+ * STORE_W_PERSON; the node's own audit entries (server/audit.c) use the
+ * others. */
 enum {
 	/* The node's own write: a system collection ('_') is allowed and
 	 * the domain rules do not apply (names and limits still do). It is
@@ -93,6 +94,14 @@ enum {
 	 * one lists them all (group commit of one client's requests makes
 	 * one entry, not one per request). */
 	STORE_W_LIST = 1 << 11,
+	/* A client's put of a case that writes `person`: refused with
+	 * MSCE_ENOTFOUND unless this store holds that registration in some
+	 * state (even deleted), read in the write's own transaction, so a
+	 * registration written before it in the same batch counts and one
+	 * after it does not, as if each were sent alone. An admission check
+	 * of local writes (allow_unknown_person leaves it off); changes from
+	 * other nodes are merged without it. */
+	STORE_W_PERSON = 1 << 12,
 };
 #define STORE_LIST_FIELD "records"
 #define STORE_LIST_MAX 60000 /* bytes of lines, under MSCE_MAX_VALUE */

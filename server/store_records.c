@@ -785,6 +785,46 @@ static int base_after_write(const struct store_write *in,
 	return 0;
 }
 
+/* STORE_W_PERSON: the case's person is a registration this store holds
+ * in some state, read in the write's own transaction, so the writes before
+ * it in the batch count. A case that does not write person, or names no
+ * valid key (the schema said why), has nothing to look up. Sets we when
+ * refused; returns an error only when the read itself failed. */
+static int person_check(struct wtxn *w, const struct store_write *in,
+			struct err *we, struct err *e)
+{
+	uint8_t rk[MSCE_MAX_COLLECTION + 1 + MSCE_MAX_KEY];
+	const struct store_field_in *f = NULL;
+	const char *key;
+	MDB_val k, v;
+	int rc;
+
+	if (in->coll_len != 4 || memcmp(in->coll, "case", 4) != 0)
+		return 0;
+	for (size_t i = 0; i < in->nfields; i++)
+		if (in->fields[i].name_len == 6 &&
+		    memcmp(in->fields[i].name, "person", 6) == 0)
+			f = &in->fields[i];
+	key = f ? (const char *)f->value : NULL;
+	if (f == NULL || f->value_len > MSCE_MAX_KEY ||
+	    !schema_registration_key_valid(key, f->value_len))
+		return 0;
+	k.mv_size = rec_key(rk, "registration", 12, key, f->value_len);
+	k.mv_data = rk;
+	rc = mdb_get(w->txn, w->s->recs, &k, &v);
+	if (rc == 0)
+		return 0;
+	if (rc != MDB_NOTFOUND)
+		return st_lmdb_err(e, rc, "read case.person");
+	err_set(we, MSCE_ENOTFOUND,
+		"case.person: no registration \"%.*s\" has reached this "
+		"center: register the person first, or, if another center "
+		"registered them and it has not arrived yet, write the case "
+		"with allow_unknown_person",
+		(int)f->value_len, key);
+	return 0;
+}
+
 static int write_one(struct wtxn *w, const struct store_write *in,
 		     uint64_t wall_ms, struct store_written *out,
 		     struct err *e)
@@ -860,6 +900,11 @@ static int write_one(struct wtxn *w, const struct store_write *in,
 					       we)) {
 			return 0;
 		}
+		if ((flags & STORE_W_PERSON) &&
+		    (rc = person_check(w, in, we, e)))
+			return rc;
+		if (we->code)
+			return 0;
 		/* A typed record must be whole after the write: a create
 		 * carries the required fields, and so does a write to a
 		 * record a concurrent delete left incomplete. */

@@ -331,6 +331,67 @@ class CliTest(ClusterTestCase):
         self.assertEqual(out[-1], {"imported": 691, "refused": 3, "unreadable": 3,
                                    "complete": True})
 
+    def test_import_registration_then_its_case(self):
+        # One batch of an import file takes a case whose registration an
+        # earlier line of it writes, exactly as one line per request does:
+        # a case before its registration, on nobody, or on a registration
+        # refused is refused on its own line with the person rule.
+        c = self.make_cluster(2)
+        n1, n2 = c.nodes
+        c.wait_connected(n1, [2])
+
+        def case(key, person):
+            return {"collection": "case", "key": key,
+                    "fields": {"person": person, "category": "lease",
+                               "status": "open", "center": "n1"}}
+
+        def lines(p):
+            return [registration(p + 1),                                  # 1
+                    case("c%d-1" % p, "USA:P%05d" % (p + 1)),             # 2
+                    case("c%d-2" % p, "USA:P%05d" % (p + 2)),             # 3
+                    registration(p + 2),                                  # 4
+                    case("c%d-3" % p, "USA:P%05d" % (p + 9)),             # 5
+                    registration(p + 3, birth_date="2020-02-30"),         # 6
+                    case("c%d-4" % p, "USA:P%05d" % (p + 3)),             # 7
+                    case("c%d-5" % p, "USA:P%05d" % (p + 2))]             # 8
+
+        def refused(r):
+            return [(int(m.group(1)), m.group(2)) for m in
+                    (re.match(r"^line (\d+): \S+ refused: (.*)$", l)
+                     for l in r.stderr.splitlines()) if m]
+
+        # The whole file in one batch.
+        path = os.path.join(c.dir, "batch.jsonl")
+        with open(path, "w") as f:
+            f.write("".join(json.dumps(l) + "\n" for l in lines(100)))
+        r = msce("-c", n1.config, "import", path)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stdout.strip(), "imported 4, refused 4, unreadable lines 0",
+                         r.stderr)
+        got = refused(r)
+        self.assertEqual([n for n, _ in got], [3, 5, 6, 7], r.stderr)
+        for n, why in got:
+            if n != 6:
+                self.assertIn("case.person: no registration", why)
+        self.assertIn("birth_date", got[2][1])
+        # The same lines one request each give the same answers.
+        one = []
+        for i, l in enumerate(lines(200)):
+            path = os.path.join(c.dir, "one-%d.jsonl" % i)
+            with open(path, "w") as f:
+                f.write(json.dumps(l) + "\n")
+            r = msce("-c", n1.config, "import", path)
+            one += [(i + 1, "case.person" in why) for _, why in refused(r)]
+        self.assertEqual(one, [(n, "case.person" in why) for n, why in got])
+        # Both replicate like any write: the other center holds each case
+        # with its person.
+        c.wait_converged()
+        for p in (100, 200):
+            for k, person in (("c%d-1" % p, p + 1), ("c%d-5" % p, p + 2)):
+                self.assertEqual(c.values(n2, "case", k)["person"], "USA:P%05d" % person)
+            self.assertIsNone(c.values(n2, "case", "c%d-2" % p))
+            self.assertIsNone(c.values(n2, "case", "c%d-4" % p))
+
     def test_progress_only_on_a_terminal(self):
         c = self.make_cluster(1)
         n1 = c.nodes[0]

@@ -242,6 +242,27 @@ class PythonTest(ClusterTestCase):
         c.wait_converged(timeout=60)
         self.assertEqual(c.values(n1, "case", "n2-3")["status"], "in_progress")
 
+    def test_batch_registers_then_opens_the_case(self):
+        # libmsce's batch: a case sees the registrations written before it
+        # in the same batch, not those after it.
+        c = self.make_cluster(1)
+        out = self.check("""
+            import os, msce
+            a = msce.Client(os.environ["S1"])
+            def reg(doc):
+                return ("registration", "FRA:" + doc,
+                        {"name": "A B", "nationality": "FRA",
+                         "document_type": "passport", "document_number": doc})
+            def case(key, doc):
+                return ("case", key, {"person": "FRA:" + doc, "category": "travel",
+                                      "status": "open", "center": "n1"})
+            res = a.batch([reg("B1"), case("k1", "B1"), case("k2", "B2"), reg("B2")])
+            print("batch", [type(x).__name__ for x in res])
+            print("k1", a.get("case", "k1")["person"])
+        """, env={"S1": c.nodes[0].socket})
+        self.assertIn("batch ['WriteResult', 'WriteResult', 'NotFound', 'WriteResult']", out)
+        self.assertIn("k1 FRA:B1", out)
+
     def test_watch_iterator_survives_a_restart(self):
         c = self.make_cluster(1)
         n1 = c.nodes[0]

@@ -392,6 +392,120 @@ static void refused_input_changes_nothing(void **state)
 	tu_rmrf(dir);
 }
 
+/* n fields from name, value pairs. Returns n. */
+static size_t kv_fields(struct store_field_in *f, const char *const *kv,
+			size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		f[i] = (struct store_field_in){
+		    .name = kv[2 * i],
+		    .name_len = strlen(kv[2 * i]),
+		    .value = (const uint8_t *)kv[2 * i + 1],
+		    .value_len = strlen(kv[2 * i + 1]),
+		};
+	return n;
+}
+
+/* A registration FRA:<doc>, valid unless birth is not a date. */
+static size_t person_fields(struct store_field_in *f, const char *doc,
+			    const char *birth)
+{
+	const char *kv[] = {"name", "A B", "nationality", "FRA",
+			    "document_type", "passport", "document_number",
+			    doc, "birth_date", birth};
+	return kv_fields(f, kv, birth ? 5 : 4);
+}
+
+static size_t case_fields(struct store_field_in *f, const char *person)
+{
+	const char *kv[] = {"person", person, "category", "travel",
+			    "status", "open", "center", "a"};
+	return kv_fields(f, kv, 4);
+}
+
+/* STORE_W_PERSON in one batch: a case sees the registrations written
+ * before it in the same transaction (not after it, not one refused), as
+ * if each write were alone; a deleted registration still counts. The
+ * check is local admission only: another node merges the case it let
+ * through without it, whatever that node holds. */
+static void case_person_seen_in_its_own_batch(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b");
+	struct store *a = open_node(d1, 1), *b = open_node(d2, 2);
+	struct store_field_in f[8][5];
+	struct store_written out[8];
+	uint8_t da[32], db[32];
+	struct err e;
+	enum { P = STORE_PUT | STORE_W_PERSON };
+	struct {
+		int op;
+		const char *coll, *key;
+		size_t nf;
+		int want;
+	} w[8] = {
+	    {STORE_PUT, "registration", "FRA:B1",
+	     person_fields(f[0], "B1", NULL), 0},
+	    {P, "case", "k1", case_fields(f[1], "FRA:B1"), 0},
+	    {P, "case", "k2", case_fields(f[2], "FRA:B2"), MSCE_ENOTFOUND},
+	    {STORE_PUT, "registration", "FRA:B2",
+	     person_fields(f[3], "B2", NULL), 0},
+	    {STORE_PUT, "registration", "FRA:B3",
+	     person_fields(f[4], "B3", "1990-13-45"), MSCE_EINVAL},
+	    {P, "case", "k3", case_fields(f[5], "FRA:B3"), MSCE_ENOTFOUND},
+	    {STORE_PUT, "case", "k4", case_fields(f[6], "FRA:B9"), 0},
+	    {P, "case", "k5", case_fields(f[7], "FRA:D1"), 0},
+	};
+	struct store_write sw[8];
+
+	/* D1 was registered and deleted before: it still counts. */
+	struct store_field_in fd[5];
+	struct store_write reg = {.op = STORE_PUT,
+				  .coll = "registration",
+				  .coll_len = 12,
+				  .key = "FRA:D1",
+				  .key_len = 6,
+				  .fields = fd,
+				  .nfields = person_fields(fd, "D1", NULL)};
+	assert_int_equal(store_write(a, &reg, 1, T0, out, &e), 0);
+	assert_int_equal(out[0].err.code, 0);
+	assert_int_equal(su_del(a, "registration", "FRA:D1", T0), 0);
+	for (size_t i = 0; i < 8; i++)
+		sw[i] = (struct store_write){.op = w[i].op,
+					     .coll = w[i].coll,
+					     .coll_len = strlen(w[i].coll),
+					     .key = w[i].key,
+					     .key_len = strlen(w[i].key),
+					     .fields = f[i],
+					     .nfields = w[i].nf};
+	assert_int_equal(store_write(a, sw, 8, T0 + 1, out, &e), 0);
+	for (size_t i = 0; i < 8; i++) {
+		if (out[i].err.code != w[i].want)
+			fprintf(stderr, "write %zu: %s\n", i, out[i].err.msg);
+		assert_int_equal(out[i].err.code, w[i].want);
+	}
+	assert_non_null(strstr(out[2].err.msg, "case.person: no registration "
+					       "\"FRA:B2\""));
+	assert_non_null(strstr(out[5].err.msg, "\"FRA:B3\""));
+	assert_null(su_get(a, "case", "k2", "person"));
+	assert_null(su_get(a, "case", "k3", "person"));
+	assert_string_equal(su_get(a, "case", "k1", "person"), "FRA:B1");
+	assert_string_equal(su_get(a, "case", "k5", "person"), "FRA:D1");
+	/* b has no registration at all and merges every case a wrote. */
+	assert_int_equal(su_sync(a, b, T0 + 2), 0);
+	assert_string_equal(su_get(b, "case", "k4", "person"), "FRA:B9");
+	assert_string_equal(su_get(b, "case", "k1", "person"), "FRA:B1");
+	store_digest(a, da);
+	store_digest(b, db);
+	assert_memory_equal(da, db, 32);
+	store_close(a);
+	store_close(b);
+	tu_rmrf(root);
+	free(d1);
+	free(d2);
+}
+
 /* The version vector holds MSCE_MAX_ORIGINS origins, no more, by any path:
  * a change of one more origin is refused (ETOOBIG, nothing applied), and so
  * is a local write that would add this node's writer; the store goes on.
@@ -1438,6 +1552,7 @@ int main(void)
 		cmocka_unit_test(conflicts_detected_and_resolved),
 		cmocka_unit_test(tombstones_against_earlier_and_later_writes),
 		cmocka_unit_test(refused_input_changes_nothing),
+		cmocka_unit_test(case_person_seen_in_its_own_batch),
 		cmocka_unit_test(gaps_and_clock_skew_stop_the_batch),
 		cmocka_unit_test(origin_space_bounded),
 		cmocka_unit_test(audit_forgeries_refused),
