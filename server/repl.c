@@ -73,6 +73,7 @@ struct inflight {
 
 struct rxmsg {
 	Msce__PeerMsg *m;
+	size_t len; /* its encoded size, counted in rxbytes */
 	struct rxmsg *next;
 	/* Decoded ahead while it waited (ops->prepare), or NULL: its blobs,
 	 * pointing into prep, and what prep holds. */
@@ -141,6 +142,10 @@ struct peer {
 	/* receiving */
 	struct rxmsg *rxq, *rxtail;
 	size_t rxbytes;
+	/* Our store refused to apply (a full disk): what came waits in rxq
+	 * until apply_retry_at, the link stays up. */
+	int apply_held;
+	uint64_t apply_retry_at;
 	uint32_t rx_epoch;
 	int applying;
 	uint64_t apply_token;
@@ -847,6 +852,7 @@ static void session_reset(struct repl *r, struct peer *p)
 	rx_free(r, p->rxq);
 	p->rxq = p->rxtail = NULL;
 	p->rxbytes = 0;
+	p->apply_held = 0;
 	free(p->rx_snap_vv);
 	p->rx_snap_vv = NULL;
 	p->rx_snap_nvv = 0;
@@ -2003,7 +2009,7 @@ static void start_apply(struct repl *r, struct peer *p)
 {
 	size_t n = 0;
 
-	if (p->applying || p->rxq == NULL)
+	if (p->applying || p->rxq == NULL || p->apply_held)
 		return;
 	/* Everything queued from this peer goes into one durable commit. */
 	size_t ng = 0;
@@ -2104,6 +2110,7 @@ static void on_changes(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 		return;
 	}
 	q->m = m;
+	q->len = len;
 	if (p->rxtail)
 		p->rxtail->next = q;
 	else
@@ -2148,6 +2155,33 @@ static struct peer *peer_by_token(struct repl *r, uint64_t token, int snap)
 	return NULL;
 }
 
+/* Whether an apply's rc is the peer's changes refused (handled below), not
+ * our store failing. */
+static int apply_refusal(int rc)
+{
+	return rc == MSCE_ECLOCK || rc == MSCE_EGAP || rc == MSCE_EMISMATCH ||
+	       rc == MSCE_EAUTH || rc == MSCE_EPROTO || rc == MSCE_ECORRUPT;
+}
+
+/* The batch that failed to apply goes back before what came since. */
+static void rx_requeue(struct peer *p)
+{
+	struct rxmsg *last = p->applying_msgs;
+
+	if (last == NULL)
+		return;
+	while (last->next != NULL)
+		last = last->next;
+	last->next = p->rxq;
+	if (p->rxq == NULL)
+		p->rxtail = last;
+	p->rxq = p->applying_msgs;
+	p->applying_msgs = NULL;
+	p->rxbytes = 0;
+	for (struct rxmsg *q = p->rxq; q != NULL; q = q->next)
+		p->rxbytes += q->len;
+}
+
 void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		     const struct store_apply_result *res, const struct err *e,
 		     uint64_t now_ms)
@@ -2162,6 +2196,24 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 	if (res != NULL) {
 		p->recv_changes += res->applied;
 		p->dup_changes += res->duplicates;
+	}
+	if (rc != 0 && !apply_refusal(rc) &&
+	    session == (p->session & 0xffff) && p->state == REPL_ACTIVE) {
+		/* Our store is in trouble (a full disk, memory): nothing was
+		 * applied. Keep the link and what came, and try again after
+		 * retry_ms; the sender, unacknowledged, stops at its window.
+		 * (A closed link would be dialled, resent and refused again,
+		 * many times a second, snapshot offers and all.) */
+		r->counters.store_errors++;
+		trace(r, LOG_ERROR,
+		      "cannot apply changes from node %u (trying again in "
+		      "%llu ms): %s",
+		      p->id, (unsigned long long)r->cfg.retry_ms,
+		      e ? e->msg : err_str(rc));
+		rx_requeue(p);
+		p->apply_held = 1;
+		p->apply_retry_at = now_ms + r->cfg.retry_ms;
+		return;
 	}
 	if (rc == MSCE_ECLOCK || rc == MSCE_EGAP || rc == MSCE_EMISMATCH) {
 		/* Which origin stopped the batch: the first unconsumed one. */
@@ -2213,16 +2265,6 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 	} else if (rc == MSCE_ECORRUPT) {
 		fail_link(r, p, rc, "applying changes from node %u: %s", p->id,
 			  e ? e->msg : err_str(rc));
-		return;
-	} else if (rc != 0) {
-		/* Our store is in trouble (memory, disk): nothing was applied.
-		 * Drop the link; the next session resends from our vector. */
-		r->counters.store_errors++;
-		trace(r, LOG_ERROR, "cannot apply changes from node %u: %s",
-		      p->id, e ? e->msg : err_str(rc));
-		r->io->close(r->io->data, p->id, rc, "local store error");
-		p->state = REPL_DOWN;
-		link_why(r, p, r->last_tick, "closed here: local store error");
 		return;
 	} else {
 		if (res && res->applied)
@@ -3243,6 +3285,13 @@ void repl_tick(struct repl *r, uint64_t now_ms)
 
 	liveness(r, now_ms);
 	gate_step(r, now_ms);
+	for (size_t i = 0; i < r->npeers; i++) {
+		struct peer *p = &r->peers[i];
+		if (p->apply_held && now_ms >= p->apply_retry_at) {
+			p->apply_held = 0;
+			start_apply(r, p);
+		}
+	}
 	if (now_ms >= r->next_gossip) {
 		gossip(r, now_ms);
 		r->next_gossip = now_ms + r->cfg.gossip_interval_ms;

@@ -55,6 +55,7 @@ struct tnode {
 	char close_reason[N + 1][256];
 	struct job jobs[64];
 	size_t njobs;
+	int disk_full; /* its applies fail, as a store refusing writes */
 };
 
 static struct tnode nodes[N + 1];
@@ -266,6 +267,11 @@ static void run_jobs(uint32_t id)
 		if (j.chunk != NULL) {
 			rc = store_snap_apply(t->store, j.chunk, &e);
 			repl_snapshot_done(t->repl, j.token, rc, &e, now);
+		} else if (t->disk_full) {
+			rc = err_set(&e, MSCE_EREADONLY,
+				     "store refuses writes since a commit "
+				     "failed (No space left on device)");
+			repl_apply_done(t->repl, j.token, rc, &res, &e, now);
 		} else {
 			rc = store_apply_signed(t->store, j.b, j.n, j.g, j.ng,
 						now, 60000, &res, &e);
@@ -626,6 +632,46 @@ static void lag_unknown_until_the_peer_speaks(void **state)
 	assert_int_equal(repl_peers(nodes[1].repl, st, 4), 1);
 	assert_true(st[0].lag_known);
 	assert_int_equal(st[0].lag_changes, 0);
+}
+
+/* A store that refuses to apply (a full disk) keeps its links: what came
+ * waits and is applied once the store takes writes again. Closing the
+ * link made it flap: dialled, resent and refused many times a second. */
+static void store_refusing_applies_keeps_the_link(void **state)
+{
+	struct repl_counters c;
+	struct repl_peer_status st[4];
+	uint8_t d1[32], d2[32];
+	(void)state;
+	start(1, two, 2, 0);
+	start(2, two, 2, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	nodes[2].disk_full = 1;
+	for (int k = 0; k < 5; k++) {
+		char key[16];
+		snprintf(key, sizeof key, "k%d", k);
+		assert_int_equal(put(1, key, "x"), 0);
+		settle(two, 2);
+	}
+	for (int i = 0; i < 16; i++) /* 8 s, past the liveness bound */
+		advance(500, two, 2);
+	assert_int_equal(nodes[2].closed[1], 0);
+	assert_int_equal(nodes[1].closed[2], 0);
+	repl_peers(nodes[2].repl, st, 4);
+	assert_int_equal(st[0].state, REPL_ACTIVE);
+	repl_counters(nodes[2].repl, &c);
+	/* Tried again about once per retry_ms (1 s), not at every message. */
+	assert_true(c.store_errors >= 6 && c.store_errors <= 10);
+	store_digest(nodes[1].store, d1);
+	store_digest(nodes[2].store, d2);
+	assert_memory_not_equal(d1, d2, 32);
+	nodes[2].disk_full = 0;
+	advance(1000, two, 2);
+	advance(1000, two, 2);
+	store_digest(nodes[2].store, d2);
+	assert_memory_equal(d1, d2, 32);
+	assert_int_equal(nodes[2].closed[1], 0);
 }
 
 /* A store restored or wiped among writing peers waits until it holds what
@@ -1065,6 +1111,8 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(lag_unknown_until_the_peer_speaks,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		store_refusing_applies_keeps_the_link, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		writer_born_in_the_future_not_believed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(new_store_waits_for_a_writing_peer,
