@@ -312,6 +312,12 @@ uint64_t store_size(struct store *s);
 int store_failed(struct store *s);
 /* The cause of that failure, as the failed commit gave it. */
 void store_failed_why(struct store *s, char *buf, size_t len);
+/* Write transactions that failed to commit since the store was opened,
+ * whoever ran them (writes, changes of peers, log truncation, tombstone
+ * collection, snapshots, probes): the commit failed, or the map was full
+ * and could not grow. Writes refused while the store is failed are not
+ * counted: they began no transaction. */
+uint64_t store_commit_failures(struct store *s);
 /* After a failed commit: tries a probe commit; on success the store
  * accepts writes again (returns 0), else it stays read-only. After a
  * full disk, only once STORE_ROOM_TO_RESUME more bytes are free, or

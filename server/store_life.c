@@ -524,6 +524,15 @@ void store_failed_why(struct store *s, char *buf, size_t len)
 	pthread_mutex_unlock(&s->stlock);
 }
 
+uint64_t store_commit_failures(struct store *s)
+{
+	uint64_t n;
+	pthread_mutex_lock(&s->stlock);
+	n = s->commit_failures;
+	pthread_mutex_unlock(&s->stlock);
+	return n;
+}
+
 static int clock_batch(struct wtxn *w, void *arg, struct err *e)
 {
 	(void)e;

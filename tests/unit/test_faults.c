@@ -3,7 +3,7 @@
  * allocation failure at each allocation site of the apply and write paths,
  * walked one by one. Each time: a clear error, reads go on, nothing
  * acknowledged is lost or changed, and writes resume once the fault
- * clears. */
+ * clears. Failed commits are counted, whoever made them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,6 +146,56 @@ static void full_disk_at_commit_probes_a_minute_later(void **state)
 	tu_rmrf(dir);
 }
 
+/* msce_commit_failures_total is the store's count: commits made outside
+ * the writer's batches (log truncation, tombstone collection, probes)
+ * count when they fail, and writes refused while the store is failed do
+ * not (they began no transaction). */
+static void background_commit_failures_count(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store *s = open_node(dir, 1);
+	struct vv_entry upto = {1, 0, UINT64_MAX, 0};
+	struct store_written out;
+	size_t dropped;
+	struct err e;
+
+	for (int i = 0; i < 10; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "k%d", i);
+		assert_int_equal(su_put(s, "t", k, "v", "acked", T0, NULL), 0);
+	}
+	assert_int_equal(su_del(s, "t", "k9", T0), 0);
+	assert_int_equal(store_commit_failures(s), 0);
+	/* Log truncation: its commit fails; the store turns read-only. */
+	fault_arm(FAULT_COMMIT, 1, 0);
+	assert_int_equal(store_log_truncate(s, 1, 5, &e), MSCE_EIO);
+	assert_int_equal(store_failed(s), MSCE_EIO);
+	assert_int_equal(store_commit_failures(s), 1);
+	/* Refused writes are no commits. */
+	struct store_field_in f = {"v", 1, (const uint8_t *)"x", 1, 0, {0, 0}};
+	struct store_write w = {STORE_PUT, "t", 1, "k0", 2, &f, 1, 0};
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EREADONLY);
+	assert_int_equal(store_log_truncate(s, 1, 5, &e), MSCE_EREADONLY);
+	assert_int_equal(store_commit_failures(s), 1);
+	/* A probe commit that fails counts; one that succeeds does not. */
+	fault_arm(FAULT_COMMIT, 1, 0);
+	assert_int_equal(store_retry(s, T0, &e), MSCE_EIO);
+	assert_int_equal(store_commit_failures(s), 2);
+	assert_int_equal(store_retry(s, T0, &e), 0);
+	assert_int_equal(store_commit_failures(s), 2);
+	/* Tombstone collection finding no room to grow the map. */
+	fault_arm(FAULT_FULL, 1, 0);
+	assert_int_equal(store_gc_tombstones(s, &upto, 1, &dropped, &e),
+			 MSCE_EFULL);
+	assert_int_equal(store_commit_failures(s), 3);
+	assert_int_equal(store_gc_tombstones(s, &upto, 1, &dropped, &e), 0);
+	assert_int_equal(store_log_truncate(s, 1, 5, &e), 0);
+	assert_int_equal(store_commit_failures(s), 3);
+	store_close(s);
+	tu_rmrf(dir);
+}
+
 /* Builds 30 changes of origin 2 (puts, overwrites, a conflict, a delete). */
 static void make_changes(const char *root, struct su_blobs *bl)
 {
@@ -265,6 +315,7 @@ int main(void)
 		cmocka_unit_test(full_disk_is_a_clear_error),
 		cmocka_unit_test(full_disk_at_commit_probes_a_minute_later),
 		cmocka_unit_test(alloc_failure_at_each_site),
+		cmocka_unit_test(background_commit_failures_count),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
