@@ -98,6 +98,8 @@ struct store {
 	uint64_t failed_room; /* bytes free on the disk when it filled */
 	uint64_t full_since;  /* wall ms of the first probe held back */
 	uint64_t commit_failures; /* store_commit_failures */
+	/* Why the last reopen after LMDB's fatal error failed ("": none). */
+	char reopen_msg[256];
 	/* Committed state, published after each commit. */
 	struct hlc clock;
 	uint64_t hw;

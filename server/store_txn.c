@@ -217,7 +217,9 @@ void st_commit_failed(struct store *s)
 
 /* The store refuses writes from now on, until a probe commit succeeds
  * (store_retry). A failed meta page write also leaves LMDB refusing
- * reads: reopened at once, so that they go on. */
+ * reads: reopened at once, so that they go on, unless a long read (a
+ * snapshot being sent) holds the map: then reads fail, and the status
+ * says so, until store_retry reopens it. */
 static int st_fail(struct store *s, int code, int rc)
 {
 	uint64_t room = st_disk_room(s);
@@ -237,12 +239,15 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 {
 	int rc, code;
 
-	if (s->failed)
+	if (s->failed) {
+		char why[512];
+		int reads_fail = store_failed_why(s, why, sizeof why);
 		return err_set(e, MSCE_EREADONLY,
 			       "store refuses writes since a commit failed "
-			       "(%s); reads go on, and writes resume once a "
-			       "probe commit succeeds",
-			       s->failed_msg);
+			       "(%s)%s, and writes resume once a probe commit "
+			       "succeeds",
+			       why, reads_fail ? "" : "; reads go on");
+	}
 	memset(wp, 0, sizeof *wp);
 	wp->s = s;
 	for (;;) {
