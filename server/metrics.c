@@ -194,8 +194,12 @@ static int render(void *ctx, char **buf, size_t *len)
 		(unsigned long long)ws.applied);
 	COUNTER(&b, "msce_local_writes_total", "client writes committed",
 		" %llu", (unsigned long long)ws.local_writes);
-	COUNTER(&b, "msce_commit_failures_total", "batches that failed to commit",
-		" %llu", (unsigned long long)ws.failures);
+	/* The store's count: commits outside the writer's batches (log
+	 * truncation, tombstone collection, snapshots, probes) fail too. */
+	COUNTER(&b, "msce_commit_failures_total",
+		"store write transactions that failed to commit, background "
+		"ones and probes included",
+		" %llu", (unsigned long long)store_commit_failures(n->store));
 	metrics_histogram(&b, "msce_commit_seconds",
 			  "durable commit latency of a batch", writer_lat_bounds,
 			  ws.lat, WRITER_LAT_BUCKETS, ws.lat_sum);

@@ -393,11 +393,11 @@ static void retry_store(struct node *n)
 	if (!n->store_down) {
 		/* Once per failure: the operator's first sign of it. */
 		char why[256];
-		store_failed_why(n->store, why, sizeof why);
-		log_error("store refuses writes: a commit failed (%s); reads "
-			  "go on, and a probe commit every 2 s tells when the "
-			  "cause is gone (a full disk: free space)",
-			  why);
+		int reads_fail = store_failed_why(n->store, why, sizeof why);
+		log_error("store refuses writes: a commit failed (%s)%s, and a "
+			  "probe commit every 2 s tells when the cause is gone "
+			  "(a full disk: free space)",
+			  why, reads_fail ? "" : "; reads go on");
 		n->store_down = 1;
 	}
 	if (n->retrying || now < n->next_retry_ms)

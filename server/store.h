@@ -7,7 +7,7 @@
  * (unless opened with nosync, which only the simulator does). A function
  * that returns 0 has committed. When the map is full the store grows it and
  * retries the batch. When a commit fails the store refuses every later
- * write with MSCE_EREADONLY; reads go on.
+ * write with MSCE_EREADONLY; reads go on (but see store_failed_why).
  *
  * Thread-safe: writes are serialised inside the store (one LMDB write
  * transaction at a time); reads may run from any thread (MDB_NOTLS). Views handed to callbacks point into LMDB
@@ -319,8 +319,17 @@ int store_set_writer(struct store *s, uint32_t writer, uint64_t floor,
 uint64_t store_size(struct store *s);
 /* Returns the sticky error code (0 if the store accepts writes). */
 int store_failed(struct store *s);
-/* The cause of that failure, as the failed commit gave it. */
-void store_failed_why(struct store *s, char *buf, size_t len);
+/* The cause of that failure, as the failed commit gave it. While LMDB
+ * refuses reads as well (its meta page write failed) and the store is not
+ * reopened yet, the text says so and why the reopen waits, and it returns
+ * 1; else 0 (reads go on). */
+int store_failed_why(struct store *s, char *buf, size_t len);
+/* Write transactions that failed to commit since the store was opened,
+ * whoever ran them (writes, changes of peers, log truncation, tombstone
+ * collection, snapshots, probes): the commit failed, or the map was full
+ * and could not grow. Writes refused while the store is failed are not
+ * counted: they began no transaction. */
+uint64_t store_commit_failures(struct store *s);
 /* After a failed commit: tries a probe commit; on success the store
  * accepts writes again (returns 0), else it stays read-only. After a
  * full disk, only once STORE_ROOM_TO_RESUME more bytes are free, or

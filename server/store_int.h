@@ -97,6 +97,9 @@ struct store {
 	char failed_msg[256];
 	uint64_t failed_room; /* bytes free on the disk when it filled */
 	uint64_t full_since;  /* wall ms of the first probe held back */
+	uint64_t commit_failures; /* store_commit_failures */
+	/* Why the last reopen after LMDB's fatal error failed ("": none). */
+	char reopen_msg[256];
 	/* Committed state, published after each commit. */
 	struct hlc clock;
 	uint64_t hw;
@@ -226,6 +229,8 @@ struct vv_entry *st_wtxn_vv(struct wtxn *w, uint32_t origin);
  * st_run_batch takes s->wlock, st_run_batch_locked needs it held. */
 int st_run_batch_locked(struct store *s, batch_fn fn, void *arg, struct err *e);
 int st_run_batch(struct store *s, batch_fn fn, void *arg, struct err *e);
+/* Counts a write transaction (or a nested one) that failed to commit. */
+void st_commit_failed(struct store *s);
 /* Doubles the map (up to max_map_size); needs no read transaction open in
  * this process (waits a second for them, then MSCE_EBUSY). */
 int st_grow_map(struct store *s, struct err *e);

@@ -304,7 +304,7 @@ static int dbis_open(struct store *s, MDB_txn *txn, unsigned flags,
 	return 0;
 }
 
-int st_env_reopen(struct store *s, struct err *e)
+static int env_reopen(struct store *s, struct err *e)
 {
 	struct hlc clock;
 	MDB_txn *txn;
@@ -313,8 +313,8 @@ int st_env_reopen(struct store *s, struct err *e)
 	/* No read transaction may be open meanwhile (try again later). */
 	if (st_maplock_wr(s))
 		return err_set(e, MSCE_EBUSY,
-			       "cannot reopen the store while it is being "
-			       "read");
+			       "cannot reopen it while a snapshot being sent "
+			       "or a backup reads it");
 	mdb_env_close(s->env);
 	s->env = NULL;
 	if ((rc = env_open(s, e)))
@@ -346,6 +346,23 @@ out:
 		s->env = NULL;
 	}
 	pthread_rwlock_unlock(&s->maplock);
+	return rc;
+}
+
+/* Until a reopen succeeds, reads fail: the status says why it waits. */
+int st_env_reopen(struct store *s, struct err *e)
+{
+	struct err le;
+	int rc;
+
+	err_clear(&le);
+	rc = env_reopen(s, &le);
+	pthread_mutex_lock(&s->stlock);
+	snprintf(s->reopen_msg, sizeof s->reopen_msg, "%.*s",
+		 (int)sizeof s->reopen_msg - 1, rc ? le.msg : "");
+	pthread_mutex_unlock(&s->stlock);
+	if (rc && e != NULL)
+		*e = le;
 	return rc;
 }
 
@@ -517,11 +534,33 @@ int store_failed(struct store *s)
 	return f;
 }
 
-void store_failed_why(struct store *s, char *buf, size_t len)
+int store_failed_why(struct store *s, char *buf, size_t len)
 {
+	/* After a failed meta page write LMDB refuses reads too, until the
+	 * store is reopened: a reopen waits for long reads to end. */
+	int reads_fail = st_env_fatal(s);
+
 	pthread_mutex_lock(&s->stlock);
-	snprintf(buf, len, "%s", s->failed_msg);
+	if (!reads_fail)
+		snprintf(buf, len, "%s", s->failed_msg);
+	else if (s->reopen_msg[0] == '\0')
+		snprintf(buf, len, "%s; reads fail until the store is reopened",
+			 s->failed_msg);
+	else
+		snprintf(buf, len,
+			 "%s; reads fail until the store is reopened: %s",
+			 s->failed_msg, s->reopen_msg);
 	pthread_mutex_unlock(&s->stlock);
+	return reads_fail;
+}
+
+uint64_t store_commit_failures(struct store *s)
+{
+	uint64_t n;
+	pthread_mutex_lock(&s->stlock);
+	n = s->commit_failures;
+	pthread_mutex_unlock(&s->stlock);
+	return n;
 }
 
 static int clock_batch(struct wtxn *w, void *arg, struct err *e)

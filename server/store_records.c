@@ -613,8 +613,11 @@ static int apply_segment(struct wtxn *w, struct apply_args *a, size_t i,
 		return 0;
 	}
 	w->txn = parent;
-	if ((rc = mdb_txn_commit(child)))
+	if ((rc = mdb_txn_commit(child))) {
+		if (rc != MDB_MAP_FULL) /* else run_batch grows, or counts */
+			st_commit_failed(w->s);
 		return st_lmdb_err(e, rc, "commit segment");
+	}
 	return st_seg_put(w, &chk, e);
 }
 

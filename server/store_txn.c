@@ -208,9 +208,18 @@ int st_env_fatal(struct store *s)
 	return rc == MDB_PANIC;
 }
 
+void st_commit_failed(struct store *s)
+{
+	pthread_mutex_lock(&s->stlock);
+	s->commit_failures++;
+	pthread_mutex_unlock(&s->stlock);
+}
+
 /* The store refuses writes from now on, until a probe commit succeeds
  * (store_retry). A failed meta page write also leaves LMDB refusing
- * reads: reopened at once, so that they go on. */
+ * reads: reopened at once, so that they go on, unless a long read (a
+ * snapshot being sent) holds the map: then reads fail, and the status
+ * says so, until store_retry reopens it. */
 static int st_fail(struct store *s, int code, int rc)
 {
 	uint64_t room = st_disk_room(s);
@@ -230,12 +239,15 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 {
 	int rc, code;
 
-	if (s->failed)
+	if (s->failed) {
+		char why[512];
+		int reads_fail = store_failed_why(s, why, sizeof why);
 		return err_set(e, MSCE_EREADONLY,
 			       "store refuses writes since a commit failed "
-			       "(%s); reads go on, and writes resume once a "
-			       "probe commit succeeds",
-			       s->failed_msg);
+			       "(%s)%s, and writes resume once a probe commit "
+			       "succeeds",
+			       why, reads_fail ? "" : "; reads go on");
+	}
 	memset(wp, 0, sizeof *wp);
 	wp->s = s;
 	for (;;) {
@@ -278,6 +290,7 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 			if (code == MSCE_EFULL && map_full) {
 				if (st_grow_map(s, e) == 0)
 					continue;
+				st_commit_failed(s);
 				return e ? e->code : code;
 			}
 			return code;
@@ -286,6 +299,7 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 			/* As if the pages did not fit and growing failed. */
 			mdb_txn_abort(wp->txn);
 			free(wp->vvs);
+			st_commit_failed(s);
 			return err_set(e, MSCE_EFULL,
 				       "store map is full and the disk has no "
 				       "room to grow it (No space left on "
@@ -304,10 +318,12 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 			free(wp->vvs);
 			if (st_grow_map(s, e) == 0)
 				continue;
+			st_commit_failed(s);
 			return e ? e->code : MSCE_EFULL;
 		}
 		if (rc) {
 			free(wp->vvs);
+			st_commit_failed(s);
 			st_lmdb_err(e, rc, "commit");
 			return st_fail(s, e ? e->code : MSCE_EIO, rc);
 		}

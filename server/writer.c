@@ -61,7 +61,6 @@ static void record_commit(struct writer *w, double secs, int rc,
 		b++;
 	pthread_mutex_lock(&w->mu);
 	w->stats.commits++;
-	w->stats.failures += rc != 0;
 	w->stats.local_writes += local;
 	w->stats.applied += applied;
 	w->stats.lat[b]++;

@@ -57,7 +57,6 @@ struct writer_stats {
 	uint64_t commits;	/* transactions committed */
 	uint64_t local_writes;	/* client writes committed */
 	uint64_t applied;	/* changes from peers applied (not dups) */
-	uint64_t failures;	/* batches that failed */
 	uint64_t lat[WRITER_LAT_BUCKETS + 1]; /* per bucket, +Inf last */
 	double lat_sum;
 };

@@ -3,7 +3,11 @@
  * allocation failure at each allocation site of the apply and write paths,
  * walked one by one. Each time: a clear error, reads go on, nothing
  * acknowledged is lost or changed, and writes resume once the fault
- * clears. */
+ * clears. A failed meta page write stops reads too until the store is
+ * reopened, and the status says so meanwhile. Failed commits are counted,
+ * whoever made them. */
+#include <dlfcn.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +17,44 @@
 #include "storeutil.h"
 
 #define T0 1700000000000ull
+
+/* A disk that fails LMDB's meta page writes (as tests/cluster/failsync.c
+ * does for the daemon): while meta_fails is set, writes to the first two
+ * pages of a data.mdb fail with EIO. LMDB then refuses every transaction,
+ * reads included (MDB_PANIC), until its environment is reopened. */
+static int meta_fails;
+
+static int is_meta_write(int fd, off_t off)
+{
+	char link[64], path[512];
+	ssize_t n;
+
+	if (!meta_fails || off >= 2 * sysconf(_SC_PAGESIZE))
+		return 0;
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof path - 1);
+	if (n < 9)
+		return 0;
+	path[n] = '\0';
+	return strcmp(path + n - 9, "/data.mdb") == 0;
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t count, off_t off)
+{
+	static ssize_t (*real)(int, const void *, size_t, off_t);
+	if (is_meta_write(fd, off)) {
+		errno = EIO;
+		return -1;
+	}
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "pwrite");
+	return real(fd, buf, count, off);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t count, off_t off)
+{
+	return pwrite(fd, buf, count, off);
+}
 
 static struct store *open_node(const char *dir, uint32_t id)
 {
@@ -146,6 +188,116 @@ static void full_disk_at_commit_probes_a_minute_later(void **state)
 	tu_rmrf(dir);
 }
 
+/* msce_commit_failures_total is the store's count: commits made outside
+ * the writer's batches (log truncation, tombstone collection, probes)
+ * count when they fail, and writes refused while the store is failed do
+ * not (they began no transaction). */
+static void background_commit_failures_count(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store *s = open_node(dir, 1);
+	struct vv_entry upto = {1, 0, UINT64_MAX, 0};
+	struct store_written out;
+	size_t dropped;
+	struct err e;
+
+	for (int i = 0; i < 10; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "k%d", i);
+		assert_int_equal(su_put(s, "t", k, "v", "acked", T0, NULL), 0);
+	}
+	assert_int_equal(su_del(s, "t", "k9", T0), 0);
+	assert_int_equal(store_commit_failures(s), 0);
+	/* Log truncation: its commit fails; the store turns read-only. */
+	fault_arm(FAULT_COMMIT, 1, 0);
+	assert_int_equal(store_log_truncate(s, 1, 5, &e), MSCE_EIO);
+	assert_int_equal(store_failed(s), MSCE_EIO);
+	assert_int_equal(store_commit_failures(s), 1);
+	/* Refused writes are no commits. */
+	struct store_field_in f = {"v", 1, (const uint8_t *)"x", 1, 0, {0, 0}};
+	struct store_write w = {STORE_PUT, "t", 1, "k0", 2, &f, 1, 0};
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EREADONLY);
+	assert_int_equal(store_log_truncate(s, 1, 5, &e), MSCE_EREADONLY);
+	assert_int_equal(store_commit_failures(s), 1);
+	/* A probe commit that fails counts; one that succeeds does not. */
+	fault_arm(FAULT_COMMIT, 1, 0);
+	assert_int_equal(store_retry(s, T0, &e), MSCE_EIO);
+	assert_int_equal(store_commit_failures(s), 2);
+	assert_int_equal(store_retry(s, T0, &e), 0);
+	assert_int_equal(store_commit_failures(s), 2);
+	/* Tombstone collection finding no room to grow the map. */
+	fault_arm(FAULT_FULL, 1, 0);
+	assert_int_equal(store_gc_tombstones(s, &upto, 1, &dropped, &e),
+			 MSCE_EFULL);
+	assert_int_equal(store_commit_failures(s), 3);
+	assert_int_equal(store_gc_tombstones(s, &upto, 1, &dropped, &e), 0);
+	assert_int_equal(store_log_truncate(s, 1, 5, &e), 0);
+	assert_int_equal(store_commit_failures(s), 3);
+	store_close(s);
+	tu_rmrf(dir);
+}
+
+/* After a failed meta page write LMDB refuses reads too until the store is
+ * reopened, and a snapshot being sent holds the reopen off: meanwhile the
+ * status (store_failed_why, and the refusal of a write) says reads fail
+ * and why, never "reads go on"; once reopened, the usual text is back. */
+static void failed_meta_write_while_a_snapshot_reads(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store *s = open_node(dir, 1);
+	struct store_snap *sn;
+	struct store_written out;
+	char why[512];
+	struct err e;
+
+	assert_int_equal(su_put(s, "t", "a", "v", "acked", T0, NULL), 0);
+	assert_int_equal(store_snap_begin(s, &sn, &e), 0);
+	meta_fails = 1;
+	struct store_field_in f = {"v", 1, (const uint8_t *)"lost", 4, 0, {0, 0}};
+	struct store_write w = {STORE_PUT, "t", 1, "b", 1, &f, 1, 0};
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EIO);
+	meta_fails = 0; /* the disk is fine again; LMDB is not */
+	assert_int_equal(store_failed(s), MSCE_EIO);
+	/* Reads fail, and the status says so and why. */
+	struct su_getctx g = {.field = "v"};
+	assert_int_not_equal(store_get(s, "t", 1, "a", 1, su_get_cb, &g, &e),
+			     0);
+	assert_non_null(strstr(e.msg, "MDB_PANIC"));
+	int reads_fail = store_failed_why(s, why, sizeof why);
+	assert_string_equal(why, "Input/output error; reads fail until the "
+				 "store is reopened: cannot reopen it while a "
+				 "snapshot being sent or a backup reads it");
+	assert_int_equal(reads_fail, 1);
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EREADONLY);
+	assert_null(strstr(e.msg, "reads go on"));
+	assert_non_null(strstr(e.msg, "reads fail until the store is reopened"));
+	/* A probe while the snapshot reads cannot reopen it either. */
+	assert_int_equal(store_retry(s, T0, &e), MSCE_EBUSY);
+	assert_int_equal(store_failed_why(s, why, sizeof why), 1);
+	assert_non_null(strstr(why, "reads fail"));
+	/* The snapshot ends: not reopened yet, and the status still says so. */
+	store_snap_end(sn);
+	assert_int_equal(store_failed_why(s, why, sizeof why), 1);
+	/* The next probe reopens it; its commit fails (the disk again), but
+	 * not the meta page: reads go on, and the status says just that. */
+	fault_arm(FAULT_COMMIT, 1, 0);
+	assert_int_equal(store_retry(s, T0, &e), MSCE_EIO);
+	assert_int_equal(store_failed_why(s, why, sizeof why), 0);
+	assert_string_equal(why, "Input/output error");
+	assert_string_equal(su_get(s, "t", "a", "v"), "acked");
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EREADONLY);
+	assert_non_null(strstr(e.msg, "(Input/output error); reads go on"));
+	assert_int_equal(store_retry(s, T0, &e), 0);
+	assert_int_equal(store_failed(s), 0);
+	assert_null(su_get(s, "t", "b", "v"));
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), 0);
+	assert_string_equal(su_get(s, "t", "b", "v"), "lost");
+	store_close(s);
+	tu_rmrf(dir);
+}
+
 /* Builds 30 changes of origin 2 (puts, overwrites, a conflict, a delete). */
 static void make_changes(const char *root, struct su_blobs *bl)
 {
@@ -265,6 +417,8 @@ int main(void)
 		cmocka_unit_test(full_disk_is_a_clear_error),
 		cmocka_unit_test(full_disk_at_commit_probes_a_minute_later),
 		cmocka_unit_test(alloc_failure_at_each_site),
+		cmocka_unit_test(background_commit_failures_count),
+		cmocka_unit_test(failed_meta_write_while_a_snapshot_reads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
