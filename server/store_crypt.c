@@ -591,77 +591,39 @@ static struct version mark_of(MDB_txn *txn, struct store *s, const uint8_t *rk,
 	return er;
 }
 
-/* One protobuf varint at *p (below end); 0, or -1 when cut short. */
-static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	*v = 0;
-	for (int sh = 0; sh < 64 && *p < end; sh += 7) {
-		uint8_t b = *(*p)++;
-		*v |= (uint64_t)(b & 0x7F) << sh;
-		if (!(b & 0x80))
-			return 0;
-	}
-	return -1;
-}
-
 /* Where a plain encoded change writes values: a put's version and record
  * key (into rk, *rklen). Returns 1 for a put, 0 for anything else (a
- * delete; a change that does not parse is its reader's to refuse). Only
- * the wire is walked: this runs for every plain entry read. */
-static int put_place(const uint8_t *p, size_t len, struct version *v,
-		     uint8_t *rk, size_t *rklen)
+ * delete; a change that does not parse is its reader's to refuse), or -1
+ * when memory ran out: then nobody can tell whether the values must be
+ * hidden. Decoded as a ChangePlace, so the values are not decoded, only
+ * copied as unknown fields into b's arena, which is reset at once (its
+ * 64 MiB limit is many times what any change of MSCE_MAX_CHANGE takes). */
+static int put_place(struct logbuf *b, const uint8_t *p, size_t len,
+		     struct version *v, uint8_t *rk, size_t *rklen)
 {
-	const uint8_t *end = p + len, *coll = NULL, *key = NULL;
-	uint64_t tag, x, op = 0, clen = 0, klen = 0;
+	Msce__ChangePlace *c;
+	size_t cl, kl;
+	int rc = 0;
 
-	v->hlc = 0;
-	v->origin = 0;
-	while (p < end) {
-		if (pb_varint(&p, end, &tag))
-			return 0;
-		switch (tag & 7) {
-		case 0:
-			if (pb_varint(&p, end, &x))
-				return 0;
-			if (tag >> 3 == 1)
-				v->origin = (uint32_t)x;
-			else if (tag >> 3 == 6)
-				op = x;
-			break;
-		case 1:
-			if (end - p < 8)
-				return 0;
-			if (tag >> 3 == 3)
-				v->hlc = rd_le64(p);
-			p += 8;
-			break;
-		case 2:
-			if (pb_varint(&p, end, &x) || x > (uint64_t)(end - p))
-				return 0;
-			if (tag >> 3 == 4) {
-				coll = p;
-				clen = x;
-			} else if (tag >> 3 == 5) {
-				key = p;
-				klen = x;
-			}
-			p += x;
-			break;
-		case 5:
-			if (end - p < 4)
-				return 0;
-			p += 4;
-			break;
-		default:
-			return 0;
+	if (b->a.limit == 0) /* a logbuf starts zeroed */
+		arena_init(&b->a, 0);
+	c = msce__change_place__unpack(arena_pb_allocator(&b->a), len, p);
+	if (c == NULL && b->a.nomem)
+		rc = -1;
+	if (c != NULL && c->op == MSCE__CHANGE__OP__PUT) {
+		cl = strlen(c->collection);
+		kl = strlen(c->key);
+		/* Absent (proto3 gives "") or too long: no record of ours. */
+		if (cl > 0 && cl <= MSCE_MAX_COLLECTION && kl > 0 &&
+		    kl <= MSCE_MAX_KEY) {
+			v->hlc = c->hlc;
+			v->origin = c->origin;
+			*rklen = rec_key(rk, c->collection, cl, c->key, kl);
+			rc = 1;
 		}
 	}
-	if (op != MSCE__CHANGE__OP__PUT || coll == NULL || key == NULL ||
-	    clen > MSCE_MAX_COLLECTION || klen > MSCE_MAX_KEY)
-		return 0;
-	*rklen = rec_key(rk, (const char *)coll, (size_t)clen,
-			 (const char *)key, (size_t)klen);
-	return 1;
+	arena_reset(&b->a);
+	return rc;
 }
 
 int st_log_open(struct store *s, MDB_txn *txn, uint32_t origin, uint64_t seq,
@@ -680,8 +642,12 @@ int st_log_open(struct store *s, MDB_txn *txn, uint32_t origin, uint64_t seq,
 		 * below it reads back as it would from a sealed store. */
 		struct version cv;
 		uint8_t rk[RK_MAX];
-		if (!MUTANT("clear_log_unredacted") &&
-		    put_place(p, len, &cv, rk, &rklen)) {
+		if (MUTANT("clear_log_unredacted"))
+			rc = 0;
+		else if ((rc = put_place(b, p, len, &cv, rk, &rklen)) < 0)
+			return err_set(e, MSCE_ENOMEM, "read log entry %u/%llu",
+				       origin, (unsigned long long)seq);
+		if (rc) {
 			if (b->mrklen != rklen ||
 			    memcmp(b->mrk, rk, rklen) != 0) {
 				b->mark = mark_of(txn, s, rk, rklen);
@@ -738,6 +704,7 @@ void st_logbuf_free(struct logbuf *b)
 {
 	dek_wipe(&b->d);
 	free(b->p);
+	arena_free(&b->a);
 	memset(b, 0, sizeof *b);
 }
 

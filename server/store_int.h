@@ -387,6 +387,9 @@ struct logbuf {
 	struct version mark;
 	size_t mrklen; /* 0: none yet */
 	uint8_t mrk[RK_MAX];
+	/* Decodes the place of entries in the clear; kept between entries
+	 * so that one chunk serves them all. */
+	struct arena a;
 };
 /* A log entry v of (origin, seq) read back as the plain encoded change,
  * *out pointing into v or b (valid until the next call). Returns 0,
