@@ -98,7 +98,7 @@ struct client_conn {
 	size_t msg_budget; /* of srv->budget, for msg */
 	/* TCP */
 	const struct config_client *client; /* once verified */
-	int counted;			    /* in srv->key_conns */
+	int counted;			    /* in its key_state's conns */
 	struct admission_entry *slot; /* pending: its admission */
 	int verify_rc;	   /* our verify callback's refusal, 0 if none */
 	int admit_rc;	   /* our admit callback's refusal, 0 if none */
@@ -121,6 +121,15 @@ struct client_conn {
 	struct client_conn *resume_next;
 };
 
+/* What the connections of one [client] key hold together. */
+struct key_state {
+	size_t conns;  /* connections */
+	size_t queued; /* reply bytes held (key_hold) */
+	/* Its share of the server's budget (the parent), so that one key
+	 * cannot hold all of it: half, or one whole request if more. */
+	struct channel_budget budget;
+};
+
 struct client_server {
 	uv_loop_t *loop;
 	const struct config *cfg;
@@ -138,11 +147,7 @@ struct client_server {
 	int bound_path;		 /* the socket file is ours to remove */
 	char path[sizeof(((struct config *)0)->socket_path)];
 	struct channel_replay_entry *replay; /* parallel to cfg->clients */
-	size_t *key_conns;		     /* parallel too: connections */
-	size_t *key_queued; /* parallel too: reply bytes held (key_hold) */
-	/* Parallel too: each key's share of budget (its parent), so that one
-	 * key cannot hold all of it: half, or one whole request if more. */
-	struct channel_budget *key_budget;
+	struct key_state *keys;		     /* parallel too */
 	size_t nclients;
 	struct client_conn *conns;
 	struct admission adm;	    /* TCP handshakes by address */
@@ -215,9 +220,7 @@ static void maybe_finish(struct client_server *s)
 	if (s->bound_path)
 		unlink(s->path);
 	free(s->replay);
-	free(s->key_conns);
-	free(s->key_queued);
-	free(s->key_budget);
+	free(s->keys);
 	admission_free(&s->adm);
 	channel_guard_destroy(&s->guard);
 	free(s);
@@ -277,7 +280,7 @@ void client_conn_close(struct client_conn *c)
 	}
 	if (c->counted) {
 		c->counted = 0;
-		s->key_conns[c->client - s->cfg->clients]--;
+		s->keys[c->client - s->cfg->clients].conns--;
 	}
 	uv_close(&c->h.handle, on_conn_closed);
 }
@@ -317,7 +320,7 @@ static size_t *key_queued(const struct client_conn *c)
 {
 	const struct client_server *s = c->srv;
 
-	return c->client ? &s->key_queued[c->client - s->cfg->clients] : NULL;
+	return c->client ? &s->keys[c->client - s->cfg->clients].queued : NULL;
 }
 
 static void key_hold(struct client_conn *c, size_t n)
@@ -1000,14 +1003,14 @@ static int on_channel_verify(void *ctx, const uint8_t key[NOISE_KEY_LEN],
 	 * timestamp, so the client's next attempt uses a newer one. */
 	rc = channel_replay_check(s->replay, s->nclients, key, timestamp_ms,
 				  wall_ms(), skew, &i);
-	if (!rc && s->key_conns[i] >= cap)
+	if (!rc && s->keys[i].conns >= cap)
 		rc = MSCE_EBUSY;
 	c->verify_rc = rc;
 	if (!rc) {
 		c->client = &s->cfg->clients[i];
 		c->counted = 1;
-		s->key_conns[i]++;
-		channel_set_budget(&c->ch, &s->key_budget[i]);
+		s->keys[i].conns++;
+		channel_set_budget(&c->ch, &s->keys[i].budget);
 	}
 	return rc;
 }
@@ -1347,12 +1350,7 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	s->data = data;
 	s->nclients = cfg->nclients;
 	s->replay = calloc(s->nclients ? s->nclients : 1, sizeof(*s->replay));
-	s->key_conns =
-	    calloc(s->nclients ? s->nclients : 1, sizeof(*s->key_conns));
-	s->key_queued =
-	    calloc(s->nclients ? s->nclients : 1, sizeof(*s->key_queued));
-	s->key_budget =
-	    calloc(s->nclients ? s->nclients : 1, sizeof(*s->key_budget));
+	s->keys = calloc(s->nclients ? s->nclients : 1, sizeof(*s->keys));
 	acfg.max_pending = cfg->max_pending_handshakes
 			       ? cfg->max_pending_handshakes
 			       : CONFIG_DEFAULT_MAX_PENDING;
@@ -1361,13 +1359,10 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 			    : CONFIG_DEFAULT_MAX_PENDING_PER_ADDR;
 	if (acfg.per_addr > acfg.max_pending)
 		acfg.per_addr = acfg.max_pending;
-	if (s->replay == NULL || s->key_conns == NULL ||
-	    s->key_queued == NULL || s->key_budget == NULL ||
+	if (s->replay == NULL || s->keys == NULL ||
 	    admission_init(&s->adm, &acfg)) {
 		free(s->replay);
-		free(s->key_conns);
-		free(s->key_queued);
-		free(s->key_budget);
+		free(s->keys);
 		free(s);
 		return err_set(e, MSCE_ENOMEM, "client server: out of memory");
 	}
@@ -1393,8 +1388,8 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 			share = s->max_partial;
 		if (share > s->budget.limit)
 			share = s->budget.limit;
-		s->key_budget[i].limit = share;
-		s->key_budget[i].parent = &s->budget;
+		s->keys[i].budget.limit = share;
+		s->keys[i].budget.parent = &s->budget;
 	}
 	for (size_t i = 0; i < s->nclients; i++)
 		memcpy(s->replay[i].key, cfg->clients[i].public_key,
@@ -1403,9 +1398,7 @@ int client_server_start(uv_loop_t *loop, const struct config *cfg,
 	    (rc = addr_listen("client listener", cfg->client_listen,
 			      (struct sockaddr *)&ss, LISTEN_BACKLOG, &fd, e))) {
 		free(s->replay);
-		free(s->key_conns);
-		free(s->key_queued);
-		free(s->key_budget);
+		free(s->keys);
 		admission_free(&s->adm);
 		channel_guard_destroy(&s->guard);
 		free(s);
