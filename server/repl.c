@@ -2210,7 +2210,12 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		      "%llu ms): %s",
 		      p->id, (unsigned long long)r->cfg.retry_ms,
 		      e ? e->msg : err_str(rc));
-		rx_requeue(p);
+		if (MUTANT("held_apply_dropped")) {
+			rx_free(r, p->applying_msgs);
+			p->applying_msgs = NULL;
+		} else {
+			rx_requeue(p);
+		}
 		p->apply_held = 1;
 		p->apply_retry_at = now_ms + r->cfg.retry_ms;
 		return;

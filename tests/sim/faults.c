@@ -27,6 +27,10 @@
  * Its draws come from a stream of their own, so that a seed without it
  * runs as it did before it existed.
  *
+ * A full disk (FAULT_FULL, only when asked for): a node's store refuses to
+ * apply peers' changes for up to six seconds; the core must keep what
+ * came and apply it later. Its own stream of draws, too.
+ *
  * faults_heal_all ends them all for the final quiescence; clocks are set
  * right and sim time jumps past the largest offset used, so that changes
  * stamped by a clock that ran ahead become acceptable everywhere. */
@@ -80,6 +84,8 @@ struct faults {
 	int redo_node, redo_phase; /* see clock_redo */
 	uint64_t redo_at;
 	char *redo_dir; /* its backup */
+	struct rng full_rng; /* FAULT_FULL's own draws */
+	uint64_t full_ppm;
 };
 
 /* A rate: none, low or high. */
@@ -138,6 +144,10 @@ struct faults *faults_new(struct sim *s)
 		f->second_ppm = 0;
 	if (!(s->opt.faults & FAULT_SILENT))
 		f->silent_ppm = 0;
+	f->full_rng.s = s->seed ^ UINT64_C(0x66756c6c6469736b);
+	f->full_ppm = (s->opt.faults & FAULT_FULL)
+			  ? rate(&f->full_rng, 1000, 3000)
+			  : 0;
 	f->st.rng.s = s->seed ^ UINT64_C(0x737472616e640000);
 	/* Half the seeds, early enough that one plays out before the
 	 * heal (a step is 10 ms on average). */
@@ -744,6 +754,16 @@ void faults_step(struct sim *s)
 		if (s->nodes[i].alive)
 			second_process(s, i);
 	}
+	if (f->full_ppm > 0 && rng_ppm(&f->full_rng, f->full_ppm)) {
+		int i = (int)rng_below(&f->full_rng, (uint64_t)s->n);
+		if (s->nodes[i].full_until <= s->now) {
+			s->nodes[i].full_until =
+			    s->now + rng_range(&f->full_rng, 200, 6000);
+			s->fulls++;
+			sim_log(s, "node %d: disk full until %llu", i + 1,
+				(unsigned long long)s->nodes[i].full_until);
+		}
+	}
 	if (f->redo_ppm > 0)
 		clock_redo(s);
 	uncongest(s, 0);
@@ -765,8 +785,10 @@ void faults_heal_all(struct sim *s)
 	for (int i = 0; i < s->n && !s->failed; i++)
 		if (!s->nodes[i].alive)
 			node_start(s, i);
-	for (int i = 0; i < s->n; i++)
+	for (int i = 0; i < s->n; i++) {
 		s->nodes[i].offset = 0;
+		s->nodes[i].full_until = 0;
+	}
 	if (s->max_offset > 0) {
 		/* Like every machine being suspended for that long. */
 		s->now += (uint64_t)s->max_offset + 2000;

@@ -416,6 +416,7 @@ static void add_counters(struct repl_counters *a, const struct repl_counters *b)
 	a->snapshot_refusals += b->snapshot_refusals;
 	a->writer_changes += b->writer_changes;
 	a->writer_collisions += b->writer_collisions;
+	a->store_errors += b->store_errors;
 }
 
 void node_stop(struct sim *s, int i)
@@ -557,10 +558,17 @@ void node_job_run(struct sim *s, int i)
 		free(j);
 		return;
 	}
-	rc = store_apply_signed(nd->store, j->b, j->n, j->g, j->ng,
-				node_now(nd), SIM_MAX_SKEW_MS, &res, &e);
+	if (nd->full_until > s->now) /* FAULT_FULL: nothing applied */
+		rc = err_set(&e, MSCE_EREADONLY,
+			     "store refuses writes since a commit failed (No "
+			     "space left on device)");
+	else
+		rc = store_apply_signed(nd->store, j->b, j->n, j->g, j->ng,
+					node_now(nd), SIM_MAX_SKEW_MS, &res,
+					&e);
 	if (rc != 0 && rc != MSCE_ECLOCK && rc != MSCE_EGAP &&
 	    rc != MSCE_EMISMATCH && rc != MSCE_EBUSY &&
+	    !(nd->full_until > s->now && rc == MSCE_EREADONLY) &&
 	    !((s->opt.faults & FAULT_FORGE) &&
 	      (rc == MSCE_EAUTH || rc == MSCE_EPROTO)))
 		sim_fail(s, "node %u: store_apply of %zu changes: %s: %s",

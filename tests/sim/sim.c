@@ -493,6 +493,7 @@ struct outcome {
 	int snapshots, partitions, crashes, refusals;
 	int restores, wipes, joins, oversize, delete_conflicts, second,
 	    silences, forged, acked, erasures, strands, emptied, lies;
+	int held; /* applies refused by a full store, kept and retried */
 };
 
 static void run_seed(uint64_t seed, const struct sim_opts *o,
@@ -547,6 +548,7 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 		total.tombstones_collected += c.tombstones_collected;
 		total.forged_refusals += c.forged_refusals;
 		total.snapshot_refusals += c.snapshot_refusals;
+		total.store_errors += c.store_errors;
 	}
 	out->failed = s->failed;
 	snprintf(out->reason, sizeof out->reason, "%s", s->reason);
@@ -568,6 +570,7 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 	out->strands = s->strands > 0;
 	out->emptied = s->emptied > 0;
 	out->lies = s->bases_refused > 0;
+	out->held = s->fulls > 0 && total.store_errors > 0;
 	sim_log(
 	    s,
 	    "done at %llu s: %llu acked, %llu refused, %llu conflicts, "
@@ -612,12 +615,14 @@ static void usage(FILE *f)
 	    "usage: msce-sim [--nodes N] [--seeds S] [--seed X] [--steps K]\n"
 	    "                [--faults cut,partition,crash,clock,slow,restore,\n"
 	    "                          wipe,membership,oversize,delrace,\n"
-	    "                          second,silent,forge,strand|all|none]\n"
+	    "                          second,silent,forge,strand,full|all|\n"
+	    "                          none]\n"
 	    "                [--small-map] [--keep] [--verbose]...\n"
 	    "Runs seeds X..X+S-1 (X = 1, S = 10, N = 3, K = 3000 by "
 	    "default);\nexit 0 iff every seed passes. A seed replays with "
 	    "the same options.\n"
-	    "  --faults     kinds of fault to inject (default all)\n"
+	    "  --faults     kinds of fault to inject (default all; all\n"
+	    "               leaves out full)\n"
 	    "  --small-map  4 MiB store maps, so that they must grow\n"
 	    "  --mutant M   (msce-sim-mutant) turn on deliberate bug M\n"
 	    "  --keep       leave the data directories\n"
@@ -643,6 +648,7 @@ static int parse_faults(const char *s, unsigned *out)
 		     {"silent", FAULT_SILENT},
 		     {"forge", FAULT_FORGE},
 		     {"strand", FAULT_STRAND},
+		     {"full", FAULT_FULL},
 		     {"all", FAULT_ALL},
 		     {"none", 0}};
 	*out = 0;
@@ -662,7 +668,7 @@ static int parse_faults(const char *s, unsigned *out)
 
 static const char *faults_name(unsigned f, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s%s%s%s%s%s%s%s%s%s%s%s",
+	snprintf(buf, len, "%s%s%s%s%s%s%s%s%s%s%s%s%s%s%s",
 		 f & FAULT_CUT ? ",cut" : "",
 		 f & FAULT_PARTITION ? ",partition" : "",
 		 f & FAULT_CRASH ? ",crash" : "",
@@ -676,7 +682,8 @@ static const char *faults_name(unsigned f, char *buf, size_t len)
 		 f & FAULT_SECOND ? ",second" : "",
 		 f & FAULT_SILENT ? ",silent" : "",
 		 f & FAULT_FORGE ? ",forge" : "",
-		 f & FAULT_STRAND ? ",strand" : "");
+		 f & FAULT_STRAND ? ",strand" : "",
+		 f & FAULT_FULL ? ",full" : "");
 	return buf[0] ? buf + 1 : "none";
 }
 
@@ -709,7 +716,7 @@ int main(int argc, char **argv)
 	int snaps = 0, parts = 0, crashes = 0, refusals = 0, c;
 	int restores = 0, wipes = 0, joins = 0, oversize = 0, delconf = 0,
 	    second = 0, silences = 0, forged = 0, idle = 0, erased = 0,
-	    strands = 0, emptied = 0, lies = 0;
+	    strands = 0, emptied = 0, lies = 0, held = 0;
 	const char *mutant = NULL;
 	struct timespec t0, t1;
 	char fbuf[160];
@@ -824,6 +831,7 @@ int main(int argc, char **argv)
 		strands += r.strands;
 		emptied += r.emptied;
 		lies += r.lies;
+		held += r.held;
 		idle += !r.acked && !r.failed;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -836,11 +844,12 @@ int main(int argc, char **argv)
 	       "wipes %d, joins %d, oversize refusals %d, delete conflicts "
 	       "%d, second opens refused %d, silent links %d, forgeries "
 	       "refused %d, erasures %d, strands %d, restored stores "
-	       "emptied %d, lying bases refused %d\n",
+	       "emptied %d, lying bases refused %d, applies held for a full "
+	       "store %d\n",
 	       secs > 0 ? (double)count / secs : 0.0, (unsigned long long)count,
 	       secs, snaps, parts, crashes, refusals, restores, wipes, joins,
 	       oversize, delconf, second, silences, forged, erased, strands,
-	       emptied, lies);
+	       emptied, lies, held);
 	/* A run that acknowledged nothing tested nothing. */
 	if (idle > 0) {
 		printf("%d runs acknowledged no write\n", idle);

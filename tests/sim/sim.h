@@ -131,6 +131,7 @@ struct node {
 	} incs[SIM_MAX_INCS];
 	int nincs;
 	uint64_t gave_up_born;
+	uint64_t full_until; /* its applies fail until then (FAULT_FULL) */
 };
 
 /* ---- the world ----------------------------------------------------------- */
@@ -155,6 +156,9 @@ enum {
 	FAULT_FORGE = 4096,    /* an insider alters what it relays */
 	FAULT_STRAND = 8192,   /* a wiped center's last writes at one peer */
 	FAULT_ALL = 16383,
+	/* Not in "all" (it would change the seeds' runs): a node's store
+	 * refuses to apply peers' changes for a while, as on a full disk. */
+	FAULT_FULL = 16384,
 };
 
 struct sim_opts {
@@ -201,6 +205,7 @@ struct sim {
 	/* what the run went through */
 	uint64_t partitions, crashes, cuts, clock_faults;
 	uint64_t restores, wipes, joins, rollouts, second_refused, silences;
+	uint64_t fulls; /* FAULT_FULL stretches begun */
 	uint64_t emptied; /* restored stores emptied (repl_must_empty) */
 	uint64_t forgeries, strands;
 	uint64_t writes_acked, writes_refused, writes_gated, oversize_refused;
