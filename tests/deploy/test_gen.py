@@ -349,6 +349,36 @@ class GenTest(unittest.TestCase):
         self.assertIn("check: c (id 3) is retired in the others' configs", r.stdout)
         self.assertIn("check: 2 configs agree", r.stdout)
 
+    def test_an_id_is_never_reused(self):
+        """An id names the origin of every change its center made: once in
+        OUTDIR, it is refused for another center, even after its center
+        is retired and dropped from the file; a center keeps its id."""
+        path = self.centers("a 1 10.0.0.1:7401\nb 2 10.0.0.2:7401\n"
+                            "c 3 10.0.0.3:7401\n")
+        run_gen(path, self.out)
+        before = self.read("a")
+        # c retired, then its line dropped; d takes its id.
+        self.centers("a 1 10.0.0.1:7401\nb 2 10.0.0.2:7401\nc 3 retired\n")
+        run_gen(path, self.out)
+        self.centers("a 1 10.0.0.1:7401\nb 2 10.0.0.2:7401\n"
+                     "d 3 10.0.0.4:7401\n")
+        r = run_gen(path, self.out, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("id 3 was center c's (%s): ids are never reused"
+                      % os.path.join(self.out, "c", "c.conf"), r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.out, "d")))
+        # a renumbered.
+        self.centers("a 7 10.0.0.1:7401\nb 2 10.0.0.2:7401\nc 3 retired\n")
+        r = run_gen(path, self.out, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("center a had id 1", r.stderr)
+        self.assertNotEqual(self.read("a"), before.replace("id = 1", "id = 7"))
+        # A new id is fine.
+        self.centers("a 1 10.0.0.1:7401\nb 2 10.0.0.2:7401\nc 3 retired\n"
+                     "d 4 10.0.0.4:7401\n")
+        run_gen(path, self.out)
+        self.assertIn("id = 4", self.read("d"))
+
     def test_every_setting_msced_reads_can_be_given(self):
         """The [node] and [retention] keys msced reads (common/config.c),
         read from its key tables: msce-gen takes each (but id and name,
