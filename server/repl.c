@@ -146,6 +146,7 @@ struct peer {
 	 * until apply_retry_at, the link stays up. */
 	int apply_held;
 	uint64_t apply_retry_at;
+	int apply_failing; /* logged once, until an apply succeeds */
 	uint32_t rx_epoch;
 	int applying;
 	uint64_t apply_token;
@@ -2205,11 +2206,13 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		 * (A closed link would be dialled, resent and refused again,
 		 * many times a second, snapshot offers and all.) */
 		r->counters.store_errors++;
-		trace(r, LOG_ERROR,
-		      "cannot apply changes from node %u (trying again in "
+		/* Once, not at every try: the store logged its failure. */
+		trace(r, p->apply_failing ? LOG_DEBUG : LOG_WARN,
+		      "cannot apply changes from node %u (trying again every "
 		      "%llu ms): %s",
 		      p->id, (unsigned long long)r->cfg.retry_ms,
 		      e ? e->msg : err_str(rc));
+		p->apply_failing = 1;
 		if (MUTANT("held_apply_dropped")) {
 			rx_free(r, p->applying_msgs);
 			p->applying_msgs = NULL;
@@ -2274,6 +2277,11 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 	} else {
 		if (res && res->applied)
 			p->clock_refused = 0;
+		if (p->apply_failing) {
+			p->apply_failing = 0;
+			trace(r, LOG_INFO, "changes from node %u applied again",
+			      p->id);
+		}
 		send_ack(r, p, 0, 0, NULL, 0);
 		start_apply(r, p);
 	}

@@ -280,11 +280,15 @@ static cJSON *model_json(const struct model *m)
 						(double)p->clock_offset_ms);
 			cJSON_AddBoolToObject(c, "clock_refused",
 					      p->clock_refused);
-			if (p->link_error && p->link_error[0])
+			if (p->link_error && p->link_error[0]) {
 				cJSON_AddStringToObject(c, "link_error",
 							p->link_error);
-			else
+				cJSON_AddNumberToObject(
+				    c, "link_error_ms",
+				    (double)p->link_error_ms);
+			} else {
 				cJSON_AddNullToObject(c, "link_error");
+			}
 			cJSON_AddBoolToObject(c, "lag_known", !p->lag_unknown);
 			if (p->lag_unknown) { /* null: not known */
 				cJSON_AddNullToObject(c, "lag_changes");

@@ -846,6 +846,14 @@ static void on_connect(uv_connect_t *req, int status)
 		channel_buf_free(&out);
 		log_error("peer %u: cannot start the handshake: %s", p->cfg->id,
 			  err_str(rc));
+		if (n->cb.failed) {
+			char text[128];
+			snprintf(text, sizeof text,
+				 "cannot start the handshake: %s (is its "
+				 "public_key right?)",
+				 err_str(rc));
+			n->cb.failed(n->cb.data, p->cfg->id, text);
+		}
 		conn_close(c);
 		return;
 	}
@@ -1033,6 +1041,18 @@ static void on_hs_timer(uv_timer_t *t)
 				 conn_addr(c),
 				 (unsigned long long)
 				     n->cfg.handshake_timeout_ms);
+			/* Our dial: status says why there is no session. */
+			if (c->outbound && c->peer && n->cb.failed) {
+				char text[448];
+				snprintf(text, sizeof text,
+					 "dial to %s failed: handshake not "
+					 "done in %llu ms",
+					 c->peer->cfg->address,
+					 (unsigned long long)
+					     n->cfg.handshake_timeout_ms);
+				n->cb.failed(n->cb.data, c->peer->cfg->id,
+					     text);
+			}
 		}
 		conn_close(c);
 	}

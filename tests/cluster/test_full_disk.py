@@ -2,7 +2,8 @@
 """A disk that fills up, for real: node 1's data directory is on a small
 tmpfs, with a filler file an operator could delete. Writes go on until a
 commit finds no room; that write is refused with the cause, later ones
-with a clear read-only error, and the log says so once. Reads go on, the
+with a clear read-only error, and the log says so once. The link to the
+other center stays up: what it sends waits and is tried every second. Reads go on, the
 other center keeps writing, and once the filler is gone the node's probe
 commit succeeds, writes resume, and every acknowledged write is at both
 centers while no refused one is anywhere (deploy/README.md, store_failed).
@@ -76,7 +77,18 @@ class FullDiskTest(ClusterTestCase):
         self.assertEqual(c.values(n1, "t", first)["a"], acked[first])
 
         # The other center writes on; node 1 gets it once it has room.
+        # Meanwhile the link stays up (it flapped ~10 times a second when
+        # a failed apply closed it), node 1 tries again every second, and
+        # its log says so once.
+        sessions = c.counters(n1)["sessions_established"]
         c.put(n2, "t", "from2", {"v": "2"})
+        wait_until(lambda: c.counters(n1)["store_errors"] >= 3, 30,
+                   "node 1 to try node 2's change three times")
+        self.assertEqual(c.counters(n1)["sessions_established"], sessions)
+        self.assertEqual(n1.log_text().count("cannot apply changes from "
+                                             "node 2"), 1)
+        peer = {p["node"]: p for p in c.status(n1)["peers"]}[2]
+        self.assertTrue(peer["connected"], peer)
 
         os.unlink(filler)
         wait_until(lambda: c.counters(n1)["store_failed"] == 0, 30,
@@ -84,6 +96,8 @@ class FullDiskTest(ClusterTestCase):
         self.assertEqual(n1.log_text().count("store refuses writes: a "
                                              "commit failed"), 1)
         self.assertIn("store accepts writes again", n1.log_text())
+        wait_until(lambda: "changes from node 2 applied again" in
+                   n1.log_text(), 30, "node 2's change applied")
         c.put(n1, "t", "after", {"v": "3"})
         c.wait_converged(timeout=60)
         for x in c.nodes:

@@ -802,6 +802,35 @@ static void test_handshake_timeout(void **state)
 	world_free(w);
 }
 
+/* Our dial to a peer that takes the connection and never answers (a
+ * stopped process): cut after handshake_timeout_ms, and the node is told
+ * why (for its status), not left with an older reason. */
+static void test_dial_handshake_timeout_reported(void **state)
+{
+	struct world *w = world_new("dial_handshake_timeout");
+	struct tnode *a = node_init(w, 1);
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int port = free_port(w), fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct noise_keypair fake;
+
+	(void)state;
+	assert_int_equal(noise_keypair_generate(&fake), 0);
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)port);
+	/* Listens, never accepts: the kernel completes the connection. */
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	know(a, 2, fake.pub, port);
+	a->pc.handshake_timeout_ms = 300;
+	node_start(a);
+	WAIT_FOR(w, a->nfailed[2] >= 1 &&
+			strstr(a->failed[2], "handshake not done") != NULL);
+	assert_non_null(strstr(a->failed[2], "dial to 127.0.0.1:"));
+	close(fd);
+	world_free(w);
+}
+
 /* Accepts beyond max_pending are closed at once and counted; once the
  * pending ones go, new connections are taken again. */
 static void test_max_pending(void **state)
@@ -1376,6 +1405,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_key),
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_handshake_timeout),
+	    cmocka_unit_test(test_dial_handshake_timeout_reported),
 	    cmocka_unit_test(test_max_pending),
 	    cmocka_unit_test(test_replay_skew_duplicate),
 	    cmocka_unit_test(test_flood_and_cookies),
