@@ -41,6 +41,8 @@ struct msce_client {
 	size_t pending;	       /* pipelined puts not yet answered */
 	uint64_t pipe_first;   /* id of the first of them */
 	char purpose[PURPOSE_MAX + 1]; /* sent with every request */
+	/* The last batch's answer, owned: its refusals' messages. */
+	Msce__ClientResponse *batch;
 	char msg[512];
 };
 
@@ -210,6 +212,7 @@ void msce_close(msce_client *c)
 	if (c == NULL)
 		return;
 	drop_event(c);
+	msce__client_response__free_unpacked(c->batch, NULL);
 	transport_close(c->t);
 	msce_conninfo_free(c->ci);
 	free(c);
@@ -522,6 +525,8 @@ int msce_put_batch_opts(msce_client *c, const struct msce_put *puts,
 	struct codec_req b;
 	int rc = codec_batch(&b, puts, n, opts, c->msg, sizeof c->msg);
 
+	msce__client_response__free_unpacked(c->batch, NULL);
+	c->batch = NULL;
 	if (rc == 0)
 		rc = call_ok(c, &b.req, &r);
 	codec_release(&b);
@@ -539,8 +544,18 @@ int msce_put_batch_opts(msce_client *c, const struct msce_put *puts,
 		if (res)
 			codec_write_result(it, &res[i]);
 	}
-	msce__client_response__free_unpacked(r, NULL);
+	c->batch = r;
 	return 0;
+}
+
+const char *msce_batch_errmsg(const msce_client *c, size_t i)
+{
+	const Msce__ClientResponse *it;
+
+	if (c == NULL || c->batch == NULL || i >= c->batch->batch->n_results)
+		return "";
+	it = c->batch->batch->results[i];
+	return it->code != 0 && it->error != NULL ? it->error : "";
 }
 
 /* ---- reads ------------------------------------------------------------------ */

@@ -234,6 +234,10 @@ int msce_put_batch(msce_client *c, const struct msce_put *puts, size_t n,
 int msce_put_batch_opts(msce_client *c, const struct msce_put *puts,
 			size_t n, const struct msce_put_opts *opts,
 			struct msce_write_result *res, int *codes);
+/* Why write i of c's last batch was refused, in the node's words (which
+ * field, which rule); "" if it was not, or there is no write i. Valid
+ * until the next batch on c or msce_close. */
+const char *msce_batch_errmsg(const msce_client *c, size_t i);
 
 /* ---- reads --------------------------------------------------------------- */
 

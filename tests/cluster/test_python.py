@@ -258,9 +258,13 @@ class PythonTest(ClusterTestCase):
                                       "status": "open", "center": "n1"})
             res = a.batch([reg("B1"), case("k1", "B1"), case("k2", "B2"), reg("B2")])
             print("batch", [type(x).__name__ for x in res])
+            print("why", res[2].message)
             print("k1", a.get("case", "k1")["person"])
         """, env={"S1": c.nodes[0].socket})
         self.assertIn("batch ['WriteResult', 'WriteResult', 'NotFound', 'WriteResult']", out)
+        # The refusal says why, in the node's words (msce_batch_errmsg).
+        self.assertIn('why case.person: no registration "FRA:B2" has reached this '
+                      'center', out)
         self.assertIn("k1 FRA:B1", out)
 
     def test_watch_iterator_survives_a_restart(self):

@@ -197,6 +197,7 @@ delete = _fn("msce_delete", c_int, client_p, c_char_p, c_char_p,
 put_batch_opts = _fn("msce_put_batch_opts", c_int, client_p, POINTER(Put),
                      c_size_t, POINTER(PutOpts), POINTER(WriteResult),
                      POINTER(c_int))
+batch_errmsg = _fn("msce_batch_errmsg", c_char_p, client_p, c_size_t)
 
 get_fields = _fn("msce_get_fields", c_int, client_p, c_char_p, c_char_p,
                  POINTER(c_char_p), c_size_t, POINTER(record_p))

@@ -381,7 +381,9 @@ class Client:
         if rc:
             self._fail(rc)
         return [_write_result(res[i]) if codes[i] == 0
-                else error(codes[i], "write %d of the batch refused" % i)
+                else error(codes[i], (_lib.batch_errmsg(self._live(), i)
+                                      or b"").decode(errors="replace")
+                           or "write %d of the batch refused" % i)
                 for i in range(len(puts))]
 
     def resolve(self, collection, key, field, value):
