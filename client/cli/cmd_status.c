@@ -186,7 +186,7 @@ static void status_text(const Msce__StatusResult *s, const char *dig,
 	for (size_t i = 0; i < s->n_peers; i++) {
 		const Msce__PeerStatus *p = s->peers[i];
 		double ago = ago_ms(s, p->last_contact_ms);
-		char when[32], lagc[24], lags[24];
+		char when[32], lagc[24], lags[24], off[32];
 		if (ago < 0)
 			snprintf(when, sizeof when, "never");
 		else
@@ -201,9 +201,14 @@ static void status_text(const Msce__StatusResult *s, const char *dig,
 			snprintf(lags, sizeof lags, "%.1f",
 				 (double)p->lag_ms / 1000.0);
 		}
-		printf("%-22s %-6s %10s %9s %13s %7lldms%s\n", c,
-		       p->connected ? "up" : "DOWN", lagc, lags, when,
-		       (long long)p->clock_offset_ms,
+		/* No contact, no measure (a clock refusal measures one). */
+		if (ago < 0 && !p->clock_refused)
+			snprintf(off, sizeof off, "?");
+		else
+			snprintf(off, sizeof off, "%lldms",
+				 (long long)p->clock_offset_ms);
+		printf("%-22s %-6s %10s %9s %13s %9s%s\n", c,
+		       p->connected ? "up" : "DOWN", lagc, lags, when, off,
 		       p->clock_refused ? " CLOCK" : "");
 	}
 	printf("%-22s %-16s %11s  %s\n", "node", "digest", "report age",
