@@ -136,7 +136,7 @@ class HeldChangesTest(ClusterTestCase):
             failures0 = failures()
             acked0 = w.count()
             rss = []
-            for _ in range(12):
+            for _ in range(9):
                 time.sleep(1)
                 self.assertEqual(links(), before, "a link went down or was "
                                  "redialled while node 2's store refused writes")
@@ -219,7 +219,7 @@ class HeldChangesTest(ClusterTestCase):
             offset = n2.log_size()
             failures = set()
             flapped = 0
-            for _ in range(16):
+            for _ in range(12):
                 time.sleep(0.5)
                 st = c.status(n2)
                 failures.add(st["store_failure"])
@@ -238,6 +238,49 @@ class HeldChangesTest(ClusterTestCase):
         self.assertEqual(flapped, 0, "store_failed went back to 0 while the disk was full")
         self.assertNotIn("store accepts writes again", log)
         self.assertEqual(failures, {"No space left on device"})
+
+    @unittest.expectedFailure  # a snapshot the failed store cannot merge closes the link, redialled ~8/s
+    def test_a_failing_disk_past_the_log_retention_keeps_the_links(self):
+        """When the peers' logs no longer hold what node 2 lacks (a short
+        log_retention here; a long outage with the default), they offer it
+        a snapshot: node 2, which cannot merge it while its store refuses
+        writes, must keep the link as it does for changes, not close it and
+        be offered the snapshot again many times a second."""
+        require_binaries("MSCE_FAILSYNC_LIB")
+        c = self.make_cluster(3, start=False, log_retention=20)
+        n1, n2, n3 = c.nodes
+        flag = os.path.join(c.dir, "disk-fails")
+        n2.env = {"LD_PRELOAD": os.path.abspath(MSCE_FAILSYNC_LIB), "MSCE_FAILSYNC": flag,
+                  "ASAN_OPTIONS": "verify_asan_link_order=0:" +
+                  os.environ.get("ASAN_OPTIONS", "")}
+        c.start_all()
+        for x in c.nodes:
+            c.wait_connected(x, [y.id for y in c.nodes if y is not x])
+        with Writer(c, n1, 2000) as w:
+            wait_until(lambda: w.count() >= 10, 30, "the first writes")
+            open(flag, "w").close()
+            wait_until(lambda: c.counters(n2)["store_failed"] == 1, 20,
+                       "node 2's store to fail")
+            # The peers write past their log retention, and relay.
+            wait_until(lambda: c.counters(n3)["log_truncated"] > 40, 30,
+                       "node 3 to truncate its log")
+            time.sleep(3)
+            sessions = c.counters(n2)["sessions_established"]
+            offset = n2.log_size()
+            time.sleep(6)
+            log = n2.log_since(offset)
+            now = c.counters(n2)["sessions_established"]
+            os.unlink(flag)
+            wait_until(lambda: c.counters(n2)["store_failed"] == 0, 30,
+                       "node 2's probe commit to succeed")
+        c.wait_converged(timeout=60)
+        self.check_all_acked(c, w.acked)
+        # On this build: about 50 sessions in 6 s, each a snapshot received,
+        # refused ("cannot merge a snapshot ... store refuses writes") and
+        # the link closed ("local store error").
+        self.assertLessEqual(now - sessions, 1, "node 2's links were redialled "
+                             "%d times in 6 s" % (now - sessions))
+        self.assertEqual(log.count("closing the session: local store error"), 0)
 
 
 if __name__ == "__main__":
