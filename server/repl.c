@@ -147,6 +147,9 @@ struct peer {
 	int apply_held;
 	uint64_t apply_retry_at;
 	int apply_failing; /* logged once, until an apply succeeds */
+	/* A snapshot we refused for our store's failure: its chunks still
+	 * in flight are dropped. */
+	uint64_t snap_refused_id;
 	uint32_t rx_epoch;
 	int applying;
 	uint64_t apply_token;
@@ -863,6 +866,7 @@ static void session_reset(struct repl *r, struct peer *p)
 	p->snap_asked = 0;
 	p->snap_offered = 0;
 	p->rx_snap_id = 0;
+	p->snap_refused_id = 0;
 	p->rx_started = 0;
 	rxsnap_free(p->snap_next); /* the driver never had it */
 	p->snap_next = NULL;
@@ -2678,6 +2682,12 @@ static int on_snapshot(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 		p->clock_refused = 1;
 		return e->code;
 	}
+	if (c->snapshot_id == p->snap_refused_id &&
+	    !MUTANT("refused_snapshot_chunks_taken")) {
+		/* Sent before our refusal of it reached the sender. */
+		pb_arena_free(m);
+		return 0;
+	}
 	if (c->snapshot_id != p->rx_snap_id) {
 		/* A new snapshot: we must have asked for it, and its first
 		 * chunk carries the vector and what proves it. */
@@ -2692,10 +2702,22 @@ static int on_snapshot(struct repl *r, struct peer *p, Msce__PeerMsg *m,
 		p->rx_snap_nsegs = c->n_cover;
 		if (p->rx_snap_vv == NULL || p->rx_snap_segs == NULL)
 			return err_set(e, MSCE_EPROTO, "bad snapshot vector");
-		if (!snap_ahead(r, p->rx_snap_vv, p->rx_snap_nvv))
-			return err_set(e, MSCE_EAUTH,
-				       "a snapshot whose vector is nowhere "
-				       "ahead of ours");
+		if (!snap_ahead(r, p->rx_snap_vv, p->rx_snap_nvv)) {
+			/* Nothing in it for us: caught up from another peer
+			 * since we asked (or an insider's empty snapshot).
+			 * Declined, never merged; the link stays. */
+			trace(r, LOG_INFO,
+			      "snapshot from node %u declined: its vector is "
+			      "nowhere ahead of ours",
+			      p->id);
+			p->snap_refused_id = c->snapshot_id;
+			p->snap_asked = 0;
+			send_ack(r, p, 0, MSCE_EBUSY,
+				 "snapshot declined: nowhere ahead of ours",
+				 c->snapshot_id);
+			pb_arena_free(m);
+			return 0;
+		}
 		p->rx_snap_id = c->snapshot_id;
 		p->rx_started = 0;
 		p->snaps_recv++;
@@ -2767,13 +2789,28 @@ void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
 		return;
 	}
 	if (rc != 0) {
+		/* Our store is in trouble (a full disk): refuse the snapshot,
+		 * as one from a clock too far ahead, and keep the link; the
+		 * sender offers it again after its retry_ms. */
+		uint64_t id = x->m->snapshot->snapshot_id;
 		r->counters.store_errors++;
-		trace(r, LOG_ERROR, "cannot merge a snapshot from node %u: %s",
+		trace(r, p->apply_failing ? LOG_DEBUG : LOG_WARN,
+		      "cannot merge a snapshot from node %u (it offers it "
+		      "again later): %s",
 		      p->id, e ? e->msg : err_str(rc));
+		p->apply_failing = 1;
 		rxsnap_free(x);
-		r->io->close(r->io->data, p->id, rc, "local store error");
-		p->state = REPL_DOWN;
+		p->snap_refused_id = id;
+		p->rx_snap_id = 0;
+		p->snap_in.active = 0;
+		p->snap_asked = 0;
+		send_ack(r, p, 0, rc, e ? e->msg : err_str(rc), id);
 		return;
+	}
+	if (p->apply_failing) {
+		p->apply_failing = 0;
+		trace(r, LOG_INFO, "changes from node %u applied again",
+		      p->id);
 	}
 	if (x->chunk.done) {
 		trace(r, LOG_INFO, "snapshot from node %u merged", p->id);

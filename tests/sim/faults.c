@@ -28,8 +28,9 @@
  * runs as it did before it existed.
  *
  * A full disk (FAULT_FULL, only when asked for): a node's store refuses to
- * apply peers' changes for up to six seconds; the core must keep what
- * came and apply it later. Its own stream of draws, too.
+ * apply peers' changes or merge a snapshot for up to six seconds; the
+ * core must keep the changes that came and apply them later, and refuse
+ * the snapshot, to be offered again. Its own stream of draws, too.
  *
  * faults_heal_all ends them all for the final quiescence; clocks are set
  * right and sim time jumps past the largest offset used, so that changes

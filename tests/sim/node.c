@@ -545,10 +545,16 @@ void node_job_run(struct sim *s, int i)
 	memset(&res, 0, sizeof res);
 	err_clear(&e);
 	if (j->chunk != NULL) {
-		rc = store_snap_apply(nd->store, j->chunk, &e);
+		if (nd->full_until > s->now) /* FAULT_FULL: nothing merged */
+			rc = err_set(&e, MSCE_EREADONLY,
+				     "store refuses writes since a commit "
+				     "failed (No space left on device)");
+		else
+			rc = store_snap_apply(nd->store, j->chunk, &e);
 		/* A map that cannot grow while this node reads a snapshot
 		 * is retried: the core drops the link and starts over. */
 		if (rc != 0 && rc != MSCE_EBUSY &&
+		    !(nd->full_until > s->now && rc == MSCE_EREADONLY) &&
 		    !((s->opt.faults & FAULT_FORGE) && rc == MSCE_EAUTH))
 			sim_fail(s, "node %u: snapshot chunk: %s: %s", nd->id,
 				 err_name(rc), e.msg);

@@ -550,6 +550,15 @@ static void run_seed(uint64_t seed, const struct sim_opts *o,
 		total.snapshot_refusals += c.snapshot_refusals;
 		total.store_errors += c.store_errors;
 	}
+	/* Refusals are for insiders: honest peers are never refused as
+	 * forgers or for their snapshots. */
+	if (!s->failed && !(s->opt.faults & FAULT_FORGE) &&
+	    total.forged_refusals + total.snapshot_refusals > 0)
+		sim_fail(s,
+			 "an honest peer was refused: %llu changes as forged, "
+			 "%llu snapshots",
+			 (unsigned long long)total.forged_refusals,
+			 (unsigned long long)total.snapshot_refusals);
 	out->failed = s->failed;
 	snprintf(out->reason, sizeof out->reason, "%s", s->reason);
 	out->snapshots = total.snapshots_sent + total.snapshots_received > 0;
