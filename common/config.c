@@ -34,9 +34,13 @@
 struct parser;
 typedef int (*setter_fn)(struct parser *p, const char *v);
 
+/* key_def.flags. A list setting may be given on several lines, each adding
+ * to the list: a line holds only about four base64 keys. */
+enum { KEY_REQUIRED = 1, KEY_LIST = 2 };
+
 struct key_def {
 	const char *name;
-	int required;
+	int flags;
 	setter_fn set;
 };
 
@@ -610,25 +614,38 @@ static int s_peer_key(struct parser *p, const char *v)
 	return set_key(p, cur_peer(p)->public_key, v);
 }
 
-/* A comma-separated list of base64 keys into keys (at most max). */
+/* Adds a comma-separated list of base64 keys to keys[0..*n) (at most max
+ * in all, over every line of the setting). A key already in the list
+ * counts once: it pins nothing new, and a config that repeated one in a
+ * line has always been read. */
 static int set_key_list(struct parser *p, uint8_t (*keys)[32], size_t max,
 			size_t *n, const char *v)
 {
 	char buf[1024], *save = NULL;
+	uint8_t k[32];
+	int any = 0;
 
 	if (strlen(v) >= sizeof buf)
 		return bad(p, "list too long");
 	snprintf(buf, sizeof buf, "%s", v);
-	*n = 0;
 	for (char *t = strtok_r(buf, ", \t", &save); t != NULL;
 	     t = strtok_r(NULL, ", \t", &save)) {
-		if (*n == max)
-			return bad(p, "more than %zu keys", max);
-		if (set_key(p, keys[*n], t))
+		size_t j;
+
+		if (set_key(p, k, t))
 			return -1;
-		(*n)++;
+		any = 1;
+		for (j = 0; j < *n; j++)
+			if (memcmp(keys[j], k, 32) == 0)
+				break;
+		if (j < *n)
+			continue;
+		if (*n == max)
+			return bad(p, "more than %zu keys over all its lines",
+				   max);
+		memcpy(keys[(*n)++], k, 32);
 	}
-	if (*n == 0)
+	if (!any)
 		return bad(p, "no key given");
 	return 0;
 }
@@ -646,29 +663,37 @@ static int s_peer_sign_key(struct parser *p, const char *v)
 			    &pe->nsign_keys, v);
 }
 
-/* ID:KEY, ID:KEY, ... */
+/* ID:KEY, ID:KEY, ..., added to the list (see set_key_list). */
 static int s_cluster_retired(struct parser *p, const char *v)
 {
 	char buf[8192], *save = NULL;
+	struct config_retired r;
+	struct config *c = p->cfg;
 
 	if (strlen(v) >= sizeof buf)
 		return bad(p, "list too long");
 	snprintf(buf, sizeof buf, "%s", v);
-	p->cfg->nretired = 0;
 	for (char *t = strtok_r(buf, ", \t", &save); t != NULL;
 	     t = strtok_r(NULL, ", \t", &save)) {
 		char *colon = strchr(t, ':');
-		struct config_retired *r;
-		if (p->cfg->nretired == CONFIG_MAX_RETIRED)
-			return bad(p, "more than %d retired centers",
-				   CONFIG_MAX_RETIRED);
+		size_t j;
+
 		if (colon == NULL)
 			return bad(p, "\"%s\" is not ID:SIGN_KEY", t);
 		*colon = '\0';
-		r = &p->cfg->retired[p->cfg->nretired];
-		if (set_id(p, &r->id, t) || set_key(p, r->sign_key, colon + 1))
+		memset(&r, 0, sizeof r); /* padding too: reload memcmps */
+		if (set_id(p, &r.id, t) || set_key(p, r.sign_key, colon + 1))
 			return -1;
-		p->cfg->nretired++;
+		for (j = 0; j < c->nretired; j++)
+			if (memcmp(&c->retired[j], &r, sizeof r) == 0)
+				break;
+		if (j < c->nretired)
+			continue;
+		if (c->nretired == CONFIG_MAX_RETIRED)
+			return bad(p, "more than %d retired signing keys over "
+				      "all its lines",
+				   CONFIG_MAX_RETIRED);
+		c->retired[c->nretired++] = r;
 	}
 	return 0;
 }
@@ -735,16 +760,16 @@ enum { PEER_ID, PEER_ADDRESS, PEER_KEY };
 enum { CLIENT_KEY, CLIENT_ROLE };
 
 static const struct key_def cluster_keys[] = {
-	{"name", 1, s_cluster_name},
-	{"retired", 0, s_cluster_retired},
+	{"name", KEY_REQUIRED, s_cluster_name},
+	{"retired", KEY_LIST, s_cluster_retired},
 };
 
 static const struct key_def node_keys[] = {
-	[NODE_ID] = {"id", 1, s_node_id},
-	[NODE_NAME] = {"name", 1, s_node_name},
-	[NODE_DATA_DIR] = {"data_dir", 1, s_data_dir},
-	[NODE_KEY] = {"key", 1, s_key},
-	[NODE_LISTEN] = {"listen", 1, s_listen},
+	[NODE_ID] = {"id", KEY_REQUIRED, s_node_id},
+	[NODE_NAME] = {"name", KEY_REQUIRED, s_node_name},
+	[NODE_DATA_DIR] = {"data_dir", KEY_REQUIRED, s_data_dir},
+	[NODE_KEY] = {"key", KEY_REQUIRED, s_key},
+	[NODE_LISTEN] = {"listen", KEY_REQUIRED, s_listen},
 	[NODE_CLIENT_LISTEN] = {"client_listen", 0, s_client_listen},
 	[NODE_SOCKET] = {"socket", 0, s_socket},
 	[NODE_METRICS_LISTEN] = {"metrics_listen", 0, s_metrics_listen},
@@ -764,19 +789,19 @@ static const struct key_def node_keys[] = {
 	{"client_idle_timeout", 0, s_client_idle_timeout},
 	{"client_max_connections_per_key", 0, s_client_conns_per_key},
 	{"backup_dir", 0, s_backup_dir},
-	{"old_sign_key", 0, s_old_sign_key},
+	{"old_sign_key", KEY_LIST, s_old_sign_key},
 };
 
 static const struct key_def peer_keys[] = {
-	[PEER_ID] = {"id", 1, s_peer_id},
-	[PEER_ADDRESS] = {"address", 1, s_peer_address},
-	[PEER_KEY] = {"public_key", 1, s_peer_key},
-	{"sign_key", 0, s_peer_sign_key},
+	[PEER_ID] = {"id", KEY_REQUIRED, s_peer_id},
+	[PEER_ADDRESS] = {"address", KEY_REQUIRED, s_peer_address},
+	[PEER_KEY] = {"public_key", KEY_REQUIRED, s_peer_key},
+	{"sign_key", KEY_LIST, s_peer_sign_key},
 };
 
 static const struct key_def client_keys[] = {
-	[CLIENT_KEY] = {"public_key", 1, s_client_key},
-	[CLIENT_ROLE] = {"role", 1, s_client_role},
+	[CLIENT_KEY] = {"public_key", KEY_REQUIRED, s_client_key},
+	[CLIENT_ROLE] = {"role", KEY_REQUIRED, s_client_role},
 };
 
 /* Collections whose records a center erases when their purpose ends. */
@@ -1073,11 +1098,12 @@ static int handler(void *user, const char *section, const char *name,
 		return 0;
 	}
 	seen = cur_seen(p);
-	if (seen->key_line[i] != 0) {
+	if (seen->key_line[i] != 0 && !(keys[i].flags & KEY_LIST)) {
 		bad(p, "set twice (first on line %d)", seen->key_line[i]);
 		return 0;
 	}
-	seen->key_line[i] = p->lineno;
+	if (seen->key_line[i] == 0)
+		seen->key_line[i] = p->lineno;
 	if (keys[i].set(p, value) != 0)
 		return 0;
 	return 1;
@@ -1093,7 +1119,7 @@ static int check_required(struct parser *p, enum sect_kind kind,
 
 	section_keys(kind, &keys, &n);
 	for (size_t i = 0; i < n; i++)
-		if (keys[i].required && s->key_line[i] == 0)
+		if ((keys[i].flags & KEY_REQUIRED) && s->key_line[i] == 0)
 			return fail_at(p, s->line, label, keys[i].name,
 				       "required setting is missing");
 	return 0;
@@ -1112,7 +1138,7 @@ static int check_section_present(struct parser *p, const struct seen *s,
 	section_keys(kind, &keys, &n);
 	req[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
-		if (!keys[i].required)
+		if (!(keys[i].flags & KEY_REQUIRED))
 			continue;
 		int w = snprintf(req + rl, sizeof req - rl, "%s%s",
 				 rl ? ", " : "", keys[i].name);

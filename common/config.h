@@ -9,7 +9,11 @@
  *
  * Paths (data_dir, key, socket) are used as written; relative ones resolve
  * against the daemon's working directory. Lines are limited by libinih's
- * line buffer (about 200 characters); longer ones are refused, not cut. */
+ * line buffer (about 200 characters); longer ones are refused, not cut.
+ * So the lists of keys ([cluster] retired, [peer] sign_key, [node]
+ * old_sign_key) may be given on several lines, each adding to the list in
+ * order (a key repeated counts once); any other setting given twice is an
+ * error. */
 #ifndef MSCE_CONFIG_H
 #define MSCE_CONFIG_H
 
@@ -38,7 +42,9 @@ enum { CONFIG_ROLE_RO = 1, CONFIG_ROLE_RW, CONFIG_ROLE_ADMIN };
 #define CONFIG_MAX_CLIENT_PARTIAL ((size_t)4 << 20) /* the largest request */
 #define CONFIG_MIN_CLIENT_PARTIAL ((size_t)64 << 10)
 
-#define CONFIG_MAX_SIGN_KEYS 4
+/* Signing keys per center (a current one and 15 rotations) and retired
+ * keys in all; each list may span several lines. */
+#define CONFIG_MAX_SIGN_KEYS 16
 #define CONFIG_MAX_RETIRED 64
 
 struct config_peer {

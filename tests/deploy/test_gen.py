@@ -3,6 +3,7 @@
 where the secrets go, that a rerun changes nothing, and that each mistake
 in a centers file is refused with its line named."""
 
+import base64
 import os
 import re
 import shutil
@@ -33,7 +34,9 @@ NAMES = ["shekou", "shenzhen-bay", "nanshan", "futian", "luohu", "baoan",
 
 
 def sections(text):
-    """{section header: {key: value}} of an INI text."""
+    """{section header: {key: value}} of an INI text. A key on several
+    lines (the lists of keys) has its values joined by ", ", as msced adds
+    them up."""
     out, cur = {}, None
     for line in text.splitlines():
         line = line.split(";", 1)[0].strip()
@@ -41,8 +44,21 @@ def sections(text):
             cur = out.setdefault(line, {})
         elif "=" in line:
             k, v = line.split("=", 1)
-            cur[k.strip()] = v.strip()
+            k, v = k.strip(), v.strip()
+            cur[k] = cur[k] + ", " + v if k in cur else v
     return out
+
+
+def list_value(v):
+    return [t for t in re.split(r"[,\s]+", v) if t]
+
+
+def parses(conf):
+    """msce -c CONF status reads CONF as msced does, then finds no node:
+    a config it refuses is named with the line instead."""
+    r = subprocess.run([MSCE, "-c", conf, "status", "--timeout", "1"],
+                       capture_output=True, text=True, timeout=30)
+    return r.returncode == 2 and "node unreachable" in r.stderr, r.stderr
 
 
 class GenTest(unittest.TestCase):
@@ -182,15 +198,17 @@ class GenTest(unittest.TestCase):
 
     def test_rotations_keep_every_signing_key(self):
         """Earlier signing keys stay pinned for good (snapshot covers
-        hold what they signed): each rotation adds one; a rotation that
-        would need more than a config line holds is refused, changing
-        nothing; the rotated center's own config lists its earlier ones
-        (old_sign_key), and a change to that alone is a reload."""
+        hold what they signed): each rotation adds one, past the four a
+        config line holds (the list goes on, over lines msced adds up);
+        a rotation past msced's 16 is refused, changing nothing; the
+        rotated center's own config lists its earlier ones (old_sign_key),
+        and a change to that or to a peer's list alone is a reload, while
+        a new center is a restart."""
         path = self.centers("a 1 10.0.0.1:7401\nb 2 10.0.0.2:7401\n")
         run_gen(path, self.out)
         keys = [self.read("b", ".sign.pub").strip()]
         self.assertNotIn("old_sign_key", self.read("b"))
-        for _ in range(3):
+        for i in range(5):
             run_gen("rotate", path, self.out, "b")
             keys.insert(0, self.read("b", ".sign.pub").strip())
             self.assertEqual(sections(self.read("a"))["[peer b]"]["sign_key"],
@@ -198,31 +216,123 @@ class GenTest(unittest.TestCase):
             self.assertEqual(sections(self.read("b"))["[node]"]["old_sign_key"],
                              ", ".join(keys[1:]))
             self.assertEqual(self.read("b", ".sign.pub.old").split(), keys[1:])
-        self.assertEqual(len(keys), 4)
+            for n in ("a", "b"):
+                ok, err = parses(os.path.join(self.out, n, n + ".conf"))
+                self.assertTrue(ok, "%s after rotation %d: %s" % (n, i + 1, err))
+            r = run_gen("--check", self.out, check=False)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        # Six keys: two lines, four on the first, newest first.
+        self.assertEqual(re.findall(r"^sign_key = (.*)$", self.read("a"), re.M),
+                         [", ".join(keys[:4]), ", ".join(keys[4:])])
+        self.assertEqual(len(re.findall(r"^old_sign_key = ", self.read("b"),
+                                        re.M)), 2)
+        # Up to msced's 16: ten earlier keys more (as if rotated), then a
+        # new center pins all 16, and is a restart for the others.
+        more = [base64.b64encode(os.urandom(32)).decode() for _ in range(10)]
+        with open(os.path.join(self.out, "b", "b.sign.pub.old"), "a") as f:
+            f.write("".join(k + "\n" for k in more))
+        keys += more
+        path = self.centers("a 1 10.0.0.1:7401\nb 2 10.0.0.2:7401\n"
+                            "c 3 10.0.0.3:7401\n")
+        r = run_gen(path, self.out)
+        self.assertIn("configs changed (restart these centers): a b c\n",
+                      r.stdout)
+        for n in ("a", "c"):
+            self.assertEqual(sections(self.read(n))["[peer b]"]["sign_key"],
+                             ", ".join(keys))
+        for n in ("a", "b", "c"):
+            text = self.read(n)
+            self.assertLessEqual(max(len(ln) for ln in text.splitlines()), 199)
+            ok, err = parses(os.path.join(self.out, n, n + ".conf"))
+            self.assertTrue(ok, "%s with 16 keys: %s" % (n, err))
+        self.assertEqual(run_gen("--check", self.out).returncode, 0)
         a_before, pub_before = self.read("a"), self.read("b", ".pub")
         r = run_gen("rotate", path, self.out, "b", check=False)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("at most 4", r.stderr)
+        self.assertIn("has had 16 signing keys", r.stderr)
+        self.assertIn("msced pins at most 16 a center", r.stderr)
         self.assertEqual(self.read("a"), a_before)
         self.assertEqual(self.read("b", ".pub"), pub_before)
         self.assertFalse(os.path.exists(os.path.join(self.out, "b", "b.new.key")))
-        # An old_sign_key change alone: a reload. msced reads the config.
-        conf = os.path.join(self.out, "b", "b.conf")
-        with open(conf) as f:
-            text = f.read()
-        with open(conf, "w") as f:
-            f.write(re.sub(r"old_sign_key = .*\n", "", text))
-        r = run_gen(path, self.out)
-        self.assertIn("configs changed (reload these centers, no restart "
-                      "needed): b\n", r.stdout)
-        r = subprocess.run([MSCE, "-c", conf, "status", "--timeout", "1"],
-                           capture_output=True, text=True, timeout=30)
-        self.assertIn("node unreachable", r.stderr)
+        # A change to a list alone, one of its lines: a reload. msced
+        # reads the configs.
+        for n, key in (("b", "old_sign_key"), ("a", "sign_key")):
+            conf = os.path.join(self.out, n, n + ".conf")
+            with open(conf) as f:
+                text = f.read()
+            with open(conf, "w") as f:
+                f.write(re.sub(r"\n%s = .*\n" % key, "\n", text, count=1))
+            r = run_gen(path, self.out)
+            self.assertIn("configs changed (reload these centers, no restart "
+                          "needed): %s\n" % n, r.stdout)
+            self.assertNotIn("restart these", r.stdout)
+            self.assertTrue(parses(conf)[0])
         # Not a setting of the centers file: msce-gen writes it.
         r = run_gen("--set", "old_sign_key=" + keys[1], path, self.out,
                     check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("old_sign_key is not given here", r.stderr)
+
+    def test_five_centers_retired(self):
+        """Every retired center's signing keys stay in [cluster] retired
+        for good; past three (what a 199-character line holds) the list
+        goes on over lines msced adds up: every config still parses and
+        --check, which reads the list to leave retired centers out,
+        passes."""
+        names = ["a", "b", "c", "d", "e", "f", "g"]
+        live = "".join("%s %d 10.0.0.%d:7401\n" % (n, i + 1, i + 1)
+                       for i, n in enumerate(names))
+        path = self.centers(live)
+        run_gen(path, self.out)
+        run_gen("rotate", path, self.out, "c")  # c leaves two keys
+        signs = {n: self.read(n, ".sign.pub").strip() for n in names}
+        old_c = self.read("c", ".sign.pub.old").strip()
+        want = []
+        for i, n in enumerate(names[2:]):
+            live = live.replace("%s %d 10.0.0.%d:7401" % (n, i + 3, i + 3),
+                                "%s %d retired" % (n, i + 3))
+            path = self.centers(live)
+            run_gen(path, self.out)
+            want += ["%d:%s" % (i + 3, signs[n])]
+            if n == "c":
+                want += ["3:" + old_c]
+            for m in ("a", "b"):
+                text = self.read(m)
+                self.assertEqual(sections(text)["[cluster]"]["retired"],
+                                 ", ".join(want))
+                self.assertLessEqual(max(len(ln) for ln in text.splitlines()),
+                                     199)
+                self.assertNotIn("[peer %s]" % n, text)
+                ok, err = parses(os.path.join(self.out, m, m + ".conf"))
+                self.assertTrue(ok, "%s after retiring %s: %s" % (m, n, err))
+            r = run_gen("--check", self.out, check=False)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("check: %d configs agree" % (6 - i), r.stdout)
+            for j, gone in enumerate(names[2:3 + i]):
+                self.assertIn("check: %s (id %d) is retired in the others' "
+                              "configs" % (gone, j + 3), r.stdout)
+        self.assertEqual(len(want), 6)
+        self.assertEqual(len(re.findall(r"^retired = ", self.read("a"), re.M)), 2)
+        # msced pins 64 retired keys at most: 58 more fit, 59 are refused.
+        for n in range(1, 60):
+            d = os.path.join(self.out, "old%d" % n)
+            os.makedirs(d)
+            with open(os.path.join(d, "old%d.sign.pub" % n), "w") as f:
+                f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+        more = "".join("old%d %d retired\n" % (n, 100 + n) for n in range(1, 59))
+        run_gen(self.centers(live + more), self.out)
+        self.assertEqual(len(list_value(sections(self.read("a"))["[cluster]"]
+                                        ["retired"])), 64)
+        for m in ("a", "b"):
+            ok, err = parses(os.path.join(self.out, m, m + ".conf"))
+            self.assertTrue(ok, "%s with 64 retired keys: %s" % (m, err))
+        a_before = self.read("a")
+        r = run_gen(self.centers(live + more + "old59 159 retired\n"), self.out,
+                    check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("the retired centers have 65 signing keys in all; msced "
+                      "pins at most 64", r.stderr)
+        self.assertEqual(self.read("a"), a_before)
 
     def test_system_paths_and_local_layout(self):
         path = self.centers("a 1 127.0.0.1:7401\nb 2 127.0.0.1:7402\n")

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "keyfile.h"
 #include "log.h"
 
 #define K1 "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
@@ -706,7 +707,7 @@ static void test_old_sign_key(void **state)
 						      "," K2 "," K3 "," K4 "\n",
 					     "node.conf", &cfg, &e),
 			 0);
-	assert_int_equal(cfg.nold_sign_keys, CONFIG_MAX_SIGN_KEYS);
+	assert_int_equal(cfg.nold_sign_keys, 4);
 	config_free(&cfg);
 	assert_int_equal(config_parse_string(MIN_HEAD, "node.conf", &cfg, &e),
 			 0);
@@ -718,6 +719,167 @@ static void test_old_sign_key(void **state)
 		    "node.conf:9: [node] old_sign_key", "no key given", NULL);
 	expect_fail(MIN_HEAD "old_sign_keys = " K1 "\n", "unknown setting",
 		    "backup_dir, old_sign_key)", NULL);
+}
+
+/* Appends lines "name = KEY, KEY, ..." of up to per keys each, so that
+ * none passes 199 characters, with keys first..first+n-1 (key i is 32
+ * bytes of i; "retired" gets ID:KEY with id i). buf ends with a newline
+ * before and after. */
+static void key_lines(char *buf, size_t cap, const char *name, int first,
+		      int n, int per)
+{
+	int retired = strcmp(name, "retired") == 0;
+	uint8_t k[32];
+	char b64[64], id[16];
+
+	for (int i = 0; i < n; i++) {
+		size_t used = strlen(buf);
+
+		fill(k, (uint8_t)(first + i));
+		key_to_base64(k, b64);
+		snprintf(id, sizeof id, "%d:", first + i);
+		if (i % per)
+			snprintf(buf + used, cap - used, ", %s%s",
+				 retired ? id : "", b64);
+		else
+			snprintf(buf + used, cap - used, "%s%s = %s%s",
+				 i ? "\n" : "", name, retired ? id : "", b64);
+	}
+	strncat(buf, "\n", cap - strlen(buf) - 1);
+}
+
+/* The lists of keys ([cluster] retired, [peer] sign_key, [node]
+ * old_sign_key) may span lines: a line holds four keys at most (libinih
+ * reads 199 characters), and a center's keys pile up over the years.
+ * Each line adds to the list, in order; a key given again counts once;
+ * the limits count every line; any other setting is still set once. */
+static void test_key_lists_span_lines(void **state)
+{
+	struct config cfg;
+	struct err e;
+	char text[16384];
+	uint8_t k[32];
+	const char *node = "[node]\nid = 1\nname = shekou\ndata_dir = /d\n"
+			   "key = /k\nlisten = 1.2.3.4:5\n";
+
+	(void)state;
+	assert_int_equal(
+	    config_parse_string("[cluster]\nname = c1\n"
+				"retired = 7:" K1 ", 8:" K2 "\n"
+				"retired = 9:" K3 "\n"
+				"[node]\nid = 1\nname = shekou\n"
+				"data_dir = /d\nkey = /k\nlisten = 1.2.3.4:5\n"
+				"old_sign_key = " K4 "\n"
+				"old_sign_key = " K3 ", " K2 "\n"
+				"[peer bay]\nid = 2\naddress = 10.0.2.10:7401\n"
+				"public_key = " K1 "\n"
+				"sign_key = " K1 ", " K2 "\n"
+				"sign_key = " K3 "\n"
+				"sign_key = " K2 ", " K4 "   ; repeated: once\n",
+				"node.conf", &cfg, &e),
+	    0);
+	assert_int_equal(cfg.nretired, 3);
+	assert_int_equal(cfg.retired[0].id, 7);
+	assert_int_equal(cfg.retired[2].id, 9);
+	fill(k, 3);
+	assert_memory_equal(cfg.retired[2].sign_key, k, 32);
+	assert_int_equal(cfg.nold_sign_keys, 3);
+	fill(k, 4);
+	assert_memory_equal(cfg.old_sign_keys[0], k, 32);
+	fill(k, 2);
+	assert_memory_equal(cfg.old_sign_keys[2], k, 32);
+	assert_int_equal(cfg.npeers, 1);
+	assert_int_equal(cfg.peers[0].nsign_keys, 4);
+	for (int i = 0; i < 4; i++) {
+		fill(k, (uint8_t)(i + 1));
+		assert_memory_equal(cfg.peers[0].sign_keys[i], k, 32);
+	}
+	config_free(&cfg);
+
+	/* Up to the limits, then one more refused on its line. */
+	snprintf(text, sizeof text, MIN_HEAD PEER_BAY);
+	key_lines(text, sizeof text, "sign_key", 1, CONFIG_MAX_SIGN_KEYS, 4);
+	assert_int_equal(config_parse_string(text, "node.conf", &cfg, &e), 0);
+	assert_int_equal(cfg.peers[0].nsign_keys, CONFIG_MAX_SIGN_KEYS);
+	fill(k, CONFIG_MAX_SIGN_KEYS);
+	assert_memory_equal(cfg.peers[0].sign_keys[CONFIG_MAX_SIGN_KEYS - 1],
+			    k, 32);
+	config_free(&cfg);
+	strcat(text, "sign_key = " K1 "\n"); /* again: counts once */
+	assert_int_equal(config_parse_string(text, "node.conf", &cfg, &e), 0);
+	config_free(&cfg);
+	key_lines(text, sizeof text, "sign_key", 100, 1, 4);
+	expect_fail(text, "[peer bay] sign_key: more than 16 keys over all "
+			  "its lines",
+		    NULL, NULL);
+
+	snprintf(text, sizeof text, MIN_HEAD);
+	key_lines(text, sizeof text, "old_sign_key", 1, CONFIG_MAX_SIGN_KEYS,
+		  3);
+	assert_int_equal(config_parse_string(text, "node.conf", &cfg, &e), 0);
+	assert_int_equal(cfg.nold_sign_keys, CONFIG_MAX_SIGN_KEYS);
+	config_free(&cfg);
+	key_lines(text, sizeof text, "old_sign_key", 100, 1, 3);
+	expect_fail(text, "[node] old_sign_key: more than 16 keys", NULL,
+		    NULL);
+
+	snprintf(text, sizeof text, "[cluster]\nname = c1\n");
+	key_lines(text, sizeof text, "retired", 2, CONFIG_MAX_RETIRED, 3);
+	strcat(text, node);
+	assert_int_equal(config_parse_string(text, "node.conf", &cfg, &e), 0);
+	assert_int_equal(cfg.nretired, CONFIG_MAX_RETIRED);
+	assert_int_equal(cfg.retired[CONFIG_MAX_RETIRED - 1].id,
+			 CONFIG_MAX_RETIRED + 1);
+	config_free(&cfg);
+	snprintf(text, sizeof text, "[cluster]\nname = c1\n");
+	key_lines(text, sizeof text, "retired", 2, CONFIG_MAX_RETIRED + 1,
+		  3);
+	strcat(text, node);
+	expect_fail(text, "node.conf:24: [cluster] retired: more than 64 "
+			  "retired signing keys over all its lines",
+		    NULL, NULL);
+
+	/* Each line still names a key, and the other settings are set
+	 * once, in any section. */
+	expect_fail(MIN_HEAD "old_sign_key = " K1 "\nold_sign_key =\n",
+		    "node.conf:10: [node] old_sign_key: no key given", NULL,
+		    NULL);
+	expect_fail(MIN_HEAD PEER_BAY "sign_key = " K1 "\nsign_key = " K2
+				      ", nope\n",
+		    "node.conf:14: [peer bay] sign_key: \"nope\"", NULL, NULL);
+	expect_fail(MIN_HEAD PEER_BAY "public_key = " K2 "\n",
+		    "node.conf:13: [peer bay] public_key: set twice (first on "
+		    "line 12)",
+		    NULL, NULL);
+	expect_fail("[cluster]\nname = c1\nretired = 7:" K1 "\nname = c2\n",
+		    "node.conf:4: [cluster] name: set twice (first on line 2)",
+		    NULL, NULL);
+	expect_fail(MIN_HEAD "[client desk]\nrole = ro\nrole = rw\n",
+		    "node.conf:11: [client desk] role: set twice", NULL, NULL);
+}
+
+/* libinih reads 199 characters a line (200 with the NUL): a longer line
+ * is refused, not cut, lists included. */
+static void test_line_length_limit(void **state)
+{
+	struct config cfg;
+	struct err e;
+	char text[1024];
+	/* "old_sign_key = " and four keys: 15 + 4 * 44 + 3 * 2 = 197. */
+	const char *four = "old_sign_key = " K1 ", " K2 ", " K3 ", " K4;
+
+	(void)state;
+	assert_int_equal(strlen(four), 197);
+	snprintf(text, sizeof text, MIN_HEAD "%s  \n", four); /* 199 */
+	assert_int_equal(config_parse_string(text, "node.conf", &cfg, &e), 0);
+	assert_int_equal(cfg.nold_sign_keys, 4);
+	config_free(&cfg);
+	snprintf(text, sizeof text, MIN_HEAD "%s   \n", four); /* 200 */
+	expect_fail(text, "node.conf:9: line is too long (at most 199 "
+			  "characters)",
+		    NULL, NULL);
+	snprintf(text, sizeof text, MIN_HEAD "%s, " K1 "\n", four);
+	expect_fail(text, "node.conf:9: line is too long", NULL, NULL);
 }
 
 static void test_err_unknown_section(void **state)
@@ -897,6 +1059,8 @@ int main(void)
 		cmocka_unit_test(test_err_bad_key),
 		cmocka_unit_test(test_err_unknown_key),
 		cmocka_unit_test(test_old_sign_key),
+		cmocka_unit_test(test_key_lists_span_lines),
+		cmocka_unit_test(test_line_length_limit),
 		cmocka_unit_test(test_err_unknown_section),
 		cmocka_unit_test(test_err_duplicates),
 		cmocka_unit_test(test_err_same_address),
