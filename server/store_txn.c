@@ -321,6 +321,10 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 			st_commit_failed(s);
 			return e ? e->code : MSCE_EFULL;
 		}
+		/* LMDB takes a short write for EIO: that is how a full disk
+		 * shows when a batch outgrows what is left of it. */
+		if (rc == EIO && st_disk_room(s) < STORE_ROOM_TO_RESUME)
+			rc = ENOSPC;
 		if (rc) {
 			free(wp->vvs);
 			st_commit_failed(s);

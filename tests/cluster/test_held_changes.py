@@ -188,7 +188,6 @@ class HeldChangesTest(ClusterTestCase):
         c.wait_converged(timeout=60)
         self.check_all_acked(c, dict(w.acked, **w2.acked))
 
-    @unittest.expectedFailure  # a batch that overruns a full disk is EIO, and the store flaps
     def test_a_full_disk_overrun_by_peers_stays_refusing(self):
         if os.geteuid() != 0:
             self.skipTest("needs root to mount a small tmpfs")
