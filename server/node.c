@@ -113,17 +113,24 @@ struct call_job {
 	uint64_t u64;
 	struct vv_entry *upto;
 	size_t nupto;
+	uint64_t dropped; /* log truncation: changes dropped */
 };
 
 static int call_gc(struct store *s, void *arg, struct err *e);
+static int call_truncate(struct store *s, void *arg, struct err *e);
 
 static void call_done(struct writer_job *j)
 {
 	struct call_job *c = (struct call_job *)j;
+	/* A failed store logged its failure once; its background jobs,
+	 * refused every second meanwhile, need not say it again. */
 	if (j->rc)
-		log_warn("%s: %s", c->what, j->err.msg);
+		log_msg(j->rc == MSCE_EREADONLY ? LOG_DEBUG : LOG_WARN,
+			"%s: %s", c->what, j->err.msg);
 	else if (c->job.call == call_gc)
 		c->n->tombstones_collected += c->u64;
+	else if (c->job.call == call_truncate)
+		c->n->log_truncated += c->dropped;
 	free(c->upto);
 	free(c);
 }
@@ -164,7 +171,20 @@ static int submit_call(void *ctx, const char *what,
 static int call_truncate(struct store *s, void *arg, struct err *e)
 {
 	struct call_job *c = arg;
-	return store_log_truncate(s, c->origin, c->u64, e);
+	struct vv_entry vv[MSCE_MAX_ORIGINS];
+	size_t n = store_vv(s, vv, MSCE_MAX_ORIGINS);
+	uint64_t floor = 0;
+	int rc;
+
+	for (size_t i = 0; i < n && i < MSCE_MAX_ORIGINS; i++)
+		if (vv[i].origin == c->origin)
+			floor = vv[i].floor;
+	rc = store_log_truncate(s, c->origin, c->u64, e);
+	n = store_vv(s, vv, MSCE_MAX_ORIGINS);
+	for (size_t i = 0; rc == 0 && i < n && i < MSCE_MAX_ORIGINS; i++)
+		if (vv[i].origin == c->origin && vv[i].floor > floor)
+			c->dropped = vv[i].floor - floor; /* read in call_done */
+	return rc;
 }
 static int call_gc(struct store *s, void *arg, struct err *e)
 {

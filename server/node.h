@@ -37,6 +37,7 @@ struct node {
 	void *stopped_arg;
 	uint64_t client_requests, client_errors;
 	uint64_t tombstones_collected; /* by the writer thread */
+	uint64_t log_truncated;	       /* changes dropped from the log */
 	int retrying;		/* a store probe commit is queued */
 	uint64_t next_retry_ms; /* when to try the next one */
 	int store_down;		/* its failure has been logged */

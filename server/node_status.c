@@ -228,7 +228,7 @@ static int fill_counters(struct node *n, struct arena *a,
 	C("writer_collisions", rc.writer_collisions);
 	C("store_errors", rc.store_errors);
 	C("tombstones_collected", n->tombstones_collected);
-	C("log_truncated", rc.log_truncated);
+	C("log_truncated", n->log_truncated);
 	C("client_requests", n->client_requests);
 	C("client_errors", n->client_errors);
 	if (n->clients != NULL) {

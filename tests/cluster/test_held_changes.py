@@ -264,10 +264,13 @@ class HeldChangesTest(ClusterTestCase):
                        "node 3 to truncate its log")
             time.sleep(3)
             sessions = c.counters(n2)["sessions_established"]
+            truncated = c.counters(n2)["log_truncated"]
             offset = n2.log_size()
             time.sleep(6)
             log = n2.log_since(offset)
             now = c.counters(n2)["sessions_established"]
+            # Truncations its failed store refused are not counted.
+            self.assertEqual(c.counters(n2)["log_truncated"], truncated)
             os.unlink(flag)
             wait_until(lambda: c.counters(n2)["store_failed"] == 0, 30,
                        "node 2's probe commit to succeed")
