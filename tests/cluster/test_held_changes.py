@@ -155,8 +155,11 @@ class HeldChangesTest(ClusterTestCase):
             self.assertGreaterEqual(failures() - failures0, held_s / 2 - 2)
             # Senders stop at their window: memory levels off (2 peers x
             # 4 MiB, decoded ahead), it does not grow with the writes.
-            self.assertLess(max(rss), 64 << 10, rss)
-            self.assertLess(rss[-1] - rss[len(rss) // 2], 8 << 10, rss)
+            # (Not under ASan: its quarantine keeps what is freed, so the
+            # resident size grows with the retries' allocations.)
+            if os.environ.get("MSCE_SANITIZED") not in ("ON", "1", "TRUE"):
+                self.assertLess(max(rss), 64 << 10, rss)
+                self.assertLess(rss[-1] - rss[len(rss) // 2], 8 << 10, rss)
             # A few lines a second at most (no redial storm).
             lines = len(n2.log_text().splitlines()) - log_lines
             self.assertLess(lines, 4 * held_s + 10, n2.log_tail(20))
