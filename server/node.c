@@ -168,22 +168,26 @@ static int submit_call(void *ctx, const char *what,
 	return 0;
 }
 
+/* The log floor of origin in s (0 if it has none). */
+static uint64_t log_floor(struct store *s, uint32_t origin)
+{
+	struct vv_entry vv[MSCE_MAX_ORIGINS];
+	size_t n = store_vv(s, vv, MSCE_MAX_ORIGINS);
+
+	for (size_t i = 0; i < n && i < MSCE_MAX_ORIGINS; i++)
+		if (vv[i].origin == origin)
+			return vv[i].floor;
+	return 0;
+}
+
 static int call_truncate(struct store *s, void *arg, struct err *e)
 {
 	struct call_job *c = arg;
-	struct vv_entry vv[MSCE_MAX_ORIGINS];
-	size_t n = store_vv(s, vv, MSCE_MAX_ORIGINS);
-	uint64_t floor = 0;
-	int rc;
+	uint64_t before = log_floor(s, c->origin), after;
+	int rc = store_log_truncate(s, c->origin, c->u64, e);
 
-	for (size_t i = 0; i < n && i < MSCE_MAX_ORIGINS; i++)
-		if (vv[i].origin == c->origin)
-			floor = vv[i].floor;
-	rc = store_log_truncate(s, c->origin, c->u64, e);
-	n = store_vv(s, vv, MSCE_MAX_ORIGINS);
-	for (size_t i = 0; rc == 0 && i < n && i < MSCE_MAX_ORIGINS; i++)
-		if (vv[i].origin == c->origin && vv[i].floor > floor)
-			c->dropped = vv[i].floor - floor; /* read in call_done */
+	after = rc == 0 ? log_floor(s, c->origin) : before;
+	c->dropped = after > before ? after - before : 0; /* in call_done */
 	return rc;
 }
 static int call_gc(struct store *s, void *arg, struct err *e)

@@ -2160,6 +2160,26 @@ static struct peer *peer_by_token(struct repl *r, uint64_t token, int snap)
 	return NULL;
 }
 
+/* Our store could not take what p sent (a full disk): said once, until
+ * what p sends is taken again (store_ok). */
+static void store_trouble(struct repl *r, struct peer *p, const char *what,
+			  const char *then, int rc, const struct err *e)
+{
+	r->counters.store_errors++;
+	trace(r, p->apply_failing ? LOG_DEBUG : LOG_WARN,
+	      "cannot %s from node %u (%s): %s", what, p->id, then,
+	      e ? e->msg : err_str(rc));
+	p->apply_failing = 1;
+}
+
+static void store_ok(struct repl *r, struct peer *p)
+{
+	if (!p->apply_failing)
+		return;
+	p->apply_failing = 0;
+	trace(r, LOG_INFO, "changes from node %u applied again", p->id);
+}
+
 /* Whether an apply's rc is the peer's changes refused (handled below), not
  * our store failing. */
 static int apply_refusal(int rc)
@@ -2209,14 +2229,10 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		 * retry_ms; the sender, unacknowledged, stops at its window.
 		 * (A closed link would be dialled, resent and refused again,
 		 * many times a second, snapshot offers and all.) */
-		r->counters.store_errors++;
-		/* Once, not at every try: the store logged its failure. */
-		trace(r, p->apply_failing ? LOG_DEBUG : LOG_WARN,
-		      "cannot apply changes from node %u (trying again every "
-		      "%llu ms): %s",
-		      p->id, (unsigned long long)r->cfg.retry_ms,
-		      e ? e->msg : err_str(rc));
-		p->apply_failing = 1;
+		char then[48];
+		snprintf(then, sizeof then, "trying again every %llu ms",
+			 (unsigned long long)r->cfg.retry_ms);
+		store_trouble(r, p, "apply changes", then, rc, e);
 		if (MUTANT("held_apply_dropped")) {
 			rx_free(r, p->applying_msgs);
 			p->applying_msgs = NULL;
@@ -2281,11 +2297,7 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 	} else {
 		if (res && res->applied)
 			p->clock_refused = 0;
-		if (p->apply_failing) {
-			p->apply_failing = 0;
-			trace(r, LOG_INFO, "changes from node %u applied again",
-			      p->id);
-		}
+		store_ok(r, p);
 		send_ack(r, p, 0, 0, NULL, 0);
 		start_apply(r, p);
 	}
@@ -2793,12 +2805,8 @@ void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
 		 * as one from a clock too far ahead, and keep the link; the
 		 * sender offers it again after its retry_ms. */
 		uint64_t id = x->m->snapshot->snapshot_id;
-		r->counters.store_errors++;
-		trace(r, p->apply_failing ? LOG_DEBUG : LOG_WARN,
-		      "cannot merge a snapshot from node %u (it offers it "
-		      "again later): %s",
-		      p->id, e ? e->msg : err_str(rc));
-		p->apply_failing = 1;
+		store_trouble(r, p, "merge a snapshot",
+			      "it offers it again later", rc, e);
 		rxsnap_free(x);
 		p->snap_refused_id = id;
 		p->rx_snap_id = 0;
@@ -2807,11 +2815,7 @@ void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
 		send_ack(r, p, 0, rc, e ? e->msg : err_str(rc), id);
 		return;
 	}
-	if (p->apply_failing) {
-		p->apply_failing = 0;
-		trace(r, LOG_INFO, "changes from node %u applied again",
-		      p->id);
-	}
+	store_ok(r, p);
 	if (x->chunk.done) {
 		trace(r, LOG_INFO, "snapshot from node %u merged", p->id);
 		p->rx_snap_id = 0;

@@ -287,6 +287,24 @@ static struct conn *conn_new(struct peer_net *n, int outbound)
 }
 
 /* A dial that did not reach an authenticated session. */
+/* Tells the node why there is no session with p (for its status). */
+static void report_failed(struct peer_net *n, const struct peer *p,
+			  const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void report_failed(struct peer_net *n, const struct peer *p,
+			  const char *fmt, ...)
+{
+	char text[448];
+	va_list ap;
+
+	if (n->cb.failed == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	n->cb.failed(n->cb.data, p->cfg->id, text);
+}
+
 static void dial_failed(struct conn *c, const char *why)
 {
 	struct peer *p = c->peer;
@@ -300,12 +318,8 @@ static void dial_failed(struct conn *c, const char *why)
 		return;
 	}
 	c->net->stats.connect_failures++;
-	if (c->net->cb.failed) {
-		char text[448];
-		snprintf(text, sizeof text, "dial to %s failed: %s",
-			 p->cfg->address, why);
-		c->net->cb.failed(c->net->cb.data, p->cfg->id, text);
-	}
+	report_failed(c->net, p, "dial to %s failed: %s", p->cfg->address,
+		      why);
 	/* A peer that stays down would log every backoff: only the first
 	 * failure is worth INFO. */
 	if (++p->failures == 1)
@@ -611,12 +625,9 @@ static void refuse(struct conn *c, int rc)
 			 peer_id(c), why);
 	}
 	/* Our dial that did not make a session: status says why. */
-	if (c->outbound && c->state != CONN_OPEN && c->peer && n->cb.failed) {
-		char text[448];
-		snprintf(text, sizeof text, "handshake with %s failed: %s",
-			 conn_addr(c), why);
-		n->cb.failed(n->cb.data, c->peer->cfg->id, text);
-	}
+	if (c->outbound && c->state != CONN_OPEN && c->peer)
+		report_failed(n, c->peer, "handshake with %s failed: %s",
+			      conn_addr(c), why);
 	conn_close(c);
 }
 
@@ -846,14 +857,10 @@ static void on_connect(uv_connect_t *req, int status)
 		channel_buf_free(&out);
 		log_error("peer %u: cannot start the handshake: %s", p->cfg->id,
 			  err_str(rc));
-		if (n->cb.failed) {
-			char text[128];
-			snprintf(text, sizeof text,
-				 "cannot start the handshake: %s (is its "
-				 "public_key right?)",
-				 err_str(rc));
-			n->cb.failed(n->cb.data, p->cfg->id, text);
-		}
+		report_failed(n, p,
+			      "cannot start the handshake: %s (is its "
+			      "public_key right?)",
+			      err_str(rc));
 		conn_close(c);
 		return;
 	}
@@ -1042,17 +1049,14 @@ static void on_hs_timer(uv_timer_t *t)
 				 (unsigned long long)
 				     n->cfg.handshake_timeout_ms);
 			/* Our dial: status says why there is no session. */
-			if (c->outbound && c->peer && n->cb.failed) {
-				char text[448];
-				snprintf(text, sizeof text,
-					 "dial to %s failed: handshake not "
-					 "done in %llu ms",
-					 c->peer->cfg->address,
-					 (unsigned long long)
-					     n->cfg.handshake_timeout_ms);
-				n->cb.failed(n->cb.data, c->peer->cfg->id,
-					     text);
-			}
+			if (c->outbound && c->peer)
+				report_failed(
+				    n, c->peer,
+				    "dial to %s failed: handshake not done "
+				    "in %llu ms",
+				    c->peer->cfg->address,
+				    (unsigned long long)
+					n->cfg.handshake_timeout_ms);
 		}
 		conn_close(c);
 	}
