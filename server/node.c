@@ -268,7 +268,7 @@ static void apply_done(struct writer_job *j)
 	if (a->n->repl != NULL)
 		repl_apply_done(a->n->repl, a->token, j->rc, &j->res, &j->err,
 				node_now_ms());
-	if (j->rc == 0 && j->res.applied > 0)
+	if (j->res.applied > 0) /* a refusal commits what came before */
 		watch_pump(a->n);
 	free(a);
 }

@@ -169,7 +169,8 @@ struct store_apply_result {
  * gap (MSCE_EGAP) or whose hlc is more than max_skew_ms ahead of wall_ms
  * (MSCE_ECLOCK): the changes before it are committed and res->consumed
  * says how many. A malformed change (MSCE_ECORRUPT) fails the whole batch
- * and nothing changes. */
+ * and nothing changes. res counts only what was committed: all zeros when
+ * the batch fails. */
 int store_apply(struct store *s, const struct store_blob *c, size_t n,
 		uint64_t wall_ms, uint64_t max_skew_ms,
 		struct store_apply_result *res, struct err *e);

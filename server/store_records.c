@@ -659,8 +659,12 @@ static int run_apply(struct store *s, struct apply_args *a, struct err *e)
 {
 	int rc = st_run_batch(s, apply_batch, a, e);
 
-	if (rc)
+	if (rc) {
+		/* Nothing committed: nothing applied (peers' counts and the
+		 * node's metrics add these up). */
+		memset(a->res, 0, sizeof *a->res);
 		return rc;
+	}
 	if (a->stop_code) {
 		if (e != NULL)
 			*e = a->stop_err;
@@ -685,6 +689,7 @@ int store_apply_signed(struct store *s, const struct store_blob *c, size_t n,
 {
 	struct apply_args a = {c, n, g, ng, wall_ms, max_skew_ms, res, 0,
 			       {0, ""}};
+	memset(res, 0, sizeof *res);
 	if (g == NULL && n > 0)
 		return err_set(e, MSCE_EAUTH, "changes without signatures");
 	return run_apply(s, &a, e);

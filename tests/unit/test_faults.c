@@ -359,7 +359,11 @@ static void alloc_failure_at_each_site(void **state)
 		sites++;
 		assert_int_equal(rc, MSCE_ENOMEM);
 		assert_true(e.msg[0] != '\0');
-		/* Nothing of the batch is visible; the store still works. */
+		/* Nothing of the batch is visible, nor counted as applied
+		 * (peers' counts of changes received come from it); the
+		 * store still works. */
+		assert_int_equal(res.applied, 0);
+		assert_int_equal(res.duplicates, 0);
 		snapshot_state(s, d1, g1);
 		assert_memory_equal(d0, d1, 32);
 		assert_memory_equal(g0, g1, 32);
