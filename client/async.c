@@ -111,6 +111,7 @@ struct msce_async {
 	void *state_ctx;
 	char purpose[PURPOSE_MAX + 1]; /* sent with every request */
 	char msg[512]; /* why the last connection failed */
+	const Msce__ClientResponse *batch_answer; /* during a batch callback */
 };
 
 static void start_connect(msce_async *a);
@@ -620,10 +621,14 @@ static void answer(msce_async *a, struct areq *q, Msce__ClientResponse *r)
 						   &res[i]);
 			}
 		}
-		msce__client_response__free_unpacked(r, NULL);
-		if (q->fn.batch)
+		if (q->fn.batch) {
+			/* msce_async_batch_errmsg reads the answer meanwhile */
+			a->batch_answer = code ? NULL : r;
 			q->fn.batch(q->ctx, code, msg, n,
 				    code ? NULL : res, code ? NULL : codes);
+			a->batch_answer = NULL;
+		}
+		msce__client_response__free_unpacked(r, NULL);
 		free(res);
 		free(codes);
 		return;
@@ -1030,6 +1035,17 @@ int msce_async_put_batch(msce_async *a, const struct msce_put *puts, size_t n,
 	}
 	codec_release(&b);
 	return queued(a, rc);
+}
+
+const char *msce_async_batch_errmsg(const msce_async *a, size_t i)
+{
+	const Msce__ClientResponse *it;
+
+	if (a == NULL || a->batch_answer == NULL ||
+	    i >= a->batch_answer->batch->n_results)
+		return "";
+	it = a->batch_answer->batch->results[i];
+	return it->code != 0 && it->error != NULL ? it->error : "";
 }
 
 int msce_async_get(msce_async *a, const char *collection, const char *key,

@@ -626,6 +626,10 @@ int msce_async_delete(msce_async *a, const char *collection, const char *key,
 int msce_async_put_batch(msce_async *a, const struct msce_put *puts, size_t n,
 			 const struct msce_put_opts *opts, msce_batch_fn fn,
 			 void *ctx);
+/* Inside a batch callback on a: why write i was refused, in the node's
+ * words, or "" (write i succeeded, or not inside such a callback). Valid
+ * until the callback returns. */
+const char *msce_async_batch_errmsg(const msce_async *a, size_t i);
 int msce_async_get(msce_async *a, const char *collection, const char *key,
 		   const char *const *fields, size_t nfields,
 		   msce_record_fn fn, void *ctx);

@@ -93,6 +93,8 @@ struct got {
 	char value[32][64]; /* a record's field "a", a page's first key */
 	size_t count[32];   /* records in a page, writes in a batch */
 	int codes[32][8];   /* a batch's codes */
+	char why[32][8][128]; /* and its writes' messages */
+	msce_async *a;	    /* for msce_async_batch_errmsg */
 	uint64_t node;	    /* a status's node */
 	struct msce_cursor cur;
 };
@@ -126,6 +128,9 @@ static void on_batch(void *ctx, int code, const char *msg, size_t n,
 	for (size_t i = 0; i < n && i < 8; i++) {
 		g->codes[g->n][i] = codes[i];
 		assert_true(codes[i] != 0 || res[i].seq > 0);
+		if (g->a != NULL)
+			snprintf(g->why[g->n][i], sizeof g->why[g->n][i],
+				 "%s", msce_async_batch_errmsg(g->a, i));
 	}
 	g->n++;
 }
@@ -199,7 +204,7 @@ static void test_every_request_pipelined(void **state)
 {
 	(void)state;
 	msce_async *a = async_to(sock1, 10000);
-	struct got w = {0}, r = {0};
+	struct got w = {.a = a}, r = {0};
 	char k1[64], k2[64], k3[64], pre[64];
 	struct msce_field f1 = field("a", "one"), f2[2] = {field("a", "two"),
 							   field("b", "2")};
@@ -239,6 +244,12 @@ static void test_every_request_pipelined(void **state)
 	assert_int_equal(w.codes[2][0], 0);
 	assert_int_equal(w.codes[2][1], MSCE_EINVAL);
 	assert_int_equal(w.codes[2][2], 0);
+	/* The refused write says why (the bad date); the others say
+	 * nothing, and outside the callback there is nothing to say. */
+	assert_string_equal(w.why[2][0], "");
+	assert_non_null(strstr(w.why[2][1], "birth_date"));
+	assert_string_equal(w.why[2][2], "");
+	assert_string_equal(msce_async_batch_errmsg(a, 1), "");
 
 	/* Reads of every kind, pipelined. */
 	const char *only_a[] = {"a"};
