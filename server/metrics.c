@@ -150,11 +150,12 @@ static int render(void *ctx, char **buf, size_t *len)
 			       pl[i].text, ps[i].snap_out.active, pl[i].text,
 			       ps[i].snap_in.active);
 	metrics_printf(&b, "# HELP msce_peer_refusals_total what we refused "
-			   "from the peer, each closing the link: forged "
-			   "(not what the origin signed), snapshot (not asked "
-			   "for, or claiming more than the origins signed), "
-			   "protocol\n# TYPE msce_peer_refusals_total "
-			   "counter\n");
+			   "from the peer: forged (not what the origin "
+			   "signed, closing the link; or an origin our full "
+			   "vector has no room for), snapshot (not asked "
+			   "for, or claiming more than the origins signed; "
+			   "closing the link), protocol (closing the link)"
+			   "\n# TYPE msce_peer_refusals_total counter\n");
 	for (size_t i = 0; i < np; i++)
 		metrics_printf(&b,
 			       "msce_peer_refusals_total{%s,reason=\"forged\"} "
@@ -282,7 +283,8 @@ static int render(void *ctx, char **buf, size_t *len)
 		      (unsigned long long)cs.partial_bytes);
 	}
 	COUNTER(&b, "msce_forged_refusals_total",
-		"batches or seals refused: not what their origin signed",
+		"batches or seals refused: not what their origin signed, or "
+		"of an origin the full version vector has no room for",
 		" %llu", (unsigned long long)rc.forged_refusals);
 	COUNTER(&b, "msce_snapshot_refusals_total",
 		"snapshots refused: not asked for, or claiming more than the "

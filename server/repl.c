@@ -50,6 +50,9 @@
 #define MAX_ORIGINS MSCE_MAX_ORIGINS
 #define MAX_NODES MSCE_MAX_NODES
 #define MAX_WRITERS (2 * MSCE_MAX_ORIGINS)
+/* How long an origin a peer has no room for waits before it is offered
+ * again (its vector is full: that rarely changes). */
+#define ORIGIN_REFUSED_MS 60000
 #define WCANDS 8 /* candidate statuses kept per writer */
 /* Memory for messages decoded ahead, all peers together, in receive
  * windows: decoded, a change takes about five times its bytes. */
@@ -2185,7 +2188,8 @@ static void store_ok(struct repl *r, struct peer *p)
 static int apply_refusal(int rc)
 {
 	return rc == MSCE_ECLOCK || rc == MSCE_EGAP || rc == MSCE_EMISMATCH ||
-	       rc == MSCE_EAUTH || rc == MSCE_EPROTO || rc == MSCE_ECORRUPT;
+	       rc == MSCE_EAUTH || rc == MSCE_EPROTO || rc == MSCE_ECORRUPT ||
+	       rc == MSCE_ETOOBIG;
 }
 
 /* The batch that failed to apply goes back before what came since. */
@@ -2243,7 +2247,8 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		p->apply_retry_at = now_ms + r->cfg.retry_ms;
 		return;
 	}
-	if (rc == MSCE_ECLOCK || rc == MSCE_EGAP || rc == MSCE_EMISMATCH) {
+	if (rc == MSCE_ECLOCK || rc == MSCE_EGAP || rc == MSCE_EMISMATCH ||
+	    rc == MSCE_ETOOBIG) {
 		/* Which origin stopped the batch: the first unconsumed one. */
 		size_t at = res ? res->consumed : 0;
 		for (struct rxmsg *q = p->applying_msgs; q != NULL; q = q->next) {
@@ -2271,12 +2276,21 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 		pump_all(r, now_ms);
 		return;
 	}
-	if (rc == MSCE_ECLOCK || rc == MSCE_EGAP) {
+	if (rc == MSCE_ECLOCK || rc == MSCE_EGAP || rc == MSCE_ETOOBIG) {
 		if (rc == MSCE_ECLOCK) {
 			r->counters.clock_refusals++;
 			p->clock_refused = 1;
 			trace(r, LOG_WARN, "changes from node %u refused: %s",
 			      p->id, e ? e->msg : "clock");
+		} else if (rc == MSCE_ETOOBIG) {
+			/* An origin our vector has no room for (only an
+			 * insider makes that many incarnations). Refuse that
+			 * origin alone: held, the batch would stop everything
+			 * else this peer relays, for good. */
+			r->counters.forged_refusals++;
+			p->refused_forged++;
+			trace(r, LOG_WARN, "changes from node %u refused: %s",
+			      p->id, e ? e->msg : "no room for the origin");
 		}
 		p->rx_epoch++;
 		rx_free(r, p->rxq);
@@ -2320,10 +2334,15 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 		p->unacked = 0;
 		for (size_t i = 0; i < p->no; i++)
 			p->o[i].sent = p->o[i].have;
-		if (a->refused_origin && a->refused_code == MSCE_ECLOCK) {
+		if (a->refused_origin && (a->refused_code == MSCE_ECLOCK ||
+					  a->refused_code == MSCE_ETOOBIG)) {
+			/* A clock catches up soon; a full vector does not. */
 			struct ostate *o = ostate(p, a->refused_origin);
 			if (o != NULL)
-				o->paused_until = now + r->cfg.retry_ms;
+				o->paused_until =
+					now + (a->refused_code == MSCE_ECLOCK
+						       ? r->cfg.retry_ms
+						       : ORIGIN_REFUSED_MS);
 			trace(r, LOG_WARN,
 			      "node %u refused changes of origin %u: %s", p->id,
 			      a->refused_origin, a->refused_reason);

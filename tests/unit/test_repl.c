@@ -674,6 +674,79 @@ static void store_refusing_applies_keeps_the_link(void **state)
 	assert_int_equal(nodes[2].closed[1], 0);
 }
 
+/* An origin the receiver's vector has no room for (an insider's flood of
+ * incarnations, relayed by an honest peer) is refused on its own: the link
+ * stays, the sender holds that origin back, and what else the peer relays
+ * still arrives. (Taken for a store failure, the batch was held and retried
+ * for good, and nothing more came from that peer.) */
+static void origin_without_room_refused_alone(void **state)
+{
+	struct repl_counters c;
+	struct err e;
+	char key[32];
+	(void)state;
+	for (uint32_t i = 1; i <= 3; i++)
+		start(i, three, 3, 0);
+	connect_pair(1, 2);
+	connect_pair(1, 3);
+	connect_pair(2, 3);
+	settle(three, 3);
+	advance(1000, three, 3);
+	for (uint32_t i = 1; i <= 3; i++) {
+		snprintf(key, sizeof key, "first%u", i);
+		assert_int_equal(put(i, key, "x"), 0);
+	}
+	settle(three, 3);
+	/* Node 3 reaches node 1 only through node 2 from now on. */
+	repl_link_down(nodes[1].repl, 3, now);
+	repl_link_down(nodes[3].repl, 1, now);
+	drop_queue(1, 3);
+	drop_queue(3, 1);
+	/* Node 1 and node 2 each write under more incarnations of their
+	 * own, before they talk again: node 2 fills its vector (3 origins and
+	 * 125 new ones), node 1 holds 4 origins and has room for 124 of node
+	 * 2's 125 (and node 2 none for node 1's new one). */
+	uint32_t w1 = store_writer(nodes[1].store, NULL);
+	assert_int_equal(
+	    store_set_writer(nodes[1].store, (0x200u << 16) | 1, 0, now, &e),
+	    0);
+	assert_int_equal(put(1, "second1", "x"), 0);
+	assert_int_equal(store_set_writer(nodes[1].store, w1, 0, now, &e), 0);
+	uint32_t w2 = store_writer(nodes[2].store, NULL);
+	for (uint32_t k = 1; k <= MSCE_MAX_ORIGINS - 3; k++) {
+		assert_int_equal(store_set_writer(nodes[2].store,
+						  ((0x100 + k) << 16) | 2, 0,
+						  now, &e),
+				 0);
+		snprintf(key, sizeof key, "inc%u", k);
+		assert_int_equal(put(2, key, "x"), 0);
+	}
+	assert_int_equal(store_set_writer(nodes[2].store, w2, 0, now, &e), 0);
+	const uint32_t one_two[] = {1, 2}, two_three[] = {2, 3};
+	settle(one_two, 2);
+	settle(two_three, 2);
+	assert_int_equal(store_vv(nodes[1].store, NULL, 0), MSCE_MAX_ORIGINS);
+	/* Node 3 writes; node 2 relays it. */
+	assert_int_equal(put(3, "late", "from-3"), 0);
+	for (int i = 0; i < 6; i++) {
+		advance(500, one_two, 2);
+		settle(two_three, 2);
+	}
+	const char *got = su_get(nodes[1].store, "t", "late", "v");
+	assert_non_null(got);
+	assert_string_equal(got, "from-3");
+	assert_int_equal(nodes[1].closed[2], 0);
+	assert_int_equal(state_of(1, 2), REPL_ACTIVE);
+	repl_counters(nodes[1].repl, &c);
+	assert_int_equal(c.store_errors, 0);
+	assert_true(c.forged_refusals >= 1);
+	/* Held back at node 2, not offered again at every message. */
+	uint64_t refused = c.forged_refusals;
+	advance(5000, one_two, 2);
+	repl_counters(nodes[1].repl, &c);
+	assert_int_equal(c.forged_refusals, refused);
+}
+
 /* A store restored or wiped among writing peers waits until it holds what
  * a writing peer holds, then writes under a new incarnation. */
 static void new_store_waits_for_a_writing_peer(void **state)
@@ -1113,6 +1186,8 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		store_refusing_applies_keeps_the_link, setup, teardown),
+	    cmocka_unit_test_setup_teardown(origin_without_room_refused_alone,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		writer_born_in_the_future_not_believed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(new_store_waits_for_a_writing_peer,
