@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The health judgement of a node's status; see health.h. */
 #include "health.h"
+#include "msce_limits.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,6 +72,13 @@ void health_check(const Msce__StatusResult *s, double max_lag_s,
 		    "newer",
 		    (unsigned long long)s->inbound_lag_changes,
 		    (double)s->inbound_lag_ms / 1000.0);
+	/* Then no new incarnation (a restored or wiped center) can write,
+	 * and changes of any further origin are refused. */
+	if (s->n_vv >= MSCE_MAX_ORIGINS)
+		why(h,
+		    "the version vector is full (%d origins): changes of "
+		    "further origins are refused",
+		    MSCE_MAX_ORIGINS);
 	if (s->write_gate != NULL && s->write_gate[0] != '\0')
 		why(h, "not writing yet: %s", s->write_gate);
 	for (size_t i = 0; i < s->n_counters; i++)

@@ -170,7 +170,12 @@ class InsiderTest(ClusterTestCase):
         log_at = n1.log_size()
         out = self.insider("changes", "--n", 130, "--coll", "misc", "--rkey", "forged")
         c.check_alive(n1)
-        self.assertLessEqual(len(c.status(n1)["vv"]), 128)
+        st = c.status(n1)
+        self.assertLessEqual(len(st["vv"]), 128)
+        # Full, and the status says so (no restored center could write).
+        self.assertEqual(len(st["vv"]), 128, out)
+        self.assertIn("the version vector is full (128 origins)",
+                      st["problems"])
         self.assert_serving("flood")
         # Refused as the 129th origin (that origin alone, the link kept),
         # logged as such and counted as a forgery, not as a failure of
