@@ -976,7 +976,10 @@ static int on_channel_admit(void *ctx, int mac2_ok)
 	if (!admission_under_load(&s->adm))
 		return 0;
 	if (!mac2_ok) {
-		s->stats.cookies_sent++;
+		/* The channel answers one message 1 per connection with a
+		 * cookie and refuses a second: count only what goes out. */
+		if (!c->ch.cookie_sent)
+			s->stats.cookies_sent++;
 		return CHANNEL_COOKIE;
 	}
 	if (!c->slot || !admission_take(&s->adm, c->slot, uv_now(s->loop)))

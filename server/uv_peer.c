@@ -737,7 +737,10 @@ static int on_channel_admit(void *ctx, int mac2_ok)
 	if (!admission_under_load(&n->adm))
 		return 0;
 	if (!mac2_ok) {
-		n->stats.cookies_sent++;
+		/* The channel answers one message 1 per connection with a
+		 * cookie and refuses a second: count only what goes out. */
+		if (!c->ch.cookie_sent)
+			n->stats.cookies_sent++;
 		return CHANNEL_COOKIE;
 	}
 	if (!c->slot || !admission_take(&n->adm, c->slot, uv_now(n->loop)))

@@ -617,6 +617,7 @@ static void test_pending_and_cookies(void **state)
 {
 	struct world *w = world_new();
 	struct cli ok, bad;
+	uint64_t cookies;
 	int fds[16];
 
 	(void)state;
@@ -637,7 +638,10 @@ static void test_pending_and_cookies(void **state)
 	cli_open(w, &ok, &w->kp[1], "127.0.0.20");
 	WAIT_FOR(w, channel_is_open(&ok.ch));
 	assert_true(stats(w).cookies_sent >= 1);
-	/* Message 1 twice, no mac2: the second is refused. */
+	/* Message 1 twice, no mac2: the second is refused, and counted as
+	 * refused, not as a second cookie (one reply per connection goes
+	 * out). */
+	cookies = stats(w).cookies_sent;
 	cli_open(w, &bad, &w->kp[1], "127.0.0.21");
 	bad.out.len = 0;
 	{
@@ -650,6 +654,7 @@ static void test_pending_and_cookies(void **state)
 				 (ssize_t)sizeof(m));
 	}
 	WAIT_FOR(w, stats(w).refused_under_load == 1);
+	assert_int_equal(stats(w).cookies_sent, cookies + 1);
 	for (int i = 0; i < 16; i++)
 		close(fds[i]);
 	world_free(w);
