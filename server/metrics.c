@@ -204,9 +204,12 @@ static int render(void *ctx, char **buf, size_t *len)
 	metrics_histogram(&b, "msce_commit_seconds",
 			  "durable commit latency of a batch", writer_lat_bounds,
 			  ws.lat, WRITER_LAT_BUCKETS, ws.lat_sum);
-	GAUGE(&b, "msce_open_conflicts",
-	      "conflicts recorded and not yet resolved (msce conflicts)",
-	      " %llu", (unsigned long long)node_open_conflicts(n));
+	uint64_t conflicts = node_open_conflicts(n);
+	if (conflicts != UINT64_MAX) /* else unknown: no sample */
+		GAUGE(&b, "msce_open_conflicts",
+		      "conflicts recorded and not yet resolved (msce "
+		      "conflicts)",
+		      " %llu", (unsigned long long)conflicts);
 	GAUGE(&b, "msce_store_bytes", "bytes of store data in use", " %llu",
 	      (unsigned long long)store_size(n->store));
 	GAUGE(&b, "msce_store_failed",

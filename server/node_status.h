@@ -12,8 +12,7 @@
  * NULL when the arena runs out. */
 Msce__StatusResult *node_status(struct node *n, struct arena *a);
 
-/* Open conflicts in the store (a scan: call it per request, not per
- * change). */
+/* Open conflicts in the store; UINT64_MAX when it cannot be read. */
 uint64_t node_open_conflicts(struct node *n);
 
 /* The center name this node's config gives node id ("" if none). Valid

@@ -357,6 +357,10 @@ typedef int (*store_conflict_cb)(void *ctx,
 /* Calls cb for each open conflict (winner, loser) in a stable order. */
 int store_conflicts(struct store *s, size_t limit, store_conflict_cb cb,
 		    void *ctx, struct err *e);
+/* How many store_conflicts would list, without reading them: the entries
+ * of the conflict index, which every save keeps exact (the simulator
+ * checks it). UINT64_MAX if the store cannot be read. */
+uint64_t store_conflict_count(struct store *s);
 
 /* Writes a consistent, compacted copy of the store into directory path,
  * which is created and must not exist. *bytes gets the copy's size. The

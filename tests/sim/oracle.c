@@ -889,6 +889,13 @@ static int conflict_line(void *ctx, const struct store_conflict_view *c)
 	return 0;
 }
 
+static int conflict_counted(void *ctx, const struct store_conflict_view *c)
+{
+	(void)c;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
 char *oracle_conflict_text(struct store *st)
 {
 	struct lines l = {0};
@@ -1065,6 +1072,17 @@ int oracle_check_state(struct oracle *o, struct store *st, int final,
 			first_diff(have, want, d, sizeof d);
 			fail(&cx, "conflicts differ from the oracle: %s", d);
 		}
+		/* The count the status gives comes from the conflict index:
+		 * it holds an entry for each conflict listed, and no other. */
+		uint64_t listed = 0, counted = store_conflict_count(st);
+		if (!cx.bad && store_conflicts(st, 0, conflict_counted, &listed,
+					       NULL) == 0 &&
+		    counted != listed)
+			fail(&cx,
+			     "the conflict index counts %llu conflicts, %llu "
+			     "are listed",
+			     (unsigned long long)counted,
+			     (unsigned long long)listed);
 		if (conflict_tombs != NULL)
 			*conflict_tombs = tombs;
 		free(have);
