@@ -47,7 +47,7 @@ static uint8_t *pack_reply(struct client_conn *c, const Msce__ClientResponse *r,
 		snprintf(msg, sizeof msg,
 			 "the answer would be %zu bytes, more than the %zu a "
 			 "reply may hold: ask for less (fewer fields, a smaller "
-			 "scan limit)",
+			 "limit)",
 			 n, client_conn_max_reply(c));
 		err.id = r->id;
 		err.code = MSCE_ETOOBIG;
@@ -493,8 +493,9 @@ static int put_refused(struct node *n, const struct client_conn *c,
 			       p->n_fields, MSCE_MAX_FIELDS);
 	if (p->min_sites > n->nnodes)
 		return err_set(e, MSCE_EINVAL,
-			       "min_sites %u, but the cluster has %zu centers",
-			       p->min_sites, n->nnodes);
+			       "min_sites %u, but the cluster has %zu center%s",
+			       p->min_sites, n->nnodes,
+			       n->nnodes == 1 ? "" : "s");
 	/* An erasure destroys the record's data key on every center: admin
 	 * only, and only with delete. */
 	if (p->erase && !p->delete_)
@@ -1016,8 +1017,11 @@ static void do_resolve(struct node *n, struct client_conn *c,
 	rc = store_get(n->store, rs->collection, strlen(rs->collection), rs->key,
 		       strlen(rs->key), winner_cb, &wc, &e);
 	if (rc || !wc.found) {
+		char why[ERR_MSG_MAX];
+		snprintf(why, sizeof why, "%.64s/%.128s has no field %.64s",
+			 rs->collection, rs->key, rs->field);
 		reply_error(c, req->id, rc ? rc : MSCE_ENOTFOUND,
-			    rc ? e.msg : "no such field in that record");
+			    rc ? e.msg : why);
 		pb_arena_free(req);
 		return;
 	}

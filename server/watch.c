@@ -337,7 +337,11 @@ void watch_start(struct node *n, struct client_conn *c, uint64_t id,
 	snprintf(w->coll, sizeof w->coll, "%s", req->collection);
 	if (req->n_after > WATCH_ORIGINS) {
 		w->done = 1;
-		finish(w, MSCE_ETOOBIG, "cursor with too many origins");
+		char why[96];
+		snprintf(why, sizeof why,
+			 "cursor with %zu origins, at most %d (a whole vector)",
+			 req->n_after, WATCH_ORIGINS);
+		finish(w, MSCE_ETOOBIG, why);
 		free(w);
 		return;
 	}
