@@ -703,6 +703,8 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	uv_timer_init(loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, on_tick, 50, 50);
+	uv_idle_init(loop, &n->watch_idle);
+	n->watch_idle.data = n;
 	log_info("node %u (%s) of cluster %s started: %zu peers, data in %s",
 		 n->cfg.node_id, n->cfg.node_name, n->cfg.cluster,
 		 n->cfg.npeers, n->cfg.data_dir);
@@ -738,7 +740,7 @@ static void part_closed(void *arg)
 		done(arg2);
 }
 
-static void tick_closed(uv_handle_t *h) { part_closed(h->data); }
+static void handle_closed(uv_handle_t *h) { part_closed(h->data); }
 
 static void writer_drained(void *arg)
 {
@@ -746,10 +748,11 @@ static void writer_drained(void *arg)
 	/* Everything queued is committed and acknowledged; now the links. */
 	n->writer = NULL;
 	api_check_waiters(n); /* stopping: answers every waiter */
-	n->closing_parts = 2 + (n->clients != NULL) + (n->metrics != NULL);
+	n->closing_parts = 3 + (n->clients != NULL) + (n->metrics != NULL);
 	if (n->metrics != NULL)
 		metrics_stop(n->metrics, part_closed, n);
-	uv_close((uv_handle_t *)&n->tick, tick_closed);
+	uv_close((uv_handle_t *)&n->tick, handle_closed);
+	uv_close((uv_handle_t *)&n->watch_idle, handle_closed);
 	peer_net_stop(n->net, part_closed, n);
 	if (n->clients != NULL)
 		client_server_stop(n->clients, part_closed, n);
@@ -764,6 +767,7 @@ void node_stop(struct node *n, void (*done)(void *arg), void *arg)
 	n->stopped_arg = arg;
 	log_info("stopping: committing in-flight batches");
 	uv_timer_stop(&n->tick);
+	uv_idle_stop(&n->watch_idle);
 	watch_close_all(n);
 	writer_stop(n->writer, writer_drained, n);
 }

@@ -31,6 +31,7 @@ struct node {
 	uint32_t *nodes;
 	size_t nnodes;
 	uv_timer_t tick;
+	uv_idle_t watch_idle; /* while a watch has more to read (watch.c) */
 	int stopping;
 	int closing_parts;
 	void (*stopped)(void *arg);

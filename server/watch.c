@@ -25,7 +25,7 @@
 #include "node.h"
 #include "purpose.h"
 
-#define WATCH_BATCH 512
+#define WATCH_BATCH 512 /* log entries read per pump of one watch */
 #define WATCH_QUEUE (4u << 20)
 #define WATCH_ORIGINS MSCE_MAX_ORIGINS /* a whole vector */
 
@@ -90,7 +90,7 @@ static void finish(struct watcher *w, int code, const char *msg)
 
 struct pump_ctx {
 	struct watcher *w;
-	size_t sent;
+	size_t read; /* log entries read */
 	uint64_t last;
 };
 
@@ -101,6 +101,7 @@ static int on_change(void *ctx, uint32_t origin, uint64_t seq,
 	Msce__Change *ch = msce__change__unpack(NULL, len, data);
 	(void)origin;
 	p->last = seq;
+	p->read++;
 	if (ch == NULL)
 		return 0; /* cannot happen for our own log; skip, not stop */
 	size_t cl = strlen(ch->collection);
@@ -131,7 +132,6 @@ static int on_change(void *ctx, uint32_t origin, uint64_t seq,
 		if (audit_personal(ch->collection, cl))
 			audit_refs_add(&w->refs, ch->collection, cl, ch->key,
 				       strlen(ch->key));
-		p->sent++;
 	}
 	msce__change__free_unpacked(ch, NULL);
 	return 0;
@@ -217,15 +217,21 @@ static void deliver(struct watcher *w)
 	audit_submit(w->n->writer, "watch", &who, &refs, audited, w);
 }
 
-static void pump_one(struct watcher *w)
+/* Reads at most WATCH_BATCH log entries for w, whichever their origins
+ * and whether its filter takes them. Returns 1 if it stopped with more to
+ * read (then it is called again at the next turn of the loop, not at the
+ * next tick), 0 if w is up to date or waits for its client to read. */
+static int pump_one(struct watcher *w)
 {
 	struct vv_entry vv[WATCH_ORIGINS];
-	size_t n = store_vv(w->n->store, vv, WATCH_ORIGINS), sent = 0;
+	size_t n = store_vv(w->n->store, vv, WATCH_ORIGINS);
+	size_t budget = WATCH_BATCH;
 	char msg[160];
+	int more = 0;
 
 	if (n > WATCH_ORIGINS)
 		n = WATCH_ORIGINS;
-	for (size_t i = 0; i < n && sent < WATCH_BATCH; i++) {
+	for (size_t i = 0; i < n; i++) {
 		uint64_t *pos = pos_of(w, vv[i].origin);
 		struct pump_ctx p = {w, 0, 0};
 		struct err e;
@@ -233,8 +239,10 @@ static void pump_one(struct watcher *w)
 
 		if (pos == NULL || *pos >= vv[i].seq)
 			continue;
+		if (budget == 0)
+			return 1;
 		if (client_conn_queued(w->c) > WATCH_QUEUE)
-			return; /* the client reads slowly: later */
+			return 0; /* the client reads slowly: the tick tries */
 		if (*pos < vv[i].floor) {
 			snprintf(msg, sizeof msg,
 				 "cursor %u/%llu is below the log floor %llu: "
@@ -242,25 +250,32 @@ static void pump_one(struct watcher *w)
 				 vv[i].origin, (unsigned long long)*pos,
 				 (unsigned long long)vv[i].floor);
 			finish(w, MSCE_ENOTFOUND, msg);
-			return;
+			return 0;
 		}
 		err_clear(&e);
 		rc = store_log_read(w->n->store, vv[i].origin, *pos + 1,
-				    WATCH_BATCH - sent, 1u << 20, on_change, &p,
-				    &e);
+				    budget, 1u << 20, on_change, &p, &e);
 		if (rc) {
 			finish(w, rc, e.msg);
-			return;
+			return 0;
 		}
+		/* Stopped at its bounds with more of the origin to read (and
+		 * it moved: a read that moves nothing does not spin). */
+		if (p.last > *pos && p.last < vv[i].seq)
+			more = 1;
 		if (p.last > *pos)
 			*pos = p.last;
-		sent += p.sent;
+		budget -= p.read < budget ? p.read : budget;
 	}
+	return more;
 }
+
+static void on_idle(uv_idle_t *h) { watch_pump(h->data); }
 
 void watch_pump(struct node *n)
 {
 	struct watcher **pp = &n->watchers;
+	int more = 0;
 
 	while (*pp != NULL) {
 		struct watcher *w = *pp;
@@ -274,7 +289,7 @@ void watch_pump(struct node *n)
 			w->done = 1;
 		}
 		if (!w->done) {
-			pump_one(w);
+			more |= pump_one(w);
 			if (w->done)
 				drop_held(w);
 			else
@@ -287,6 +302,13 @@ void watch_pump(struct node *n)
 		}
 		pp = &w->next;
 	}
+	/* A watch far behind (a desk back from a day away, or one collection
+	 * among many) reads on at each turn of the loop, a batch at a time
+	 * between other work, until it is up to date. */
+	if (more && !n->stopping)
+		uv_idle_start(&n->watch_idle, on_idle);
+	else
+		uv_idle_stop(&n->watch_idle);
 }
 
 /* Would one more watch on c pass MSCE_MAX_WATCHES (the connection) or

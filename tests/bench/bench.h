@@ -101,5 +101,6 @@ int bench_catchup(int argc, char **argv);
 int bench_client(int argc, char **argv);
 int bench_compare(int argc, char **argv);
 int bench_handshake(int argc, char **argv);
+int bench_watch(int argc, char **argv);
 
 #endif

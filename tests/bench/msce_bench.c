@@ -245,6 +245,8 @@ static const struct step steps[] = {
     {"client: libmsce over the unix socket", bench_client, {"client"}},
     {"handshake: what a hostile message 1 costs", bench_handshake,
      {"handshake"}},
+    {"watch: catching up from an old cursor, 100,000 records", bench_watch,
+     {"watch", "--records", "100000"}},
 };
 
 static int bench_all(int argc, char **argv)
@@ -319,6 +321,7 @@ static void usage(void)
 		"[--json]   (with ../shared/peers)\n"
 		"       msce-bench handshake [--attempts N] [--connections C] "
 		"[--json]\n"
+		"       msce-bench watch [--records N] [--json]\n"
 		"       msce-bench all [--json]\n");
 }
 
@@ -340,6 +343,8 @@ int main(int argc, char **argv)
 		return bench_client(argc - 1, argv + 1);
 	if (strcmp(argv[1], "handshake") == 0)
 		return bench_handshake(argc - 1, argv + 1);
+	if (strcmp(argv[1], "watch") == 0)
+		return bench_watch(argc - 1, argv + 1);
 	if (strcmp(argv[1], "all") == 0)
 		return bench_all(argc - 1, argv + 1);
 	if (strcmp(argv[1], "compare") == 0)

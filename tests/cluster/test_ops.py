@@ -292,6 +292,33 @@ class CliTest(ClusterTestCase):
         replay = [json.loads(l) for l in r.stdout.splitlines()]
         self.assertEqual(sorted((e["key"], e["delete"]) for e in replay), sorted(made))
 
+    def test_filtered_watch_passes_over_other_collections(self):
+        # A desk watching one collection from the start of a log that
+        # holds many more changes of others (more than one pump reads,
+        # from two origins) gets exactly its events, each once.
+        c = self.make_cluster(2)
+        n1, n2 = c.nodes
+        for node, tag in ((n1, "a"), (n2, "b")):
+            path = os.path.join(c.dir, "bulk-%s.jsonl" % tag)
+            with open(path, "w") as f:
+                for i in range(1500):
+                    f.write(json.dumps({"collection": "other", "key": "%s%d" % (tag, i),
+                                        "fields": {"v": str(i)}}) + "\n")
+                    if i % 500 == 250:
+                        f.write(json.dumps({"collection": "wanted",
+                                            "key": "%s%d" % (tag, i),
+                                            "fields": {"v": str(i)}}) + "\n")
+            r = msce("-c", node.config, "import", path)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        want = sorted("%s%d" % (t, i) for t in "ab" for i in (250, 750, 1250))
+        c.wait_converged(timeout=60)
+        r = msce("-c", n1.config, "watch", "wanted", "--from-start", "--count",
+                 len(want), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual(sorted(e["key"] for e in got), want)
+        self.assertEqual({e["collection"] for e in got}, {"wanted"})
+
     def test_import_reports_each_line_in_order(self):
         c = self.make_cluster(1)
         n1 = c.nodes[0]
