@@ -2365,7 +2365,9 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 		trace(r, LOG_WARN, "node %u refused our snapshot: %s", p->id,
 		      a->refused_reason);
 		snap_out_end(r, p);
-		p->snap_retry_at = now + r->cfg.retry_ms;
+		p->snap_retry_at = now + (a->refused_code == MSCE_ETOOBIG
+						  ? ORIGIN_REFUSED_MS
+						  : r->cfg.retry_ms);
 		p->snap_offered = 0;
 		return;
 	}
@@ -2822,10 +2824,19 @@ void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
 	if (rc != 0) {
 		/* Our store is in trouble (a full disk): refuse the snapshot,
 		 * as one from a clock too far ahead, and keep the link; the
-		 * sender offers it again after its retry_ms. */
+		 * sender offers it again after its retry_ms. Or our vector
+		 * has no room for one of its origins: refused alike, counted
+		 * as for changes of such an origin, offered again later. */
 		uint64_t id = x->m->snapshot->snapshot_id;
-		store_trouble(r, p, "merge a snapshot",
-			      "it offers it again later", rc, e);
+		if (rc == MSCE_ETOOBIG) {
+			r->counters.forged_refusals++;
+			p->refused_forged++;
+			trace(r, LOG_WARN, "snapshot from node %u refused: %s",
+			      p->id, e ? e->msg : err_str(rc));
+		} else {
+			store_trouble(r, p, "merge a snapshot",
+				      "it offers it again later", rc, e);
+		}
 		rxsnap_free(x);
 		p->snap_refused_id = id;
 		p->rx_snap_id = 0;

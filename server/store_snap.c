@@ -500,10 +500,15 @@ static int raise_vector(struct wtxn *w, const struct store_snap_chunk *c,
 		struct vv_entry *mine;
 		int rc;
 
+		/* No room, as for a change (store_apply): the snapshot
+		 * may be sound, this vector is full. */
 		if (st_vv_find(w->vvs, w->nvv, vv[i].origin) == NULL &&
 		    w->nvv >= MSCE_MAX_ORIGINS)
-			return err_set(e, MSCE_ECORRUPT,
-				       "snapshot vector: more than %d origins",
+			return err_set(e, MSCE_ETOOBIG,
+				       "snapshot vector: origin %u would be "
+				       "origin %d of the version vector, "
+				       "limit %d",
+				       vv[i].origin, MSCE_MAX_ORIGINS + 1,
 				       MSCE_MAX_ORIGINS);
 		if ((mine = st_wtxn_vv(w, vv[i].origin)) == NULL)
 			return err_set(e, MSCE_ENOMEM, "grow vector");

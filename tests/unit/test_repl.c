@@ -747,6 +747,74 @@ static void origin_without_room_refused_alone(void **state)
 	assert_int_equal(c.forged_refusals, refused);
 }
 
+/* A snapshot the receiver's vector has no room for is refused as such: not
+ * counted as a failure of its store, the link kept, and offered again only
+ * after a minute, not every second (a whole snapshot streamed each time). */
+static void snapshot_without_room_refused_alone(void **state)
+{
+	struct repl_counters c;
+	struct err e;
+	char key[32];
+	(void)state;
+	start(1, two, 2, 10);
+	start(2, two, 2, 10);
+	connect_pair(1, 2);
+	settle(two, 2);
+	advance(1000, two, 2);
+	assert_int_equal(put(1, "first1", "x"), 0);
+	assert_int_equal(put(2, "first2", "x"), 0);
+	settle(two, 2);
+	repl_link_down(nodes[1].repl, 2, now);
+	repl_link_down(nodes[2].repl, 1, now);
+	drop_queue(1, 2);
+	drop_queue(2, 1);
+	/* Node 1 fills its vector with incarnations of its own. */
+	uint32_t w1 = store_writer(nodes[1].store, NULL);
+	for (uint32_t k = 1; k <= MSCE_MAX_ORIGINS - 2; k++) {
+		assert_int_equal(store_set_writer(nodes[1].store,
+						  ((0x100 + k) << 16) | 1, 0,
+						  now, &e),
+				 0);
+		snprintf(key, sizeof key, "inc%u", k);
+		assert_int_equal(put(1, key, "x"), 0);
+	}
+	assert_int_equal(store_set_writer(nodes[1].store, w1, 0, now, &e), 0);
+	assert_int_equal(store_vv(nodes[1].store, NULL, 0), MSCE_MAX_ORIGINS);
+	/* Node 2 writes under a new incarnation too, and far past its log
+	 * retention under its own: node 1 can catch up only by snapshot. */
+	uint32_t w2 = store_writer(nodes[2].store, NULL);
+	assert_int_equal(
+	    store_set_writer(nodes[2].store, (0x300u << 16) | 2, 0, now, &e),
+	    0);
+	assert_int_equal(put(2, "second2", "x"), 0);
+	assert_int_equal(store_set_writer(nodes[2].store, w2, 0, now, &e), 0);
+	for (int k = 0; k < 100; k++) {
+		snprintf(key, sizeof key, "k%d", k);
+		assert_int_equal(put(2, key, "v"), 0);
+	}
+	now += 2000;
+	repl_tick(nodes[2].repl, now); /* truncates: retention 10 */
+	assert_true(store_vv_get(nodes[2].store, w2).floor > 1);
+	connect_pair(1, 2);
+	for (int i = 0; i < 10; i++)
+		advance(500, two, 2);
+	repl_counters(nodes[1].repl, &c);
+	assert_int_equal(c.store_errors, 0);
+	assert_true(c.forged_refusals >= 1);
+	assert_int_equal(nodes[1].closed[2], 0);
+	assert_int_equal(state_of(1, 2), REPL_ACTIVE);
+	/* The snapshot came, was refused, and is not offered again within
+	 * the minute. */
+	uint64_t refused = c.forged_refusals, snaps = c.snapshots_received;
+	assert_true(snaps >= 1);
+	for (int i = 0; i < 20; i++)
+		advance(500, two, 2);
+	repl_counters(nodes[1].repl, &c);
+	assert_int_equal(c.forged_refusals, refused);
+	assert_int_equal(c.snapshots_received, snaps);
+	assert_int_equal(c.store_errors, 0);
+}
+
 /* A store restored or wiped among writing peers waits until it holds what
  * a writing peer holds, then writes under a new incarnation. */
 static void new_store_waits_for_a_writing_peer(void **state)
@@ -1188,6 +1256,8 @@ int main(void)
 		store_refusing_applies_keeps_the_link, setup, teardown),
 	    cmocka_unit_test_setup_teardown(origin_without_room_refused_alone,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		snapshot_without_room_refused_alone, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		writer_born_in_the_future_not_believed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(new_store_waits_for_a_writing_peer,

@@ -511,14 +511,10 @@ static void case_person_seen_in_its_own_batch(void **state)
  * is a local write that would add this node's writer; the store goes on.
  * (An insider that made 128 incarnations once took a node past it, and the
  * nested apply's copy of the vector overran the stack.) */
-static void origin_space_bounded(void **state)
+/* Fills dst's vector: 128 incarnations of node 2, made at src, one
+ * change each. */
+static void fill_vector(struct store *dst, struct store *src)
 {
-	(void)state;
-	char *root = tu_tmpdir();
-	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b"),
-	     *d3 = subdir(root, "c");
-	struct store *dst = open_node(d1, 1), *src = open_node(d2, 2),
-		     *late = open_node(d3, 3);
 	struct store_apply_result res;
 	struct err e;
 	char key[32];
@@ -537,6 +533,20 @@ static void origin_space_bounded(void **state)
 				 0);
 		su_blobs_free(&bl);
 	}
+}
+
+static void origin_space_bounded(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b"),
+	     *d3 = subdir(root, "c");
+	struct store *dst = open_node(d1, 1), *src = open_node(d2, 2),
+		     *late = open_node(d3, 3);
+	struct store_apply_result res;
+	struct err e;
+
+	fill_vector(dst, src);
 	/* Full: dst's own first write would be origin 129. */
 	assert_int_equal(su_put(dst, "t", "mine", "v", "x", T0 + 200, NULL),
 			 MSCE_ETOOBIG);
@@ -852,6 +862,60 @@ static void log_truncation_and_snapshot(void **state)
 	free(d1);
 	free(d2);
 	tu_rmrf(root);
+}
+
+/* A snapshot that would take the vector past its 128 origins is refused
+ * as such (ETOOBIG: no room, not a corrupt snapshot, not a failing
+ * store), and nothing of it is merged. */
+static void snapshot_without_room_for_an_origin(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b"),
+	     *d3 = subdir(root, "c");
+	struct store *dst = open_node(d1, 1), *src = open_node(d2, 2),
+		     *late = open_node(d3, 3);
+	struct store_snap *sn;
+	struct vv_entry vv[8];
+	struct store_pos end;
+	uint8_t before[32], after[32];
+	struct err e;
+	int done = 0;
+
+	fill_vector(dst, src);
+	assert_int_equal(su_put(late, "t", "late", "v", "x", T0 + 200, NULL),
+			 0);
+	su_dump(dst, before);
+	assert_int_equal(store_snap_begin(late, &sn, &e), 0);
+	size_t nvv = store_snap_vv(sn, vv, 8);
+	struct collect *c = calloc(1, sizeof *c);
+	arena_init(&c->a, 0);
+	assert_int_equal(
+	    store_snap_next(sn, 1 << 20, collect_cb, c, &done, &end, &e), 0);
+	assert_true(done);
+	struct store_snap_chunk ch = {.source = 3,
+				      .recs = c->r,
+				      .n = (size_t)c->n,
+				      .cover = vv,
+				      .ncover = nvv,
+				      .first = 1,
+				      .done = 1};
+	assert_int_equal(store_snap_apply(dst, &ch, &e), MSCE_ETOOBIG);
+	assert_non_null(strstr(e.msg, "limit 128"));
+	su_dump(dst, after);
+	assert_memory_equal(before, after, 32);
+	assert_int_equal(store_vv_get(dst, 3).seq, 0);
+	assert_int_equal(store_failed(dst), 0);
+	store_snap_end(sn);
+	arena_free(&c->a);
+	free(c);
+	store_close(dst);
+	store_close(src);
+	store_close(late);
+	tu_rmrf(root);
+	free(d1);
+	free(d2);
+	free(d3);
 }
 
 /* Snapshot chunks of one sender, for interleaving with another's. */
@@ -1555,6 +1619,7 @@ int main(void)
 		cmocka_unit_test(case_person_seen_in_its_own_batch),
 		cmocka_unit_test(gaps_and_clock_skew_stop_the_batch),
 		cmocka_unit_test(origin_space_bounded),
+		cmocka_unit_test(snapshot_without_room_for_an_origin),
 		cmocka_unit_test(audit_forgeries_refused),
 		cmocka_unit_test(map_grows_then_full_is_clear),
 		cmocka_unit_test(log_truncation_and_snapshot),
