@@ -765,6 +765,34 @@ static void test_lost_connection(void **state)
 	assert_int_equal(f.accepted, 3);
 }
 
+/* The node answered a write and closed the connection; the client sends
+ * another request before its next step, which fails (EPIPE). The answer
+ * that came before the close is still delivered: the write committed,
+ * and must not be reported as lost ("may or may not have committed"). */
+static void test_answer_before_close_kept(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct got g = {0};
+	struct msce_field fl = field("a", "1");
+
+	fake_start(&f, "ac"); /* answers the put, closes */
+	msce_async *a = async_to(f.path, 2000);
+	assert_int_equal(msce_async_put(a, "t", "k1", &fl, 1, NULL, on_write,
+					&g),
+			 0);
+	fake_wait_closes(&f, 1);
+	assert_int_equal(msce_async_put(a, "t", "k2", &fl, 1, NULL, on_write,
+					&g),
+			 0);
+	run_until(a, &g.n, 2, WAIT_MS);
+	assert_int_equal(g.code[0], MSCE_ENOTFOUND);
+	assert_string_equal(g.msg[0], "fake: nothing here");
+	assert_int_equal(g.code[1], MSCE_ECLOSED);
+	msce_async_free(a);
+	fake_stop(&f);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest live[] = {
@@ -777,6 +805,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_request_timeout),
 		cmocka_unit_test(test_connect_timeout_and_no_center),
 		cmocka_unit_test(test_lost_connection),
+		cmocka_unit_test(test_answer_before_close_kept),
 	};
 	const char *mode = argc > 1 ? argv[1] : "";
 
