@@ -31,6 +31,9 @@ struct msce_client {
 	/* A watch: its request id while streaming, its collection and the
 	 * position after the last event returned, to resume from. */
 	uint64_t watch_id;
+	/* The watch's connection was lost and could not be resumed within
+	 * the last msce_watch_next's timeout: the next one tries again. */
+	int watch_lost;
 	int watch_all;
 	char watch_coll[MSCE_MAX_COLLECTION + 1];
 	struct msce_cursor wcur;
@@ -696,6 +699,7 @@ int msce_watch_from(msce_client *c, const char *collection,
 	if (c->watch_id != 0)
 		return fail(c, MSCE_EBUSY, "this connection streams a watch "
 					   "already");
+	c->watch_lost = 0;
 	if (collection != NULL && strlen(collection) > MSCE_MAX_COLLECTION)
 		return fail(c, MSCE_ETOOBIG, "collection name over %d bytes",
 			    MSCE_MAX_COLLECTION);
@@ -766,9 +770,12 @@ static int watch_resume(msce_client *c, uint64_t deadline)
 	int rc;
 
 	c->watch_id = 0;
+	c->watch_lost = 1;
 	for (;;) {
-		if ((rc = reconnect(c)) == 0 && (rc = watch_send(c)) == 0)
+		if ((rc = reconnect(c)) == 0 && (rc = watch_send(c)) == 0) {
+			c->watch_lost = 0;
 			return 0;
+		}
 		uint64_t now = link_now_ms();
 		if (deadline && now + pause >= deadline)
 			return rc;
@@ -786,9 +793,12 @@ int msce_watch_next(msce_client *c, struct msce_event *ev, uint64_t timeout_ms,
 	const Msce__Change *ch;
 	int rc;
 
+	drop_event(c);
+	if (c->watch_id == 0 && c->watch_lost &&
+	    (rc = watch_resume(c, deadline)) != 0)
+		return rc;
 	if (c->watch_id == 0)
 		return fail(c, MSCE_EINVAL, "no watch on this connection");
-	drop_event(c);
 	for (;;) {
 		uint64_t left = 0;
 		if (deadline) {

@@ -427,7 +427,9 @@ int msce_watch_from(msce_client *c, const char *collection,
  * floor; see msce_status_cursor). cursor (may be NULL) is advanced past
  * the event. On a client from msce_connect a lost connection is
  * re-established and the watch resumes after the last event returned:
- * nothing is lost or given twice. */
+ * nothing is lost or given twice. If no center answers within
+ * timeout_ms, the reconnection's error (MSCE_EUNAVAIL, ...) is returned
+ * and the watch stays: the next call tries again. */
 int msce_watch_next(msce_client *c, struct msce_event *ev, uint64_t timeout_ms,
 		    struct msce_cursor *cursor);
 /* The position after the last event msce_watch_next returned. */

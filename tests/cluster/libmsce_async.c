@@ -10,7 +10,7 @@
  *                      up mid-request or never finish a handshake: request
  *                      and connect timeouts, writes lost with their
  *                      connection, reads sent again, msce_connect clients
- *                      that reconnect)
+ *                      that reconnect, a watch that outlives an outage)
  *
  * Run by test_frontend.py. Every wait is bounded (run_until). */
 #include <setjmp.h>
@@ -793,6 +793,50 @@ static void test_answer_before_close_kept(void **state)
 	fake_stop(&f);
 }
 
+/* A blocking watch on a client from msce_connect whose every center is
+ * down: msce_watch_next returns the error, and the next call, once a
+ * center is back, resumes the watch (it is not dropped). */
+static void test_blocking_watch_resumes_after_outage(void **state)
+{
+	(void)state;
+	struct fake f;
+	char path[108];
+	msce_conninfo *ci = msce_conninfo_new();
+	msce_client *c;
+	struct msce_event ev;
+	int rc;
+
+	fake_start(&f, "r"); /* reads the watch, then goes away */
+	snprintf(path, sizeof path, "%s", f.path);
+	assert_int_equal(msce_conninfo_add_unix(ci, path), 0);
+	msce_conninfo_set_timeouts(ci, 0, 5000);
+	msce_conninfo_set_reconnect(ci, 1, 20, 100);
+	assert_int_equal(msce_connect(ci, &c), 0);
+	assert_int_equal(
+		msce_watch_from(c, "t", MSCE_WATCH_FROM_START, NULL), 0);
+	fake_stop(&f); /* no center at all now */
+	rc = msce_watch_next(c, &ev, 300, NULL);
+	assert_int_not_equal(rc, 0);
+	assert_int_not_equal(rc, MSCE_EINVAL);
+
+	/* The center is back (same socket path): the watch is sent again. */
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memset(&f, 0, sizeof f);
+	snprintf(f.path, sizeof f.path, "%s", path);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	f.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(f.lfd, 4), 0);
+	f.script = "rr"; /* reads the watch again, never answers */
+	assert_int_equal(pthread_create(&f.t, NULL, fake_main, &f), 0);
+	rc = msce_watch_next(c, &ev, 1000, NULL);
+	assert_int_equal(rc, MSCE_ETIMEOUT); /* a watch, with no change yet */
+	assert_int_equal(f.accepted, 1);
+	msce_close(c);
+	msce_conninfo_free(ci);
+	fake_stop(&f);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest live[] = {
@@ -806,6 +850,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_connect_timeout_and_no_center),
 		cmocka_unit_test(test_lost_connection),
 		cmocka_unit_test(test_answer_before_close_kept),
+		cmocka_unit_test(test_blocking_watch_resumes_after_outage),
 	};
 	const char *mode = argc > 1 ? argv[1] : "";
 
