@@ -539,8 +539,9 @@ int msce_event_put(msce_client *c, const char *date, const char *id,
  *
  * (client/examples/uvdesk.c is a whole front end). A loop that prefers
  * its own timer may also wait at most msce_async_timeout() ms. Callbacks
- * run inside msce_async_step (never inside the call that makes a request,
- * never from another thread); they may make new requests, and may call
+ * run inside msce_async_step, and inside msce_async_free for the requests
+ * and watches it ends (never inside the call that makes a request, never
+ * from another thread); they may make new requests, and may call
  * msce_async_free.
  *
  * Every request is sent at once when connected (pipelined: they do not
@@ -549,7 +550,14 @@ int msce_event_put(msce_client *c, const char *date, const char *id,
  * none came within the request timeout, or MSCE_ECLOSED when the
  * connection was lost after a write was sent (it may or may not have
  * committed: read it back) or the msce_async was freed. Reads in flight
- * when a connection is lost are sent again on the next one. */
+ * when a connection is lost are sent again on the next one.
+ *
+ * A request timeout does not end the connection, and is no reason to fail
+ * over: a center that keeps the connection but stops answering (a stopped
+ * or hung msced, a stalled disk) has every request end in MSCE_ETIMEOUT
+ * for as long as it lasts. To move on to another center, free the
+ * msce_async and make a new one from a conninfo that lists the others
+ * first. The same holds for a client from msce_connect. */
 typedef struct msce_async msce_async;
 
 #define MSCE_WANT_READ 1
@@ -616,8 +624,9 @@ typedef void (*msce_conflicts_fn)(void *ctx, int code, const char *msg,
 				  msce_conflicts *list);
 
 /* Each returns 0 when the request is queued (its callback will run), or an
- * error (bad arguments, out of memory, closed for good) and then never
- * calls fn. fn may be NULL. A put's res carries the change on 0, and also
+ * error (bad arguments the library checks itself, out of memory, closed
+ * for good) and then never calls fn; what the node refuses (its rules for
+ * names, keys and typed fields) comes through fn. fn may be NULL. A put's res carries the change on 0, and also
  * on MSCE_ETIMEOUT of min_sites (committed here, not yet elsewhere). */
 int msce_async_put(msce_async *a, const char *collection, const char *key,
 		   const struct msce_field *fields, size_t n,
