@@ -394,6 +394,8 @@ class PythonTest(ClusterTestCase):
             except msce.PermissionDenied as e:
                 print("ro refused:", e.message)
             print("center", rw.center)
+            st = ro.status()
+            print("who", st.client, st.role, rw.status().role)
             # Personal records: ro and rw name a purpose to read them.
             rw.register(msce.Registration("FRA", "GL1012345601", name="Ann Lee",
                                           document_type=msce.DocumentType.PASSPORT))
@@ -416,6 +418,7 @@ class PythonTest(ClusterTestCase):
         self.assertIn("ro reads 1", out)
         self.assertIn("ro refused: client \"desk-ro\" has role ro", out)
         self.assertIn("center tcp:127.0.0.1:%d" % port, out)
+        self.assertIn("who desk-ro ro rw", out)
         self.assertIn("no purpose: a purpose is required", out)
         self.assertIn("purpose service Ann Lee", out)
         self.assertIn("bad purpose:", out)

@@ -154,7 +154,9 @@ class PeerStatus:
 
 class Status:
     """A node's status: node, name, digest, peers, conflicts, cursor (its
-    version vector: watch from it to get what commits after), and
+    version vector: watch from it to get what commits after), client and
+    role (who the node sees on this connection: the [client NAME] of the
+    key, "local" over the unix socket, and "ro", "rw" or "admin"), and
     counter(name)."""
 
     def __init__(self, handle):
@@ -163,6 +165,8 @@ class Status:
         self.name = _lib.status_name(handle).decode()
         self.digest = _lib.status_digest(handle).decode()
         self.conflicts = _lib.status_conflicts(handle)
+        self.client = (_lib.status_client(handle) or b"").decode()
+        self.role = (_lib.status_role(handle) or b"").decode()
         self.peers = []
         for i in range(_lib.status_npeers(handle)):
             p = _lib.status_peer(handle, i).contents
