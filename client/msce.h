@@ -69,7 +69,11 @@ typedef struct msce_client msce_client;
 /* On failure *out is still set (so msce_errmsg works) and must be closed
  * with msce_close. These connect to one node, wait for its answers without
  * a limit (see msce_set_timeout) and do not reconnect: once the connection
- * is lost, every call returns the error. msce_connect below does. */
+ * is lost, every call returns the error. msce_connect below does. Over
+ * TCP the node closes a connection left idle for its client_idle_timeout
+ * (5 min by default), after which a client from msce_connect_tcp answers
+ * MSCE_ECLOSED for good: a desk that keeps its client open between
+ * customers should use msce_connect. */
 int msce_connect_unix(const char *path, msce_client **out);
 /* The socket named in a node's config file ([node] socket). */
 int msce_connect_config(const char *config_path, msce_client **out);
