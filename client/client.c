@@ -245,6 +245,25 @@ static int ensure_connected(msce_client *c)
 	return reconnect(c);
 }
 
+/* No answer in time on a connection that is up: the center took it and
+ * stopped (a stopped msced, a stalled disk). With other centers to try,
+ * the connection is dropped and the next call starts with the next one;
+ * what was asked may still be done there. */
+static void give_up_center(msce_client *c)
+{
+	size_t len;
+
+	if (!can_reconnect(c) || c->ci->n < 2 || c->t == NULL)
+		return;
+	transport_close(c->t);
+	c->t = NULL;
+	c->center = (c->center + 1) % c->ci->n;
+	len = strlen(c->msg);
+	snprintf(c->msg + len, sizeof c->msg - len,
+		 "; the next call goes to %s",
+		 c->ci->centers[c->center].label);
+}
+
 /* 1 if rc means the connection is gone (not a timeout, not a refusal). */
 static int lost(const msce_client *c, int rc)
 {
@@ -366,6 +385,10 @@ int client_call(msce_client *c, Msce__ClientRequest *req,
 					   request_timeout(c, req), resp);
 		if (rc == 0)
 			break;
+		if (rc == MSCE_ETIMEOUT) {
+			give_up_center(c);
+			return rc;
+		}
 		/* A read whose connection failed under it is sent once
 		 * more; a write may have committed, so it is not. */
 		if (attempt > 0 || !can_reconnect(c) || !idempotent(req) ||

@@ -134,7 +134,12 @@ void msce_conninfo_set_reconnect(msce_conninfo *ci, int enable,
  * connection fails under it is sent again once, and a watch resumes from
  * where it was. A write whose connection failed before its answer returns
  * MSCE_ECLOSED: it may or may not have committed (read it back to know).
- * On failure *out is set as for msce_connect_unix. */
+ * A request with no answer within the request timeout returns
+ * MSCE_ETIMEOUT (a write may still commit) and, when ci lists more than
+ * one center, gives that center up: the next call connects to the next
+ * one (a center that took the connection and stopped answering: a
+ * stopped msced, a stalled disk). On failure *out is set as for
+ * msce_connect_unix. */
 int msce_connect(const msce_conninfo *ci, msce_client **out);
 /* The center c is connected to ("unix:PATH" or "tcp:HOSTPORT"). */
 const char *msce_center(const msce_client *c);
@@ -556,12 +561,12 @@ int msce_event_put(msce_client *c, const char *date, const char *id,
  * committed: read it back) or the msce_async was freed. Reads in flight
  * when a connection is lost are sent again on the next one.
  *
- * A request timeout does not end the connection, and is no reason to fail
- * over: a center that keeps the connection but stops answering (a stopped
- * or hung msced, a stalled disk) has every request end in MSCE_ETIMEOUT
- * for as long as it lasts. To move on to another center, free the
- * msce_async and make a new one from a conninfo that lists the others
- * first. The same holds for a client from msce_connect. */
+ * A request sent and not answered within the request timeout ends in
+ * MSCE_ETIMEOUT; when the conninfo lists more than one center, the
+ * connection is then given up as lost (a center that keeps it but stops
+ * answering: a stopped or hung msced, a stalled disk) and the next center
+ * is tried: reads in flight go again there, writes in flight end in
+ * MSCE_ECLOSED as above. With one center the connection stays. */
 typedef struct msce_async msce_async;
 
 #define MSCE_WANT_READ 1

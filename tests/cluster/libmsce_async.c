@@ -602,6 +602,64 @@ static void test_request_timeout(void **state)
 	fake_stop(&f);
 }
 
+/* A center that takes the connection and never answers (a stopped msced,
+ * a stalled disk) is given up after a request timeout: the next request
+ * goes to the next center, for both clients. */
+static void test_timeout_moves_to_the_next_center(void **state)
+{
+	(void)state;
+	struct fake hung, good;
+	struct got g = {0};
+	msce_conninfo *ci = msce_conninfo_new();
+	msce_async *a;
+	msce_client *c;
+	msce_record *r;
+
+	fake_start(&hung, "rrrr"); /* reads, never answers */
+	fake_start(&good, "aaaa");
+	assert_int_equal(msce_conninfo_add_unix(ci, hung.path), 0);
+	assert_int_equal(msce_conninfo_add_unix(ci, good.path), 0);
+	msce_conninfo_set_timeouts(ci, 0, 300);
+	msce_conninfo_set_reconnect(ci, 1, 20, 200);
+	assert_int_equal(msce_async_new(ci, &a), 0);
+	assert_int_equal(msce_async_get(a, "t", "k", NULL, 0, on_record, &g),
+			 0);
+	run_until(a, &g.n, 1, WAIT_MS);
+	assert_int_equal(g.code[0], MSCE_ETIMEOUT);
+	assert_int_equal(msce_async_get(a, "t", "k", NULL, 0, on_record, &g),
+			 0);
+	run_until(a, &g.n, 2, WAIT_MS);
+	assert_int_equal(g.code[1], MSCE_ENOTFOUND);
+	assert_string_equal(g.msg[1], "fake: nothing here");
+	assert_non_null(strstr(msce_async_center(a), good.path));
+	msce_async_free(a);
+	msce_conninfo_free(ci);
+	fake_stop(&hung);
+	fake_stop(&good);
+
+	/* The blocking client (new fakes: each serves one connection): the
+	 * call that timed out says where the next goes, and the next is
+	 * answered there. */
+	fake_start(&hung, "rrrr");
+	fake_start(&good, "aaaa");
+	ci = msce_conninfo_new();
+	assert_int_equal(msce_conninfo_add_unix(ci, hung.path), 0);
+	assert_int_equal(msce_conninfo_add_unix(ci, good.path), 0);
+	msce_conninfo_set_reconnect(ci, 1, 20, 200);
+	assert_int_equal(msce_connect(ci, &c), 0);
+	assert_non_null(strstr(msce_center(c), hung.path));
+	msce_set_timeout(c, 300);
+	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_ETIMEOUT);
+	assert_non_null(strstr(msce_errmsg(c), "the next call goes to"));
+	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_ENOTFOUND);
+	assert_string_equal(msce_errmsg(c), "fake: nothing here");
+	assert_non_null(strstr(msce_center(c), good.path));
+	msce_close(c);
+	msce_conninfo_free(ci);
+	fake_stop(&hung);
+	fake_stop(&good);
+}
+
 /* A TCP listener that accepts (in the kernel) and never answers. */
 static int silent_tcp(int *port)
 {
@@ -847,6 +905,7 @@ int main(int argc, char **argv)
 	};
 	const struct CMUnitTest fake[] = {
 		cmocka_unit_test(test_request_timeout),
+		cmocka_unit_test(test_timeout_moves_to_the_next_center),
 		cmocka_unit_test(test_connect_timeout_and_no_center),
 		cmocka_unit_test(test_lost_connection),
 		cmocka_unit_test(test_answer_before_close_kept),
