@@ -736,9 +736,14 @@ static void dispatch(msce_async *a, uint8_t *buf, size_t len)
 	req_free(q);
 }
 
-/* Requests past their deadline end with MSCE_ETIMEOUT. */
+/* Requests past their deadline end with MSCE_ETIMEOUT. A request sent
+ * on a connection that is up and never answered means the center took it
+ * and stopped (a stopped msced, a stalled disk): with other centers to
+ * try, the connection is given up as lost, and the next center tried. */
 static void expire(msce_async *a, uint64_t now)
 {
+	int hung = 0;
+
 	for (;;) {
 		struct areq *r;
 		char msg[sizeof a->msg + 96];
@@ -747,20 +752,30 @@ static void expire(msce_async *a, uint64_t now)
 			if (r->deadline && now >= r->deadline)
 				break;
 		if (r == NULL || a->closed)
-			return;
+			break;
 		unlink_req(a, r);
-		if (r->sent)
+		if (r->sent) {
 			snprintf(msg, sizeof msg,
 				 "no answer from %s within %u ms",
 				 a->ci->centers[a->center].label,
 				 a->ci->request_ms);
-		else
+			hung |= a->ready;
+		} else {
 			snprintf(msg, sizeof msg,
 				 "no connection to any center within %u ms%s%s",
 				 a->ci->request_ms, a->msg[0] ? ": " : "",
 				 a->msg);
+		}
 		fail_req(r, MSCE_ETIMEOUT, msg);
 		req_free(r);
+	}
+	if (hung && a->ready && !a->closed && a->ci->reconnect &&
+	    a->ci->n > 1) {
+		char why[sizeof a->msg];
+		snprintf(why, sizeof why, "%s: no answer within %u ms",
+			 a->ci->centers[a->center].label, a->ci->request_ms);
+		a->center = (a->center + 1) % a->ci->n;
+		on_lost(a, MSCE_ETIMEOUT, why);
 	}
 }
 

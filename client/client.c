@@ -31,6 +31,9 @@ struct msce_client {
 	/* A watch: its request id while streaming, its collection and the
 	 * position after the last event returned, to resume from. */
 	uint64_t watch_id;
+	/* The watch's connection was lost and could not be resumed within
+	 * the last msce_watch_next's timeout: the next one tries again. */
+	int watch_lost;
 	int watch_all;
 	char watch_coll[MSCE_MAX_COLLECTION + 1];
 	struct msce_cursor wcur;
@@ -242,6 +245,25 @@ static int ensure_connected(msce_client *c)
 	return reconnect(c);
 }
 
+/* No answer in time on a connection that is up: the center took it and
+ * stopped (a stopped msced, a stalled disk). With other centers to try,
+ * the connection is dropped and the next call starts with the next one;
+ * what was asked may still be done there. */
+static void give_up_center(msce_client *c)
+{
+	size_t len;
+
+	if (!can_reconnect(c) || c->ci->n < 2 || c->t == NULL)
+		return;
+	transport_close(c->t);
+	c->t = NULL;
+	c->center = (c->center + 1) % c->ci->n;
+	len = strlen(c->msg);
+	snprintf(c->msg + len, sizeof c->msg - len,
+		 "; the next call goes to %s",
+		 c->ci->centers[c->center].label);
+}
+
 /* 1 if rc means the connection is gone (not a timeout, not a refusal). */
 static int lost(const msce_client *c, int rc)
 {
@@ -363,6 +385,10 @@ int client_call(msce_client *c, Msce__ClientRequest *req,
 					   request_timeout(c, req), resp);
 		if (rc == 0)
 			break;
+		if (rc == MSCE_ETIMEOUT) {
+			give_up_center(c);
+			return rc;
+		}
 		/* A read whose connection failed under it is sent once
 		 * more; a write may have committed, so it is not. */
 		if (attempt > 0 || !can_reconnect(c) || !idempotent(req) ||
@@ -696,6 +722,7 @@ int msce_watch_from(msce_client *c, const char *collection,
 	if (c->watch_id != 0)
 		return fail(c, MSCE_EBUSY, "this connection streams a watch "
 					   "already");
+	c->watch_lost = 0;
 	if (collection != NULL && strlen(collection) > MSCE_MAX_COLLECTION)
 		return fail(c, MSCE_ETOOBIG, "collection name over %d bytes",
 			    MSCE_MAX_COLLECTION);
@@ -766,9 +793,12 @@ static int watch_resume(msce_client *c, uint64_t deadline)
 	int rc;
 
 	c->watch_id = 0;
+	c->watch_lost = 1;
 	for (;;) {
-		if ((rc = reconnect(c)) == 0 && (rc = watch_send(c)) == 0)
+		if ((rc = reconnect(c)) == 0 && (rc = watch_send(c)) == 0) {
+			c->watch_lost = 0;
 			return 0;
+		}
 		uint64_t now = link_now_ms();
 		if (deadline && now + pause >= deadline)
 			return rc;
@@ -786,9 +816,12 @@ int msce_watch_next(msce_client *c, struct msce_event *ev, uint64_t timeout_ms,
 	const Msce__Change *ch;
 	int rc;
 
+	drop_event(c);
+	if (c->watch_id == 0 && c->watch_lost &&
+	    (rc = watch_resume(c, deadline)) != 0)
+		return rc;
 	if (c->watch_id == 0)
 		return fail(c, MSCE_EINVAL, "no watch on this connection");
-	drop_event(c);
 	for (;;) {
 		uint64_t left = 0;
 		if (deadline) {

@@ -67,6 +67,7 @@ struct link {
 	size_t hdr_have;
 	uint8_t *msg;
 	size_t msg_len, msg_have;
+	int draining;	   /* reading what came before a failed send */
 	struct channel ch; /* TCP */
 	uint8_t rbuf[READ_BUF_LEN];
 };
@@ -367,10 +368,23 @@ static int flush(struct link *l, char *err, size_t errlen)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (w < 0)
+		if (w < 0) {
+			int e = errno;
+			/* The node may have answered before it closed: take
+			 * what it sent (up to its end of stream) so that
+			 * those answers are delivered, not lost with the
+			 * connection. */
+			if (l->state == LINK_OPEN && !l->draining) {
+				l->draining = 1;
+				for (int i = 0; i < 16 && l->state == LINK_OPEN;
+				     i++)
+					read_some(l, NULL, 0);
+				l->draining = 0;
+			}
 			return die(l, err, errlen, MSCE_ECLOSED,
 				   "connection to the node lost: %s",
-				   strerror(errno));
+				   strerror(e));
+		}
 		l->out_off += (size_t)w;
 	}
 	if (l->out_off == l->out.len) {

@@ -69,7 +69,11 @@ typedef struct msce_client msce_client;
 /* On failure *out is still set (so msce_errmsg works) and must be closed
  * with msce_close. These connect to one node, wait for its answers without
  * a limit (see msce_set_timeout) and do not reconnect: once the connection
- * is lost, every call returns the error. msce_connect below does. */
+ * is lost, every call returns the error. msce_connect below does. Over
+ * TCP the node closes a connection left idle for its client_idle_timeout
+ * (5 min by default), after which a client from msce_connect_tcp answers
+ * MSCE_ECLOSED for good: a desk that keeps its client open between
+ * customers should use msce_connect. */
 int msce_connect_unix(const char *path, msce_client **out);
 /* The socket named in a node's config file ([node] socket). */
 int msce_connect_config(const char *config_path, msce_client **out);
@@ -130,7 +134,12 @@ void msce_conninfo_set_reconnect(msce_conninfo *ci, int enable,
  * connection fails under it is sent again once, and a watch resumes from
  * where it was. A write whose connection failed before its answer returns
  * MSCE_ECLOSED: it may or may not have committed (read it back to know).
- * On failure *out is set as for msce_connect_unix. */
+ * A request with no answer within the request timeout returns
+ * MSCE_ETIMEOUT (a write may still commit) and, when ci lists more than
+ * one center, gives that center up: the next call connects to the next
+ * one (a center that took the connection and stopped answering: a
+ * stopped msced, a stalled disk). On failure *out is set as for
+ * msce_connect_unix. */
 int msce_connect(const msce_conninfo *ci, msce_client **out);
 /* The center c is connected to ("unix:PATH" or "tcp:HOSTPORT"). */
 const char *msce_center(const msce_client *c);
@@ -427,7 +436,9 @@ int msce_watch_from(msce_client *c, const char *collection,
  * floor; see msce_status_cursor). cursor (may be NULL) is advanced past
  * the event. On a client from msce_connect a lost connection is
  * re-established and the watch resumes after the last event returned:
- * nothing is lost or given twice. */
+ * nothing is lost or given twice. If no center answers within
+ * timeout_ms, the reconnection's error (MSCE_EUNAVAIL, ...) is returned
+ * and the watch stays: the next call tries again. */
 int msce_watch_next(msce_client *c, struct msce_event *ev, uint64_t timeout_ms,
 		    struct msce_cursor *cursor);
 /* The position after the last event msce_watch_next returned. */
@@ -537,8 +548,9 @@ int msce_event_put(msce_client *c, const char *date, const char *id,
  *
  * (client/examples/uvdesk.c is a whole front end). A loop that prefers
  * its own timer may also wait at most msce_async_timeout() ms. Callbacks
- * run inside msce_async_step (never inside the call that makes a request,
- * never from another thread); they may make new requests, and may call
+ * run inside msce_async_step, and inside msce_async_free for the requests
+ * and watches it ends (never inside the call that makes a request, never
+ * from another thread); they may make new requests, and may call
  * msce_async_free.
  *
  * Every request is sent at once when connected (pipelined: they do not
@@ -547,7 +559,14 @@ int msce_event_put(msce_client *c, const char *date, const char *id,
  * none came within the request timeout, or MSCE_ECLOSED when the
  * connection was lost after a write was sent (it may or may not have
  * committed: read it back) or the msce_async was freed. Reads in flight
- * when a connection is lost are sent again on the next one. */
+ * when a connection is lost are sent again on the next one.
+ *
+ * A request sent and not answered within the request timeout ends in
+ * MSCE_ETIMEOUT; when the conninfo lists more than one center, the
+ * connection is then given up as lost (a center that keeps it but stops
+ * answering: a stopped or hung msced, a stalled disk) and the next center
+ * is tried: reads in flight go again there, writes in flight end in
+ * MSCE_ECLOSED as above. With one center the connection stays. */
 typedef struct msce_async msce_async;
 
 #define MSCE_WANT_READ 1
@@ -614,8 +633,9 @@ typedef void (*msce_conflicts_fn)(void *ctx, int code, const char *msg,
 				  msce_conflicts *list);
 
 /* Each returns 0 when the request is queued (its callback will run), or an
- * error (bad arguments, out of memory, closed for good) and then never
- * calls fn. fn may be NULL. A put's res carries the change on 0, and also
+ * error (bad arguments the library checks itself, out of memory, closed
+ * for good) and then never calls fn; what the node refuses (its rules for
+ * names, keys and typed fields) comes through fn. fn may be NULL. A put's res carries the change on 0, and also
  * on MSCE_ETIMEOUT of min_sites (committed here, not yet elsewhere). */
 int msce_async_put(msce_async *a, const char *collection, const char *key,
 		   const struct msce_field *fields, size_t n,

@@ -10,7 +10,7 @@
  *                      up mid-request or never finish a handshake: request
  *                      and connect timeouts, writes lost with their
  *                      connection, reads sent again, msce_connect clients
- *                      that reconnect)
+ *                      that reconnect, a watch that outlives an outage)
  *
  * Run by test_frontend.py. Every wait is bounded (run_until). */
 #include <setjmp.h>
@@ -602,6 +602,64 @@ static void test_request_timeout(void **state)
 	fake_stop(&f);
 }
 
+/* A center that takes the connection and never answers (a stopped msced,
+ * a stalled disk) is given up after a request timeout: the next request
+ * goes to the next center, for both clients. */
+static void test_timeout_moves_to_the_next_center(void **state)
+{
+	(void)state;
+	struct fake hung, good;
+	struct got g = {0};
+	msce_conninfo *ci = msce_conninfo_new();
+	msce_async *a;
+	msce_client *c;
+	msce_record *r;
+
+	fake_start(&hung, "rrrr"); /* reads, never answers */
+	fake_start(&good, "aaaa");
+	assert_int_equal(msce_conninfo_add_unix(ci, hung.path), 0);
+	assert_int_equal(msce_conninfo_add_unix(ci, good.path), 0);
+	msce_conninfo_set_timeouts(ci, 0, 300);
+	msce_conninfo_set_reconnect(ci, 1, 20, 200);
+	assert_int_equal(msce_async_new(ci, &a), 0);
+	assert_int_equal(msce_async_get(a, "t", "k", NULL, 0, on_record, &g),
+			 0);
+	run_until(a, &g.n, 1, WAIT_MS);
+	assert_int_equal(g.code[0], MSCE_ETIMEOUT);
+	assert_int_equal(msce_async_get(a, "t", "k", NULL, 0, on_record, &g),
+			 0);
+	run_until(a, &g.n, 2, WAIT_MS);
+	assert_int_equal(g.code[1], MSCE_ENOTFOUND);
+	assert_string_equal(g.msg[1], "fake: nothing here");
+	assert_non_null(strstr(msce_async_center(a), good.path));
+	msce_async_free(a);
+	msce_conninfo_free(ci);
+	fake_stop(&hung);
+	fake_stop(&good);
+
+	/* The blocking client (new fakes: each serves one connection): the
+	 * call that timed out says where the next goes, and the next is
+	 * answered there. */
+	fake_start(&hung, "rrrr");
+	fake_start(&good, "aaaa");
+	ci = msce_conninfo_new();
+	assert_int_equal(msce_conninfo_add_unix(ci, hung.path), 0);
+	assert_int_equal(msce_conninfo_add_unix(ci, good.path), 0);
+	msce_conninfo_set_reconnect(ci, 1, 20, 200);
+	assert_int_equal(msce_connect(ci, &c), 0);
+	assert_non_null(strstr(msce_center(c), hung.path));
+	msce_set_timeout(c, 300);
+	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_ETIMEOUT);
+	assert_non_null(strstr(msce_errmsg(c), "the next call goes to"));
+	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_ENOTFOUND);
+	assert_string_equal(msce_errmsg(c), "fake: nothing here");
+	assert_non_null(strstr(msce_center(c), good.path));
+	msce_close(c);
+	msce_conninfo_free(ci);
+	fake_stop(&hung);
+	fake_stop(&good);
+}
+
 /* A TCP listener that accepts (in the kernel) and never answers. */
 static int silent_tcp(int *port)
 {
@@ -765,6 +823,78 @@ static void test_lost_connection(void **state)
 	assert_int_equal(f.accepted, 3);
 }
 
+/* The node answered a write and closed the connection; the client sends
+ * another request before its next step, which fails (EPIPE). The answer
+ * that came before the close is still delivered: the write committed,
+ * and must not be reported as lost ("may or may not have committed"). */
+static void test_answer_before_close_kept(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct got g = {0};
+	struct msce_field fl = field("a", "1");
+
+	fake_start(&f, "ac"); /* answers the put, closes */
+	msce_async *a = async_to(f.path, 2000);
+	assert_int_equal(msce_async_put(a, "t", "k1", &fl, 1, NULL, on_write,
+					&g),
+			 0);
+	fake_wait_closes(&f, 1);
+	assert_int_equal(msce_async_put(a, "t", "k2", &fl, 1, NULL, on_write,
+					&g),
+			 0);
+	run_until(a, &g.n, 2, WAIT_MS);
+	assert_int_equal(g.code[0], MSCE_ENOTFOUND);
+	assert_string_equal(g.msg[0], "fake: nothing here");
+	assert_int_equal(g.code[1], MSCE_ECLOSED);
+	msce_async_free(a);
+	fake_stop(&f);
+}
+
+/* A blocking watch on a client from msce_connect whose every center is
+ * down: msce_watch_next returns the error, and the next call, once a
+ * center is back, resumes the watch (it is not dropped). */
+static void test_blocking_watch_resumes_after_outage(void **state)
+{
+	(void)state;
+	struct fake f;
+	char path[108];
+	msce_conninfo *ci = msce_conninfo_new();
+	msce_client *c;
+	struct msce_event ev;
+	int rc;
+
+	fake_start(&f, "r"); /* reads the watch, then goes away */
+	snprintf(path, sizeof path, "%s", f.path);
+	assert_int_equal(msce_conninfo_add_unix(ci, path), 0);
+	msce_conninfo_set_timeouts(ci, 0, 5000);
+	msce_conninfo_set_reconnect(ci, 1, 20, 100);
+	assert_int_equal(msce_connect(ci, &c), 0);
+	assert_int_equal(
+		msce_watch_from(c, "t", MSCE_WATCH_FROM_START, NULL), 0);
+	fake_stop(&f); /* no center at all now */
+	rc = msce_watch_next(c, &ev, 300, NULL);
+	assert_int_not_equal(rc, 0);
+	assert_int_not_equal(rc, MSCE_EINVAL);
+
+	/* The center is back (same socket path): the watch is sent again. */
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memset(&f, 0, sizeof f);
+	snprintf(f.path, sizeof f.path, "%s", path);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	f.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(f.lfd, 4), 0);
+	f.script = "rr"; /* reads the watch again, never answers */
+	assert_int_equal(pthread_create(&f.t, NULL, fake_main, &f), 0);
+	rc = msce_watch_next(c, &ev, 1000, NULL);
+	assert_int_equal(rc, MSCE_ETIMEOUT); /* a watch, with no change yet */
+	assert_int_equal(f.accepted, 1);
+	msce_close(c);
+	msce_conninfo_free(ci);
+	fake_stop(&f);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest live[] = {
@@ -775,8 +905,11 @@ int main(int argc, char **argv)
 	};
 	const struct CMUnitTest fake[] = {
 		cmocka_unit_test(test_request_timeout),
+		cmocka_unit_test(test_timeout_moves_to_the_next_center),
 		cmocka_unit_test(test_connect_timeout_and_no_center),
 		cmocka_unit_test(test_lost_connection),
+		cmocka_unit_test(test_answer_before_close_kept),
+		cmocka_unit_test(test_blocking_watch_resumes_after_outage),
 	};
 	const char *mode = argc > 1 ? argv[1] : "";
 

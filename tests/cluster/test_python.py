@@ -2,8 +2,9 @@
 """The Python package (client/python, importable as msce) against live
 nodes: every operation, typed helpers and enums, exceptions with code and
 message, watch as an iterator that survives a node restart, the case rule,
-TCP with roles; its ctypes structs against the C header; the README's desk
-script; and `pip install` of the checkout into a venv."""
+TCP with roles, a Client shared by threads; its ctypes structs against the
+C header; the README's desk script; and `pip install` of the checkout into
+a venv."""
 
 import json
 import os
@@ -341,6 +342,34 @@ class PythonTest(ClusterTestCase):
         out, err = p.communicate(timeout=60)
         self.assertIn("answered: Timeout committed here, but only 1 of the 2", out, err)
 
+    def test_client_shared_by_threads(self):
+        """A Client used by several threads at once: their calls take turns
+        on its one connection (libmsce's client is not thread-safe: without
+        the lock the interpreter crashed, or answers went to the wrong
+        thread and the others timed out)."""
+        c = self.make_cluster(1)
+        out = self.check("""
+            import os, threading, msce
+            c = msce.Client(os.environ["SOCK"], timeout=5)
+            c.batch([("s", "p%03d" % i, {"v": "x"}) for i in range(20)])
+            errs = []
+            def worker(i):
+                try:
+                    for j in range(100):
+                        c.put("t", "t%d-%d" % (i, j), {"v": str(j)})
+                        assert str(c.get("t", "t%d-%d" % (i, j))["v"]) == str(j)
+                        assert len(c.scan_page("s", limit=5)[0]) == 5
+                except Exception as e:
+                    errs.append(repr(e))
+            ts = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            print("errors", errs[:3])
+        """, env={"SOCK": c.nodes[0].socket})
+        self.assertIn("errors []", out)
+
     def test_tcp_and_roles(self):
         c = self.make_cluster(1, start=False)
         n1 = c.nodes[0]
@@ -365,6 +394,8 @@ class PythonTest(ClusterTestCase):
             except msce.PermissionDenied as e:
                 print("ro refused:", e.message)
             print("center", rw.center)
+            st = ro.status()
+            print("who", st.client, st.role, rw.status().role)
             # Personal records: ro and rw name a purpose to read them.
             rw.register(msce.Registration("FRA", "GL1012345601", name="Ann Lee",
                                           document_type=msce.DocumentType.PASSPORT))
@@ -387,6 +418,7 @@ class PythonTest(ClusterTestCase):
         self.assertIn("ro reads 1", out)
         self.assertIn("ro refused: client \"desk-ro\" has role ro", out)
         self.assertIn("center tcp:127.0.0.1:%d" % port, out)
+        self.assertIn("who desk-ro ro rw", out)
         self.assertIn("no purpose: a purpose is required", out)
         self.assertIn("purpose service Ann Lee", out)
         self.assertIn("bad purpose:", out)

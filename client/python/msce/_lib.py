@@ -225,6 +225,8 @@ status_peer = _fn("msce_status_peer", POINTER(PeerStatus), status_p,
                   c_size_t)
 status_counter = _fn("msce_status_counter", c_uint64, status_p, c_char_p)
 status_conflicts = _fn("msce_status_conflicts", c_uint64, status_p)
+status_client = _fn("msce_status_client", c_char_p, status_p)
+status_role = _fn("msce_status_role", c_char_p, status_p)
 status_cursor = _fn("msce_status_cursor", None, status_p, POINTER(Cursor))
 status_free = _fn("msce_status_free", None, status_p)
 

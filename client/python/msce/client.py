@@ -1,11 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
 """The msce client: a blocking connection to one of several centers, on
 libmsce's msce_connect (so it reconnects, fails over and resumes watches
-exactly as C programs do). One Client per thread; calls release the GIL
-while they wait."""
+exactly as C programs do). A Client (or Watch) may be shared by threads:
+its calls take turns (one request at a time on its connection), and
+release the GIL while they wait; for requests in parallel, give each
+thread its own Client."""
 
 import ctypes
 import dataclasses
+import functools
+import threading
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from . import _lib
@@ -13,6 +17,16 @@ from .domain import (Case, EventRecord, Note, Registration, to_struct)
 from .errors import MsceError, error
 
 _NO_TIMEOUT = 0xFFFFFFFF  # MSCE_NO_TIMEOUT
+
+
+def _locked(f):
+    """Runs the method holding self._lock: libmsce's clients are not
+    thread-safe, and two threads in one would corrupt it."""
+    @functools.wraps(f)
+    def g(self, *a, **kw):
+        with self._lock:
+            return f(self, *a, **kw)
+    return g
 
 
 def _b(s):
@@ -140,7 +154,9 @@ class PeerStatus:
 
 class Status:
     """A node's status: node, name, digest, peers, conflicts, cursor (its
-    version vector: watch from it to get what commits after), and
+    version vector: watch from it to get what commits after), client and
+    role (who the node sees on this connection: the [client NAME] of the
+    key, "local" over the unix socket, and "ro", "rw" or "admin"), and
     counter(name)."""
 
     def __init__(self, handle):
@@ -149,6 +165,8 @@ class Status:
         self.name = _lib.status_name(handle).decode()
         self.digest = _lib.status_digest(handle).decode()
         self.conflicts = _lib.status_conflicts(handle)
+        self.client = (_lib.status_client(handle) or b"").decode()
+        self.role = (_lib.status_role(handle) or b"").decode()
         self.peers = []
         for i in range(_lib.status_npeers(handle)):
             p = _lib.status_peer(handle, i).contents
@@ -233,6 +251,7 @@ class Client:
     def __init__(self, *centers, config=None, key_file=None, cluster=None,
                  timeout=30.0, connect_timeout=None, reconnect=True,
                  purpose=None):
+        self._lock = threading.RLock()
         self._c = None
         self._ci = _lib.conninfo_new()
         if not self._ci:
@@ -281,6 +300,7 @@ class Client:
             raise error(15, "this client is closed")  # ECLOSED
         return self._c
 
+    @_locked
     def close(self):
         if self._c:
             _lib.close(self._c)
@@ -298,6 +318,7 @@ class Client:
     def __del__(self):
         self.close()
 
+    @_locked
     def set_purpose(self, purpose):
         """Sends purpose (one of msce.PURPOSES; None or "" for none) with
         every later request: ro and rw clients must name one to read
@@ -309,17 +330,20 @@ class Client:
             self._fail(rc)
 
     @property
+    @_locked
     def purpose(self):
         """The purpose requests carry, "" if none."""
         return _lib.purpose(self._live()).decode()
 
     @property
+    @_locked
     def center(self):
         """The center connected to ("unix:PATH" or "tcp:HOSTPORT")."""
         return _lib.center(self._live()).decode()
 
     # -- writes
 
+    @_locked
     def put(self, collection, key, fields, *, min_sites=0, timeout=None,
             allow_unknown_person=False, bases=None):
         """Writes fields ({name: str or bytes}) of collection/key.
@@ -343,6 +367,7 @@ class Client:
             raise e
         return _write_result(res)
 
+    @_locked
     def delete(self, collection, key):
         """Deletes a record (a tombstone that replicates)."""
         res = _lib.WriteResult()
@@ -352,6 +377,7 @@ class Client:
             self._fail(rc)
         return _write_result(res)
 
+    @_locked
     def batch(self, puts, *, allow_unknown_person=False):
         """Writes many records in one request, committed together; each is
         checked on its own. puts: (collection, key, fields) tuples, fields
@@ -386,6 +412,7 @@ class Client:
                            or "write %d of the batch refused" % i)
                 for i in range(len(puts))]
 
+    @_locked
     def resolve(self, collection, key, field, value):
         """Writes value over the field's current winner, closing its
         conflicts everywhere once replicated."""
@@ -399,6 +426,7 @@ class Client:
 
     # -- reads
 
+    @_locked
     def get(self, collection, key, fields=None):
         """The record (raises NotFound), or only the named fields of it."""
         names = [_b(f) for f in (fields or [])]
@@ -413,6 +441,7 @@ class Client:
         finally:
             _lib.record_free(h)
 
+    @_locked
     def scan_page(self, collection, *, prefix=None, after=None, end=None,
                   limit=0):
         """One page: ([Record], next cursor or None). limit 0 = 100; a page
@@ -442,6 +471,7 @@ class Client:
             if after is None:
                 return
 
+    @_locked
     def status(self):
         h = _lib.status_p()
         rc = _lib.status_get(self._live(), ctypes.byref(h))
@@ -449,6 +479,7 @@ class Client:
             self._fail(rc)
         return Status(h)
 
+    @_locked
     def conflicts(self, collection=None, limit=0) -> List[Conflict]:
         """Open conflicts of one collection or all (limit 0 = 1000)."""
         h = _lib.conflicts_p()
@@ -469,6 +500,7 @@ class Client:
         finally:
             _lib.conflicts_free(h)
 
+    @_locked
     def backup(self, path):
         """A consistent copy of the store, written by the node into the
         directory path on its machine (admin role). Returns its bytes."""
@@ -488,6 +520,7 @@ class Client:
 
     # -- typed collections
 
+    @_locked
     def register(self, reg: Registration):
         """Writes a registration (key reg.key); checked here by the node's
         rules before it is sent."""
@@ -500,6 +533,7 @@ class Client:
             self._fail(rc)
         return _write_result(res)
 
+    @_locked
     def case_put(self, case_key, case: Case, *, allow_unknown_person=False):
         """Writes a case. The node refuses (NotFound) a case naming a person
         it has never seen, unless allow_unknown_person: the person was
@@ -514,6 +548,7 @@ class Client:
             self._fail(rc)
         return _write_result(res)
 
+    @_locked
     def add_note(self, case_key, text, *, center=None, author=None,
                  written_at=None):
         """Writes a new note of a case; returns its id (time first)."""
@@ -528,6 +563,7 @@ class Client:
             self._fail(rc)
         return nid.value.decode()
 
+    @_locked
     def notes(self, case_key) -> List[Note]:
         """Every note of a case, in time order."""
         out = []
@@ -546,6 +582,7 @@ class Client:
             self._fail(rc)
         return out
 
+    @_locked
     def event_put(self, date, event_id, ev: EventRecord):
         """Writes an event, key DATE/ID (e.g. "2026-12-05", "qa-visa")."""
         keep = []
@@ -571,6 +608,7 @@ class Watch:
     client.status().cursor."""
 
     def __init__(self, client, collection, start):
+        self._lock = threading.RLock()
         self._c = _lib.client_p()
         rc = _lib.connect(client._ci, ctypes.byref(self._c))
         if rc:
@@ -593,6 +631,7 @@ class Watch:
             self.close()
             raise error(rc, msg)
 
+    @_locked
     def next(self, timeout=None) -> Optional[Event]:
         """The next change, waiting at most timeout seconds (None: no
         limit); None if none came."""
@@ -624,6 +663,7 @@ class Watch:
         return self.next()
 
     @property
+    @_locked
     def cursor(self):
         c = _lib.Cursor()
         _lib.watch_cursor(self._live(), ctypes.byref(c))
@@ -634,6 +674,7 @@ class Watch:
             raise error(15, "this watch is closed")
         return self._c
 
+    @_locked
     def close(self):
         if self._c:
             _lib.close(self._c)
