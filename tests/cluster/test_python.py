@@ -443,7 +443,7 @@ class PythonTest(ClusterTestCase):
         self.assertRegex(out, r"\d{8}T\d{6}\.\d{3}Z-shekou-[0-9a-f]{16} li\.wei: "
                          r"Called the landlord")
         self.assertIn("refused: case.person: no registration \"DEU:C01X00T47\"", out)
-        self.assertIn("changed shekou-E4242-lease status=in_progress", out)
+        self.assertIn("changed shekou-2026-0042 status=in_progress", out)
 
     def test_pip_install_from_the_checkout(self):
         # pip install of client/python into a venv, with nothing fetched:
