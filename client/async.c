@@ -974,8 +974,11 @@ int msce_async_set_purpose(msce_async *a, const char *purpose)
 		a->purpose[0] = '\0';
 		return 0;
 	}
-	if (!purpose_valid(purpose))
+	if (!purpose_valid(purpose)) {
+		set_msg(a, "purpose \"%.*s\" is not one of: " PURPOSE_LIST,
+			PURPOSE_MAX, purpose);
 		return MSCE_EINVAL;
+	}
 	snprintf(a->purpose, sizeof a->purpose, "%s", purpose);
 	return 0;
 }

@@ -527,10 +527,13 @@ int msce_put_recv(msce_client *c, uint64_t *id, struct msce_write_result *res)
 	if (id)
 		*id = r->id;
 	rc = (int)r->code;
-	if (rc)
+	if (rc) {
 		fail(c, rc, "%s", r->error);
-	else
+		if (res != NULL) /* not the last success's */
+			memset(res, 0, sizeof *res);
+	} else {
 		codec_write_result(r, res);
+	}
 	msce__client_response__free_unpacked(r, NULL);
 	return rc;
 }

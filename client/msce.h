@@ -67,7 +67,11 @@ typedef struct msce_client msce_client;
 /* ---- connections ------------------------------------------------------- */
 
 /* On failure *out is still set (so msce_errmsg works) and must be closed
- * with msce_close. These connect to one node, wait for its answers without
+ * with msce_close; the code says what failed: MSCE_EUNAVAIL (nothing
+ * listens there, or no center answered), MSCE_ENOTFOUND (a key or config
+ * file missing), MSCE_EPERM (a secret key file others may read),
+ * MSCE_ECORRUPT (a key that is not base64 of 32 bytes), MSCE_EAUTH (the
+ * handshake refused: wrong keys or cluster name). These connect to one node, wait for its answers without
  * a limit (see msce_set_timeout) and do not reconnect: once the connection
  * is lost, every call returns the error. msce_connect below does. Over
  * TCP the node closes a connection left idle for its client_idle_timeout

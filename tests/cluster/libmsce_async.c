@@ -581,6 +581,9 @@ static void test_request_timeout(void **state)
 
 	fake_start(&f, "rr"); /* reads, never answers */
 	msce_async *a = async_to(f.path, 300);
+	/* A bad purpose is refused with its reason, as msce_set_purpose. */
+	assert_int_equal(msce_async_set_purpose(a, "curiosity"), MSCE_EINVAL);
+	assert_non_null(strstr(msce_async_errmsg(a), "is not one of"));
 	t0 = now_ms();
 	assert_int_equal(msce_async_get(a, "t", "k", NULL, 0, on_record, &g),
 			 0);
