@@ -29,8 +29,12 @@ Run: ctest -R cluster_insider (in a build dir), or from tests/cluster
 """
 
 import json
+import os
 import re
+import shutil
 import subprocess
+import tempfile
+import time
 import unittest
 
 from cluster import (MSCE_INSIDER, ClusterTestCase, reap, require_binaries,
@@ -194,6 +198,72 @@ class InsiderTest(ClusterTestCase):
             c.check_alive(n1)
             self.assertLessEqual(len(c.status(n1)["vv"]), 128)
             self.assert_serving("flood-restart%d" % i)
+
+class BackdatedWriteTest(ClusterTestCase):
+    """Residual (docs/PROTOCOL.md "Threat model"), found by the attack
+    check: an insider, writing as itself, dates its change before a delete
+    it has claimed to hold. Nothing checks a change's hlc against what its
+    origin said it held, so where the tombstone is already collected the
+    record comes back, and where it is not it stays deleted: the centers
+    differ for good (different digests, no tombstone left to settle it).
+
+    n1 and n2 are real; the insider is configured center 9 (msce-insider
+    --attack zombie). It gossips its own status (holding what n1 held when
+    they met); n1 deletes misc/r, n2 takes the delete and stops; the
+    insider then claims to hold what n1 holds now, so n1 collects the
+    tombstone, and sends one change of its writer dated a minute back: a
+    put of misc/r. n2 comes back and keeps r deleted; n1 has it.
+
+    Expected to fail until changes are held to their origin's claims (the
+    attack runs in setUp, so that a failure to deliver it is an error, not
+    the expected failure)."""
+
+    def setUp(self):
+        require_binaries("MSCED", "MSCE", "MSCE_INSIDER")
+        c = self.make_cluster(2, extra_peers={"insider": 9}, start=False).begin()
+        n1, n2 = c.nodes
+        c.put(n1, "misc", "r", v="alive")
+        c.put(n2, "misc", "other", v="x")
+        c.wait_converged(timeout=60)
+        ctl = tempfile.mkdtemp(prefix="msce-zombie-")
+        self.addCleanup(shutil.rmtree, ctl, True)
+        argv = [MSCE_INSIDER, "--target", "127.0.0.1:%d" % n1.port,
+                "--cluster", c.name, "--server-key", n1.pub,
+                "--key", c.extra["insider"][1], "--id", "9", "--victim", "1",
+                "--attack", "zombie", "--ctl", ctl, "--coll", "misc",
+                "--rkey", "r", "--val", "zombie", "--delta-ms", "-60000",
+                "--dur-ms", "60000", "--timeout-ms", "10000"]
+        p = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.addCleanup(reap, p, 5)
+        # n2 learns of the insider's writer (relayed by n1).
+        time.sleep(4)
+        c.delete(n1, "misc", "r")
+        wait_until(lambda: c.status(n2)["tombstones"] == 1, 30,
+                   "n2 to hold the delete")
+        time.sleep(3)  # n1 has n2's status holding it
+        c.stop(n2)
+        open(os.path.join(ctl, "hold"), "w").close()
+        wait_until(lambda: c.status(n1)["tombstones"] == 0, 30,
+                   "n1 to collect the tombstone")
+        open(os.path.join(ctl, "write"), "w").close()
+        time.sleep(3)
+        open(os.path.join(ctl, "stop"), "w").close()
+        out = p.communicate(timeout=30)[0].decode("utf-8", "replace")
+        self.assertIn("backdated change sent", out)
+        c.start(n2)
+        c.wait_connected(n1, [2])
+        self.c = c
+
+    @unittest.expectedFailure
+    def test_backdated_write_after_collection(self):
+        c = self.c
+        n1, n2 = c.nodes
+        # The delete is the latest write of misc/r: deleted everywhere,
+        # and the two centers the same.
+        c.wait_converged(timeout=30)
+        self.assertIsNone(c.get(n1, "misc", "r"))
+        self.assertIsNone(c.get(n2, "misc", "r"))
+
 
 if __name__ == "__main__":
     unittest.main()
