@@ -25,6 +25,9 @@
  *                 it holds now; once --ctl/write exists, one change of its
  *                 writer dated --delta-ms from now (a put of --coll/--rkey);
  *                 it ends at --ctl/stop or --dur-ms (BackdatedWriteTest).
+ *                 With --relay N it also relays a made-up status of node N
+ *                 (the target's view of it, hw an hour later, holding what
+ *                 the target holds, with its digest: RelayedStatusTest).
  *
  * Then it reads what the node sends for --dur-ms and exits. Every step is
  * bounded (--timeout-ms for the handshake and each send). It prints what
@@ -51,6 +54,7 @@ static int64_t delta_ms;
 static const char *coll = "misc", *rkey = "k1", *fval = "x";
 static int dur_ms = 4000;
 static const char *ctl_dir = "";
+static uint32_t relay_node; /* zombie: also relay a made-up status of it */
 
 /* ---- What the node sends ---- */
 
@@ -391,8 +395,29 @@ static void zombie(int fd, struct channel *ch)
 		st.n_writers = nw;
 		st.writers = wp;
 		st.settled = 1;
+		Msce__NodeStatus rs, *both[2] = {&st, &rs};
 		g.n_nodes = 1;
 		g.nodes = &stp;
+		if (relay_node != 0 && z_first != NULL) {
+			/* The target's own view of relay_node (its gossip
+			 * carries it), its hw raised so that it wins, holding
+			 * what the target holds now, with its digest. */
+			const Msce__NodeStatus *src = NULL;
+			const Msce__Gossip *tg = z_last->gossip;
+			for (size_t i = 0; i < tg->n_nodes; i++)
+				if (tg->nodes[i]->node == relay_node)
+					src = tg->nodes[i];
+			if (src != NULL) {
+				rs = *src;
+				rs.hw = src->hw + ((uint64_t)3600000 << 16);
+				rs.time_ms = now_ms();
+				rs.n_vv = z_st_last->n_vv;
+				rs.vv = z_st_last->vv;
+				rs.digest = z_st_last->digest;
+				g.n_nodes = 2;
+				g.nodes = both;
+			}
+		}
 		m.msg_case = MSCE__PEER_MSG__MSG_GOSSIP;
 		m.gossip = &g;
 		if (send_peer_msg(fd, ch, &m) != NODE_OPENED) {
@@ -531,6 +556,8 @@ int main(int argc, char **argv)
 			fval = v;
 		else if (!strcmp(k, "--del"))
 			op_del = (uint32_t)atoi(v);
+		else if (!strcmp(k, "--relay"))
+			relay_node = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--ctl"))
 			ctl_dir = v;
 		else if (!strcmp(k, "--dur-ms"))
