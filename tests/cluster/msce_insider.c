@@ -28,6 +28,9 @@
  *                 With --relay N it also relays a made-up status of node N
  *                 (the target's view of it, hw an hour later, holding what
  *                 the target holds, with its digest: RelayedStatusTest).
+ *                 With --snap-hold 1 it first asks for a snapshot (unasked
+ *                 for by the target) and never acknowledges a chunk
+ *                 (SnapshotHoldTest).
  *
  * Then it reads what the node sends for --dur-ms and exits. Every step is
  * bounded (--timeout-ms for the handshake and each send). It prints what
@@ -55,6 +58,7 @@ static const char *coll = "misc", *rkey = "k1", *fval = "x";
 static int dur_ms = 4000;
 static const char *ctl_dir = "";
 static uint32_t relay_node; /* zombie: also relay a made-up status of it */
+static int snap_hold; /* zombie: ask for a snapshot first, never ack it */
 
 /* ---- What the node sends ---- */
 
@@ -143,6 +147,12 @@ static int on_msg(void *ctx, const uint8_t *msg, size_t len)
 		if (!m->snapshot_request->offer)
 			asked_back = 1;
 		break;
+	case MSCE__PEER_MSG__MSG_SNAPSHOT: {
+		static int chunks;
+		if (chunks++ == 0)
+			say("snapshot chunk received (not acked)");
+		break;
+	}
 	case MSCE__PEER_MSG__MSG_GOSSIP:
 		if (zombie_take(m))
 			return 0; /* kept */
@@ -327,6 +337,18 @@ static void zombie(int fd, struct channel *ch)
 	uint32_t w = ((inc & 0xffff) << 16) | my_id;
 	uint64_t born = (now_ms() - 120000) << 16, end = mono_ms() + (uint64_t)dur_ms;
 	int wrote = 0, said_hold = 0;
+
+	if (snap_hold) {
+		Msce__PeerMsg q = MSCE__PEER_MSG__INIT;
+		Msce__SnapshotRequest sr = MSCE__SNAPSHOT_REQUEST__INIT;
+		q.msg_case = MSCE__PEER_MSG__MSG_SNAPSHOT_REQUEST;
+		q.snapshot_request = &sr;
+		if (send_peer_msg(fd, ch, &q) != NODE_OPENED) {
+			say("closed at the snapshot request");
+			return;
+		}
+		say("snapshot asked for");
+	}
 
 	while (mono_ms() < end && !ctl_has("stop")) {
 		const Msce__NodeStatus *t;
@@ -556,6 +578,8 @@ int main(int argc, char **argv)
 			fval = v;
 		else if (!strcmp(k, "--del"))
 			op_del = (uint32_t)atoi(v);
+		else if (!strcmp(k, "--snap-hold"))
+			snap_hold = atoi(v);
 		else if (!strcmp(k, "--relay"))
 			relay_node = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--ctl"))
