@@ -282,7 +282,17 @@ void api_check_waiters(struct node *n)
 	while (*pp != NULL) {
 		struct waiter *w = *pp;
 		uint32_t ids[64];
-		size_t k = repl_holders(n->repl, w->origin, w->seq, ids, 64);
+		size_t k;
+		if (!client_conn_open(w->c)) {
+			/* The client went away: nobody to answer, and its
+			 * connection is kept until the hold is released (with
+			 * a center down and a long timeout, for good). */
+			client_conn_reply(w->c, (const uint8_t *)"", 0);
+			*pp = w->next;
+			free(w);
+			continue;
+		}
+		k = repl_holders(n->repl, w->origin, w->seq, ids, 64);
 		if (k >= w->want || now >= w->deadline || n->stopping) {
 			Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
 			Msce__PutResult pr = MSCE__PUT_RESULT__INIT;

@@ -22,15 +22,19 @@
 #include <cjson/cJSON.h>
 
 #include "arena.h"
+#include "audit.h"
 #include "bounds.h"
 #include "health.h"
 #include "log.h"
+#include "mask.h"
 #include "msce_version.h"
 #include "node_status.h"
 #include "uv_metrics.h"
 
 #define STATUS_PAGE_REFRESH_S 5
 #define PAGE_CONFLICTS 10 /* open conflicts listed */
+/* What a conflict of a personal record shows instead of its values. */
+#define PERSONAL_HIDDEN "(personal data: see msce conflicts)"
 
 /* ---- the model: what both views show
  * ----------------------------------------- */
@@ -139,6 +143,18 @@ static int conflict_row(void *ctx, const struct store_conflict_view *v)
 	r->winner_origin = v->field->w.v.origin;
 	r->loser_origin = v->loser->v.origin;
 	r->deleted = v->deleted;
+	if (audit_personal(v->coll, v->coll_len)) {
+		/* The page needs no key and is not audited: a personal
+		 * record's values stay out of it, and its key is masked as
+		 * the CLI masks it (a registration key holds the document
+		 * number). msce conflicts shows them, with a purpose. */
+		char mk[MASK_BUF];
+		const char *k = mask_key(r->coll, r->key, mk);
+		if (k != r->key)
+			snprintf(r->key, sizeof r->key, "%s", k);
+		snprintf(r->winner, sizeof r->winner, "%s", PERSONAL_HIDDEN);
+		snprintf(r->loser, sizeof r->loser, "%s", PERSONAL_HIDDEN);
+	}
 	return 0;
 }
 

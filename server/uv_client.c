@@ -264,6 +264,13 @@ static void on_conn_closed(uv_handle_t *h)
 	/* Wipes the keys now, even if replies are still owed; deferred to
 	 * here because a close may come from inside channel_feed. */
 	channel_destroy(&c->ch);
+	/* So is an unfinished unix request: it never completes, and the
+	 * budget of unfinished requests is everyone's (a reply still owed,
+	 * such as a put waiting for min_sites, may keep c for long). */
+	c->srv->budget.used -= c->msg_budget;
+	c->msg_budget = 0;
+	free(c->msg);
+	c->msg = NULL;
 	conn_free_if_done(c);
 }
 

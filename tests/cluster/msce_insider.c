@@ -19,6 +19,18 @@
  *                 --rkey0, --rkey1... when --n > 1), a put of v=--val or a
  *                 delete (--del 1), each signed by the insider as itself:
  *                 its signatures are good, what it writes is the forgery.
+ *   zombie        gossips its own status (node --id, a writer born two
+ *                 minutes back) holding what the target (--victim) held
+ *                 when they met, and once the file --ctl/hold exists, what
+ *                 it holds now; once --ctl/write exists, one change of its
+ *                 writer dated --delta-ms from now (a put of --coll/--rkey);
+ *                 it ends at --ctl/stop or --dur-ms (BackdatedWriteTest).
+ *                 With --relay N it also relays a made-up status of node N
+ *                 (the target's view of it, hw an hour later, holding what
+ *                 the target holds, with its digest: RelayedStatusTest).
+ *                 With --snap-hold 1 it first asks for a snapshot (unasked
+ *                 for by the target) and never acknowledges a chunk
+ *                 (SnapshotHoldTest).
  *
  * Then it reads what the node sends for --dur-ms and exits. Every step is
  * bounded (--timeout-ms for the handshake and each send). It prints what
@@ -44,6 +56,9 @@ static uint32_t my_id = 2, victim = 1, inc = 0x7777, n_changes = 1, op_del;
 static int64_t delta_ms;
 static const char *coll = "misc", *rkey = "k1", *fval = "x";
 static int dur_ms = 4000;
+static const char *ctl_dir = "";
+static uint32_t relay_node; /* zombie: also relay a made-up status of it */
+static int snap_hold; /* zombie: ask for a snapshot first, never ack it */
 
 /* ---- What the node sends ---- */
 
@@ -94,6 +109,29 @@ static void collect(const Msce__Changes *c)
 	}
 }
 
+/* zombie: the target's own latest status (first = the first seen). */
+static Msce__PeerMsg *z_first, *z_last;
+static const Msce__NodeStatus *z_st_first, *z_st_last;
+
+static int zombie_take(Msce__PeerMsg *m)
+{
+	for (size_t i = 0; i < m->gossip->n_nodes; i++) {
+		const Msce__NodeStatus *s = m->gossip->nodes[i];
+		if (s->node != victim)
+			continue;
+		if (z_first == NULL) {
+			z_first = m;
+			z_st_first = s;
+		} else if (z_last != z_first) {
+			msce__peer_msg__free_unpacked(z_last, NULL);
+		}
+		z_last = m;
+		z_st_last = s;
+		return 1;
+	}
+	return 0;
+}
+
 static int on_msg(void *ctx, const uint8_t *msg, size_t len)
 {
 	Msce__PeerMsg *m = msce__peer_msg__unpack(NULL, len, msg);
@@ -108,6 +146,16 @@ static int on_msg(void *ctx, const uint8_t *msg, size_t len)
 	case MSCE__PEER_MSG__MSG_SNAPSHOT_REQUEST:
 		if (!m->snapshot_request->offer)
 			asked_back = 1;
+		break;
+	case MSCE__PEER_MSG__MSG_SNAPSHOT: {
+		static int chunks;
+		if (chunks++ == 0)
+			say("snapshot chunk received (not acked)");
+		break;
+	}
+	case MSCE__PEER_MSG__MSG_GOSSIP:
+		if (zombie_take(m))
+			return 0; /* kept */
 		break;
 	case MSCE__PEER_MSG__MSG_REFUSE:
 		say("refused: code %u %s", m->refuse->code,
@@ -272,6 +320,144 @@ static void snapwipe(int fd, struct channel *ch)
 		say("empty snapshot sent");
 }
 
+static int ctl_has(const char *name)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/%s", ctl_dir, name);
+	return access(path, F_OK) == 0;
+}
+
+/* zombie: gossip our own status (node --id, writer inc/id born two
+ * minutes back, holding what the target held when we met it; once
+ * CTL/hold exists, what it holds now); once CTL/write exists, one change
+ * of our writer dated --delta-ms from now (a put of --coll/--rkey). Ends
+ * at CTL/stop or --dur-ms. */
+static void zombie(int fd, struct channel *ch)
+{
+	uint32_t w = ((inc & 0xffff) << 16) | my_id;
+	uint64_t born = (now_ms() - 120000) << 16, end = mono_ms() + (uint64_t)dur_ms;
+	int wrote = 0, said_hold = 0;
+
+	if (snap_hold) {
+		Msce__PeerMsg q = MSCE__PEER_MSG__INIT;
+		Msce__SnapshotRequest sr = MSCE__SNAPSHOT_REQUEST__INIT;
+		q.msg_case = MSCE__PEER_MSG__MSG_SNAPSHOT_REQUEST;
+		q.snapshot_request = &sr;
+		if (send_peer_msg(fd, ch, &q) != NODE_OPENED) {
+			say("closed at the snapshot request");
+			return;
+		}
+		say("snapshot asked for");
+	}
+
+	while (mono_ms() < end && !ctl_has("stop")) {
+		const Msce__NodeStatus *t;
+		Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+		Msce__Gossip g = MSCE__GOSSIP__INIT;
+		Msce__NodeStatus st = MSCE__NODE_STATUS__INIT, *stp = &st;
+		static Msce__VVEntry ve[MAX_COVERS + 1], *vp[MAX_COVERS + 1];
+		static Msce__WriterInfo wi[80], *wp[80];
+		static uint32_t members[80], connected[1];
+		uint8_t digest[32] = {0};
+		size_t nv = 0, nw = 0, nm = 0;
+
+		if (pump(fd, ch, 300))
+			return;
+		if (ctl_has("hold") && !said_hold) {
+			said_hold = 1;
+			say("holding what the target holds now");
+		}
+		t = said_hold ? z_st_last : z_st_first;
+		if (t == NULL)
+			continue;
+		for (size_t i = 0; i < t->n_vv && nv < MAX_COVERS; i++) {
+			ve[nv] = *t->vv[i];
+			vp[nv] = &ve[nv];
+			nv++;
+		}
+		if (wrote) {
+			msce__vventry__init(&ve[nv]);
+			ve[nv].origin = w;
+			ve[nv].seq = 1;
+			ve[nv].hlc = (uint64_t)((int64_t)now_ms() + delta_ms) << 16;
+			vp[nv] = &ve[nv];
+			nv++;
+		}
+		for (size_t i = 0; i < t->n_writers && nw < 79; i++) {
+			if (t->writers[i]->node == my_id)
+				continue;
+			wi[nw] = *t->writers[i];
+			wp[nw] = &wi[nw];
+			nw++;
+		}
+		msce__writer_info__init(&wi[nw]);
+		wi[nw].node = my_id;
+		wi[nw].writer = w;
+		wi[nw].born = born;
+		wp[nw] = &wi[nw];
+		nw++;
+		for (size_t i = 0; i < t->n_members && nm < 80; i++)
+			members[nm++] = t->members[i];
+		connected[0] = victim;
+		if (t->digest.len == 32)
+			memcpy(digest, t->digest.data, 32);
+		st.node = my_id;
+		st.n_vv = nv;
+		st.vv = vp;
+		st.digest.data = digest;
+		st.digest.len = 32;
+		st.hw = t->hw;
+		st.time_ms = now_ms();
+		st.n_connected = 1;
+		st.connected = connected;
+		st.writer = w;
+		st.born = born;
+		st.n_members = nm;
+		st.members = members;
+		st.n_writers = nw;
+		st.writers = wp;
+		st.settled = 1;
+		Msce__NodeStatus rs, *both[2] = {&st, &rs};
+		g.n_nodes = 1;
+		g.nodes = &stp;
+		if (relay_node != 0 && z_first != NULL) {
+			/* The target's own view of relay_node (its gossip
+			 * carries it), its hw raised so that it wins, holding
+			 * what the target holds now, with its digest. */
+			const Msce__NodeStatus *src = NULL;
+			const Msce__Gossip *tg = z_last->gossip;
+			for (size_t i = 0; i < tg->n_nodes; i++)
+				if (tg->nodes[i]->node == relay_node)
+					src = tg->nodes[i];
+			if (src != NULL) {
+				rs = *src;
+				rs.hw = src->hw + ((uint64_t)3600000 << 16);
+				rs.time_ms = now_ms();
+				rs.n_vv = z_st_last->n_vv;
+				rs.vv = z_st_last->vv;
+				rs.digest = z_st_last->digest;
+				g.n_nodes = 2;
+				g.nodes = both;
+			}
+		}
+		m.msg_case = MSCE__PEER_MSG__MSG_GOSSIP;
+		m.gossip = &g;
+		if (send_peer_msg(fd, ch, &m) != NODE_OPENED) {
+			say("closed at gossip");
+			return;
+		}
+		if (!wrote && ctl_has("write")) {
+			if (send_changes(fd, ch, w, 1)) {
+				say("closed while sending the change");
+				return;
+			}
+			wrote = 1;
+			say("backdated change sent as %u", w);
+		}
+	}
+	say("zombie done");
+}
+
 static int run(void)
 {
 	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
@@ -317,6 +503,10 @@ static int run(void)
 	say("hello sent");
 	if (!strcmp(attack, "snapwipe")) {
 		snapwipe(fd, &ch);
+	} else if (!strcmp(attack, "zombie")) {
+		zombie(fd, &ch);
+		status = EXIT_OK;
+		goto done;
 	} else if (!strcmp(attack, "changes")) {
 		uint32_t i;
 
@@ -388,6 +578,12 @@ int main(int argc, char **argv)
 			fval = v;
 		else if (!strcmp(k, "--del"))
 			op_del = (uint32_t)atoi(v);
+		else if (!strcmp(k, "--snap-hold"))
+			snap_hold = atoi(v);
+		else if (!strcmp(k, "--relay"))
+			relay_node = (uint32_t)strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--ctl"))
+			ctl_dir = v;
 		else if (!strcmp(k, "--dur-ms"))
 			dur_ms = atoi(v);
 		else if (!strcmp(k, "--timeout-ms"))
@@ -399,7 +595,7 @@ int main(int argc, char **argv)
 	}
 	if (!target || !o.cluster || !server_key || !o.key_path ||
 	    (strcmp(attack, "snapwipe") && strcmp(attack, "hello-writer") &&
-	     strcmp(attack, "changes")) ||
+	     strcmp(attack, "changes") && strcmp(attack, "zombie")) ||
 	    o.timeout_ms <= 0 || dur_ms < 0 || n_changes > 1000) {
 		fprintf(stderr,
 			"usage: msce-insider --target HOST:PORT --cluster NAME "

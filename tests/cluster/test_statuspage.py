@@ -143,5 +143,41 @@ class StatusPageTest(ClusterTestCase):
         self.assertGreater(len(png), 20000, "a nearly empty screenshot")
 
 
+class PersonalConflictTest(ClusterTestCase):
+    """The page needs no key and is not audited: a conflict of a personal
+    record (a registration's phone written at two centers from one
+    version) is listed with its key masked and without its values, which
+    msce conflicts shows with a purpose."""
+
+    def test_personal_values_stay_off_the_page(self):
+        c = self.make_cluster(2, start=False)
+        n1, n2 = c.nodes
+        port = free_ports(1)[0]
+        c.begin(settings={1: {"metrics_listen": "127.0.0.1:%d" % port}})
+        c.wait_connected(n1, [2])
+        c.put(n1, "registration", "FRA:GL1012345601", name="Jeanne Martin",
+              nationality="FRA", document_type="passport",
+              document_number="GL1012345601", phone="+8613800000001")
+        c.wait_value(n2, "registration", "FRA:GL1012345601", "phone", "+8613800000001")
+        f = c.get(n1, "registration", "FRA:GL1012345601")["fields"]["phone"]
+        c.put(n1, "registration", "FRA:GL1012345601", phone="+8613911112222")
+        path = os.path.join(c.dir, "c.jsonl")
+        with open(path, "w") as fh:
+            fh.write(json.dumps({"collection": "registration", "key": "FRA:GL1012345601",
+                                 "fields": {"phone": "+8613933334444"},
+                                 "base": {"phone": "%s/%d" % (f["hlc"], f["origin"])}}) + "\n")
+        c.cli(n2, "import", path)
+        wait_until(lambda: c.status(n1)["conflicts"] == 1, 30, "the conflict at n1")
+        html = fetch(port, "/")[1]
+        js = fetch(port, "/status.json")[1]
+        k = json.loads(js)["conflicts"][0]
+        self.assertEqual((k["collection"], k["key"], k["field"]),
+                         ("registration", "FRA:GL10****01", "phone"))
+        for page in (html, js):
+            for secret in ("GL1012345601", "13911112222", "13933334444", "Jeanne"):
+                self.assertNotIn(secret, page)
+        self.assertIn("FRA:GL10****01", html)
+
+
 if __name__ == "__main__":
     unittest.main()

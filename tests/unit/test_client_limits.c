@@ -569,6 +569,36 @@ static void test_partial_bytes_unix(void **state)
 	world_free(w);
 }
 
+/* A unix connection closed with a request in flight (a put waiting for
+ * min_sites) and an unfinished one: the unfinished one's bytes go back to
+ * the shared budget at the close, not when the reply owed is done. */
+static void test_partial_bytes_unix_closed_in_flight(void **state)
+{
+	struct world *w = world_new();
+	uint8_t req[5] = {0, 0, 0, 1, 'q'};
+	uint8_t hdr[4] = {0, 0x03, 0x20, 0x00}; /* 200 KiB */
+	int fd1, fd2;
+
+	(void)state;
+	w->cfg.client_max_partial_bytes = 256 * KIB;
+	w->cfg.client_max_partial_total = 300 * KIB;
+	world_start(w);
+	fd1 = unix_connect(w);
+	assert_int_equal(send(fd1, req, sizeof req, 0), (ssize_t)sizeof req);
+	WAIT_FOR(w, w->requests == 1); /* held: no reply yet */
+	assert_int_equal(send(fd1, hdr, 4, 0), 4);
+	WAIT_FOR(w, stats(w).partial_bytes == 200 * KIB);
+	close(fd1);
+	WAIT_FOR(w, stats(w).partial_bytes == 0);
+	/* Another client's 200 KiB request finds its room. */
+	fd2 = unix_connect(w);
+	assert_int_equal(send(fd2, hdr, 4, 0), 4);
+	WAIT_FOR(w, stats(w).partial_bytes == 200 * KIB);
+	assert_int_equal(stats(w).refused_partial_total, 0);
+	close(fd2);
+	world_free(w); /* replies to the held request */
+}
+
 /* The same over the unix socket: 200 requests in one write, none of the
  * replies read; then the client reads them all. */
 static void test_burst_without_reading_unix(void **state)
@@ -670,6 +700,7 @@ int main(void)
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_partial_bytes),
 	    cmocka_unit_test(test_partial_bytes_unix),
+	    cmocka_unit_test(test_partial_bytes_unix_closed_in_flight),
 	    cmocka_unit_test(test_partial_bytes_per_key),
 	    cmocka_unit_test(test_pending_and_cookies),
 	};
