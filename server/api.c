@@ -706,6 +706,16 @@ static void do_get(struct node *n, struct client_conn *c,
 	struct err e;
 	int rc;
 
+	if (g->n_fields > MSCE_MAX_RECORD_FIELDS) {
+		/* Each name is compared with each field: bounded. */
+		char why[128];
+		snprintf(why, sizeof why,
+			 "%zu field names asked for, at most %d (a record has "
+			 "no more fields)",
+			 g->n_fields, MSCE_MAX_RECORD_FIELDS);
+		reply_error(c, req->id, MSCE_ETOOBIG, why);
+		return;
+	}
 	err_clear(&e);
 	rc = store_get(n->store, g->collection, cl, g->key, strlen(g->key),
 		       get_cb, &gx, &e);

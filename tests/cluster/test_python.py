@@ -118,6 +118,13 @@ class PythonTest(ClusterTestCase):
             assert rec["b"].value == b"\\x00\\xff" and rec["a"].hlc == r.hlc
             assert rec.seen_by == [1], rec.seen_by
             assert list(c.get("t", "k1", fields=["a"])) == ["a"]
+            # More names than a record can hold: refused before any
+            # lookup (each name was compared with each field).
+            try:
+                c.get("t", "k1", fields=["f%d" % i for i in range(1025)])
+                raise SystemExit("a get of 1025 field names was answered")
+            except msce.TooBig as e:
+                assert "at most 1024" in e.message, e.message
             c.delete("t", "k1")
             try:
                 c.get("t", "k1")
