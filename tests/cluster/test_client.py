@@ -310,8 +310,12 @@ class ClientTest(ClusterTestCase):
             c.check_alive(n1)
             marks.append(rss_anon_kib(pid))
         # Rounds 2 to 4 find the first round's memory free again (about
-        # 2 MB more without the fix; allow a quarter of that).
-        self.assertLess(marks[-1] - marks[0], 512, "RssAnon KiB after each round: %s" % marks)
+        # 2 MB more without the fix; allow a quarter of that). Not under
+        # AddressSanitizer: its quarantine keeps freed memory resident,
+        # so RssAnon measures the sanitizer (as in test_shield).
+        if os.environ.get("MSCE_SANITIZED") not in ("ON", "1", "TRUE"):
+            self.assertLess(marks[-1] - marks[0], 512,
+                            "RssAnon KiB after each round: %s" % marks)
 
     def test_conflicts_listed_and_resolved(self):
         c = self.make_cluster(2, proxy=True)
