@@ -2175,6 +2175,25 @@ static void store_trouble(struct repl *r, struct peer *p, const char *what,
 	p->apply_failing = 1;
 }
 
+/* Changes or a snapshot of an origin our full vector has no room for:
+ * refused (the link stays), counted with the forgeries (only an insider
+ * makes that many incarnations). */
+static void no_room(struct repl *r, struct peer *p, const char *what,
+		    const struct err *e)
+{
+	r->counters.forged_refusals++;
+	p->refused_forged++;
+	trace(r, LOG_WARN, "%s from node %u refused: %s", what, p->id,
+	      e ? e->msg : err_str(MSCE_ETOOBIG));
+}
+
+/* How long the sender waits after a refusal with code before offering
+ * again: a clock catches up soon, a full vector does not. */
+static uint64_t refused_pause(const struct repl *r, uint32_t code)
+{
+	return code == MSCE_ETOOBIG ? ORIGIN_REFUSED_MS : r->cfg.retry_ms;
+}
+
 static void store_ok(struct repl *r, struct peer *p)
 {
 	if (!p->apply_failing)
@@ -2283,14 +2302,9 @@ void repl_apply_done(struct repl *r, uint64_t token, int rc,
 			trace(r, LOG_WARN, "changes from node %u refused: %s",
 			      p->id, e ? e->msg : "clock");
 		} else if (rc == MSCE_ETOOBIG) {
-			/* An origin our vector has no room for (only an
-			 * insider makes that many incarnations). Refuse that
-			 * origin alone: held, the batch would stop everything
-			 * else this peer relays, for good. */
-			r->counters.forged_refusals++;
-			p->refused_forged++;
-			trace(r, LOG_WARN, "changes from node %u refused: %s",
-			      p->id, e ? e->msg : "no room for the origin");
+			/* Refuse that origin alone: held, the batch would
+			 * stop everything else this peer relays, for good. */
+			no_room(r, p, "changes", e);
 		}
 		p->rx_epoch++;
 		rx_free(r, p->rxq);
@@ -2336,13 +2350,10 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 			p->o[i].sent = p->o[i].have;
 		if (a->refused_origin && (a->refused_code == MSCE_ECLOCK ||
 					  a->refused_code == MSCE_ETOOBIG)) {
-			/* A clock catches up soon; a full vector does not. */
 			struct ostate *o = ostate(p, a->refused_origin);
 			if (o != NULL)
 				o->paused_until =
-					now + (a->refused_code == MSCE_ECLOCK
-						       ? r->cfg.retry_ms
-						       : ORIGIN_REFUSED_MS);
+					now + refused_pause(r, a->refused_code);
 			trace(r, LOG_WARN,
 			      "node %u refused changes of origin %u: %s", p->id,
 			      a->refused_origin, a->refused_reason);
@@ -2365,9 +2376,7 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 		trace(r, LOG_WARN, "node %u refused our snapshot: %s", p->id,
 		      a->refused_reason);
 		snap_out_end(r, p);
-		p->snap_retry_at = now + (a->refused_code == MSCE_ETOOBIG
-						  ? ORIGIN_REFUSED_MS
-						  : r->cfg.retry_ms);
+		p->snap_retry_at = now + refused_pause(r, a->refused_code);
 		p->snap_offered = 0;
 		return;
 	}
@@ -2829,10 +2838,7 @@ void repl_snapshot_done(struct repl *r, uint64_t token, int rc,
 		 * as for changes of such an origin, offered again later. */
 		uint64_t id = x->m->snapshot->snapshot_id;
 		if (rc == MSCE_ETOOBIG) {
-			r->counters.forged_refusals++;
-			p->refused_forged++;
-			trace(r, LOG_WARN, "snapshot from node %u refused: %s",
-			      p->id, e ? e->msg : err_str(rc));
+			no_room(r, p, "snapshot", e);
 		} else {
 			store_trouble(r, p, "merge a snapshot",
 				      "it offers it again later", rc, e);

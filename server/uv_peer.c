@@ -286,7 +286,6 @@ static struct conn *conn_new(struct peer_net *n, int outbound)
 	return c;
 }
 
-/* A dial that did not reach an authenticated session. */
 /* Tells the node why there is no session with p (for its status). */
 static void report_failed(struct peer_net *n, const struct peer *p,
 			  const char *fmt, ...)
@@ -305,6 +304,7 @@ static void report_failed(struct peer_net *n, const struct peer *p,
 	n->cb.failed(n->cb.data, p->cfg->id, text);
 }
 
+/* A dial that did not reach an authenticated session. */
 static void dial_failed(struct conn *c, const char *why)
 {
 	struct peer *p = c->peer;
