@@ -439,6 +439,8 @@ static void link_why(struct repl *r, struct peer *p, uint64_t now,
 	p->why_ms = now;
 }
 
+static void snap_out_end(struct repl *r, struct peer *p);
+
 static void close_link(struct repl *r, struct peer *p, int code,
 		       const char *reason)
 {
@@ -453,6 +455,10 @@ static void close_link(struct repl *r, struct peer *p, int code,
 	r->io->close(r->io->data, p->id, code, reason);
 	p->state = REPL_DOWN;
 	link_why(r, p, r->last_tick, "closed here: %s", reason);
+	/* The rest of the session goes at the next link_up; a snapshot's
+	 * read must go now, or the peer staying away keeps it open. */
+	if (!MUTANT("snapshot_read_kept"))
+		snap_out_end(r, p);
 }
 
 enum refusal { REFUSED_PROTOCOL, REFUSED_FORGED, REFUSED_SNAPSHOT };
@@ -826,6 +832,7 @@ static void snap_out_end(struct repl *r, struct peer *p)
 	if (p->snap != NULL)
 		r->ops->snap_end(p->snap);
 	p->snap = NULL;
+	p->snap_id = 0;
 	free(p->snap_pre);
 	p->snap_pre = NULL;
 	p->snap_out.active = 0;
@@ -1091,7 +1098,7 @@ static void offer_snapshot(struct repl *r, struct peer *p)
 	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
 	Msce__SnapshotRequest q = MSCE__SNAPSHOT_REQUEST__INIT;
 
-	if (p->snap_offered || p->snap != NULL)
+	if (p->snap_offered || p->snap_id != 0)
 		return;
 	p->snap_offered = 1;
 	q.offer = 1;
@@ -1328,7 +1335,7 @@ static void pump(struct repl *r, struct peer *p, uint64_t now)
 	uint32_t mine = r->ops->writer(r->ops->ctx, NULL);
 	size_t n;
 
-	if (p->state != REPL_ACTIVE || p->snap != NULL ||
+	if (p->state != REPL_ACTIVE || p->snap_id != 0 ||
 	    hold_check(r, NULL, 0) != HOLD_NONE)
 		return;
 	n = my_vv(r, vv);
@@ -1517,14 +1524,22 @@ static void send_snapshot_chunk(struct repl *r, struct peer *p, uint64_t now)
 	p->snap_out.progress_ms = now;
 	free(p->snap_pre);
 	p->snap_pre = NULL;
-	if (!done && p->snap != NULL) /* still: the send may close the link */
+	if (p->snap == NULL) /* the send closed the link */
+		return;
+	if (!done) {
 		build_snapshot_chunk(r, p);
+	} else {
+		/* All sent: the read is no longer needed, and a peer slow to
+		 * merge (or never answering) must not keep it open. */
+		r->ops->snap_end(p->snap);
+		p->snap = NULL;
+	}
 }
 
 static void start_snapshot(struct repl *r, struct peer *p, uint64_t now)
 {
 	struct err e;
-	if (p->snap != NULL || now < p->snap_retry_at)
+	if (p->snap_id != 0 || now < p->snap_retry_at)
 		return;
 	if (r->ops->snap_begin(r->ops->ctx, &p->snap, &e)) {
 		trace(r, LOG_ERROR, "snapshot for node %u: %s", p->id, e.msg);
@@ -2369,8 +2384,8 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 		}
 		p->nfl = keep;
 	}
-	if (a->snapshot_id != 0 && p->snap != NULL &&
-	    a->snapshot_id == p->snap_id && a->refused_code != 0) {
+	if (a->snapshot_id != 0 && a->snapshot_id == p->snap_id &&
+	    a->refused_code != 0) {
 		/* Refused (our data is too far ahead of its clock): drop this
 		 * snapshot and try a new one later. */
 		trace(r, LOG_WARN, "node %u refused our snapshot: %s", p->id,
@@ -2380,8 +2395,7 @@ static void on_ack(struct repl *r, struct peer *p, const Msce__Ack *a,
 		p->snap_offered = 0;
 		return;
 	}
-	if (a->snapshot_id != 0 && p->snap != NULL &&
-	    a->snapshot_id == p->snap_id) {
+	if (a->snapshot_id != 0 && a->snapshot_id == p->snap_id) {
 		p->snap_wait = 0;
 		p->snap_out.progress_ms = now;
 		if (p->snap_last_sent) {
@@ -2669,11 +2683,11 @@ static void on_snapshot_request(struct repl *r, struct peer *p,
 		send_msg(r, p->id, &m);
 		return;
 	}
-	if (p->snap == NULL && hold_check(r, NULL, 0) != HOLD_NONE) {
+	if (p->snap_id == 0 && hold_check(r, NULL, 0) != HOLD_NONE) {
 		p->snap_offered = 0; /* offer again when we can */
-	} else if (p->snap == NULL) {
+	} else if (p->snap_id == 0) {
 		start_snapshot(r, p, now);
-		if (p->snap == NULL)
+		if (p->snap_id == 0)
 			p->snap_offered = 0; /* offer again when we can */
 	}
 }
@@ -3150,6 +3164,28 @@ static void liveness(struct repl *r, uint64_t now)
 	}
 	for (size_t i = 0; i < r->npeers; i++) {
 		struct peer *p = &r->peers[i];
+		char reason[128];
+		/* An honest peer acks a chunk but the last once it has
+		 * checked it. One that does not, for twice the stall limit,
+		 * is let go: our read of the store would keep every page
+		 * freed meanwhile from reuse (and the map from growing). */
+		if (p->snap != NULL && p->snap_wait &&
+		    now > p->snap_out.progress_ms +
+			      2 * r->cfg.snapshot_stall_ms) {
+			snprintf(reason, sizeof reason,
+				 "node %u acknowledged no snapshot chunk for "
+				 "%llu ms (limit %llu ms)",
+				 p->id,
+				 (unsigned long long)(now -
+						      p->snap_out.progress_ms),
+				 (unsigned long long)(2 *
+						      r->cfg.snapshot_stall_ms));
+			trace(r, LOG_WARN, "link to node %u: %s", p->id,
+			      reason);
+			r->counters.link_timeouts++;
+			p->timeouts++;
+			close_link(r, p, MSCE_ETIMEOUT, reason);
+		}
 		p->snap_out.stalled =
 			p->snap_out.active &&
 			now > p->snap_out.progress_ms + r->cfg.snapshot_stall_ms;

@@ -162,11 +162,41 @@ static int op_set_writer(void *ctx, uint32_t w, uint64_t floor,
 	return rc;
 }
 
+/* Open snapshot reads and their nodes: snap_end gets no context. */
+static struct open_read {
+	struct store_snap *sn;
+	struct node *nd;
+} open_reads[SIM_MAX_NODES * SIM_MAX_NODES];
+
 static int op_snap_begin(void *ctx, struct store_snap **out, struct err *e)
 {
 	struct node *nd = ctx;
+	int rc;
 	sim_log(nd->sim, "node %u begins a snapshot read", nd->id);
-	return store_snap_begin(nd->store, out, e);
+	rc = store_snap_begin(nd->store, out, e);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < SIM_MAX_NODES * SIM_MAX_NODES; i++)
+		if (open_reads[i].sn == NULL) {
+			open_reads[i].sn = *out;
+			open_reads[i].nd = nd;
+			nd->snap_reads++;
+			return 0;
+		}
+	sim_fail(nd->sim, "node %u: more snapshot reads open than peers",
+		 nd->id);
+	return 0;
+}
+
+static void op_snap_end(struct store_snap *sn)
+{
+	for (size_t i = 0; i < SIM_MAX_NODES * SIM_MAX_NODES; i++)
+		if (open_reads[i].sn == sn) {
+			open_reads[i].nd->snap_reads--;
+			open_reads[i].sn = NULL;
+			break;
+		}
+	store_snap_end(sn);
 }
 
 /* ---- I/O callbacks ------------------------------------------------------- */
@@ -357,7 +387,7 @@ int node_start(struct sim *s, int i)
 	    .snap_begin = op_snap_begin,
 	    .snap_vv = store_snap_vv,
 	    .snap_next = store_snap_next,
-	    .snap_end = store_snap_end,
+	    .snap_end = op_snap_end,
 	    .snap_segs = store_snap_segs,
 	    .seals = op_seals,
 	    .add_seals = op_add_seals,

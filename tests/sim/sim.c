@@ -355,6 +355,24 @@ static int whole_cb(void *ctx, const struct store_record_view *v)
 	return 0;
 }
 
+/* A snapshot read stays open only while the core is sending its chunks
+ * on a live link: one kept for a peer gone (or waiting for its merge,
+ * which may take long) keeps every page freed since from reuse. */
+static void check_snap_reads(struct sim *s, struct node *nd)
+{
+	struct repl_peer_status ps[SIM_MAX_NODES];
+	size_t n = repl_peers(nd->repl, ps, SIM_MAX_NODES);
+	int sending = 0;
+
+	for (size_t k = 0; k < n && k < SIM_MAX_NODES; k++)
+		sending += ps[k].state != REPL_DOWN && ps[k].snap_out.active;
+	if (nd->snap_reads > sending)
+		sim_fail(s,
+			 "node %u holds %d snapshot reads open with %d "
+			 "snapshots being sent on live links",
+			 nd->id, nd->snap_reads, sending);
+}
+
 /* Invariants that hold at every moment, on every live node. */
 static void check_now(struct sim *s)
 {
@@ -383,8 +401,11 @@ static void check_now(struct sim *s)
 		 * changes its vector covers (snapshots are point in time and
 		 * merge all at once). */
 		if (oracle_check_state(s->oracle, nd->store, 0, NULL, why,
-				       sizeof why))
+				       sizeof why)) {
 			sim_fail(s, "node %u during the run: %s", nd->id, why);
+			return;
+		}
+		check_snap_reads(s, nd);
 	}
 }
 

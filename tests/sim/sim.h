@@ -132,6 +132,7 @@ struct node {
 	int nincs;
 	uint64_t gave_up_born;
 	uint64_t full_until; /* its applies fail until then (FAULT_FULL) */
+	int snap_reads;	     /* snapshot reads its core holds open */
 };
 
 /* ---- the world ----------------------------------------------------------- */

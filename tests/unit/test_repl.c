@@ -61,6 +61,9 @@ struct tnode {
 static struct tnode nodes[N + 1];
 static char *root;
 static uint64_t now;
+/* Set by a test before start(); setup resets them. */
+static size_t chunk_bytes;
+static uint64_t stall_ms;
 
 static struct store *ST(void *ctx) { return ((struct tnode *)ctx)->store; }
 static size_t op_vv(void *c, struct vv_entry *o, size_t m)
@@ -106,9 +109,18 @@ static int op_gc(void *c, const struct vv_entry *u, size_t n, size_t *d,
 {
 	return store_gc_tombstones(ST(c), u, n, d, e);
 }
+/* Snapshot reads open in all nodes: each keeps freed pages from reuse. */
+static int snap_reads;
 static int op_snap_begin(void *c, struct store_snap **o, struct err *e)
 {
-	return store_snap_begin(ST(c), o, e);
+	int rc = store_snap_begin(ST(c), o, e);
+	snap_reads += rc == 0;
+	return rc;
+}
+static void op_snap_end(struct store_snap *sn)
+{
+	snap_reads--;
+	store_snap_end(sn);
 }
 
 static void io_send(void *data, uint32_t peer, const uint8_t *buf,
@@ -173,7 +185,8 @@ static void start(uint32_t id, const uint32_t *members, size_t nm,
 				 .nnodes = nm,
 				 .relay_delay_ms = 1,
 				 .log_retention = retention,
-				 .snapshot_chunk_bytes = 512};
+				 .snapshot_chunk_bytes = chunk_bytes,
+				 .snapshot_stall_ms = stall_ms};
 	struct err e;
 	char name[16];
 
@@ -203,7 +216,7 @@ static void start(uint32_t id, const uint32_t *members, size_t nm,
 					 .snap_begin = op_snap_begin,
 					 .snap_vv = store_snap_vv,
 					 .snap_next = store_snap_next,
-					 .snap_end = store_snap_end,
+					 .snap_end = op_snap_end,
 					 .snap_segs = store_snap_segs,
 					 .seals = op_seals,
 					 .add_seals = op_add_seals};
@@ -238,6 +251,9 @@ static int setup(void **state)
 	memset(nodes, 0, sizeof nodes);
 	root = tu_tmpdir();
 	now = T0;
+	snap_reads = 0;
+	chunk_bytes = 512;
+	stall_ms = 0;
 	return root == NULL;
 }
 
@@ -250,6 +266,7 @@ static int teardown(void **state)
 		free(nodes[i].dir);
 	}
 	tu_rmrf(root);
+	assert_int_equal(snap_reads, 0);
 	return 0;
 }
 
@@ -1168,6 +1185,105 @@ static void empty_peers_catch_up_with_one_that_writes_after_greeting(
 	}
 }
 
+/* Nodes 1 and 2 hold 200 writes with a log truncated to 10 changes;
+ * node 3 joins empty, configured at all three but not yet linked. */
+static void three_with_one_far_behind(void)
+{
+	struct err e;
+	start(1, two, 2, 10);
+	start(2, two, 2, 10);
+	connect_pair(1, 2);
+	settle(two, 2);
+	for (int k = 0; k < 200; k++) {
+		char key[16];
+		snprintf(key, sizeof key, "k%d", k % 50);
+		assert_int_equal(put(1, key, "v"), 0);
+	}
+	settle(two, 2);
+	now += 2000;
+	repl_tick(nodes[1].repl, now); /* truncates: retention 10 */
+	settle(two, 2);
+	assert_int_equal(repl_reconfigure(nodes[1].repl, three, 3, &e), 0);
+	assert_int_equal(repl_reconfigure(nodes[2].repl, three, 3, &e), 0);
+	start(3, three, 3, 10);
+}
+
+static struct repl_snap_status snap_out(uint32_t a, uint32_t b)
+{
+	struct repl_peer_status ps[N];
+	size_t n = repl_peers(nodes[a].repl, ps, N);
+	for (size_t i = 0; i < n; i++)
+		if (ps[i].node == b)
+			return ps[i].snap_out;
+	fail_msg("node %u has no peer %u", a, b);
+	return ps[0].snap_out;
+}
+
+/* The sender's read of its store lasts while it sends the chunks, not
+ * while the receiver merges them: that may take long (a large store), and
+ * every page freed meanwhile waits for the read to end. */
+static void snapshot_read_ends_when_all_is_sent(void **state)
+{
+	(void)state;
+	chunk_bytes = 1u << 20; /* one chunk, the last */
+	three_with_one_far_behind();
+	connect_pair(1, 3);
+	for (int round = 0; round < 50 && !snap_out(1, 3).active; round++) {
+		deliver(1, 3);
+		deliver(3, 1);
+	}
+	assert_true(snap_out(1, 3).active);
+	assert_int_equal(snap_out(1, 3).chunks, 1);
+	/* Sent, not yet merged, let alone acknowledged. */
+	assert_int_equal(snap_reads, 0);
+	const uint32_t pair[] = {1, 3};
+	settle(pair, 2);
+	assert_false(snap_out(1, 3).active);
+	assert_int_equal(snap_reads, 0);
+	assert_string_equal(su_get(nodes[3].store, "t", "k49", "v"), "v");
+}
+
+/* A receiver that acknowledges no chunk (an insider asking for snapshots
+ * it does not need, its gossip keeping the link up) is let go after twice
+ * the stall limit, and the read goes with the link. */
+static void snapshot_not_acknowledged_lets_the_read_go(void **state)
+{
+	(void)state;
+	stall_ms = 1000; /* let go at 2 s, before the 5 s of silence */
+	three_with_one_far_behind();
+	connect_pair(1, 3);
+	for (int round = 0; round < 50 && !snap_out(1, 3).active; round++) {
+		deliver(1, 3);
+		deliver(3, 1);
+	}
+	assert_true(snap_out(1, 3).active);
+	assert_int_equal(snap_reads, 1);
+	deliver(1, 3);	/* the first chunk: checked, acked... */
+	drop_queue(3, 1); /* ...and the ack lost */
+	now += 1500;
+	repl_tick(nodes[1].repl, now);
+	assert_int_equal(nodes[1].closed[3], 0); /* stalled, not let go */
+	assert_true(snap_out(1, 3).stalled);
+	assert_int_equal(snap_reads, 1);
+	now += 1000;
+	repl_tick(nodes[1].repl, now);
+	assert_int_equal(nodes[1].closed[3], 1);
+	assert_int_equal(nodes[1].close_code[3], MSCE_ETIMEOUT);
+	assert_non_null(strstr(nodes[1].close_reason[3],
+			       "acknowledged no snapshot chunk"));
+	assert_int_equal(snap_reads, 0);
+	assert_int_equal(state_of(1, 3), REPL_DOWN);
+	assert_false(snap_out(1, 3).active);
+	/* Node 3 comes back and catches up whole. */
+	repl_link_down(nodes[3].repl, 1, now);
+	drop_queue(1, 3);
+	connect_pair(1, 3);
+	const uint32_t pair[] = {1, 3};
+	settle(pair, 2);
+	assert_string_equal(su_get(nodes[3].store, "t", "k49", "v"), "v");
+	assert_int_equal(snap_reads, 0);
+}
+
 /* A peer below the log floor gets a snapshot; it arrives whole, all at
  * once, and the peer converges. */
 static void snapshot_below_the_floor(void **state)
@@ -1280,6 +1396,10 @@ int main(void)
 		setup, teardown),
 	    cmocka_unit_test_setup_teardown(snapshot_below_the_floor, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		snapshot_read_ends_when_all_is_sent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		snapshot_not_acknowledged_lets_the_read_go, setup, teardown),
 	    cmocka_unit_test_setup_teardown(reconfigure, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
