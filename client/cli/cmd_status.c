@@ -224,8 +224,10 @@ static void status_text(const Msce__StatusResult *s, const char *dig,
 		}
 		snprintf(c, sizeof c, "%u %s", n->node, n->name);
 		printf("%-22s %-16s %11s  ", c, d, age);
+		/* An origin as node/incarnation, as "writes under" shows it. */
 		for (size_t k = 0; k < n->n_vv; k++)
-			printf("%u:%llu ", n->vv[k]->origin,
+			printf("%u/%u:%llu ", n->vv[k]->origin & 0xffff,
+			       n->vv[k]->origin >> 16,
 			       (unsigned long long)n->vv[k]->seq);
 		printf("\n");
 	}

@@ -7,6 +7,7 @@ node that does not answer: its last report is stale), 2 when the node
 itself does not answer."""
 
 import json
+import re
 import subprocess
 import time
 import unittest
@@ -95,6 +96,36 @@ class StatusTest(ClusterTestCase):
         # Back: verify passes again.
         c.start(n2)
         self.assertEqual(self.rc(n1, "verify", "--timeout", "60")[0], 0)
+
+    def test_vector_names_each_origin_as_status_names_a_writer(self):
+        """The node table's vector column gives each origin as
+        node/incarnation:seq, the form of "writes under origin N/I"."""
+        c = self.make_cluster(2)
+        n1, n2 = c.nodes
+        for i in range(3):
+            c.put(n1, "t", "k%d" % i, {"v": str(i)})
+        c.put(n2, "t", "j", {"v": "x"})
+        c.wait_converged()
+        # Node 1's report of node 2 comes with node 2's next gossip.
+        wait_until(lambda: all(x["known"] for x in c.status(n1)["nodes"]),
+                   30, "node 1 to hold node 2's report")
+        out = self.rc(n1, "status")[1]
+        vectors = {}
+        for node in (n1, n2):
+            w = c.status(node)["writer"]
+            m = re.search(r"writes under origin (\d+)/(\d+)",
+                          self.rc(node, "status")[1])
+            self.assertEqual((int(m.group(1)), int(m.group(2))),
+                             (w & 0xffff, w >> 16))
+            vectors[w] = "%d/%d" % (w & 0xffff, w >> 16)
+        rows = [l for l in out.splitlines() if re.match(r"[12] ", l)]
+        table = [l for l in rows if "s  " in l and ":" in l]
+        self.assertEqual(len(table), 2, out)
+        for line in table:
+            for w, name in vectors.items():
+                seq = 3 if w & 0xffff == 1 else 1
+                self.assertIn(" %s:%d " % (name, seq), line + " ", out)
+            self.assertNotRegex(line, r" \d{6,}:", out)
 
     def test_lag_of_a_peer_not_heard_since_restart(self):
         """A peer down when this node restarts: what it holds is not known
