@@ -512,6 +512,13 @@ int msce_put_recv(msce_client *c, uint64_t *id, struct msce_write_result *res)
 	for (;;) {
 		rc = transport_recv(c->t, &buf, &len, c->timeout_ms, c->msg,
 				    sizeof c->msg);
+		if (rc == MSCE_ETIMEOUT)
+			give_up_center(c);
+		/* Gone with the connection (lost, or given up): the puts not
+		 * yet answered, each written or not. The next call connects
+		 * again instead of waiting for answers that cannot come. */
+		if (lost(c, rc) || c->t == NULL)
+			c->pending = 0;
 		if (rc)
 			return rc;
 		r = codec_unpack(buf, len);

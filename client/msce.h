@@ -217,8 +217,13 @@ int msce_delete(msce_client *c, const char *collection, const char *key,
  * msce_put_recv waits for the next result, in the order the node
  * committed them (for one connection, the order sent), and says which
  * request it answers. Other calls on c must wait until every result sent
- * was received (msce_pending(c) == 0). The event-loop API pipelines every
- * kind of request. */
+ * was received (msce_pending(c) == 0). When msce_put_recv fails because
+ * the connection was lost (MSCE_ECLOSED), or timed out (MSCE_ETIMEOUT)
+ * with other centers in the conninfo (the next call goes to the next
+ * one), the puts not yet answered are given up: msce_pending(c) is 0 and
+ * each of them may or may not have been written. A timeout with one
+ * center keeps them: msce_put_recv may be called again. The event-loop
+ * API pipelines every kind of request. */
 int msce_put_send(msce_client *c, const char *collection, const char *key,
 		  const struct msce_field *fields, size_t n, uint64_t *id);
 int msce_put_recv(msce_client *c, uint64_t *id, struct msce_write_result *res);

@@ -663,6 +663,77 @@ static void test_timeout_moves_to_the_next_center(void **state)
 	fake_stop(&good);
 }
 
+/* Pipelined puts whose connection goes, or whose center stops answering
+ * (with another to try), are given up: the client is not left waiting
+ * for answers that cannot come, every later call refused EBUSY. */
+static void test_pipelined_puts_given_up_with_their_connection(void **state)
+{
+	(void)state;
+	struct fake hung, good, f;
+	msce_conninfo *ci = msce_conninfo_new();
+	struct msce_field fl = field("v", "1");
+	struct msce_write_result res;
+	msce_client *c;
+	msce_record *r;
+	uint64_t id;
+
+	fake_start(&hung, "rrrr"); /* reads, never answers */
+	fake_start(&good, "aaaa");
+	assert_int_equal(msce_conninfo_add_unix(ci, hung.path), 0);
+	assert_int_equal(msce_conninfo_add_unix(ci, good.path), 0);
+	msce_conninfo_set_reconnect(ci, 1, 20, 200);
+	assert_int_equal(msce_connect(ci, &c), 0);
+	msce_set_timeout(c, 300);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(msce_put_send(c, "t", "k", &fl, 1, &id), 0);
+	assert_int_equal(msce_pending(c), 3);
+	assert_int_equal(msce_put_recv(c, &id, &res), MSCE_ETIMEOUT);
+	assert_non_null(strstr(msce_errmsg(c), "the next call goes to"));
+	assert_int_equal(msce_pending(c), 0);
+	msce_set_timeout(c, 5000); /* the good one answers, even slowly */
+	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_ENOTFOUND);
+	assert_non_null(strstr(msce_center(c), good.path));
+	msce_close(c);
+	msce_conninfo_free(ci);
+	fake_stop(&hung);
+	fake_stop(&good);
+
+	/* One center, which answers the first put, reads the second and
+	 * closes: the third's answer cannot come; the client connects
+	 * again for the next call. */
+	fake_start(&f, "arca");
+	ci = msce_conninfo_new();
+	assert_int_equal(msce_conninfo_add_unix(ci, f.path), 0);
+	msce_conninfo_set_reconnect(ci, 1, 20, 200);
+	assert_int_equal(msce_connect(ci, &c), 0);
+	msce_set_timeout(c, 5000);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(msce_put_send(c, "t", "k", &fl, 1, &id), 0);
+	assert_int_equal(msce_put_recv(c, &id, &res), MSCE_ENOTFOUND);
+	assert_int_equal(msce_pending(c), 2);
+	assert_int_equal(msce_put_recv(c, &id, &res), MSCE_ECLOSED);
+	assert_int_equal(msce_pending(c), 0);
+	assert_int_equal(msce_get(c, "t", "k", &r), MSCE_ENOTFOUND);
+	assert_string_equal(msce_errmsg(c), "fake: nothing here");
+	msce_close(c);
+	msce_conninfo_free(ci);
+	fake_stop(&f);
+
+	/* One center that stops answering: the puts are kept, and a later
+	 * msce_put_recv may still get their answers. */
+	fake_start(&f, "rr");
+	ci = msce_conninfo_new();
+	assert_int_equal(msce_conninfo_add_unix(ci, f.path), 0);
+	assert_int_equal(msce_connect(ci, &c), 0);
+	msce_set_timeout(c, 200);
+	assert_int_equal(msce_put_send(c, "t", "k", &fl, 1, &id), 0);
+	assert_int_equal(msce_put_recv(c, &id, &res), MSCE_ETIMEOUT);
+	assert_int_equal(msce_pending(c), 1);
+	msce_close(c);
+	msce_conninfo_free(ci);
+	fake_stop(&f);
+}
+
 /* A TCP listener that accepts (in the kernel) and never answers. */
 static int silent_tcp(int *port)
 {
@@ -909,6 +980,8 @@ int main(int argc, char **argv)
 	const struct CMUnitTest fake[] = {
 		cmocka_unit_test(test_request_timeout),
 		cmocka_unit_test(test_timeout_moves_to_the_next_center),
+		cmocka_unit_test(
+		    test_pipelined_puts_given_up_with_their_connection),
 		cmocka_unit_test(test_connect_timeout_and_no_center),
 		cmocka_unit_test(test_lost_connection),
 		cmocka_unit_test(test_answer_before_close_kept),
