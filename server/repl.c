@@ -456,9 +456,14 @@ static void close_link(struct repl *r, struct peer *p, int code,
 	p->state = REPL_DOWN;
 	link_why(r, p, r->last_tick, "closed here: %s", reason);
 	/* The rest of the session goes at the next link_up; a snapshot's
-	 * read must go now, or the peer staying away keeps it open. */
+	 * read must go now, or the peer staying away keeps it open, and no
+	 * snapshot may show as under way (or stalled) on a link down. */
 	if (!MUTANT("snapshot_read_kept"))
 		snap_out_end(r, p);
+	if (!MUTANT("snapshot_in_shown")) {
+		p->snap_in.active = 0;
+		p->snap_in.stalled = 0;
+	}
 }
 
 enum refusal { REFUSED_PROTOCOL, REFUSED_FORGED, REFUSED_SNAPSHOT };

@@ -364,8 +364,19 @@ static void check_snap_reads(struct sim *s, struct node *nd)
 	size_t n = repl_peers(nd->repl, ps, SIM_MAX_NODES);
 	int sending = 0;
 
-	for (size_t k = 0; k < n && k < SIM_MAX_NODES; k++)
+	for (size_t k = 0; k < n && k < SIM_MAX_NODES; k++) {
 		sending += ps[k].state != REPL_DOWN && ps[k].snap_out.active;
+		/* Status is a promise: no snapshot shown on a link down. */
+		if (ps[k].state == REPL_DOWN &&
+		    (ps[k].snap_out.active || ps[k].snap_in.active)) {
+			sim_fail(s,
+				 "node %u shows a snapshot %s node %u active "
+				 "on a link that is down",
+				 nd->id, ps[k].snap_out.active ? "to" : "from",
+				 ps[k].node);
+			return;
+		}
+	}
 	if (nd->snap_reads > sending)
 		sim_fail(s,
 			 "node %u holds %d snapshot reads open with %d "
