@@ -1185,9 +1185,10 @@ static void empty_peers_catch_up_with_one_that_writes_after_greeting(
 	}
 }
 
-/* Nodes 1 and 2 hold 200 writes with a log truncated to 10 changes;
- * node 3 joins empty, configured at all three but not yet linked. */
-static void three_with_one_far_behind(void)
+/* Nodes 1 and 2 hold 200 writes (and, with deletes, a delete of k3
+ * every 20) with a log truncated to 10 changes; node 3 joins empty,
+ * configured at all three but not yet linked. */
+static void three_with_one_far_behind(int deletes)
 {
 	struct err e;
 	start(1, two, 2, 10);
@@ -1198,11 +1199,17 @@ static void three_with_one_far_behind(void)
 		char key[16];
 		snprintf(key, sizeof key, "k%d", k % 50);
 		assert_int_equal(put(1, key, "v"), 0);
+		if (deletes && k % 20 == 0)
+			assert_int_equal(su_del(nodes[1].store, "t", "k3", now),
+					 0);
 	}
 	settle(two, 2);
 	now += 2000;
 	repl_tick(nodes[1].repl, now); /* truncates: retention 10 */
 	settle(two, 2);
+	assert_true(store_vv_get(nodes[1].store,
+				 store_writer(nodes[1].store, NULL))
+			.floor > 0);
 	assert_int_equal(repl_reconfigure(nodes[1].repl, three, 3, &e), 0);
 	assert_int_equal(repl_reconfigure(nodes[2].repl, three, 3, &e), 0);
 	start(3, three, 3, 10);
@@ -1226,7 +1233,7 @@ static void snapshot_read_ends_when_all_is_sent(void **state)
 {
 	(void)state;
 	chunk_bytes = 1u << 20; /* one chunk, the last */
-	three_with_one_far_behind();
+	three_with_one_far_behind(0);
 	connect_pair(1, 3);
 	for (int round = 0; round < 50 && !snap_out(1, 3).active; round++) {
 		deliver(1, 3);
@@ -1250,7 +1257,7 @@ static void snapshot_not_acknowledged_lets_the_read_go(void **state)
 {
 	(void)state;
 	stall_ms = 1000; /* let go at 2 s, before the 5 s of silence */
-	three_with_one_far_behind();
+	three_with_one_far_behind(0);
 	connect_pair(1, 3);
 	for (int round = 0; round < 50 && !snap_out(1, 3).active; round++) {
 		deliver(1, 3);
@@ -1290,31 +1297,8 @@ static void snapshot_below_the_floor(void **state)
 {
 	struct repl_counters c1, c3;
 	uint8_t d1[32], d3[32];
-	struct err e;
 	(void)state;
-	start(1, two, 2, 10);
-	start(2, two, 2, 10);
-	connect_pair(1, 2);
-	settle(two, 2);
-	for (int k = 0; k < 200; k++) {
-		char key[16];
-		snprintf(key, sizeof key, "k%d", k % 50);
-		assert_int_equal(put(1, key, "v"), 0);
-		if (k % 20 == 0)
-			assert_int_equal(su_del(nodes[1].store, "t", "k3", now),
-					 0);
-	}
-	settle(three, 2);
-	now += 2000;
-	repl_tick(nodes[1].repl, now); /* truncates: retention 10 */
-	settle(three, 2);
-	assert_true(store_vv_get(nodes[1].store,
-				 store_writer(nodes[1].store, NULL))
-			.floor > 0);
-	/* Node 3 joins empty and far behind. */
-	assert_int_equal(repl_reconfigure(nodes[1].repl, three, 3, &e), 0);
-	assert_int_equal(repl_reconfigure(nodes[2].repl, three, 3, &e), 0);
-	start(3, three, 3, 10);
+	three_with_one_far_behind(1);
 	connect_pair(1, 3);
 	connect_pair(2, 3);
 	const uint32_t all[] = {1, 2, 3};
