@@ -106,25 +106,27 @@ class StatusTest(ClusterTestCase):
             c.put(n1, "t", "k%d" % i, {"v": str(i)})
         c.put(n2, "t", "j", {"v": "x"})
         c.wait_converged()
-        # Node 1's report of node 2 comes with node 2's next gossip.
-        wait_until(lambda: all(x["known"] for x in c.status(n1)["nodes"]),
-                   30, "node 1 to hold node 2's report")
-        out = self.rc(n1, "status")[1]
-        vectors = {}
-        for node in (n1, n2):
+        want = []
+        for node, seq in ((n1, 3), (n2, 1)):
             w = c.status(node)["writer"]
             m = re.search(r"writes under origin (\d+)/(\d+)",
                           self.rc(node, "status")[1])
             self.assertEqual((int(m.group(1)), int(m.group(2))),
                              (w & 0xffff, w >> 16))
-            vectors[w] = "%d/%d" % (w & 0xffff, w >> 16)
-        rows = [l for l in out.splitlines() if re.match(r"[12] ", l)]
-        table = [l for l in rows if "s  " in l and ":" in l]
-        self.assertEqual(len(table), 2, out)
-        for line in table:
-            for w, name in vectors.items():
-                seq = 3 if w & 0xffff == 1 else 1
-                self.assertIn(" %s:%d " % (name, seq), line + " ", out)
+            want.append(" %d/%d:%d " % (w & 0xffff, w >> 16, seq))
+
+        def table():
+            out = self.rc(n1, "status")[1]
+            rows = out.split("report age", 1)[-1].splitlines()[1:]
+            return out, [l + " " for l in rows if re.match(r"[12] ", l)]
+
+        # Node 1's report of node 2 is as new as node 2's last gossip.
+        wait_until(lambda: all(all(x in l for x in want)
+                               for l in table()[1]) and
+                   len(table()[1]) == 2, 30,
+                   "node 1's reports to hold both vectors")
+        out, rows = table()
+        for line in rows:
             self.assertNotRegex(line, r" \d{6,}:", out)
 
     def test_lag_of_a_peer_not_heard_since_restart(self):
