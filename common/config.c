@@ -346,6 +346,15 @@ static int set_str(struct parser *p, char *dst, size_t cap, const char *v,
 	return 0;
 }
 
+static int is_ip_or_localhost(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return strcmp(host, "localhost") == 0 ||
+	       inet_pton(AF_INET, host, buf) == 1 ||
+	       inet_pton(AF_INET6, host, buf) == 1;
+}
+
 static int set_addr(struct parser *p, char *dst, size_t cap, const char *v,
 		    int may_be_empty)
 {
@@ -359,6 +368,13 @@ static int set_addr(struct parser *p, char *dst, size_t cap, const char *v,
 	}
 	if (config_parse_addr(v, host, sizeof host, &port, &ae) != 0)
 		return bad(p, "%s", ae.msg);
+	/* msced resolves no names: refuse one here, with its line, rather
+	 * than when the node listens or dials. */
+	if (!is_ip_or_localhost(host))
+		return bad(p, "\"%s\": not an IP address (msced does not "
+			      "resolve host names; write the address, or "
+			      "localhost)",
+			   v);
 	return set_str(p, dst, cap, v, 0);
 }
 

@@ -1266,13 +1266,23 @@ static int get_record(struct store *s, const char *coll, size_t clen,
 		rc = err_set(e, MSCE_ENOTFOUND, "%.*s/%.*s not found (deleted)",
 			     (int)clen, coll, (int)klen, key);
 	} else if (!visible(coll, clen, &r, miss, sizeof miss)) {
+		/* Only a field the delete removed is a delete conflict; one
+		 * added without seeing the delete is listed nowhere, so the
+		 * message must not send the reader to the conflicts. */
+		int listed = 0;
+		for (uint32_t i = 0; i < r.nfields; i++)
+			listed |= st_survived_delete(&r, &r.fields[i]);
 		rc = err_set(e, MSCE_ENOTFOUND,
 			     "%.*s/%.*s not found: incomplete (no %s), %s",
 			     (int)clen, coll, (int)klen, key, miss,
 			     version_is_zero(r.tomb)
 				 ? "its creation has not arrived yet"
-				 : "a write survived a concurrent delete; see "
-				   "the conflicts");
+			     : listed
+				 ? "a write survived a concurrent delete; see "
+				   "the conflicts"
+				 : "a write made without seeing its delete "
+				   "added fields (no conflict is listed): "
+				   "delete or erase it again");
 	} else {
 		struct store_record_view view = {coll, clen, key, klen, &r};
 		rc = cb(ctx, &view);

@@ -489,6 +489,22 @@ class GenTest(unittest.TestCase):
         run_gen(path, self.out)
         self.assertIn("id = 4", self.read("d"))
 
+    def test_the_cluster_name_is_kept(self):
+        """A rerun (or rotate) without the first run's --cluster is
+        refused, configs untouched: it would rename the city in every
+        config and cut every link."""
+        path = self.centers("a 1 10.0.0.1:7401\nb 2 10.0.0.2:7401\n")
+        run_gen("--cluster", "mycity", path, self.out)
+        before = self.read("a")
+        for argv in ([path, self.out], ["rotate", path, self.out, "a"]):
+            r = run_gen(*argv, check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("is of cluster mycity, not shenzhen-msce: give "
+                          "--cluster mycity", r.stderr)
+            self.assertEqual(self.read("a"), before)
+        r = run_gen("--cluster", "mycity", path, self.out)
+        self.assertIn("configs unchanged", r.stdout)
+
     def test_every_setting_msced_reads_can_be_given(self):
         """The [node] and [retention] keys msced reads (common/config.c),
         read from its key tables: msce-gen takes each (but id and name,

@@ -228,20 +228,20 @@ static void test_layout_tolerated(void **state)
 					     "    name = shekou\r\n"
 					     "data_dir = /d\r\n"
 					     "key = /k\r\n"
-					     "listen = h.example:1\r\n"
+					     "listen = 10.0.0.1:1\r\n"
 					     "[ peer  bay ]\r\n"
 					     "id=2\r\n"
-					     "address = bay:7401\r\n"
+					     "address = 10.0.2.10:7401\r\n"
 					     "public_key = " K1,
 					     "n", &cfg, &e),
 			 0);
 	assert_string_equal(cfg.cluster, "c1");
 	assert_int_equal(cfg.node_id, 7);
 	assert_string_equal(cfg.node_name, "shekou");
-	assert_string_equal(cfg.listen, "h.example:1");
+	assert_string_equal(cfg.listen, "10.0.0.1:1");
 	assert_int_equal(cfg.npeers, 1);
 	assert_string_equal(cfg.peers[0].name, "bay");
-	assert_string_equal(cfg.peers[0].address, "bay:7401");
+	assert_string_equal(cfg.peers[0].address, "10.0.2.10:7401");
 	config_free(&cfg);
 }
 
@@ -647,6 +647,15 @@ static void test_err_bad_address(void **state)
 		    "node.conf:10: [peer bay] address", "10.0.2.300", NULL);
 	expect_fail(MIN_HEAD "[peer bay]\naddress =\n",
 		    "node.conf:10: [peer bay] address", NULL, NULL);
+	/* Host names: msced resolves none; refused at their line. */
+	expect_fail("[cluster]\nname = c\n[node]\nlisten = h.example:7401\n",
+		    "node.conf:4: [node] listen: \"h.example:7401\": not an "
+		    "IP address",
+		    NULL, NULL);
+	expect_fail(MIN_HEAD "client_listen = desk-host:7402\n",
+		    "node.conf:9: [node] client_listen", "not an IP", NULL);
+	expect_fail(MIN_HEAD "[peer bay]\naddress = bay.example:7401\n",
+		    "node.conf:10: [peer bay] address", "not an IP", NULL);
 }
 
 static void test_err_bad_key(void **state)
@@ -918,7 +927,7 @@ static void test_err_duplicates(void **state)
 		    NULL, NULL);
 	/* Same key for two peers, a peer and a client, two clients. */
 	expect_fail(MIN_HEAD PEER_BAY "[peer futian]\nid = 3\n"
-				      "address = f:1\npublic_key = " K1 "\n",
+				      "address = 10.0.4.10:1\npublic_key = " K1 "\n",
 		    "node.conf:16: [peer futian] public_key: same key as "
 		    "[peer bay] (line 12)",
 		    NULL, NULL);
@@ -956,7 +965,7 @@ static void test_err_duplicate_peer_id(void **state)
 {
 	(void)state;
 	expect_fail(MIN_HEAD PEER_BAY "[peer futian]\nid = 2\n"
-				      "address = f:1\npublic_key = " K2 "\n",
+				      "address = 10.0.4.10:1\npublic_key = " K2 "\n",
 		    "node.conf:14: [peer futian] id: 2 is already the id of "
 		    "[peer bay] (line 10)",
 		    NULL, NULL);
@@ -965,19 +974,19 @@ static void test_err_duplicate_peer_id(void **state)
 static void test_err_own_id_as_peer(void **state)
 {
 	(void)state;
-	expect_fail(MIN_HEAD "[peer bay]\nid = 1\naddress = b:1\n"
+	expect_fail(MIN_HEAD "[peer bay]\nid = 1\naddress = 10.0.2.10:1\n"
 			     "public_key = " K1 "\n",
 		    "node.conf:10: [peer bay] id: 1 is this node's own id "
 		    "([node] id on line 4)",
 		    NULL, NULL);
 	/* The order of sections does not matter. */
-	expect_fail("[peer bay]\nid = 1\naddress = b:1\npublic_key = " K1 "\n"
+	expect_fail("[peer bay]\nid = 1\naddress = 10.0.2.10:1\npublic_key = " K1 "\n"
 		    "[cluster]\nname = c\n[node]\nid = 1\nname = shekou\n"
 		    "data_dir = /d\nkey = /k\nlisten = 1.2.3.4:5\n",
 		    "node.conf:2: [peer bay] id: 1 is this node's own id "
 		    "([node] id on line 8)",
 		    NULL, NULL);
-	expect_fail(MIN_HEAD "[peer shekou]\nid = 2\naddress = b:1\n"
+	expect_fail(MIN_HEAD "[peer shekou]\nid = 2\naddress = 10.0.2.10:1\n"
 			     "public_key = " K1 "\n",
 		    "node.conf:9: [peer shekou]", "own name", NULL);
 }

@@ -282,6 +282,73 @@ static void conflicts_detected_and_resolved(void **state)
 	tu_rmrf(root);
 }
 
+static int no_record_cb(void *ctx, const struct store_record_view *r)
+{
+	(void)ctx;
+	(void)r;
+	return 0;
+}
+
+/* A registration deleted at a while b, not having seen the delete,
+ * changes one field it had (a delete conflict, listed) or adds one it
+ * had not (listed nowhere): get's message sends the reader to the
+ * conflicts only in the first case. */
+static void incomplete_after_delete_names_what_is_listed(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir();
+	char *d1 = subdir(root, "a"), *d2 = subdir(root, "b");
+	struct store *a = open_node(d1, 1), *b = open_node(d2, 2);
+	struct su_text ca;
+	struct err e;
+
+	for (int k = 0; k < 2; k++) {
+		const char *key = k ? "POL:CD457" : "POL:CD456";
+		uint64_t t = T0 + (uint64_t)k * 1000;
+
+		const char *fv[][2] = {{"name", "Ola"},
+				       {"nationality", "POL"},
+				       {"document_type", "passport"},
+				       {"document_number", key + 4},
+				       {"phone", "+48600000001"}};
+		struct store_field_in f[5];
+		struct store_written out;
+		size_t nf = k ? 4 : 5; /* k 1: no phone yet */
+
+		for (size_t i = 0; i < nf; i++)
+			f[i] = (struct store_field_in){
+			    fv[i][0], strlen(fv[i][0]),
+			    (const uint8_t *)fv[i][1], strlen(fv[i][1]), 0,
+			    {0, 0}};
+		struct store_write w = {STORE_PUT, "registration", 12, key,
+					9, f, nf, 0};
+		assert_int_equal(store_write(a, &w, 1, t, &out, &e), 0);
+		assert_int_equal(out.err.code, 0);
+		assert_int_equal(su_sync(a, b, T0), 0);
+		assert_int_equal(su_del(a, "registration", key, t + 200), 0);
+		/* k 0: the phone b changes; k 1: a phone b adds. */
+		assert_int_equal(su_put(b, "registration", key, "phone",
+					"+48600000002", t + 300, NULL),
+				 0);
+		assert_int_equal(su_sync(b, a, T0), 0);
+		assert_int_equal(su_sync(a, b, T0), 0);
+		su_conflicts(a, &ca);
+		assert_int_equal(ca.n, 1); /* k 0's, in both rounds */
+		assert_int_equal(store_get(a, "registration", 12, key, 9,
+					   no_record_cb, NULL, &e),
+				 MSCE_ENOTFOUND);
+		if (k == 0)
+			assert_non_null(strstr(e.msg, "see the conflicts"));
+		else
+			assert_non_null(strstr(e.msg, "no conflict is listed"));
+	}
+	store_close(a);
+	store_close(b);
+	free(d1);
+	free(d2);
+	tu_rmrf(root);
+}
+
 static void tombstones_against_earlier_and_later_writes(void **state)
 {
 	(void)state;
@@ -1615,6 +1682,7 @@ int main(void)
 		cmocka_unit_test(random_orders_converge),
 		cmocka_unit_test(conflicts_detected_and_resolved),
 		cmocka_unit_test(tombstones_against_earlier_and_later_writes),
+		cmocka_unit_test(incomplete_after_delete_names_what_is_listed),
 		cmocka_unit_test(refused_input_changes_nothing),
 		cmocka_unit_test(case_person_seen_in_its_own_batch),
 		cmocka_unit_test(gaps_and_clock_skew_stop_the_batch),
