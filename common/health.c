@@ -62,6 +62,17 @@ void health_check(const Msce__StatusResult *s, double max_lag_s,
 		if (stalled(p->snapshot_in) || stalled(p->snapshot_out))
 			why(h, "snapshot with %s makes no progress", c);
 	}
+	/* Equal vectors must hold equal data. */
+	for (size_t i = 0; i < s->n_nodes; i++) {
+		const Msce__NodeReport *r = s->nodes[i];
+		if (!r->known || r->diverged_ms == 0)
+			continue;
+		health_center(r->name, r->node, c, sizeof c);
+		why(h,
+		    "%s holds other data than this node at the same vector "
+		    "(another digest for %.0f s): run msce verify",
+		    c, (double)r->diverged_ms / 1000.0);
+	}
 	/* This node behind its peers: catching up is not healthy. */
 	if (s->inbound_lag_changes > 0 &&
 	    ((double)s->inbound_lag_ms / 1000.0 >

@@ -53,6 +53,20 @@ static void peer_labels(struct node *n, uint32_t peer, struct peer_labels *l)
 			  " counter\n" name fmt "\n",                         \
 		       __VA_ARGS__)
 
+/* Centers whose report holds our vector with another digest. */
+static size_t diverged_centers(struct node *n)
+{
+	uint32_t m[MSCE_MAX_NODES];
+	struct repl_node_view v; /* 3 KiB */
+	size_t nm = repl_members(n->repl, m, MSCE_MAX_NODES), k = 0;
+
+	for (size_t i = 0; i < nm && i < MSCE_MAX_NODES; i++) {
+		repl_node(n->repl, m[i], &v);
+		k += v.known && v.diverged_ms != 0;
+	}
+	return k;
+}
+
 static int render(void *ctx, char **buf, size_t *len)
 {
 	struct node *n = ctx;
@@ -221,6 +235,10 @@ static int render(void *ctx, char **buf, size_t *len)
 	      "1 if the last tombstone collection pass stopped before "
 	      "collecting (msce status says why)",
 	      " %d", repl_gc_held(n->repl, gate, sizeof gate));
+	GAUGE(&b, "msce_diverged_centers",
+	      "centers that report this node's vector with another digest "
+	      "(the same changes, other data: run msce verify)",
+	      " %zu", diverged_centers(n));
 	metrics_printf(&b, "# HELP msce_handshake_failures_total peer "
 			   "handshakes and links refused, by reason\n# TYPE "
 			   "msce_handshake_failures_total counter\n");

@@ -156,6 +156,8 @@ static int fill_nodes(struct node *n, struct arena *a, Msce__StatusResult *st,
 						? now - view->received_ms
 						: 0;
 				r->writer = view->writer;
+				if (view->diverged_ms && now > view->diverged_ms)
+					r->diverged_ms = now - view->diverged_ms;
 			}
 		}
 		st->nodes[i] = r;

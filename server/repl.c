@@ -197,6 +197,9 @@ struct view {
 	size_t nbeliefs;
 	uint32_t connected[MAX_NODES];
 	size_t nconnected;
+	/* Our vector, another digest: first seen when (our clock), in its
+	 * report made when (its clock). 0: not now. */
+	uint64_t div_seen, div_report;
 };
 
 /* A status of a writer's node, waiting until every node holds the
@@ -3406,6 +3409,66 @@ static void collect_tombstones(struct repl *r, uint64_t now)
 		r->counters.tombstones_collected += dropped;
 }
 
+/* Do a and b hold the same changes (the origins with a seq, each at the
+ * same seq)? */
+static int same_changes(const struct vv_entry *a, size_t na,
+			const struct vv_entry *b, size_t nb)
+{
+	size_t ka = 0, kb = 0;
+	for (size_t i = 0; i < na; i++) {
+		if (a[i].seq == 0)
+			continue;
+		ka++;
+		if (vv_seq(b, nb, a[i].origin) != a[i].seq)
+			return 0;
+	}
+	for (size_t i = 0; i < nb; i++)
+		kb += b[i].seq != 0;
+	return ka == kb;
+}
+
+/* Equal vectors mean equal data (the digest is the state's, the state
+ * the effect of the changes held). A node reporting ours with another
+ * digest is flagged once that lasts REPL_DIVERGED_MS and a later report
+ * of it says the same: one reading may pair a vector from before a commit
+ * with a digest from after it, here or there. */
+static void divergence(struct repl *r, uint64_t now)
+{
+	const struct view *self;
+
+	self_view(r, now);
+	if ((self = view_find(r, r->cfg.node_id)) == NULL)
+		return;
+	for (size_t i = 0; i < r->nviews; i++) {
+		struct view *v = &r->views[i];
+		int differ = v->node != r->cfg.node_id && v->v.known &&
+			     (same_changes(self->v.vv, self->v.nvv, v->v.vv,
+					   v->v.nvv) ||
+			      MUTANT("divergence_any_vector")) &&
+			     memcmp(self->v.digest, v->v.digest, 32) != 0;
+		if (!differ) {
+			v->div_seen = 0;
+			v->v.diverged_ms = 0;
+			continue;
+		}
+		if (v->div_seen == 0) {
+			v->div_seen = now;
+			v->div_report = v->v.time_ms;
+		}
+		if (v->v.diverged_ms == 0 &&
+		    now >= v->div_seen + REPL_DIVERGED_MS &&
+		    v->v.time_ms > v->div_report) {
+			v->v.diverged_ms = v->div_seen;
+			trace(r, LOG_ERROR,
+			      "node %u holds other data than this node at the "
+			      "same vector (another digest for %llu ms): run "
+			      "msce verify",
+			      v->node,
+			      (unsigned long long)(now - v->div_seen));
+		}
+	}
+}
+
 void repl_tick(struct repl *r, uint64_t now_ms)
 {
 	/* A wall clock stepped back must not stall the timers. */
@@ -3425,6 +3488,7 @@ void repl_tick(struct repl *r, uint64_t now_ms)
 	}
 	if (now_ms >= r->next_gossip) {
 		gossip(r, now_ms);
+		divergence(r, now_ms);
 		r->next_gossip = now_ms + r->cfg.gossip_interval_ms;
 	}
 	if (now_ms >= r->next_truncate) {

@@ -249,7 +249,14 @@ struct repl_node_view {
 	uint32_t writer;      /* its current writer, 0 if none */
 	uint64_t born;
 	int settled;
+	/* Since when (our clock) it has reported our vector with another
+	 * digest, for at least REPL_DIVERGED_MS and over two of its reports:
+	 * the same changes made different data (a store copied back without
+	 * msce backup, a bug, an insider). 0: not seen. */
+	uint64_t diverged_ms;
 };
+
+#define REPL_DIVERGED_MS 10000
 
 /* Fills at most max entries; returns the number of configured peers. */
 size_t repl_peers(const struct repl *r, struct repl_peer_status *out,

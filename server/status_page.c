@@ -276,6 +276,12 @@ static cJSON *model_json(const struct model *m)
 		cJSON_AddNumberToObject(c, "node", r->node);
 		cJSON_AddStringToObject(c, "name", self ? s->name : r->name);
 		cJSON_AddBoolToObject(c, "self", self);
+		/* Our vector with another digest, for this long (or null). */
+		if (r->diverged_ms)
+			cJSON_AddNumberToObject(c, "diverged_ms",
+						(double)r->diverged_ms);
+		else
+			cJSON_AddNullToObject(c, "diverged_ms");
 		cJSON_AddStringToObject(c, "link",
 					self		     ? "self"
 					: p == NULL	     ? "none"

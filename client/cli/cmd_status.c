@@ -150,6 +150,11 @@ static cJSON *status_json(const Msce__StatusResult *s, const char *dig,
 			cJSON_AddNumberToObject(nj, "age_ms",
 						(double)n->age_ms);
 			cJSON_AddNumberToObject(nj, "writer", n->writer);
+			if (n->diverged_ms)
+				cJSON_AddNumberToObject(nj, "diverged_ms",
+							(double)n->diverged_ms);
+			else
+				cJSON_AddNullToObject(nj, "diverged_ms");
 		}
 		cJSON_AddItemToArray(nodes, nj);
 	}

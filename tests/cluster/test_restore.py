@@ -12,12 +12,15 @@ with both sizes, not mapped and read past its end (SIGBUS, no word)."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
 import unittest
+import urllib.request
 
-from cluster import MSCE, MSCED, ClusterTestCase, CliError, norm_vv, wait_until
+from cluster import (MSCE, MSCED, ClusterTestCase, CliError, free_ports,
+                     norm_vv, wait_until)
 
 
 class RestoreTest(ClusterTestCase):
@@ -137,6 +140,57 @@ class RestoreTest(ClusterTestCase):
         self.assertRegex(r.stderr, r"data\.mdb is truncated: %d bytes, but its "
                          r"header says \d+ pages of \d+ bytes \(%d bytes\)"
                          % (whole // 2, whole))
+
+class ColdCopyTest(ClusterTestCase):
+    def test_cold_copy_restored_with_the_peers_down_is_flagged(self):
+        """A copy of the data directory is no backup (deploy/README.md,
+        section 5): started again with its peers down, the node writes
+        under its old writer the seqs its peers already hold with other
+        content. Nothing can tell the two apart change by change, but
+        equal vectors must hold equal data: once the centers meet, each
+        says the other holds other data at the same vector (status
+        DEGRADED, exit 1; msce_diverged_centers) instead of healthy."""
+        port = free_ports(1)[0]
+        c = self.make_cluster(2, start=False)
+        n1, n2 = c.nodes
+        c.begin(n1, n2,
+                settings={1: {"metrics_listen": "127.0.0.1:%d" % port}})
+        for i in range(3):
+            c.put(n1, "t", "k%d" % i, {"v": "first"})
+        c.wait_converged()
+        c.stop(n1)
+        copy = os.path.join(c.dir, "cold-copy")
+        shutil.copytree(n1.data_dir, copy)
+        c.start(n1)
+        for i in range(2):
+            c.put(n1, "t", "later%d" % i, {"v": "original"})
+        c.wait_converged()
+        c.stop(n1)
+        c.stop(n2)
+        shutil.rmtree(n1.data_dir)
+        shutil.copytree(copy, n1.data_dir)
+        c.start(n1)
+        for i in range(2):  # the same seqs as the two lost, other data
+            c.put(n1, "t", "other%d" % i, {"v": "forked"})
+        c.start(n2)
+        c.wait_connected(n1, [2])
+        st1, st2 = c.status(n1), c.status(n2)
+        self.assertEqual(norm_vv(st1["vv"]), norm_vv(st2["vv"]))
+        self.assertNotEqual(st1["digest"], st2["digest"])
+
+        def flagged(node):
+            r = subprocess.run([MSCE, "-c", node.config, "status"],
+                               capture_output=True, text=True, timeout=30)
+            return r.returncode == 1 and re.search(
+                r"holds other data than this node at the same vector "
+                r"\(another digest for \d+ s\): run msce verify",
+                r.stdout)
+        wait_until(lambda: flagged(n1) and flagged(n2), 60,
+                   "both centers to flag the other")
+        metrics = urllib.request.urlopen(
+            "http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+        self.assertIn("\nmsce_diverged_centers 1\n", metrics)
+
 
 if __name__ == "__main__":
     unittest.main()

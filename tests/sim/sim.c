@@ -364,9 +364,17 @@ static void check_snap_reads(struct sim *s, struct node *nd)
 	size_t n = repl_peers(nd->repl, ps, SIM_MAX_NODES);
 	int sending = 0;
 
-	for (size_t k = 0; k < n && k < SIM_MAX_NODES; k++) {
+	for (size_t k = 0; k < n && k < SIM_MAX_NODES; k++)
 		sending += ps[k].state != REPL_DOWN && ps[k].snap_out.active;
-		/* Status is a promise: no snapshot shown on a link down. */
+	if (nd->snap_reads > sending) {
+		sim_fail(s,
+			 "node %u holds %d snapshot reads open with %d "
+			 "snapshots being sent on live links",
+			 nd->id, nd->snap_reads, sending);
+		return;
+	}
+	/* Status is a promise: no snapshot shown on a link down. */
+	for (size_t k = 0; k < n && k < SIM_MAX_NODES; k++)
 		if (ps[k].state == REPL_DOWN &&
 		    (ps[k].snap_out.active || ps[k].snap_in.active)) {
 			sim_fail(s,
@@ -376,12 +384,28 @@ static void check_snap_reads(struct sim *s, struct node *nd)
 				 ps[k].node);
 			return;
 		}
+}
+
+/* No honest store diverges (the oracle checks the data itself): a node
+ * that flags another as holding other data at the same vector is wrong
+ * (status is a promise). */
+static void check_divergence_flag(struct sim *s, struct node *nd)
+{
+	struct repl_node_view v;
+
+	for (int k = 0; k < s->n; k++) {
+		if (s->nodes[k].id == nd->id)
+			continue;
+		repl_node(nd->repl, s->nodes[k].id, &v);
+		if (v.known && v.diverged_ms != 0) {
+			sim_fail(s,
+				 "node %u says node %u holds other data at the "
+				 "same vector, since %llu",
+				 nd->id, s->nodes[k].id,
+				 (unsigned long long)v.diverged_ms);
+			return;
+		}
 	}
-	if (nd->snap_reads > sending)
-		sim_fail(s,
-			 "node %u holds %d snapshot reads open with %d "
-			 "snapshots being sent on live links",
-			 nd->id, nd->snap_reads, sending);
 }
 
 /* Invariants that hold at every moment, on every live node. */
@@ -417,6 +441,9 @@ static void check_now(struct sim *s)
 			return;
 		}
 		check_snap_reads(s, nd);
+		if (s->failed)
+			return;
+		check_divergence_flag(s, nd);
 	}
 }
 

@@ -70,7 +70,13 @@ static size_t op_vv(void *c, struct vv_entry *o, size_t m)
 {
 	return store_vv(ST(c), o, m);
 }
-static void op_digest(void *c, uint8_t o[32]) { store_digest(ST(c), o); }
+/* Nodes whose digest the test falsifies: the same changes, other data. */
+static int digest_flip[N + 1];
+static void op_digest(void *c, uint8_t o[32])
+{
+	store_digest(ST(c), o);
+	o[0] ^= (uint8_t)digest_flip[((struct tnode *)c)->id];
+}
 static uint64_t op_hw(void *c) { return store_hlc_committed(ST(c)); }
 static uint32_t op_writer(void *c, uint64_t *born)
 {
@@ -252,6 +258,7 @@ static int setup(void **state)
 	root = tu_tmpdir();
 	now = T0;
 	snap_reads = 0;
+	memset(digest_flip, 0, sizeof digest_flip);
 	chunk_bytes = 512;
 	stall_ms = 0;
 	return root == NULL;
@@ -1291,6 +1298,55 @@ static void snapshot_not_acknowledged_lets_the_read_go(void **state)
 	assert_int_equal(snap_reads, 0);
 }
 
+static uint64_t diverged(uint32_t a, uint32_t b)
+{
+	struct repl_node_view v;
+	repl_node(nodes[a].repl, b, &v);
+	assert_true(v.known);
+	return v.diverged_ms;
+}
+
+/* Equal vectors must hold equal data. A node reporting ours with another
+ * digest is flagged once that lasts REPL_DIVERGED_MS over two of its
+ * reports, and no longer once the digests agree; vectors that differ say
+ * nothing (a peer behind has other data, rightly). */
+static void other_data_at_the_same_vector_is_flagged(void **state)
+{
+	(void)state;
+	start(1, two, 2, 1000);
+	start(2, two, 2, 1000);
+	connect_pair(1, 2);
+	settle(two, 2);
+	assert_int_equal(put(1, "k", "v"), 0);
+	settle(two, 2);
+	advance(1000, two, 2);
+	assert_int_equal(diverged(1, 2), 0);
+	digest_flip[2] = 1;
+	uint64_t t0 = now;
+	while (now < t0 + REPL_DIVERGED_MS - 1000)
+		advance(500, two, 2);
+	assert_int_equal(diverged(1, 2), 0); /* not for long enough yet */
+	while (now < t0 + REPL_DIVERGED_MS + 2000)
+		advance(500, two, 2);
+	assert_true(diverged(1, 2) != 0);
+	assert_true(diverged(1, 2) >= t0 && diverged(1, 2) <= t0 + 2000);
+	assert_true(diverged(2, 1) != 0); /* and node 2 of node 1 */
+	/* Node 2 falls behind: other data, rightly. */
+	drop_queue(1, 2);
+	repl_link_down(nodes[1].repl, 2, now);
+	repl_link_down(nodes[2].repl, 1, now);
+	assert_int_equal(put(1, "k2", "v"), 0);
+	advance(1000, two, 2);
+	assert_int_equal(diverged(1, 2), 0);
+	/* Back, caught up, and the digests agree: nothing flagged. */
+	digest_flip[2] = 0;
+	connect_pair(1, 2);
+	for (int i = 0; i < 15; i++)
+		advance(1000, two, 2);
+	assert_int_equal(diverged(1, 2), 0);
+	assert_int_equal(diverged(2, 1), 0);
+}
+
 /* A peer below the log floor gets a snapshot; it arrives whole, all at
  * once, and the peer converges. */
 static void snapshot_below_the_floor(void **state)
@@ -1384,6 +1440,8 @@ int main(void)
 		snapshot_read_ends_when_all_is_sent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		snapshot_not_acknowledged_lets_the_read_go, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		other_data_at_the_same_vector_is_flagged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(reconfigure, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
