@@ -38,7 +38,7 @@ import tempfile
 import time
 import unittest
 
-from cluster import (MSCE_INSIDER, ClusterTestCase, reap, require_binaries,
+from cluster import (MSCE, MSCE_INSIDER, ClusterTestCase, reap, require_binaries,
                      spawn, wait_until)
 
 YEAR_MS = 365 * 24 * 3600 * 1000
@@ -254,6 +254,22 @@ class BackdatedWriteTest(ClusterTestCase):
         c.start(n2)
         c.wait_connected(n1, [2])
         self.c = c
+
+    def test_the_divergence_is_flagged(self):
+        """What the residual leaves is not silent: the two centers hold
+        the same changes with other data, and each one's status says so
+        (degraded, exit 1)."""
+        c = self.c
+        n1, n2 = c.nodes
+
+        def flagged(node):
+            r = subprocess.run([MSCE, "-c", node.config, "status"],
+                               capture_output=True, text=True, timeout=30)
+            return (r.returncode == 1 and
+                    "holds other data than this node at the same vector"
+                    in r.stdout)
+        wait_until(lambda: flagged(n1) and flagged(n2), 60,
+                   "both centers to flag the other")
 
     @unittest.expectedFailure
     def test_backdated_write_after_collection(self):
