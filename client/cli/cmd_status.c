@@ -167,6 +167,16 @@ static cJSON *status_json(const Msce__StatusResult *s, const char *dig,
 	return j;
 }
 
+/* Origins by node, then incarnation. */
+static int by_node(const void *a, const void *b)
+{
+	uint32_t x = (*(Msce__VVEntry *const *)a)->origin;
+	uint32_t y = (*(Msce__VVEntry *const *)b)->origin;
+	uint32_t kx = (x & 0xffff) << 16 | x >> 16;
+	uint32_t ky = (y & 0xffff) << 16 | y >> 16;
+	return kx < ky ? -1 : kx > ky;
+}
+
 static void status_text(const Msce__StatusResult *s, const char *dig,
 			const struct health *h)
 {
@@ -229,11 +239,17 @@ static void status_text(const Msce__StatusResult *s, const char *dig,
 		}
 		snprintf(c, sizeof c, "%u %s", n->node, n->name);
 		printf("%-22s %-16s %11s  ", c, d, age);
-		/* An origin as node/incarnation, as "writes under" shows it. */
-		for (size_t k = 0; k < n->n_vv; k++)
-			printf("%u/%u:%llu ", n->vv[k]->origin & 0xffff,
-			       n->vv[k]->origin >> 16,
-			       (unsigned long long)n->vv[k]->seq);
+		/* An origin as node/incarnation, as "writes under" shows it,
+		 * in node order. */
+		Msce__VVEntry *by[MSCE_MAX_ORIGINS];
+		size_t nv = n->n_vv < MSCE_MAX_ORIGINS ? n->n_vv
+						       : MSCE_MAX_ORIGINS;
+		memcpy(by, n->vv, nv * sizeof *by);
+		qsort(by, nv, sizeof *by, by_node);
+		for (size_t k = 0; k < nv; k++)
+			printf("%u/%u:%llu ", by[k]->origin & 0xffff,
+			       by[k]->origin >> 16,
+			       (unsigned long long)by[k]->seq);
 		printf("\n");
 	}
 }
