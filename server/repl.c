@@ -3470,9 +3470,22 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 		s->lag_known = p->heard;
 		memcpy(s->link_error, p->why, sizeof s->link_error);
 		s->link_error_ms = p->why_ms;
+		/* With the link down, o[] is frozen at our last contact, but
+		 * the peer's own later report, relayed by a third, says what
+		 * it holds now (it may have caught up through that third). */
+		const struct view *v = view_find((struct repl *)r, p->id);
+		int by_view = p->state != REPL_ACTIVE && v != NULL &&
+			      v->v.known &&
+			      (int64_t)v->v.time_ms - p->offset >
+				  (int64_t)p->last_contact;
 		for (size_t k = 0; k < n && p->heard; k++) {
 			uint64_t have = 0, have_hlc = 0;
-			for (size_t j = 0; j < p->no; j++)
+			if (by_view) {
+				have = vv_seq(v->v.vv, v->v.nvv, vv[k].origin);
+				have_hlc =
+				    vv_hlc(v->v.vv, v->v.nvv, vv[k].origin);
+			}
+			for (size_t j = 0; j < p->no && !by_view; j++)
 				if (p->o[j].origin == vv[k].origin) {
 					have = p->o[j].have;
 					have_hlc = p->o[j].have_hlc;

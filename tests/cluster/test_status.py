@@ -12,7 +12,7 @@ import time
 import unittest
 import urllib.request
 
-from cluster import MSCE, ClusterTestCase, free_ports, wait_until
+from cluster import MSCE, ClusterTestCase, free_ports, norm_vv, wait_until
 
 
 def hlc_ms(field):
@@ -139,6 +139,29 @@ class StatusTest(ClusterTestCase):
         c.start(n3)
         wait_until(lambda: {p["node"]: p for p in c.status(n1)["peers"]}[3]
                    .get("lag_changes") == 0, 30, "node 3 known again")
+
+
+    def test_lag_of_a_peer_reached_through_a_third(self):
+        """The link 1-2 cut, node 2 receives node 1's writes through node
+        3. Node 1 hears node 2's own reports through node 3 too: its
+        status must not show node 2 lacking what node 2 says it holds."""
+        c = self.make_cluster(3, proxy=True)
+        n1, n2, n3 = c.nodes
+        c.wait_connected(n1, [2, 3])
+        c.cut_link(n1, n2)
+        c.wait_connected(n1, [2], connected=False)
+        for i in range(5):
+            c.put(n1, "t", "k%d" % i, {"v": str(i)})
+        mine = norm_vv(c.status(n1)["vv"])
+
+        def n2_holds_all():
+            st = c.status(n1)
+            rep = {r["node"]: r for r in st["nodes"]}[2]
+            return st if norm_vv(rep.get("vv")) == mine else None
+        st = wait_until(n2_holds_all, 30, "node 2's report of all of node 1's writes")
+        peer = {p["node"]: p for p in st["peers"]}[2]
+        self.assertFalse(peer["connected"], st)
+        self.assertEqual((peer["lag_changes"], peer["lag_ms"]), (0, 0), st)
 
 
 if __name__ == "__main__":
