@@ -3546,6 +3546,17 @@ void repl_inbound_lag(const struct repl *r, uint64_t *changes, uint64_t *ms)
 				hlc = vv_hlc(v->v.vv, v->v.nvv, o);
 			}
 		}
+		/* A peer's Hello and Acks say what it holds before its first
+		 * status does (a gossip interval later): a node back from an
+		 * outage is not healthy meanwhile. */
+		for (size_t i = 0; i < r->npeers; i++) {
+			const struct peer *p = &r->peers[i];
+			for (size_t j = 0; p->heard && j < p->no; j++)
+				if (p->o[j].origin == o && p->o[j].have > best) {
+					best = p->o[j].have;
+					hlc = p->o[j].have_hlc;
+				}
+		}
 		if (best > have) {
 			uint64_t mh = hlc_ms(vv_hlc(mine, n, o)), th = hlc_ms(hlc);
 			if (mh == 0) /* nothing of it: behind since its birth */

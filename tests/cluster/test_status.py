@@ -7,6 +7,7 @@ node that does not answer: its last report is stale), 2 when the node
 itself does not answer."""
 
 import json
+import os
 import subprocess
 import time
 import unittest
@@ -162,6 +163,44 @@ class StatusTest(ClusterTestCase):
         peer = {p["node"]: p for p in st["peers"]}[2]
         self.assertFalse(peer["connected"], st)
         self.assertEqual((peer["lag_changes"], peer["lag_ms"]), (0, 0), st)
+
+
+    def test_behind_from_the_first_hello(self):
+        """A node back from an outage learns from its peers' Hellos what
+        it lacks; it must not call itself healthy until their first
+        status (a gossip interval later) says so too."""
+        c = self.make_cluster(2, proxy=True)
+        n1, n2 = c.nodes
+        c.wait_connected(n1, [2])
+        c.stop(n2)
+        path = os.path.join(c.dir, "many.jsonl")
+        with open(path, "w") as f:
+            for i in range(20000):
+                f.write(json.dumps({"collection": "t", "key": "k%06d" % i,
+                                    "fields": {"v": "x" * 100}}) + "\n")
+        self.assertEqual(self.rc(n1, "--timeout", "120", "import", path)[0], 0)
+        total = sum(norm_vv(c.status(n1)["vv"]).values())
+        c.proxy.delay("*", 300)  # catching up takes a few round trips
+        c.start(n2, wait=False)
+        deadline = time.monotonic() + 45
+        seen_up = False
+        while time.monotonic() < deadline:
+            rc, out, _ = self.rc(n2, "status", "--json", "--timeout", "2")
+            try:
+                st = json.loads(out)
+            except ValueError:
+                continue
+            if "vv" not in st:
+                continue
+            lacks = total - sum(norm_vv(st["vv"]).values())
+            seen_up = seen_up or all(p["connected"] for p in st["peers"])
+            if lacks >= 1000:  # the README's threshold for "behind"
+                self.assertNotEqual(rc, 0, st)
+            if all(p["connected"] for p in st["peers"]):
+                self.assertEqual(st["inbound_lag_changes"], lacks, st)
+            elif seen_up:
+                break
+        self.assertTrue(seen_up)
 
 
 if __name__ == "__main__":
