@@ -3539,9 +3539,22 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 		s->lag_known = p->heard;
 		memcpy(s->link_error, p->why, sizeof s->link_error);
 		s->link_error_ms = p->why_ms;
+		/* With the link down, o[] is frozen at our last contact, but
+		 * the peer's own later report, relayed by a third, says what
+		 * it holds now (it may have caught up through that third). */
+		const struct view *v = view_find((struct repl *)r, p->id);
+		int by_view = p->state != REPL_ACTIVE && v != NULL &&
+			      v->v.known &&
+			      (int64_t)v->v.time_ms - p->offset >
+				  (int64_t)p->last_contact;
 		for (size_t k = 0; k < n && p->heard; k++) {
 			uint64_t have = 0, have_hlc = 0;
-			for (size_t j = 0; j < p->no; j++)
+			if (by_view) {
+				have = vv_seq(v->v.vv, v->v.nvv, vv[k].origin);
+				have_hlc =
+				    vv_hlc(v->v.vv, v->v.nvv, vv[k].origin);
+			}
+			for (size_t j = 0; j < p->no && !by_view; j++)
 				if (p->o[j].origin == vv[k].origin) {
 					have = p->o[j].have;
 					have_hlc = p->o[j].have_hlc;
@@ -3601,6 +3614,17 @@ void repl_inbound_lag(const struct repl *r, uint64_t *changes, uint64_t *ms)
 				best = s;
 				hlc = vv_hlc(v->v.vv, v->v.nvv, o);
 			}
+		}
+		/* A peer's Hello and Acks say what it holds before its first
+		 * status does (a gossip interval later): a node back from an
+		 * outage is not healthy meanwhile. */
+		for (size_t i = 0; i < r->npeers; i++) {
+			const struct peer *p = &r->peers[i];
+			for (size_t j = 0; p->heard && j < p->no; j++)
+				if (p->o[j].origin == o && p->o[j].have > best) {
+					best = p->o[j].have;
+					hlc = p->o[j].have_hlc;
+				}
 		}
 		if (best > have) {
 			uint64_t mh = hlc_ms(vv_hlc(mine, n, o)), th = hlc_ms(hlc);

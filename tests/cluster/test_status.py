@@ -7,13 +7,14 @@ node that does not answer: its last report is stale), 2 when the node
 itself does not answer."""
 
 import json
+import os
 import re
 import subprocess
 import time
 import unittest
 import urllib.request
 
-from cluster import MSCE, ClusterTestCase, free_ports, wait_until
+from cluster import MSCE, ClusterTestCase, free_ports, norm_vv, wait_until
 
 
 def hlc_ms(field):
@@ -172,6 +173,67 @@ class StatusTest(ClusterTestCase):
         c.start(n3)
         wait_until(lambda: {p["node"]: p for p in c.status(n1)["peers"]}[3]
                    .get("lag_changes") == 0, 30, "node 3 known again")
+
+
+    def test_lag_of_a_peer_reached_through_a_third(self):
+        """The link 1-2 cut, node 2 receives node 1's writes through node
+        3. Node 1 hears node 2's own reports through node 3 too: its
+        status must not show node 2 lacking what node 2 says it holds."""
+        c = self.make_cluster(3, proxy=True)
+        n1, n2, n3 = c.nodes
+        c.wait_connected(n1, [2, 3])
+        c.cut_link(n1, n2)
+        c.wait_connected(n1, [2], connected=False)
+        for i in range(5):
+            c.put(n1, "t", "k%d" % i, {"v": str(i)})
+        mine = norm_vv(c.status(n1)["vv"])
+
+        def n2_holds_all():
+            st = c.status(n1)
+            rep = {r["node"]: r for r in st["nodes"]}[2]
+            return st if norm_vv(rep.get("vv")) == mine else None
+        st = wait_until(n2_holds_all, 30, "node 2's report of all of node 1's writes")
+        peer = {p["node"]: p for p in st["peers"]}[2]
+        self.assertFalse(peer["connected"], st)
+        self.assertEqual((peer["lag_changes"], peer["lag_ms"]), (0, 0), st)
+
+
+    def test_behind_from_the_first_hello(self):
+        """A node back from an outage learns from its peers' Hellos what
+        it lacks; it must not call itself healthy until their first
+        status (a gossip interval later) says so too."""
+        c = self.make_cluster(2, proxy=True)
+        n1, n2 = c.nodes
+        c.wait_connected(n1, [2])
+        c.stop(n2)
+        path = os.path.join(c.dir, "many.jsonl")
+        with open(path, "w") as f:
+            for i in range(20000):
+                f.write(json.dumps({"collection": "t", "key": "k%06d" % i,
+                                    "fields": {"v": "x" * 100}}) + "\n")
+        self.assertEqual(self.rc(n1, "--timeout", "120", "import", path)[0], 0)
+        total = sum(norm_vv(c.status(n1)["vv"]).values())
+        c.proxy.delay("*", 300)  # catching up takes a few round trips
+        c.start(n2, wait=False)
+        deadline = time.monotonic() + 45
+        seen_up = False
+        while time.monotonic() < deadline:
+            rc, out, _ = self.rc(n2, "status", "--json", "--timeout", "2")
+            try:
+                st = json.loads(out)
+            except ValueError:
+                continue
+            if "vv" not in st:
+                continue
+            lacks = total - sum(norm_vv(st["vv"]).values())
+            seen_up = seen_up or all(p["connected"] for p in st["peers"])
+            if lacks >= 1000:  # the README's threshold for "behind"
+                self.assertNotEqual(rc, 0, st)
+            if all(p["connected"] for p in st["peers"]):
+                self.assertEqual(st["inbound_lag_changes"], lacks, st)
+            elif seen_up:
+                break
+        self.assertTrue(seen_up)
 
 
 if __name__ == "__main__":
