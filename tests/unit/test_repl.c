@@ -358,15 +358,21 @@ static void drop_queue(uint32_t a, uint32_t b)
 	nodes[a].nq[b] = 0;
 }
 
-static enum repl_state state_of(uint32_t a, uint32_t b)
+/* What node a's core says of its peer b. */
+static struct repl_peer_status peer_status(uint32_t a, uint32_t b)
 {
 	struct repl_peer_status ps[N];
 	size_t n = repl_peers(nodes[a].repl, ps, N);
 	for (size_t i = 0; i < n; i++)
 		if (ps[i].node == b)
-			return ps[i].state;
+			return ps[i];
 	fail_msg("node %u has no peer %u", a, b);
-	return REPL_DOWN;
+	return ps[0];
+}
+
+static enum repl_state state_of(uint32_t a, uint32_t b)
+{
+	return peer_status(a, b).state;
 }
 
 static int put(uint32_t id, const char *key, const char *value)
@@ -1224,13 +1230,7 @@ static void three_with_one_far_behind(int deletes)
 
 static struct repl_snap_status snap_out(uint32_t a, uint32_t b)
 {
-	struct repl_peer_status ps[N];
-	size_t n = repl_peers(nodes[a].repl, ps, N);
-	for (size_t i = 0; i < n; i++)
-		if (ps[i].node == b)
-			return ps[i].snap_out;
-	fail_msg("node %u has no peer %u", a, b);
-	return ps[0].snap_out;
+	return peer_status(a, b).snap_out;
 }
 
 /* The sender's read of its store lasts while it sends the chunks, not
