@@ -244,8 +244,10 @@ static void status_text(const Msce__StatusResult *s, const char *dig,
 		Msce__VVEntry *by[MSCE_MAX_ORIGINS];
 		size_t nv = n->n_vv < MSCE_MAX_ORIGINS ? n->n_vv
 						       : MSCE_MAX_ORIGINS;
-		memcpy(by, n->vv, nv * sizeof *by);
-		qsort(by, nv, sizeof *by, by_node);
+		if (nv > 0) { /* n->vv is NULL when empty */
+			memcpy(by, n->vv, nv * sizeof *by);
+			qsort(by, nv, sizeof *by, by_node);
+		}
 		for (size_t k = 0; k < nv; k++)
 			printf("%u/%u:%llu ", by[k]->origin & 0xffff,
 			       by[k]->origin >> 16,
