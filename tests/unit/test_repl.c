@@ -1233,13 +1233,10 @@ static struct repl_snap_status snap_out(uint32_t a, uint32_t b)
 	return peer_status(a, b).snap_out;
 }
 
-/* The sender's read of its store lasts while it sends the chunks, not
- * while the receiver merges them: that may take long (a large store), and
- * every page freed meanwhile waits for the read to end. */
-static void snapshot_read_ends_when_all_is_sent(void **state)
+/* Node 3 joins far behind and links to node 1, until node 1 has begun
+ * sending it a snapshot (its first chunk not yet delivered). */
+static void node_3_asks_for_a_snapshot(void)
 {
-	(void)state;
-	chunk_bytes = 1u << 20; /* one chunk, the last */
 	three_with_one_far_behind(0);
 	connect_pair(1, 3);
 	for (int round = 0; round < 50 && !snap_out(1, 3).active; round++) {
@@ -1247,6 +1244,16 @@ static void snapshot_read_ends_when_all_is_sent(void **state)
 		deliver(3, 1);
 	}
 	assert_true(snap_out(1, 3).active);
+}
+
+/* The sender's read of its store lasts while it sends the chunks, not
+ * while the receiver merges them: that may take long (a large store), and
+ * every page freed meanwhile waits for the read to end. */
+static void snapshot_read_ends_when_all_is_sent(void **state)
+{
+	(void)state;
+	chunk_bytes = 1u << 20; /* one chunk, the last */
+	node_3_asks_for_a_snapshot();
 	assert_int_equal(snap_out(1, 3).chunks, 1);
 	/* Sent, not yet merged, let alone acknowledged. */
 	assert_int_equal(snap_reads, 0);
@@ -1264,13 +1271,7 @@ static void snapshot_not_acknowledged_lets_the_read_go(void **state)
 {
 	(void)state;
 	stall_ms = 1000; /* let go at 2 s, before the 5 s of silence */
-	three_with_one_far_behind(0);
-	connect_pair(1, 3);
-	for (int round = 0; round < 50 && !snap_out(1, 3).active; round++) {
-		deliver(1, 3);
-		deliver(3, 1);
-	}
-	assert_true(snap_out(1, 3).active);
+	node_3_asks_for_a_snapshot();
 	assert_int_equal(snap_reads, 1);
 	deliver(1, 3);	/* the first chunk: checked, acked... */
 	drop_queue(3, 1); /* ...and the ack lost */
