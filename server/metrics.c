@@ -72,7 +72,10 @@ static int render(void *ctx, char **buf, size_t *len)
 	struct node *n = ctx;
 	struct metrics_buf b = {0};
 	struct repl_peer_status ps[MSCE_MAX_NODES];
-	size_t np = repl_peers(n->repl, ps, MSCE_MAX_NODES);
+	struct vv_entry vv[MSCE_MAX_ORIGINS];
+	/* One read of the vector for every lag: a commit may land between. */
+	size_t nvv = store_vv(n->store, vv, MSCE_MAX_ORIGINS);
+	size_t np = repl_peers_at(n->repl, vv, nvv, ps, MSCE_MAX_NODES);
 	uint64_t in_changes, in_ms;
 	char gate[REPL_WHY_MAX];
 	struct peer_net_stats ns;
@@ -87,7 +90,7 @@ static int render(void *ctx, char **buf, size_t *len)
 
 	if (np > MSCE_MAX_NODES)
 		np = MSCE_MAX_NODES;
-	repl_inbound_lag(n->repl, &in_changes, &in_ms);
+	repl_inbound_lag_at(n->repl, vv, nvv, &in_changes, &in_ms);
 	peer_net_stats(n->net, &ns);
 	repl_counters(n->repl, &rc);
 	writer_stats(n->writer, &ws);

@@ -42,11 +42,11 @@ static size_t op_vv(void *ctx, struct vv_entry *out, size_t max)
 {
 	return store_vv(STORE(ctx), out, max);
 }
-static void op_digest(void *ctx, uint8_t out[32])
+static size_t op_state(void *ctx, struct vv_entry *vv, size_t max,
+		       uint8_t digest[32], uint64_t *hw)
 {
-	store_digest(STORE(ctx), out);
+	return store_state(STORE(ctx), vv, max, digest, hw);
 }
-static uint64_t op_hw(void *ctx) { return store_hlc_committed(STORE(ctx)); }
 static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
 		       size_t max_count, size_t max_bytes, store_log_cb cb,
 		       store_seg_cb seg_cb, void *cbctx, struct err *e)
@@ -651,8 +651,7 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	n->ops = (struct repl_store_ops){
 	    .ctx = n,
 	    .vv = op_vv,
-	    .digest = op_digest,
-	    .hw = op_hw,
+	    .state = op_state,
 	    .writer = op_writer,
 	    .set_writer = op_set_writer,
 	    .log_read = op_log_read,

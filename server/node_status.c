@@ -69,7 +69,8 @@ static Msce__VVEntry **vv_msg(struct arena *a, const struct vv_entry *vv,
 	return vp;
 }
 
-static int fill_peers(struct node *n, struct arena *a, Msce__StatusResult *st)
+static int fill_peers(struct node *n, struct arena *a, Msce__StatusResult *st,
+		      const struct vv_entry *vv, size_t nvv)
 {
 	struct repl_peer_status *ps =
 	    NEWN(a, struct repl_peer_status, MSCE_MAX_NODES);
@@ -77,7 +78,7 @@ static int fill_peers(struct node *n, struct arena *a, Msce__StatusResult *st)
 
 	if (ps == NULL)
 		return MSCE_ENOMEM;
-	np = repl_peers(n->repl, ps, MSCE_MAX_NODES);
+	np = repl_peers_at(n->repl, vv, nvv, ps, MSCE_MAX_NODES);
 	if (np > MSCE_MAX_NODES)
 		np = MSCE_MAX_NODES;
 	st->peers = NEWN(a, Msce__PeerStatus *, np);
@@ -274,7 +275,13 @@ Msce__StatusResult *node_status(struct node *n, struct arena *a)
 	if (st == NULL || vv == NULL)
 		return NULL;
 	msce__status_result__init(st);
-	nvv = store_vv(n->store, vv, MSCE_MAX_ORIGINS);
+	st->digest.data = arena_alloc(a, 32);
+	if (st->digest.data == NULL)
+		return NULL;
+	/* Every figure below is of this one commit: the writer thread may
+	 * commit meanwhile. */
+	nvv = store_state(n->store, vv, MSCE_MAX_ORIGINS, st->digest.data,
+			  NULL);
 	if (nvv > MSCE_MAX_ORIGINS)
 		nvv = MSCE_MAX_ORIGINS;
 	st->node = n->cfg.node_id;
@@ -282,10 +289,8 @@ Msce__StatusResult *node_status(struct node *n, struct arena *a)
 	st->cluster = n->cfg.cluster;
 	st->vv = vv_msg(a, vv, nvv);
 	st->n_vv = nvv;
-	st->digest.data = arena_alloc(a, 32);
-	if (st->vv == NULL || st->digest.data == NULL)
+	if (st->vv == NULL)
 		return NULL;
-	store_digest(n->store, st->digest.data);
 	st->digest.len = 32;
 	st->time_ms = now;
 	st->writer = store_writer(n->store, NULL);
@@ -308,13 +313,13 @@ Msce__StatusResult *node_status(struct node *n, struct arena *a)
 		if (st->collection_held == NULL)
 			return NULL;
 	}
-	repl_inbound_lag(n->repl, &st->inbound_lag_changes,
-			 &st->inbound_lag_ms);
+	repl_inbound_lag_at(n->repl, vv, nvv, &st->inbound_lag_changes,
+			    &st->inbound_lag_ms);
 	st->conflicts = node_open_conflicts(n);
 	if (st->conflicts == UINT64_MAX) /* unreadable: its status says why */
 		st->conflicts = 0;
 	st->tombstones = store_tombstones(n->store);
-	if (fill_peers(n, a, st) || fill_nodes(n, a, st, now) ||
+	if (fill_peers(n, a, st, vv, nvv) || fill_nodes(n, a, st, now) ||
 	    fill_counters(n, a, st))
 		return NULL;
 	return st;

@@ -690,9 +690,12 @@ static void self_view(struct repl *r, uint64_t now)
 	if (v == NULL)
 		return;
 	v->v.known = 1;
-	v->v.nvv = my_vv(r, v->v.vv);
-	r->ops->digest(r->ops->ctx, v->v.digest);
-	v->v.hw = r->ops->hw(r->ops->ctx);
+	/* One read: a vector with another commit's digest would look like
+	 * divergence to the peers comparing them. */
+	v->v.nvv = r->ops->state(r->ops->ctx, v->v.vv, MAX_ORIGINS,
+				 v->v.digest, &v->v.hw);
+	if (v->v.nvv > MAX_ORIGINS)
+		v->v.nvv = MAX_ORIGINS;
 	v->v.time_ms = now;
 	v->v.received_ms = now;
 	v->v.writer = w;
@@ -3430,8 +3433,8 @@ static int same_changes(const struct vv_entry *a, size_t na,
 /* Equal vectors mean equal data (the digest is the state's, the state
  * the effect of the changes held). A node reporting ours with another
  * digest is flagged once that lasts REPL_DIVERGED_MS and a later report
- * of it says the same: one reading may pair a vector from before a commit
- * with a digest from after it, here or there. */
+ * of it says the same: an older build's report may pair a vector from
+ * before a commit with a digest from after it (it read them apart). */
 static void divergence(struct repl *r, uint64_t now)
 {
 	const struct view *self;
@@ -3516,6 +3519,14 @@ size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 	struct vv_entry vv[MAX_ORIGINS];
 	size_t n = my_vv((struct repl *)r, vv);
 
+	return repl_peers_at(r, vv, n, out, max);
+}
+
+size_t repl_peers_at(const struct repl *r, const struct vv_entry *vv, size_t n,
+		     struct repl_peer_status *out, size_t max)
+{
+	if (n > MAX_ORIGINS)
+		n = MAX_ORIGINS;
 	for (size_t i = 0; i < r->npeers && i < max; i++) {
 		const struct peer *p = &r->peers[i];
 		struct repl_peer_status *s = &out[i];
@@ -3599,6 +3610,14 @@ void repl_inbound_lag(const struct repl *r, uint64_t *changes, uint64_t *ms)
 	struct vv_entry mine[MAX_ORIGINS];
 	size_t n = my_vv((struct repl *)r, mine);
 
+	repl_inbound_lag_at(r, mine, n, changes, ms);
+}
+
+void repl_inbound_lag_at(const struct repl *r, const struct vv_entry *mine,
+			 size_t n, uint64_t *changes, uint64_t *ms)
+{
+	if (n > MAX_ORIGINS)
+		n = MAX_ORIGINS;
 	*changes = 0;
 	*ms = 0;
 	for (size_t w = 0; w < r->nwriters; w++) {

@@ -73,8 +73,9 @@ struct repl_config {
 struct repl_store_ops {
 	void *ctx;
 	size_t (*vv)(void *ctx, struct vv_entry *out, size_t max);
-	void (*digest)(void *ctx, uint8_t out[32]);
-	uint64_t (*hw)(void *ctx);
+	/* store_state: vector, digest and hlc high-water of one commit. */
+	size_t (*state)(void *ctx, struct vv_entry *vv, size_t max,
+			uint8_t digest[32], uint64_t *hw);
 	/* Current writer id and its birth hlc; 0 if none. */
 	uint32_t (*writer)(void *ctx, uint64_t *born);
 	/* Gives the store writer id w (born above floor), or 0 to stop
@@ -261,6 +262,11 @@ struct repl_node_view {
 /* Fills at most max entries; returns the number of configured peers. */
 size_t repl_peers(const struct repl *r, struct repl_peer_status *out,
 		  size_t max);
+/* The same against a vector the caller read (store_state), so that the
+ * lags agree with the vector and digest shown beside them: the store's
+ * writer thread may commit between two reads. */
+size_t repl_peers_at(const struct repl *r, const struct vv_entry *mine,
+		     size_t n, struct repl_peer_status *out, size_t max);
 /* What we know of node id (self included), or known = 0. */
 void repl_node(const struct repl *r, uint32_t node, struct repl_node_view *out);
 /* Every node id we track: configured ones and those other nodes list as
@@ -270,6 +276,8 @@ size_t repl_members(const struct repl *r, uint32_t *out, size_t max);
 /* What peers are known to hold that we lack: changes, and the age of the
  * newest in ms (their hlc minus ours for that origin). */
 void repl_inbound_lag(const struct repl *r, uint64_t *changes, uint64_t *ms);
+void repl_inbound_lag_at(const struct repl *r, const struct vv_entry *mine,
+			 size_t n, uint64_t *changes, uint64_t *ms);
 
 struct repl_counters {
 	uint64_t snapshots_sent, snapshots_received;

@@ -298,6 +298,12 @@ size_t store_vv(struct store *s, struct vv_entry *out, size_t max);
 /* Committed entry for origin (zeroes if none). */
 struct vv_entry store_vv_get(struct store *s, uint32_t origin);
 void store_digest(struct store *s, uint8_t out[32]);
+/* The vector (as store_vv), digest and hlc high-water of one commit, read
+ * together: the writer thread may commit between two separate reads, and a
+ * status pairing one commit's vector with another's digest or lag is
+ * false. digest and hw may be NULL. */
+size_t store_state(struct store *s, struct vv_entry *vv, size_t max,
+		   uint8_t digest[32], uint64_t *hw);
 uint32_t store_node_id(const struct store *s);
 /* Highest hlc committed: every later local write has a higher one. */
 uint64_t store_hlc_committed(struct store *s);

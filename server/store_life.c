@@ -487,13 +487,7 @@ void store_close(struct store *s)
 
 size_t store_vv(struct store *s, struct vv_entry *out, size_t max)
 {
-	size_t n;
-	pthread_mutex_lock(&s->stlock);
-	for (size_t i = 0; i < s->nvv && i < max; i++)
-		out[i] = s->vvs[i];
-	n = s->nvv;
-	pthread_mutex_unlock(&s->stlock);
-	return n;
+	return store_state(s, out, max, NULL, NULL);
 }
 
 struct vv_entry store_vv_get(struct store *s, uint32_t origin)
@@ -512,6 +506,22 @@ void store_digest(struct store *s, uint8_t out[32])
 	pthread_mutex_lock(&s->stlock);
 	memcpy(out, s->digest, 32);
 	pthread_mutex_unlock(&s->stlock);
+}
+
+size_t store_state(struct store *s, struct vv_entry *vv, size_t max,
+		   uint8_t digest[32], uint64_t *hw)
+{
+	size_t n;
+	pthread_mutex_lock(&s->stlock);
+	for (size_t i = 0; i < s->nvv && i < max; i++)
+		vv[i] = s->vvs[i];
+	n = s->nvv;
+	if (digest != NULL)
+		memcpy(digest, s->digest, 32);
+	if (hw != NULL)
+		*hw = s->hw;
+	pthread_mutex_unlock(&s->stlock);
+	return n;
 }
 
 uint32_t store_node_id(const struct store *s) { return s->node_id; }

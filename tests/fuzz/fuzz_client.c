@@ -204,16 +204,11 @@ static size_t op_vv(void *ctx, struct vv_entry *out, size_t max)
 	return store_vv(cur_store, out, max);
 }
 
-static void op_digest(void *ctx, uint8_t out[32])
+static size_t op_state(void *ctx, struct vv_entry *vv, size_t max,
+		       uint8_t digest[32], uint64_t *hw)
 {
 	(void)ctx;
-	store_digest(cur_store, out);
-}
-
-static uint64_t op_hw(void *ctx)
-{
-	(void)ctx;
-	return store_hlc_committed(cur_store);
+	return store_state(cur_store, vv, max, digest, hw);
 }
 
 static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
@@ -262,8 +257,7 @@ static uint32_t op_writer(void *ctx, uint64_t *born)
 
 static const struct repl_store_ops ops = {
     .vv = op_vv,
-    .digest = op_digest,
-    .hw = op_hw,
+    .state = op_state,
     .writer = op_writer,
     .log_read = op_log_read,
 };

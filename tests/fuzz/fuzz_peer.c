@@ -90,14 +90,11 @@ static size_t op_vv(void *ctx, struct vv_entry *out, size_t max)
 	return store_vv(((struct harness *)ctx)->store, out, max);
 }
 
-static void op_digest(void *ctx, uint8_t out[32])
+static size_t op_state(void *ctx, struct vv_entry *vv, size_t max,
+		       uint8_t digest[32], uint64_t *hw)
 {
-	store_digest(((struct harness *)ctx)->store, out);
-}
-
-static uint64_t op_hw(void *ctx)
-{
-	return store_hlc_committed(((struct harness *)ctx)->store);
+	return store_state(((struct harness *)ctx)->store, vv, max, digest,
+			   hw);
 }
 
 static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
@@ -425,8 +422,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	h->ops = (struct repl_store_ops){
 	    .ctx = h,
 	    .vv = op_vv,
-	    .digest = op_digest,
-	    .hw = op_hw,
+	    .state = op_state,
 	    .writer = op_writer,
 	    .set_writer = op_set_writer,
 	    .log_read = op_log_read,

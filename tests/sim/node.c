@@ -36,14 +36,10 @@ static size_t op_vv(void *ctx, struct vv_entry *out, size_t max)
 	return store_vv(st(ctx), out, max);
 }
 
-static void op_digest(void *ctx, uint8_t out[32])
+static size_t op_state(void *ctx, struct vv_entry *vv, size_t max,
+		       uint8_t digest[32], uint64_t *hw)
 {
-	store_digest(st(ctx), out);
-}
-
-static uint64_t op_hw(void *ctx)
-{
-	return store_hlc_committed(st(ctx));
+	return store_state(st(ctx), vv, max, digest, hw);
 }
 
 static int op_restored(void *ctx)
@@ -377,8 +373,7 @@ int node_start(struct sim *s, int i)
 	nd->ops = (struct repl_store_ops){
 	    .ctx = nd,
 	    .vv = op_vv,
-	    .digest = op_digest,
-	    .hw = op_hw,
+	    .state = op_state,
 	    .writer = op_writer,
 	    .set_writer = op_set_writer,
 	    .log_read = op_log_read,

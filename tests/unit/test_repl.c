@@ -72,12 +72,13 @@ static size_t op_vv(void *c, struct vv_entry *o, size_t m)
 }
 /* Nodes whose digest the test falsifies: the same changes, other data. */
 static int digest_flip[N + 1];
-static void op_digest(void *c, uint8_t o[32])
+static size_t op_state(void *c, struct vv_entry *vv, size_t m, uint8_t d[32],
+		       uint64_t *hw)
 {
-	store_digest(ST(c), o);
-	o[0] ^= (uint8_t)digest_flip[((struct tnode *)c)->id];
+	size_t n = store_state(ST(c), vv, m, d, hw);
+	d[0] ^= (uint8_t)digest_flip[((struct tnode *)c)->id];
+	return n;
 }
-static uint64_t op_hw(void *c) { return store_hlc_committed(ST(c)); }
 static uint32_t op_writer(void *c, uint64_t *born)
 {
 	return store_writer(ST(c), born);
@@ -212,8 +213,7 @@ static void start(uint32_t id, const uint32_t *members, size_t nm,
 	assert_int_equal(store_set_keys(t->store, keys, 8, &e), 0);
 	t->ops = (struct repl_store_ops){.ctx = t,
 					 .vv = op_vv,
-					 .digest = op_digest,
-					 .hw = op_hw,
+					 .state = op_state,
 					 .writer = op_writer,
 					 .set_writer = op_set_writer,
 					 .log_read = op_log_read,

@@ -8,6 +8,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1670,6 +1672,86 @@ static void erased_puts_redacted_with_master_key(void **state)
 	erased_puts_read_back_redacted(mk);
 }
 
+/* A status is read on the loop while the writer thread commits: the
+ * vector and digest it shows must be of one commit, or a center at the
+ * same changes as its peer shows another digest (a false divergence). */
+enum { STATE_COMMITS = 1500, STATE_SAMPLES = 4 * STATE_COMMITS + 8 };
+struct state_run {
+	struct store *s;
+	uint8_t digest[STATE_COMMITS + 1][32]; /* after commit k */
+	uint64_t seen; /* the last commit the reader saw (atomic) */
+	int done;      /* atomic */
+};
+
+static void *state_writer(void *arg)
+{
+	struct state_run *run = arg;
+	char key[16];
+	for (int i = 1; i <= STATE_COMMITS; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		if (su_put(run->s, "c", key, "v", "x", T0 + (uint64_t)i, NULL))
+			break;
+		store_digest(run->s, run->digest[i]); /* the only committer */
+		/* Each commit lands while the reader reads: wait until it
+		 * saw this one (a loaded machine may starve it). */
+		while (__atomic_load_n(&run->seen, __ATOMIC_ACQUIRE) <
+		       (uint64_t)i)
+			sched_yield();
+	}
+	__atomic_store_n(&run->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void state_is_of_one_commit(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store_options o = {.node_id = 1, .cluster = "test", .nosync = 1};
+	struct state_run *run = calloc(1, sizeof *run);
+	struct sample {
+		uint64_t k;
+		uint8_t d[32];
+	} *smp = malloc(STATE_SAMPLES * sizeof *smp);
+	struct vv_entry vv[4];
+	size_t ns = 0, moving = 0;
+	pthread_t th;
+	struct err e;
+
+	assert_int_equal(store_open(dir, &o, &run->s, &e), 0);
+	su_writer(run->s);
+	store_digest(run->s, run->digest[0]);
+	assert_int_equal(pthread_create(&th, NULL, state_writer, run), 0);
+	/* Kept only when it differs from the last: a loaded machine may
+	 * read a million times between two commits. */
+	while (!__atomic_load_n(&run->done, __ATOMIC_ACQUIRE) &&
+	       ns < STATE_SAMPLES) {
+		size_t n = store_state(run->s, vv, 4, smp[ns].d, NULL);
+		smp[ns].k = 0;
+		for (size_t i = 0; i < n && i < 4; i++)
+			smp[ns].k += vv[i].seq;
+		__atomic_store_n(&run->seen, smp[ns].k, __ATOMIC_RELEASE);
+		if (ns == 0 || smp[ns].k != smp[ns - 1].k ||
+		    memcmp(smp[ns].d, smp[ns - 1].d, 32) != 0) {
+			moving += ns > 0 && smp[ns].k != smp[ns - 1].k;
+			ns++;
+		}
+	}
+	pthread_join(th, NULL);
+	assert_true(run->done);
+	assert_true(moving >= STATE_COMMITS); /* saw each commit land */
+	for (size_t i = 0; i < ns; i++) {
+		assert_true(smp[i].k <= STATE_COMMITS);
+		if (memcmp(smp[i].d, run->digest[smp[i].k], 32) != 0)
+			fail_msg("sample %zu: vector of commit %llu, digest "
+				 "of another",
+				 i, (unsigned long long)smp[i].k);
+	}
+	store_close(run->s);
+	free(smp);
+	free(run);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1679,6 +1761,7 @@ int main(void)
 	    cmocka_unit_test(erased_puts_redacted_with_master_key),
 		cmocka_unit_test(refuses_other_node_or_cluster),
 		cmocka_unit_test(put_get_scan),
+		cmocka_unit_test(state_is_of_one_commit),
 		cmocka_unit_test(random_orders_converge),
 		cmocka_unit_test(conflicts_detected_and_resolved),
 		cmocka_unit_test(tombstones_against_earlier_and_later_writes),
