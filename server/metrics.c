@@ -168,8 +168,9 @@ static int render(void *ctx, char **buf, size_t *len)
 			       ps[i].snap_in.active);
 	metrics_printf(&b, "# HELP msce_peer_refusals_total what we refused "
 			   "from the peer: forged (not what the origin "
-			   "signed, closing the link; or an origin our full "
-			   "vector has no room for), snapshot (not asked "
+			   "signed, closing the link; an origin our full "
+			   "vector has no room for; or a gossiped status its "
+			   "node did not sign), snapshot (not asked "
 			   "for, or claiming more than the origins signed; "
 			   "closing the link), protocol (closing the link)"
 			   "\n# TYPE msce_peer_refusals_total counter\n");
@@ -307,8 +308,9 @@ static int render(void *ctx, char **buf, size_t *len)
 		      (unsigned long long)cs.partial_bytes);
 	}
 	COUNTER(&b, "msce_forged_refusals_total",
-		"batches or seals refused: not what their origin signed, or "
-		"of an origin the full version vector has no room for",
+		"batches, seals or gossiped statuses refused: not what their "
+		"origin signed, or of an origin the full version vector has "
+		"no room for",
 		" %llu", (unsigned long long)rc.forged_refusals);
 	COUNTER(&b, "msce_snapshot_refusals_total",
 		"snapshots refused: not asked for, or claiming more than the "

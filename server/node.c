@@ -47,6 +47,16 @@ static size_t op_state(void *ctx, struct vv_entry *vv, size_t max,
 {
 	return store_state(STORE(ctx), vv, max, digest, hw);
 }
+static int op_status_sign(void *ctx, const uint8_t *m, size_t len,
+			  uint8_t sig[64])
+{
+	return store_status_sign(STORE(ctx), m, len, sig);
+}
+static int op_status_verify(void *ctx, uint32_t node, const uint8_t *m,
+			    size_t len, const uint8_t sig[64])
+{
+	return store_status_verify(STORE(ctx), node, m, len, sig);
+}
 static int op_log_read(void *ctx, uint32_t origin, uint64_t from,
 		       size_t max_count, size_t max_bytes, store_log_cb cb,
 		       store_seg_cb seg_cb, void *cbctx, struct err *e)
@@ -652,6 +662,8 @@ int node_start(uv_loop_t *loop, const char *config_path, struct node **out,
 	    .ctx = n,
 	    .vv = op_vv,
 	    .state = op_state,
+	    .status_sign = op_status_sign,
+	    .status_verify = op_status_verify,
 	    .writer = op_writer,
 	    .set_writer = op_set_writer,
 	    .log_read = op_log_read,

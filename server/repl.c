@@ -46,6 +46,7 @@
 #include "peer.pb-c.h"
 #include "record_pb.h"
 #include "schema.h"
+#include "statussig.h"
 
 #define MAX_ORIGINS MSCE_MAX_ORIGINS
 #define MAX_NODES MSCE_MAX_NODES
@@ -181,6 +182,7 @@ struct peer {
 	uint64_t sent_changes, recv_changes, dup_changes;
 	uint64_t snaps_sent, snaps_recv, timeouts;
 	uint64_t refused_forged, refused_snapshots, refused_protocol;
+	int status_forged_told; /* a refused status logged this session */
 };
 
 struct belief {
@@ -200,6 +202,11 @@ struct view {
 	/* Our vector, another digest: first seen when (our clock), in its
 	 * report made when (its clock). 0: not now. */
 	uint64_t div_seen, div_report;
+	/* The status as its node encoded and signed it, relayed as is
+	 * (NULL: none to relay). */
+	uint8_t *signed_status;
+	size_t signed_len;
+	uint8_t sig[SEG_SIG_LEN];
 };
 
 /* A status of a writer's node, waiting until every node holds the
@@ -745,8 +752,8 @@ static void note_writers(struct repl *r, Msce__WriterInfo **ws, size_t n)
  * later. A status that comes straight from its node always wins (a
  * restored node without a writer yet speaks for itself), and raises the
  * view's birth so that a stale relay of an older one cannot come back. */
-static void view_accept(struct repl *r, const Msce__NodeStatus *s, int direct,
-			uint64_t now)
+static void view_accept(struct repl *r, const Msce__NodeStatus *s,
+			const Msce__SignedStatus *ss, int direct, uint64_t now)
 {
 	uint64_t born = s->born;
 	struct view *v;
@@ -774,6 +781,14 @@ static void view_accept(struct repl *r, const Msce__NodeStatus *s, int direct,
 			return; /* an older incarnation's, or not yet born */
 		}
 	}
+	uint8_t *keep = realloc(v->signed_status, ss->status.len);
+	if (keep != NULL) /* else kept, but not relayed */
+		memcpy(keep, ss->status.data, ss->status.len);
+	else
+		free(v->signed_status);
+	v->signed_status = keep;
+	v->signed_len = keep != NULL ? ss->status.len : 0;
+	memcpy(v->sig, ss->sig.data, SEG_SIG_LEN);
 	v->v.known = 1;
 	v->v.nvv = s->n_vv;
 	for (size_t j = 0; j < s->n_vv; j++) {
@@ -898,6 +913,7 @@ static void session_reset(struct repl *r, struct peer *p)
 	p->hello_nvv = 0;
 	p->hello_nnames = 0;
 	p->greeted = 0;
+	p->status_forged_told = 0;
 	status_greeting_clear(p);
 	p->session++;
 }
@@ -1037,6 +1053,8 @@ void repl_destroy(struct repl *r)
 		writers_free(r);
 	free(r->writers);
 	free(r->peers);
+	for (size_t i = 0; r->views != NULL && i < r->nviews; i++)
+		free(r->views[i].signed_status);
 	free(r->views);
 	free(r->nodes);
 	free(r->buf);
@@ -2930,49 +2948,73 @@ static void status_msg(const struct view *w, Msce__NodeStatus *s,
 	s->writers = wp;
 }
 
-/* Our status and the newest we hold of every member. */
+/* Our status, signed, and the newest we hold of every other member as
+ * its node signed it. */
 static void gossip(struct repl *r, uint64_t now)
 {
 	uint32_t m[MAX_NODES];
-	size_t nm, k = 0;
-	Msce__NodeStatus *st = calloc(MAX_NODES, sizeof *st);
-	Msce__NodeStatus **sp = calloc(MAX_NODES, sizeof *sp);
-	Msce__VVEntry *vs = calloc(MAX_NODES * MAX_ORIGINS, sizeof *vs);
-	Msce__VVEntry **vp = calloc(MAX_NODES * MAX_ORIGINS, sizeof *vp);
-	Msce__WriterInfo *ws = calloc(MAX_NODES * MAX_NODES, sizeof *ws);
-	Msce__WriterInfo **wp = calloc(MAX_NODES * MAX_NODES, sizeof *wp);
+	size_t nm, k = 0, len;
+	Msce__NodeStatus st = MSCE__NODE_STATUS__INIT;
+	Msce__VVEntry *vs = calloc(MAX_ORIGINS, sizeof *vs);
+	Msce__VVEntry **vp = calloc(MAX_ORIGINS, sizeof *vp);
+	Msce__WriterInfo *ws = calloc(MAX_NODES, sizeof *ws);
+	Msce__WriterInfo **wp = calloc(MAX_NODES, sizeof *wp);
+	Msce__SignedStatus *ss = calloc(MAX_NODES, sizeof *ss);
+	Msce__SignedStatus **sp = calloc(MAX_NODES, sizeof *sp);
+	uint8_t *mine = NULL, sig[SEG_SIG_LEN];
 	Msce__PeerMsg msg = MSCE__PEER_MSG__INIT;
 	Msce__Gossip g = MSCE__GOSSIP__INIT;
+	const struct view *self;
 
-	if (st == NULL || sp == NULL || vs == NULL || vp == NULL ||
-	    ws == NULL || wp == NULL)
+	if (vs == NULL || vp == NULL || ws == NULL || wp == NULL ||
+	    ss == NULL || sp == NULL)
 		goto out;
 	self_view(r, now);
+	if ((self = view_find(r, r->cfg.node_id)) == NULL)
+		goto out;
+	status_msg(self, &st, vs, vp, ws, wp);
+	len = msce__node_status__get_packed_size(&st);
+	if ((mine = malloc(len ? len : 1)) == NULL)
+		goto out;
+	msce__node_status__pack(&st, mine);
+	if (r->ops->status_sign(r->ops->ctx, mine, len, sig) != 0)
+		goto out; /* no signing key (tests): nobody would take it */
+	msce__signed_status__init(&ss[k]);
+	ss[k].status.data = mine;
+	ss[k].status.len = len;
+	ss[k].sig.data = sig;
+	ss[k].sig.len = SEG_SIG_LEN;
+	sp[k] = &ss[k];
+	k++;
 	nm = members(r, m);
-	for (size_t i = 0; i < nm; i++) {
+	for (size_t i = 0; i < nm && k < MAX_NODES; i++) {
 		const struct view *w = view_find(r, m[i]);
-		if (w == NULL || !w->v.known)
+		if (w == NULL || !w->v.known || w->signed_status == NULL ||
+		    m[i] == r->cfg.node_id)
 			continue;
-		status_msg(w, &st[k], vs + k * MAX_ORIGINS,
-			   vp + k * MAX_ORIGINS, ws + k * MAX_NODES,
-			   wp + k * MAX_NODES);
-		sp[k] = &st[k];
+		msce__signed_status__init(&ss[k]);
+		ss[k].status.data = w->signed_status;
+		ss[k].status.len = w->signed_len;
+		ss[k].sig.data = (uint8_t *)w->sig;
+		ss[k].sig.len = SEG_SIG_LEN;
+		sp[k] = &ss[k];
 		k++;
 	}
-	g.n_nodes = k;
-	g.nodes = sp;
+	g.n_statuses = k;
+	g.statuses = sp;
 	msg.msg_case = MSCE__PEER_MSG__MSG_GOSSIP;
 	msg.gossip = &g;
 	for (size_t i = 0; i < r->npeers; i++)
 		if (r->peers[i].state == REPL_ACTIVE)
 			send_msg(r, r->peers[i].id, &msg);
 out:
-	free(st);
-	free(sp);
+	free(mine);
 	free(vs);
 	free(vp);
 	free(ws);
 	free(wp);
+	free(ss);
+	free(sp);
 }
 
 /* A peer that greeted us without a writer and has one now: its own status
@@ -2994,21 +3036,70 @@ static void status_greets(struct peer *p, const Msce__NodeStatus *s)
 	p->st_hw = s->hw;
 }
 
+/* A status its node's key does not verify: made up or altered by the
+ * peer (an insider). Left out and counted with the forgeries; the link
+ * stays, as the rest of the gossip may be sound. */
+static void status_forged(struct repl *r, struct peer *from, uint32_t node)
+{
+	r->counters.forged_refusals++;
+	from->refused_forged++;
+	trace(r, from->status_forged_told ? LOG_DEBUG : LOG_WARN,
+	      "status of node %u from node %u refused: its signature does "
+	      "not verify with node %u's key",
+	      node, from->id, node);
+	from->status_forged_told = 1;
+}
+
 static int on_gossip(struct repl *r, struct peer *from, const Msce__Gossip *g,
 		     uint64_t now)
 {
 	uint64_t born = 0;
 	uint32_t mine = r->ops->writer(r->ops->ctx, &born);
+	Msce__NodeStatus *st[MAX_NODES];
+	size_t n = 0;
+	int rc = 0;
 
-	if (g->n_nodes > MAX_NODES)
+	if (g->n_statuses > MAX_NODES)
 		return MSCE_EPROTO;
-	for (size_t i = 0; i < g->n_nodes; i++)
-		if (!status_ok(g->nodes[i]))
-			return MSCE_EPROTO;
-	for (size_t i = 0; i < g->n_nodes; i++) {
-		const Msce__NodeStatus *s = g->nodes[i];
+	for (; n < g->n_statuses; n++) {
+		const Msce__SignedStatus *ss = g->statuses[n];
+		struct pb_limit l;
+		size_t len = ss->status.len;
+		st[n] = NULL;
+		if (len > STATUS_MAX_BYTES || ss->sig.len != SEG_SIG_LEN)
+			break;
+		st[n] = msce__node_status__unpack(
+		    pb_limit_init(&l, pb_limit_for(len)), len, ss->status.data);
+		if (st[n] == NULL || !status_ok(st[n]))
+			break;
+	}
+	if (n < g->n_statuses) {
+		if (st[n] != NULL)
+			msce__node_status__free_unpacked(st[n], NULL);
+		rc = MSCE_EPROTO;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const Msce__SignedStatus *ss = g->statuses[i];
+		const Msce__NodeStatus *s = st[i];
 		int direct = s->node == from->id;
-		view_accept(r, s, direct, now);
+		int bad = r->ops->status_verify(r->ops->ctx, s->node,
+						ss->status.data, ss->status.len,
+						ss->sig.data);
+		if (bad > 0) {
+			/* A center being added, its key not yet in our
+			 * configuration: nothing of it is taken yet. */
+			trace(r, LOG_DEBUG,
+			      "status of node %u from node %u left out: no "
+			      "key of node %u is configured",
+			      s->node, from->id, s->node);
+			continue;
+		}
+		if (bad < 0 && !MUTANT("status_unsigned")) {
+			status_forged(r, from, s->node);
+			continue;
+		}
+		view_accept(r, s, ss, direct, now);
 		/* The peer's own status tells us what it holds (a relayed
 		 * one may be from before it was restored). */
 		if (direct) {
@@ -3027,7 +3118,10 @@ static int on_gossip(struct repl *r, struct peer *from, const Msce__Gossip *g,
 				writer_check(r, mine, born, s->vv[j]->seq,
 					     s->node, now);
 	}
-	return 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		msce__node_status__free_unpacked(st[i], NULL);
+	return rc;
 }
 
 /* ---- dispatch ------------------------------------------------------------------------ */

@@ -76,6 +76,13 @@ struct repl_store_ops {
 	/* store_state: vector, digest and hlc high-water of one commit. */
 	size_t (*state)(void *ctx, struct vv_entry *vv, size_t max,
 			uint8_t digest[32], uint64_t *hw);
+	/* store_status_sign and store_status_verify: the statuses gossip
+	 * carries are signed by their nodes (verify: 0 good, -1 bad, 1 no
+	 * key for that node). */
+	int (*status_sign)(void *ctx, const uint8_t *status, size_t len,
+			   uint8_t sig[64]);
+	int (*status_verify)(void *ctx, uint32_t node, const uint8_t *status,
+			     size_t len, const uint8_t sig[64]);
 	/* Current writer id and its birth hlc; 0 if none. */
 	uint32_t (*writer)(void *ctx, uint64_t *born);
 	/* Gives the store writer id w (born above floor), or 0 to stop

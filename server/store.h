@@ -62,6 +62,14 @@ void store_close(struct store *s);
  * node's key is always among them. */
 int store_set_keys(struct store *s, const struct store_key *k, size_t n,
 		   struct err *e);
+/* Signs an encoded status with the node's key (statussig.h); -1 without
+ * one (tests). */
+int store_status_sign(struct store *s, const uint8_t *status, size_t len,
+		      uint8_t sig[SEG_SIG_LEN]);
+/* 0 when sig verifies with one of node's keys, -1 when it does not, 1
+ * when no key of node is configured. */
+int store_status_verify(struct store *s, uint32_t node, const uint8_t *status,
+			size_t len, const uint8_t sig[SEG_SIG_LEN]);
 
 /* ---- local writes ------------------------------------------------------ */
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Signed segments in the store: signing our own changes as they commit,
  * keeping every segment beside the log, checking those that arrive, and
- * the seals of history from before signatures. See seg.h. */
+ * the seals of history from before signatures. See seg.h. The same keys
+ * sign and check gossiped statuses (statussig.h). */
 #include <stdlib.h>
 
+#include "statussig.h"
 #include "store_int.h"
 
 #define SEG_VAL_LEN (8 + 8 + SEG_HASH_LEN + SEG_SIG_LEN)
@@ -115,6 +117,31 @@ int store_set_keys(struct store *s, const struct store_key *k, size_t n,
 	s->nkeys = m;
 	pthread_mutex_unlock(&s->stlock);
 	return 0;
+}
+
+int store_status_sign(struct store *s, const uint8_t *status, size_t len,
+		      uint8_t sig[SEG_SIG_LEN])
+{
+	if (!s->has_sk)
+		return -1;
+	status_sign(status, len, s->sk, sig);
+	return 0;
+}
+
+int store_status_verify(struct store *s, uint32_t node, const uint8_t *status,
+			size_t len, const uint8_t sig[SEG_SIG_LEN])
+{
+	int known = 0, ok = 0;
+
+	pthread_mutex_lock(&s->stlock);
+	for (size_t i = 0; i < s->nkeys && !ok; i++) {
+		if (s->keys[i].node != node)
+			continue;
+		known = 1;
+		ok = status_verify(status, len, sig, s->keys[i].pk) == 0;
+	}
+	pthread_mutex_unlock(&s->stlock);
+	return ok ? 0 : known ? -1 : 1;
 }
 
 void st_seg_hash_blobs(const struct store_blob *b, size_t n,

@@ -47,6 +47,7 @@
 
 #define main msce_probe_main
 #include "msce_probe.c"
+#include "statussig.h"
 #undef main
 
 /* ---- Options ---- */
@@ -109,27 +110,33 @@ static void collect(const Msce__Changes *c)
 	}
 }
 
-/* zombie: the target's own latest status (first = the first seen). */
-static Msce__PeerMsg *z_first, *z_last;
-static const Msce__NodeStatus *z_st_first, *z_st_last;
+/* zombie: the target's own latest status (first = the first seen), and
+ * the latest it relays of relay_node. */
+static Msce__NodeStatus *z_st_first, *z_st_last, *z_relay;
 
-static int zombie_take(Msce__PeerMsg *m)
+static void zombie_take(const Msce__Gossip *g)
 {
-	for (size_t i = 0; i < m->gossip->n_nodes; i++) {
-		const Msce__NodeStatus *s = m->gossip->nodes[i];
-		if (s->node != victim)
+	for (size_t i = 0; i < g->n_statuses; i++) {
+		const ProtobufCBinaryData *b = &g->statuses[i]->status;
+		Msce__NodeStatus *s =
+		    msce__node_status__unpack(NULL, b->len, b->data);
+		if (s == NULL)
 			continue;
-		if (z_first == NULL) {
-			z_first = m;
-			z_st_first = s;
-		} else if (z_last != z_first) {
-			msce__peer_msg__free_unpacked(z_last, NULL);
+		if (s->node == victim) {
+			if (z_st_first == NULL)
+				z_st_first = s;
+			else if (z_st_last != z_st_first)
+				msce__node_status__free_unpacked(z_st_last,
+								 NULL);
+			z_st_last = s;
+		} else if (relay_node != 0 && s->node == relay_node) {
+			if (z_relay != NULL)
+				msce__node_status__free_unpacked(z_relay, NULL);
+			z_relay = s;
+		} else {
+			msce__node_status__free_unpacked(s, NULL);
 		}
-		z_last = m;
-		z_st_last = s;
-		return 1;
 	}
-	return 0;
 }
 
 static int on_msg(void *ctx, const uint8_t *msg, size_t len)
@@ -154,8 +161,7 @@ static int on_msg(void *ctx, const uint8_t *msg, size_t len)
 		break;
 	}
 	case MSCE__PEER_MSG__MSG_GOSSIP:
-		if (zombie_take(m))
-			return 0; /* kept */
+		zombie_take(m->gossip);
 		break;
 	case MSCE__PEER_MSG__MSG_REFUSE:
 		say("refused: code %u %s", m->refuse->code,
@@ -417,32 +423,43 @@ static void zombie(int fd, struct channel *ch)
 		st.n_writers = nw;
 		st.writers = wp;
 		st.settled = 1;
-		Msce__NodeStatus rs, *both[2] = {&st, &rs};
-		g.n_nodes = 1;
-		g.nodes = &stp;
-		if (relay_node != 0 && z_first != NULL) {
+		Msce__NodeStatus rs;
+		Msce__SignedStatus ss[2], *ssp[2] = {&ss[0], &ss[1]};
+		uint8_t *blob[2] = {NULL, NULL}, sig[2][SEG_SIG_LEN];
+		g.n_statuses = 1;
+		g.statuses = ssp;
+		if (relay_node != 0 && z_relay != NULL) {
 			/* The target's own view of relay_node (its gossip
 			 * carries it), its hw raised so that it wins, holding
-			 * what the target holds now, with its digest. */
-			const Msce__NodeStatus *src = NULL;
-			const Msce__Gossip *tg = z_last->gossip;
-			for (size_t i = 0; i < tg->n_nodes; i++)
-				if (tg->nodes[i]->node == relay_node)
-					src = tg->nodes[i];
-			if (src != NULL) {
-				rs = *src;
-				rs.hw = src->hw + ((uint64_t)3600000 << 16);
-				rs.time_ms = now_ms();
-				rs.n_vv = z_st_last->n_vv;
-				rs.vv = z_st_last->vv;
-				rs.digest = z_st_last->digest;
-				g.n_nodes = 2;
-				g.nodes = both;
-			}
+			 * what the target holds now, with its digest; signed
+			 * by us, as relay_node's key is not ours. */
+			rs = *z_relay;
+			rs.hw = z_relay->hw + ((uint64_t)3600000 << 16);
+			rs.time_ms = now_ms();
+			rs.n_vv = z_st_last->n_vv;
+			rs.vv = z_st_last->vv;
+			rs.digest = z_st_last->digest;
+			g.n_statuses = 2;
+		}
+		for (size_t i = 0; i < g.n_statuses; i++) {
+			const Msce__NodeStatus *x = i == 0 ? stp : &rs;
+			size_t len = msce__node_status__get_packed_size(x);
+			if ((blob[i] = malloc(len ? len : 1)) == NULL)
+				return;
+			msce__node_status__pack(x, blob[i]);
+			status_sign(blob[i], len, sign_sk, sig[i]);
+			msce__signed_status__init(&ss[i]);
+			ss[i].status.data = blob[i];
+			ss[i].status.len = len;
+			ss[i].sig.data = sig[i];
+			ss[i].sig.len = SEG_SIG_LEN;
 		}
 		m.msg_case = MSCE__PEER_MSG__MSG_GOSSIP;
 		m.gossip = &g;
-		if (send_peer_msg(fd, ch, &m) != NODE_OPENED) {
+		int sent = send_peer_msg(fd, ch, &m);
+		free(blob[0]);
+		free(blob[1]);
+		if (sent != NODE_OPENED) {
 			say("closed at gossip");
 			return;
 		}

@@ -283,15 +283,15 @@ class BackdatedWriteTest(ClusterTestCase):
 
 
 class RelayedStatusTest(ClusterTestCase):
-    """Residual (docs/PROTOCOL.md "Threat model"), found by the attack
-    check: statuses relayed in gossip are not signed, and one from the same
-    writer with a higher hw replaces the view a node holds. An insider
-    (configured center 9, msce-insider --attack zombie --relay 3) relays a
-    made-up status of n3, which is down: n1's status then shows n3 as
-    reporting a moment ago, holding n1's whole vector with n1's digest,
-    while n3 holds none of it. (The same views feed tombstone collection.)
-
-    Expected to fail until relayed statuses are checked."""
+    """Found by the attack check: statuses relayed in gossip were not
+    signed, and one from the same writer with a higher hw replaced the view
+    a node held. An insider (configured center 9, msce-insider --attack
+    zombie --relay 3) relays a made-up status of n3, which is down: n1's
+    status then showed n3 as reporting a moment ago, holding n1's whole
+    vector with n1's digest, while n3 held none of it (the same views feed
+    tombstone collection and log truncation). Each status is now signed by
+    its node and relayed as signed: the insider can sign only with its own
+    key, and n1 refuses it."""
 
     def setUp(self):
         require_binaries("MSCED", "MSCE", "MSCE_INSIDER")
@@ -326,13 +326,17 @@ class RelayedStatusTest(ClusterTestCase):
                 return x
         return {}
 
-    @unittest.expectedFailure
     def test_made_up_status_of_a_down_center(self):
         # n3 went down before any of n1's 20 puts: n1 must not report it
         # holding them, nor with n1's digest.
         self.assertNotEqual(self.forged.get("digest"), self.n1["digest"],
                             self.forged)
         self.assertNotEqual(self.forged.get("vv"), self.n1["vv"], self.forged)
+
+    def test_refused_as_forged_from_the_insider(self):
+        peer = {p["node"]: p for p in self.n1["peers"]}[9]
+        self.assertGreaterEqual(peer["refused_forged"], 1, peer)
+        self.assertGreaterEqual(self.n1["counters"]["forged_refusals"], 1)
 
 
 class SnapshotHoldTest(ClusterTestCase):

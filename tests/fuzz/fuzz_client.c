@@ -204,6 +204,20 @@ static size_t op_vv(void *ctx, struct vv_entry *out, size_t max)
 	return store_vv(cur_store, out, max);
 }
 
+static int op_status_sign(void *ctx, const uint8_t *m, size_t len,
+			  uint8_t sig[64])
+{
+	(void)ctx;
+	return store_status_sign(cur_store, m, len, sig);
+}
+
+static int op_status_verify(void *ctx, uint32_t node, const uint8_t *m,
+			    size_t len, const uint8_t sig[64])
+{
+	(void)ctx;
+	return store_status_verify(cur_store, node, m, len, sig);
+}
+
 static size_t op_state(void *ctx, struct vv_entry *vv, size_t max,
 		       uint8_t digest[32], uint64_t *hw)
 {
@@ -258,6 +272,8 @@ static uint32_t op_writer(void *ctx, uint64_t *born)
 static const struct repl_store_ops ops = {
     .vv = op_vv,
     .state = op_state,
+    .status_sign = op_status_sign,
+    .status_verify = op_status_verify,
     .writer = op_writer,
     .log_read = op_log_read,
 };

@@ -337,7 +337,9 @@ static void gossip(struct seed *s, uint8_t hdr)
 {
 	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
 	Msce__Gossip g = MSCE__GOSSIP__INIT;
-	Msce__NodeStatus st[2], *sp[2];
+	Msce__NodeStatus st[2];
+	Msce__SignedStatus ss[2], *sp[2];
+	uint8_t blob[2][256], sig[64] = {0}; /* fuzz_peer takes any signature */
 	Msce__VVEntry v = MSCE__VVENTRY__INIT, *vp = &v;
 	uint8_t digest[32] = {1};
 	uint32_t conn[] = {1, 2};
@@ -358,10 +360,18 @@ static void gossip(struct seed *s, uint8_t hdr)
 		 * just restarted and has no sessions yet. */
 		st[i].n_connected = i == 1 ? 2 : 0;
 		st[i].connected = i == 1 ? conn : NULL;
-		sp[i] = &st[i];
+		msce__signed_status__init(&ss[i]);
+		ss[i].status.len = msce__node_status__get_packed_size(&st[i]);
+		if (ss[i].status.len > sizeof blob[i])
+			die("gossip seed too big");
+		msce__node_status__pack(&st[i], blob[i]);
+		ss[i].status.data = blob[i];
+		ss[i].sig.data = sig;
+		ss[i].sig.len = sizeof sig;
+		sp[i] = &ss[i];
 	}
-	g.n_nodes = 2;
-	g.nodes = sp;
+	g.n_statuses = 2;
+	g.statuses = sp;
 	m.msg_case = MSCE__PEER_MSG__MSG_GOSSIP;
 	m.gossip = &g;
 	msg(s, hdr, &m);

@@ -4,9 +4,10 @@
  * than the origins signed: a change's value, the origin changes are
  * labelled with, a batch without its signatures, a segment claiming more
  * changes than it carries, a snapshot's vector raised past what it
- * proves. Every one must be refused, and nothing of it applied: the
- * oracle sees a value nobody wrote, or a vector beyond what an origin
- * made. */
+ * proves, a gossiped status claiming more than its node signed. Every one
+ * must be refused, and nothing of it applied or believed: the oracle sees
+ * a value nobody wrote, or a vector beyond what an origin made, and the
+ * simulator a view beyond what a node claimed. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,37 @@ static int alter_change(ProtobufCBinaryData *b, uint32_t origin)
 	return 0;
 }
 
+/* A signed status altered under its signature: a vector entry raised, or
+ * (with none) the digest changed. */
+static int alter_status(struct sim *s, Msce__SignedStatus *ss)
+{
+	Msce__NodeStatus *st =
+	    msce__node_status__unpack(NULL, ss->status.len, ss->status.data);
+	uint8_t *out;
+	size_t n;
+
+	if (st == NULL)
+		return -1;
+	if (st->n_vv > 0) {
+		Msce__VVEntry *v = st->vv[rng_below(&s->status_rng, st->n_vv)];
+		v->seq += 100;
+		v->hlc += 1;
+	} else if (st->digest.len > 0) {
+		st->digest.data[0] ^= 1;
+	}
+	n = msce__node_status__get_packed_size(st);
+	if ((out = malloc(n ? n : 1)) == NULL) {
+		msce__node_status__free_unpacked(st, NULL);
+		return -1;
+	}
+	msce__node_status__pack(st, out);
+	msce__node_status__free_unpacked(st, NULL);
+	free(ss->status.data);
+	ss->status.data = out;
+	ss->status.len = n;
+	return 0;
+}
+
 uint8_t *forge_msg(struct sim *s, const uint8_t *buf, size_t len,
 		   size_t *outlen, const char **what)
 {
@@ -116,6 +148,13 @@ uint8_t *forge_msg(struct sim *s, const uint8_t *buf, size_t len,
 		*what = "a snapshot's vector raised past its signatures";
 		v->seq += 100;
 		v->hlc += 1;
+		out = pack(m, outlen);
+	} else if (m->msg_case == MSCE__PEER_MSG__MSG_GOSSIP &&
+		   m->gossip->n_statuses > 0) {
+		*what = "a status altered under its node's signature";
+		if (alter_status(s, m->gossip->statuses[rng_below(
+					&s->status_rng, m->gossip->n_statuses)]))
+			goto out;
 		out = pack(m, outlen);
 	}
 out:

@@ -141,9 +141,12 @@ void net_send(struct sim *s, int from, int to, const uint8_t *buf, size_t len)
 		s->msgs_dropped++; /* a half-open path: nobody is told */
 		return;
 	}
-	if ((s->opt.faults & FAULT_FORGE) && len > 0 &&
-	    (buf[0] == TAG_CHANGES || buf[0] == TAG_SNAPSHOT) &&
-	    rng_ppm(&s->rng, 20000)) {
+	if (len > 0 &&
+	    (((s->opt.faults & FAULT_FORGE) &&
+	      (buf[0] == TAG_CHANGES || buf[0] == TAG_SNAPSHOT) &&
+	      rng_ppm(&s->rng, 20000)) ||
+	     ((s->opt.faults & FAULT_STATUS) && buf[0] == TAG_GOSSIP &&
+	      rng_ppm(&s->status_rng, 10000)))) {
 		const char *what = "";
 		size_t n = 0;
 		uint8_t *f = forge_msg(s, buf, len, &n, &what);

@@ -36,10 +36,38 @@ static size_t op_vv(void *ctx, struct vv_entry *out, size_t max)
 	return store_vv(st(ctx), out, max);
 }
 
+static int op_status_sign(void *ctx, const uint8_t *m, size_t len,
+			  uint8_t sig[64])
+{
+	return store_status_sign(st(ctx), m, len, sig);
+}
+
+static int op_status_verify(void *ctx, uint32_t node, const uint8_t *m,
+			    size_t len, const uint8_t sig[64])
+{
+	return store_status_verify(st(ctx), node, m, len, sig);
+}
+
+/* Every status the core makes reads this: what it claims is noted. */
 static size_t op_state(void *ctx, struct vv_entry *vv, size_t max,
 		       uint8_t digest[32], uint64_t *hw)
 {
-	return store_state(st(ctx), vv, max, digest, hw);
+	struct node *nd = ctx;
+	size_t n = store_state(nd->store, vv, max, digest, hw);
+
+	for (size_t i = 0; i < n && i < max; i++) {
+		size_t k = 0;
+		while (k < nd->nclaimed && nd->claimed[k].origin != vv[i].origin)
+			k++;
+		if (k == nd->nclaimed) {
+			if (k == MSCE_MAX_ORIGINS)
+				continue; /* a core has no room for more */
+			nd->claimed[nd->nclaimed++] = vv[i];
+		} else if (vv[i].seq > nd->claimed[k].seq) {
+			nd->claimed[k] = vv[i];
+		}
+	}
+	return n;
 }
 
 static int op_restored(void *ctx)
@@ -374,6 +402,8 @@ int node_start(struct sim *s, int i)
 	    .ctx = nd,
 	    .vv = op_vv,
 	    .state = op_state,
+	    .status_sign = op_status_sign,
+	    .status_verify = op_status_verify,
 	    .writer = op_writer,
 	    .set_writer = op_set_writer,
 	    .log_read = op_log_read,

@@ -133,6 +133,10 @@ struct node {
 	uint64_t gave_up_born;
 	uint64_t full_until; /* its applies fail until then (FAULT_FULL) */
 	int snap_reads;	     /* snapshot reads its core holds open */
+	/* The most of each origin its statuses ever claimed (all its
+	 * stores'): a view of it elsewhere claiming more was made up. */
+	struct vv_entry claimed[MSCE_MAX_ORIGINS];
+	size_t nclaimed;
 };
 
 /* ---- the world ----------------------------------------------------------- */
@@ -160,6 +164,10 @@ enum {
 	/* Not in "all" (it would change the seeds' runs): a node's store
 	 * refuses to apply peers' changes for a while, as on a full disk. */
 	FAULT_FULL = 16384,
+	/* Not in "all" either: the insider alters statuses it relays under
+	 * their nodes' signatures (their own stream of draws; the runs
+	 * change all the same, as the real status does not arrive). */
+	FAULT_STATUS = 32768,
 };
 
 struct sim_opts {
@@ -175,6 +183,7 @@ struct sim {
 	struct sim_opts opt;
 	uint64_t seed;
 	struct rng rng;
+	struct rng status_rng; /* forged statuses' own draws */
 	uint64_t now;	   /* sim ms */
 	uint64_t seq;	   /* orders items and jobs due at the same ms */
 	uint64_t conn_seq; /* numbers connections */

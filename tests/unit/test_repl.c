@@ -20,6 +20,7 @@
 #include "hlc.h"
 #include "peer.pb-c.h"
 #include "repl.h"
+#include "statussig.h"
 #include "version.h"
 #include "storeutil.h"
 
@@ -72,6 +73,18 @@ static size_t op_vv(void *c, struct vv_entry *o, size_t m)
 }
 /* Nodes whose digest the test falsifies: the same changes, other data. */
 static int digest_flip[N + 1];
+static int op_status_sign(void *ctx, const uint8_t *m, size_t len,
+			  uint8_t sig[64])
+{
+	return store_status_sign(ST(ctx), m, len, sig);
+}
+
+static int op_status_verify(void *ctx, uint32_t node, const uint8_t *m,
+			    size_t len, const uint8_t sig[64])
+{
+	return store_status_verify(ST(ctx), node, m, len, sig);
+}
+
 static size_t op_state(void *c, struct vv_entry *vv, size_t m, uint8_t d[32],
 		       uint64_t *hw)
 {
@@ -214,6 +227,8 @@ static void start(uint32_t id, const uint32_t *members, size_t nm,
 	t->ops = (struct repl_store_ops){.ctx = t,
 					 .vv = op_vv,
 					 .state = op_state,
+					 .status_sign = op_status_sign,
+					 .status_verify = op_status_verify,
 					 .writer = op_writer,
 					 .set_writer = op_set_writer,
 					 .log_read = op_log_read,
@@ -897,6 +912,40 @@ static void recv_from(uint32_t to, uint32_t from, Msce__PeerMsg *m)
 	repl_recv(nodes[to].repl, from, buf, msce__peer_msg__pack(m, buf), now);
 }
 
+/* `to` gets gossip from `from` of status sent, with node by's signature
+ * of status made (sent itself, or what a forger altered). */
+static void signed_status_to(uint32_t to, uint32_t from,
+			     const Msce__NodeStatus *made,
+			     const Msce__NodeStatus *sent, uint32_t by)
+{
+	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
+	Msce__Gossip g = MSCE__GOSSIP__INIT;
+	Msce__SignedStatus ss = MSCE__SIGNED_STATUS__INIT, *sp = &ss;
+	uint8_t blob[512], pk[32], sk[64], sig[64];
+
+	assert_true(msce__node_status__get_packed_size(made) <= sizeof blob);
+	assert_true(msce__node_status__get_packed_size(sent) <= sizeof blob);
+	sign_keys(by, pk, sk);
+	status_sign(blob, msce__node_status__pack(made, blob), sk, sig);
+	ss.status.len = msce__node_status__pack(sent, blob);
+	ss.status.data = blob;
+	ss.sig.data = sig;
+	ss.sig.len = sizeof sig;
+	g.n_statuses = 1;
+	g.statuses = &sp;
+	m.msg_case = MSCE__PEER_MSG__MSG_GOSSIP;
+	m.gossip = &g;
+	recv_from(to, from, &m);
+}
+
+/* `to` gets gossip from `from` of status st signed with node by's key (st's
+ * own node's, or a forger's). */
+static void status_to(uint32_t to, uint32_t from, const Msce__NodeStatus *st,
+		      uint32_t by)
+{
+	signed_status_to(to, from, st, st, by);
+}
+
 /* The link from `from` to `to` (re)starts, and `to` gets Hello h from it
  * (node, cluster and protocol filled in here). */
 static void hello_to(uint32_t to, uint32_t from, Msce__Hello *h)
@@ -1051,10 +1100,8 @@ static void tie_of_births_loser_retires(void **state)
  * writer not yet taken). Only node 2 hears it. */
 static void writerless_3_greets_2(void)
 {
-	Msce__PeerMsg m = MSCE__PEER_MSG__INIT;
 	Msce__Hello h = MSCE__HELLO__INIT;
-	Msce__Gossip g = MSCE__GOSSIP__INIT;
-	Msce__NodeStatus st = MSCE__NODE_STATUS__INIT, *sp[1] = {&st};
+	Msce__NodeStatus st = MSCE__NODE_STATUS__INIT;
 	struct vv_entry vv[8];
 	Msce__VVEntry ve[8], *vp[8];
 	size_t nv = store_vv(nodes[2].store, vv, 8);
@@ -1088,11 +1135,7 @@ static void writerless_3_greets_2(void)
 	st.members = members;
 	st.n_writers = 2;
 	st.writers = wp;
-	g.n_nodes = 1;
-	g.nodes = sp;
-	m.msg_case = MSCE__PEER_MSG__MSG_GOSSIP;
-	m.gossip = &g;
-	recv_from(2, 3, &m);
+	status_to(2, 3, &st, 3);
 }
 
 /* A member whose writer no node has heard of may have had one: a writer
@@ -1393,6 +1436,88 @@ static void reconfigure(void **state)
 	assert_int_equal(repl_members(nodes[1].repl, members, 8), 2);
 }
 
+/* Gossip carries each status as its node signed it. One that node 2 makes
+ * up for node 3, which is away (signed with node 2's own key), and node
+ * 3's own altered by node 2, are not believed, and counted as forgeries;
+ * the link stays. Node 3's own, relayed as signed, is believed, and node
+ * 1 relays it on to node 2 as it came. (Believed, a made-up status says a
+ * center holds what it never got: tombstones are collected, logs cut.) */
+static void relayed_statuses_are_checked(void **state)
+{
+	struct repl_counters c;
+	struct repl_node_view v;
+	Msce__NodeStatus st = MSCE__NODE_STATUS__INIT, alt;
+	Msce__VVEntry ve = MSCE__VVENTRY__INIT, *vp = &ve, ve2, *vp2 = &ve2;
+	struct vv_entry vv[4];
+	uint32_t members[] = {1, 2, 3};
+	uint8_t digest[32] = {7};
+	struct err e;
+	(void)state;
+	for (uint32_t i = 1; i <= 3; i++)
+		start(i, three, 3, 0);
+	connect_pair(1, 2); /* node 3 is never linked: heard of, not from */
+	settle(two, 2);
+	assert_int_equal(store_set_writer(nodes[1].store, (0x10u << 16) | 1, 0,
+					  now, &e),
+			 0);
+	assert_int_equal(put(1, "k", "v"), 0);
+	settle(two, 2);
+	assert_int_equal(store_vv(nodes[1].store, vv, 4), 1);
+	ve.origin = vv[0].origin;
+	ve.seq = vv[0].seq;
+	ve.hlc = vv[0].hlc;
+	st.node = 3;
+	st.n_vv = 1;
+	st.vv = &vp;
+	st.digest.data = digest;
+	st.digest.len = sizeof digest;
+	st.hw = vv[0].hlc;
+	st.time_ms = now;
+	st.n_members = 3;
+	st.members = members;
+
+	status_to(1, 2, &st, 2); /* made up */
+	repl_node(nodes[1].repl, 3, &v);
+	assert_false(v.known);
+	repl_counters(nodes[1].repl, &c);
+	assert_int_equal(c.forged_refusals, 1);
+	assert_int_equal(peer_status(1, 2).refused_forged, 1);
+
+	status_to(1, 2, &st, 3); /* node 3's own */
+	repl_node(nodes[1].repl, 3, &v);
+	assert_true(v.known);
+	assert_int_equal(v.vv[0].seq, vv[0].seq);
+
+	alt = st; /* node 3's word, claiming more and newer */
+	ve2 = ve;
+	ve2.seq += 5;
+	alt.vv = &vp2;
+	alt.hw = st.hw + 1;
+	alt.time_ms = st.time_ms + 1;
+	signed_status_to(1, 2, &st, &alt, 3);
+	repl_node(nodes[1].repl, 3, &v);
+	assert_int_equal(v.vv[0].seq, vv[0].seq);
+	assert_int_equal(v.hw, st.hw);
+	repl_counters(nodes[1].repl, &c);
+	assert_int_equal(c.forged_refusals, 2);
+	assert_int_equal(state_of(1, 2), REPL_ACTIVE);
+	assert_int_equal(nodes[1].closed[2], 0);
+
+	st.node = 9; /* no key configured: left out, not a forgery */
+	status_to(1, 2, &st, 9);
+	repl_node(nodes[1].repl, 9, &v);
+	assert_false(v.known);
+	repl_counters(nodes[1].repl, &c);
+	assert_int_equal(c.forged_refusals, 2);
+
+	advance(1000, two, 2); /* node 1 gossips */
+	repl_node(nodes[2].repl, 3, &v);
+	assert_true(v.known);
+	assert_int_equal(v.vv[0].seq, vv[0].seq);
+	repl_counters(nodes[2].repl, &c);
+	assert_int_equal(c.forged_refusals, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1444,6 +1569,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		other_data_at_the_same_vector_is_flagged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(reconfigure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(relayed_statuses_are_checked, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
