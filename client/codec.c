@@ -611,7 +611,8 @@ const char *msce_status_role(const msce_status *s)
 }
 uint64_t msce_status_conflicts(const msce_status *s)
 {
-	return s->resp->status->conflicts;
+	return s->resp->status->conflicts_unknown ? UINT64_MAX
+						  : s->resp->status->conflicts;
 }
 void msce_status_cursor(const msce_status *s, struct msce_cursor *out)
 {

@@ -351,6 +351,8 @@ uint64_t msce_status_counter(const msce_status *s, const char *name);
  * from a node that does not say). */
 const char *msce_status_client(const msce_status *s);
 const char *msce_status_role(const msce_status *s);
+/* Open conflicts; UINT64_MAX when the node could not count them (its store
+ * cannot be read: the status's problems say why). */
 uint64_t msce_status_conflicts(const msce_status *s);
 struct msce_cursor;
 /* The node's version vector as a watch cursor: a watch from it streams

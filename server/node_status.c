@@ -316,8 +316,10 @@ Msce__StatusResult *node_status(struct node *n, struct arena *a)
 	repl_inbound_lag_at(n->repl, vv, nvv, &st->inbound_lag_changes,
 			    &st->inbound_lag_ms);
 	st->conflicts = node_open_conflicts(n);
-	if (st->conflicts == UINT64_MAX) /* unreadable: its status says why */
+	if (st->conflicts == UINT64_MAX) { /* unreadable: its status says why */
 		st->conflicts = 0;
+		st->conflicts_unknown = 1;
+	}
 	st->tombstones = store_tombstones(n->store);
 	if (fill_peers(n, a, st, vv, nvv) || fill_nodes(n, a, st, now) ||
 	    fill_counters(n, a, st))

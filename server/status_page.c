@@ -249,7 +249,11 @@ static cJSON *model_json(const struct model *m)
 		cJSON_AddItemToArray(a, cJSON_CreateString(m->h.why[i]));
 	hex(s->digest.data, s->digest.len, d);
 	cJSON_AddStringToObject(j, "digest", d);
-	cJSON_AddNumberToObject(j, "open_conflicts", (double)s->conflicts);
+	if (s->conflicts_unknown) /* the store cannot be read */
+		cJSON_AddNullToObject(j, "open_conflicts");
+	else
+		cJSON_AddNumberToObject(j, "open_conflicts",
+					(double)s->conflicts);
 	cJSON_AddNumberToObject(j, "tombstones", (double)s->tombstones);
 	cJSON_AddNumberToObject(j, "writer", s->writer);
 	cJSON_AddStringToObject(j, "write_gate", s->write_gate);
@@ -538,7 +542,7 @@ static void html_matrix(struct metrics_buf *b, const struct model *m)
 static void html_page(struct metrics_buf *b, const struct model *m)
 {
 	const Msce__StatusResult *s = m->s;
-	char d[65];
+	char d[65], nconf[24];
 
 	metrics_printf(b,
 		       "<!DOCTYPE html><html lang=en><head><meta "
@@ -567,13 +571,14 @@ static void html_page(struct metrics_buf *b, const struct model *m)
 		metrics_printf(b, "</ul>\n");
 	}
 	hex(s->digest.data, s->digest.len, d);
+	snprintf(nconf, sizeof nconf, "%llu", (unsigned long long)s->conflicts);
 	metrics_printf(b,
 		       "<p>digest <code id=digest>%s</code> &middot; "
-		       "<span id=conflicts>%llu</span> open conflicts "
+		       "<span id=conflicts>%s</span> open conflicts "
 		       "&middot; %llu tombstones &middot; inbound lag "
 		       "%llu changes, %.1f s &middot; writes under origin "
 		       "%u/%u",
-		       d, (unsigned long long)s->conflicts,
+		       d, s->conflicts_unknown ? "unknown" : nconf,
 		       (unsigned long long)s->tombstones,
 		       (unsigned long long)s->inbound_lag_changes,
 		       (double)s->inbound_lag_ms / 1000.0, s->writer & 0xffff,
@@ -592,8 +597,8 @@ static void html_page(struct metrics_buf *b, const struct model *m)
 	metrics_printf(b, "</p>\n");
 	html_matrix(b, m);
 
-	metrics_printf(b, "<h2>Open conflicts (%llu%s)</h2>",
-		       (unsigned long long)s->conflicts,
+	metrics_printf(b, "<h2>Open conflicts (%s%s)</h2>",
+		       s->conflicts_unknown ? "unknown" : nconf,
 		       s->conflicts > m->nconf ? ", the first listed" : "");
 	if (m->nconf == 0) {
 		metrics_printf(b, "<p class=muted>none</p>\n");

@@ -67,7 +67,10 @@ static cJSON *status_json(const Msce__StatusResult *s, const char *dig,
 	cJSON_AddStringToObject(j, "cluster", s->cluster);
 	cJSON_AddItemToObject(j, "vv", vv_json(s->vv, s->n_vv));
 	cJSON_AddStringToObject(j, "digest", dig);
-	cJSON_AddNumberToObject(j, "conflicts", (double)s->conflicts);
+	if (s->conflicts_unknown) /* the store cannot be read */
+		cJSON_AddNullToObject(j, "conflicts");
+	else
+		cJSON_AddNumberToObject(j, "conflicts", (double)s->conflicts);
 	cJSON_AddNumberToObject(j, "tombstones", (double)s->tombstones);
 	cJSON_AddBoolToObject(j, "healthy", h->n == 0);
 	cJSON_AddStringToObject(j, "problems", why);
@@ -190,9 +193,13 @@ static void status_text(const Msce__StatusResult *s, const char *dig,
 	       s->writer & 0xffff, s->writer >> 16,
 	       (unsigned long long)s->inbound_lag_changes,
 	       (double)s->inbound_lag_ms / 1000.0);
-	printf("digest %s  conflicts %llu  tombstones %llu\n", dig,
-	       (unsigned long long)s->conflicts,
-	       (unsigned long long)s->tombstones);
+	if (s->conflicts_unknown)
+		printf("digest %s  conflicts unknown  tombstones %llu\n", dig,
+		       (unsigned long long)s->tombstones);
+	else
+		printf("digest %s  conflicts %llu  tombstones %llu\n", dig,
+		       (unsigned long long)s->conflicts,
+		       (unsigned long long)s->tombstones);
 	if (s->tombstones > 0 && s->collection_held != NULL &&
 	    s->collection_held[0] != '\0')
 		printf("tombstone collection waits: %s\n", s->collection_held);

@@ -471,6 +471,7 @@ static void test_free_inside_a_callback(void **state)
 
 /* A fake node on a unix socket, following a script, one letter a step:
  *   r  read one request            a  read one and answer it ENOTFOUND
+ *   s  read one and answer a status of a store that cannot be read
  *   c  close this connection and accept the next
  * At the end of the script it closes everything. */
 struct fake {
@@ -512,15 +513,25 @@ static void *fake_main(void *arg)
 		if (read_full(fd, &be, 4) || ntohl(be) > sizeof body ||
 		    read_full(fd, body, ntohl(be)))
 			break;
-		if (*s == 'a') {
+		if (*s == 'a' || *s == 's') {
 			Msce__ClientRequest *q = msce__client_request__unpack(
 				NULL, ntohl(be), body);
 			Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
+			Msce__StatusResult st = MSCE__STATUS_RESULT__INIT;
 			uint8_t out[256];
 			size_t n;
 			r.id = q ? q->id : 0;
-			r.code = MSCE_ENOTFOUND;
-			r.error = "fake: nothing here";
+			if (*s == 's') {
+				st.node = 1;
+				st.conflicts_unknown = 1;
+				st.store_failure = "fake: unreadable";
+				r.result_case =
+				    MSCE__CLIENT_RESPONSE__RESULT_STATUS;
+				r.status = &st;
+			} else {
+				r.code = MSCE_ENOTFOUND;
+				r.error = "fake: nothing here";
+			}
 			msce__client_request__free_unpacked(q, NULL);
 			n = msce__client_response__pack(&r, out + 4);
 			be = htonl((uint32_t)n);
@@ -969,6 +980,28 @@ static void test_blocking_watch_resumes_after_outage(void **state)
 	fake_stop(&f);
 }
 
+/* A node whose store cannot be read cannot count its conflicts: the
+ * status says unknown, not 0. */
+static void test_conflicts_unknown(void **state)
+{
+	struct fake f;
+	msce_conninfo *ci;
+	msce_client *c;
+	msce_status *s;
+	(void)state;
+
+	fake_start(&f, "s");
+	ci = msce_conninfo_new();
+	assert_int_equal(msce_conninfo_add_unix(ci, f.path), 0);
+	assert_int_equal(msce_connect(ci, &c), 0);
+	assert_int_equal(msce_status_get(c, &s), 0);
+	assert_true(msce_status_conflicts(s) == UINT64_MAX);
+	msce_status_free(s);
+	msce_close(c);
+	msce_conninfo_free(ci);
+	fake_stop(&f);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest live[] = {
@@ -986,6 +1019,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_lost_connection),
 		cmocka_unit_test(test_answer_before_close_kept),
 		cmocka_unit_test(test_blocking_watch_resumes_after_outage),
+		cmocka_unit_test(test_conflicts_unknown),
 	};
 	const char *mode = argc > 1 ? argv[1] : "";
 
