@@ -2979,23 +2979,23 @@ static void gossip(struct repl *r, uint64_t now)
 	msce__node_status__pack(&st, mine);
 	if (r->ops->status_sign(r->ops->ctx, mine, len, sig) != 0)
 		goto out; /* no signing key (tests): nobody would take it */
-	msce__signed_status__init(&ss[k]);
-	ss[k].status.data = mine;
-	ss[k].status.len = len;
-	ss[k].sig.data = sig;
-	ss[k].sig.len = SEG_SIG_LEN;
-	sp[k] = &ss[k];
-	k++;
 	nm = members(r, m);
 	for (size_t i = 0; i < nm && k < MAX_NODES; i++) {
 		const struct view *w = view_find(r, m[i]);
-		if (w == NULL || !w->v.known || w->signed_status == NULL ||
-		    m[i] == r->cfg.node_id)
-			continue;
 		msce__signed_status__init(&ss[k]);
-		ss[k].status.data = w->signed_status;
-		ss[k].status.len = w->signed_len;
-		ss[k].sig.data = (uint8_t *)w->sig;
+		if (m[i] == r->cfg.node_id) {
+			ss[k].status.data = mine;
+			ss[k].status.len = len;
+			ss[k].sig.data = sig;
+		} else if (w != NULL && w->v.known &&
+			   w->signed_status != NULL) {
+			ss[k].status.data = w->signed_status;
+			ss[k].status.len = w->signed_len;
+			ss[k].sig.data = (uint8_t *)w->sig;
+			ss[k].born = w->v.born; /* as raised here, if it was */
+		} else {
+			continue;
+		}
 		ss[k].sig.len = SEG_SIG_LEN;
 		sp[k] = &ss[k];
 		k++;
@@ -3084,6 +3084,11 @@ static int on_gossip(struct repl *r, struct peer *from, const Msce__Gossip *g,
 		    pb_limit_init(&l, pb_limit_for(len)), len, ss->status.data);
 		if (st[n] == NULL || !status_ok(st[n]))
 			break;
+		/* The first node that took it from its node itself may have
+		 * raised its birth (view_accept): the order travels with it,
+		 * outside the signature. */
+		if (ss->born != 0)
+			st[n]->born = ss->born;
 	}
 	if (n < g->n_statuses) {
 		if (st[n] != NULL)

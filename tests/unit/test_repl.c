@@ -1518,6 +1518,53 @@ static void relayed_statuses_are_checked(void **state)
 	assert_int_equal(c.forged_refusals, 0);
 }
 
+/* A status taken from its node itself wins over the one held, with its
+ * birth raised above it (node 3 restored: no writer, born 0), and its
+ * relays pass that order on beside the signature: node 2, which held node
+ * 3's earlier status, takes node 1's relay of the new one. */
+static void raised_birth_travels_with_a_relayed_status(void **state)
+{
+	struct repl_node_view v;
+	Msce__Hello h = MSCE__HELLO__INIT;
+	Msce__NodeStatus old = MSCE__NODE_STATUS__INIT, fresh;
+	uint32_t members[] = {1, 2, 3};
+	uint8_t digest[32] = {3};
+	const uint32_t w = (5u << 16) | 3;
+	(void)state;
+	for (uint32_t i = 1; i <= 3; i++)
+		start(i, three, 3, 0);
+	connect_pair(1, 2);
+	settle(two, 2);
+	old.node = 3;
+	old.digest.data = digest;
+	old.digest.len = sizeof digest;
+	old.time_ms = now;
+	old.n_members = 3;
+	old.members = members;
+	old.writer = w;
+	old.born = hlc_make(now, 0);
+	old.settled = 1;
+	status_to(1, 2, &old, 3); /* relayed: both hold it */
+	status_to(2, 1, &old, 3);
+	repl_node(nodes[2].repl, 3, &v);
+	assert_int_equal(v.writer, w);
+
+	fresh = old; /* restored: no writer yet */
+	fresh.writer = 0;
+	fresh.born = 0;
+	fresh.settled = 0;
+	fresh.time_ms = now + 1;
+	hello_to(1, 3, &h);
+	status_to(1, 3, &fresh, 3);
+	repl_node(nodes[1].repl, 3, &v);
+	assert_int_equal(v.writer, 0);
+	assert_true(v.born > old.born);
+
+	advance(1000, two, 2); /* node 1 gossips */
+	repl_node(nodes[2].repl, 3, &v);
+	assert_int_equal(v.writer, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1571,6 +1618,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(reconfigure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(relayed_statuses_are_checked, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		raised_birth_travels_with_a_relayed_status, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
