@@ -128,8 +128,12 @@ int store_status_sign(struct store *s, const uint8_t *status, size_t len,
 	return 0;
 }
 
-int store_status_verify(struct store *s, uint32_t node, const uint8_t *status,
-			size_t len, const uint8_t sig[SEG_SIG_LEN])
+/* Tries every key configured for node (several after a rotation): 0 when
+ * one verifies, -1 when none does, 1 when node has none. */
+static int node_keys_verify(struct store *s, uint32_t node,
+			    int (*verify)(const void *what,
+					  const uint8_t pk[SEG_PK_LEN]),
+			    const void *what)
 {
 	int known = 0, ok = 0;
 
@@ -138,10 +142,33 @@ int store_status_verify(struct store *s, uint32_t node, const uint8_t *status,
 		if (s->keys[i].node != node)
 			continue;
 		known = 1;
-		ok = status_verify(status, len, sig, s->keys[i].pk) == 0;
+		ok = verify(what, s->keys[i].pk) == 0;
 	}
 	pthread_mutex_unlock(&s->stlock);
 	return ok ? 0 : known ? -1 : 1;
+}
+
+struct signed_status {
+	const uint8_t *status, *sig;
+	size_t len;
+};
+
+static int verify_status(const void *what, const uint8_t pk[SEG_PK_LEN])
+{
+	const struct signed_status *x = what;
+	return status_verify(x->status, x->len, x->sig, pk);
+}
+
+static int verify_seg(const void *what, const uint8_t pk[SEG_PK_LEN])
+{
+	return seg_verify(what, pk);
+}
+
+int store_status_verify(struct store *s, uint32_t node, const uint8_t *status,
+			size_t len, const uint8_t sig[SEG_SIG_LEN])
+{
+	struct signed_status x = {status, sig, len};
+	return node_keys_verify(s, node, verify_status, &x);
 }
 
 void st_seg_hash_blobs(const struct store_blob *b, size_t n,
@@ -158,19 +185,11 @@ void st_seg_hash_blobs(const struct store_blob *b, size_t n,
 int st_seg_check(struct store *s, const struct seg *g, struct err *e)
 {
 	uint32_t node = writer_node(g->origin);
-	int known = 0, ok = 0;
+	int rc = node_keys_verify(s, node, verify_seg, g);
 
-	pthread_mutex_lock(&s->stlock);
-	for (size_t i = 0; i < s->nkeys && !ok; i++) {
-		if (s->keys[i].node != node)
-			continue;
-		known = 1;
-		ok = seg_verify(g, s->keys[i].pk) == 0;
-	}
-	pthread_mutex_unlock(&s->stlock);
-	if (ok)
+	if (rc == 0)
 		return 0;
-	if (!known)
+	if (rc > 0)
 		return err_set(e, MSCE_EAUTH,
 			       "segment %u/%llu..%llu: no signing key for node "
 			       "%u in the configuration",
