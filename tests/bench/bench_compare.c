@@ -8,8 +8,14 @@
  * replication: 2 nodes, N registration-sized records written at the first,
  *   until the second holds them all durably; Redis: primary -> replica,
  *   AOF appendfsync always on both, until the replica has the last key.
+ *   msce is written to at two depths: 4 clients x batches of 200 (800
+ *   puts in flight) and 16 x 256 (4,096).
  * client: pipelined single puts over TCP + Noise to a 2-node cluster,
- *   durable before each ack; Redis: redis-cli --pipe into the primary. */
+ *   durable before each ack; Redis: redis-cli --pipe into the primary.
+ *   redis-cli --pipe writes as long as its socket takes it: about 8,400
+ *   SETs wait in the socket queues while it runs (ss, docs/BENCHMARKS.md).
+ *   msce runs at two depths: 4 connections x 64 puts (a desk's), and
+ *   4 x 1024 (4,096 in flight, still under Redis's depth). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,15 +181,24 @@ int bench_compare(int argc, char **argv)
 		return 2;
 	}
 
-	double mrep[MAX_ROUNDS], mcli[MAX_ROUNDS], rrep[MAX_ROUNDS],
-		rpipe[MAX_ROUNDS];
-	char redis_cmd[4600], rep_args[128], cli_args[128];
+	double mrep[MAX_ROUNDS], mrepd[MAX_ROUNDS], mcli[MAX_ROUNDS],
+		mdeep[MAX_ROUNDS], rrep[MAX_ROUNDS], rpipe[MAX_ROUNDS];
+	char redis_cmd[4600], rep_args[128], repd_args[128], cli_args[128],
+		deep_args[128];
 	snprintf(redis_cmd, sizeof redis_cmd,
 		 "N=%ld PEERS=redis '%s/run.sh' 2>&1", records, dir);
 	snprintf(rep_args, sizeof rep_args,
-		 "replicate --nodes 2 --records %ld", records);
+		 "replicate --nodes 2 --records %ld --clients 4 --batch 200",
+		 records);
+	snprintf(repd_args, sizeof repd_args,
+		 "replicate --nodes 2 --records %ld --clients 16 --batch 256",
+		 records);
 	snprintf(cli_args, sizeof cli_args,
-		 "client --nodes 2 --records %ld --samples 200", records);
+		 "client --nodes 2 --records %ld --samples 200 --window 64",
+		 records);
+	snprintf(deep_args, sizeof deep_args,
+		 "client --nodes 2 --records %ld --samples 200 --window 1024",
+		 records);
 	for (int r = 0; r < rounds; r++) {
 		for (int half = 0; half < 2; half++) {
 			if ((half == 0) == (r % 2 == 0)) {
@@ -201,14 +216,24 @@ int bench_compare(int argc, char **argv)
 				rpipe[r] = (double)records / ws;
 			} else {
 				cJSON *a = run_self(rep_args),
-				      *b = run_self(cli_args);
+				      *ad = run_self(repd_args),
+				      *b = run_self(cli_args),
+				      *e = run_self(deep_args);
 				mrep[r] = a ? num(a, "end_to_end_records_per_s")
 					    : -1;
+				mrepd[r] =
+				    ad ? num(ad, "end_to_end_records_per_s")
+				       : -1;
 				mcli[r] = b ? num(b, "pipelined_writes_per_s")
 					    : -1;
+				mdeep[r] = e ? num(e, "pipelined_writes_per_s")
+					     : -1;
 				cJSON_Delete(a);
+				cJSON_Delete(ad);
 				cJSON_Delete(b);
-				if (mrep[r] <= 0 || mcli[r] <= 0) {
+				cJSON_Delete(e);
+				if (mrep[r] <= 0 || mrepd[r] <= 0 ||
+				    mcli[r] <= 0 || mdeep[r] <= 0) {
 					fprintf(stderr, "msce-bench compare: "
 							"our run failed\n");
 					return 1;
@@ -217,13 +242,16 @@ int bench_compare(int argc, char **argv)
 		}
 		if (!json)
 			fprintf(stderr,
-				"round %d: replication msce %.0f/s redis "
-				"%.0f/s; pipelined puts msce %.0f/s redis "
-				"--pipe %.0f/s\n",
-				r + 1, mrep[r], rrep[r], mcli[r], rpipe[r]);
+				"round %d: replication msce %.0f/s (800 in "
+				"flight), %.0f/s (4096), redis %.0f/s; "
+				"pipelined puts msce %.0f/s (256 in flight), "
+				"%.0f/s (4096), redis --pipe %.0f/s\n",
+				r + 1, mrep[r], mrepd[r], rrep[r], mcli[r],
+				mdeep[r], rpipe[r]);
 	}
 	double a = median(mrep, rounds), b = median(rrep, rounds),
-	       cc = median(mcli, rounds), d = median(rpipe, rounds);
+	       cc = median(mcli, rounds), d = median(rpipe, rounds),
+	       dd = median(mdeep, rounds), ad = median(mrepd, rounds);
 	double la[3] = {0, 0, 0};
 	getloadavg(la, 3);
 	cJSON *o = cJSON_CreateObject();
@@ -236,9 +264,13 @@ int bench_compare(int argc, char **argv)
 	cJSON_AddNumberToObject(o, "msce_replication_per_s", a);
 	cJSON_AddNumberToObject(o, "redis_replication_per_s", b);
 	cJSON_AddNumberToObject(o, "replication_ratio", a / b);
+	cJSON_AddNumberToObject(o, "msce_deep_replication_per_s", ad);
+	cJSON_AddNumberToObject(o, "deep_replication_ratio", ad / b);
 	cJSON_AddNumberToObject(o, "msce_pipelined_puts_per_s", cc);
 	cJSON_AddNumberToObject(o, "redis_pipe_per_s", d);
 	cJSON_AddNumberToObject(o, "pipelined_ratio", cc / d);
+	cJSON_AddNumberToObject(o, "msce_deep_pipelined_puts_per_s", dd);
+	cJSON_AddNumberToObject(o, "deep_pipelined_ratio", dd / d);
 	bench_report(o, json);
 	cJSON_Delete(o);
 	return 0;
