@@ -181,77 +181,74 @@ int bench_compare(int argc, char **argv)
 		return 2;
 	}
 
-	double mrep[MAX_ROUNDS], mrepd[MAX_ROUNDS], mcli[MAX_ROUNDS],
-		mdeep[MAX_ROUNDS], rrep[MAX_ROUNDS], rpipe[MAX_ROUNDS];
-	char redis_cmd[4600], rep_args[128], repd_args[128], cli_args[128],
-		deep_args[128];
+	/* Each of our runs, set against Redis's replication (peer 0) or
+	 * its --pipe (peer 1). */
+	struct leg {
+		const char *args, *key, *name, *ratio, *label;
+		int peer;
+		double v[MAX_ROUNDS];
+	} legs[] = {
+	    {"replicate --nodes 2 --clients 4 --batch 200",
+	     "end_to_end_records_per_s", "msce_replication_per_s",
+	     "replication_ratio", "replication msce (800 in flight)", 0, {0}},
+	    {"replicate --nodes 2 --clients 16 --batch 256",
+	     "end_to_end_records_per_s", "msce_deep_replication_per_s",
+	     "deep_replication_ratio", "(4096)", 0, {0}},
+	    {"client --nodes 2 --samples 200 --window 64",
+	     "pipelined_writes_per_s", "msce_pipelined_puts_per_s",
+	     "pipelined_ratio", "pipelined puts msce (256 in flight)", 1, {0}},
+	    {"client --nodes 2 --samples 200 --window 1024",
+	     "pipelined_writes_per_s", "msce_deep_pipelined_puts_per_s",
+	     "deep_pipelined_ratio", "(4096)", 1, {0}},
+	};
+	const int nlegs = (int)(sizeof legs / sizeof legs[0]);
+	const char *peer_name[2] = {"redis_replication_per_s",
+				    "redis_pipe_per_s"};
+	double peer[2][MAX_ROUNDS];
+	char redis_cmd[4600];
 	snprintf(redis_cmd, sizeof redis_cmd,
 		 "N=%ld PEERS=redis '%s/run.sh' 2>&1", records, dir);
-	snprintf(rep_args, sizeof rep_args,
-		 "replicate --nodes 2 --records %ld --clients 4 --batch 200",
-		 records);
-	snprintf(repd_args, sizeof repd_args,
-		 "replicate --nodes 2 --records %ld --clients 16 --batch 256",
-		 records);
-	snprintf(cli_args, sizeof cli_args,
-		 "client --nodes 2 --records %ld --samples 200 --window 64",
-		 records);
-	snprintf(deep_args, sizeof deep_args,
-		 "client --nodes 2 --records %ld --samples 200 --window 1024",
-		 records);
 	for (int r = 0; r < rounds; r++) {
 		for (int half = 0; half < 2; half++) {
 			if ((half == 0) == (r % 2 == 0)) {
 				char *out = run_capture(redis_cmd);
 				if (out == NULL)
 					return 1;
-				rrep[r] = peer_field(out, "redis", "rate");
+				peer[0][r] = peer_field(out, "redis", "rate");
 				double ws = peer_field(out, "redis", "write_s");
 				free(out);
-				if (rrep[r] <= 0 || ws <= 0) {
+				if (peer[0][r] <= 0 || ws <= 0) {
 					fprintf(stderr, "msce-bench compare: "
 							"no Redis figures\n");
 					return 1;
 				}
-				rpipe[r] = (double)records / ws;
-			} else {
-				cJSON *a = run_self(rep_args),
-				      *ad = run_self(repd_args),
-				      *b = run_self(cli_args),
-				      *e = run_self(deep_args);
-				mrep[r] = a ? num(a, "end_to_end_records_per_s")
-					    : -1;
-				mrepd[r] =
-				    ad ? num(ad, "end_to_end_records_per_s")
-				       : -1;
-				mcli[r] = b ? num(b, "pipelined_writes_per_s")
-					    : -1;
-				mdeep[r] = e ? num(e, "pipelined_writes_per_s")
-					     : -1;
-				cJSON_Delete(a);
-				cJSON_Delete(ad);
-				cJSON_Delete(b);
-				cJSON_Delete(e);
-				if (mrep[r] <= 0 || mrepd[r] <= 0 ||
-				    mcli[r] <= 0 || mdeep[r] <= 0) {
+				peer[1][r] = (double)records / ws;
+				continue;
+			}
+			for (int l = 0; l < nlegs; l++) {
+				char args[256];
+				snprintf(args, sizeof args, "%s --records %ld",
+					 legs[l].args, records);
+				cJSON *j = run_self(args);
+				legs[l].v[r] = j ? num(j, legs[l].key) : -1;
+				cJSON_Delete(j);
+				if (legs[l].v[r] <= 0) {
 					fprintf(stderr, "msce-bench compare: "
-							"our run failed\n");
+							"our run failed (%s)\n",
+						args);
 					return 1;
 				}
 			}
 		}
 		if (!json)
 			fprintf(stderr,
-				"round %d: replication msce %.0f/s (800 in "
-				"flight), %.0f/s (4096), redis %.0f/s; "
-				"pipelined puts msce %.0f/s (256 in flight), "
-				"%.0f/s (4096), redis --pipe %.0f/s\n",
-				r + 1, mrep[r], mrepd[r], rrep[r], mcli[r],
-				mdeep[r], rpipe[r]);
+				"round %d: %s %.0f/s, %s %.0f/s, redis %.0f/s; "
+				"%s %.0f/s, %s %.0f/s, redis --pipe %.0f/s\n",
+				r + 1, legs[0].label, legs[0].v[r],
+				legs[1].label, legs[1].v[r], peer[0][r],
+				legs[2].label, legs[2].v[r], legs[3].label,
+				legs[3].v[r], peer[1][r]);
 	}
-	double a = median(mrep, rounds), b = median(rrep, rounds),
-	       cc = median(mcli, rounds), d = median(rpipe, rounds),
-	       dd = median(mdeep, rounds), ad = median(mrepd, rounds);
 	double la[3] = {0, 0, 0};
 	getloadavg(la, 3);
 	cJSON *o = cJSON_CreateObject();
@@ -261,16 +258,15 @@ int bench_compare(int argc, char **argv)
 	cJSON_AddNumberToObject(o, "nproc",
 				(double)sysconf(_SC_NPROCESSORS_ONLN));
 	cJSON_AddNumberToObject(o, "loadavg_1m_at_end", la[0]);
-	cJSON_AddNumberToObject(o, "msce_replication_per_s", a);
-	cJSON_AddNumberToObject(o, "redis_replication_per_s", b);
-	cJSON_AddNumberToObject(o, "replication_ratio", a / b);
-	cJSON_AddNumberToObject(o, "msce_deep_replication_per_s", ad);
-	cJSON_AddNumberToObject(o, "deep_replication_ratio", ad / b);
-	cJSON_AddNumberToObject(o, "msce_pipelined_puts_per_s", cc);
-	cJSON_AddNumberToObject(o, "redis_pipe_per_s", d);
-	cJSON_AddNumberToObject(o, "pipelined_ratio", cc / d);
-	cJSON_AddNumberToObject(o, "msce_deep_pipelined_puts_per_s", dd);
-	cJSON_AddNumberToObject(o, "deep_pipelined_ratio", dd / d);
+	for (int l = 0; l < nlegs; l++) {
+		int p = legs[l].peer;
+		double m = median(legs[l].v, rounds),
+		       pm = median(peer[p], rounds);
+		cJSON_AddNumberToObject(o, legs[l].name, m);
+		if (l == 0 || legs[l - 1].peer != p)
+			cJSON_AddNumberToObject(o, peer_name[p], pm);
+		cJSON_AddNumberToObject(o, legs[l].ratio, m / pm);
+	}
 	bench_report(o, json);
 	cJSON_Delete(o);
 	return 0;
