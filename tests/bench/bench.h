@@ -17,28 +17,6 @@ uint64_t bench_wall_ms(void);
  * record i into the caller's buffers; returns the number of fields. */
 int bench_registration(uint64_t i, int value_size, char names[][32],
 		       char values[][256], int max);
-/* Records [from, to) made before a benchmark times anything (see
- * bench_records.c), in one buffer: each record's key, NUL, then its
- * values back to back. */
-#define BENCH_REC_FIELDS 16
-struct bench_rec {
-	size_t off; /* of the key in buf */
-	uint16_t key_len, len[BENCH_REC_FIELDS];
-};
-struct bench_recs {
-	long from, n;
-	int nf; /* fields per record, the same for all */
-	char names[BENCH_REC_FIELDS][32];
-	struct bench_rec *rec;
-	char *buf;
-};
-/* Returns 0, or -1 (out of memory, or an empty range). */
-int bench_recs_make(struct bench_recs *r, long from, long to, int value_size);
-/* Record i's fields into f (room for BENCH_REC_FIELDS) and its key (NUL
- * ended) into *key, both pointing into r; returns the number of fields. */
-int bench_recs_fields(const struct bench_recs *r, long i,
-		      struct msce_field *f, const char **key);
-void bench_recs_free(struct bench_recs *r);
 /* Prints a result: the figures as text, or the JSON object with --json.
  * Under `all` the object is also collected (obj stays the caller's). */
 void bench_report(cJSON *obj, int json);
@@ -101,19 +79,18 @@ uint64_t bench_held(msce_client *cl, uint32_t origin);
 /* A status counter of the node behind cl, or 0. */
 uint64_t bench_counter(msce_client *cl, const char *name);
 
-/* Records [from, to) of recs written through libmsce in batches of
- * `batch`, on one connection to conf; failed set on any error or
- * refusal. For pthread_create. */
+/* Registration-sized records [from, to) written through libmsce in
+ * batches of `batch`, on one connection to conf; failed set on any error
+ * or refusal. For pthread_create. */
 struct bench_writer {
 	const char *conf;
 	long from, to, batch;
-	const struct bench_recs *recs; /* holds [from, to) */
+	int value_size;
 	int failed;
 };
 void *bench_write_range(void *arg);
-/* Writes registration-sized records 0 to records - 1 with `threads`
- * connections in parallel; returns the seconds taken (the records are
- * made before the clock starts), or -1 if a write failed. */
+/* Writes records with `threads` connections in parallel; returns the
+ * seconds taken, or -1 if a write failed. */
 double bench_write_parallel(const char *conf, long records, long batch,
 			    int threads, int value_size);
 

@@ -35,8 +35,7 @@ static int bench_connect(const char *conf, msce_client **out)
 struct piper {
 	const char *conf;
 	long from, to;
-	int window;
-	const struct bench_recs *recs; /* holds [from, to) */
+	int window, value_size;
 	double *lat; /* per put, ms; to - from of them */
 	int failed;
 };
@@ -57,8 +56,8 @@ static void *pipeline(void *arg)
 {
 	struct piper *a = arg;
 	msce_client *cl;
-	struct msce_field f[BENCH_REC_FIELDS];
-	const char *key;
+	char names[16][32], values[16][256], key[64];
+	struct msce_field f[16];
 	double sent[MAXW];
 	long next = a->from, done = 0, total = a->to - a->from;
 
@@ -71,7 +70,8 @@ static void *pipeline(void *arg)
 	while (done < total) {
 		/* Fill the window; results come back in the order sent. */
 		while (next < a->to && (long)msce_pending(cl) < a->window) {
-			int nf = bench_recs_fields(a->recs, next, f, &key);
+			int nf = fields_of((uint64_t)next, a->value_size, names,
+					   values, f, key);
 			if (msce_put_send(cl, "registration", key, f,
 					  (size_t)nf, NULL) != 0)
 				goto fail;
@@ -201,15 +201,12 @@ int bench_client(int argc, char **argv)
 	struct piper pa[16];
 	int failed = 0;
 
-	/* pipelined single puts, of records made beforehand */
-	struct bench_recs recs;
-	if (bench_recs_make(&recs, 0, records, value_size) != 0)
-		goto out;
+	/* pipelined single puts */
 	double t0 = bench_now();
 	for (int t = 0; t < conns; t++) {
 		long from = records * t / conns, to = records * (t + 1) / conns;
-		pa[t] = (struct piper){cl.conf[0], from,  to, window,
-				       &recs,	   lat + from, 0};
+		pa[t] = (struct piper){cl.conf[0], from,       to, window,
+				       value_size, lat + from, 0};
 		pthread_create(&th[t], NULL, pipeline, &pa[t]);
 	}
 	for (int t = 0; t < conns; t++) {
@@ -217,12 +214,11 @@ int bench_client(int argc, char **argv)
 		failed |= pa[t].failed;
 	}
 	double t_pipe = bench_now() - t0;
-	bench_recs_free(&recs);
 	if (failed)
 		goto out;
 	bench_sort(lat, (int)records);
 
-	/* batches, on the same keys again */
+	/* batches, on fresh keys */
 	double t_batch =
 	    bench_write_parallel(cl.conf[0], records, batch, conns, value_size);
 	(void)t_batch;

@@ -268,7 +268,9 @@ void *bench_write_range(void *p)
 {
 	struct bench_writer *a = p;
 	msce_client *cl;
-	struct msce_field f[256][BENCH_REC_FIELDS];
+	static __thread char names[16][32], values[256][16][256];
+	static __thread char keys[256][64];
+	struct msce_field f[256][16];
 	struct msce_put puts[256];
 	int codes[256];
 
@@ -281,10 +283,18 @@ void *bench_write_range(void *p)
 	for (long i = a->from; i < a->to; i += a->batch) {
 		long n = i + a->batch > a->to ? a->to - i : a->batch;
 		for (long j = 0; j < n; j++) {
-			const char *key;
-			int nf = bench_recs_fields(a->recs, i + j, f[j], &key);
-			puts[j] = (struct msce_put){"registration", key, f[j],
-						    (size_t)nf, 0};
+			int nf =
+			    bench_registration((uint64_t)(i + j), a->value_size,
+					       names, values[j], 16);
+			snprintf(keys[j], 64, "%.3s:%.40s", values[j][1],
+				 values[j][3]);
+			for (int k = 0; k < nf; k++)
+				f[j][k] = (struct msce_field){
+				    .name = names[k],
+				    .value = values[j][k],
+				    .value_len = strlen(values[j][k])};
+			puts[j] = (struct msce_put){"registration", keys[j],
+						    f[j], (size_t)nf, 0};
 		}
 		if (msce_put_batch(cl, puts, (size_t)n, NULL, codes) != 0) {
 			fprintf(stderr, "msce-bench: %s\n", msce_errmsg(cl));
@@ -304,21 +314,15 @@ double bench_write_parallel(const char *conf, long records, long batch,
 {
 	pthread_t th[16];
 	struct bench_writer wa[16];
-	struct bench_recs recs;
 	int failed = 0;
-	double t0;
+	double t0 = bench_now();
 
-	if (bench_recs_make(&recs, 0, records, value_size) != 0) {
-		fprintf(stderr, "msce-bench: out of memory for the records\n");
-		return -1;
-	}
-	t0 = bench_now();
 	for (int t = 0; t < threads; t++) {
 		wa[t] = (struct bench_writer){conf,
 					      records * t / threads,
 					      records * (t + 1) / threads,
 					      batch,
-					      &recs,
+					      value_size,
 					      0};
 		pthread_create(&th[t], NULL, bench_write_range, &wa[t]);
 	}
@@ -326,9 +330,7 @@ double bench_write_parallel(const char *conf, long records, long batch,
 		pthread_join(th[t], NULL);
 		failed |= wa[t].failed;
 	}
-	t0 = bench_now() - t0;
-	bench_recs_free(&recs);
-	return failed ? -1 : t0;
+	return failed ? -1 : bench_now() - t0;
 }
 
 /* A "Name:   N kB" line of /proc/pid/status, in kB; -1 if absent. */
