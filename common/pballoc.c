@@ -71,7 +71,7 @@ static void *arena_alloc_pb(void *data, size_t n)
 		return NULL;
 	}
 	if (b == NULL || b->size - b->used < need) {
-		size_t size = b == NULL ? ar->first_size : 2 * b->size;
+		size_t size = b == NULL ? ar->first_size : ar->grow;
 		if (size < need + ALIGN_UP(sizeof(struct pb_owner)))
 			size = need + ALIGN_UP(sizeof(struct pb_owner));
 		b = fault_hit(FAULT_ALLOC) ? NULL : malloc(sizeof *b + size);
@@ -81,6 +81,7 @@ static void *arena_alloc_pb(void *data, size_t n)
 		}
 		b->size = size;
 		b->used = 0;
+		ar->held += size;
 		b->next = ar->blocks;
 		if (ar->blocks == NULL) /* room for the owner record */
 			b->used = ALIGN_UP(sizeof(struct pb_owner));
@@ -108,12 +109,17 @@ ProtobufCAllocator *pb_arena_begin(struct pb_arena *ar, size_t limit,
 	ar->a.allocator_data = ar;
 	ar->blocks = NULL;
 	ar->used = 0;
+	ar->held = 0;
 	ar->limit = limit;
 	ar->first = NULL;
 	ar->nomem = 0;
 	ar->over = 0;
-	/* Decoded messages take a few times their encoding. */
-	ar->first_size = 4 * len + 4096;
+	/* Decoded messages take a few times their encoding (a batch of
+	 * registrations six times), and the blocks live until the request
+	 * is answered: grown in steps of the encoding, not doubled, so the
+	 * part allocated and unused stays under one encoding's size. */
+	ar->first_size = 2 * len + 4096;
+	ar->grow = len + 4096;
 	return &ar->a;
 }
 

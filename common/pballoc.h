@@ -37,7 +37,8 @@ struct pb_arena_block;
 struct pb_arena {
 	ProtobufCAllocator a;
 	struct pb_arena_block *blocks;
-	size_t used, limit, first_size;
+	size_t used, limit, first_size, grow;
+	size_t held; /* bytes of the blocks, used or not */
 	void *first; /* the first allocation: the decoded message */
 	int nomem;   /* malloc failed: the input may be fine, we are not */
 	int over;    /* the budget ran out: too many items for the size */

@@ -230,7 +230,7 @@ struct write_ctx {
 	char *field_name;
 	struct store_write *w;
 	struct store_field_in *f;
-	struct store_written *out; /* one per put, refused ones filled early */
+	struct store_written *out; /* one per put, only once one is refused */
 	struct store_written *wout; /* one per write handed to the writer */
 	size_t nw;		    /* puts in the request */
 	size_t nsub;		    /* writes handed to the writer */
@@ -321,16 +321,20 @@ void api_check_waiters(struct node *n)
 	}
 }
 
+/* Put i's result: refused here, or the writer's (the audit entries
+ * between the writes are the node's own). */
+static const struct store_written *put_out(const struct write_ctx *x,
+					   size_t i)
+{
+	return x->pos[i] == SIZE_MAX ? &x->out[i] : &x->wout[x->pos[i]];
+}
+
 static void write_done(struct writer_job *j)
 {
 	struct write_ctx *x = (struct write_ctx *)j;
+	const struct store_written *o0 = put_out(x, 0);
 	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
 
-	/* The writer's results go to the puts that were not refused here
-	 * (the audit entries between them are the node's own). */
-	for (size_t i = 0; i < x->nw && x->nsub > 0; i++)
-		if (x->pos[i] != SIZE_MAX)
-			x->out[i] = x->wout[x->pos[i]];
 	r.id = x->req->id;
 	if (j->rc != 0) {
 		r.code = (uint32_t)j->rc;
@@ -346,7 +350,7 @@ static void write_done(struct writer_job *j)
 			r.error = "out of memory building the batch answer";
 		} else {
 			for (size_t i = 0; i < x->nw; i++) {
-				const struct store_written *o = &x->out[i];
+				const struct store_written *o = put_out(x, i);
 				msce__client_response__init(&items[i]);
 				items[i].id = i;
 				items[i].code = (uint32_t)o->err.code;
@@ -368,22 +372,22 @@ static void write_done(struct writer_job *j)
 		free(items);
 		free(ip);
 		free(prs);
-	} else if (x->out[0].err.code == 0 && x->req->put->min_sites > 1 &&
+	} else if (o0->err.code == 0 && x->req->put->min_sites > 1 &&
 		   !x->n->stopping) {
 		/* Committed here; answered once enough centers hold it. */
 		uint64_t t = x->req->put->timeout_ms ? x->req->put->timeout_ms
 						      : 10000,
 			 now = node_now_ms();
 		/* A timeout near 2^64 waits for good, not wraps to the past. */
-		wait_add(x->n, x->c, x->req->id, &x->out[0],
+		wait_add(x->n, x->c, x->req->id, o0,
 			 x->req->put->min_sites,
 			 t > UINT64_MAX - now ? UINT64_MAX : now + t);
 	} else {
 		Msce__PutResult pr;
-		r.code = (uint32_t)x->out[0].err.code;
-		r.error = x->out[0].err.msg;
+		r.code = (uint32_t)o0->err.code;
+		r.error = (char *)o0->err.msg;
 		if (r.code == 0) {
-			fill_put_result(&pr, &x->out[0]);
+			fill_put_result(&pr, o0);
 			r.result_case = MSCE__CLIENT_RESPONSE__RESULT_PUT;
 			r.put = &pr;
 		}
@@ -570,21 +574,29 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 			nf += puts[i]->n_fields;
 	x = calloc(1, sizeof *x);
 	ends = malloc(np);
-	if (x != NULL) {
-		x->out = calloc(np, sizeof *x->out);
+	if (x != NULL)
 		x->pos = calloc(np, sizeof *x->pos);
-	}
-	if (x == NULL || ends == NULL || x->out == NULL || x->pos == NULL)
+	if (x == NULL || ends == NULL || x->pos == NULL)
 		goto oom;
 	/* Puts refused here are answered with the others, never written,
-	 * and not audited. */
-	for (size_t i = 0; i < np; i++)
-		x->pos[i] =
-		    put_refused(n, c, puts[i], &x->out[i].err) ? SIZE_MAX : 0;
+	 * and not audited. A result (540 bytes) is held for each only once
+	 * one is refused: a batch in flight holds the writer's alone. */
+	for (size_t i = 0; i < np; i++) {
+		struct err why;
+		x->pos[i] = 0;
+		if (put_refused(n, c, puts[i], &why) == 0)
+			continue;
+		if (x->out == NULL &&
+		    (x->out = calloc(np, sizeof *x->out)) == NULL)
+			goto oom;
+		x->out[i].err = why;
+		x->pos[i] = SIZE_MAX;
+	}
 	runs = audit_runs(puts, np, x->pos, ends);
 	x->w = calloc(np + runs, sizeof *x->w);
 	x->f = calloc(nf + runs * AUDIT_MAX_FIELDS + 1, sizeof *x->f);
-	x->wout = calloc(np + runs, sizeof *x->wout);
+	/* store_write fills each one. */
+	x->wout = malloc((np + runs) * sizeof *x->wout);
 	if (x->w == NULL || x->f == NULL || x->wout == NULL)
 		goto oom;
 	/* The request owns every string the audit entries point to. */
