@@ -15,7 +15,11 @@
  *   redis-cli --pipe writes as long as its socket takes it: about 8,400
  *   SETs wait in the socket queues while it runs (ss, docs/BENCHMARKS.md).
  *   msce runs at two depths: 4 connections x 64 puts (a desk's), and
- *   4 x 1024 (4,096 in flight, still under Redis's depth). */
+ *   4 x 1024 (4,096 in flight, still under Redis's depth).
+ * memory: the most anonymous memory (RssAnon) a node held once all held
+ *   everything, over the rounds, at each replication depth; beside it the
+ *   peak resident size (VmHWM, file pages included) of either Redis
+ *   server, as the peer benchmark reads it. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +209,7 @@ int bench_compare(int argc, char **argv)
 	const char *peer_name[2] = {"redis_replication_per_s",
 				    "redis_pipe_per_s"};
 	double peer[2][MAX_ROUNDS];
+	double anon_kb[2] = {-1, -1}, redis_rss_kb = -1;
 	char redis_cmd[4600];
 	snprintf(redis_cmd, sizeof redis_cmd,
 		 "N=%ld PEERS=redis '%s/run.sh' 2>&1", records, dir);
@@ -216,6 +221,13 @@ int bench_compare(int argc, char **argv)
 					return 1;
 				peer[0][r] = peer_field(out, "redis", "rate");
 				double ws = peer_field(out, "redis", "write_s");
+				for (int s = 0; s < 2; s++) {
+					double kb = peer_field(
+					    out, "redis",
+					    s ? "rss_b_kb" : "rss_a_kb");
+					if (kb > redis_rss_kb)
+						redis_rss_kb = kb;
+				}
 				free(out);
 				if (peer[0][r] <= 0 || ws <= 0) {
 					fprintf(stderr, "msce-bench compare: "
@@ -231,6 +243,9 @@ int bench_compare(int argc, char **argv)
 					 legs[l].args, records);
 				cJSON *j = run_self(args);
 				legs[l].v[r] = j ? num(j, legs[l].key) : -1;
+				if (l < 2 && j && num(j, "node_anon_kb_max") >
+						      anon_kb[l])
+					anon_kb[l] = num(j, "node_anon_kb_max");
 				cJSON_Delete(j);
 				if (legs[l].v[r] <= 0) {
 					fprintf(stderr, "msce-bench compare: "
@@ -267,6 +282,9 @@ int bench_compare(int argc, char **argv)
 			cJSON_AddNumberToObject(o, peer_name[p], pm);
 		cJSON_AddNumberToObject(o, legs[l].ratio, m / pm);
 	}
+	cJSON_AddNumberToObject(o, "msce_node_anon_kb_max", anon_kb[0]);
+	cJSON_AddNumberToObject(o, "msce_deep_node_anon_kb_max", anon_kb[1]);
+	cJSON_AddNumberToObject(o, "redis_rss_kb_max", redis_rss_kb);
 	bench_report(o, json);
 	cJSON_Delete(o);
 	return 0;
