@@ -46,6 +46,7 @@ struct pb_arena_block {
 struct pb_owner {
 	struct pb_arena_block *blocks;
 	void *msg;
+	size_t held; /* bytes of all its blocks */
 	max_align_t pad[];
 };
 
@@ -142,8 +143,23 @@ void *pb_arena_end(struct pb_arena *ar, void *m)
 	struct pb_owner *o = (struct pb_owner *)first->data;
 	o->blocks = ar->blocks;
 	o->msg = m;
+	o->held = ar->held;
 	ar->blocks = NULL;
 	return m;
+}
+
+static struct pb_owner *owner_of(const void *m)
+{
+	struct pb_owner *o = (struct pb_owner *)((char *)m -
+						 ALIGN_UP(sizeof(struct pb_owner)));
+	if (o->msg != m)
+		abort(); /* not from pb_arena_end */
+	return o;
+}
+
+size_t pb_arena_held(const void *m)
+{
+	return m == NULL ? 0 : owner_of(m)->held;
 }
 
 void pb_arena_free(void *m)
@@ -152,8 +168,6 @@ void pb_arena_free(void *m)
 
 	if (m == NULL)
 		return;
-	o = (struct pb_owner *)((char *)m - ALIGN_UP(sizeof(struct pb_owner)));
-	if (o->msg != m)
-		abort(); /* not from pb_arena_end */
+	o = owner_of(m);
 	blocks_free(o->blocks);
 }

@@ -51,5 +51,8 @@ ProtobufCAllocator *pb_arena_begin(struct pb_arena *ar, size_t limit,
 void *pb_arena_end(struct pb_arena *ar, void *m);
 /* Frees a message decoded this way; NULL is ignored. */
 void pb_arena_free(void *m);
+/* The bytes a message decoded this way holds (its blocks, used or not);
+ * 0 for NULL. */
+size_t pb_arena_held(const void *m);
 
 #endif

@@ -235,8 +235,38 @@ struct write_ctx {
 	size_t nw;		    /* puts in the request */
 	size_t nsub;		    /* writes handed to the writer */
 	size_t *pos;  /* where each put is in w (SIZE_MAX: refused early) */
+	size_t held;  /* the decoded request's bytes, in n->write_backlog */
 	struct audit_who who;
 };
+
+/* Decoded requests waiting for the writer, node-wide. Clients can send
+ * faster than one writer commits (a 4 MiB batch decodes to about six
+ * times that): over this, client connections are not read until half of
+ * it is committed (client_server_hold_reads), so a flood waits in its
+ * sockets, not in the node's memory. Many times what keeps the writer
+ * busy (a commit of 4,096 registrations is about 10 MiB decoded). */
+#define API_MAX_WRITE_BACKLOG (64u << 20)
+
+static void backlog_add(struct node *n, size_t bytes)
+{
+	n->write_backlog += bytes;
+	if (!n->reads_held && n->write_backlog >= API_MAX_WRITE_BACKLOG) {
+		n->reads_held = 1;
+		n->reads_held_total++;
+		if (n->clients)
+			client_server_hold_reads(n->clients, 1);
+	}
+}
+
+static void backlog_sub(struct node *n, size_t bytes)
+{
+	n->write_backlog -= bytes;
+	if (n->reads_held && n->write_backlog < API_MAX_WRITE_BACKLOG / 2) {
+		n->reads_held = 0;
+		if (n->clients)
+			client_server_hold_reads(n->clients, 0);
+	}
+}
 
 static void fill_put_result(Msce__PutResult *pr, const struct store_written *o)
 {
@@ -335,6 +365,7 @@ static void write_done(struct writer_job *j)
 	const struct store_written *o0 = put_out(x, 0);
 	Msce__ClientResponse r = MSCE__CLIENT_RESPONSE__INIT;
 
+	backlog_sub(x->n, x->held);
 	r.id = x->req->id;
 	if (j->rc != 0) {
 		r.code = (uint32_t)j->rc;
@@ -643,6 +674,8 @@ static void do_writes_owned(struct node *n, struct client_conn *c,
 	x->job.n = x->nsub;
 	x->job.out = x->wout;
 	x->job.done = write_done;
+	x->held = pb_arena_held(req);
+	backlog_add(n, x->held);
 	writer_submit(n->writer, &x->job);
 	return;
 oom:

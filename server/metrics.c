@@ -333,6 +333,13 @@ static int render(void *ctx, char **buf, size_t *len)
 		(unsigned long long)rc.protocol_errors);
 	COUNTER(&b, "msce_client_requests_total", "client requests", " %llu",
 		(unsigned long long)n->client_requests);
+	GAUGE(&b, "msce_client_write_backlog_bytes",
+	      "decoded bytes of client writes waiting for the writer now",
+	      " %llu", (unsigned long long)n->write_backlog);
+	COUNTER(&b, "msce_client_reads_held_total",
+		"times client connections were left unread: 64 MiB of decoded "
+		"writes waited for the writer",
+		" %llu", (unsigned long long)n->reads_held_total);
 	free(pl);
 	if (b.oom) {
 		free(b.data);

@@ -43,6 +43,9 @@ struct node {
 	uint64_t next_retry_ms; /* when to try the next one */
 	int store_down;		/* its failure has been logged */
 	struct waiter *waiters; /* puts waiting for min_sites (api.c) */
+	size_t write_backlog; /* decoded bytes of requests at the writer */
+	int reads_held;	      /* client reads held for it (api.c) */
+	uint64_t reads_held_total;
 	struct watcher *watchers; /* watch streams (watch.c) */
 };
 

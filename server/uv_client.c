@@ -158,6 +158,7 @@ struct client_server {
 	size_t conns_per_key, max_partial;
 	int handles; /* initialised and not yet closed */
 	int stopping;
+	int reads_held; /* client_server_hold_reads */
 	struct client_server_stats stats;
 	struct ratelog warn; /* refusals, rate-limited */
 	void (*done)(void *);
@@ -603,14 +604,25 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
+/* Whether client_server_hold_reads holds c: every open TCP connection
+ * (a handshake goes on), and a unix socket connection owed a reply (an
+ * operator's status still gets in; that socket is the admin's). */
+static int reads_held(const struct client_conn *c)
+{
+	return c->srv->reads_held && c->state == CONN_OPEN &&
+	       (c->kind == CONN_TCP || c->holds > 0);
+}
+
 /* At its limits: CLIENT_MAX_INFLIGHT replies owed, or CLIENT_MAX_QUEUED
- * bytes of replies not yet taken by the client. Checked between requests
- * too, not only between reads: one read may hold a thousand requests. */
+ * bytes of replies not yet taken by the client, or reads held. Checked
+ * between requests too, not only between reads: one read may hold a
+ * thousand requests. */
 static int conn_busy(const struct client_conn *c)
 {
 	const size_t *q = key_queued(c);
 
-	return c->holds >= CLIENT_MAX_INFLIGHT ||
+	return reads_held(c) ||
+	       c->holds >= CLIENT_MAX_INFLIGHT ||
 	       c->pend_len + uv_stream_get_write_queue_size(&c->h.stream) >=
 		   CLIENT_MAX_QUEUED ||
 	       (q && *q >= CLIENT_MAX_QUEUED_PER_KEY);
@@ -1493,6 +1505,17 @@ void client_server_stop(struct client_server *s, void (*done)(void *arg),
 int client_conn_open(const struct client_conn *c)
 {
 	return c->state != CONN_CLOSING;
+}
+
+void client_server_hold_reads(struct client_server *s, int on)
+{
+	if (s->reads_held == !!on)
+		return;
+	s->reads_held = !!on;
+	if (!on)
+		for (struct client_conn *c = s->conns; c != NULL; c = c->next)
+			if (c->state == CONN_OPEN)
+				update_reading(c);
 }
 
 size_t client_conn_queued(const struct client_conn *c)

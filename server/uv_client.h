@@ -132,5 +132,10 @@ void client_server_stop(struct client_server *s, void (*done)(void *arg),
 int client_conn_open(const struct client_conn *c);
 /* Bytes of replies queued to c and not yet written (flow control). */
 size_t client_conn_queued(const struct client_conn *c);
+/* Stops (on) or resumes (!on) reading requests on every open TCP
+ * connection and every unix socket connection owed a reply: the node
+ * holds as many requests as it will (the writes waiting for the writer).
+ * Requests already read go on; the rest wait in the sockets. */
+void client_server_hold_reads(struct client_server *s, int on);
 
 #endif

@@ -194,6 +194,31 @@ def free_ports(n):
             s.close()
 
 
+def peak_rss_kb(pid):
+    """VmHWM of process pid: its peak resident size, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def pb_varint(n):
+    """A protobuf varint, for tests that write requests byte by byte."""
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def pb_bytes(num, b):
+    """Field num as a length-delimited protobuf field (str or bytes)."""
+    b = b.encode() if isinstance(b, str) else b
+    return pb_varint(num << 3 | 2) + pb_varint(len(b)) + b
+
+
 def wait_until(pred, timeout, what, interval=POLL):
     """Polls pred() until it returns a true value, which is returned; raises
     AssertionError naming what after timeout seconds."""

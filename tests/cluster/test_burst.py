@@ -12,20 +12,13 @@ import sys
 import time
 import unittest
 
-from cluster import MSCE_PROBE, ClusterTestCase, require_binaries, spawn, wait_until
+from cluster import (MSCE_PROBE, ClusterTestCase, peak_rss_kb, require_binaries, spawn,
+                     wait_until)
 
 N = 1000
 REFUSALS = ("refused_unknown_key", "refused_bad_handshake", "decrypt_failures",
             "handshake_timeouts", "refused_too_many_pending", "refused_replay",
             "refused_clock_skew", "bad_frames", "oversized_frames")
-
-
-def peak_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 class BurstTest(ClusterTestCase):

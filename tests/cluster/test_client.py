@@ -15,19 +15,8 @@ import time
 import unittest
 
 from cluster import MSCE, MSCE_LIBTEST as LIBTEST, ClusterTestCase, require_binaries, wait_until
-
-def _varint(n):
-    out = bytearray()
-    while True:
-        b, n = n & 0x7f, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _ld(num, b):
-    b = b.encode() if isinstance(b, str) else b
-    return _varint(num << 3 | 2) + _varint(len(b)) + b
+from cluster import pb_bytes as _ld
+from cluster import pb_varint as _varint
 
 
 def _vi(num, n):

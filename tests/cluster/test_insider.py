@@ -38,8 +38,8 @@ import tempfile
 import time
 import unittest
 
-from cluster import (MSCE, MSCE_INSIDER, ClusterTestCase, reap, require_binaries,
-                     spawn, wait_until)
+from cluster import (MSCE, MSCE_INSIDER, ClusterTestCase, pb_bytes, pb_varint, reap,
+                     require_binaries, spawn, wait_until)
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 PEOPLE = ["FRA:AA10%d" % i for i in range(1, 6)]
@@ -403,17 +403,7 @@ class SnapshotHoldTest(ClusterTestCase):
 
 def put_frame(rid, coll, key, value):
     """A framed (unix socket) ClientRequest: a put of v=value."""
-    def varint(n):
-        out = bytearray()
-        while True:
-            b, n = n & 0x7f, n >> 7
-            out.append(b | (0x80 if n else 0))
-            if not n:
-                return bytes(out)
-
-    def ld(num, b):
-        b = b.encode() if isinstance(b, str) else b
-        return varint(num << 3 | 2) + varint(len(b)) + b
+    varint, ld = pb_varint, pb_bytes
     put = ld(1, coll) + ld(2, key) + ld(3, ld(1, "v") + ld(2, value))
     msg = varint(1 << 3) + varint(rid) + varint(11 << 3) + varint(1) + ld(2, put)
     return len(msg).to_bytes(4, "big") + msg

@@ -136,6 +136,12 @@ size_t client_conn_queued(const struct client_conn *c)
 	return 0;
 }
 
+void client_server_hold_reads(struct client_server *s, int on)
+{
+	(void)s;
+	(void)on;
+}
+
 int client_conn_open(const struct client_conn *c)
 {
 	(void)c;
