@@ -194,13 +194,19 @@ def free_ports(n):
             s.close()
 
 
-def peak_rss_kb(pid):
-    """VmHWM of process pid: its peak resident size, in KiB."""
+def proc_status_kb(pid, field):
+    """A size line of /proc/PID/status (VmRSS, VmHWM, RssAnon...), in KiB;
+    0 if absent."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def peak_rss_kb(pid):
+    """VmHWM of process pid: its peak resident size, in KiB."""
+    return proc_status_kb(pid, "VmHWM")
 
 
 def pb_varint(n):
@@ -217,6 +223,51 @@ def pb_bytes(num, b):
     """Field num as a length-delimited protobuf field (str or bytes)."""
     b = b.encode() if isinstance(b, str) else b
     return pb_varint(num << 3 | 2) + pb_varint(len(b)) + b
+
+
+def pb_fields(msg):
+    """The top-level fields of an encoded message, {number: value}: an int
+    for a varint, bytes for the others (the last one of a number wins)."""
+    i, fields = 0, {}
+
+    def varint():
+        nonlocal i
+        v = shift = 0
+        while True:
+            b = msg[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+    while i < len(msg):
+        tag = varint()
+        num, wt = tag >> 3, tag & 7
+        if wt == 0:
+            fields[num] = varint()
+            continue
+        n = {1: 8, 5: 4}.get(wt)
+        if n is None:
+            if wt != 2:
+                raise ValueError("wire type %d" % wt)
+            n = varint()
+        fields[num] = msg[i:i + n]
+        i += n
+    return fields
+
+
+def read_unix_frame(s):
+    """One message from a unix socket connection to a node (a 4-byte
+    big-endian length, then the message)."""
+    def exact(n):
+        b = b""
+        while len(b) < n:
+            d = s.recv(n - len(b))
+            if not d:
+                raise ConnectionError("the node closed the connection")
+            b += d
+        return b
+    return exact(int.from_bytes(exact(4), "big"))
 
 
 def wait_until(pred, timeout, what, interval=POLL):

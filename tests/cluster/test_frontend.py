@@ -11,7 +11,7 @@ import socket
 import struct
 import subprocess
 
-from cluster import ClusterTestCase, wait_until
+from cluster import ClusterTestCase, pb_fields, read_unix_frame, wait_until
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -121,8 +121,7 @@ class FrontendTest(ClusterTestCase):
         s.settimeout(10)
         s.connect(c.nodes[0].socket)
         s.sendall(struct.pack(">I", len(request)) + request)
-        n = struct.unpack(">I", self.recv_all(s, 4))[0]
-        got = self.recv_all(s, n)
+        got = read_unix_frame(s)
         s.close()
         self.assertEqual(got.hex(), reply.hex())
 
@@ -140,27 +139,9 @@ class FrontendTest(ClusterTestCase):
             req = (b"\x08\x07" + b"\x1a" + bytes([len(get)]) + get +
                    b"\xa2\x01" + bytes([len(purpose)]) + purpose)  # field 20
             s.sendall(struct.pack(">I", len(req)) + req)
-            n = struct.unpack(">I", self.recv_all(s, 4))[0]
-            got = self.recv_all(s, n)
+            got = read_unix_frame(s)
             # ClientResponse: id (1), code (2), error (3, a string).
-            def varint(i):
-                v = shift = 0
-                while True:
-                    b = got[i]
-                    i += 1
-                    v |= (b & 0x7F) << shift
-                    shift += 7
-                    if not b & 0x80:
-                        return v, i
-            i, fields = 0, {}
-            while i < len(got):
-                tag, i = varint(i)
-                if tag & 7 == 0:
-                    fields[tag >> 3], i = varint(i)
-                else:
-                    ln, i = varint(i)
-                    fields[tag >> 3] = got[i:i + ln]
-                    i += ln
+            fields = pb_fields(got)
             self.assertEqual(fields[1], 7)
             text = fields[3].decode("utf-8")  # raises if not UTF-8
             self.assertIn("is not one of", text)
@@ -179,8 +160,7 @@ class FrontendTest(ClusterTestCase):
         for i in range(1, 18):
             req = bytes([0x08, i, 0x3a, len(watch)]) + watch  # id, watch (7)
             s.sendall(struct.pack(">I", len(req)) + req)
-        n = struct.unpack(">I", self.recv_all(s, 4))[0]
-        got = self.recv_all(s, n)
+        got = read_unix_frame(s)
         self.assertEqual(got[:2], b"\x08\x11", got)  # id 17
         self.assertEqual(got[2:4], bytes([0x10, ETOOBIG]), got)
         self.assertIn(b"too many watches open", got)
@@ -188,15 +168,6 @@ class FrontendTest(ClusterTestCase):
         c.put(n1, "t", "k", {"v": "1"})
         ids = set()
         while len(ids) < 16:
-            n = struct.unpack(">I", self.recv_all(s, 4))[0]
-            ids.add(self.recv_all(s, n)[1])
+            ids.add(read_unix_frame(s)[1])
         self.assertEqual(ids, set(range(1, 17)))
         s.close()
-
-    def recv_all(self, s, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            self.assertTrue(chunk, "the node closed the connection")
-            buf += chunk
-        return buf

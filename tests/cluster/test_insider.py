@@ -38,8 +38,8 @@ import tempfile
 import time
 import unittest
 
-from cluster import (MSCE, MSCE_INSIDER, ClusterTestCase, pb_bytes, pb_varint, reap,
-                     require_binaries, spawn, wait_until)
+from cluster import (MSCE, MSCE_INSIDER, ClusterTestCase, pb_bytes, pb_varint, read_unix_frame,
+                     reap, require_binaries, spawn, wait_until)
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 PEOPLE = ["FRA:AA10%d" % i for i in range(1, 6)]
@@ -358,7 +358,7 @@ class SnapshotHoldTest(ClusterTestCase):
         try:
             for i in range(count):
                 s.sendall(put_frame(i + 1, "misc", "hot%d" % (i % 10), "z" * 200))
-                read_frame(s)
+                read_unix_frame(s)
         finally:
             s.close()
 
@@ -407,18 +407,6 @@ def put_frame(rid, coll, key, value):
     put = ld(1, coll) + ld(2, key) + ld(3, ld(1, "v") + ld(2, value))
     msg = varint(1 << 3) + varint(rid) + varint(11 << 3) + varint(1) + ld(2, put)
     return len(msg).to_bytes(4, "big") + msg
-
-
-def read_frame(s):
-    def exact(n):
-        b = b""
-        while len(b) < n:
-            d = s.recv(n - len(b))
-            if not d:
-                raise ConnectionError("the node closed the connection")
-            b += d
-        return b
-    return exact(int.from_bytes(exact(4), "big"))
 
 
 if __name__ == "__main__":

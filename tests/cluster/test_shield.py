@@ -103,11 +103,7 @@ class Slowloris:
 
 
 def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return cluster.proc_status_kb(pid, "VmRSS")
 
 
 def open_files(pid):

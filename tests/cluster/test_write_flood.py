@@ -19,7 +19,7 @@ import time
 import unittest
 import urllib.request
 
-from cluster import ClusterTestCase, free_ports, peak_rss_kb
+from cluster import ClusterTestCase, free_ports, pb_fields, peak_rss_kb, read_unix_frame
 from cluster import pb_bytes as ld
 from cluster import pb_varint as varint
 
@@ -37,38 +37,6 @@ def batch_frame(rid, batch):
         for i in range(PUTS))
     msg = varint(1 << 3) + varint(rid) + varint(11 << 3) + varint(1) + ld(6, puts)
     return len(msg).to_bytes(4, "big") + msg
-
-
-def top_level_code(msg):
-    """ClientResponse.code (field 2), 0 if absent."""
-    i = 0
-
-    def rd():
-        nonlocal i
-        shift = v = 0
-        while True:
-            b = msg[i]
-            i += 1
-            v |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return v
-    while i < len(msg):
-        tag = rd()
-        num, wt = tag >> 3, tag & 7
-        if wt == 0:
-            v = rd()
-            if num == 2:
-                return v
-        elif wt == 1:
-            i += 8
-        elif wt == 5:
-            i += 4
-        elif wt == 2:
-            i += rd()
-        else:
-            raise ValueError("wire type %d" % wt)
-    return 0
 
 
 class WriteFloodTest(ClusterTestCase):
@@ -93,19 +61,11 @@ class WriteFloodTest(ClusterTestCase):
         self.addCleanup(s.close)
         codes, failure = [], []
 
-        def exact(k):
-            d = b""
-            while len(d) < k:
-                x = s.recv(k - len(d))
-                if not x:
-                    raise ConnectionError("the node closed the connection")
-                d += x
-            return d
-
         def reader():
             try:
                 for _ in range(BATCHES):
-                    codes.append(top_level_code(exact(int.from_bytes(exact(4), "big"))))
+                    # ClientResponse.code is field 2 (absent: 0).
+                    codes.append(pb_fields(read_unix_frame(s)).get(2, 0))
             except Exception as e:  # reported by the main thread
                 failure.append(e)
         t = threading.Thread(target=reader)
