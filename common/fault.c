@@ -3,6 +3,8 @@
  * and the loop thread both pass through the sites. */
 #include "fault.h"
 
+#include <stddef.h>
+
 struct fault_state {
 	long countdown; /* 0 = off */
 	int sticky;
@@ -11,6 +13,9 @@ struct fault_state {
 };
 
 static struct fault_state faults[FAULT_NKINDS];
+
+static void (*observer)(enum fault_kind, void *);
+static void *observer_arg;
 
 /* Set by the first fault_arm and never cleared: the sites' fast path. */
 int fault_ever_armed;
@@ -38,6 +43,8 @@ int fault_hit_armed(enum fault_kind k)
 	    !__atomic_load_n(&f->fired, __ATOMIC_RELAXED))
 		return 0;
 	__atomic_add_fetch(&f->events, 1, __ATOMIC_SEQ_CST);
+	if (observer != NULL)
+		observer(k, observer_arg);
 	if (__atomic_load_n(&f->fired, __ATOMIC_SEQ_CST))
 		return __atomic_load_n(&f->sticky, __ATOMIC_SEQ_CST);
 	if (__atomic_sub_fetch(&f->countdown, 1, __ATOMIC_SEQ_CST) == 0) {
@@ -45,6 +52,13 @@ int fault_hit_armed(enum fault_kind k)
 		return 1;
 	}
 	return 0;
+}
+
+void fault_observe(void (*fn)(enum fault_kind k, void *arg), void *arg)
+{
+	/* Set by a test between its operations, not while a site runs. */
+	observer_arg = arg;
+	observer = fn;
 }
 
 long fault_events(enum fault_kind k)

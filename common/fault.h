@@ -28,6 +28,9 @@ static inline int fault_hit(enum fault_kind k)
 		return 0;
 	return fault_hit_armed(k);
 }
+/* Calls fn(k, arg) at each event of an armed kind, before it is decided,
+ * so a test can look at the state at that moment (NULL: none). */
+void fault_observe(void (*fn)(enum fault_kind k, void *arg), void *arg);
 /* How many events of kind were checked since the last arm or clear, so a
  * test can walk every site one by one. */
 long fault_events(enum fault_kind k);

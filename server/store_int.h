@@ -94,6 +94,7 @@ struct store {
 	int nosync;
 	size_t map_size, max_map;
 	int failed;
+	int probing; /* a probe commit runs though failed is set (wlock) */
 	char failed_msg[256];
 	uint64_t failed_room; /* bytes free on the disk when it filled */
 	uint64_t full_since;  /* wall ms of the first probe held back */

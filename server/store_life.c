@@ -854,11 +854,16 @@ int store_retry(struct store *s, uint64_t wall_ms, struct err *e)
 	s->full_since = 0;
 	/* A failed commit left the last committed state on disk (LMDB writes
 	 * its meta page last); a probe commit tells whether the cause is
-	 * gone. */
-	pthread_mutex_lock(&s->stlock);
-	s->failed = 0;
-	pthread_mutex_unlock(&s->stlock);
+	 * gone. The store stays failed until it has: a status read while
+	 * the probe runs must not say that writes are taken. */
+	s->probing = 1;
 	rc = st_run_batch_locked(s, clock_batch, &wall_ms, e);
+	s->probing = 0;
+	if (rc == 0) {
+		pthread_mutex_lock(&s->stlock);
+		s->failed = 0;
+		pthread_mutex_unlock(&s->stlock);
+	}
 	pthread_mutex_unlock(&s->wlock);
 	return rc;
 }

@@ -239,7 +239,7 @@ static int run_batch(struct store *s, struct wtxn *wp, batch_fn fn, void *arg,
 {
 	int rc, code;
 
-	if (s->failed) {
+	if (s->failed && !s->probing) {
 		char why[512];
 		int reads_fail = store_failed_why(s, why, sizeof why);
 		return err_set(e, MSCE_EREADONLY,

@@ -238,6 +238,56 @@ static void background_commit_failures_count(void **state)
 	tu_rmrf(dir);
 }
 
+/* What the store says about itself while a probe commit runs (read by
+ * the status from another thread) is what holds at that moment: failed,
+ * until the probe has committed. */
+struct probe_watch {
+	struct store *s;
+	int seen, failed_seen;
+};
+
+static void watch_commit(enum fault_kind k, void *arg)
+{
+	struct probe_watch *pw = arg;
+	if (k != FAULT_COMMIT)
+		return;
+	pw->seen++;
+	if (store_failed(pw->s) != 0)
+		pw->failed_seen++;
+}
+
+static void a_running_probe_leaves_the_store_failed(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store *s = open_node(dir, 1);
+	struct probe_watch pw = {s, 0, 0};
+	struct err e;
+
+	assert_int_equal(su_put(s, "t", "a", "v", "acked", T0, NULL), 0);
+	fault_arm(FAULT_COMMIT, 1, 1);
+	assert_int_not_equal(su_put(s, "t", "b", "v", "lost", T0, NULL), 0);
+	fault_observe(watch_commit, &pw);
+	/* A probe that fails: failed before its commit, and after. */
+	assert_int_equal(store_retry(s, T0, &e), MSCE_EIO);
+	assert_int_equal(pw.seen, 1);
+	assert_int_equal(pw.failed_seen, 1);
+	assert_int_not_equal(store_failed(s), 0);
+	/* A probe that succeeds: still failed until it has committed. */
+	fault_arm(FAULT_COMMIT, 1000, 0);
+	assert_int_equal(store_retry(s, T0, &e), 0);
+	assert_int_equal(pw.seen, 2);
+	assert_int_equal(pw.failed_seen, 2);
+	assert_int_equal(store_failed(s), 0);
+	fault_observe(NULL, NULL);
+	fault_clear(FAULT_COMMIT);
+	assert_int_equal(su_put(s, "t", "c", "v", "after", T0, NULL), 0);
+	assert_string_equal(su_get(s, "t", "a", "v"), "acked");
+	assert_null(su_get(s, "t", "b", "v"));
+	store_close(s);
+	tu_rmrf(dir);
+}
+
 /* After a failed meta page write LMDB refuses reads too until the store is
  * reopened, and a snapshot being sent holds the reopen off: meanwhile the
  * status (store_failed_why, and the refusal of a write) says reads fail
@@ -423,6 +473,7 @@ int main(void)
 		cmocka_unit_test(alloc_failure_at_each_site),
 		cmocka_unit_test(background_commit_failures_count),
 		cmocka_unit_test(failed_meta_write_while_a_snapshot_reads),
+		cmocka_unit_test(a_running_probe_leaves_the_store_failed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
