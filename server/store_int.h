@@ -99,6 +99,10 @@ struct store {
 	uint64_t failed_room; /* bytes free on the disk when it filled */
 	uint64_t full_since;  /* wall ms of the first probe held back */
 	uint64_t commit_failures; /* store_commit_failures */
+	/* Bytes of pages in use when the environment was last closed for a
+	 * reopen: store_size's answer while a failed reopen leaves it
+	 * closed (nothing commits meanwhile). */
+	uint64_t size_at_close;
 	/* Why the last reopen after LMDB's fatal error failed ("": none). */
 	char reopen_msg[256];
 	/* Committed state, published after each commit. */

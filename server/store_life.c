@@ -144,7 +144,9 @@ static int load_state(struct store *s, MDB_txn *txn, const char *cluster,
 			mdb_cursor_close(cur);
 			return err_set(e, MSCE_ECORRUPT, "bad vector entry");
 		}
-		p = realloc(s->vvs, (s->nvv + 1) * sizeof *p);
+		p = fault_hit(FAULT_ALLOC)
+			? NULL
+			: realloc(s->vvs, (s->nvv + 1) * sizeof *p);
 		if (p == NULL) {
 			mdb_cursor_close(cur);
 			return err_set(e, MSCE_ENOMEM, "read version vector");
@@ -304,6 +306,18 @@ static int dbis_open(struct store *s, MDB_txn *txn, unsigned flags,
 	return 0;
 }
 
+/* Bytes of the pages in use (free pages in the file count: LMDB reuses
+ * them), 0 if LMDB cannot say. */
+static uint64_t env_bytes_used(MDB_env *env)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+
+	if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0)
+		return 0;
+	return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
 static int env_reopen(struct store *s, struct err *e)
 {
 	struct hlc clock;
@@ -315,6 +329,8 @@ static int env_reopen(struct store *s, struct err *e)
 		return err_set(e, MSCE_EBUSY,
 			       "cannot reopen it while a snapshot being sent "
 			       "or a backup reads it");
+	if (s->env != NULL) /* else closed by a reopen that failed */
+		s->size_at_close = env_bytes_used(s->env);
 	mdb_env_close(s->env);
 	s->env = NULL;
 	if ((rc = env_open(s, e)))
@@ -324,17 +340,38 @@ static int env_reopen(struct store *s, struct err *e)
 		goto out;
 	}
 	/* The disk holds the last commit that reached it, which may be the
-	 * one reported failed: the state is read again, the clock kept. */
+	 * one reported failed: the state is read again, the clock kept. If
+	 * it cannot be, the state known before stays (the status shows it,
+	 * and nothing commits until a reopen succeeds). */
 	pthread_mutex_lock(&s->stlock);
 	clock = s->clock;
-	free(s->vvs);
+	struct vv_entry *vvs = s->vvs;
+	size_t nvv = s->nvv;
+	uint64_t hw = s->hw, born = s->born;
+	uint32_t writer = s->writer;
+	int restored = s->restored;
+	uint8_t digest[32];
+	memcpy(digest, s->digest, 32);
 	s->vvs = NULL;
 	s->nvv = 0;
 	rc = dbis_open(s, txn, 0, e);
 	if (rc == 0)
 		rc = load_state(s, txn, s->cluster, e);
-	if (clock.last > s->clock.last)
+	if (rc != 0) {
+		free(s->vvs);
+		s->vvs = vvs;
+		s->nvv = nvv;
+		s->hw = hw;
+		s->born = born;
+		s->writer = writer;
+		s->restored = restored;
+		memcpy(s->digest, digest, 32);
 		s->clock = clock;
+	} else {
+		free(vvs);
+		if (clock.last > s->clock.last)
+			s->clock = clock;
+	}
 	pthread_mutex_unlock(&s->stlock);
 	if (rc != 0)
 		mdb_txn_abort(txn);
@@ -804,14 +841,10 @@ fail:
 
 uint64_t store_size(struct store *s)
 {
-	MDB_envinfo info;
-	MDB_stat st;
-	uint64_t n = 0;
+	uint64_t n;
 
 	pthread_rwlock_rdlock(&s->maplock); /* not reopened meanwhile */
-	if (s->env != NULL && mdb_env_info(s->env, &info) == 0 &&
-	    mdb_env_stat(s->env, &st) == 0)
-		n = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	n = s->env != NULL ? env_bytes_used(s->env) : s->size_at_close;
 	pthread_rwlock_unlock(&s->maplock);
 	return n;
 }

@@ -23,13 +23,16 @@
  * pages of a data.mdb fail with EIO. LMDB then refuses every transaction,
  * reads included (MDB_PANIC), until its environment is reopened. */
 static int meta_fails;
+/* While set, reads of those pages fail too: a reopen cannot read the
+ * meta pages, and the environment stays closed. */
+static int meta_reads_fail;
 
-static int is_meta_write(int fd, off_t off)
+static int is_meta_page(int fd, off_t off)
 {
 	char link[64], path[512];
 	ssize_t n;
 
-	if (!meta_fails || off >= 2 * sysconf(_SC_PAGESIZE))
+	if (off >= 2 * sysconf(_SC_PAGESIZE))
 		return 0;
 	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
 	n = readlink(link, path, sizeof path - 1);
@@ -42,7 +45,7 @@ static int is_meta_write(int fd, off_t off)
 ssize_t pwrite(int fd, const void *buf, size_t count, off_t off)
 {
 	static ssize_t (*real)(int, const void *, size_t, off_t);
-	if (is_meta_write(fd, off)) {
+	if (meta_fails && is_meta_page(fd, off)) {
 		errno = EIO;
 		return -1;
 	}
@@ -54,6 +57,23 @@ ssize_t pwrite(int fd, const void *buf, size_t count, off_t off)
 ssize_t pwrite64(int fd, const void *buf, size_t count, off_t off)
 {
 	return pwrite(fd, buf, count, off);
+}
+
+ssize_t pread(int fd, void *buf, size_t count, off_t off)
+{
+	static ssize_t (*real)(int, void *, size_t, off_t);
+	if (meta_reads_fail && is_meta_page(fd, off)) {
+		errno = EIO;
+		return -1;
+	}
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "pread");
+	return real(fd, buf, count, off);
+}
+
+ssize_t pread64(int fd, void *buf, size_t count, off_t off)
+{
+	return pread(fd, buf, count, off);
 }
 
 static struct store *open_node(const char *dir, uint32_t id)
@@ -234,6 +254,65 @@ static void background_commit_failures_count(void **state)
 	assert_int_equal(store_gc_tombstones(s, &upto, 1, &dropped, &e), 0);
 	assert_int_equal(store_log_truncate(s, 1, 5, &e), 0);
 	assert_int_equal(store_commit_failures(s), 3);
+	store_close(s);
+	tu_rmrf(dir);
+}
+
+/* A reopen that cannot read the disk, or cannot load what it read,
+ * leaves the environment closed: the status goes on saying what the
+ * store holds (its size, its vector, its digest), which nothing can
+ * change meanwhile, and why reads fail; once a probe reopens it, all is
+ * as before. */
+static void a_failed_reopen_keeps_the_status_true(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	struct store *s = open_node(dir, 1);
+	struct store_written out;
+	char why[512];
+	struct err e;
+
+	for (int i = 0; i < 50; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "k%d", i);
+		assert_int_equal(su_put(s, "t", k, "v", "acked", T0, NULL), 0);
+	}
+	uint64_t size = store_size(s);
+	struct vv_entry vv = store_vv_get(s, 1);
+	assert_true(size > 0);
+	assert_int_equal(vv.seq, 50);
+	meta_fails = 1;
+	meta_reads_fail = 1;
+	struct store_field_in f = {"v", 1, (const uint8_t *)"lost", 4, 0, {0, 0}};
+	struct store_write w = {STORE_PUT, "t", 1, "k0", 2, &f, 1, 0};
+	assert_int_equal(store_write(s, &w, 1, T0, &out, &e), MSCE_EIO);
+	assert_int_equal(store_failed_why(s, why, sizeof why), 1);
+	assert_non_null(strstr(why, "reads fail until the store is reopened"));
+	assert_int_equal(store_size(s), size);
+	assert_int_equal(store_vv_get(s, 1).seq, vv.seq);
+	/* A probe while the disk still fails: closed still, same answers. */
+	assert_int_not_equal(store_retry(s, T0, &e), 0);
+	assert_int_equal(store_size(s), size);
+	assert_int_equal(store_failed_why(s, why, sizeof why), 1);
+	/* A reopen that reads the disk but cannot load the state (its
+	 * vector's allocation fails) keeps what was known. */
+	meta_fails = 0;
+	meta_reads_fail = 0;
+	uint8_t d1[32], d2[32];
+	store_digest(s, d1);
+	fault_arm(FAULT_ALLOC, 1, 1);
+	assert_int_equal(store_retry(s, T0, &e), MSCE_ENOMEM);
+	fault_clear(FAULT_ALLOC);
+	assert_int_equal(store_vv_get(s, 1).seq, vv.seq);
+	store_digest(s, d2);
+	assert_memory_equal(d1, d2, 32);
+	assert_int_equal(store_size(s), size);
+	assert_int_equal(store_failed_why(s, why, sizeof why), 1);
+	assert_int_equal(store_retry(s, T0, &e), 0);
+	assert_int_equal(store_failed(s), 0);
+	assert_true(store_size(s) >= size);
+	assert_string_equal(su_get(s, "t", "k0", "v"), "acked");
+	assert_int_equal(store_vv_get(s, 1).seq, vv.seq);
 	store_close(s);
 	tu_rmrf(dir);
 }
@@ -474,6 +553,7 @@ int main(void)
 		cmocka_unit_test(background_commit_failures_count),
 		cmocka_unit_test(failed_meta_write_while_a_snapshot_reads),
 		cmocka_unit_test(a_running_probe_leaves_the_store_failed),
+		cmocka_unit_test(a_failed_reopen_keeps_the_status_true),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
