@@ -16,6 +16,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../meta_page.h"
+
 static int flag_set(const char *var)
 {
 	const char *flag = getenv(var);
@@ -30,19 +32,7 @@ static int failing(void)
 /* A write to one of data.mdb's meta pages while $MSCE_FAILMETA exists. */
 static int meta_fails(int fd, off_t off)
 {
-	char link[64], path[512];
-	ssize_t n;
-	size_t len;
-
-	if (off >= 2 * 4096 || !flag_set("MSCE_FAILMETA"))
-		return 0;
-	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-	n = readlink(link, path, sizeof path - 1);
-	if (n < 0)
-		return 0;
-	path[n] = '\0';
-	len = (size_t)n;
-	return len >= 9 && strcmp(path + len - 9, "/data.mdb") == 0;
+	return is_lmdb_meta_page(fd, off) && flag_set("MSCE_FAILMETA");
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t count, off_t off)

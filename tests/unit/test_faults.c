@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "../meta_page.h"
 #include "fault.h"
 #include "storeutil.h"
 
@@ -27,25 +28,10 @@ static int meta_fails;
  * meta pages, and the environment stays closed. */
 static int meta_reads_fail;
 
-static int is_meta_page(int fd, off_t off)
-{
-	char link[64], path[512];
-	ssize_t n;
-
-	if (off >= 2 * sysconf(_SC_PAGESIZE))
-		return 0;
-	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-	n = readlink(link, path, sizeof path - 1);
-	if (n < 9)
-		return 0;
-	path[n] = '\0';
-	return strcmp(path + n - 9, "/data.mdb") == 0;
-}
-
 ssize_t pwrite(int fd, const void *buf, size_t count, off_t off)
 {
 	static ssize_t (*real)(int, const void *, size_t, off_t);
-	if (meta_fails && is_meta_page(fd, off)) {
+	if (meta_fails && is_lmdb_meta_page(fd, off)) {
 		errno = EIO;
 		return -1;
 	}
@@ -62,7 +48,7 @@ ssize_t pwrite64(int fd, const void *buf, size_t count, off_t off)
 ssize_t pread(int fd, void *buf, size_t count, off_t off)
 {
 	static ssize_t (*real)(int, void *, size_t, off_t);
-	if (meta_reads_fail && is_meta_page(fd, off)) {
+	if (meta_reads_fail && is_lmdb_meta_page(fd, off)) {
 		errno = EIO;
 		return -1;
 	}
