@@ -620,13 +620,20 @@ class Cluster:
             self.start(x, wait=False)
         for x in nodes:
             self.wait_ready(x)
-        for x in nodes:
-            wait_until(lambda: self.status(x).get("writer"), 30,
-                       "%s to write" % x.name)
+        self.wait_writing(*nodes)
         for x in nodes:
             self.write_config(x, **settings.get(x.id, {}))
             self.restart(x)
         return self
+
+    def wait_writing(self, *nodes, timeout=30):
+        """Until each node (default all) takes writes. A new store takes
+        them once every center its config lists has greeted it, or once it
+        has caught up with one that writes: a test that cuts links right
+        after the start could leave a center that never does."""
+        for x in nodes or self.nodes:
+            wait_until(lambda: self.status(x).get("writer"), timeout,
+                       "%s to write" % x.name)
 
     def start_all(self):
         for node in self.nodes:

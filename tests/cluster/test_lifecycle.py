@@ -56,6 +56,7 @@ class LifecycleTest(ClusterTestCase):
         nodes = nodes or c.nodes
         for x in nodes:
             c.wait_connected(x, [y.id for y in nodes if y is not x])
+        c.wait_writing(*nodes)  # greeted by all: before any cut
 
     def write(self, c, node, *args):
         """A put or del through the CLI, not checked: (rc, out, err)."""

@@ -24,6 +24,7 @@ class PartitionTest(ClusterTestCase):
     def test_split_brain_heals_with_conflicts(self):
         c = self.make_cluster(4, proxy=True)
         n1, n2, n3, n4 = c.nodes
+        c.wait_writing()  # else a side could hold a center that never writes
         c.put(n1, "t", "before", {"v": "0"})
         for s in c.wait_converged().values():
             self.assertEqual(s["conflicts"], 0)
@@ -157,6 +158,7 @@ class PartitionTest(ClusterTestCase):
         # n1-n3 is cut but n2 sees both: changes still reach n3 (relay).
         c = self.make_cluster(3, proxy=True)
         n1, n2, n3 = c.nodes
+        c.wait_writing()
         c.cut_link(n1, n3)
         c.wait_connected(n1, [3], connected=False)
         for i in range(10):
@@ -170,6 +172,7 @@ class PartitionTest(ClusterTestCase):
         # Links cut and restored over and over while writes go on.
         c = self.make_cluster(3, proxy=True)
         n1, n2, n3 = c.nodes
+        c.wait_writing()
         for round_ in range(6):
             a, b = self.rng.sample(c.nodes, 2)
             c.cut_link(a, b)
